@@ -1,0 +1,46 @@
+// The manifest as the engine sees it after validation: every size in bytes, every default filled.
+// The YAML form is documented in docs/manifest.md; src/manifest/load.ts turns one into the other.
+
+import type { Filesystem } from '../kernel/port.ts';
+
+export type DesiredDeviceState = 'created' | 'activated' | 'mounted';
+
+/** Where a pool's data or metadata lives: a sparse file in the state dir, or a block device. */
+export type Backing =
+  | { kind: 'file'; file: string; sizeBytes: number } // file: relative to the state dir
+  | { kind: 'device'; device: string }; // absolute /dev path
+
+export interface PoolSpec {
+  name: string;
+  data: Backing;
+  metadata: Backing;
+  blockSizeBytes: number; // multiple of 64 KiB, 64 KiB..1 GiB
+  baseSizeBytes: number; // virtual size of the base device and so of every snapshot
+  filesystem: Filesystem;
+  /** Refuse new snapshots when free data or metadata space falls below this fraction (0..1). */
+  minFreeFraction: number;
+}
+
+export interface LayerSpec {
+  name: string;
+  parent: string | null; // null: a snapshot of the base device
+  source?: string; // content source (a later capability); resolved relative to the manifest
+}
+
+export interface DeviceSpec {
+  name: string;
+  layer: string;
+  state: DesiredDeviceState;
+  mountpoint: string | null; // absolute; required when state is 'mounted'
+  sizeBytes: number | null; // null: the pool's base size
+}
+
+export interface Manifest {
+  /** Absolute path of the file it came from ('' when built in memory). */
+  file: string;
+  version: 1;
+  pool: PoolSpec;
+  /** Topologically ordered: every parent before its children. */
+  layers: LayerSpec[];
+  devices: DeviceSpec[];
+}
