@@ -1,0 +1,30 @@
+// What the engine saw of the system in one read: plain data, so the planner stays pure and tests
+// can build observations in memory.
+
+import type { DmInfo, LoopDevice, MountEntry } from '../kernel/port.ts';
+import type { PoolStatus } from '../kernel/status-lines.ts';
+
+export interface BackingObservation {
+  /** The resolved path (a file in the state dir, or the block device). */
+  path: string;
+  kind: 'file' | 'device';
+  exists: boolean;
+  sizeBytes: number;
+  /** Loop device the file is attached to (files only). */
+  loop: LoopDevice | null;
+  /** Major:minor the pool table names (the loop device for files, the device itself otherwise). */
+  majorMinor: string | null;
+}
+
+export interface Observation {
+  backend: 'sim' | 'kernel';
+  data: BackingObservation | null;
+  metadata: BackingObservation | null;
+  /** First 4 KiB of the metadata device are zero: a blank pool, safe to format. */
+  metadataBlank: boolean;
+  pool: { info: DmInfo; status: PoolStatus } | null;
+  /** Owned device-mapper devices by dm name (the pool included). */
+  devices: Record<string, DmInfo>;
+  /** Mounts of owned devices, by mountpoint. */
+  mounts: Record<string, MountEntry>;
+}
