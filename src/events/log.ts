@@ -1,0 +1,353 @@
+// The event log: the append-only source of truth, `events.ndjson` in the state dir.
+//
+// Appends are O(1) whatever the log's size: the file stays open in append mode, each batch is one
+// write and one fdatasync, and the log remembers where its last complete line ends instead of
+// re-reading. Only the holder of the state dir's lock may append (src/events/lock.ts); readers
+// (`status`, `events --follow`) need no lock. Before each append the log checks the file's size, so
+// a batch appended by another process that held the lock in between is picked up, not overwritten
+// with duplicate seqs.
+
+import { constants as fsc } from 'node:fs';
+import { lstat, open, type FileHandle } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { StateError } from '../errors/index.ts';
+import { encodeEvents, parseEventLine, scanLines, stampEvent, type ScanPosition, type TornTail } from './log-format.ts';
+import type { StateDir } from './state-dir.ts';
+import type { ThinlayerEvent, ThinlayerEventBody } from './types.ts';
+
+export type { TornTail } from './log-format.ts';
+
+export const EVENT_LOG_FILE = 'events.ndjson';
+
+export interface EventLogOptions {
+  /** The clock that stamps `at` (tests pin it). */
+  now?: () => Date;
+}
+
+export interface FollowOptions {
+  signal?: AbortSignal;
+  /** How often to look for new events (default 200 ms). */
+  pollMs?: number;
+}
+
+const START: ScanPosition = { offset: 0, line: 1, seq: 0 };
+const NEWLINE = 0x0a;
+
+export class EventLog {
+  readonly file: string;
+  readonly #handle: FileHandle;
+  readonly #now: () => Date;
+  /** Just after the last complete event known to be in the file. */
+  #end: ScanPosition;
+  /** Bytes after #end that are not a complete event: a torn tail when no one is appending. */
+  #tail: TornTail | null;
+  /** Serialises this instance's operations, so a read never sees half of its own append. */
+  #queue: Promise<unknown> = Promise.resolve();
+  #closed = false;
+  /** Set when a failed append may have left the file in a state this instance cannot vouch for. */
+  #broken: Error | null = null;
+
+  private constructor(file: string, handle: FileHandle, end: ScanPosition, tail: TornTail | null, now: () => Date) {
+    this.file = file;
+    this.#handle = handle;
+    this.#end = end;
+    this.#tail = tail;
+    this.#now = now;
+  }
+
+  static async open(stateDir: StateDir, opts: EventLogOptions = {}): Promise<EventLog> {
+    const file = stateDir.path(EVENT_LOG_FILE);
+    const existed = await lstat(file).then(
+      () => true,
+      () => false,
+    );
+    const handle = await open(file, fsc.O_RDWR | fsc.O_APPEND | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o600);
+    try {
+      const st = await handle.stat();
+      if (!st.isFile()) throw new StateError(`event log ${file} is not a regular file`, 'E_LOG_CORRUPT');
+      // A new log's directory entry must survive a crash as surely as its first batch.
+      if (!existed) await fsyncDir(stateDir.root);
+      const { end, tail } = await locateEnd(handle, st.size, file);
+      return new EventLog(file, handle, end, tail, opts.now ?? (() => new Date()));
+    } catch (e) {
+      await handle.close();
+      throw e;
+    }
+  }
+
+  /** The seq of the last complete event (0 for an empty log). */
+  get lastSeq(): number {
+    return this.#end.seq;
+  }
+
+  /**
+   * Appends a batch: seqs lastSeq+1.., one `at` for the batch, one write, one fdatasync. The batch
+   * is durable when the promise resolves. Refuses (StateError E_LOG_TORN) while the file ends in a
+   * torn line: repairTornTail() first, and record what it removed.
+   */
+  append(bodies: ThinlayerEventBody[]): Promise<ThinlayerEvent[]> {
+    return this.#serialised(async () => {
+      if (this.#broken) {
+        throw new StateError(`event log ${this.file} is unusable after a failed append: ${this.#broken.message}`, 'E_LOG_WRITE');
+      }
+      if (bodies.length === 0) return [];
+      await this.#catchUp();
+      if (this.#tail) {
+        throw new StateError(
+          `event log ${this.file} ends in a torn line (${this.#tail.bytes} bytes at offset ${this.#tail.offset}); it must be repaired before appending`,
+          'E_LOG_TORN',
+        );
+      }
+      const at = this.#now().toISOString();
+      const events = bodies.map((body, i) => stampEvent(body, this.#end.seq + 1 + i, at));
+      const bytes = encodeEvents(events);
+      try {
+        await writeAll(this.#handle, bytes);
+        await this.#handle.datasync();
+      } catch (e) {
+        await this.#rollBack(e as Error);
+        throw new StateError(`could not append to event log ${this.file}: ${(e as Error).message}`, 'E_LOG_WRITE');
+      }
+      this.#end = {
+        offset: this.#end.offset + bytes.length,
+        line: this.#end.line === null ? null : this.#end.line + events.length,
+        seq: events[events.length - 1].seq,
+      };
+      return events;
+    });
+  }
+
+  /** Every complete event, and the torn tail if the file ends in one. Checks the whole file. */
+  readAll(): Promise<{ events: ThinlayerEvent[]; tornTail: TornTail | null }> {
+    return this.#serialised(async () => {
+      const { events, tail } = await this.#scanFromStart(0);
+      return { events, tornTail: tail };
+    });
+  }
+
+  /** The events with seq > `seq` (what a snapshot at `seq` has not seen yet). */
+  readFrom(seq: number): Promise<ThinlayerEvent[]> {
+    return this.#serialised(async () => (await this.#scanFromStart(seq)).events);
+  }
+
+  /**
+   * Truncates a torn last line (one without its newline, or one that is not an event) and returns
+   * what it removed, so the caller can record a `recovery.note`; null when the log is whole. Only
+   * the holder of the lock may call it: another process's append in flight looks torn too.
+   */
+  repairTornTail(): Promise<TornTail | null> {
+    return this.#serialised(async () => {
+      if (this.#broken) {
+        throw new StateError(`event log ${this.file} is unusable after a failed append: ${this.#broken.message}`, 'E_LOG_WRITE');
+      }
+      await this.#catchUp();
+      const torn = this.#tail;
+      if (torn === null) return null;
+      await this.#handle.truncate(torn.offset);
+      await this.#handle.datasync();
+      this.#tail = null;
+      return torn;
+    });
+  }
+
+  /**
+   * Yields the events with seq > `fromSeq`, then every event appended later (by any process) until
+   * the signal aborts. Polls the file's size; reads through its own file handle, so it outlives close().
+   */
+  async *follow(fromSeq: number, opts: FollowOptions = {}): AsyncIterable<ThinlayerEvent> {
+    const pollMs = opts.pollMs ?? 200;
+    const { signal } = opts;
+    const reader = await open(this.file, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+    try {
+      let position = START;
+      while (!signal?.aborted) {
+        const { size } = await reader.stat();
+        if (size < position.offset) {
+          throw new StateError(`event log ${this.file} shrank below byte ${position.offset} while being followed; it was replaced`, 'E_LOG_REPLACED');
+        }
+        if (size > position.offset) {
+          const bytes = await readRange(reader, position.offset, size - position.offset);
+          // An unterminated tail is an append still arriving (or a torn line awaiting repair): it is
+          // left for the next look, which reads again from the end of the last complete event.
+          const { events, end } = scanLines(bytes, position, this.file, fromSeq);
+          position = end;
+          for (const event of events) {
+            if (signal?.aborted) return;
+            yield event;
+          }
+        }
+        try {
+          await sleep(pollMs, undefined, { signal });
+        } catch {
+          return; // aborted
+        }
+      }
+    } finally {
+      await reader.close();
+    }
+  }
+
+  /** Closes the file once pending operations finish. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#queue.catch(() => undefined);
+    await this.#handle.close();
+  }
+
+  #serialised<T>(op: () => Promise<T>): Promise<T> {
+    const run = async () => {
+      if (this.#closed) throw new StateError(`event log ${this.file} is closed`, 'E_LOG_CLOSED');
+      return op();
+    };
+    const result = this.#queue.then(run, run);
+    this.#queue = result.catch(() => undefined);
+    return result;
+  }
+
+  /** Takes in whatever follows #end: another lock holder's appends, or a torn tail. */
+  async #catchUp(): Promise<void> {
+    const { size } = await this.#handle.stat();
+    if (size < this.#end.offset) {
+      throw new StateError(
+        `event log ${this.file} shrank from ${this.#end.offset} to ${size} bytes beneath this process; it was truncated or replaced`,
+        'E_LOG_REPLACED',
+      );
+    }
+    if (size === this.#end.offset) {
+      this.#tail = null;
+      return;
+    }
+    const bytes = await readRange(this.#handle, this.#end.offset, size - this.#end.offset);
+    let scanned;
+    try {
+      scanned = scanLines(bytes, this.#end, this.file, this.#end.seq);
+    } catch (e) {
+      // Rescan from the start so the error names the line, which a scan from the middle cannot know.
+      if (this.#end.line === null) await this.#scanFromStart(0);
+      throw e;
+    }
+    this.#end = scanned.end;
+    this.#tail = scanned.tail;
+  }
+
+  async #scanFromStart(skipThroughSeq: number) {
+    const { size } = await this.#handle.stat();
+    const bytes = await readRange(this.#handle, 0, size);
+    const scanned = scanLines(bytes, START, this.file, skipThroughSeq);
+    this.#end = scanned.end;
+    this.#tail = scanned.tail;
+    return scanned;
+  }
+
+  /** After a failed write, cut the file back to its last complete event so it stays appendable. */
+  async #rollBack(cause: Error): Promise<void> {
+    try {
+      await this.#handle.truncate(this.#end.offset);
+      await this.#handle.datasync();
+    } catch {
+      this.#broken = cause;
+    }
+  }
+}
+
+/**
+ * Finds the end of the last complete event by reading back from the end of the file, so opening a
+ * long log does not read all of it. Only the last line may be torn; a bad line before it means
+ * corruption, and a full scan then names its line.
+ */
+async function locateEnd(handle: FileHandle, size: number, file: string): Promise<{ end: ScanPosition; tail: TornTail | null }> {
+  if (size === 0) return { end: START, tail: null };
+  for (let window = 64 * 1024; ; window *= 4) {
+    const start = Math.max(0, size - window);
+    const found = classifyEnd(await readRange(handle, start, size - start), start);
+    if (found === 'need-more') continue; // a line reaches back beyond the window
+    if (found === 'corrupt') {
+      scanLines(await readRange(handle, 0, size), START, file); // throws, naming the line
+      throw new StateError(`event log ${file} is corrupt before its last line`, 'E_LOG_CORRUPT');
+    }
+    return found;
+  }
+}
+
+/** Decides the end of the log from its last bytes (`bytes` start at file offset `start`). */
+function classifyEnd(bytes: Buffer, start: number): { end: ScanPosition; tail: TornTail | null } | 'need-more' | 'corrupt' {
+  const atFileStart = start === 0;
+  const lastNewline = bytes.lastIndexOf(NEWLINE);
+  if (lastNewline === -1 && !atFileStart) return 'need-more';
+  // The last two complete lines decide: the last may be torn, the one before it may not.
+  const lines = lastCompleteLines(bytes, start, 2);
+  let tail: TornTail | null = null;
+  let candidates = lines;
+  if (lastNewline < bytes.length - 1) {
+    tail = tornTail(bytes, start, start + lastNewline + 1); // unterminated
+  } else if (lines.length > 0 && parseEventLine(lines[lines.length - 1].text) === null) {
+    tail = tornTail(bytes, start, lines[lines.length - 1].offset); // a last line of garbage
+    candidates = lines.slice(0, -1);
+  }
+  const last = candidates[candidates.length - 1];
+  if (last === undefined) return atFileStart ? { end: START, tail } : 'need-more';
+  const event = parseEventLine(last.text);
+  if (event === null) return 'corrupt';
+  // The line number is known only when the window reaches the start; a later rescan finds it if needed.
+  const line = atFileStart ? countNewlines(bytes, last.endOffset) + 1 : null;
+  return { end: { offset: last.endOffset, line, seq: event.seq }, tail };
+}
+
+interface RawLine {
+  offset: number;
+  endOffset: number; // just after its newline
+  text: string;
+}
+
+/** Up to `max` newline-terminated lines at the end of `bytes` whose beginning the window shows, in file order. */
+function lastCompleteLines(bytes: Buffer, start: number, max: number): RawLine[] {
+  const lines: RawLine[] = [];
+  let nl = bytes.lastIndexOf(NEWLINE);
+  while (nl !== -1 && lines.length < max) {
+    const prev = nl === 0 ? -1 : bytes.lastIndexOf(NEWLINE, nl - 1);
+    if (prev === -1 && start > 0) break; // this line begins before the window
+    lines.unshift({ offset: start + prev + 1, endOffset: start + nl + 1, text: bytes.toString('utf8', prev + 1, nl) });
+    nl = prev;
+  }
+  return lines;
+}
+
+function countNewlines(bytes: Buffer, end: number): number {
+  let count = 0;
+  for (let i = bytes.indexOf(NEWLINE); i !== -1 && i < end; i = bytes.indexOf(NEWLINE, i + 1)) count += 1;
+  return count;
+}
+
+function tornTail(bytes: Buffer, start: number, offset: number): TornTail {
+  return { offset, bytes: start + bytes.length - offset, text: bytes.toString('utf8', offset - start) };
+}
+
+async function readRange(handle: FileHandle, offset: number, length: number): Promise<Buffer> {
+  const buf = Buffer.alloc(length);
+  let filled = 0;
+  while (filled < length) {
+    const { bytesRead } = await handle.read(buf, filled, length - filled, offset + filled);
+    if (bytesRead === 0) break; // the file is shorter than it was a moment ago
+    filled += bytesRead;
+  }
+  return filled === length ? buf : buf.subarray(0, filled);
+}
+
+async function writeAll(handle: FileHandle, bytes: Buffer): Promise<void> {
+  let written = 0;
+  while (written < bytes.length) {
+    // O_APPEND: every write lands at the current end, so a short write simply continues there.
+    const { bytesWritten } = await handle.write(bytes, written, bytes.length - written);
+    written += bytesWritten;
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const handle = await open(dir, fsc.O_RDONLY | fsc.O_DIRECTORY);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,34 @@
+// Rebuilds the projected state: the snapshot (when still usable) plus the events after it, folded
+// in order. It does not save a new snapshot; the caller does, when it likes.
+
+import type { EventLog } from './log.ts';
+import type { SnapshotStore } from './snapshot.ts';
+import type { ThinlayerEvent } from './types.ts';
+
+export interface Replayed<S> {
+  state: S;
+  seq: number; // the last event folded in (0 for an empty log)
+  replayed: number; // events folded by this call
+  fromSnapshot: boolean;
+}
+
+export async function replay<S>(
+  log: EventLog,
+  store: SnapshotStore<S>,
+  fold: (state: S, e: ThinlayerEvent) => S,
+  initial: () => S,
+  schema: number,
+): Promise<Replayed<S>> {
+  const snapshot = await store.load();
+  // A snapshot of another schema was folded by other code; one beyond the log's end belongs to a
+  // log that has since been replaced. Either way only a full replay is trustworthy.
+  const usable = snapshot !== null && snapshot.schema === schema && snapshot.seq <= log.lastSeq;
+  let state = usable ? snapshot.state : initial();
+  let seq = usable ? snapshot.seq : 0;
+  const events = await log.readFrom(seq);
+  for (const event of events) {
+    state = fold(state, event);
+    seq = event.seq;
+  }
+  return { state, seq, replayed: events.length, fromSnapshot: usable };
+}

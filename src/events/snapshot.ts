@@ -1,0 +1,62 @@
+// The snapshot: the projected state as of one seq of the event log, so a run folds only the events
+// after it instead of the whole log. It is a cache, never a source of truth: a missing, unreadable
+// or malformed snapshot loads as null and the state is rebuilt by replaying the log.
+//
+// Staleness is the consumer's call (see replay.ts): a snapshot is unusable when its schema number is
+// not the one the current code folds with (the shape of the state changed), or when its seq is
+// beyond the log's last seq (the log was replaced). A seq behind the log is fine: the events after
+// it are folded on top.
+//
+// lowdb writes the whole file through a temporary file and a rename, without fsync: after a crash
+// the snapshot may be the previous one or missing, both of which replay handles. Built from Low and
+// JSONFile directly: the lowdb presets switch to memory when NODE_ENV is 'test'.
+
+import { Low } from 'lowdb';
+import { JSONFile } from 'lowdb/node';
+import type { StateDir } from './state-dir.ts';
+
+export const SNAPSHOT_FILE = 'snapshot.json';
+
+export interface Snapshot<S> {
+  seq: number; // the last event folded into `state`
+  state: S; // must survive JSON: plain objects, arrays, strings, numbers, booleans, null
+  schema: number; // the state's shape version; bump it when the fold or the state changes shape
+}
+
+interface SnapshotDocument<S> extends Snapshot<S> {
+  savedAt: string;
+}
+
+export class SnapshotStore<S> {
+  readonly file: string;
+  readonly #db: Low<SnapshotDocument<S> | null>;
+
+  private constructor(file: string) {
+    this.file = file;
+    this.#db = new Low<SnapshotDocument<S> | null>(new JSONFile<SnapshotDocument<S> | null>(file), null);
+  }
+
+  static async open<S>(stateDir: StateDir, file = SNAPSHOT_FILE): Promise<SnapshotStore<S>> {
+    return new SnapshotStore<S>(stateDir.path(file));
+  }
+
+  /** The saved snapshot, or null when there is none or it cannot be used. Never throws for a bad file. */
+  async load(): Promise<Snapshot<S> | null> {
+    this.#db.data = null; // read() keeps the old data when the file has gone
+    try {
+      await this.#db.read();
+    } catch {
+      return null; // unreadable or not JSON
+    }
+    const doc: unknown = this.#db.data;
+    if (typeof doc !== 'object' || doc === null) return null;
+    const { seq, state, schema } = doc as Record<string, unknown>;
+    if (!Number.isSafeInteger(seq) || (seq as number) < 0 || !Number.isSafeInteger(schema) || state === undefined) return null;
+    return { seq: seq as number, state: state as S, schema: schema as number };
+  }
+
+  async save(seq: number, state: S, schema: number): Promise<void> {
+    this.#db.data = { seq, schema, savedAt: new Date().toISOString(), state };
+    await this.#db.write();
+  }
+}
