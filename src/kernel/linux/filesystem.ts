@@ -1,0 +1,85 @@
+// Filesystems on thin devices: mkfs and grow as child processes (the only ones on the normal path),
+// mount, unmount and sync through the syscalls.
+
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import { ERRNO, KernelError } from '../../errors/index.ts';
+import type { Filesystem, MountEntry } from '../port.ts';
+import { MNT_DETACH, MS_RDONLY, O_DIRECTORY, O_RDONLY, mount as mountSyscall, syncAll, syncfs, umount2, withFd } from './libc.ts';
+import { parseMountinfo } from './mountinfo.ts';
+
+/**
+ * A tool failure has no errno: a missing tool is ENOENT, a missing device is the stat's errno,
+ * and a tool that ran and failed is EIO with its stderr as the detail.
+ */
+function runTool(operation: string, device: string, tool: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile(tool, args, { encoding: 'utf8', maxBuffer: 4 << 20 }, (error, _stdout, stderr) => {
+      if (!error) return resolve();
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return reject(new KernelError(operation, device, ERRNO.ENOENT, `${tool} not found`));
+      const why = stderr.trim().split('\n').slice(-3).join(' | ') || error.message;
+      reject(new KernelError(operation, device, ERRNO.EIO, `${tool} exited with ${error.code ?? error.signal}: ${why}`));
+    });
+  });
+}
+
+function requireBlockDevice(operation: string, devicePath: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(devicePath);
+  } catch (e) {
+    throw new KernelError(operation, devicePath, errnoOf(e), 'stat');
+  }
+  if (!st.isBlockDevice()) throw new KernelError(operation, devicePath, ERRNO.ENODEV, 'not a block device');
+}
+
+function errnoOf(e: unknown): number {
+  const errno = (e as NodeJS.ErrnoException).errno;
+  return typeof errno === 'number' ? Math.abs(errno) : ERRNO.EIO;
+}
+
+/**
+ * Thin devices read zeros wherever nothing was written, so zeroing inode tables and the journal
+ * (at mkfs, or later by ext4's lazy-init thread in every snapshot that mounts) would only
+ * allocate pool blocks for nothing: mkfs skips it and mounts say noinit_itable. No discard at
+ * mkfs either: a new thin device has nothing provisioned to discard.
+ */
+export async function mkfs(devicePath: string, fsType: Filesystem, opts: { label?: string } = {}): Promise<void> {
+  requireBlockDevice('mkfs', devicePath);
+  const label = opts.label ? ['-L', opts.label] : [];
+  if (fsType === 'ext4') {
+    await runTool('mkfs', devicePath, 'mkfs.ext4', ['-q', '-F', '-E', 'lazy_itable_init=1,lazy_journal_init=1,nodiscard', ...label, devicePath]);
+  } else {
+    await runTool('mkfs', devicePath, 'mkfs.xfs', ['-q', '-f', '-K', ...label, devicePath]);
+  }
+}
+
+export async function growfs(devicePath: string, mountpoint: string, fsType: Filesystem): Promise<void> {
+  if (fsType === 'ext4') await runTool('growfs', devicePath, 'resize2fs', [devicePath]);
+  else await runTool('growfs', mountpoint, 'xfs_growfs', [mountpoint]);
+}
+
+export function mount(devicePath: string, mountpoint: string, fsType: Filesystem, opts: { readOnly?: boolean; discard?: boolean } = {}): void {
+  try {
+    fs.mkdirSync(mountpoint, { recursive: true });
+  } catch (e) {
+    throw new KernelError('mount', mountpoint, errnoOf(e), 'creating the mountpoint');
+  }
+  const data = [...(fsType === 'ext4' ? ['noinit_itable'] : []), ...(opts.discard ? ['discard'] : [])].join(',');
+  mountSyscall(devicePath, mountpoint, fsType, opts.readOnly ? MS_RDONLY : 0, data, { operation: 'mount', device: mountpoint });
+}
+
+export function unmount(mountpoint: string, opts: { lazy?: boolean } = {}): void {
+  umount2(mountpoint, opts.lazy ? MNT_DETACH : 0, { operation: 'unmount', device: mountpoint });
+}
+
+export function mounts(): MountEntry[] {
+  return parseMountinfo(fs.readFileSync('/proc/self/mountinfo', 'utf8'));
+}
+
+export function sync(mountpoint?: string): void {
+  if (mountpoint === undefined) return syncAll();
+  const site = { operation: 'sync', device: mountpoint };
+  withFd(mountpoint, O_RDONLY | O_DIRECTORY, site, (fd) => syncfs(fd, site));
+}
