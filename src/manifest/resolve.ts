@@ -1,0 +1,250 @@
+// From the plain YAML value to the Manifest the engine uses: defaults filled, sizes in bytes,
+// paths normalised, layers parents first; and every problem of meaning found on the way (sizes
+// out of the kernel's bounds, names device-mapper cannot take, references to nothing, cycles,
+// overlapping mountpoints). Type and key problems are the schema's (schema.ts): here a value of
+// the wrong type is skipped quietly, so that each mistake is reported once.
+
+import { dirname, isAbsolute, join } from 'node:path';
+import type { Filesystem } from '../kernel/port.ts';
+import { validateDmName, validatePoolName } from './dm-names.ts';
+import { MANIFEST_DEFAULTS } from './defaults.ts';
+import { describeCycle, findCycles, parentsFirst } from './layer-order.ts';
+import * as limits from './limits.ts';
+import { describeValue, formatPath, type DocPath, type ManifestProblem } from './manifest-error.ts';
+import { isWithin, readBackingDevice, readBackingFile, readMountpoint } from './paths.ts';
+import { formatSize, readSize, SIZE_EXPECTED } from './sizes.ts';
+import type { Backing, DesiredDeviceState, DeviceSpec, LayerSpec, Manifest } from './types.ts';
+
+export interface Resolution {
+  /** Null when the problems leave nothing sound to build. */
+  manifest: Manifest | null;
+  problems: ManifestProblem[];
+}
+
+type Mapping = Record<string, unknown>;
+const isMapping = (v: unknown): v is Mapping => v !== null && typeof v === 'object' && !Array.isArray(v);
+const field = (v: unknown, key: string): unknown => (isMapping(v) && Object.hasOwn(v, key) ? v[key] : undefined);
+const entries = (v: unknown): [string, unknown][] => (isMapping(v) ? Object.entries(v) : []);
+
+const DEVICE_STATES: readonly DesiredDeviceState[] = ['created', 'activated', 'mounted'];
+
+/** `file` places layer sources: a relative source is relative to the manifest's directory. */
+export function resolveManifest(value: unknown, file: string): Resolution {
+  const problems: ManifestProblem[] = [];
+  const report = (path: DocPath, expected: string, got?: string) => problems.push({ path, expected, ...(got === undefined ? {} : { got }) });
+
+  /** Bytes of a size value; undefined (reported) when it is not one, undefined (quietly) when of the wrong type. */
+  function size(path: DocPath, raw: unknown): number | undefined {
+    if (typeof raw !== 'string' && typeof raw !== 'number') return undefined;
+    const reading = readSize(raw);
+    if (!reading.ok) {
+      const generic = reading.reason === `not ${SIZE_EXPECTED}`;
+      report(path, SIZE_EXPECTED, generic ? describeValue(raw) : `${describeValue(raw)} (${reading.reason})`);
+      return undefined;
+    }
+    if (reading.bytes === 0) {
+      report(path, 'a size above zero', describeValue(raw));
+      return undefined;
+    }
+    return reading.bytes;
+  }
+
+  /** `size`, then `fits`; reports `expected` when it does not fit. */
+  function boundedSize(path: DocPath, raw: unknown, fits: (bytes: number) => boolean, expected: string): number | undefined {
+    const bytes = size(path, raw);
+    if (bytes === undefined) return undefined;
+    if (!fits(bytes)) {
+      report(path, expected, describeValue(raw));
+      return undefined;
+    }
+    return bytes;
+  }
+
+  function checkName(path: DocPath, name: string, what: string, validate: (n: string) => string | null): void {
+    const why = validate(name);
+    if (why) report(path, what, `${describeValue(name)} (${why})`);
+  }
+
+  // --- pool ----------------------------------------------------------------------------------
+  const rawPool = field(value, 'pool');
+  const poolName = field(rawPool, 'name');
+  if (typeof poolName === 'string') checkName(['pool', 'name'], poolName, 'a pool name usable in device-mapper names', validatePoolName);
+
+  const rawFilesystem = field(rawPool, 'filesystem');
+  const filesystem: Filesystem = rawFilesystem === 'xfs' ? 'xfs' : MANIFEST_DEFAULTS.filesystem;
+
+  const rawBlockSize = field(rawPool, 'blockSize');
+  const blockSize =
+    rawBlockSize === undefined
+      ? MANIFEST_DEFAULTS.blockSizeBytes
+      : boundedSize(
+          ['pool', 'blockSize'],
+          rawBlockSize,
+          (b) => b % limits.BLOCK_SIZE_STEP_BYTES === 0 && b >= limits.MIN_BLOCK_SIZE_BYTES && b <= limits.MAX_BLOCK_SIZE_BYTES,
+          `a multiple of ${formatSize(limits.BLOCK_SIZE_STEP_BYTES)} from ${formatSize(limits.MIN_BLOCK_SIZE_BYTES)} to ${formatSize(limits.MAX_BLOCK_SIZE_BYTES)}`,
+        );
+
+  const rawBaseSize = field(rawPool, 'baseSize');
+  let baseSize = rawBaseSize === undefined ? MANIFEST_DEFAULTS.baseSizeBytes : sectorSize(['pool', 'baseSize'], rawBaseSize, limits.MIN_BASE_SIZE_BYTES, 'the base');
+  if (baseSize !== undefined && filesystem === 'xfs' && baseSize < limits.MIN_XFS_BASE_SIZE_BYTES) {
+    report(['pool', 'baseSize'], `at least ${formatSize(limits.MIN_XFS_BASE_SIZE_BYTES)} with filesystem xfs (mkfs.xfs refuses smaller)`, describeValue(rawBaseSize ?? formatSize(baseSize)));
+    baseSize = undefined;
+  }
+
+  /** A size of at least `min`, in whole sectors (device-mapper tables count sectors). */
+  function sectorSize(path: DocPath, raw: unknown, min: number, what: string): number | undefined {
+    const bytes = size(path, raw);
+    if (bytes === undefined) return undefined;
+    if (bytes < min) report(path, `at least ${formatSize(min)} for ${what}`, describeValue(raw));
+    else if (bytes % limits.SECTOR_BYTES !== 0) report(path, `a whole number of ${limits.SECTOR_BYTES}-byte sectors`, describeValue(raw));
+    else return bytes;
+    return undefined;
+  }
+
+  function backing(which: 'data' | 'metadata', fits: (bytes: number) => boolean, fitsText: string): Backing | undefined {
+    const path = ['pool', which];
+    const raw = field(rawPool, which);
+    const fallback = MANIFEST_DEFAULTS[which];
+    if (raw === undefined) return { kind: 'file', file: fallback.file, sizeBytes: fallback.sizeBytes };
+    if (!isMapping(raw)) return undefined;
+    const { file, device, size: rawSize } = raw;
+    if (device !== undefined) {
+      if (file !== undefined) report([...path, 'device'], 'either file or device, not both', describeValue(device));
+      if (rawSize !== undefined) report([...path, 'size'], 'no size beside device (a device has its own size)', describeValue(rawSize));
+      if (typeof device !== 'string' || file !== undefined) return undefined;
+      const reading = readBackingDevice(device);
+      if (!reading.ok) return void report([...path, 'device'], reading.expected, describeValue(device));
+      return { kind: 'device', device: reading.path };
+    }
+    let fileName: string | undefined = fallback.file;
+    if (file !== undefined) {
+      const reading = typeof file === 'string' ? readBackingFile(file) : undefined;
+      if (reading && !reading.ok) report([...path, 'file'], reading.expected, describeValue(file));
+      fileName = reading?.ok ? reading.path : undefined;
+    }
+    const sizeBytes = rawSize === undefined ? fallback.sizeBytes : boundedSize([...path, 'size'], rawSize, fits, fitsText);
+    if (sizeBytes === undefined || fileName === undefined) return undefined;
+    return { kind: 'file', file: fileName, sizeBytes };
+  }
+
+  const minData = (blockSize ?? limits.MIN_BLOCK_SIZE_BYTES) * limits.MIN_DATA_BLOCKS;
+  const data = backing('data', (b) => b >= minData, `at least ${limits.MIN_DATA_BLOCKS} blocks of ${formatSize(blockSize ?? limits.MIN_BLOCK_SIZE_BYTES)} (${formatSize(minData)})`);
+  const metadata = backing(
+    'metadata',
+    (b) => b >= limits.MIN_METADATA_BYTES && b <= limits.MAX_METADATA_BYTES,
+    `a size from ${formatSize(limits.MIN_METADATA_BYTES)} to ${formatSize(limits.MAX_METADATA_BYTES)} (the kernel's thin-pool metadata limits)`,
+  );
+  if (data?.kind === 'file' && metadata?.kind === 'file' && data.file === metadata.file) {
+    report(['pool', 'metadata', 'file'], 'a file other than the data file', describeValue(metadata.file));
+  }
+  if (data?.kind === 'device' && metadata?.kind === 'device' && data.device === metadata.device) {
+    report(['pool', 'metadata', 'device'], 'a device other than the data device', describeValue(metadata.device));
+  }
+
+  const rawMinFree = field(rawPool, 'minFree');
+  let minFree: number | undefined = MANIFEST_DEFAULTS.minFreeFraction;
+  if (typeof rawMinFree === 'string') {
+    const percent = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(rawMinFree);
+    minFree = percent && Number(percent[1]) < 100 ? Number(percent[1]) / 100 : undefined;
+    if (minFree === undefined) report(['pool', 'minFree'], 'a percentage from 0% to below 100%, such as 10%', describeValue(rawMinFree));
+  }
+
+  // --- layers --------------------------------------------------------------------------------
+  const layers: LayerSpec[] = [];
+  for (const [name, raw] of entries(field(value, 'layers'))) {
+    checkName(['layers', name], name, 'a layer name usable as a device-mapper name', validateDmName);
+    const parent = field(raw, 'parent');
+    const layer: LayerSpec = { name, parent: typeof parent === 'string' ? parent : null };
+    const source = field(raw, 'source');
+    if (source === '') report(['layers', name, 'source'], 'a path (relative to the manifest)', describeValue(source));
+    else if (typeof source === 'string') layer.source = isAbsolute(source) ? source : join(dirname(file), source);
+    layers.push(layer);
+  }
+  const layerNames = new Set(layers.map((l) => l.name));
+  const layerList = layers.length === 0 ? 'the manifest has none' : listNames([...layerNames]);
+  for (const layer of layers) {
+    if (layer.parent !== null && !layerNames.has(layer.parent)) {
+      report(['layers', layer.name, 'parent'], `the name of another layer (${layerList})`, describeValue(layer.parent));
+    }
+  }
+  for (const cycle of findCycles(layers)) {
+    report(['layers', cycle[0], 'parent'], 'a chain of parents that ends at the base', `a cycle: ${describeCycle(cycle)}`);
+  }
+
+  // --- devices -------------------------------------------------------------------------------
+  const devices: DeviceSpec[] = [];
+  for (const [name, raw] of entries(field(value, 'devices'))) {
+    const path = ['devices', name];
+    checkName(path, name, 'a device name usable as a device-mapper name', validateDmName);
+    if (layerNames.has(name)) {
+      report(path, 'a name no layer has (layers and devices share the device-mapper namespace)', `${describeValue(name)}, also a layer`);
+    }
+    if (!isMapping(raw)) continue;
+
+    const layer = raw.layer;
+    if (typeof layer === 'string' && !layerNames.has(layer)) report([...path, 'layer'], `the name of a layer (${layerList})`, describeValue(layer));
+
+    let mountpoint: string | null = null;
+    if (typeof raw.mountpoint === 'string') {
+      const reading = readMountpoint(raw.mountpoint);
+      if (reading.ok) mountpoint = reading.path;
+      else report([...path, 'mountpoint'], reading.expected, describeValue(raw.mountpoint));
+    }
+    const state: DesiredDeviceState =
+      DEVICE_STATES.find((s) => s === raw.state) ?? (raw.mountpoint === undefined ? 'activated' : 'mounted');
+    if (raw.state === 'mounted' && raw.mountpoint === undefined) {
+      report([...path, 'mountpoint'], 'a mountpoint, since the state is mounted', 'nothing');
+    }
+
+    let sizeBytes: number | null = null;
+    if (raw.size !== undefined) {
+      const bytes = sectorSize([...path, 'size'], raw.size, limits.MIN_BASE_SIZE_BYTES, 'a device');
+      if (bytes !== undefined && baseSize !== undefined && bytes < baseSize) {
+        report(
+          [...path, 'size'],
+          `at least the base size, ${formatSize(baseSize)}: a device cannot be smaller than the base it snapshots`,
+          describeValue(raw.size),
+        );
+      } else if (bytes !== undefined) {
+        sizeBytes = bytes;
+      }
+    }
+    devices.push({ name, layer: typeof layer === 'string' ? layer : '', state, mountpoint, sizeBytes });
+  }
+  checkMountpointsApart(devices, report);
+
+  if (problems.length > 0 || typeof poolName !== 'string' || !data || !metadata || blockSize === undefined || baseSize === undefined || minFree === undefined) {
+    return { manifest: null, problems };
+  }
+  return {
+    manifest: {
+      file,
+      version: 1,
+      pool: { name: poolName, data, metadata, blockSizeBytes: blockSize, baseSizeBytes: baseSize, filesystem, minFreeFraction: minFree },
+      layers: parentsFirst(layers),
+      devices,
+    },
+    problems,
+  };
+}
+
+/** Two devices cannot share a mountpoint, and one mounted inside another would hide or pin it. */
+function checkMountpointsApart(devices: DeviceSpec[], report: (path: DocPath, expected: string, got?: string) => void): void {
+  const seen: { name: string; mountpoint: string }[] = [];
+  for (const device of devices) {
+    const mine = device.mountpoint;
+    if (mine === null) continue;
+    const other = seen.find((s) => isWithin(mine, s.mountpoint) || isWithin(s.mountpoint, mine));
+    if (other) {
+      const whose = formatPath(['devices', other.name]);
+      const relation = mine === other.mountpoint ? 'also the mountpoint of' : isWithin(mine, other.mountpoint) ? 'inside the mountpoint of' : 'containing the mountpoint of';
+      report(['devices', device.name, 'mountpoint'], 'a mountpoint apart from every other device\'s', `${describeValue(mine)}, ${relation} ${whose} (${other.mountpoint})`);
+    }
+    seen.push({ name: device.name, mountpoint: mine });
+  }
+}
+
+function listNames(names: string[]): string {
+  const shown = names.slice(0, 8).join(', ');
+  return names.length > 8 ? `${shown}, ... ${names.length - 8} more` : shown;
+}

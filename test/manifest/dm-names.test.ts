@@ -1,0 +1,32 @@
+import { describe, expect, it } from 'vitest';
+import { validateDmName, validatePoolName } from '../../src/manifest/dm-names.ts';
+
+describe('validateDmName', () => {
+  it.each(['web1', 'fedora-39', 'a.b', 'x_y', 'Été', 'a'.repeat(127), 'é'.repeat(63)])('accepts %j', (name) => {
+    expect(validateDmName(name)).toBeNull();
+  });
+
+  it.each([
+    ['', 'empty'],
+    ['.', '"."'],
+    ['..', '".."'],
+    ['a/b', "'/'"],
+    ['a b', 'whitespace'],
+    ['a\tb', 'whitespace'],
+    ['a\u00a0b', 'whitespace'],
+    ['a\u0001b', 'control'],
+    ['a\u007fb', 'control'],
+    ['a'.repeat(128), 'at most 127 bytes'],
+    ['é'.repeat(64), 'at most 127 bytes long, this one is 128'],
+  ])('refuses %j (%s)', (name, fragment) => {
+    expect(validateDmName(name)).toContain(fragment);
+  });
+});
+
+describe('validatePoolName', () => {
+  it('allows 64 bytes and no more, since it prefixes every device name', () => {
+    expect(validatePoolName('p'.repeat(64))).toBeNull();
+    expect(validatePoolName('p'.repeat(65))).toContain('at most 64 bytes');
+    expect(validatePoolName('a/b')).toContain("'/'");
+  });
+});
