@@ -11,7 +11,8 @@ export interface EventEnvelope {
 /** The user asked for a desired state (apply), or for everything down/destroyed. */
 export interface DesiredSetEvent {
   type: 'desired.set';
-  manifest: Manifest;
+  /** null: nothing is wanted any more (destroy). */
+  manifest: Manifest | null;
   source: 'apply' | 'destroy';
 }
 

@@ -3,7 +3,7 @@
 // created (its thin id, origin and lifecycle), and the steps whose intent was logged but whose outcome
 // was not (a crash in between). The kernel says what is true now; the projection says what thinlayer did.
 
-import type { Manifest } from '../manifest/types.ts';
+import type { Manifest, PoolSpec } from '../manifest/types.ts';
 import type { ThinlayerEvent, StepIntentEvent } from '../events/types.ts';
 import type { ThingKind } from '../domain/names.ts';
 import { step as lifecycleStep, INITIAL_LIFECYCLE, type LifecycleRecord, type LifecycleCommand } from './machine.ts';
@@ -44,6 +44,8 @@ export interface PoolRecord {
 
 export interface EngineState {
   desired: Manifest | null;
+  /** The last pool spec asked for: kept after a destroy is asked, until the pool is gone, so it can be torn down. */
+  poolSpec: PoolSpec | null;
   pool: PoolRecord | null;
   things: Record<string, ThingRecord>;
   pending: Record<string, StepIntentEvent & { seq: number }>;
@@ -52,7 +54,7 @@ export interface EngineState {
 }
 
 export function initialState(): EngineState {
-  return { desired: null, pool: null, things: {}, pending: {}, lastSeq: 0, lastRun: null };
+  return { desired: null, poolSpec: null, pool: null, things: {}, pending: {}, lastSeq: 0, lastRun: null };
 }
 
 /** The lifecycle command an op performs on its target thin device, if any. */
@@ -85,7 +87,7 @@ export function evolve(state: EngineState, event: ThinlayerEvent): EngineState {
   let s: EngineState = { ...state, lastSeq: event.seq };
   switch (event.type) {
     case 'desired.set':
-      return { ...s, desired: event.manifest };
+      return { ...s, desired: event.manifest, poolSpec: event.manifest?.pool ?? s.poolSpec };
     case 'run.started':
       return { ...s, lastRun: { runId: event.runId, command: event.command, outcome: 'running' } };
     case 'run.finished':
@@ -132,7 +134,7 @@ export function evolve(state: EngineState, event: ThinlayerEvent): EngineState {
         case 'pool.activate':
           return s.pool ? { ...s, pool: { ...s.pool, formatted: true } } : s;
         case 'pool.delete-files':
-          return { ...s, pool: null };
+          return { ...s, pool: null, poolSpec: s.desired ? s.poolSpec : null };
         case 'fs.mkfs':
           return withThing(s, event.target, (t) => ({ ...t, ready: true }));
         case 'layer.commit':

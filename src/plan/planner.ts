@@ -71,7 +71,7 @@ function wants(desired: Manifest, mode: PlanMode): Want[] {
 }
 
 /** Where the kernel has a thin device now. `uncertain`: a create was logged but its outcome was not. */
-function observe(t: ThingRecord | undefined, obs: Observation, mountsByDevice: Map<string, string>): { state: StableState; uncertain: boolean; mountedAt: string | null } {
+export function observeThing(t: ThingRecord | undefined, obs: Observation, mountsByDevice: Map<string, string>): { state: StableState; uncertain: boolean; mountedAt: string | null } {
   if (!t) return { state: 'absent', uncertain: false, mountedAt: null };
   const info = obs.devices[t.dmName];
   if (info && info.liveTable) {
@@ -87,12 +87,11 @@ export function plan(input: PlanInput): Plan {
   const { desired, state, observed, mode } = input;
   const steps: Step[] = [];
   const blockers: string[] = [];
-  const mountsByDevice = new Map<string, string>();
-  for (const [mountpoint, m] of Object.entries(observed.mounts)) mountsByDevice.set(`${m.major}:${m.minor}`, mountpoint);
+  const mountsByDevice = mountIndex(observed);
 
   let nextThinId = Math.max(state.pool?.nextThinId ?? 0, ...Object.values(state.things).map((t) => t.thinId + 1));
-  const poolName = desired?.pool.name ?? state.pool?.name ?? null;
-  const fs = desired?.pool.filesystem ?? state.desired?.pool.filesystem ?? 'ext4';
+  const poolName = desired?.pool.name ?? state.poolSpec?.name ?? state.pool?.name ?? null;
+  const fs = desired?.pool.filesystem ?? state.poolSpec?.filesystem ?? 'ext4';
   const poolIdentity = poolName ? dmIdentity(poolName, 'pool') : null;
   const poolActive = observed.pool !== null;
   const poolWanted = desired !== null;
@@ -103,7 +102,7 @@ export function plan(input: PlanInput): Plan {
   // It must run to converge, and also to delete what is no longer wanted (destroy after a reboot).
   const wantedNames = new Set(desired ? wants(desired, mode).map((w) => w.key) : []);
   const hasUnwanted = Object.keys(state.things).some((k) => !wantedNames.has(k));
-  const poolSpec = desired?.pool ?? state.desired?.pool ?? null;
+  const poolSpec = desired?.pool ?? state.poolSpec ?? null;
   const needPool = mode === 'converge' && (poolWanted || hasUnwanted);
   if (poolIdentity && observed.pool) {
     const st = observed.pool.status;
@@ -176,7 +175,7 @@ export function plan(input: PlanInput): Plan {
   if (fenced) {
     for (const want of wanted) {
       let t: ThingRecord | undefined = state.things[want.key];
-      let seen = observe(t, observed, mountsByDevice);
+      let seen = observeThing(t, observed, mountsByDevice);
       const originChanged = t && t.origin !== want.origin;
       const originRebuilt = t && want.origin !== null && planned.get(want.origin)?.thinId !== state.things[want.origin]?.thinId;
       const unfinishedLayer = t && t.kind === 'layer' && !t.ready && !seen.uncertain;
@@ -233,7 +232,7 @@ export function plan(input: PlanInput): Plan {
       .filter((t) => !wantedKeys.has(t.key))
       .sort((a, b) => order[a.kind] - order[b.kind] || depth(b) - depth(a) || a.key.localeCompare(b.key));
     for (const t of unwanted) {
-      const seen = observe(t, observed, mountsByDevice);
+      const seen = observeThing(t, observed, mountsByDevice);
       lifecycleSteps(t, seen.state, 'absent', seen.mountedAt, null);
     }
   }
@@ -241,7 +240,7 @@ export function plan(input: PlanInput): Plan {
   // --- down: unmount and deactivate everything, then the pool ------------------------------------
   if (mode === 'down') {
     for (const t of Object.values(state.things)) {
-      const seen = observe(t, observed, mountsByDevice);
+      const seen = observeThing(t, observed, mountsByDevice);
       if (RANK[seen.state] > RANK.created) lifecycleSteps(t, seen.state, 'created', seen.mountedAt, null);
     }
   }
@@ -265,4 +264,11 @@ export function plan(input: PlanInput): Plan {
 
 function backingArgs(b: Manifest['pool']['data']): Record<string, unknown> {
   return b.kind === 'file' ? { kind: 'file', file: b.file, sizeBytes: b.sizeBytes } : { kind: 'device', device: b.device };
+}
+
+/** Mountpoint by the mounted device's major:minor. */
+export function mountIndex(observed: Observation): Map<string, string> {
+  const index = new Map<string, string>();
+  for (const [mountpoint, m] of Object.entries(observed.mounts)) index.set(`${m.major}:${m.minor}`, mountpoint);
+  return index;
 }

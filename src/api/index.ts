@@ -1,0 +1,91 @@
+// The library API: the same operations as the CLI, for programs that embed thinlayer.
+// Each call opens a session (the lock for those that mutate), does its work and closes it.
+
+import { loadManifest } from '../manifest/load.ts';
+import type { Manifest } from '../manifest/types.ts';
+import type { KernelPort } from '../kernel/port.ts';
+import type { BackendChoice } from '../kernel/select.ts';
+import type { Plan } from '../plan/steps.ts';
+import { plan as makePlan } from '../plan/planner.ts';
+import { Session } from '../reconcile/session.ts';
+import { reconcile, type RunResult } from '../reconcile/reconcile.ts';
+import { observeSystem } from '../reconcile/observe.ts';
+import { silentReporter, type Reporter } from '../messages/port.ts';
+import { readStatus, type StatusView } from './status.ts';
+
+export interface CommonOptions {
+  stateDir: string;
+  backend?: BackendChoice;
+  reporter?: Reporter;
+  /** Use this kernel instead of choosing one. */
+  kernel?: KernelPort;
+  signal?: AbortSignal;
+}
+
+export interface MutateOptions extends CommonOptions {
+  /** Confirm steps that delete devices without asking. */
+  yes?: boolean;
+  /** Asked when a plan deletes devices and `yes` is not set; defaults to refusing. */
+  confirm?: (plan: Plan) => Promise<boolean>;
+}
+
+async function withSession<T>(opts: CommonOptions, mutate: boolean, command: string, work: (s: Session) => Promise<T>): Promise<T> {
+  const session = await Session.open({ stateDir: opts.stateDir, backend: opts.backend ?? 'auto', reporter: opts.reporter ?? silentReporter, mutate, command, kernel: opts.kernel });
+  try {
+    return await work(session);
+  } finally {
+    await session.close();
+  }
+}
+
+function confirmer(opts: MutateOptions): (plan: Plan) => Promise<boolean> {
+  return async (plan) => (opts.yes ? true : opts.confirm ? opts.confirm(plan) : false);
+}
+
+async function manifestOf(input: string | Manifest): Promise<Manifest> {
+  return typeof input === 'string' ? loadManifest(input) : input;
+}
+
+/** Record the manifest as the desired state and converge to it. */
+export async function apply(manifest: string | Manifest, opts: MutateOptions): Promise<RunResult> {
+  const desired = await manifestOf(manifest);
+  return withSession(opts, true, 'apply', (s) => reconcile(s, { desired, mode: 'converge', command: 'apply', reporter: opts.reporter ?? silentReporter, confirm: confirmer(opts), recordDesired: true, signal: opts.signal }));
+}
+
+/** What apply would do, without doing it (no lock, no event). */
+export async function planFor(manifest: string | Manifest | null, opts: CommonOptions & { mode?: 'converge' | 'down' }): Promise<Plan> {
+  const desired = manifest === null ? null : await manifestOf(manifest);
+  return withSession(opts, false, 'plan', async (s) => {
+    const target = manifest === null ? s.state.desired : desired;
+    const observed = await observeSystem(s.kernel, s.stateDir, target?.pool ?? s.state.poolSpec);
+    return makePlan({ desired: target, state: s.state, observed, mode: opts.mode ?? 'converge' });
+  });
+}
+
+/** Converge to the desired state already recorded (after a reboot, a crash or `down`). */
+export async function up(opts: MutateOptions): Promise<RunResult | null> {
+  return withSession(opts, true, 'up', async (s) => {
+    if (!s.state.desired && !s.state.poolSpec) return null;
+    return reconcile(s, { desired: s.state.desired, mode: 'converge', command: 'up', reporter: opts.reporter ?? silentReporter, confirm: confirmer(opts), recordDesired: false, signal: opts.signal });
+  });
+}
+
+/** Unmount and deactivate everything, keep all data; `up` brings it back. */
+export async function down(opts: MutateOptions): Promise<RunResult | null> {
+  return withSession(opts, true, 'down', async (s) => {
+    if (!s.state.desired) return null;
+    return reconcile(s, { desired: s.state.desired, mode: 'down', command: 'down', reporter: opts.reporter ?? silentReporter, confirm: confirmer(opts), recordDesired: false, signal: opts.signal });
+  });
+}
+
+/** Delete every device, the pool and its backing files. */
+export async function destroy(opts: MutateOptions): Promise<RunResult> {
+  return withSession(opts, true, 'destroy', (s) => reconcile(s, { desired: null, mode: 'converge', command: 'destroy', reporter: opts.reporter ?? silentReporter, confirm: confirmer(opts), recordDesired: true, signal: opts.signal }));
+}
+
+export async function status(opts: CommonOptions): Promise<StatusView> {
+  return withSession(opts, false, 'status', (s) => readStatus(s));
+}
+
+export type { RunResult, StatusView, Plan, Manifest };
+export { Session };

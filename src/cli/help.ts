@@ -1,0 +1,77 @@
+// Help texts: each command's teaches what it does, what it needs and what it prints.
+
+export const HELP = `thinlayer: declarative device-mapper thin provisioning for layered filesystem images
+
+Usage: thinlayer <command> [options]
+
+Commands:
+  apply -f FILE     record FILE as the desired state and converge to it
+  plan [-f FILE]    show what apply (or, without -f, up) would do; changes nothing
+  status            the pool, layers and devices: observed state against desired
+  events            the event log (--json: NDJSON; --follow: keep printing)
+  up                converge to the recorded desired state (after a reboot or a crash)
+  down              unmount and deactivate everything, keeping all data
+  destroy           delete every device, the pool and its backing files
+  sim reboot        (development) drop the simulated kernel's volatile state
+
+Global options:
+  --state-dir DIR   where the event log, snapshot, lock and pool files live
+                    (default: ./state in a checkout, /var/lib/thinlayer otherwise,
+                    or $THINLAYER_STATE_DIR)
+  --backend B       auto (default: the real kernel where /dev/mapper/control exists and
+                    you are root, else the simulated kernel), kernel, or sim
+  --json            machine-readable output on stdout
+  -q, --quiet       no progress lines
+  -h, --help        help; \`thinlayer help COMMAND\` for one command
+
+Exit codes: 0 converged, 1 failed, 2 bad input (the message names the file and field).
+
+Example:
+  thinlayer apply -f examples/web.yaml --yes
+  thinlayer status
+  thinlayer sim reboot && thinlayer up`;
+
+export const COMMAND_HELP: Record<string, string> = {
+  apply: `thinlayer apply -f FILE [--yes] [--json]
+
+Validates FILE (a manifest, see docs/manifest.md), records it as the desired state, and takes
+every step to reach it: the pool, the base filesystem, layer snapshots, device snapshots,
+activation and mounts. Each kernel step is logged before and after it runs, so a crash at any
+point is recovered by the next apply or up. Applying the same manifest twice changes nothing.
+
+Steps that delete devices (dropped from the manifest) are shown first and need confirmation:
+a prompt on a terminal, or --yes. Without either, nothing is changed and the exit code is 2.
+
+--json prints {"outcome","runId","steps","plan"} when done.`,
+  plan: `thinlayer plan [-f FILE] [--json]
+
+Shows the steps apply -f FILE would take (without -f: the steps up would take), each marked
++ create, ~ update or - destroy. Changes nothing and takes no lock.
+--json prints {"steps": [...], "impact": "...", "blockers": [...]}; steps is empty when
+everything is in its desired state.`,
+  status: `thinlayer status [--json]
+
+The pool (mode, data and metadata use, transaction id), each layer (parent, thin id, devices
+using it) and each device (observed state, desired state, mountpoint).
+--json prints {"pool", "layers", "devices", ...}; each device has name, state, desired and mountpoint.`,
+  events: `thinlayer events [--json] [--follow] [--since SEQ]
+
+The event log: every desired state recorded and every step's intent and outcome.
+--json prints one JSON event a line (NDJSON); --follow keeps printing new events until interrupted.`,
+  up: `thinlayer up
+
+Brings everything back to the recorded desired state, with no manifest: after a reboot, a
+crash, or thinlayer down. Interrupted steps are completed first.`,
+  down: `thinlayer down
+
+Unmounts and deactivates every device and the pool, and detaches the loop devices. All data
+stays; thinlayer up brings it back.`,
+  destroy: `thinlayer destroy [--yes]
+
+Deletes every device and layer, discarding their blocks, then the pool and its backing files.
+Asks for confirmation on a terminal; --yes confirms without asking.`,
+  sim: `thinlayer sim reboot
+
+Development aid for the simulated kernel: drops its volatile state (device-mapper devices, loop
+devices, mounts) as a reboot would, keeping pool metadata and device contents.`,
+};

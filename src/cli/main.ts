@@ -1,0 +1,186 @@
+// The CLI entry point: parses arguments, runs one command through the library API, renders the
+// result, and is the only place where errors become exit codes (0 converged, 1 failed, 2 bad input).
+
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline/promises';
+import { parseArgs, type FlagSpec } from './args.ts';
+import { renderPlan, renderStatus, renderEvent, TerminalReporter } from './render.ts';
+import { HELP, COMMAND_HELP } from './help.ts';
+import * as api from '../api/index.ts';
+import { ThinlayerError, UserError } from '../errors/index.ts';
+import type { BackendChoice } from '../kernel/select.ts';
+import { openStateDir } from '../events/state-dir.ts';
+import { EventLog } from '../events/log.ts';
+import { acquireLock } from '../events/lock.ts';
+import type { Plan } from '../plan/steps.ts';
+import type { Reporter } from '../messages/port.ts';
+
+const GLOBAL: FlagSpec[] = [
+  { name: 'state-dir', takesValue: true },
+  { name: 'backend', takesValue: true },
+  { name: 'json', takesValue: false },
+  { name: 'help', short: 'h', takesValue: false },
+  { name: 'quiet', short: 'q', takesValue: false },
+];
+const PER_COMMAND: Record<string, FlagSpec[]> = {
+  apply: [{ name: 'file', short: 'f', takesValue: true }, { name: 'yes', short: 'y', takesValue: false }],
+  plan: [{ name: 'file', short: 'f', takesValue: true }],
+  status: [],
+  events: [{ name: 'follow', takesValue: false }, { name: 'since', takesValue: true }],
+  up: [],
+  down: [],
+  destroy: [{ name: 'yes', short: 'y', takesValue: false }],
+  sim: [],
+};
+
+/** ./state in a checkout, /var/lib/thinlayer when installed; THINLAYER_STATE_DIR overrides both. */
+export function defaultStateDir(): string {
+  if (process.env.THINLAYER_STATE_DIR) return resolve(process.env.THINLAYER_STATE_DIR);
+  const checkout = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+  return existsSync(join(checkout, '.git')) ? join(checkout, 'state') : '/var/lib/thinlayer';
+}
+
+export async function main(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
+  const print = (text: string) => out.write(text.endsWith('\n') ? text : text + '\n');
+  let json = argv.includes('--json');
+  try {
+    const command = argv.find((a) => !a.startsWith('-'));
+    if (!command || command === 'help') {
+      const topic = command === 'help' ? argv[argv.indexOf('help') + 1] : undefined;
+      print(topic && COMMAND_HELP[topic] ? COMMAND_HELP[topic] : HELP);
+      return command || argv.includes('--help') || argv.includes('-h') ? 0 : 2;
+    }
+    if (!(command in PER_COMMAND)) throw new UserError(`unknown command "${command}" (commands: ${Object.keys(PER_COMMAND).join(', ')}; see --help)`, { path: command }, 'E_USAGE');
+    const args = parseArgs(argv.filter((a, i) => i !== argv.indexOf(command)), [...GLOBAL, ...PER_COMMAND[command]]);
+    if (args.flags.help) {
+      print(COMMAND_HELP[command] ?? HELP);
+      return 0;
+    }
+    json = args.flags.json === true;
+    const backend = (args.flags.backend as string | undefined) ?? 'auto';
+    if (!['auto', 'kernel', 'sim'].includes(backend)) throw new UserError(`--backend must be auto, kernel or sim, not "${backend}"`, { path: '--backend', expected: 'auto|kernel|sim' }, 'E_USAGE');
+    const stateDir = resolve((args.flags['state-dir'] as string | undefined) ?? defaultStateDir());
+    const reporter: Reporter = new TerminalReporter(err, json || args.flags.quiet === true);
+    const common = { stateDir, backend: backend as BackendChoice, reporter };
+    const interactive = process.stdin.isTTY === true && !json;
+    const confirm = async (plan: Plan) => {
+      if (!interactive) {
+        err.write(renderPlan(plan) + '\n');
+        return false;
+      }
+      err.write(renderPlan(plan) + '\n');
+      const rl = createInterface({ input: process.stdin, output: process.stderr });
+      try {
+        const answer = await rl.question(`This deletes ${plan.steps.filter((s) => s.impact === 'destroy').length} thin device(s) and their data. Go ahead? [y/N] `);
+        return /^y(es)?$/i.test(answer.trim());
+      } finally {
+        rl.close();
+      }
+    };
+    const rest = args.positionals;
+    const needFile = () => {
+      const file = args.flags.file as string | undefined;
+      if (!file) throw new UserError(`${command} needs a manifest: -f FILE`, { path: '--file', expected: 'a manifest file' }, 'E_USAGE');
+      return file;
+    };
+
+    switch (command) {
+      case 'apply': {
+        const result = await withSignals((signal) => api.apply(needFile(), { ...common, yes: args.flags.yes === true, confirm, signal }));
+        if (json) print(JSON.stringify({ outcome: result.outcome, runId: result.runId, steps: result.steps, plan: result.plan }));
+        else print(result.steps === 0 ? 'Nothing to do: everything is in its desired state.' : `Converged: ${result.steps} step(s) in ${result.passes} pass(es).`);
+        return 0;
+      }
+      case 'plan': {
+        const plan = await api.planFor(args.flags.file ? (args.flags.file as string) : null, common);
+        print(json ? JSON.stringify(plan) : renderPlan(plan));
+        return plan.blockers.length > 0 ? 1 : 0;
+      }
+      case 'status': {
+        const view = await api.status(common);
+        print(json ? JSON.stringify(view) : renderStatus(view));
+        return 0;
+      }
+      case 'events':
+        return await showEvents(stateDir, json, args.flags.follow === true, Number(args.flags.since ?? 0), print);
+      case 'up':
+      case 'down': {
+        const run = command === 'up' ? api.up : api.down;
+        const result = await withSignals((signal) => run({ ...common, yes: true, signal }));
+        if (!result) {
+          print(json ? JSON.stringify({ outcome: 'nothing-recorded', steps: 0 }) : 'Nothing recorded yet: run `thinlayer apply -f MANIFEST` first.');
+          return 0;
+        }
+        print(json ? JSON.stringify({ outcome: result.outcome, runId: result.runId, steps: result.steps }) : result.steps === 0 ? 'Nothing to do.' : `${command === 'up' ? 'Up' : 'Down'}: ${result.steps} step(s).`);
+        return 0;
+      }
+      case 'destroy': {
+        const result = await withSignals((signal) => api.destroy({ ...common, yes: args.flags.yes === true, confirm, signal }));
+        print(json ? JSON.stringify({ outcome: result.outcome, steps: result.steps }) : `Destroyed: ${result.steps} step(s).`);
+        return 0;
+      }
+      case 'sim': {
+        if (rest[0] !== 'reboot') throw new UserError('usage: thinlayer sim reboot', { path: rest[0] ?? 'sim', expected: 'reboot' }, 'E_USAGE');
+        const dir = await openStateDir(stateDir);
+        const lock = await acquireLock(dir, { command: 'sim reboot' });
+        try {
+          const { SimKernel } = await import('../kernel/sim/index.ts');
+          const sim = new SimKernel({ dir: dir.path('sim') });
+          await sim.reboot();
+          await sim.close();
+        } finally {
+          await lock.release();
+        }
+        print(json ? JSON.stringify({ rebooted: true }) : 'Simulated reboot: device-mapper devices, loop devices and mounts are gone; pool metadata and device contents remain. Run `thinlayer up`.');
+        return 0;
+      }
+    }
+    return 2;
+  } catch (e) {
+    const error = e instanceof ThinlayerError ? e : null;
+    if (json) err.write(JSON.stringify({ error: error ? error.toJSON() : { code: 'E_INTERNAL', message: String((e as Error)?.stack ?? e) } }) + '\n');
+    else if (error) err.write(`thinlayer: ${error.message}\n`);
+    else err.write(`thinlayer: internal error (a bug, please report it): ${(e as Error)?.stack ?? e}\n`);
+    return error ? error.exitCode : 1;
+  }
+}
+
+/** SIGINT and SIGTERM let the current step finish and be recorded, then stop. */
+async function withSignals<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    return await work(controller.signal);
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+}
+
+async function showEvents(stateDir: string, json: boolean, follow: boolean, since: number, print: (t: string) => void): Promise<number> {
+  const dir = await openStateDir(stateDir);
+  const log = await EventLog.open(dir);
+  try {
+    const { events } = await log.readAll();
+    let last = since;
+    for (const e of events) {
+      if (e.seq <= since) continue;
+      print(json ? JSON.stringify(e) : renderEvent(e));
+      last = e.seq;
+    }
+    if (follow) {
+      const controller = new AbortController();
+      const stop = () => controller.abort();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      for await (const e of log.follow(last, { signal: controller.signal })) print(json ? JSON.stringify(e) : renderEvent(e));
+    }
+    return 0;
+  } finally {
+    await log.close();
+  }
+}

@@ -1,0 +1,35 @@
+// The one message port: everything the engine tells a user goes through Reporter.notify as a message
+// with a stable code and a typed payload. The terminal renderer, --json output and watch mode are
+// renderings of the same messages, and tests assert on codes, not wording.
+
+import type { Step, Plan } from '../plan/steps.ts';
+
+export type Message =
+  | { code: 'backend.notice'; backend: 'sim' | 'kernel'; text: string }
+  | { code: 'recovery.torn-tail'; bytes: number }
+  | { code: 'recovery.pending'; steps: number }
+  | { code: 'lock.took-over'; pid: number; command: string }
+  | { code: 'plan.ready'; plan: Plan; pass: number }
+  | { code: 'step.start'; step: Step; index: number; total: number }
+  | { code: 'step.done'; step: Step; index: number; total: number }
+  | { code: 'step.failed'; step: Step; error: string }
+  | { code: 'progress'; task: string; done: number; total: number; unit: string }
+  | { code: 'run.converged'; steps: number; passes: number }
+  | { code: 'run.failed'; error: string }
+  | { code: 'warning'; text: string };
+
+export interface Reporter {
+  notify(message: Message): void;
+}
+
+export const silentReporter: Reporter = { notify() {} };
+
+/** Collects messages in memory (tests, --json summaries). */
+export class CollectingReporter implements Reporter {
+  readonly messages: Message[] = [];
+  constructor(private readonly next?: Reporter) {}
+  notify(message: Message): void {
+    this.messages.push(message);
+    this.next?.notify(message);
+  }
+}

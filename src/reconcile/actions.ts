@@ -1,0 +1,250 @@
+// The imperative half of each step: what one planned step does to the kernel and the state dir.
+// Every action is idempotent, because after a crash recovery runs it again: "already done" answers
+// from the kernel (EEXIST for a create, ENODATA for a delete, ENXIO for a remove, EINVAL for an
+// unmount of something not mounted) count as success.
+
+import { open, unlink, stat } from 'node:fs/promises';
+import type { KernelPort, DmInfo, Filesystem } from '../kernel/port.ts';
+import type { StateDir } from '../events/state-dir.ts';
+import { KernelError, isKernelError, StateError, InternalError } from '../errors/index.ts';
+import { splitDev } from './observe.ts';
+import type { StepOp } from '../plan/steps.ts';
+
+export interface ActionContext {
+  kernel: KernelPort;
+  stateDir: StateDir;
+  /** The pool's dm name, for thin tables and messages. */
+  poolDmName: string;
+  /** The pool transaction id read just before a metadata step (the fence), when the step has one. */
+  txid?: number;
+}
+
+type Args = Record<string, any>;
+type Result = Record<string, unknown>;
+type Action = (ctx: ActionContext, args: Args) => Promise<Result>;
+
+const SECTOR = 512;
+/** Low-water mark: the pool raises an event when fewer than this share of data blocks is free. */
+const LOW_WATER_FRACTION = 0.05;
+
+async function tolerate<T>(work: () => Promise<T>, ...errnos: Parameters<typeof isKernelError>[1][]): Promise<T | undefined> {
+  try {
+    return await work();
+  } catch (e) {
+    if (errnos.some((n) => isKernelError(e, n))) return undefined;
+    throw e;
+  }
+}
+
+function backingPath(ctx: ActionContext, b: Args): string {
+  return b.kind === 'file' ? ctx.stateDir.path(b.file) : b.device;
+}
+
+async function majorMinorOf(ctx: ActionContext, b: Args): Promise<string> {
+  const path = backingPath(ctx, b);
+  if (b.kind === 'file') {
+    const loop = await ctx.kernel.loopFind(path);
+    if (!loop) throw new StateError(`${path} is not attached to a loop device`, 'E_POOL');
+    return `${loop.major}:${loop.minor}`;
+  }
+  const st = await stat(path);
+  const { major, minor } = splitDev(st.rdev);
+  return `${major}:${minor}`;
+}
+
+async function requireInfo(ctx: ActionContext, dmName: string, op: string): Promise<DmInfo> {
+  const info = await ctx.kernel.info(dmName);
+  if (!info) throw new KernelError(op, dmName, 6, 'no such device-mapper device');
+  return info;
+}
+
+async function poolMajorMinor(ctx: ActionContext): Promise<string> {
+  const info = await requireInfo(ctx, ctx.poolDmName, 'dm.info');
+  return `${info.major}:${info.minor}`;
+}
+
+/** Change the pool metadata under the transaction-id fence: the message, then the id moves on by one. */
+async function fenced(ctx: ActionContext, message: string, ...tolerated: Parameters<typeof isKernelError>[1][]): Promise<Result> {
+  if (ctx.txid === undefined) throw new InternalError(`metadata step "${message}" has no transaction id`);
+  await tolerate(() => ctx.kernel.message(ctx.poolDmName, message), ...tolerated);
+  await ctx.kernel.message(ctx.poolDmName, `set_transaction_id ${ctx.txid} ${ctx.txid + 1}`);
+  return { txid: ctx.txid + 1 };
+}
+
+/** Activate a thin device, or adopt it if a previous attempt already did. */
+async function activateThin(ctx: ActionContext, a: Args): Promise<DmInfo> {
+  const existing = await ctx.kernel.info(a.dmName);
+  if (existing) {
+    if (existing.uuid !== a.uuid) throw new StateError(`a device named ${a.dmName} exists with uuid "${existing.uuid}": thinlayer does not touch devices it does not own`, 'E_NOT_OWNED');
+    if (existing.liveTable) return existing;
+    await ctx.kernel.load(a.dmName, [thinTarget(a, await poolMajorMinor(ctx))]);
+    await ctx.kernel.resume(a.dmName);
+    return requireInfo(ctx, a.dmName, 'dm.info');
+  }
+  return ctx.kernel.create(a.dmName, a.uuid, [thinTarget(a, await poolMajorMinor(ctx))]);
+}
+
+function thinTarget(a: Args, pool: string) {
+  return { start: 0, length: Math.floor(a.sizeBytes / SECTOR), type: 'thin', params: `${pool} ${a.thinId}` };
+}
+
+async function removeDevice(ctx: ActionContext, dmName: string): Promise<Result> {
+  try {
+    await ctx.kernel.remove(dmName);
+    return {};
+  } catch (e) {
+    if (isKernelError(e, 'ENXIO')) return {};
+    if (isKernelError(e, 'EBUSY')) {
+      // Still open (a lazily unmounted filesystem finishing, a process holding it): let the kernel remove it
+      // when the last opener goes, rather than failing the whole run.
+      await ctx.kernel.remove(dmName, { deferred: true });
+      return { deferred: true };
+    }
+    throw e;
+  }
+}
+
+export const ACTIONS: Record<StepOp, Action> = {
+  async 'pool.files'(ctx, a) {
+    for (const b of [a.data, a.metadata]) {
+      if (b.kind !== 'file') continue;
+      const path = ctx.stateDir.path(b.file);
+      const handle = await open(path, 'wx', 0o600).catch((e) => (e.code === 'EEXIST' ? null : Promise.reject(e)));
+      if (!handle) continue;
+      try {
+        await handle.truncate(b.sizeBytes); // sparse: no block is allocated until written
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    }
+    return {};
+  },
+
+  async 'pool.attach'(ctx, a) {
+    const path = ctx.stateDir.path(a.file);
+    const loop = (await ctx.kernel.loopFind(path)) ?? (await ctx.kernel.loopAttach(path));
+    return { loop: loop.path, major: loop.major, minor: loop.minor };
+  },
+
+  async 'pool.activate'(ctx, a) {
+    const existing = await ctx.kernel.info(a.dmName);
+    const [meta, data] = [await majorMinorOf(ctx, a.metadata), await majorMinorOf(ctx, a.data)];
+    const blockSectors = a.blockSizeBytes / SECTOR;
+    const dataBytes = await ctx.kernel.blockDeviceSize(backingPath(ctx, a.data));
+    const dataBlocks = Math.floor(dataBytes / a.blockSizeBytes);
+    if (dataBlocks < 2) throw new StateError(`the data device is too small for a pool (${dataBytes} bytes)`, 'E_POOL');
+    const lowWater = Math.max(1, Math.floor(dataBlocks * LOW_WATER_FRACTION));
+    const table = [{ start: 0, length: dataBlocks * blockSectors, type: 'thin-pool', params: `${meta} ${data} ${blockSectors} ${lowWater} 1 skip_block_zeroing` }];
+    // Metadata is never zeroed here: a blank one (a new sparse file) is formatted by the kernel on load,
+    // and one that is not blank was formatted by an earlier attempt and must be loaded as it is.
+    if (existing) {
+      if (existing.uuid !== a.uuid) throw new StateError(`a device named ${a.dmName} exists with uuid "${existing.uuid}": thinlayer does not touch devices it does not own`, 'E_NOT_OWNED');
+      if (!existing.liveTable) {
+        await ctx.kernel.load(a.dmName, table);
+        await ctx.kernel.resume(a.dmName);
+      }
+    } else {
+      await ctx.kernel.create(a.dmName, a.uuid, table);
+    }
+    const status = (await ctx.kernel.status(a.dmName)).find((l) => l.type === 'thin-pool');
+    return { txid: status ? Number(status.params.split(' ')[0]) : 0, dataBlocks, lowWater };
+  },
+
+  async 'pool.deactivate'(ctx, a) {
+    await tolerate(() => ctx.kernel.remove(a.dmName), 'ENXIO');
+    return {};
+  },
+
+  async 'pool.detach'(ctx, a) {
+    await tolerate(() => ctx.kernel.loopDetach(a.loop), 'ENXIO');
+    return {};
+  },
+
+  async 'pool.delete-files'(_ctx, a) {
+    for (const file of a.files as string[]) await unlink(file).catch((e) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)));
+    return {};
+  },
+
+  async 'thin.create'(ctx, a) {
+    return fenced(ctx, `create_thin ${a.thinId}`, 'EEXIST');
+  },
+
+  async 'snap.create'(ctx, a) {
+    // dm-thin requires an active origin to be suspended while it is snapshotted, so that the
+    // snapshot sees a consistent origin with no I/O in flight.
+    const origin = await ctx.kernel.info(a.originDmName);
+    const suspend = origin !== null && origin.liveTable && !origin.suspended;
+    if (suspend) await ctx.kernel.suspend(a.originDmName);
+    try {
+      return { ...(await fenced(ctx, `create_snap ${a.thinId} ${a.originThinId}`, 'EEXIST')), ready: a.ready === true };
+    } finally {
+      if (suspend) await ctx.kernel.resume(a.originDmName);
+    }
+  },
+
+  async 'thin.activate'(ctx, a) {
+    const info = await activateThin(ctx, a);
+    return { major: info.major, minor: info.minor, devPath: info.devPath };
+  },
+
+  async 'fs.mkfs'(ctx, a) {
+    const info = await requireInfo(ctx, a.dmName, 'mkfs');
+    await ctx.kernel.mkfs(info.devPath, a.filesystem as Filesystem, { label: 'thinlayer-base' });
+    return {};
+  },
+
+  async 'layer.commit'() {
+    throw new InternalError('layer content is applied by the layers module');
+  },
+
+  async 'fs.mount'(ctx, a) {
+    const info = await requireInfo(ctx, a.dmName, 'mount');
+    try {
+      await ctx.kernel.mount(info.devPath, a.mountpoint, a.filesystem as Filesystem, { readOnly: a.readOnly === true, discard: true });
+    } catch (e) {
+      // Mounted by an earlier attempt: fine if it is this very device.
+      const mounted = (await ctx.kernel.mounts()).find((m) => m.mountpoint === a.mountpoint);
+      if (!(isKernelError(e, 'EBUSY') && mounted && mounted.major === info.major && mounted.minor === info.minor)) throw e;
+    }
+    return { mountpoint: a.mountpoint };
+  },
+
+  async 'fs.unmount'(ctx, a) {
+    try {
+      await ctx.kernel.sync(a.mountpoint).catch(() => undefined);
+      await ctx.kernel.unmount(a.mountpoint);
+      return {};
+    } catch (e) {
+      if (isKernelError(e, 'EINVAL') || isKernelError(e, 'ENOENT')) return {};
+      if (isKernelError(e, 'EBUSY')) {
+        // A process still has files open there: detach the mount now, the kernel finishes it later.
+        await ctx.kernel.unmount(a.mountpoint, { lazy: true });
+        return { lazy: true };
+      }
+      throw e;
+    }
+  },
+
+  async 'thin.deactivate'(ctx, a) {
+    return removeDevice(ctx, a.dmName);
+  },
+
+  async 'thin.delete'(ctx, a) {
+    if (a.discard) {
+      // Discard every block first: the pool passes the discards down to the data device, so a
+      // loop-backed pool punches holes in its sparse file and the host gets the space back.
+      const info = await activateThin(ctx, a).catch(async (e) => {
+        if (!isKernelError(e)) throw e;
+        // The thin id is gone already (a delete that crashed before it was logged): leave no empty device behind.
+        await tolerate(() => ctx.kernel.remove(a.dmName), 'ENXIO');
+        return null;
+      });
+      if (info) {
+        await tolerate(() => ctx.kernel.discard(info.devPath), 'EOPNOTSUPP');
+        await removeDevice(ctx, a.dmName);
+      }
+    }
+    return fenced(ctx, `delete ${a.thinId}`, 'ENODATA');
+  },
+};

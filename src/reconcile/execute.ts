@@ -1,0 +1,48 @@
+// Execute a plan: for every step, an intent event (durable) before the kernel is touched and a
+// done or failed event after. The pool transaction id read just before a metadata step is written
+// into its intent: it is the fence that tells recovery whether the step reached the pool.
+
+import type { Step } from '../plan/steps.ts';
+import { METADATA_OPS } from '../plan/steps.ts';
+import { ACTIONS, type ActionContext } from './actions.ts';
+import { ThinlayerError } from '../errors/index.ts';
+import type { Session } from './session.ts';
+import type { Reporter } from '../messages/port.ts';
+
+export interface ExecuteOptions {
+  runId: string;
+  reporter: Reporter;
+  signal?: AbortSignal;
+  /** Index of the first step in this run (several passes share one run id). */
+  firstIndex: number;
+}
+
+async function readTxid(ctx: ActionContext): Promise<number> {
+  const line = (await ctx.kernel.status(ctx.poolDmName)).find((l) => l.type === 'thin-pool');
+  return line ? Number(line.params.split(' ')[0]) : 0;
+}
+
+export async function executePlan(session: Session, steps: Step[], poolDmName: string, opts: ExecuteOptions): Promise<number> {
+  let done = 0;
+  for (const [i, step] of steps.entries()) {
+    if (opts.signal?.aborted) break; // a signal asked us to stop: finish nothing new, the last step is recorded
+    const stepId = `${opts.runId}:${opts.firstIndex + i}`;
+    const ctx: ActionContext = { kernel: session.kernel, stateDir: session.stateDir, poolDmName };
+    if (METADATA_OPS.has(step.op)) ctx.txid = await readTxid(ctx);
+    opts.reporter.notify({ code: 'step.start', step, index: i, total: steps.length });
+    await session.append([{ type: 'step.intent', stepId, op: step.op, target: step.target, args: step.args, ...(ctx.txid !== undefined ? { txid: ctx.txid } : {}) }]);
+    let result: Record<string, unknown>;
+    try {
+      result = await ACTIONS[step.op](ctx, step.args);
+    } catch (e) {
+      const error = e instanceof ThinlayerError ? { code: e.code, message: e.message, ...('errno' in e ? { errno: (e as { errno: number }).errno } : {}) } : { code: 'E_INTERNAL', message: String((e as Error)?.message ?? e) };
+      await session.append([{ type: 'step.failed', stepId, op: step.op, target: step.target, error }]);
+      opts.reporter.notify({ code: 'step.failed', step, error: error.message });
+      throw e;
+    }
+    await session.append([{ type: 'step.done', stepId, op: step.op, target: step.target, result }]);
+    opts.reporter.notify({ code: 'step.done', step, index: i, total: steps.length });
+    done += 1;
+  }
+  return done;
+}

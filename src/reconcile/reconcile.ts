@@ -1,0 +1,85 @@
+// The reconciler: observe → plan → execute, repeated until a plan is empty (converged) or a bound is
+// reached. Interrupted steps from an earlier crash need no special path: the projection marks them
+// in doubt, the planner rolls them forward or back, and every action is idempotent.
+
+import type { Manifest } from '../manifest/types.ts';
+import type { Plan } from '../plan/steps.ts';
+import { plan as makePlan, type PlanMode } from '../plan/planner.ts';
+import { dmIdentity } from '../domain/names.ts';
+import { StateError, UserError, ThinlayerError } from '../errors/index.ts';
+import { observeSystem } from './observe.ts';
+import { executePlan } from './execute.ts';
+import type { Session } from './session.ts';
+import type { Reporter } from '../messages/port.ts';
+
+export interface ReconcileOptions {
+  /** What should exist: a manifest, or null for nothing (destroy). */
+  desired: Manifest | null;
+  mode: PlanMode;
+  command: string;
+  reporter: Reporter;
+  /** Asked once before any step of destroy impact runs; false stops the run before it changes anything. */
+  confirm: (plan: Plan) => Promise<boolean>;
+  /** Record the desired state as an event once confirmed (apply and destroy do; up and down do not). */
+  recordDesired: boolean;
+  signal?: AbortSignal;
+  maxPasses?: number;
+}
+
+export interface RunResult {
+  outcome: 'converged' | 'stopped';
+  runId: string;
+  steps: number;
+  passes: number;
+  /** The first plan, as shown to the user. */
+  plan: Plan;
+}
+
+export async function reconcile(session: Session, opts: ReconcileOptions): Promise<RunResult> {
+  const { reporter } = opts;
+  const runId = `${Date.now().toString(36)}-${process.pid}`;
+  const maxPasses = opts.maxPasses ?? 3;
+  const pending = Object.keys(session.state.pending).length;
+  if (pending > 0) reporter.notify({ code: 'recovery.pending', steps: pending });
+
+  let firstPlan: Plan | null = null;
+  let steps = 0;
+  let confirmed = false;
+  let started = false;
+  try {
+    for (let pass = 0; pass < maxPasses; pass++) {
+      const poolSpec = opts.desired?.pool ?? session.state.poolSpec;
+      const observed = await observeSystem(session.kernel, session.stateDir, poolSpec);
+      const plan = makePlan({ desired: opts.desired, state: session.state, observed, mode: opts.mode });
+      firstPlan ??= plan;
+      reporter.notify({ code: 'plan.ready', plan, pass });
+      if (plan.blockers.length > 0) throw new StateError(plan.blockers.join('\n'), 'E_BLOCKED');
+      const desiredChanged = opts.recordDesired && JSON.stringify(session.state.desired) !== JSON.stringify(opts.desired);
+      if (plan.steps.length === 0 && !desiredChanged) {
+        if (started) await session.append([{ type: 'run.finished', runId, outcome: 'converged', steps }]);
+        reporter.notify({ code: 'run.converged', steps, passes: pass });
+        return { outcome: 'converged', runId, steps, passes: pass, plan: firstPlan };
+      }
+      if (plan.impact === 'destroy' && !confirmed) {
+        if (!(await opts.confirm(plan))) throw new UserError('the plan deletes devices and was not confirmed: nothing was changed (re-run with --yes to confirm)', { path: '--yes' }, 'E_NOT_CONFIRMED');
+        confirmed = true;
+      }
+      if (!started) {
+        await session.append([{ type: 'run.started', runId, command: opts.command, pid: process.pid }]);
+        started = true;
+      }
+      if (desiredChanged) await session.append([{ type: 'desired.set', manifest: opts.desired, source: opts.desired ? 'apply' : 'destroy' }]);
+      const poolDmName = poolSpec ? dmIdentity(poolSpec.name, 'pool').dmName : '';
+      steps += await executePlan(session, plan.steps, poolDmName, { runId, reporter, signal: opts.signal, firstIndex: steps });
+      if (opts.signal?.aborted) {
+        await session.append([{ type: 'run.finished', runId, outcome: 'failed', steps }]);
+        return { outcome: 'stopped', runId, steps, passes: pass + 1, plan: firstPlan };
+      }
+    }
+    throw new StateError(`did not converge after ${maxPasses} passes: the kernel keeps disagreeing with the plan (run \`thinlayer plan\` to see what remains)`, 'E_NOT_CONVERGED');
+  } catch (e) {
+    if (started) await session.append([{ type: 'run.finished', runId, outcome: 'failed', steps }]).catch(() => undefined);
+    reporter.notify({ code: 'run.failed', error: e instanceof ThinlayerError ? e.message : String(e) });
+    throw e;
+  }
+}

@@ -1,0 +1,90 @@
+// A session: the state dir opened, the kernel chosen, the log replayed into the projection, and (for
+// commands that mutate) the lock held. Everything a command does happens inside one session.
+
+import { openStateDir, type StateDir } from '../events/state-dir.ts';
+import { EventLog } from '../events/log.ts';
+import { acquireLock, type Lock } from '../events/lock.ts';
+import { SnapshotStore } from '../events/snapshot.ts';
+import { replay } from '../events/replay.ts';
+import type { ThinlayerEvent, ThinlayerEventBody } from '../events/types.ts';
+import type { KernelPort } from '../kernel/port.ts';
+import { openKernel, type BackendChoice } from '../kernel/select.ts';
+import { evolve, initialState, PROJECTION_SCHEMA, type EngineState } from '../lifecycle/projection.ts';
+import { CrashPoints } from './crash-points.ts';
+import type { Reporter } from '../messages/port.ts';
+
+export interface SessionOptions {
+  stateDir: string;
+  backend: BackendChoice;
+  reporter: Reporter;
+  /** Take the lock and allow appends (apply, up, down, destroy); read-only otherwise. */
+  mutate: boolean;
+  command: string;
+  /** Use this kernel instead of choosing one (tests, the library API). */
+  kernel?: KernelPort;
+  lockWaitMs?: number;
+}
+
+export class Session {
+  private constructor(
+    readonly stateDir: StateDir,
+    readonly kernel: KernelPort,
+    readonly log: EventLog,
+    private readonly store: SnapshotStore<EngineState>,
+    private readonly lock: Lock | null,
+    readonly crash: CrashPoints,
+    public state: EngineState,
+  ) {}
+
+  static async open(opts: SessionOptions): Promise<Session> {
+    const stateDir = await openStateDir(opts.stateDir);
+    const crash = new CrashPoints();
+    const lock = opts.mutate ? await acquireLock(stateDir, { command: opts.command, waitMs: opts.lockWaitMs }) : null;
+    try {
+      if (lock?.tookOverFrom) opts.reporter.notify({ code: 'lock.took-over', pid: lock.tookOverFrom.pid, command: lock.tookOverFrom.command });
+      let kernel = opts.kernel;
+      if (!kernel) {
+        const chosen = await openKernel(opts.backend, stateDir);
+        kernel = chosen.kernel;
+        if (chosen.notice) opts.reporter.notify({ code: 'backend.notice', backend: kernel.kind, text: chosen.notice });
+      }
+      const log = await EventLog.open(stateDir);
+      const store = await SnapshotStore.open<EngineState>(stateDir);
+      const session = new Session(stateDir, crash.wrapKernel(kernel), log, store, lock, crash, initialState());
+      if (opts.mutate) {
+        const torn = await log.repairTornTail();
+        if (torn) {
+          // A crash cut the last line short. Nothing in it was acted upon durably, since every
+          // kernel step waits for its intent to be on disk first; record what was dropped.
+          opts.reporter.notify({ code: 'recovery.torn-tail', bytes: torn.bytes });
+          await session.append([{ type: 'recovery.note', kind: 'torn-tail', detail: { offset: torn.offset, bytes: torn.bytes, text: torn.text.slice(0, 200) } }], false);
+        }
+      }
+      const replayed = await replay(log, store, evolve, initialState, PROJECTION_SCHEMA);
+      session.state = replayed.state;
+      return session;
+    } catch (e) {
+      await lock?.release();
+      throw e;
+    }
+  }
+
+  /** Append events durably and fold them into the projection. */
+  async append(bodies: ThinlayerEventBody[], fold = true): Promise<ThinlayerEvent[]> {
+    this.crash.boundary('before append');
+    const events = await this.log.append(bodies);
+    this.crash.boundary('after append');
+    if (fold) for (const e of events) this.state = evolve(this.state, e);
+    return events;
+  }
+
+  async close(): Promise<void> {
+    try {
+      if (this.lock && this.state.lastSeq > 0) await this.store.save(this.state.lastSeq, this.state, PROJECTION_SCHEMA).catch(() => undefined);
+      await this.log.close();
+      await this.kernel.close();
+    } finally {
+      await this.lock?.release();
+    }
+  }
+}
