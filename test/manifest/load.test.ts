@@ -276,3 +276,16 @@ describe('loadManifest', () => {
     await expect(loadManifest(dir)).rejects.toThrow(`${dir}: cannot read the manifest`);
   });
 });
+
+describe('docs/manifest.md', () => {
+  it('shows the messages thinlayer gives for the example with a wrong filesystem and state', () => {
+    const docs = fs.readFileSync(path.resolve(import.meta.dirname, '../../docs/manifest.md'), 'utf8');
+    const shown = /## Errors[\s\S]*?```\n([\s\S]*?)```/.exec(docs)?.[1].trim();
+    const broken = fs
+      .readFileSync(EXAMPLE, 'utf8')
+      .replace('filesystem: ext4', 'filesystem: zfs')
+      .replace('state: mounted, mountpoint', 'state: running, mountpoint');
+    expect(() => parseManifest(broken, 'examples/web.yaml')).toThrow(shown);
+    expect(shown?.split('\n')).toHaveLength(2);
+  });
+});
