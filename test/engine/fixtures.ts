@@ -1,0 +1,77 @@
+// In-memory builders for planner and projection tests: manifests, observations and event streams.
+
+import type { Manifest } from '../../src/manifest/types.ts';
+import type { Observation } from '../../src/plan/observation.ts';
+import type { DmInfo, MountEntry } from '../../src/kernel/port.ts';
+import type { ThinlayerEvent, ThinlayerEventBody } from '../../src/events/types.ts';
+import { parsePoolStatus } from '../../src/kernel/status-lines.ts';
+import { dmIdentity } from '../../src/domain/names.ts';
+
+const G = 1024 ** 3;
+
+export function manifest(over: Partial<Pick<Manifest, 'layers' | 'devices'>> = {}): Manifest {
+  return {
+    file: '/m/web.yaml',
+    version: 1,
+    pool: {
+      name: 'demo',
+      data: { kind: 'file', file: 'data.img', sizeBytes: 20 * G },
+      metadata: { kind: 'file', file: 'metadata.img', sizeBytes: G },
+      blockSizeBytes: 64 * 1024,
+      baseSizeBytes: 10 * G,
+      filesystem: 'ext4',
+      minFreeFraction: 0.1,
+    },
+    layers: over.layers ?? [
+      { name: 'fedora', parent: null },
+      { name: 'apache', parent: 'fedora' },
+    ],
+    devices: over.devices ?? [
+      { name: 'web1', layer: 'apache', state: 'mounted', mountpoint: '/run/thinlayer/web1', sizeBytes: null },
+      { name: 'web2', layer: 'apache', state: 'activated', mountpoint: null, sizeBytes: null },
+    ],
+  };
+}
+
+let minor = 0;
+export function dm(name: string, uuid = name, live = true): DmInfo {
+  minor += 1;
+  return { name, uuid, major: 253, minor, openCount: 0, suspended: false, liveTable: live, inactiveTable: false, readOnly: false, eventNr: 0, targetCount: live ? 1 : 0, devPath: `/dev/dm-${minor}` };
+}
+
+/** A host with nothing on it yet. */
+export function emptyObservation(): Observation {
+  return {
+    backend: 'sim',
+    data: { path: '/s/data.img', kind: 'file', exists: false, sizeBytes: 0, loop: null, majorMinor: null },
+    metadata: { path: '/s/metadata.img', kind: 'file', exists: false, sizeBytes: 0, loop: null, majorMinor: null },
+    metadataBlank: true,
+    pool: null,
+    devices: {},
+    mounts: {},
+  };
+}
+
+/** A host with the pool files attached and the pool active at a transaction id. */
+export function poolUp(txid = 0, devices: DmInfo[] = [], mounts: MountEntry[] = []): Observation {
+  const pool = dmIdentity('demo', 'pool');
+  const poolInfo = dm(pool.dmName, pool.uuid);
+  const loop = (n: number, path: string) => ({ path: `/dev/loop${n}`, major: 7, minor: n, backingFile: path, sizeBytes: G, readOnly: false });
+  const obs = emptyObservation();
+  obs.data = { ...obs.data!, exists: true, loop: loop(0, '/s/data.img'), majorMinor: '7:0' };
+  obs.metadata = { ...obs.metadata!, exists: true, loop: loop(1, '/s/metadata.img'), majorMinor: '7:1' };
+  obs.metadataBlank = false;
+  obs.pool = { info: poolInfo, status: parsePoolStatus(`${txid} 100/16384 10/327680 - rw discard_passdown queue_if_no_space - 1024`) };
+  obs.devices = { [poolInfo.name]: poolInfo, ...Object.fromEntries(devices.map((d) => [d.name, d])) };
+  obs.mounts = Object.fromEntries(mounts.map((m) => [m.mountpoint, m]));
+  return obs;
+}
+
+export function mountOf(info: DmInfo, mountpoint: string): MountEntry {
+  return { source: info.devPath, major: info.major, minor: info.minor, mountpoint, fstype: 'ext4', options: ['rw'] };
+}
+
+/** Stamp bodies into events with consecutive sequence numbers. */
+export function stamp(bodies: ThinlayerEventBody[], from = 1): ThinlayerEvent[] {
+  return bodies.map((b, i) => ({ ...b, seq: from + i, at: '2026-11-28T00:00:00.000Z' }) as ThinlayerEvent);
+}

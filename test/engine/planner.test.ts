@@ -1,0 +1,212 @@
+import { describe, it, expect } from 'vitest';
+import { plan } from '../../src/plan/planner.ts';
+import { project, initialState, type EngineState } from '../../src/lifecycle/projection.ts';
+import { dmIdentity } from '../../src/domain/names.ts';
+import { parsePoolStatus } from '../../src/kernel/status-lines.ts';
+import { manifest, emptyObservation, poolUp, dm, mountOf, stamp } from './fixtures.ts';
+import type { ThinlayerEventBody } from '../../src/events/types.ts';
+
+const ops = (p: ReturnType<typeof plan>) => p.steps.map((s) => `${s.op} ${s.target}`);
+
+/** The state after a full, successful apply of the fixture manifest (thin ids 0..4 in creation order). */
+function appliedState(): EngineState {
+  const m = manifest();
+  const done = (op: string, target: string, args: Record<string, unknown>, result: Record<string, unknown> = {}, id = `r:${op}:${target}`): ThinlayerEventBody[] => [
+    { type: 'step.intent', stepId: id, op, target, args },
+    { type: 'step.done', stepId: id, op, target, result },
+  ];
+  const thing = (kind: string, name: string, thinId: number, origin: string | null) => ({ kind, name, thinId, origin, sizeBytes: m.pool.baseSizeBytes, ...dmIdentity('demo', kind as never, name) });
+  const bodies: ThinlayerEventBody[] = [
+    { type: 'desired.set', manifest: m, source: 'apply' },
+    ...done('pool.activate', 'pool', { pool: 'demo', ...dmIdentity('demo', 'pool') }, { txid: 0 }),
+    ...done('thin.create', 'base', thing('base', 'base', 0, null), { txid: 1 }),
+    ...done('fs.mkfs', 'base', {}),
+    ...done('snap.create', 'layer:fedora', thing('layer', 'fedora', 1, 'base'), { txid: 2, ready: true }),
+    ...done('snap.create', 'layer:apache', thing('layer', 'apache', 2, 'layer:fedora'), { txid: 3, ready: true }),
+    ...done('snap.create', 'device:web1', thing('device', 'web1', 3, 'layer:apache'), { txid: 4, ready: true }),
+    ...done('thin.activate', 'device:web1', {}),
+    ...done('fs.mount', 'device:web1', {}, { mountpoint: '/run/thinlayer/web1' }),
+    ...done('snap.create', 'device:web2', thing('device', 'web2', 4, 'layer:apache'), { txid: 5, ready: true }),
+    ...done('thin.activate', 'device:web2', {}),
+  ];
+  return project(stamp(bodies));
+}
+
+function liveObservation() {
+  const web1 = dm(dmIdentity('demo', 'device', 'web1').dmName, dmIdentity('demo', 'device', 'web1').uuid);
+  const web2 = dm(dmIdentity('demo', 'device', 'web2').dmName, dmIdentity('demo', 'device', 'web2').uuid);
+  return { obs: poolUp(5, [web1, web2], [mountOf(web1, '/run/thinlayer/web1')]), web1, web2 };
+}
+
+describe('planner', () => {
+  it('builds everything from nothing, in dependency order', () => {
+    const p = plan({ desired: manifest(), state: initialState(), observed: emptyObservation(), mode: 'converge' });
+    expect(ops(p)).toEqual([
+      'pool.files pool',
+      'pool.attach pool',
+      'pool.attach pool',
+      'pool.activate pool',
+      'thin.create base',
+      'thin.activate base',
+      'fs.mkfs base',
+      'thin.deactivate base',
+      'snap.create layer:fedora',
+      'snap.create layer:apache',
+      'snap.create device:web1',
+      'thin.activate device:web1',
+      'fs.mount device:web1',
+      'snap.create device:web2',
+      'thin.activate device:web2',
+    ]);
+    expect(p.impact).toBe('create');
+    expect(p.blockers).toEqual([]);
+  });
+
+  it('gives every thin device a distinct thin id and snapshots each from its origin', () => {
+    const p = plan({ desired: manifest(), state: initialState(), observed: emptyObservation(), mode: 'converge' });
+    const creates = p.steps.filter((s) => s.op === 'snap.create' || s.op === 'thin.create');
+    const ids = creates.map((s) => s.args.thinId);
+    expect(new Set(ids).size).toBe(ids.length);
+    const apache = creates.find((s) => s.target === 'layer:apache')!;
+    const fedora = creates.find((s) => s.target === 'layer:fedora')!;
+    expect(apache.args.originThinId).toBe(fedora.args.thinId);
+  });
+
+  it('plans nothing when the kernel matches the desired state', () => {
+    const { obs } = liveObservation();
+    const p = plan({ desired: manifest(), state: appliedState(), observed: obs, mode: 'converge' });
+    expect(p.steps).toEqual([]);
+    expect(p.impact).toBe('none');
+  });
+
+  it('after a reboot, reloads the pool and re-activates and re-mounts without creating anything', () => {
+    const obs = emptyObservation();
+    obs.data!.exists = true;
+    obs.metadata!.exists = true;
+    obs.metadataBlank = false;
+    const p = plan({ desired: manifest(), state: appliedState(), observed: obs, mode: 'converge' });
+    expect(ops(p)).toEqual(['pool.attach pool', 'pool.attach pool', 'pool.activate pool', 'thin.activate device:web1', 'fs.mount device:web1', 'thin.activate device:web2']);
+    expect(p.steps.find((s) => s.op === 'pool.activate')!.args.blank).toBe(false);
+  });
+
+  it('repairs drift: an unmounted device is mounted again', () => {
+    const { obs, web1 } = liveObservation();
+    obs.mounts = {};
+    const p = plan({ desired: manifest(), state: appliedState(), observed: obs, mode: 'converge' });
+    expect(ops(p)).toEqual(['fs.mount device:web1']);
+    expect(p.steps[0].args.mountpoint).toBe('/run/thinlayer/web1');
+    expect(web1).toBeDefined();
+  });
+
+  it('moves a mount when the manifest changes the mountpoint', () => {
+    const { obs } = liveObservation();
+    const m = manifest();
+    m.devices[0] = { ...m.devices[0], mountpoint: '/srv/web1' };
+    const p = plan({ desired: m, state: appliedState(), observed: obs, mode: 'converge' });
+    expect(ops(p)).toEqual(['fs.unmount device:web1', 'fs.mount device:web1']);
+    expect(p.steps[0].args.mountpoint).toBe('/run/thinlayer/web1');
+    expect(p.steps[1].args.mountpoint).toBe('/srv/web1');
+  });
+
+  it('deletes a device dropped from the manifest, with destroy impact', () => {
+    const { obs } = liveObservation();
+    const m = manifest({ devices: [manifest().devices[1]] });
+    const p = plan({ desired: m, state: appliedState(), observed: obs, mode: 'converge' });
+    expect(ops(p)).toEqual(['fs.unmount device:web1', 'thin.deactivate device:web1', 'thin.delete device:web1']);
+    expect(p.impact).toBe('destroy');
+    expect(p.steps[2].args.thinId).toBe(3);
+  });
+
+  it('down unmounts and deactivates everything and the pool, deleting nothing', () => {
+    const { obs } = liveObservation();
+    const p = plan({ desired: manifest(), state: appliedState(), observed: obs, mode: 'down' });
+    expect(ops(p)).toEqual(['fs.unmount device:web1', 'thin.deactivate device:web1', 'thin.deactivate device:web2', 'pool.deactivate pool', 'pool.detach pool', 'pool.detach pool']);
+    expect(p.impact).toBe('update');
+  });
+
+  it('destroy deletes devices, layers deepest first, the base last, then the pool and its files', () => {
+    const { obs } = liveObservation();
+    obs.data!.exists = true;
+    const p = plan({ desired: null, state: appliedState(), observed: obs, mode: 'converge' });
+    const deletes = p.steps.filter((s) => s.op === 'thin.delete').map((s) => s.target);
+    expect(deletes).toEqual(['device:web1', 'device:web2', 'layer:apache', 'layer:fedora', 'base']);
+    expect(ops(p).slice(-4)).toEqual(['pool.deactivate pool', 'pool.detach pool', 'pool.detach pool', 'pool.delete-files pool']);
+  });
+
+  it('rolls an interrupted create forward with the same thin id', () => {
+    const { obs } = liveObservation();
+    const state = appliedState();
+    const m = manifest({ devices: [...manifest().devices, { name: 'web3', layer: 'apache', state: 'activated', mountpoint: null, sizeBytes: null }] });
+    const crashed = project(
+      stamp([{ type: 'step.intent', stepId: 'x:1', op: 'snap.create', target: 'device:web3', args: { kind: 'device', name: 'web3', thinId: 5, origin: 'layer:apache', sizeBytes: 1, ...dmIdentity('demo', 'device', 'web3') }, txid: 5 }], state.lastSeq + 1),
+      { ...state, desired: m },
+    );
+    const p = plan({ desired: m, state: crashed, observed: obs, mode: 'converge' });
+    expect(ops(p)).toEqual(['snap.create device:web3', 'thin.activate device:web3']);
+    expect(p.steps[0].args.thinId).toBe(5);
+  });
+
+  it('deletes an interrupted create that is no longer wanted, so no thin id leaks', () => {
+    const { obs } = liveObservation();
+    const state = appliedState();
+    const crashed = project(
+      stamp([{ type: 'step.intent', stepId: 'x:1', op: 'snap.create', target: 'device:gone', args: { kind: 'device', name: 'gone', thinId: 9, origin: 'layer:apache', sizeBytes: 1, ...dmIdentity('demo', 'device', 'gone') }, txid: 5 }], state.lastSeq + 1),
+      state,
+    );
+    const p = plan({ desired: manifest(), state: crashed, observed: obs, mode: 'converge' });
+    expect(ops(p)).toEqual(['thin.delete device:gone']);
+    expect(p.steps[0].args.thinId).toBe(9);
+  });
+
+  it('never reuses a thin id, even after the device holding it was deleted', () => {
+    const { obs } = liveObservation();
+    const state = appliedState();
+    const afterDelete = project(stamp([
+      { type: 'step.intent', stepId: 'd:1', op: 'thin.delete', target: 'device:web2', args: {} },
+      { type: 'step.done', stepId: 'd:1', op: 'thin.delete', target: 'device:web2', result: { txid: 6 } },
+    ], state.lastSeq + 1), state);
+    const p = plan({ desired: manifest(), state: afterDelete, observed: obs, mode: 'converge' });
+    expect(p.steps[0].op).toBe('snap.create');
+    expect(p.steps[0].args.thinId).toBe(5);
+  });
+
+  it('refuses to format metadata it did not write', () => {
+    const obs = emptyObservation();
+    obs.data!.exists = true;
+    obs.metadata!.exists = true;
+    obs.metadataBlank = false;
+    const p = plan({ desired: manifest(), state: initialState(), observed: obs, mode: 'converge' });
+    expect(p.blockers.join()).toMatch(/refusing to format/);
+  });
+
+  it('refuses to create an empty pool over metadata the log says was formatted', () => {
+    const obs = emptyObservation();
+    obs.data!.exists = true;
+    obs.metadata!.exists = true;
+    obs.metadataBlank = true;
+    const p = plan({ desired: manifest(), state: appliedState(), observed: obs, mode: 'converge' });
+    expect(p.blockers.join()).toMatch(/metadata was lost/);
+  });
+
+  it.each([
+    ['needs_check', '5 100/16384 10/327680 - rw discard_passdown queue_if_no_space needs_check 1024', /needs a metadata check/],
+    ['read-only', '5 100/16384 10/327680 - ro discard_passdown queue_if_no_space - 1024', /read-only/],
+    ['failed', 'Fail', /has failed/],
+  ])('blocks every mutation when the pool is %s', (_name, line, message) => {
+    const { obs } = liveObservation();
+    obs.pool!.status = parsePoolStatus(line);
+    obs.mounts = {};
+    const p = plan({ desired: manifest(), state: appliedState(), observed: obs, mode: 'converge' });
+    expect(p.blockers.join()).toMatch(message);
+    expect(p.steps).toEqual([]);
+  });
+
+  it('rebuilds a layer whose parent changed, under a new thin id', () => {
+    const { obs } = liveObservation();
+    const m = manifest({ layers: [{ name: 'fedora', parent: null }, { name: 'apache', parent: null }] });
+    const p = plan({ desired: m, state: appliedState(), observed: obs, mode: 'converge' });
+    expect(ops(p)).toEqual(['thin.delete layer:apache', 'snap.create layer:apache']);
+    expect(p.steps[1].args.originThinId).toBe(0);
+    expect(p.steps[1].args.thinId).toBe(5);
+  });
+});

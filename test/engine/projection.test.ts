@@ -1,0 +1,86 @@
+import { describe, it, expect } from 'vitest';
+import { project, evolve, initialState } from '../../src/lifecycle/projection.ts';
+import { dmIdentity } from '../../src/domain/names.ts';
+import { manifest, stamp } from './fixtures.ts';
+
+const base = { kind: 'base', name: 'base', thinId: 0, origin: null, sizeBytes: 1 << 30, ...dmIdentity('demo', 'base') };
+
+describe('projection', () => {
+  it('records the desired manifest and the pool spec', () => {
+    const s = project(stamp([{ type: 'desired.set', manifest: manifest(), source: 'apply' }]));
+    expect(s.desired?.pool.name).toBe('demo');
+    expect(s.poolSpec?.name).toBe('demo');
+    expect(s.lastSeq).toBe(1);
+  });
+
+  it('keeps the pool spec after destroy is asked, until the files are gone', () => {
+    let s = project(stamp([{ type: 'desired.set', manifest: manifest(), source: 'apply' }, { type: 'desired.set', manifest: null, source: 'destroy' }]));
+    expect(s.desired).toBeNull();
+    expect(s.poolSpec?.name).toBe('demo');
+    s = project(stamp([{ type: 'step.intent', stepId: 'a', op: 'pool.delete-files', target: 'pool', args: {} }, { type: 'step.done', stepId: 'a', op: 'pool.delete-files', target: 'pool', result: {} }], 3), s);
+    expect(s.poolSpec).toBeNull();
+    expect(s.pool).toBeNull();
+  });
+
+  it('marks an intent without an outcome as pending, and the device as creating', () => {
+    const s = project(stamp([{ type: 'step.intent', stepId: 'r:0', op: 'thin.create', target: 'base', args: base, txid: 0 }]));
+    expect(Object.keys(s.pending)).toEqual(['r:0']);
+    expect(s.things.base.lifecycle.state).toBe('creating');
+    expect(s.things.base.thinId).toBe(0);
+  });
+
+  it('moves a device through its lifecycle as steps complete', () => {
+    const s = project(
+      stamp([
+        { type: 'step.intent', stepId: 'r:0', op: 'thin.create', target: 'base', args: base, txid: 0 },
+        { type: 'step.done', stepId: 'r:0', op: 'thin.create', target: 'base', result: { txid: 1 } },
+        { type: 'step.intent', stepId: 'r:1', op: 'thin.activate', target: 'base', args: {} },
+        { type: 'step.done', stepId: 'r:1', op: 'thin.activate', target: 'base', result: {} },
+        { type: 'step.intent', stepId: 'r:2', op: 'fs.mkfs', target: 'base', args: {} },
+        { type: 'step.done', stepId: 'r:2', op: 'fs.mkfs', target: 'base', result: {} },
+      ]),
+    );
+    expect(s.things.base.lifecycle.state).toBe('activated');
+    expect(s.things.base.ready).toBe(true);
+    expect(s.pending).toEqual({});
+  });
+
+  it('records a failure with its error', () => {
+    const s = project(
+      stamp([
+        { type: 'step.intent', stepId: 'r:0', op: 'thin.create', target: 'base', args: base, txid: 0 },
+        { type: 'step.failed', stepId: 'r:0', op: 'thin.create', target: 'base', error: { code: 'E_KERNEL', message: 'dm.message demo: ENOSPC' } },
+      ]),
+    );
+    expect(s.things.base.lifecycle).toEqual({ state: 'failed', from: 'absent', error: 'dm.message demo: ENOSPC' });
+    expect(s.pending).toEqual({});
+  });
+
+  it('forgets a deleted device but never lowers the next thin id', () => {
+    const s = project(
+      stamp([
+        { type: 'step.intent', stepId: 'p', op: 'pool.activate', target: 'pool', args: { pool: 'demo', ...dmIdentity('demo', 'pool') } },
+        { type: 'step.done', stepId: 'p', op: 'pool.activate', target: 'pool', result: { txid: 0 } },
+        { type: 'step.intent', stepId: 'r:0', op: 'thin.create', target: 'base', args: { ...base, thinId: 7 }, txid: 0 },
+        { type: 'step.done', stepId: 'r:0', op: 'thin.create', target: 'base', result: { txid: 1 } },
+        { type: 'step.intent', stepId: 'r:1', op: 'thin.delete', target: 'base', args: {}, txid: 1 },
+        { type: 'step.done', stepId: 'r:1', op: 'thin.delete', target: 'base', result: { txid: 2 } },
+      ]),
+    );
+    expect(s.things).toEqual({});
+    expect(s.pool?.nextThinId).toBe(8);
+    expect(s.pool?.txid).toBe(2);
+    expect(s.pool?.formatted).toBe(true);
+  });
+
+  it('is a pure fold: replaying in two halves gives the same state as in one go', () => {
+    const events = stamp([
+      { type: 'desired.set', manifest: manifest(), source: 'apply' },
+      { type: 'step.intent', stepId: 'r:0', op: 'thin.create', target: 'base', args: base, txid: 0 },
+      { type: 'step.done', stepId: 'r:0', op: 'thin.create', target: 'base', result: { txid: 1 } },
+    ]);
+    const whole = project(events);
+    const halves = project(events.slice(1), evolve(initialState(), events[0]));
+    expect(halves).toEqual(whole);
+  });
+});
