@@ -1,28 +1,35 @@
 // The mutation lock: at most one thinlayer process changes a state dir (appends events, touches the
-// kernel) at a time. The lock is the file `lock` holding its holder's pid, command, start time and a
-// random token. A holder that died (killed, power cut) leaves its file behind; the next process sees
-// the pid is gone, or now belongs to a process started at another time, and takes the lock over.
+// kernel) at a time. A holder that died (killed, power cut) leaves its lock behind; the next process
+// sees the pid is gone, or now belongs to a process started at another time or before another boot,
+// and takes the lock over.
 //
-// The file appears atomically with its whole content: it is written under a private temporary name
-// and hard-linked to `lock` (link fails with EEXIST exactly as O_EXCL would), so no one ever reads
-// a half-written lock of a live process. Content that does not parse can only be damage, and counts
-// as stale.
-//
-// Taking over a stale lock: rename it to a unique name (only one process can move a given file),
-// then check the moved file is the very one judged stale (same inode and bytes, the token making
-// the bytes unique). If it is not, a new holder had replaced it in the meantime: link it back.
+// Layout: `lock` is a directory holding one file, `holder-<token>.json`, with the holder's pid,
+// command, start time, boot id and a random token. Two atomic steps make every race safe:
+//   - Acquire: build a private directory with the holder file in it, then rename it onto `lock`.
+//     rename(2) replaces a missing or EMPTY directory and fails with ENOTEMPTY otherwise, so of
+//     many contenders exactly one wins, and the lock appears with its whole content.
+//   - Take over: move the dead holder's file out of `lock` by its name. The token makes the name
+//     unique, so the move succeeds for exactly one taker and only while that very holder's lock is
+//     in place; a taker that judged an older holder dead can never remove a newer one's file.
+//     `lock` is then empty and the contenders race to rename onto it as above. The file moves to
+//     `lock-dead.json`, where whoever wins next finds it and reports it as `tookOverFrom`.
+// (A plain `lock` file with O_EXCL needs "delete it if it is still the stale one", which no file
+// operation does atomically: a slow taker can delete a live successor's lock.)
 
 import { randomBytes } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
-import { link, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, rmdir, unlink } from 'node:fs/promises';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StateError, UserError } from '../errors/index.ts';
 import type { StateDir } from './state-dir.ts';
 
-export const LOCK_FILE = 'lock';
+export const LOCK_DIR = 'lock';
 export const LOCK_WAIT_ENV = 'THINLAYER_LOCK_WAIT_MS';
 const DEFAULT_WAIT_MS = 3000;
 const DEFAULT_POLL_MS = 50;
+const HOLDER_FILE = /^holder-[0-9a-f]+\.json$/;
+const DEAD_HOLDER_FILE = 'lock-dead.json';
 
 export interface LockHolder {
   pid: number;
@@ -30,6 +37,8 @@ export interface LockHolder {
   since: string; // ISO time the lock was taken
   /** Field 22 of /proc/<pid>/stat (clock ticks after boot): tells a reused pid from the holder. */
   startTime?: string;
+  /** /proc/sys/kernel/random/boot_id: a holder from before a reboot is dead whatever its pid. */
+  bootId?: string;
 }
 
 export interface Lock {
@@ -65,29 +74,28 @@ export class StateDirLockedError extends StateError {
 }
 
 export async function acquireLock(stateDir: StateDir, opts: AcquireLockOptions): Promise<Lock> {
-  const file = stateDir.path(LOCK_FILE);
+  const lockDir = stateDir.path(LOCK_DIR);
   const waitMs = opts.waitMs ?? waitFromEnv();
   const pollMs = opts.pollMs ?? DEFAULT_POLL_MS;
   const deadline = Date.now() + waitMs;
 
-  const holder: LockHolder = { pid: process.pid, command: opts.command, since: new Date().toISOString() };
-  const startTime = (await readProcStat(process.pid))?.startTime;
-  if (startTime !== undefined) holder.startTime = startTime;
-  const content = JSON.stringify({ ...holder, token: randomBytes(12).toString('hex') }) + '\n';
-
-  const draft = stateDir.path(`.lock-${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
-  const draftIno = await writeDraft(draft, content);
+  const holder = await describeThisProcess(opts.command);
+  const holderFile = `holder-${randomBytes(12).toString('hex')}.json`;
+  const draft = stateDir.path(`.lock-new-${process.pid}-${randomBytes(6).toString('hex')}`);
+  await writeDraft(draft, holderFile, holder);
+  let held = false;
   try {
-    let tookOverFrom: LockHolder | undefined;
     for (;;) {
-      if (await linkIfAbsent(draft, file)) {
+      if (await renameOntoEmpty(draft, lockDir)) {
+        held = true;
+        const tookOverFrom = await takeDeadHolderRecord(stateDir);
         await sweepLeftovers(stateDir);
-        return new HeldLock(file, { ino: draftIno, raw: content }, holder, tookOverFrom);
+        return new HeldLock(path.join(lockDir, holderFile), holder, tookOverFrom);
       }
-      const current = await readLockFile(file);
-      if (current === null) continue; // released just now: try again at once
+      const current = await readHolderFile(lockDir);
+      if (current === null) continue; // released a moment ago: try again at once
       if (!(await isLockHolderAlive(current.holder))) {
-        if (await removeStaleLock(stateDir, file, current)) tookOverFrom = current.holder ?? unreadableHolder(current);
+        await moveDeadHolderAside(stateDir, path.join(lockDir, current.name));
         continue;
       }
       const remaining = deadline - Date.now();
@@ -95,18 +103,25 @@ export async function acquireLock(stateDir: StateDir, opts: AcquireLockOptions):
       await sleep(Math.min(pollMs, remaining));
     }
   } finally {
-    await unlink(draft).catch(() => undefined);
+    if (!held) await rm(draft, { recursive: true, force: true });
   }
 }
 
-/** Who holds the lock, as its file says (for status displays); null when unlocked or unreadable. */
+/** Who holds the lock (for status displays); null when unlocked or its file is unreadable. */
 export async function readLockHolder(stateDir: StateDir): Promise<LockHolder | null> {
-  return (await readLockFile(stateDir.path(LOCK_FILE)))?.holder ?? null;
+  return (await readHolderFile(stateDir.path(LOCK_DIR)))?.holder ?? null;
 }
 
-/** Whether the holder's process still runs: the pid exists, is not a zombie, and started when the holder did. */
+/**
+ * Whether the holder's process still runs: the pid exists, is not a zombie, started when the holder
+ * did, and this is the boot it started in.
+ */
 export async function isLockHolderAlive(holder: LockHolder | null): Promise<boolean> {
   if (holder === null || !Number.isSafeInteger(holder.pid) || holder.pid <= 0) return false;
+  if (holder.bootId !== undefined) {
+    const bootId = await readBootId();
+    if (bootId !== undefined && bootId !== holder.bootId) return false;
+  }
   try {
     process.kill(holder.pid, 0);
   } catch (e) {
@@ -123,32 +138,88 @@ export async function isLockHolderAlive(holder: LockHolder | null): Promise<bool
 
 class HeldLock implements Lock {
   #released = false;
+  readonly #file: string;
   constructor(
-    private readonly file: string,
-    private readonly identity: { ino: number; raw: string },
+    file: string,
     readonly holder: LockHolder,
     readonly tookOverFrom?: LockHolder,
-  ) {}
+  ) {
+    this.#file = file;
+  }
 
-  /** Removes the lock file if it is still this lock's (it is, unless someone judged this process dead). Idempotent. */
+  /**
+   * Removes this holder's file, by its unique name, so it can never remove a successor's. Idempotent;
+   * quiet when someone (wrongly judging this process dead) took the lock over already.
+   */
   async release(): Promise<void> {
     if (this.#released) return;
     this.#released = true;
-    const current = await readLockFile(this.file);
-    if (current !== null && current.ino === this.identity.ino && current.raw === this.identity.raw) {
-      await unlink(this.file).catch(ignoreCode('ENOENT'));
-    }
+    await unlink(this.#file).catch(ignoreCode('ENOENT'));
+    // Tidy up: an empty `lock` means unlocked anyway, and a contender may have renamed onto it already.
+    await rmdir(path.dirname(this.#file)).catch(ignoreCode('ENOENT', 'ENOTEMPTY', 'EEXIST'));
   }
 }
 
-interface LockFileContent {
-  ino: number;
+async function describeThisProcess(command: string): Promise<LockHolder> {
+  const holder: LockHolder = { pid: process.pid, command, since: new Date().toISOString() };
+  const startTime = (await readProcStat(process.pid))?.startTime;
+  if (startTime !== undefined) holder.startTime = startTime;
+  const bootId = await readBootId();
+  if (bootId !== undefined) holder.bootId = bootId;
+  return holder;
+}
+
+async function writeDraft(draft: string, holderFile: string, holder: LockHolder): Promise<void> {
+  await mkdir(draft, { mode: 0o700 });
+  const handle = await open(path.join(draft, holderFile), fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+  try {
+    await handle.writeFile(JSON.stringify(holder) + '\n', 'utf8');
+    await handle.datasync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** rename(draft, lockDir): true when it took the lock, false when `lock` holds a holder file. */
+async function renameOntoEmpty(draft: string, lockDir: string): Promise<boolean> {
+  try {
+    await rename(draft, lockDir);
+    return true;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOTEMPTY' || code === 'EEXIST') return false;
+    if (code === 'ENOTDIR') {
+      throw new StateError(`${lockDir} is not a directory; thinlayer keeps its lock there. Remove it if no thinlayer runs`, 'E_LOCK_BROKEN');
+    }
+    throw e;
+  }
+}
+
+interface HolderFile {
+  name: string;
   raw: string;
   mtime: Date;
   holder: LockHolder | null; // null when the content does not parse
 }
 
-async function readLockFile(file: string): Promise<LockFileContent | null> {
+/** The holder file inside `lock`, or null when there is none (unlocked). */
+async function readHolderFile(lockDir: string): Promise<HolderFile | null> {
+  let names: string[];
+  try {
+    names = await readdir(lockDir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+    throw e;
+  }
+  for (const name of names.filter((n) => HOLDER_FILE.test(n))) {
+    const found = await readHolderAt(path.join(lockDir, name));
+    if (found !== null) return found; // else released or taken over just now
+  }
+  return null;
+}
+
+async function readHolderAt(file: string): Promise<HolderFile | null> {
   let handle;
   try {
     handle = await open(file, fsc.O_RDONLY | fsc.O_NOFOLLOW);
@@ -157,9 +228,9 @@ async function readLockFile(file: string): Promise<LockFileContent | null> {
     throw e;
   }
   try {
-    const st = await handle.stat();
+    const mtime = (await handle.stat()).mtime;
     const raw = await handle.readFile('utf8');
-    return { ino: st.ino, raw, mtime: st.mtime, holder: parseHolder(raw) };
+    return { name: path.basename(file), raw, mtime, holder: parseHolder(raw) };
   } finally {
     await handle.close();
   }
@@ -175,71 +246,49 @@ function parseHolder(raw: string): LockHolder | null {
   if (typeof value !== 'object' || value === null) return null;
   const v = value as Record<string, unknown>;
   if (!Number.isSafeInteger(v.pid) || typeof v.command !== 'string' || typeof v.since !== 'string') return null;
-  if (v.startTime !== undefined && typeof v.startTime !== 'string') return null;
   const holder: LockHolder = { pid: v.pid as number, command: v.command, since: v.since };
-  if (v.startTime !== undefined) holder.startTime = v.startTime as string;
+  for (const key of ['startTime', 'bootId'] as const) {
+    if (v[key] === undefined) continue;
+    if (typeof v[key] !== 'string') return null;
+    holder[key] = v[key] as string;
+  }
   return holder;
 }
 
-function unreadableHolder(lock: LockFileContent): LockHolder {
-  return { pid: 0, command: `(unreadable lock file: ${JSON.stringify(lock.raw.slice(0, 60))})`, since: lock.mtime.toISOString() };
+function unreadableHolder(file: HolderFile): LockHolder {
+  return { pid: 0, command: `(unreadable lock file: ${JSON.stringify(file.raw.slice(0, 60))})`, since: file.mtime.toISOString() };
 }
 
-/** Moves the stale lock aside and deletes it; false when another process got there first. */
-async function removeStaleLock(stateDir: StateDir, file: string, judged: LockFileContent): Promise<boolean> {
-  const aside = stateDir.path(`.lock-stale-${process.pid}-${randomBytes(6).toString('hex')}`);
-  try {
-    await rename(file, aside);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw e;
-  }
-  const moved = await readLockFile(aside);
-  if (moved !== null && moved.ino === judged.ino && moved.raw === judged.raw) {
-    await unlink(aside);
-    return true;
-  }
-  // The file moved was a live holder's, created after the stale one was judged: give it back. If
-  // a third process linked a new lock in this instant, nothing can undo the double grant; the token
-  // check in release() at least keeps either holder from deleting the other's file.
-  await link(aside, file).catch(ignoreCode('EEXIST'));
-  await unlink(aside);
-  return false;
+/**
+ * Moves a dead holder's file out of `lock` to where the next winner will find it. Quiet when another
+ * taker moved it first (ENOENT). Overwriting an older record loses nothing: the holder it names
+ * never got the lock reported, because it died before it could.
+ */
+async function moveDeadHolderAside(stateDir: StateDir, holderPath: string): Promise<void> {
+  await rename(holderPath, stateDir.path(DEAD_HOLDER_FILE)).catch(ignoreCode('ENOENT'));
 }
 
-async function writeDraft(path: string, content: string): Promise<number> {
-  const handle = await open(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
-  try {
-    await handle.writeFile(content, 'utf8');
-    await handle.datasync();
-    return (await handle.stat()).ino;
-  } finally {
-    await handle.close();
-  }
+/** Only the lock holder calls this, so no one else reads or removes the record meanwhile. */
+async function takeDeadHolderRecord(stateDir: StateDir): Promise<LockHolder | undefined> {
+  const file = stateDir.path(DEAD_HOLDER_FILE);
+  const record = await readHolderAt(file);
+  if (record === null) return undefined;
+  await unlink(file);
+  return record.holder ?? unreadableHolder(record);
 }
 
-async function linkIfAbsent(from: string, to: string): Promise<boolean> {
-  try {
-    await link(from, to);
-    return true;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw e;
-  }
-}
+const LEFTOVER = /^\.lock-new-(\d+)-[0-9a-f]+$/;
 
-const LEFTOVER = /^\.lock-(?:stale-)?(\d+)-[0-9a-f]+(?:\.tmp)?$/;
-
-/** Deletes drafts and moved-aside locks left by processes that died between two steps. */
+/** Deletes drafts left by processes that died before renaming them onto `lock`. */
 async function sweepLeftovers(stateDir: StateDir): Promise<void> {
   for (const name of await readdir(stateDir.root)) {
     const match = LEFTOVER.exec(name);
     if (!match || Number(match[1]) === process.pid) continue;
-    if (await isPidGone(Number(match[1]))) await unlink(stateDir.path(name)).catch(ignoreCode('ENOENT'));
+    if (isPidGone(Number(match[1]))) await rm(stateDir.path(name), { recursive: true, force: true });
   }
 }
 
-async function isPidGone(pid: number): Promise<boolean> {
+function isPidGone(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return false;
@@ -263,6 +312,14 @@ async function readProcStat(pid: number): Promise<{ state: string; startTime: st
   return state && startTime ? { state, startTime } : undefined;
 }
 
+async function readBootId(): Promise<string | undefined> {
+  try {
+    return (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function waitFromEnv(): number {
   const raw = process.env[LOCK_WAIT_ENV];
   if (raw === undefined || raw === '') return DEFAULT_WAIT_MS;
@@ -276,8 +333,8 @@ function waitFromEnv(): number {
   return ms;
 }
 
-function ignoreCode(code: string) {
+function ignoreCode(...codes: string[]) {
   return (e: unknown) => {
-    if ((e as NodeJS.ErrnoException).code !== code) throw e;
+    if (!codes.includes((e as NodeJS.ErrnoException).code ?? '')) throw e;
   };
 }
