@@ -46,14 +46,21 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
   const print = (text: string) => out.write(text.endsWith('\n') ? text : text + '\n');
   let json = argv.includes('--json');
   try {
-    const command = argv.find((a) => !a.startsWith('-'));
+    // Parse once with every flag any command knows, so flag values are never mistaken for the command;
+    // then check that each flag given belongs to the command.
+    const allFlags = [...GLOBAL, ...Object.values(PER_COMMAND).flat()].filter((f, i, a) => a.findIndex((g) => g.name === f.name) === i);
+    const args = parseArgs(argv, allFlags);
+    const command = args.positionals.shift();
     if (!command || command === 'help') {
-      const topic = command === 'help' ? argv[argv.indexOf('help') + 1] : undefined;
+      const topic = command === 'help' ? args.positionals[0] : undefined;
       print(topic && COMMAND_HELP[topic] ? COMMAND_HELP[topic] : HELP);
-      return command || argv.includes('--help') || argv.includes('-h') ? 0 : 2;
+      return command || args.flags.help ? 0 : 2;
     }
     if (!(command in PER_COMMAND)) throw new UserError(`unknown command "${command}" (commands: ${Object.keys(PER_COMMAND).join(', ')}; see --help)`, { path: command }, 'E_USAGE');
-    const args = parseArgs(argv.filter((a, i) => i !== argv.indexOf(command)), [...GLOBAL, ...PER_COMMAND[command]]);
+    const allowed = new Set([...GLOBAL, ...PER_COMMAND[command]].map((f) => f.name));
+    for (const flag of Object.keys(args.flags)) {
+      if (!allowed.has(flag)) throw new UserError(`${command} does not take --${flag} (see thinlayer help ${command})`, { path: `--${flag}` }, 'E_USAGE');
+    }
     if (args.flags.help) {
       print(COMMAND_HELP[command] ?? HELP);
       return 0;
