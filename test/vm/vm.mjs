@@ -86,7 +86,8 @@ export async function bootVm({ command, timeoutMs = 15 * 60_000, freshDisk = fal
   let partial = '';
 
   const onLine = (raw) => {
-    const line = raw.replace(/\r$/, '');
+    // SeaBIOS and the kernel write terminal escapes (clear screen, wrap mode) before our lines.
+    const line = raw.replace(/\r$/, '').replace(/\x1b(\[[0-9;?]*[A-Za-z]|c)/g, '');
     lines.push(line);
     if (echo) process.stdout.write(`${line}\n`);
     let m;
