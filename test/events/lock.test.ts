@@ -146,6 +146,38 @@ describe('acquireLock', () => {
     }
   });
 
+  it('lets exactly one of several processes racing for a stale lock win it', async () => {
+    const stateDir = await tempStateDir();
+    const stale = { pid: NEVER_A_PID, command: 'apply', since: '2026-01-01T00:00:00.000Z' };
+    writeHolder(stateDir, JSON.stringify(stale));
+    const racers = Array.from({ length: 3 }, () =>
+      spawnSnippet(`
+        ${READ_LINE_SNIPPET}
+        const { openStateDir } = await import(${JSON.stringify(eventsModule('state-dir.ts'))});
+        const { acquireLock } = await import(${JSON.stringify(eventsModule('lock.ts'))});
+        const stateDir = await openStateDir(${JSON.stringify(stateDir.root)});
+        console.log('ready');
+        await nextLine();
+        try {
+          const lock = await acquireLock(stateDir, { command: 'race', waitMs: 0 });
+          console.log('result won ' + JSON.stringify(lock.tookOverFrom ?? null));
+        } catch (e) {
+          console.log('result lost ' + e.code);
+        }
+        await nextLine(); // the winner holds on until the test has looked
+        process.exit(0);
+      `),
+    );
+    await Promise.all(racers.map((r) => r.line('ready')));
+    for (const r of racers) r.send('go');
+    const results = await Promise.all(racers.map((r) => r.line('result')));
+    const won = results.filter((r) => r.startsWith('result won'));
+    expect(won).toEqual([`result won ${JSON.stringify(stale)}`]);
+    expect(results.filter((r) => r === 'result lost E_LOCKED')).toHaveLength(2);
+    const winner = racers[results.indexOf(won[0])];
+    expect((await readLockHolder(stateDir))?.pid).toBe(winner.pid);
+  });
+
   it('does not delete a lock that is no longer its own on release', async () => {
     const stateDir = await tempStateDir();
     const lock = await acquire(stateDir, 'apply');

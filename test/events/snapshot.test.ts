@@ -1,0 +1,140 @@
+import fs from 'node:fs';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { EventLog } from '../../src/events/log.ts';
+import { replay } from '../../src/events/replay.ts';
+import { SnapshotStore } from '../../src/events/snapshot.ts';
+import type { ThinlayerEvent, ThinlayerEventBody } from '../../src/events/types.ts';
+import { tempStateDir } from './helpers.ts';
+
+interface Tally {
+  runs: string[];
+  notes: number;
+  lastSeq: number;
+}
+const initial = (): Tally => ({ runs: [], notes: 0, lastSeq: 0 });
+/** A pure fold that depends on every event and on their order. */
+const fold = (state: Tally, e: ThinlayerEvent): Tally => ({
+  runs: e.type === 'run.started' ? [...state.runs, `${e.runId}@${e.seq}`] : state.runs,
+  notes: state.notes + (e.type === 'recovery.note' ? 1 : 0),
+  lastSeq: e.seq,
+});
+const started = (runId: string): ThinlayerEventBody => ({ type: 'run.started', runId, command: 'apply', pid: 1 });
+const note = (i: number): ThinlayerEventBody => ({ type: 'recovery.note', kind: 'drift', detail: { i } });
+
+async function openLog(stateDir: Awaited<ReturnType<typeof tempStateDir>>) {
+  const log = await EventLog.open(stateDir);
+  onTestFinished(() => log.close());
+  return log;
+}
+
+describe('SnapshotStore', () => {
+  it('saves and loads a snapshot, in a real file even under NODE_ENV=test', async () => {
+    const stateDir = await tempStateDir();
+    const store = await SnapshotStore.open<Tally>(stateDir);
+    expect(await store.load()).toBeNull();
+    const state: Tally = { runs: ['r1@1'], notes: 2, lastSeq: 3 };
+    await store.save(3, state, 7);
+    expect(process.env.NODE_ENV).toBe('test');
+    expect(JSON.parse(fs.readFileSync(stateDir.path('snapshot.json'), 'utf8'))).toMatchObject({ seq: 3, schema: 7, state });
+
+    const reopened = await SnapshotStore.open<Tally>(stateDir);
+    expect(await reopened.load()).toEqual({ seq: 3, state, schema: 7 });
+    await reopened.save(4, { ...state, lastSeq: 4 }, 7);
+    expect((await store.load())?.seq).toBe(4); // another store's save is seen: load reads the file
+  });
+
+  it('uses another file name when asked', async () => {
+    const stateDir = await tempStateDir();
+    const store = await SnapshotStore.open<number>(stateDir, 'other.json');
+    await store.save(1, 42, 1);
+    expect(fs.existsSync(stateDir.path('other.json'))).toBe(true);
+    expect(fs.existsSync(stateDir.path('snapshot.json'))).toBe(false);
+  });
+
+  it.each([
+    ['truncated JSON', '{"seq": 3, "schema": 1, "sta'],
+    ['not an object', '[1, 2, 3]'],
+    ['no state', '{"seq": 3, "schema": 1}'],
+    ['a negative seq', '{"seq": -1, "schema": 1, "state": {}}'],
+    ['a fractional schema', '{"seq": 1, "schema": 1.5, "state": {}}'],
+    ['empty', ''],
+  ])('loads a snapshot file with %s as null', async (_what, content) => {
+    const stateDir = await tempStateDir();
+    fs.writeFileSync(stateDir.path('snapshot.json'), content);
+    const store = await SnapshotStore.open<Tally>(stateDir);
+    expect(await store.load()).toBeNull();
+  });
+
+  it('loads null once the file is gone, not what it read before', async () => {
+    const stateDir = await tempStateDir();
+    const store = await SnapshotStore.open<Tally>(stateDir);
+    await store.save(1, initial(), 1);
+    expect(await store.load()).not.toBeNull();
+    fs.rmSync(stateDir.path('snapshot.json'));
+    expect(await store.load()).toBeNull();
+  });
+
+  it('refuses a snapshot name that leaves the state dir', async () => {
+    const stateDir = await tempStateDir();
+    await expect(SnapshotStore.open(stateDir, '../snapshot.json')).rejects.toThrow(/`\.\.` segment/);
+  });
+});
+
+describe('replay', () => {
+  it('from a snapshot plus the tail equals a full replay', async () => {
+    const stateDir = await tempStateDir();
+    const log = await openLog(stateDir);
+    const store = await SnapshotStore.open<Tally>(stateDir);
+    await log.append([started('r1'), note(1), note(2)]);
+    await log.append([started('r2'), note(3)]);
+
+    const first = await replay(log, store, fold, initial, 1);
+    expect(first).toMatchObject({ seq: 5, replayed: 5, fromSnapshot: false });
+    await store.save(first.seq, first.state, 1);
+
+    await log.append([started('r3'), note(4)]);
+    await log.append([note(5)]);
+
+    const incremental = await replay(log, store, fold, initial, 1);
+    expect(incremental).toMatchObject({ seq: 8, replayed: 3, fromSnapshot: true });
+
+    await fs.promises.rm(stateDir.path('snapshot.json'));
+    const full = await replay(log, store, fold, initial, 1);
+    expect(full).toMatchObject({ seq: 8, replayed: 8, fromSnapshot: false });
+    expect(incremental.state).toEqual(full.state);
+    expect(full.state).toEqual({ runs: ['r1@1', 'r2@4', 'r3@6'], notes: 5, lastSeq: 8 });
+  });
+
+  it('ignores a snapshot of another schema', async () => {
+    const stateDir = await tempStateDir();
+    const log = await openLog(stateDir);
+    const store = await SnapshotStore.open<Tally>(stateDir);
+    await log.append([started('r1'), note(1)]);
+    await store.save(2, { runs: ['from an older fold'], notes: 99, lastSeq: 2 }, 1);
+    const result = await replay(log, store, fold, initial, 2);
+    expect(result).toMatchObject({ fromSnapshot: false, replayed: 2 });
+    expect(result.state).toEqual({ runs: ['r1@1'], notes: 1, lastSeq: 2 });
+  });
+
+  it('ignores a snapshot beyond the end of the log (the log was replaced)', async () => {
+    const stateDir = await tempStateDir();
+    const log = await openLog(stateDir);
+    const store = await SnapshotStore.open<Tally>(stateDir);
+    await log.append([note(1)]);
+    await store.save(50, { runs: ['another log'], notes: 50, lastSeq: 50 }, 1);
+    const result = await replay(log, store, fold, initial, 1);
+    expect(result).toMatchObject({ fromSnapshot: false, replayed: 1, seq: 1 });
+    expect(result.state.runs).toEqual([]);
+  });
+
+  it('replays an empty log to the initial state, and a snapshot at the last seq folds nothing', async () => {
+    const stateDir = await tempStateDir();
+    const log = await openLog(stateDir);
+    const store = await SnapshotStore.open<Tally>(stateDir);
+    expect(await replay(log, store, fold, initial, 1)).toEqual({ state: initial(), seq: 0, replayed: 0, fromSnapshot: false });
+    await log.append([note(1)]);
+    const once = await replay(log, store, fold, initial, 1);
+    await store.save(once.seq, once.state, 1);
+    expect(await replay(log, store, fold, initial, 1)).toEqual({ ...once, replayed: 0, fromSnapshot: true });
+  });
+});
