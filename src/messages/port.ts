@@ -16,7 +16,18 @@ export type Message =
   | { code: 'progress'; task: string; done: number; total: number; unit: string }
   | { code: 'run.converged'; steps: number; passes: number }
   | { code: 'run.failed'; error: string }
-  | { code: 'warning'; text: string };
+  | { code: 'warning'; text: string }
+  // watch mode (src/watch)
+  | { code: 'watch.started'; file: string; intervalMs: number; metricsUrl: string | null }
+  | { code: 'watch.run'; run: number; reasons: string[] }
+  | { code: 'watch.run-done'; run: number; durationMs: number; steps: number }
+  | { code: 'watch.run-failed'; run: number; error: string; failures: number; retryInMs: number }
+  | { code: 'watch.manifest-invalid'; file: string; error: string; keeping: 'last-valid' | 'recorded' | 'nothing' }
+  | { code: 'watch.needs-confirmation'; file: string; deletes: string[] }
+  | { code: 'watch.stopped'; runs: number; failures: number }
+  | { code: 'pool.use-warning'; role: 'data' | 'metadata'; percent: number; level: number }
+  | { code: 'pool.grown'; role: 'data' | 'metadata'; fromBytes: number; toBytes: number }
+  | { code: 'pool.autoextend-blocked'; role: 'data' | 'metadata'; percent: number; reason: string };
 
 export interface Reporter {
   notify(message: Message): void;
