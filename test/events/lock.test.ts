@@ -118,6 +118,18 @@ describe('acquireLock', () => {
     expect(lock.tookOverFrom).toEqual(reused);
   });
 
+  it('counts a lock taken before the last boot as stale, even when pid and start time match', async () => {
+    const stateDir = await tempStateDir();
+    const ours = await acquire(stateDir, 'probe');
+    await ours.release();
+    const beforeReboot = { ...ours.holder, bootId: '00000000-0000-0000-0000-000000000000' };
+    writeHolder(stateDir, JSON.stringify(beforeReboot));
+    expect(await isLockHolderAlive(beforeReboot)).toBe(false);
+    expect(await isLockHolderAlive(ours.holder)).toBe(true);
+    const lock = await acquire(stateDir, 'up');
+    expect(lock.tookOverFrom).toEqual(beforeReboot);
+  });
+
   it('counts a lock file that does not parse (a torn write) as stale', async () => {
     const stateDir = await tempStateDir();
     writeHolder(stateDir, '{"pid":12');
