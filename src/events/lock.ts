@@ -88,9 +88,15 @@ export async function acquireLock(stateDir: StateDir, opts: AcquireLockOptions):
     for (;;) {
       if (await renameOntoEmpty(draft, lockDir)) {
         held = true;
-        const tookOverFrom = await takeDeadHolderRecord(stateDir);
-        await sweepLeftovers(stateDir);
-        return new HeldLock(path.join(lockDir, holderFile), holder, tookOverFrom);
+        const lock = new HeldLock(path.join(lockDir, holderFile), holder);
+        try {
+          lock.tookOverFrom = await takeDeadHolderRecord(stateDir);
+        } catch (e) {
+          await lock.release(); // a lock no caller knows of would block everyone until this process exits
+          throw e;
+        }
+        await sweepLeftovers(stateDir).catch(() => undefined); // housekeeping only
+        return lock;
       }
       const current = await readHolderFile(lockDir);
       if (current === null) continue; // released a moment ago: try again at once
@@ -139,10 +145,10 @@ export async function isLockHolderAlive(holder: LockHolder | null): Promise<bool
 class HeldLock implements Lock {
   #released = false;
   readonly #file: string;
+  tookOverFrom?: LockHolder;
   constructor(
     file: string,
     readonly holder: LockHolder,
-    readonly tookOverFrom?: LockHolder,
   ) {
     this.#file = file;
   }
