@@ -1,0 +1,80 @@
+// The file-system calls node lacks, bound from libc through koffi: extended attributes (without
+// following symlinks) and mknod for device nodes and fifos. Failures throw node-style errors (with
+// `code` and `errno`), so callers treat them like any other fs error.
+
+import koffi from 'koffi';
+import { constants } from 'node:os';
+
+const libc = koffi.load('libc.so.6');
+const c = {
+  lsetxattr: libc.func('int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)'),
+  llistxattr: libc.func('intptr_t llistxattr(const char *path, void *list, size_t size)'),
+  lgetxattr: libc.func('intptr_t lgetxattr(const char *path, const char *name, void *value, size_t size)'),
+  mknod: libc.func('int mknod(const char *path, uint32_t mode, uint64_t dev)'),
+};
+
+const ERRNO_NAMES = new Map<number, string>(Object.entries(constants.errno).map(([name, n]) => [n, name]));
+
+function fail(call: string, path: string): never {
+  const errno = koffi.errno();
+  const code = ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
+  const error = new Error(`${code}: ${call} ${path}`) as NodeJS.ErrnoException;
+  error.code = code;
+  error.errno = errno;
+  error.syscall = call;
+  error.path = path;
+  throw error;
+}
+
+export function lsetxattr(path: string, name: string, value: Buffer): void {
+  koffi.errno(0);
+  if (c.lsetxattr(path, name, value, value.length, 0) < 0) fail('lsetxattr', path);
+}
+
+/** The names of a file's extended attributes (empty where the file system has none). */
+export function llistxattr(path: string): string[] {
+  for (;;) {
+    koffi.errno(0);
+    const size = Number(c.llistxattr(path, null, 0));
+    if (size < 0) fail('llistxattr', path);
+    if (size === 0) return [];
+    const buffer = Buffer.alloc(size);
+    const got = Number(c.llistxattr(path, buffer, size));
+    if (got < 0) {
+      if (koffi.errno() === constants.errno.ERANGE) continue; // grew in between: ask again
+      fail('llistxattr', path);
+    }
+    return buffer.toString('utf8', 0, got).split('\0').filter((n) => n !== '');
+  }
+}
+
+export function lgetxattr(path: string, name: string): Buffer {
+  for (;;) {
+    koffi.errno(0);
+    const size = Number(c.lgetxattr(path, name, null, 0));
+    if (size < 0) fail('lgetxattr', path);
+    const buffer = Buffer.alloc(size);
+    const got = Number(c.lgetxattr(path, name, buffer, size));
+    if (got < 0) {
+      if (koffi.errno() === constants.errno.ERANGE) continue;
+      fail('lgetxattr', path);
+    }
+    return buffer.subarray(0, got);
+  }
+}
+
+export const S_IFCHR = 0o020000;
+export const S_IFBLK = 0o060000;
+export const S_IFIFO = 0o010000;
+
+/** glibc's makedev: the 64-bit dev_t of a major and minor number. */
+export function makedev(major: number, minor: number): bigint {
+  const ma = BigInt(major);
+  const mi = BigInt(minor);
+  return ((ma & 0xfffn) << 8n) | ((ma & ~0xfffn) << 32n) | (mi & 0xffn) | ((mi & ~0xffn) << 12n);
+}
+
+export function mknod(path: string, typeAndMode: number, major = 0, minor = 0): void {
+  koffi.errno(0);
+  if (c.mknod(path, typeAndMode, makedev(major, minor)) < 0) fail('mknod', path);
+}

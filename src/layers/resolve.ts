@@ -1,0 +1,67 @@
+// A layer's `source` as written in the manifest, turned into layers with their digests: an archive
+// file (tar, tar.gz or tar.zst, told by its first bytes), a directory, or an OCI image layout, which
+// expands into its chain of layers. Sources are only read, so they may live anywhere; relative ones
+// are relative to the manifest's directory.
+
+import { createHash } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { UserError } from '../errors/index.ts';
+import { formatPath } from '../manifest/manifest-error.ts';
+import { sniffArchive, uncompressedChunks } from './compression.ts';
+import { measureDirectory } from './dir-source.ts';
+import { LayerContentError } from './errors.ts';
+import { isOciSource, parseOciSource, resolveOciImage } from './oci-layout.ts';
+import type { ResolvedLayer } from './types.ts';
+
+/** Where a source was written, for errors that point at it: the manifest file and the layer's name. */
+export interface SourceOrigin {
+  manifestFile?: string;
+  layer?: string;
+}
+
+const EXPECTED = 'a tar, tar.gz or tar.zst file, a directory, oci:PATH:TAG or oci:PATH@sha256:HEX';
+
+function sourceError(message: string, origin: SourceOrigin, code = 'E_LAYER_SOURCE'): UserError {
+  const path = origin.layer === undefined ? undefined : formatPath(['layers', origin.layer, 'source']);
+  const where = [origin.manifestFile, path].filter(Boolean).join(': ');
+  return new UserError(`${where ? `${where}: ` : ''}${message}`, { file: origin.manifestFile, path, expected: EXPECTED }, code);
+}
+
+export async function resolveLayerSource(source: string, manifestDir: string, origin: SourceOrigin = {}): Promise<ResolvedLayer[]> {
+  if (isOciSource(source)) {
+    const ref = parseOciSource(source);
+    if (!ref) throw sourceError(`${JSON.stringify(source)} is not an OCI source: write oci:PATH:TAG or oci:PATH@sha256:HEX`, origin);
+    const layoutDir = resolve(manifestDir, ref.layout);
+    const st = await stat(layoutDir).catch(() => null);
+    if (!st?.isDirectory()) throw sourceError(`the OCI image layout ${layoutDir} does not exist`, origin, 'E_LAYER_SOURCE_MISSING');
+    return resolveOciImage(ref, layoutDir);
+  }
+  const path = resolve(manifestDir, source);
+  const st = await stat(path).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' || e.code === 'ENOTDIR' ? null : Promise.reject(e)));
+  if (st === null) throw sourceError(`the layer source ${path} does not exist`, origin, 'E_LAYER_SOURCE_MISSING');
+  if (st.isDirectory()) {
+    const { diffId, sizeBytes } = await measureDirectory(path);
+    return [{ kind: 'dir', path, diffId, sizeBytes, label: path }];
+  }
+  if (!st.isFile()) throw sourceError(`the layer source ${path} is neither a file nor a directory`, origin);
+  const sniffed = await sniffArchive(path);
+  if ('unsupported' in sniffed) throw sourceError(`the layer source ${path} is ${sniffed.unsupported}`, origin);
+  const stored = createHash('sha256');
+  const uncompressed = createHash('sha256');
+  try {
+    for await (const chunk of uncompressedChunks(path, sniffed.format, (c) => stored.update(c))) uncompressed.update(chunk);
+  } catch (e) {
+    throw new LayerContentError((e as Error).message, path, null);
+  }
+  return [
+    {
+      kind: 'tar',
+      path,
+      diffId: `sha256:${uncompressed.digest('hex')}`,
+      ...(sniffed.format === 'tar' ? {} : { compressedDigest: `sha256:${stored.digest('hex')}` }),
+      sizeBytes: st.size,
+      label: path,
+    },
+  ];
+}

@@ -1,0 +1,204 @@
+// A streaming tar reader over chunks of bytes: ustar, PAX (path, linkpath, size, uid, gid, mtime,
+// atime, SCHILY.xattr.*) and GNU long names. Entries are yielded one at a time with their content as
+// a stream; content left unread is skipped when the next entry is asked for. The archive must end
+// with its two zero blocks, as every tar writer ends it: an archive cut short is refused, not
+// half-applied.
+
+import { TarFormatError } from './errors.ts';
+import { BLOCK, decodeHeader, hasContent, isZeroBlock, paddedSize, parsePaxInteger, parsePaxRecords, parsePaxTime, type RawHeader, type TarHeader } from './tar-format.ts';
+
+/** Extended headers and long names larger than this are refused: they are never legitimately this big. */
+const MAX_META_BYTES = 1024 * 1024;
+
+export interface TarEntry {
+  header: TarHeader;
+  /** Offset of the entry's header in the uncompressed stream. */
+  offset: number;
+  /** The entry's content (empty for all but regular files); read it before asking for the next entry, or it is skipped. */
+  content(): AsyncIterable<Buffer>;
+}
+
+/** Pulls exact byte counts out of a stream of chunks of any size. */
+export class ByteReader {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  private ended = false;
+  /** Bytes handed out (or skipped) so far. */
+  position = 0;
+  private readonly iterator: AsyncIterator<Buffer>;
+
+  constructor(source: AsyncIterable<Buffer>) {
+    this.iterator = source[Symbol.asyncIterator]();
+  }
+
+  /** Buffers at least n bytes, or fewer at the end of the stream; returns how many are buffered. */
+  private async fill(n: number): Promise<number> {
+    while (this.buffered < n && !this.ended) {
+      const next = await this.iterator.next();
+      if (next.done) this.ended = true;
+      else if (next.value.length > 0) {
+        this.chunks.push(next.value);
+        this.buffered += next.value.length;
+      }
+    }
+    return this.buffered;
+  }
+
+  /** Up to n bytes from what is buffered (at least one, unless the stream has ended). */
+  async some(n: number): Promise<Buffer> {
+    if ((await this.fill(1)) === 0) return Buffer.alloc(0);
+    const first = this.chunks[0];
+    const take = Math.min(n, first.length);
+    const out = first.subarray(0, take);
+    if (take === first.length) this.chunks.shift();
+    else this.chunks[0] = first.subarray(take);
+    this.buffered -= take;
+    this.position += take;
+    return out;
+  }
+
+  /** Exactly n bytes, or null when the stream ended before the first of them; a short read in between throws. */
+  async exactly(n: number, what: string): Promise<Buffer | null> {
+    const have = await this.fill(n);
+    if (have === 0 && n > 0) return null;
+    if (have < n) throw new TarFormatError(`the archive is truncated: it ends inside ${what} (${have} of ${n} bytes)`);
+    const parts: Buffer[] = [];
+    let wanted = n;
+    while (wanted > 0) {
+      const part = await this.some(wanted);
+      parts.push(part);
+      wanted -= part.length;
+    }
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts, n);
+  }
+
+  /** n bytes as the chunks they arrive in; a stream that ends first throws. */
+  async *stream(n: number, what: string): AsyncGenerator<Buffer> {
+    let left = n;
+    while (left > 0) {
+      const part = await this.some(left);
+      if (part.length === 0) throw new TarFormatError(`the archive is truncated: it ends inside ${what} (${n - left} of ${n} bytes)`);
+      left -= part.length;
+      yield part;
+    }
+  }
+
+  async skip(n: number, what: string): Promise<void> {
+    for await (const _ of this.stream(n, what)) void _;
+  }
+
+  /** Stops the source early (closing files and processes behind it); harmless after its end. */
+  async close(): Promise<void> {
+    this.ended = true;
+    this.chunks = [];
+    this.buffered = 0;
+    await this.iterator.return?.();
+  }
+
+  /** Reads and discards the rest of the stream (trailing padding counts towards the stream's digest). */
+  async drain(): Promise<void> {
+    while ((await this.some(BLOCK * 128)).length > 0);
+  }
+}
+
+interface Pending {
+  pax: Map<string, Buffer>;
+  longName: string | null;
+  longLink: string | null;
+}
+
+/** The entries of a tar stream, in order. The stream is read to its very end (after the zero blocks too). */
+export async function* readTar(input: AsyncIterable<Buffer> | ByteReader): AsyncGenerator<TarEntry> {
+  const reader = input instanceof ByteReader ? input : new ByteReader(input);
+  let pending: Pending = { pax: new Map(), longName: null, longLink: null };
+  let pendingMeta = false;
+  for (;;) {
+    const offset = reader.position;
+    const block = await reader.exactly(BLOCK, 'a header');
+    if (block === null) throw new TarFormatError('the archive is truncated: it ends without its end-of-archive blocks');
+    if (isZeroBlock(block)) {
+      const second = await reader.exactly(BLOCK, 'the end-of-archive blocks');
+      if (second === null || !isZeroBlock(second)) throw new TarFormatError('the archive is corrupt: a zero block is not followed by a second one');
+      if (pendingMeta) throw new TarFormatError('the archive is corrupt: it ends after an extended header, without the entry it describes');
+      await reader.drain();
+      return;
+    }
+    let raw: RawHeader;
+    try {
+      raw = decodeHeader(block);
+    } catch (e) {
+      if (e instanceof TarFormatError && e.entry === null && pending.longName) throw new TarFormatError(e.message, pending.longName);
+      throw e;
+    }
+    const bodySize = hasContent(raw.kind) ? raw.size : 0;
+    if (raw.kind === 'pax' || raw.kind === 'pax-global' || raw.kind === 'gnu-longname' || raw.kind === 'gnu-longlink') {
+      if (bodySize > MAX_META_BYTES) throw new TarFormatError(`an extended header of ${bodySize} bytes is larger than thinlayer accepts (${MAX_META_BYTES})`, raw.name);
+      const data = (await reader.exactly(paddedSize(bodySize), 'an extended header'))?.subarray(0, bodySize);
+      if (!data) throw new TarFormatError('the archive is truncated: it ends inside an extended header', raw.name);
+      if (raw.kind === 'pax') {
+        for (const [k, v] of parsePaxRecords(data)) pending.pax.set(k, v);
+        pendingMeta = true;
+      } else if (raw.kind === 'pax-global') {
+        parsePaxRecords(data); // checked, then ignored: layer tools never rely on global headers
+      } else {
+        const nul = data.indexOf(0);
+        const text = (nul === -1 ? data : data.subarray(0, nul)).toString('utf8');
+        if (raw.kind === 'gnu-longname') pending.longName = text;
+        else pending.longLink = text;
+        pendingMeta = true;
+      }
+      continue;
+    }
+    const header = foldHeader(raw, pending);
+    pending = { pax: new Map(), longName: null, longLink: null };
+    pendingMeta = false;
+    const size = header.type === 'file' ? header.size : 0;
+    const what = `the content of ${JSON.stringify(header.name)}`;
+    // `left` is kept here rather than in a generator, so that a consumer that stops early cannot lose our place.
+    let left = size;
+    const content = async function* (): AsyncGenerator<Buffer> {
+      while (left > 0) {
+        const part = await reader.some(left);
+        if (part.length === 0) throw new TarFormatError(`the archive is truncated: it ends inside ${what} (${size - left} of ${size} bytes)`, header.name);
+        left -= part.length;
+        yield part;
+      }
+    };
+    yield { header, offset, content };
+    // Whatever the consumer left unread, then the padding to the next block.
+    await reader.skip(left + paddedSize(size) - size, what).catch((e) => Promise.reject(e instanceof TarFormatError ? new TarFormatError(e.message, header.name) : e));
+  }
+}
+
+/** One entry's header with its PAX records and GNU long names applied. */
+function foldHeader(raw: RawHeader, pending: Pending): TarHeader {
+  const pax = pending.pax;
+  const text = (key: string) => pax.get(key)?.toString('utf8');
+  const name = text('path') ?? pending.longName ?? raw.name;
+  const where = (e: unknown) => (e instanceof TarFormatError && e.entry === null ? new TarFormatError(e.message, name) : e);
+  try {
+    for (const key of pax.keys()) {
+      if (key.startsWith('GNU.sparse.')) throw new TarFormatError('GNU sparse files are not supported');
+    }
+    const xattrs = new Map<string, Buffer>();
+    for (const [key, value] of pax) if (key.startsWith('SCHILY.xattr.')) xattrs.set(key.slice('SCHILY.xattr.'.length), value);
+    const num = (key: string, fallback: number) => (pax.has(key) ? parsePaxInteger(text(key)!, key) : fallback);
+    const atime = text('atime');
+    return {
+      name,
+      type: raw.kind as TarHeader['type'],
+      mode: raw.mode,
+      uid: num('uid', raw.uid),
+      gid: num('gid', raw.gid),
+      size: raw.kind === 'file' ? num('size', raw.size) : 0,
+      mtime: pax.has('mtime') ? parsePaxTime(text('mtime')!, 'mtime') : raw.mtime,
+      atime: atime === undefined ? null : parsePaxTime(atime, 'atime'),
+      linkname: text('linkpath') ?? pending.longLink ?? raw.linkname,
+      devmajor: raw.devmajor,
+      devminor: raw.devminor,
+      xattrs,
+    };
+  } catch (e) {
+    throw where(e);
+  }
+}
