@@ -1,0 +1,86 @@
+// `thinlayer watch -f MANIFEST`: keeps the host converged for as long as it runs (src/watch).
+// SIGINT and SIGTERM let the current step finish and be recorded, then it exits 0; SIGHUP asks
+// for a reconcile now. Output: the live view on a terminal, NDJSON with --json, lines otherwise.
+
+import { resolve } from 'node:path';
+import { UserError, ThinlayerError } from '../errors/index.ts';
+import { watch } from '../watch/watcher.ts';
+import { WatchOutput, outputModeFor } from '../watch/output.ts';
+import { initialLiveModel } from '../watch/live-view.ts';
+import { WatchMetrics, serveMetrics, type MetricsServer } from '../watch/metrics.ts';
+
+export interface WatchCommandOptions {
+  file: string;
+  stateDir: string;
+  backend: 'auto' | 'kernel' | 'sim';
+  json: boolean;
+  intervalMs: number;
+  metricsPort: number | null;
+  out: NodeJS.WritableStream;
+  err: NodeJS.WritableStream;
+  /** Aborting stops the watch as SIGTERM does. */
+  signal?: AbortSignal;
+}
+
+export const DEFAULT_INTERVAL_MS = 30_000;
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** `--interval`: 30s, 2m, 1h, 500ms, or a bare number of seconds. */
+export function parseInterval(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  const ms = m ? Math.round(Number(m[1]) * UNITS[m[2] ?? 's']) : NaN;
+  if (!Number.isFinite(ms) || ms < 10) {
+    throw new UserError(`--interval ${JSON.stringify(text)} is not a duration of at least 10ms`, { path: '--interval', expected: 'a duration such as 30s, 2m, 1h or 500ms' }, 'E_USAGE');
+  }
+  return ms;
+}
+
+/** `--metrics-port`: a TCP port, 0 for any free one. */
+export function parseMetricsPort(text: string): number {
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new UserError(`--metrics-port ${JSON.stringify(text)} is not a TCP port`, { path: '--metrics-port', expected: 'a port number from 0 to 65535' }, 'E_USAGE');
+  }
+  return port;
+}
+
+export async function watchCommand(opts: WatchCommandOptions): Promise<number> {
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  opts.signal?.addEventListener('abort', stop, { once: true });
+  if (opts.signal?.aborted) stop();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+
+  const output = new WatchOutput(opts.out, outputModeFor(opts.out, opts.json), initialLiveModel(opts.file, resolve(opts.stateDir), opts.intervalMs));
+  const metrics = new WatchMetrics();
+  let server: MetricsServer | null = null;
+  try {
+    if (!Number.isFinite(opts.intervalMs) || opts.intervalMs < 10) throw new UserError(`the drift check interval must be at least 10ms, not ${opts.intervalMs}`, { path: '--interval' }, 'E_USAGE');
+    if (opts.metricsPort !== null) server = await serveMetrics(metrics, opts.metricsPort);
+    await watch({
+      file: opts.file,
+      stateDir: resolve(opts.stateDir),
+      backend: opts.backend,
+      intervalMs: opts.intervalMs,
+      reporter: output,
+      onStatus: (view) => output.showStatus(view),
+      metrics,
+      metricsUrl: server?.url ?? null,
+      signal: controller.signal,
+    });
+    return 0;
+  } catch (e) {
+    const error = e instanceof ThinlayerError ? e : null;
+    if (opts.json) opts.err.write(JSON.stringify({ error: error ? error.toJSON() : { code: 'E_INTERNAL', message: String((e as Error)?.stack ?? e) } }) + '\n');
+    else if (error) opts.err.write(`thinlayer: ${error.message}\n`);
+    else opts.err.write(`thinlayer: internal error (a bug, please report it): ${(e as Error)?.stack ?? e}\n`);
+    return error ? error.exitCode : 1;
+  } finally {
+    output.close();
+    await server?.close();
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    opts.signal?.removeEventListener('abort', stop);
+  }
+}

@@ -1,0 +1,198 @@
+// Watch mode assembled: the triggers, the loop, and the run that each trigger causes. A run takes
+// the state dir's lock only for its own length (other commands can run between runs), reads the
+// manifest (an invalid edit keeps the last valid one), finishes any interrupted pool grow,
+// reconciles, checks the pool's use (warnings, autoextend) and reports the status.
+//
+// Watch never deletes a device on its own authority: a manifest edit whose plan deletes devices
+// is not applied (the recorded desired state is kept and drift repair goes on) until someone
+// confirms it with `thinlayer apply -f FILE --yes`. Deletions needed to reach the recorded desired
+// state were confirmed when it was recorded, so those go ahead.
+
+import { merge, type Observable } from 'rxjs';
+import { openStateDir } from '../events/state-dir.ts';
+import { openKernel, type BackendChoice } from '../kernel/select.ts';
+import type { KernelPort } from '../kernel/port.ts';
+import type { Manifest } from '../manifest/types.ts';
+import type { Plan } from '../plan/steps.ts';
+import { Session } from '../reconcile/session.ts';
+import { reconcile } from '../reconcile/reconcile.ts';
+import { completePendingGrows } from '../reconcile/pool-grow.ts';
+import { readStatus, type StatusView } from '../api/status.ts';
+import { dmIdentity } from '../domain/names.ts';
+import { ThinlayerError, UserError } from '../errors/index.ts';
+import type { Message, Reporter } from '../messages/port.ts';
+import { startLoop, type LoopSummary } from './loop.ts';
+import { backoffForInterval, type BackoffPolicy } from './backoff.ts';
+import { startAndInterval$, processSignal$, poolEvents$, type Trigger } from './triggers.ts';
+import { manifestChanges$, ManifestFollower } from './manifest-watch.ts';
+import { ensureRequestsDir, requests$ } from './requests.ts';
+import { Autoextender, DEFAULT_AUTOEXTEND, type AutoextendPolicy } from './autoextend.ts';
+import type { WatchMetrics } from './metrics.ts';
+
+export interface WatchOptions {
+  /** The manifest to follow. */
+  file: string;
+  stateDir: string;
+  backend: BackendChoice;
+  /** Use this kernel instead of choosing one (tests, embedding programs). It is not closed. */
+  kernel?: KernelPort;
+  /** The drift check period. */
+  intervalMs: number;
+  /** How often the pool's event counter is read (default: the interval, at most 5 s). */
+  poolPollMs?: number;
+  reporter: Reporter;
+  /** Called with the status after every run that reached the end. */
+  onStatus?: (view: StatusView) => void;
+  metrics?: WatchMetrics;
+  metricsUrl?: string | null;
+  /** Aborting ends the watch after the current step, which is recorded. */
+  signal: AbortSignal;
+  /** SIGHUP deliveries (default: this process's). */
+  hangups?: Observable<Trigger>;
+  autoextend?: AutoextendPolicy;
+  backoff?: BackoffPolicy;
+  /** How long one run waits for another command to release the state dir's lock before it counts as failed. */
+  lockWaitMs?: number;
+  /** Quiet time after a manifest file event before its content is compared. */
+  settleMs?: number;
+}
+
+/** Watches until the signal is aborted. Throws a UserError at once when the manifest is invalid at the start. */
+export async function watch(opts: WatchOptions): Promise<LoopSummary> {
+  const stateDir = await openStateDir(opts.stateDir);
+  const follower = new ManifestFollower(opts.file);
+  const first = await follower.read();
+  if (first.kind === 'invalid') throw first.error; // a bad manifest at the start is refused, as apply would
+
+  const { metrics } = opts;
+  const reporter: Reporter = {
+    notify(m: Message) {
+      if (m.code === 'pool.grown') metrics?.countPoolGrow();
+      opts.reporter.notify(m);
+    },
+  };
+
+  let ownKernel: KernelPort | null = null;
+  let kernel = opts.kernel;
+  if (!kernel) {
+    const chosen = await openKernel(opts.backend, stateDir);
+    kernel = ownKernel = chosen.kernel;
+    if (chosen.notice) reporter.notify({ code: 'backend.notice', backend: kernel.kind, text: chosen.notice });
+  }
+  // Every run's session closes its kernel; the watcher's one kernel lives as long as the watcher.
+  const shared = borrowed(kernel);
+
+  try {
+    await ensureRequestsDir(stateDir);
+    const autoextender = new Autoextender(opts.autoextend ?? DEFAULT_AUTOEXTEND, reporter);
+    let poolDmName: string | null = dmIdentity(first.manifest.pool.name, 'pool').dmName;
+    let declinedManifest: string | null = null;
+    let steps = 0;
+
+    const runOnce = async (_why: Trigger[], signal: AbortSignal): Promise<void> => {
+      steps = 0;
+      const reading = await follower.read();
+      let desired: Manifest | null;
+      if (reading.kind === 'invalid') {
+        if (reading.firstReport) reporter.notify({ code: 'watch.manifest-invalid', file: opts.file, error: reading.error.message, keeping: reading.kept ? 'last-valid' : 'recorded' });
+        desired = reading.kept;
+      } else desired = reading.manifest;
+
+      const session = await Session.open({ stateDir: opts.stateDir, backend: opts.backend, reporter, mutate: true, command: 'watch', kernel: shared, lockWaitMs: opts.lockWaitMs ?? Math.max(3000, opts.intervalMs) });
+      try {
+        await completePendingGrows(session, reporter);
+        const recorded = session.state.desired;
+        desired ??= recorded;
+        if (!desired) return;
+        poolDmName = dmIdentity(desired.pool.name, 'pool').dmName;
+
+        const edit = JSON.stringify(desired);
+        const alreadyConfirmed = edit === JSON.stringify(recorded);
+        const declined: { plan: Plan | null } = { plan: null };
+        try {
+          const result = await reconcile(session, {
+            desired,
+            mode: 'converge',
+            command: 'watch',
+            reporter,
+            confirm: async (plan) => {
+              if (alreadyConfirmed) return true;
+              declined.plan = plan;
+              return false;
+            },
+            recordDesired: true,
+            signal,
+          });
+          steps += result.steps;
+          declinedManifest = null;
+        } catch (e) {
+          const plan = declined.plan;
+          if (!(plan && e instanceof UserError && e.code === 'E_NOT_CONFIRMED')) throw e;
+          if (declinedManifest !== edit) {
+            const deletes = plan.steps.filter((s) => s.impact === 'destroy').map((s) => s.target);
+            reporter.notify({ code: 'watch.needs-confirmation', file: opts.file, deletes });
+            declinedManifest = edit;
+          }
+          if (recorded && !signal.aborted) {
+            const result = await reconcile(session, { desired: recorded, mode: 'converge', command: 'watch', reporter, confirm: async () => true, recordDesired: false, signal });
+            steps += result.steps;
+          }
+        }
+        if (signal.aborted) return;
+        await autoextender.check(session);
+        const view = await readStatus(session);
+        metrics?.observeStatus(view);
+        opts.onStatus?.(view);
+      } finally {
+        await session.close();
+      }
+    };
+
+    const triggers = merge(
+      startAndInterval$(opts.intervalMs),
+      manifestChanges$(opts.file, { settleMs: opts.settleMs }),
+      opts.hangups ?? processSignal$('SIGHUP'),
+      requests$(stateDir, { scanMs: opts.intervalMs }),
+      poolEvents$(async () => {
+        // Read between runs only: a run in progress is followed by a look at the counter anyway.
+        if (loop?.busy || !poolDmName) return null;
+        return (await shared.info(poolDmName))?.eventNr ?? null;
+      }, opts.poolPollMs ?? Math.min(opts.intervalMs, 5000)),
+    );
+
+    reporter.notify({ code: 'watch.started', file: opts.file, intervalMs: opts.intervalMs, metricsUrl: opts.metricsUrl ?? null });
+    let loop: ReturnType<typeof startLoop> | undefined;
+    loop = startLoop({
+      triggers,
+      run: runOnce,
+      signal: opts.signal,
+      backoff: opts.backoff ?? backoffForInterval(opts.intervalMs),
+      onRunStart: ({ run, why }) => reporter.notify({ code: 'watch.run', run, reasons: [...new Set(why.map((t) => t.kind))] }),
+      onRunEnd: (end) => {
+        metrics?.observeRun(end.ok, end.durationMs);
+        if (end.ok) reporter.notify({ code: 'watch.run-done', run: end.run, durationMs: Math.round(end.durationMs), steps });
+        else reporter.notify({ code: 'watch.run-failed', run: end.run, error: errorText(end.error), failures: end.failures, retryInMs: end.retryInMs ?? 0 });
+      },
+    });
+    const summary = await loop.finished;
+    reporter.notify({ code: 'watch.stopped', runs: summary.runs, failures: summary.failures });
+    return summary;
+  } finally {
+    await ownKernel?.close();
+  }
+}
+
+function errorText(e: unknown): string {
+  return e instanceof ThinlayerError ? e.message : e instanceof Error ? `internal error (a bug in thinlayer, please report it): ${e.stack ?? e.message}` : String(e);
+}
+
+/** The kernel with close() made a no-op, for sessions that must not end the watcher's kernel. */
+function borrowed(kernel: KernelPort): KernelPort {
+  return new Proxy(kernel, {
+    get(target, prop, receiver) {
+      if (prop === 'close') return async () => undefined;
+      const value = Reflect.get(target, prop, receiver);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
