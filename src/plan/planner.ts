@@ -147,7 +147,7 @@ export function plan(input: PlanInput): Plan {
     for (const command of pathBetween(from, to)) emit(command, t, mountedAt, want);
   };
   const emit = (command: LifecycleCommand, t: ThingRecord, mountedAt: string | null, want: Want | null) => {
-    const who = `${t.kind} ${t.name}`;
+    const who = t.kind === 'base' ? 'the base' : `${t.kind} ${t.name}`;
     switch (command) {
       case 'CREATE':
         return createStep(t);

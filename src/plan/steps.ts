@@ -17,6 +17,7 @@ export type StepOp =
   | 'fs.mount'
   | 'fs.unmount'
   | 'thin.deactivate' // dm remove
+  | 'orphan.delete' // delete a thin id in the pool that the log does not own (thinlayer gc)
   | 'thin.delete'; // discard, then delete the thin id
 
 export type Impact = 'none' | 'update' | 'create' | 'destroy';

@@ -21,7 +21,7 @@ export interface ActionContext {
 
 type Args = Record<string, any>;
 type Result = Record<string, unknown>;
-type Action = (ctx: ActionContext, args: Args) => Promise<Result>;
+export type Action = (ctx: ActionContext, args: Args) => Promise<Result>;
 
 const SECTOR = 512;
 /** Low-water mark: the pool raises an event when fewer than this share of data blocks is free. */
@@ -40,16 +40,17 @@ function backingPath(ctx: ActionContext, b: Args): string {
   return b.kind === 'file' ? ctx.stateDir.path(b.file) : b.device;
 }
 
-async function majorMinorOf(ctx: ActionContext, b: Args): Promise<string> {
+/** The block device behind a backing (the loop device for a file) and its major:minor. */
+async function blockDeviceOf(ctx: ActionContext, b: Args): Promise<{ path: string; majorMinor: string }> {
   const path = backingPath(ctx, b);
   if (b.kind === 'file') {
     const loop = await ctx.kernel.loopFind(path);
     if (!loop) throw new StateError(`${path} is not attached to a loop device`, 'E_POOL');
-    return `${loop.major}:${loop.minor}`;
+    return { path: loop.path, majorMinor: `${loop.major}:${loop.minor}` };
   }
   const st = await stat(path);
   const { major, minor } = splitDev(st.rdev);
-  return `${major}:${minor}`;
+  return { path, majorMinor: `${major}:${minor}` };
 }
 
 async function requireInfo(ctx: ActionContext, dmName: string, op: string): Promise<DmInfo> {
@@ -104,7 +105,8 @@ async function removeDevice(ctx: ActionContext, dmName: string): Promise<Result>
   }
 }
 
-export const ACTIONS: Record<StepOp, Action> = {
+/** The actions of the reconciler's own ops; other modules (gc) bring theirs through ExecuteOptions.actions. */
+export const ACTIONS: Partial<Record<StepOp, Action>> = {
   async 'pool.files'(ctx, a) {
     for (const b of [a.data, a.metadata]) {
       if (b.kind !== 'file') continue;
@@ -129,13 +131,13 @@ export const ACTIONS: Record<StepOp, Action> = {
 
   async 'pool.activate'(ctx, a) {
     const existing = await ctx.kernel.info(a.dmName);
-    const [meta, data] = [await majorMinorOf(ctx, a.metadata), await majorMinorOf(ctx, a.data)];
+    const [meta, data] = [await blockDeviceOf(ctx, a.metadata), await blockDeviceOf(ctx, a.data)];
     const blockSectors = a.blockSizeBytes / SECTOR;
-    const dataBytes = await ctx.kernel.blockDeviceSize(backingPath(ctx, a.data));
+    const dataBytes = await ctx.kernel.blockDeviceSize(data.path);
     const dataBlocks = Math.floor(dataBytes / a.blockSizeBytes);
     if (dataBlocks < 2) throw new StateError(`the data device is too small for a pool (${dataBytes} bytes)`, 'E_POOL');
     const lowWater = Math.max(1, Math.floor(dataBlocks * LOW_WATER_FRACTION));
-    const table = [{ start: 0, length: dataBlocks * blockSectors, type: 'thin-pool', params: `${meta} ${data} ${blockSectors} ${lowWater} 1 skip_block_zeroing` }];
+    const table = [{ start: 0, length: dataBlocks * blockSectors, type: 'thin-pool', params: `${meta.majorMinor} ${data.majorMinor} ${blockSectors} ${lowWater} 1 skip_block_zeroing` }];
     // Metadata is never zeroed here: a blank one (a new sparse file) is formatted by the kernel on load,
     // and one that is not blank was formatted by an earlier attempt and must be loaded as it is.
     if (existing) {

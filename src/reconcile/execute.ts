@@ -4,8 +4,8 @@
 
 import type { Step } from '../plan/steps.ts';
 import { METADATA_OPS } from '../plan/steps.ts';
-import { ACTIONS, type ActionContext } from './actions.ts';
-import { ThinlayerError } from '../errors/index.ts';
+import { ACTIONS, type Action, type ActionContext } from './actions.ts';
+import { ThinlayerError, InternalError } from '../errors/index.ts';
 import type { Session } from './session.ts';
 import type { Reporter } from '../messages/port.ts';
 
@@ -15,6 +15,8 @@ export interface ExecuteOptions {
   signal?: AbortSignal;
   /** Index of the first step in this run (several passes share one run id). */
   firstIndex: number;
+  /** Actions for ops beyond the reconciler's own (e.g. gc's orphan.delete). */
+  actions?: Partial<Record<Step['op'], Action>>;
 }
 
 async function readTxid(ctx: ActionContext): Promise<number> {
@@ -33,7 +35,9 @@ export async function executePlan(session: Session, steps: Step[], poolDmName: s
     await session.append([{ type: 'step.intent', stepId, op: step.op, target: step.target, args: step.args, ...(ctx.txid !== undefined ? { txid: ctx.txid } : {}) }]);
     let result: Record<string, unknown>;
     try {
-      result = await ACTIONS[step.op](ctx, step.args);
+      const action = opts.actions?.[step.op] ?? ACTIONS[step.op];
+      if (!action) throw new InternalError(`no action for step op ${step.op}`);
+      result = await action(ctx, step.args);
     } catch (e) {
       const error = e instanceof ThinlayerError ? { code: e.code, message: e.message, ...('errno' in e ? { errno: (e as { errno: number }).errno } : {}) } : { code: 'E_INTERNAL', message: String((e as Error)?.message ?? e) };
       await session.append([{ type: 'step.failed', stepId, op: step.op, target: step.target, error }]);
