@@ -1,0 +1,117 @@
+// What `thinlayer gc` deletes, decided from doctor's facts. Pure.
+//   - orphans: thin ids in the pool the log does not own (only in the pool thinlayer owns);
+//   - layers that the manifest no longer lists (so no device in the desired state uses them);
+//   - records of things whose thin id is gone from the pool (so that `up` can build them again);
+//   - thinlayer-owned dm devices on the pool that the log never created, when nothing holds them open.
+// Every deletion is a step, logged as an intent before and an outcome after, like any other.
+
+import type { Step } from '../plan/steps.ts';
+import type { ThingRecord } from '../lifecycle/projection.ts';
+import { observeThing, mountIndex } from '../plan/planner.ts';
+import { pathBetween } from '../lifecycle/machine.ts';
+import { thingKey } from '../domain/names.ts';
+import { orphansOf, missingOf, unknownDevicesOf, type DoctorFacts } from './findings.ts';
+import { poolModeBlocker } from './pressure.ts';
+
+export const ORPHAN_DELETE = 'orphan.delete' as const;
+
+/** An orphan delete whose intent was logged but not its outcome (a crash during an earlier gc). */
+export interface InterruptedOrphanDelete {
+  stepId: string;
+  thinId: number;
+  /** The fence: the pool's transaction id read just before the step. */
+  txid: number | undefined;
+}
+
+export interface GcPlan {
+  steps: Step[];
+  settle: InterruptedOrphanDelete[];
+  /** What gc leaves alone, and why. */
+  skipped: Array<{ subject: string; reason: string }>;
+  /** Reasons gc cannot run at all. */
+  blockers: string[];
+}
+
+function who(t: ThingRecord): string {
+  return t.kind === 'base' ? 'the base' : `${t.kind} ${t.name}`;
+}
+
+function blockersOf(facts: DoctorFacts): string[] {
+  const { state, observed } = facts;
+  const pool = observed.pool;
+  if (!state.pool) return ['no pool is recorded in the log: there is nothing to collect'];
+  if (!pool) return [`pool ${facts.poolDmName ?? state.pool.dmName} is not active: run \`thinlayer up\` first (gc reads and deletes thin ids through the pool)`];
+  if (pool.info.uuid !== state.pool.uuid) return [`device ${pool.info.name} has uuid "${pool.info.uuid}", not the "${state.pool.uuid}" the log created: gc touches only the pool thinlayer owns`];
+  const blockers: string[] = [];
+  const mode = poolModeBlocker(pool.status, pool.info.name);
+  if (mode) blockers.push(mode);
+  if (!facts.thinIds) blockers.push(`the pool's thin ids could not be read${facts.thinIdsError ? `: ${facts.thinIdsError}` : ''}`);
+  const interrupted = Object.values(state.pending).filter((p) => p.op !== ORPHAN_DELETE);
+  if (interrupted.length > 0) blockers.push(`${interrupted.length} interrupted step(s) in the log: run \`thinlayer up\` first to settle them`);
+  return blockers;
+}
+
+export function planGc(facts: DoctorFacts): GcPlan {
+  const blockers = blockersOf(facts);
+  if (blockers.length > 0) return { steps: [], settle: [], skipped: [], blockers };
+  const { state, observed } = facts;
+  const steps: Step[] = [];
+  const skipped: GcPlan['skipped'] = [];
+
+  const settle = Object.values(state.pending)
+    .filter((p) => p.op === ORPHAN_DELETE)
+    .sort((a, b) => a.seq - b.seq)
+    .map((p) => ({ stepId: p.stepId, thinId: Number((p.args as { thinId?: number }).thinId), txid: p.txid }));
+
+  // Devices first: a thin id a live device maps cannot be deleted (EBUSY).
+  const removed = new Set<string>();
+  for (const d of unknownDevicesOf(facts)) {
+    if (d.openCount > 0) {
+      skipped.push({ subject: `dm:${d.name}`, reason: `device ${d.name} is open: close what holds it, then run gc again` });
+      continue;
+    }
+    removed.add(d.name);
+    steps.push({ op: 'thin.deactivate', target: `dm:${d.name}`, impact: 'destroy', args: { dmName: d.name }, reason: `remove device ${d.name}, which thinlayer's log never created (thin id ${d.thin!.thinId})` });
+  }
+
+  // Layers the manifest no longer lists, children before parents.
+  const missing = new Map(missingOf(facts).map((m) => [m.key, m]));
+  const listed = new Set((state.desired?.layers ?? []).map((l) => thingKey('layer', l.name)));
+  const depth = (t: ThingRecord): number => (t.origin && state.things[t.origin] ? 1 + depth(state.things[t.origin]) : 0);
+  const mounts = mountIndex(observed);
+  const unlisted = Object.values(state.things)
+    .filter((t) => t.kind === 'layer' && !listed.has(t.key) && !missing.has(t.key))
+    .sort((a, b) => depth(b) - depth(a) || a.key.localeCompare(b.key));
+  for (const t of unlisted) {
+    const seen = observeThing(t, observed, mounts);
+    if (seen.uncertain) {
+      skipped.push({ subject: t.key, reason: `${who(t)}'s creation is in doubt: run \`thinlayer up\` first` });
+      continue;
+    }
+    for (const command of pathBetween(seen.state, 'absent')) {
+      if (command === 'UNMOUNT') steps.push({ op: 'fs.unmount', target: t.key, impact: 'update', args: { dmName: t.dmName, mountpoint: seen.mountedAt ?? t.mountpoint }, reason: `unmount ${who(t)} from ${seen.mountedAt ?? t.mountpoint}` });
+      if (command === 'DEACTIVATE') steps.push({ op: 'thin.deactivate', target: t.key, impact: 'update', args: { dmName: t.dmName }, reason: `deactivate ${who(t)}` });
+      if (command === 'DELETE') steps.push({ op: 'thin.delete', target: t.key, impact: 'destroy', args: { dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes, discard: true }, reason: `delete ${who(t)} (thin id ${t.thinId}): the manifest no longer lists it` });
+    }
+  }
+
+  // Records of thin ids the pool no longer has: forget them, so that `up` builds them again.
+  for (const m of missing.values()) {
+    const t = state.things[m.key];
+    if (m.active) {
+      skipped.push({ subject: t.key, reason: `${who(t)}'s thin id ${t.thinId} is gone but its device ${t.dmName} is live: run \`thinlayer down\` first` });
+      continue;
+    }
+    steps.push({ op: 'thin.delete', target: t.key, impact: 'destroy', args: { dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes, discard: false }, reason: `forget ${who(t)}: its thin id ${t.thinId} is gone from the pool` });
+  }
+
+  for (const o of orphansOf(facts)) {
+    const user = o.usedBy;
+    if (user && !removed.has(user.name)) {
+      skipped.push({ subject: `thin:${o.thinId}`, reason: `orphan thin id ${o.thinId} is mapped by device ${user.name}${user.owned ? '' : ', which thinlayer does not own'}: remove that device first` });
+      continue;
+    }
+    steps.push({ op: ORPHAN_DELETE, target: `thin:${o.thinId}`, impact: 'destroy', args: { thinId: o.thinId }, reason: `delete orphan thin id ${o.thinId} (in the pool, not in the log)` });
+  }
+  return { steps, settle, skipped, blockers: [] };
+}

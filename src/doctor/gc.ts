@@ -1,0 +1,79 @@
+// Run a gc plan inside a locked session. Every deletion goes through the log exactly as the
+// reconciler's steps do: a step.intent (with the pool's transaction id for metadata changes)
+// before the kernel is touched, a step.done or step.failed after. Orphan deletes that a crash
+// interrupted are settled first, by the fence: if the pool's transaction id moved one past the
+// intent's, the delete landed.
+
+import type { Step } from '../plan/steps.ts';
+import { METADATA_OPS } from '../plan/steps.ts';
+import { ACTIONS, type ActionContext } from '../reconcile/actions.ts';
+import type { Session } from '../reconcile/session.ts';
+import type { Reporter } from '../messages/port.ts';
+import { ThinlayerError, InternalError } from '../errors/index.ts';
+import { parsePoolStatus } from '../kernel/status-lines.ts';
+import { deleteOrphan } from './orphan-delete.ts';
+import { ORPHAN_DELETE, type GcPlan } from './gc-plan.ts';
+
+type Action = (ctx: ActionContext, args: Record<string, any>) => Promise<Record<string, unknown>>;
+
+function actionFor(op: Step['op']): Action {
+  const action = op === ORPHAN_DELETE ? deleteOrphan : ACTIONS[op];
+  if (!action) throw new InternalError(`gc has no action for step ${op}`);
+  return action;
+}
+
+function fencedOp(op: Step['op']): boolean {
+  return op === ORPHAN_DELETE || METADATA_OPS.has(op);
+}
+
+async function readTxid(session: Session, poolDmName: string): Promise<number> {
+  const line = (await session.kernel.status(poolDmName)).find((l) => l.type === 'thin-pool');
+  return line ? parsePoolStatus(line.params).transactionId : 0;
+}
+
+export interface GcResult {
+  runId: string;
+  settled: number;
+  steps: number;
+}
+
+export async function runGc(session: Session, plan: GcPlan, poolDmName: string, reporter: Reporter): Promise<GcResult> {
+  const runId = `${Date.now().toString(36)}-${process.pid}`;
+  if (plan.steps.length === 0 && plan.settle.length === 0) return { runId, settled: 0, steps: 0 };
+  await session.append([{ type: 'run.started', runId, command: 'gc', pid: process.pid }]);
+  let done = 0;
+  try {
+    for (const s of plan.settle) {
+      const txid = await readTxid(session, poolDmName);
+      const landed = s.txid !== undefined && txid === s.txid + 1;
+      await session.append([
+        { type: 'recovery.note', kind: 'intent-resolved', detail: { stepId: s.stepId, op: ORPHAN_DELETE, thinId: s.thinId, intentTxid: s.txid ?? null, poolTxid: txid, landed } },
+        { type: 'step.done', stepId: s.stepId, op: ORPHAN_DELETE, target: `thin:${s.thinId}`, result: landed ? { txid, thinId: s.thinId } : { thinId: s.thinId }, recovered: true },
+      ]);
+    }
+    for (const [i, step] of plan.steps.entries()) {
+      const stepId = `${runId}:${i}`;
+      const ctx: ActionContext = { kernel: session.kernel, stateDir: session.stateDir, poolDmName };
+      if (fencedOp(step.op)) ctx.txid = await readTxid(session, poolDmName);
+      reporter.notify({ code: 'step.start', step, index: i, total: plan.steps.length });
+      await session.append([{ type: 'step.intent', stepId, op: step.op, target: step.target, args: step.args, ...(ctx.txid !== undefined ? { txid: ctx.txid } : {}) }]);
+      let result: Record<string, unknown>;
+      try {
+        result = await actionFor(step.op)(ctx, step.args);
+      } catch (e) {
+        const error = e instanceof ThinlayerError ? { code: e.code, message: e.message, ...('errno' in e ? { errno: (e as { errno: number }).errno } : {}) } : { code: 'E_INTERNAL', message: String((e as Error)?.message ?? e) };
+        await session.append([{ type: 'step.failed', stepId, op: step.op, target: step.target, error }]);
+        reporter.notify({ code: 'step.failed', step, error: error.message });
+        throw e;
+      }
+      await session.append([{ type: 'step.done', stepId, op: step.op, target: step.target, result }]);
+      reporter.notify({ code: 'step.done', step, index: i, total: plan.steps.length });
+      done += 1;
+    }
+  } catch (e) {
+    await session.append([{ type: 'run.finished', runId, outcome: 'failed', steps: done }]).catch(() => undefined);
+    throw e;
+  }
+  await session.append([{ type: 'run.finished', runId, outcome: 'converged', steps: done }]);
+  return { runId, settled: plan.settle.length, steps: done };
+}

@@ -1,0 +1,60 @@
+// Gather what doctor and gc judge: the projection, one observation of the system, every dm device
+// that is thinlayer's or maps this pool, the pool's thin ids, and whether a run holds the lock.
+// Reads only (the metadata snapshot a thin-id read holds is released before it returns).
+
+import type { Session } from '../reconcile/session.ts';
+import type { DmTarget, KernelPort } from '../kernel/port.ts';
+import { observeSystem } from '../reconcile/observe.ts';
+import { dmIdentity, isOwnedUuid } from '../domain/names.ts';
+import { readLockHolder, isLockHolderAlive } from '../events/lock.ts';
+import type { DoctorFacts, DmFact } from './findings.ts';
+import { describeReadError, type ThinIdReader } from './thin-ids.ts';
+
+/** The single thin target of a table: `<pool major:minor> <thin id> [external origin]`. */
+export function thinTargetOf(table: DmTarget[]): DmFact['thin'] {
+  const thins = table.filter((t) => t.type === 'thin');
+  if (thins.length !== 1 || table.length !== 1) return null;
+  const [pool, id] = thins[0].params.trim().split(/\s+/);
+  return pool && /^\d+$/.test(id ?? '') ? { pool, thinId: Number(id) } : null;
+}
+
+async function dmFacts(kernel: KernelPort, poolMajorMinor: string | null): Promise<DmFact[]> {
+  const facts: DmFact[] = [];
+  for (const d of await kernel.listDevices()) {
+    const owned = isOwnedUuid(d.uuid);
+    // A device that vanishes between the list and the read is simply not there any more.
+    const table = d.liveTable ? await kernel.table(d.name).catch(() => [] as DmTarget[]) : [];
+    const thin = thinTargetOf(table);
+    if (owned || (poolMajorMinor !== null && thin?.pool === poolMajorMinor)) {
+      facts.push({ name: d.name, uuid: d.uuid, owned, liveTable: d.liveTable, openCount: d.openCount, thin });
+    }
+  }
+  return facts.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+export async function inspect(session: Session, reader: ThinIdReader): Promise<DoctorFacts> {
+  const state = session.state;
+  const poolSpec = state.desired?.pool ?? state.poolSpec;
+  const poolDmName = poolSpec ? dmIdentity(poolSpec.name, 'pool').dmName : null;
+  const observed = await observeSystem(session.kernel, session.stateDir, poolSpec);
+  const poolInfo = observed.pool?.info;
+  const devices = await dmFacts(session.kernel, poolInfo ? `${poolInfo.major}:${poolInfo.minor}` : null);
+
+  let thinIds: number[] | null = null;
+  let thinIdsError: string | null = null;
+  if (observed.pool && poolDmName && observed.metadata) {
+    if (observed.pool.status.mode === 'fail') thinIdsError = 'the pool has failed';
+    else {
+      const metadataDev = observed.metadata.loop?.path ?? observed.metadata.path;
+      try {
+        thinIds = await reader.listThinIds(poolDmName, metadataDev);
+      } catch (e) {
+        thinIdsError = describeReadError(e);
+      }
+    }
+  }
+
+  const holder = await readLockHolder(session.stateDir);
+  const runInProgress = holder && holder.pid !== process.pid && (await isLockHolderAlive(holder)) ? { pid: holder.pid, command: holder.command } : null;
+  return { state, observed, poolDmName, thinIds, thinIdsError, devices, runInProgress };
+}

@@ -1,0 +1,114 @@
+// Reading the thin ids in a pool's metadata. The kernel has no message that lists them, so on the
+// real kernel the metadata device itself is read with thin-provisioning-tools, through a metadata
+// snapshot so that a pool in use is read consistently:
+//   reserve_metadata_snap  ->  thin_ls --metadata-snap (or thin_dump -m)  ->  release_metadata_snap
+// The simulated kernel keeps its pool model in memory and answers directly.
+
+import { execFile } from 'node:child_process';
+import { access, constants } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import type { KernelPort } from '../kernel/port.ts';
+import { KernelError, isKernelError } from '../errors/index.ts';
+
+export interface ThinIdReader {
+  /** Every thin id in the pool's metadata, ascending. */
+  listThinIds(poolDmName: string, metadataDevPath: string): Promise<number[]>;
+}
+
+/** thin_ls -o DEV --no-headers prints one id a line, padded with spaces. */
+export function parseThinLsIds(stdout: string): number[] {
+  const ids: number[] = [];
+  for (const line of stdout.split('\n')) {
+    const word = line.trim();
+    if (word === '') continue;
+    if (!/^\d+$/.test(word)) throw new Error(`unexpected thin_ls line: ${JSON.stringify(line)}`);
+    ids.push(Number(word));
+  }
+  return ids.sort((a, b) => a - b);
+}
+
+/** thin_dump's XML has one `<device dev_id="N" ...>` element per thin device. */
+export function parseThinDumpIds(xml: string): number[] {
+  if (!xml.includes('<superblock')) throw new Error('thin_dump printed no superblock');
+  return [...xml.matchAll(/<device\s+dev_id="(\d+)"/g)].map((m) => Number(m[1])).sort((a, b) => a - b);
+}
+
+const run = promisify(execFile);
+const TOOL_DIRS = ['/usr/sbin', '/sbin', '/usr/bin', '/bin', '/usr/local/sbin'];
+
+/** thin-provisioning-tools live in sbin, which a non-login PATH often lacks. */
+async function findTool(name: string): Promise<string> {
+  const dirs = [...(process.env.PATH ?? '').split(':').filter(Boolean), ...TOOL_DIRS];
+  for (const dir of dirs) {
+    const path = `${dir}/${name}`;
+    if (await access(path, constants.X_OK).then(() => true, () => false)) return path;
+  }
+  throw new Error(`${name} not found (install thin-provisioning-tools)`);
+}
+
+async function tool(name: string, args: string[]): Promise<string> {
+  const { stdout } = await run(await findTool(name), args, { maxBuffer: 64 * 1024 * 1024 });
+  return stdout;
+}
+
+/** The real kernel: thin_ls (thin_dump when thin_ls fails) on a metadata snapshot. */
+export class ThinToolsReader implements ThinIdReader {
+  constructor(private readonly kernel: KernelPort) {}
+
+  async listThinIds(poolDmName: string, metadataDevPath: string): Promise<number[]> {
+    const snapshot = await this.reserve(poolDmName);
+    try {
+      return await readIds(metadataDevPath, snapshot);
+    } finally {
+      if (snapshot) await this.kernel.message(poolDmName, 'release_metadata_snap');
+    }
+  }
+
+  /**
+   * Whether a metadata snapshot is now held. Only thinlayer touches an owned pool, and it holds a
+   * snapshot only while reading: one that is already held was left by a reader that died, and is
+   * replaced by a fresh one. A pool that takes no messages (read-only, out of metadata space)
+   * changes no metadata either, so its live metadata is read as it is.
+   */
+  private async reserve(poolDmName: string): Promise<boolean> {
+    try {
+      await this.kernel.message(poolDmName, 'reserve_metadata_snap');
+      return true;
+    } catch (e) {
+      if (isKernelError(e, 'EOPNOTSUPP')) return false;
+      if (!isKernelError(e, 'EBUSY')) throw e;
+      await this.kernel.message(poolDmName, 'release_metadata_snap').catch(() => undefined);
+      await this.kernel.message(poolDmName, 'reserve_metadata_snap');
+      return true;
+    }
+  }
+}
+
+/** thin_ls first; thin_dump (slower, but in every version of the tools) when thin_ls fails. */
+export async function readIds(metadataDevPath: string, snapshot: boolean): Promise<number[]> {
+  const snap = snapshot ? ['--metadata-snap'] : [];
+  try {
+    return parseThinLsIds(await tool('thin_ls', [...snap, '--no-headers', '-o', 'DEV', metadataDevPath]));
+  } catch (lsError) {
+    try {
+      return parseThinDumpIds(await tool('thin_dump', [...snap, '--skip-mappings', metadataDevPath]));
+    } catch {
+      throw lsError;
+    }
+  }
+}
+
+export function describeReadError(e: unknown): string {
+  if (e instanceof KernelError) return e.message;
+  const err = e as { stderr?: string; message?: string };
+  const stderr = typeof err?.stderr === 'string' ? err.stderr.trim().split('\n')[0] : '';
+  return stderr || String(err?.message ?? e);
+}
+
+/** The reader for a kernel: thin-provisioning-tools on the real one, the model on the simulator. */
+export async function thinIdReaderFor(kernel: KernelPort, defaultSimDir: string): Promise<ThinIdReader> {
+  if (kernel.kind === 'kernel') return new ThinToolsReader(kernel);
+  const { SimThinIdReader } = await import('./sim-thin-ids.ts');
+  const dir = (kernel as KernelPort & { dir?: unknown }).dir;
+  return new SimThinIdReader(kernel, typeof dir === 'string' ? dir : defaultSimDir);
+}
