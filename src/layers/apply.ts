@@ -60,16 +60,17 @@ export async function applyLayer(layer: ResolvedLayer, root: string, opts: Apply
     if ('unsupported' in sniffed) throw new LayerContentError(`the file is ${sniffed.unsupported}, not a tar, tar.gz or tar.zst layer`, label, null);
     source = uncompressedChunks(layer.path, sniffed.format, (chunk) => progress.advance(chunk.length));
   }
-  const reader = new ByteReader(measured(source, hash, opts.maxBytes, label));
+  // The limit counts bytes as the tar is parsed, so the entry that crosses it is the one named.
+  const limit = opts.maxBytes === undefined ? undefined : { bytes: opts.maxBytes, message: `the layer is larger than the ${opts.maxBytes} bytes its device holds` };
+  const reader = new ByteReader(digested(source, hash), limit);
   let current: string | null = null;
   try {
     for await (const entry of readTar(reader)) {
       opts.signal?.throwIfAborted();
       current = entry.header.name;
-      if (opts.maxBytes !== undefined && entry.offset + entry.header.size > opts.maxBytes) {
-        throw new LayerContentError(`the layer is larger than the ${opts.maxBytes} bytes its device holds`, label, current);
-      }
+      if (limit && entry.offset + entry.header.size > limit.bytes) throw new LayerContentError(limit.message, label, current);
       await applyEntry(state, entry);
+      current = null; // what fails between entries is the layer's fault, not the last entry's
     }
     current = null;
     for (const { path, atime, mtime } of state.dirTimes) {
@@ -89,12 +90,9 @@ export async function applyLayer(layer: ResolvedLayer, root: string, opts: Apply
   return { files: state.files, bytes: state.bytes, diffId };
 }
 
-/** The uncompressed stream, digested as it goes, and cut off when it outgrows the device. */
-async function* measured(source: AsyncIterable<Buffer>, hash: ReturnType<typeof createHash>, maxBytes: number | undefined, label: string): AsyncGenerator<Buffer> {
-  let total = 0;
+/** The uncompressed stream, digested as it goes. */
+async function* digested(source: AsyncIterable<Buffer>, hash: ReturnType<typeof createHash>): AsyncGenerator<Buffer> {
   for await (const chunk of source) {
-    total += chunk.length;
-    if (maxBytes !== undefined && total > maxBytes) throw new LayerContentError(`the layer is larger than the ${maxBytes} bytes its device holds`, label, null);
     hash.update(chunk);
     yield chunk;
   }

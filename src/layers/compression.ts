@@ -7,7 +7,7 @@ import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { pipeline } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { BLOCK, decodeHeader, isZeroBlock } from './tar-format.ts';
+import { BLOCK, hasValidChecksum, isZeroBlock } from './tar-format.ts';
 
 export type ArchiveFormat = 'tar' | 'gzip' | 'zstd';
 
@@ -33,12 +33,7 @@ export async function sniffArchive(path: string): Promise<Sniffed> {
   if (starts(0x42, 0x5a, 0x68)) return { unsupported: 'bzip2-compressed data' };
   if (head.length === BLOCK) {
     if (isZeroBlock(head)) return { format: 'tar' }; // an empty archive: only the end-of-archive blocks
-    try {
-      decodeHeader(head);
-      return { format: 'tar' };
-    } catch {
-      // not a tar header: fall through
-    }
+    if (hasValidChecksum(head)) return { format: 'tar' }; // the reader judges the rest
   }
   return { unsupported: head.length === 0 ? 'an empty file' : 'neither a tar archive nor gzip or zstd data' };
 }

@@ -111,6 +111,18 @@ function checksums(block: Buffer): { unsigned: number; signed: number } {
   return { unsigned, signed };
 }
 
+/** A block whose checksum is right: how a plain tar is told from other data. */
+export function hasValidChecksum(block: Buffer): boolean {
+  let stored: number;
+  try {
+    stored = decodeNumber(block.subarray(148, 156), 'checksum');
+  } catch {
+    return false;
+  }
+  const sums = checksums(block);
+  return stored === sums.unsigned || stored === sums.signed;
+}
+
 export function isZeroBlock(block: Buffer): boolean {
   for (let i = 0; i < BLOCK; i++) if (block[i] !== 0) return false;
   return true;

@@ -27,7 +27,11 @@ export class ByteReader {
   position = 0;
   private readonly iterator: AsyncIterator<Buffer>;
 
-  constructor(source: AsyncIterable<Buffer>) {
+  /** `limit`: reading past this many bytes throws a TarFormatError with the message given. */
+  constructor(
+    source: AsyncIterable<Buffer>,
+    private readonly limit?: { bytes: number; message: string },
+  ) {
     this.iterator = source[Symbol.asyncIterator]();
   }
 
@@ -49,6 +53,7 @@ export class ByteReader {
     if ((await this.fill(1)) === 0) return Buffer.alloc(0);
     const first = this.chunks[0];
     const take = Math.min(n, first.length);
+    if (this.limit && this.position + take > this.limit.bytes) throw new TarFormatError(this.limit.message);
     const out = first.subarray(0, take);
     if (take === first.length) this.chunks.shift();
     else this.chunks[0] = first.subarray(take);

@@ -1,0 +1,176 @@
+import { existsSync, lstatSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { LayerContentError, applyLayer, resolveLayerSource, type ApplyOptions } from '../../src/layers/index.ts';
+import { UserError } from '../../src/errors/index.ts';
+import { buildTar, gzip, zstd, type Entry } from './tar-builder.ts';
+import { workspace, type Workspace } from './helpers.ts';
+
+/** Applies the archive and expects a refusal naming `entry`, with nothing outside the root touched. */
+async function expectRefused(ws: Workspace, archive: Buffer, entry: string | null, pattern: RegExp, opts: ApplyOptions = {}, swapTo?: Buffer): Promise<LayerContentError> {
+  const layer = await ws.layer(`hostile-${Math.random().toString(36).slice(2)}.tar`, archive);
+  // Damage that resolve would catch is put in place after it, to see that apply catches it too.
+  if (swapTo) writeFileSync(layer.path, swapTo);
+  const error = await applyLayer(layer, ws.root, opts).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(LayerContentError);
+  const refusal = error as LayerContentError;
+  expect(refusal).toBeInstanceOf(UserError);
+  expect(refusal.exitCode).toBe(2);
+  expect(refusal.entry).toBe(entry);
+  expect(refusal.layer).toBe(layer.path);
+  if (entry !== null) expect(refusal.message).toContain(JSON.stringify(entry));
+  expect(refusal.message).toMatch(pattern);
+  expect(ws.sentinelContents()).toEqual(['keep']);
+  expect(readFileSync(join(ws.sentinel, 'keep'), 'utf8')).toBe('sentinel');
+  expect(readdirSync(ws.base).sort()).toEqual(['root', 'sentinel', 'sources']);
+  return refusal;
+}
+
+/** A symlink whose absolute target is the sentinel's host path: inside the root as a container reads it. */
+const toSentinel = (ws: Workspace, name = 'link'): Entry => ({ name, type: 'symlink', linkname: ws.sentinel });
+
+describe('applyLayer refuses hostile content', () => {
+  it('refuses absolute names and names with ..', async () => {
+    const ws = workspace();
+    await expectRefused(ws, buildTar([{ name: join(ws.sentinel, 'pwned'), content: 'x' }]), join(ws.sentinel, 'pwned'), /absolute/);
+    await expectRefused(ws, buildTar([{ name: '../sentinel/pwned', content: 'x' }]), '../sentinel/pwned', /"\.\."/);
+    await expectRefused(ws, buildTar([{ name: 'a/b/../../../sentinel/pwned', content: 'x' }]), 'a/b/../../../sentinel/pwned', /"\.\."/);
+    // The same through a PAX path and a GNU long name, which override the header's own name.
+    await expectRefused(ws, buildTar([{ name: 'innocent', content: 'x', pax: { path: '../sentinel/pwned' } }]), '../sentinel/pwned', /"\.\."/);
+    const long = `${'d/'.repeat(60)}${'../'.repeat(62)}sentinel/pwned`;
+    await expectRefused(ws, buildTar([{ name: long, content: 'x', gnuLongName: true }]), long, /"\.\."/);
+  });
+
+  it('refuses symlinks whose targets escape the root, also through an earlier symlink', async () => {
+    const ws = workspace();
+    await expectRefused(ws, buildTar([{ name: 'link', type: 'symlink', linkname: '../sentinel' }]), 'link', /leads outside the layer root/);
+    await expectRefused(ws, buildTar([{ name: 'a/b/link', type: 'symlink', linkname: '../../../sentinel/keep' }]), 'a/b/link', /leads outside/);
+    await expectRefused(ws, buildTar([{ name: 'link', type: 'symlink', linkname: '/../../sentinel' }]), 'link', /leads outside/);
+    // `d/up` stays inside (it is the root), but going up from it leaves.
+    await expectRefused(ws, buildTar([{ name: 'd/up', type: 'symlink', linkname: '..' }, { name: 'x', type: 'symlink', linkname: 'd/up/../sentinel' }]), 'x', /leads outside/);
+    // Loops are refused rather than followed forever.
+    await expectRefused(ws, buildTar([{ name: 'l1', type: 'symlink', linkname: 'l2/x' }, { name: 'l2', type: 'symlink', linkname: 'l1/x' }, { name: 'l3', type: 'symlink', linkname: 'l1' }]), 'l3', /more than 40 symlinks/);
+  });
+
+  it('never writes through a symlink, whether this layer or a lower one made it', async () => {
+    const ws = workspace();
+    await expectRefused(ws, buildTar([toSentinel(ws), { name: 'link/pwned', content: 'x' }]), 'link/pwned', /parent link is a symlink/);
+    // A lower layer's symlink.
+    await applyLayer(await ws.layer('lower.tar', buildTar([toSentinel(ws, 'etc')])), ws.root);
+    await expectRefused(ws, buildTar([{ name: 'etc/passwd', content: 'x' }]), 'etc/passwd', /parent etc is a symlink/);
+    await expectRefused(ws, buildTar([{ name: 'etc/.wh.keep' }]), 'etc/.wh.keep', /symlink/);
+    await expectRefused(ws, buildTar([{ name: 'etc/.wh..wh..opq' }]), 'etc/.wh..wh..opq', /symlink/);
+    await expectRefused(ws, buildTar([{ name: 'etc/sub/', type: 'dir' }]), 'etc/sub/', /symlink/);
+    // Replacing the symlink itself is fine: it is removed, not followed.
+    await applyLayer(await ws.layer('replace.tar', buildTar([{ name: 'etc', type: 'dir' }, { name: 'etc/passwd', content: 'ok' }])), ws.root);
+    expect(readFileSync(join(ws.root, 'etc/passwd'), 'utf8')).toBe('ok');
+    expect(ws.sentinelContents()).toEqual(['keep']);
+  });
+
+  it('refuses hardlinks to anything but a regular file inside the root', async () => {
+    const ws = workspace();
+    await expectRefused(ws, buildTar([{ name: 'h', type: 'hardlink', linkname: '../sentinel/keep' }]), 'h', /hardlink target contains "\.\."/);
+    await expectRefused(ws, buildTar([{ name: 'h', type: 'hardlink', linkname: join(ws.sentinel, 'keep') }]), 'h', /hardlink target is absolute/);
+    await expectRefused(ws, buildTar([toSentinel(ws), { name: 'h', type: 'hardlink', linkname: 'link/keep' }]), 'h', /parent link is a symlink/);
+    await expectRefused(ws, buildTar([toSentinel(ws), { name: 'h', type: 'hardlink', linkname: 'link' }]), 'h', /not a regular file/);
+    await expectRefused(ws, buildTar([{ name: 'dir/', type: 'dir' }, { name: 'h', type: 'hardlink', linkname: 'dir' }]), 'h', /not a regular file/);
+    await expectRefused(ws, buildTar([{ name: 'h', type: 'hardlink', linkname: 'later' }, { name: 'later', content: 'x' }]), 'h', /does not exist/);
+    await expectRefused(ws, buildTar([{ name: 'same', content: 'x' }, { name: 'same', type: 'hardlink', linkname: 'same' }]), 'same', /itself/);
+  });
+
+  it('refuses device nodes and fifos unless allowed', async () => {
+    const ws = workspace();
+    const devices = buildTar([
+      { name: 'dev/null', type: 'char', devmajor: 1, devminor: 3, mode: 0o666 },
+      { name: 'dev/loop9', type: 'block', devmajor: 7, devminor: 9, mode: 0o660, gid: 6 },
+      { name: 'run/pipe', type: 'fifo', mode: 0o620 },
+    ]);
+    await expectRefused(ws, devices, 'dev/null', /device node is not allowed/);
+    await expectRefused(ws, buildTar([{ name: 'run/pipe', type: 'fifo' }]), 'run/pipe', /fifo is not allowed/);
+    await applyLayer(await ws.layer('devices.tar', devices), ws.root, { allowDevices: true });
+    const nullDev = lstatSync(join(ws.root, 'dev/null'));
+    expect(nullDev.isCharacterDevice()).toBe(true);
+    expect(nullDev.rdev).toBe(lstatSync('/dev/null').rdev);
+    expect(nullDev.mode & 0o7777).toBe(0o666);
+    expect(lstatSync(join(ws.root, 'dev/loop9'))).toMatchObject({ gid: 6 });
+    expect(lstatSync(join(ws.root, 'dev/loop9')).isBlockDevice()).toBe(true);
+    expect(lstatSync(join(ws.root, 'run/pipe')).isFIFO()).toBe(true);
+  });
+
+  it('refuses content larger than the device', async () => {
+    const ws = workspace();
+    const archive = buildTar([{ name: 'small', content: 'x' }, { name: 'big', content: Buffer.alloc(100_000, 1) }]);
+    await expectRefused(ws, archive, 'big', /larger than the 65536 bytes/, { maxBytes: 65536 });
+    expect(existsSync(join(ws.root, 'big'))).toBe(false); // refused before a byte of it was written
+    // Header-only bloat (millions of empty entries) is bounded too, by the stream itself.
+    const bloat = buildTar(Array.from({ length: 300 }, (_, i) => ({ name: `e${i}`, type: 'dir' as const })));
+    await expectRefused(ws, gzip(bloat), null, /larger than the 65536 bytes/, { maxBytes: 65536 });
+  });
+
+  it('refuses content that is not what its diff id says', async () => {
+    const ws = workspace();
+    const archive = buildTar([{ name: 'a', content: 'a' }]);
+    await expectRefused(ws, archive, null, /has diff id sha256:[0-9a-f]{64}, expected sha256:0{64}/, { expectDiffId: `sha256:${'0'.repeat(64)}` });
+    // A source replaced after it was resolved.
+    const layer = await ws.layer('swapped.tar', archive);
+    writeFileSync(layer.path, buildTar([{ name: 'a', content: 'b' }]));
+    await expect(applyLayer(layer, ws.root)).rejects.toMatchObject({ code: 'E_LAYER_DIGEST', entry: null });
+  });
+
+  it('refuses truncated and corrupt archives', async () => {
+    const ws = workspace();
+    const good = buildTar([{ name: 'a', content: 'x'.repeat(3000) }, { name: 'b', content: 'y' }]);
+    await expectRefused(ws, good.subarray(0, 512 + 1000), 'a', /truncated: it ends inside the content of "a"/);
+    await expectRefused(ws, buildTar([{ name: 'a', content: 'x' }], { end: false }), null, /without its end-of-archive blocks/);
+    await expectRefused(ws, Buffer.concat([buildTar([{ name: 'a', content: 'x' }], { end: false }), Buffer.alloc(512)]), null, /zero block is not followed/);
+    await expectRefused(ws, good.subarray(0, 700), 'a', /truncated/);
+    await expectRefused(ws, buildTar([{ name: 'a', content: 'x' }, { name: 'b', content: 'y', badChecksum: true }]), 'b', /bad header checksum/);
+    await expectRefused(ws, buildTar([{ name: 'sparse', typeflag: 'S' }]), 'sparse', /unsupported entry type "S" \(a GNU sparse file\)/);
+    await expectRefused(ws, buildTar([{ name: 'p', content: 'x', pax: { 'GNU.sparse.major': '1' } }]), 'p', /sparse files are not supported/);
+    const gz = gzip(good);
+    const damaged = Buffer.from(gz);
+    damaged[20] ^= 0xff;
+    damaged[21] ^= 0xff;
+    const zs = zstd(good);
+    for (const [intact, broken, pattern] of [
+      [gz, gz.subarray(0, gz.length - 20), /gzip data is corrupt or truncated \(unexpected end of file\)/],
+      [gz, damaged, /gzip data is corrupt or truncated/],
+      [zs, zs.subarray(0, zs.length - 10), /zstd data is corrupt or truncated \(zstd: .+\)/],
+    ] as const) {
+      await expectRefused(ws, intact, null, pattern, {}, broken);
+      writeFileSync(join(ws.sources, 'broken'), broken);
+      await expect(resolveLayerSource('broken', ws.sources)).rejects.toThrow(pattern);
+    }
+  });
+
+  it('is refused by resolve when the file is not an archive thinlayer reads', async () => {
+    const ws = workspace();
+    writeFileSync(join(ws.sources, 'notes.txt'), 'hello');
+    await expect(resolveLayerSource('notes.txt', ws.sources)).rejects.toThrow(/neither a tar archive nor gzip or zstd data/);
+    writeFileSync(join(ws.sources, 'x.tar.xz'), Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 1, 2]));
+    await expect(resolveLayerSource('x.tar.xz', ws.sources)).rejects.toThrow(/xz-compressed data/);
+  });
+});
+
+describe('applyLayer after a refusal', () => {
+  it('leaves no decompressor running', async () => {
+    const ws = workspace();
+    // The refusal comes first; megabytes of content follow that zstd would still be decompressing.
+    const archive = zstd(buildTar([{ name: '/abs', content: 'x' }, ...Array.from({ length: 8 }, (_, i) => ({ name: `f${i}`, content: Buffer.alloc(1 << 20, i) }))]));
+    await expectRefused(ws, archive, '/abs', /absolute/);
+    const children = readdirSync('/proc')
+      .filter((pid) => /^\d+$/.test(pid))
+      .filter((pid) => {
+        try {
+          const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+          return stat.includes('(zstd)') && Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === process.pid;
+        } catch {
+          return false;
+        }
+      });
+    expect(children).toEqual([]);
+  });
+});
