@@ -6,6 +6,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import { fileURLToPath } from 'node:url';
 import { VmSetupError, ensureInitramfs, locateGuestKernel } from './initramfs.mjs';
 
@@ -84,6 +85,7 @@ export async function bootVm({ command, timeoutMs = 15 * 60_000, freshDisk = fal
   let timedOut = false;
   let readyAfterMs = null;
   let partial = '';
+  const decoder = new StringDecoder('utf8'); // a character may straddle two chunks
 
   const onLine = (raw) => {
     // SeaBIOS and the kernel write terminal escapes (clear screen, wrap mode) before our lines.
@@ -101,7 +103,7 @@ export async function bootVm({ command, timeoutMs = 15 * 60_000, freshDisk = fal
     }
   };
   const onData = (chunk) => {
-    partial += chunk.toString('utf8');
+    partial += decoder.write(chunk);
     const parts = partial.split('\n');
     partial = parts.pop();
     for (const p of parts) onLine(p);
