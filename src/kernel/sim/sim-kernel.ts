@@ -447,7 +447,8 @@ export class SimKernel implements KernelPort {
         usedDataBlocks: model.usedDataBlocks,
         totalDataBlocks: model.dataBlocks,
         heldRoot: model.heldRoot,
-        mode: rec.pool?.mode ?? 'rw',
+        // pool_status commits first, and a commit leaves out_of_data_space when blocks are free.
+        mode: rec.pool?.mode === 'out_of_data_space' && model.freeDataBlocks > 0 ? 'rw' : (rec.pool?.mode ?? 'rw'),
         features: t.features,
         needsCheck: false,
         metadataLowWatermark: Math.min(1024, Math.floor(metadataDevBlocks / 4)),
@@ -594,16 +595,23 @@ export class SimKernel implements KernelPort {
       this.afterPoolChange(ctx.poolRec.name);
     }
     if (writeVblocks.length === 0) return;
-    const needed = writeVblocks.filter((v) => ctx.model.needsNewBlock(ctx.thinId, v)).length;
+    const needing = [...new Set(writeVblocks)].filter((v) => ctx.model.needsNewBlock(ctx.thinId, v));
     const mode = this.state.devices.get(ctx.poolRec.name)?.pool?.mode;
-    if (needed > 0 && (mode === 'ro' || mode === 'out_of_metadata_space')) fail('EIO', 'the pool is read-only: writes that need new blocks fail');
-    if (needed > ctx.model.freeDataBlocks) {
+    if (needing.length > 0 && (mode === 'ro' || mode === 'out_of_metadata_space')) fail('EIO', 'the pool is read-only: writes that need new blocks fail');
+    const free = ctx.model.freeDataBlocks;
+    if (needing.length > free) {
+      // The kernel allocates block by block: the blocks that fit are written, then it runs out.
+      this.mapBlocks(ctx, needing.slice(0, free));
       this.setPoolMode(ctx.poolRec.name, 'out_of_data_space');
-      fail('ENOSPC', `pool ${ctx.poolRec.name} is out of data space (${ctx.model.freeDataBlocks} free, ${needed} needed)`);
+      fail('ENOSPC', `pool ${ctx.poolRec.name} is out of data space (${free} blocks were free, ${needing.length} needed)`);
     }
+    this.mapBlocks(ctx, writeVblocks);
+  }
+
+  private mapBlocks(ctx: ThinContext, vblocks: number[]): void {
     let plan: { pairs: number[] };
     try {
-      plan = ctx.model.planWrite(ctx.thinId, writeVblocks);
+      plan = ctx.model.planWrite(ctx.thinId, vblocks);
     } catch (e) {
       if (e instanceof SimErrno && e.errnoName === 'ENOSPC') this.setPoolMode(ctx.poolRec.name, 'out_of_metadata_space');
       throw e;
