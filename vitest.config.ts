@@ -16,6 +16,7 @@ export default defineConfig({
         test: {
           name: 'sim',
           include: ['test/**/*.sim.test.ts'],
+          globalSetup: ['test/global-setup.ts'],
           testTimeout: 120_000,
           hookTimeout: 60_000,
         },
