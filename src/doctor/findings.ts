@@ -78,7 +78,7 @@ export function orphansOf(facts: DoctorFacts): Orphan[] {
   if (!facts.thinIds) return [];
   const owned = ownedThinIds(facts.state);
   const users = usersOfPool(facts);
-  return facts.thinIds.filter((id) => !owned.has(id)).map((thinId) => ({ thinId, usedBy: users.get(thinId) ?? null }));
+  return [...facts.thinIds].sort((a, b) => a - b).filter((id) => !owned.has(id)).map((thinId) => ({ thinId, usedBy: users.get(thinId) ?? null }));
 }
 
 export function missingOf(facts: DoctorFacts): MissingThing[] {

@@ -1,0 +1,259 @@
+// doctor and gc on the simulated kernel, against a real state dir: the log and the pool are made to
+// disagree behind thinlayer's back (through the SimKernel of the state dir's sim), and doctor must
+// say so, gc must repair what is its to repair, and up the rest.
+
+import { describe, it, expect, onTestFinished } from 'vitest';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import * as api from '../../src/api/index.ts';
+import { doctorCommand, gcCommand } from '../../src/cli/doctor-command.ts';
+import { SimKernel } from '../../src/kernel/sim/index.ts';
+import { parsePoolStatus } from '../../src/kernel/status-lines.ts';
+import { dmIdentity } from '../../src/domain/names.ts';
+import { openStateDir } from '../../src/events/state-dir.ts';
+import { EventLog } from '../../src/events/log.ts';
+import type { ThinlayerEvent } from '../../src/events/types.ts';
+import type { DoctorReport } from '../../src/doctor/diagnose.ts';
+import { loadManifest } from '../../src/manifest/load.ts';
+
+const POOL = dmIdentity('doc', 'pool').dmName;
+
+function manifestText(mnt: string, layers = ['os', 'app']): string {
+  return `version: 1
+pool:
+  name: doc
+  data: { file: data.img, size: 1G }
+  metadata: { file: metadata.img, size: 64M }
+  blockSize: 64K
+  baseSize: 256M
+layers:
+${layers.map((l, i) => `  ${l}: ${i === 0 ? '{}' : `{ parent: ${layers[0]} }`}`).join('\n')}
+devices:
+  web: { layer: app, state: mounted, mountpoint: ${mnt}/web }
+  db: { layer: app, state: activated }
+`;
+}
+
+interface Box {
+  stateDir: string;
+  manifest: string;
+  mnt: string;
+  /** The simulated kernel of the state dir, for changes behind thinlayer's back. */
+  kernel: SimKernel;
+  doctor(): Promise<{ code: number; report: DoctorReport }>;
+  gc(yes: boolean): Promise<{ code: number; out: any }>;
+  events(): Promise<ThinlayerEvent[]>;
+  txid(): Promise<number>;
+  thingThinId(key: string): Promise<number | undefined>;
+}
+
+function collect(): { stream: Writable; text: () => string } {
+  let text = '';
+  return {
+    stream: new Writable({
+      write(chunk, _enc, done) {
+        text += chunk.toString();
+        done();
+      },
+    }),
+    text: () => text,
+  };
+}
+
+async function applied(layers?: string[]): Promise<Box> {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'thinlayer-doctor-'));
+  onTestFinished(() => fs.rmSync(root, { recursive: true, force: true }));
+  const stateDir = path.join(root, 'state');
+  const mnt = path.join(root, 'mnt');
+  fs.mkdirSync(mnt);
+  const manifest = path.join(root, 'manifest.yaml');
+  fs.writeFileSync(manifest, manifestText(mnt, layers));
+  await api.apply(manifest, { stateDir, backend: 'sim', yes: true });
+  const kernel = new SimKernel({ dir: path.join(stateDir, 'sim') });
+  const box: Box = {
+    stateDir,
+    manifest,
+    mnt,
+    kernel,
+    async doctor() {
+      const out = collect();
+      const code = await doctorCommand({ stateDir, backend: 'sim', json: true, out: out.stream, err: collect().stream });
+      return { code, report: JSON.parse(out.text()) };
+    },
+    async gc(yes) {
+      const out = collect();
+      const code = await gcCommand({ stateDir, backend: 'sim', json: true, yes, out: out.stream, err: collect().stream });
+      return { code, out: JSON.parse(out.text()) };
+    },
+    async events() {
+      const log = await EventLog.open(await openStateDir(stateDir));
+      try {
+        return (await log.readAll()).events;
+      } finally {
+        await log.close();
+      }
+    },
+    async txid() {
+      const line = (await kernel.status(POOL)).find((l) => l.type === 'thin-pool')!;
+      return parsePoolStatus(line.params).transactionId;
+    },
+    async thingThinId(key) {
+      const s = await api.Session.open({ stateDir, backend: 'sim', reporter: { notify() {} }, mutate: false, command: 'test' });
+      try {
+        return s.state.things[key]?.thinId;
+      } finally {
+        await s.close();
+      }
+    },
+  };
+  return box;
+}
+
+const codes = (r: DoctorReport) => r.findings.map((f) => `${f.severity}:${f.code}:${f.subject}`);
+
+describe('doctor and gc on the simulated kernel', () => {
+  it('reports an orphan made behind the log, and gc --yes deletes it through the log under the fence', async () => {
+    const box = await applied();
+    const healthy = await box.doctor();
+    expect(healthy.code).toBe(0);
+    expect(healthy.report.findings).toEqual([]);
+    expect(healthy.report.pool).toMatchObject({ dmName: POOL, active: true, mode: 'rw' });
+
+    await box.kernel.message(POOL, 'create_thin 99');
+    const sick = await box.doctor();
+    expect(sick.report.orphans).toEqual([99]);
+    expect(sick.report.findings).toEqual([expect.objectContaining({ code: 'thin.orphan', severity: 'warning', subject: 'thin:99', repair: 'thinlayer gc --yes' })]);
+    expect(sick.code).toBe(0);
+
+    const dry = await box.gc(false);
+    expect(dry.code).toBe(0);
+    expect(dry.out).toMatchObject({ dryRun: true, steps: [{ op: 'orphan.delete', target: 'thin:99' }] });
+    expect((await box.doctor()).report.orphans).toEqual([99]); // a dry run changes nothing
+
+    const txBefore = await box.txid();
+    const seqBefore = (await box.events()).length;
+    const wet = await box.gc(true);
+    expect(wet.code).toBe(0);
+    expect(wet.out).toMatchObject({ dryRun: false, done: 1 });
+    const logged = (await box.events()).slice(seqBefore);
+    expect(logged.map((e) => e.type)).toEqual(['run.started', 'step.intent', 'step.done', 'run.finished']);
+    expect(logged[1]).toMatchObject({ op: 'orphan.delete', target: 'thin:99', args: { thinId: 99 }, txid: txBefore });
+    expect(logged[2]).toMatchObject({ op: 'orphan.delete', result: { txid: txBefore + 1 } });
+    expect(await box.txid()).toBe(txBefore + 1);
+
+    expect((await box.gc(true)).out).toMatchObject({ steps: [], done: 0 });
+    const after = await box.doctor();
+    expect(after.report.orphans).toEqual([]);
+    expect(after.report.findings).toEqual([]);
+    expect(after.report.thinIds).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  it('settles orphan deletes a crash interrupted, by the transaction-id fence', async () => {
+    const box = await applied();
+    await box.kernel.message(POOL, 'create_thin 98');
+    await box.kernel.message(POOL, 'create_thin 99');
+    // gc died twice: once after the delete and the id move of 99 landed, once before 98 was touched.
+    const tx = await box.txid();
+    const s = await api.Session.open({ stateDir: box.stateDir, backend: 'sim', reporter: { notify() {} }, mutate: true, command: 'gc' });
+    await s.append([{ type: 'step.intent', stepId: 'dead:0', op: 'orphan.delete', target: 'thin:99', args: { thinId: 99 }, txid: tx }]);
+    await box.kernel.message(POOL, 'delete 99');
+    await box.kernel.message(POOL, `set_transaction_id ${tx} ${tx + 1}`);
+    await s.append([{ type: 'step.intent', stepId: 'dead:1', op: 'orphan.delete', target: 'thin:98', args: { thinId: 98 }, txid: tx + 1 }]);
+    await s.close();
+
+    const sick = await box.doctor();
+    expect(codes(sick.report)).toEqual(['warning:step.interrupted:thin:98', 'warning:thin.orphan:thin:98', 'warning:step.interrupted:thin:99']);
+    expect(sick.report.findings[0].repair).toBe('thinlayer gc --yes');
+
+    const seqBefore = (await box.events()).length;
+    const wet = await box.gc(true);
+    expect(wet.out).toMatchObject({ settled: 2, done: 1, steps: [{ op: 'orphan.delete', target: 'thin:98' }] });
+    const notes = (await box.events()).slice(seqBefore).filter((e) => e.type === 'recovery.note');
+    expect(notes.map((n) => (n as any).detail)).toEqual([
+      expect.objectContaining({ stepId: 'dead:0', landed: true }),
+      expect.objectContaining({ stepId: 'dead:1', landed: false }),
+    ]);
+    const after = await box.doctor();
+    expect(after.report.findings).toEqual([]);
+    expect(after.report.orphans).toEqual([]);
+  });
+
+  it('says what drifted from the log, and up repairs it', async () => {
+    const box = await applied();
+    const db = dmIdentity('doc', 'device', 'db');
+    await box.kernel.unmount(path.join(box.mnt, 'web'));
+    await box.kernel.remove(db.dmName);
+    const drift = await box.doctor();
+    expect(codes(drift.report)).toEqual(['warning:device.not-active:device:db', 'warning:device.not-mounted:device:web']);
+    expect(drift.code).toBe(0);
+    await api.up({ stateDir: box.stateDir, backend: 'sim', yes: true });
+    expect((await box.doctor()).report.findings).toEqual([]);
+
+    // db's device comes back mapping the os layer's thin id instead of its own.
+    const osId = (await box.thingThinId('layer:os'))!;
+    const poolInfo = (await box.kernel.info(POOL))!;
+    const table = await box.kernel.table(db.dmName);
+    await box.kernel.remove(db.dmName);
+    await box.kernel.create(db.dmName, db.uuid, [{ ...table[0], params: `${poolInfo.major}:${poolInfo.minor} ${osId}` }]);
+    const wrong = await box.doctor();
+    expect(codes(wrong.report)).toEqual(['error:thin.table-mismatch:device:db']);
+    expect(wrong.report.findings[0].repair).toBe('thinlayer down && thinlayer up');
+    expect(wrong.code).toBe(1);
+    await api.down({ stateDir: box.stateDir, backend: 'sim', yes: true });
+    expect(codes((await box.doctor()).report)).toEqual(['info:pool.inactive:pool']);
+    await api.up({ stateDir: box.stateDir, backend: 'sim', yes: true });
+    expect((await box.doctor()).report.findings).toEqual([]);
+  });
+
+  it('a thin id gone from the pool: doctor fails, gc forgets it, up builds it again', async () => {
+    const box = await applied();
+    const appId = (await box.thingThinId('layer:app'))!;
+    await box.kernel.message(POOL, `delete ${appId}`);
+    const sick = await box.doctor();
+    expect(sick.code).toBe(1);
+    expect(sick.report.missing).toEqual([{ key: 'layer:app', thinId: appId }]);
+    expect(sick.report.findings[0]).toMatchObject({ code: 'thin.missing', severity: 'error', repair: 'thinlayer gc --yes && thinlayer up' });
+
+    expect((await box.gc(true)).out).toMatchObject({ steps: [{ op: 'thin.delete', target: 'layer:app' }], done: 1 });
+    expect(await box.thingThinId('layer:app')).toBeUndefined();
+    await api.up({ stateDir: box.stateDir, backend: 'sim', yes: true });
+    const rebuilt = await box.thingThinId('layer:app');
+    expect(rebuilt).toBeGreaterThan(appId);
+    const after = await box.doctor();
+    expect(after.report.findings).toEqual([]);
+    expect(after.code).toBe(0);
+  });
+
+  it('removes an owned device the log never created, then the orphan it mapped', async () => {
+    const box = await applied();
+    const ghost = dmIdentity('doc', 'device', 'ghost');
+    const poolInfo = (await box.kernel.info(POOL))!;
+    await box.kernel.message(POOL, 'create_thin 77');
+    await box.kernel.create(ghost.dmName, ghost.uuid, [{ start: 0, length: 2048, type: 'thin', params: `${poolInfo.major}:${poolInfo.minor} 77` }]);
+    const sick = await box.doctor();
+    expect(codes(sick.report)).toEqual(['warning:dm.unknown:dm:thinlayer-doc-dev-ghost', 'warning:thin.orphan:thin:77']);
+    expect((await box.gc(true)).out).toMatchObject({ steps: [{ op: 'thin.deactivate', target: `dm:${ghost.dmName}` }, { op: 'orphan.delete', target: 'thin:77' }], done: 2 });
+    expect(await box.kernel.info(ghost.dmName)).toBeNull();
+    expect((await box.doctor()).report.findings).toEqual([]);
+  });
+
+  it('deletes layers the manifest no longer lists', async () => {
+    const box = await applied(['os', 'app', 'extra']);
+    const extraId = (await box.thingThinId('layer:extra'))!;
+    // The manifest without `extra` is recorded, but no apply ran to converge to it.
+    const desired = await loadManifest(box.manifest);
+    const s = await api.Session.open({ stateDir: box.stateDir, backend: 'sim', reporter: { notify() {} }, mutate: true, command: 'test' });
+    await s.append([{ type: 'desired.set', manifest: { ...desired, layers: desired.layers.filter((l) => l.name !== 'extra') }, source: 'apply' }]);
+    await s.close();
+
+    const dry = await box.gc(false);
+    expect(dry.out.steps).toEqual([expect.objectContaining({ op: 'thin.delete', target: 'layer:extra' })]);
+    await box.gc(true);
+    expect(await box.thingThinId('layer:extra')).toBeUndefined();
+    const after = await box.doctor();
+    expect(after.report.thinIds).not.toContain(extraId);
+    expect(after.report.findings).toEqual([]);
+  });
+});

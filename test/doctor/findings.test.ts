@@ -1,0 +1,113 @@
+import { describe, it, expect } from 'vitest';
+import { compareLogWithKernel, orphansOf, missingOf, unknownDevicesOf } from '../../src/doctor/findings.ts';
+import { diagnose } from '../../src/doctor/diagnose.ts';
+import { baseState, facts, thing, poolStatus, POOL_DEV, type FactsOptions } from './fixtures.ts';
+import type { EngineState } from '../../src/lifecycle/projection.ts';
+import type { StepIntentEvent } from '../../src/events/types.ts';
+
+const WEB = baseState().things['device:web'].dmName;
+const summary = (opts: FactsOptions) => compareLogWithKernel(facts(opts)).map((f) => `${f.severity}:${f.code}:${f.subject}`);
+
+function withThing(state: EngineState, t: ReturnType<typeof thing>): EngineState {
+  return { ...state, things: { ...state.things, [t.key]: t } };
+}
+function pending(op: string, target: string, args: Record<string, unknown>, txid?: number, seq = 41): Record<string, StepIntentEvent & { seq: number }> {
+  return { [`r:${seq}`]: { type: 'step.intent', stepId: `r:${seq}`, op, target, args, ...(txid !== undefined ? { txid } : {}), seq } };
+}
+
+describe('the log against the kernel', () => {
+  it('finds nothing when they agree', () => {
+    expect(summary({})).toEqual([]);
+  });
+
+  it.each<[string, FactsOptions, string[]]>([
+    ['a thin id in the pool the log does not own', { thinIds: [0, 1, 2, 99] }, ['warning:thin.orphan:thin:99']],
+    ['a thin id the log owns that the pool lacks', { thinIds: [0, 2] }, ['error:thin.missing:layer:os']],
+    ['a device the log says is active that has no dm device', { live: {} }, ['warning:device.not-active:device:web']],
+    ['a device the log says is mounted that is not', { state: withThing(baseState(), thing('device:web', 2, 'layer:os', 'mounted', { mountpoint: '/mnt/web' })) }, ['warning:device.not-mounted:device:web']],
+    ['a device mounted elsewhere than the log says', { state: withThing(baseState(), thing('device:web', 2, 'layer:os', 'mounted', { mountpoint: '/mnt/web' })), mounts: { '/mnt/other': WEB } }, ['warning:device.mounted-elsewhere:device:web']],
+    ['a device mounted that the log says is only activated', { mounts: { '/mnt/web': WEB } }, ['warning:device.unexpectedly-mounted:device:web']],
+    ['a layer active that the log says is only created', { live: { [WEB]: 2, [baseState().things['layer:os'].dmName]: 1 } }, ['warning:device.unexpectedly-active:layer:os']],
+    ['a thin table naming another thin id', { live: { [WEB]: 1 } }, ['error:thin.table-mismatch:device:web']],
+    ['a thin table naming another pool', { live: { [WEB]: '253:9/2' } }, ['error:thin.table-mismatch:device:web']],
+    ['an owned dm device on the pool the log never created', { extraOwned: [{ name: 'thinlayer-demo-dev-ghost', uuid: 'thinlayer-demo-dev-ghost', owned: true, liveTable: true, openCount: 0, thin: { pool: POOL_DEV, thinId: 1 } }] }, ['warning:dm.unknown:dm:thinlayer-demo-dev-ghost']],
+    ['a device of someone else mapping a thinlayer thin id', { foreign: [{ name: 'theirs', uuid: 'LVM-x', owned: false, liveTable: true, openCount: 1, thin: { pool: POOL_DEV, thinId: 2 } }] }, ['error:dm.foreign-user:dm:theirs']],
+    ['a transaction id nobody logged', { status: poolStatus({ transactionId: 9 }) }, ['info:pool.transaction-mismatch:pool']],
+  ])('%s', (_name, opts, expected) => {
+    expect(summary(opts)).toEqual(expected);
+  });
+
+  it('an owned device on another pool is not this pool\'s business', () => {
+    const other = { name: 'thinlayer-other-dev-x', uuid: 'thinlayer-other-dev-x', owned: true, liveTable: true, openCount: 0, thin: { pool: '253:7', thinId: 1 } };
+    expect(unknownDevicesOf(facts({ extraOwned: [other] }))).toEqual([]);
+    expect(summary({ extraOwned: [other] })).toEqual([]);
+  });
+
+  it('an orphan mapped by a device says so, and how to free it', () => {
+    const f = facts({ thinIds: [0, 1, 2, 7], foreign: [{ name: 'theirs', uuid: '', owned: false, liveTable: true, openCount: 0, thin: { pool: POOL_DEV, thinId: 7 } }] });
+    expect(orphansOf(f)).toEqual([{ thinId: 7, usedBy: expect.objectContaining({ name: 'theirs' }) }]);
+    const [finding] = compareLogWithKernel(f);
+    expect(finding.message).toContain('device theirs maps it');
+    expect(finding.repair).toBe('dmsetup remove theirs && thinlayer gc --yes');
+  });
+
+  it('a create whose outcome was not logged is not called missing: up settles it', () => {
+    const state = { ...withThing(baseState(), thing('layer:new', 3, 'layer:os', 'creating')), pending: pending('snap.create', 'layer:new', { thinId: 3 }, 5) };
+    const f = facts({ state });
+    expect(missingOf(f)).toEqual([]);
+    expect(summary({ state })).toEqual(['warning:step.interrupted:layer:new']);
+  });
+
+  it('a missing thin id whose device is live must be taken down before gc forgets it', () => {
+    const [f] = compareLogWithKernel(facts({ thinIds: [0, 1] }));
+    expect(f).toMatchObject({ code: 'thin.missing', subject: 'device:web', repair: 'thinlayer down && thinlayer gc --yes && thinlayer up' });
+    const [g] = compareLogWithKernel(facts({ thinIds: [0, 2] }));
+    expect(g.repair).toBe('thinlayer gc --yes && thinlayer up');
+  });
+
+  it('the fence: a pending metadata step allows its transaction id and the next', () => {
+    const state = { ...withThing(baseState(), thing('layer:new', 3, 'layer:os', 'creating')), pending: pending('snap.create', 'layer:new', { thinId: 3 }, 5) };
+    for (const txid of [5, 6]) expect(summary({ state, status: poolStatus({ transactionId: txid }), thinIds: [0, 1, 2, 3] }), `txid ${txid}`).toEqual(['warning:step.interrupted:layer:new']);
+    expect(summary({ state, status: poolStatus({ transactionId: 7 }), thinIds: [0, 1, 2, 3] })).toContain('info:pool.transaction-mismatch:pool');
+  });
+
+  it('an interrupted gc is repaired by gc, and a run under way is only noted', () => {
+    const state = { ...baseState(), pending: pending('orphan.delete', 'thin:99', { thinId: 99 }, 5) };
+    expect(compareLogWithKernel(facts({ state, thinIds: [0, 1, 2, 99] })).find((f) => f.code === 'step.interrupted')?.repair).toBe('thinlayer gc --yes');
+    const running = { ...facts({ state, thinIds: [0, 1, 2, 99] }), runInProgress: { pid: 4242, command: 'apply' } };
+    expect(compareLogWithKernel(running).map((f) => `${f.severity}:${f.code}`)).toEqual(['info:run.in-progress', 'warning:thin.orphan']);
+  });
+
+  it('with the pool down, only what is knowable is said', () => {
+    expect(summary({ status: null, live: {} })).toEqual([]);
+    const lost = facts({ status: null, live: {} });
+    lost.observed.metadataBlank = true;
+    expect(compareLogWithKernel(lost).map((f) => f.code)).toEqual(['pool.metadata-lost']);
+    const gone = facts({ status: null, live: {} });
+    gone.observed.data = { ...gone.observed.data!, exists: false };
+    expect(compareLogWithKernel(gone).map((f) => f.code)).toEqual(['pool.backing-missing']);
+  });
+
+  it('unreadable thin ids are a warning, not a list of every id missing', () => {
+    const f = { ...facts({ thinIds: null }), thinIdsError: 'thin_ls: bad checksum' };
+    expect(compareLogWithKernel(f).map((x) => `${x.code}:${x.message}`)).toEqual(["thin.ids-unreadable:the thin ids in the pool's metadata could not be read: thin_ls: bad checksum"]);
+  });
+});
+
+describe('the report', () => {
+  it('puts pool health and the comparison together, errors first, and exits 1 only on errors', () => {
+    const report = diagnose(facts({ thinIds: [0, 2, 99], status: poolStatus({ dataUsed: 850 }) }), '/state');
+    expect(report.orphans).toEqual([99]);
+    expect(report.missing).toEqual([{ key: 'layer:os', thinId: 1 }]);
+    expect(report.findings.map((f) => f.code)).toEqual(['thin.missing', 'pool.data-space', 'thin.orphan']);
+    expect(report.exitCode).toBe(1);
+    expect(report.pool).toMatchObject({ active: true, mode: 'rw', data: { percent: 85 } });
+    expect(diagnose(facts({ thinIds: [0, 1, 2, 99] }), '/state').exitCode).toBe(0);
+  });
+
+  it('an empty state dir is healthy and says how to begin', () => {
+    const report = diagnose(facts({ state: { ...baseState(), desired: null, poolSpec: null, pool: null, things: {} }, status: null, live: {} }), '/state');
+    expect(report.findings.map((f) => `${f.code}:${f.repair}`)).toEqual(['state.empty:thinlayer apply -f MANIFEST']);
+    expect(report.exitCode).toBe(0);
+  });
+});
