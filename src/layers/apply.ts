@@ -69,7 +69,7 @@ export async function applyLayer(layer: ResolvedLayer, root: string, opts: Apply
       opts.signal?.throwIfAborted();
       current = entry.header.name;
       if (limit && entry.offset + entry.header.size > limit.bytes) throw new LayerContentError(limit.message, label, current);
-      await applyEntry(state, entry);
+      await applyEntry(state, entry, opts.signal);
       current = null; // what fails between entries is the layer's fault, not the last entry's
     }
     current = null;
@@ -111,7 +111,7 @@ function asLayerError(e: unknown, label: string, entry: string | null): unknown 
   return e;
 }
 
-async function applyEntry(x: Extraction, entry: TarEntry): Promise<void> {
+async function applyEntry(x: Extraction, entry: TarEntry, signal?: AbortSignal): Promise<void> {
   const h = entry.header;
   const components = entryComponents(h.name);
   if (components.length === 0) return; // the root itself: its mountpoint's metadata is not the layer's to change
@@ -136,7 +136,10 @@ async function applyEntry(x: Extraction, entry: TarEntry): Promise<void> {
     case 'file': {
       const handle = await open(path, CREATE_FILE, 0o600);
       try {
-        for await (const chunk of entry.content()) await writeAll(handle, chunk);
+        for await (const chunk of entry.content()) {
+          signal?.throwIfAborted(); // a big file is not waited out
+          await writeAll(handle, chunk);
+        }
         await handle.chown(h.uid, h.gid);
         await handle.chmod(h.mode);
         await setXattrs(path, h, false);

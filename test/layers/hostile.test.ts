@@ -174,3 +174,22 @@ describe('applyLayer after a refusal', () => {
     expect(children).toEqual([]);
   });
 });
+
+describe('applyLayer with an abort signal', () => {
+  it('stops inside a large file with the signal\'s reason', async () => {
+    const ws = workspace();
+    const layer = await ws.layer('big.tar.gz', gzip(buildTar([{ name: 'big', content: Buffer.alloc(4 << 20, 3) }, { name: 'after', content: 'x' }])));
+    const controller = new AbortController();
+    const seen: number[] = [];
+    const error = await applyLayer(layer, ws.root, {
+      signal: controller.signal,
+      onProgress: (done) => {
+        seen.push(done);
+        controller.abort(new Error('stopped by the user'));
+      },
+    }).catch((e: unknown) => e);
+    expect((error as Error).message).toBe('stopped by the user');
+    expect(seen.length).toBe(1);
+    expect(existsSync(join(ws.root, 'after'))).toBe(false);
+  });
+});
