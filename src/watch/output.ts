@@ -42,7 +42,9 @@ export class WatchOutput implements Reporter {
     const at = this.now();
     this.model = applyMessage(this.model, m, at);
     if (this.mode === 'json') {
-      if (m.code === 'plan.ready' && m.plan.steps.length === 0 && m.plan.blockers.length === 0) return; // every quiet drift check: nothing to say
+      // Every quiet drift check would say these; watch.run and watch.run-done already mark each run.
+      if (m.code === 'plan.ready' && m.plan.steps.length === 0 && m.plan.blockers.length === 0) return;
+      if (m.code === 'run.converged' && m.steps === 0) return;
       this.out.write(JSON.stringify({ at: at.toISOString(), ...m }) + '\n');
     } else if (this.mode === 'lines') {
       const line = describeMessage(m);
