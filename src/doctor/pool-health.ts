@@ -66,7 +66,13 @@ export function checkCommand(metadataPath: string | null): string {
 
 function repairCommand(metadataPath: string | null): string {
   const meta = metadataPath ?? 'METADATA';
-  return `thinlayer down && thin_repair -i ${meta} -o REPAIRED && thin_check REPAIRED && cp REPAIRED ${meta} && thinlayer up`;
+  if (meta.startsWith('/dev/')) {
+    // Metadata on a block device: repair into a file as large as the device, then write it back.
+    const repaired = '/var/tmp/thinlayer-metadata.repaired';
+    return `thinlayer down && truncate -s $(blockdev --getsize64 ${meta}) ${repaired} && thin_repair -i ${meta} -o ${repaired} && thin_check ${repaired} && dd if=${repaired} of=${meta} bs=1M conv=fsync && thinlayer up`;
+  }
+  const repaired = `${meta}.repaired`;
+  return `thinlayer down && truncate -s $(stat -c %s ${meta}) ${repaired} && thin_repair -i ${meta} -o ${repaired} && thin_check ${repaired} && mv ${repaired} ${meta} && thinlayer up`;
 }
 
 function spaceFinding(what: 'data' | 'metadata', space: SpaceUse | null): Finding | null {

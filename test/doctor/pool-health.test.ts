@@ -54,3 +54,15 @@ describe('pool health from the status line', () => {
     expect(poolHealthOf(null, 'p')).toMatchObject({ active: false, mode: null });
   });
 });
+
+describe('the repair of a failed pool', () => {
+  it('repairs file metadata beside the file, and device metadata through a file written back', () => {
+    const [file] = poolHealthFindings(input('Fail'));
+    expect(file.repair).toBe(
+      'thinlayer down && truncate -s $(stat -c %s /state/metadata.img) /state/metadata.img.repaired && thin_repair -i /state/metadata.img -o /state/metadata.img.repaired && thin_check /state/metadata.img.repaired && mv /state/metadata.img.repaired /state/metadata.img && thinlayer up',
+    );
+    const [device] = poolHealthFindings(input('Fail', { metadataPath: '/dev/sdb1' }));
+    expect(device.repair).toContain('thin_repair -i /dev/sdb1 -o /var/tmp/thinlayer-metadata.repaired');
+    expect(device.repair).toContain('dd if=/var/tmp/thinlayer-metadata.repaired of=/dev/sdb1');
+  });
+});
