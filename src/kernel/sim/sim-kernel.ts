@@ -75,9 +75,13 @@ export class SimKernel implements KernelPort {
     return this.volatile.state;
   }
 
+  /**
+   * Devices first, metadata second: writers journal pool metadata before the device records that
+   * name it, so a reader never sees a device whose pool or thin id it has not read yet.
+   */
   private refresh(): void {
-    this.persistent.journal.refresh();
     this.volatile.journal.refresh();
+    this.persistent.journal.refresh();
   }
 
   private async read<T>(operation: string, device: string, fn: () => T): Promise<T> {
@@ -645,7 +649,7 @@ export class SimKernel implements KernelPort {
       }
       if ('loop' in found) return; // the simulator keeps no data in backing files
       const ctx = this.thinAt(devPath);
-      if (ctx.rec.readOnly) fail('EPERM', `${devPath} is read-only`);
+      if (ctx.rec.readOnly) fail('EROFS', `${devPath} is read-only`);
       if (!this.poolDiscardEnabled(ctx)) fail('EOPNOTSUPP', 'the pool was loaded with ignore_discard');
       if (this.state.mountsByMinor.has(ctx.rec.minor)) fail('EBUSY', `${devPath} is mounted (the simulated kernel refuses to discard under a filesystem)`);
       this.checkIoFlows(ctx);
