@@ -9,6 +9,7 @@ export type StepOp =
   | 'pool.deactivate' // remove the pool's dm device
   | 'pool.detach' // detach a loop device
   | 'pool.delete-files' // remove the backing files (destroy)
+  | 'pool.grow' // extend a file-backed pool: file, loop capacity, table reload (src/reconcile/pool-grow.ts)
   | 'thin.create' // create_thin (the base)
   | 'snap.create' // create_snap (layers and devices)
   | 'thin.activate' // dm create with a thin table

@@ -13,10 +13,11 @@ import type { KernelPort, DmTarget } from '../kernel/port.ts';
 import type { StateDir } from '../events/state-dir.ts';
 import type { Backing } from '../manifest/types.ts';
 import { dmIdentity } from '../domain/names.ts';
+import type { StepOp } from '../plan/steps.ts';
 import { ThinlayerError, UserError, StateError } from '../errors/index.ts';
 import { silentReporter, type Reporter } from '../messages/port.ts';
 
-export const POOL_GROW_OP = 'pool.grow';
+export const POOL_GROW_OP: StepOp = 'pool.grow';
 const SECTOR = 512;
 
 export type PoolRole = 'data' | 'metadata';

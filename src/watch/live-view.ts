@@ -64,7 +64,7 @@ export interface LiveModel {
   stateDir: string;
   intervalMs: number;
   metricsUrl: string | null;
-  phase: 'starting' | 'running' | 'idle' | 'retrying' | 'stopping';
+  phase: 'starting' | 'running' | 'idle' | 'retrying' | 'stopped';
   run: number;
   runReasons: string[];
   lastRunEnded: Date | null;
@@ -96,7 +96,7 @@ export function applyMessage(model: LiveModel, m: Message, at: Date): LiveModel 
       next = { ...next, phase: 'retrying', lastRunEnded: at, consecutiveFailures: m.failures };
       break;
     case 'watch.stopped':
-      next = { ...next, phase: 'stopping' };
+      next = { ...next, phase: 'stopped' };
       break;
   }
   const line = describeMessage(m);
