@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { VmSetupError, bootVm, repoRoot } from './vm.mjs';
+import { VmSetupError, bootVm, repoRoot, workDir } from './vm.mjs';
 
 const RESULT_LINE = /^TL-VITEST-RESULT (\{.*\})$/;
 
@@ -54,7 +54,15 @@ async function runVitest(extraArgs) {
     `node -e 'const r = JSON.parse(require("fs").readFileSync("/tmp/tl-vitest.json", "utf8")); console.log("TL-VITEST-RESULT " + JSON.stringify({ passed: r.numPassedTests, failed: r.numFailedTests, total: r.numTotalTests, failedFiles: r.testResults.filter((f) => f.status === "failed").map((f) => f.name) }))' || true`,
     'exit $status',
   ].join('\n');
-  const run = await bootVm({ command, timeoutMs: 30 * 60_000 });
+  // vitest needs no state from earlier boots: a scratch disk of its own lets several tier runs
+  // (several engineers on one machine) boot at once; the shared disk.img is for the scenarios.
+  const scratch = path.join(workDir, `scratch-${process.pid}.img`);
+  let run;
+  try {
+    run = await bootVm({ command, timeoutMs: 30 * 60_000, freshDisk: true, disk: scratch });
+  } finally {
+    fs.rmSync(scratch, { force: true });
+  }
   const line = run.output.split('\n').map((l) => RESULT_LINE.exec(l)).find(Boolean);
   const result = line ? JSON.parse(line[1]) : null;
   say(`boot 1 (vitest): guest ready after ${seconds(run.readyAfterMs ?? NaN)}, whole boot ${seconds(run.tookMs)}, vitest exit status ${run.exitCode}`);
@@ -86,9 +94,25 @@ async function loadScenarios(only) {
   return scenarios;
 }
 
+/**
+ * The guest cannot write the checkout, so it cannot refresh the CLI bundle bin/thinlayer.js
+ * prefers: make it fresh here, or the guest's CLI falls back to compiling the sources with tsx on
+ * every command, which under emulation costs tens of seconds each time.
+ */
+async function freshenCliBundle() {
+  const script = path.join(repoRoot, 'scripts', 'build.mjs');
+  if (!fs.existsSync(script)) return say('no scripts/build.mjs: the guest runs the CLI from the sources through tsx');
+  try {
+    await (await import(pathToFileURL(script).href)).buildBundle();
+  } catch (e) {
+    say(`could not build the CLI bundle (${e.message}): the guest runs the CLI from the sources through tsx`);
+  }
+}
+
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const started = Date.now();
+  await freshenCliBundle();
   let passed = 0;
   let failed = 0;
   if (opts.vitest) {

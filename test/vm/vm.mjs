@@ -134,6 +134,9 @@ export async function bootVm({ command, timeoutMs = 15 * 60_000, freshDisk = fal
   if (killed) return { exitCode: null, output, killed: true, readyAfterMs, tookMs };
   if (timedOut) throw new Error(`VM timed out after ${timeoutMs} ms; last guest lines:\n${tail()}`);
   if (guestFailure !== null) throw new Error(`VM boot failed in the guest: ${guestFailure}\n${tail()}`);
+  if (exitCode === null && /Failed to get "write" lock/.test(stderr)) {
+    throw new VmSetupError(`the disk ${disk} is in use by another VM (another kernel tier run?); wait for it, or pass another disk`);
+  }
   if (exitCode === null) {
     const why = panicked ? 'the guest kernel panicked' : `qemu ended (code ${status.code}, signal ${status.signal}) before the guest reported an exit status`;
     throw new Error(`VM boot failed: ${why}\n${stderr.trim() ? `qemu: ${stderr.trim()}\n` : ''}${tail()}`);
