@@ -47,11 +47,12 @@ async function runVitest(extraArgs) {
     '--reporter', 'default', '--reporter', 'json', '--outputFile.json', '/tmp/tl-vitest.json', ...extraArgs].map(shellQuote).join(' ');
   const command = [
     'echo "TL-TIER: vitest starting at $(cut -d" " -f1 /proc/uptime)s"',
+    'export TL_VITEST_LAUNCHED_MS=$(date +%s%3N)',
     `${vitest}`,
     'status=$?',
     'echo "TL-TIER: vitest ended at $(cut -d" " -f1 /proc/uptime)s with status $status"',
     // One line the host can parse, from vitest's JSON report.
-    `node -e 'const r = JSON.parse(require("fs").readFileSync("/tmp/tl-vitest.json", "utf8")); console.log("TL-VITEST-RESULT " + JSON.stringify({ passed: r.numPassedTests, failed: r.numFailedTests, total: r.numTotalTests, failedFiles: r.testResults.filter((f) => f.status === "failed").map((f) => f.name) }))' || true`,
+    `node -e 'const r = JSON.parse(require("fs").readFileSync("/tmp/tl-vitest.json", "utf8")); console.log("TL-VITEST-RESULT " + JSON.stringify({ passed: r.numPassedTests, failed: r.numFailedTests, total: r.numTotalTests, failedFiles: r.testResults.filter((f) => f.status === "failed").map((f) => f.name), startupMs: r.startTime - Number(process.env.TL_VITEST_LAUNCHED_MS) }))' || true`,
     'exit $status',
   ].join('\n');
   // vitest needs no state from earlier boots: a scratch disk of its own lets several tier runs
@@ -65,7 +66,7 @@ async function runVitest(extraArgs) {
   }
   const line = run.output.split('\n').map((l) => RESULT_LINE.exec(l)).find(Boolean);
   const result = line ? JSON.parse(line[1]) : null;
-  say(`boot 1 (vitest): guest ready after ${seconds(run.readyAfterMs ?? NaN)}, whole boot ${seconds(run.tookMs)}, vitest exit status ${run.exitCode}`);
+  say(`boot 1 (vitest): guest ready after ${seconds(run.readyAfterMs ?? NaN)}, vitest started its run ${seconds(result?.startupMs ?? NaN)} after launch, whole boot ${seconds(run.tookMs)}, vitest exit status ${run.exitCode}`);
   let passed = result?.passed ?? 0;
   let failed = result?.failed ?? 0;
   // A run that failed without a failing test (a startup error, an unhandled error, no files) counts once.
