@@ -59,10 +59,10 @@ export interface WatchOptions {
 
 /** Watches until the signal is aborted. Throws a UserError at once when the manifest is invalid at the start. */
 export async function watch(opts: WatchOptions): Promise<LoopSummary> {
-  const stateDir = await openStateDir(opts.stateDir);
   const follower = new ManifestFollower(opts.file);
   const first = await follower.read();
   if (first.kind === 'invalid') throw first.error; // a bad manifest at the start is refused, as apply would
+  const stateDir = await openStateDir(opts.stateDir);
 
   const { metrics } = opts;
   const reporter: Reporter = {
@@ -183,7 +183,10 @@ export async function watch(opts: WatchOptions): Promise<LoopSummary> {
 }
 
 function errorText(e: unknown): string {
-  return e instanceof ThinlayerError ? e.message : e instanceof Error ? `internal error (a bug in thinlayer, please report it): ${e.stack ?? e.message}` : String(e);
+  if (e instanceof ThinlayerError) return e.message;
+  // A failed system call (the state dir removed, a full disk) is the host's trouble, not a bug.
+  if (e instanceof Error && typeof (e as NodeJS.ErrnoException).syscall === 'string') return e.message;
+  return e instanceof Error ? `internal error (a bug in thinlayer, please report it): ${e.stack ?? e.message}` : String(e);
 }
 
 /** The kernel with close() made a no-op, for sessions that must not end the watcher's kernel. */

@@ -157,6 +157,6 @@ describe('thinlayer watch on the simulated kernel', () => {
     const w = startWatch(b);
     expect(await w.exit).toBe(2);
     expect(w.stderr()).toContain('missing');
-    expect(fs.existsSync(path.join(b.stateDir, 'events.ndjson'))).toBe(false);
+    expect(fs.existsSync(path.join(b.stateDir, 'events.ndjson'))).toBe(false); // refused before anything was recorded
   });
 });
