@@ -6,10 +6,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import * as api from '../../src/api/index.ts';
 import { doctorCommand, gcCommand } from '../../src/cli/doctor-command.ts';
-import { LinuxKernel } from '../../src/kernel/linux/index.ts';
+import { LinuxKernel, linuxKernelAvailable } from '../../src/kernel/linux/index.ts';
 import { parsePoolStatus } from '../../src/kernel/status-lines.ts';
 import { dmIdentity } from '../../src/domain/names.ts';
 
@@ -20,6 +20,11 @@ function collect(): { stream: Writable; text: () => string } {
   let text = '';
   return { stream: new Writable({ write: (chunk, _enc, done) => ((text += chunk.toString()), done()) }), text: () => text };
 }
+
+beforeAll(() => {
+  // This tier runs only where the real kernel is: failing here says so instead of skipping.
+  expect(linuxKernelAvailable(), 'needs /dev/mapper/control and root: run it with npm run test:kernel').toBe(true);
+});
 
 describe('doctor and gc on the real kernel', () => {
   it('finds an orphan with thin_ls on a metadata snapshot, and gc --yes deletes it', async () => {
