@@ -12,6 +12,8 @@ Commands:
   up                converge to the recorded desired state (after a reboot or a crash)
   down              unmount and deactivate everything, keeping all data
   destroy           delete every device, the pool and its backing files
+  doctor            check the pool's health and the log against the kernel; says how to repair
+  gc [--yes]        delete orphan thin ids and layers no longer listed (shows them without --yes)
   sim reboot        (development) drop the simulated kernel's volatile state
 
 Global options:
@@ -70,6 +72,22 @@ stays; thinlayer up brings it back.`,
 
 Deletes every device and layer, discarding their blocks, then the pool and its backing files.
 Asks for confirmation on a terminal; --yes confirms without asking.`,
+  doctor: `thinlayer doctor [--json]
+
+Checks the pool's health (mode, needs_check, data and metadata use, warning at 80/90/95%) and
+compares the log with the kernel: thin ids in the pool the log does not own (orphans), thin ids
+the log owns that the pool lacks, devices not active or mounted as the log says, thin tables that
+name another thin id. Each finding has a code, a severity and the command that repairs it;
+docs/recovery.md explains them all. Changes nothing and takes no lock.
+Exit codes: 0 healthy (warnings allowed), 1 when any finding is an error.
+--json prints {"pool", "orphans", "missing", "thinIds", "findings": [{code, severity, subject, message, repair}], ...}.`,
+  gc: `thinlayer gc [--yes] [--json]
+
+Deletes orphan thin ids (in the pool, not in the log), layers the manifest no longer lists, records
+of thin ids the pool lost (so that up builds them again), and thinlayer devices on the pool that
+the log never created. Without --yes, shows what it would delete and changes nothing. Every
+deletion is logged before and after, like any other step.
+--json prints {"dryRun", "blockers", "steps", "skipped", ...}; with --yes also "done".`,
   sim: `thinlayer sim reboot
 
 Development aid for the simulated kernel: drops its volatile state (device-mapper devices, loop

@@ -16,6 +16,7 @@ import { EventLog } from '../events/log.ts';
 import { acquireLock } from '../events/lock.ts';
 import type { Plan } from '../plan/steps.ts';
 import type { Reporter } from '../messages/port.ts';
+import { doctorCommand, gcCommand } from './doctor-command.ts';
 
 const GLOBAL: FlagSpec[] = [
   { name: 'state-dir', takesValue: true },
@@ -33,6 +34,8 @@ const PER_COMMAND: Record<string, FlagSpec[]> = {
   down: [],
   destroy: [{ name: 'yes', short: 'y', takesValue: false }],
   sim: [],
+  doctor: [],
+  gc: [{ name: 'yes', short: 'y', takesValue: false }],
 };
 
 /** ./state in a checkout, /var/lib/thinlayer when installed; THINLAYER_STATE_DIR overrides both. */
@@ -128,6 +131,10 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
         print(json ? JSON.stringify({ outcome: result.outcome, steps: result.steps }) : `Destroyed: ${result.steps} step(s).`);
         return 0;
       }
+      case 'doctor':
+        return await doctorCommand({ stateDir, backend: backend as BackendChoice, json, out, err });
+      case 'gc':
+        return await gcCommand({ stateDir, backend: backend as BackendChoice, json, yes: args.flags.yes === true, out, err });
       case 'sim': {
         if (rest[0] !== 'reboot') throw new UserError('usage: thinlayer sim reboot', { path: rest[0] ?? 'sim', expected: 'reboot' }, 'E_USAGE');
         const dir = await openStateDir(stateDir);
