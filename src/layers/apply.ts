@@ -4,10 +4,15 @@
 // resolved component by component with lstat (safe-path.ts), files are opened O_NOFOLLOW|O_EXCL,
 // and links are judged before they are made. Hostile or corrupt content stops the apply with a
 // LayerContentError naming the entry; the caller then throws the half-made layer device away.
+//
+// File-system calls are synchronous: an awaited call costs a thread-pool round trip, and with one
+// per syscall 20000 small files took 11 s where GNU tar took 0.5 s. Content still streams, and the
+// loop yields to the event loop every YIELD_EVERY_ENTRIES entries.
 
 import { createHash } from 'node:crypto';
-import { constants } from 'node:fs';
-import { chmod, lchown, link, lutimes, mkdir, open, realpath, symlink, type FileHandle } from 'node:fs/promises';
+import { chmodSync, closeSync, constants, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lutimesSync, mkdirSync, openSync, symlinkSync, writeSync } from 'node:fs';
+import { realpath } from 'node:fs/promises';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { dirname } from 'node:path';
 import { ERRNO, KernelError, ThinlayerError } from '../errors/index.ts';
 import { CorruptStreamError, sniffArchive, uncompressedChunks } from './compression.ts';
@@ -15,12 +20,13 @@ import { directoryTar } from './dir-source.ts';
 import { LayerContentError, TarFormatError } from './errors.ts';
 import { S_IFBLK, S_IFCHR, S_IFIFO, lsetxattr, mknod } from './fs-calls.ts';
 import { progressMeter } from './progress.ts';
-import { PathRefusal, checkSymlinkTarget, entryComponents, hardlinkTarget, lstatOrNull, resolveEntryPath } from './safe-path.ts';
+import { KnownDirectories, PathRefusal, checkSymlinkTarget, entryComponents, hardlinkTarget, lstatOrNull, resolveEntryPath } from './safe-path.ts';
 import type { TarHeader } from './tar-format.ts';
 import { ByteReader, readTar, type TarEntry } from './tar-reader.ts';
 import type { ApplyOptions, ApplyResult, ResolvedLayer } from './types.ts';
 import { classifyWhiteout, emptyOpaqueDirectory, removeTree } from './whiteouts.ts';
 
+const YIELD_EVERY_ENTRIES = 256;
 const CREATE_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
 /** One apply in progress: what it wrote, and what is set once all entries are in. */
@@ -28,7 +34,8 @@ interface Extraction {
   root: string;
   allowDevices: boolean;
   whiteouts: boolean;
-  /** Absolute paths this layer wrote: an opaque directory keeps them. */
+  known: KnownDirectories;
+  /** Absolute paths this layer wrote, and the directories above them: an opaque directory keeps them. */
   written: Set<string>;
   /** Directory times are set last, because writing inside a directory moves its mtime. */
   dirTimes: { path: string; atime: number; mtime: number }[];
@@ -50,7 +57,7 @@ export async function applyLayer(layer: ResolvedLayer, root: string, opts: Apply
   const expect = opts.expectDiffId === undefined ? layer.diffId : opts.expectDiffId;
   const progress = progressMeter(layer.sizeBytes, opts.onProgress);
   const hash = createHash('sha256');
-  const state: Extraction = { root: await realpath(root), allowDevices: opts.allowDevices === true, whiteouts: layer.kind === 'tar', written: new Set(), dirTimes: [], files: 0, bytes: 0 };
+  const state: Extraction = { root: await realpath(root), allowDevices: opts.allowDevices === true, whiteouts: layer.kind === 'tar', known: new KnownDirectories(), written: new Set(), dirTimes: [], files: 0, bytes: 0 };
 
   let source: AsyncIterable<Buffer>;
   if (layer.kind === 'dir') {
@@ -64,18 +71,21 @@ export async function applyLayer(layer: ResolvedLayer, root: string, opts: Apply
   const limit = opts.maxBytes === undefined ? undefined : { bytes: opts.maxBytes, message: `the layer is larger than the ${opts.maxBytes} bytes its device holds` };
   const reader = new ByteReader(digested(source, hash), limit);
   let current: string | null = null;
+  let entries = 0;
   try {
     for await (const entry of readTar(reader)) {
       opts.signal?.throwIfAborted();
       current = entry.header.name;
       if (limit && entry.offset + entry.header.size > limit.bytes) throw new LayerContentError(limit.message, label, current);
       await applyEntry(state, entry, opts.signal);
+      // The calls are synchronous: let timers and signals in now and then.
+      if (++entries % YIELD_EVERY_ENTRIES === 0) await nextTurn();
       current = null; // what fails between entries is the layer's fault, not the last entry's
     }
     current = null;
     for (const { path, atime, mtime } of state.dirTimes) {
       // A later entry of the layer may have replaced the directory.
-      if ((await lstatOrNull(path))?.isDirectory()) await lutimes(path, atime, mtime);
+      if (lstatOrNull(path)?.isDirectory()) lutimesSync(path, atime, mtime);
     }
   } catch (e) {
     throw asLayerError(e, label, current);
@@ -119,48 +129,51 @@ async function applyEntry(x: Extraction, entry: TarEntry, signal?: AbortSignal):
   const whiteout = x.whiteouts ? classifyWhiteout(base) : null;
   if (whiteout) return applyWhiteout(x, components, whiteout);
 
-  const path = (await resolveEntryPath(x.root, components, { create: true }))!;
+  const path = resolveEntryPath(x.root, components, { create: true, known: x.known })!;
   // A hardlink is judged before anything is deleted: its target could be the very path it replaces.
-  const linkTarget = h.type === 'hardlink' ? await hardlinkTarget(x.root, h.linkname) : null;
+  const linkTarget = h.type === 'hardlink' ? hardlinkTarget(x.root, h.linkname) : null;
   if (linkTarget?.path === path) throw new PathRefusal('the hardlink names itself as its target');
-  const existing = await lstatOrNull(path);
+  const existing = lstatOrNull(path);
   // A directory over a directory keeps its content (and is merged into); anything else replaces what is there.
-  if (existing && !(existing.isDirectory() && h.type === 'dir')) await removeTree(path);
+  if (existing && !(existing.isDirectory() && h.type === 'dir')) {
+    removeTree(path);
+    if (existing.isDirectory()) x.known.forgetTree(path);
+  }
   switch (h.type) {
     case 'dir':
-      if (!existing?.isDirectory()) await mkdir(path, { mode: 0o700 });
-      await setOwnerAndMode(path, h);
-      await setXattrs(path, h, false);
+      if (!existing?.isDirectory()) mkdirSync(path, { mode: 0o700 });
+      setOwnerAndMode(path, h);
+      setXattrs(path, h, false);
       x.dirTimes.push({ path, atime: h.atime ?? h.mtime, mtime: h.mtime });
       break;
     case 'file': {
-      const handle = await open(path, CREATE_FILE, 0o600);
+      const fd = openSync(path, CREATE_FILE, 0o600);
       try {
         for await (const chunk of entry.content()) {
           signal?.throwIfAborted(); // a big file is not waited out
-          await writeAll(handle, chunk);
+          writeAll(fd, chunk);
         }
-        await handle.chown(h.uid, h.gid);
-        await handle.chmod(h.mode);
-        await setXattrs(path, h, false);
-        await handle.utimes(h.atime ?? h.mtime, h.mtime);
+        fchownSync(fd, h.uid, h.gid);
+        fchmodSync(fd, h.mode);
+        setXattrs(path, h, false);
+        futimesSync(fd, h.atime ?? h.mtime, h.mtime);
       } finally {
-        await handle.close();
+        closeSync(fd);
       }
       x.bytes += h.size;
       x.files++;
       break;
     }
     case 'symlink':
-      await checkSymlinkTarget(x.root, components.slice(0, -1), h.linkname);
-      await symlink(h.linkname, path);
-      await lchown(path, h.uid, h.gid);
-      await setXattrs(path, h, true);
-      await lutimes(path, h.atime ?? h.mtime, h.mtime);
+      checkSymlinkTarget(x.root, components.slice(0, -1), h.linkname);
+      symlinkSync(h.linkname, path);
+      lchownSync(path, h.uid, h.gid);
+      setXattrs(path, h, true);
+      lutimesSync(path, h.atime ?? h.mtime, h.mtime);
       x.files++;
       break;
     case 'hardlink':
-      await link(linkTarget!.path, path);
+      linkSync(linkTarget!.path, path);
       x.files++;
       break;
     case 'char':
@@ -169,39 +182,46 @@ async function applyEntry(x: Extraction, entry: TarEntry, signal?: AbortSignal):
       if (!x.allowDevices) throw new PathRefusal(`${h.type === 'fifo' ? 'a fifo' : 'a device node'} is not allowed in this layer (device nodes and fifos need allowDevices)`);
       const type = h.type === 'char' ? S_IFCHR : h.type === 'block' ? S_IFBLK : S_IFIFO;
       mknod(path, type | 0o600, h.devmajor, h.devminor);
-      await setOwnerAndMode(path, h);
-      await setXattrs(path, h, false);
-      await lutimes(path, h.atime ?? h.mtime, h.mtime);
+      setOwnerAndMode(path, h);
+      setXattrs(path, h, false);
+      lutimesSync(path, h.atime ?? h.mtime, h.mtime);
       x.files++;
       break;
     }
   }
-  x.written.add(path);
+  markWritten(x, path);
 }
 
-async function applyWhiteout(x: Extraction, components: string[], whiteout: NonNullable<ReturnType<typeof classifyWhiteout>>): Promise<void> {
+/** The path and the directories above it belong to this layer now: an opaque directory keeps them all. */
+function markWritten(x: Extraction, path: string): void {
+  for (let p = path; p !== x.root && !x.written.has(p); p = dirname(p)) x.written.add(p);
+}
+
+function applyWhiteout(x: Extraction, components: string[], whiteout: NonNullable<ReturnType<typeof classifyWhiteout>>): void {
   if (whiteout.kind === 'ignore') return;
   if (whiteout.kind === 'opaque') {
-    const marker = await resolveEntryPath(x.root, components, { create: true });
-    const dir = dirname(marker!);
-    const st = await lstatOrNull(dir);
-    if (!st?.isDirectory()) throw new PathRefusal('an opaque marker outside a directory');
-    await emptyOpaqueDirectory(dir, x.written);
+    const dir = dirname(resolveEntryPath(x.root, components, { create: true, known: x.known })!);
+    if (!lstatOrNull(dir)?.isDirectory()) throw new PathRefusal('an opaque marker outside a directory');
+    emptyOpaqueDirectory(dir, x.written);
+    x.known.forgetTree(dir);
     return;
   }
   if (whiteout.name === '' || whiteout.name === '.' || whiteout.name === '..') throw new PathRefusal(`a whiteout of ${JSON.stringify(whiteout.name)} is not a name`);
-  const target = await resolveEntryPath(x.root, [...components.slice(0, -1), whiteout.name], { create: false });
-  if (target !== null) await removeTree(target);
+  const target = resolveEntryPath(x.root, [...components.slice(0, -1), whiteout.name], { create: false, known: x.known });
+  if (target !== null) {
+    removeTree(target);
+    x.known.forgetTree(target);
+  }
 }
 
-/** Owner before mode: chown clears setuid and setgid bits. */
-async function setOwnerAndMode(path: string, h: TarHeader): Promise<void> {
-  await lchown(path, h.uid, h.gid);
-  await chmod(path, h.mode);
+/** Owner before mode: chown clears setuid and setgid bits. The path was just checked to be no symlink. */
+function setOwnerAndMode(path: string, h: TarHeader): void {
+  lchownSync(path, h.uid, h.gid);
+  chmodSync(path, h.mode);
 }
 
 /** Xattrs the filesystem will not take (ENOTSUP; user.* on a symlink, EPERM) are left out, as other layer tools do. */
-async function setXattrs(path: string, h: TarHeader, isSymlink: boolean): Promise<void> {
+function setXattrs(path: string, h: TarHeader, isSymlink: boolean): void {
   for (const [name, value] of h.xattrs) {
     try {
       lsetxattr(path, name, value);
@@ -213,7 +233,7 @@ async function setXattrs(path: string, h: TarHeader, isSymlink: boolean): Promis
   }
 }
 
-async function writeAll(handle: FileHandle, chunk: Buffer): Promise<void> {
+function writeAll(fd: number, chunk: Buffer): void {
   let at = 0;
-  while (at < chunk.length) at += (await handle.write(chunk, at, chunk.length - at)).bytesWritten;
+  while (at < chunk.length) at += writeSync(fd, chunk, at, chunk.length - at);
 }

@@ -2,16 +2,19 @@
 // so that a directory has a diff id like any archive and is applied by the same careful extractor.
 // Symlinks are copied, never followed; files linked more than once become hardlink entries; sockets
 // are left out (a tar cannot hold them); the host's SELinux label is left to the target's policy.
+// File-system calls are synchronous for speed (see apply.ts), with a turn of the event loop every
+// YIELD_EVERY_ENTRIES entries.
 
 import { createHash } from 'node:crypto';
-import { constants } from 'node:fs';
-import { lstat, open, readdir, readlink } from 'node:fs/promises';
+import { closeSync, constants, lstatSync, openSync, readSync, readdirSync, readlinkSync } from 'node:fs';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { join } from 'node:path';
 import { LayerContentError } from './errors.ts';
 import { lgetxattr, llistxattr } from './fs-calls.ts';
 import { END_OF_ARCHIVE, contentPadding, entryHeader, type WritableEntry } from './tar-writer.ts';
 
 const READ_CHUNK = 256 * 1024;
+const YIELD_EVERY_ENTRIES = 256;
 const SKIPPED_XATTRS = new Set(['security.selinux']);
 
 function byBytes(a: string, b: string): number {
@@ -41,12 +44,14 @@ function splitRdev(rdev: number): { major: number; minor: number } {
 /** The directory as a tar stream; `onContent` sees the bytes of file content as they are read. */
 export async function* directoryTar(dir: string, onContent?: (bytes: number) => void): AsyncGenerator<Buffer> {
   const linked = new Map<string, string>(); // dev:ino of files with several links -> first name
+  let entries = 0;
   async function* walk(abs: string, rel: string): AsyncGenerator<Buffer> {
-    const names = (await readdir(abs)).sort(byBytes);
+    const names = readdirSync(abs).sort(byBytes);
     for (const name of names) {
+      if (++entries % YIELD_EVERY_ENTRIES === 0) await nextTurn();
       const path = join(abs, name);
       const relName = rel === '' ? name : `${rel}/${name}`;
-      const st = await lstat(path);
+      const st = lstatSync(path);
       const base: WritableEntry = {
         name: relName,
         type: 'file',
@@ -64,7 +69,7 @@ export async function* directoryTar(dir: string, onContent?: (bytes: number) => 
         yield entryHeader({ ...base, name: `${relName}/`, type: 'dir' });
         yield* walk(path, relName);
       } else if (st.isSymbolicLink()) {
-        yield entryHeader({ ...base, type: 'symlink', linkname: await readlink(path) });
+        yield entryHeader({ ...base, type: 'symlink', linkname: readlinkSync(path) });
       } else if (st.isFile()) {
         const key = `${st.dev}:${st.ino}`;
         const first = st.nlink > 1 ? linked.get(key) : undefined;
@@ -75,7 +80,7 @@ export async function* directoryTar(dir: string, onContent?: (bytes: number) => 
         if (st.nlink > 1) linked.set(key, relName);
         yield entryHeader({ ...base, size: st.size });
         yield* fileContent(dir, path, relName, st.size, onContent);
-        yield contentPadding(st.size);
+        if (st.size % 512 !== 0) yield contentPadding(st.size);
       } else if (st.isCharacterDevice() || st.isBlockDevice()) {
         yield entryHeader({ ...base, type: st.isCharacterDevice() ? 'char' : 'block', ...devNumbers(st.rdev) });
       } else if (st.isFIFO()) {
@@ -93,20 +98,20 @@ function devNumbers(rdev: number): { devmajor: number; devminor: number } {
 }
 
 /** Exactly `size` bytes of a file, read without following a symlink that replaced it. */
-async function* fileContent(dir: string, path: string, relName: string, size: number, onContent?: (bytes: number) => void): AsyncGenerator<Buffer> {
-  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+function* fileContent(dir: string, path: string, relName: string, size: number, onContent?: (bytes: number) => void): Generator<Buffer> {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
     let left = size;
     while (left > 0) {
-      const buffer = Buffer.alloc(Math.min(READ_CHUNK, left));
-      const { bytesRead } = await handle.read(buffer, 0, buffer.length, size - left);
+      const buffer = Buffer.allocUnsafe(Math.min(READ_CHUNK, left));
+      const bytesRead = readSync(fd, buffer, 0, buffer.length, size - left);
       if (bytesRead === 0) throw new LayerContentError('the file shrank while it was being read: the directory changed under thinlayer', dir, relName);
       left -= bytesRead;
       onContent?.(bytesRead);
       yield buffer.subarray(0, bytesRead);
     }
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }
 

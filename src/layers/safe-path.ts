@@ -2,8 +2,9 @@
 // into components and each directory on the way is checked with lstat: a symlink there (made by an
 // earlier entry or an earlier layer) is refused rather than followed, so nothing a layer holds can
 // redirect a later write outside the root. Symlink targets are judged as a container reads them.
+// The calls are synchronous on purpose: see apply.ts.
 
-import { lstat, mkdir, readlink } from 'node:fs/promises';
+import { lstatSync, mkdirSync, readlinkSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 
 /** Why a path is refused; the extractor turns it into a LayerContentError naming the entry. */
@@ -32,9 +33,9 @@ function errorCode(e: unknown): string | undefined {
 }
 
 /** lstat, or null when nothing is there. */
-export async function lstatOrNull(path: string) {
+export function lstatOrNull(path: string): Stats | null {
   try {
-    return await lstat(path);
+    return lstatSync(path);
   } catch (e) {
     if (errorCode(e) === 'ENOENT' || errorCode(e) === 'ENOTDIR') return null;
     throw e;
@@ -46,22 +47,47 @@ export async function lstatOrNull(path: string) {
  * ones (mode 0755, owned by root, as other layer tools do), and returns the entry's absolute path.
  * With `create: false`, returns null instead of creating (a whiteout of something not there).
  */
-export async function resolveEntryPath(root: string, components: readonly string[], opts: { create: boolean }): Promise<string | null> {
+export function resolveEntryPath(root: string, components: readonly string[], opts: { create: boolean; known?: KnownDirectories }): string | null {
   let dir = root;
   for (let i = 0; i < components.length - 1; i++) {
     const next = join(dir, components[i]);
-    const st = await lstatOrNull(next);
+    if (opts.known?.has(next)) {
+      dir = next;
+      continue;
+    }
+    const st = lstatOrNull(next);
     if (st === null) {
       if (!opts.create) return null;
-      await mkdir(next, { mode: 0o755 });
+      mkdirSync(next, { mode: 0o755 });
     } else if (st.isSymbolicLink()) {
       throw new PathRefusal(`its parent ${components.slice(0, i + 1).join('/')} is a symlink: thinlayer does not write through symlinks`);
     } else if (!st.isDirectory()) {
       throw new PathRefusal(`its parent ${components.slice(0, i + 1).join('/')} is not a directory`);
     }
+    opts.known?.add(next);
     dir = next;
   }
   return pathInRoot(root, components);
+}
+
+/**
+ * Directories already checked (or made) during one apply, so that deep trees are not lstat'ed
+ * component by component for every entry. Whatever removes a path forgets it and all below it:
+ * a directory replaced by a symlink is checked afresh.
+ */
+export class KnownDirectories {
+  private readonly paths = new Set<string>();
+  has(path: string): boolean {
+    return this.paths.has(path);
+  }
+  add(path: string): void {
+    this.paths.add(path);
+  }
+  forgetTree(path: string): void {
+    this.paths.delete(path);
+    const below = `${path}/`;
+    for (const known of this.paths) if (known.startsWith(below)) this.paths.delete(known);
+  }
 }
 
 /** More symlinks than this on the way to a target is a loop (the kernel's own limit is 40). */
@@ -74,11 +100,11 @@ const MAX_SYMLINK_HOPS = 40;
  * names. A container's root clamps `..` at `/`, so such a target is harmless inside a container but
  * aims at the host wherever the layer is mounted: it is taken as hostile.
  */
-export async function checkSymlinkTarget(root: string, entryDir: readonly string[], target: string): Promise<void> {
+export function checkSymlinkTarget(root: string, entryDir: readonly string[], target: string): void {
   if (target === '') throw new PathRefusal('the symlink target is empty');
   if (target.includes('\0')) throw new PathRefusal('the symlink target contains a NUL byte');
   let hops = 0;
-  const walk = async (from: readonly string[], link: string): Promise<string[]> => {
+  const walk = (from: readonly string[], link: string): string[] => {
     const at = link.startsWith('/') ? [] : [...from];
     for (const part of link.split('/')) {
       if (part === '' || part === '.') continue;
@@ -88,25 +114,25 @@ export async function checkSymlinkTarget(root: string, entryDir: readonly string
         continue;
       }
       const here = [...at, part];
-      const st = await lstatOrNull(pathInRoot(root, here));
+      const st = lstatOrNull(pathInRoot(root, here));
       if (st?.isSymbolicLink()) {
         if (++hops > MAX_SYMLINK_HOPS) throw new PathRefusal(`the symlink target ${JSON.stringify(target)} goes through more than ${MAX_SYMLINK_HOPS} symlinks`);
-        at.splice(0, at.length, ...(await walk(at, await readlink(pathInRoot(root, here)))));
+        at.splice(0, at.length, ...walk(at, readlinkSync(pathInRoot(root, here))));
       } else {
         at.push(part);
       }
     }
     return at;
   };
-  await walk(entryDir, target);
+  walk(entryDir, target);
 }
 
 /** The existing regular file a hardlink entry names, checked component by component like any entry. */
-export async function hardlinkTarget(root: string, linkname: string): Promise<{ path: string; components: string[] }> {
+export function hardlinkTarget(root: string, linkname: string): { path: string; components: string[] } {
   const components = entryComponents(linkname, 'hardlink target');
   if (components.length === 0) throw new PathRefusal('the hardlink target is the layer root');
-  const path = await resolveEntryPath(root, components, { create: false });
-  const st = path === null ? null : await lstatOrNull(path);
+  const path = resolveEntryPath(root, components, { create: false });
+  const st = path === null ? null : lstatOrNull(path);
   if (path === null || st === null) throw new PathRefusal(`the hardlink target ${JSON.stringify(linkname)} does not exist: it must be a regular file extracted before it`);
   if (!st.isFile()) throw new PathRefusal(`the hardlink target ${JSON.stringify(linkname)} is not a regular file`);
   return { path, components };

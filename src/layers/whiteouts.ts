@@ -2,7 +2,7 @@
 // directory holding `.wh..wh..opq` is opaque: nothing of the lower layers shows through it, while
 // the entries of the layer itself stay (they may come before or after the marker in the archive).
 
-import { readdir, rm } from 'node:fs/promises';
+import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const WHITEOUT_PREFIX = '.wh.';
@@ -23,18 +23,18 @@ export function classifyWhiteout(base: string): Whiteout | null {
 }
 
 /** Removes a path and everything under it, without following symlinks; nothing there is fine. */
-export async function removeTree(path: string): Promise<void> {
-  await rm(path, { recursive: true, force: true });
+export function removeTree(path: string): void {
+  rmSync(path, { recursive: true, force: true });
 }
 
 /**
  * Empties an opaque directory of lower content: every path under `dir` not written by this layer
  * (`written`) goes; directories this layer wrote are kept and emptied of lower content in turn.
  */
-export async function emptyOpaqueDirectory(dir: string, written: ReadonlySet<string>): Promise<void> {
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
+export function emptyOpaqueDirectory(dir: string, written: ReadonlySet<string>): void {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name);
-    if (!written.has(path)) await removeTree(path);
-    else if (entry.isDirectory()) await emptyOpaqueDirectory(path, written);
+    if (!written.has(path)) removeTree(path);
+    else if (entry.isDirectory()) emptyOpaqueDirectory(path, written);
   }
 }

@@ -193,3 +193,22 @@ describe('applyLayer with an abort signal', () => {
     expect(existsSync(join(ws.root, 'after'))).toBe(false);
   });
 });
+
+describe('applyLayer within one layer', () => {
+  it('checks a directory afresh once an entry replaced it', async () => {
+    const ws = workspace();
+    // `a` is checked as a directory for `a/x`, then replaced by a symlink: `a/y` must not go through it.
+    await expectRefused(ws, buildTar([{ name: 'a/x', content: 'x' }, toSentinel(ws, 'a'), { name: 'a/y', content: 'y' }]), 'a/y', /parent a is a symlink/);
+    await expectRefused(ws, buildTar([{ name: 'd/sub/f', content: 'x' }, { name: 'd/.wh.sub' }, toSentinel(ws, 'd/sub'), { name: 'd/sub/pwned', content: 'y' }]), 'd/sub/pwned', /parent d\/sub is a symlink/);
+    await expectRefused(ws, buildTar([{ name: 'o/sub/f', content: 'x' }, { name: 'o/.wh..wh..opq' }, toSentinel(ws, 'o/sub'), { name: 'o/sub/pwned', content: 'y' }]), 'o/sub/pwned', /parent o\/sub is a symlink/);
+  });
+
+  it('keeps entries under directories the layer only implies when their parent turns opaque', async () => {
+    const ws = workspace();
+    await applyLayer(await ws.layer('lower.tar', buildTar([{ name: 'o/sub/lower', content: 'l' }, { name: 'o/gone', content: 'g' }])), ws.root);
+    await applyLayer(await ws.layer('upper.tar', buildTar([{ name: 'o/sub/upper', content: 'u' }, { name: 'o/new/deep/f', content: 'n' }, { name: 'o/.wh..wh..opq' }])), ws.root);
+    expect(readdirSync(join(ws.root, 'o')).sort()).toEqual(['new', 'sub']);
+    expect(readdirSync(join(ws.root, 'o/sub'))).toEqual(['upper']);
+    expect(readFileSync(join(ws.root, 'o/new/deep/f'), 'utf8')).toBe('n');
+  });
+});
