@@ -57,7 +57,8 @@ export async function applyLayer(layer: ResolvedLayer, root: string, opts: Apply
   const expect = opts.expectDiffId === undefined ? layer.diffId : opts.expectDiffId;
   const progress = progressMeter(layer.sizeBytes, opts.onProgress);
   const hash = createHash('sha256');
-  const state: Extraction = { root: await realpath(root), allowDevices: opts.allowDevices === true, whiteouts: layer.kind === 'tar', known: new KnownDirectories(), written: new Set(), dirTimes: [], files: 0, bytes: 0 };
+  const realRoot = await realpath(root).catch((e: unknown) => Promise.reject(asLayerError(e, label, null)));
+  const state: Extraction = { root: realRoot, allowDevices: opts.allowDevices === true, whiteouts: layer.kind === 'tar', known: new KnownDirectories(), written: new Set(), dirTimes: [], files: 0, bytes: 0 };
 
   let source: AsyncIterable<Buffer>;
   if (layer.kind === 'dir') {

@@ -38,6 +38,7 @@ describe('applyLayer refuses hostile content', () => {
     await expectRefused(ws, buildTar([{ name: join(ws.sentinel, 'pwned'), content: 'x' }]), join(ws.sentinel, 'pwned'), /absolute/);
     await expectRefused(ws, buildTar([{ name: '../sentinel/pwned', content: 'x' }]), '../sentinel/pwned', /"\.\."/);
     await expectRefused(ws, buildTar([{ name: 'a/b/../../../sentinel/pwned', content: 'x' }]), 'a/b/../../../sentinel/pwned', /"\.\."/);
+    await expectRefused(ws, buildTar([{ name: 'a/.wh...' }]), 'a/.wh...', /a whiteout of "\.\." is not a name/);
     // The same through a PAX path and a GNU long name, which override the header's own name.
     await expectRefused(ws, buildTar([{ name: 'innocent', content: 'x', pax: { path: '../sentinel/pwned' } }]), '../sentinel/pwned', /"\.\."/);
     const long = `${'d/'.repeat(60)}${'../'.repeat(62)}sentinel/pwned`;

@@ -107,6 +107,11 @@ describe('OCI image layouts as layer sources', () => {
     const layout = buildLayout(ws.base, { multiPlatform: true, tag: 'multi' });
     const layers = await resolveLayerSource(`oci:${layout.dir}:multi`, '/');
     expect(layers.map((l) => l.diffId)).toEqual(layout.diffIds);
+    // A manifest not listed in index.json is found by digest among the blobs.
+    const index = JSON.parse(readFileSync(join(layout.dir, 'blobs', 'sha256', layout.manifestDigest.slice(7)), 'utf8'));
+    const inner = index.manifests[1].digest;
+    expect(JSON.parse(readFileSync(join(layout.dir, 'index.json'), 'utf8')).manifests.map((d: { digest: string }) => d.digest)).not.toContain(inner);
+    expect((await resolveLayerSource(`oci:${layout.dir}@${inner}`, '/')).map((l) => l.diffId)).toEqual(layout.diffIds);
   });
 
   it('refuses a tampered blob, naming it', async () => {
