@@ -5,9 +5,10 @@
 // and links are judged before they are made. Hostile or corrupt content stops the apply with a
 // LayerContentError naming the entry; the caller then throws the half-made layer device away.
 //
-// File-system calls are synchronous: an awaited call costs a thread-pool round trip, and with one
-// per syscall 20000 small files took 11 s where GNU tar took 0.5 s. Content still streams, and the
-// loop yields to the event loop every YIELD_EVERY_ENTRIES entries.
+// File-system calls are synchronous: an awaited call costs a thread-pool round trip per syscall.
+// Measured on one loaded 2-core machine, 20000 small files: 11-14 s awaited, 4 s synchronous, GNU
+// tar 0.7-2 s. Content still streams, and the loop yields to the event loop every
+// YIELD_EVERY_ENTRIES entries.
 
 import { createHash } from 'node:crypto';
 import { chmodSync, closeSync, constants, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lutimesSync, mkdirSync, openSync, symlinkSync, writeSync } from 'node:fs';
