@@ -11,7 +11,7 @@ import { observeThing, mountIndex } from '../plan/planner.ts';
 import { pathBetween } from '../lifecycle/machine.ts';
 import { thingKey } from '../domain/names.ts';
 import { orphansOf, missingOf, unknownDevicesOf, type DoctorFacts } from './findings.ts';
-import { poolModeBlocker } from './pressure.ts';
+import { poolModeBlocker } from '../plan/pressure.ts';
 
 export const ORPHAN_DELETE = 'orphan.delete' as const;
 

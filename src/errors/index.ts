@@ -50,9 +50,12 @@ export const ERRNO = {
   EBUSY: 16,
   EEXIST: 17,
   ENODEV: 19,
+  ENOTDIR: 20,
   EINVAL: 22,
+  ENOTTY: 25,
   ENOSPC: 28,
   EROFS: 30,
+  ERANGE: 34,
   ENODATA: 61,
   EOPNOTSUPP: 95,
 } as const;

@@ -8,6 +8,7 @@ import { pathBetween, type StableState, type LifecycleCommand } from '../lifecyc
 import { dmIdentity, thingKey, type ThingKind } from '../domain/names.ts';
 import type { Observation } from './observation.ts';
 import { worstImpact, type Plan, type Step, type Impact } from './steps.ts';
+import { poolModeBlocker, pressureBlocker } from './pressure.ts';
 
 export type PlanMode =
   /** Bring everything to the desired state. */
@@ -105,10 +106,8 @@ export function plan(input: PlanInput): Plan {
   const poolSpec = desired?.pool ?? state.poolSpec ?? null;
   const needPool = mode === 'converge' && (poolWanted || hasUnwanted);
   if (poolIdentity && observed.pool) {
-    const st = observed.pool.status;
-    if (st.mode === 'fail') blockers.push(`pool ${poolIdentity.dmName} has failed: run \`thinlayer doctor\``);
-    else if (st.needsCheck) blockers.push(`pool ${poolIdentity.dmName} needs a metadata check (needs_check): run \`thinlayer doctor\``);
-    else if (st.mode === 'ro') blockers.push(`pool ${poolIdentity.dmName} is read-only: run \`thinlayer doctor\``);
+    const modeBlocker = poolModeBlocker(observed.pool.status, poolIdentity.dmName);
+    if (modeBlocker) blockers.push(modeBlocker);
   }
   if (needPool && poolIdentity && poolSpec) {
     const missingFiles = [observed.data, observed.metadata].filter((b) => b && b.kind === 'file' && !b.exists);
@@ -259,6 +258,10 @@ export function plan(input: PlanInput): Plan {
     }
   }
 
+  // Refuse to add snapshots to a nearly full pool: devices made there would fail on their first writes.
+  const creates = steps.filter((s) => s.op === 'snap.create' || s.op === 'thin.create').length;
+  const pressure = observed.pool && desired ? pressureBlocker(observed.pool.status, desired.pool.minFreeFraction, creates) : null;
+  if (pressure) return { steps: [], impact: 'none', blockers: [...blockers, pressure] };
   return { steps, impact: worstImpact(steps), blockers };
 }
 

@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
-import { pressureBlocker, poolModeBlocker, DEFAULT_MIN_FREE_FRACTION } from '../../src/doctor/pressure.ts';
-import { poolStatus } from './fixtures.ts';
+import { pressureBlocker, poolModeBlocker, DEFAULT_MIN_FREE_FRACTION } from '../../src/plan/pressure.ts';
+import { poolStatus } from '../doctor/fixtures.ts';
 
 describe('pool pressure', () => {
   it.each([

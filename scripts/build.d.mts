@@ -1,0 +1,1 @@
+export function buildBundle(): Promise<void>;
