@@ -13,6 +13,7 @@ Commands:
   down              unmount and deactivate everything, keeping all data
   destroy           delete every device, the pool and its backing files
   doctor            check the pool's health and the log against the kernel; says how to repair
+  watch -f FILE     keep converged: follow FILE, repair drift, grow the pool
   gc [--yes]        delete orphan thin ids and layers no longer listed (shows them without --yes)
   sim reboot        (development) drop the simulated kernel's volatile state
 
@@ -88,6 +89,14 @@ of thin ids the pool lost (so that up builds them again), and thinlayer devices 
 the log never created. Without --yes, shows what it would delete and changes nothing. Every
 deletion is logged before and after, like any other step.
 --json prints {"dryRun", "blockers", "steps", "skipped", ...}; with --yes also "done".`,
+  watch: `thinlayer watch -f FILE [--interval DURATION] [--metrics-port N] [--json]
+
+Runs a reconcile at start, when FILE changes, every --interval (default 30s), on SIGHUP, on pool
+events and on requests (files dropped in STATE_DIR/requests/). Invalid edits are reported and the
+last valid manifest kept; edits that delete devices wait for \`apply -f FILE --yes\`. File-backed
+pools grow by 20% at 80% use. The lock is held only during runs; SIGINT/SIGTERM finish the current
+step and exit 0. Terminal: a live view; --json: NDJSON events; --metrics-port: Prometheus metrics on
+127.0.0.1. See docs/operations.md.`,
   sim: `thinlayer sim reboot
 
 Development aid for the simulated kernel: drops its volatile state (device-mapper devices, loop

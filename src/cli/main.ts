@@ -17,6 +17,7 @@ import { acquireLock } from '../events/lock.ts';
 import type { Plan } from '../plan/steps.ts';
 import type { Reporter } from '../messages/port.ts';
 import { doctorCommand, gcCommand } from './doctor-command.ts';
+import { watchCommand, parseInterval, parseMetricsPort, DEFAULT_INTERVAL_MS } from './watch-command.ts';
 
 const GLOBAL: FlagSpec[] = [
   { name: 'state-dir', takesValue: true },
@@ -36,6 +37,7 @@ const PER_COMMAND: Record<string, FlagSpec[]> = {
   sim: [],
   doctor: [],
   gc: [{ name: 'yes', short: 'y', takesValue: false }],
+  watch: [{ name: 'file', short: 'f', takesValue: true }, { name: 'interval', takesValue: true }, { name: 'metrics-port', takesValue: true }],
 };
 
 /** ./state in a checkout, /var/lib/thinlayer when installed; THINLAYER_STATE_DIR overrides both. */
@@ -135,6 +137,17 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
         return await doctorCommand({ stateDir, backend: backend as BackendChoice, json, out, err });
       case 'gc':
         return await gcCommand({ stateDir, backend: backend as BackendChoice, json, yes: args.flags.yes === true, out, err });
+      case 'watch':
+        return await watchCommand({
+          file: needFile(),
+          stateDir,
+          backend: backend as BackendChoice,
+          json,
+          intervalMs: args.flags.interval !== undefined ? parseInterval(args.flags.interval as string) : DEFAULT_INTERVAL_MS,
+          metricsPort: args.flags['metrics-port'] !== undefined ? parseMetricsPort(args.flags['metrics-port'] as string) : null,
+          out,
+          err,
+        });
       case 'sim': {
         if (rest[0] !== 'reboot') throw new UserError('usage: thinlayer sim reboot', { path: rest[0] ?? 'sim', expected: 'reboot' }, 'E_USAGE');
         const dir = await openStateDir(stateDir);

@@ -157,7 +157,9 @@ export function resolveManifest(value: unknown, file: string): Resolution {
     const layer: LayerSpec = { name, parent: typeof parent === 'string' ? parent : null };
     const source = field(raw, 'source');
     if (source === '') report(['layers', name, 'source'], 'a path (relative to the manifest)', describeValue(source));
-    else if (typeof source === 'string') layer.source = isAbsolute(source) ? source : join(dirname(file), source);
+    // An OCI reference (oci:PATH:TAG) is resolved against the manifest's directory by the layers module.
+    else if (typeof source === 'string') layer.source = isAbsolute(source) || source.startsWith('oci:') ? source : join(dirname(file), source);
+    if (field(raw, 'allowDevices') === true) layer.allowDevices = true;
     layers.push(layer);
   }
   const layerNames = new Set(layers.map((l) => l.name));

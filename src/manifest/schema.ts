@@ -42,8 +42,9 @@ const layer = mapping(
   {
     parent: name('the name of another layer').nullable().optional(),
     source: z.string({ error: 'a path (relative to the manifest)' }).optional(),
+    allowDevices: z.boolean({ error: 'true or false' }).optional(),
   },
-  'a mapping (parent, source), or nothing',
+  'a mapping (parent, source, allowDevices), or nothing',
 );
 
 const device = mapping(

@@ -24,7 +24,10 @@ export interface PoolSpec {
 export interface LayerSpec {
   name: string;
   parent: string | null; // null: a snapshot of the base device
-  source?: string; // content source (a later capability); resolved relative to the manifest
+  /** Content: a tar/tar.gz/tar.zst file or a directory (absolute once loaded), or oci:PATH:TAG / oci:PATH@sha256:HEX. */
+  source?: string;
+  /** Let the layer's archive create device nodes and fifos (refused by default). */
+  allowDevices?: boolean;
 }
 
 export interface DeviceSpec {
