@@ -12,6 +12,9 @@ import { reconcile, type RunResult } from '../reconcile/reconcile.ts';
 import { observeSystem } from '../reconcile/observe.ts';
 import { silentReporter, type Reporter } from '../messages/port.ts';
 import { readStatus, type StatusView } from './status.ts';
+import { resolveContent } from '../reconcile/resolve-content.ts';
+import { UserError } from '../errors/index.ts';
+import { formatSize } from '../manifest/sizes.ts';
 
 export interface CommonOptions {
   stateDir: string;
@@ -38,6 +41,18 @@ async function withSession<T>(opts: CommonOptions, mutate: boolean, command: str
   }
 }
 
+/** Existing layers were made at the recorded base size: a smaller one would not hold them. */
+function refuseSmallerBase(s: Session, desired: Manifest): void {
+  const recorded = s.state.poolSpec;
+  if (recorded && recorded.name === desired.pool.name && desired.pool.baseSizeBytes < recorded.baseSizeBytes) {
+    throw new UserError(
+      `${desired.file || 'manifest'}: pool.baseSize: cannot be lowered from ${formatSize(recorded.baseSizeBytes)} to ${formatSize(desired.pool.baseSizeBytes)}: the base and the layers already made have the recorded size (raising it is fine: new devices get the larger size)`,
+      { file: desired.file, path: 'pool.baseSize', expected: `at least ${formatSize(recorded.baseSizeBytes)}` },
+      'E_BASE_SIZE',
+    );
+  }
+}
+
 function confirmer(opts: MutateOptions): (plan: Plan) => Promise<boolean> {
   return async (plan) => (opts.yes ? true : opts.confirm ? opts.confirm(plan) : false);
 }
@@ -49,16 +64,22 @@ async function manifestOf(input: string | Manifest): Promise<Manifest> {
 /** Record the manifest as the desired state and converge to it. */
 export async function apply(manifest: string | Manifest, opts: MutateOptions): Promise<RunResult> {
   const desired = await manifestOf(manifest);
-  return withSession(opts, true, 'apply', (s) => reconcile(s, { desired, mode: 'converge', command: 'apply', reporter: opts.reporter ?? silentReporter, confirm: confirmer(opts), recordDesired: true, signal: opts.signal }));
+  const content = await resolveContent(desired);
+  return withSession(opts, true, 'apply', async (s) => {
+    refuseSmallerBase(s, desired);
+    return reconcile(s, { desired, content, mode: 'converge', command: 'apply', reporter: opts.reporter ?? silentReporter, confirm: confirmer(opts), recordDesired: true, signal: opts.signal });
+  });
 }
 
 /** What apply would do, without doing it (no lock, no event). */
 export async function planFor(manifest: string | Manifest | null, opts: CommonOptions & { mode?: 'converge' | 'down' }): Promise<Plan> {
   const desired = manifest === null ? null : await manifestOf(manifest);
+  const content = desired ? await resolveContent(desired) : undefined;
   return withSession(opts, false, 'plan', async (s) => {
     const target = manifest === null ? s.state.desired : desired;
+    if (desired) refuseSmallerBase(s, desired);
     const observed = await observeSystem(s.kernel, s.stateDir, target?.pool ?? s.state.poolSpec);
-    return makePlan({ desired: target, state: s.state, observed, mode: opts.mode ?? 'converge' });
+    return makePlan({ desired: target, state: s.state, observed, mode: opts.mode ?? 'converge', content: content ?? s.state.content ?? undefined });
   });
 }
 

@@ -6,6 +6,7 @@ import { observeThing, mountIndex } from '../plan/planner.ts';
 import { dmIdentity, thingKey } from '../domain/names.ts';
 import type { StableState } from '../lifecycle/machine.ts';
 import type { Observation } from '../plan/observation.ts';
+import { chainLayers, chainHex } from '../plan/layer-chain.ts';
 
 export interface SpaceUse {
   used: number;
@@ -28,7 +29,7 @@ export interface StatusView {
     metadata: SpaceUse | null;
     needsCheck: boolean;
   };
-  layers: Array<{ name: string; parent: string | null; state: StableState; thinId: number | null; ready: boolean; digest: string | null; usedBy: string[] }>;
+  layers: Array<{ name: string; parent: string | null; chainId: string | null; state: StableState; thinId: number | null; ready: boolean; digest: string | null; usedBy: string[] }>;
   devices: Array<{ name: string; layer: string; state: StableState; desired: string; mountpoint: string | null; thinId: number | null; dmName: string | null; devPath: string | null }>;
   /** Things the log owns that the manifest no longer wants (deleted by the next apply). */
   unwanted: string[];
@@ -60,12 +61,16 @@ export async function readStatus(session: Session, observed?: Observation): Prom
         needsCheck: st?.needsCheck ?? false,
       }
     : null;
+  const content = state.content ?? (desired ? chainLayers(desired) : { units: [], top: {} });
+  const layerKeyOf = (name: string) => thingKey('layer', chainHex(content.top[name] ?? ''));
   const layers = (desired?.layers ?? []).map((l) => {
-    const t = state.things[thingKey('layer', l.name)];
+    const key = layerKeyOf(l.name);
+    const t = state.things[key];
     return {
       name: l.name,
       parent: l.parent,
-      state: seen(thingKey('layer', l.name)),
+      chainId: content.top[l.name] ?? null,
+      state: seen(key),
       thinId: t?.thinId ?? null,
       ready: t?.ready ?? false,
       digest: t?.digest ?? null,
@@ -88,7 +93,7 @@ export async function readStatus(session: Session, observed?: Observation): Prom
       devPath: info?.devPath ?? null,
     };
   });
-  const wantedKeys = new Set(['base', ...layers.map((l) => thingKey('layer', l.name)), ...devices.map((d) => thingKey('device', d.name))]);
+  const wantedKeys = new Set(['base', ...content.units.map((u) => thingKey('layer', chainHex(u.chainId))), ...devices.map((d) => thingKey('device', d.name))]);
   return {
     backend: obs.backend,
     stateDir: session.stateDir.root,

@@ -41,7 +41,7 @@ export function renderStatus(s: StatusView): string {
     out.push(`  data ${bytes(p.data.usedBytes)} of ${bytes(p.data.totalBytes)} (${p.data.percent}%), metadata ${bytes(p.metadata.usedBytes)} of ${bytes(p.metadata.totalBytes)} (${p.metadata.percent}%), transaction ${p.transactionId}`);
   }
   if (s.layers.length > 0) {
-    out.push('', table(['LAYER', 'PARENT', 'STATE', 'THIN ID', 'USED BY'], s.layers.map((l) => [l.name, l.parent ?? '(base)', l.state, l.thinId === null ? '-' : String(l.thinId), l.usedBy.join(',') || '-'])));
+    out.push('', table(['LAYER', 'PARENT', 'STATE', 'THIN ID', 'CHAIN ID', 'USED BY'], s.layers.map((l) => [l.name, l.parent ?? '(base)', l.state, l.thinId === null ? '-' : String(l.thinId), l.chainId ? l.chainId.slice(0, 19) : '-', l.usedBy.join(',') || '-'])));
   }
   if (s.devices.length > 0) {
     out.push('', table(['DEVICE', 'LAYER', 'STATE', 'DESIRED', 'MOUNTPOINT', 'DEV'], s.devices.map((d) => [d.name, d.layer, d.state === d.desired ? d.state : `${d.state} (!)`, d.desired, d.mountpoint ?? '-', d.devPath ?? '-'])));

@@ -2,6 +2,7 @@
 // Events are plain JSON; the log adds `seq` (1, 2, 3, ...) and `at` (ISO time) when appending.
 
 import type { Manifest } from '../manifest/types.ts';
+import type { LayerContent } from '../plan/layer-chain.ts';
 
 export interface EventEnvelope {
   seq: number;
@@ -13,6 +14,8 @@ export interface DesiredSetEvent {
   type: 'desired.set';
   /** null: nothing is wanted any more (destroy). */
   manifest: Manifest | null;
+  /** The manifest's layers by chain id, with their resolved sources (absent: empty layers only). */
+  content?: LayerContent | null;
   source: 'apply' | 'destroy';
 }
 

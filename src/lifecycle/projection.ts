@@ -6,10 +6,11 @@
 import type { Manifest, PoolSpec } from '../manifest/types.ts';
 import type { ThinlayerEvent, StepIntentEvent } from '../events/types.ts';
 import type { ThingKind } from '../domain/names.ts';
+import type { LayerContent } from '../plan/layer-chain.ts';
 import { step as lifecycleStep, INITIAL_LIFECYCLE, type LifecycleRecord, type LifecycleCommand } from './machine.ts';
 
 /** Bump when the shape of EngineState changes: stored snapshots of another schema are rebuilt by replay. */
-export const PROJECTION_SCHEMA = 1;
+export const PROJECTION_SCHEMA = 2;
 
 export interface ThingRecord {
   key: string;
@@ -26,8 +27,10 @@ export interface ThingRecord {
   ready: boolean;
   /** Where it was last mounted (for unmounting after the manifest moved it). */
   mountpoint: string | null;
-  /** Layer content identity (a chain id) once committed; null for empty layers and devices. */
+  /** Layer content identity (its chain id) once complete; null for devices. */
   digest: string | null;
+  /** For people: the manifest's name for a layer. */
+  label?: string;
 }
 
 export interface PoolRecord {
@@ -44,6 +47,8 @@ export interface PoolRecord {
 
 export interface EngineState {
   desired: Manifest | null;
+  /** The desired layers by chain id, with their sources, as resolved when the manifest was applied. */
+  content: LayerContent | null;
   /** The last pool spec asked for: kept after a destroy is asked, until the pool is gone, so it can be torn down. */
   poolSpec: PoolSpec | null;
   pool: PoolRecord | null;
@@ -54,7 +59,7 @@ export interface EngineState {
 }
 
 export function initialState(): EngineState {
-  return { desired: null, poolSpec: null, pool: null, things: {}, pending: {}, lastSeq: 0, lastRun: null };
+  return { desired: null, content: null, poolSpec: null, pool: null, things: {}, pending: {}, lastSeq: 0, lastRun: null };
 }
 
 /** The lifecycle command an op performs on its target thin device, if any. */
@@ -87,7 +92,7 @@ export function evolve(state: EngineState, event: ThinlayerEvent): EngineState {
   let s: EngineState = { ...state, lastSeq: event.seq };
   switch (event.type) {
     case 'desired.set':
-      return { ...s, desired: event.manifest, poolSpec: event.manifest?.pool ?? s.poolSpec };
+      return { ...s, desired: event.manifest, content: event.content ?? null, poolSpec: event.manifest?.pool ?? s.poolSpec };
     case 'run.started':
       return { ...s, lastRun: { runId: event.runId, command: event.command, outcome: 'running' } };
     case 'run.finished':
@@ -116,6 +121,7 @@ export function evolve(state: EngineState, event: ThinlayerEvent): EngineState {
           ready: false,
           mountpoint: null,
           digest: null,
+          ...(a.label ? { label: a.label } : {}),
         };
         s = { ...s, things: { ...s.things, [event.target]: lifecycle(thing, { type: 'CREATE' }) } };
         if (s.pool) s = { ...s, pool: { ...s.pool, nextThinId: Math.max(s.pool.nextThinId, a.thinId + 1) } };
@@ -148,7 +154,13 @@ export function evolve(state: EngineState, event: ThinlayerEvent): EngineState {
         case 'snap.create':
         case 'thin.create':
           // A layer without content is ready as soon as it exists; devices are ready at once too.
-          return withThing(s, event.target, (t) => ({ ...lifecycle(t, { type: 'DONE' }), ready: t.kind === 'base' ? t.ready : r.ready === true || t.ready }));
+          return withThing(s, event.target, (t) => ({
+            ...lifecycle(t, { type: 'DONE' }),
+            ready: t.kind === 'base' ? t.ready : r.ready === true || t.ready,
+            digest: r.ready === true && typeof r.digest === 'string' ? r.digest : t.digest,
+          }));
+        case 'fs.grow':
+          return withThing(s, event.target, (t) => ({ ...t, ready: true }));
         default:
           return OP_COMMAND[event.op] ? withThing(s, event.target, (t) => lifecycle(t, { type: 'DONE' })) : s;
       }

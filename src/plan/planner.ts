@@ -9,6 +9,7 @@ import { dmIdentity, thingKey, type ThingKind } from '../domain/names.ts';
 import type { Observation } from './observation.ts';
 import { worstImpact, type Plan, type Step, type Impact } from './steps.ts';
 import { poolModeBlocker, pressureBlocker } from './pressure.ts';
+import { chainLayers, chainHex, type LayerContent, type LayerUnit } from './layer-chain.ts';
 
 export type PlanMode =
   /** Bring everything to the desired state. */
@@ -22,6 +23,8 @@ export interface PlanInput {
   state: EngineState;
   observed: Observation;
   mode: PlanMode;
+  /** The desired layers by chain id, with their resolved content; derived as empty layers when absent. */
+  content?: LayerContent;
 }
 
 const RANK: Record<StableState, number> = { absent: 0, created: 1, activated: 2, mounted: 3 };
@@ -34,24 +37,28 @@ interface Want {
   state: StableState;
   sizeBytes: number;
   mountpoint: string | null;
-  /** Layers: the content source; the layer is rebuilt when it changes. */
-  source: string | null;
+  /** Layers: what to extract into the snapshot (null content: an empty layer). */
+  unit: LayerUnit | null;
+  /** For people: the manifest's name for it. */
+  label: string;
 }
 
 /** The desired thin devices in creation order: the base, layers parents-first, then devices. */
-function wants(desired: Manifest, mode: PlanMode): Want[] {
+function wants(desired: Manifest, mode: PlanMode, content: LayerContent): Want[] {
   const base = desired.pool.baseSizeBytes;
-  const out: Want[] = [{ key: 'base', kind: 'base', name: 'base', origin: null, state: 'created', sizeBytes: base, mountpoint: null, source: null }];
-  for (const layer of desired.layers) {
+  const layerKey = (id: string) => thingKey('layer', chainHex(id));
+  const out: Want[] = [{ key: 'base', kind: 'base', name: 'base', origin: null, state: 'created', sizeBytes: base, mountpoint: null, unit: null, label: 'base' }];
+  for (const unit of content.units) {
     out.push({
-      key: thingKey('layer', layer.name),
+      key: layerKey(unit.chainId),
       kind: 'layer',
-      name: layer.name,
-      origin: layer.parent ? thingKey('layer', layer.parent) : 'base',
+      name: chainHex(unit.chainId),
+      origin: unit.parentChainId ? layerKey(unit.parentChainId) : 'base',
       state: 'created',
       sizeBytes: base,
       mountpoint: null,
-      source: layer.source ?? null,
+      unit,
+      label: unit.label,
     });
   }
   for (const device of desired.devices) {
@@ -61,11 +68,12 @@ function wants(desired: Manifest, mode: PlanMode): Want[] {
       key: thingKey('device', device.name),
       kind: 'device',
       name: device.name,
-      origin: thingKey('layer', device.layer),
+      origin: layerKey(content.top[device.layer]),
       state,
       sizeBytes: device.sizeBytes ?? base,
       mountpoint: device.mountpoint,
-      source: null,
+      unit: null,
+      label: device.name,
     });
   }
   return out;
@@ -86,6 +94,7 @@ export function observeThing(t: ThingRecord | undefined, obs: Observation, mount
 
 export function plan(input: PlanInput): Plan {
   const { desired, state, observed, mode } = input;
+  const content = desired ? (input.content ?? chainLayers(desired)) : { units: [], top: {} };
   const steps: Step[] = [];
   const blockers: string[] = [];
   const mountsByDevice = mountIndex(observed);
@@ -101,7 +110,8 @@ export function plan(input: PlanInput): Plan {
 
   // --- the pool ---------------------------------------------------------------------------------
   // It must run to converge, and also to delete what is no longer wanted (destroy after a reboot).
-  const wantedNames = new Set(desired ? wants(desired, mode).map((w) => w.key) : []);
+  const wanted = desired ? wants(desired, mode, content) : [];
+  const wantedNames = new Set(wanted.map((w) => w.key));
   const hasUnwanted = Object.keys(state.things).some((k) => !wantedNames.has(k));
   const poolSpec = desired?.pool ?? state.poolSpec ?? null;
   const needPool = mode === 'converge' && (poolWanted || hasUnwanted);
@@ -137,7 +147,6 @@ export function plan(input: PlanInput): Plan {
   }
 
   // --- thin devices -----------------------------------------------------------------------------
-  const wanted = desired ? wants(desired, mode) : [];
   const wantedKeys = wantedNames;
   const planned = new Map<string, ThingRecord>(); // things as they will be after the plan, for origins
   const fenced = poolWanted && mode === 'converge' && blockers.length === 0;
@@ -146,7 +155,7 @@ export function plan(input: PlanInput): Plan {
     for (const command of pathBetween(from, to)) emit(command, t, mountedAt, want);
   };
   const emit = (command: LifecycleCommand, t: ThingRecord, mountedAt: string | null, want: Want | null) => {
-    const who = t.kind === 'base' ? 'the base' : `${t.kind} ${t.name}`;
+    const who = describeThing(t);
     switch (command) {
       case 'CREATE':
         return createStep(t);
@@ -166,21 +175,37 @@ export function plan(input: PlanInput): Plan {
     const common = { kind: t.kind, name: t.name, dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes };
     if (t.kind === 'base') return add('thin.create', t.key, 'create', common, `create the base thin device (thin id ${t.thinId})`);
     const origin = planned.get(t.origin!)!;
-    return add('snap.create', t.key, 'create', { ...common, origin: origin.key, originThinId: origin.thinId, originDmName: origin.dmName, ready: t.kind === 'device' || !wantedSource(t.key) }, `snapshot ${origin.kind === 'base' ? 'the base' : `${origin.kind} ${origin.name}`} as ${t.kind} ${t.name} (thin id ${t.thinId})`);
+    const unit = unitByKey.get(t.key) ?? null;
+    // An empty layer is complete once it exists; a layer with content once it is committed; a device
+    // once its filesystem fills it (a device larger than its layer needs its filesystem grown).
+    const ready = t.kind === 'layer' ? unit !== null && unit.content === null : t.sizeBytes <= origin.sizeBytes;
+    return add(
+      'snap.create',
+      t.key,
+      'create',
+      { ...common, label: t.label, origin: origin.key, originThinId: origin.thinId, originDmName: origin.dmName, ready, ...(t.kind === 'layer' && unit ? { digest: unit.chainId } : {}) },
+      `snapshot ${describeThing(origin)} as ${describeThing(t)} (thin id ${t.thinId})`,
+    );
   };
-  const sourceByKey = new Map(wanted.map((w) => [w.key, w.source]));
-  const wantedSource = (key: string) => sourceByKey.get(key) ?? null;
+  const unitByKey = new Map(wanted.filter((w) => w.unit).map((w) => [w.key, w.unit!]));
+  const commitStep = (t: ThingRecord, unit: LayerUnit) =>
+    add(
+      'layer.commit',
+      t.key,
+      'create',
+      { dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes, filesystem: fs, content: unit.content, chainId: unit.chainId, allowDevices: unit.allowDevices, label: unit.label },
+      `apply the content of layer ${unit.label} (${unit.content!.label ?? unit.content!.path}) and commit it as ${chainHex(unit.chainId)}`,
+    );
 
   if (fenced) {
     for (const want of wanted) {
       let t: ThingRecord | undefined = state.things[want.key];
       let seen = observeThing(t, observed, mountsByDevice);
-      const originChanged = t && t.origin !== want.origin;
-      const originRebuilt = t && want.origin !== null && planned.get(want.origin)?.thinId !== state.things[want.origin]?.thinId;
+      // Layers are keyed by chain id, so a changed source or parent is a new key and never a rewrite in
+      // place. A layer whose content was never committed is deleted and built again under a new thin id.
+      // A writable device keeps its data when its layer changes: it is a snapshot, independent of its origin.
       const unfinishedLayer = t && t.kind === 'layer' && !t.ready && !seen.uncertain;
-      if (t && (originChanged || (originRebuilt && want.kind === 'layer') || unfinishedLayer)) {
-        // Layers are never rewritten in place: a layer whose parent changed, or whose content was never
-        // committed, is deleted and built again under a new thin id.
+      if (t && unfinishedLayer) {
         lifecycleSteps(t, seen.state, 'absent', seen.mountedAt, null);
         t = undefined;
         seen = { state: 'absent', uncertain: false, mountedAt: null };
@@ -196,6 +221,7 @@ export function plan(input: PlanInput): Plan {
           origin: want.origin,
           sizeBytes: want.sizeBytes,
           lifecycle: { state: 'absent', from: 'absent', error: null },
+          label: want.label,
           ready: false,
           mountpoint: null,
           digest: null,
@@ -220,6 +246,12 @@ export function plan(input: PlanInput): Plan {
         seen = { ...seen, state: 'activated', mountedAt: null };
       }
       lifecycleSteps(t, seen.state, want.state, seen.mountedAt, want);
+      if (want.kind === 'layer' && want.unit?.content && (!t.ready || seen.state === 'absent')) commitStep(t, want.unit);
+      const origin = want.origin ? planned.get(want.origin) : undefined;
+      const needsGrow = want.kind === 'device' && origin !== undefined && t.sizeBytes > origin.sizeBytes && (seen.state === 'absent' || !t.ready);
+      if (needsGrow && want.state === 'mounted') {
+        add('fs.grow', t.key, 'update', { dmName: t.dmName, mountpoint: want.mountpoint, filesystem: fs }, `grow the filesystem of ${describeThing(t)} to fill its ${t.sizeBytes} bytes`);
+      }
     }
   }
 
@@ -274,4 +306,10 @@ export function mountIndex(observed: Observation): Map<string, string> {
   const index = new Map<string, string>();
   for (const [mountpoint, m] of Object.entries(observed.mounts)) index.set(`${m.major}:${m.minor}`, mountpoint);
   return index;
+}
+
+function describeThing(t: Pick<ThingRecord, 'kind' | 'name' | 'label'>): string {
+  if (t.kind === 'base') return 'the base';
+  if (t.kind === 'layer') return `layer ${t.label ?? t.name}`;
+  return `device ${t.name}`;
 }

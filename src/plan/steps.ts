@@ -16,6 +16,7 @@ export type StepOp =
   | 'fs.mkfs' // make the base filesystem
   | 'layer.commit' // apply a layer's content and record it as committed
   | 'fs.mount'
+  | 'fs.grow' // grow a device's filesystem to fill a device larger than its layer
   | 'fs.unmount'
   | 'thin.deactivate' // dm remove
   | 'orphan.delete' // delete a thin id in the pool that the log does not own (thinlayer gc)

@@ -9,6 +9,8 @@ import type { StateDir } from '../events/state-dir.ts';
 import { KernelError, isKernelError, StateError, InternalError } from '../errors/index.ts';
 import { splitDev } from './observe.ts';
 import type { StepOp } from '../plan/steps.ts';
+import type { Reporter } from '../messages/port.ts';
+import { commitLayer } from './layer-commit.ts';
 
 export interface ActionContext {
   kernel: KernelPort;
@@ -17,6 +19,10 @@ export interface ActionContext {
   poolDmName: string;
   /** The pool transaction id read just before a metadata step (the fence), when the step has one. */
   txid?: number;
+  /** Progress of long steps (layer content) goes here. */
+  reporter?: Reporter;
+  /** Long steps stop early when this is aborted. */
+  signal?: AbortSignal;
 }
 
 type Args = Record<string, any>;
@@ -179,7 +185,7 @@ export const ACTIONS: Partial<Record<StepOp, Action>> = {
     const suspend = origin !== null && origin.liveTable && !origin.suspended;
     if (suspend) await ctx.kernel.suspend(a.originDmName);
     try {
-      return { ...(await fenced(ctx, `create_snap ${a.thinId} ${a.originThinId}`, 'EEXIST')), ready: a.ready === true };
+      return { ...(await fenced(ctx, `create_snap ${a.thinId} ${a.originThinId}`, 'EEXIST')), ready: a.ready === true, ...(a.digest ? { digest: a.digest } : {}) };
     } finally {
       if (suspend) await ctx.kernel.resume(a.originDmName);
     }
@@ -196,8 +202,14 @@ export const ACTIONS: Partial<Record<StepOp, Action>> = {
     return {};
   },
 
-  async 'layer.commit'() {
-    throw new InternalError('layer content is applied by the layers module');
+  async 'layer.commit'(ctx, a) {
+    return commitLayer(ctx, a, activateThin);
+  },
+
+  async 'fs.grow'(ctx, a) {
+    const info = await requireInfo(ctx, a.dmName, 'growfs');
+    await ctx.kernel.growfs(info.devPath, a.mountpoint, a.filesystem as Filesystem);
+    return {};
   },
 
   async 'fs.mount'(ctx, a) {

@@ -29,7 +29,7 @@ export async function executePlan(session: Session, steps: Step[], poolDmName: s
   for (const [i, step] of steps.entries()) {
     if (opts.signal?.aborted) break; // a signal asked us to stop: finish nothing new, the last step is recorded
     const stepId = `${opts.runId}:${opts.firstIndex + i}`;
-    const ctx: ActionContext = { kernel: session.kernel, stateDir: session.stateDir, poolDmName };
+    const ctx: ActionContext = { kernel: session.kernel, stateDir: session.stateDir, poolDmName, reporter: opts.reporter, signal: opts.signal };
     if (METADATA_OPS.has(step.op)) ctx.txid = await readTxid(ctx);
     opts.reporter.notify({ code: 'step.start', step, index: i, total: steps.length });
     await session.append([{ type: 'step.intent', stepId, op: step.op, target: step.target, args: step.args, ...(ctx.txid !== undefined ? { txid: ctx.txid } : {}) }]);

@@ -4,6 +4,7 @@
 
 import type { Manifest } from '../manifest/types.ts';
 import type { Plan } from '../plan/steps.ts';
+import type { LayerContent } from '../plan/layer-chain.ts';
 import { plan as makePlan, type PlanMode } from '../plan/planner.ts';
 import { dmIdentity } from '../domain/names.ts';
 import { StateError, UserError, ThinlayerError } from '../errors/index.ts';
@@ -15,6 +16,8 @@ import type { Reporter } from '../messages/port.ts';
 export interface ReconcileOptions {
   /** What should exist: a manifest, or null for nothing (destroy). */
   desired: Manifest | null;
+  /** Its layers' resolved content; the recorded content is used when absent (up, down). */
+  content?: LayerContent | null;
   mode: PlanMode;
   command: string;
   reporter: Reporter;
@@ -50,11 +53,13 @@ export async function reconcile(session: Session, opts: ReconcileOptions): Promi
     for (let pass = 0; pass < maxPasses; pass++) {
       const poolSpec = opts.desired?.pool ?? session.state.poolSpec;
       const observed = await observeSystem(session.kernel, session.stateDir, poolSpec);
-      const plan = makePlan({ desired: opts.desired, state: session.state, observed, mode: opts.mode });
+      const content = opts.content ?? session.state.content ?? undefined;
+      const plan = makePlan({ desired: opts.desired, state: session.state, observed, mode: opts.mode, content });
       firstPlan ??= plan;
       reporter.notify({ code: 'plan.ready', plan, pass });
       if (plan.blockers.length > 0) throw new StateError(plan.blockers.join('\n'), 'E_BLOCKED');
-      const desiredChanged = opts.recordDesired && JSON.stringify(session.state.desired) !== JSON.stringify(opts.desired);
+      const desiredChanged =
+        opts.recordDesired && (JSON.stringify(session.state.desired) !== JSON.stringify(opts.desired) || JSON.stringify(session.state.content) !== JSON.stringify(opts.content ?? null));
       if (plan.steps.length === 0 && !desiredChanged) {
         if (started) await session.append([{ type: 'run.finished', runId, outcome: 'converged', steps }]);
         reporter.notify({ code: 'run.converged', steps, passes: pass });
@@ -68,7 +73,7 @@ export async function reconcile(session: Session, opts: ReconcileOptions): Promi
         await session.append([{ type: 'run.started', runId, command: opts.command, pid: process.pid }]);
         started = true;
       }
-      if (desiredChanged) await session.append([{ type: 'desired.set', manifest: opts.desired, source: opts.desired ? 'apply' : 'destroy' }]);
+      if (desiredChanged) await session.append([{ type: 'desired.set', manifest: opts.desired, content: opts.content ?? null, source: opts.desired ? 'apply' : 'destroy' }]);
       const poolDmName = poolSpec ? dmIdentity(poolSpec.name, 'pool').dmName : '';
       steps += await executePlan(session, plan.steps, poolDmName, { runId, reporter, signal: opts.signal, firstIndex: steps });
       if (opts.signal?.aborted) {

@@ -3,6 +3,13 @@ import { plan } from '../../src/plan/planner.ts';
 import { project, initialState, type EngineState } from '../../src/lifecycle/projection.ts';
 import { dmIdentity } from '../../src/domain/names.ts';
 import { parsePoolStatus } from '../../src/kernel/status-lines.ts';
+import { chainLayers, chainHex } from '../../src/plan/layer-chain.ts';
+import { thingKey } from '../../src/domain/names.ts';
+
+// Layers are keyed by chain id: empty layers chain the empty-layer diff id over their parents.
+const CONTENT = chainLayers(manifest());
+const FEDORA = thingKey('layer', chainHex(CONTENT.top.fedora));
+const APACHE = thingKey('layer', chainHex(CONTENT.top.apache));
 import { manifest, emptyObservation, poolUp, dm, mountOf, stamp } from './fixtures.ts';
 import type { ThinlayerEventBody } from '../../src/events/types.ts';
 
@@ -21,12 +28,12 @@ function appliedState(): EngineState {
     ...done('pool.activate', 'pool', { pool: 'demo', ...dmIdentity('demo', 'pool') }, { txid: 0 }),
     ...done('thin.create', 'base', thing('base', 'base', 0, null), { txid: 1 }),
     ...done('fs.mkfs', 'base', {}),
-    ...done('snap.create', 'layer:fedora', thing('layer', 'fedora', 1, 'base'), { txid: 2, ready: true }),
-    ...done('snap.create', 'layer:apache', thing('layer', 'apache', 2, 'layer:fedora'), { txid: 3, ready: true }),
-    ...done('snap.create', 'device:web1', thing('device', 'web1', 3, 'layer:apache'), { txid: 4, ready: true }),
+    ...done('snap.create', FEDORA, thing('layer', chainHex(CONTENT.top.fedora), 1, 'base'), { txid: 2, ready: true }),
+    ...done('snap.create', APACHE, thing('layer', chainHex(CONTENT.top.apache), 2, FEDORA), { txid: 3, ready: true }),
+    ...done('snap.create', 'device:web1', thing('device', 'web1', 3, APACHE), { txid: 4, ready: true }),
     ...done('thin.activate', 'device:web1', {}),
     ...done('fs.mount', 'device:web1', {}, { mountpoint: '/run/thinlayer/web1' }),
-    ...done('snap.create', 'device:web2', thing('device', 'web2', 4, 'layer:apache'), { txid: 5, ready: true }),
+    ...done('snap.create', 'device:web2', thing('device', 'web2', 4, APACHE), { txid: 5, ready: true }),
     ...done('thin.activate', 'device:web2', {}),
   ];
   return project(stamp(bodies));
@@ -50,8 +57,8 @@ describe('planner', () => {
       'thin.activate base',
       'fs.mkfs base',
       'thin.deactivate base',
-      'snap.create layer:fedora',
-      'snap.create layer:apache',
+      `snap.create ${FEDORA}`,
+      `snap.create ${APACHE}`,
       'snap.create device:web1',
       'thin.activate device:web1',
       'fs.mount device:web1',
@@ -67,8 +74,8 @@ describe('planner', () => {
     const creates = p.steps.filter((s) => s.op === 'snap.create' || s.op === 'thin.create');
     const ids = creates.map((s) => s.args.thinId);
     expect(new Set(ids).size).toBe(ids.length);
-    const apache = creates.find((s) => s.target === 'layer:apache')!;
-    const fedora = creates.find((s) => s.target === 'layer:fedora')!;
+    const apache = creates.find((s) => s.target === APACHE)!;
+    const fedora = creates.find((s) => s.target === FEDORA)!;
     expect(apache.args.originThinId).toBe(fedora.args.thinId);
   });
 
@@ -129,7 +136,7 @@ describe('planner', () => {
     obs.data!.exists = true;
     const p = plan({ desired: null, state: appliedState(), observed: obs, mode: 'converge' });
     const deletes = p.steps.filter((s) => s.op === 'thin.delete').map((s) => s.target);
-    expect(deletes).toEqual(['device:web1', 'device:web2', 'layer:apache', 'layer:fedora', 'base']);
+    expect(deletes).toEqual(['device:web1', 'device:web2', APACHE, FEDORA, 'base']);
     expect(ops(p).slice(-4)).toEqual(['pool.deactivate pool', 'pool.detach pool', 'pool.detach pool', 'pool.delete-files pool']);
   });
 
@@ -138,7 +145,7 @@ describe('planner', () => {
     const state = appliedState();
     const m = manifest({ devices: [...manifest().devices, { name: 'web3', layer: 'apache', state: 'activated', mountpoint: null, sizeBytes: null }] });
     const crashed = project(
-      stamp([{ type: 'step.intent', stepId: 'x:1', op: 'snap.create', target: 'device:web3', args: { kind: 'device', name: 'web3', thinId: 5, origin: 'layer:apache', sizeBytes: 1, ...dmIdentity('demo', 'device', 'web3') }, txid: 5 }], state.lastSeq + 1),
+      stamp([{ type: 'step.intent', stepId: 'x:1', op: 'snap.create', target: 'device:web3', args: { kind: 'device', name: 'web3', thinId: 5, origin: APACHE, sizeBytes: 1, ...dmIdentity('demo', 'device', 'web3') }, txid: 5 }], state.lastSeq + 1),
       { ...state, desired: m },
     );
     const p = plan({ desired: m, state: crashed, observed: obs, mode: 'converge' });
@@ -150,7 +157,7 @@ describe('planner', () => {
     const { obs } = liveObservation();
     const state = appliedState();
     const crashed = project(
-      stamp([{ type: 'step.intent', stepId: 'x:1', op: 'snap.create', target: 'device:gone', args: { kind: 'device', name: 'gone', thinId: 9, origin: 'layer:apache', sizeBytes: 1, ...dmIdentity('demo', 'device', 'gone') }, txid: 5 }], state.lastSeq + 1),
+      stamp([{ type: 'step.intent', stepId: 'x:1', op: 'snap.create', target: 'device:gone', args: { kind: 'device', name: 'gone', thinId: 9, origin: APACHE, sizeBytes: 1, ...dmIdentity('demo', 'device', 'gone') }, txid: 5 }], state.lastSeq + 1),
       state,
     );
     const p = plan({ desired: manifest(), state: crashed, observed: obs, mode: 'converge' });
@@ -201,12 +208,18 @@ describe('planner', () => {
     expect(p.steps).toEqual([]);
   });
 
-  it('rebuilds a layer whose parent changed, under a new thin id', () => {
+  it('makes a new layer device when a parent changes, keeps the devices, and deletes the old layer', () => {
     const { obs } = liveObservation();
     const m = manifest({ layers: [{ name: 'fedora', parent: null }, { name: 'apache', parent: null }] });
-    const p = plan({ desired: m, state: appliedState(), observed: obs, mode: 'converge' });
-    expect(ops(p)).toEqual(['thin.delete layer:apache', 'snap.create layer:apache']);
-    expect(p.steps[1].args.originThinId).toBe(0);
-    expect(p.steps[1].args.thinId).toBe(5);
+    const moved = thingKey('layer', chainHex(chainLayers(m).top.apache));
+    expect(moved).toBe(FEDORA); // an empty layer on the base: the same content as fedora, so the same device
+    const withSource = manifest({ layers: [{ name: 'fedora', parent: null }, { name: 'apache', parent: 'fedora', source: '/src/apache.tar' }] });
+    const content = chainLayers(withSource, { apache: [{ kind: 'tar', path: '/src/apache.tar', diffId: 'sha256:' + 'a'.repeat(64), sizeBytes: 10 }] });
+    const fresh = thingKey('layer', chainHex(content.top.apache));
+    const p = plan({ desired: withSource, state: appliedState(), observed: obs, mode: 'converge', content });
+    expect(ops(p)).toEqual([`snap.create ${fresh}`, `layer.commit ${fresh}`, `thin.delete ${APACHE}`]);
+    expect(p.steps[0].args.originThinId).toBe(1);
+    expect(p.steps[0].args.thinId).toBe(5);
+    expect(p.steps[0].args.ready).toBe(false);
   });
 });

@@ -1,0 +1,39 @@
+// The layer.commit action: apply a layer's content into its freshly made snapshot and only then
+// call it committed. The snapshot is activated, mounted read-write at a private mountpoint inside
+// the state dir, filled, synced, unmounted and deactivated. If anything fails the step fails, the
+// layer stays uncommitted, and the next plan deletes the device and builds it again: a half-applied
+// layer is never recorded as committed.
+
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ActionContext } from './actions.ts';
+import { applyLayer } from '../layers/apply.ts';
+import type { ResolvedLayer } from '../layers/types.ts';
+import type { Filesystem } from '../kernel/port.ts';
+import { isKernelError } from '../errors/index.ts';
+import { chainHex } from '../plan/layer-chain.ts';
+
+export async function commitLayer(ctx: ActionContext, a: Record<string, any>, activate: (ctx: ActionContext, a: Record<string, any>) => Promise<{ devPath: string }>): Promise<Record<string, unknown>> {
+  const content = a.content as ResolvedLayer;
+  const mountRoot = ctx.stateDir.path('mnt');
+  await mkdir(mountRoot, { recursive: true, mode: 0o700 });
+  const mountpoint = join(mountRoot, chainHex(a.chainId));
+  const info = await activate(ctx, a);
+  let mounted = false;
+  try {
+    await ctx.kernel.mount(info.devPath, mountpoint, a.filesystem as Filesystem, { readOnly: false, discard: true });
+    mounted = true;
+    const task = `layer ${a.label}`;
+    const result = await applyLayer(content, mountpoint, {
+      maxBytes: a.sizeBytes,
+      allowDevices: a.allowDevices === true,
+      signal: ctx.signal,
+      onProgress: (done, total) => ctx.reporter?.notify({ code: 'progress', task, done, total, unit: 'bytes' }),
+    });
+    await ctx.kernel.sync(mountpoint);
+    return { digest: a.chainId, diffId: result.diffId, files: result.files, bytes: result.bytes };
+  } finally {
+    if (mounted) await ctx.kernel.unmount(mountpoint).catch((e) => (isKernelError(e, 'EBUSY') ? ctx.kernel.unmount(mountpoint, { lazy: true }) : Promise.reject(e)));
+    await ctx.kernel.remove(a.dmName).catch((e) => (isKernelError(e, 'EBUSY') ? ctx.kernel.remove(a.dmName, { deferred: true }) : isKernelError(e, 'ENXIO') ? undefined : Promise.reject(e)));
+  }
+}

@@ -1,0 +1,18 @@
+// The read half of layer content: resolve every layer's source (hashing archives and directories,
+// checking OCI digests) before planning, so that the planner stays pure and every layer device is
+// named by its chain id.
+
+import { dirname } from 'node:path';
+import type { Manifest } from '../manifest/types.ts';
+import type { ResolvedLayer } from '../layers/types.ts';
+import { resolveLayerSource } from '../layers/resolve.ts';
+import { chainLayers, type LayerContent } from '../plan/layer-chain.ts';
+
+export async function resolveContent(manifest: Manifest): Promise<LayerContent> {
+  const resolved: Record<string, ResolvedLayer[]> = {};
+  for (const layer of manifest.layers) {
+    if (!layer.source) continue;
+    resolved[layer.name] = await resolveLayerSource(layer.source, dirname(manifest.file || '.'), { manifestFile: manifest.file || undefined, layer: layer.name });
+  }
+  return chainLayers(manifest, resolved);
+}
