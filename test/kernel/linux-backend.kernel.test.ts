@@ -258,6 +258,31 @@ describe('LinuxKernel on the real kernel', () => {
     await eventually(async () => (await f.kernel.loopFind(pool.dataFile)) === null, 'the data loop device autocleared');
   });
 
+  test('a read-only device: the flag shows in info and writes are refused', async () => {
+    const f = fixture();
+    const pool = await makePool(f);
+    await f.kernel.message(pool.info.name, 'create_thin 1');
+    const ro = await f.kernel.create(`${f.prefix}-ro`, '', [{ start: 0, length: 2048, type: 'thin', params: `${pool.info.major}:${pool.info.minor} 1` }], { readOnly: true });
+    expect(ro.readOnly).toBe(true);
+    // The kernel lets root open it for writing; the writes themselves are refused.
+    const fd = fs.openSync(ro.devPath, 'r+');
+    try {
+      expect(() => fs.writeSync(fd, Buffer.alloc(4096), 0, 4096, 0)).toThrow(/EPERM/);
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+
+  test('a device list larger than the first ioctl buffer is read whole (DM_BUFFER_FULL_FLAG, retried)', async () => {
+    const f = fixture();
+    // 160 names of 120 bytes: over 20 KiB of dm_name_list records, more than the first 16 KiB buffer.
+    const names = Array.from({ length: 160 }, (_, i) => `${f.prefix}-${String(i).padStart(3, '0')}-${'n'.repeat(120 - f.prefix.length - 5)}`);
+    for (const name of names) await f.kernel.create(name, '');
+    const listed = new Set((await f.kernel.listDevices()).map((d) => d.name));
+    expect(names.filter((n) => !listed.has(n))).toEqual([]);
+    for (const name of names) await f.kernel.remove(name);
+  });
+
   test('loop devices: attach, find, list, grow, detach', async () => {
     const f = fixture();
     const file = sparseFile(path.join(f.dir, 'backing'), 8 * MiB);
