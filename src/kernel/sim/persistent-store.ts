@@ -12,6 +12,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Journal, type JournalCodec } from './journal.ts';
+import { copyTreeExact } from './copy-tree.ts';
 import { PoolMetadata, type PoolMetadataJSON, type PoolOp } from './thin-pool.ts';
 
 export type PoolsState = Map<string, PoolMetadata>;
@@ -87,8 +88,8 @@ export class PersistentStore {
     const origin = this.thinDir(poolId, originId);
     if (!fs.existsSync(origin)) return;
     fs.mkdirSync(path.dirname(dir), { recursive: true });
-    // Symbolic links stay links (verbatimSymlinks); modes and mtimes are kept, so the copy's
-    // files count as unchanged at its first writeback.
-    fs.cpSync(origin, dir, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+    // As exact as a block-level snapshot (owners, modes, links, xattrs); mtimes are kept, so the
+    // copy's files count as unchanged at its first writeback.
+    copyTreeExact(origin, dir);
   }
 }

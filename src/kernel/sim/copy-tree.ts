@@ -1,0 +1,54 @@
+// A copy of a device's files as exact as a block-level snapshot: ownership, modes (setuid and
+// sticky included), timestamps, symlinks as links, hardlinks as links, device nodes and fifos, and
+// extended attributes. fs.cpSync keeps neither ownership nor hardlinks, which a real snapshot does.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { llistxattr, lgetxattr, lsetxattr, mknod, S_IFBLK, S_IFCHR, S_IFIFO } from '../../layers/fs-calls.ts';
+
+export function copyTreeExact(from: string, to: string): void {
+  const linked = new Map<number, string>(); // source inode -> first copy, for hardlinks
+  const dirTimes: Array<[string, fs.Stats]> = [];
+  const copy = (src: string, dst: string): void => {
+    const st = fs.lstatSync(src);
+    if (st.isDirectory()) {
+      fs.mkdirSync(dst);
+      for (const name of fs.readdirSync(src)) copy(path.join(src, name), path.join(dst, name));
+      dirTimes.push([dst, st]);
+    } else if (st.isSymbolicLink()) {
+      fs.symlinkSync(fs.readlinkSync(src), dst);
+    } else if (st.nlink > 1 && linked.has(st.ino)) {
+      fs.linkSync(linked.get(st.ino)!, dst);
+      return;
+    } else if (st.isFile()) {
+      fs.copyFileSync(src, dst);
+    } else if (st.isFIFO() || st.isCharacterDevice() || st.isBlockDevice()) {
+      const type = st.isFIFO() ? S_IFIFO : st.isCharacterDevice() ? S_IFCHR : S_IFBLK;
+      mknod(dst, type | (st.mode & 0o7777), Number((BigInt(st.rdev) >> 8n) & 0xfffn), Number(BigInt(st.rdev) & 0xffn));
+    } else {
+      return; // sockets are not content
+    }
+    if (st.nlink > 1 && !st.isDirectory()) linked.set(st.ino, dst);
+    fs.lchownSync(dst, st.uid, st.gid);
+    if (!st.isSymbolicLink()) fs.chmodSync(dst, st.mode & 0o7777); // after chown, which clears setuid
+    for (const name of safeList(src)) {
+      try {
+        lsetxattr(dst, name, lgetxattr(src, name));
+      } catch {
+        // A filesystem that refuses an attribute namespace: the kernel's copy would not have it either.
+      }
+    }
+    if (!st.isDirectory()) fs.lutimesSync(dst, st.atime, st.mtime);
+  };
+  copy(from, to);
+  // Directory times last: creating their entries changed them.
+  for (const [dir, st] of dirTimes.reverse()) fs.utimesSync(dir, st.atime, st.mtime);
+}
+
+function safeList(p: string): string[] {
+  try {
+    return llistxattr(p);
+  } catch {
+    return [];
+  }
+}

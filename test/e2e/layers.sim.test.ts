@@ -1,0 +1,105 @@
+// Layers with real content on the simulated kernel: a three-layer chain and an OCI image, each
+// device a snapshot that sees every layer and keeps its writes to itself.
+
+import { describe, it, expect, onTestFinished } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as api from '../../src/api/index.ts';
+import { writeLayerScenario, expectUpperChain, expectImage } from '../scenarios/layer-chain.ts';
+import { buildTar } from '../layers/tar-builder.ts';
+import { CollectingReporter } from '../../src/messages/port.ts';
+
+function box() {
+  const root = mkdtempSync(join(tmpdir(), 'thinlayer-layers-'));
+  onTestFinished(() => rmSync(root, { recursive: true, force: true }));
+  return { root, stateDir: join(root, 'state'), mnt: join(root, 'mnt'), src: join(root, 'src') };
+}
+
+describe('layers with content on the simulated kernel', () => {
+  it('applies a three-layer chain and an OCI image into snapshots; writes stay in their device', async () => {
+    const b = box();
+    const file = writeLayerScenario(b.src, b.mnt);
+    const reporter = new CollectingReporter();
+    const opts = { stateDir: b.stateDir, backend: 'sim' as const, yes: true, reporter };
+    expect((await api.apply(file, opts)).outcome).toBe('converged');
+    expectUpperChain(join(b.mnt, 'app1'));
+    expectUpperChain(join(b.mnt, 'app2'));
+    expectImage(join(b.mnt, 'img'));
+    expect(reporter.messages.some((m) => m.code === 'progress')).toBe(true);
+
+    const status = await api.status(opts);
+    const upper = status.layers.find((l) => l.name === 'upper')!;
+    expect(upper.chainId).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(upper.usedBy).toEqual(['app1', 'app2']);
+    expect(status.layers.find((l) => l.name === 'image')!.state).toBe('created');
+
+    // A write in app1 is seen neither by its sibling nor by a new snapshot of the layer.
+    writeFileSync(join(b.mnt, 'app1', 'etc/passwd'), 'changed in app1\n');
+    writeFileSync(join(b.mnt, 'app1', 'only-app1'), 'x');
+    expect(existsSync(join(b.mnt, 'app2', 'only-app1'))).toBe(false);
+    const more = readFileSync(file, 'utf8') + `  app3: { layer: upper, mountpoint: ${b.mnt}/app3 }\n`;
+    writeFileSync(file, more);
+    expect((await api.apply(file, opts)).outcome).toBe('converged');
+    expectUpperChain(join(b.mnt, 'app3'));
+    expect(existsSync(join(b.mnt, 'app3', 'only-app1'))).toBe(false);
+
+    // Applying again re-resolves the same digests: nothing to do.
+    expect((await api.planFor(file, opts)).steps).toEqual([]);
+  });
+
+  it('shares layer devices by content: two manifest layers with the same source and parent are one device', async () => {
+    const b = box();
+    const file = writeLayerScenario(b.src, b.mnt);
+    const twin = readFileSync(file, 'utf8').replace('  image: {', '  lower-again: { source: lower.tar }\n  image: {');
+    writeFileSync(file, twin);
+    const opts = { stateDir: b.stateDir, backend: 'sim' as const, yes: true };
+    await api.apply(file, opts);
+    const status = await api.status(opts);
+    const [a, c] = ['lower', 'lower-again'].map((n) => status.layers.find((l) => l.name === n)!);
+    expect(a.chainId).toBe(c.chainId);
+    expect(a.thinId).toBe(c.thinId);
+  });
+
+  it('makes a new layer device when a source changes, never rewriting the old one in place', async () => {
+    const b = box();
+    const file = writeLayerScenario(b.src, b.mnt);
+    const opts = { stateDir: b.stateDir, backend: 'sim' as const, yes: true };
+    await api.apply(file, opts);
+    const before = (await api.status(opts)).layers.find((l) => l.name === 'upper')!;
+    writeFileSync(join(b.src, 'upper.tar.zst'), buildTar([{ name: 'srv/', type: 'dir' }, { name: 'srv/v2', content: 'v2' }]));
+    const plan = await api.planFor(file, opts);
+    expect(plan.steps.map((s) => s.op)).toContain('layer.commit');
+    expect(plan.steps.filter((s) => s.op === 'thin.delete').map((s) => s.target)).toEqual([`layer:${before.chainId!.slice(7, 23)}`]);
+    await api.apply(file, opts);
+    const after = (await api.status(opts)).layers.find((l) => l.name === 'upper')!;
+    expect(after.chainId).not.toBe(before.chainId);
+    expect(after.thinId).not.toBe(before.thinId);
+    // The devices made from the old layer keep their content.
+    expectUpperChain(join(b.mnt, 'app1'));
+  });
+
+  it('refuses hostile content with exit-2 errors naming the entry, and commits nothing', async () => {
+    const b = box();
+    const file = writeLayerScenario(b.src, b.mnt);
+    writeFileSync(join(b.src, 'middle.tar.gz'), buildTar([{ name: '../escape', content: 'x' }]));
+    const opts = { stateDir: b.stateDir, backend: 'sim' as const, yes: true };
+    const error = await api.apply(file, opts).then(
+      () => null,
+      (e) => e,
+    );
+    expect(error?.exitCode).toBe(2);
+    expect(String(error?.message)).toMatch(/\.\.\/escape/);
+    expect(existsSync(join(b.root, 'escape'))).toBe(false);
+    const s = await api.Session.open({ stateDir: b.stateDir, backend: 'sim', reporter: { notify() {} }, mutate: false, command: 'check' });
+    try {
+      const layers = Object.values(s.state.things).filter((t) => t.kind === 'layer');
+      expect(layers.filter((t) => t.label === 'middle').every((t) => !t.ready)).toBe(true);
+      expect(layers.filter((t) => t.label === 'upper')).toEqual([]);
+    } finally {
+      await s.close();
+    }
+    const status = await api.status(opts);
+    expect(status.devices.filter((d) => d.state === 'mounted').map((d) => d.name)).toEqual([]);
+  });
+});
