@@ -13,6 +13,7 @@ import { observeSystem } from '../reconcile/observe.ts';
 import { silentReporter, type Reporter } from '../messages/port.ts';
 import { readStatus, type StatusView } from './status.ts';
 import { resolveContent } from '../reconcile/resolve-content.ts';
+import { growPool, type GrowRequest, type GrowResult } from '../reconcile/pool-grow.ts';
 import { UserError } from '../errors/index.ts';
 import { formatSize } from '../manifest/sizes.ts';
 
@@ -102,6 +103,11 @@ export async function down(opts: MutateOptions): Promise<RunResult | null> {
 /** Delete every device, the pool and its backing files. */
 export async function destroy(opts: MutateOptions): Promise<RunResult> {
   return withSession(opts, true, 'destroy', (s) => reconcile(s, { desired: null, mode: 'converge', command: 'destroy', reporter: opts.reporter ?? silentReporter, confirm: confirmer(opts), recordDesired: true, signal: opts.signal }));
+}
+
+/** Grow a file-backed pool: extend its sparse files, resize the loop devices, reload the pool table. */
+export async function growPoolTo(request: GrowRequest, opts: CommonOptions): Promise<GrowResult> {
+  return withSession(opts, true, 'pool grow', (s) => growPool(s, request, { reporter: opts.reporter }));
 }
 
 export async function status(opts: CommonOptions): Promise<StatusView> {

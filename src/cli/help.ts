@@ -15,6 +15,8 @@ Commands:
   doctor            check the pool's health and the log against the kernel; says how to repair
   watch -f FILE     keep converged: follow FILE, repair drift, grow the pool
   gc [--yes]        delete orphan thin ids and layers no longer listed (shows them without --yes)
+  pool grow --data SIZE [--metadata SIZE]
+                    grow a file-backed pool (sparse files, loop devices, pool table)
   sim reboot        (development) drop the simulated kernel's volatile state
 
 Global options:
@@ -97,6 +99,12 @@ last valid manifest kept; edits that delete devices wait for \`apply -f FILE --y
 pools grow by 20% at 80% use. The lock is held only during runs; SIGINT/SIGTERM finish the current
 step and exit 0. Terminal: a live view; --json: NDJSON events; --metrics-port: Prometheus metrics on
 127.0.0.1. See docs/operations.md.`,
+  pool: `thinlayer pool grow --data SIZE [--metadata SIZE] [--json]
+
+Grows a file-backed pool: extends the sparse data (and metadata) file, makes the loop device take
+the new size, and reloads the live thin-pool table. Sizes only grow. For a pool on block devices,
+grow the devices yourself; the next activation takes their size. Logged as a pool.grow step, and
+finished by the next command if a crash interrupts it.`,
   sim: `thinlayer sim reboot
 
 Development aid for the simulated kernel: drops its volatile state (device-mapper devices, loop

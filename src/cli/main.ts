@@ -16,6 +16,7 @@ import { EventLog } from '../events/log.ts';
 import { acquireLock } from '../events/lock.ts';
 import type { Plan } from '../plan/steps.ts';
 import type { Reporter } from '../messages/port.ts';
+import { parseSize as parseManifestSize } from '../manifest/sizes.ts';
 import { doctorCommand, gcCommand } from './doctor-command.ts';
 import { watchCommand, parseInterval, parseMetricsPort, DEFAULT_INTERVAL_MS } from './watch-command.ts';
 
@@ -35,6 +36,7 @@ const PER_COMMAND: Record<string, FlagSpec[]> = {
   down: [],
   destroy: [{ name: 'yes', short: 'y', takesValue: false }],
   sim: [],
+  pool: [{ name: 'data', takesValue: true }, { name: 'metadata', takesValue: true }],
   doctor: [],
   gc: [{ name: 'yes', short: 'y', takesValue: false }],
   watch: [{ name: 'file', short: 'f', takesValue: true }, { name: 'interval', takesValue: true }, { name: 'metrics-port', takesValue: true }],
@@ -148,6 +150,13 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
           out,
           err,
         });
+      case 'pool': {
+        if (rest[0] !== 'grow') throw new UserError('usage: thinlayer pool grow --data SIZE [--metadata SIZE]', { path: rest[0] ?? 'pool', expected: 'grow' }, 'E_USAGE');
+        const size = (flag: string) => (args.flags[flag] === undefined ? undefined : parseSize(args.flags[flag] as string, `--${flag}`));
+        const result = await api.growPoolTo({ dataBytes: size('data'), metadataBytes: size('metadata') }, common);
+        print(json ? JSON.stringify(result) : result.reloaded ? `Pool grown: ${result.dataBlocks} data blocks.` : 'Pool files grown; the pool takes the new size when it is next activated.');
+        return 0;
+      }
       case 'sim': {
         if (rest[0] !== 'reboot') throw new UserError('usage: thinlayer sim reboot', { path: rest[0] ?? 'sim', expected: 'reboot' }, 'E_USAGE');
         const dir = await openStateDir(stateDir);
@@ -171,6 +180,14 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
     else if (error) err.write(`thinlayer: ${error.message}\n`);
     else err.write(`thinlayer: internal error (a bug, please report it): ${(e as Error)?.stack ?? e}\n`);
     return error ? error.exitCode : 1;
+  }
+}
+
+function parseSize(text: string, flag: string): number {
+  try {
+    return parseManifestSize(text);
+  } catch (e) {
+    throw new UserError(`${flag}: ${(e as Error).message}`, { path: flag, expected: 'a size such as 200G' }, 'E_USAGE');
   }
 }
 

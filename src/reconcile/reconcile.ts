@@ -10,6 +10,7 @@ import { dmIdentity } from '../domain/names.ts';
 import { StateError, UserError, ThinlayerError } from '../errors/index.ts';
 import { observeSystem } from './observe.ts';
 import { executePlan } from './execute.ts';
+import { completePendingGrows } from './pool-grow.ts';
 import type { Session } from './session.ts';
 import type { Reporter } from '../messages/port.ts';
 
@@ -44,6 +45,8 @@ export async function reconcile(session: Session, opts: ReconcileOptions): Promi
   const maxPasses = opts.maxPasses ?? 3;
   const pending = Object.keys(session.state.pending).length;
   if (pending > 0) reporter.notify({ code: 'recovery.pending', steps: pending });
+  // A pool grow a crash interrupted is finished first: the pool table must match its files.
+  await completePendingGrows(session, reporter);
 
   let firstPlan: Plan | null = null;
   let steps = 0;

@@ -137,3 +137,25 @@ describe('thinlayer CLI on the simulated kernel', () => {
     expect(REPO).toBeTruthy();
   });
 });
+
+describe('thinlayer pool grow on the simulated kernel', () => {
+  it('grows the data file, the loop device and the live pool table, and refuses to shrink', () => {
+    const box = sandbox();
+    onTestFinished(() => box.cleanup());
+    const file = box.writeManifest('web.yaml', webManifest(box.mnt));
+    expect(box.run(['apply', '-f', file, '--yes']).code).toBe(0);
+    const before = box.json(['status']).pool.data.totalBytes;
+    const grown = box.run(['pool', 'grow', '--data', '3G', '--json']);
+    expect(grown.code).toBe(0);
+    expect(JSON.parse(grown.stdout).reloaded).toBe(true);
+    const after = box.json(['status']).pool.data.totalBytes;
+    expect(before).toBe(2 * 1024 ** 3);
+    expect(after).toBe(3 * 1024 ** 3);
+    expect(statSync(join(box.stateDir, 'data.img')).size).toBe(3 * 1024 ** 3);
+    const shrink = box.run(['pool', 'grow', '--data', '1G']);
+    expect(shrink.code).toBe(2);
+    expect(shrink.stderr).toMatch(/not shrink/);
+    const events = box.run(['events', '--json']).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(events.filter((e: any) => e.op === 'pool.grow').map((e: any) => e.type)).toEqual(['step.intent', 'step.done']);
+  });
+});
