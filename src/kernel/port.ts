@@ -112,6 +112,11 @@ export interface KernelPort {
   mounts(): Promise<MountEntry[]>;
   /** sync(2) of one filesystem (syncfs) or all when no path is given. */
   sync(mountpoint?: string): Promise<void>;
+  /**
+   * How long I/O may queue on a pool out of data space before it errors (dm-thin's no_space_timeout,
+   * a setting of the dm_thin_pool module). Optional: the simulated kernel fails such writes at once.
+   */
+  setNoSpaceTimeout?(seconds: number): Promise<void>;
   /** Release resources (open libraries, file handles). */
   close(): Promise<void>;
 }

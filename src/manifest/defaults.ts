@@ -12,4 +12,5 @@ export const MANIFEST_DEFAULTS = {
   baseSizeBytes: 10 * GiB,
   filesystem: 'ext4' as Filesystem,
   minFreeFraction: 0.1,
+  noSpaceTimeoutSeconds: 60,
 } as const;

@@ -149,6 +149,15 @@ export function resolveManifest(value: unknown, file: string): Resolution {
     if (minFree === undefined) report(['pool', 'minFree'], 'a percentage from 0% to below 100%, such as 10%', describeValue(rawMinFree));
   }
 
+  const rawTimeout = field(rawPool, 'noSpaceTimeout');
+  let noSpaceTimeout: number | undefined = MANIFEST_DEFAULTS.noSpaceTimeoutSeconds;
+  if (rawTimeout !== undefined) {
+    const m = typeof rawTimeout === 'string' ? /^\s*(\d+)\s*(s|m)?\s*$/.exec(rawTimeout) : null;
+    const seconds = typeof rawTimeout === 'number' && Number.isInteger(rawTimeout) ? rawTimeout : m ? Number(m[1]) * (m[2] === 'm' ? 60 : 1) : NaN;
+    noSpaceTimeout = seconds >= 1 && seconds <= 3600 ? seconds : undefined;
+    if (noSpaceTimeout === undefined) report(['pool', 'noSpaceTimeout'], 'a duration from 1s to 60m, such as 60s', describeValue(rawTimeout));
+  }
+
   // --- layers --------------------------------------------------------------------------------
   const layers: LayerSpec[] = [];
   for (const [name, raw] of entries(field(value, 'layers'))) {
@@ -215,14 +224,14 @@ export function resolveManifest(value: unknown, file: string): Resolution {
   }
   checkMountpointsApart(devices, report);
 
-  if (problems.length > 0 || typeof poolName !== 'string' || !data || !metadata || blockSize === undefined || baseSize === undefined || minFree === undefined) {
+  if (problems.length > 0 || typeof poolName !== 'string' || !data || !metadata || blockSize === undefined || baseSize === undefined || minFree === undefined || noSpaceTimeout === undefined) {
     return { manifest: null, problems };
   }
   return {
     manifest: {
       file,
       version: 1,
-      pool: { name: poolName, data, metadata, blockSizeBytes: blockSize, baseSizeBytes: baseSize, filesystem, minFreeFraction: minFree },
+      pool: { name: poolName, data, metadata, blockSizeBytes: blockSize, baseSizeBytes: baseSize, filesystem, minFreeFraction: minFree, noSpaceTimeoutSeconds: noSpaceTimeout },
       layers: parentsFirst(layers),
       devices,
     },

@@ -34,6 +34,7 @@ const pool = mapping(
     baseSize: size.optional(),
     filesystem: z.enum(['ext4', 'xfs'], { error: 'one of ext4, xfs' }).optional(),
     minFree: z.string({ error: 'a percentage such as 10%' }).optional(),
+    noSpaceTimeout: z.union([z.string(), z.number()], { error: 'a duration such as 60s' }).optional(),
   },
   'a mapping with at least the pool name',
 );

@@ -19,6 +19,11 @@ export interface PoolSpec {
   filesystem: Filesystem;
   /** Refuse new snapshots when free data or metadata space falls below this fraction (0..1). */
   minFreeFraction: number;
+  /**
+   * How long I/O may wait on a pool out of data space before it fails (dm-thin's no_space_timeout),
+   * so that a full pool never hangs a command for longer than this.
+   */
+  noSpaceTimeoutSeconds: number;
 }
 
 export interface LayerSpec {

@@ -139,6 +139,7 @@ export function plan(input: PlanInput): Plan {
           pool: poolName,
           ...poolIdentity,
           blockSizeBytes: poolSpec.blockSizeBytes,
+          noSpaceTimeoutSeconds: poolSpec.noSpaceTimeoutSeconds,
           data: backingArgs(poolSpec.data),
           metadata: backingArgs(poolSpec.metadata),
           blank,

@@ -146,6 +146,7 @@ export const ACTIONS: Partial<Record<StepOp, Action>> = {
     const table = [{ start: 0, length: dataBlocks * blockSectors, type: 'thin-pool', params: `${meta.majorMinor} ${data.majorMinor} ${blockSectors} ${lowWater} 1 skip_block_zeroing` }];
     // Metadata is never zeroed here: a blank one (a new sparse file) is formatted by the kernel on load,
     // and one that is not blank was formatted by an earlier attempt and must be loaded as it is.
+    if (typeof a.noSpaceTimeoutSeconds === 'number') await ctx.kernel.setNoSpaceTimeout?.(a.noSpaceTimeoutSeconds);
     if (existing) {
       if (existing.uuid !== a.uuid) throw new StateError(`a device named ${a.dmName} exists with uuid "${existing.uuid}": thinlayer does not touch devices it does not own`, 'E_NOT_OWNED');
       if (!existing.liveTable) {

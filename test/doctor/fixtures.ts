@@ -32,7 +32,7 @@ export function manifest(layers: string[], devices: Array<{ name: string; layer:
   return {
     file: '',
     version: 1,
-    pool: { name: POOL, data: { kind: 'file', file: 'data.img', sizeBytes: 1 << 30 }, metadata: { kind: 'file', file: 'metadata.img', sizeBytes: 1 << 26 }, blockSizeBytes: 65536, baseSizeBytes: 1 << 30, filesystem: 'ext4', minFreeFraction: 0.1 },
+    pool: { name: POOL, data: { kind: 'file', file: 'data.img', sizeBytes: 1 << 30 }, metadata: { kind: 'file', file: 'metadata.img', sizeBytes: 1 << 26 }, blockSizeBytes: 65536, baseSizeBytes: 1 << 30, filesystem: 'ext4', minFreeFraction: 0.1, noSpaceTimeoutSeconds: 60 },
     layers: layers.map((name, i) => ({ name, parent: i === 0 ? null : layers[i - 1] })),
     devices: devices.map((d) => ({ name: d.name, layer: d.layer, state: 'activated', mountpoint: null, sizeBytes: null })),
   };

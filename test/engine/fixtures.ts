@@ -21,6 +21,7 @@ export function manifest(over: Partial<Pick<Manifest, 'layers' | 'devices'>> = {
       baseSizeBytes: 10 * G,
       filesystem: 'ext4',
       minFreeFraction: 0.1,
+      noSpaceTimeoutSeconds: 60,
     },
     layers: over.layers ?? [
       { name: 'fedora', parent: null },

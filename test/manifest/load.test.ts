@@ -39,6 +39,7 @@ describe('the example', () => {
       baseSizeBytes: 10 * G,
       filesystem: 'ext4',
       minFreeFraction: 0.1,
+      noSpaceTimeoutSeconds: 60,
     });
     expect(m.layers).toEqual([
       { name: 'fedora', parent: null },
@@ -65,6 +66,7 @@ describe('defaults', () => {
         baseSizeBytes: 10 * G,
         filesystem: 'ext4',
         minFreeFraction: 0.1,
+        noSpaceTimeoutSeconds: 60,
       },
       layers: [],
       devices: [],
@@ -103,6 +105,7 @@ describe('defaults', () => {
       baseSizeBytes: 300 * 2 ** 20,
       filesystem: 'xfs',
       minFreeFraction: 0.025,
+      noSpaceTimeoutSeconds: 60,
     });
   });
 
