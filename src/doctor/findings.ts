@@ -98,9 +98,14 @@ export function unknownDevicesOf(facts: DoctorFacts): DmFact[] {
   return facts.devices.filter((d) => d.owned && !known.has(d.name) && pool !== null && d.thin?.pool === pool);
 }
 
-function who(t: ThingRecord): string {
-  return t.kind === 'base' ? 'the base' : `${t.kind} ${t.name}`;
+/** A thing for people: layers are keyed by chain id, so their manifest name comes first. */
+export function describeThing(t: Pick<ThingRecord, 'kind' | 'name' | 'label'>): string {
+  if (t.kind === 'base') return 'the base';
+  if (t.kind === 'layer' && t.label && t.label !== t.name) return `layer ${t.label} (${t.name})`;
+  return `${t.kind} ${t.name}`;
 }
+
+const who = describeThing;
 
 const STABLE: ReadonlySet<string> = new Set<StableState>(['absent', 'created', 'activated', 'mounted']);
 

@@ -1,6 +1,7 @@
 // What `thinlayer gc` deletes, decided from doctor's facts. Pure.
 //   - orphans: thin ids in the pool the log does not own (only in the pool thinlayer owns);
-//   - layers that the manifest no longer lists (so no device in the desired state uses them);
+//   - layers that the manifest no longer lists: layer devices, keyed by chain id, that no unit of the
+//     desired content names (so no device in the desired state uses them);
 //   - records of things whose thin id is gone from the pool (so that `up` can build them again);
 //   - thinlayer-owned dm devices on the pool that the log never created, when nothing holds them open.
 // Every deletion is a step, logged as an intent before and an outcome after, like any other.
@@ -10,7 +11,8 @@ import type { ThingRecord } from '../lifecycle/projection.ts';
 import { observeThing, mountIndex } from '../plan/planner.ts';
 import { pathBetween } from '../lifecycle/machine.ts';
 import { thingKey } from '../domain/names.ts';
-import { orphansOf, missingOf, unknownDevicesOf, type DoctorFacts } from './findings.ts';
+import { orphansOf, missingOf, unknownDevicesOf, describeThing, type DoctorFacts } from './findings.ts';
+import { chainLayers, chainHex } from '../plan/layer-chain.ts';
 import { poolModeBlocker } from '../plan/pressure.ts';
 
 export const ORPHAN_DELETE = 'orphan.delete' as const;
@@ -32,8 +34,19 @@ export interface GcPlan {
   blockers: string[];
 }
 
-function who(t: ThingRecord): string {
-  return t.kind === 'base' ? 'the base' : `${t.kind} ${t.name}`;
+const who = describeThing;
+
+/**
+ * The keys of the layers the desired state wants, as the planner names them: the recorded content,
+ * or for a log that holds none, the manifest's layers taken as empty. null when that cannot be known
+ * safely: without recorded content, a layer with a source has a chain id no one here can compute,
+ * and taking it as empty would collect the very layer the manifest lists.
+ */
+function listedLayerKeys(state: DoctorFacts['state']): Set<string> | null {
+  if (!state.desired) return new Set();
+  if (!state.content && state.desired.layers.some((l) => l.source)) return null;
+  const content = state.content ?? chainLayers(state.desired);
+  return new Set(content.units.map((u) => thingKey('layer', chainHex(u.chainId))));
 }
 
 function blockersOf(facts: DoctorFacts): string[] {
@@ -76,11 +89,12 @@ export function planGc(facts: DoctorFacts): GcPlan {
 
   // Layers the manifest no longer lists, children before parents.
   const missing = new Map(missingOf(facts).map((m) => [m.key, m]));
-  const listed = new Set((state.desired?.layers ?? []).map((l) => thingKey('layer', l.name)));
+  const listed = listedLayerKeys(state);
+  if (!listed) skipped.push({ subject: 'layers', reason: 'the log records no resolved content for the manifest\'s layers, so which layers it lists is unknown: run `thinlayer apply` first' });
   const depth = (t: ThingRecord): number => (t.origin && state.things[t.origin] ? 1 + depth(state.things[t.origin]) : 0);
   const mounts = mountIndex(observed);
   const unlisted = Object.values(state.things)
-    .filter((t) => t.kind === 'layer' && !listed.has(t.key) && !missing.has(t.key))
+    .filter((t) => listed && t.kind === 'layer' && !listed.has(t.key) && !missing.has(t.key))
     .sort((a, b) => depth(b) - depth(a) || a.key.localeCompare(b.key));
   for (const t of unlisted) {
     const seen = observeThing(t, observed, mounts);

@@ -11,7 +11,8 @@ import * as api from '../../src/api/index.ts';
 import { doctorCommand, gcCommand } from '../../src/cli/doctor-command.ts';
 import { SimKernel } from '../../src/kernel/sim/index.ts';
 import { parsePoolStatus } from '../../src/kernel/status-lines.ts';
-import { dmIdentity } from '../../src/domain/names.ts';
+import { dmIdentity, thingKey } from '../../src/domain/names.ts';
+import { chainLayers, chainHex } from '../../src/plan/layer-chain.ts';
 import { openStateDir } from '../../src/events/state-dir.ts';
 import { EventLog } from '../../src/events/log.ts';
 import type { ThinlayerEvent } from '../../src/events/types.ts';
@@ -20,7 +21,10 @@ import { loadManifest } from '../../src/manifest/load.ts';
 
 const POOL = dmIdentity('doc', 'pool').dmName;
 
-function manifestText(mnt: string, layers = ['os', 'app']): string {
+/** Layers as [name, parent]; the default is os, and app on it. */
+type Layers = Array<[string, string | null]>;
+
+function manifestText(mnt: string, layers: Layers = [['os', null], ['app', 'os']]): string {
   return `version: 1
 pool:
   name: doc
@@ -29,7 +33,7 @@ pool:
   blockSize: 64K
   baseSize: 256M
 layers:
-${layers.map((l, i) => `  ${l}: ${i === 0 ? '{}' : `{ parent: ${layers[0]} }`}`).join('\n')}
+${layers.map(([name, parent]) => `  ${name}: ${parent ? `{ parent: ${parent} }` : '{}'}`).join('\n')}
 devices:
   web: { layer: app, state: mounted, mountpoint: ${mnt}/web }
   db: { layer: app, state: activated }
@@ -47,6 +51,8 @@ interface Box {
   events(): Promise<ThinlayerEvent[]>;
   txid(): Promise<number>;
   thingThinId(key: string): Promise<number | undefined>;
+  /** The key of the layer device the log records for a manifest layer (layers are keyed by chain id). */
+  layerKey(name: string): Promise<string>;
 }
 
 function collect(): { stream: Writable; text: () => string } {
@@ -62,7 +68,7 @@ function collect(): { stream: Writable; text: () => string } {
   };
 }
 
-async function applied(layers?: string[]): Promise<Box> {
+async function applied(layers?: Layers): Promise<Box> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'thinlayer-doctor-'));
   onTestFinished(() => fs.rmSync(root, { recursive: true, force: true }));
   const stateDir = path.join(root, 'state');
@@ -103,6 +109,16 @@ async function applied(layers?: string[]): Promise<Box> {
       const s = await api.Session.open({ stateDir, backend: 'sim', reporter: { notify() {} }, mutate: false, command: 'test' });
       try {
         return s.state.things[key]?.thinId;
+      } finally {
+        await s.close();
+      }
+    },
+    async layerKey(name) {
+      const s = await api.Session.open({ stateDir, backend: 'sim', reporter: { notify() {} }, mutate: false, command: 'test' });
+      try {
+        const chain = s.state.content?.top[name];
+        if (!chain) throw new Error(`the log records no content for layer ${name}`);
+        return thingKey('layer', chainHex(chain));
       } finally {
         await s.close();
       }
@@ -192,7 +208,7 @@ describe('doctor and gc on the simulated kernel', () => {
     expect((await box.doctor()).report.findings).toEqual([]);
 
     // db's device comes back mapping the os layer's thin id instead of its own.
-    const osId = (await box.thingThinId('layer:os'))!;
+    const osId = (await box.thingThinId(await box.layerKey('os')))!;
     const poolInfo = (await box.kernel.info(POOL))!;
     const table = await box.kernel.table(db.dmName);
     await box.kernel.remove(db.dmName);
@@ -209,17 +225,18 @@ describe('doctor and gc on the simulated kernel', () => {
 
   it('a thin id gone from the pool: doctor fails, gc forgets it, up builds it again', async () => {
     const box = await applied();
-    const appId = (await box.thingThinId('layer:app'))!;
+    const app = await box.layerKey('app');
+    const appId = (await box.thingThinId(app))!;
     await box.kernel.message(POOL, `delete ${appId}`);
     const sick = await box.doctor();
     expect(sick.code).toBe(1);
-    expect(sick.report.missing).toEqual([{ key: 'layer:app', thinId: appId }]);
+    expect(sick.report.missing).toEqual([{ key: app, thinId: appId }]);
     expect(sick.report.findings[0]).toMatchObject({ code: 'thin.missing', severity: 'error', repair: 'thinlayer gc --yes && thinlayer up' });
 
-    expect((await box.gc(true)).out).toMatchObject({ steps: [{ op: 'thin.delete', target: 'layer:app' }], done: 1 });
-    expect(await box.thingThinId('layer:app')).toBeUndefined();
+    expect((await box.gc(true)).out).toMatchObject({ steps: [{ op: 'thin.delete', target: app }], done: 1 });
+    expect(await box.thingThinId(app)).toBeUndefined();
     await api.up({ stateDir: box.stateDir, backend: 'sim', yes: true });
-    const rebuilt = await box.thingThinId('layer:app');
+    const rebuilt = await box.thingThinId(app); // the same content: the same key, a new thin id
     expect(rebuilt).toBeGreaterThan(appId);
     const after = await box.doctor();
     expect(after.report.findings).toEqual([]);
@@ -240,20 +257,40 @@ describe('doctor and gc on the simulated kernel', () => {
   });
 
   it('deletes layers the manifest no longer lists', async () => {
-    const box = await applied(['os', 'app', 'extra']);
-    const extraId = (await box.thingThinId('layer:extra'))!;
+    const box = await applied([['os', null], ['app', 'os'], ['extra', 'app']]);
+    const extra = await box.layerKey('extra');
+    const extraId = (await box.thingThinId(extra))!;
     // The manifest without `extra` is recorded, but no apply ran to converge to it.
     const desired = await loadManifest(box.manifest);
+    const next = { ...desired, layers: desired.layers.filter((l) => l.name !== 'extra') };
     const s = await api.Session.open({ stateDir: box.stateDir, backend: 'sim', reporter: { notify() {} }, mutate: true, command: 'test' });
-    await s.append([{ type: 'desired.set', manifest: { ...desired, layers: desired.layers.filter((l) => l.name !== 'extra') }, source: 'apply' }]);
+    await s.append([{ type: 'desired.set', manifest: next, content: chainLayers(next), source: 'apply' }]);
     await s.close();
 
     const dry = await box.gc(false);
-    expect(dry.out.steps).toEqual([expect.objectContaining({ op: 'thin.delete', target: 'layer:extra' })]);
+    expect(dry.out.steps).toEqual([expect.objectContaining({ op: 'thin.delete', target: extra, reason: expect.stringContaining('layer extra (') })]);
     await box.gc(true);
-    expect(await box.thingThinId('layer:extra')).toBeUndefined();
+    expect(await box.thingThinId(extra)).toBeUndefined();
     const after = await box.doctor();
     expect(after.report.thinIds).not.toContain(extraId);
+    expect(after.report.findings).toEqual([]);
+  });
+
+  it('keeps a layer device that a listed layer of the same content still uses', async () => {
+    // Two empty layers on one parent have one chain id: `extra` and `app` share a device.
+    const box = await applied([['os', null], ['app', 'os'], ['extra', 'os']]);
+    const shared = await box.layerKey('extra');
+    expect(await box.layerKey('app')).toBe(shared);
+    const sharedId = (await box.thingThinId(shared))!;
+    const desired = await loadManifest(box.manifest);
+    const next = { ...desired, layers: desired.layers.filter((l) => l.name !== 'extra') };
+    const s = await api.Session.open({ stateDir: box.stateDir, backend: 'sim', reporter: { notify() {} }, mutate: true, command: 'test' });
+    await s.append([{ type: 'desired.set', manifest: next, content: chainLayers(next), source: 'apply' }]);
+    await s.close();
+
+    expect((await box.gc(false)).out.steps).toEqual([]);
+    const after = await box.doctor();
+    expect(after.report.thinIds).toContain(sharedId);
     expect(after.report.findings).toEqual([]);
   });
 });

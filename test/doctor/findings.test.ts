@@ -1,11 +1,13 @@
 import { describe, it, expect } from 'vitest';
 import { compareLogWithKernel, orphansOf, missingOf, unknownDevicesOf } from '../../src/doctor/findings.ts';
 import { diagnose } from '../../src/doctor/diagnose.ts';
-import { baseState, facts, thing, poolStatus, POOL_DEV, type FactsOptions } from './fixtures.ts';
+import { baseState, facts, thing, layer, layerKey, poolStatus, OS, POOL_DEV, type FactsOptions } from './fixtures.ts';
 import type { EngineState } from '../../src/lifecycle/projection.ts';
 import type { StepIntentEvent } from '../../src/events/types.ts';
 
 const WEB = baseState().things['device:web'].dmName;
+/** A layer over os whose creation may be under way. */
+const NEW = layerKey('os', 'new');
 const summary = (opts: FactsOptions) => compareLogWithKernel(facts(opts)).map((f) => `${f.severity}:${f.code}:${f.subject}`);
 
 function withThing(state: EngineState, t: ReturnType<typeof thing>): EngineState {
@@ -22,12 +24,12 @@ describe('the log against the kernel', () => {
 
   it.each<[string, FactsOptions, string[]]>([
     ['a thin id in the pool the log does not own', { thinIds: [0, 1, 2, 99] }, ['warning:thin.orphan:thin:99']],
-    ['a thin id the log owns that the pool lacks', { thinIds: [0, 2] }, ['error:thin.missing:layer:os']],
+    ['a thin id the log owns that the pool lacks', { thinIds: [0, 2] }, [`error:thin.missing:${OS}`]],
     ['a device the log says is active that has no dm device', { live: {} }, ['warning:device.not-active:device:web']],
-    ['a device the log says is mounted that is not', { state: withThing(baseState(), thing('device:web', 2, 'layer:os', 'mounted', { mountpoint: '/mnt/web' })) }, ['warning:device.not-mounted:device:web']],
-    ['a device mounted elsewhere than the log says', { state: withThing(baseState(), thing('device:web', 2, 'layer:os', 'mounted', { mountpoint: '/mnt/web' })), mounts: { '/mnt/other': WEB } }, ['warning:device.mounted-elsewhere:device:web']],
+    ['a device the log says is mounted that is not', { state: withThing(baseState(), thing('device:web', 2, OS, 'mounted', { mountpoint: '/mnt/web' })) }, ['warning:device.not-mounted:device:web']],
+    ['a device mounted elsewhere than the log says', { state: withThing(baseState(), thing('device:web', 2, OS, 'mounted', { mountpoint: '/mnt/web' })), mounts: { '/mnt/other': WEB } }, ['warning:device.mounted-elsewhere:device:web']],
     ['a device mounted that the log says is only activated', { mounts: { '/mnt/web': WEB } }, ['warning:device.unexpectedly-mounted:device:web']],
-    ['a layer active that the log says is only created', { live: { [WEB]: 2, [baseState().things['layer:os'].dmName]: 1 } }, ['warning:device.unexpectedly-active:layer:os']],
+    ['a layer active that the log says is only created', { live: { [WEB]: 2, [baseState().things[OS].dmName]: 1 } }, [`warning:device.unexpectedly-active:${OS}`]],
     ['a thin table naming another thin id', { live: { [WEB]: 1 } }, ['error:thin.table-mismatch:device:web']],
     ['a thin table naming another pool', { live: { [WEB]: '253:9/2' } }, ['error:thin.table-mismatch:device:web']],
     ['an owned dm device on the pool the log never created', { extraOwned: [{ name: 'thinlayer-demo-dev-ghost', uuid: 'thinlayer-demo-dev-ghost', owned: true, liveTable: true, openCount: 0, thin: { pool: POOL_DEV, thinId: 1 } }] }, ['warning:dm.unknown:dm:thinlayer-demo-dev-ghost']],
@@ -52,10 +54,10 @@ describe('the log against the kernel', () => {
   });
 
   it('a create whose outcome was not logged is not called missing: up settles it', () => {
-    const state = { ...withThing(baseState(), thing('layer:new', 3, 'layer:os', 'creating')), pending: pending('snap.create', 'layer:new', { thinId: 3 }, 5) };
+    const state = { ...withThing(baseState(), layer(['os', 'new'], 3, 'creating')), pending: pending('snap.create', NEW, { thinId: 3 }, 5) };
     const f = facts({ state });
     expect(missingOf(f)).toEqual([]);
-    expect(summary({ state })).toEqual(['warning:step.interrupted:layer:new']);
+    expect(summary({ state })).toEqual([`warning:step.interrupted:${NEW}`]);
   });
 
   it('a missing thin id whose device is live must be taken down before gc forgets it', () => {
@@ -63,11 +65,13 @@ describe('the log against the kernel', () => {
     expect(f).toMatchObject({ code: 'thin.missing', subject: 'device:web', repair: 'thinlayer down && thinlayer gc --yes && thinlayer up' });
     const [g] = compareLogWithKernel(facts({ thinIds: [0, 2] }));
     expect(g.repair).toBe('thinlayer gc --yes && thinlayer up');
+    // A layer is keyed by its chain id; people read its manifest name first.
+    expect(g.message).toContain(`layer os (${OS.slice('layer:'.length)}) has thin id 1`);
   });
 
   it('the fence: a pending metadata step allows its transaction id and the next', () => {
-    const state = { ...withThing(baseState(), thing('layer:new', 3, 'layer:os', 'creating')), pending: pending('snap.create', 'layer:new', { thinId: 3 }, 5) };
-    for (const txid of [5, 6]) expect(summary({ state, status: poolStatus({ transactionId: txid }), thinIds: [0, 1, 2, 3] }), `txid ${txid}`).toEqual(['warning:step.interrupted:layer:new']);
+    const state = { ...withThing(baseState(), layer(['os', 'new'], 3, 'creating')), pending: pending('snap.create', NEW, { thinId: 3 }, 5) };
+    for (const txid of [5, 6]) expect(summary({ state, status: poolStatus({ transactionId: txid }), thinIds: [0, 1, 2, 3] }), `txid ${txid}`).toEqual([`warning:step.interrupted:${NEW}`]);
     expect(summary({ state, status: poolStatus({ transactionId: 7 }), thinIds: [0, 1, 2, 3] })).toContain('info:pool.transaction-mismatch:pool');
   });
 
@@ -98,7 +102,7 @@ describe('the report', () => {
   it('puts pool health and the comparison together, errors first, and exits 1 only on errors', () => {
     const report = diagnose(facts({ thinIds: [0, 2, 99], status: poolStatus({ dataUsed: 850 }) }), '/state');
     expect(report.orphans).toEqual([99]);
-    expect(report.missing).toEqual([{ key: 'layer:os', thinId: 1 }]);
+    expect(report.missing).toEqual([{ key: OS, thinId: 1 }]);
     expect(report.findings.map((f) => f.code)).toEqual(['thin.missing', 'pool.data-space', 'thin.orphan']);
     expect(report.exitCode).toBe(1);
     expect(report.pool).toMatchObject({ active: true, mode: 'rw', data: { percent: 85 } });

@@ -8,7 +8,8 @@ import type { LifecycleState, StableState } from '../../src/lifecycle/machine.ts
 import type { Observation } from '../../src/plan/observation.ts';
 import type { DoctorFacts, DmFact } from '../../src/doctor/findings.ts';
 import type { Manifest } from '../../src/manifest/types.ts';
-import { dmIdentity, parseThingKey } from '../../src/domain/names.ts';
+import { dmIdentity, parseThingKey, thingKey } from '../../src/domain/names.ts';
+import { chainLayers, chainHex } from '../../src/plan/layer-chain.ts';
 
 export const POOL = 'demo';
 export const POOL_DM = dmIdentity(POOL, 'pool');
@@ -28,6 +29,17 @@ export function thing(key: string, thinId: number, origin: string | null, state:
   return { key, kind, name, ...dmIdentity(POOL, kind, name), thinId, origin, sizeBytes: 1 << 30, lifecycle: { state, from, error: null }, ready: true, mountpoint: null, digest: null, ...over };
 }
 
+/** The key of the empty layer at the top of `stack` (bottom first, each the parent of the next), as the planner keys it. */
+export function layerKey(...stack: string[]): string {
+  return thingKey('layer', chainHex(chainLayers(manifest(stack)).top[stack[stack.length - 1]]));
+}
+
+/** The record of the empty layer at the top of `stack`, labelled with its manifest name. */
+export function layer(stack: string[], thinId: number, state: LifecycleState = 'created', over: Partial<ThingRecord> = {}): ThingRecord {
+  const origin = stack.length > 1 ? layerKey(...stack.slice(0, -1)) : 'base';
+  return thing(layerKey(...stack), thinId, origin, state, { label: stack[stack.length - 1], ...over });
+}
+
 export function manifest(layers: string[], devices: Array<{ name: string; layer: string }> = []): Manifest {
   return {
     file: '',
@@ -38,9 +50,12 @@ export function manifest(layers: string[], devices: Array<{ name: string; layer:
   };
 }
 
+/** The key of layer os in baseState(). */
+export const OS = layerKey('os');
+
 /** base 0, layer os 1, device web 2 (activated), txid 5, pool active. */
 export function baseState(over: Partial<EngineState> = {}): EngineState {
-  const things = [thing('base', 0, null), thing('layer:os', 1, 'base'), thing('device:web', 2, 'layer:os', 'activated')];
+  const things = [thing('base', 0, null), layer(['os'], 1), thing('device:web', 2, OS, 'activated')];
   const desired = manifest(['os'], [{ name: 'web', layer: 'os' }]);
   return {
     ...initialState(),

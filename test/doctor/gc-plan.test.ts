@@ -1,16 +1,29 @@
 import { describe, it, expect } from 'vitest';
 import { planGc } from '../../src/doctor/gc-plan.ts';
-import { baseState, facts, thing, manifest, poolStatus, POOL_DEV } from './fixtures.ts';
+import { baseState, facts, thing, layer, layerKey, manifest, poolStatus, OS, POOL_DEV } from './fixtures.ts';
 import type { EngineState } from '../../src/lifecycle/projection.ts';
+import { chainLayers, chainHex } from '../../src/plan/layer-chain.ts';
+import { thingKey } from '../../src/domain/names.ts';
 
 const ops = (plan: ReturnType<typeof planGc>) => plan.steps.map((s) => `${s.op} ${s.target}`);
+
+const OLD = layerKey('os', 'old');
+const OLDER = layerKey('os', 'old', 'older');
 
 /** The log also holds layers `old` (child of os) and `older` (child of old), which the manifest dropped. */
 function withDroppedLayers(): EngineState {
   const s = baseState();
-  const old = thing('layer:old', 3, 'layer:os');
-  const older = thing('layer:older', 4, 'layer:old', 'activated');
+  const old = layer(['os', 'old'], 3);
+  const older = layer(['os', 'old', 'older'], 4, 'activated');
   return { ...s, things: { ...s.things, [old.key]: old, [older.key]: older } };
+}
+
+/** The manifest's os now has a source: the recorded content names its layer by the source's diff id. */
+function withSourcedOs(): EngineState {
+  const desired = manifest(['os'], [{ name: 'web', layer: 'os' }]);
+  desired.layers[0] = { ...desired.layers[0], source: 'os.tar' };
+  const content = chainLayers(desired, { os: [{ kind: 'tar', path: '/src/os.tar', diffId: `sha256:${'a'.repeat(64)}`, sizeBytes: 10240 }] });
+  return { ...baseState(), desired, content };
 }
 
 describe('what gc collects', () => {
@@ -24,10 +37,11 @@ describe('what gc collects', () => {
 
   it('deletes layers the manifest no longer lists, children first, deactivating an active one', () => {
     const state = withDroppedLayers();
-    const live = { [state.things['device:web'].dmName]: 2, [state.things['layer:older'].dmName]: 4 };
+    const live = { [state.things['device:web'].dmName]: 2, [state.things[OLDER].dmName]: 4 };
     const plan = planGc(facts({ state, live, thinIds: [0, 1, 2, 3, 4] }));
-    expect(ops(plan)).toEqual(['thin.deactivate layer:older', 'thin.delete layer:older', 'thin.delete layer:old']);
+    expect(ops(plan)).toEqual([`thin.deactivate ${OLDER}`, `thin.delete ${OLDER}`, `thin.delete ${OLD}`]);
     expect(plan.steps[1].args).toMatchObject({ thinId: 4, discard: true });
+    expect(plan.steps[2].reason).toContain(`layer old (${OLD.slice('layer:'.length)})`);
   });
 
   it('keeps every layer the manifest lists, used by a device or not', () => {
@@ -36,9 +50,25 @@ describe('what gc collects', () => {
     expect(planGc(facts({ state, thinIds: [0, 1, 2, 3, 4] })).steps).toEqual([]);
   });
 
+  it('judges layers by the recorded content: a layer whose source changed is no longer listed', () => {
+    const state = withSourcedOs();
+    const sourced = layer(['os'], 3, 'created', { key: thingKey('layer', chainHex(state.content!.top.os)) });
+    state.things = { ...state.things, [sourced.key]: sourced };
+    const plan = planGc(facts({ state, thinIds: [0, 1, 2, 3] }));
+    expect(ops(plan)).toEqual([`thin.delete ${OS}`]); // os as it was when empty; the sourced os stays
+    expect(sourced.key).not.toBe(OS);
+  });
+
+  it('leaves layers alone when the log holds a sourced manifest without its content', () => {
+    const state = { ...withDroppedLayers(), desired: withSourcedOs().desired, content: null };
+    const plan = planGc(facts({ state, thinIds: [0, 1, 2, 3, 4, 9] }));
+    expect(ops(plan)).toEqual(['orphan.delete thin:9']);
+    expect(plan.skipped).toEqual([{ subject: 'layers', reason: expect.stringContaining('run `thinlayer apply` first') }]);
+  });
+
   it('forgets a thing whose thin id is gone, without a discard, unless its device is live', () => {
     const plan = planGc(facts({ thinIds: [0, 2] }));
-    expect(ops(plan)).toEqual(['thin.delete layer:os']);
+    expect(ops(plan)).toEqual([`thin.delete ${OS}`]);
     expect(plan.steps[0].args).toMatchObject({ thinId: 1, discard: false });
     const live = planGc(facts({ thinIds: [0, 1] }));
     expect(live.steps).toEqual([]);
