@@ -161,8 +161,21 @@ export const ACTIONS: Partial<Record<StepOp, Action>> = {
   },
 
   async 'pool.deactivate'(ctx, a) {
-    await tolerate(() => ctx.kernel.remove(a.dmName), 'ENXIO');
-    return {};
+    // A thin device removed with deferred remove lets go of the pool a moment after its name goes:
+    // retry briefly before handing the pool itself to a deferred remove.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await tolerate(() => ctx.kernel.remove(a.dmName), 'ENXIO');
+        return {};
+      } catch (e) {
+        if (!isKernelError(e, 'EBUSY')) throw e;
+        if (attempt >= 20) {
+          await ctx.kernel.remove(a.dmName, { deferred: true });
+          return { deferred: true };
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
   },
 
   async 'pool.detach'(ctx, a) {
