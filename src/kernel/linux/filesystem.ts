@@ -66,7 +66,9 @@ export function mount(devicePath: string, mountpoint: string, fsType: Filesystem
   } catch (e) {
     throw new KernelError('mount', mountpoint, errnoOf(e), 'creating the mountpoint');
   }
-  const data = [...(fsType === 'ext4' ? ['noinit_itable'] : []), ...(opts.discard ? ['discard'] : [])].join(',');
+  // Every snapshot of the base carries the base's XFS UUID: without nouuid, XFS refuses to mount a
+  // second snapshot (a layer and its devices, two devices of one layer) while another is mounted.
+  const data = [...(fsType === 'ext4' ? ['noinit_itable'] : ['nouuid']), ...(opts.discard ? ['discard'] : [])].join(',');
   mountSyscall(devicePath, mountpoint, fsType, opts.readOnly ? MS_RDONLY : 0, data, { operation: 'mount', device: mountpoint });
 }
 

@@ -3,6 +3,8 @@
 // syscalls and mkfs. See docs/architecture.md, "Kernel backend".
 
 import fs from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { KernelError, ERRNO } from '../../errors/index.ts';
 import type { DmInfo, DmTarget, Filesystem, KernelPort, LoopDevice, MountEntry } from '../port.ts';
 import { blockDeviceSize, discard } from './block.ts';
 import { DM_CONTROL, DeviceMapper } from './device-mapper.ts';
@@ -90,6 +92,13 @@ export class LinuxKernel implements KernelPort {
   async sync(mountpoint?: string): Promise<void> {
     filesystem.sync(mountpoint);
   }
+  async setNoSpaceTimeout(seconds: number): Promise<void> {
+    // A dm_thin_pool module setting: how long I/O queues on a pool out of data space before it errors.
+    await writeFile('/sys/module/dm_thin_pool/parameters/no_space_timeout', String(seconds)).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'ENOENT') throw new KernelError('set no_space_timeout', 'dm_thin_pool', ERRNO.EACCES, e.message);
+    });
+  }
+
   async close(): Promise<void> {
     this.#loops.close();
     this.#dm.close();
