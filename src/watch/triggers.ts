@@ -3,7 +3,7 @@
 // live in their own files (manifest-watch.ts, requests.ts) or take a probe function, so the
 // streams here stay free of I/O of their own.
 
-import { Observable, defer, from, map, merge, of, timer, distinctUntilChanged, filter, skip, exhaustMap, catchError } from 'rxjs';
+import { Observable, defer, from, map, merge, of, timer, filter, exhaustMap, catchError } from 'rxjs';
 
 export type TriggerKind =
   | 'start' // the watcher started
@@ -50,20 +50,31 @@ export function aborted$(signal: AbortSignal): Observable<void> {
   });
 }
 
+/** The pool's event counter as last looked at: by the poll, or by a run that checked the pool itself. */
+export interface LookedAt {
+  value: number | null;
+}
+
 /**
  * Pool events. The kernel raises a device-mapper event on the pool when free data space falls
  * below the low-water mark, when the pool changes mode (out of space, read-only) and when it is
  * resized; the event counter (event_nr in DM_DEV_STATUS) counts them. `probe` reads the counter
- * (null when there is no pool); this polls it and emits when it moves. A failing probe is a pool
- * that cannot be read just now, not a reason to end the stream.
+ * (null when there is no pool); this polls it and emits when it moves past the value last looked
+ * at. The first value looked at is where we start from, not an event. A run that checks the pool
+ * itself records the counter it saw in `lookedAt`: without that, a poll that cannot read while a
+ * run is busy would take an event that came after the run as its starting point, and lose it. A
+ * failing probe is a pool that cannot be read just now, not a reason to end the stream.
  */
-export function poolEvents$(probe: () => Promise<number | null>, periodMs: number): Observable<Trigger> {
+export function poolEvents$(probe: () => Promise<number | null>, periodMs: number, lookedAt: LookedAt = { value: null }): Observable<Trigger> {
   return timer(0, periodMs).pipe(
     // exhaustMap: a slow probe is not started again on top of itself.
     exhaustMap(() => defer(() => from(probe())).pipe(catchError(() => of(null)))),
     filter((n): n is number => n !== null),
-    distinctUntilChanged(),
-    skip(1), // the first reading is where we start from, not an event
+    filter((n) => {
+      const before = lookedAt.value;
+      lookedAt.value = n;
+      return before !== null && n !== before;
+    }),
     map((n): Trigger => ({ kind: 'pool-event', detail: `event_nr ${n}` })),
   );
 }

@@ -16,6 +16,8 @@ import type { Manifest } from '../manifest/types.ts';
 import type { Plan } from '../plan/steps.ts';
 import { Session } from '../reconcile/session.ts';
 import { reconcile } from '../reconcile/reconcile.ts';
+import { resolveContent } from '../reconcile/resolve-content.ts';
+import type { LayerContent } from '../plan/layer-chain.ts';
 import { completePendingGrows } from '../reconcile/pool-grow.ts';
 import { readStatus, type StatusView } from '../api/status.ts';
 import { dmIdentity } from '../domain/names.ts';
@@ -23,7 +25,7 @@ import { ThinlayerError, UserError } from '../errors/index.ts';
 import type { Message, Reporter } from '../messages/port.ts';
 import { startLoop, type LoopSummary } from './loop.ts';
 import { backoffForInterval, type BackoffPolicy } from './backoff.ts';
-import { startAndInterval$, processSignal$, poolEvents$, type Trigger } from './triggers.ts';
+import { startAndInterval$, processSignal$, poolEvents$, type LookedAt, type Trigger } from './triggers.ts';
 import { manifestChanges$, ManifestFollower } from './manifest-watch.ts';
 import { ensureRequestsDir, requests$ } from './requests.ts';
 import { Autoextender, DEFAULT_AUTOEXTEND, type AutoextendPolicy } from './autoextend.ts';
@@ -88,6 +90,17 @@ export async function watch(opts: WatchOptions): Promise<LoopSummary> {
     let poolDmName: string | null = dmIdentity(first.manifest.pool.name, 'pool').dmName;
     let declinedManifest: string | null = null;
     let steps = 0;
+    const poolCounter: LookedAt = { value: null };
+    // Layer content is resolved (every source hashed) only for a manifest that differs from the
+    // recorded one: the recorded manifest's content is what apply resolved and recorded with it, so a
+    // drift check costs no hashing, and an apply that re-read changed sources is not undone.
+    let resolved: { manifest: string; content: LayerContent } | null = null;
+    const contentOf = async (manifest: Manifest): Promise<LayerContent> => {
+      const key = JSON.stringify(manifest);
+      if (resolved?.manifest !== key) resolved = { manifest: key, content: await resolveContent(manifest) };
+      return resolved.content;
+    };
+    let lastRecorded: string | null = null;
 
     const runOnce = async (_why: Trigger[], signal: AbortSignal): Promise<void> => {
       steps = 0;
@@ -97,21 +110,27 @@ export async function watch(opts: WatchOptions): Promise<LoopSummary> {
         if (reading.firstReport) reporter.notify({ code: 'watch.manifest-invalid', file: opts.file, error: reading.error.message, keeping: reading.kept ? 'last-valid' : 'recorded' });
         desired = reading.kept;
       } else desired = reading.manifest;
+      // An edit's sources are read before the lock is taken, as apply does.
+      if (desired && JSON.stringify(desired) !== lastRecorded) await contentOf(desired);
 
       const session = await Session.open({ stateDir: opts.stateDir, backend: opts.backend, reporter, mutate: true, command: 'watch', kernel: shared, lockWaitMs: opts.lockWaitMs ?? Math.max(3000, opts.intervalMs) });
       try {
         await completePendingGrows(session, reporter);
         const recorded = session.state.desired;
+        lastRecorded = JSON.stringify(recorded);
         desired ??= recorded;
         if (!desired) return;
         poolDmName = dmIdentity(desired.pool.name, 'pool').dmName;
 
         const edit = JSON.stringify(desired);
-        const alreadyConfirmed = edit === JSON.stringify(recorded);
+        const content = edit === lastRecorded && session.state.content ? session.state.content : await contentOf(desired);
+        // Content that differs from the recorded content is an edit too: its layers are new devices.
+        const alreadyConfirmed = edit === lastRecorded && JSON.stringify(content) === JSON.stringify(session.state.content);
         const declined: { plan: Plan | null } = { plan: null };
         try {
           const result = await reconcile(session, {
             desired,
+            content,
             mode: 'converge',
             command: 'watch',
             reporter,
@@ -139,6 +158,10 @@ export async function watch(opts: WatchOptions): Promise<LoopSummary> {
           }
         }
         if (signal.aborted) return;
+        // The check looks at the pool as it is now, so the counter as of now has been looked at:
+        // the poll (which waits while a run is busy) reports only events after it.
+        const counter = (await shared.info(poolDmName))?.eventNr;
+        if (counter !== undefined) poolCounter.value = counter;
         await autoextender.check(session);
         const view = await readStatus(session);
         metrics?.observeStatus(view);
@@ -157,7 +180,7 @@ export async function watch(opts: WatchOptions): Promise<LoopSummary> {
         // Read between runs only: a run in progress is followed by a look at the counter anyway.
         if (loop?.busy || !poolDmName) return null;
         return (await shared.info(poolDmName))?.eventNr ?? null;
-      }, opts.poolPollMs ?? Math.min(opts.intervalMs, 5000)),
+      }, opts.poolPollMs ?? Math.min(opts.intervalMs, 5000), poolCounter),
     );
 
     reporter.notify({ code: 'watch.started', file: opts.file, intervalMs: opts.intervalMs, metricsUrl: opts.metricsUrl ?? null });

@@ -20,6 +20,22 @@ describe('trigger streams', () => {
     ]);
   });
 
+  it('pool events: a counter a run looked at is the starting point, so an event after it is not taken for one', async () => {
+    // The poll could not read during the run; the run saw 7; the first reading after it is 8.
+    const lookedAt = { value: 7 };
+    const readings = [8, 8, 9];
+    let i = 0;
+    const seen: Trigger[] = [];
+    const sub = poolEvents$(async () => readings[Math.min(i++, readings.length - 1)], 1, lookedAt).subscribe((t) => seen.push(t));
+    onTestFinished(() => sub.unsubscribe());
+    await waitFor('all readings', () => i >= readings.length + 2);
+    expect(seen).toEqual([
+      { kind: 'pool-event', detail: 'event_nr 8' },
+      { kind: 'pool-event', detail: 'event_nr 9' },
+    ]);
+    expect(lookedAt.value).toBe(9);
+  });
+
   it('aborted$ fires at once for a signal already aborted', async () => {
     const c = new AbortController();
     c.abort();

@@ -8,7 +8,7 @@ import * as api from '../../src/api/index.ts';
 import { acquireLock } from '../../src/events/lock.ts';
 import { openStateDir } from '../../src/events/state-dir.ts';
 import { requestReconcile } from '../../src/watch/requests.ts';
-import { box, deviceStates, startWatch } from './sim-harness.ts';
+import { box, deviceStates, manifestText, startWatch } from './sim-harness.ts';
 import { waitFor } from './helpers.ts';
 
 const same = (a: unknown) => (b: unknown) => JSON.stringify(a) === JSON.stringify(b);
@@ -150,6 +150,36 @@ describe('thinlayer watch on the simulated kernel', () => {
     expect(lines).toContain('thinlayer_pool_data_size_bytes{pool="w"} 67108864');
     expect(lines).toContain('thinlayer_reconcile_failures_total 0');
     expect(Number(lines.find((l) => l.startsWith('thinlayer_reconcile_runs_total '))!.split(' ')[1])).toBeGreaterThanOrEqual(2);
+  });
+
+  it('keeps the layers apply made from a source: the content it resolved is recorded, nothing is rebuilt or held back', async () => {
+    const b = box(() => '');
+    fs.mkdirSync(path.join(b.root, 'conf', 'rootfs'));
+    fs.writeFileSync(path.join(b.root, 'conf', 'rootfs', 'hello.txt'), 'hello\n');
+    fs.writeFileSync(b.file, manifestText('  d1: { layer: l1, state: activated }').replace('l1: {}', 'l1: { source: rootfs }'));
+    await api.apply(b.file, { stateDir: b.stateDir, backend: 'sim', yes: true });
+    const applied = await b.events();
+    const recorded = applied.filter((e) => e.type === 'desired.set').at(-1);
+    expect(recorded).toMatchObject({ content: { units: [expect.objectContaining({ label: 'l1', content: expect.objectContaining({ kind: 'dir' }) })] } });
+
+    const w = startWatch(b);
+    await w.moreRuns(2);
+    const after = (await b.events()).slice(applied.length);
+    // The same manifest and the same content: no desired state recorded again, no step, no question.
+    expect(after.filter((e) => e.type === 'desired.set' || e.type === 'step.intent')).toEqual([]);
+
+    // The source changes in place and apply records its new content while the watcher runs: the
+    // watcher goes on from what apply recorded, and does not take the layer back to the old content.
+    fs.writeFileSync(path.join(b.root, 'conf', 'rootfs', 'hello.txt'), 'hello again\n');
+    await api.apply(b.file, { stateDir: b.stateDir, backend: 'sim', yes: true });
+    const reapplied = await b.events();
+    const content = (e: (typeof reapplied)[number] | undefined) => (e?.type === 'desired.set' ? e.content : undefined);
+    expect(content(reapplied.filter((e) => e.type === 'desired.set').at(-1))?.top.l1).not.toBe(content(recorded)?.top.l1);
+    await w.moreRuns(2);
+    await w.stop();
+    expect((await b.events()).slice(reapplied.length).filter((e) => e.type === 'desired.set' || e.type === 'step.intent')).toEqual([]);
+    expect(w.messages.filter((m) => m.code === 'watch.needs-confirmation' || m.code === 'watch.run-failed')).toEqual([]);
+    expect(await deviceStates(b)).toEqual([['d1', 'activated']]);
   });
 
   it('refuses to start on an invalid manifest, with exit 2 and the manifest message', async () => {
