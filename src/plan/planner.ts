@@ -95,6 +95,10 @@ export function observeThing(t: ThingRecord | undefined, obs: Observation, mount
 export function plan(input: PlanInput): Plan {
   const { desired, state, observed, mode } = input;
   const content = desired ? (input.content ?? chainLayers(desired)) : { units: [], top: {} };
+  if (desired && !input.content && desired.layers.some((l) => l.source)) {
+    // Taking layers with a source as empty would build empty layers and delete the real ones.
+    return { steps: [], impact: 'none', blockers: ['the layers\' content was not resolved for this manifest: run `thinlayer apply -f MANIFEST`'] };
+  }
   const steps: Step[] = [];
   const blockers: string[] = [];
   const mountsByDevice = mountIndex(observed);

@@ -56,13 +56,14 @@ export async function reconcile(session: Session, opts: ReconcileOptions): Promi
     for (let pass = 0; pass < maxPasses; pass++) {
       const poolSpec = opts.desired?.pool ?? session.state.poolSpec;
       const observed = await observeSystem(session.kernel, session.stateDir, poolSpec);
-      const content = opts.content ?? session.state.content ?? undefined;
+      // Without resolved content, the recorded one serves only for the manifest it was resolved for.
+      const sameManifest = JSON.stringify(session.state.desired) === JSON.stringify(opts.desired);
+      const content = opts.content ?? (sameManifest ? (session.state.content ?? undefined) : undefined);
       const plan = makePlan({ desired: opts.desired, state: session.state, observed, mode: opts.mode, content });
       firstPlan ??= plan;
       reporter.notify({ code: 'plan.ready', plan, pass });
       if (plan.blockers.length > 0) throw new StateError(plan.blockers.join('\n'), 'E_BLOCKED');
-      const desiredChanged =
-        opts.recordDesired && (JSON.stringify(session.state.desired) !== JSON.stringify(opts.desired) || JSON.stringify(session.state.content) !== JSON.stringify(opts.content ?? null));
+      const desiredChanged = opts.recordDesired && (!sameManifest || JSON.stringify(session.state.content ?? null) !== JSON.stringify(content ?? null));
       if (plan.steps.length === 0 && !desiredChanged) {
         if (started) await session.append([{ type: 'run.finished', runId, outcome: 'converged', steps }]);
         reporter.notify({ code: 'run.converged', steps, passes: pass });
@@ -76,7 +77,7 @@ export async function reconcile(session: Session, opts: ReconcileOptions): Promi
         await session.append([{ type: 'run.started', runId, command: opts.command, pid: process.pid }]);
         started = true;
       }
-      if (desiredChanged) await session.append([{ type: 'desired.set', manifest: opts.desired, content: opts.content ?? null, source: opts.desired ? 'apply' : 'destroy' }]);
+      if (desiredChanged) await session.append([{ type: 'desired.set', manifest: opts.desired, content: content ?? null, source: opts.desired ? 'apply' : 'destroy' }]);
       const poolDmName = poolSpec ? dmIdentity(poolSpec.name, 'pool').dmName : '';
       steps += await executePlan(session, plan.steps, poolDmName, { runId, reporter, signal: opts.signal, firstIndex: steps });
       if (opts.signal?.aborted) {

@@ -47,31 +47,33 @@ describe('the engine on the real kernel', () => {
     expect(again.steps).toBe(0);
   });
 
-  it('returns space to the host: deleted devices and deleted files shrink the sparse data file', async () => {
+  it('returns space to the host: deleted files and deleted devices shrink the sparse data file', async () => {
     const b = kernelBox();
     const file = join(b.root, 'web.yaml');
-    writeFileSync(file, webManifest(b.mnt));
+    // Nothing mounted at first, so no filesystem writes anything behind the measurement's back.
+    const idle = webManifest(b.mnt).replace(/^  web1:.*\n/m, '');
+    writeFileSync(file, idle);
     const opts = { stateDir: b.stateDir, backend: 'kernel' as const, yes: true };
     await api.apply(file, opts);
+    execFileSync('sync');
     const data = join(b.stateDir, 'data.img');
     const before = allocated(data);
 
-    // Online discard: a file deleted inside a mounted device gives its blocks back.
-    writeSynced(join(b.mnt, 'web1', 'big'), 64 << 20);
-    const withFile = allocated(data);
-    expect(withFile - before).toBeGreaterThan(60 << 20);
-    unlinkSync(join(b.mnt, 'web1', 'big'));
-    execFileSync('sync');
-    await waitFor('the pool to return the deleted file\'s blocks', async () => allocated(data) < before + (8 << 20));
-
-    // A deleted device is discarded before its thin id goes: the sparse file shrinks back.
-    const bigger = webManifest(b.mnt, `  web3: { layer: apache, state: mounted, mountpoint: ${b.mnt}/web3 }\n`);
-    writeFileSync(file, bigger);
-    await api.apply(file, opts);
-    writeSynced(join(b.mnt, 'web3', 'big'), 64 << 20);
-    expect(allocated(data) - before).toBeGreaterThan(60 << 20);
+    // Online discard: a file deleted inside a mounted device gives its blocks back at once.
     writeFileSync(file, webManifest(b.mnt));
     await api.apply(file, opts);
+    const mounted = allocated(data);
+    writeSynced(join(b.mnt, 'web1', 'big'), 64 << 20);
+    expect(allocated(data) - mounted).toBeGreaterThan(60 << 20);
+    unlinkSync(join(b.mnt, 'web1', 'big'));
+    execFileSync('sync');
+    await waitFor("the pool to return the deleted file's blocks", async () => allocated(data) < mounted + (4 << 20));
+
+    // A deleted device is discarded before its thin id goes: the sparse file is back where it was.
+    writeSynced(join(b.mnt, 'web1', 'big'), 64 << 20);
+    writeFileSync(file, idle);
+    await api.apply(file, opts);
+    execFileSync('sync');
     expect(allocated(data)).toBeLessThanOrEqual(before * 1.05);
   });
 
