@@ -1,0 +1,239 @@
+// The real kernel, in one VM boot (test/vm: Debian's kernel under qemu, software emulation): the
+// same base, chain of layers and writable devices, activated and mounted, converged and torn down
+// by `thinlayer apply` / `thinlayer destroy` and by a dmsetup script in the manner of containerd's
+// devmapper snapshotter (bench/vm/dmsetup-*.sh); kernel calls per device against the minimum the
+// steps need; snapshot creation at chain depth 1 against depth 100; space in the data file.
+// The guest side is bench/vm/guest.sh. A VM that cannot boot fails the suite, loudly.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { build } from 'esbuild';
+import { sumKernelCallLines, type KernelCallTally } from '../../src/kernel/counting.ts';
+import { deviceName, manifestYaml } from '../fixtures/manifest.ts';
+import { round } from '../stats.ts';
+import type { Suite, SuiteContext, SuiteOutput } from '../suite.ts';
+import type { Cell } from '../result.ts';
+
+interface Sizes {
+  devices: number;
+  chain: number;
+  depth: number;
+  pairs: number;
+  spaceDevices: number;
+  spaceFileMiB: number;
+  timeoutMs: number;
+}
+
+const FULL: Sizes = { devices: 100, chain: 10, depth: 100, pairs: 20, spaceDevices: 10, spaceFileMiB: 8, timeoutMs: 25 * 60_000 };
+const QUICK: Sizes = { devices: 6, chain: 3, depth: 10, pairs: 3, spaceDevices: 2, spaceFileMiB: 2, timeoutMs: 12 * 60_000 };
+
+interface VmModule {
+  bootVm(o: { command: string; timeoutMs?: number; freshDisk?: boolean; disk?: string; echo?: boolean }): Promise<{ exitCode: number | null; output: string; readyAfterMs: number | null; tookMs: number }>;
+  workDir: string;
+}
+
+/** The kernel calls the steps cannot do without (port calls, one per step), as the script makes them. */
+export function minimumKernelCalls(devices: number, chain: number): { converge: number; teardown: number } {
+  // loop ×2, pool create, create_thin, base create, mkfs, base remove, one create_snap per layer,
+  // and per device create_snap, create (with its table), mount.
+  const converge = 2 + 1 + 1 + 1 + 1 + 1 + chain + 3 * devices;
+  // per device unmount, discard, remove, delete; a delete per layer and the base; pool remove; loop detach ×2.
+  const teardown = 4 * devices + (chain + 1) + 1 + 2;
+  return { converge, teardown };
+}
+
+/** `TL-BENCH phase=NAME key=value ...` lines, by phase. */
+export function parsePhases(output: string): Map<string, Record<string, string>> {
+  const phases = new Map<string, Record<string, string>>();
+  for (const line of output.split('\n')) {
+    const m = /^TL-BENCH (phase=.*)$/.exec(line.trim());
+    if (!m) continue;
+    const fields: Record<string, string> = {};
+    for (const pair of m[1].split(/\s+/)) {
+      const eq = pair.indexOf('=');
+      if (eq > 0) fields[pair.slice(0, eq)] = pair.slice(eq + 1);
+    }
+    phases.set(fields.phase, fields);
+  }
+  return phases;
+}
+
+function callsOf(output: string, phase: 'converge' | 'teardown'): KernelCallTally | null {
+  const lines = output.split('\n').filter((l) => l.startsWith(`TL-BENCH-CALLS ${phase} `));
+  return sumKernelCallLines(lines.join('\n'));
+}
+
+async function bundle(entry: string, outfile: string): Promise<void> {
+  // The options of scripts/build.mjs, into a file of the suite's own: dist/ may be rebuilt by
+  // anyone during the run, and the guest must run one fixed copy.
+  await build({
+    entryPoints: [entry],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    external: ['koffi'],
+    banner: { js: "import { createRequire as __thinlayerRequire } from 'node:module'; const require = __thinlayerRequire(import.meta.url);" },
+    logLevel: 'warning',
+  });
+}
+
+export const kernelSuite: Suite = {
+  name: 'kernel',
+  title: 'The real kernel (in a VM): thinlayer against a dmsetup script',
+  needsVm: true,
+  async run(ctx: SuiteContext): Promise<SuiteOutput> {
+    const s = ctx.quick ? QUICK : FULL;
+    const out: SuiteOutput = { metrics: {}, tables: [], targets: [], notes: [] };
+    const vm = (await import(pathToFileURL(path.join(ctx.repoRoot, 'test', 'vm', 'vm.mjs')).href)) as VmModule;
+    // The guest sees the checkout (read-only), not the host's /tmp: its inputs go under test/vm/.work.
+    const work = path.join(vm.workDir, 'bench');
+    fs.rmSync(work, { recursive: true, force: true });
+    fs.mkdirSync(work, { recursive: true });
+    ctx.log('bundling the CLI and the probe for the guest');
+    await bundle(path.join(ctx.repoRoot, 'src', 'cli', 'main.ts'), path.join(work, 'thinlayer.mjs'));
+    await bundle(path.join(ctx.repoRoot, 'bench', 'vm', 'probe.ts'), path.join(work, 'probe.mjs'));
+    const devices = Array.from({ length: s.devices }, (_, i) => ({ name: deviceName('d', i, 3), layer: `L${s.chain}`, state: 'mounted' as const, mountpoint: `/run/bench/tl/${deviceName('d', i, 3)}` }));
+    const chain = Array.from({ length: s.chain }, (_, i) => `L${i + 1}`);
+    fs.writeFileSync(path.join(work, 'converge.yaml'), manifestYaml({ pool: 'benchvm', dataSize: '8G', metadataSize: '256M', baseSize: '256M', minFree: '1%', chain, devices }));
+
+    const guest = path.join(ctx.repoRoot, 'bench', 'vm', 'guest.sh');
+    const command = ['bash', guest, work, s.devices, s.chain, s.depth, s.pairs, s.spaceDevices, s.spaceFileMiB].join(' ');
+    ctx.log(`booting the VM (software emulation; budget ${s.timeoutMs / 60_000} min): ${s.devices} devices on a chain of ${s.chain}, depth probe to ${s.depth}`);
+    let run;
+    const disk = path.join(vm.workDir, `bench-disk-${process.pid}.img`);
+    try {
+      run = await vm.bootVm({ command, timeoutMs: s.timeoutMs, freshDisk: true, disk, echo: true });
+    } catch (e) {
+      return { ...out, failure: `THE VM DID NOT RUN, so nothing was measured on the real kernel: ${(e as Error)?.message ?? e}` };
+    } finally {
+      fs.rmSync(disk, { force: true });
+    }
+    const output = run.output;
+    const phases = parsePhases(output);
+    const problems: string[] = [];
+    const phase = (name: string) => {
+      const p = phases.get(name);
+      if (!p) problems.push(`the guest reported no ${name} phase`);
+      else if (p.status !== undefined && p.status !== '0') problems.push(`${name} exited with status ${p.status}: ${output.split('\n').filter((l) => l.startsWith('TL-BENCH-ERR')).slice(0, 5).join(' / ')}`);
+      return p ?? {};
+    };
+    const ready = phase('ready');
+    const tlUp = phase('thinlayer-converge');
+    const tlDown = phase('thinlayer-teardown');
+    const shUp = phase('script-converge');
+    const shDown = phase('script-teardown');
+    const ms = (p: Record<string, string>) => Number(p.ms);
+    // Both sides must have made (and removed) the same set: the pool plus one dm device per writable device.
+    const expectDm = s.devices + 1;
+    for (const [name, p, dm, mounts] of [
+      ['thinlayer converge', tlUp, expectDm, s.devices],
+      ['script converge', shUp, expectDm, s.devices],
+      ['thinlayer teardown', tlDown, 0, 0],
+      ['script teardown', shDown, 0, 0],
+    ] as const) {
+      if (p.dm !== undefined && (Number(p.dm) !== dm || Number(p.mounts) !== mounts)) problems.push(`${name} left ${p.dm} dm devices and ${p.mounts} mounts, expected ${dm} and ${mounts}`);
+    }
+
+    const rows: Cell[][] = [];
+    for (const [label, tl, sh] of [
+      [`converge: base, ${s.chain} layers, ${s.devices} devices activated and mounted`, tlUp, shUp],
+      ['teardown of the same set, pool and files included', tlDown, shDown],
+    ] as const) {
+      const ratio = ms(sh) / ms(tl);
+      rows.push([label, round(ms(tl) / 1000), round(ms(sh) / 1000), round(ratio)]);
+    }
+    out.tables.push({
+      title: 'thinlayer against the dmsetup script (seconds, one run each)',
+      columns: ['', 'thinlayer CLI (s)', 'dmsetup script (s)', 'script ÷ thinlayer'],
+      rows,
+      note: `thinlayer: \`node bin/thinlayer.js apply -f converge.yaml --yes --backend kernel -q\` and \`destroy --yes\` (the CLI bundle, started by bench/vm/cli.mjs), node start-up included. Script: bench/vm/dmsetup-converge.sh and dmsetup-teardown.sh, ${shUp.processes ?? '?'} and ${shDown.processes ?? '?'} processes. Node, the bundles and the tools were read once before timing.`,
+    });
+    const upRatio = ms(shUp) / ms(tlUp);
+    const downRatio = ms(shDown) / ms(tlDown);
+    out.metrics.thinlayer_converge_ms = { value: ms(tlUp), unit: 'ms' };
+    out.metrics.script_converge_ms = { value: ms(shUp), unit: 'ms' };
+    out.metrics.thinlayer_teardown_ms = { value: ms(tlDown), unit: 'ms' };
+    out.metrics.script_teardown_ms = { value: ms(shDown), unit: 'ms' };
+    out.targets.push({ target: 'converge at least 3× faster than the dmsetup script', measured: `${round(ms(tlUp) / 1000)} s against ${round(ms(shUp) / 1000)} s: × ${round(upRatio)}`, met: upRatio >= 3 });
+    out.targets.push({ target: 'teardown at least 3× faster than the dmsetup script', measured: `${round(ms(tlDown) / 1000)} s against ${round(ms(shDown) / 1000)} s: × ${round(downRatio)}`, met: downRatio >= 3 });
+
+    // --- kernel calls ------------------------------------------------------------------------
+    const probeLine = output.split('\n').find((l) => l.startsWith('TL-BENCH-PROBE '));
+    const probe = probeLine ? (JSON.parse(probeLine.slice('TL-BENCH-PROBE '.length)) as Record<string, any>) : null;
+    if (!probe) problems.push('the guest printed no probe result');
+    let upCalls = callsOf(output, 'converge');
+    let downCalls = callsOf(output, 'teardown');
+    let callsFrom = 'the CLI runs timed above (THINLAYER_COUNT_KERNEL_CALLS=1)';
+    if (!upCalls && probe?.count && !probe.count.error) {
+      upCalls = probe.count.converge as KernelCallTally;
+      downCalls = probe.count.teardown as KernelCallTally;
+      callsFrom = `a second converge and teardown of the same manifest through the library API with the kernel port wrapped (bench/vm/probe.ts), because the CLI printed no tally: the session does not yet wrap its kernel with countKernelCallsFromEnv (src/kernel/counting.ts). That run took ${round(probe.count.convergeMs / 1000)} s and ${round(probe.count.teardownMs / 1000)} s`;
+    } else if (!upCalls) problems.push(`no kernel call counts: ${probe?.count?.error ?? 'neither the CLI nor the probe printed them'}`);
+    const min = minimumKernelCalls(s.devices, s.chain);
+    if (upCalls && downCalls) {
+      out.tables.push({
+        title: 'Kernel calls (calls through the kernel port)',
+        columns: ['', 'thinlayer', 'per writable device', 'minimum the steps need', 'minimum per device', 'script processes'],
+        rows: [
+          ['converge', upCalls.total, round(upCalls.total / s.devices), min.converge, round(min.converge / s.devices), Number(shUp.processes ?? NaN) || null],
+          ['teardown', downCalls.total, round(downCalls.total / s.devices), min.teardown, round(min.teardown / s.devices), Number(shDown.processes ?? NaN) || null],
+        ],
+        note: `Counted from ${callsFrom}. The minimum counts one call per step of the script (a dm create with its table counts once, as the port's create does). A port call is one ioctl or syscall, except create (create, load, resume) and mkfs (a process).`,
+      });
+      const keys = [...new Set([...Object.keys(upCalls.calls), ...Object.keys(downCalls.calls)])].sort();
+      out.tables.push({
+        title: 'thinlayer kernel calls by kind',
+        columns: ['call', 'converge', 'converge ms', 'teardown', 'teardown ms'],
+        rows: keys.map((k) => [k, upCalls!.calls[k] ?? 0, round(upCalls!.ms[k] ?? 0), downCalls!.calls[k] ?? 0, round(downCalls!.ms[k] ?? 0)]),
+      });
+      out.metrics.kernel_calls_per_device_converge = { value: round(upCalls.total / s.devices), unit: 'calls' };
+      out.metrics.kernel_calls_per_device_teardown = { value: round(downCalls.total / s.devices), unit: 'calls' };
+    }
+
+    // --- depth ---------------------------------------------------------------------------------
+    const depth = probe?.depth;
+    if (depth && !depth.error) {
+      const stepRatio = depth.stepMs.deep / depth.stepMs.depth1;
+      const messageRatio = depth.messageMs.deep / depth.messageMs.depth1;
+      out.tables.push({
+        title: `Snapshot creation by the origin's chain depth (median of ${depth.pairs} each, interleaved)`,
+        columns: ['', 'depth 1 (ms)', `depth ${depth.chain} (ms)`, `ratio`],
+        rows: [
+          ['snap.create step (suspend check, txid read, intent, create_snap, set_transaction_id, done)', round(depth.stepMs.depth1), round(depth.stepMs.deep), round(stepRatio)],
+          ['create_snap message alone', round(depth.messageMs.depth1), round(depth.messageMs.deep), round(messageRatio)],
+        ],
+        note: `One apply made a chain of ${depth.chain} layers (${round(depth.chainConvergeMs / 1000)} s); a second added the devices (state created), alternating depth 1 and depth ${depth.chain}.`,
+      });
+      out.metrics.depth_ratio = { value: round(stepRatio), unit: 'ratio' };
+      out.targets.push({ target: `snapshot creation at depth ${depth.chain} within 1.2× of depth 1`, measured: `step × ${round(stepRatio)}, create_snap message × ${round(messageRatio)}`, met: stepRatio < 1.2 });
+    } else problems.push(`depth probe: ${depth?.error ?? 'no result'}`);
+
+    // --- space ---------------------------------------------------------------------------------
+    const space = probe?.space;
+    if (space && !space.error) {
+      const grew = space.afterWrite.file - space.before.file;
+      const left = space.afterDelete.file - space.before.file;
+      out.tables.push({
+        title: `Space in the data file (\`stat -c %b\`), ${space.devices} mounted devices`,
+        columns: ['moment', 'data file allocated (bytes)', 'pool data used (bytes)'],
+        rows: [
+          ['devices made, nothing written', space.before.file, space.before.pool],
+          [`after writing ${space.written} bytes (one ${s.spaceFileMiB} MiB file and 512 files of 4 KiB per device), sync`, space.afterWrite.file, space.afterWrite.pool],
+          ['after apply deleted the devices (discard, then delete)', space.afterDelete.file, space.afterDelete.pool],
+        ],
+      });
+      out.metrics.kernel_allocated_per_byte_written = { value: round(grew / space.written), unit: 'bytes/byte' };
+      out.metrics.kernel_residual_after_delete_bytes = { value: left, unit: 'bytes' };
+      out.notes.push(`Space: the data file grew by ${round(grew / space.written)} bytes per byte written (ext4 metadata and journal included) and, once the devices were deleted, kept ${left} bytes more than before the writes (${round(left / space.written)} of what was written).`);
+    } else problems.push(`space probe: ${space?.error ?? 'no result'}`);
+
+    out.notes.push(
+      `The guest: Linux ${ready.kernel ?? '?'} under qemu with software emulation (TCG, 2 vCPUs, 2 GiB), the state and pool files on a virtio disk; every process start costs hundreds of milliseconds there, which weighs on the script (one process per step) far more than on thinlayer (one node process per command). Whole boot ${round(run.tookMs / 1000)} s.`,
+    );
+    if (problems.length > 0) return { ...out, failure: problems.join('\n') };
+    return out;
+  },
+};
