@@ -36,6 +36,7 @@ cat > ${dir}/m1.yaml <<'YAML'
 ${manifest(k, false)}YAML
 cat > ${dir}/m2.yaml <<'YAML'
 ${manifest(k, true)}YAML
+sync # the manifests must outlive the power cut too
 ${thinlayer} apply -q -f ${dir}/m1.yaml --yes ${common(k)}
 node -e 'const fs=require("fs"),c=require("crypto");const b=c.randomBytes(1<<20);const f=fs.openSync(process.argv[1],"w");fs.writeSync(f,b);fs.fsyncSync(f);fs.closeSync(f);const d=fs.openSync(require("path").dirname(process.argv[1]),"r");fs.fsyncSync(d);console.log("TL-CUT-${k}-SHA "+c.createHash("sha256").update(b).digest("hex"))' /run/cut${k}/web1/committed.bin
 echo "TL-CUT-${k}: applying the second manifest"
