@@ -9,7 +9,7 @@ import { METADATA_OPS } from '../plan/steps.ts';
 import { ACTIONS, type ActionContext } from '../reconcile/actions.ts';
 import type { Session } from '../reconcile/session.ts';
 import type { Reporter } from '../messages/port.ts';
-import { ThinlayerError, InternalError } from '../errors/index.ts';
+import { ThinlayerError, InternalError, errorRecord } from '../errors/index.ts';
 import { parsePoolStatus } from '../kernel/status-lines.ts';
 import { deleteOrphan } from './orphan-delete.ts';
 import { ORPHAN_DELETE, type GcPlan } from './gc-plan.ts';
@@ -61,7 +61,7 @@ export async function runGc(session: Session, plan: GcPlan, poolDmName: string, 
       try {
         result = await actionFor(step.op)(ctx, step.args);
       } catch (e) {
-        const error = e instanceof ThinlayerError ? { code: e.code, message: e.message, ...('errno' in e ? { errno: (e as { errno: number }).errno } : {}) } : { code: 'E_INTERNAL', message: String((e as Error)?.message ?? e) };
+        const error = errorRecord(e);
         await session.append([{ type: 'step.failed', stepId, op: step.op, target: step.target, error }]);
         reporter.notify({ code: 'step.failed', step, error: error.message });
         throw e;

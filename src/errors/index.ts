@@ -109,3 +109,10 @@ export class InternalError extends ThinlayerError {
 export function isKernelError(e: unknown, name?: ErrnoName): e is KernelError {
   return e instanceof KernelError && (name === undefined || e.is(name));
 }
+
+/** How a failed step's error is written into the event log. */
+export function errorRecord(e: unknown): { code: string; message: string; errno?: number } {
+  if (e instanceof KernelError) return { code: e.code, message: e.message, errno: e.errno };
+  if (e instanceof ThinlayerError) return { code: e.code, message: e.message };
+  return { code: 'E_INTERNAL', message: String((e as Error)?.message ?? e) };
+}

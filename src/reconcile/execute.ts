@@ -5,7 +5,7 @@
 import type { Step } from '../plan/steps.ts';
 import { METADATA_OPS } from '../plan/steps.ts';
 import { ACTIONS, type Action, type ActionContext } from './actions.ts';
-import { ThinlayerError, InternalError } from '../errors/index.ts';
+import { ThinlayerError, InternalError, errorRecord } from '../errors/index.ts';
 import type { Session } from './session.ts';
 import type { Reporter } from '../messages/port.ts';
 
@@ -39,7 +39,7 @@ export async function executePlan(session: Session, steps: Step[], poolDmName: s
       if (!action) throw new InternalError(`no action for step op ${step.op}`);
       result = await action(ctx, step.args);
     } catch (e) {
-      const error = e instanceof ThinlayerError ? { code: e.code, message: e.message, ...('errno' in e ? { errno: (e as { errno: number }).errno } : {}) } : { code: 'E_INTERNAL', message: String((e as Error)?.message ?? e) };
+      const error = errorRecord(e);
       await session.append([{ type: 'step.failed', stepId, op: step.op, target: step.target, error }]);
       opts.reporter.notify({ code: 'step.failed', step, error: error.message });
       throw e;

@@ -14,7 +14,7 @@ import type { StateDir } from '../events/state-dir.ts';
 import type { Backing } from '../manifest/types.ts';
 import { dmIdentity } from '../domain/names.ts';
 import type { StepOp } from '../plan/steps.ts';
-import { ThinlayerError, UserError, StateError } from '../errors/index.ts';
+import { ThinlayerError, UserError, StateError, errorRecord } from '../errors/index.ts';
 import { silentReporter, type Reporter } from '../messages/port.ts';
 
 export const POOL_GROW_OP: StepOp = 'pool.grow';
@@ -106,7 +106,7 @@ export async function completePendingGrows(session: Session, reporter: Reporter 
 }
 
 async function recordFailure(session: Session, stepId: string, e: unknown): Promise<void> {
-  const error = e instanceof ThinlayerError ? { code: e.code, message: e.message, ...('errno' in e ? { errno: (e as { errno: number }).errno } : {}) } : { code: 'E_INTERNAL', message: String((e as Error)?.message ?? e) };
+  const error = errorRecord(e);
   await session.append([{ type: 'step.failed', stepId, op: POOL_GROW_OP, target: 'pool', error }]);
 }
 
