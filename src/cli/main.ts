@@ -45,8 +45,10 @@ const PER_COMMAND: Record<string, FlagSpec[]> = {
 /** ./state in a checkout, /var/lib/thinlayer when installed; THINLAYER_STATE_DIR overrides both. */
 export function defaultStateDir(): string {
   if (process.env.THINLAYER_STATE_DIR) return resolve(process.env.THINLAYER_STATE_DIR);
-  const checkout = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-  return existsSync(join(checkout, '.git')) ? join(checkout, 'state') : '/var/lib/thinlayer';
+  // This file runs from src/cli (through tsx) or from dist (the bundle): the package root is one or two levels up.
+  const here = dirname(fileURLToPath(import.meta.url));
+  const root = [resolve(here, '..'), resolve(here, '../..')].find((dir) => existsSync(join(dir, 'package.json')));
+  return root && existsSync(join(root, '.git')) ? join(root, 'state') : '/var/lib/thinlayer';
 }
 
 export async function main(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
