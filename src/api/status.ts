@@ -29,7 +29,7 @@ export interface StatusView {
     metadata: SpaceUse | null;
     needsCheck: boolean;
   };
-  layers: Array<{ name: string; parent: string | null; chainId: string | null; state: StableState; thinId: number | null; ready: boolean; digest: string | null; usedBy: string[] }>;
+  layers: Array<{ name: string; parent: string | null; chainId: string | null; state: StableState; mountpoint: string | null; thinId: number | null; ready: boolean; digest: string | null; usedBy: string[] }>;
   devices: Array<{ name: string; layer: string; state: StableState; desired: string; mountpoint: string | null; thinId: number | null; dmName: string | null; devPath: string | null }>;
   /** Things the log owns that the manifest no longer wants (deleted by the next apply). */
   unwanted: string[];
@@ -71,6 +71,7 @@ export async function readStatus(session: Session, observed?: Observation): Prom
       parent: l.parent,
       chainId: content.top[l.name] ?? null,
       state: seen(key),
+      mountpoint: l.mountpoint ?? null,
       thinId: t?.thinId ?? null,
       ready: t?.ready ?? false,
       digest: t?.digest ?? null,

@@ -169,6 +169,12 @@ export function resolveManifest(value: unknown, file: string): Resolution {
     // An OCI reference (oci:PATH:TAG) is resolved against the manifest's directory by the layers module.
     else if (typeof source === 'string') layer.source = isAbsolute(source) || source.startsWith('oci:') ? source : join(dirname(file), source);
     if (field(raw, 'allowDevices') === true) layer.allowDevices = true;
+    const layerMount = field(raw, 'mountpoint');
+    if (typeof layerMount === 'string') {
+      const reading = readMountpoint(layerMount);
+      if (reading.ok) layer.mountpoint = reading.path;
+      else report(['layers', name, 'mountpoint'], reading.expected, describeValue(layerMount));
+    }
     layers.push(layer);
   }
   const layerNames = new Set(layers.map((l) => l.name));
@@ -222,7 +228,10 @@ export function resolveManifest(value: unknown, file: string): Resolution {
     }
     devices.push({ name, layer: typeof layer === 'string' ? layer : '', state, mountpoint, sizeBytes });
   }
-  checkMountpointsApart(devices, report);
+  checkMountpointsApart(
+    [...devices.map((d) => ({ section: 'devices' as const, name: d.name, mountpoint: d.mountpoint })), ...layers.map((l) => ({ section: 'layers' as const, name: l.name, mountpoint: l.mountpoint ?? null }))],
+    report,
+  );
 
   if (problems.length > 0 || typeof poolName !== 'string' || !data || !metadata || blockSize === undefined || baseSize === undefined || minFree === undefined || noSpaceTimeout === undefined) {
     return { manifest: null, problems };
@@ -239,19 +248,19 @@ export function resolveManifest(value: unknown, file: string): Resolution {
   };
 }
 
-/** Two devices cannot share a mountpoint, and one mounted inside another would hide or pin it. */
-function checkMountpointsApart(devices: DeviceSpec[], report: (path: DocPath, expected: string, got?: string) => void): void {
-  const seen: { name: string; mountpoint: string }[] = [];
-  for (const device of devices) {
-    const mine = device.mountpoint;
+/** Two devices (or layers) cannot share a mountpoint, and one mounted inside another would hide or pin it. */
+function checkMountpointsApart(mounts: Array<{ section: 'devices' | 'layers'; name: string; mountpoint: string | null }>, report: (path: DocPath, expected: string, got?: string) => void): void {
+  const seen: { section: string; name: string; mountpoint: string }[] = [];
+  for (const entry of mounts) {
+    const mine = entry.mountpoint;
     if (mine === null) continue;
     const other = seen.find((s) => isWithin(mine, s.mountpoint) || isWithin(s.mountpoint, mine));
     if (other) {
-      const whose = formatPath(['devices', other.name]);
+      const whose = formatPath([other.section, other.name]);
       const relation = mine === other.mountpoint ? 'also the mountpoint of' : isWithin(mine, other.mountpoint) ? 'inside the mountpoint of' : 'containing the mountpoint of';
-      report(['devices', device.name, 'mountpoint'], 'a mountpoint apart from every other device\'s', `${describeValue(mine)}, ${relation} ${whose} (${other.mountpoint})`);
+      report([entry.section, entry.name, 'mountpoint'], "a mountpoint apart from every other device's", `${describeValue(mine)}, ${relation} ${whose} (${other.mountpoint})`);
     }
-    seen.push({ name: device.name, mountpoint: mine });
+    seen.push({ section: entry.section, name: entry.name, mountpoint: mine });
   }
 }
 

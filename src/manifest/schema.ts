@@ -44,8 +44,9 @@ const layer = mapping(
     parent: name('the name of another layer').nullable().optional(),
     source: z.string({ error: 'a path (relative to the manifest)' }).optional(),
     allowDevices: z.boolean({ error: 'true or false' }).optional(),
+    mountpoint: z.string({ error: 'an absolute path' }).optional(),
   },
-  'a mapping (parent, source, allowDevices), or nothing',
+  'a mapping (parent, source, allowDevices, mountpoint), or nothing',
 );
 
 const device = mapping(

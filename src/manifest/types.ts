@@ -33,6 +33,8 @@ export interface LayerSpec {
   source?: string;
   /** Let the layer's archive create device nodes and fifos (refused by default). */
   allowDevices?: boolean;
+  /** Mount the layer here, read-only, for inspection. */
+  mountpoint?: string | null;
 }
 
 export interface DeviceSpec {

@@ -48,15 +48,19 @@ function wants(desired: Manifest, mode: PlanMode, content: LayerContent): Want[]
   const base = desired.pool.baseSizeBytes;
   const layerKey = (id: string) => thingKey('layer', chainHex(id));
   const out: Want[] = [{ key: 'base', kind: 'base', name: 'base', origin: null, state: 'created', sizeBytes: base, mountpoint: null, unit: null, label: 'base' }];
+  // A layer mounted for inspection is the top of a manifest layer that names a mountpoint.
+  const inspectAt = new Map<string, string>();
+  for (const layer of desired.layers) if (layer.mountpoint && content.top[layer.name] && !inspectAt.has(content.top[layer.name])) inspectAt.set(content.top[layer.name], layer.mountpoint);
   for (const unit of content.units) {
+    const mountpoint = inspectAt.get(unit.chainId) ?? null;
     out.push({
       key: layerKey(unit.chainId),
       kind: 'layer',
       name: chainHex(unit.chainId),
       origin: unit.parentChainId ? layerKey(unit.parentChainId) : 'base',
-      state: 'created',
+      state: mountpoint && mode !== 'down' ? 'mounted' : 'created',
       sizeBytes: base,
-      mountpoint: null,
+      mountpoint,
       unit,
       label: unit.label,
     });
@@ -202,6 +206,21 @@ export function plan(input: PlanInput): Plan {
       `apply the content of layer ${unit.label} (${unit.content!.label ?? unit.content!.path}) and commit it as ${chainHex(unit.chainId)}`,
     );
 
+  // Things no longer wanted give up their mountpoints first: a wanted device or layer may be about
+  // to be mounted in the same place.
+  const removing = mode === 'converge' && blockers.length === 0;
+  const depth = (t: ThingRecord): number => (t.origin && state.things[t.origin] ? 1 + depth(state.things[t.origin]) : 0);
+  const order = { device: 0, layer: 1, base: 2 } as const;
+  const unwanted = removing
+    ? Object.values(state.things)
+        .filter((t) => !wantedKeys.has(t.key))
+        .sort((a, b) => order[a.kind] - order[b.kind] || depth(b) - depth(a) || a.key.localeCompare(b.key))
+    : [];
+  for (const t of unwanted) {
+    const seen = observeThing(t, observed, mountsByDevice);
+    if (seen.state === 'mounted') emit('UNMOUNT', t, seen.mountedAt, null);
+  }
+
   if (fenced) {
     for (const want of wanted) {
       let t: ThingRecord | undefined = state.things[want.key];
@@ -250,8 +269,15 @@ export function plan(input: PlanInput): Plan {
         emit('UNMOUNT', t, seen.mountedAt, want);
         seen = { ...seen, state: 'activated', mountedAt: null };
       }
+      if (want.kind === 'layer' && want.unit?.content && (!t.ready || seen.state === 'absent')) {
+        // Content goes in before the layer is activated or mounted for anything else.
+        if (seen.state === 'absent') {
+          createStep(t);
+          seen = { state: 'created', uncertain: false, mountedAt: null };
+        }
+        commitStep(t, want.unit);
+      }
       lifecycleSteps(t, seen.state, want.state, seen.mountedAt, want);
-      if (want.kind === 'layer' && want.unit?.content && (!t.ready || seen.state === 'absent')) commitStep(t, want.unit);
       const origin = want.origin ? planned.get(want.origin) : undefined;
       const needsGrow = want.kind === 'device' && origin !== undefined && t.sizeBytes > origin.sizeBytes && (seen.state === 'absent' || !t.ready);
       if (needsGrow && want.state === 'mounted') {
@@ -261,15 +287,11 @@ export function plan(input: PlanInput): Plan {
   }
 
   // --- thin devices no longer wanted: devices first, then layers deepest first, the base last -------
-  if (mode === 'converge' && blockers.length === 0) {
-    const depth = (t: ThingRecord): number => (t.origin && state.things[t.origin] ? 1 + depth(state.things[t.origin]) : 0);
-    const order = { device: 0, layer: 1, base: 2 } as const;
-    const unwanted = Object.values(state.things)
-      .filter((t) => !wantedKeys.has(t.key))
-      .sort((a, b) => order[a.kind] - order[b.kind] || depth(b) - depth(a) || a.key.localeCompare(b.key));
+  if (removing) {
     for (const t of unwanted) {
       const seen = observeThing(t, observed, mountsByDevice);
-      lifecycleSteps(t, seen.state, 'absent', seen.mountedAt, null);
+      // Already unmounted above, before anything wanted could need its mountpoint.
+      lifecycleSteps(t, seen.state === 'mounted' ? 'activated' : seen.state, 'absent', null, null);
     }
   }
 

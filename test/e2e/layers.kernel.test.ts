@@ -18,6 +18,9 @@ describe('layers with content on the real kernel', () => {
     expectUpperChain(join(b.mnt, 'app1'));
     expectUpperChain(join(b.mnt, 'app2'));
     expectImage(join(b.mnt, 'img'));
+    // The layer mounted for inspection shows its content and refuses writes.
+    expectUpperChain(join(b.mnt, 'inspect-upper'));
+    expect(() => writeFileSync(join(b.mnt, 'inspect-upper', 'nope'), 'x')).toThrow(/EROFS/);
     writeFileSync(join(b.mnt, 'app1', 'only-app1'), 'x');
     expect(existsSync(join(b.mnt, 'app2', 'only-app1'))).toBe(false);
     expect((await api.planFor(file, opts)).steps).toEqual([]);

@@ -9,6 +9,7 @@ import * as api from '../../src/api/index.ts';
 import { writeLayerScenario, expectUpperChain, expectImage } from '../scenarios/layer-chain.ts';
 import { buildTar } from '../layers/tar-builder.ts';
 import { CollectingReporter } from '../../src/messages/port.ts';
+import { SimKernel } from '../../src/kernel/sim/index.ts';
 
 function box() {
   const root = mkdtempSync(join(tmpdir(), 'thinlayer-layers-'));
@@ -27,12 +28,20 @@ describe('layers with content on the simulated kernel', () => {
     expectUpperChain(join(b.mnt, 'app2'));
     expectImage(join(b.mnt, 'img'));
     expect(reporter.messages.some((m) => m.code === 'progress')).toBe(true);
+    // The layer mounted for inspection shows its content, read-only.
+    expectUpperChain(join(b.mnt, 'inspect-upper'));
+    const sim = new SimKernel({ dir: join(b.stateDir, 'sim') });
+    const inspect = (await sim.mounts()).find((m) => m.mountpoint === join(b.mnt, 'inspect-upper'));
+    expect(inspect?.options).toContain('ro');
+    await sim.close();
 
     const status = await api.status(opts);
     const upper = status.layers.find((l) => l.name === 'upper')!;
     expect(upper.chainId).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(upper.usedBy).toEqual(['app1', 'app2']);
     expect(status.layers.find((l) => l.name === 'image')!.state).toBe('created');
+    expect(upper.state).toBe('mounted');
+    expect(upper.mountpoint).toBe(join(b.mnt, 'inspect-upper'));
 
     // A write in app1 is seen neither by its sibling nor by a new snapshot of the layer.
     writeFileSync(join(b.mnt, 'app1', 'etc/passwd'), 'changed in app1\n');

@@ -77,7 +77,7 @@ export function writeLayerScenario(dir: string, mnt: string, sizes = { data: '2G
 layers:
   lower: { source: lower.tar }
   middle: { parent: lower, source: middle.tar.gz }
-  upper: { parent: middle, source: upper.tar.zst }
+  upper: { parent: middle, source: upper.tar.zst, mountpoint: ${mnt}/inspect-upper }
   image: { source: "oci:image:v1" }
 devices:
   app1: { layer: upper, mountpoint: ${mnt}/app1 }
