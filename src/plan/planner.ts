@@ -243,7 +243,9 @@ export function plan(input: PlanInput): Plan {
           ...id,
           thinId: nextThinId++,
           origin: want.origin,
-          sizeBytes: want.sizeBytes,
+          // A layer has its origin's size (the base's when the base was made): a raised baseSize is for
+          // new devices, whose filesystems are grown; layers are never resized.
+          sizeBytes: want.kind === 'layer' && want.origin && planned.get(want.origin) ? planned.get(want.origin)!.sizeBytes : want.sizeBytes,
           lifecycle: { state: 'absent', from: 'absent', error: null },
           label: want.label,
           ready: false,

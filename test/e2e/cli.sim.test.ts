@@ -159,3 +159,28 @@ describe('thinlayer pool grow on the simulated kernel', () => {
     expect(events.filter((e: any) => e.op === 'pool.grow').map((e: any) => e.type)).toEqual(['step.intent', 'step.done']);
   });
 });
+
+describe('device sizes and the base size', () => {
+  it('grows the filesystem of a device larger than its layer, and refuses to lower pool.baseSize', () => {
+    const box = sandbox();
+    onTestFinished(() => box.cleanup());
+    const file = box.writeManifest('web.yaml', webManifest(box.mnt, `  big: { layer: apache, size: 512M, mountpoint: ${box.mnt}/big }\n`));
+    const applied = box.run(['apply', '-f', file, '--yes']);
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(applied.stderr).toMatch(/grow the filesystem of device big/);
+    expect(box.json(['plan', '-f', file]).steps).toEqual([]);
+    const events = box.run(['events', '--json']).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(events.some((e: any) => e.type === 'step.done' && e.op === 'fs.grow' && e.target === 'device:big')).toBe(true);
+
+    // Raising the base size: new devices get it, existing layers stay as they are.
+    const raised = box.writeManifest('raised.yaml', webManifest(box.mnt, `  big: { layer: apache, size: 512M, mountpoint: ${box.mnt}/big }\n  web4: { layer: apache, state: activated }\n`).replace('baseSize: 256M', 'baseSize: 384M'));
+    const r = box.run(['apply', '-f', raised, '--yes']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).not.toMatch(/snapshot the base as layer/);
+
+    const lowered = box.writeManifest('lowered.yaml', webManifest(box.mnt).replace('baseSize: 256M', 'baseSize: 128M'));
+    const refused = box.run(['apply', '-f', lowered, '--yes']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/pool\.baseSize: cannot be lowered/);
+  });
+});

@@ -105,3 +105,44 @@ describe('the engine on the real kernel', () => {
     }
   });
 });
+
+describe('the engine on the real kernel, block devices and sizes', () => {
+  it('builds the pool on block devices the user names, and grows a device larger than its layer', async () => {
+    const b = kernelBox();
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(b.src, { recursive: true });
+    const loops: string[] = [];
+    try {
+      for (const [name, size] of [['data.raw', '1G'], ['meta.raw', '64M']]) {
+        execFileSync('truncate', ['-s', size, join(b.src, name)]);
+        loops.push(execFileSync('losetup', ['-f', '--show', join(b.src, name)], { encoding: 'utf8' }).trim());
+      }
+      const file = join(b.root, 'blockdev.yaml');
+      writeFileSync(
+        file,
+        `pool:
+  name: blk
+  data: { device: ${loops[0]} }
+  metadata: { device: ${loops[1]} }
+  baseSize: 256M
+layers:
+  os: {}
+devices:
+  big: { layer: os, size: 512M, mountpoint: ${b.mnt}/big }
+`,
+      );
+      const opts = { stateDir: b.stateDir, backend: 'kernel' as const, yes: true };
+      await api.apply(file, opts);
+      const status = await api.status(opts);
+      expect(status.pool?.active).toBe(true);
+      expect(status.pool?.data?.totalBytes).toBe(1 << 30);
+      expect(status.devices[0].state).toBe('mounted');
+      const df = execFileSync('df', ['-B1', '--output=size', join(b.mnt, 'big')], { encoding: 'utf8' }).trim().split('\n')[1];
+      expect(Number(df)).toBeGreaterThan(400 << 20); // grown past the 256M base
+      await api.destroy(opts);
+      expect(statSync(join(b.src, 'data.raw')).size).toBe(1 << 30); // the user's device is left in place
+    } finally {
+      for (const loop of loops) execFileSync('losetup', ['-d', loop]);
+    }
+  });
+});
