@@ -111,7 +111,6 @@ export function plan(input: PlanInput): Plan {
   const poolName = desired?.pool.name ?? state.poolSpec?.name ?? state.pool?.name ?? null;
   const fs = desired?.pool.filesystem ?? state.poolSpec?.filesystem ?? 'ext4';
   const poolIdentity = poolName ? dmIdentity(poolName, 'pool') : null;
-  const poolActive = observed.pool !== null;
   const poolWanted = desired !== null;
 
   const add = (op: Step['op'], target: string, impact: Impact, args: Record<string, unknown>, reason: string) => steps.push({ op, target, impact, args, reason });
@@ -156,7 +155,6 @@ export function plan(input: PlanInput): Plan {
   }
 
   // --- thin devices -----------------------------------------------------------------------------
-  const wantedKeys = wantedNames;
   const planned = new Map<string, ThingRecord>(); // things as they will be after the plan, for origins
   const fenced = poolWanted && mode === 'converge' && blockers.length === 0;
 
@@ -213,7 +211,7 @@ export function plan(input: PlanInput): Plan {
   const order = { device: 0, layer: 1, base: 2 } as const;
   const unwanted = removing
     ? Object.values(state.things)
-        .filter((t) => !wantedKeys.has(t.key))
+        .filter((t) => !wantedNames.has(t.key))
         .sort((a, b) => order[a.kind] - order[b.kind] || depth(b) - depth(a) || a.key.localeCompare(b.key))
     : [];
   for (const t of unwanted) {
