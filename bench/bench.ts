@@ -62,6 +62,8 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void =
       fs.rmSync(scratch, { recursive: true, force: true });
     }
     const { failure, ...figures } = output;
+    // A suite that failed half-way may have computed figures from missing phases: keep only real numbers.
+    figures.metrics = Object.fromEntries(Object.entries(figures.metrics).filter(([, m]) => Number.isFinite(m.value)));
     const result: SuiteResult = { ...stamp, status: failure ? 'failed' : 'ok', ...(failure ? { reason: failure } : {}), durationMs: Math.round(performance.now() - started), ...figures };
     if (failure) say(`[bench] ${suite.name}: FAILED: ${failure}`);
     for (const t of result.targets) say(`[bench] ${suite.name}: target ${t.met ? 'met' : 'MISSED'}: ${t.target}: ${t.measured}`);

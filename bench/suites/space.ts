@@ -95,7 +95,9 @@ export const spaceSuite: Suite = {
       out.metrics.allocated_per_byte_written = { value: round(allocated / written), unit: 'bytes/byte' };
       out.metrics.residual_after_delete_bytes = { value: residual, unit: 'bytes' };
       out.notes.push(
-        `After deleting the devices the pool holds ${residual} bytes more than before the writes (${round(residual / written)} of what was written).`,
+        residual > 0
+          ? `After deleting the devices the pool holds ${residual} bytes more than before the writes (${round(residual / written)} of what was written).`
+          : `Deleting the devices returned every block written into them (the pool holds ${-residual} bytes fewer than before the writes).`,
         'The simulator allocates a file\'s 4 KiB blocks first-fit, so small files pack into shared pool blocks; on the real kernel the filesystem\'s own allocator decides (see the kernel suite).',
       );
     } finally {

@@ -1,6 +1,8 @@
 #!/bin/bash
 # The kernel suite inside the VM, one boot: the same base, layer chain and writable devices
 # converged and torn down by thinlayer's CLI and by the dmsetup script, then the library probe.
+# The order is thinlayer, script, script, thinlayer (converge, converge, teardown, teardown), so
+# that a host growing busier or quieter during the boot weighs on both sides alike.
 # Every phase prints one `TL-BENCH phase=NAME key=value...` line for the host to read.
 #
 #   guest.sh WORK DEVICES CHAIN DEPTH PAIRS SPACE_DEVICES SPACE_FILE_MIB
@@ -26,6 +28,10 @@ node "$WORK/probe.mjs" --help >/dev/null 2>&1 || true
 dmsetup version >/dev/null
 mkfs.ext4 -V >/dev/null 2>&1 || true
 emit "phase=ready uptime=$(cut -d' ' -f1 /proc/uptime) kernel=$(uname -r)"
+t0=$(now_ms)
+"${CLI[@]}" --help >/dev/null
+t1=$(now_ms)
+emit "phase=cli-start status=0 ms=$((t1 - t0))"
 
 echo "TL-BENCH-PROGRESS thinlayer converge: $DEVICES devices on a chain of $CHAIN layers"
 t0=$(now_ms)
@@ -36,15 +42,6 @@ emit "phase=thinlayer-converge status=$status ms=$((t1 - t0)) dm=$(owned thinlay
 [ "$status" = 0 ] || sed 's/^/TL-BENCH-ERR /' /tmp/tl-apply.err | head -20
 grep -o 'thinlayer-kernel-calls .*' /tmp/tl-apply.err | sed 's/^/TL-BENCH-CALLS converge /'
 COUNTED=$(grep -c 'thinlayer-kernel-calls ' /tmp/tl-apply.err || true)
-
-echo "TL-BENCH-PROGRESS thinlayer teardown"
-t0=$(now_ms)
-THINLAYER_COUNT_KERNEL_CALLS=1 "${CLI[@]}" destroy --yes --backend kernel --state-dir "$DISK/tl" -q 2>/tmp/tl-destroy.err
-status=$?
-t1=$(now_ms)
-emit "phase=thinlayer-teardown status=$status ms=$((t1 - t0)) dm=$(owned thinlayer-benchvm-) mounts=$(mounted $MOUNTS/tl/)"
-[ "$status" = 0 ] || sed 's/^/TL-BENCH-ERR /' /tmp/tl-destroy.err | head -20
-grep -o 'thinlayer-kernel-calls .*' /tmp/tl-destroy.err | sed 's/^/TL-BENCH-CALLS teardown /'
 
 echo "TL-BENCH-PROGRESS script converge"
 t0=$(now_ms)
@@ -61,6 +58,15 @@ status=$?
 t1=$(now_ms)
 emit "phase=script-teardown status=$status ms=$((t1 - t0)) dm=$(owned bsh-) mounts=$(mounted $MOUNTS/sh/) ${out##*$'\n'}"
 [ "$status" = 0 ] || sed 's/^/TL-BENCH-ERR /' /tmp/sh-teardown.err | head -20
+
+echo "TL-BENCH-PROGRESS thinlayer teardown"
+t0=$(now_ms)
+THINLAYER_COUNT_KERNEL_CALLS=1 "${CLI[@]}" destroy --yes --backend kernel --state-dir "$DISK/tl" -q 2>/tmp/tl-destroy.err
+status=$?
+t1=$(now_ms)
+emit "phase=thinlayer-teardown status=$status ms=$((t1 - t0)) dm=$(owned thinlayer-benchvm-) mounts=$(mounted $MOUNTS/tl/)"
+[ "$status" = 0 ] || sed 's/^/TL-BENCH-ERR /' /tmp/tl-destroy.err | head -20
+grep -o 'thinlayer-kernel-calls .*' /tmp/tl-destroy.err | sed 's/^/TL-BENCH-CALLS teardown /'
 
 echo "TL-BENCH-PROGRESS probe: depth, space$([ "$COUNTED" = 0 ] && echo ', counted converge')"
 count=()

@@ -115,7 +115,7 @@ async function depthProbe(a: ProbeArgs) {
   started = performance.now();
   await apply(withDevices, { stateDir, kernel: timedKernel, yes: true, reporter });
   say(`depth: ${devices.length} snapshots in ${Math.round(performance.now() - started)} ms`);
-  await destroy({ stateDir, kernel: kernelFor(null), yes: true });
+  // No teardown: the guest's disk is thrown away after the run, and the VM's minutes are counted.
   return {
     chain: a.chain,
     chainConvergeMs: chainMs,
@@ -173,7 +173,6 @@ async function spaceProbe(a: ProbeArgs) {
   await apply(none, { stateDir, kernel: kernelFor(null), yes: true });
   execFileSync('sync');
   const afterDelete = { file: allocatedBytes(dataFile), pool: await poolUsed() };
-  await destroy({ stateDir, kernel: kernelFor(null), yes: true });
   return { devices: a.spaceDevices, written, before, afterWrite, afterDelete };
 }
 
