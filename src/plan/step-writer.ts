@@ -1,0 +1,94 @@
+// Writes plan steps for thin devices: one place that turns a lifecycle command, a snapshot, a layer
+// commit or a filesystem step into a Step with its impact, its arguments (everything needed to run
+// it again after a crash) and its reason. Pure; the planner decides which steps, this says how.
+
+import type { ThingRecord } from '../lifecycle/projection.ts';
+import { pathBetween, type StableState, type LifecycleCommand } from '../lifecycle/machine.ts';
+import type { Filesystem } from '../kernel/port.ts';
+import type { Step, Impact } from './steps.ts';
+import { chainHex, type LayerUnit } from './layer-chain.ts';
+import type { Want } from './wants.ts';
+
+export function describeThing(t: Pick<ThingRecord, 'kind' | 'name' | 'label'>): string {
+  if (t.kind === 'base') return 'the base';
+  if (t.kind === 'layer') return `layer ${t.label ?? t.name}`;
+  return `device ${t.name}`;
+}
+
+export class StepWriter {
+  readonly steps: Step[] = [];
+  /** Thin devices as they will be after the plan, by key: what snapshots name as their origin. */
+  readonly planned = new Map<string, ThingRecord>();
+
+  constructor(
+    private readonly fs: Filesystem,
+    private readonly units: Map<string, LayerUnit>,
+  ) {}
+
+  add(op: Step['op'], target: string, impact: Impact, args: Record<string, unknown>, reason: string): void {
+    this.steps.push({ op, target, impact, args, reason });
+  }
+
+  /** The steps of the lifecycle machine's path from one stable state to another. */
+  lifecycle(t: ThingRecord, from: StableState, to: StableState, mountedAt: string | null, want: Want | null): void {
+    for (const command of pathBetween(from, to)) this.emit(command, t, mountedAt, want);
+  }
+
+  emit(command: LifecycleCommand, t: ThingRecord, mountedAt: string | null, want: Want | null): void {
+    const who = describeThing(t);
+    switch (command) {
+      case 'CREATE':
+        return this.create(t);
+      case 'ACTIVATE':
+        return this.add('thin.activate', t.key, 'update', { dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes }, `activate ${who}`);
+      case 'MOUNT':
+        // Devices are mounted read-write; layers only ever for inspection, read-only.
+        return this.add('fs.mount', t.key, 'update', { dmName: t.dmName, mountpoint: want?.mountpoint, filesystem: this.fs, readOnly: t.kind !== 'device' }, `mount ${who} at ${want?.mountpoint}`);
+      case 'UNMOUNT':
+        return this.add('fs.unmount', t.key, 'update', { dmName: t.dmName, mountpoint: mountedAt ?? t.mountpoint }, `unmount ${who} from ${mountedAt ?? t.mountpoint}`);
+      case 'DEACTIVATE':
+        return this.add('thin.deactivate', t.key, 'update', { dmName: t.dmName }, `deactivate ${who}`);
+      case 'DELETE':
+        return this.add('thin.delete', t.key, 'destroy', { dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes, discard: true }, `delete ${who} (thin id ${t.thinId}) and return its space`);
+    }
+  }
+
+  /** create_thin for the base, create_snap of its origin for everything else. */
+  create(t: ThingRecord): void {
+    const common = { kind: t.kind, name: t.name, dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes };
+    if (t.kind === 'base') return this.add('thin.create', t.key, 'create', common, `create the base thin device (thin id ${t.thinId})`);
+    const origin = this.planned.get(t.origin!)!;
+    const unit = this.units.get(t.key) ?? null;
+    // An empty layer is complete once it exists; a layer with content once it is committed; a device
+    // once its filesystem fills it (a device larger than its layer needs its filesystem grown).
+    const ready = t.kind === 'layer' ? unit !== null && unit.content === null : t.sizeBytes <= origin.sizeBytes;
+    this.add(
+      'snap.create',
+      t.key,
+      'create',
+      { ...common, label: t.label, origin: origin.key, originThinId: origin.thinId, originDmName: origin.dmName, ready, ...(t.kind === 'layer' && unit ? { digest: unit.chainId } : {}) },
+      `snapshot ${describeThing(origin)} as ${describeThing(t)} (thin id ${t.thinId})`,
+    );
+  }
+
+  /** Apply a layer's content into its new snapshot and record it as committed. */
+  commit(t: ThingRecord, unit: LayerUnit): void {
+    this.add(
+      'layer.commit',
+      t.key,
+      'create',
+      { dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes, filesystem: this.fs, content: unit.content, chainId: unit.chainId, allowDevices: unit.allowDevices, label: unit.label },
+      `apply the content of layer ${unit.label} (${unit.content!.label ?? unit.content!.path}) and commit it as ${chainHex(unit.chainId)}`,
+    );
+  }
+
+  /** The base is formatted once. */
+  mkfs(t: ThingRecord): void {
+    this.add('fs.mkfs', t.key, 'create', { dmName: t.dmName, filesystem: this.fs }, `make the ${this.fs} filesystem on the base`);
+  }
+
+  /** Grow a device's filesystem to fill a device larger than its layer. */
+  grow(t: ThingRecord, mountpoint: string | null): void {
+    this.add('fs.grow', t.key, 'update', { dmName: t.dmName, mountpoint, filesystem: this.fs }, `grow the filesystem of ${describeThing(t)} to fill its ${t.sizeBytes} bytes`);
+  }
+}
