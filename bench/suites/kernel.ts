@@ -302,7 +302,7 @@ export const kernelSuite: Suite = {
     } else problems.push(`space probe: ${space?.error ?? 'no result'}`);
 
     out.notes.push(
-      `The guest: Linux ${ready.kernel ?? '?'} under qemu with software emulation (TCG, 2 vCPUs, 2 GiB), the state and pool files on a virtio disk; every process start costs hundreds of milliseconds there, which weighs on the script (one process per step) far more than on thinlayer (one node process per command). Whole boot ${round(run.tookMs / 1000)} s.`,
+      `The guest: Linux ${ready.kernel ?? '?'} under qemu with software emulation (TCG, 2 vCPUs, 2 GiB), the state and pool files on a virtio disk; there each of the script's steps took ${round(ms(shUp) / Number(shUp.processes))} ms (converge) and ${round(ms(shDown) / Number(shDown.processes))} ms (teardown) with its process start, and node with the CLI took ${round(Number(phases.get('cli-start')?.ms ?? NaN) / 1000)} s to start. Whole boot ${round(run.tookMs / 1000)} s.`,
     );
     if (problems.length > 0) return { ...out, failure: problems.join('\n') };
     return out;
