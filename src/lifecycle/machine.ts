@@ -69,7 +69,8 @@ export const lifecycleMachine = setup({
     creating: { on: { DONE: 'created', FAIL: { target: 'failed', actions: 'recordError' } } },
     created: { entry: assign({ from: 'created' as StableState, error: null }), on: { ACTIVATE: 'activating', DELETE: 'deleting' } },
     activating: { on: { DONE: 'activated', FAIL: { target: 'failed', actions: 'recordError' } } },
-    activated: { entry: assign({ from: 'activated' as StableState, error: null }), on: { MOUNT: 'mounting', DEACTIVATE: 'deactivating' } },
+    // DELETE from activated too: the delete step discards through the live device, then removes it.
+    activated: { entry: assign({ from: 'activated' as StableState, error: null }), on: { MOUNT: 'mounting', DEACTIVATE: 'deactivating', DELETE: 'deleting' } },
     mounting: { on: { DONE: 'mounted', FAIL: { target: 'failed', actions: 'recordError' } } },
     mounted: { entry: assign({ from: 'mounted' as StableState, error: null }), on: { UNMOUNT: 'unmounting' } },
     unmounting: { on: { DONE: 'activated', FAIL: { target: 'failed', actions: 'recordError' } } },
@@ -98,10 +99,20 @@ function toRecord(snapshot: LifecycleSnapshot): LifecycleRecord {
   return { state: snapshot.value as LifecycleState, from: snapshot.context.from, error: snapshot.context.error };
 }
 
+// The machine is small and pure, so its answers are cached: replaying a long log and planning for
+// thousands of devices ask the same few questions again and again.
+const stepCache = new Map<string, LifecycleRecord>();
+
 /** Pure: the record after one event. Events the current state does not accept leave it unchanged. */
 export function step(record: LifecycleRecord, event: LifecycleEvent): LifecycleRecord {
+  const cacheable = record.error === null && event.type !== 'FAIL';
+  const key = cacheable ? `${record.state}|${record.from}|${event.type}|${event.type === 'OBSERVED' ? event.state : ''}` : '';
+  const cached = cacheable ? stepCache.get(key) : undefined;
+  if (cached) return { ...cached };
   const [next] = transition(lifecycleMachine, toSnapshot(record), event);
-  return toRecord(next);
+  const result = toRecord(next);
+  if (cacheable) stepCache.set(key, { ...result });
+  return result;
 }
 
 /** Whether the machine accepts a command in this state (the transition changes the state). */
@@ -114,7 +125,19 @@ export function accepts(record: LifecycleRecord, command: LifecycleCommand): boo
  * each command followed by its DONE. Found by breadth-first search over the machine itself, so the
  * planner and the projection can never disagree on what is reachable.
  */
+const pathCache = new Map<string, LifecycleCommand[]>();
+
 export function pathBetween(from: StableState, to: StableState): LifecycleCommand[] {
+  const key = `${from}>${to}`;
+  let path = pathCache.get(key);
+  if (!path) {
+    path = searchPath(from, to);
+    pathCache.set(key, path);
+  }
+  return [...path];
+}
+
+function searchPath(from: StableState, to: StableState): LifecycleCommand[] {
   if (from === to) return [];
   const start: LifecycleRecord = { state: from, from, error: null };
   const queue: Array<{ record: LifecycleRecord; path: LifecycleCommand[] }> = [{ record: start, path: [] }];

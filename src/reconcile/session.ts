@@ -11,6 +11,7 @@ import type { KernelPort } from '../kernel/port.ts';
 import { openKernel, type BackendChoice } from '../kernel/select.ts';
 import { evolve, initialState, PROJECTION_SCHEMA, type EngineState } from '../lifecycle/projection.ts';
 import { CrashPoints } from './crash-points.ts';
+import { countKernelCallsFromEnv } from '../kernel/counting.ts';
 import type { Reporter } from '../messages/port.ts';
 
 export interface SessionOptions {
@@ -36,6 +37,9 @@ export class Session {
     public state: EngineState,
   ) {}
 
+  /** The sequence the stored snapshot already covers (-1: none fits), so close() saves only when there is news. */
+  private replayedSeq = -1;
+
   static async open(opts: SessionOptions): Promise<Session> {
     const stateDir = await openStateDir(opts.stateDir);
     const crash = new CrashPoints();
@@ -50,7 +54,7 @@ export class Session {
       }
       const log = await EventLog.open(stateDir);
       const store = await SnapshotStore.open<EngineState>(stateDir);
-      const session = new Session(stateDir, crash.wrapKernel(kernel), log, store, lock, crash, initialState());
+      const session = new Session(stateDir, crash.wrapKernel(countKernelCallsFromEnv(kernel)), log, store, lock, crash, initialState());
       if (opts.mutate) {
         const torn = await log.repairTornTail();
         if (torn) {
@@ -62,6 +66,7 @@ export class Session {
       }
       const replayed = await replay(log, store, evolve, initialState, PROJECTION_SCHEMA);
       session.state = replayed.state;
+      session.replayedSeq = replayed.fromSnapshot && replayed.replayed === 0 ? replayed.seq : -1;
       return session;
     } catch (e) {
       await lock?.release();
@@ -80,7 +85,7 @@ export class Session {
 
   async close(): Promise<void> {
     try {
-      if (this.lock && this.state.lastSeq > 0) await this.store.save(this.state.lastSeq, this.state, PROJECTION_SCHEMA).catch(() => undefined);
+      if (this.lock && this.state.lastSeq > 0 && this.state.lastSeq !== this.replayedSeq) await this.store.save(this.state.lastSeq, this.state, PROJECTION_SCHEMA).catch(() => undefined);
       await this.log.close();
       await this.kernel.close();
     } finally {

@@ -9,7 +9,8 @@ describe('lifecycle machine', () => {
   it.each([
     ['absent', 'mounted', ['CREATE', 'ACTIVATE', 'MOUNT']],
     ['absent', 'activated', ['CREATE', 'ACTIVATE']],
-    ['mounted', 'absent', ['UNMOUNT', 'DEACTIVATE', 'DELETE']],
+    ['mounted', 'absent', ['UNMOUNT', 'DELETE']],
+    ['activated', 'absent', ['DELETE']],
     ['activated', 'created', ['DEACTIVATE']],
     ['created', 'mounted', ['ACTIVATE', 'MOUNT']],
     ['mounted', 'created', ['UNMOUNT', 'DEACTIVATE']],

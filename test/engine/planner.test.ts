@@ -119,9 +119,10 @@ describe('planner', () => {
     const { obs } = liveObservation();
     const m = manifest({ devices: [manifest().devices[1]] });
     const p = plan({ desired: m, state: appliedState(), observed: obs, mode: 'converge' });
-    expect(ops(p)).toEqual(['fs.unmount device:web1', 'thin.deactivate device:web1', 'thin.delete device:web1']);
+    // A live device is deleted as it is: the delete step discards through it, then removes it.
+    expect(ops(p)).toEqual(['fs.unmount device:web1', 'thin.delete device:web1']);
     expect(p.impact).toBe('destroy');
-    expect(p.steps[2].args.thinId).toBe(3);
+    expect(p.steps[1].args.thinId).toBe(3);
   });
 
   it('down unmounts and deactivates everything and the pool, deleting nothing', () => {
