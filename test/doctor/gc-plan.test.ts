@@ -35,13 +35,14 @@ describe('what gc collects', () => {
     expect(planGc(facts()).steps).toEqual([]);
   });
 
-  it('deletes layers the manifest no longer lists, children first, deactivating an active one', () => {
+  it('deletes layers the manifest no longer lists, children first, an active one through its live device', () => {
     const state = withDroppedLayers();
     const live = { [state.things['device:web'].dmName]: 2, [state.things[OLDER].dmName]: 4 };
     const plan = planGc(facts({ state, live, thinIds: [0, 1, 2, 3, 4] }));
-    expect(ops(plan)).toEqual([`thin.deactivate ${OLDER}`, `thin.delete ${OLDER}`, `thin.delete ${OLD}`]);
-    expect(plan.steps[1].args).toMatchObject({ thinId: 4, discard: true });
-    expect(plan.steps[2].reason).toContain(`layer old (${OLD.slice('layer:'.length)})`);
+    // The delete step discards through the live device and removes it itself: no deactivate first.
+    expect(ops(plan)).toEqual([`thin.delete ${OLDER}`, `thin.delete ${OLD}`]);
+    expect(plan.steps[0].args).toMatchObject({ thinId: 4, discard: true });
+    expect(plan.steps[1].reason).toContain(`layer old (${OLD.slice('layer:'.length)})`);
   });
 
   it('keeps every layer the manifest lists, used by a device or not', () => {
