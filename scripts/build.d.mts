@@ -1,1 +1,1 @@
-export function buildBundle(): Promise<void>;
+export function buildBundle(opts?: { entry?: string; outfile?: string; sourcemap?: boolean }): Promise<void>;

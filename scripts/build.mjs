@@ -9,10 +9,11 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-export async function buildBundle() {
+/** Bundles `entry` into `outfile`: by default the CLI into dist/thinlayer.mjs. */
+export async function buildBundle({ entry = join(root, 'src/cli/main.ts'), outfile = join(root, 'dist/thinlayer.mjs'), sourcemap = true } = {}) {
   await build({
-    entryPoints: [join(root, 'src/cli/main.ts')],
-    outfile: join(root, 'dist/thinlayer.mjs'),
+    entryPoints: [entry],
+    outfile,
     bundle: true,
     platform: 'node',
     format: 'esm',
@@ -22,7 +23,7 @@ export async function buildBundle() {
     // Some dependencies use require(); give the ESM bundle one.
     banner: { js: "import { createRequire as __thinlayerRequire } from 'node:module'; const require = __thinlayerRequire(import.meta.url);" },
     logLevel: 'warning',
-    sourcemap: 'linked',
+    sourcemap: sourcemap ? 'linked' : false,
   });
 }
 

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { build } from 'esbuild';
+import { buildBundle } from '../../scripts/build.mjs';
 import { sumKernelCallLines, type KernelCallTally } from '../../src/kernel/counting.ts';
 import { deviceName, manifestYaml } from '../fixtures/manifest.ts';
 import { round } from '../stats.ts';
@@ -109,19 +109,9 @@ function prepareDisk(disk: string): void {
 }
 
 async function bundle(entry: string, outfile: string): Promise<void> {
-  // The options of scripts/build.mjs, into a file of the suite's own: dist/ may be rebuilt by
-  // anyone during the run, and the guest must run one fixed copy.
-  await build({
-    entryPoints: [entry],
-    outfile,
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    external: ['koffi'],
-    banner: { js: "import { createRequire as __thinlayerRequire } from 'node:module'; const require = __thinlayerRequire(import.meta.url);" },
-    logLevel: 'warning',
-  });
+  // The CLI's own bundling, into a file of the suite's own: dist/ may be rebuilt by anyone during
+  // the run, and the guest must run one fixed copy.
+  await buildBundle({ entry, outfile, sourcemap: false });
 }
 
 export const kernelSuite: Suite = {
