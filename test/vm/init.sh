@@ -40,8 +40,18 @@ mount -t tmpfs tmpfs "$ROOT/dev/shm"
 mount -t devpts devpts "$ROOT/dev/pts"
 mount -t proc proc "$ROOT/proc" || fail "mount proc"
 mount -t sysfs sysfs "$ROOT/sys" || fail "mount sys"
+CMD=$(param tl.cmd)
+CWD=$(param tl.cwd)
+# A checkout under /tmp or /run (a CI clone, say) would be hidden by the guest's fresh tmpfs there:
+# hold it aside with a bind mount and put it back at the same path on the new tmpfs.
+case "$CWD" in
+  /tmp/*|/run/*) mkdir -p /keep && mount -o bind "$ROOT$CWD" /keep || fail "hold the checkout $CWD aside" ;;
+esac
 mount -t tmpfs -o mode=755 tmpfs "$ROOT/run" || fail "mount run"
 mount -t tmpfs -o mode=1777 tmpfs "$ROOT/tmp" || fail "mount tmp"
+case "$CWD" in
+  /tmp/*|/run/*) mkdir -p "$ROOT$CWD" && mount -o bind /keep "$ROOT$CWD" || fail "put the checkout back at $CWD" ;;
+esac
 
 # The persistent disk: formatted on first use only. A disk that has a filesystem but does not
 # mount is a failure, never a reason to reformat (that would hide the very corruption the
@@ -56,8 +66,6 @@ else
   mount -t ext4 /dev/vda "$DISK" || fail "mount /dev/vda after mkfs"
 fi
 
-CMD=$(param tl.cmd)
-CWD=$(param tl.cwd)
 [ -n "$CMD" ] && [ -f "$ROOT$CMD" ] || fail "no command file '$CMD' in the shared root"
 say "ready at $(uptime_s)s"
 chroot "$ROOT" /usr/bin/env -i \
