@@ -4,6 +4,7 @@ import type { Message, Reporter } from '../messages/port.ts';
 import type { Plan, Step } from '../plan/steps.ts';
 import type { StatusView } from '../api/status.ts';
 import type { ThinlayerEvent } from '../events/types.ts';
+import { formatBytes } from '../messages/format.ts';
 
 const SYMBOL: Record<Step['impact'], string> = { none: ' ', update: '~', create: '+', destroy: '-' };
 
@@ -21,24 +22,13 @@ export function table(headers: string[], rows: string[][]): string {
   return [fmt(headers), ...rows.map(fmt)].join('\n');
 }
 
-function bytes(n: number): string {
-  const units = ['B', 'K', 'M', 'G', 'T'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v >= 10 || u === 0 ? Math.round(v) : v.toFixed(1)}${units[u]}`;
-}
-
 export function renderStatus(s: StatusView): string {
   const out: string[] = [];
   if (!s.pool) return `No pool recorded in ${s.stateDir}: run \`thinlayer apply -f MANIFEST\`.`;
   const p = s.pool;
   out.push(`Pool ${p.name} (${p.dmName}) on the ${s.backend === 'sim' ? 'simulated' : 'real'} kernel: ${p.active ? p.mode : 'inactive'}${p.needsCheck ? ', NEEDS CHECK' : ''}`);
   if (p.data && p.metadata) {
-    out.push(`  data ${bytes(p.data.usedBytes)} of ${bytes(p.data.totalBytes)} (${p.data.percent}%), metadata ${bytes(p.metadata.usedBytes)} of ${bytes(p.metadata.totalBytes)} (${p.metadata.percent}%), transaction ${p.transactionId}`);
+    out.push(`  data ${formatBytes(p.data.usedBytes)} of ${formatBytes(p.data.totalBytes)} (${p.data.percent}%), metadata ${formatBytes(p.metadata.usedBytes)} of ${formatBytes(p.metadata.totalBytes)} (${p.metadata.percent}%), transaction ${p.transactionId}`);
   }
   if (s.layers.length > 0) {
     out.push('', table(['LAYER', 'PARENT', 'STATE', 'THIN ID', 'CHAIN ID', 'USED BY'], s.layers.map((l) => [l.name, l.parent ?? '(base)', l.state, l.thinId === null ? '-' : String(l.thinId), l.chainId ? l.chainId.slice(0, 19) : '-', l.usedBy.join(',') || '-'])));

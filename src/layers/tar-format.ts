@@ -214,18 +214,8 @@ export function fitsOctal(value: number, width: 8 | 12): boolean {
   return Number.isInteger(value) && value >= 0 && value <= OCTAL_LIMITS[width];
 }
 
-export interface EncodableHeader {
-  kind: EntryType | 'pax';
-  name: string; // must fit 100 bytes: longer names go in a PAX record first
-  linkname: string;
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  mtime: number;
-  devmajor: number;
-  devminor: number;
-}
+/** What thinlayer's own writer can encode: the stored fields, with a name that fits 100 bytes (longer names go in a PAX record first). */
+export type EncodableHeader = Omit<RawHeader, 'kind'> & { kind: EntryType | 'pax' };
 
 const KIND_FLAG: Record<EncodableHeader['kind'], string> = { file: '0', hardlink: '1', symlink: '2', char: '3', block: '4', dir: '5', fifo: '6', pax: 'x' };
 

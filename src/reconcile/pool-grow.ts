@@ -73,16 +73,7 @@ export async function growPool(session: Session, request: GrowRequest, opts: Gro
 
   const stepId = `${opts.runId ?? `${Date.now().toString(36)}-${process.pid}`}:${POOL_GROW_OP}`;
   await session.append([{ type: 'step.intent', stepId, op: POOL_GROW_OP, target: 'pool', args: args as unknown as Record<string, unknown> }]);
-  let result: GrowResult;
-  try {
-    result = await performGrow(session.kernel, session.stateDir, args);
-  } catch (e) {
-    await recordFailure(session, stepId, e);
-    throw e;
-  }
-  await session.append([{ type: 'step.done', stepId, op: POOL_GROW_OP, target: 'pool', result: { ...result } }]);
-  for (const g of args.grow) reporter.notify({ code: 'pool.grown', role: g.role, fromBytes: g.fromBytes, toBytes: g.toBytes });
-  return result;
+  return runGrow(session, stepId, args, reporter, false);
 }
 
 /** Finishes every pool.grow whose intent was logged without an outcome (a crash mid-grow). */
@@ -90,19 +81,24 @@ export async function completePendingGrows(session: Session, reporter: Reporter 
   let completed = 0;
   for (const [stepId, intent] of Object.entries(session.state.pending)) {
     if (intent.op !== POOL_GROW_OP) continue;
-    const args = intent.args as unknown as GrowArgs;
-    let result: GrowResult;
-    try {
-      result = await performGrow(session.kernel, session.stateDir, args);
-    } catch (e) {
-      await recordFailure(session, stepId, e);
-      throw e;
-    }
-    await session.append([{ type: 'step.done', stepId, op: POOL_GROW_OP, target: 'pool', result: { ...result }, recovered: true }]);
-    for (const g of args.grow) reporter.notify({ code: 'pool.grown', role: g.role, fromBytes: g.fromBytes, toBytes: g.toBytes });
+    await runGrow(session, stepId, intent.args as unknown as GrowArgs, reporter, true);
     completed += 1;
   }
   return completed;
+}
+
+/** Does the grow whose intent is logged, and logs its outcome. */
+async function runGrow(session: Session, stepId: string, args: GrowArgs, reporter: Reporter, recovered: boolean): Promise<GrowResult> {
+  let result: GrowResult;
+  try {
+    result = await performGrow(session.kernel, session.stateDir, args);
+  } catch (e) {
+    await recordFailure(session, stepId, e);
+    throw e;
+  }
+  await session.append([{ type: 'step.done', stepId, op: POOL_GROW_OP, target: 'pool', result: { ...result }, ...(recovered ? { recovered: true } : {}) }]);
+  for (const g of args.grow) reporter.notify({ code: 'pool.grown', role: g.role, fromBytes: g.fromBytes, toBytes: g.toBytes });
+  return result;
 }
 
 async function recordFailure(session: Session, stepId: string, e: unknown): Promise<void> {

@@ -3,6 +3,7 @@
 // LiveModel.apply folds the watcher's messages into the model, and describeMessage gives the one-line
 // text that both this view and the plain line output use.
 
+import { formatBytes } from '../messages/format.ts';
 import type { Message } from '../messages/port.ts';
 import type { StatusView } from '../api/status.ts';
 
@@ -113,17 +114,6 @@ export function formatDuration(ms: number): string {
   if (ms < 60_000) return `${Math.round(ms / 100) / 10}s`;
   if (ms < 3_600_000) return `${Math.floor(ms / 60_000)}m${Math.round((ms % 60_000) / 1000)}s`;
   return `${Math.floor(ms / 3_600_000)}h${Math.floor((ms % 3_600_000) / 60_000)}m`;
-}
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'K', 'M', 'G', 'T', 'P'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v >= 10 || u === 0 ? Math.round(v) : v.toFixed(1)}${units[u]}`;
 }
 
 function bar(percent: number, width: number): string {

@@ -6,19 +6,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { errnoName, KernelError } from '../../src/errors/index.ts';
 import { Journal } from '../../src/kernel/sim/journal.ts';
-import { SimRig } from './sim-rig.ts';
+import { errnoOf, SimRig } from './sim-rig.ts';
 
-async function errnoOf(p: Promise<unknown>): Promise<string> {
-  const e = await p.then(
-    () => null,
-    (err: unknown) => err,
-  );
-  if (e === null) return 'no error';
-  if (!(e instanceof KernelError)) throw e;
-  return errnoName(e.errno);
-}
 
 describe('simulated kernel: persistence', () => {
   it('an instance sees what another instance on the same directory did, both ways', async () => {

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { onTestFinished } from 'vitest';
 import type { DmInfo, DmTarget } from '../../src/kernel/port.ts';
 import { SimKernel } from '../../src/kernel/sim/index.ts';
+import { KernelError, errnoName } from '../../src/errors/index.ts';
 
 export const MiB = 1024 * 1024;
 
@@ -80,4 +81,15 @@ export class SimRig {
   mountpoint(name: string): string {
     return path.join(this.mountRoot, name);
   }
+}
+
+/** The errno name a promise rejects with ('no error' when it resolves); anything but a KernelError is rethrown. */
+export async function errnoOf(p: Promise<unknown>): Promise<string> {
+  const e = await p.then(
+    () => null,
+    (err: unknown) => err,
+  );
+  if (e === null) return 'no error';
+  if (!(e instanceof KernelError)) throw e;
+  return errnoName(e.errno);
 }

@@ -5,8 +5,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { errnoName, KernelError } from '../../src/errors/index.ts';
-import { MiB, SimRig } from './sim-rig.ts';
+import { errnoOf, MiB, SimRig } from './sim-rig.ts';
 
 /** A file of this size without writing its bytes (the model counts a file's size as written). */
 function sizedFile(file: string, bytes: number): void {
@@ -14,15 +13,6 @@ function sizedFile(file: string, bytes: number): void {
   fs.truncateSync(file, bytes);
 }
 
-async function errnoOf(p: Promise<unknown>): Promise<string> {
-  const e = await p.then(
-    () => null,
-    (err: unknown) => err,
-  );
-  if (e === null) return 'no error';
-  if (!(e instanceof KernelError)) throw e;
-  return errnoName(e.errno);
-}
 
 describe('simulated kernel: space', () => {
   it('a snapshot shares its origin; a rewrite in the snapshot allocates; deleting the origin frees only what it alone held', async () => {
