@@ -23,6 +23,8 @@ export interface ActionContext {
   reporter?: Reporter;
   /** Long steps stop early when this is aborted. */
   signal?: AbortSignal;
+  /** Facts shared by the steps of one run (the executor clears them when the pool changes). */
+  memo?: { poolDevT?: string };
 }
 
 type Args = Record<string, any>;
@@ -66,8 +68,11 @@ async function requireInfo(ctx: ActionContext, dmName: string, op: string): Prom
 }
 
 async function poolMajorMinor(ctx: ActionContext): Promise<string> {
+  if (ctx.memo?.poolDevT) return ctx.memo.poolDevT;
   const info = await requireInfo(ctx, ctx.poolDmName, 'dm.info');
-  return `${info.major}:${info.minor}`;
+  const devT = `${info.major}:${info.minor}`;
+  if (ctx.memo) ctx.memo.poolDevT = devT;
+  return devT;
 }
 
 /** Change the pool metadata under the transaction-id fence: the message, then the id moves on by one. */

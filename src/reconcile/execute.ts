@@ -26,11 +26,16 @@ async function readTxid(ctx: ActionContext): Promise<number> {
 
 export async function executePlan(session: Session, steps: Step[], poolDmName: string, opts: ExecuteOptions): Promise<number> {
   let done = 0;
+  // Within one run thinlayer holds the lock and is the pool's only writer: the transaction id is read
+  // once and then followed from each step's result, and the pool's major:minor is looked up once.
+  let knownTxid: number | undefined;
+  const memo: ActionContext['memo'] = {};
   for (const [i, step] of steps.entries()) {
     if (opts.signal?.aborted) break; // a signal asked us to stop: finish nothing new, the last step is recorded
     const stepId = `${opts.runId}:${opts.firstIndex + i}`;
-    const ctx: ActionContext = { kernel: session.kernel, stateDir: session.stateDir, poolDmName, reporter: opts.reporter, signal: opts.signal };
-    if (METADATA_OPS.has(step.op)) ctx.txid = await readTxid(ctx);
+    if (step.op.startsWith('pool.')) delete memo.poolDevT; // the pool device may come or go
+    const ctx: ActionContext = { kernel: session.kernel, stateDir: session.stateDir, poolDmName, reporter: opts.reporter, signal: opts.signal, memo };
+    if (METADATA_OPS.has(step.op)) ctx.txid = knownTxid ?? (await readTxid(ctx));
     opts.reporter.notify({ code: 'step.start', step, index: i, total: steps.length });
     await session.append([{ type: 'step.intent', stepId, op: step.op, target: step.target, args: step.args, ...(ctx.txid !== undefined ? { txid: ctx.txid } : {}) }]);
     let result: Record<string, unknown>;
@@ -44,6 +49,7 @@ export async function executePlan(session: Session, steps: Step[], poolDmName: s
       opts.reporter.notify({ code: 'step.failed', step, error: error.message });
       throw e;
     }
+    if (typeof result.txid === 'number') knownTxid = result.txid;
     await session.append([{ type: 'step.done', stepId, op: step.op, target: step.target, result }]);
     opts.reporter.notify({ code: 'step.done', step, index: i, total: steps.length });
     done += 1;
