@@ -10,6 +10,7 @@ import { resolveManifest } from './resolve.ts';
 import { shapeProblems } from './schema.ts';
 import type { Manifest } from './types.ts';
 import { parseYaml } from './yaml-document.ts';
+import { parseYamlQuickly } from './quick-yaml.ts';
 
 export interface ParseOptions {
   /** How messages name the file, when not as `file` (e.g. the path as the user typed it). */
@@ -21,6 +22,9 @@ export interface ParseOptions {
  * places relative layer sources. Throws ManifestError (a UserError, exit 2) listing every problem.
  */
 export function parseManifest(text: string, file: string, options: ParseOptions = {}): Manifest {
+  const quick = parseQuickly(text, file);
+  if (quick) return quick;
+  // The slow road: every problem, each with its line.
   const shownAs = options.shownAs ?? file;
   const yaml = parseYaml(text);
   const issues: ManifestIssue[] = yaml.problems.map((p) => formatIssue(shownAs, p.line ?? yaml.lineOf(p.path), p));
@@ -36,6 +40,14 @@ export function parseManifest(text: string, file: string, options: ParseOptions 
   if (issues.length > 0) throw new ManifestError(sortByLine(issues));
   if (!manifest) throw new InternalError(`${shownAs}: the manifest passed every check but could not be built`);
   return manifest;
+}
+
+/** The manifest read by the quick road (quick-yaml.ts), or null when it has a problem to report or cannot vouch for the text. */
+function parseQuickly(text: string, file: string): Manifest | null {
+  const value = parseYamlQuickly(text);
+  if (value === null || typeof value !== 'object' || shapeProblems(value).length > 0) return null;
+  const { manifest, problems } = resolveManifest(value, file);
+  return problems.length === 0 && manifest ? manifest : null;
 }
 
 /** Reads and parses the manifest at `file`; Manifest.file is its absolute path. */
