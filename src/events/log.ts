@@ -22,6 +22,21 @@ export const EVENT_LOG_FILE = 'events.ndjson';
 export interface EventLogOptions {
   /** The clock that stamps `at` (tests pin it). */
   now?: () => Date;
+  /**
+   * The caller holds the state dir's lock for as long as this instance appends (a mutating
+   * session): no one else can append meanwhile, so the file's end is not looked up again before
+   * each append.
+   */
+  exclusive?: boolean;
+}
+
+export interface AppendOptions {
+  /**
+   * false: write now, fdatasync with the next durable append (or on close). For records whose loss
+   * in a crash is the same as a crash just before them, such as a step's outcome: recovery already
+   * treats an intent without an outcome as in doubt. Default true.
+   */
+  durable?: boolean;
 }
 
 export interface FollowOptions {
@@ -37,6 +52,9 @@ export class EventLog {
   readonly file: string;
   readonly #handle: FileHandle;
   readonly #now: () => Date;
+  readonly #exclusive: boolean;
+  /** Written by a non-durable append and not yet fdatasync'd. */
+  #unsynced = false;
   /** Just after the last complete event known to be in the file. */
   #end: ScanPosition;
   /** Bytes after #end that are not a complete event: a torn tail when no one is appending. */
@@ -47,12 +65,13 @@ export class EventLog {
   /** Set when a failed append may have left the file in a state this instance cannot vouch for. */
   #broken: Error | null = null;
 
-  private constructor(file: string, handle: FileHandle, end: ScanPosition, tail: TornTail | null, now: () => Date) {
+  private constructor(file: string, handle: FileHandle, end: ScanPosition, tail: TornTail | null, now: () => Date, exclusive: boolean) {
     this.file = file;
     this.#handle = handle;
     this.#end = end;
     this.#tail = tail;
     this.#now = now;
+    this.#exclusive = exclusive;
   }
 
   static async open(stateDir: StateDir, opts: EventLogOptions = {}): Promise<EventLog> {
@@ -68,7 +87,7 @@ export class EventLog {
       // A new log's directory entry must survive a crash as surely as its first batch.
       if (!existed) await fsyncDir(stateDir.root);
       const { end, tail } = await locateEnd(handle, st.size, file);
-      return new EventLog(file, handle, end, tail, opts.now ?? (() => new Date()));
+      return new EventLog(file, handle, end, tail, opts.now ?? (() => new Date()), opts.exclusive === true);
     } catch (e) {
       await handle.close();
       throw e;
@@ -82,16 +101,18 @@ export class EventLog {
 
   /**
    * Appends a batch: seqs lastSeq+1.., one `at` for the batch, one write, one fdatasync. The batch
-   * is durable when the promise resolves. Refuses (StateError E_LOG_TORN) while the file ends in a
-   * torn line: repairTornTail() first, and record what it removed.
+   * (and every earlier non-durable one) is durable when the promise resolves. Refuses (StateError
+   * E_LOG_TORN) while the file ends in a torn line: repairTornTail() first, and record what it removed.
    */
-  append(bodies: ThinlayerEventBody[]): Promise<ThinlayerEvent[]> {
+  append(bodies: ThinlayerEventBody[], opts: AppendOptions = {}): Promise<ThinlayerEvent[]> {
+    const durable = opts.durable !== false;
     return this.#serialised(async () => {
       if (this.#broken) {
         throw new StateError(`event log ${this.file} is unusable after a failed append: ${this.#broken.message}`, 'E_LOG_WRITE');
       }
       if (bodies.length === 0) return [];
-      await this.#catchUp();
+      // Another lock holder may have appended since this instance last did; not while we hold it.
+      if (!this.#exclusive || this.#tail !== null) await this.#catchUp();
       if (this.#tail) {
         throw new StateError(
           `event log ${this.file} ends in a torn line (${this.#tail.bytes} bytes at offset ${this.#tail.offset}); it must be repaired before appending`,
@@ -103,7 +124,7 @@ export class EventLog {
       const bytes = encodeEvents(events);
       try {
         await writeAll(this.#handle, bytes);
-        await this.#handle.datasync();
+        if (durable) await this.#handle.datasync();
       } catch (e) {
         await this.#rollBack(e as Error);
         throw new StateError(`could not append to event log ${this.file}: ${(e as Error).message}`, 'E_LOG_WRITE');
@@ -113,6 +134,7 @@ export class EventLog {
         line: this.#end.line === null ? null : this.#end.line + events.length,
         seq: events[events.length - 1].seq,
       };
+      this.#unsynced = !durable;
       return events;
     });
   }
@@ -187,12 +209,16 @@ export class EventLog {
     }
   }
 
-  /** Closes the file once pending operations finish. Idempotent. */
+  /** Closes the file once pending operations finish, making non-durable appends durable first. Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     await this.#queue.catch(() => undefined);
-    await this.#handle.close();
+    try {
+      if (this.#unsynced) await this.#handle.datasync();
+    } finally {
+      await this.#handle.close();
+    }
   }
 
   #serialised<T>(op: () => Promise<T>): Promise<T> {

@@ -140,7 +140,8 @@ export function evolve(state: EngineState, event: ThinlayerEvent): EngineState {
         case 'pool.activate':
           return s.pool ? { ...s, pool: { ...s.pool, formatted: true } } : s;
         case 'pool.delete-files':
-          return { ...s, pool: null, poolSpec: s.desired ? s.poolSpec : null };
+          // The thin ids were in the files: whatever the log still held goes with them.
+          return { ...s, pool: null, things: {}, poolSpec: s.desired ? s.poolSpec : null };
         case 'fs.mkfs':
           return withThing(s, event.target, (t) => ({ ...t, ready: true }));
         case 'layer.commit':

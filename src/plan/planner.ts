@@ -41,6 +41,12 @@ interface PlanContext {
   poolIdentity: { dmName: string; uuid: string };
   poolSpec: PoolSpec | null;
   nextThinId: number;
+  /**
+   * destroy of a pool on two files: the files are deleted whole, and every thin id in them with
+   * them, so nothing is discarded or deleted one by one (the devices are only unmounted and
+   * deactivated), and a pool that is not running is not started just to empty it.
+   */
+  dropsPoolWhole: boolean;
 }
 
 export function plan(input: PlanInput): Plan {
@@ -65,7 +71,9 @@ export function plan(input: PlanInput): Plan {
     poolIdentity: dmIdentity(poolName, 'pool'),
     poolSpec: desired?.pool ?? state.poolSpec ?? null,
     nextThinId: Math.max(state.pool?.nextThinId ?? 0, ...Object.values(state.things).map((t) => t.thinId + 1)),
+    dropsPoolWhole: false,
   };
+  ctx.dropsPoolWhole = desired === null && mode === 'converge' && ctx.poolSpec !== null && ctx.poolSpec.data.kind === 'file' && ctx.poolSpec.metadata.kind === 'file';
 
   planPool(ctx);
   const converging = mode === 'converge' && ctx.blockers.length === 0;
@@ -94,7 +102,7 @@ function planPool(ctx: PlanContext): void {
     const modeBlocker = poolModeBlocker(observed.pool.status, poolIdentity.dmName);
     if (modeBlocker) blockers.push(modeBlocker);
   }
-  const needPool = mode === 'converge' && (poolWanted || hasUnwanted);
+  const needPool = mode === 'converge' && (poolWanted || (hasUnwanted && !ctx.dropsPoolWhole));
   if (!needPool || !poolSpec) return;
   const missingFiles = [observed.data, observed.metadata].filter((b) => b && b.kind === 'file' && !b.exists);
   if (missingFiles.length > 0) {
@@ -216,7 +224,13 @@ function planRemovals(ctx: PlanContext, unwanted: ThingRecord[]): void {
   for (const t of unwanted) {
     const seen = observeThing(t, ctx.input.observed, ctx.mounts);
     // Already unmounted by releaseMounts, before anything wanted could need its mountpoint.
-    ctx.w.lifecycle(t, seen.state === 'mounted' ? 'activated' : seen.state, 'absent', null, null);
+    const from = seen.state === 'mounted' ? 'activated' : seen.state;
+    if (ctx.dropsPoolWhole) {
+      // Its thin id goes with the pool's files: only let go of the device.
+      if (RANK[from] > RANK.created) ctx.w.lifecycle(t, from, 'created', null, null);
+    } else {
+      ctx.w.lifecycle(t, from, 'absent', null, null);
+    }
   }
 }
 

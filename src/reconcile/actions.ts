@@ -11,6 +11,7 @@ import { splitDev } from './observe.ts';
 import type { StepOp } from '../plan/steps.ts';
 import type { Reporter } from '../messages/port.ts';
 import { commitLayer } from './layer-commit.ts';
+import { deviceInfo, forgetDevice, knownDevice, rememberDevice } from './device-memo.ts';
 
 export interface ActionContext {
   kernel: KernelPort;
@@ -23,8 +24,8 @@ export interface ActionContext {
   reporter?: Reporter;
   /** Long steps stop early when this is aborted. */
   signal?: AbortSignal;
-  /** Facts shared by the steps of one run (the executor clears them when the pool changes). */
-  memo?: { poolDevT?: string };
+  /** Facts shared by the steps of one run (the executor clears them when the pool changes; see device-memo.ts). */
+  memo?: { poolDevT?: string; devices?: Map<string, DmInfo | null> };
 }
 
 type Args = Record<string, any>;
@@ -62,7 +63,7 @@ async function blockDeviceOf(ctx: ActionContext, b: Args): Promise<{ path: strin
 }
 
 async function requireInfo(ctx: ActionContext, dmName: string, op: string): Promise<DmInfo> {
-  const info = await ctx.kernel.info(dmName);
+  const info = await deviceInfo(ctx, dmName);
   if (!info) throw new KernelError(op, dmName, 6, 'no such device-mapper device');
   return info;
 }
@@ -85,15 +86,30 @@ async function fenced(ctx: ActionContext, message: string, ...tolerated: Paramet
 
 /** Activate a thin device, or adopt it if a previous attempt already did. */
 async function activateThin(ctx: ActionContext, a: Args): Promise<DmInfo> {
-  const existing = await ctx.kernel.info(a.dmName);
+  const table = async () => [thinTarget(a, await poolMajorMinor(ctx))];
+  if (knownDevice(ctx, a.dmName) === undefined) {
+    // Not looked at yet this run. Most devices being activated do not exist yet, so create first:
+    // a taken name fails the create before it changes anything, and sends us to adopt it below.
+    try {
+      const info = await ctx.kernel.create(a.dmName, a.uuid, await table());
+      rememberDevice(ctx, a.dmName, info);
+      return info;
+    } catch (e) {
+      if (!isKernelError(e, 'EBUSY') && !isKernelError(e, 'EEXIST')) throw e;
+    }
+  }
+  const existing = await deviceInfo(ctx, a.dmName);
   if (existing) {
     if (existing.uuid !== a.uuid) throw new StateError(`a device named ${a.dmName} exists with uuid "${existing.uuid}": thinlayer does not touch devices it does not own`, 'E_NOT_OWNED');
     if (existing.liveTable) return existing;
-    await ctx.kernel.load(a.dmName, [thinTarget(a, await poolMajorMinor(ctx))]);
+    await ctx.kernel.load(a.dmName, await table());
     await ctx.kernel.resume(a.dmName);
+    forgetDevice(ctx, a.dmName, false);
     return requireInfo(ctx, a.dmName, 'dm.info');
   }
-  return ctx.kernel.create(a.dmName, a.uuid, [thinTarget(a, await poolMajorMinor(ctx))]);
+  const info = await ctx.kernel.create(a.dmName, a.uuid, await table());
+  rememberDevice(ctx, a.dmName, info);
+  return info;
 }
 
 function thinTarget(a: Args, pool: string) {
@@ -103,13 +119,18 @@ function thinTarget(a: Args, pool: string) {
 async function removeDevice(ctx: ActionContext, dmName: string): Promise<Result> {
   try {
     await ctx.kernel.remove(dmName);
+    forgetDevice(ctx, dmName, true);
     return {};
   } catch (e) {
-    if (isKernelError(e, 'ENXIO')) return {};
+    if (isKernelError(e, 'ENXIO')) {
+      forgetDevice(ctx, dmName, true);
+      return {};
+    }
     if (isKernelError(e, 'EBUSY')) {
       // Still open (a lazily unmounted filesystem finishing, a process holding it): let the kernel remove it
       // when the last opener goes, rather than failing the whole run.
       await ctx.kernel.remove(dmName, { deferred: true });
+      forgetDevice(ctx, dmName, false);
       return { deferred: true };
     }
     throw e;
@@ -200,7 +221,7 @@ export const ACTIONS: Partial<Record<StepOp, Action>> = {
   async 'snap.create'(ctx, a) {
     // dm-thin requires an active origin to be suspended while it is snapshotted, so that the
     // snapshot sees a consistent origin with no I/O in flight.
-    const origin = await ctx.kernel.info(a.originDmName);
+    const origin = await deviceInfo(ctx, a.originDmName);
     const suspend = origin !== null && origin.liveTable && !origin.suspended;
     if (suspend) await ctx.kernel.suspend(a.originDmName);
     try {
@@ -245,13 +266,15 @@ export const ACTIONS: Partial<Record<StepOp, Action>> = {
 
   async 'fs.unmount'(ctx, a) {
     try {
-      await ctx.kernel.sync(a.mountpoint).catch(() => undefined);
+      // umount writes the filesystem back itself; no sync of our own first.
       await ctx.kernel.unmount(a.mountpoint);
       return {};
     } catch (e) {
       if (isKernelError(e, 'EINVAL') || isKernelError(e, 'ENOENT')) return {};
       if (isKernelError(e, 'EBUSY')) {
-        // A process still has files open there: detach the mount now, the kernel finishes it later.
+        // A process still has files open there: write back what is dirty now, then detach the mount;
+        // the kernel finishes it when the last file closes.
+        await ctx.kernel.sync(a.mountpoint).catch(() => undefined);
         await ctx.kernel.unmount(a.mountpoint, { lazy: true });
         return { lazy: true };
       }
@@ -271,6 +294,7 @@ export const ACTIONS: Partial<Record<StepOp, Action>> = {
         if (!isKernelError(e)) throw e;
         // The thin id is gone already (a delete that crashed before it was logged): leave no empty device behind.
         await tolerate(() => ctx.kernel.remove(a.dmName), 'ENXIO');
+        forgetDevice(ctx, a.dmName, true);
         return null;
       });
       if (info) {

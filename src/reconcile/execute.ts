@@ -33,7 +33,11 @@ export async function executePlan(session: Session, steps: Step[], poolDmName: s
   for (const [i, step] of steps.entries()) {
     if (opts.signal?.aborted) break; // a signal asked us to stop: finish nothing new, the last step is recorded
     const stepId = `${opts.runId}:${opts.firstIndex + i}`;
-    if (step.op.startsWith('pool.')) delete memo.poolDevT; // the pool device may come or go
+    if (step.op.startsWith('pool.')) {
+      // The pool device may come or go, and its thin devices with it.
+      delete memo.poolDevT;
+      delete memo.devices;
+    }
     const ctx: ActionContext = { kernel: session.kernel, stateDir: session.stateDir, poolDmName, reporter: opts.reporter, signal: opts.signal, memo };
     if (METADATA_OPS.has(step.op)) ctx.txid = knownTxid ?? (await readTxid(ctx));
     opts.reporter.notify({ code: 'step.start', step, index: i, total: steps.length });
@@ -50,7 +54,9 @@ export async function executePlan(session: Session, steps: Step[], poolDmName: s
       throw e;
     }
     if (typeof result.txid === 'number') knownTxid = result.txid;
-    await session.append([{ type: 'step.done', stepId, op: step.op, target: step.target, result }]);
+    // The next intent's fdatasync makes the outcome durable: a crash before it loses no more than a
+    // crash just before this append would, an intent in doubt that recovery rolls forward.
+    await session.append([{ type: 'step.done', stepId, op: step.op, target: step.target, result }], { durable: false });
     opts.reporter.notify({ code: 'step.done', step, index: i, total: steps.length });
     done += 1;
   }

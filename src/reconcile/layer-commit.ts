@@ -12,6 +12,7 @@ import type { ResolvedLayer } from '../layers/types.ts';
 import type { Filesystem } from '../kernel/port.ts';
 import { isKernelError } from '../errors/index.ts';
 import { chainHex } from '../plan/layer-chain.ts';
+import { forgetDevice } from './device-memo.ts';
 
 export async function commitLayer(ctx: ActionContext, a: Record<string, any>, activate: (ctx: ActionContext, a: Record<string, any>) => Promise<{ devPath: string }>): Promise<Record<string, unknown>> {
   const content = a.content as ResolvedLayer;
@@ -34,6 +35,7 @@ export async function commitLayer(ctx: ActionContext, a: Record<string, any>, ac
     return { digest: a.chainId, diffId: result.diffId, files: result.files, bytes: result.bytes };
   } finally {
     if (mounted) await ctx.kernel.unmount(mountpoint).catch((e) => (isKernelError(e, 'EBUSY') ? ctx.kernel.unmount(mountpoint, { lazy: true }) : Promise.reject(e)));
+    forgetDevice(ctx, a.dmName, false);
     await ctx.kernel.remove(a.dmName).catch((e) => (isKernelError(e, 'EBUSY') ? ctx.kernel.remove(a.dmName, { deferred: true }) : isKernelError(e, 'ENXIO') ? undefined : Promise.reject(e)));
   }
 }

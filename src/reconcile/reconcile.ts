@@ -74,10 +74,11 @@ export async function reconcile(session: Session, opts: ReconcileOptions): Promi
         confirmed = true;
       }
       if (!started) {
-        await session.append([{ type: 'run.started', runId, command: opts.command, pid: process.pid }]);
+        // Made durable by the first step's intent, which follows before the kernel is touched.
+        await session.append([{ type: 'run.started', runId, command: opts.command, pid: process.pid }], { durable: false });
         started = true;
       }
-      if (desiredChanged) await session.append([{ type: 'desired.set', manifest: opts.desired, content: content ?? null, source: opts.desired ? 'apply' : 'destroy' }]);
+      if (desiredChanged) await session.append([{ type: 'desired.set', manifest: opts.desired, content: content ?? null, source: opts.desired ? 'apply' : 'destroy' }], { durable: false });
       const poolDmName = poolSpec ? dmIdentity(poolSpec.name, 'pool').dmName : '';
       steps += await executePlan(session, plan.steps, poolDmName, { runId, reporter, signal: opts.signal, firstIndex: steps });
       if (opts.signal?.aborted) {

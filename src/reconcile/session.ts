@@ -52,7 +52,7 @@ export class Session {
         kernel = chosen.kernel;
         if (chosen.notice) opts.reporter.notify({ code: 'backend.notice', backend: kernel.kind, text: chosen.notice });
       }
-      const log = await EventLog.open(stateDir);
+      const log = await EventLog.open(stateDir, { exclusive: lock !== null });
       const store = await SnapshotStore.open<EngineState>(stateDir);
       const session = new Session(stateDir, crash.wrapKernel(countKernelCallsFromEnv(kernel)), log, store, lock, crash, initialState());
       if (opts.mutate) {
@@ -61,7 +61,7 @@ export class Session {
           // A crash cut the last line short. Nothing in it was acted upon durably, since every
           // kernel step waits for its intent to be on disk first; record what was dropped.
           opts.reporter.notify({ code: 'recovery.torn-tail', bytes: torn.bytes });
-          await session.append([{ type: 'recovery.note', kind: 'torn-tail', detail: { offset: torn.offset, bytes: torn.bytes, text: torn.text.slice(0, 200) } }], false);
+          await session.append([{ type: 'recovery.note', kind: 'torn-tail', detail: { offset: torn.offset, bytes: torn.bytes, text: torn.text.slice(0, 200) } }], { fold: false });
         }
       }
       const replayed = await replay(log, store, evolve, initialState, PROJECTION_SCHEMA);
@@ -74,12 +74,15 @@ export class Session {
     }
   }
 
-  /** Append events durably and fold them into the projection. */
-  async append(bodies: ThinlayerEventBody[], fold = true): Promise<ThinlayerEvent[]> {
+  /**
+   * Append events and fold them into the projection. Durable when the promise resolves, unless
+   * `durable: false` (see AppendOptions: then the next durable append, or close, makes them so).
+   */
+  async append(bodies: ThinlayerEventBody[], opts: { fold?: boolean; durable?: boolean } = {}): Promise<ThinlayerEvent[]> {
     this.crash.boundary('before append');
-    const events = await this.log.append(bodies);
+    const events = await this.log.append(bodies, { durable: opts.durable });
     this.crash.boundary('after append');
-    if (fold) for (const e of events) this.state = evolve(this.state, e);
+    if (opts.fold !== false) for (const e of events) this.state = evolve(this.state, e);
     return events;
   }
 

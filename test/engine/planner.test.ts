@@ -132,13 +132,50 @@ describe('planner', () => {
     expect(p.impact).toBe('update');
   });
 
-  it('destroy deletes devices, layers deepest first, the base last, then the pool and its files', () => {
+  it('destroy of a pool on files lets go of the devices, then deletes the files whole, thin ids and all', () => {
     const { obs } = liveObservation();
     obs.data!.exists = true;
     const p = plan({ desired: null, state: appliedState(), observed: obs, mode: 'converge' });
+    expect(ops(p)).toEqual([
+      'fs.unmount device:web1',
+      'thin.deactivate device:web1',
+      'thin.deactivate device:web2',
+      'pool.deactivate pool',
+      'pool.detach pool',
+      'pool.detach pool',
+      'pool.delete-files pool',
+    ]);
+    // Once the files are gone, the log holds no thin device and no pool.
+    const after = project(
+      stamp(p.steps.flatMap((step, i) => [
+        { type: 'step.intent', stepId: `d:${i}`, op: step.op, target: step.target, args: step.args },
+        { type: 'step.done', stepId: `d:${i}`, op: step.op, target: step.target, result: {} },
+      ] as ThinlayerEventBody[]), appliedState().lastSeq + 1),
+      appliedState(),
+    );
+    expect(after.things).toEqual({});
+    expect(after.pool).toBeNull();
+  });
+
+  it('destroy of a pool that is not running does not start it just to empty it', () => {
+    const obs = emptyObservation();
+    obs.data!.exists = true;
+    obs.metadata!.exists = true;
+    obs.metadataBlank = false;
+    const p = plan({ desired: null, state: appliedState(), observed: obs, mode: 'converge' });
+    expect(ops(p)).toEqual(['pool.delete-files pool']);
+  });
+
+  it('destroy of a pool on block devices deletes devices, layers deepest first, the base last, then lets go of the pool', () => {
+    const { obs } = liveObservation();
+    const onDevices = appliedState();
+    onDevices.poolSpec = { ...onDevices.poolSpec!, data: { kind: 'device', device: '/dev/vdb' }, metadata: { kind: 'device', device: '/dev/vdc' } };
+    onDevices.desired = null;
+    const p = plan({ desired: null, state: onDevices, observed: obs, mode: 'converge' });
     const deletes = p.steps.filter((s) => s.op === 'thin.delete').map((s) => s.target);
     expect(deletes).toEqual(['device:web1', 'device:web2', APACHE, FEDORA, 'base']);
-    expect(ops(p).slice(-4)).toEqual(['pool.deactivate pool', 'pool.detach pool', 'pool.detach pool', 'pool.delete-files pool']);
+    expect(p.steps.filter((s) => s.op === 'thin.delete').every((s) => s.args.discard === true)).toBe(true);
+    expect(ops(p).indexOf('pool.deactivate pool')).toBeGreaterThan(ops(p).indexOf('thin.delete base'));
   });
 
   it('rolls an interrupted create forward with the same thin id', () => {
