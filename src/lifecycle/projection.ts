@@ -73,42 +73,50 @@ export const OP_COMMAND: Record<string, LifecycleCommand | undefined> = {
   'thin.delete': 'DELETE',
 };
 
-function withThing(state: EngineState, key: string, update: (t: ThingRecord) => ThingRecord | null): EngineState {
-  const current = state.things[key];
-  if (!current) return state;
+/** Replaces (or, when `update` answers null, removes) one thing's record; records are never mutated. */
+function updateThing(s: EngineState, key: string, update: (t: ThingRecord) => ThingRecord | null): void {
+  const current = s.things[key];
+  if (!current) return;
   const next = update(current);
-  const things = { ...state.things };
-  if (next) things[key] = next;
-  else delete things[key];
-  return { ...state, things };
+  if (next) s.things[key] = next;
+  else delete s.things[key];
 }
 
 function lifecycle(t: ThingRecord, event: Parameters<typeof lifecycleStep>[1]): ThingRecord {
   return { ...t, lifecycle: lifecycleStep(t.lifecycle, event) };
 }
 
-/** Pure: the state after one event. */
-export function evolve(state: EngineState, event: ThinlayerEvent): EngineState {
-  let s: EngineState = { ...state, lastSeq: event.seq };
+/**
+ * Folds one event into `s`, in place: its fields and its `things` and `pending` maps are changed,
+ * while the records in them are replaced, never mutated, so a record someone holds stays as it
+ * was. In place because copying the maps for each event made a fold O(events × devices); only the
+ * owner of `s` (a session, a replay) may call it. `evolve` is the pure form.
+ */
+export function foldInto(s: EngineState, event: ThinlayerEvent): void {
+  s.lastSeq = event.seq;
   switch (event.type) {
     case 'desired.set':
-      return { ...s, desired: event.manifest, content: event.content ?? null, poolSpec: event.manifest?.pool ?? s.poolSpec };
+      s.desired = event.manifest;
+      s.content = event.content ?? null;
+      s.poolSpec = event.manifest?.pool ?? s.poolSpec;
+      return;
     case 'run.started':
-      return { ...s, lastRun: { runId: event.runId, command: event.command, outcome: 'running' } };
+      s.lastRun = { runId: event.runId, command: event.command, outcome: 'running' };
+      return;
     case 'run.finished':
-      return s.lastRun ? { ...s, lastRun: { ...s.lastRun, outcome: event.outcome } } : s;
+      if (s.lastRun) s.lastRun = { ...s.lastRun, outcome: event.outcome };
+      return;
     case 'recovery.note':
-      return s;
+      return;
     case 'step.intent': {
-      s = { ...s, pending: { ...s.pending, [event.stepId]: event } };
+      s.pending[event.stepId] = event;
       const a = event.args as Record<string, any>;
       if (event.op === 'pool.activate') {
-        const pool = s.pool ?? { name: a.pool, dmName: a.dmName, uuid: a.uuid, formatted: false, txid: 0, nextThinId: 0 };
-        return { ...s, pool };
+        s.pool ??= { name: a.pool, dmName: a.dmName, uuid: a.uuid, formatted: false, txid: 0, nextThinId: 0 };
+        return;
       }
       if (event.op === 'thin.create' || event.op === 'snap.create') {
-        const existing = s.things[event.target];
-        const thing: ThingRecord = existing ?? {
+        const thing: ThingRecord = s.things[event.target] ?? {
           key: event.target,
           kind: a.kind,
           name: a.name,
@@ -123,58 +131,75 @@ export function evolve(state: EngineState, event: ThinlayerEvent): EngineState {
           digest: null,
           ...(a.label ? { label: a.label } : {}),
         };
-        s = { ...s, things: { ...s.things, [event.target]: lifecycle(thing, { type: 'CREATE' }) } };
-        if (s.pool) s = { ...s, pool: { ...s.pool, nextThinId: Math.max(s.pool.nextThinId, a.thinId + 1) } };
-        return s;
+        s.things[event.target] = lifecycle(thing, { type: 'CREATE' });
+        if (s.pool) s.pool = { ...s.pool, nextThinId: Math.max(s.pool.nextThinId, a.thinId + 1) };
+        return;
       }
       const command = OP_COMMAND[event.op];
-      return command ? withThing(s, event.target, (t) => lifecycle(t, { type: command })) : s;
+      if (command) updateThing(s, event.target, (t) => lifecycle(t, { type: command }));
+      return;
     }
     case 'step.done': {
-      const pending = { ...s.pending };
-      delete pending[event.stepId];
-      s = { ...s, pending };
+      delete s.pending[event.stepId];
       const r = event.result as Record<string, any>;
-      if (typeof r.txid === 'number' && s.pool) s = { ...s, pool: { ...s.pool, txid: r.txid } };
+      if (typeof r.txid === 'number' && s.pool) s.pool = { ...s.pool, txid: r.txid };
       switch (event.op) {
         case 'pool.activate':
-          return s.pool ? { ...s, pool: { ...s.pool, formatted: true } } : s;
+          if (s.pool) s.pool = { ...s.pool, formatted: true };
+          return;
         case 'pool.delete-files':
           // The thin ids were in the files: whatever the log still held goes with them.
-          return { ...s, pool: null, things: {}, poolSpec: s.desired ? s.poolSpec : null };
+          s.pool = null;
+          s.things = {};
+          if (!s.desired) s.poolSpec = null;
+          return;
         case 'fs.mkfs':
-          return withThing(s, event.target, (t) => ({ ...t, ready: true }));
+        case 'fs.grow':
+          return updateThing(s, event.target, (t) => ({ ...t, ready: true }));
         case 'layer.commit':
-          return withThing(s, event.target, (t) => ({ ...t, ready: true, digest: (r.digest as string) ?? null }));
+          return updateThing(s, event.target, (t) => ({ ...t, ready: true, digest: (r.digest as string) ?? null }));
         case 'thin.delete':
-          return withThing(s, event.target, () => null);
+          return updateThing(s, event.target, () => null);
         case 'fs.mount':
-          return withThing(s, event.target, (t) => ({ ...lifecycle(t, { type: 'DONE' }), mountpoint: r.mountpoint as string }));
+          return updateThing(s, event.target, (t) => ({ ...lifecycle(t, { type: 'DONE' }), mountpoint: r.mountpoint as string }));
         case 'fs.unmount':
-          return withThing(s, event.target, (t) => ({ ...lifecycle(t, { type: 'DONE' }), mountpoint: null }));
+          return updateThing(s, event.target, (t) => ({ ...lifecycle(t, { type: 'DONE' }), mountpoint: null }));
         case 'snap.create':
         case 'thin.create':
           // A layer without content is ready as soon as it exists; devices are ready at once too.
-          return withThing(s, event.target, (t) => ({
+          return updateThing(s, event.target, (t) => ({
             ...lifecycle(t, { type: 'DONE' }),
             ready: t.kind === 'base' ? t.ready : r.ready === true || t.ready,
             digest: r.ready === true && typeof r.digest === 'string' ? r.digest : t.digest,
           }));
-        case 'fs.grow':
-          return withThing(s, event.target, (t) => ({ ...t, ready: true }));
         default:
-          return OP_COMMAND[event.op] ? withThing(s, event.target, (t) => lifecycle(t, { type: 'DONE' })) : s;
+          if (OP_COMMAND[event.op]) updateThing(s, event.target, (t) => lifecycle(t, { type: 'DONE' }));
+          return;
       }
     }
     case 'step.failed': {
-      const pending = { ...s.pending };
-      delete pending[event.stepId];
-      s = { ...s, pending };
-      return OP_COMMAND[event.op] ? withThing(s, event.target, (t) => lifecycle(t, { type: 'FAIL', error: event.error.message })) : s;
+      delete s.pending[event.stepId];
+      if (OP_COMMAND[event.op]) updateThing(s, event.target, (t) => lifecycle(t, { type: 'FAIL', error: event.error.message }));
+      return;
     }
   }
 }
 
+/** A copy of `state` that foldInto may change without touching the original. */
+export function ownCopy(state: EngineState): EngineState {
+  return { ...state, things: { ...state.things }, pending: { ...state.pending } };
+}
+
+/** Pure: the state after one event. Copies the maps: for many events, use project(). */
+export function evolve(state: EngineState, event: ThinlayerEvent): EngineState {
+  const next = ownCopy(state);
+  foldInto(next, event);
+  return next;
+}
+
+/** Pure: the state after the events, folded in O(devices + events). */
 export function project(events: ThinlayerEvent[], from: EngineState = initialState()): EngineState {
-  return events.reduce(evolve, from);
+  const state = ownCopy(from);
+  for (const event of events) foldInto(state, event);
+  return state;
 }

@@ -9,7 +9,7 @@ import { replay } from '../events/replay.ts';
 import type { ThinlayerEvent, ThinlayerEventBody } from '../events/types.ts';
 import type { KernelPort } from '../kernel/port.ts';
 import { openKernel, type BackendChoice } from '../kernel/select.ts';
-import { evolve, initialState, PROJECTION_SCHEMA, type EngineState } from '../lifecycle/projection.ts';
+import { foldInto, initialState, ownCopy, PROJECTION_SCHEMA, type EngineState } from '../lifecycle/projection.ts';
 import { CrashPoints } from './crash-points.ts';
 import { countKernelCallsFromEnv } from '../kernel/counting.ts';
 import type { Reporter } from '../messages/port.ts';
@@ -64,7 +64,8 @@ export class Session {
           await session.append([{ type: 'recovery.note', kind: 'torn-tail', detail: { offset: torn.offset, bytes: torn.bytes, text: torn.text.slice(0, 200) } }], { fold: false });
         }
       }
-      const replayed = await replay(log, store, evolve, initialState, PROJECTION_SCHEMA);
+      // The session owns its state (a fresh copy of the snapshot's), so it folds in place.
+      const replayed = await replay(log, store, (state, e) => (foldInto(state, e), state), () => ownCopy(initialState()), PROJECTION_SCHEMA);
       session.state = replayed.state;
       session.replayedSeq = replayed.fromSnapshot && replayed.replayed === 0 ? replayed.seq : -1;
       return session;
@@ -82,7 +83,7 @@ export class Session {
     this.crash.boundary('before append');
     const events = await this.log.append(bodies, { durable: opts.durable });
     this.crash.boundary('after append');
-    if (opts.fold !== false) for (const e of events) this.state = evolve(this.state, e);
+    if (opts.fold !== false) for (const e of events) foldInto(this.state, e);
     return events;
   }
 

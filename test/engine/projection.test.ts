@@ -6,6 +6,18 @@ import { manifest, stamp } from './fixtures.ts';
 const base = { kind: 'base', name: 'base', thinId: 0, origin: null, sizeBytes: 1 << 30, ...dmIdentity('demo', 'base') };
 
 describe('projection', () => {
+  it('evolve and project leave the state they start from as it was', () => {
+    const created = project(stamp([{ type: 'step.intent', stepId: 'r:0', op: 'thin.create', target: 'base', args: base, txid: 0 }]));
+    const frozen = structuredClone(created);
+    const done = stamp([{ type: 'step.done', stepId: 'r:0', op: 'thin.create', target: 'base', result: { txid: 1 } }], 2);
+    const next = evolve(created, done[0]);
+    const projected = project(done, created);
+    expect(created).toEqual(frozen);
+    expect(next.things.base.lifecycle.state).toBe('created');
+    expect(projected).toEqual(next);
+    expect(next.pending).toEqual({});
+  });
+
   it('records the desired manifest and the pool spec', () => {
     const s = project(stamp([{ type: 'desired.set', manifest: manifest(), source: 'apply' }]));
     expect(s.desired?.pool.name).toBe('demo');
