@@ -1,42 +1,31 @@
 // Planning and no-op reconciles on the simulated kernel with 100, 1,000 and 10,000 writable devices:
 // what `thinlayer plan` and an `apply` that finds nothing to do cost as a host grows.
 //
-// The state for N devices is built once per size. Up to `realApplyUpTo` devices it is built by a
-// real `apply` (and that converge is timed too). Above, a real apply makes the pool, the base and
-// the layers; the devices' steps are then the real plan's, carried out by the real executor and
-// actions, with one difference: the executor's appends are gathered and written 1,000 events to a
-// write (one fdatasync) instead of one each. A last real apply of the full manifest records it as
-// desired (and must find nothing else to do). Every size must then plan zero steps, or the suite fails.
+// The state for N devices is built once per size, by a real `apply` of the whole manifest (and
+// that converge is timed too). Every size must then plan zero steps, or the suite fails.
 
 import fs from 'node:fs';
 import path from 'node:path';
 import { apply, planFor } from '../../src/api/index.ts';
 import { Session } from '../../src/reconcile/session.ts';
-import { executePlan } from '../../src/reconcile/execute.ts';
 import { observeSystem } from '../../src/reconcile/observe.ts';
 import { resolveContent } from '../../src/reconcile/resolve-content.ts';
 import { plan as makePlan } from '../../src/plan/planner.ts';
 import { loadManifest } from '../../src/manifest/load.ts';
-import { dmIdentity } from '../../src/domain/names.ts';
 import { silentReporter } from '../../src/messages/port.ts';
-import type { ThinlayerEvent, ThinlayerEventBody } from '../../src/events/types.ts';
+import type { ThinlayerEvent } from '../../src/events/types.ts';
 import { openStateDir } from '../../src/events/state-dir.ts';
 import { EventLog } from '../../src/events/log.ts';
-import { SnapshotStore } from '../../src/events/snapshot.ts';
-import { evolve, initialState, PROJECTION_SCHEMA, type EngineState } from '../../src/lifecycle/projection.ts';
-import { foldsAgree, scopedFold } from '../fixtures/scoped-fold.ts';
+import { foldInto, project } from '../../src/lifecycle/projection.ts';
 import { deviceName, manifestYaml, type BenchManifestSpec } from '../fixtures/manifest.ts';
 import { growthExponent, median, round, timed } from '../stats.ts';
 import type { Suite, SuiteContext, SuiteOutput } from '../suite.ts';
 
 const POOL = 'benchrec';
-const APPEND_BATCH = 1000;
 
 interface SizeFigures {
   n: number;
-  build: 'apply' | 'batched executor';
   buildMs: number;
-  recordMs: number | null;
   loadMs: number;
   observeMs: number;
   planMs: number;
@@ -45,7 +34,7 @@ interface SizeFigures {
   noopApplyParsedMs: number;
   /** The pure planner with every device still to create. */
   planCreateMs: number;
-  /** evolve's cost per event with N devices in the state (the tail of the build's events). */
+  /** The fold's cost per event with N devices in the state (the tail of the build's events). */
   foldUsPerEvent: number;
   events: number;
 }
@@ -55,11 +44,10 @@ export const reconcileSuite: Suite = {
   title: 'Planning and no-op reconciles on the simulated kernel',
   async run(ctx: SuiteContext): Promise<SuiteOutput> {
     const sizes = ctx.quick ? [10, 40] : [100, 1_000, 10_000];
-    const realApplyUpTo = ctx.quick ? 10 : 1_000;
     const out: SuiteOutput = { metrics: {}, tables: [], targets: [], notes: [] };
     const figures: SizeFigures[] = [];
     for (const n of sizes) {
-      const f = await measureSize(ctx, n, n <= realApplyUpTo);
+      const f = await measureSize(ctx, n);
       figures.push(f);
       for (const [key, value] of Object.entries(f)) {
         if (typeof value !== 'number' || key === 'n' || key === 'events') continue;
@@ -75,9 +63,9 @@ export const reconcileSuite: Suite = {
     });
     out.tables.push({
       title: 'Building the state (once per size)',
-      columns: ['devices', 'plan creating them (pure, ms)', 'built by', 'build (s)', 'build per device (ms)', 'recording apply (ms)', 'events in the log', 'fold per event (µs)'],
-      rows: figures.map((f) => [f.n, round(f.planCreateMs), f.build, round(f.buildMs / 1000), round(f.buildMs / f.n), f.recordMs === null ? null : round(f.recordMs), f.events, round(f.foldUsPerEvent)]),
-      note: 'A real apply first makes the pool, the base and the layers; "plan creating them" is the pure planner then, with every device to create. "apply": one real `apply` of the whole manifest, a durable append per event. "batched executor": the real plan, executor and actions with appends gathered 1,000 events to a write, the projection folded once at the end (bench/fixtures/scoped-fold.ts) and saved as the snapshot a finished apply leaves; then a real apply records the manifest and plans nothing ("recording apply"). "fold per event": `evolve` over the last events of the build, with N devices in the state.',
+      columns: ['devices', 'plan creating them (pure, ms)', 'apply creating them (s)', 'per device (ms)', 'events in the log', 'fold per event (µs)'],
+      rows: figures.map((f) => [f.n, round(f.planCreateMs), round(f.buildMs / 1000), round(f.buildMs / f.n), f.events, round(f.foldUsPerEvent)]),
+      note: 'A real apply first makes the pool, the base and the layers; "plan creating them" is the pure planner then, with every device to create, and "apply creating them" one real `apply` of the whole manifest on the simulated kernel (an intent fdatasync\'d before each step). "fold per event": the session\'s fold over the last events of the build, with N devices in the state.',
     });
 
     const largest = figures[figures.length - 1];
@@ -109,9 +97,7 @@ export const reconcileSuite: Suite = {
       );
     }
     out.notes.push(
-      foldGrowth > 0.5
-        ? `Folding one event costs ${round(middle.foldUsPerEvent)} µs with ${middle.n} devices in the state and ${round(largest.foldUsPerEvent)} µs with ${largest.n} (k = ${round(foldGrowth)}): \`evolve\` copies the whole \`things\` record for every step event, so a run that appends E events over N devices folds in O(E × N). A real apply creating ${largest.n} devices writes about ${largest.events} events and would spend about ${round((largest.events * largest.foldUsPerEvent) / 2 / 1e6)} s folding them (half the final cost per event, on average); a cold start without a snapshot pays the same. No-op applies do not: they fold nothing after the snapshot.`
-        : `Folding one event costs ${round(middle.foldUsPerEvent)} µs with ${middle.n} devices in the state and ${round(largest.foldUsPerEvent)} µs with ${largest.n} (k = ${round(foldGrowth)}).`,
+      `Folding one event costs ${round(middle.foldUsPerEvent)} µs with ${middle.n} devices in the state and ${round(largest.foldUsPerEvent)} µs with ${largest.n} (k = ${round(foldGrowth)}, where 0 means flat): the session folds events in place into the state it owns, so a run of E events over N devices folds in O(E), not O(E × N).`,
       `Devices are snapshots of the second of two layers; one in ten is mounted, the rest activated. The simulated kernel keeps its state in files under the state dir, as \`--backend sim\` does.`,
       'A no-op apply opens the state dir and takes the lock, folds the log from the snapshot, observes the kernel, plans, compares the desired manifest with the recorded one, and saves the snapshot again when it closes.',
     );
@@ -119,7 +105,7 @@ export const reconcileSuite: Suite = {
   },
 };
 
-async function measureSize(ctx: SuiteContext, n: number, byApply: boolean): Promise<SizeFigures> {
+async function measureSize(ctx: SuiteContext, n: number): Promise<SizeFigures> {
   const repeats = ctx.quick ? 2 : n >= 10_000 ? 3 : 5;
   const dir = path.join(ctx.scratch, `n${n}`);
   const stateDir = path.join(dir, 'state');
@@ -140,36 +126,19 @@ async function measureSize(ctx: SuiteContext, n: number, byApply: boolean): Prom
   fs.writeFileSync(file, manifestYaml(spec(n)));
   const common = { stateDir, backend: 'sim' as const, yes: true };
 
-  ctx.log(`${n} devices: building the state by ${byApply ? 'apply' : 'the batched executor'}`);
+  ctx.log(`${n} devices: building the state by apply`);
   // The pool, the base and the layers first, by a real apply; then the devices.
   const skeleton = path.join(dir, 'skeleton.yaml');
   fs.writeFileSync(skeleton, manifestYaml(spec(0)));
   await apply(skeleton, common);
   const planCreateMs = await timePlanningCreates(stateDir, file, repeats);
-  let buildMs: number;
-  let recordMs: number | null = null;
-  if (byApply) {
-    buildMs = (await timed(() => apply(file, common))).ms;
-  } else {
-    const started = performance.now();
-    await buildDevicesBatched(stateDir, file, ctx, n);
-    buildMs = performance.now() - started;
-    // The projection a finished apply would have saved: the build's events folded onto the start.
-    const events = await readAllEvents(stateDir);
-    if (ctx.quick && !foldsAgree(initialState(), events)) throw new Error('the scoped fold of the build disagrees with the plain fold');
-    const folded = scopedFold(initialState(), events);
-    await (await SnapshotStore.open<EngineState>(await openStateDir(stateDir))).save(folded.lastSeq, folded, PROJECTION_SCHEMA);
-    const recorded = await timed(() => apply(file, common));
-    recordMs = recorded.ms;
-    if (recorded.value.steps !== 0) throw new Error(`the apply that records the manifest of ${n} devices took ${recorded.value.steps} steps; the batched build left work undone`);
-  }
+  const buildMs = (await timed(() => apply(file, common))).ms;
   ctx.log(`${n} devices: built in ${round(buildMs / 1000)} s; measuring`);
 
   const events = await readAllEvents(stateDir);
   const sample = Math.min(300, Math.floor(events.length / 4));
-  if (ctx.quick && !foldsAgree(initialState(), events)) throw new Error('the scoped fold disagrees with the plain fold');
-  const before = scopedFold(initialState(), events.slice(0, events.length - sample));
-  const foldMs = (await timed(() => events.slice(events.length - sample).reduce(evolve, before))).ms;
+  const folding = project(events.slice(0, events.length - sample));
+  const foldMs = (await timed(() => events.slice(events.length - sample).forEach((e) => foldInto(folding, e)))).ms;
 
   const check = await planFor(file, { stateDir, backend: 'sim' });
   if (check.steps.length !== 0) throw new Error(`with ${n} devices built, plan still has ${check.steps.length} steps (first: ${check.steps[0].op} ${check.steps[0].target})`);
@@ -207,9 +176,7 @@ async function measureSize(ctx: SuiteContext, n: number, byApply: boolean): Prom
   }
   const f: SizeFigures = {
     n,
-    build: byApply ? 'apply' : 'batched executor',
     buildMs,
-    recordMs,
     loadMs: median(load),
     observeMs: median(observe),
     planMs: median(planning),
@@ -249,39 +216,5 @@ async function readAllEvents(stateDir: string): Promise<ThinlayerEvent[]> {
     return (await log.readAll()).events;
   } finally {
     await log.close();
-  }
-}
-
-/**
- * The devices of `file` made by the real plan, executor and actions, with the executor's appends
- * gathered into writes of APPEND_BATCH events (the events themselves are the executor's own).
- */
-async function buildDevicesBatched(stateDir: string, file: string, ctx: SuiteContext, n: number): Promise<void> {
-  const planned = await planFor(file, { stateDir, backend: 'sim' });
-  const session = await Session.open({ stateDir, backend: 'sim', reporter: silentReporter, mutate: true, command: 'apply' });
-  try {
-    const pending: ThinlayerEventBody[] = [];
-    const flush = async () => {
-      if (pending.length > 0) await session.log.append(pending.splice(0));
-    };
-    // The executor's appends, gathered: the projection is folded later, by the next session's replay.
-    session.append = async (bodies: ThinlayerEventBody[]) => {
-      pending.push(...bodies);
-      if (pending.length >= APPEND_BATCH) await flush();
-      return [];
-    };
-    const runId = `bench-${process.pid}`;
-    await session.append([{ type: 'run.started', runId, command: 'apply', pid: process.pid }]);
-    let done = 0;
-    const reporter = {
-      notify(m: { code: string }) {
-        if (m.code === 'step.done' && ++done % 3000 === 0) ctx.log(`${n} devices: ${done} of ${planned.steps.length} steps`);
-      },
-    };
-    const steps = await executePlan(session, planned.steps, dmIdentity(POOL, 'pool').dmName, { runId, reporter, firstIndex: 0 });
-    await session.append([{ type: 'run.finished', runId, outcome: 'converged', steps }]);
-    await flush();
-  } finally {
-    await session.close();
   }
 }
