@@ -147,9 +147,19 @@ export class EventLog {
     });
   }
 
-  /** The events with seq > `seq` (what a snapshot at `seq` has not seen yet). */
-  readFrom(seq: number): Promise<ThinlayerEvent[]> {
-    return this.#serialised(async () => (await this.#scanFromStart(seq)).events);
+  /** The byte offset just after the last complete event (what a snapshot at lastSeq records). */
+  get endOffset(): number {
+    return this.#end.offset;
+  }
+
+  /**
+   * The events with seq > `seq` (what a snapshot at `seq` has not seen yet). `offset`, when given,
+   * is where the snapshot says event `seq` ends: the read starts there, so a long log is not read
+   * from its start, if the log bears it out (a line ends just before it and the next event is seq
+   * + 1); otherwise the whole log is read.
+   */
+  readFrom(seq: number, offset?: number): Promise<ThinlayerEvent[]> {
+    return this.#serialised(async () => (offset !== undefined ? await this.#scanFromOffset(seq, offset) : null) ?? (await this.#scanFromStart(seq)).events);
   }
 
   /**
@@ -255,6 +265,24 @@ export class EventLog {
     }
     this.#end = scanned.end;
     this.#tail = scanned.tail;
+  }
+
+  /** The events after `seq`, read from `offset`; null when the log does not agree that event `seq` ends there. */
+  async #scanFromOffset(seq: number, offset: number): Promise<ThinlayerEvent[] | null> {
+    const { size } = await this.#handle.stat();
+    if (offset > size || (offset === 0) !== (seq === 0)) return null;
+    if (offset > 0 && (await readRange(this.#handle, offset - 1, 1))[0] !== NEWLINE) return null;
+    let scanned;
+    try {
+      scanned = scanLines(await readRange(this.#handle, offset, size - offset), { offset, line: null, seq }, this.file, seq);
+    } catch {
+      return null; // not where event seq ends (or a corrupt line, which the full read will name)
+    }
+    // Nothing after the offset proves nothing by itself: the end must be the one found on opening.
+    if (scanned.events.length === 0 && !(offset === this.#end.offset && seq === this.#end.seq)) return null;
+    this.#end = scanned.end;
+    this.#tail = scanned.tail;
+    return scanned.events;
   }
 
   async #scanFromStart(skipThroughSeq: number) {

@@ -25,7 +25,7 @@ export async function replay<S>(
   const usable = snapshot !== null && snapshot.schema === schema && snapshot.seq <= log.lastSeq;
   let state = usable ? snapshot.state : initial();
   let seq = usable ? snapshot.seq : 0;
-  const events = await log.readFrom(seq);
+  const events = await log.readFrom(seq, usable ? snapshot.offset : undefined);
   for (const event of events) {
     state = fold(state, event);
     seq = event.seq;

@@ -21,6 +21,8 @@ export interface Snapshot<S> {
   seq: number; // the last event folded into `state`
   state: S; // must survive JSON: plain objects, arrays, strings, numbers, booleans, null
   schema: number; // the state's shape version; bump it when the fold or the state changes shape
+  /** The log's byte offset just after event `seq`, so a replay need not read the log before it (a hint, checked). */
+  offset?: number;
 }
 
 interface SnapshotDocument<S> extends Snapshot<S> {
@@ -50,13 +52,14 @@ export class SnapshotStore<S> {
     }
     const doc: unknown = this.#db.data;
     if (typeof doc !== 'object' || doc === null) return null;
-    const { seq, state, schema } = doc as Record<string, unknown>;
+    const { seq, state, schema, offset } = doc as Record<string, unknown>;
     if (!Number.isSafeInteger(seq) || (seq as number) < 0 || !Number.isSafeInteger(schema) || state === undefined) return null;
-    return { seq: seq as number, state: state as S, schema: schema as number };
+    const at = Number.isSafeInteger(offset) && (offset as number) >= 0 ? { offset: offset as number } : {};
+    return { seq: seq as number, state: state as S, schema: schema as number, ...at };
   }
 
-  async save(seq: number, state: S, schema: number): Promise<void> {
-    this.#db.data = { seq, schema, savedAt: new Date().toISOString(), state };
+  async save(seq: number, state: S, schema: number, offset?: number): Promise<void> {
+    this.#db.data = { seq, schema, savedAt: new Date().toISOString(), ...(offset !== undefined ? { offset } : {}), state };
     await this.#db.write();
   }
 }

@@ -66,8 +66,12 @@ const CORE = jsyaml.FAILSAFE_SCHEMA.extend({ implicit: [nullType, boolType, intT
 /** Text on which the two libraries may part ways: directives, tags, aliases, explicit keys, collections as keys. */
 const SLOW_ROAD_TEXT = /^%|(?:^|[\s,[{])!|\*|(?:^|[\s,[{])\?(?:\s|$)|[\]}]\s*:(?:\s|$)/m;
 
+/** Characters a null, a boolean or a number can begin with (the empty key is a null). */
+const NON_STRING_START = new Set(['~', 'n', 'N', 't', 'T', 'f', 'F', '.', '+', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+
 /** A mapping key the core schema reads as a null, a boolean or a number. */
 function isNonStringKey(key: string): boolean {
+  if (key !== '' && !NON_STRING_START.has(key[0])) return false; // most keys: no pattern can match
   return NULL.test(key) || BOOL.test(key) || INT_DEC.test(key) || INT_OCT.test(key) || INT_HEX.test(key) || FLOAT.test(key) || FLOAT_EXP.test(key) || FLOAT_SPECIAL.test(key);
 }
 

@@ -250,18 +250,32 @@ export function resolveManifest(value: unknown, file: string): Resolution {
 
 /** Two devices (or layers) cannot share a mountpoint, and one mounted inside another would hide or pin it. */
 function checkMountpointsApart(mounts: Array<{ section: 'devices' | 'layers'; name: string; mountpoint: string | null }>, report: (path: DocPath, expected: string, got?: string) => void): void {
-  const seen: { section: string; name: string; mountpoint: string }[] = [];
+  type Seen = { section: string; name: string; mountpoint: string };
+  // Indexed by path, so that each mountpoint is checked against its own ancestors rather than
+  // against every other one: a manifest of 10,000 mounted devices is checked in linear time.
+  const at = new Map<string, Seen>(); // the first entry mounted at each path
+  const below = new Map<string, Seen>(); // the first entry mounted somewhere below each path
   for (const entry of mounts) {
     const mine = entry.mountpoint;
     if (mine === null) continue;
-    const other = seen.find((s) => isWithin(mine, s.mountpoint) || isWithin(s.mountpoint, mine));
+    const above = ancestorsOf(mine);
+    const other = at.get(mine) ?? above.map((a) => at.get(a)).find((s) => s !== undefined) ?? below.get(mine);
     if (other) {
       const whose = formatPath([other.section, other.name]);
       const relation = mine === other.mountpoint ? 'also the mountpoint of' : isWithin(mine, other.mountpoint) ? 'inside the mountpoint of' : 'containing the mountpoint of';
       report([entry.section, entry.name, 'mountpoint'], "a mountpoint apart from every other device's", `${describeValue(mine)}, ${relation} ${whose} (${other.mountpoint})`);
     }
-    seen.push({ section: entry.section, name: entry.name, mountpoint: mine });
+    const seen = { section: entry.section, name: entry.name, mountpoint: mine };
+    if (!at.has(mine)) at.set(mine, seen);
+    for (const a of above) if (!below.has(a)) below.set(a, seen);
   }
+}
+
+/** The proper ancestors of an absolute path that isWithin knows: /a/b/c gives /a/b and /a. */
+function ancestorsOf(path: string): string[] {
+  const out: string[] = [];
+  for (let i = path.lastIndexOf('/'); i > 0; i = path.lastIndexOf('/', i - 1)) out.push(path.slice(0, i));
+  return out;
 }
 
 function listNames(names: string[]): string {

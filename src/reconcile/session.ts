@@ -89,7 +89,10 @@ export class Session {
 
   async close(): Promise<void> {
     try {
-      if (this.lock && this.state.lastSeq > 0 && this.state.lastSeq !== this.replayedSeq) await this.store.save(this.state.lastSeq, this.state, PROJECTION_SCHEMA).catch(() => undefined);
+      if (this.lock && this.state.lastSeq > 0 && this.state.lastSeq !== this.replayedSeq) {
+        const offset = this.state.lastSeq === this.log.lastSeq ? this.log.endOffset : undefined;
+        await this.store.save(this.state.lastSeq, this.state, PROJECTION_SCHEMA, offset).catch(() => undefined);
+      }
       await this.log.close();
       await this.kernel.close();
     } finally {

@@ -107,6 +107,35 @@ describe('EventLog append and read', () => {
   });
 });
 
+describe('EventLog read from a snapshot\'s offset', () => {
+  it('starts where event seq ends, and reads the whole log when the offset is not there', async () => {
+    const stateDir = await tempStateDir();
+    const log = await openLog(stateDir);
+    await log.append([note(1), note(2)]);
+    const atTwo = log.endOffset;
+    await log.append([note(3), note(4)]);
+    expect(atTwo).toBe(Buffer.byteLength(fs.readFileSync(logFile(stateDir), 'utf8').split('\n').slice(0, 2).join('\n')) + 1);
+    expect((await log.readFrom(2, atTwo)).map((e) => e.seq)).toEqual([3, 4]);
+    expect(await log.readFrom(4, log.endOffset)).toEqual([]);
+    // Wrong hints: mid-line, the start of another event, beyond the end, a seq that does not end there.
+    for (const [seq, offset] of [[2, atTwo - 3], [2, 0], [2, log.endOffset + 10], [1, atTwo], [3, log.endOffset]]) {
+      expect((await log.readFrom(seq, offset)).map((e) => e.seq)).toEqual([1, 2, 3, 4].filter((s) => s > seq));
+    }
+  });
+
+  it('appends non-durable events that later reads and a reopen see', async () => {
+    const stateDir = await tempStateDir();
+    const log = await EventLog.open(stateDir, { exclusive: true });
+    await log.append([note(1)], { durable: false });
+    await log.append([note(2)]);
+    await log.append([note(3)], { durable: false });
+    expect((await log.readFrom(0)).map((e) => e.seq)).toEqual([1, 2, 3]);
+    await log.close();
+    const reopened = await openLog(stateDir);
+    expect(reopened.lastSeq).toBe(3);
+  });
+});
+
 describe('EventLog torn tail', () => {
   it('reports an unterminated last line, refuses to append after it, repairs it, then appends on', async () => {
     const stateDir = await tempStateDir();
