@@ -9,10 +9,10 @@
 //
 // lowdb writes the whole file through a temporary file and a rename, without fsync: after a crash
 // the snapshot may be the previous one or missing, both of which replay handles. Built from Low and
-// JSONFile directly: the lowdb presets switch to memory when NODE_ENV is 'test'.
+// DataFile directly: the lowdb presets switch to memory when NODE_ENV is 'test'.
 
 import { Low } from 'lowdb';
-import { JSONFile } from 'lowdb/node';
+import { DataFile } from 'lowdb/node';
 import type { StateDir } from './state-dir.ts';
 
 export const SNAPSHOT_FILE = 'snapshot.json';
@@ -35,7 +35,8 @@ export class SnapshotStore<S> {
 
   private constructor(file: string) {
     this.file = file;
-    this.#db = new Low<SnapshotDocument<S> | null>(new JSONFile<SnapshotDocument<S> | null>(file), null);
+    // Compact JSON (lowdb's JSONFile indents): a snapshot of 10,000 devices is read on every command.
+    this.#db = new Low<SnapshotDocument<S> | null>(new DataFile<SnapshotDocument<S> | null>(file, { parse: JSON.parse, stringify: (data) => JSON.stringify(data) }), null);
   }
 
   static async open<S>(stateDir: StateDir, file = SNAPSHOT_FILE): Promise<SnapshotStore<S>> {

@@ -78,8 +78,8 @@ function isNonStringKey(key: string): boolean {
 function keysAreStrings(value: unknown): boolean {
   if (Array.isArray(value)) return value.every(keysAreStrings);
   if (value === null || typeof value !== 'object') return true;
-  for (const [key, inner] of Object.entries(value)) {
-    if (isNonStringKey(key) || !keysAreStrings(inner)) return false;
+  for (const key in value) {
+    if (isNonStringKey(key) || !keysAreStrings((value as Record<string, unknown>)[key])) return false;
   }
   return true;
 }
