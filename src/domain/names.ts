@@ -37,6 +37,11 @@ export function dmIdentity(pool: string, kind: ThingKind | 'pool', name?: string
   return { dmName: fit(text, DM_NAME_MAX), uuid: fit(text, DM_UUID_MAX) };
 }
 
+/** A dm name thinlayer would give (whether or not the device is its own: the uuid says that). */
+export function isOwnedDmName(name: string): boolean {
+  return name.startsWith(OWNER_PREFIX);
+}
+
 export function isOwnedUuid(uuid: string): boolean {
   return uuid.startsWith(OWNER_PREFIX);
 }

@@ -25,7 +25,7 @@ export interface ActionContext {
   /** Long steps stop early when this is aborted. */
   signal?: AbortSignal;
   /** Facts shared by the steps of one run (the executor clears them when the pool changes; see device-memo.ts). */
-  memo?: { poolDevT?: string; devices?: Map<string, DmInfo | null> };
+  memo?: { poolDevT?: string; devices?: Map<string, DmInfo | null>; allOwnedListed?: boolean; unsure?: Set<string> };
 }
 
 type Args = Record<string, any>;
@@ -70,7 +70,9 @@ async function requireInfo(ctx: ActionContext, dmName: string, op: string): Prom
 
 async function poolMajorMinor(ctx: ActionContext): Promise<string> {
   if (ctx.memo?.poolDevT) return ctx.memo.poolDevT;
-  const info = await requireInfo(ctx, ctx.poolDmName, 'dm.info');
+  // From the kernel, not the device memo: the pool may have been made by this very run.
+  const info = await ctx.kernel.info(ctx.poolDmName);
+  if (!info) throw new KernelError('dm.info', ctx.poolDmName, 6, 'no such device-mapper device');
   const devT = `${info.major}:${info.minor}`;
   if (ctx.memo) ctx.memo.poolDevT = devT;
   return devT;
@@ -96,6 +98,7 @@ async function activateThin(ctx: ActionContext, a: Args): Promise<DmInfo> {
       return info;
     } catch (e) {
       if (!isKernelError(e, 'EBUSY') && !isKernelError(e, 'EEXIST')) throw e;
+      forgetDevice(ctx, a.dmName, false); // there after all: ask the kernel what it is
     }
   }
   const existing = await deviceInfo(ctx, a.dmName);

@@ -8,6 +8,8 @@ import { ACTIONS, type Action, type ActionContext } from './actions.ts';
 import { ThinlayerError, InternalError, errorRecord } from '../errors/index.ts';
 import type { Session } from './session.ts';
 import type { Reporter } from '../messages/port.ts';
+import type { DmInfo } from '../kernel/port.ts';
+import { seedDevices } from './device-memo.ts';
 
 export interface ExecuteOptions {
   runId: string;
@@ -15,6 +17,8 @@ export interface ExecuteOptions {
   signal?: AbortSignal;
   /** Index of the first step in this run (several passes share one run id). */
   firstIndex: number;
+  /** The devices thinlayer owns as observed for this plan (every one of them): the run's first knowledge of them. */
+  observed?: Record<string, DmInfo>;
   /** Actions for ops beyond the reconciler's own (e.g. gc's orphan.delete). */
   actions?: Partial<Record<Step['op'], Action>>;
 }
@@ -29,14 +33,16 @@ export async function executePlan(session: Session, steps: Step[], poolDmName: s
   // Within one run thinlayer holds the lock and is the pool's only writer: the transaction id is read
   // once and then followed from each step's result, and the pool's major:minor is looked up once.
   let knownTxid: number | undefined;
-  const memo: ActionContext['memo'] = {};
+  const memo: NonNullable<ActionContext['memo']> = {};
+  if (opts.observed) seedDevices(memo, opts.observed);
   for (const [i, step] of steps.entries()) {
     if (opts.signal?.aborted) break; // a signal asked us to stop: finish nothing new, the last step is recorded
     const stepId = `${opts.runId}:${opts.firstIndex + i}`;
-    if (step.op.startsWith('pool.')) {
-      // The pool device may come or go, and its thin devices with it.
-      delete memo.poolDevT;
+    if (step.op.startsWith('pool.')) delete memo.poolDevT; // the pool device may come or go
+    if (step.op === 'pool.deactivate') {
+      // Its thin devices went before it (or go with it, deferred): from here on, ask the kernel.
       delete memo.devices;
+      delete memo.allOwnedListed;
     }
     const ctx: ActionContext = { kernel: session.kernel, stateDir: session.stateDir, poolDmName, reporter: opts.reporter, signal: opts.signal, memo };
     if (METADATA_OPS.has(step.op)) ctx.txid = knownTxid ?? (await readTxid(ctx));

@@ -80,7 +80,7 @@ export async function reconcile(session: Session, opts: ReconcileOptions): Promi
       }
       if (desiredChanged) await session.append([{ type: 'desired.set', manifest: opts.desired, content: content ?? null, source: opts.desired ? 'apply' : 'destroy' }], { durable: false });
       const poolDmName = poolSpec ? dmIdentity(poolSpec.name, 'pool').dmName : '';
-      steps += await executePlan(session, plan.steps, poolDmName, { runId, reporter, signal: opts.signal, firstIndex: steps });
+      steps += await executePlan(session, plan.steps, poolDmName, { runId, reporter, signal: opts.signal, firstIndex: steps, observed: observed.devices });
       if (opts.signal?.aborted) {
         await session.append([{ type: 'run.finished', runId, outcome: 'failed', steps }]);
         return { outcome: 'stopped', runId, steps, passes: pass + 1, plan: firstPlan };
