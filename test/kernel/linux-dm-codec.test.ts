@@ -12,6 +12,7 @@ import {
   dmIoctlNumber,
   encodeMessage,
   encodeRequest,
+  encodeRequestInto,
   encodeTargets,
   oversizedField,
 } from '../../src/kernel/linux/dm-ioctl.ts';
@@ -36,6 +37,19 @@ describe('dm ioctl codec', () => {
     expect(buf.toString('utf8', 176, 179)).toBe('u-1');
     expect(buf.toString('utf8', DM_HEADER_SIZE, DM_HEADER_SIZE + 3)).toBe('abc');
     expect(encodeRequest({ payload: Buffer.alloc(5000) }, 1024).length).toBe(DM_HEADER_SIZE + 5000);
+  });
+
+  test('a reused buffer carries the same request as a fresh one: the last command leaves nothing in the header', () => {
+    const buf = Buffer.alloc(2048, 0xa5); // as a previous reply might leave it
+    encodeRequestInto(buf, { name: 'a-much-longer-previous-name', uuid: 'thinlayer-previous-uuid', flags: DmFlag.SUSPEND, targetCount: 3, payload: Buffer.from('old payload\0') }, 2048);
+    buf.writeBigUInt64LE(0xffffffffn, 40); // dev, as a reply sets it
+    const req = { name: 'pool', flags: DmFlag.NOFLUSH, payload: Buffer.from('abc\0') };
+    encodeRequestInto(buf, req, 1024);
+    const fresh = encodeRequest(req, 1024);
+    expect(buf.subarray(0, DM_HEADER_SIZE + 4)).toEqual(fresh.subarray(0, DM_HEADER_SIZE + 4));
+    expect(decodeReply(buf)).toMatchObject({ name: 'pool', uuid: '', targetCount: 0, major: 0, minor: 0 });
+    expect(() => encodeRequestInto(Buffer.alloc(512), req, 1024)).toThrow(RangeError);
+    expect(() => encodeRequestInto(buf, { payload: Buffer.alloc(1000) }, 1024)).toThrow(RangeError);
   });
 
   test('names and uuids that do not fit the kernel fields are refused', () => {

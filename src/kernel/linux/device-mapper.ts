@@ -17,9 +17,10 @@ import {
   decodeTargets,
   dmIoctlNumber,
   encodeMessage,
-  encodeRequest,
+  encodeRequestInto,
   encodeTargets,
   oversizedField,
+  requestSize,
 } from './dm-ioctl.ts';
 import { O_RDWR, close, ioctlBuffer, open } from './libc.ts';
 
@@ -29,6 +30,10 @@ const MAX_BUFFER = 64 * 1024 * 1024;
 
 export class DeviceMapper {
   #fd: number | null = null;
+  /** The one ioctl buffer every command is written into and answered in; it only ever grows. */
+  #buffer = Buffer.alloc(0);
+  /** Per command, the data_size its reply last needed, when that took a retry. */
+  readonly #fits = new Map<DmCommandName, number>();
 
   #control(site: { operation: string; device: string }): number {
     this.#fd ??= open(DM_CONTROL, O_RDWR, site);
@@ -37,18 +42,28 @@ export class DeviceMapper {
 
   /**
    * One ioctl. When the kernel sets DM_BUFFER_FULL_FLAG the reply did not fit: the command is sent
-   * again with a buffer twice as large. Only read-only commands (lists, statuses) can fill a buffer.
+   * again with a buffer twice as large, and later calls of that command start at the size that fit.
+   * Only read-only commands (lists, statuses) can fill a buffer.
+   *
+   * The reply's `data` is a view of the shared buffer: it is valid until the next command, so
+   * every caller decodes it before sending another.
    */
   #run(command: DmCommandName, operation: string, req: DmRequest, bufferSize = INITIAL_BUFFER): DmReply {
     const site = { operation, device: req.name ?? '' };
     const tooLong = oversizedField(req);
     if (tooLong) throw new KernelError(operation, site.device, ERRNO.EINVAL, tooLong);
     const fd = this.#control(site);
-    for (let size = bufferSize; ; size *= 2) {
-      const buf = encodeRequest(req, size);
+    const first = requestSize(req, Math.max(bufferSize, this.#fits.get(command) ?? 0));
+    for (let size = first; ; size *= 2) {
+      if (this.#buffer.length < size) this.#buffer = Buffer.alloc(size);
+      const buf = this.#buffer;
+      encodeRequestInto(buf, req, size);
       ioctlBuffer(fd, dmIoctlNumber(DmCommand[command]), buf, site);
       const reply = decodeReply(buf);
-      if (!(reply.flags & DmFlag.BUFFER_FULL)) return reply;
+      if (!(reply.flags & DmFlag.BUFFER_FULL)) {
+        if (size > first) this.#fits.set(command, size);
+        return reply;
+      }
       if (size * 2 > MAX_BUFFER) throw new KernelError(operation, site.device, ERRNO.ENOMEM, `reply larger than ${MAX_BUFFER} bytes`);
     }
   }

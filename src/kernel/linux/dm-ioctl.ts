@@ -59,7 +59,7 @@ export interface DmReply {
   minor: number;
   name: string;
   uuid: string;
-  /** The bytes the kernel wrote after the header (data_start .. data_size). */
+  /** The bytes the kernel wrote after the header (data_start .. data_size): a view of the ioctl buffer. */
   data: Buffer;
 }
 
@@ -70,24 +70,42 @@ export function oversizedField(req: DmRequest): string | null {
   return null;
 }
 
-/** A zeroed buffer of `bufferSize` bytes holding the header and the payload. */
+/** The data_size of a request: `bufferSize`, or more when the payload needs it. */
+export function requestSize(req: DmRequest, bufferSize: number): number {
+  return Math.max(bufferSize, DM_HEADER_SIZE + (req.payload?.length ?? 0));
+}
+
+/** A new zeroed buffer holding the request: header and payload, `requestSize` bytes in all. */
 export function encodeRequest(req: DmRequest, bufferSize: number): Buffer {
-  const payload = req.payload ?? Buffer.alloc(0);
-  const size = Math.max(bufferSize, DM_HEADER_SIZE + payload.length);
+  const size = requestSize(req, bufferSize);
   const buf = Buffer.alloc(size);
+  encodeRequestInto(buf, req, size);
+  return buf;
+}
+
+/**
+ * Writes the request into `buf` (at least `dataSize` bytes, which must hold the header and the
+ * payload), so one buffer can serve every command. Only the header is cleared: the kernel reads
+ * nothing after the payload (target params and messages are NUL-terminated inside it), and on the
+ * way back it copies only the data_size it reports, which says where its answer ends.
+ */
+export function encodeRequestInto(buf: Buffer, req: DmRequest, dataSize: number): void {
+  const payloadLength = req.payload?.length ?? 0;
+  if (dataSize < DM_HEADER_SIZE + payloadLength || buf.length < dataSize) throw new RangeError(`a ${buf.length}-byte buffer cannot hold a ${dataSize}-byte request with a ${payloadLength}-byte payload`);
+  buf.fill(0, 0, DM_HEADER_SIZE);
   buf.writeUInt32LE(4, 0); // interface version 4.0.0: any 4.x kernel accepts it
-  buf.writeUInt32LE(0, 4);
-  buf.writeUInt32LE(0, 8);
-  buf.writeUInt32LE(size, 12); // data_size: the whole buffer, so the kernel knows how much it may fill
+  buf.writeUInt32LE(dataSize, 12); // data_size: how much the kernel may read and fill
   buf.writeUInt32LE(DM_HEADER_SIZE, 16); // data_start
   buf.writeUInt32LE(req.targetCount ?? 0, 20);
   buf.writeUInt32LE((req.flags ?? 0) >>> 0, 28);
   if (req.name) buf.write(req.name, 48, DM_NAME_LEN - 1, 'utf8');
   if (req.uuid) buf.write(req.uuid, 176, DM_UUID_LEN - 1, 'utf8');
-  payload.copy(buf, DM_HEADER_SIZE);
-  return buf;
+  req.payload?.copy(buf, DM_HEADER_SIZE);
 }
 
+const EMPTY = Buffer.alloc(0);
+
+/** The kernel's answer in `buf`. `data` is a view of `buf`, not a copy: read it before reusing `buf`. */
 export function decodeReply(buf: Buffer): DmReply {
   const dataSize = buf.readUInt32LE(12);
   const dataStart = buf.readUInt32LE(16);
@@ -101,7 +119,7 @@ export function decodeReply(buf: Buffer): DmReply {
     ...decodeDev(dev),
     name: cString(buf, 48, DM_NAME_LEN),
     uuid: cString(buf, 176, DM_UUID_LEN),
-    data: dataSize > dataStart ? buf.subarray(dataStart, Math.min(dataSize, buf.length)) : Buffer.alloc(0),
+    data: dataSize > dataStart ? buf.subarray(dataStart, Math.min(dataSize, buf.length)) : EMPTY,
   };
 }
 
