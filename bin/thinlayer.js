@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// Starts the CLI from the esbuild bundle (dist/thinlayer.mjs, made by `npm ci` or scripts/build.mjs)
-// while it is newer than every source file; otherwise runs the TypeScript sources through tsx, so an
-// edited checkout never runs stale code.
+// Starts the CLI from the esbuild bundle (dist/thinlayer.mjs and the chunks beside it that it imports
+// when a command needs them, made by `npm ci` or scripts/build.mjs) while it is newer than every
+// source file; otherwise runs the TypeScript sources through tsx, so an edited checkout never runs
+// stale code.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';

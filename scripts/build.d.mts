@@ -1,1 +1,7 @@
-export function buildBundle(opts?: { entry?: string; outfile?: string; sourcemap?: boolean }): Promise<void>;
+/**
+ * Bundles `entry` (default src/cli/main.ts) into `outfile` (default dist/thinlayer.mjs), with the
+ * parts it imports lazily as chunks beside it (`<outfile stem>-NAME-HASH.mjs`) unless `splitting`
+ * is false; `minify` (default true) strips whitespace and folds syntax, keeping identifiers.
+ * Resolves to the paths of the files written.
+ */
+export function buildBundle(opts?: { entry?: string; outfile?: string; sourcemap?: boolean; splitting?: boolean; minify?: boolean }): Promise<string[]>;

@@ -1,7 +1,6 @@
 // The library API: the same operations as the CLI, for programs that embed thinlayer.
 // Each call opens a session (the lock for those that mutate), does its work and closes it.
 
-import { loadManifest } from '../manifest/load.ts';
 import type { Manifest } from '../manifest/types.ts';
 import type { KernelPort } from '../kernel/port.ts';
 import type { BackendChoice } from '../kernel/select.ts';
@@ -59,7 +58,11 @@ function confirmer(opts: MutateOptions): (plan: Plan) => Promise<boolean> {
 }
 
 async function manifestOf(input: string | Manifest): Promise<Manifest> {
-  return typeof input === 'string' ? loadManifest(input) : input;
+  if (typeof input !== 'string') return input;
+  // Imported here, not above: the YAML parsers and the schema are the larger part of the CLI bundle,
+  // and only the commands given a manifest file (apply, plan -f) need them.
+  const { loadManifest } = await import('../manifest/load.ts');
+  return loadManifest(input);
 }
 
 /** Record the manifest as the desired state and converge to it. */

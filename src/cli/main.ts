@@ -4,21 +4,19 @@
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createInterface } from 'node:readline/promises';
 import { parseArgs, type FlagSpec } from './args.ts';
 import { renderPlan, renderStatus, renderEvent, TerminalReporter } from './render.ts';
 import { HELP, COMMAND_HELP } from './help.ts';
-import * as api from '../api/index.ts';
 import { ThinlayerError, UserError } from '../errors/index.ts';
 import type { BackendChoice } from '../kernel/select.ts';
-import { openStateDir } from '../events/state-dir.ts';
-import { EventLog } from '../events/log.ts';
-import { acquireLock } from '../events/lock.ts';
 import type { Plan } from '../plan/steps.ts';
 import type { Reporter } from '../messages/port.ts';
 import { parseSize as parseManifestSize } from '../manifest/sizes.ts';
-import { doctorCommand, gcCommand } from './doctor-command.ts';
-import { watchCommand, parseInterval, parseMetricsPort, DEFAULT_INTERVAL_MS } from './watch-command.ts';
+
+// Everything a command needs beyond parsing its arguments is imported when that command runs:
+// `--help` loads nothing more, `plan` does not load watch mode (rxjs), doctor or the Linux backend.
+// In the bundle each of these is a chunk of its own (scripts/build.mjs), read only when imported.
+const loadApi = () => import('../api/index.ts');
 
 const GLOBAL: FlagSpec[] = [
   { name: 'state-dir', takesValue: true },
@@ -87,6 +85,7 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
         return false;
       }
       err.write(renderPlan(plan) + '\n');
+      const { createInterface } = await import('node:readline/promises');
       const rl = createInterface({ input: process.stdin, output: process.stderr });
       try {
         const answer = await rl.question(`This deletes ${plan.steps.filter((s) => s.impact === 'destroy').length} thin device(s) and their data. Go ahead? [y/N] `);
@@ -104,17 +103,20 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
 
     switch (command) {
       case 'apply': {
+        const api = await loadApi();
         const result = await withSignals((signal) => api.apply(needFile(), { ...common, yes: args.flags.yes === true, confirm, signal }));
         if (json) print(JSON.stringify({ outcome: result.outcome, runId: result.runId, steps: result.steps, plan: result.plan }));
         else print(result.steps === 0 ? 'Nothing to do: everything is in its desired state.' : `Converged: ${result.steps} step(s) in ${result.passes} pass(es).`);
         return 0;
       }
       case 'plan': {
+        const api = await loadApi();
         const plan = await api.planFor(args.flags.file ? (args.flags.file as string) : null, common);
         print(json ? JSON.stringify(plan) : renderPlan(plan));
         return plan.blockers.length > 0 ? 1 : 0;
       }
       case 'status': {
+        const api = await loadApi();
         const view = await api.status(common);
         print(json ? JSON.stringify(view) : renderStatus(view));
         return 0;
@@ -123,6 +125,7 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
         return await showEvents(stateDir, json, args.flags.follow === true, Number(args.flags.since ?? 0), print);
       case 'up':
       case 'down': {
+        const api = await loadApi();
         const run = command === 'up' ? api.up : api.down;
         const result = await withSignals((signal) => run({ ...common, yes: true, signal }));
         if (!result) {
@@ -133,15 +136,21 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
         return 0;
       }
       case 'destroy': {
+        const api = await loadApi();
         const result = await withSignals((signal) => api.destroy({ ...common, yes: args.flags.yes === true, confirm, signal }));
         print(json ? JSON.stringify({ outcome: result.outcome, steps: result.steps }) : `Destroyed: ${result.steps} step(s).`);
         return 0;
       }
-      case 'doctor':
+      case 'doctor': {
+        const { doctorCommand } = await import('./doctor-command.ts');
         return await doctorCommand({ stateDir, backend: backend as BackendChoice, json, out, err });
-      case 'gc':
+      }
+      case 'gc': {
+        const { gcCommand } = await import('./doctor-command.ts');
         return await gcCommand({ stateDir, backend: backend as BackendChoice, json, yes: args.flags.yes === true, out, err });
-      case 'watch':
+      }
+      case 'watch': {
+        const { watchCommand, parseInterval, parseMetricsPort, DEFAULT_INTERVAL_MS } = await import('./watch-command.ts');
         return await watchCommand({
           file: needFile(),
           stateDir,
@@ -152,15 +161,19 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
           out,
           err,
         });
+      }
       case 'pool': {
         if (rest[0] !== 'grow') throw new UserError('usage: thinlayer pool grow --data SIZE [--metadata SIZE]', { path: rest[0] ?? 'pool', expected: 'grow' }, 'E_USAGE');
         const size = (flag: string) => (args.flags[flag] === undefined ? undefined : parseSize(args.flags[flag] as string, `--${flag}`));
-        const result = await api.growPoolTo({ dataBytes: size('data'), metadataBytes: size('metadata') }, common);
+        const request = { dataBytes: size('data'), metadataBytes: size('metadata') };
+        const api = await loadApi();
+        const result = await api.growPoolTo(request, common);
         print(json ? JSON.stringify(result) : result.reloaded ? `Pool grown: ${result.dataBlocks} data blocks.` : 'Pool files grown; the pool takes the new size when it is next activated.');
         return 0;
       }
       case 'sim': {
         if (rest[0] !== 'reboot') throw new UserError('usage: thinlayer sim reboot', { path: rest[0] ?? 'sim', expected: 'reboot' }, 'E_USAGE');
+        const [{ openStateDir }, { acquireLock }] = await Promise.all([import('../events/state-dir.ts'), import('../events/lock.ts')]);
         const dir = await openStateDir(stateDir);
         const lock = await acquireLock(dir, { command: 'sim reboot' });
         try {
@@ -208,6 +221,7 @@ async function withSignals<T>(work: (signal: AbortSignal) => Promise<T>): Promis
 }
 
 async function showEvents(stateDir: string, json: boolean, follow: boolean, since: number, print: (t: string) => void): Promise<number> {
+  const [{ openStateDir }, { EventLog }] = await Promise.all([import('../events/state-dir.ts'), import('../events/log.ts')]);
   const dir = await openStateDir(stateDir);
   const log = await EventLog.open(dir);
   try {

@@ -2,20 +2,32 @@
 // following symlinks) and mknod for device nodes and fifos. Failures throw node-style errors (with
 // `code` and `errno`), so callers treat them like any other fs error.
 
-import koffi from 'koffi';
+import { createRequire } from 'node:module';
 import { constants } from 'node:os';
 
-const libc = koffi.load('libc.so.6');
-const c = {
-  lsetxattr: libc.func('int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)'),
-  llistxattr: libc.func('intptr_t llistxattr(const char *path, void *list, size_t size)'),
-  lgetxattr: libc.func('intptr_t lgetxattr(const char *path, const char *name, void *value, size_t size)'),
-  mknod: libc.func('int mknod(const char *path, uint32_t mode, uint64_t dev)'),
-};
+/**
+ * koffi and the libc bindings, loaded by the first call rather than on import: loading the native
+ * addon is a noticeable part of a short command's start, and most commands never extract a layer
+ * or copy a tree.
+ */
+function bind() {
+  const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
+  const libc = koffi.load('libc.so.6');
+  const c = {
+    lsetxattr: libc.func('int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)'),
+    llistxattr: libc.func('intptr_t llistxattr(const char *path, void *list, size_t size)'),
+    lgetxattr: libc.func('intptr_t lgetxattr(const char *path, const char *name, void *value, size_t size)'),
+    mknod: libc.func('int mknod(const char *path, uint32_t mode, uint64_t dev)'),
+  };
+  return { koffi, c };
+}
+let bound: ReturnType<typeof bind> | null = null;
+const native = () => (bound ??= bind());
 
 const ERRNO_NAMES = new Map<number, string>(Object.entries(constants.errno).map(([name, n]) => [n, name]));
 
 function fail(call: string, path: string): never {
+  const { koffi } = native();
   const errno = koffi.errno();
   const code = ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
   const error = new Error(`${code}: ${call} ${path}`) as NodeJS.ErrnoException;
@@ -27,12 +39,14 @@ function fail(call: string, path: string): never {
 }
 
 export function lsetxattr(path: string, name: string, value: Buffer): void {
+  const { koffi, c } = native();
   koffi.errno(0);
   if (c.lsetxattr(path, name, value, value.length, 0) < 0) fail('lsetxattr', path);
 }
 
 /** The names of a file's extended attributes (empty where the file system has none). */
 export function llistxattr(path: string): string[] {
+  const { koffi, c } = native();
   for (;;) {
     koffi.errno(0);
     const size = Number(c.llistxattr(path, null, 0));
@@ -49,6 +63,7 @@ export function llistxattr(path: string): string[] {
 }
 
 export function lgetxattr(path: string, name: string): Buffer {
+  const { koffi, c } = native();
   for (;;) {
     koffi.errno(0);
     const size = Number(c.lgetxattr(path, name, null, 0));
@@ -75,6 +90,7 @@ export function makedev(major: number, minor: number): bigint {
 }
 
 export function mknod(path: string, typeAndMode: number, major = 0, minor = 0): void {
+  const { koffi, c } = native();
   koffi.errno(0);
   if (c.mknod(path, typeAndMode, makedev(major, minor)) < 0) fail('mknod', path);
 }
