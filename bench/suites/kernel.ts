@@ -24,11 +24,13 @@ interface Sizes {
   pairs: number;
   spaceDevices: number;
   spaceFileMiB: number;
+  /** The trim probe (bench/vm/probe.ts): online discard against periodic trim. */
+  trim: { small: number; big: number; bigMiB: number; rounds: number; roundFiles: number; roundKiB: number };
   timeoutMs: number;
 }
 
-const FULL: Sizes = { devices: 100, chain: 10, depth: 100, pairs: 20, spaceDevices: 10, spaceFileMiB: 8, timeoutMs: 25 * 60_000 };
-const QUICK: Sizes = { devices: 6, chain: 3, depth: 10, pairs: 3, spaceDevices: 2, spaceFileMiB: 2, timeoutMs: 12 * 60_000 };
+const FULL: Sizes = { devices: 100, chain: 10, depth: 100, pairs: 20, spaceDevices: 10, spaceFileMiB: 8, trim: { small: 2000, big: 4, bigMiB: 8, rounds: 10, roundFiles: 200, roundKiB: 16 }, timeoutMs: 25 * 60_000 };
+const QUICK: Sizes = { devices: 6, chain: 3, depth: 10, pairs: 3, spaceDevices: 2, spaceFileMiB: 2, trim: { small: 100, big: 1, bigMiB: 2, rounds: 3, roundFiles: 20, roundKiB: 16 }, timeoutMs: 12 * 60_000 };
 
 interface VmModule {
   bootVm(o: { command: string; timeoutMs?: number; freshDisk?: boolean; disk?: string; echo?: boolean }): Promise<{ exitCode: number | null; output: string; readyAfterMs: number | null; tookMs: number }>;
@@ -134,7 +136,7 @@ export const kernelSuite: Suite = {
     fs.writeFileSync(path.join(work, 'converge.yaml'), manifestYaml({ pool: 'benchvm', dataSize: '8G', metadataSize: '256M', baseSize: '256M', minFree: '1%', chain, devices }));
 
     const guest = path.join(ctx.repoRoot, 'bench', 'vm', 'guest.sh');
-    const command = ['bash', guest, work, s.devices, s.chain, s.depth, s.pairs, s.spaceDevices, s.spaceFileMiB].join(' ');
+    const command = ['bash', guest, work, s.devices, s.chain, s.depth, s.pairs, s.spaceDevices, s.spaceFileMiB, s.trim.small, s.trim.big, s.trim.bigMiB, s.trim.rounds, s.trim.roundFiles, s.trim.roundKiB].join(' ');
     ctx.log(`booting the VM (software emulation; budget ${s.timeoutMs / 60_000} min): ${s.devices} devices on a chain of ${s.chain}, depth probe to ${s.depth}`);
     let run;
     const disk = path.join(vm.workDir, `bench-disk-${process.pid}.img`);
@@ -291,6 +293,11 @@ export const kernelSuite: Suite = {
       out.notes.push(`Space: the data file grew by ${round(grew / space.written)} bytes per byte written (ext4 metadata and journal included) and, once the devices were deleted, ${after}.`);
     } else problems.push(`space probe: ${space?.error ?? 'no result'}`);
 
+    // --- online discard against periodic trim ------------------------------------------------------
+    const trim = probe?.trim;
+    if (trim && !trim.error) trimFigures(out, trim, problems);
+    else problems.push(`trim probe: ${trim?.error ?? 'no result'}`);
+
     out.notes.push(
       `The guest: Linux ${ready.kernel ?? '?'} under qemu with software emulation (TCG, 2 vCPUs, 2 GiB), the state and pool files on a virtio disk; there each of the script's steps took ${round(ms(shUp) / Number(shUp.processes))} ms (converge) and ${round(ms(shDown) / Number(shDown.processes))} ms (teardown) with its process start, and node with the CLI took ${round(Number(phases.get('cli-start')?.ms ?? NaN) / 1000)} s to start. Whole boot ${round(run.tookMs / 1000)} s.`,
     );
@@ -298,3 +305,76 @@ export const kernelSuite: Suite = {
     return out;
   },
 };
+
+/** What bench/vm/probe.ts's trim probe returns (bytes and milliseconds). */
+interface TrimProbe {
+  sizes: { smallFiles: number; bigFiles: number; bigFileMiB: number; rounds: number; roundFiles: number; roundFileKiB: number };
+  options: Record<TrimMode, string>;
+  firstTrimMs: Record<TrimMode, number>;
+  fstrimStartMs: number;
+  written: number;
+  fillMs: Record<TrimMode, number>;
+  empty: { pool: number; file: number; mapped: Record<TrimMode, number> };
+  filled: { pool: number; file: number; mapped: Record<TrimMode, number> };
+  delete: Record<TrimMode, { ms: number; settledMs: number; returnedPoolAtOnce: number; returnedPool: number; returnedFile: number; mapped: number; trimMs: number; trimSettledMs: number; trimReturnedPool: number; trimReturnedFile: number; mappedAfterTrim: number }>;
+  churn: {
+    written: number;
+    ms: Record<TrimMode, number>;
+    mappedBefore: Record<TrimMode, number>;
+    mappedAfter: Record<TrimMode, number>;
+    trim: Record<TrimMode, { ms: number; settledMs: number; returnedPool: number; returnedFile: number; mappedAfterTrim: number }>;
+  };
+}
+type TrimMode = 'discard' | 'fstrim';
+
+/** The table, metrics and note of online discard (`-o discard`, what thinlayer mounts with) against periodic trim. */
+export function trimFigures(out: SuiteOutput, t: TrimProbe, problems: string[]): void {
+  if (!t.options.discard.split(',').includes('discard') || t.options.fstrim.split(',').includes('discard')) {
+    problems.push(`trim probe: the mounts do not differ as intended (discard side "${t.options.discard}", trim side "${t.options.fstrim}")`);
+  }
+  const mib = (bytes: number) => round(bytes / 2 ** 20);
+  const sec = (ms: number) => round(ms / 1000);
+  const d = t.delete;
+  const c = t.churn;
+  const took = (m: TrimMode) => t.filled.mapped[m] - t.empty.mapped[m];
+  const held = (m: TrimMode) => c.mappedAfter[m] - c.mappedBefore[m];
+  const heldAfterTrim = (m: TrimMode) => c.trim[m].mappedAfterTrim - c.mappedBefore[m];
+  const returned = (m: TrimMode) => d[m].returnedPool + d[m].trimReturnedPool;
+  const pct = (part: number, whole: number) => `${round((100 * part) / whole)}%`;
+  const z = t.sizes;
+  out.tables.push({
+    title: 'Online discard against periodic fstrim',
+    columns: ['', 'online discard (`-o discard`, as thinlayer mounts)', 'periodic trim (no `discard`, then FITRIM)'],
+    rows: [
+      [`write ${z.smallFiles} files of 4 KiB and ${z.bigFiles} of ${z.bigFileMiB} MiB (${mib(t.written)} MiB), syncfs (s)`, sec(t.fillMs.discard), sec(t.fillMs.fstrim)],
+      ['… pool space the files took (MiB, the device\'s mapped growth)', mib(took('discard')), mib(took('fstrim'))],
+      ['delete them: rm and syncfs (s)', sec(d.discard.ms), sec(d.fstrim.ms)],
+      ['… returned to the pool by the delete (MiB)', mib(d.discard.returnedPool), mib(d.fstrim.returnedPool)],
+      ['… returned to the host by the delete (MiB of the data file)', mib(d.discard.returnedFile), mib(d.fstrim.returnedFile)],
+      ['… back in the pool (s after the rm began)', sec(d.discard.settledMs), 'at the next trim'],
+      ['trim after the delete (ms, the FITRIM call)', round(d.discard.trimMs), round(d.fstrim.trimMs)],
+      ['… returned to the pool by the trim (MiB)', mib(d.discard.trimReturnedPool), mib(d.fstrim.trimReturnedPool)],
+      ['… returned to the host by the trim (MiB)', mib(d.discard.trimReturnedFile), mib(d.fstrim.trimReturnedFile)],
+      ['returned to the pool in all, of what the files took', pct(returned('discard'), took('discard')), pct(returned('fstrim'), took('fstrim'))],
+      [`churn: ${z.rounds} rounds of ${z.roundFiles} files of ${z.roundFileKiB} KiB (${mib(c.written)} MiB), each round's deleted in two halves a round apart, syncfs every round (s)`, sec(c.ms.discard), sec(c.ms.fstrim)],
+      ['… held in the pool after it, every file deleted (MiB)', mib(held('discard')), mib(held('fstrim'))],
+      ['trim after the churn (ms)', round(c.trim.discard.ms), round(c.trim.fstrim.ms)],
+      ['… held after that trim (MiB)', mib(heldAfterTrim('discard')), mib(heldAfterTrim('fstrim'))],
+    ],
+    note: `Two devices of one layer, activated by \`thinlayer apply\` and mounted through thinlayer's own mount (LinuxKernel.mount: \`${t.options.discard}\` and \`${t.options.fstrim}\`), on a loop-backed pool with 64 KiB blocks (bench/vm/probe.ts, \`trim\`). The write and delete phases run one device at a time, so the pool's data used and the data file's allocated bytes (\`stat -c %b*%B\`) move for that device alone; the churn's rounds alternate which device goes first, and what each holds is its thin device's mapped bytes. Each figure is read once it stopped moving: dm-thin completes a discard's unmapping after a metadata commit, so the pool shows it up to a second after syncfs returned. Both were trimmed once after mounting (ext4 trims every free group on the first trim of a mount: ${round(t.firstTrimMs.discard)} and ${round(t.firstTrimMs.fstrim)} ms), so the trims timed here are the periodic ones; the fstrim tool adds its process start, ${round(t.fstrimStartMs)} ms here.`,
+  });
+  for (const m of ['discard', 'fstrim'] as const) {
+    out.metrics[`trim_${m}_delete_ms`] = { value: Math.round(d[m].ms), unit: 'ms' };
+    out.metrics[`trim_${m}_returned_pool_bytes`] = { value: returned(m), unit: 'bytes' };
+    out.metrics[`trim_${m}_returned_host_bytes`] = { value: d[m].returnedFile + d[m].trimReturnedFile, unit: 'bytes' };
+    out.metrics[`trim_${m}_churn_ms`] = { value: Math.round(c.ms[m]), unit: 'ms' };
+    out.metrics[`trim_${m}_churn_held_bytes`] = { value: held(m), unit: 'bytes' };
+  }
+  out.metrics.trim_discard_space_back_ms = { value: Math.round(d.discard.settledMs), unit: 'ms' };
+  out.metrics.trim_fstrim_trim_ms = { value: round(d.fstrim.trimMs), unit: 'ms' };
+  out.metrics.trim_fstrim_churn_trim_ms = { value: round(c.trim.fstrim.ms), unit: 'ms' };
+  const churnRatio = c.ms.discard / c.ms.fstrim;
+  out.notes.push(
+    `Online discard against periodic trim: deleting the same files returned ${mib(d.discard.returnedPool)} MiB to the pool with online discard, ${sec(d.discard.settledMs)} s after the rm began, and nothing with periodic trim until the trim, which returned ${mib(d.fstrim.trimReturnedPool)} MiB in ${round(d.fstrim.trimMs)} ms. The delete took ${sec(d.discard.ms)} s against ${sec(d.fstrim.ms)} s; the churn ${sec(c.ms.discard)} s against ${sec(c.ms.fstrim)} s (online discard × ${round(churnRatio)}), after which the trim side held ${mib(held('fstrim'))} MiB of deleted files in the pool until its trim, the discard side ${mib(held('discard'))} MiB. thinlayer keeps online discard; the reasons are in [recovery.md](recovery.md#space-reclaim-online-discard-or-periodic-trim).`,
+  );
+}

@@ -5,12 +5,14 @@
 # that a host growing busier or quieter during the boot weighs on both sides alike.
 # Every phase prints one `TL-BENCH phase=NAME key=value...` line for the host to read.
 #
-#   guest.sh WORK DEVICES CHAIN DEPTH PAIRS SPACE_DEVICES SPACE_FILE_MIB
+#   guest.sh WORK DEVICES CHAIN DEPTH PAIRS SPACE_DEVICES SPACE_FILE_MIB \
+#            TRIM_SMALL TRIM_BIG TRIM_BIG_MIB TRIM_ROUNDS TRIM_ROUND_FILES TRIM_ROUND_KIB
 #
 # WORK (read-only here) holds the CLI bundle, the probe bundle and converge.yaml. Timings come
 # from bash's EPOCHREALTIME, so taking them starts no process.
 set -u
 WORK=$1 DEVICES=$2 CHAIN=$3 DEPTH=$4 PAIRS=$5 SPACE_DEVICES=$6 SPACE_FILE_MIB=$7
+TRIM_SMALL=$8 TRIM_BIG=$9 TRIM_BIG_MIB=${10} TRIM_ROUNDS=${11} TRIM_ROUND_FILES=${12} TRIM_ROUND_KIB=${13}
 DISK=/run/tl-disk
 MOUNTS=/run/bench
 HERE=$(dirname "$0")
@@ -68,9 +70,11 @@ emit "phase=thinlayer-teardown status=$status ms=$((t1 - t0)) dm=$(owned thinlay
 [ "$status" = 0 ] || sed 's/^/TL-BENCH-ERR /' /tmp/tl-destroy.err | head -20
 grep -o 'thinlayer-kernel-calls .*' /tmp/tl-destroy.err | sed 's/^/TL-BENCH-CALLS teardown /'
 
-echo "TL-BENCH-PROGRESS probe: depth, space$([ "$COUNTED" = 0 ] && echo ', counted converge')"
+echo "TL-BENCH-PROGRESS probe: depth, space, trim$([ "$COUNTED" = 0 ] && echo ', counted converge')"
 count=()
 [ "$COUNTED" = 0 ] && count=(--count "$WORK/converge.yaml")
 node "$WORK/probe.mjs" --dir "$DISK/probe" --mounts "$MOUNTS/probe" --chain "$DEPTH" --pairs "$PAIRS" \
-  --space-devices "$SPACE_DEVICES" --space-file-mib "$SPACE_FILE_MIB" "${count[@]}"
+  --space-devices "$SPACE_DEVICES" --space-file-mib "$SPACE_FILE_MIB" \
+  --trim-small "$TRIM_SMALL" --trim-big "$TRIM_BIG" --trim-big-mib "$TRIM_BIG_MIB" \
+  --trim-rounds "$TRIM_ROUNDS" --trim-round-files "$TRIM_ROUND_FILES" --trim-round-kib "$TRIM_ROUND_KIB" "${count[@]}"
 emit "phase=done status=$? uptime=$(cut -d' ' -f1 /proc/uptime)"
