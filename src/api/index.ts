@@ -2,6 +2,7 @@
 // Each call opens a session (the lock for those that mutate), does its work and closes it.
 
 import type { Manifest } from '../manifest/types.ts';
+import type { ManifestSource } from '../manifest/load.ts';
 import type { KernelPort } from '../kernel/port.ts';
 import type { BackendChoice } from '../kernel/select.ts';
 import type { Plan } from '../plan/steps.ts';
@@ -57,29 +58,43 @@ function confirmer(opts: MutateOptions): (plan: Plan) => Promise<boolean> {
   return async (plan) => (opts.yes ? true : opts.confirm ? opts.confirm(plan) : false);
 }
 
-async function manifestOf(input: string | Manifest): Promise<Manifest> {
-  if (typeof input !== 'string') return input;
-  // Imported here, not above: the YAML parsers and the schema are the larger part of the CLI bundle,
-  // and only the commands given a manifest file (apply, plan -f) need them.
-  const { loadManifest } = await import('../manifest/load.ts');
-  return loadManifest(input);
+// Imported when used, not above: the YAML parsers and the schema are the larger part of the CLI
+// bundle, and only the commands given a manifest file (apply, plan -f) need them.
+const manifestReader = () => import('../manifest/load.ts');
+
+/** The file read (not parsed): a missing file is refused before the state dir is opened. */
+async function sourceOf(input: string | Manifest): Promise<ManifestSource | null> {
+  return typeof input === 'string' ? (await manifestReader()).readManifestSource(input) : null;
+}
+
+/**
+ * The Manifest to converge to. A file whose digest is the one recorded with the desired state is
+ * that very manifest, read and checked when it was recorded: it is not parsed again (at 10,000
+ * devices, parsing is most of a no-op apply).
+ */
+async function desiredFrom(input: Manifest | null, source: ManifestSource | null, s: Session): Promise<{ desired: Manifest; digest: string | null }> {
+  if (!source) return { desired: input!, digest: null };
+  if (s.state.desired && s.state.desiredDigest === source.digest) return { desired: s.state.desired, digest: source.digest };
+  return { desired: (await manifestReader()).parseManifestSource(source), digest: source.digest };
 }
 
 /** Record the manifest as the desired state and converge to it. */
 export async function apply(manifest: string | Manifest, opts: MutateOptions): Promise<RunResult> {
-  const desired = await manifestOf(manifest);
-  const content = await resolveContent(desired);
+  const source = await sourceOf(manifest);
   return withSession(opts, true, 'apply', async (s) => {
+    const { desired, digest } = await desiredFrom(typeof manifest === 'string' ? null : manifest, source, s);
+    const content = await resolveContent(desired);
     refuseSmallerBase(s, desired);
-    return reconcile(s, { desired, content, mode: 'converge', command: 'apply', reporter: opts.reporter ?? silentReporter, confirm: confirmer(opts), recordDesired: true, signal: opts.signal });
+    return reconcile(s, { desired, desiredDigest: digest, content, mode: 'converge', command: 'apply', reporter: opts.reporter ?? silentReporter, confirm: confirmer(opts), recordDesired: true, signal: opts.signal });
   });
 }
 
 /** What apply would do, without doing it (no lock, no event). */
 export async function planFor(manifest: string | Manifest | null, opts: CommonOptions & { mode?: 'converge' | 'down' }): Promise<Plan> {
-  const desired = manifest === null ? null : await manifestOf(manifest);
-  const content = desired ? await resolveContent(desired) : undefined;
+  const source = manifest === null ? null : await sourceOf(manifest);
   return withSession(opts, false, 'plan', async (s) => {
+    const desired = manifest === null ? null : (await desiredFrom(typeof manifest === 'string' ? null : manifest, source, s)).desired;
+    const content = desired ? await resolveContent(desired) : undefined;
     const target = manifest === null ? s.state.desired : desired;
     if (desired) refuseSmallerBase(s, desired);
     const observed = await observeSystem(s.kernel, s.stateDir, target?.pool ?? s.state.poolSpec);

@@ -17,6 +17,8 @@ export interface DesiredSetEvent {
   /** The manifest's layers by chain id, with their resolved sources (absent: empty layers only). */
   content?: LayerContent | null;
   source: 'apply' | 'destroy';
+  /** The manifest file's digest (src/manifest/load.ts manifestDigest), when it was read from a file. */
+  digest?: string | null;
 }
 
 /** A kernel mutation is about to happen. Written (and fsync'd) before the mutation. */

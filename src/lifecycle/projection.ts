@@ -10,7 +10,7 @@ import type { LayerContent } from '../plan/layer-chain.ts';
 import { step as lifecycleStep, INITIAL_LIFECYCLE, type LifecycleRecord, type LifecycleCommand } from './machine.ts';
 
 /** Bump when the shape of EngineState changes: stored snapshots of another schema are rebuilt by replay. */
-export const PROJECTION_SCHEMA = 2;
+export const PROJECTION_SCHEMA = 3;
 
 export interface ThingRecord {
   key: string;
@@ -47,6 +47,8 @@ export interface PoolRecord {
 
 export interface EngineState {
   desired: Manifest | null;
+  /** The digest of the manifest file `desired` was read from: the same file unchanged need not be read again. */
+  desiredDigest: string | null;
   /** The desired layers by chain id, with their sources, as resolved when the manifest was applied. */
   content: LayerContent | null;
   /** The last pool spec asked for: kept after a destroy is asked, until the pool is gone, so it can be torn down. */
@@ -59,7 +61,7 @@ export interface EngineState {
 }
 
 export function initialState(): EngineState {
-  return { desired: null, content: null, poolSpec: null, pool: null, things: {}, pending: {}, lastSeq: 0, lastRun: null };
+  return { desired: null, desiredDigest: null, content: null, poolSpec: null, pool: null, things: {}, pending: {}, lastSeq: 0, lastRun: null };
 }
 
 /** The lifecycle command an op performs on its target thin device, if any. */
@@ -97,6 +99,7 @@ export function foldInto(s: EngineState, event: ThinlayerEvent): void {
   switch (event.type) {
     case 'desired.set':
       s.desired = event.manifest;
+      s.desiredDigest = event.digest ?? null;
       s.content = event.content ?? null;
       s.poolSpec = event.manifest?.pool ?? s.poolSpec;
       return;

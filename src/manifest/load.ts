@@ -2,6 +2,7 @@
 // adds only the file read. Nothing here touches the kernel or the state directory, so a bad
 // manifest is refused before any side effect.
 
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import { InternalError, UserError } from '../errors/index.ts';
@@ -50,8 +51,29 @@ function parseQuickly(text: string, file: string): Manifest | null {
   return problems.length === 0 && manifest ? manifest : null;
 }
 
-/** Reads and parses the manifest at `file`; Manifest.file is its absolute path. */
-export async function loadManifest(file: string): Promise<Manifest> {
+/**
+ * What a manifest text means depends on the text, the file's place (relative layer sources) and
+ * this reader. Bump when the reader changes what a text means (the schema, a default, a check), so
+ * that a manifest recorded by an older reader is read again.
+ */
+export const MANIFEST_READER_VERSION = 1;
+
+/** A manifest file as read, before parsing. */
+export interface ManifestSource {
+  /** As the user named it, for messages. */
+  shownAs: string;
+  absolute: string;
+  text: string;
+  /** Equal digests mean equal Manifests (see MANIFEST_READER_VERSION). */
+  digest: string;
+}
+
+export function manifestDigest(text: string, absolute: string): string {
+  return createHash('sha256').update(`thinlayer-manifest ${MANIFEST_READER_VERSION}\0${absolute}\0`).update(text).digest('hex');
+}
+
+/** Reads the manifest file at `file` without parsing it. */
+export async function readManifestSource(file: string): Promise<ManifestSource> {
   const absolute = resolvePath(file);
   let text: string;
   try {
@@ -60,7 +82,16 @@ export async function loadManifest(file: string): Promise<Manifest> {
     const reason = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message;
     throw new UserError(`${file}: cannot read the manifest: ${reason}`, { file, expected: 'a readable manifest file' });
   }
-  return parseManifest(text, absolute, { shownAs: file });
+  return { shownAs: file, absolute, text, digest: manifestDigest(text, absolute) };
+}
+
+export function parseManifestSource(source: ManifestSource): Manifest {
+  return parseManifest(source.text, source.absolute, { shownAs: source.shownAs });
+}
+
+/** Reads and parses the manifest at `file`; Manifest.file is its absolute path. */
+export async function loadManifest(file: string): Promise<Manifest> {
+  return parseManifestSource(await readManifestSource(file));
 }
 
 /** Problems in the order of the document; those without a line keep their place at the end. */

@@ -17,6 +17,8 @@ import type { Reporter } from '../messages/port.ts';
 export interface ReconcileOptions {
   /** What should exist: a manifest, or null for nothing (destroy). */
   desired: Manifest | null;
+  /** The digest of the manifest file it was read from (recorded with it), when it was read from one. */
+  desiredDigest?: string | null;
   /** Its layers' resolved content; the recorded content is used when absent (up, down). */
   content?: LayerContent | null;
   mode: PlanMode;
@@ -57,13 +59,14 @@ export async function reconcile(session: Session, opts: ReconcileOptions): Promi
       const poolSpec = opts.desired?.pool ?? session.state.poolSpec;
       const observed = await observeSystem(session.kernel, session.stateDir, poolSpec);
       // Without resolved content, the recorded one serves only for the manifest it was resolved for.
-      const sameManifest = JSON.stringify(session.state.desired) === JSON.stringify(opts.desired);
+      const sameManifest = session.state.desired === opts.desired || JSON.stringify(session.state.desired) === JSON.stringify(opts.desired);
       const content = opts.content ?? (sameManifest ? (session.state.content ?? undefined) : undefined);
       const plan = makePlan({ desired: opts.desired, state: session.state, observed, mode: opts.mode, content });
       firstPlan ??= plan;
       reporter.notify({ code: 'plan.ready', plan, pass });
       if (plan.blockers.length > 0) throw new StateError(plan.blockers.join('\n'), 'E_BLOCKED');
-      const desiredChanged = opts.recordDesired && (!sameManifest || JSON.stringify(session.state.content ?? null) !== JSON.stringify(content ?? null));
+      const newDigest = typeof opts.desiredDigest === 'string' && opts.desiredDigest !== session.state.desiredDigest;
+      const desiredChanged = opts.recordDesired && (!sameManifest || newDigest || JSON.stringify(session.state.content ?? null) !== JSON.stringify(content ?? null));
       if (plan.steps.length === 0 && !desiredChanged) {
         if (started) await session.append([{ type: 'run.finished', runId, outcome: 'converged', steps }]);
         reporter.notify({ code: 'run.converged', steps, passes: pass });
@@ -78,7 +81,7 @@ export async function reconcile(session: Session, opts: ReconcileOptions): Promi
         await session.append([{ type: 'run.started', runId, command: opts.command, pid: process.pid }], { durable: false });
         started = true;
       }
-      if (desiredChanged) await session.append([{ type: 'desired.set', manifest: opts.desired, content: content ?? null, source: opts.desired ? 'apply' : 'destroy' }], { durable: false });
+      if (desiredChanged) await session.append([{ type: 'desired.set', manifest: opts.desired, content: content ?? null, source: opts.desired ? 'apply' : 'destroy', digest: opts.desiredDigest ?? null }], { durable: false });
       const poolDmName = poolSpec ? dmIdentity(poolSpec.name, 'pool').dmName : '';
       steps += await executePlan(session, plan.steps, poolDmName, { runId, reporter, signal: opts.signal, firstIndex: steps, observed: observed.devices });
       if (opts.signal?.aborted) {
