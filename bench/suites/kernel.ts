@@ -232,7 +232,7 @@ export const kernelSuite: Suite = {
           ['converge', upCalls.total, round(upCalls.total / s.devices), min.converge, round(min.converge / s.devices), Number(shUp.processes ?? NaN) || null],
           ['teardown', downCalls.total, round(downCalls.total / s.devices), min.teardown, round(min.teardown / s.devices), Number(shDown.processes ?? NaN) || null],
         ],
-        note: `Counted from ${callsFrom}. The minimum counts one call per step of the script (a dm create with its table counts once, as the port's create does). A port call is one ioctl or syscall, except create (create, load, resume) and mkfs (a process).`,
+        note: `Counted from ${callsFrom}. The minimum counts one call per step of the script (a dm create with its table counts once, as the port's create does). A port call is one ioctl or syscall, except create (create, load, resume) and mkfs (a process). Converge: beyond the script's steps, thinlayer sends one set_transaction_id after each metadata message (the fence recovery reads) and observes the kernel at the start and the end of a run; no step looks a device up first. Teardown: thinlayer's destroy needs fewer calls than the script's steps, because it deletes the pool's files whole, thin ids and all, where the script discards and deletes each device's thin id first.`,
       });
       const keys = [...new Set([...Object.keys(upCalls.calls), ...Object.keys(downCalls.calls)])].sort();
       out.tables.push({
@@ -249,9 +249,9 @@ export const kernelSuite: Suite = {
       const cliStart = Number(phases.get('cli-start')?.ms ?? NaN);
       const perProcess = (p: Record<string, string>) => round(ms(p) / Number(p.processes));
       const explain = (label: string, tl: Record<string, string>, sh: Record<string, string>, t: KernelCallTally) =>
-        `${label}: the script spent ${perProcess(sh)} ms a process over ${sh.processes} processes; thinlayer ${round(ms(tl) / 1000)} s, of which about ${round(cliStart / 1000)} s starting node and the CLI, ${round(sum(t) / 1000)} s inside ${t.total} kernel calls (${round(t.total / s.devices)} a device against the minimum's ${round((label === 'converge' ? min.converge : min.teardown) / s.devices)}), and the rest outside kernel calls: the engine (two event-log appends with fdatasync per step, planning, folding) and whatever else held the guest`;
+        `${label}: the script spent ${perProcess(sh)} ms a process over ${sh.processes} processes; thinlayer ${round(ms(tl) / 1000)} s, of which about ${round(cliStart / 1000)} s starting node and the CLI, ${round(sum(t) / 1000)} s inside ${t.total} kernel calls (${round(t.total / s.devices)} a device against the minimum's ${round((label === 'converge' ? min.converge : min.teardown) / s.devices)}), and the rest outside kernel calls: the engine (an intent appended with fdatasync and an outcome appended per step, planning, folding) and whatever else held the guest`;
       out.notes.push(
-        `Where the time goes, since the 3× target is missed. ${explain('converge', tlUp, shUp, upCalls)}. ${explain('teardown', tlDown, shDown, downCalls)}; its deletes re-activate each deactivated device to discard it, so every device is removed twice and created once more (the create and remove rows above). Under emulation a device-mapper ioctl costs tens of milliseconds, so thinlayer's extra calls weigh as much as the processes it saves.${callsFrom.startsWith('the CLI') ? '' : ' (The kernel-call times come from the counted library run, not the timed CLI run.)'}`,
+        `Where the time goes, since the 3× target is missed. ${explain('converge', tlUp, shUp, upCalls)}. ${explain('teardown', tlDown, shDown, downCalls)}. Under emulation a device-mapper ioctl costs tens of milliseconds, so thinlayer's extra calls weigh as much as the processes it saves.${callsFrom.startsWith('the CLI') ? '' : ' (The kernel-call times come from the counted library run, not the timed CLI run.)'}`,
       );
     }
 
@@ -264,7 +264,7 @@ export const kernelSuite: Suite = {
         title: `Snapshot creation by the origin's chain depth (median of ${depth.pairs} each, interleaved)`,
         columns: ['', 'depth 1 (ms)', `depth ${depth.chain} (ms)`, `ratio`],
         rows: [
-          ['snap.create step (suspend check, txid read, intent, create_snap, set_transaction_id, done)', round(depth.stepMs.depth1), round(depth.stepMs.deep), round(stepRatio)],
+          ['snap.create step (intent, create_snap, set_transaction_id, outcome)', round(depth.stepMs.depth1), round(depth.stepMs.deep), round(stepRatio)],
           ['create_snap message alone', round(depth.messageMs.depth1), round(depth.messageMs.deep), round(messageRatio)],
         ],
         note: `One apply made a chain of ${depth.chain} layers (${round(depth.chainConvergeMs / 1000)} s); a second added the devices (state created), alternating depth 1 and depth ${depth.chain}.`,
