@@ -26,8 +26,10 @@ mounted() { grep -c " $1" /proc/mounts || true; }
 
 # Read node, the bundles and the tools over 9p once, so that neither side pays for the first read.
 "${CLI[@]}" --help >/dev/null
+cat "$WORK"/*.mjs >/dev/null # the bundles' chunks too: --help reads only the entry
 node "$WORK/probe.mjs" --help >/dev/null 2>&1 || true
 dmsetup version >/dev/null
+for tool in losetup mount umount blkdiscard truncate mkdir; do command -v "$tool" | xargs cat >/dev/null; done
 mkfs.ext4 -V >/dev/null 2>&1 || true
 emit "phase=ready uptime=$(cut -d' ' -f1 /proc/uptime) kernel=$(uname -r)"
 t0=$(now_ms)
