@@ -13,6 +13,7 @@ import { observeSystem } from '../reconcile/observe.ts';
 import { silentReporter, type Reporter } from '../messages/port.ts';
 import { readStatus, type StatusView } from './status.ts';
 import { resolveContent } from '../reconcile/resolve-content.ts';
+import { ArchiveDigestFile } from '../reconcile/archive-digests.ts';
 import { growPool, type GrowRequest, type GrowResult } from '../reconcile/pool-grow.ts';
 import { UserError } from '../errors/index.ts';
 import { formatSize } from '../manifest/sizes.ts';
@@ -83,7 +84,9 @@ export async function apply(manifest: string | Manifest, opts: MutateOptions): P
   const source = await sourceOf(manifest);
   return withSession(opts, true, 'apply', async (s) => {
     const { desired, digest } = await desiredFrom(typeof manifest === 'string' ? null : manifest, source, s);
-    const content = await resolveContent(desired);
+    const digests = await ArchiveDigestFile.open(s.stateDir);
+    const content = await resolveContent(desired, digests);
+    await digests.save();
     refuseSmallerBase(s, desired);
     return reconcile(s, { desired, desiredDigest: digest, content, mode: 'converge', command: 'apply', reporter: opts.reporter ?? silentReporter, confirm: confirmer(opts), recordDesired: true, signal: opts.signal });
   });
@@ -94,7 +97,8 @@ export async function planFor(manifest: string | Manifest | null, opts: CommonOp
   const source = manifest === null ? null : await sourceOf(manifest);
   return withSession(opts, false, 'plan', async (s) => {
     const desired = manifest === null ? null : (await desiredFrom(typeof manifest === 'string' ? null : manifest, source, s)).desired;
-    const content = desired ? await resolveContent(desired) : undefined;
+    // Archives hashed by an earlier apply are looked up, not hashed again; plan writes nothing.
+    const content = desired ? await resolveContent(desired, await ArchiveDigestFile.open(s.stateDir)) : undefined;
     const target = manifest === null ? s.state.desired : desired;
     if (desired) refuseSmallerBase(s, desired);
     const observed = await observeSystem(s.kernel, s.stateDir, target?.pool ?? s.state.poolSpec);

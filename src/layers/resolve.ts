@@ -12,7 +12,7 @@ import { sniffArchive, uncompressedChunks } from './compression.ts';
 import { measureDirectory } from './dir-source.ts';
 import { LayerContentError } from './errors.ts';
 import { isOciSource, parseOciSource, resolveOciImage } from './oci-layout.ts';
-import type { ResolvedLayer } from './types.ts';
+import type { ArchiveDigests, ResolvedLayer } from './types.ts';
 
 /** Where a source was written, for errors that point at it: the manifest file and the layer's name. */
 export interface SourceOrigin {
@@ -28,7 +28,16 @@ function sourceError(message: string, origin: SourceOrigin, code = 'E_LAYER_SOUR
   return new UserError(`${where ? `${where}: ` : ''}${message}`, { file: origin.manifestFile, path, expected: EXPECTED }, code);
 }
 
-export async function resolveLayerSource(source: string, manifestDir: string, origin: SourceOrigin = {}): Promise<ResolvedLayer[]> {
+/**
+ * A file's identity for ArchiveDigests: any write changes its ctime (to the nanosecond), and a
+ * replaced file has another inode, so an archive with the same identity has the same bytes.
+ */
+async function fileIdentity(path: string): Promise<string> {
+  const st = await stat(path, { bigint: true });
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+}
+
+export async function resolveLayerSource(source: string, manifestDir: string, origin: SourceOrigin = {}, digests?: ArchiveDigests): Promise<ResolvedLayer[]> {
   if (isOciSource(source)) {
     const ref = parseOciSource(source);
     if (!ref) throw sourceError(`${JSON.stringify(source)} is not an OCI source: write oci:PATH:TAG or oci:PATH@sha256:HEX`, origin);
@@ -45,6 +54,9 @@ export async function resolveLayerSource(source: string, manifestDir: string, or
     return [{ kind: 'dir', path, diffId, sizeBytes, label: path }];
   }
   if (!st.isFile()) throw sourceError(`the layer source ${path} is neither a file nor a directory`, origin);
+  const identity = digests ? await fileIdentity(path) : '';
+  const known = digests?.lookup(path, identity);
+  if (known) return [known];
   const sniffed = await sniffArchive(path);
   if ('unsupported' in sniffed) throw sourceError(`the layer source ${path} is ${sniffed.unsupported}`, origin);
   const stored = createHash('sha256');
@@ -54,14 +66,15 @@ export async function resolveLayerSource(source: string, manifestDir: string, or
   } catch (e) {
     throw new LayerContentError((e as Error).message, path, null);
   }
-  return [
-    {
-      kind: 'tar',
-      path,
-      diffId: `sha256:${uncompressed.digest('hex')}`,
-      ...(sniffed.format === 'tar' ? {} : { compressedDigest: `sha256:${stored.digest('hex')}` }),
-      sizeBytes: st.size,
-      label: path,
-    },
-  ];
+  const layer: ResolvedLayer = {
+    kind: 'tar',
+    path,
+    diffId: `sha256:${uncompressed.digest('hex')}`,
+    ...(sniffed.format === 'tar' ? {} : { compressedDigest: `sha256:${stored.digest('hex')}` }),
+    sizeBytes: st.size,
+    label: path,
+  };
+  // Remembered only if the file did not change while it was read.
+  if (digests && (await fileIdentity(path)) === identity) digests.remember(path, identity, layer);
+  return [layer];
 }

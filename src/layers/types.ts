@@ -36,3 +36,13 @@ export interface ApplyResult {
   /** `sha256:HEX` of the uncompressed tar as it was read. */
   diffId: string;
 }
+
+/**
+ * Digests of archive files already hashed, by the file's identity. Hashing reads the whole archive,
+ * so without it every apply of a manifest with a large layer read that layer again.
+ */
+export interface ArchiveDigests {
+  /** The layer hashed from this very file (same identity), or null. */
+  lookup(path: string, identity: string): ResolvedLayer | null;
+  remember(path: string, identity: string, layer: ResolvedLayer): void;
+}

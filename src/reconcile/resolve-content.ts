@@ -4,15 +4,16 @@
 
 import { dirname } from 'node:path';
 import type { Manifest } from '../manifest/types.ts';
-import type { ResolvedLayer } from '../layers/types.ts';
+import type { ArchiveDigests, ResolvedLayer } from '../layers/types.ts';
 import { resolveLayerSource } from '../layers/resolve.ts';
 import { chainLayers, type LayerContent } from '../plan/layer-chain.ts';
 
-export async function resolveContent(manifest: Manifest): Promise<LayerContent> {
+/** `digests`: archives hashed before, by file identity (the state dir's ArchiveDigestFile). */
+export async function resolveContent(manifest: Manifest, digests?: ArchiveDigests): Promise<LayerContent> {
   const resolved: Record<string, ResolvedLayer[]> = {};
   for (const layer of manifest.layers) {
     if (!layer.source) continue;
-    resolved[layer.name] = await resolveLayerSource(layer.source, dirname(manifest.file || '.'), { manifestFile: manifest.file || undefined, layer: layer.name });
+    resolved[layer.name] = await resolveLayerSource(layer.source, dirname(manifest.file || '.'), { manifestFile: manifest.file || undefined, layer: layer.name }, digests);
   }
   return chainLayers(manifest, resolved);
 }

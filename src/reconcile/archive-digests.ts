@@ -1,0 +1,73 @@
+// The digests of layer archives, kept in the state dir (`layer-digests.json`) so that an apply does
+// not read a layer archive it has hashed before (a layer of gigabytes took seconds every apply).
+// Entries are keyed by the file's identity (src/layers/resolve.ts fileIdentity). A cache: missing,
+// unreadable or of another version, it is ignored and rebuilt; it keeps only the archives the last
+// manifest named.
+
+import { constants as fsc } from 'node:fs';
+import { open, readFile, rename, unlink } from 'node:fs/promises';
+import type { StateDir } from '../events/state-dir.ts';
+import type { ArchiveDigests, ResolvedLayer } from '../layers/types.ts';
+
+export const ARCHIVE_DIGESTS_FILE = 'layer-digests.json';
+const VERSION = 1;
+
+interface Entry {
+  identity: string;
+  layer: ResolvedLayer;
+}
+
+export class ArchiveDigestFile implements ArchiveDigests {
+  readonly #stateDir: StateDir;
+  readonly #known: Map<string, Entry>;
+  /** The entries this run looked up or added: what save() keeps. */
+  readonly #used = new Map<string, Entry>();
+  #added = false;
+
+  private constructor(stateDir: StateDir, known: Map<string, Entry>) {
+    this.#stateDir = stateDir;
+    this.#known = known;
+  }
+
+  static async open(stateDir: StateDir): Promise<ArchiveDigestFile> {
+    const known = new Map<string, Entry>();
+    try {
+      const doc = JSON.parse(await readFile(stateDir.path(ARCHIVE_DIGESTS_FILE), 'utf8'));
+      if (doc?.version === VERSION && typeof doc.entries === 'object' && doc.entries !== null) {
+        for (const [path, e] of Object.entries(doc.entries as Record<string, Entry>)) {
+          if (typeof e?.identity === 'string' && typeof e.layer?.diffId === 'string') known.set(path, e);
+        }
+      }
+    } catch {
+      // no cache yet, or one that cannot be used: every archive is hashed
+    }
+    return new ArchiveDigestFile(stateDir, known);
+  }
+
+  lookup(path: string, identity: string): ResolvedLayer | null {
+    const e = this.#known.get(path);
+    if (!e || e.identity !== identity) return null;
+    this.#used.set(path, e);
+    return { ...e.layer };
+  }
+
+  remember(path: string, identity: string, layer: ResolvedLayer): void {
+    this.#used.set(path, { identity, layer: { ...layer } });
+    this.#added = true;
+  }
+
+  /** Writes the entries this run used, when they differ from the file's (a temporary file renamed into place). */
+  async save(): Promise<void> {
+    if (!this.#added && this.#used.size === this.#known.size) return;
+    const file = this.#stateDir.path(ARCHIVE_DIGESTS_FILE);
+    const temporary = `${file}.tmp`;
+    await unlink(temporary).catch(() => undefined);
+    const handle = await open(temporary, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+    try {
+      await handle.writeFile(JSON.stringify({ version: VERSION, entries: Object.fromEntries(this.#used) }));
+    } finally {
+      await handle.close();
+    }
+    await rename(temporary, file);
+  }
+}
