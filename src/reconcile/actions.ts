@@ -89,9 +89,10 @@ async function fenced(ctx: ActionContext, message: string, ...tolerated: Paramet
 /** Activate a thin device, or adopt it if a previous attempt already did. */
 async function activateThin(ctx: ActionContext, a: Args): Promise<DmInfo> {
   const table = async () => [thinTarget(a, await poolMajorMinor(ctx))];
-  if (knownDevice(ctx, a.dmName) === undefined) {
-    // Not looked at yet this run. Most devices being activated do not exist yet, so create first:
-    // a taken name fails the create before it changes anything, and sends us to adopt it below.
+  if (!knownDevice(ctx, a.dmName)) {
+    // Absent as far as this run knows, or not looked at: most devices being activated do not exist
+    // yet, so create first. A taken name fails the create before it changes anything, and sends us
+    // to adopt it below.
     try {
       const info = await ctx.kernel.create(a.dmName, a.uuid, await table());
       rememberDevice(ctx, a.dmName, info);
@@ -110,6 +111,7 @@ async function activateThin(ctx: ActionContext, a: Args): Promise<DmInfo> {
     forgetDevice(ctx, a.dmName, false);
     return requireInfo(ctx, a.dmName, 'dm.info');
   }
+  // Gone since the create found the name taken (a deferred remove finishing): make it now.
   const info = await ctx.kernel.create(a.dmName, a.uuid, await table());
   rememberDevice(ctx, a.dmName, info);
   return info;
