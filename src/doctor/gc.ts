@@ -4,27 +4,12 @@
 // interrupted are settled first, by the fence: if the pool's transaction id moved one past the
 // intent's, the delete landed.
 
-import type { Step } from '../plan/steps.ts';
-import { METADATA_OPS } from '../plan/steps.ts';
-import { ACTIONS, type ActionContext } from '../reconcile/actions.ts';
 import type { Session } from '../reconcile/session.ts';
 import type { Reporter } from '../messages/port.ts';
-import { ThinlayerError, InternalError, errorRecord } from '../errors/index.ts';
+import { executePlan } from '../reconcile/execute.ts';
 import { parsePoolStatus } from '../kernel/status-lines.ts';
 import { deleteOrphan } from './orphan-delete.ts';
 import { ORPHAN_DELETE, type GcPlan } from './gc-plan.ts';
-
-type Action = (ctx: ActionContext, args: Record<string, any>) => Promise<Record<string, unknown>>;
-
-function actionFor(op: Step['op']): Action {
-  const action = op === ORPHAN_DELETE ? deleteOrphan : ACTIONS[op];
-  if (!action) throw new InternalError(`gc has no action for step ${op}`);
-  return action;
-}
-
-function fencedOp(op: Step['op']): boolean {
-  return op === ORPHAN_DELETE || METADATA_OPS.has(op);
-}
 
 async function readTxid(session: Session, poolDmName: string): Promise<number> {
   const line = (await session.kernel.status(poolDmName)).find((l) => l.type === 'thin-pool');
@@ -51,25 +36,8 @@ export async function runGc(session: Session, plan: GcPlan, poolDmName: string, 
         { type: 'step.done', stepId: s.stepId, op: ORPHAN_DELETE, target: `thin:${s.thinId}`, result: landed ? { txid, thinId: s.thinId } : { thinId: s.thinId }, recovered: true },
       ]);
     }
-    for (const [i, step] of plan.steps.entries()) {
-      const stepId = `${runId}:${i}`;
-      const ctx: ActionContext = { kernel: session.kernel, stateDir: session.stateDir, poolDmName };
-      if (fencedOp(step.op)) ctx.txid = await readTxid(session, poolDmName);
-      reporter.notify({ code: 'step.start', step, index: i, total: plan.steps.length });
-      await session.append([{ type: 'step.intent', stepId, op: step.op, target: step.target, args: step.args, ...(ctx.txid !== undefined ? { txid: ctx.txid } : {}) }]);
-      let result: Record<string, unknown>;
-      try {
-        result = await actionFor(step.op)(ctx, step.args);
-      } catch (e) {
-        const error = errorRecord(e);
-        await session.append([{ type: 'step.failed', stepId, op: step.op, target: step.target, error }]);
-        reporter.notify({ code: 'step.failed', step, error: error.message });
-        throw e;
-      }
-      await session.append([{ type: 'step.done', stepId, op: step.op, target: step.target, result }]);
-      reporter.notify({ code: 'step.done', step, index: i, total: plan.steps.length });
-      done += 1;
-    }
+    // The reconciler's own executor, with gc's one action of its own: the same intents, fences and outcomes.
+    done = await executePlan(session, plan.steps, poolDmName, { runId, reporter, firstIndex: 0, actions: { [ORPHAN_DELETE]: deleteOrphan } });
   } catch (e) {
     await session.append([{ type: 'run.finished', runId, outcome: 'failed', steps: done }]).catch(() => undefined);
     throw e;

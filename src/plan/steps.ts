@@ -50,4 +50,4 @@ export function worstImpact(steps: Step[]): Impact {
 }
 
 /** Ops that change the pool's metadata: fenced by the pool transaction id. */
-export const METADATA_OPS: ReadonlySet<StepOp> = new Set(['thin.create', 'snap.create', 'thin.delete']);
+export const METADATA_OPS: ReadonlySet<StepOp> = new Set(['thin.create', 'snap.create', 'thin.delete', 'orphan.delete']);
