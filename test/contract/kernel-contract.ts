@@ -5,6 +5,7 @@
 
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { errnoName, KernelError } from '../../src/errors/index.ts';
@@ -208,6 +209,25 @@ class Rig {
   }
 }
 
+/** A fixture in a fresh temporary directory (work files and mountpoints inside it) around the kernel `make` gives. */
+export async function tempFixture(make: (root: string) => KernelPort): Promise<KernelFixture> {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'thinlayer-contract-'));
+  const workDir = path.join(root, 'work');
+  const mountRoot = path.join(root, 'mnt');
+  fs.mkdirSync(workDir);
+  fs.mkdirSync(mountRoot);
+  const kernel = make(root);
+  return {
+    kernel,
+    workDir,
+    mountRoot,
+    async cleanup() {
+      await kernel.close();
+      fs.rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
+
 export function describeKernelContract(name: string, makeFixture: () => Promise<KernelFixture>): void {
   describe(`kernel contract: ${name}`, () => {
     let fx: KernelFixture;
@@ -319,6 +339,18 @@ export function describeKernelContract(name: string, makeFixture: () => Promise<
 
     it('remove of a missing device is ENXIO', async () => {
       await expectErrno(fx.kernel.remove(`${rig.prefix}-nothing`), 'ENXIO');
+    });
+
+    it('create answers what info() then answers for the new device, with or without a table', async () => {
+      const bare = await rig.create(`${rig.prefix}-bare`);
+      expect(bare).toMatchObject({ name: `${rig.prefix}-bare`, uuid: `${rig.prefix}-${rig.prefix}-bare`, liveTable: false });
+      expect(bare).toEqual(await fx.kernel.info(`${rig.prefix}-bare`));
+      const pool = await rig.pool();
+      expect(pool.info).toMatchObject({ liveTable: true, suspended: false, targetCount: 1 });
+      expect(pool.info).toEqual(await fx.kernel.info(pool.name)); // before a thin device opens it
+      const thin = await rig.thin(pool, 0);
+      expect(thin).toMatchObject({ liveTable: true, suspended: false, targetCount: 1 });
+      expect(thin).toEqual(await fx.kernel.info(thin.name));
     });
 
     it('creating a name or a uuid that exists is EBUSY', async () => {

@@ -92,12 +92,13 @@ export class DeviceMapper {
   }
 
   create(name: string, uuid: string, table?: DmTarget[], opts: { readOnly?: boolean } = {}): DmInfo {
-    // The kernel answers EBUSY when the name or the uuid is taken.
-    this.#run('DEV_CREATE', 'dm.create', { name, uuid, flags: opts.readOnly ? DmFlag.READONLY : 0 });
+    // The kernel answers EBUSY when the name or the uuid is taken. Both DEV_CREATE and the resume
+    // answer with the device's status (name and uuid included), so no DEV_STATUS follows.
+    let status = this.#run('DEV_CREATE', 'dm.create', { name, uuid, flags: opts.readOnly ? DmFlag.READONLY : 0 });
     if (table) {
       try {
         this.#load(name, table, opts.readOnly ?? false);
-        this.resume(name);
+        status = this.#run('DEV_SUSPEND', 'dm.resume', { name, flags: 0 });
       } catch (e) {
         // Leave nothing half-made behind: a device without a table is of no use to anyone.
         try {
@@ -108,9 +109,7 @@ export class DeviceMapper {
         throw e;
       }
     }
-    const info = this.info(name);
-    if (!info) throw new KernelError('dm.create', name, ERRNO.ENXIO, 'device vanished right after it was created');
-    return info;
+    return toInfo(status);
   }
 
   load(name: string, table: DmTarget[]): void {
