@@ -37,40 +37,41 @@ t0=$(now_ms)
 t1=$(now_ms)
 emit "phase=cli-start status=0 ms=$((t1 - t0))"
 
+# One timed phase: its name, the dm name prefix and the mount directory of what it leaves, then the
+# command. Its stderr goes to /tmp/NAME.err, shown when it fails; the last line of its stdout joins
+# the phase line when it is key=value (the script's `processes=N`).
+phase() {
+  local name=$1 prefix=$2 mounts=$3 t0 t1 out status
+  shift 3
+  t0=$(now_ms)
+  out=$("$@" 2>"/tmp/$name.err")
+  status=$?
+  t1=$(now_ms)
+  out=${out##*$'\n'}
+  case $out in *=*) ;; *) out= ;; esac
+  emit "phase=$name status=$status ms=$((t1 - t0)) dm=$(owned "$prefix") mounts=$(mounted "$mounts") $out"
+  [ "$status" = 0 ] || sed 's/^/TL-BENCH-ERR /' "/tmp/$name.err" | head -20
+}
+# thinlayer's CLI prints its kernel-call tally on stderr (exported, not prefixed: `env` would be one
+# more process inside the timing).
+calls() { grep -o 'thinlayer-kernel-calls .*' "/tmp/$1.err" | sed "s/^/TL-BENCH-CALLS $2 /"; }
+export THINLAYER_COUNT_KERNEL_CALLS=1
+
 echo "TL-BENCH-PROGRESS thinlayer converge: $DEVICES devices on a chain of $CHAIN layers"
-t0=$(now_ms)
-THINLAYER_COUNT_KERNEL_CALLS=1 "${CLI[@]}" apply -f "$WORK/converge.yaml" --yes --backend kernel --state-dir "$DISK/tl" -q 2>/tmp/tl-apply.err
-status=$?
-t1=$(now_ms)
-emit "phase=thinlayer-converge status=$status ms=$((t1 - t0)) dm=$(owned thinlayer-benchvm-) mounts=$(mounted $MOUNTS/tl/)"
-[ "$status" = 0 ] || sed 's/^/TL-BENCH-ERR /' /tmp/tl-apply.err | head -20
-grep -o 'thinlayer-kernel-calls .*' /tmp/tl-apply.err | sed 's/^/TL-BENCH-CALLS converge /'
-COUNTED=$(grep -c 'thinlayer-kernel-calls ' /tmp/tl-apply.err || true)
+phase thinlayer-converge thinlayer-benchvm- "$MOUNTS/tl/" "${CLI[@]}" apply -f "$WORK/converge.yaml" --yes --backend kernel --state-dir "$DISK/tl" -q
+calls thinlayer-converge converge
+COUNTED=$(grep -c 'thinlayer-kernel-calls ' /tmp/thinlayer-converge.err || true)
 
 echo "TL-BENCH-PROGRESS script converge"
-t0=$(now_ms)
-out=$(sh "$HERE/dmsetup-converge.sh" "$DISK/sh" "$MOUNTS/sh" "$DEVICES" "$CHAIN" 2>/tmp/sh-converge.err)
-status=$?
-t1=$(now_ms)
-emit "phase=script-converge status=$status ms=$((t1 - t0)) dm=$(owned bsh-) mounts=$(mounted $MOUNTS/sh/) ${out##*$'\n'}"
-[ "$status" = 0 ] || sed 's/^/TL-BENCH-ERR /' /tmp/sh-converge.err | head -20
+phase script-converge bsh- "$MOUNTS/sh/" sh "$HERE/dmsetup-converge.sh" "$DISK/sh" "$MOUNTS/sh" "$DEVICES" "$CHAIN"
 
 echo "TL-BENCH-PROGRESS script teardown"
-t0=$(now_ms)
-out=$(sh "$HERE/dmsetup-teardown.sh" "$DISK/sh" "$MOUNTS/sh" "$DEVICES" "$CHAIN" 2>/tmp/sh-teardown.err)
-status=$?
-t1=$(now_ms)
-emit "phase=script-teardown status=$status ms=$((t1 - t0)) dm=$(owned bsh-) mounts=$(mounted $MOUNTS/sh/) ${out##*$'\n'}"
-[ "$status" = 0 ] || sed 's/^/TL-BENCH-ERR /' /tmp/sh-teardown.err | head -20
+phase script-teardown bsh- "$MOUNTS/sh/" sh "$HERE/dmsetup-teardown.sh" "$DISK/sh" "$MOUNTS/sh" "$DEVICES" "$CHAIN"
 
 echo "TL-BENCH-PROGRESS thinlayer teardown"
-t0=$(now_ms)
-THINLAYER_COUNT_KERNEL_CALLS=1 "${CLI[@]}" destroy --yes --backend kernel --state-dir "$DISK/tl" -q 2>/tmp/tl-destroy.err
-status=$?
-t1=$(now_ms)
-emit "phase=thinlayer-teardown status=$status ms=$((t1 - t0)) dm=$(owned thinlayer-benchvm-) mounts=$(mounted $MOUNTS/tl/)"
-[ "$status" = 0 ] || sed 's/^/TL-BENCH-ERR /' /tmp/tl-destroy.err | head -20
-grep -o 'thinlayer-kernel-calls .*' /tmp/tl-destroy.err | sed 's/^/TL-BENCH-CALLS teardown /'
+phase thinlayer-teardown thinlayer-benchvm- "$MOUNTS/tl/" "${CLI[@]}" destroy --yes --backend kernel --state-dir "$DISK/tl" -q
+calls thinlayer-teardown teardown
+unset THINLAYER_COUNT_KERNEL_CALLS
 
 echo "TL-BENCH-PROGRESS probe: depth, space, trim$([ "$COUNTED" = 0 ] && echo ', counted converge')"
 count=()
