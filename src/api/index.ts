@@ -63,9 +63,12 @@ function confirmer(opts: MutateOptions): (plan: Plan) => Promise<boolean> {
 // bundle, and only the commands given a manifest file (apply, plan -f) need them.
 const manifestReader = () => import('../manifest/load.ts');
 
-/** The file read (not parsed): a missing file is refused before the state dir is opened. */
-async function sourceOf(input: string | Manifest): Promise<ManifestSource | null> {
-  return typeof input === 'string' ? (await manifestReader()).readManifestSource(input) : null;
+/** A Manifest given as it is, or a manifest file read but not yet parsed. */
+type ManifestInput = { given: Manifest } | { source: ManifestSource };
+
+/** Reads a manifest file (not parsing it): a missing file is refused before the state dir is opened. */
+async function inputOf(manifest: string | Manifest): Promise<ManifestInput> {
+  return typeof manifest === 'string' ? { source: await (await manifestReader()).readManifestSource(manifest) } : { given: manifest };
 }
 
 /**
@@ -73,34 +76,35 @@ async function sourceOf(input: string | Manifest): Promise<ManifestSource | null
  * that very manifest, read and checked when it was recorded: it is not parsed again (at 10,000
  * devices, parsing is most of a no-op apply).
  */
-async function desiredFrom(input: Manifest | null, source: ManifestSource | null, s: Session): Promise<{ desired: Manifest; digest: string | null }> {
-  if (!source) return { desired: input!, digest: null };
+async function desiredFrom(input: ManifestInput, s: Session): Promise<{ desired: Manifest; digest: string | null }> {
+  if ('given' in input) return { desired: input.given, digest: null };
+  const { source } = input;
   if (s.state.desired && s.state.desiredDigest === source.digest) return { desired: s.state.desired, digest: source.digest };
   return { desired: (await manifestReader()).parseManifestSource(source), digest: source.digest };
 }
 
 /** Record the manifest as the desired state and converge to it. */
 export async function apply(manifest: string | Manifest, opts: MutateOptions): Promise<RunResult> {
-  const source = await sourceOf(manifest);
+  const input = await inputOf(manifest);
   return withSession(opts, true, 'apply', async (s) => {
-    const { desired, digest } = await desiredFrom(typeof manifest === 'string' ? null : manifest, source, s);
+    const { desired, digest } = await desiredFrom(input, s);
+    refuseSmallerBase(s, desired);
     const digests = await ArchiveDigestFile.open(s.stateDir);
     const content = await resolveContent(desired, digests);
     await digests.save();
-    refuseSmallerBase(s, desired);
     return reconcile(s, { desired, desiredDigest: digest, content, mode: 'converge', command: 'apply', reporter: opts.reporter ?? silentReporter, confirm: confirmer(opts), recordDesired: true, signal: opts.signal });
   });
 }
 
 /** What apply would do, without doing it (no lock, no event). */
 export async function planFor(manifest: string | Manifest | null, opts: CommonOptions & { mode?: 'converge' | 'down' }): Promise<Plan> {
-  const source = manifest === null ? null : await sourceOf(manifest);
+  const input = manifest === null ? null : await inputOf(manifest);
   return withSession(opts, false, 'plan', async (s) => {
-    const desired = manifest === null ? null : (await desiredFrom(typeof manifest === 'string' ? null : manifest, source, s)).desired;
+    const desired = input === null ? null : (await desiredFrom(input, s)).desired;
+    if (desired) refuseSmallerBase(s, desired);
     // Archives hashed by an earlier apply are looked up, not hashed again; plan writes nothing.
     const content = desired ? await resolveContent(desired, await ArchiveDigestFile.open(s.stateDir)) : undefined;
-    const target = manifest === null ? s.state.desired : desired;
-    if (desired) refuseSmallerBase(s, desired);
+    const target = input === null ? s.state.desired : desired;
     const observed = await observeSystem(s.kernel, s.stateDir, target?.pool ?? s.state.poolSpec);
     return makePlan({ desired: target, state: s.state, observed, mode: opts.mode ?? 'converge', content: content ?? s.state.content ?? undefined });
   });
