@@ -5,7 +5,8 @@
 import type { KernelPort } from '../kernel/port.ts';
 import type { BackendChoice } from '../kernel/select.ts';
 import { Session } from '../reconcile/session.ts';
-import { TerminalReporter } from './render.ts';
+import { TerminalReporter, renderInterrupted } from './render.ts';
+import { interruptedExitCode } from './exit-codes.ts';
 import { inspect } from '../doctor/inspect.ts';
 import { diagnose } from '../doctor/diagnose.ts';
 import { planGc } from '../doctor/gc-plan.ts';
@@ -26,6 +27,8 @@ export interface DoctorCommandOptions {
 export interface GcCommandOptions extends DoctorCommandOptions {
   /** Delete; without it gc only shows what it would delete. */
   yes: boolean;
+  /** Aborted by SIGINT or SIGTERM: gc stops between steps. */
+  signal?: AbortSignal;
 }
 
 function printer(out: NodeJS.WritableStream): (text: string) => void {
@@ -46,7 +49,7 @@ export async function doctorCommand(opts: DoctorCommandOptions): Promise<number>
   }
 }
 
-/** Exit code: 0 when gc did (or, without --yes, would do) its work, 1 when it cannot run. */
+/** Exit code: 0 when gc did (or, without --yes, would do) its work, 1 when it cannot run, 130 or 143 when SIGINT or SIGTERM stopped it between steps. */
 export async function gcCommand(opts: GcCommandOptions): Promise<number> {
   const reporter = new TerminalReporter(opts.err, opts.json);
   const print = printer(opts.out);
@@ -67,10 +70,11 @@ export async function gcCommand(opts: GcCommandOptions): Promise<number> {
       return plan.blockers.length > 0 ? 1 : 0;
     }
     if (!opts.json) print(renderGcPlan(plan, true));
-    const result: GcResult = await runGc(session, plan, facts.poolDmName!, reporter);
-    if (opts.json) print(JSON.stringify({ ...summary, runId: result.runId, done: result.steps, settled: result.settled }));
+    const result: GcResult = await runGc(session, plan, facts.poolDmName!, reporter, opts.signal);
+    if (opts.json) print(JSON.stringify({ ...summary, runId: result.runId, done: result.steps, settled: result.settled, outcome: result.interrupted ? 'interrupted' : 'converged' }));
+    else if (result.interrupted) print(renderInterrupted(result.steps, plan.steps.length));
     else if (result.steps > 0 || result.settled > 0) print(renderGcResult(result));
-    return 0;
+    return result.interrupted ? interruptedExitCode(opts.signal) : 0;
   } finally {
     await session.close();
   }

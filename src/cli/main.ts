@@ -1,12 +1,14 @@
 // The CLI entry point: parses arguments, runs one command through the library API, renders the
-// result, and is the only place where errors become exit codes (0 converged, 1 failed, 2 bad input).
+// result, and is the only place where errors become exit codes: 0 done, 1 failed, 2 bad input, and
+// 130 or 143 when SIGINT or SIGTERM interrupted a run between steps (128 + the signal's number).
 
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, type FlagSpec } from './args.ts';
-import { renderPlan, renderStatus, renderEvent, TerminalReporter } from './render.ts';
+import { renderPlan, renderStatus, renderEvent, renderInterrupted, TerminalReporter } from './render.ts';
 import { HELP, COMMAND_HELP } from './help.ts';
+import { SIGNAL_EXIT, type StopSignal } from './exit-codes.ts';
 import { ThinlayerError, UserError } from '../errors/index.ts';
 import type { BackendChoice } from '../kernel/select.ts';
 import type { Plan } from '../plan/steps.ts';
@@ -104,10 +106,11 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
     switch (command) {
       case 'apply': {
         const api = await loadApi();
-        const result = await withSignals((signal) => api.apply(needFile(), { ...common, yes: args.flags.yes === true, confirm, signal }));
-        if (json) print(JSON.stringify({ outcome: result.outcome, runId: result.runId, steps: result.steps, plan: result.plan }));
+        const { result, signal } = await withSignals((signal) => api.apply(needFile(), { ...common, yes: args.flags.yes === true, confirm, signal }));
+        if (json) print(JSON.stringify({ outcome: result.outcome, runId: result.runId, steps: result.steps, planned: result.planned, plan: result.plan }));
+        else if (result.outcome === 'interrupted') print(renderInterrupted(result.steps, result.planned));
         else print(result.steps === 0 ? 'Nothing to do: everything is in its desired state.' : `Converged: ${result.steps} step(s) in ${result.passes} pass(es).`);
-        return 0;
+        return exitCodeOf(result.outcome, signal);
       }
       case 'plan': {
         const api = await loadApi();
@@ -127,19 +130,22 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
       case 'down': {
         const api = await loadApi();
         const run = command === 'up' ? api.up : api.down;
-        const result = await withSignals((signal) => run({ ...common, yes: true, signal }));
+        const { result, signal } = await withSignals((signal) => run({ ...common, yes: true, signal }));
         if (!result) {
           print(json ? JSON.stringify({ outcome: 'nothing-recorded', steps: 0 }) : 'Nothing recorded yet: run `thinlayer apply -f MANIFEST` first.');
           return 0;
         }
-        print(json ? JSON.stringify({ outcome: result.outcome, runId: result.runId, steps: result.steps }) : result.steps === 0 ? 'Nothing to do.' : `${command === 'up' ? 'Up' : 'Down'}: ${result.steps} step(s).`);
-        return 0;
+        if (json) print(JSON.stringify({ outcome: result.outcome, runId: result.runId, steps: result.steps, planned: result.planned }));
+        else if (result.outcome === 'interrupted') print(renderInterrupted(result.steps, result.planned));
+        else print(result.steps === 0 ? 'Nothing to do.' : `${command === 'up' ? 'Up' : 'Down'}: ${result.steps} step(s).`);
+        return exitCodeOf(result.outcome, signal);
       }
       case 'destroy': {
         const api = await loadApi();
-        const result = await withSignals((signal) => api.destroy({ ...common, yes: args.flags.yes === true, confirm, signal }));
-        print(json ? JSON.stringify({ outcome: result.outcome, steps: result.steps }) : `Destroyed: ${result.steps} step(s).`);
-        return 0;
+        const { result, signal } = await withSignals((signal) => api.destroy({ ...common, yes: args.flags.yes === true, confirm, signal }));
+        if (json) print(JSON.stringify({ outcome: result.outcome, steps: result.steps, planned: result.planned }));
+        else print(result.outcome === 'interrupted' ? renderInterrupted(result.steps, result.planned) : `Destroyed: ${result.steps} step(s).`);
+        return exitCodeOf(result.outcome, signal);
       }
       case 'doctor': {
         const { doctorCommand } = await import('./doctor-command.ts');
@@ -147,7 +153,7 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
       }
       case 'gc': {
         const { gcCommand } = await import('./doctor-command.ts');
-        return await gcCommand({ stateDir, backend: backend as BackendChoice, json, yes: args.flags.yes === true, out, err });
+        return (await withSignals((signal) => gcCommand({ stateDir, backend: backend as BackendChoice, json, yes: args.flags.yes === true, out, err, signal }))).result;
       }
       case 'watch': {
         const { watchCommand, parseInterval, parseMetricsPort, DEFAULT_INTERVAL_MS } = await import('./watch-command.ts');
@@ -167,7 +173,8 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
         const size = (flag: string) => (args.flags[flag] === undefined ? undefined : parseSize(args.flags[flag] as string, `--${flag}`));
         const request = { dataBytes: size('data'), metadataBytes: size('metadata') };
         const api = await loadApi();
-        const result = await api.growPoolTo(request, common);
+        // One step: a signal waits for it (the files, the loop devices and the table grow together).
+        const { result } = await withSignals((signal) => api.growPoolTo(request, { ...common, signal }));
         print(json ? JSON.stringify(result) : result.reloaded ? `Pool grown: ${result.dataBlocks} data blocks.` : 'Pool files grown; the pool takes the new size when it is next activated.');
         return 0;
       }
@@ -206,17 +213,33 @@ function parseSize(text: string, flag: string): number {
   }
 }
 
-/** SIGINT and SIGTERM let the current step finish and be recorded, then stop. */
-async function withSignals<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+/** 0 for a finished run; 128 + the signal's number for one a signal interrupted. */
+function exitCodeOf(outcome: string, signal: StopSignal | null): number {
+  return outcome === 'interrupted' ? SIGNAL_EXIT[signal ?? 'SIGINT'] : 0;
+}
+
+/**
+ * SIGINT and SIGTERM let the current step finish and be recorded, then stop: the work sees its
+ * signal aborted. Each is caught once: a second one ends the process as the signal does by default,
+ * and the step it cuts short is left in doubt for the next run to settle, as after a crash.
+ */
+async function withSignals<T>(work: (signal: AbortSignal) => Promise<T>): Promise<{ result: T; signal: StopSignal | null }> {
   const controller = new AbortController();
-  const stop = () => controller.abort();
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  let received: StopSignal | null = null;
+  const onInt = () => stop('SIGINT');
+  const onTerm = () => stop('SIGTERM');
+  const stop = (name: StopSignal) => {
+    received ??= name;
+    controller.abort(name);
+  };
+  process.once('SIGINT', onInt);
+  process.once('SIGTERM', onTerm);
   try {
-    return await work(controller.signal);
+    const result = await work(controller.signal);
+    return { result, signal: received };
   } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
   }
 }
 

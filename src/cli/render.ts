@@ -16,6 +16,11 @@ export function renderPlan(plan: Plan): string {
   return [`Plan: ${plan.steps.length} steps (${counts.join(', ')})`, ...lines].join('\n');
 }
 
+/** The last line of a run that SIGINT or SIGTERM stopped between steps. */
+export function renderInterrupted(steps: number, planned: number): string {
+  return `Interrupted after ${steps} of ${planned} steps; run the same command again to finish`;
+}
+
 export function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const fmt = (r: string[]) => r.map((c, i) => (c ?? '').padEnd(widths[i])).join('  ').trimEnd();

@@ -61,11 +61,16 @@ export interface RunStartedEvent {
 export interface RunFinishedEvent {
   type: 'run.finished';
   runId: string;
-  outcome: 'converged' | 'failed';
+  /** interrupted: SIGINT or SIGTERM stopped it between steps (the next run finishes the work). */
+  outcome: 'converged' | 'failed' | 'interrupted';
   steps: number;
 }
 
-/** Recovery found the log's tail torn, or an intent with no outcome, and what it concluded. */
+/**
+ * Recovery found the log's tail torn, or an intent with no outcome, and what it concluded.
+ * `intent-resolved` settles the intent `detail.stepId` (with `detail.op`, `detail.target` and
+ * `detail.runId`, the run that converged after it): it is no longer pending.
+ */
 export interface RecoveryEvent {
   type: 'recovery.note';
   kind: 'torn-tail' | 'intent-resolved' | 'drift';

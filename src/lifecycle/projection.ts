@@ -57,7 +57,7 @@ export interface EngineState {
   things: Record<string, ThingRecord>;
   pending: Record<string, StepIntentEvent & { seq: number }>;
   lastSeq: number;
-  lastRun: { runId: string; command: string; outcome: 'running' | 'converged' | 'failed' } | null;
+  lastRun: { runId: string; command: string; outcome: 'running' | 'converged' | 'failed' | 'interrupted' } | null;
 }
 
 export function initialState(): EngineState {
@@ -110,6 +110,9 @@ export function foldInto(s: EngineState, event: ThinlayerEvent): void {
       if (s.lastRun) s.lastRun = { ...s.lastRun, outcome: event.outcome };
       return;
     case 'recovery.note':
+      // A run that converged after an intent whose outcome was never logged settles it: the kernel
+      // is now where the plan wants it, whichever way the step went.
+      if (event.kind === 'intent-resolved' && typeof event.detail.stepId === 'string') delete s.pending[event.detail.stepId];
       return;
     case 'step.intent': {
       s.pending[event.stepId] = event;

@@ -1,6 +1,10 @@
 // The reconciler: observe → plan → execute, repeated until a plan is empty (converged) or a bound is
 // reached. Interrupted steps from an earlier crash need no special path: the projection marks them
-// in doubt, the planner rolls them forward or back, and every action is idempotent.
+// in doubt, the planner rolls them forward or back, and every action is idempotent. Once a run has
+// converged, the intents it found in doubt are settled in the log (recovery.note intent-resolved).
+//
+// A signal (SIGINT, SIGTERM: `signal` aborted) lets the current step finish and be recorded; the
+// run then ends as 'interrupted', and the next run of the same command finishes the work.
 
 import type { Manifest } from '../manifest/types.ts';
 import type { Plan } from '../plan/steps.ts';
@@ -33,9 +37,12 @@ export interface ReconcileOptions {
 }
 
 export interface RunResult {
-  outcome: 'converged' | 'stopped';
+  outcome: 'converged' | 'interrupted';
   runId: string;
+  /** Steps taken. */
   steps: number;
+  /** Steps the run set out to take: those taken and those of the current plan not reached. */
+  planned: number;
   passes: number;
   /** The first plan, as shown to the user. */
   plan: Plan;
@@ -68,9 +75,10 @@ export async function reconcile(session: Session, opts: ReconcileOptions): Promi
       const newDigest = typeof opts.desiredDigest === 'string' && opts.desiredDigest !== session.state.desiredDigest;
       const desiredChanged = opts.recordDesired && (!sameManifest || newDigest || JSON.stringify(session.state.content ?? null) !== JSON.stringify(content ?? null));
       if (plan.steps.length === 0 && !desiredChanged) {
+        await settleIntents(session, runId);
         if (started) await session.append([{ type: 'run.finished', runId, outcome: 'converged', steps }]);
         reporter.notify({ code: 'run.converged', steps, passes: pass });
-        return { outcome: 'converged', runId, steps, passes: pass, plan: firstPlan };
+        return { outcome: 'converged', runId, steps, planned: steps, passes: pass, plan: firstPlan };
       }
       if (plan.impact === 'destroy' && !confirmed) {
         if (!(await opts.confirm(plan))) throw new UserError('the plan deletes devices and was not confirmed: nothing was changed (re-run with --yes to confirm)', { path: '--yes' }, 'E_NOT_CONFIRMED');
@@ -83,10 +91,13 @@ export async function reconcile(session: Session, opts: ReconcileOptions): Promi
       }
       if (desiredChanged) await session.append([{ type: 'desired.set', manifest: opts.desired, content: content ?? null, source: opts.desired ? 'apply' : 'destroy', digest: opts.desiredDigest ?? null }], { durable: false });
       const poolDmName = poolSpec ? dmIdentity(poolSpec.name, 'pool').dmName : '';
+      const before = steps;
       steps += await executePlan(session, plan.steps, poolDmName, { runId, reporter, signal: opts.signal, firstIndex: steps, observed: observed.devices });
       if (opts.signal?.aborted) {
-        await session.append([{ type: 'run.finished', runId, outcome: 'failed', steps }]);
-        return { outcome: 'stopped', runId, steps, passes: pass + 1, plan: firstPlan };
+        await session.append([{ type: 'run.finished', runId, outcome: 'interrupted', steps }]);
+        const planned = before + plan.steps.length;
+        reporter.notify({ code: 'run.interrupted', steps, planned });
+        return { outcome: 'interrupted', runId, steps, planned, passes: pass + 1, plan: firstPlan };
       }
     }
     throw new StateError(`did not converge after ${maxPasses} passes: the kernel keeps disagreeing with the plan (run \`thinlayer plan\` to see what remains)`, 'E_NOT_CONVERGED');
@@ -95,4 +106,19 @@ export async function reconcile(session: Session, opts: ReconcileOptions): Promi
     reporter.notify({ code: 'run.failed', error: e instanceof ThinlayerError ? e.message : String(e) });
     throw e;
   }
+}
+
+/** The ops whose intents their own command settles: gc reads the pool for an orphan's delete, a pool grow is finished before any plan. */
+const SETTLED_ELSEWHERE = new Set(['orphan.delete', 'pool.grow']);
+
+/**
+ * Settles every intent an earlier run left without an outcome. Called once the plan is empty: the
+ * kernel is where the desired state wants it, so each such step was rolled forward or made moot.
+ * The thing records keep their lifecycle (a create in doubt stays in doubt for the planner); only
+ * the intent stops being pending, so doctor stops warning and gc is no longer blocked.
+ */
+async function settleIntents(session: Session, runId: string): Promise<void> {
+  const open = Object.values(session.state.pending).filter((p) => !p.stepId.startsWith(`${runId}:`) && !SETTLED_ELSEWHERE.has(p.op));
+  if (open.length === 0) return;
+  await session.append(open.sort((a, b) => a.seq - b.seq).map((p) => ({ type: 'recovery.note' as const, kind: 'intent-resolved' as const, detail: { stepId: p.stepId, op: p.op, target: p.target, runId } })));
 }
