@@ -245,8 +245,12 @@ async function withSignals<T>(work: (signal: AbortSignal) => Promise<T>): Promis
 
 async function showEvents(stateDir: string, json: boolean, follow: boolean, since: number, print: (t: string) => void): Promise<number> {
   const [{ openStateDir }, { EventLog }] = await Promise.all([import('../events/state-dir.ts'), import('../events/log.ts')]);
-  const dir = await openStateDir(stateDir);
-  const log = await EventLog.open(dir);
+  const dir = await openStateDir(stateDir, { readOnly: true });
+  const log = await EventLog.openForReading(dir);
+  if (!log) {
+    if (follow) throw new UserError(`${dir.root} has no event log yet: nothing to follow (run \`thinlayer apply -f MANIFEST\` first)`, { path: '--state-dir' }, 'E_NO_LOG');
+    return 0;
+  }
   try {
     const { events } = await log.readAll();
     let last = since;

@@ -28,6 +28,8 @@ export interface EventLogOptions {
    * each append.
    */
   exclusive?: boolean;
+  /** Open to read only: the file is neither created nor written (append fails). See openLogForReading. */
+  readOnly?: boolean;
 }
 
 export interface AppendOptions {
@@ -80,16 +82,26 @@ export class EventLog {
       () => true,
       () => false,
     );
-    const handle = await open(file, fsc.O_RDWR | fsc.O_APPEND | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o600);
+    const handle = opts.readOnly ? await open(file, fsc.O_RDONLY | fsc.O_NOFOLLOW) : await open(file, fsc.O_RDWR | fsc.O_APPEND | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o600);
     try {
       const st = await handle.stat();
       if (!st.isFile()) throw new StateError(`event log ${file} is not a regular file`, 'E_LOG_CORRUPT');
       // A new log's directory entry must survive a crash as surely as its first batch.
-      if (!existed) await fsyncDir(stateDir.root);
+      if (!existed && !opts.readOnly) await fsyncDir(stateDir.root);
       const { end, tail } = await locateEnd(handle, st.size, file);
       return new EventLog(file, handle, end, tail, opts.now ?? (() => new Date()), opts.exclusive === true);
     } catch (e) {
       await handle.close();
+      throw e;
+    }
+  }
+
+  /** The log opened to read only, or null when the state dir has none yet (nothing is created). */
+  static async openForReading(stateDir: StateDir, opts: Omit<EventLogOptions, 'readOnly' | 'exclusive'> = {}): Promise<EventLog | null> {
+    try {
+      return await EventLog.open(stateDir, { ...opts, readOnly: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw e;
     }
   }
