@@ -7,7 +7,7 @@ import type { Manifest, PoolSpec } from '../manifest/types.ts';
 import type { ThinlayerEvent, StepIntentEvent } from '../events/types.ts';
 import type { ThingKind } from '../domain/names.ts';
 import type { LayerContent } from '../plan/layer-chain.ts';
-import { step as lifecycleStep, INITIAL_LIFECYCLE, type LifecycleRecord, type LifecycleCommand } from './machine.ts';
+import { step as lifecycleStep, INITIAL_LIFECYCLE, type LifecycleRecord, type LifecycleCommand, type StableState } from './machine.ts';
 
 /** Bump when the shape of EngineState changes: stored snapshots of another schema are rebuilt by replay. */
 export const PROJECTION_SCHEMA = 3;
@@ -112,7 +112,16 @@ export function foldInto(s: EngineState, event: ThinlayerEvent): void {
     case 'recovery.note':
       // A run that converged after an intent whose outcome was never logged settles it: the kernel
       // is now where the plan wants it, whichever way the step went.
-      if (event.kind === 'intent-resolved' && typeof event.detail.stepId === 'string') delete s.pending[event.detail.stepId];
+      if (event.kind === 'intent-resolved' && typeof event.detail.stepId === 'string') {
+        delete s.pending[event.detail.stepId];
+        // With the device's state as observed then: its lifecycle leaves the step's transient state.
+        const seen = event.detail.observed as StableState | undefined;
+        const target = event.detail.target as string | undefined;
+        if (seen && target) {
+          const mountpoint = seen === 'mounted' ? ((event.detail.mountpoint as string | null | undefined) ?? null) : null;
+          updateThing(s, target, (t) => ({ ...lifecycle(t, { type: 'OBSERVED', state: seen }), mountpoint }));
+        }
+      }
       return;
     case 'step.intent': {
       s.pending[event.stepId] = event;

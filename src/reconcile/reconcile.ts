@@ -13,6 +13,8 @@ import { plan as makePlan, type PlanMode } from '../plan/planner.ts';
 import { dmIdentity } from '../domain/names.ts';
 import { StateError, UserError, ThinlayerError } from '../errors/index.ts';
 import { observeSystem } from './observe.ts';
+import { observeThing, mountIndex } from '../plan/observe-thing.ts';
+import type { Observation } from '../plan/observation.ts';
 import { executePlan } from './execute.ts';
 import { completePendingGrows } from './pool-grow.ts';
 import type { Session } from './session.ts';
@@ -75,7 +77,7 @@ export async function reconcile(session: Session, opts: ReconcileOptions): Promi
       const newDigest = typeof opts.desiredDigest === 'string' && opts.desiredDigest !== session.state.desiredDigest;
       const desiredChanged = opts.recordDesired && (!sameManifest || newDigest || JSON.stringify(session.state.content ?? null) !== JSON.stringify(content ?? null));
       if (plan.steps.length === 0 && !desiredChanged) {
-        await settleIntents(session, runId);
+        await settleIntents(session, runId, observed);
         if (started) await session.append([{ type: 'run.finished', runId, outcome: 'converged', steps }]);
         reporter.notify({ code: 'run.converged', steps, passes: pass });
         return { outcome: 'converged', runId, steps, planned: steps, passes: pass, plan: firstPlan };
@@ -117,8 +119,21 @@ const SETTLED_ELSEWHERE = new Set(['orphan.delete', 'pool.grow']);
  * The thing records keep their lifecycle (a create in doubt stays in doubt for the planner); only
  * the intent stops being pending, so doctor stops warning and gc is no longer blocked.
  */
-async function settleIntents(session: Session, runId: string): Promise<void> {
+async function settleIntents(session: Session, runId: string, observed: Observation): Promise<void> {
   const open = Object.values(session.state.pending).filter((p) => !p.stepId.startsWith(`${runId}:`) && !SETTLED_ELSEWHERE.has(p.op));
   if (open.length === 0) return;
-  await session.append(open.sort((a, b) => a.seq - b.seq).map((p) => ({ type: 'recovery.note' as const, kind: 'intent-resolved' as const, detail: { stepId: p.stepId, op: p.op, target: p.target, runId } })));
+  const mounts = mountIndex(observed);
+  const notes = open
+    .sort((a, b) => a.seq - b.seq)
+    .map((p) => {
+      // The device's state as the kernel shows it now: its lifecycle may still be in the transient
+      // state of the step in doubt, which the steps after it could not move (a device left
+      // 'activating' would be recorded as active after a later deactivate). A create in doubt is not
+      // observable this way (a thin id without a device looks the same as none) and keeps its doubt.
+      const thing = session.state.things[p.target];
+      const seen = thing ? observeThing(thing, observed, mounts) : null;
+      const state = seen && !seen.uncertain ? { observed: seen.state, mountpoint: seen.mountedAt } : {};
+      return { type: 'recovery.note' as const, kind: 'intent-resolved' as const, detail: { stepId: p.stepId, op: p.op, target: p.target, runId, ...state } };
+    });
+  await session.append(notes);
 }

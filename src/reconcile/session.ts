@@ -98,9 +98,10 @@ export class Session {
    */
   async append(bodies: ThinlayerEventBody[], opts: { fold?: boolean; durable?: boolean } = {}): Promise<ThinlayerEvent[]> {
     if (!this.log || !this.lock) throw new InternalError('an append in a read-only session');
-    this.crash.boundary('before append');
+    const what = bodies.map((b) => ('op' in b ? `${b.type} ${b.op}` : b.type)).join(', ');
+    this.crash.boundary(`before append ${what}`);
     const events = await this.log.append(bodies, { durable: opts.durable });
-    this.crash.boundary('after append');
+    this.crash.boundary(`after append ${what}`);
     if (opts.fold !== false) for (const e of events) foldInto(this.state, e);
     return events;
   }
