@@ -8,7 +8,7 @@
 // one in the test suite's time: its walk is a sample that covers every op kind. Each op is killed
 // where its step is in doubt, in its first step: just after its intent is durable and just before
 // its outcome is appended (every kernel call of the step done); so is the middle one of its dozens
-// of mounts; and every boundary outside a step (the run's start, the desired state) is taken.
+// of mounts; and the desired state recorded before any step. (The example's walk takes every boundary.)
 
 import { describe, it, expect } from 'vitest';
 import { writeFileSync, readFileSync } from 'node:fs';
@@ -69,8 +69,8 @@ async function runCli(run: (out: Writable, err: Writable) => Promise<number>): P
 
 /** Dozens of mounted devices on a three-layer chain (its top layer with content), and a few only activated. */
 function largeManifest(mnt: string): string {
-  const devices = Array.from({ length: 30 }, (_, i) => `  d${i + 1}: { layer: ${i % 3 === 0 ? 'php' : 'apache'}, state: mounted, mountpoint: ${mnt}/d${i + 1} }`);
-  const activated = Array.from({ length: 4 }, (_, i) => `  a${i + 1}: { layer: fedora, state: activated }`);
+  const devices = Array.from({ length: 24 }, (_, i) => `  d${i + 1}: { layer: ${i % 3 === 0 ? 'php' : 'apache'}, state: mounted, mountpoint: ${mnt}/d${i + 1} }`);
+  const activated = Array.from({ length: 2 }, (_, i) => `  a${i + 1}: { layer: fedora, state: activated }`);
   return `pool:
   name: big
   data: { file: data.img, size: 4G }
@@ -112,14 +112,14 @@ function traceBoundaries(stderr: string): Boundary[] {
  * The boundaries where a step is in doubt, for each op kind: in its first step, just after its
  * intent is durable (nothing done yet) and just before its outcome is appended (all done, nothing
  * recorded); the same in the middle step of the op that runs most (a mount among dozens of mounted
- * devices); and the boundaries outside any step.
+ * devices); and the desired state recorded, before any step.
  */
 function sampleBoundaries(all: Boundary[]): { sample: number[]; ops: Set<string> } {
   const steps = new Map<string, Boundary[][]>(); // op -> its steps' boundaries
   const chosen = new Set<number>();
   for (const b of all) {
     if (b.op === null) {
-      chosen.add(b.k);
+      if (b.label === 'after append desired.set') chosen.add(b.k);
       continue;
     }
     const list = steps.get(b.op) ?? steps.set(b.op, []).get(b.op)!;
@@ -173,7 +173,7 @@ describe('crash walk', () => {
       expect(ops, `the large apply runs ${op}`).toContain(op);
     }
     for (const op of ops) expect(sample.filter((k) => all[k - 1].op === op).length, `boundaries sampled in ${op}`).toBeGreaterThanOrEqual(2);
-    expect(all.length).toBeGreaterThan(300);
+    expect(all.length).toBeGreaterThan(250);
     for (const k of sample) {
       const box = sandbox();
       try {
