@@ -29,7 +29,8 @@ Global options:
   -q, --quiet       no progress lines
   -h, --help        help; \`thinlayer help COMMAND\` for one command
 
-Exit codes: 0 converged, 1 failed, 2 bad input (the message names the file and field).
+Exit codes: 0 converged, 1 failed, 2 bad input (the message names the file and field), 130 or 143
+when SIGINT or SIGTERM stopped a run between steps (run the same command again to finish).
 
 Example:
   thinlayer apply -f examples/web.yaml --yes
