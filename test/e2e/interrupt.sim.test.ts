@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { BIN } from './cli-harness.ts';
 import { buildTar } from '../layers/tar-builder.ts';
 import * as api from '../../src/api/index.ts';
+import { loadManifest } from '../../src/manifest/load.ts';
+import { chainLayers } from '../../src/plan/layer-chain.ts';
 
 interface Exit {
   code: number | null;
@@ -28,21 +30,21 @@ function box() {
   return { root, stateDir, mnt };
 }
 
-/** Runs the CLI and sends `signal` once its stderr matches `when` (progress lines name each step). */
+/** Runs the CLI and sends `signal` once its output matches `when` (progress lines name each step). */
 function runAndSignal(args: string[], stateDir: string, when: RegExp, signal: NodeJS.Signals): Promise<Exit & { signalled: boolean }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args, '--state-dir', stateDir, '--backend', 'sim'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, THINLAYER_LOCK_WAIT_MS: '10000' } });
     let stdout = '';
     let stderr = '';
     let signalled = false;
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => {
-      stderr += c;
-      if (!signalled && when.test(stderr)) {
+    const check = () => {
+      if (!signalled && (when.test(stderr) || when.test(stdout))) {
         signalled = true;
         child.kill(signal);
       }
-    });
+    };
+    child.stdout.on('data', (c) => ((stdout += c), check()));
+    child.stderr.on('data', (c) => ((stderr += c), check()));
     child.on('error', reject);
     child.on('close', (code, sig) => resolve({ code, signal: sig, stdout, stderr, signalled }));
   });
@@ -75,6 +77,8 @@ async function expectHealthy(stateDir: string, file: string | null) {
   for (const d of status.devices) expect(d.state, d.name).toBe(d.desired);
 }
 
+/** Matches no output: the command runs to its end. */
+const NEVER = /(?!)/;
 const INTERRUPTED = /^Interrupted after (\d+) of (\d+) steps; run the same command again to finish$/m;
 
 describe('interruptions', () => {
@@ -103,7 +107,7 @@ describe('interruptions', () => {
     expect(intents.filter((id) => !outcomes.has(id))).toEqual([]);
     expect(intents.length).toBe(done);
 
-    const again = await runAndSignal(['apply', '-f', file, '--yes', '-q'], b.stateDir, /$^/, 'SIGINT');
+    const again = await runAndSignal(['apply', '-f', file, '--yes', '-q'], b.stateDir, NEVER, 'SIGINT');
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout).toMatch(/^Converged: \d+ step\(s\)/m);
     await expectHealthy(b.stateDir, file);
@@ -121,7 +125,7 @@ describe('interruptions', () => {
     expect(r.stdout).toMatch(INTERRUPTED);
     expect(r.stderr).not.toMatch(/internal error|\n\s+at /);
     expect(events(b.stateDir).filter((e) => e.type === 'run.finished').at(-1).outcome).toBe('interrupted');
-    const again = await runAndSignal(['destroy', '--yes', '--json'], b.stateDir, /$^/, 'SIGTERM');
+    const again = await runAndSignal(['destroy', '--yes', '--json'], b.stateDir, NEVER, 'SIGTERM');
     expect(again.code, again.stderr).toBe(0);
     expect(JSON.parse(again.stdout).outcome).toBe('converged');
     expect(existsSync(join(b.stateDir, 'data.img'))).toBe(false);
@@ -132,12 +136,12 @@ describe('interruptions', () => {
     const file = join(b.root, 'm.yaml');
     writeFileSync(file, manifest(b.mnt, 8));
     expect((await api.apply(file, { stateDir: b.stateDir, backend: 'sim', yes: true })).outcome).toBe('converged');
-    const reboot = await runAndSignal(['sim', 'reboot'], b.stateDir, /$^/, 'SIGINT');
+    const reboot = await runAndSignal(['sim', 'reboot'], b.stateDir, NEVER, 'SIGINT');
     expect(reboot.code, reboot.stderr).toBe(0);
     const r = await runAndSignal(['up'], b.stateDir, /^\[4\/\d+\]/m, 'SIGINT');
     expect(r.code, r.stderr).toBe(130);
     expect(r.stdout).toMatch(INTERRUPTED);
-    const again = await runAndSignal(['up', '-q'], b.stateDir, /$^/, 'SIGINT');
+    const again = await runAndSignal(['up', '-q'], b.stateDir, NEVER, 'SIGINT');
     expect(again.code, again.stderr).toBe(0);
     await expectHealthy(b.stateDir, file);
   });
@@ -161,9 +165,54 @@ describe('interruptions', () => {
     expect(commit.length).toBeGreaterThan(0);
     expect(['step.done', 'step.failed']).toContain(commit.at(-1).type);
 
-    const again = await runAndSignal(['apply', '-f', file, '--yes', '-q'], b.stateDir, /$^/, 'SIGINT');
+    const again = await runAndSignal(['apply', '-f', file, '--yes', '-q'], b.stateDir, NEVER, 'SIGINT');
     expect(again.code, again.stderr).toBe(0);
     await expectHealthy(b.stateDir, file);
     for (const i of [0, 23]) expect(readFileSync(join(b.mnt, 'd1', 'big', `f${i}`), 'utf8')).toBe(`file ${i}\n`.padEnd(1 << 20, '.'));
+  });
+
+  it('SIGINT during gc --yes: exit 130 with the account, gc again finishes, doctor is clean', { timeout: 120_000 }, async () => {
+    const b = box();
+    // A chain, so that each layer has content of its own (empty layers with one parent are one device).
+    const layers = Array.from({ length: 6 }, (_, i) => `  l${i + 1}: { parent: ${i === 0 ? 'fedora' : `l${i}`} }`).join('\n');
+    const file = join(b.root, 'm.yaml');
+    writeFileSync(file, `pool:\n  name: gcsig\n  data: { file: data.img, size: 2G }\n  metadata: { file: metadata.img, size: 64M }\n  baseSize: 128M\nlayers:\n  fedora: {}\n${layers}\ndevices:\n  d1: { layer: l1, state: activated }\n`);
+    const opts = { stateDir: b.stateDir, backend: 'sim' as const, yes: true };
+    expect((await api.apply(file, opts)).outcome).toBe('converged');
+    // A manifest without l2..l6 is recorded but not converged to: their five layers are gc's to delete.
+    const desired = await loadManifest(file);
+    const next = { ...desired, layers: desired.layers.filter((l) => !/^l[2-6]$/.test(l.name)) };
+    const s = await api.Session.open({ stateDir: b.stateDir, backend: 'sim', reporter: { notify() {} }, mutate: true, command: 'test' });
+    await s.append([{ type: 'desired.set', manifest: next, content: chainLayers(next), source: 'apply' }]);
+    await s.close();
+    const r = await runAndSignal(['gc', '--yes'], b.stateDir, /^\[2\/\d+\]/m, 'SIGINT');
+    expect(r.signalled, r.stdout + r.stderr).toBe(true);
+    expect(r.code, r.stderr).toBe(130);
+    expect(r.stdout).toMatch(INTERRUPTED);
+    expect(r.stderr).not.toMatch(/internal error|\n\s+at /);
+    expect(events(b.stateDir).filter((e) => e.type === 'run.finished').at(-1).outcome).toBe('interrupted');
+    const again = await runAndSignal(['gc', '--yes'], b.stateDir, NEVER, 'SIGINT');
+    expect(again.code, again.stderr).toBe(0);
+    const doctor = await runAndSignal(['doctor', '--json'], b.stateDir, NEVER, 'SIGINT');
+    expect(JSON.parse(doctor.stdout).findings.filter((f: { severity: string }) => f.severity !== 'info')).toEqual([]);
+    expect((await api.status(opts)).layers.map((l) => l.name).sort()).toEqual(['fedora', 'l1']);
+  });
+
+  it('SIGTERM stops watch cleanly: the run under way is recorded, exit 0, no stack trace', { timeout: 120_000 }, async () => {
+    const b = box();
+    const file = join(b.root, 'm.yaml');
+    writeFileSync(file, manifest(b.mnt, 8));
+    const r = await runAndSignal(['watch', '-f', file, '--interval', '1h'], b.stateDir, /mount device d2/, 'SIGTERM');
+    expect(r.signalled, r.stdout + r.stderr).toBe(true);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout + r.stderr).not.toMatch(/internal error|\n\s+at /);
+    const log = events(b.stateDir);
+    expect(['interrupted', 'converged']).toContain(log.filter((e) => e.type === 'run.finished').at(-1).outcome);
+    const intents = log.filter((e) => e.type === 'step.intent').map((e) => e.stepId);
+    const outcomes = new Set(log.filter((e) => e.type === 'step.done' || e.type === 'step.failed').map((e) => e.stepId));
+    expect(intents.filter((id) => !outcomes.has(id))).toEqual([]);
+    const again = await runAndSignal(['up', '-q'], b.stateDir, NEVER, 'SIGINT');
+    expect(again.code, again.stderr).toBe(0);
+    await expectHealthy(b.stateDir, file);
   });
 });
