@@ -41,6 +41,29 @@ describe('projection', () => {
     expect(s.things.base.thinId).toBe(0);
   });
 
+  it('settles an intent in doubt by a recovery note, taking the device state observed then', () => {
+    // thin.activate was cut short by a crash after the kernel call; a later deactivate could not
+    // move the lifecycle out of 'activating', so its DONE would have recorded the device as active.
+    const events = stamp([
+      { type: 'step.intent', stepId: 'r:0', op: 'thin.create', target: 'base', args: base, txid: 0 },
+      { type: 'step.done', stepId: 'r:0', op: 'thin.create', target: 'base', result: { txid: 1 } },
+      { type: 'step.intent', stepId: 'r:1', op: 'thin.activate', target: 'base', args: {} },
+      { type: 'step.intent', stepId: 's:0', op: 'thin.deactivate', target: 'base', args: {} },
+      { type: 'step.done', stepId: 's:0', op: 'thin.deactivate', target: 'base', result: {} },
+    ]);
+    const before = project(events);
+    expect(Object.keys(before.pending)).toEqual(['r:1']);
+    expect(before.things.base.lifecycle.state).toBe('activated');
+    const settled = project(stamp([{ type: 'recovery.note', kind: 'intent-resolved', detail: { stepId: 'r:1', op: 'thin.activate', target: 'base', runId: 's', observed: 'created', mountpoint: null } }], 6), before);
+    expect(settled.pending).toEqual({});
+    expect(settled.things.base.lifecycle.state).toBe('created');
+    // Without an observed state (a create in doubt), only the intent is settled.
+    const doubt = project(stamp([{ type: 'step.intent', stepId: 'r:0', op: 'thin.create', target: 'base', args: base, txid: 0 }]));
+    const kept = project(stamp([{ type: 'recovery.note', kind: 'intent-resolved', detail: { stepId: 'r:0', op: 'thin.create', target: 'base', runId: 's' } }], 2), doubt);
+    expect(kept.pending).toEqual({});
+    expect(kept.things.base.lifecycle.state).toBe('creating');
+  });
+
   it('moves a device through its lifecycle as steps complete', () => {
     const s = project(
       stamp([
