@@ -116,8 +116,8 @@ const SETTLED_ELSEWHERE = new Set(['orphan.delete', 'pool.grow']);
 /**
  * Settles every intent an earlier run left without an outcome. Called once the plan is empty: the
  * kernel is where the desired state wants it, so each such step was rolled forward or made moot.
- * The thing records keep their lifecycle (a create in doubt stays in doubt for the planner); only
- * the intent stops being pending, so doctor stops warning and gc is no longer blocked.
+ * The intent stops being pending (doctor stops warning, gc is no longer blocked), and its device's
+ * record takes the state the kernel shows (a create in doubt keeps its doubt for the planner).
  */
 async function settleIntents(session: Session, runId: string, observed: Observation): Promise<void> {
   const open = Object.values(session.state.pending).filter((p) => !p.stepId.startsWith(`${runId}:`) && !SETTLED_ELSEWHERE.has(p.op));
