@@ -4,6 +4,7 @@
 import { describe, it, expect, onTestFinished } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import * as api from '../../src/api/index.ts';
 import { writeLayerScenario, expectUpperChain, expectImage } from '../scenarios/layer-chain.ts';
@@ -88,27 +89,45 @@ describe('layers with content on the simulated kernel', () => {
     expectUpperChain(join(b.mnt, 'app1'));
   });
 
-  it('refuses hostile content with exit-2 errors naming the entry, and commits nothing', async () => {
+  it('refuses hostile, truncated and oversized layers at plan time with exit 2, before anything is made', async () => {
     const b = box();
     const file = writeLayerScenario(b.src, b.mnt);
-    writeFileSync(join(b.src, 'middle.tar.gz'), buildTar([{ name: '../escape', content: 'x' }]));
+    const good = buildTar([{ name: 'srv/', type: 'dir' }, { name: 'srv/a', content: 'x'.repeat(5000) }]);
+    const bad: Array<[string, Buffer, RegExp]> = [
+      ['hostile', buildTar([{ name: '../escape', content: 'x' }]), /entry "\.\.\/escape".*"\.\."/],
+      ['escaping link', buildTar([{ name: 'l', type: 'symlink', linkname: '../../etc' }]), /entry "l".*leads outside the layer root/],
+      ['truncated', good.subarray(0, 512 + 1000), /truncated/],
+      ['device node', buildTar([{ name: 'dev/sda', type: 'block', devmajor: 8, devminor: 0 }]), /device node is not allowed/],
+      // 300 MiB of zeros in one entry: the layer devices hold the base's 256 MiB.
+      ['bomb', gzipSync(buildTar([{ name: 'zeros', content: Buffer.alloc(300 << 20) }]), { level: 1 }), /entry "zeros".*larger than the 268435456 bytes its device holds/],
+    ];
     const opts = { stateDir: b.stateDir, backend: 'sim' as const, yes: true };
-    const error = await api.apply(file, opts).then(
-      () => null,
-      (e) => e,
-    );
-    expect(error?.exitCode).toBe(2);
-    expect(String(error?.message)).toMatch(/\.\.\/escape/);
+    for (const [what, archive, pattern] of bad) {
+      writeFileSync(join(b.src, 'middle.tar.gz'), archive);
+      for (const run of [() => api.planFor(file, opts), () => api.apply(file, opts)]) {
+        const error = await run().then(
+          () => null,
+          (e) => e,
+        );
+        expect(error?.exitCode, what).toBe(2);
+        expect(String(error?.message), what).toMatch(pattern);
+        expect(String(error?.message), what).toContain(join(b.src, 'middle.tar.gz'));
+      }
+    }
     expect(existsSync(join(b.root, 'escape'))).toBe(false);
+    // Nothing was made: no pool, no thin device, no step logged.
     const s = await api.Session.open({ stateDir: b.stateDir, backend: 'sim', reporter: { notify() {} }, mutate: false, command: 'check' });
     try {
-      const layers = Object.values(s.state.things).filter((t) => t.kind === 'layer');
-      expect(layers.filter((t) => t.label === 'middle').every((t) => !t.ready)).toBe(true);
-      expect(layers.filter((t) => t.label === 'upper')).toEqual([]);
+      expect(s.state.pool).toBeNull();
+      expect(Object.keys(s.state.things)).toEqual([]);
     } finally {
       await s.close();
     }
-    const status = await api.status(opts);
-    expect(status.devices.filter((d) => d.state === 'mounted').map((d) => d.name)).toEqual([]);
+    const sim = new SimKernel({ dir: join(b.stateDir, 'sim') });
+    try {
+      expect(await sim.listDevices()).toEqual([]);
+    } finally {
+      await sim.close();
+    }
   });
 });
