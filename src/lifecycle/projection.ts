@@ -161,6 +161,9 @@ export function foldInto(s: EngineState, event: ThinlayerEvent): void {
           return updateThing(s, event.target, (t) => ({ ...t, ready: true }));
         case 'layer.commit':
           return updateThing(s, event.target, (t) => ({ ...t, ready: true, digest: (r.digest as string) ?? null }));
+        case 'thin.resize':
+          // The filesystem is grown to the new size next (fs.grow makes the device ready again).
+          return updateThing(s, event.target, (t) => ({ ...t, sizeBytes: typeof r.sizeBytes === 'number' ? r.sizeBytes : t.sizeBytes, ready: false }));
         case 'thin.delete':
           return updateThing(s, event.target, () => null);
         case 'fs.mount':

@@ -16,6 +16,7 @@ import { chainLayers, type LayerContent } from './layer-chain.ts';
 import { wants, RANK, type PlanMode, type Want } from './wants.ts';
 import { observeThing, mountIndex } from './observe-thing.ts';
 import { StepWriter } from './step-writer.ts';
+import { planDeviceChange } from './device-changes.ts';
 
 export type { PlanMode } from './wants.ts';
 export { observeThing, mountIndex } from './observe-thing.ts';
@@ -165,6 +166,12 @@ function planWanted(ctx: PlanContext): void {
       w.lifecycle(t, seen.state, 'absent', seen.mountedAt, null);
       t = undefined;
       seen = { state: 'absent', uncertain: false, mountedAt: null };
+    }
+    if (t && ctx.input.desired) {
+      // A device's new layer replaces it; a raised size grows it (device-changes.ts).
+      const changed = planDeviceChange(w, state.desired, ctx.input.desired, t, seen, want);
+      if (changed === null) seen = { state: 'absent', uncertain: false, mountedAt: null };
+      t = changed ?? undefined;
     }
     if (!t) {
       const id = dmIdentity(ctx.poolName, want.kind, want.name);

@@ -11,6 +11,7 @@ import { splitDev } from './observe.ts';
 import type { StepOp } from '../plan/steps.ts';
 import type { Reporter } from '../messages/port.ts';
 import { commitLayer } from './layer-commit.ts';
+import { resizeThin } from './thin-resize.ts';
 import { deviceInfo, forgetDevice, knownDevice, rememberDevice } from './device-memo.ts';
 
 export interface ActionContext {
@@ -255,6 +256,10 @@ export const ACTIONS: Partial<Record<StepOp, Action>> = {
     const info = await requireInfo(ctx, a.dmName, 'growfs');
     await ctx.kernel.growfs(info.devPath, a.mountpoint, a.filesystem as Filesystem);
     return {};
+  },
+
+  async 'thin.resize'(ctx, a) {
+    return resizeThin(ctx, a, thinTarget(a, await poolMajorMinor(ctx)));
   },
 
   async 'fs.mount'(ctx, a) {
