@@ -92,7 +92,7 @@ describe('changes to an existing pool', () => {
     await api.apply(b.file, { ...b.opts, yes: true });
     expect(statSync(join(b.opts.stateDir, 'data.img')).size).toBe(3 * 1024 * MiB);
     expect(statSync(join(b.opts.stateDir, 'metadata.img')).size).toBe(128 * MiB);
-    expect((await api.status(b.opts)).pool?.data.totalBytes).toBe(3 * 1024 * MiB);
+    expect((await api.status(b.opts)).pool?.data?.totalBytes).toBe(3 * 1024 * MiB);
     expect((await api.planFor(b.file, b.opts)).steps).toEqual([]);
   });
 });
