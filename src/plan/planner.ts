@@ -17,6 +17,7 @@ import { wants, RANK, type PlanMode, type Want } from './wants.ts';
 import { observeThing, mountIndex } from './observe-thing.ts';
 import { StepWriter } from './step-writer.ts';
 import { planDeviceChange } from './device-changes.ts';
+import { missingBackingBlocker } from './missing-backing.ts';
 
 export type { PlanMode } from './wants.ts';
 export { observeThing, mountIndex } from './observe-thing.ts';
@@ -105,6 +106,8 @@ function planPool(ctx: PlanContext): void {
   }
   const needPool = mode === 'converge' && (poolWanted || (hasUnwanted && !ctx.dropsPoolWhole));
   if (!needPool || !poolSpec) return;
+  const missing = missingBackingBlocker(observed, state.pool?.formatted ?? false);
+  if (missing) return void blockers.push(missing);
   const missingFiles = [observed.data, observed.metadata].filter((b) => b && b.kind === 'file' && !b.exists);
   if (missingFiles.length > 0) {
     if (state.pool?.formatted) blockers.push(`the pool's backing file ${missingFiles.map((b) => b!.path).join(' and ')} is missing but the log says the pool holds data: restore it, or run \`thinlayer destroy\` to start over`);
