@@ -2,7 +2,7 @@
 // device a snapshot that sees every layer and keeps its writes to itself.
 
 import { describe, it, expect, onTestFinished } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
@@ -128,6 +128,38 @@ describe('layers with content on the simulated kernel', () => {
       expect(await sim.listDevices()).toEqual([]);
     } finally {
       await sim.close();
+    }
+  });
+
+  it('deletes a layer that still fails during extraction in the same run, and reports it', async () => {
+    const b = box();
+    mkdirSync(b.src, { recursive: true });
+    // Each archive passes the checks on its own; together, the upper one writes through the lower one's symlink.
+    writeFileSync(join(b.src, 'lower.tar'), buildTar([{ name: 'usr/', type: 'dir' }, { name: 'etc', type: 'symlink', linkname: 'usr' }]));
+    writeFileSync(join(b.src, 'upper.tar'), buildTar([{ name: 'etc/passwd', content: 'x' }]));
+    const file = join(b.src, 'm.yaml');
+    writeFileSync(file, `pool:\n  name: fl\n  data: { file: data.img, size: 1G }\n  metadata: { file: metadata.img, size: 64M }\n  baseSize: 256M\nlayers:\n  lower: { source: lower.tar }\n  upper: { source: upper.tar, parent: lower }\ndevices:\n  app: { layer: upper, mountpoint: ${b.mnt}/app }\n`);
+    const reporter = new CollectingReporter();
+    const opts = { stateDir: b.stateDir, backend: 'sim' as const, yes: true, reporter };
+    expect((await api.planFor(file, opts)).blockers).toEqual([]);
+    const error = await api.apply(file, opts).then(
+      () => null,
+      (e) => e,
+    );
+    expect(error?.exitCode).toBe(2);
+    expect(String(error?.message)).toMatch(/entry "etc\/passwd": its parent etc is a symlink/);
+    // The deletion is a step of the same run, reported like any other.
+    const done = reporter.messages.filter((m) => m.code === 'step.done').map((m: any) => `${m.step.op} ${m.step.reason}`);
+    expect(done.some((d) => /^thin\.delete delete layer upper, whose content failed to apply \(.*its parent etc is a symlink/.test(d))).toBe(true);
+    const status = await api.status(opts);
+    expect(status.layers.find((l) => l.name === 'lower')).toMatchObject({ state: 'created', ready: true });
+    expect(status.layers.find((l) => l.name === 'upper')).toMatchObject({ state: 'absent', thinId: null, error: null });
+    const s = await api.Session.open({ stateDir: b.stateDir, backend: 'sim', reporter: { notify() {} }, mutate: false, command: 'check' });
+    try {
+      expect(Object.values(s.state.things).filter((t) => t.kind === 'layer').map((t) => t.label)).toEqual(['lower']);
+      expect(Object.keys(s.state.pending)).toEqual([]);
+    } finally {
+      await s.close();
     }
   });
 });
