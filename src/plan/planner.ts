@@ -224,8 +224,9 @@ function planWanted(ctx: PlanContext): void {
     w.lifecycle(t, seen.state, want.state, seen.mountedAt, want);
     const origin = want.origin ? w.planned.get(want.origin) : undefined;
     const needsGrow = want.kind === 'device' && origin !== undefined && t.sizeBytes > origin.sizeBytes && (seen.state === 'absent' || !t.ready);
-    if (needsGrow && want.state === 'mounted') {
-      w.grow(t, want.mountpoint);
+    // Online when mounted; an active device that is not mounted is mounted privately for the grow (fs-grow.ts).
+    if (needsGrow && RANK[want.state] >= RANK.activated) {
+      w.grow(t, want.state === 'mounted' ? want.mountpoint : null);
     }
   }
 }

@@ -3,7 +3,7 @@
 // inside the device showing the new size.
 
 import { describe, it, expect, beforeAll } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as api from '../../src/api/index.ts';
@@ -37,6 +37,7 @@ layers:
   empty: {}
 devices:
   app: { layer: empty, size: ${size}, mountpoint: ${b.mnt}/app }
+  side: { layer: empty, state: activated, size: ${size} }
 `;
     writeFileSync(file, manifest('256M'));
     const opts = { stateDir: b.stateDir, backend: 'kernel' as const };
@@ -53,11 +54,18 @@ devices:
 
     writeFileSync(file, manifest('1G'));
     const plan = await api.planFor(file, opts);
-    expect(plan.steps.map((s) => s.op)).toEqual(['thin.resize', 'fs.grow']);
+    expect(plan.steps.map((s) => `${s.op} ${s.target}`)).toEqual(['thin.resize device:app', 'fs.grow device:app', 'thin.resize device:side', 'fs.grow device:side']);
     await api.apply(file, opts);
     const after = fsBytes();
     expect(after).toBeGreaterThan(768 * MiB);
     expect(readFileSync(join(where, 'kept'), 'utf8')).toBe('written before the grow');
+    // The activated device's ext4 was grown too (mounted privately for it, and unmounted).
+    const side = (await api.status(opts)).devices.find((d) => d.name === 'side')!;
+    expect(side.state).toBe('activated');
+    const header = execFileSync('dumpe2fs', ['-h', side.devPath!], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const blocks = Number(/^Block count:\s+(\d+)/m.exec(header)![1]);
+    const blockSize = Number(/^Block size:\s+(\d+)/m.exec(header)![1]);
+    expect(blocks * blockSize).toBe(1024 * MiB);
     const now = (await api.status(opts)).devices.find((d) => d.name === 'app')!;
     expect(now).toMatchObject({ state: 'mounted', thinId: device.thinId, devPath: device.devPath });
     expect((await api.planFor(file, opts)).steps).toEqual([]);

@@ -128,18 +128,30 @@ describe('changes to an existing device', () => {
     expect((await api.planFor(b.file, b.opts)).steps).toEqual([]);
   });
 
-  it('records a raised size of a device that is not active, and grows its filesystem when it is mounted', async () => {
+  it('records a raised size of a device that is not active, and grows its filesystem when it is activated, unmounted', async () => {
     const b = box();
     b.write((t) => t.replace('size: 512M, mountpoint', 'state: created, size: 512M, mountpoint'));
     await api.apply(b.file, { ...b.opts, yes: true });
     b.write((t) => t.replace('size: 512M, mountpoint', 'state: created, size: 768M, mountpoint'));
     expect((await api.planFor(b.file, b.opts)).steps.map((s) => s.op)).toEqual(['thin.resize']);
     await api.apply(b.file, b.opts);
-    b.write((t) => t.replace('size: 512M, mountpoint', 'size: 768M, mountpoint'));
-    expect((await api.planFor(b.file, b.opts)).steps.map((s) => s.op)).toEqual(['thin.activate', 'fs.mount', 'fs.grow']);
+    // Activated, not mounted: its filesystem is grown at a private mountpoint, and unmounted after.
+    b.write((t) => t.replace('size: 512M, mountpoint', 'state: activated, size: 768M, mountpoint'));
+    expect((await api.planFor(b.file, b.opts)).steps.map((s) => s.op)).toEqual(['thin.activate', 'fs.grow']);
     await api.apply(b.file, b.opts);
     const app = (await api.status(b.opts)).devices.find((d) => d.name === 'app')!;
+    expect(app.state).toBe('activated');
     expect(simFsBytes(b.opts.stateDir, app.thinId!)).toBe(768 * MiB);
+    const sim = new SimKernel({ dir: join(b.opts.stateDir, 'sim') });
+    try {
+      expect(await sim.mounts()).toEqual([]);
+    } finally {
+      await sim.close();
+    }
+    b.write((t) => t.replace('size: 512M, mountpoint', 'size: 768M, mountpoint'));
+    expect((await api.planFor(b.file, b.opts)).steps.map((s) => s.op)).toEqual(['fs.mount']);
+    await api.apply(b.file, b.opts);
+    expect((await api.planFor(b.file, b.opts)).steps).toEqual([]);
   });
 
   it("replaces a device whose layer changed only with --yes, the plan naming the data lost", async () => {
