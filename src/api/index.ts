@@ -103,10 +103,21 @@ export async function apply(manifest: string | Manifest, opts: MutateOptions): P
     const digests = await ArchiveDigestFile.open(s.stateDir);
     const content = await resolveContent(desired, digests);
     await digests.save();
-    // A raised data.size or metadata.size grows the pool first, through `pool grow`'s own path.
-    const { growth } = await growthFor(s, desired);
-    if (growth) await growPool(s, growth, { reporter: opts.reporter });
-    return reconcile(s, { desired, desiredDigest: digest, content, mode: 'converge', command: 'apply', reporter: opts.reporter ?? silentReporter, confirm: confirmer(opts), recordDesired: true, signal: opts.signal });
+    // A raised data.size or metadata.size grows the pool first, through `pool grow`'s own path; when
+    // the rest of the plan deletes, only once that plan is confirmed (asked once, growth included).
+    let confirm = confirmer(opts);
+    const { growth, fileBytes } = await growthFor(s, desired);
+    if (growth) {
+      const observed = await observeSystem(s.kernel, s.stateDir, desired.pool);
+      const rest = makePlan({ desired, state: s.state, observed, mode: 'converge', content });
+      if (rest.impact === 'destroy') {
+        const steps = [poolGrowthStep(growth, fileBytes), ...rest.steps];
+        if (!(await confirm({ ...rest, steps, impact: worstImpact(steps) }))) throw new UserError('the plan deletes devices and was not confirmed: nothing was changed (re-run with --yes to confirm)', { path: '--yes' }, 'E_NOT_CONFIRMED');
+        confirm = async () => true;
+      }
+      await growPool(s, growth, { reporter: opts.reporter });
+    }
+    return reconcile(s, { desired, desiredDigest: digest, content, mode: 'converge', command: 'apply', reporter: opts.reporter ?? silentReporter, confirm, recordDesired: true, signal: opts.signal });
   });
 }
 

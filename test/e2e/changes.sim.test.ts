@@ -94,6 +94,19 @@ describe('changes to an existing pool', () => {
     expect(statSync(join(b.opts.stateDir, 'metadata.img')).size).toBe(128 * MiB);
     expect((await api.status(b.opts)).pool?.data?.totalBytes).toBe(3 * 1024 * MiB);
     expect((await api.planFor(b.file, b.opts)).steps).toEqual([]);
+
+    // With a plan that also deletes, nothing grows until that plan is confirmed.
+    b.write((t) => t.replace('size: 1G', 'size: 4G').replace('size: 64M', 'size: 128M').replace('app: { layer: a', 'app: { layer: b'));
+    const asked: string[][] = [];
+    const declined = await failure(api.apply(b.file, { ...b.opts, confirm: async (p) => (asked.push(p.steps.map((s) => s.op)), false) }));
+    expect(declined?.code).toBe('E_NOT_CONFIRMED');
+    expect(asked).toHaveLength(1);
+    expect(asked[0][0]).toBe('pool.grow');
+    expect(asked[0]).toContain('thin.delete');
+    expect(statSync(join(b.opts.stateDir, 'data.img')).size).toBe(3 * 1024 * MiB);
+    await api.apply(b.file, { ...b.opts, confirm: async () => (asked.push([]), true) });
+    expect(asked).toHaveLength(2); // asked once for the growth and the replacement together
+    expect(statSync(join(b.opts.stateDir, 'data.img')).size).toBe(4 * 1024 * MiB);
   });
 });
 
