@@ -29,7 +29,8 @@ export interface StatusView {
     metadata: SpaceUse | null;
     needsCheck: boolean;
   };
-  layers: Array<{ name: string; parent: string | null; chainId: string | null; state: StableState; mountpoint: string | null; thinId: number | null; ready: boolean; digest: string | null; usedBy: string[] }>;
+  /** `failed`: its content failed to apply and the half-made layer is still there (`error` says why); the next apply deletes it and builds it again. */
+  layers: Array<{ name: string; parent: string | null; chainId: string | null; state: StableState | 'failed'; error: string | null; mountpoint: string | null; thinId: number | null; ready: boolean; digest: string | null; usedBy: string[] }>;
   devices: Array<{ name: string; layer: string; state: StableState; desired: string; mountpoint: string | null; thinId: number | null; dmName: string | null; devPath: string | null }>;
   /** Things the log owns that the manifest no longer wants (deleted by the next apply). */
   unwanted: string[];
@@ -70,7 +71,8 @@ export async function readStatus(session: Session, observed?: Observation): Prom
       name: l.name,
       parent: l.parent,
       chainId: content.top[l.name] ?? null,
-      state: seen(key),
+      state: t?.failed !== undefined && !t.ready ? ('failed' as const) : seen(key),
+      error: t?.failed !== undefined && !t.ready ? t.failed : null,
       mountpoint: l.mountpoint ?? null,
       thinId: t?.thinId ?? null,
       ready: t?.ready ?? false,

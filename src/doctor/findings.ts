@@ -157,8 +157,9 @@ function backingFindings(facts: DoctorFacts): Finding[] {
   const { state, observed } = facts;
   if (!state.pool?.formatted) return [];
   const findings: Finding[] = [];
-  for (const b of [observed.data, observed.metadata]) {
-    if (b && !b.exists) findings.push({ code: 'pool.backing-missing', severity: 'error', subject: 'pool', message: `the pool's ${b.kind === 'file' ? 'backing file' : 'device'} ${b.path} is missing, but the log says the pool holds data`, repair: `restore ${b.path} from a backup, or start over with \`thinlayer destroy --yes\`` });
+  for (const [role, b] of [['data', observed.data], ['metadata', observed.metadata]] as const) {
+    // Missing is not lost: the pool and every device in it come back when the file or device does.
+    if (b && !b.exists) findings.push({ code: 'pool.backing-missing', severity: 'error', subject: 'pool', message: `the pool's ${role} ${b.kind === 'file' ? 'file' : 'device'} ${b.path} is missing; the log says the pool holds data there, so thinlayer changes nothing until it is back`, repair: `put ${b.path} back (${b.kind === 'file' ? 'move or restore the file there, or mount the disk it is on' : 'connect or assemble the device'}), then \`thinlayer up\`` });
   }
   if (findings.length === 0 && !observed.pool && observed.metadataBlank) {
     findings.push({ code: 'pool.metadata-lost', severity: 'error', subject: 'pool', message: `the pool's metadata ${observed.metadata?.path ?? ''} is blank, but the log says it was formatted: every thin device's mappings are gone; thinlayer refuses to format over it`, repair: 'restore the metadata from a backup, or start over with `thinlayer destroy --yes`' });
@@ -177,9 +178,17 @@ function transactionFinding(facts: DoctorFacts): Finding | null {
   return { code: 'pool.transaction-mismatch', severity: 'info', subject: 'pool', message: `the pool's transaction id is ${status.transactionId}, the log's is ${logged}: ${why}; the orphan and missing findings say what differs`, repair: null };
 }
 
+/** Layers whose content failed to apply and that are still in the pool, half made. */
+function failedLayerFindings(facts: DoctorFacts): Finding[] {
+  return Object.values(facts.state.things)
+    .filter((t) => t.kind === 'layer' && !t.ready && t.failed !== undefined)
+    .sort((a, b) => a.key.localeCompare(b.key))
+    .map((t) => ({ code: 'layer.failed', severity: 'warning' as const, subject: t.key, message: `${who(t)} failed: its content could not be applied (${t.failed}); it is half made and no device uses it`, repair: 'fix the layer source, then `thinlayer apply -f MANIFEST` (it deletes this layer and builds it again)' }));
+}
+
 /** Every finding from comparing the log with the kernel (pool health is judged in pool-health.ts). */
 export function compareLogWithKernel(facts: DoctorFacts): Finding[] {
-  const findings: Finding[] = [...backingFindings(facts), ...pendingFindings(facts)];
+  const findings: Finding[] = [...backingFindings(facts), ...pendingFindings(facts), ...failedLayerFindings(facts)];
   const tx = transactionFinding(facts);
   if (tx) findings.push(tx);
 

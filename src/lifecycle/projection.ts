@@ -31,6 +31,8 @@ export interface ThingRecord {
   digest: string | null;
   /** For people: the manifest's name for a layer. */
   label?: string;
+  /** Layer: why applying its content failed, until it is committed or deleted (status and doctor show it as failed). */
+  failed?: string;
 }
 
 export interface PoolRecord {
@@ -172,7 +174,10 @@ export function foldInto(s: EngineState, event: ThinlayerEvent): void {
         case 'fs.grow':
           return updateThing(s, event.target, (t) => ({ ...t, ready: true }));
         case 'layer.commit':
-          return updateThing(s, event.target, (t) => ({ ...t, ready: true, digest: (r.digest as string) ?? null }));
+          return updateThing(s, event.target, ({ failed: _, ...t }) => ({ ...t, ready: true, digest: (r.digest as string) ?? null }));
+        case 'thin.resize':
+          // The filesystem is grown to the new size next (fs.grow makes the device ready again).
+          return updateThing(s, event.target, (t) => ({ ...t, sizeBytes: typeof r.sizeBytes === 'number' ? r.sizeBytes : t.sizeBytes, ready: false }));
         case 'thin.delete':
           return updateThing(s, event.target, () => null);
         case 'fs.mount':
@@ -195,6 +200,7 @@ export function foldInto(s: EngineState, event: ThinlayerEvent): void {
     case 'step.failed': {
       delete s.pending[event.stepId];
       if (OP_COMMAND[event.op]) updateThing(s, event.target, (t) => lifecycle(t, { type: 'FAIL', error: event.error.message }));
+      if (event.op === 'layer.commit') updateThing(s, event.target, (t) => ({ ...t, failed: event.error.message }));
       return;
     }
   }

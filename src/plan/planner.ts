@@ -16,6 +16,8 @@ import { chainLayers, type LayerContent } from './layer-chain.ts';
 import { wants, RANK, type PlanMode, type Want } from './wants.ts';
 import { observeThing, mountIndex } from './observe-thing.ts';
 import { StepWriter } from './step-writer.ts';
+import { planDeviceChange } from './device-changes.ts';
+import { missingBackingBlocker } from './missing-backing.ts';
 
 export type { PlanMode } from './wants.ts';
 export { observeThing, mountIndex } from './observe-thing.ts';
@@ -104,6 +106,8 @@ function planPool(ctx: PlanContext): void {
   }
   const needPool = mode === 'converge' && (poolWanted || (hasUnwanted && !ctx.dropsPoolWhole));
   if (!needPool || !poolSpec) return;
+  const missing = missingBackingBlocker(observed, state.pool?.formatted ?? false);
+  if (missing) return void blockers.push(missing);
   const missingFiles = [observed.data, observed.metadata].filter((b) => b && b.kind === 'file' && !b.exists);
   if (missingFiles.length > 0) {
     if (state.pool?.formatted) blockers.push(`the pool's backing file ${missingFiles.map((b) => b!.path).join(' and ')} is missing but the log says the pool holds data: restore it, or run \`thinlayer destroy\` to start over`);
@@ -166,6 +170,12 @@ function planWanted(ctx: PlanContext): void {
       t = undefined;
       seen = { state: 'absent', uncertain: false, mountedAt: null };
     }
+    if (t && ctx.input.desired) {
+      // A device's new layer replaces it; a raised size grows it (device-changes.ts).
+      const changed = planDeviceChange(w, state.desired, ctx.input.desired, t, seen, want);
+      if (changed === null) seen = { state: 'absent', uncertain: false, mountedAt: null };
+      t = changed ?? undefined;
+    }
     if (!t) {
       const id = dmIdentity(ctx.poolName, want.kind, want.name);
       t = {
@@ -214,8 +224,9 @@ function planWanted(ctx: PlanContext): void {
     w.lifecycle(t, seen.state, want.state, seen.mountedAt, want);
     const origin = want.origin ? w.planned.get(want.origin) : undefined;
     const needsGrow = want.kind === 'device' && origin !== undefined && t.sizeBytes > origin.sizeBytes && (seen.state === 'absent' || !t.ready);
-    if (needsGrow && want.state === 'mounted') {
-      w.grow(t, want.mountpoint);
+    // Online when mounted; an active device that is not mounted is mounted privately for the grow (fs-grow.ts).
+    if (needsGrow && RANK[want.state] >= RANK.activated) {
+      w.grow(t, want.state === 'mounted' ? want.mountpoint : null);
     }
   }
 }

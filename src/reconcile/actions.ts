@@ -11,6 +11,8 @@ import { splitDev } from './observe.ts';
 import type { StepOp } from '../plan/steps.ts';
 import type { Reporter } from '../messages/port.ts';
 import { commitLayer } from './layer-commit.ts';
+import { resizeThin } from './thin-resize.ts';
+import { growFilesystem } from './fs-grow.ts';
 import { deviceInfo, forgetDevice, knownDevice, rememberDevice } from './device-memo.ts';
 
 export interface ActionContext {
@@ -252,9 +254,11 @@ export const ACTIONS: Partial<Record<StepOp, Action>> = {
   },
 
   async 'fs.grow'(ctx, a) {
-    const info = await requireInfo(ctx, a.dmName, 'growfs');
-    await ctx.kernel.growfs(info.devPath, a.mountpoint, a.filesystem as Filesystem);
-    return {};
+    return growFilesystem(ctx, a, await requireInfo(ctx, a.dmName, 'growfs'));
+  },
+
+  async 'thin.resize'(ctx, a) {
+    return resizeThin(ctx, a, thinTarget(a, await poolMajorMinor(ctx)));
   },
 
   async 'fs.mount'(ctx, a) {

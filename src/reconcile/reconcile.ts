@@ -15,6 +15,7 @@ import { StateError, UserError, ThinlayerError } from '../errors/index.ts';
 import { observeSystem } from './observe.ts';
 import { observeThing, mountIndex } from '../plan/observe-thing.ts';
 import type { Observation } from '../plan/observation.ts';
+import { discardFailedLayers } from './failed-layer.ts';
 import { executePlan } from './execute.ts';
 import { completePendingGrows } from './pool-grow.ts';
 import type { Session } from './session.ts';
@@ -104,6 +105,11 @@ export async function reconcile(session: Session, opts: ReconcileOptions): Promi
     }
     throw new StateError(`did not converge after ${maxPasses} passes: the kernel keeps disagreeing with the plan (run \`thinlayer plan\` to see what remains)`, 'E_NOT_CONVERGED');
   } catch (e) {
+    if (started) {
+      // A layer whose content failed is deleted by this same run (failed-layer.ts).
+      const spec = opts.desired?.pool ?? session.state.poolSpec;
+      steps += await discardFailedLayers(session, spec ? dmIdentity(spec.name, 'pool').dmName : '', { runId, reporter, firstIndex: steps }).catch(() => 0);
+    }
     if (started) await session.append([{ type: 'run.finished', runId, outcome: 'failed', steps }]).catch(() => undefined);
     reporter.notify({ code: 'run.failed', error: e instanceof ThinlayerError ? e.message : String(e) });
     throw e;

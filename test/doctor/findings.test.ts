@@ -90,6 +90,20 @@ describe('the log against the kernel', () => {
     const gone = facts({ status: null, live: {} });
     gone.observed.data = { ...gone.observed.data!, exists: false };
     expect(compareLogWithKernel(gone).map((f) => f.code)).toEqual(['pool.backing-missing']);
+    // Missing, with its path, and the repair is to put it back: never destroy.
+    const [missing] = compareLogWithKernel(gone);
+    expect(missing.message).toContain(`the pool's data file ${gone.observed.data!.path} is missing`);
+    expect(missing.repair).toContain(`put ${gone.observed.data!.path} back`);
+    expect(missing.repair).not.toMatch(/destroy/);
+  });
+
+  it('shows a layer whose content failed as failed, with why', () => {
+    const f = facts({});
+    const layer = Object.values(f.state.things).find((t) => t.kind === 'layer')!;
+    f.state.things[layer.key] = { ...layer, ready: false, failed: 'entry "x": its parent a is a symlink' };
+    const found = compareLogWithKernel(f).find((x) => x.code === 'layer.failed');
+    expect(found).toMatchObject({ severity: 'warning', subject: layer.key });
+    expect(found!.message).toMatch(/failed: its content could not be applied \(entry "x": its parent a is a symlink\)/);
   });
 
   it('unreadable thin ids are a warning, not a list of every id missing', () => {

@@ -233,6 +233,25 @@ describe('planner', () => {
     expect(p.blockers.join()).toMatch(/metadata was lost/);
   });
 
+  it('reports a missing data or metadata file as missing, with its path, and never advises destroy', () => {
+    for (const roles of [['data'], ['metadata'], ['data', 'metadata']] as const) {
+      const obs = emptyObservation();
+      obs.data!.exists = true;
+      obs.metadata!.exists = true;
+      for (const role of roles) obs[role]!.exists = false;
+      obs.metadataBlank = roles.includes('metadata' as never);
+      const p = plan({ desired: manifest(), state: appliedState(), observed: obs, mode: 'converge' });
+      expect(p.steps).toEqual([]);
+      expect(p.blockers).toHaveLength(1);
+      for (const role of roles) expect(p.blockers[0]).toContain(`the pool's ${role} file ${obs[role]!.path}`);
+      expect(p.blockers[0]).toMatch(/missing.*put (it|them) back/);
+      expect(p.blockers[0]).not.toMatch(/destroy|lost/);
+    }
+    // Before the pool was ever formatted, a missing file is simply made.
+    const fresh = emptyObservation();
+    expect(plan({ desired: manifest(), state: initialState(), observed: fresh, mode: 'converge' }).steps[0].op).toBe('pool.files');
+  });
+
   it.each([
     ['needs_check', '5 100/16384 10/327680 - rw discard_passdown queue_if_no_space needs_check 1024', /needs a metadata check/],
     ['read-only', '5 100/16384 10/327680 - ro discard_passdown queue_if_no_space - 1024', /read-only/],

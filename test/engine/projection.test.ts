@@ -18,6 +18,31 @@ describe('projection', () => {
     expect(next.pending).toEqual({});
   });
 
+  it('records a layer whose commit failed as failed, until it is committed; a resize records the new size to grow into', () => {
+    const layer = { kind: 'layer', name: 'abc', thinId: 1, origin: 'base', sizeBytes: 1 << 30, ...dmIdentity('demo', 'layer', 'abc') };
+    const made = project(stamp([
+      { type: 'step.intent', stepId: 'r:0', op: 'snap.create', target: 'layer:abc', args: layer, txid: 0 },
+      { type: 'step.done', stepId: 'r:0', op: 'snap.create', target: 'layer:abc', result: { txid: 1 } },
+      { type: 'step.intent', stepId: 'r:1', op: 'layer.commit', target: 'layer:abc', args: {} },
+      { type: 'step.failed', stepId: 'r:1', op: 'layer.commit', target: 'layer:abc', error: { code: 'E_LAYER_CONTENT', message: 'entry "x": bad' } },
+    ]));
+    expect(made.things['layer:abc']).toMatchObject({ ready: false, failed: 'entry "x": bad' });
+    const committed = project(stamp([
+      { type: 'step.intent', stepId: 'r:2', op: 'layer.commit', target: 'layer:abc', args: {} },
+      { type: 'step.done', stepId: 'r:2', op: 'layer.commit', target: 'layer:abc', result: { digest: 'sha256:1' } },
+    ], 5), made);
+    expect(committed.things['layer:abc'].ready).toBe(true);
+    expect(committed.things['layer:abc'].failed).toBeUndefined();
+    const device = { kind: 'device', name: 'app', thinId: 2, origin: 'layer:abc', sizeBytes: 1 << 30, ...dmIdentity('demo', 'device', 'app') };
+    const resized = project(stamp([
+      { type: 'step.intent', stepId: 'r:3', op: 'snap.create', target: 'device:app', args: device, txid: 1 },
+      { type: 'step.done', stepId: 'r:3', op: 'snap.create', target: 'device:app', result: { txid: 2, ready: true } },
+      { type: 'step.intent', stepId: 'r:4', op: 'thin.resize', target: 'device:app', args: { sizeBytes: 2 << 30 } },
+      { type: 'step.done', stepId: 'r:4', op: 'thin.resize', target: 'device:app', result: { sizeBytes: 2 << 30 } },
+    ], 7), committed);
+    expect(resized.things['device:app']).toMatchObject({ sizeBytes: 2 << 30, ready: false });
+  });
+
   it('records the desired manifest and the pool spec', () => {
     const s = project(stamp([{ type: 'desired.set', manifest: manifest(), source: 'apply' }]));
     expect(s.desired?.pool.name).toBe('demo');
