@@ -105,7 +105,7 @@ export async function planFor(manifest: string | Manifest | null, opts: CommonOp
     // Archives hashed by an earlier apply are looked up, not hashed again; plan writes nothing.
     const content = desired ? await resolveContent(desired, await ArchiveDigestFile.open(s.stateDir)) : undefined;
     const target = input === null ? s.state.desired : desired;
-    const observed = await observeSystem(s.kernel, s.stateDir, target?.pool ?? s.state.poolSpec);
+    const observed = await observeSystem(s.kernel, s.stateDir, target?.pool ?? s.state.poolSpec, s.state);
     return makePlan({ desired: target, state: s.state, observed, mode: opts.mode ?? 'converge', content: content ?? s.state.content ?? undefined });
   });
 }

@@ -58,6 +58,10 @@ export function renderEvent(e: ThinlayerEvent): string {
       return `${head} ${e.outcome}, ${e.steps} steps`;
     case 'recovery.note':
       return `${head} ${e.kind} ${JSON.stringify(e.detail)}`;
+    case 'state.identity':
+      return `${head} ${e.id}${e.legacy ? ' (a log of a release before identities)' : ''}`;
+    case 'pool.foreign-kept':
+      return `${head} transaction id ${e.txid}, thin ids ${e.thinIds.join(', ') || 'none'} kept as foreign`;
   }
 }
 

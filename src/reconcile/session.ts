@@ -11,6 +11,7 @@ import type { KernelPort } from '../kernel/port.ts';
 import { openKernel, type BackendChoice } from '../kernel/select.ts';
 import { foldInto, initialState, ownCopy, PROJECTION_SCHEMA, type EngineState } from '../lifecycle/projection.ts';
 import { CrashPoints } from './crash-points.ts';
+import { newIdentity } from '../domain/names.ts';
 import { countKernelCallsFromEnv } from '../kernel/counting.ts';
 import type { Reporter } from '../messages/port.ts';
 
@@ -68,6 +69,10 @@ export class Session {
       const replayed = await replay(log, store, (state, e) => (foldInto(state, e), state), () => ownCopy(initialState()), PROJECTION_SCHEMA);
       session.state = replayed.state;
       session.replayedSeq = replayed.fromSnapshot && replayed.replayed === 0 ? replayed.seq : -1;
+      // The state dir's identity, given once, before anything it names is made (src/domain/names.ts).
+      if (opts.mutate && session.state.identity === null) {
+        await session.append([{ type: 'state.identity', id: newIdentity(), ...(session.state.lastSeq > 0 ? { legacy: true } : {}) }]);
+      }
       return session;
     } catch (e) {
       await lock?.release();
