@@ -96,7 +96,9 @@ export class Session {
     try {
       if (this.lock && this.state.lastSeq > 0 && this.state.lastSeq !== this.replayedSeq) {
         const offset = this.state.lastSeq === this.log.lastSeq ? this.log.endOffset : undefined;
-        await this.store.save(this.state.lastSeq, this.state, PROJECTION_SCHEMA, offset).catch(() => undefined);
+        // Without the digest of the line it ends at, a snapshot is never trusted (replay.ts): save none.
+        const lineDigest = offset !== undefined ? await this.log.lineDigestEndingAt(offset).catch(() => null) : null;
+        if (lineDigest) await this.store.save(this.state.lastSeq, this.state, PROJECTION_SCHEMA, offset, lineDigest).catch(() => undefined);
       }
       await this.log.close();
       await this.kernel.close();
