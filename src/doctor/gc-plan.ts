@@ -149,7 +149,8 @@ export function planGc(facts: DoctorFacts, request: GcRequest = {}): GcPlan {
     steps.push({ op: 'thin.delete', target: t.key, impact: 'destroy', args: { dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes, discard: false }, reason: `forget ${who(t)}: its thin id ${t.thinId} is gone from the pool` });
   }
 
-  const created = createdByLog(facts);
+  // This log's own, and ids whose delete the user already chose (an orphan delete a crash interrupted).
+  const created = new Set([...createdByLog(facts), ...settle.map((s) => s.thinId)]);
   const foreign = new Set(state.pool?.foreign?.thinIds ?? []);
   for (const o of orphansOf(facts)) {
     if (!created.has(o.thinId)) {
