@@ -96,7 +96,9 @@ export function unknownDevicesOf(facts: DoctorFacts): DmFact[] {
   const pool = poolMajorMinor(facts);
   const known = new Set(Object.values(facts.state.things).map((t) => t.dmName));
   if (facts.poolDmName) known.add(facts.poolDmName);
-  return facts.devices.filter((d) => d.owned && !known.has(d.name) && pool !== null && d.thin?.pool === pool);
+  // A device mapping a thin id kept as foreign is part of what the user chose to keep.
+  const kept = new Set(facts.state.pool?.foreign?.thinIds ?? []);
+  return facts.devices.filter((d) => d.owned && !known.has(d.name) && pool !== null && d.thin?.pool === pool && !kept.has(d.thin.thinId));
 }
 
 /** A thing for people: layers are keyed by chain id, so their manifest name comes first. */

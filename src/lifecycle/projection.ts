@@ -185,7 +185,10 @@ export function foldInto(s: EngineState, event: ThinlayerEvent): void {
         case 'snap.create':
         case 'thin.create':
           // The id was taken by something this log never created: the create went to the next free id.
-          if (typeof r.thinId === 'number' && s.pool) s.pool = { ...s.pool, nextThinId: Math.max(s.pool.nextThinId, r.thinId + 1), createdIds: addId(s.pool.createdIds, r.thinId) };
+          if (typeof r.thinId === 'number' && s.pool) {
+            const others = (s.pool.createdIds ?? []).filter((id) => id !== r.collidedWith);
+            s.pool = { ...s.pool, nextThinId: Math.max(s.pool.nextThinId, r.thinId + 1), createdIds: addId(others, r.thinId) };
+          }
           // A layer without content is ready as soon as it exists; devices are ready at once too.
           return updateThing(s, event.target, (t) => ({
             ...lifecycle(t, { type: 'DONE' }),
