@@ -252,13 +252,15 @@ export function compareLogWithKernel(facts: DoctorFacts): Finding[] {
       const drift = driftFinding(t, t.lifecycle.state as StableState, seen.state, seen.mountedAt);
       if (drift) findings.push(drift);
     }
+    const behind = facts.observed.pool ? logBehindOf(facts.state, facts.observed.pool.status) !== null : false;
     for (const d of unknownDevicesOf(facts)) {
       findings.push({
         code: 'dm.unknown',
         severity: 'warning',
         subject: `dm:${d.name}`,
         message: `device ${d.name} carries thinlayer's uuid and maps thin id ${d.thin!.thinId} of the pool, but the log never created it${d.openCount > 0 ? ' (it is open)' : ''}`,
-        repair: d.openCount > 0 ? `close what holds ${d.name} open, then thinlayer gc --yes` : 'thinlayer gc --yes',
+        // While the log is behind its pool, such a device is most likely a newer log's: settle that first.
+        repair: behind ? LOG_BEHIND_REPAIR : d.openCount > 0 ? `close what holds ${d.name} open, then thinlayer gc --yes` : 'thinlayer gc --yes',
       });
     }
     const owned = ownedThinIds(facts.state);
