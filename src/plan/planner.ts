@@ -30,8 +30,6 @@ export interface PlanInput {
   mode: PlanMode;
   /** The desired layers by chain id, with their resolved content; derived as empty layers when absent. */
   content?: LayerContent;
-  /** The thin ids the pool holds, where they could be read: a new thin id is never one of them. */
-  poolThinIds?: number[] | null;
 }
 
 interface PlanContext {
@@ -76,7 +74,7 @@ export function plan(input: PlanInput): Plan {
     poolName,
     poolIdentity: poolIdentityOf(state, poolName),
     poolSpec: desired?.pool ?? state.poolSpec ?? null,
-    nextThinId: Math.max(state.pool?.nextThinId ?? 0, ...Object.values(state.things).map((t) => t.thinId + 1), ...(input.poolThinIds ?? []).map((id) => id + 1)),
+    nextThinId: Math.max(state.pool?.nextThinId ?? 0, ...Object.values(state.things).map((t) => t.thinId + 1)),
     logBehind: observed.pool ? logBehindOf(state, observed.pool.status) : null,
     dropsPoolWhole: false,
   };
