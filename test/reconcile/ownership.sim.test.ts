@@ -160,6 +160,31 @@ describe('two state dirs, one pool name, one kernel', () => {
   });
 });
 
+describe('a dm name taken by a foreign uuid', () => {
+  it('activation refuses with an error naming the owner, and the device is left as it was', async () => {
+    const h = host();
+    const a = h.dir('a');
+    await a.apply(['web']);
+    // Someone else holds the name a new device of a's would get.
+    const k = h.kernel();
+    const stranger = 'thinlayer-' + 'c'.repeat(32) + '-shared-dev-db';
+    await k.create('thinlayer-shared-dev-db', stranger, [{ start: 0, length: 2048, type: 'zero', params: '' }]);
+    await k.close();
+    const err = await a.apply(['web', 'db']).then(
+      () => null,
+      (e) => e,
+    );
+    expect(err).toMatchObject({ code: 'E_NOT_OWNED' });
+    expect(err.message).toContain(`identity ${'c'.repeat(32)}`);
+    const after = h.kernel();
+    expect((await after.info('thinlayer-shared-dev-db'))?.uuid).toBe(stranger);
+    expect((await after.table('thinlayer-shared-dev-db'))[0].type).toBe('zero');
+    await after.close();
+    // doctor does not offer to remove it: it is not this state dir's.
+    expect((await a.doctor()).report.findings.map((f) => f.subject)).not.toContain('dm:thinlayer-shared-dev-db');
+  });
+});
+
 describe('a log behind its pool', () => {
   it('an older events.ndjson put back: up deletes nothing, doctor says what to do, gc --yes deletes nothing', async () => {
     const h = host();
