@@ -234,6 +234,22 @@ describe('a log behind its pool', () => {
     expect((await a.state()).things['device:later'].thinId).toBeGreaterThan(newerId);
   });
 
+  it('the pool load of the next up does not erase the evidence', async () => {
+    const h = host();
+    const a = h.dir('a');
+    await a.apply(['web']);
+    const older = fs.readFileSync(path.join(a.stateDir, 'events.ndjson'));
+    await a.apply(['web', 'newer']);
+    const newerId = (await a.state()).things['device:newer'].thinId;
+    await api.down(a.opts());
+    fs.writeFileSync(path.join(a.stateDir, 'events.ndjson'), older);
+    expect((await a.up())?.outcome).toBe('converged'); // loads the pool from its metadata
+    const doc = await a.doctor();
+    expect(doc.report.findings.map((f) => f.code)).toContain('pool.log-behind');
+    expect(doc.report.thinIds).toContain(newerId);
+    expect((await a.state()).pool!.txid).toBeLessThan(doc.report.pool.transactionId!);
+  });
+
   it('a deleted log, then apply: refuses over the live pool, and over the pool at rest, formatting nothing', async () => {
     const h = host();
     const a = h.dir('a');
