@@ -1,7 +1,9 @@
 // The imperative half of each step: what one planned step does to the kernel and the state dir.
 // Every action is idempotent, because after a crash recovery runs it again: "already done" answers
-// from the kernel (EEXIST for a create, ENODATA for a delete, ENXIO for a remove, EINVAL for an
-// unmount of something not mounted) count as success.
+// from the kernel (EEXIST for a create that rolls forward this log's pending intent, ENODATA for a
+// delete, ENXIO for a remove, EINVAL for an unmount of something not mounted) count as success.
+// An existing device is adopted only with exactly the uuid the log recorded and the table thinlayer
+// would load (src/domain/ownership.ts).
 
 import { open, unlink, stat } from 'node:fs/promises';
 import type { KernelPort, DmInfo, Filesystem } from '../kernel/port.ts';
