@@ -108,7 +108,7 @@ export async function apply(manifest: string | Manifest, opts: MutateOptions): P
     let confirm = confirmer(opts);
     const { growth, fileBytes } = await growthFor(s, desired);
     if (growth) {
-      const observed = await observeSystem(s.kernel, s.stateDir, desired.pool);
+      const observed = await observeSystem(s.kernel, s.stateDir, desired.pool, s.state);
       const rest = makePlan({ desired, state: s.state, observed, mode: 'converge', content });
       if (rest.impact === 'destroy') {
         const steps = [poolGrowthStep(growth, fileBytes), ...rest.steps];
@@ -133,7 +133,7 @@ export async function planFor(manifest: string | Manifest | null, opts: CommonOp
     // Archives hashed by an earlier apply are looked up, not hashed again; plan writes nothing.
     const content = desired ? await resolveContent(desired, await ArchiveDigestFile.open(s.stateDir)) : undefined;
     const target = input === null ? s.state.desired : desired;
-    const observed = await observeSystem(s.kernel, s.stateDir, target?.pool ?? s.state.poolSpec);
+    const observed = await observeSystem(s.kernel, s.stateDir, target?.pool ?? s.state.poolSpec, s.state);
     const planned = makePlan({ desired: target, state: s.state, observed, mode: opts.mode ?? 'converge', content: content ?? s.state.content ?? undefined });
     const grow = desired && (opts.mode ?? 'converge') === 'converge' ? await growthFor(s, desired) : null;
     if (!grow?.growth) return planned;

@@ -3,7 +3,8 @@
 import type { Session } from '../reconcile/session.ts';
 import { observeSystem } from '../reconcile/observe.ts';
 import { observeThing, mountIndex } from '../plan/planner.ts';
-import { dmIdentity, thingKey } from '../domain/names.ts';
+import { thingKey } from '../domain/names.ts';
+import { poolIdentityOf } from '../domain/ownership.ts';
 import type { StableState } from '../lifecycle/machine.ts';
 import type { Observation } from '../plan/observation.ts';
 import { chainLayers, chainHex } from '../plan/layer-chain.ts';
@@ -46,14 +47,14 @@ export async function readStatus(session: Session, observed?: Observation): Prom
   const state = session.state;
   const desired = state.desired;
   const poolSpec = desired?.pool ?? state.poolSpec;
-  const obs = observed ?? (await observeSystem(session.kernel, session.stateDir, poolSpec));
+  const obs = observed ?? (await observeSystem(session.kernel, session.stateDir, poolSpec, session.state));
   const mounts = mountIndex(obs);
   const seen = (key: string): StableState => (state.things[key] ? observeThing(state.things[key], obs, mounts).state : 'absent');
   const st = obs.pool?.status ?? null;
   const pool = poolSpec
     ? {
         name: poolSpec.name,
-        dmName: dmIdentity(poolSpec.name, 'pool').dmName,
+        dmName: poolIdentityOf(state, poolSpec.name).dmName,
         active: obs.pool !== null,
         mode: st?.mode ?? null,
         transactionId: st?.transactionId ?? null,

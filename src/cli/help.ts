@@ -14,7 +14,7 @@ Commands:
   destroy           delete every device, the pool and its backing files
   doctor            check the pool's health and the log against the kernel; says how to repair
   watch -f FILE     keep converged: follow FILE, repair drift, grow the pool
-  gc [--yes]        delete orphan thin ids and layers no longer listed (shows them without --yes)
+  gc [--yes]        delete thin ids this log made and no longer records, and layers no longer listed
   pool grow --data SIZE [--metadata SIZE]
                     grow a file-backed pool (sparse files, loop devices, pool table)
   sim reboot        (development) drop the simulated kernel's volatile state
@@ -85,12 +85,16 @@ name another thin id. Each finding has a code, a severity and the command that r
 docs/recovery.md explains them all. Changes nothing and takes no lock.
 Exit codes: 0 healthy (warnings allowed), 1 when any finding is an error.
 --json prints {"pool", "orphans", "missing", "thinIds", "findings": [{code, severity, subject, message, repair}], ...}.`,
-  gc: `thinlayer gc [--yes] [--json]
+  gc: `thinlayer gc [--yes] [--json] | gc --thin-id N [--yes] | gc --keep-foreign
 
-Deletes orphan thin ids (in the pool, not in the log), layers the manifest no longer lists, records
-of thin ids the pool lost (so that up builds them again), and thinlayer devices on the pool that
-the log never created. Without --yes, shows what it would delete and changes nothing. Every
-deletion is logged before and after, like any other step.
+Deletes orphan thin ids that this log created (in the pool, no longer in the log), layers the
+manifest no longer lists, records of thin ids the pool lost (so that up builds them again), and
+devices carrying this state directory's identity that the log never recorded. Without --yes, shows
+what it would delete and changes nothing. Every deletion is logged before and after.
+A thin id this log did not create is deleted only when named: --thin-id N asks first, saying how
+much data it maps (--yes skips the question). While the pool's transaction id is ahead of the log
+(an older log put back), gc deletes nothing; --keep-foreign records what the pool holds beyond the
+log as foreign, which ends that.
 --json prints {"dryRun", "blockers", "steps", "skipped", ...}; with --yes also "done".`,
   watch: `thinlayer watch -f FILE [--interval DURATION] [--metrics-port N] [--json]
 

@@ -38,7 +38,7 @@ const PER_COMMAND: Record<string, FlagSpec[]> = {
   sim: [],
   pool: [{ name: 'data', takesValue: true }, { name: 'metadata', takesValue: true }],
   doctor: [],
-  gc: [{ name: 'yes', short: 'y', takesValue: false }],
+  gc: [{ name: 'yes', short: 'y', takesValue: false }, { name: 'thin-id', takesValue: true }, { name: 'keep-foreign', takesValue: false }],
   watch: [{ name: 'file', short: 'f', takesValue: true }, { name: 'interval', takesValue: true }, { name: 'metrics-port', takesValue: true }],
 };
 
@@ -153,7 +153,19 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
       }
       case 'gc': {
         const { gcCommand } = await import('./doctor-command.ts');
-        return (await withSignals((signal) => gcCommand({ stateDir, backend: backend as BackendChoice, json, yes: args.flags.yes === true, out, err, signal }))).result;
+        const thinIdFlag = args.flags['thin-id'] as string | undefined;
+        if (thinIdFlag !== undefined && !/^\d+$/.test(thinIdFlag)) throw new UserError(`--thin-id takes a thin id (a whole number), not ${JSON.stringify(thinIdFlag)}`, { path: '--thin-id', expected: 'a whole number' }, 'E_USAGE');
+        const ask = async (question: string) => {
+          if (!interactive) return false;
+          const { createInterface } = await import('node:readline/promises');
+          const rl = createInterface({ input: process.stdin, output: process.stderr });
+          try {
+            return /^y(es)?$/i.test((await rl.question(`${question} [y/N] `)).trim());
+          } finally {
+            rl.close();
+          }
+        };
+        return (await withSignals((signal) => gcCommand({ stateDir, backend: backend as BackendChoice, json, yes: args.flags.yes === true, thinId: thinIdFlag !== undefined ? Number(thinIdFlag) : undefined, keepForeign: args.flags['keep-foreign'] === true, confirm: ask, out, err, signal }))).result;
       }
       case 'watch': {
         const { watchCommand, parseInterval, parseMetricsPort, DEFAULT_INTERVAL_MS } = await import('./watch-command.ts');

@@ -77,7 +77,31 @@ export interface RecoveryEvent {
   detail: Record<string, unknown>;
 }
 
+/**
+ * The state directory's identity, recorded once when it is first used (src/domain/names.ts). Every
+ * dm uuid the state dir gives carries it. `legacy`: the log already held events of a release before
+ * identities (its recorded devices keep their old uuids).
+ */
+export interface StateIdentityEvent {
+  type: 'state.identity';
+  id: string;
+  legacy?: boolean;
+}
+
+/**
+ * The user chose to keep what a pool holds beyond this log as foreign (`thinlayer gc --keep-foreign`):
+ * the pool's transaction id and thin ids as they were then. Those ids are never allocated and never
+ * deleted without being named (`gc --thin-id N`).
+ */
+export interface PoolForeignKeptEvent {
+  type: 'pool.foreign-kept';
+  txid: number;
+  thinIds: number[];
+}
+
 export type ThinlayerEventBody =
+  | StateIdentityEvent
+  | PoolForeignKeptEvent
   | DesiredSetEvent
   | StepIntentEvent
   | StepDoneEvent

@@ -10,7 +10,7 @@ import type { LayerContent } from '../plan/layer-chain.ts';
 import { step as lifecycleStep, INITIAL_LIFECYCLE, type LifecycleRecord, type LifecycleCommand, type StableState } from './machine.ts';
 
 /** Bump when the shape of EngineState changes: stored snapshots of another schema are rebuilt by replay. */
-export const PROJECTION_SCHEMA = 3;
+export const PROJECTION_SCHEMA = 4;
 
 export interface ThingRecord {
   key: string;
@@ -45,9 +45,15 @@ export interface PoolRecord {
   txid: number;
   /** Thin ids are never reused, so a crashed create can always be rolled forward without a clash. */
   nextThinId: number;
+  /** Every thin id this log ever asked the pool to create (the only ones gc deletes unnamed). */
+  createdIds?: number[];
+  /** Thin ids the user chose to keep as foreign, and the pool transaction id accepted with them. */
+  foreign?: { txid: number; thinIds: number[] };
 }
 
 export interface EngineState {
+  /** The state directory's identity (null: none recorded yet). Every dm uuid it gives carries it. */
+  identity: string | null;
   desired: Manifest | null;
   /** The digest of the manifest file `desired` was read from: the same file unchanged need not be read again. */
   desiredDigest: string | null;
@@ -63,7 +69,7 @@ export interface EngineState {
 }
 
 export function initialState(): EngineState {
-  return { desired: null, desiredDigest: null, content: null, poolSpec: null, pool: null, things: {}, pending: {}, lastSeq: 0, lastRun: null };
+  return { identity: null, desired: null, desiredDigest: null, content: null, poolSpec: null, pool: null, things: {}, pending: {}, lastSeq: 0, lastRun: null };
 }
 
 /** The lifecycle command an op performs on its target thin device, if any. */
@@ -125,6 +131,15 @@ export function foldInto(s: EngineState, event: ThinlayerEvent): void {
         }
       }
       return;
+    case 'state.identity':
+      s.identity ??= event.id;
+      return;
+    case 'pool.foreign-kept':
+      if (s.pool) {
+        const top = Math.max(s.pool.nextThinId, ...event.thinIds.map((id) => id + 1));
+        s.pool = { ...s.pool, txid: event.txid, nextThinId: top, foreign: { txid: event.txid, thinIds: [...new Set([...(s.pool.foreign?.thinIds ?? []), ...event.thinIds])].sort((a, b) => a - b) } };
+      }
+      return;
     case 'step.intent': {
       s.pending[event.stepId] = event;
       const a = event.args as Record<string, any>;
@@ -149,7 +164,7 @@ export function foldInto(s: EngineState, event: ThinlayerEvent): void {
           ...(a.label ? { label: a.label } : {}),
         };
         s.things[event.target] = lifecycle(thing, { type: 'CREATE' });
-        if (s.pool) s.pool = { ...s.pool, nextThinId: Math.max(s.pool.nextThinId, a.thinId + 1) };
+        if (s.pool) s.pool = { ...s.pool, nextThinId: Math.max(s.pool.nextThinId, a.thinId + 1), createdIds: addId(s.pool.createdIds, a.thinId) };
         return;
       }
       const command = OP_COMMAND[event.op];
@@ -186,9 +201,15 @@ export function foldInto(s: EngineState, event: ThinlayerEvent): void {
           return updateThing(s, event.target, (t) => ({ ...lifecycle(t, { type: 'DONE' }), mountpoint: null }));
         case 'snap.create':
         case 'thin.create':
+          // The id was taken by something this log never created: the create went to the next free id.
+          if (typeof r.thinId === 'number' && s.pool) {
+            const others = (s.pool.createdIds ?? []).filter((id) => id !== r.collidedWith);
+            s.pool = { ...s.pool, nextThinId: Math.max(s.pool.nextThinId, r.thinId + 1), createdIds: addId(others, r.thinId) };
+          }
           // A layer without content is ready as soon as it exists; devices are ready at once too.
           return updateThing(s, event.target, (t) => ({
             ...lifecycle(t, { type: 'DONE' }),
+            ...(typeof r.thinId === 'number' ? { thinId: r.thinId } : {}),
             ready: t.kind === 'base' ? t.ready : r.ready === true || t.ready,
             digest: r.ready === true && typeof r.digest === 'string' ? r.digest : t.digest,
           }));
@@ -204,6 +225,11 @@ export function foldInto(s: EngineState, event: ThinlayerEvent): void {
       return;
     }
   }
+}
+
+function addId(ids: number[] | undefined, id: number): number[] {
+  if (ids?.includes(id)) return ids;
+  return [...(ids ?? []), id];
 }
 
 /** A copy of `state` that foldInto may change without touching the original. */

@@ -9,6 +9,8 @@
 import type { Manifest, PoolSpec } from '../manifest/types.ts';
 import type { EngineState, ThingRecord } from '../lifecycle/projection.ts';
 import { dmIdentity } from '../domain/names.ts';
+import { poolIdentityOf } from '../domain/ownership.ts';
+import { logBehindOf, logBehindText, LOG_BEHIND_REPAIR, type LogBehind } from './log-behind.ts';
 import type { Observation } from './observation.ts';
 import { worstImpact, type Plan } from './steps.ts';
 import { poolModeBlocker, pressureBlocker } from './pressure.ts';
@@ -43,6 +45,8 @@ interface PlanContext {
   poolIdentity: { dmName: string; uuid: string };
   poolSpec: PoolSpec | null;
   nextThinId: number;
+  /** The pool's transaction id is ahead of the log: nothing is deleted or formatted in it. */
+  logBehind: LogBehind | null;
   /**
    * destroy of a pool on two files: the files are deleted whole, and every thin id in them with
    * them, so nothing is discarded or deleted one by one (the devices are only unmounted and
@@ -70,9 +74,10 @@ export function plan(input: PlanInput): Plan {
     wantedKeys: new Set(wanted.map((x) => x.key)),
     mounts: mountIndex(observed),
     poolName,
-    poolIdentity: dmIdentity(poolName, 'pool'),
+    poolIdentity: poolIdentityOf(state, poolName),
     poolSpec: desired?.pool ?? state.poolSpec ?? null,
     nextThinId: Math.max(state.pool?.nextThinId ?? 0, ...Object.values(state.things).map((t) => t.thinId + 1)),
+    logBehind: observed.pool ? logBehindOf(state, observed.pool.status) : null,
     dropsPoolWhole: false,
   };
   ctx.dropsPoolWhole = desired === null && mode === 'converge' && ctx.poolSpec !== null && ctx.poolSpec.data.kind === 'file' && ctx.poolSpec.metadata.kind === 'file';
@@ -83,15 +88,25 @@ export function plan(input: PlanInput): Plan {
   releaseMounts(ctx, unwanted);
   if (converging && desired) planWanted(ctx);
   if (converging) planRemovals(ctx, unwanted);
-  if (mode === 'down') planDown(ctx);
+  if (mode === 'down' && ctx.blockers.length === 0) planDown(ctx);
   planTeardown(ctx);
 
   const { steps } = ctx.w;
+  if (ctx.logBehind) {
+    // A standing fact, not something this run may paper over: whatever the log does not know of may
+    // be someone's data, so nothing is deleted or formatted until the user has chosen.
+    const withheld = steps.filter((s) => s.impact === 'destroy' || s.op === 'fs.mkfs');
+    if (withheld.length > 0) {
+      ctx.blockers.push(`${logBehindText(ctx.logBehind)}; refusing to ${withheld.map((s) => s.reason).join(', ')} while it stands: ${LOG_BEHIND_REPAIR}`);
+      return { steps: [], impact: 'none', blockers: ctx.blockers, warnings: [] };
+    }
+  }
+  const warnings = ctx.logBehind ? [`${logBehindText(ctx.logBehind)}: nothing is deleted or formatted in the pool until then; ${LOG_BEHIND_REPAIR}`] : [];
   // Refuse to add snapshots to a nearly full pool: devices made there would fail on their first writes.
   const creates = steps.filter((s) => s.op === 'snap.create' || s.op === 'thin.create').length;
   const pressure = observed.pool && desired ? pressureBlocker(observed.pool.status, desired.pool.minFreeFraction, creates) : null;
-  if (pressure) return { steps: [], impact: 'none', blockers: [...ctx.blockers, pressure] };
-  return { steps, impact: worstImpact(steps), blockers: ctx.blockers };
+  if (pressure) return { steps: [], impact: 'none', blockers: [...ctx.blockers, pressure], warnings };
+  return { steps, impact: worstImpact(steps), blockers: ctx.blockers, warnings };
 }
 
 /** The pool must run to converge, and also to delete what is no longer wanted (destroy after a reboot). */
@@ -100,6 +115,12 @@ function planPool(ctx: PlanContext): void {
   const { state, observed, mode, desired } = input;
   const poolWanted = desired !== null;
   const hasUnwanted = Object.keys(state.things).some((k) => !ctx.wantedKeys.has(k));
+  if (observed.foreignPool) {
+    const f = observed.foreignPool;
+    const where = f.backingFiles.length > 0 ? `; its backing files are ${f.backingFiles.join(' and ')}` : '';
+    blockers.push(`pool ${f.dmName} belongs to ${f.owner}${where}: ${f.why}. thinlayer never loads, formats, snapshots or mounts another owner's pool; give this manifest's pool another name, or use that state directory`);
+    return;
+  }
   if (observed.pool) {
     const modeBlocker = poolModeBlocker(observed.pool.status, poolIdentity.dmName);
     if (modeBlocker) blockers.push(modeBlocker);
@@ -177,7 +198,7 @@ function planWanted(ctx: PlanContext): void {
       t = changed ?? undefined;
     }
     if (!t) {
-      const id = dmIdentity(ctx.poolName, want.kind, want.name);
+      const id = dmIdentity(ctx.poolName, want.kind, want.name, state.identity);
       t = {
         key: want.key,
         kind: want.kind,
@@ -197,8 +218,9 @@ function planWanted(ctx: PlanContext): void {
     }
     w.planned.set(want.key, t);
     if (seen.uncertain) {
-      // A create was logged but not its outcome: roll it forward (the kernel answers EEXIST if it happened).
-      w.create(t);
+      // A create was logged but not its outcome: roll it forward (the kernel answers EEXIST if it
+      // happened, which counts as done only because this log's intent for that id is pending).
+      w.create(t, true);
       seen = { state: 'created', uncertain: false, mountedAt: null };
     }
     if (t.kind === 'base' && !t.ready) {

@@ -42,6 +42,8 @@ export interface Plan {
   impact: Impact;
   /** Problems that stop the plan from being carried out (e.g. a pool in read-only mode). */
   blockers: string[];
+  /** Facts the user must hear even though the plan can run (e.g. a log behind its pool). */
+  warnings?: string[];
 }
 
 export function worstImpact(steps: Step[]): Impact {

@@ -10,7 +10,7 @@ import type { Manifest } from '../manifest/types.ts';
 import type { Plan } from '../plan/steps.ts';
 import type { LayerContent } from '../plan/layer-chain.ts';
 import { plan as makePlan, type PlanMode } from '../plan/planner.ts';
-import { dmIdentity } from '../domain/names.ts';
+import { poolIdentityOf } from '../domain/ownership.ts';
 import { StateError, UserError, ThinlayerError } from '../errors/index.ts';
 import { observeSystem } from './observe.ts';
 import { observeThing, mountIndex } from '../plan/observe-thing.ts';
@@ -67,13 +67,14 @@ export async function reconcile(session: Session, opts: ReconcileOptions): Promi
   try {
     for (let pass = 0; pass < maxPasses; pass++) {
       const poolSpec = opts.desired?.pool ?? session.state.poolSpec;
-      const observed = await observeSystem(session.kernel, session.stateDir, poolSpec);
+      const observed = await observeSystem(session.kernel, session.stateDir, poolSpec, session.state);
       // Without resolved content, the recorded one serves only for the manifest it was resolved for.
       const sameManifest = session.state.desired === opts.desired || JSON.stringify(session.state.desired) === JSON.stringify(opts.desired);
       const content = opts.content ?? (sameManifest ? (session.state.content ?? undefined) : undefined);
       const plan = makePlan({ desired: opts.desired, state: session.state, observed, mode: opts.mode, content });
       firstPlan ??= plan;
       reporter.notify({ code: 'plan.ready', plan, pass });
+      if (pass === 0) for (const text of plan.warnings ?? []) reporter.notify({ code: 'warning', text });
       if (plan.blockers.length > 0) throw new StateError(plan.blockers.join('\n'), 'E_BLOCKED');
       const newDigest = typeof opts.desiredDigest === 'string' && opts.desiredDigest !== session.state.desiredDigest;
       const desiredChanged = opts.recordDesired && (!sameManifest || newDigest || JSON.stringify(session.state.content ?? null) !== JSON.stringify(content ?? null));
@@ -93,7 +94,7 @@ export async function reconcile(session: Session, opts: ReconcileOptions): Promi
         started = true;
       }
       if (desiredChanged) await session.append([{ type: 'desired.set', manifest: opts.desired, content: content ?? null, source: opts.desired ? 'apply' : 'destroy', digest: opts.desiredDigest ?? null }], { durable: false });
-      const poolDmName = poolSpec ? dmIdentity(poolSpec.name, 'pool').dmName : '';
+      const poolDmName = poolSpec ? poolIdentityOf(session.state, poolSpec.name).dmName : '';
       const before = steps;
       steps += await executePlan(session, plan.steps, poolDmName, { runId, reporter, signal: opts.signal, firstIndex: steps, observed: observed.devices });
       if (opts.signal?.aborted) {
@@ -108,7 +109,7 @@ export async function reconcile(session: Session, opts: ReconcileOptions): Promi
     if (started) {
       // A layer whose content failed is deleted by this same run (failed-layer.ts).
       const spec = opts.desired?.pool ?? session.state.poolSpec;
-      steps += await discardFailedLayers(session, spec ? dmIdentity(spec.name, 'pool').dmName : '', { runId, reporter, firstIndex: steps }).catch(() => 0);
+      steps += await discardFailedLayers(session, spec ? poolIdentityOf(session.state, spec.name).dmName : '', { runId, reporter, firstIndex: steps }).catch(() => 0);
     }
     if (started) await session.append([{ type: 'run.finished', runId, outcome: 'failed', steps }]).catch(() => undefined);
     reporter.notify({ code: 'run.failed', error: e instanceof ThinlayerError ? e.message : String(e) });

@@ -16,6 +16,7 @@ import type { KernelPort } from '../kernel/port.ts';
 import { openKernel, type BackendChoice } from '../kernel/select.ts';
 import { foldInto, initialState, ownCopy, PROJECTION_SCHEMA, type EngineState } from '../lifecycle/projection.ts';
 import { CrashPoints } from './crash-points.ts';
+import { newIdentity } from '../domain/names.ts';
 import { countKernelCallsFromEnv } from '../kernel/counting.ts';
 import type { Reporter } from '../messages/port.ts';
 
@@ -84,6 +85,10 @@ export class Session {
         session.state = replayed.state;
         session.replayedSeq = replayed.fromSnapshot && replayed.replayed === 0 ? replayed.seq : -1;
       }
+      // The state dir's identity, given once, before anything it names is made (src/domain/names.ts).
+      if (opts.mutate && session.state.identity === null) {
+        await session.append([{ type: 'state.identity', id: newIdentity(), ...(session.state.lastSeq > 0 ? { legacy: true } : {}) }]);
+      }
       return session;
     } catch (e) {
       await lock?.release();
@@ -110,7 +115,9 @@ export class Session {
     try {
       if (this.lock && this.log && this.state.lastSeq > 0 && this.state.lastSeq !== this.replayedSeq) {
         const offset = this.state.lastSeq === this.log.lastSeq ? this.log.endOffset : undefined;
-        await this.store.save(this.state.lastSeq, this.state, PROJECTION_SCHEMA, offset).catch(() => undefined);
+        // Without the digest of the line it ends at, a snapshot is never trusted (replay.ts): save none.
+        const lineDigest = offset !== undefined ? await this.log.lineDigestEndingAt(offset).catch(() => null) : null;
+        if (lineDigest) await this.store.save(this.state.lastSeq, this.state, PROJECTION_SCHEMA, offset, lineDigest).catch(() => undefined);
       }
       await this.log?.close();
       await this.kernel.close();

@@ -22,6 +22,7 @@ import type { LayerContent } from '../plan/layer-chain.ts';
 import { completePendingGrows } from '../reconcile/pool-grow.ts';
 import { readStatus, type StatusView } from '../api/status.ts';
 import { dmIdentity } from '../domain/names.ts';
+import { poolIdentityOf } from '../domain/ownership.ts';
 import { ThinlayerError, UserError } from '../errors/index.ts';
 import type { Message, Reporter } from '../messages/port.ts';
 import { startLoop, type LoopSummary } from './loop.ts';
@@ -121,7 +122,7 @@ export async function watch(opts: WatchOptions): Promise<LoopSummary> {
         lastRecorded = JSON.stringify(recorded);
         desired ??= recorded;
         if (!desired) return;
-        poolDmName = dmIdentity(desired.pool.name, 'pool').dmName;
+        poolDmName = poolIdentityOf(session.state, desired.pool.name).dmName;
         // An edit that cannot be carried out is refused as apply refuses it (plan/changes.ts).
         if (JSON.stringify(desired) !== lastRecorded) refuseChanges(session.state, desired);
 
