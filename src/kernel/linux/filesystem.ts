@@ -7,14 +7,22 @@ import { ERRNO, KernelError } from '../../errors/index.ts';
 import type { Filesystem, MountEntry } from '../port.ts';
 import { MNT_DETACH, MS_RDONLY, O_DIRECTORY, O_RDONLY, ioctlBuffer, mount as mountSyscall, syncAll, syncfs, umount2, withFd } from './libc.ts';
 import { parseMountinfo } from './mountinfo.ts';
+import { systemTool, type SystemTool } from '../../host/system-tools.ts';
 
 /**
+ * Tools come from the fixed system directories (src/host/system-tools.ts), never from PATH.
  * A tool failure has no errno: a missing tool is ENOENT, a missing device is the stat's errno,
  * and a tool that ran and failed is EIO with its stderr as the detail.
  */
-function runTool(operation: string, device: string, tool: string, args: string[]): Promise<void> {
+function runTool(operation: string, device: string, tool: SystemTool, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
-    execFile(tool, args, { encoding: 'utf8', maxBuffer: 4 << 20 }, (error, _stdout, stderr) => {
+    let program: string;
+    try {
+      program = systemTool(tool, operation);
+    } catch (e) {
+      return reject(e);
+    }
+    execFile(program, args, { encoding: 'utf8', maxBuffer: 4 << 20 }, (error, _stdout, stderr) => {
       if (!error) return resolve();
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') return reject(new KernelError(operation, device, ERRNO.ENOENT, `${tool} not found`));
