@@ -35,7 +35,7 @@ export interface MutateOptions extends CommonOptions {
 }
 
 async function withSession<T>(opts: CommonOptions, mutate: boolean, command: string, work: (s: Session) => Promise<T>): Promise<T> {
-  const session = await Session.open({ stateDir: opts.stateDir, backend: opts.backend ?? 'auto', reporter: opts.reporter ?? silentReporter, mutate, command, kernel: opts.kernel });
+  const session = await Session.open({ stateDir: opts.stateDir, backend: opts.backend ?? 'auto', reporter: opts.reporter ?? silentReporter, mutate, command, kernel: opts.kernel, signal: opts.signal });
   try {
     return await work(session);
   } finally {

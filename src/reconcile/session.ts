@@ -3,7 +3,7 @@
 
 import { openStateDir, type StateDir } from '../events/state-dir.ts';
 import { EventLog } from '../events/log.ts';
-import { acquireLock, type Lock } from '../events/lock.ts';
+import { acquireLock, type Lock, type LockHolder } from '../events/lock.ts';
 import { SnapshotStore } from '../events/snapshot.ts';
 import { replay } from '../events/replay.ts';
 import type { ThinlayerEvent, ThinlayerEventBody } from '../events/types.ts';
@@ -24,6 +24,8 @@ export interface SessionOptions {
   /** Use this kernel instead of choosing one (tests, the library API). */
   kernel?: KernelPort;
   lockWaitMs?: number;
+  /** Stops a wait for the lock (SIGINT, SIGTERM). */
+  signal?: AbortSignal;
 }
 
 export class Session {
@@ -43,7 +45,8 @@ export class Session {
   static async open(opts: SessionOptions): Promise<Session> {
     const stateDir = await openStateDir(opts.stateDir);
     const crash = new CrashPoints();
-    const lock = opts.mutate ? await acquireLock(stateDir, { command: opts.command, waitMs: opts.lockWaitMs }) : null;
+    const onWait = (h: LockHolder) => opts.reporter.notify({ code: 'lock.waiting', pid: h.pid, command: h.command, since: h.since });
+    const lock = opts.mutate ? await acquireLock(stateDir, { command: opts.command, waitMs: opts.lockWaitMs, signal: opts.signal, onWait }) : null;
     try {
       if (lock?.tookOverFrom) opts.reporter.notify({ code: 'lock.took-over', pid: lock.tookOverFrom.pid, command: lock.tookOverFrom.command });
       let kernel = opts.kernel;
