@@ -743,6 +743,8 @@ export class SimKernel implements KernelPort {
     return this.mutate('umount', where, () => {
       checkMountpointParents(where);
       const mount = this.state.mounts.get(where);
+      // UMOUNT_NOFOLLOW: a symlink that is not one of the simulator's mounts is refused as the kernel backend does.
+      if (!mount && isSymlink(where)) fail('ELOOP', `${where} is a symlink; unmount never follows one`);
       if (!mount) fail('EINVAL', `${where} is not a mountpoint`);
       if (opts.device && (opts.device.major !== DM_MAJOR || opts.device.minor !== mount.minor)) {
         fail('EPERM', `the mount at ${where} is ${DM_MAJOR}:${mount.minor}, not ${opts.device.major}:${opts.device.minor}'s; left alone`);
@@ -861,6 +863,14 @@ function checkMountpointParents(where: string): void {
     }
     if (st.isSymbolicLink()) fail('ELOOP', `${reached} is a symlink; the kernel backend never mounts through one`);
     if (!st.isDirectory()) fail('ENOTDIR', `${reached} is not a directory`);
+  }
+}
+
+function isSymlink(where: string): boolean {
+  try {
+    return fs.lstatSync(where).isSymbolicLink();
+  } catch {
+    return false;
   }
 }
 
