@@ -27,7 +27,7 @@ function modeText(mode: number): string {
 export function untrustedDirectory(st: Ownership): string | null {
   if (!trustedUid(st.uid)) return `it is owned by uid ${st.uid}, not by root`;
   if ((st.mode & 0o022) !== 0 && !((st.mode & STICKY) !== 0 && st.uid === 0)) {
-    return `${(st.mode & 0o020) !== 0 ? 'its group' : 'others'} can write to it (mode ${modeText(st.mode)})`;
+    return `${(st.mode & 0o002) !== 0 ? 'others' : 'its group'} can write to it (mode ${modeText(st.mode)})`;
   }
   return null;
 }
@@ -35,6 +35,6 @@ export function untrustedDirectory(st: Ownership): string | null {
 /** Why a file (or a directory thinlayer reads its instructions from) is not trusted, or null. */
 export function untrustedFile(st: Ownership): string | null {
   if (!trustedUid(st.uid)) return `it is owned by uid ${st.uid}, not by root`;
-  if ((st.mode & 0o022) !== 0) return `${(st.mode & 0o020) !== 0 ? 'its group' : 'others'} can write to it (mode ${modeText(st.mode)})`;
+  if ((st.mode & 0o022) !== 0) return `${(st.mode & 0o002) !== 0 ? 'others' : 'its group'} can write to it (mode ${modeText(st.mode)})`;
   return null;
 }
