@@ -25,6 +25,7 @@ export type Message =
   | { code: 'watch.run-failed'; run: number; error: string; failures: number; retryInMs: number }
   | { code: 'watch.manifest-invalid'; file: string; error: string; keeping: 'last-valid' | 'recorded' | 'nothing' }
   | { code: 'watch.needs-confirmation'; file: string; deletes: string[] }
+  | { code: 'watch.untrusted-source'; file: string; layer: string; source: string; why: string }
   | { code: 'watch.stopped'; runs: number; failures: number }
   | { code: 'pool.use-warning'; role: 'data' | 'metadata'; percent: number; level: number }
   | { code: 'pool.grown'; role: 'data' | 'metadata'; fromBytes: number; toBytes: number }
