@@ -49,6 +49,10 @@ describe('mountpoints on the simulated kernel', () => {
     expect(await options(`${b.mnt}/web1`)).toEqual(expect.arrayContaining(['nosuid', 'nodev']));
     expect(await options(`${b.mnt}/web3`)).not.toContain('nosuid');
     expect(await options(`${b.mnt}/web3`)).not.toContain('nodev');
+    // A layer mounted for inspection never honours either.
+    const inspected = b.writeManifest('inspect.yaml', webManifest(b.mnt).replace('apache: { parent: fedora }', `apache: { parent: fedora, mountpoint: ${b.mnt}/apache }`));
+    expect(b.run(['apply', '-f', inspected, '--yes']).code).toBe(0);
+    expect(await options(`${b.mnt}/apache`)).toEqual(expect.arrayContaining(['ro', 'nosuid', 'nodev']));
     const bad = b.writeManifest('bad.yaml', webManifest(b.mnt, `  web4: { layer: apache, mountpoint: ${b.mnt}/web4, mountOptions: [exec] }\n`));
     const r = b.run(['apply', '-f', bad, '--yes']);
     expect(r.code).toBe(2);
