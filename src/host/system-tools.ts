@@ -20,7 +20,14 @@ const found = new Map<string, string>();
 export function systemTool(name: SystemTool, operation: string = name): string {
   const known = found.get(name);
   if (known !== undefined) return known;
-  for (const dir of SYSTEM_TOOL_DIRS) {
+  const path = findProgram(name, SYSTEM_TOOL_DIRS, operation);
+  found.set(name, path);
+  return path;
+}
+
+/** The first executable `name` in `dirs`, checked as systemTool says (exported for tests). */
+export function findProgram(name: string, dirs: readonly string[], operation: string = name): string {
+  for (const dir of dirs) {
     const path = `${dir}/${name}`;
     let st;
     try {
@@ -32,8 +39,7 @@ export function systemTool(name: SystemTool, operation: string = name): string {
     if (st.uid !== 0 || (st.mode & 0o022) !== 0) {
       throw new KernelError(operation, path, ERRNO.EACCES, `${path} is not a root-owned program that only root can change (uid ${st.uid}, mode ${(st.mode & 0o7777).toString(8)}); thinlayer will not run it as root`);
     }
-    found.set(name, path);
     return path;
   }
-  throw new KernelError(operation, name, ERRNO.ENOENT, `${name} not found in ${SYSTEM_TOOL_DIRS.join(', ')} (the caller's PATH is not searched)`);
+  throw new KernelError(operation, name, ERRNO.ENOENT, `${name} not found in ${dirs.join(', ')} (the caller's PATH is not searched)`);
 }

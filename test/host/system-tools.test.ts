@@ -3,7 +3,8 @@ import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { SYSTEM_TOOL_DIRS, systemTool } from '../../src/host/system-tools.ts';
+import { findProgram, SYSTEM_TOOL_DIRS, systemTool } from '../../src/host/system-tools.ts';
+import { chownSync } from 'node:fs';
 import { growfs } from '../../src/kernel/linux/filesystem.ts';
 import { uncompressedChunks } from '../../src/layers/compression.ts';
 
@@ -55,5 +56,20 @@ describe('system tools', () => {
     for await (const chunk of uncompressedChunks(`${plain}.zst`, 'zstd')) chunks.push(chunk);
     expect(Buffer.concat(chunks).equals(Buffer.alloc(4096, 7))).toBe(true);
     expect(existsSync(marker)).toBe(false);
+  });
+
+  it('refuses a program someone but root owns or can change (EACCES), and names a missing one (ENOENT)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'thinlayer-sysdir-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const program = join(dir, 'tool');
+    writeFileSync(program, '#!/bin/sh\n');
+    chmodSync(program, 0o755);
+    expect(findProgram('tool', [dir])).toBe(program);
+    chmodSync(program, 0o775);
+    expect(() => findProgram('tool', [dir])).toThrow(expect.objectContaining({ errno: 13, message: expect.stringContaining('mode 775') }));
+    chmodSync(program, 0o755);
+    chownSync(program, 1000, 1000);
+    expect(() => findProgram('tool', [dir])).toThrow(expect.objectContaining({ errno: 13, message: expect.stringContaining('uid 1000') }));
+    expect(() => findProgram('nosuch', [dir])).toThrow(expect.objectContaining({ errno: 2, message: expect.stringContaining(`nosuch not found in ${dir}`) }));
   });
 });
