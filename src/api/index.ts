@@ -10,6 +10,7 @@ import { plan as makePlan } from '../plan/planner.ts';
 import { Session } from '../reconcile/session.ts';
 import { reconcile, type RunResult } from '../reconcile/reconcile.ts';
 import { observeSystem } from '../reconcile/observe.ts';
+import { checkMountpointsOnHost } from '../host/mountpoint-check.ts';
 import { silentReporter, type Reporter } from '../messages/port.ts';
 import { readStatus, type StatusView } from './status.ts';
 import { resolveContent } from '../reconcile/resolve-content.ts';
@@ -38,7 +39,7 @@ export interface MutateOptions extends CommonOptions {
 }
 
 async function withSession<T>(opts: CommonOptions, mutate: boolean, command: string, work: (s: Session) => Promise<T>): Promise<T> {
-  const session = await Session.open({ stateDir: opts.stateDir, backend: opts.backend ?? 'auto', reporter: opts.reporter ?? silentReporter, mutate, command, kernel: opts.kernel });
+  const session = await Session.open({ stateDir: opts.stateDir, backend: opts.backend ?? 'auto', reporter: opts.reporter ?? silentReporter, mutate, command, kernel: opts.kernel, signal: opts.signal });
   try {
     return await work(session);
   } finally {
@@ -134,6 +135,7 @@ export async function planFor(manifest: string | Manifest | null, opts: CommonOp
     const content = desired ? await resolveContent(desired, await ArchiveDigestFile.open(s.stateDir)) : undefined;
     const target = input === null ? s.state.desired : desired;
     const observed = await observeSystem(s.kernel, s.stateDir, target?.pool ?? s.state.poolSpec, s.state);
+    await checkMountpointsOnHost(s.kernel, s.stateDir.root, target, opts.mode ?? 'converge', observed.devices);
     const planned = makePlan({ desired: target, state: s.state, observed, mode: opts.mode ?? 'converge', content: content ?? s.state.content ?? undefined });
     const grow = desired && (opts.mode ?? 'converge') === 'converge' ? await growthFor(s, desired) : null;
     if (!grow?.growth) return planned;

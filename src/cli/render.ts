@@ -89,6 +89,8 @@ export class TerminalReporter implements Reporter {
         return say(`recovery: ${m.steps} step(s) were interrupted by a crash; completing them`);
       case 'lock.took-over':
         return say(`note: took over the lock left by pid ${m.pid} (${m.command}), which is no longer running`);
+      case 'lock.waiting':
+        return say(`waiting for pid ${m.pid} (${m.command}, started ${m.since})`);
       case 'step.start':
         if (!this.quiet) say(`[${m.index + 1}/${m.total}] ${m.step.reason}`);
         return;

@@ -5,7 +5,7 @@
 // The simulated kernel keeps its pool model in memory and answers directly.
 
 import { execFile } from 'node:child_process';
-import { access, constants } from 'node:fs/promises';
+import { systemTool } from '../host/system-tools.ts';
 import { promisify } from 'node:util';
 import type { KernelPort } from '../kernel/port.ts';
 import { KernelError, isKernelError } from '../errors/index.ts';
@@ -45,20 +45,9 @@ export function parseThinDumpIds(xml: string): number[] {
 }
 
 const run = promisify(execFile);
-const TOOL_DIRS = ['/usr/sbin', '/sbin', '/usr/bin', '/bin', '/usr/local/sbin'];
 
-/** thin-provisioning-tools live in sbin, which a non-login PATH often lacks. */
-async function findTool(name: string): Promise<string> {
-  const dirs = [...(process.env.PATH ?? '').split(':').filter(Boolean), ...TOOL_DIRS];
-  for (const dir of dirs) {
-    const path = `${dir}/${name}`;
-    if (await access(path, constants.X_OK).then(() => true, () => false)) return path;
-  }
-  throw new Error(`${name} not found (install thin-provisioning-tools)`);
-}
-
-async function tool(name: string, args: string[]): Promise<string> {
-  const { stdout } = await run(await findTool(name), args, { maxBuffer: 64 * 1024 * 1024 });
+async function tool(name: 'thin_ls' | 'thin_dump', args: string[]): Promise<string> {
+  const { stdout } = await run(systemTool(name), args, { maxBuffer: 64 * 1024 * 1024 });
   return stdout;
 }
 

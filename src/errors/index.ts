@@ -56,6 +56,7 @@ export const ERRNO = {
   ENOSPC: 28,
   EROFS: 30,
   ERANGE: 34,
+  ELOOP: 40,
   ENODATA: 61,
   EOPNOTSUPP: 95,
 } as const;

@@ -53,6 +53,10 @@ export interface AcquireLockOptions {
   /** How long to wait for a live holder (default: $THINLAYER_LOCK_WAIT_MS, else 3000 ms). */
   waitMs?: number;
   pollMs?: number;
+  /** Stops the wait (SIGINT, SIGTERM): acquireLock then rejects with E_LOCK_WAIT_STOPPED. */
+  signal?: AbortSignal;
+  /** Told once, when the lock is found held by a live process and the wait begins. */
+  onWait?: (holder: LockHolder) => void;
 }
 
 /** The state dir is locked by a live process; `holder` says which. */
@@ -84,8 +88,11 @@ export async function acquireLock(stateDir: StateDir, opts: AcquireLockOptions):
   const draft = stateDir.path(`.lock-new-${process.pid}-${randomBytes(6).toString('hex')}`);
   await writeDraft(draft, holderFile, holder);
   let held = false;
+  let waitingFor: LockHolder | null = null;
+  let quickRetries = 0;
   try {
     for (;;) {
+      if (opts.signal?.aborted) throw stoppedWaiting(stateDir, waitingFor);
       if (await renameOntoEmpty(draft, lockDir)) {
         held = true;
         const lock = new HeldLock(path.join(lockDir, holderFile), holder);
@@ -99,18 +106,63 @@ export async function acquireLock(stateDir: StateDir, opts: AcquireLockOptions):
         return lock;
       }
       const current = await readHolderFile(lockDir);
-      if (current === null) continue; // released a moment ago: try again at once
+      if (current === null) {
+        // No holder file, yet `lock` is not empty: either a holder released it a moment ago (try
+        // again at once, a few times), or something that is not a holder file sits there, which no
+        // thinlayer will ever remove. Then wait like for a live holder, and name it at the deadline.
+        const strays = await strayEntries(lockDir);
+        if (strays.length === 0 && quickRetries++ < 3) continue;
+        if (deadline - Date.now() <= 0) {
+          if (strays.length === 0) continue; // gone between the rename and the listing: try again
+          throw new StateError(
+            `${lockDir} holds ${strays.map((n) => JSON.stringify(n)).join(', ')}, which is not a thinlayer lock holder, so the lock can never be taken; remove it if no thinlayer runs`,
+            'E_LOCK_BROKEN',
+          );
+        }
+        await pause(Math.min(pollMs, deadline - Date.now()), opts.signal, stateDir, waitingFor);
+        continue;
+      }
+      quickRetries = 0;
       if (!(await isLockHolderAlive(current.holder))) {
         await moveDeadHolderAside(stateDir, path.join(lockDir, current.name));
         continue;
       }
       const remaining = deadline - Date.now();
       if (remaining <= 0) throw new StateDirLockedError(stateDir.root, current.holder!);
-      await sleep(Math.min(pollMs, remaining));
+      if (waitingFor === null || waitingFor.pid !== current.holder!.pid) {
+        waitingFor = current.holder!;
+        opts.onWait?.(waitingFor);
+      }
+      await pause(Math.min(pollMs, remaining), opts.signal, stateDir, waitingFor);
     }
   } finally {
     if (!held) await rm(draft, { recursive: true, force: true });
   }
+}
+
+/** The names in `lock` that are not holder files. */
+async function strayEntries(lockDir: string): Promise<string[]> {
+  try {
+    return (await readdir(lockDir)).filter((n) => !HOLDER_FILE.test(n));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return [];
+    throw e;
+  }
+}
+
+async function pause(ms: number, signal: AbortSignal | undefined, stateDir: StateDir, waitingFor: LockHolder | null): Promise<void> {
+  try {
+    await sleep(Math.max(ms, 1), undefined, { signal });
+  } catch (e) {
+    if (signal?.aborted) throw stoppedWaiting(stateDir, waitingFor);
+    throw e;
+  }
+}
+
+function stoppedWaiting(stateDir: StateDir, holder: LockHolder | null): StateError {
+  const whom = holder ? ` held by pid ${holder.pid} (${holder.command})` : '';
+  return new StateError(`stopped while waiting for the lock of state dir ${stateDir.root}${whom}: nothing was changed`, 'E_LOCK_WAIT_STOPPED');
 }
 
 /** Who holds the lock (for status displays); null when unlocked or its file is unreadable. */

@@ -51,6 +51,22 @@ export interface MountEntry {
 
 export type Filesystem = 'ext4' | 'xfs';
 
+export interface MountOptions {
+  readOnly?: boolean;
+  discard?: boolean;
+  /** Honour setuid/setgid bits and file capabilities; without it the mount is nosuid. */
+  suid?: boolean;
+  /** Honour device nodes; without it the mount is nodev. */
+  dev?: boolean;
+}
+
+export interface UnmountOptions {
+  /** Detach now, finish when no longer busy (MNT_DETACH). */
+  lazy?: boolean;
+  /** Unmount only if the mount on top at the mountpoint is this device's (EPERM otherwise). */
+  device?: { major: number; minor: number };
+}
+
 export interface KernelPort {
   /** 'sim' for the simulated kernel, 'kernel' for the real one. */
   readonly kind: 'sim' | 'kernel';
@@ -104,10 +120,18 @@ export interface KernelPort {
   mkfs(path: string, fs: Filesystem, opts?: { label?: string }): Promise<void>;
   /** Grow the filesystem on a (mounted) device to fill it: resize2fs or xfs_growfs. */
   growfs(path: string, mountpoint: string, fs: Filesystem): Promise<void>;
-  /** Mount; creates the mountpoint directory when missing. */
-  mount(path: string, mountpoint: string, fs: Filesystem, opts?: { readOnly?: boolean; discard?: boolean }): Promise<void>;
-  /** Unmount; with `lazy`, detach now and finish when no longer busy (MNT_DETACH). EINVAL when not mounted. */
-  unmount(mountpoint: string, opts?: { lazy?: boolean }): Promise<void>;
+  /**
+   * Mount, nosuid and nodev unless `suid` / `dev`. The mountpoint is reached one component at a
+   * time from /, never through a symlink (ELOOP); a missing directory is made the same way. Every
+   * parent must be one that only root can change (EPERM otherwise), and nothing may be mounted at
+   * the mountpoint already (EBUSY: the kernel would stack the mount on top).
+   */
+  mount(path: string, mountpoint: string, fs: Filesystem, opts?: MountOptions): Promise<void>;
+  /**
+   * Unmount without following a symlink (UMOUNT_NOFOLLOW; ELOOP for a symlink among the parents).
+   * EINVAL when not mounted; EPERM when `device` is given and the mount on top is another's.
+   */
+  unmount(mountpoint: string, opts?: UnmountOptions): Promise<void>;
   /** The mount table (/proc/self/mountinfo), all entries. */
   mounts(): Promise<MountEntry[]>;
   /** sync(2) of one filesystem (syncfs) or all when no path is given. */

@@ -7,6 +7,7 @@ import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { pipeline } from 'node:stream';
 import { createGunzip } from 'node:zlib';
+import { systemTool } from '../host/system-tools.ts';
 import { BLOCK, hasValidChecksum, isZeroBlock } from './tar-format.ts';
 
 export type ArchiveFormat = 'tar' | 'gzip' | 'zstd';
@@ -89,7 +90,13 @@ async function* gzipChunks(path: string, onRead?: (chunk: Buffer) => void): Asyn
 }
 
 async function* zstdChunks(path: string, onRead?: (chunk: Buffer) => void): AsyncGenerator<Buffer> {
-  const child = spawn('zstd', ['-d', '-c', '-q'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let zstd: string;
+  try {
+    zstd = systemTool('zstd', 'decompress');
+  } catch (e) {
+    throw new CorruptStreamError(`cannot run zstd to read zstd-compressed data (${(e as Error).message}); install the zstd package`);
+  }
+  const child = spawn(zstd, ['-d', '-c', '-q'], { stdio: ['pipe', 'pipe', 'pipe'] });
   const exited = new Promise<{ code: number | null; error?: Error }>((resolve) => {
     child.once('error', (error) => resolve({ code: null, error }));
     child.once('close', (code) => resolve({ code }));

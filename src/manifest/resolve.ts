@@ -13,7 +13,7 @@ import * as limits from './limits.ts';
 import { describeValue, formatPath, type DocPath, type ManifestProblem } from './manifest-error.ts';
 import { isWithin, readBackingDevice, readBackingFile, readMountpoint } from './paths.ts';
 import { formatSize, readSize, SIZE_EXPECTED } from './sizes.ts';
-import type { Backing, DesiredDeviceState, DeviceSpec, LayerSpec, Manifest } from './types.ts';
+import type { Backing, DesiredDeviceState, DeviceSpec, LayerSpec, Manifest, MountOption } from './types.ts';
 
 export interface Resolution {
   /** Null when the problems leave nothing sound to build. */
@@ -226,7 +226,11 @@ export function resolveManifest(value: unknown, file: string): Resolution {
         sizeBytes = bytes;
       }
     }
-    devices.push({ name, layer: typeof layer === 'string' ? layer : '', state, mountpoint, sizeBytes });
+    const device: DeviceSpec = { name, layer: typeof layer === 'string' ? layer : '', state, mountpoint, sizeBytes };
+    if (Array.isArray(raw.mountOptions) && raw.mountOptions.length > 0) {
+      device.mountOptions = [...new Set(raw.mountOptions.filter((o): o is MountOption => o === 'suid' || o === 'dev'))].sort();
+    }
+    devices.push(device);
   }
   checkMountpointsApart(
     [...devices.map((d) => ({ section: 'devices' as const, name: d.name, mountpoint: d.mountpoint })), ...layers.map((l) => ({ section: 'layers' as const, name: l.name, mountpoint: l.mountpoint ?? null }))],

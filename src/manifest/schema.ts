@@ -54,6 +54,7 @@ const device = mapping(
     layer: name('the name of a layer'),
     state: z.enum(['created', 'activated', 'mounted'], { error: 'one of created, activated, mounted' }).optional(),
     mountpoint: z.string({ error: 'an absolute path' }).optional(),
+    mountOptions: z.array(z.enum(['suid', 'dev'], { error: 'suid or dev' }), { error: 'a list of suid, dev' }).optional(),
     size: size.optional(),
   },
   'a mapping with at least the layer',

@@ -43,7 +43,11 @@ export interface DeviceSpec {
   state: DesiredDeviceState;
   mountpoint: string | null; // absolute; required when state is 'mounted'
   sizeBytes: number | null; // null: the pool's base size
+  /** What the mount may honour: setuid bits and file capabilities, device nodes (nosuid, nodev otherwise). */
+  mountOptions?: MountOption[];
 }
+
+export type MountOption = 'suid' | 'dev';
 
 export interface Manifest {
   /** Absolute path of the file it came from ('' when built in memory). */

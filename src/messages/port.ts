@@ -9,6 +9,7 @@ export type Message =
   | { code: 'recovery.torn-tail'; bytes: number }
   | { code: 'recovery.pending'; steps: number }
   | { code: 'lock.took-over'; pid: number; command: string }
+  | { code: 'lock.waiting'; pid: number; command: string; since: string }
   | { code: 'plan.ready'; plan: Plan; pass: number }
   | { code: 'step.start'; step: Step; index: number; total: number }
   | { code: 'step.done'; step: Step; index: number; total: number }
@@ -26,6 +27,7 @@ export type Message =
   | { code: 'watch.run-failed'; run: number; error: string; failures: number; retryInMs: number }
   | { code: 'watch.manifest-invalid'; file: string; error: string; keeping: 'last-valid' | 'recorded' | 'nothing' }
   | { code: 'watch.needs-confirmation'; file: string; deletes: string[] }
+  | { code: 'watch.untrusted-source'; file: string; layer: string; source: string; why: string }
   | { code: 'watch.stopped'; runs: number; failures: number }
   | { code: 'pool.use-warning'; role: 'data' | 'metadata'; percent: number; level: number }
   | { code: 'pool.grown'; role: 'data' | 'metadata'; fromBytes: number; toBytes: number }

@@ -43,7 +43,8 @@ export class StepWriter {
         return this.add('thin.activate', t.key, 'update', { dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes }, `activate ${who}`);
       case 'MOUNT':
         // Devices are mounted read-write; layers only ever for inspection, read-only.
-        return this.add('fs.mount', t.key, 'update', { dmName: t.dmName, mountpoint: want?.mountpoint, filesystem: this.fs, readOnly: t.kind !== 'device' }, `mount ${who} at ${want?.mountpoint}`);
+        // nosuid and nodev unless the device's mountOptions allow them.
+        return this.add('fs.mount', t.key, 'update', { dmName: t.dmName, mountpoint: want?.mountpoint, filesystem: this.fs, readOnly: t.kind !== 'device', ...(want?.mountOptions ? { mountOptions: want.mountOptions } : {}) }, `mount ${who} at ${want?.mountpoint}`);
       case 'UNMOUNT':
         return this.add('fs.unmount', t.key, 'update', { dmName: t.dmName, mountpoint: mountedAt ?? t.mountpoint }, `unmount ${who} from ${mountedAt ?? t.mountpoint}`);
       case 'DEACTIVATE':

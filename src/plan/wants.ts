@@ -1,7 +1,7 @@
 // What should exist, as a list of thin devices in creation order: the base, the layers parents
 // first (keyed by chain id), then the writable devices. Pure.
 
-import type { Manifest, DesiredDeviceState } from '../manifest/types.ts';
+import type { Manifest, DesiredDeviceState, MountOption } from '../manifest/types.ts';
 import type { StableState } from '../lifecycle/machine.ts';
 import { thingKey, type ThingKind } from '../domain/names.ts';
 import { chainHex, type LayerContent, type LayerUnit } from './layer-chain.ts';
@@ -22,6 +22,8 @@ export interface Want {
   state: StableState;
   sizeBytes: number;
   mountpoint: string | null;
+  /** Devices: what their mount may honour (nosuid, nodev otherwise). */
+  mountOptions?: MountOption[];
   /** Layers: what to extract into the snapshot (null content: an empty layer). */
   unit: LayerUnit | null;
   /** For people: the manifest's name for it. */
@@ -61,6 +63,7 @@ export function wants(desired: Manifest, mode: PlanMode, content: LayerContent):
       state,
       sizeBytes: device.sizeBytes ?? base,
       mountpoint: device.mountpoint,
+      ...(device.mountOptions?.length ? { mountOptions: device.mountOptions } : {}),
       unit: null,
       label: device.name,
     });

@@ -328,28 +328,35 @@ export const ACTIONS: Partial<Record<StepOp, Action>> = {
 
   async 'fs.mount'(ctx, a) {
     const info = await requireInfo(ctx, a.dmName, 'mount');
+    // nosuid and nodev unless the manifest's mountOptions allow them (layers never do).
+    const allowed: string[] = Array.isArray(a.mountOptions) ? a.mountOptions : [];
     try {
-      await ctx.kernel.mount(info.devPath, a.mountpoint, a.filesystem as Filesystem, { readOnly: a.readOnly === true, discard: true });
+      await ctx.kernel.mount(info.devPath, a.mountpoint, a.filesystem as Filesystem, { readOnly: a.readOnly === true, discard: true, suid: allowed.includes('suid'), dev: allowed.includes('dev') });
     } catch (e) {
-      // Mounted by an earlier attempt: fine if it is this very device.
-      const mounted = (await ctx.kernel.mounts()).find((m) => m.mountpoint === a.mountpoint);
+      // Mounted by an earlier attempt: fine if it is this very device, on top. Anything else there is not ours.
+      const mounted = (await ctx.kernel.mounts()).filter((m) => m.mountpoint === a.mountpoint).pop();
       if (!(isKernelError(e, 'EBUSY') && mounted && mounted.major === info.major && mounted.minor === info.minor)) throw e;
     }
     return { mountpoint: a.mountpoint };
   },
 
   async 'fs.unmount'(ctx, a) {
+    // Only this device's mount is ever taken down: with the device gone, nothing mounted there is ours.
+    const info = await deviceInfo(ctx, a.dmName);
+    if (!info) return {};
+    const device = { major: info.major, minor: info.minor };
     try {
       // umount writes the filesystem back itself; no sync of our own first.
-      await ctx.kernel.unmount(a.mountpoint);
+      await ctx.kernel.unmount(a.mountpoint, { device });
       return {};
     } catch (e) {
       if (isKernelError(e, 'EINVAL') || isKernelError(e, 'ENOENT')) return {};
       if (isKernelError(e, 'EBUSY')) {
         // A process still has files open there: write back what is dirty now, then detach the mount;
-        // the kernel finishes it when the last file closes.
+        // the kernel finishes it when the last file closes. The device is checked again: a lazy
+        // detach of someone else's mount would be silent.
         await ctx.kernel.sync(a.mountpoint).catch(() => undefined);
-        await ctx.kernel.unmount(a.mountpoint, { lazy: true });
+        await ctx.kernel.unmount(a.mountpoint, { lazy: true, device });
         return { lazy: true };
       }
       throw e;

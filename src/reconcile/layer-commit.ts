@@ -14,7 +14,7 @@ import { isKernelError } from '../errors/index.ts';
 import { chainHex } from '../plan/layer-chain.ts';
 import { forgetDevice } from './device-memo.ts';
 
-export async function commitLayer(ctx: ActionContext, a: Record<string, any>, activate: (ctx: ActionContext, a: Record<string, any>) => Promise<{ devPath: string }>): Promise<Record<string, unknown>> {
+export async function commitLayer(ctx: ActionContext, a: Record<string, any>, activate: (ctx: ActionContext, a: Record<string, any>) => Promise<{ devPath: string; major: number; minor: number }>): Promise<Record<string, unknown>> {
   const content = a.content as ResolvedLayer;
   const mountRoot = ctx.stateDir.path('mnt');
   await mkdir(mountRoot, { recursive: true, mode: 0o700 });
@@ -22,6 +22,7 @@ export async function commitLayer(ctx: ActionContext, a: Record<string, any>, ac
   const info = await activate(ctx, a);
   let mounted = false;
   try {
+    // nosuid, nodev: the archive's setuid files and device nodes are written, never used, here.
     await ctx.kernel.mount(info.devPath, mountpoint, a.filesystem as Filesystem, { readOnly: false, discard: true });
     mounted = true;
     const task = `layer ${a.label}`;
@@ -34,7 +35,8 @@ export async function commitLayer(ctx: ActionContext, a: Record<string, any>, ac
     await ctx.kernel.sync(mountpoint);
     return { digest: a.chainId, diffId: result.diffId, files: result.files, bytes: result.bytes };
   } finally {
-    if (mounted) await ctx.kernel.unmount(mountpoint).catch((e) => (isKernelError(e, 'EBUSY') ? ctx.kernel.unmount(mountpoint, { lazy: true }) : Promise.reject(e)));
+    const device = { major: info.major, minor: info.minor };
+    if (mounted) await ctx.kernel.unmount(mountpoint, { device }).catch((e) => (isKernelError(e, 'EBUSY') ? ctx.kernel.unmount(mountpoint, { lazy: true, device }) : Promise.reject(e)));
     forgetDevice(ctx, a.dmName, false);
     await ctx.kernel.remove(a.dmName).catch((e) => (isKernelError(e, 'EBUSY') ? ctx.kernel.remove(a.dmName, { deferred: true }) : isKernelError(e, 'ENXIO') ? undefined : Promise.reject(e)));
   }

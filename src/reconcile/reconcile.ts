@@ -16,6 +16,7 @@ import { observeSystem } from './observe.ts';
 import { observeThing, mountIndex } from '../plan/observe-thing.ts';
 import type { Observation } from '../plan/observation.ts';
 import { discardFailedLayers } from './failed-layer.ts';
+import { checkMountpointsOnHost } from '../host/mountpoint-check.ts';
 import { executePlan } from './execute.ts';
 import { completePendingGrows } from './pool-grow.ts';
 import type { Session } from './session.ts';
@@ -68,6 +69,7 @@ export async function reconcile(session: Session, opts: ReconcileOptions): Promi
     for (let pass = 0; pass < maxPasses; pass++) {
       const poolSpec = opts.desired?.pool ?? session.state.poolSpec;
       const observed = await observeSystem(session.kernel, session.stateDir, poolSpec, session.state);
+      if (pass === 0) await checkMountpointsOnHost(session.kernel, session.stateDir.root, opts.desired, opts.mode, observed.devices);
       // Without resolved content, the recorded one serves only for the manifest it was resolved for.
       const sameManifest = session.state.desired === opts.desired || JSON.stringify(session.state.desired) === JSON.stringify(opts.desired);
       const content = opts.content ?? (sameManifest ? (session.state.content ?? undefined) : undefined);

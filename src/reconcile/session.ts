@@ -8,7 +8,7 @@ import path from 'node:path';
 import { openStateDir, type StateDir } from '../events/state-dir.ts';
 import { InternalError } from '../errors/index.ts';
 import { EventLog } from '../events/log.ts';
-import { acquireLock, type Lock } from '../events/lock.ts';
+import { acquireLock, type Lock, type LockHolder } from '../events/lock.ts';
 import { SnapshotStore } from '../events/snapshot.ts';
 import { replay } from '../events/replay.ts';
 import type { ThinlayerEvent, ThinlayerEventBody } from '../events/types.ts';
@@ -30,6 +30,8 @@ export interface SessionOptions {
   /** Use this kernel instead of choosing one (tests, the library API). */
   kernel?: KernelPort;
   lockWaitMs?: number;
+  /** Stops a wait for the lock (SIGINT, SIGTERM). */
+  signal?: AbortSignal;
 }
 
 export class Session {
@@ -54,7 +56,8 @@ export class Session {
     const stateDir = await openStateDir(opts.stateDir, { readOnly: !opts.mutate });
     const crash = new CrashPoints();
     let scratch: string | null = null;
-    const lock = opts.mutate ? await acquireLock(stateDir, { command: opts.command, waitMs: opts.lockWaitMs }) : null;
+    const onWait = (h: LockHolder) => opts.reporter.notify({ code: 'lock.waiting', pid: h.pid, command: h.command, since: h.since });
+    const lock = opts.mutate ? await acquireLock(stateDir, { command: opts.command, waitMs: opts.lockWaitMs, signal: opts.signal, onWait }) : null;
     try {
       if (lock?.tookOverFrom) opts.reporter.notify({ code: 'lock.took-over', pid: lock.tookOverFrom.pid, command: lock.tookOverFrom.command });
       let kernel = opts.kernel;

@@ -47,6 +47,8 @@ export function describeMessage(m: Message): { level: Level; text: string } | nu
       return { level: 'error', text: `${m.error}\n  (keeping ${m.keeping === 'last-valid' ? 'the last valid manifest' : m.keeping === 'recorded' ? 'the recorded desired state' : 'nothing: no valid manifest yet'})` };
     case 'watch.needs-confirmation':
       return { level: 'warn', text: `${m.file} deletes ${m.deletes.length} thin device(s); watch keeps the recorded desired state until \`thinlayer apply -f ${m.file} --yes\` confirms it` };
+    case 'watch.untrusted-source':
+      return { level: 'warn', text: `layer ${m.layer}'s source ${m.source} could be changed by someone but root (${m.why}); watch reads it as it is` };
     case 'watch.stopped':
       return { level: 'info', text: `stopped after ${m.runs} run(s)` };
     case 'pool.use-warning':

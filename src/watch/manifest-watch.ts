@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { basename, dirname, resolve } from 'node:path';
 import { Observable } from 'rxjs';
 import { parseManifest } from '../manifest/load.ts';
+import { readTrustedManifest } from './trust.ts';
 import type { Manifest } from '../manifest/types.ts';
 import { UserError } from '../errors/index.ts';
 import type { Trigger } from './triggers.ts';
@@ -113,7 +114,12 @@ export class ManifestFollower {
     const absolute = resolve(this.file);
     let text: string;
     try {
-      text = await readFile(absolute, 'utf8');
+      const read = await readTrustedManifest(absolute);
+      if ('untrusted' in read) {
+        const message = `${this.shownAs}: watch applies only a manifest that only root can change: ${read.untrusted}`;
+        return this.invalid(new UserError(message, { file: this.shownAs, expected: 'a file and directory owned by root, not writable by group or others' }, 'E_MANIFEST_UNTRUSTED'), `untrusted:${read.untrusted}`);
+      }
+      text = read.text;
     } catch (e) {
       const reason = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message;
       return this.invalid(new UserError(`${this.shownAs}: cannot read the manifest: ${reason}`, { file: this.shownAs, expected: 'a readable manifest file' }), `unreadable:${reason}`);

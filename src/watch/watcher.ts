@@ -29,6 +29,7 @@ import { startLoop, type LoopSummary } from './loop.ts';
 import { backoffForInterval, type BackoffPolicy } from './backoff.ts';
 import { startAndInterval$, processSignal$, poolEvents$, type LookedAt, type Trigger } from './triggers.ts';
 import { manifestChanges$, ManifestFollower } from './manifest-watch.ts';
+import { untrustedSources } from './trust.ts';
 import { ensureRequestsDir, requests$ } from './requests.ts';
 import { Autoextender, DEFAULT_AUTOEXTEND, type AutoextendPolicy } from './autoextend.ts';
 import type { WatchMetrics } from './metrics.ts';
@@ -97,9 +98,17 @@ export async function watch(opts: WatchOptions): Promise<LoopSummary> {
     // recorded one: the recorded manifest's content is what apply resolved and recorded with it, so a
     // drift check costs no hashing, and an apply that re-read changed sources is not undone.
     let resolved: { manifest: string; content: LayerContent } | null = null;
+    const reportedSources = new Set<string>();
     const contentOf = async (manifest: Manifest): Promise<LayerContent> => {
       const key = JSON.stringify(manifest);
-      if (resolved?.manifest !== key) resolved = { manifest: key, content: await resolveContent(manifest) };
+      if (resolved?.manifest !== key) {
+        for (const u of await untrustedSources(manifest)) {
+          const id = `${u.layer}\0${u.source}\0${u.why}`;
+          if (!reportedSources.has(id)) reporter.notify({ code: 'watch.untrusted-source', file: opts.file, ...u });
+          reportedSources.add(id);
+        }
+        resolved = { manifest: key, content: await resolveContent(manifest) };
+      }
       return resolved.content;
     };
     let lastRecorded: string | null = null;

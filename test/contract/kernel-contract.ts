@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { errnoName, KernelError } from '../../src/errors/index.ts';
-import type { DmInfo, DmTarget, KernelPort, LoopDevice } from '../../src/kernel/port.ts';
+import type { DmInfo, DmTarget, KernelPort, LoopDevice, MountOptions } from '../../src/kernel/port.ts';
 
 export interface KernelFixture {
   kernel: KernelPort;
@@ -178,7 +178,7 @@ class Rig {
     return path.join(this.fx.mountRoot, `${this.prefix}-${name}`);
   }
 
-  async mount(info: DmInfo, name: string, opts: { discard?: boolean } = {}): Promise<string> {
+  async mount(info: DmInfo, name: string, opts: MountOptions = {}): Promise<string> {
     const where = this.mountpoint(name);
     await this.kernel.mount(info.devPath, where, 'ext4', opts);
     return where;
@@ -398,6 +398,71 @@ export function describeKernelContract(name: string, makeFixture: () => Promise<
       const plain = rig.mountpoint('plain');
       fs.mkdirSync(plain, { recursive: true });
       await expectErrno(fx.kernel.unmount(plain), 'EINVAL');
+    });
+
+    it('mounts nosuid and nodev unless suid and dev are asked for', async () => {
+      const pool = await rig.pool();
+      const thin = await rig.thin(pool, 1);
+      await fx.kernel.mkfs(thin.devPath, 'ext4');
+      const strict = await rig.mount(thin, 'strict');
+      const optionsAt = async (where: string) => (await fx.kernel.mounts()).find((m) => m.mountpoint === where)!.options;
+      expect(await optionsAt(strict)).toEqual(expect.arrayContaining(['nosuid', 'nodev']));
+      await fx.kernel.unmount(strict);
+      const open = await rig.mount(thin, 'open', { suid: true, dev: true });
+      expect(await optionsAt(open)).not.toContain('nosuid');
+      expect(await optionsAt(open)).not.toContain('nodev');
+    });
+
+    it('refuses to mount over a mountpoint in use (EBUSY), leaving the first mount alone', async () => {
+      const pool = await rig.pool();
+      const first = await rig.thin(pool, 1);
+      const second = await rig.thin(pool, 2);
+      await fx.kernel.mkfs(first.devPath, 'ext4');
+      await fx.kernel.mkfs(second.devPath, 'ext4');
+      const where = await rig.mount(first, 'taken');
+      fs.writeFileSync(path.join(where, 'mine'), 'first');
+      await expectErrno(fx.kernel.mount(second.devPath, where, 'ext4'), 'EBUSY');
+      const there = (await fx.kernel.mounts()).filter((m) => m.mountpoint === where);
+      expect(there.map((m) => m.minor)).toEqual([first.minor]);
+      expect(fs.readFileSync(path.join(where, 'mine'), 'utf8')).toBe('first');
+    });
+
+    it('never mounts through a symlink (ELOOP) nor below a directory others can write (EPERM)', async () => {
+      const pool = await rig.pool();
+      const thin = await rig.thin(pool, 1);
+      await fx.kernel.mkfs(thin.devPath, 'ext4');
+      const real = rig.mountpoint('real');
+      fs.mkdirSync(path.join(real, 'inner'), { recursive: true });
+      const link = rig.mountpoint('link');
+      fs.symlinkSync(real, link);
+      await expectErrno(fx.kernel.mount(thin.devPath, path.join(link, 'inner'), 'ext4'), 'ELOOP');
+      await expectErrno(fx.kernel.mount(thin.devPath, link, 'ext4'), 'ELOOP');
+      const open = rig.mountpoint('open');
+      fs.mkdirSync(open);
+      fs.chmodSync(open, 0o777);
+      await expectErrno(fx.kernel.mount(thin.devPath, path.join(open, 'below'), 'ext4'), 'EPERM');
+      expect(fs.existsSync(path.join(open, 'below'))).toBe(false);
+      expect((await fx.kernel.mounts()).some((m) => m.minor === thin.minor)).toBe(false);
+      expect(fs.readdirSync(path.join(real, 'inner'))).toEqual([]);
+    });
+
+    it('unmounts without following a symlink, and only the device it is told (EPERM otherwise)', async () => {
+      const pool = await rig.pool();
+      const thin = await rig.thin(pool, 1);
+      const other = await rig.thin(pool, 2);
+      await fx.kernel.mkfs(thin.devPath, 'ext4');
+      const where = await rig.mount(thin, 'target');
+      const link = rig.mountpoint('link-to-target');
+      fs.symlinkSync(where, link);
+      await expectErrno(fx.kernel.unmount(link), 'ELOOP');
+      const linkedParent = rig.mountpoint('linked-parent');
+      fs.symlinkSync(path.dirname(where), linkedParent);
+      await expectErrno(fx.kernel.unmount(path.join(linkedParent, path.basename(where))), 'ELOOP');
+      await expectErrno(fx.kernel.unmount(where, { device: { major: other.major, minor: other.minor } }), 'EPERM');
+      await expectErrno(fx.kernel.unmount(where, { lazy: true, device: { major: other.major, minor: other.minor } }), 'EPERM');
+      expect((await fx.kernel.mounts()).filter((m) => m.mountpoint === where).map((m) => m.minor)).toEqual([thin.minor]);
+      await fx.kernel.unmount(where, { device: { major: thin.major, minor: thin.minor } });
+      expect((await fx.kernel.mounts()).some((m) => m.mountpoint === where)).toBe(false);
     });
 
     it("a snapshot's writes are invisible in its origin, and the origin's in the snapshot", async () => {

@@ -208,6 +208,62 @@ describe('acquireLock', () => {
     expect(await readLockHolder(stateDir)).toBeNull();
   });
 
+  it('waits with sleeps for a stray entry in the lock directory, honours its deadline and names the entry', async () => {
+    const stateDir = await tempStateDir();
+    fs.mkdirSync(lockDir(stateDir), { mode: 0o700 });
+    fs.writeFileSync(`${lockDir(stateDir)}/notes.txt`, 'left here by hand');
+    const error = await acquireLock(stateDir, { command: 'up', waitMs: 100, pollMs: 10 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StateError);
+    expect(error).toMatchObject({ code: 'E_LOCK_BROKEN' });
+    expect((error as Error).message).toContain('"notes.txt"');
+    expect(fs.readdirSync(lockDir(stateDir))).toEqual(['notes.txt']); // not removed: it is not ours
+    expect(fs.readdirSync(stateDir.root)).toEqual(['lock']); // the draft is gone
+  });
+
+  it('stops waiting when its signal aborts (SIGTERM in the CLI), with nothing taken', async () => {
+    const stateDir = await tempStateDir();
+    fs.mkdirSync(lockDir(stateDir), { mode: 0o700 });
+    fs.writeFileSync(`${lockDir(stateDir)}/stray`, '');
+    const controller = new AbortController();
+    const attempt = acquireLock(stateDir, { command: 'up', waitMs: 600_000, pollMs: 5, signal: controller.signal });
+    await sleep(30);
+    controller.abort();
+    await expect(attempt).rejects.toMatchObject({ code: 'E_LOCK_WAIT_STOPPED' });
+    expect(fs.readdirSync(lockDir(stateDir))).toEqual(['stray']);
+  });
+
+  it('a process waiting on a stray entry exits on SIGTERM', async () => {
+    const stateDir = await tempStateDir();
+    fs.mkdirSync(lockDir(stateDir), { mode: 0o700 });
+    fs.writeFileSync(`${lockDir(stateDir)}/stray`, '');
+    const waiter = spawnSnippet(`
+      const { openStateDir } = await import(${JSON.stringify(eventsModule('state-dir.ts'))});
+      const { acquireLock } = await import(${JSON.stringify(eventsModule('lock.ts'))});
+      const controller = new AbortController();
+      process.once('SIGTERM', () => controller.abort());
+      const dir = await openStateDir(${JSON.stringify(stateDir.root)});
+      console.log('waiting');
+      await acquireLock(dir, { command: 'up', waitMs: 600_000, signal: controller.signal }).catch((e) => console.log('stopped ' + e.code));
+      process.exit(0);
+    `);
+    await waiter.line('waiting');
+    await sleep(100);
+    waiter.process.kill('SIGTERM');
+    expect(await waiter.line('stopped')).toBe('stopped E_LOCK_WAIT_STOPPED');
+    expect((await waiter.exited).code).toBe(0);
+  });
+
+  it('says once whom it waits for (pid, command, start) while another live process holds the lock', async () => {
+    const stateDir = await tempStateDir();
+    const holder = holderProcess(stateDir, 'apply');
+    await holder.line('held');
+    const told: Array<{ pid: number; command: string; since: string }> = [];
+    await expect(acquireLock(stateDir, { command: 'up', waitMs: 100, pollMs: 5, onWait: (h) => told.push(h) })).rejects.toMatchObject({ code: 'E_LOCKED' });
+    expect(told).toHaveLength(1);
+    expect(told[0]).toMatchObject({ pid: holder.pid, command: 'apply' });
+    expect(told[0]!.since).toMatch(/^\d{4}-\d\d-\d\dT/);
+  });
+
   it('takes its default wait from THINLAYER_LOCK_WAIT_MS and refuses a bad value', async () => {
     const stateDir = await tempStateDir();
     await acquire(stateDir, 'apply');

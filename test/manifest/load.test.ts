@@ -92,6 +92,11 @@ describe('defaults', () => {
     ]);
   });
 
+  it("takes a device's mountOptions once each, in order, and leaves them out when none are given", () => {
+    const m = parseManifest('pool: { name: p }\nlayers: { l: }\ndevices:\n  a: { layer: l, mountpoint: /mnt/a, mountOptions: [suid, dev, suid] }\n  b: { layer: l, mountOptions: [] }\n', 'm.yaml');
+    expect(m.devices.map((d) => d.mountOptions)).toEqual([['dev', 'suid'], undefined]);
+  });
+
   it('fills a partly given backing from the defaults, and takes device backings and other settings as given', () => {
     const m = parseManifest(
       'version: 1\npool:\n  name: p\n  data: { size: 1T }\n  metadata: { device: /dev/vdb }\n  blockSize: 1M\n  baseSize: 300M\n  filesystem: xfs\n  minFree: 2.5%\n',
@@ -145,7 +150,9 @@ const BAD: [string, string, string, string][] = [
   ['an unknown pool key', 'pool: { name: p, size: 1G }\n', 'pool.size', 'one of the keys name, data, metadata'],
   ['an unknown backing key', 'pool: { name: p, data: { path: x } }\n', 'pool.data.path', 'one of the keys file, size, device'],
   ['an unknown layer key', POOL + 'layers: { os: { from: x } }\n', 'layers.os.from', 'one of the keys parent, source'],
-  ['an unknown device key', POOL + LAYERS + 'devices: { d: { layer: os, fs: xfs } }\n', 'devices.d.fs', 'one of the keys layer, state, mountpoint, size'],
+  ['an unknown device key', POOL + LAYERS + 'devices: { d: { layer: os, fs: xfs } }\n', 'devices.d.fs', 'one of the keys layer, state, mountpoint, mountOptions, size'],
+  ['a mount option other than suid and dev', POOL + LAYERS + 'devices: { d: { layer: os, mountOptions: [suid, exec] } }\n', 'devices.d.mountOptions[1]', 'expected suid or dev, got "exec"'],
+  ['mount options that are not a list', POOL + LAYERS + 'devices: { d: { layer: os, mountOptions: suid } }\n', 'devices.d.mountOptions', 'expected a list of suid, dev'],
   ['a duplicate key', POOL + 'layers:\n  os: {}\n  os: {}\n', 'layers.os', '"os" again (first on line 3)'],
   ['a duplicate top-level key', POOL + POOL, 'pool', '"pool" again (first on line 1)'],
   ['a pool name with a slash', 'pool: { name: a/b }\n', 'pool.name', "cannot contain '/'"],

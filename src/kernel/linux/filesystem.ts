@@ -1,20 +1,31 @@
 // Filesystems on thin devices: mkfs and grow as child processes (the only ones on the normal path),
-// mount, unmount, sync and trim through the syscalls.
+// mount, unmount, sync and trim through the syscalls. Mountpoints are reached without following
+// symlinks (mountpoint.ts).
 
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 import { ERRNO, KernelError } from '../../errors/index.ts';
-import type { Filesystem, MountEntry } from '../port.ts';
-import { MNT_DETACH, MS_RDONLY, O_DIRECTORY, O_RDONLY, ioctlBuffer, mount as mountSyscall, syncAll, syncfs, umount2, withFd } from './libc.ts';
+import type { Filesystem, MountEntry, MountOptions, UnmountOptions } from '../port.ts';
+import { MNT_DETACH, MS_NODEV, MS_NOSUID, MS_RDONLY, O_DIRECTORY, O_RDONLY, UMOUNT_NOFOLLOW, close, ioctlBuffer, mount as mountSyscall, syncAll, syncfs, umount2, withFd } from './libc.ts';
+import { openMountpoint } from './mountpoint.ts';
 import { parseMountinfo } from './mountinfo.ts';
+import { systemTool, type SystemTool } from '../../host/system-tools.ts';
 
 /**
+ * Tools come from the fixed system directories (src/host/system-tools.ts), never from PATH.
  * A tool failure has no errno: a missing tool is ENOENT, a missing device is the stat's errno,
  * and a tool that ran and failed is EIO with its stderr as the detail.
  */
-function runTool(operation: string, device: string, tool: string, args: string[]): Promise<void> {
+function runTool(operation: string, device: string, tool: SystemTool, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
-    execFile(tool, args, { encoding: 'utf8', maxBuffer: 4 << 20 }, (error, _stdout, stderr) => {
+    let program: string;
+    try {
+      program = systemTool(tool, operation);
+    } catch (e) {
+      return reject(e);
+    }
+    execFile(program, args, { encoding: 'utf8', maxBuffer: 4 << 20 }, (error, _stdout, stderr) => {
       if (!error) return resolve();
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') return reject(new KernelError(operation, device, ERRNO.ENOENT, `${tool} not found`));
@@ -60,20 +71,44 @@ export async function growfs(devicePath: string, mountpoint: string, fsType: Fil
   else await runTool('growfs', mountpoint, 'xfs_growfs', [mountpoint]);
 }
 
-export function mount(devicePath: string, mountpoint: string, fsType: Filesystem, opts: { readOnly?: boolean; discard?: boolean } = {}): void {
+export function mount(devicePath: string, mountpoint: string, fsType: Filesystem, opts: MountOptions = {}): void {
+  const site = { operation: 'mount', device: mountpoint };
+  const fd = openMountpoint(mountpoint, site, { create: true });
   try {
-    fs.mkdirSync(mountpoint, { recursive: true });
-  } catch (e) {
-    throw new KernelError('mount', mountpoint, errnoOf(e), 'creating the mountpoint');
+    // The kernel would stack a second mount on top of whatever is there (say /home) and hide it.
+    const there = topMountAt(mountpoint);
+    if (there) throw new KernelError('mount', mountpoint, ERRNO.EBUSY, `${there.source} (${there.major}:${there.minor}) is mounted there already`);
+    // Every snapshot of the base carries the base's XFS UUID: without nouuid, XFS refuses to mount a
+    // second snapshot (a layer and its devices, two devices of one layer) while another is mounted.
+    const data = [...(fsType === 'ext4' ? ['noinit_itable'] : ['nouuid']), ...(opts.discard ? ['discard'] : [])].join(',');
+    const flags = (opts.readOnly ? MS_RDONLY : 0) | (opts.suid ? 0 : MS_NOSUID) | (opts.dev ? 0 : MS_NODEV);
+    mountSyscall(devicePath, `/proc/self/fd/${fd}`, fsType, flags, data, site);
+  } finally {
+    close(fd);
   }
-  // Every snapshot of the base carries the base's XFS UUID: without nouuid, XFS refuses to mount a
-  // second snapshot (a layer and its devices, two devices of one layer) while another is mounted.
-  const data = [...(fsType === 'ext4' ? ['noinit_itable'] : ['nouuid']), ...(opts.discard ? ['discard'] : [])].join(',');
-  mountSyscall(devicePath, mountpoint, fsType, opts.readOnly ? MS_RDONLY : 0, data, { operation: 'mount', device: mountpoint });
 }
 
-export function unmount(mountpoint: string, opts: { lazy?: boolean } = {}): void {
-  umount2(mountpoint, opts.lazy ? MNT_DETACH : 0, { operation: 'unmount', device: mountpoint });
+/**
+ * The parents are checked as for a mount; the last component is not followed (UMOUNT_NOFOLLOW).
+ * No descriptor is kept open across the umount: one would keep the mount busy.
+ */
+export function unmount(mountpoint: string, opts: UnmountOptions = {}): void {
+  const site = { operation: 'unmount', device: mountpoint };
+  close(openMountpoint(mountpoint, site, { create: false }));
+  const there = topMountAt(mountpoint);
+  if (!there) throw new KernelError('unmount', mountpoint, ERRNO.EINVAL, 'not a mountpoint');
+  if (opts.device && (there.major !== opts.device.major || there.minor !== opts.device.minor)) {
+    throw new KernelError('unmount', mountpoint, ERRNO.EPERM, `the mount there is ${there.source} (${there.major}:${there.minor}), not ${opts.device.major}:${opts.device.minor}'s; left alone`);
+  }
+  umount2(mountpoint, UMOUNT_NOFOLLOW | (opts.lazy ? MNT_DETACH : 0), site);
+}
+
+/** The mount on top at a path (the last one mounted there), if any. */
+function topMountAt(mountpoint: string): MountEntry | undefined {
+  const at = path.posix.resolve(mountpoint);
+  return mounts()
+    .filter((m) => m.mountpoint === at)
+    .pop();
 }
 
 export function mounts(): MountEntry[] {

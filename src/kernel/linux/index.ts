@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { KernelError, ERRNO } from '../../errors/index.ts';
-import type { DmInfo, DmTarget, Filesystem, KernelPort, LoopDevice, MountEntry } from '../port.ts';
+import type { DmInfo, DmTarget, Filesystem, KernelPort, LoopDevice, MountEntry, MountOptions, UnmountOptions } from '../port.ts';
 import { blockDeviceSize, discard } from './block.ts';
 import { DM_CONTROL, DeviceMapper } from './device-mapper.ts';
 import * as filesystem from './filesystem.ts';
@@ -80,10 +80,10 @@ export class LinuxKernel implements KernelPort {
   async growfs(path: string, mountpoint: string, fs: Filesystem): Promise<void> {
     await filesystem.growfs(path, mountpoint, fs);
   }
-  async mount(path: string, mountpoint: string, fs: Filesystem, opts?: { readOnly?: boolean; discard?: boolean }): Promise<void> {
+  async mount(path: string, mountpoint: string, fs: Filesystem, opts?: MountOptions): Promise<void> {
     filesystem.mount(path, mountpoint, fs, opts);
   }
-  async unmount(mountpoint: string, opts?: { lazy?: boolean }): Promise<void> {
+  async unmount(mountpoint: string, opts?: UnmountOptions): Promise<void> {
     filesystem.unmount(mountpoint, opts);
   }
   async mounts(): Promise<MountEntry[]> {

@@ -11,6 +11,8 @@ const libc = koffi.load('libc.so.6');
 // open(2) is variadic in C; on x86-64 and aarch64 a fixed third int argument is passed the same way.
 const c = {
   open: libc.func('int open(const char *path, int flags, uint32_t mode)'),
+  openat: libc.func('int openat(int dirfd, const char *path, int flags, uint32_t mode)'),
+  mkdirat: libc.func('int mkdirat(int dirfd, const char *path, uint32_t mode)'),
   close: libc.func('int close(int fd)'),
   ioctlPtr: libc.func('ioctl', 'int', ['int', 'unsigned long', 'void *']),
   ioctlInt: libc.func('ioctl', 'int', ['int', 'unsigned long', 'unsigned long']),
@@ -24,8 +26,13 @@ export const O_RDONLY = 0;
 export const O_RDWR = 2;
 export const O_DIRECTORY = 0o200000;
 export const O_CLOEXEC = 0o2000000;
+export const O_NOFOLLOW = 0o400000;
+export const O_PATH = 0o10000000;
 export const MS_RDONLY = 1;
+export const MS_NOSUID = 2;
+export const MS_NODEV = 4;
 export const MNT_DETACH = 2;
+export const UMOUNT_NOFOLLOW = 8;
 
 /** Where a failure is reported: the KernelError's operation and device. */
 export interface CallSite {
@@ -41,6 +48,18 @@ function checked(result: number, site: CallSite, detail?: string): number {
 export function open(path: string, flags: number, site: CallSite): number {
   koffi.errno(0);
   return checked(c.open(path, flags | O_CLOEXEC, 0), site, `open ${path}`);
+}
+
+/** openat(2): `name` is looked up in the directory `dirfd` refers to, not by a path from /. */
+export function openat(dirfd: number, name: string, flags: number, site: CallSite): number {
+  koffi.errno(0);
+  return checked(c.openat(dirfd, name, flags | O_CLOEXEC, 0), site, `open ${name}`);
+}
+
+/** mkdirat(2): never follows a symlink at `name` (EEXIST instead). */
+export function mkdirat(dirfd: number, name: string, mode: number, site: CallSite): void {
+  koffi.errno(0);
+  checked(c.mkdirat(dirfd, name, mode), site, `mkdir ${name}`);
 }
 
 export function close(fd: number): void {

@@ -8,7 +8,8 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import type { DmInfo, DmTarget, Filesystem, KernelPort, LoopDevice, MountEntry } from '../port.ts';
+import type { DmInfo, DmTarget, Filesystem, KernelPort, LoopDevice, MountEntry, MountOptions, UnmountOptions } from '../port.ts';
+import { untrustedDirectory } from '../../host/path-trust.ts';
 import { devicesHeld, DM_MAJOR, LOOP_MAJOR, parseTable, SECTOR_BYTES, tableSectors, type ParsedTarget, type PoolTarget } from './dm-table.ts';
 import { MutationLock } from './file-lock.ts';
 import { newPoolId, readMetadataHeader, writeMetadataHeader } from './metadata-header.ts';
@@ -705,9 +706,10 @@ export class SimKernel implements KernelPort {
     });
   }
 
-  async mount(devPath: string, mountpoint: string, fsType: Filesystem, opts: { readOnly?: boolean; discard?: boolean } = {}): Promise<void> {
+  async mount(devPath: string, mountpoint: string, fsType: Filesystem, opts: MountOptions = {}): Promise<void> {
     const where = path.resolve(mountpoint);
     return this.mutate('mount', where, () => {
+      checkMountpointParents(where);
       if (this.state.mounts.has(where)) fail('EBUSY', `${where} is mounted already`);
       const found = this.resolveBlock(devPath);
       if ('loop' in found) fail('EINVAL', `${devPath}: no ${fsType} filesystem (the simulated kernel keeps filesystems on thin devices only)`);
@@ -726,6 +728,8 @@ export class SimKernel implements KernelPort {
         fstype: fsType,
         readOnly: opts.readOnly ?? false,
         discard: opts.discard ?? false,
+        suid: opts.suid ?? false,
+        dev: opts.dev ?? false,
         poolId: ctx.poolId,
         thinId: ctx.thinId,
       };
@@ -734,11 +738,17 @@ export class SimKernel implements KernelPort {
     });
   }
 
-  async unmount(mountpoint: string, _opts: { lazy?: boolean } = {}): Promise<void> {
+  async unmount(mountpoint: string, opts: UnmountOptions = {}): Promise<void> {
     const where = path.resolve(mountpoint);
     return this.mutate('umount', where, () => {
+      checkMountpointParents(where);
       const mount = this.state.mounts.get(where);
+      // UMOUNT_NOFOLLOW: a symlink that is not one of the simulator's mounts is refused as the kernel backend does.
+      if (!mount && isSymlink(where)) fail('ELOOP', `${where} is a symlink; unmount never follows one`);
       if (!mount) fail('EINVAL', `${where} is not a mountpoint`);
+      if (opts.device && (opts.device.major !== DM_MAJOR || opts.device.minor !== mount.minor)) {
+        fail('EPERM', `the mount at ${where} is ${DM_MAJOR}:${mount.minor}, not ${opts.device.major}:${opts.device.minor}'s; left alone`);
+      }
       if (!mount.readOnly) this.account(mount);
       detachMountpoint(where);
       this.commitVolatile([{ t: 'mount', mountpoint: where, v: null }]);
@@ -754,7 +764,7 @@ export class SimKernel implements KernelPort {
         minor: m.minor,
         mountpoint: m.mountpoint,
         fstype: m.fstype,
-        options: [m.readOnly ? 'ro' : 'rw', 'relatime', ...(m.discard ? ['discard'] : [])],
+        options: [m.readOnly ? 'ro' : 'rw', ...(m.suid ? [] : ['nosuid']), ...(m.dev ? [] : ['nodev']), 'relatime', ...(m.discard ? ['discard'] : [])],
       })),
     );
   }
@@ -831,6 +841,39 @@ function releasedBy(before: DmDeviceRecord, after: DmDeviceRecord): string[] {
   return heldDevTs(before).filter((d) => !still.has(d));
 }
 
+/**
+ * As the kernel backend walks a mountpoint (src/kernel/linux/mountpoint.ts): no symlink among the
+ * parents (ELOOP), each directory above one that only root can change (EPERM). What is missing is
+ * made later, by attachMountpoint.
+ */
+function checkMountpointParents(where: string): void {
+  const names = where.split('/').filter((n) => n !== '');
+  let reached = '';
+  for (const [i, name] of names.entries()) {
+    const above = reached || '/';
+    const why = untrustedDirectory(fs.lstatSync(above));
+    if (why) fail('EPERM', `${above}: ${why}; whoever can change it could redirect the mount`);
+    if (i === names.length - 1) return;
+    reached = `${reached}/${name}`;
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(reached);
+    } catch {
+      return;
+    }
+    if (st.isSymbolicLink()) fail('ELOOP', `${reached} is a symlink; the kernel backend never mounts through one`);
+    if (!st.isDirectory()) fail('ENOTDIR', `${reached} is not a directory`);
+  }
+}
+
+function isSymlink(where: string): boolean {
+  try {
+    return fs.lstatSync(where).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
 /** The checks attachMountpoint makes, before the mount is journalled. */
 function checkMountpoint(where: string): void {
   let st: fs.Stats;
@@ -839,7 +882,8 @@ function checkMountpoint(where: string): void {
   } catch {
     return; // made at attach time
   }
-  if (st.isSymbolicLink()) fail('EBUSY', `${where} is a mount of the simulated kernel already`);
+  // A mount of the simulator is a symlink too, but those were found busy before this check.
+  if (st.isSymbolicLink()) fail('ELOOP', `${where} is a symlink; the kernel backend never mounts through one`);
   if (!st.isDirectory()) fail('ENOTDIR', `${where} is not a directory`);
   if (fs.readdirSync(where).length > 0) fail('EBUSY', `${where} is not empty (the simulated kernel cannot hide a directory's files)`);
 }

@@ -53,6 +53,9 @@ export interface MountRecord {
   fstype: Filesystem;
   readOnly: boolean;
   discard: boolean;
+  /** Mounted without nosuid / nodev (absent in journals written before the options existed: false). */
+  suid?: boolean;
+  dev?: boolean;
   poolId: string;
   thinId: number;
 }
