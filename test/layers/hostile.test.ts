@@ -1,4 +1,4 @@
-import { existsSync, lstatSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LayerContentError, applyLayer, resolveLayerSource, type ApplyOptions } from '../../src/layers/index.ts';
@@ -202,6 +202,28 @@ describe('applyLayer within one layer', () => {
     await expectRefused(ws, buildTar([{ name: 'a/x', content: 'x' }, toSentinel(ws, 'a'), { name: 'a/y', content: 'y' }]), 'a/y', /parent a is a symlink/);
     await expectRefused(ws, buildTar([{ name: 'd/sub/f', content: 'x' }, { name: 'd/.wh.sub' }, toSentinel(ws, 'd/sub'), { name: 'd/sub/pwned', content: 'y' }]), 'd/sub/pwned', /parent d\/sub is a symlink/);
     await expectRefused(ws, buildTar([{ name: 'o/sub/f', content: 'x' }, { name: 'o/.wh..wh..opq' }, toSentinel(ws, 'o/sub'), { name: 'o/sub/pwned', content: 'y' }]), 'o/sub/pwned', /parent o\/sub is a symlink/);
+  });
+
+  it('sets no directory time outside the root when a later entry replaces a parent with a symlink', async () => {
+    const ws = workspace();
+    const hostTime = new Date('2030-01-02T03:04:05Z');
+    utimesSync(ws.sentinel, hostTime, hostTime);
+    // `x/sentinel/` is a directory of the layer, then `x` becomes a symlink to the sentinel's parent:
+    // by path, `x/sentinel` is now the host's sentinel directory.
+    const archive = buildTar([
+      { name: 'x/', type: 'dir', mtime: 1_000 },
+      { name: 'x/sentinel/', type: 'dir', mtime: 1_000 },
+      { name: 'x', type: 'symlink', linkname: ws.base },
+      { name: 'kept/', type: 'dir', mtime: 2_000 },
+      { name: 'kept/deep/', type: 'dir', mtime: 3_000 },
+      { name: 'kept/deep/f', content: 'f' },
+    ]);
+    await applyLayer(await ws.layer('swap.tar', archive), ws.root);
+    expect(statSync(ws.sentinel).mtime).toEqual(hostTime);
+    expect(lstatSync(join(ws.root, 'x')).isSymbolicLink()).toBe(true);
+    // The layer's own directories still get their times, after the entries written inside them.
+    expect(lstatSync(join(ws.root, 'kept')).mtimeMs).toBe(2_000_000);
+    expect(lstatSync(join(ws.root, 'kept/deep')).mtimeMs).toBe(3_000_000);
   });
 
   it('keeps entries under directories the layer only implies when their parent turns opaque', async () => {
