@@ -7,8 +7,13 @@
 import { TarFormatError } from './errors.ts';
 import { BLOCK, decodeHeader, hasContent, isZeroBlock, paddedSize, parsePaxInteger, parsePaxRecords, parsePaxTime, type RawHeader, type TarHeader } from './tar-format.ts';
 
-/** Extended headers and long names larger than this are refused: they are never legitimately this big. */
-const MAX_META_BYTES = 1024 * 1024;
+/**
+ * The most bytes of PAX extended headers and GNU long names that may describe one entry, all of
+ * them together: the reader holds them until the entry's own header comes, so without a bound on
+ * the total a chain of extended headers (each small once compressed) fills memory. 1 MiB is far
+ * above what any real entry needs (a path is at most 4 KiB, an xattr value at most 64 KiB).
+ */
+export const MAX_PENDING_META_BYTES = 1024 * 1024;
 
 export interface TarEntry {
   header: TarHeader;
@@ -110,12 +115,16 @@ interface Pending {
   pax: Map<string, Buffer>;
   longName: string | null;
   longLink: string | null;
+  /** Bytes of the extended headers read for the next entry so far. */
+  bytes: number;
 }
+
+const nothingPending = (): Pending => ({ pax: new Map(), longName: null, longLink: null, bytes: 0 });
 
 /** The entries of a tar stream, in order. The stream is read to its very end (after the zero blocks too). */
 export async function* readTar(input: AsyncIterable<Buffer> | ByteReader): AsyncGenerator<TarEntry> {
   const reader = input instanceof ByteReader ? input : new ByteReader(input);
-  let pending: Pending = { pax: new Map(), longName: null, longLink: null };
+  let pending = nothingPending();
   let pendingMeta = false;
   for (;;) {
     const offset = reader.position;
@@ -137,7 +146,13 @@ export async function* readTar(input: AsyncIterable<Buffer> | ByteReader): Async
     }
     const bodySize = hasContent(raw.kind) ? raw.size : 0;
     if (raw.kind === 'pax' || raw.kind === 'pax-global' || raw.kind === 'gnu-longname' || raw.kind === 'gnu-longlink') {
-      if (bodySize > MAX_META_BYTES) throw new TarFormatError(`an extended header of ${bodySize} bytes is larger than thinlayer accepts (${MAX_META_BYTES})`, raw.name);
+      const held = raw.kind === 'pax-global' ? bodySize : pending.bytes + bodySize;
+      if (held > MAX_PENDING_META_BYTES) {
+        const entry = pending.pax.get('path')?.toString('utf8') ?? pending.longName ?? raw.name;
+        const what = raw.kind === 'pax-global' ? `a global extended header of ${bodySize} bytes is` : `extended headers and long names of ${held} bytes for one entry are`;
+        throw new TarFormatError(`${what} more than thinlayer accepts (${MAX_PENDING_META_BYTES} bytes)`, entry);
+      }
+      if (raw.kind !== 'pax-global') pending.bytes = held;
       const data = (await reader.exactly(paddedSize(bodySize), 'an extended header'))?.subarray(0, bodySize);
       if (!data) throw new TarFormatError('the archive is truncated: it ends inside an extended header', raw.name);
       if (raw.kind === 'pax') {
@@ -155,7 +170,7 @@ export async function* readTar(input: AsyncIterable<Buffer> | ByteReader): Async
       continue;
     }
     const header = foldHeader(raw, pending);
-    pending = { pax: new Map(), longName: null, longLink: null };
+    pending = nothingPending();
     pendingMeta = false;
     const size = header.type === 'file' ? header.size : 0;
     const what = `the content of ${JSON.stringify(header.name)}`;

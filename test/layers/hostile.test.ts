@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LayerContentError, applyLayer, resolveLayerSource, type ApplyOptions } from '../../src/layers/index.ts';
 import { UserError } from '../../src/errors/index.ts';
-import { buildTar, gzip, zstd, type Entry } from './tar-builder.ts';
+import { buildTar, entryBytes, gzip, zstd, type Entry } from './tar-builder.ts';
 import { workspace, type Workspace } from './helpers.ts';
 
 /** Applies the archive and expects a refusal naming `entry`, with nothing outside the root touched. */
@@ -145,6 +145,15 @@ describe('applyLayer refuses hostile content', () => {
       writeFileSync(join(ws.sources, 'broken'), broken);
       await expect(resolveLayerSource('broken', ws.sources)).rejects.toThrow(pattern);
     }
+  });
+
+  it('refuses more PAX and long-name metadata for one entry than its cap', async () => {
+    const ws = workspace();
+    // 64 PAX headers of 256 KiB (16 MiB held by a reader without a cap), a gzip of a few dozen KiB.
+    const headers = Array.from({ length: 64 }, (_, i) => entryBytes({ name: 'PaxHeader', typeflag: 'x', pax: { path: 'victim', [`SCHILY.xattr.user.k${i}`]: Buffer.alloc(256 * 1024, 1) } }).subarray(0, -512));
+    const bomb = gzip(Buffer.concat([...headers, buildTar([{ name: 'victim', content: 'x' }])]));
+    expect(bomb.length).toBeLessThan(256 * 1024);
+    await expectRefused(ws, bomb, 'victim', /extended headers and long names of \d+ bytes for one entry are more than thinlayer accepts \(1048576 bytes\)/);
   });
 
   it('is refused by resolve when the file is not an archive thinlayer reads', async () => {
