@@ -8,7 +8,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { applyLayer } from '../../src/layers/apply.ts';
 import { uncompressedChunks } from '../../src/layers/compression.ts';
+import type { ResolvedLayer } from '../../src/layers/types.ts';
 import { END_OF_ARCHIVE, contentPadding, entryHeader, type WritableEntry } from '../../src/layers/tar-writer.ts';
 import { median, round } from '../stats.ts';
 import type { Suite, SuiteContext, SuiteOutput } from '../suite.ts';
@@ -45,15 +47,25 @@ export function writeBenchLayer(file: string, shape: { bigFiles: number; smallFi
   return written;
 }
 
-async function timeParse(parser: TarParser, file: string): Promise<{ seconds: number; entries: number; bytes: number }> {
+/** Wall seconds and this process's CPU seconds (user and system) of `work`. */
+async function timedCpu<T>(work: () => Promise<T>): Promise<{ seconds: number; cpu: number; value: T }> {
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  const value = await work();
+  const used = process.cpuUsage(cpu);
+  return { seconds: (performance.now() - started) / 1000, cpu: (used.user + used.system) / 1e6, value };
+}
+
+async function timeParse(parser: TarParser, file: string): Promise<{ seconds: number; cpu: number; entries: number; bytes: number }> {
   let entries = 0;
   let bytes = 0;
-  const started = performance.now();
-  await parser.parse(uncompressedChunks(file, 'tar'), (e) => {
-    entries++;
-    bytes += e.read;
-  });
-  return { seconds: (performance.now() - started) / 1000, entries, bytes };
+  const t = await timedCpu(() =>
+    parser.parse(uncompressedChunks(file, 'tar'), (e) => {
+      entries++;
+      bytes += e.read;
+    }),
+  );
+  return { seconds: t.seconds, cpu: t.cpu, entries, bytes };
 }
 
 export const tarSuite: Suite = {
@@ -88,31 +100,48 @@ export const tarSuite: Suite = {
     ctx.log(`wrote a ${round(size / 1e6)} MB layer (${shape.bigFiles} files of 4 MiB, ${shape.smallFiles} of 4 KiB)`);
     const runs = ctx.quick ? 1 : 3;
     const seconds = new Map<string, number[]>(PARSERS.map((p) => [p.name, []]));
+    const cpu = new Map<string, number[]>(PARSERS.map((p) => [p.name, []]));
     const counts = new Map<string, { entries: number; bytes: number }>();
     await timeParse(PARSERS[0], file); // warm the page cache
     for (let r = 0; r < runs; r++) {
       for (const parser of PARSERS) {
         const t = await timeParse(parser, file);
         seconds.get(parser.name)!.push(t.seconds);
+        cpu.get(parser.name)!.push(t.cpu);
         counts.set(parser.name, { entries: t.entries, bytes: t.bytes });
-        ctx.log(`${parser.name}: ${round(size / 1e6 / t.seconds)} MB/s`);
+        ctx.log(`${parser.name}: ${round(size / 1e6 / t.seconds)} MB/s, ${round(size / 1e6 / t.cpu)} MB per CPU second`);
       }
     }
-    const speedRows = PARSERS.map((p) => {
+    const speedRows: (string | number)[][] = PARSERS.map((p) => {
       const s = median(seconds.get(p.name)!);
-      const c = counts.get(p.name)!;
+      const c = median(cpu.get(p.name)!);
+      const n = counts.get(p.name)!;
       out.metrics[`mb_per_s_${slug(p.name)}`] = { value: round(size / 1e6 / s), unit: 'MB/s' };
-      return [p.name, round(size / 1e6 / s), round(s), c.entries, c.bytes];
+      out.metrics[`mb_per_cpu_s_${slug(p.name)}`] = { value: round(size / 1e6 / c), unit: 'MB per CPU second' };
+      return [p.name, round(size / 1e6 / s), round(size / 1e6 / c), n.entries, n.bytes];
     });
+    // The whole extraction of the same layer, to see what share of it reading the tar is.
+    const root = path.join(ctx.scratch, 'root');
+    fs.mkdirSync(root);
+    const layer: ResolvedLayer = { kind: 'tar', path: file, diffId: '', sizeBytes: size };
+    const applied = await timedCpu(() => applyLayer(layer, root, { expectDiffId: null }));
+    fs.rmSync(root, { recursive: true, force: true });
+    out.metrics.mb_per_s_apply = { value: round(size / 1e6 / applied.seconds), unit: 'MB/s' };
+    out.metrics.mb_per_cpu_s_apply = { value: round(size / 1e6 / applied.cpu), unit: 'MB per CPU second' };
+    speedRows.push(['applyLayer (read with readTar, written to disk)', round(size / 1e6 / applied.seconds), round(size / 1e6 / applied.cpu), applied.value.files, applied.value.bytes]);
+    const readShare = median(cpu.get(PARSERS[0].name)!) / applied.cpu;
+    out.metrics.read_share_of_apply_cpu = { value: round(readShare), unit: 'fraction' };
+    out.notes.push(`Reading the tar with thinlayer's reader is ${round(100 * readShare)} % of the CPU time of applying the same layer to disk (${round(applied.cpu)} CPU s); the rest is the file-system calls and the digest.`);
     out.tables.push({
       title: `Reading one ${round(size / 1e6)} MB layer (${shape.bigFiles} files of 4 MiB, ${shape.smallFiles} of 4 KiB)`,
-      columns: ['parser', 'MB/s (median)', 'seconds (median)', 'entries', 'content bytes read'],
+      columns: ['reader', 'MB/s (median, wall)', 'MB per CPU second (median)', 'entries', 'content bytes read'],
       rows: speedRows,
-      note: `Median of ${runs} interleaved run(s), each reading every entry's content; MB are 10^6 bytes of uncompressed tar. The file is read from the page cache through src/layers/compression.ts, as the extractor reads it.`,
+      note: `Median of ${runs} interleaved run(s), each reading every entry's content; MB are 10^6 bytes of uncompressed tar. The file is read from the page cache through src/layers/compression.ts, as the extractor reads it. On a shared machine wall time swings with the load; CPU seconds (user and system, this process) much less, so the comparison is made on them. The last row is one run of the whole extraction (files, owners, modes, times, the digest) into the scratch directory.`,
     });
-    const ours = out.metrics[`mb_per_s_${slug(PARSERS[0].name)}`].value;
-    const best = Math.max(...PARSERS.slice(1).map((p) => out.metrics[`mb_per_s_${slug(p.name)}`].value));
-    out.targets.push({ target: 'thinlayer\'s reader reads at least 0.8 × the faster library\'s MB/s', measured: `${ours} MB/s against ${best} MB/s`, met: ours >= 0.8 * best });
+    const ours = out.metrics[`mb_per_cpu_s_${slug(PARSERS[0].name)}`].value;
+    const best = Math.max(...PARSERS.slice(1).map((p) => out.metrics[`mb_per_cpu_s_${slug(p.name)}`].value));
+    out.targets.push({ target: 'thinlayer\'s reader reads at least 0.8 × the faster library\'s MB per CPU second', measured: `${ours} against ${best} MB per CPU second`, met: ours >= 0.8 * best });
+    out.targets.push({ target: 'reading the tar is at most a quarter of the CPU time of applying the layer', measured: `${round(100 * readShare)} %`, met: readShare <= 0.25 });
     return out;
   },
 };

@@ -93,10 +93,18 @@ export function decodeNumber(field: Buffer, what: string): number {
     }
     return value;
   }
-  const text = field.toString('latin1').replace(/[\0 ]+$/, '').replace(/^ +/, '');
-  if (text === '') return 0;
-  if (!/^[0-7]+$/.test(text)) throw new TarFormatError(`the ${what} field is not an octal number (${JSON.stringify(text)})`);
-  return parseInt(text, 8);
+  // Octal digits, with leading spaces and trailing NULs or spaces; read byte by byte (every header has eight of these).
+  let start = 0;
+  let end = field.length;
+  while (end > 0 && (field[end - 1] === 0 || field[end - 1] === 0x20)) end--;
+  while (start < end && field[start] === 0x20) start++;
+  let value = 0;
+  for (let i = start; i < end; i++) {
+    const digit = field[i] - 0x30;
+    if (digit < 0 || digit > 7) throw new TarFormatError(`the ${what} field is not an octal number (${JSON.stringify(field.toString('latin1', start, end))})`);
+    value = value * 8 + digit;
+  }
+  return value;
 }
 
 /** The header checksum: the byte sum with the checksum field counted as spaces; also the signed sum old tars wrote. */

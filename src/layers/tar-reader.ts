@@ -53,9 +53,8 @@ export class ByteReader {
     return this.buffered;
   }
 
-  /** Up to n bytes from what is buffered (at least one, unless the stream has ended). */
-  async some(n: number): Promise<Buffer> {
-    if ((await this.fill(1)) === 0) return Buffer.alloc(0);
+  /** Up to n bytes of the first buffered chunk; at least one byte must be buffered. */
+  private take(n: number): Buffer {
     const first = this.chunks[0];
     const take = Math.min(n, first.length);
     if (this.limit && this.position + take > this.limit.bytes) throw new TarFormatError(this.limit.message);
@@ -67,34 +66,33 @@ export class ByteReader {
     return out;
   }
 
+  /** Up to n bytes from what is buffered (at least one, unless the stream has ended). */
+  async some(n: number): Promise<Buffer> {
+    if (this.buffered === 0 && (await this.fill(1)) === 0) return Buffer.alloc(0);
+    return this.take(n);
+  }
+
   /** Exactly n bytes, or null when the stream ended before the first of them; a short read in between throws. */
   async exactly(n: number, what: string): Promise<Buffer | null> {
-    const have = await this.fill(n);
+    const have = this.buffered >= n ? this.buffered : await this.fill(n);
     if (have === 0 && n > 0) return null;
     if (have < n) throw new TarFormatError(`the archive is truncated: it ends inside ${what} (${have} of ${n} bytes)`);
+    // Whole in the first chunk (the common case): no copy.
+    if (this.chunks[0].length >= n) return this.take(n);
     const parts: Buffer[] = [];
-    let wanted = n;
-    while (wanted > 0) {
-      const part = await this.some(wanted);
+    for (let wanted = n; wanted > 0; ) {
+      const part = this.take(wanted);
       parts.push(part);
       wanted -= part.length;
     }
-    return parts.length === 1 ? parts[0] : Buffer.concat(parts, n);
-  }
-
-  /** n bytes as the chunks they arrive in; a stream that ends first throws. */
-  async *stream(n: number, what: string): AsyncGenerator<Buffer> {
-    let left = n;
-    while (left > 0) {
-      const part = await this.some(left);
-      if (part.length === 0) throw new TarFormatError(`the archive is truncated: it ends inside ${what} (${n - left} of ${n} bytes)`);
-      left -= part.length;
-      yield part;
-    }
+    return Buffer.concat(parts, n);
   }
 
   async skip(n: number, what: string): Promise<void> {
-    for await (const _ of this.stream(n, what)) void _;
+    for (let left = n; left > 0; ) {
+      if (this.buffered === 0 && (await this.fill(1)) === 0) throw new TarFormatError(`the archive is truncated: it ends inside ${what} (${n - left} of ${n} bytes)`);
+      left -= this.take(left).length;
+    }
   }
 
   /** Stops the source early (closing files and processes behind it); harmless after its end. */
