@@ -2,7 +2,8 @@
 // symlinks, hardlinks (device nodes and fifos when allowed), with ownership, modes, mtimes and xattrs,
 // and whiteouts deleting lower content. Nothing is ever written outside the root: every path is
 // resolved component by component with lstat (safe-path.ts), files are opened O_NOFOLLOW|O_EXCL,
-// and links are judged before they are made. Hostile or corrupt content stops the apply with a
+// links are judged before they are made, and directory times, set after every entry is in, go
+// through descriptors opened beneath the root without following symlinks. Hostile or corrupt content stops the apply with a
 // LayerContentError naming the entry; the caller then throws the half-made layer device away.
 //
 // File-system calls are synchronous: an awaited call costs a thread-pool round trip per syscall.
