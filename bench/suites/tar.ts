@@ -138,11 +138,16 @@ export const tarSuite: Suite = {
       title: `Reading one ${round(size / 1e6)} MB layer (${shape.bigFiles} files of 4 MiB, ${shape.smallFiles} of 4 KiB)`,
       columns: ['reader', 'MB/s (median, wall)', 'MB per CPU second (median)', 'MB per CPU second (best run)', 'entries', 'content bytes read'],
       rows: speedRows,
-      note: `Median of ${runs} interleaved run(s), each reading every entry's content; MB are 10^6 bytes of uncompressed tar. The file is read from the page cache through src/layers/compression.ts, as the extractor reads it. On a shared machine wall time swings with the load, and CPU seconds (user and system, this process) less so; load only ever adds time, so the comparison is made on each reader's best run. The last row is one run of the whole extraction (files, owners, modes, times, the digest) into the scratch directory.`,
+      note: `Median of ${runs} interleaved run(s), each reading every entry's content; MB are 10^6 bytes of uncompressed tar. The file is read from the page cache through src/layers/compression.ts, as the extractor reads it. On a shared machine wall time swings with the load, and CPU seconds (user and system, this process) less so; the targets compare the readers round by round (the three run back to back in each round), on the median of those ratios. The last row is one run of the whole extraction (files, owners, modes, times, the digest) into the scratch directory.`,
     });
-    const ours = out.metrics[`best_mb_per_cpu_s_${slug(PARSERS[0].name)}`].value;
-    const best = Math.max(...PARSERS.slice(1).map((p) => out.metrics[`best_mb_per_cpu_s_${slug(p.name)}`].value));
-    out.targets.push({ target: 'thinlayer\'s reader reads at least 0.8 × the faster library\'s MB per CPU second (best runs)', measured: `${ours} against ${best} MB per CPU second`, met: ours >= 0.8 * best });
+    // Within one round the three ran back to back under much the same load: the ratio of their CPU
+    // seconds in a round is steadier than either figure, so the target is on its median.
+    const ourCpu = cpu.get(PARSERS[0].name)!;
+    for (const p of PARSERS.slice(1)) {
+      const ratio = median(cpu.get(p.name)!.map((theirs, round) => theirs / ourCpu[round]));
+      out.metrics[`speed_ratio_to_${slug(p.name)}`] = { value: round(ratio), unit: 'thinlayer MB per CPU second / theirs' };
+      out.targets.push({ target: `thinlayer's reader reads at least 0.8 × ${p.name}'s MB per CPU second (median of the per-round ratios)`, measured: `${round(ratio)} ×`, met: ratio >= 0.8 });
+    }
     out.targets.push({ target: 'reading the tar is at most a quarter of the CPU time of applying the layer', measured: `${round(100 * readShare)} %`, met: readShare <= 0.25 });
     return out;
   },

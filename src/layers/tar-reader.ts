@@ -66,6 +66,18 @@ export class ByteReader {
     return out;
   }
 
+  /** n bytes when the first buffered chunk holds them all (no await, no copy), else null. */
+  takeBuffered(n: number): Buffer | null {
+    return this.chunks.length > 0 && this.chunks[0].length >= n ? this.take(n) : null;
+  }
+
+  /** Skips n bytes when they are all buffered (no await) and says so; else skips nothing. */
+  skipBuffered(n: number): boolean {
+    if (this.buffered < n) return false;
+    for (let left = n; left > 0; ) left -= this.take(left).length;
+    return true;
+  }
+
   /** Up to n bytes from what is buffered (at least one, unless the stream has ended). */
   async some(n: number): Promise<Buffer> {
     if (this.buffered === 0 && (await this.fill(1)) === 0) return Buffer.alloc(0);
@@ -126,7 +138,7 @@ export async function* readTar(input: AsyncIterable<Buffer> | ByteReader): Async
   let pendingMeta = false;
   for (;;) {
     const offset = reader.position;
-    const block = await reader.exactly(BLOCK, 'a header');
+    const block = reader.takeBuffered(BLOCK) ?? (await reader.exactly(BLOCK, 'a header'));
     if (block === null) throw new TarFormatError('the archive is truncated: it ends without its end-of-archive blocks');
     if (isZeroBlock(block)) {
       const second = await reader.exactly(BLOCK, 'the end-of-archive blocks');
@@ -171,20 +183,25 @@ export async function* readTar(input: AsyncIterable<Buffer> | ByteReader): Async
     pending = nothingPending();
     pendingMeta = false;
     const size = header.type === 'file' ? header.size : 0;
-    const what = `the content of ${JSON.stringify(header.name)}`;
+    const what = () => `the content of ${JSON.stringify(header.name)}`;
     // `left` is kept here rather than in a generator, so that a consumer that stops early cannot lose our place.
     let left = size;
     const content = async function* (): AsyncGenerator<Buffer> {
       while (left > 0) {
         const part = await reader.some(left);
-        if (part.length === 0) throw new TarFormatError(`the archive is truncated: it ends inside ${what} (${size - left} of ${size} bytes)`, header.name);
+        if (part.length === 0) throw new TarFormatError(`the archive is truncated: it ends inside ${what()} (${size - left} of ${size} bytes)`, header.name);
         left -= part.length;
         yield part;
       }
     };
     yield { header, offset, content };
     // Whatever the consumer left unread, then the padding to the next block.
-    await reader.skip(left + paddedSize(size) - size, what).catch((e) => Promise.reject(e instanceof TarFormatError ? new TarFormatError(e.message, header.name) : e));
+    const rest = left + paddedSize(size) - size;
+    try {
+      if (!reader.skipBuffered(rest)) await reader.skip(rest, what());
+    } catch (e) {
+      throw e instanceof TarFormatError ? new TarFormatError(e.message, header.name) : e;
+    }
   }
 }
 
