@@ -233,6 +233,10 @@ describe('applyLayer within one layer', () => {
     // The layer's own directories still get their times, after the entries written inside them.
     expect(lstatSync(join(ws.root, 'kept')).mtimeMs).toBe(2_000_000);
     expect(lstatSync(join(ws.root, 'kept/deep')).mtimeMs).toBe(3_000_000);
+    // A directory replaced by a file, or under a parent replaced by one, is skipped: the file keeps its own time.
+    await applyLayer(await ws.layer('to-file.tar', buildTar([{ name: 'd/', type: 'dir', mtime: 1_000 }, { name: 'd/sub/', type: 'dir', mtime: 1_000 }, { name: 'd', content: 'f', mtime: 5_000 }])), ws.root);
+    expect(lstatSync(join(ws.root, 'd')).isFile()).toBe(true);
+    expect(lstatSync(join(ws.root, 'd')).mtimeMs).toBe(5_000_000);
   });
 
   it('keeps entries under directories the layer only implies when their parent turns opaque', async () => {
