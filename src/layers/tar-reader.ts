@@ -78,6 +78,11 @@ export class ByteReader {
     return true;
   }
 
+  /** Up to n bytes when some are buffered (no await), else null. */
+  someBuffered(n: number): Buffer | null {
+    return this.buffered > 0 ? this.take(n) : null;
+  }
+
   /** Up to n bytes from what is buffered (at least one, unless the stream has ended). */
   async some(n: number): Promise<Buffer> {
     if (this.buffered === 0 && (await this.fill(1)) === 0) return Buffer.alloc(0);
@@ -186,14 +191,26 @@ export async function* readTar(input: AsyncIterable<Buffer> | ByteReader): Async
     const what = () => `the content of ${JSON.stringify(header.name)}`;
     // `left` is kept here rather than in a generator, so that a consumer that stops early cannot lose our place.
     let left = size;
-    const content = async function* (): AsyncGenerator<Buffer> {
-      while (left > 0) {
-        const part = await reader.some(left);
-        if (part.length === 0) throw new TarFormatError(`the archive is truncated: it ends inside ${what()} (${size - left} of ${size} bytes)`, header.name);
-        left -= part.length;
-        yield part;
-      }
+    const advance = (part: Buffer): IteratorResult<Buffer> => {
+      if (part.length === 0) throw new TarFormatError(`the archive is truncated: it ends inside ${what()} (${size - left} of ${size} bytes)`, header.name);
+      left -= part.length;
+      return { done: false, value: part };
     };
+    // A plain iterator rather than an async generator: content already buffered (most small files)
+    // is handed on without a generator's machinery, which is most of what reading a small entry costs.
+    const content = (): AsyncIterable<Buffer> => ({
+      [Symbol.asyncIterator]: () => ({
+        next: (): Promise<IteratorResult<Buffer>> => {
+          if (left === 0) return Promise.resolve({ done: true, value: undefined });
+          try {
+            const part = reader.someBuffered(left);
+            return part ? Promise.resolve(advance(part)) : reader.some(left).then(advance);
+          } catch (e) {
+            return Promise.reject(e);
+          }
+        },
+      }),
+    });
     yield { header, offset, content };
     // Whatever the consumer left unread, then the padding to the next block.
     const rest = left + paddedSize(size) - size;
