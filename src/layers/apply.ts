@@ -2,7 +2,8 @@
 // symlinks, hardlinks (device nodes and fifos when allowed), with ownership, modes, mtimes and xattrs,
 // and whiteouts deleting lower content. Nothing is ever written outside the root: every path is
 // resolved component by component with lstat (safe-path.ts), files are opened O_NOFOLLOW|O_EXCL,
-// and links are judged before they are made. Hostile or corrupt content stops the apply with a
+// links are judged before they are made, and directory times, set after every entry is in, go
+// through descriptors opened beneath the root without following symlinks. Hostile or corrupt content stops the apply with a
 // LayerContentError naming the entry; the caller then throws the half-made layer device away.
 //
 // File-system calls are synchronous: an awaited call costs a thread-pool round trip per syscall.
@@ -19,7 +20,7 @@ import { ERRNO, KernelError, ThinlayerError } from '../errors/index.ts';
 import { CorruptStreamError, sniffArchive, uncompressedChunks } from './compression.ts';
 import { directoryTar } from './dir-source.ts';
 import { LayerContentError, TarFormatError } from './errors.ts';
-import { S_IFBLK, S_IFCHR, S_IFIFO, lsetxattr, mknod } from './fs-calls.ts';
+import { S_IFBLK, S_IFCHR, S_IFIFO, lsetxattr, mknod, openDirectoryBeneath } from './fs-calls.ts';
 import { progressMeter } from './progress.ts';
 import { KnownDirectories, PathRefusal, checkSymlinkTarget, entryComponents, hardlinkTarget, lstatOrNull, resolveEntryPath } from './safe-path.ts';
 import type { TarHeader } from './tar-format.ts';
@@ -38,8 +39,11 @@ interface Extraction {
   known: KnownDirectories;
   /** Absolute paths this layer wrote, and the directories above them: an opaque directory keeps them. */
   written: Set<string>;
-  /** Directory times are set last, because writing inside a directory moves its mtime. */
-  dirTimes: { path: string; atime: number; mtime: number }[];
+  /**
+   * Directory times are set last, because writing inside a directory moves its mtime. They are
+   * kept by components, not paths: by then a later entry may have made a parent a symlink.
+   */
+  dirTimes: { components: string[]; atime: number; mtime: number }[];
   files: number;
   bytes: number;
 }
@@ -85,10 +89,7 @@ export async function applyLayer(layer: ResolvedLayer, root: string, opts: Apply
       current = null; // what fails between entries is the layer's fault, not the last entry's
     }
     current = null;
-    for (const { path, atime, mtime } of state.dirTimes) {
-      // A later entry of the layer may have replaced the directory.
-      if (lstatOrNull(path)?.isDirectory()) lutimesSync(path, atime, mtime);
-    }
+    setDirectoryTimes(state);
   } catch (e) {
     throw asLayerError(e, label, current);
   } finally {
@@ -146,7 +147,7 @@ async function applyEntry(x: Extraction, entry: TarEntry, signal?: AbortSignal):
       if (!existing?.isDirectory()) mkdirSync(path, { mode: 0o700 });
       setOwnerAndMode(path, h);
       setXattrs(path, h, false);
-      x.dirTimes.push({ path, atime: h.atime ?? h.mtime, mtime: h.mtime });
+      x.dirTimes.push({ components, atime: h.atime ?? h.mtime, mtime: h.mtime });
       break;
     case 'file': {
       const fd = openSync(path, CREATE_FILE, 0o600);
@@ -192,6 +193,29 @@ async function applyEntry(x: Extraction, entry: TarEntry, signal?: AbortSignal):
     }
   }
   markWritten(x, path);
+}
+
+/**
+ * Sets the times of the layer's directories through descriptors opened beneath the root, component
+ * by component without following symlinks: a directory that a later entry replaced, or moved
+ * behind a symlink, is skipped, never reached through the symlink.
+ */
+function setDirectoryTimes(x: Extraction): void {
+  if (x.dirTimes.length === 0) return;
+  const rootFd = openSync(x.root, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  try {
+    for (const { components, atime, mtime } of x.dirTimes) {
+      const fd = openDirectoryBeneath(rootFd, components);
+      if (fd === null) continue;
+      try {
+        futimesSync(fd, atime, mtime);
+      } finally {
+        closeSync(fd);
+      }
+    }
+  } finally {
+    closeSync(rootFd);
+  }
 }
 
 /** The path and the directories above it belong to this layer now: an opaque directory keeps them all. */

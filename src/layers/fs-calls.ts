@@ -1,8 +1,10 @@
 // The file-system calls node lacks, bound from libc through koffi: extended attributes (without
-// following symlinks) and mknod for device nodes and fifos. Failures throw node-style errors (with
+// following symlinks), mknod for device nodes and fifos, and openat for opening a directory
+// beneath another one component by component. Failures throw node-style errors (with
 // `code` and `errno`), so callers treat them like any other fs error.
 
 import { createRequire } from 'node:module';
+import { closeSync, constants as fsConstants } from 'node:fs';
 import { constants } from 'node:os';
 
 /**
@@ -18,6 +20,8 @@ function bind() {
     llistxattr: libc.func('intptr_t llistxattr(const char *path, void *list, size_t size)'),
     lgetxattr: libc.func('intptr_t lgetxattr(const char *path, const char *name, void *value, size_t size)'),
     mknod: libc.func('int mknod(const char *path, uint32_t mode, uint64_t dev)'),
+    // openat's mode is variadic; it is passed (as 0) but only read with O_CREAT, which is never used here.
+    openat: libc.func('int openat(int dirfd, const char *path, int flags, uint32_t mode)'),
   };
   return { koffi, c };
 }
@@ -93,4 +97,33 @@ export function mknod(path: string, typeAndMode: number, major = 0, minor = 0): 
   const { koffi, c } = native();
   koffi.errno(0);
   if (c.mknod(path, typeAndMode, makedev(major, minor)) < 0) fail('mknod', path);
+}
+
+const O_CLOEXEC = 0o2000000; // Linux's value on x86-64 and arm64; node's fs constants leave it out
+const OPEN_DIR_BENEATH = fsConstants.O_RDONLY | fsConstants.O_DIRECTORY | fsConstants.O_NOFOLLOW | O_CLOEXEC;
+
+/**
+ * The directory at `components` beneath the directory open as `dirFd`, opened one component at a
+ * time with O_NOFOLLOW: no symlink anywhere on the way is followed, whoever made it. Returns the
+ * descriptor (the caller closes it), or null when a component is missing, a symlink or not a
+ * directory.
+ */
+export function openDirectoryBeneath(dirFd: number, components: readonly string[]): number | null {
+  const { koffi, c } = native();
+  let fd = dirFd;
+  for (const name of components) {
+    koffi.errno(0);
+    const next = c.openat(fd, name, OPEN_DIR_BENEATH, 0) as number;
+    const errno = koffi.errno();
+    if (fd !== dirFd) closeSync(fd);
+    if (next < 0) {
+      if (errno === constants.errno.ENOENT || errno === constants.errno.ELOOP || errno === constants.errno.ENOTDIR) return null;
+      const code = ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
+      const error = new Error(`${code}: openat ${components.join('/')}`) as NodeJS.ErrnoException;
+      Object.assign(error, { code, errno, syscall: 'openat', path: components.join('/') });
+      throw error;
+    }
+    fd = next;
+  }
+  return fd;
 }

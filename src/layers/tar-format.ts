@@ -74,11 +74,17 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 export function decodeName(bytes: Buffer, what: string): string {
   const end = bytes.indexOf(0);
   const raw = end === -1 ? bytes : bytes.subarray(0, end);
+  if (isAscii(raw)) return raw.toString('latin1'); // most names: no decoder needed
   try {
     return utf8.decode(raw);
   } catch {
     throw new TarFormatError(`the ${what} is not valid UTF-8 (${raw.toString('latin1')})`);
   }
+}
+
+function isAscii(bytes: Buffer): boolean {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] > 0x7f) return false;
+  return true;
 }
 
 /** A numeric field: octal text, or GNU base-256 when the high bit of the first byte is set. */
@@ -93,22 +99,37 @@ export function decodeNumber(field: Buffer, what: string): number {
     }
     return value;
   }
-  const text = field.toString('latin1').replace(/[\0 ]+$/, '').replace(/^ +/, '');
-  if (text === '') return 0;
-  if (!/^[0-7]+$/.test(text)) throw new TarFormatError(`the ${what} field is not an octal number (${JSON.stringify(text)})`);
-  return parseInt(text, 8);
+  // Octal digits, with leading spaces and trailing NULs or spaces; read byte by byte (every header has eight of these).
+  let start = 0;
+  let end = field.length;
+  while (end > 0 && (field[end - 1] === 0 || field[end - 1] === 0x20)) end--;
+  while (start < end && field[start] === 0x20) start++;
+  let value = 0;
+  for (let i = start; i < end; i++) {
+    const digit = field[i] - 0x30;
+    if (digit < 0 || digit > 7) throw new TarFormatError(`the ${what} field is not an octal number (${JSON.stringify(field.toString('latin1', start, end))})`);
+    value = value * 8 + digit;
+  }
+  return value;
 }
 
-/** The header checksum: the byte sum with the checksum field counted as spaces; also the signed sum old tars wrote. */
-function checksums(block: Buffer): { unsigned: number; signed: number } {
-  let unsigned = 0;
-  let signed = 0;
-  for (let i = 0; i < BLOCK; i++) {
-    const byte = i >= 148 && i < 156 ? 0x20 : block[i];
-    unsigned += byte;
-    signed += byte > 127 ? byte - 256 : byte;
-  }
-  return { unsigned, signed };
+/** The header checksum: the byte sum with the checksum field counted as spaces. */
+function unsignedChecksum(block: Buffer): number {
+  let sum = 8 * 0x20;
+  for (let i = 0; i < 148; i++) sum += block[i];
+  for (let i = 156; i < BLOCK; i++) sum += block[i];
+  return sum;
+}
+
+/** The signed sum some old tars wrote (bytes above 127 counted as negative). */
+function signedChecksum(block: Buffer): number {
+  let sum = 8 * 0x20;
+  for (let i = 0; i < BLOCK; i++) if (i < 148 || i >= 156) sum += block[i] > 127 ? block[i] - 256 : block[i];
+  return sum;
+}
+
+function checksumMatches(block: Buffer, stored: number): boolean {
+  return stored === unsignedChecksum(block) || stored === signedChecksum(block);
 }
 
 /** A block whose checksum is right: how a plain tar is told from other data. */
@@ -119,8 +140,7 @@ export function hasValidChecksum(block: Buffer): boolean {
   } catch {
     return false;
   }
-  const sums = checksums(block);
-  return stored === sums.unsigned || stored === sums.signed;
+  return checksumMatches(block, stored);
 }
 
 export function isZeroBlock(block: Buffer): boolean {
@@ -131,10 +151,9 @@ export function isZeroBlock(block: Buffer): boolean {
 /** Decodes one non-zero header block; throws TarFormatError on a bad checksum, type or number. */
 export function decodeHeader(block: Buffer): RawHeader {
   const stored = decodeNumber(block.subarray(148, 156), 'checksum');
-  const sums = checksums(block);
   const rawName = block.subarray(0, 100);
-  if (stored !== sums.unsigned && stored !== sums.signed) {
-    throw new TarFormatError(`bad header checksum (stored ${stored}, computed ${sums.unsigned}): the archive is corrupt or not a tar`, safeName(rawName));
+  if (!checksumMatches(block, stored)) {
+    throw new TarFormatError(`bad header checksum (stored ${stored}, computed ${unsignedChecksum(block)}): the archive is corrupt or not a tar`, safeName(rawName));
   }
   const name = decodeName(rawName, 'entry name');
   const typeflag = String.fromCharCode(block[156]);
@@ -143,7 +162,7 @@ export function decodeHeader(block: Buffer): RawHeader {
     const known: Record<string, string> = { S: 'a GNU sparse file', M: 'a GNU multi-volume continuation', V: 'a GNU volume label', D: 'a GNU dump directory' };
     throw new TarFormatError(`unsupported entry type ${JSON.stringify(typeflag)}${known[typeflag] ? ` (${known[typeflag]})` : ''}`, name);
   }
-  const magic = block.subarray(257, 263).toString('latin1');
+  const magic = block.toString('latin1', 257, 263);
   const ustar = magic === 'ustar\0';
   // POSIX ustar splits long names into prefix/name; GNU keeps other fields there, v7 has nothing.
   const prefix = ustar ? decodeName(block.subarray(345, 500), 'entry name prefix') : '';

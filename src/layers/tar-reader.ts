@@ -7,8 +7,13 @@
 import { TarFormatError } from './errors.ts';
 import { BLOCK, decodeHeader, hasContent, isZeroBlock, paddedSize, parsePaxInteger, parsePaxRecords, parsePaxTime, type RawHeader, type TarHeader } from './tar-format.ts';
 
-/** Extended headers and long names larger than this are refused: they are never legitimately this big. */
-const MAX_META_BYTES = 1024 * 1024;
+/**
+ * The most bytes of PAX extended headers and GNU long names that may describe one entry, all of
+ * them together: the reader holds them until the entry's own header comes, so without a bound on
+ * the total a chain of extended headers (each small once compressed) fills memory. 1 MiB is far
+ * above what any real entry needs (a path is at most 4 KiB, an xattr value at most 64 KiB).
+ */
+export const MAX_PENDING_META_BYTES = 1024 * 1024;
 
 export interface TarEntry {
   header: TarHeader;
@@ -48,9 +53,8 @@ export class ByteReader {
     return this.buffered;
   }
 
-  /** Up to n bytes from what is buffered (at least one, unless the stream has ended). */
-  async some(n: number): Promise<Buffer> {
-    if ((await this.fill(1)) === 0) return Buffer.alloc(0);
+  /** Up to n bytes of the first buffered chunk; at least one byte must be buffered. */
+  private take(n: number): Buffer {
     const first = this.chunks[0];
     const take = Math.min(n, first.length);
     if (this.limit && this.position + take > this.limit.bytes) throw new TarFormatError(this.limit.message);
@@ -62,34 +66,50 @@ export class ByteReader {
     return out;
   }
 
+  /** n bytes when the first buffered chunk holds them all (no await, no copy), else null. */
+  takeBuffered(n: number): Buffer | null {
+    return this.chunks.length > 0 && this.chunks[0].length >= n ? this.take(n) : null;
+  }
+
+  /** Skips n bytes when they are all buffered (no await) and says so; else skips nothing. */
+  skipBuffered(n: number): boolean {
+    if (this.buffered < n) return false;
+    for (let left = n; left > 0; ) left -= this.take(left).length;
+    return true;
+  }
+
+  /** Up to n bytes when some are buffered (no await), else null. */
+  someBuffered(n: number): Buffer | null {
+    return this.buffered > 0 ? this.take(n) : null;
+  }
+
+  /** Up to n bytes from what is buffered (at least one, unless the stream has ended). */
+  async some(n: number): Promise<Buffer> {
+    if (this.buffered === 0 && (await this.fill(1)) === 0) return Buffer.alloc(0);
+    return this.take(n);
+  }
+
   /** Exactly n bytes, or null when the stream ended before the first of them; a short read in between throws. */
   async exactly(n: number, what: string): Promise<Buffer | null> {
-    const have = await this.fill(n);
+    const have = this.buffered >= n ? this.buffered : await this.fill(n);
     if (have === 0 && n > 0) return null;
     if (have < n) throw new TarFormatError(`the archive is truncated: it ends inside ${what} (${have} of ${n} bytes)`);
+    // Whole in the first chunk (the common case): no copy.
+    if (this.chunks[0].length >= n) return this.take(n);
     const parts: Buffer[] = [];
-    let wanted = n;
-    while (wanted > 0) {
-      const part = await this.some(wanted);
+    for (let wanted = n; wanted > 0; ) {
+      const part = this.take(wanted);
       parts.push(part);
       wanted -= part.length;
     }
-    return parts.length === 1 ? parts[0] : Buffer.concat(parts, n);
-  }
-
-  /** n bytes as the chunks they arrive in; a stream that ends first throws. */
-  async *stream(n: number, what: string): AsyncGenerator<Buffer> {
-    let left = n;
-    while (left > 0) {
-      const part = await this.some(left);
-      if (part.length === 0) throw new TarFormatError(`the archive is truncated: it ends inside ${what} (${n - left} of ${n} bytes)`);
-      left -= part.length;
-      yield part;
-    }
+    return Buffer.concat(parts, n);
   }
 
   async skip(n: number, what: string): Promise<void> {
-    for await (const _ of this.stream(n, what)) void _;
+    for (let left = n; left > 0; ) {
+      if (this.buffered === 0 && (await this.fill(1)) === 0) throw new TarFormatError(`the archive is truncated: it ends inside ${what} (${n - left} of ${n} bytes)`);
+      left -= this.take(left).length;
+    }
   }
 
   /** Stops the source early (closing files and processes behind it); harmless after its end. */
@@ -110,16 +130,20 @@ interface Pending {
   pax: Map<string, Buffer>;
   longName: string | null;
   longLink: string | null;
+  /** Bytes of the extended headers read for the next entry so far. */
+  bytes: number;
 }
+
+const nothingPending = (): Pending => ({ pax: new Map(), longName: null, longLink: null, bytes: 0 });
 
 /** The entries of a tar stream, in order. The stream is read to its very end (after the zero blocks too). */
 export async function* readTar(input: AsyncIterable<Buffer> | ByteReader): AsyncGenerator<TarEntry> {
   const reader = input instanceof ByteReader ? input : new ByteReader(input);
-  let pending: Pending = { pax: new Map(), longName: null, longLink: null };
+  let pending = nothingPending();
   let pendingMeta = false;
   for (;;) {
     const offset = reader.position;
-    const block = await reader.exactly(BLOCK, 'a header');
+    const block = reader.takeBuffered(BLOCK) ?? (await reader.exactly(BLOCK, 'a header'));
     if (block === null) throw new TarFormatError('the archive is truncated: it ends without its end-of-archive blocks');
     if (isZeroBlock(block)) {
       const second = await reader.exactly(BLOCK, 'the end-of-archive blocks');
@@ -137,7 +161,13 @@ export async function* readTar(input: AsyncIterable<Buffer> | ByteReader): Async
     }
     const bodySize = hasContent(raw.kind) ? raw.size : 0;
     if (raw.kind === 'pax' || raw.kind === 'pax-global' || raw.kind === 'gnu-longname' || raw.kind === 'gnu-longlink') {
-      if (bodySize > MAX_META_BYTES) throw new TarFormatError(`an extended header of ${bodySize} bytes is larger than thinlayer accepts (${MAX_META_BYTES})`, raw.name);
+      const held = raw.kind === 'pax-global' ? bodySize : pending.bytes + bodySize;
+      if (held > MAX_PENDING_META_BYTES) {
+        const entry = pending.pax.get('path')?.toString('utf8') ?? pending.longName ?? raw.name;
+        const what = raw.kind === 'pax-global' ? `a global extended header of ${bodySize} bytes is` : `extended headers and long names of ${held} bytes for one entry are`;
+        throw new TarFormatError(`${what} more than thinlayer accepts (${MAX_PENDING_META_BYTES} bytes)`, entry);
+      }
+      if (raw.kind !== 'pax-global') pending.bytes = held;
       const data = (await reader.exactly(paddedSize(bodySize), 'an extended header'))?.subarray(0, bodySize);
       if (!data) throw new TarFormatError('the archive is truncated: it ends inside an extended header', raw.name);
       if (raw.kind === 'pax') {
@@ -155,23 +185,40 @@ export async function* readTar(input: AsyncIterable<Buffer> | ByteReader): Async
       continue;
     }
     const header = foldHeader(raw, pending);
-    pending = { pax: new Map(), longName: null, longLink: null };
+    pending = nothingPending();
     pendingMeta = false;
     const size = header.type === 'file' ? header.size : 0;
-    const what = `the content of ${JSON.stringify(header.name)}`;
+    const what = () => `the content of ${JSON.stringify(header.name)}`;
     // `left` is kept here rather than in a generator, so that a consumer that stops early cannot lose our place.
     let left = size;
-    const content = async function* (): AsyncGenerator<Buffer> {
-      while (left > 0) {
-        const part = await reader.some(left);
-        if (part.length === 0) throw new TarFormatError(`the archive is truncated: it ends inside ${what} (${size - left} of ${size} bytes)`, header.name);
-        left -= part.length;
-        yield part;
-      }
+    const advance = (part: Buffer): IteratorResult<Buffer> => {
+      if (part.length === 0) throw new TarFormatError(`the archive is truncated: it ends inside ${what()} (${size - left} of ${size} bytes)`, header.name);
+      left -= part.length;
+      return { done: false, value: part };
     };
+    // A plain iterator rather than an async generator: content already buffered (most small files)
+    // is handed on without a generator's machinery, which is most of what reading a small entry costs.
+    const content = (): AsyncIterable<Buffer> => ({
+      [Symbol.asyncIterator]: () => ({
+        next: (): Promise<IteratorResult<Buffer>> => {
+          if (left === 0) return Promise.resolve({ done: true, value: undefined });
+          try {
+            const part = reader.someBuffered(left);
+            return part ? Promise.resolve(advance(part)) : reader.some(left).then(advance);
+          } catch (e) {
+            return Promise.reject(e);
+          }
+        },
+      }),
+    });
     yield { header, offset, content };
     // Whatever the consumer left unread, then the padding to the next block.
-    await reader.skip(left + paddedSize(size) - size, what).catch((e) => Promise.reject(e instanceof TarFormatError ? new TarFormatError(e.message, header.name) : e));
+    const rest = left + paddedSize(size) - size;
+    try {
+      if (!reader.skipBuffered(rest)) await reader.skip(rest, what());
+    } catch (e) {
+      throw e instanceof TarFormatError ? new TarFormatError(e.message, header.name) : e;
+    }
   }
 }
 

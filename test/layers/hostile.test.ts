@@ -1,9 +1,9 @@
-import { existsSync, lstatSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LayerContentError, applyLayer, resolveLayerSource, type ApplyOptions, type ResolvedLayer } from '../../src/layers/index.ts';
 import { UserError } from '../../src/errors/index.ts';
-import { buildTar, gzip, zstd, type Entry } from './tar-builder.ts';
+import { buildTar, entryBytes, gzip, zstd, type Entry } from './tar-builder.ts';
 import { checkTarStream } from '../../src/layers/content-check.ts';
 import { workspace, type Workspace } from './helpers.ts';
 
@@ -173,6 +173,15 @@ describe('applyLayer refuses hostile content', () => {
     }
   });
 
+  it('refuses more PAX and long-name metadata for one entry than its cap', async () => {
+    const ws = workspace();
+    // 64 PAX headers of 256 KiB (16 MiB held by a reader without a cap), a gzip of a few dozen KiB.
+    const headers = Array.from({ length: 64 }, (_, i) => entryBytes({ name: 'PaxHeader', typeflag: 'x', pax: { path: 'victim', [`SCHILY.xattr.user.k${i}`]: Buffer.alloc(256 * 1024, 1) } }).subarray(0, -512));
+    const bomb = gzip(Buffer.concat([...headers, buildTar([{ name: 'victim', content: 'x' }])]));
+    expect(bomb.length).toBeLessThan(256 * 1024);
+    await expectRefused(ws, bomb, 'victim', /extended headers and long names of \d+ bytes for one entry are more than thinlayer accepts \(1048576 bytes\)/);
+  });
+
   it('is refused by resolve when the file is not an archive thinlayer reads', async () => {
     const ws = workspace();
     writeFileSync(join(ws.sources, 'notes.txt'), 'hello');
@@ -228,6 +237,32 @@ describe('applyLayer within one layer', () => {
     await expectRefused(ws, buildTar([{ name: 'a/x', content: 'x' }, toSentinel(ws, 'a'), { name: 'a/y', content: 'y' }]), 'a/y', /parent a is a symlink/);
     await expectRefused(ws, buildTar([{ name: 'd/sub/f', content: 'x' }, { name: 'd/.wh.sub' }, toSentinel(ws, 'd/sub'), { name: 'd/sub/pwned', content: 'y' }]), 'd/sub/pwned', /parent d\/sub is a symlink/);
     await expectRefused(ws, buildTar([{ name: 'o/sub/f', content: 'x' }, { name: 'o/.wh..wh..opq' }, toSentinel(ws, 'o/sub'), { name: 'o/sub/pwned', content: 'y' }]), 'o/sub/pwned', /parent o\/sub is a symlink/);
+  });
+
+  it('sets no directory time outside the root when a later entry replaces a parent with a symlink', async () => {
+    const ws = workspace();
+    const hostTime = new Date('2030-01-02T03:04:05Z');
+    utimesSync(ws.sentinel, hostTime, hostTime);
+    // `x/sentinel/` is a directory of the layer, then `x` becomes a symlink to the sentinel's parent:
+    // by path, `x/sentinel` is now the host's sentinel directory.
+    const archive = buildTar([
+      { name: 'x/', type: 'dir', mtime: 1_000 },
+      { name: 'x/sentinel/', type: 'dir', mtime: 1_000 },
+      { name: 'x', type: 'symlink', linkname: ws.base },
+      { name: 'kept/', type: 'dir', mtime: 2_000 },
+      { name: 'kept/deep/', type: 'dir', mtime: 3_000 },
+      { name: 'kept/deep/f', content: 'f' },
+    ]);
+    await applyLayer(await ws.layer('swap.tar', archive), ws.root);
+    expect(statSync(ws.sentinel).mtime).toEqual(hostTime);
+    expect(lstatSync(join(ws.root, 'x')).isSymbolicLink()).toBe(true);
+    // The layer's own directories still get their times, after the entries written inside them.
+    expect(lstatSync(join(ws.root, 'kept')).mtimeMs).toBe(2_000_000);
+    expect(lstatSync(join(ws.root, 'kept/deep')).mtimeMs).toBe(3_000_000);
+    // A directory replaced by a file, or under a parent replaced by one, is skipped: the file keeps its own time.
+    await applyLayer(await ws.layer('to-file.tar', buildTar([{ name: 'd/', type: 'dir', mtime: 1_000 }, { name: 'd/sub/', type: 'dir', mtime: 1_000 }, { name: 'd', content: 'f', mtime: 5_000 }])), ws.root);
+    expect(lstatSync(join(ws.root, 'd')).isFile()).toBe(true);
+    expect(lstatSync(join(ws.root, 'd')).mtimeMs).toBe(5_000_000);
   });
 
   it('keeps entries under directories the layer only implies when their parent turns opaque', async () => {

@@ -2,9 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { TarFormatError } from '../../src/layers/errors.ts';
 import { progressMeter } from '../../src/layers/progress.ts';
 import { parsePaxRecords, BLOCK } from '../../src/layers/tar-format.ts';
-import { readTar, type TarEntry } from '../../src/layers/tar-reader.ts';
+import { MAX_PENDING_META_BYTES, readTar, type TarEntry } from '../../src/layers/tar-reader.ts';
 import { END_OF_ARCHIVE, contentPadding, entryHeader, type WritableEntry } from '../../src/layers/tar-writer.ts';
-import { buildTar, type Entry } from './tar-builder.ts';
+import { buildTar, entryBytes, type Entry } from './tar-builder.ts';
 
 /** Feeds bytes in awkward chunk sizes, so that block boundaries never line up with chunks. */
 async function* chunked(data: Buffer, size = 77): AsyncGenerator<Buffer> {
@@ -113,6 +113,43 @@ describe('readTar', () => {
     expect((await refusal(Buffer.concat([buildTar([{ name: 'p', pax: { path: 'q' } }]).subarray(0, 1024), Buffer.alloc(1024)]))).message).toMatch(/ends after an extended header/);
     expect((await refusal(buildTar([{ name: 'e', content: 'x', pax: { 'size': 'twelve' } }]))).message).toMatch(/PAX size is not a whole number/);
     expect((await refusal(buildTar([{ name: 'odd', typeflag: 'Q' }]))).message).toMatch(/unsupported entry type "Q"/);
+  });
+});
+
+describe('readTar bounds the metadata it holds for one entry', () => {
+  it('refuses extended headers beyond the cap after reading no more than the cap, naming the entry', async () => {
+    // Endless PAX headers of 256 KiB, each with a key of its own, in front of an entry that never
+    // comes (entryBytes writes the PAX header, then the entry's header, which is cut off).
+    let produced = 0;
+    async function* endless(): AsyncGenerator<Buffer> {
+      for (let i = 0; ; i++) {
+        const bytes = entryBytes({ name: `PaxHeader${i}`, typeflag: 'x', pax: { [`SCHILY.xattr.user.k${i}`]: Buffer.alloc(256 * 1024, 7) } }).subarray(0, -512);
+        produced += bytes.length;
+        yield bytes;
+      }
+    }
+    const error = await (async () => {
+      for await (const _ of readTar(endless())) void _;
+    })().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TarFormatError);
+    expect((error as TarFormatError).message).toMatch(/extended headers and long names of \d+ bytes for one entry are more than thinlayer accepts \(1048576 bytes\)/);
+    expect((error as TarFormatError).entry).toBe('PaxHeader');
+    expect(produced).toBeLessThan(MAX_PENDING_META_BYTES + 2 * 256 * 1024);
+  });
+
+  it('counts PAX records and GNU long names together, and names the entry they describe', async () => {
+    const third = MAX_PENDING_META_BYTES / 3;
+    const over = Buffer.concat([
+      entryBytes({ name: 'x1', typeflag: 'x', pax: { path: 'the/entry', 'SCHILY.xattr.user.a': Buffer.alloc(third, 1) } }).subarray(0, -512),
+      entryBytes({ name: 'x2', typeflag: 'x', pax: { 'SCHILY.xattr.user.b': Buffer.alloc(third, 2) } }).subarray(0, -512),
+      entryBytes({ name: `${'n'.repeat(third)}`, gnuLongName: true }).subarray(0, -512),
+      buildTar([{ name: 'f', content: 'x' }]),
+    ]);
+    await expect(readAll(over, 4096)).rejects.toMatchObject({ entry: 'the/entry', message: expect.stringMatching(/more than thinlayer accepts/) });
+    // Just under the cap, and the same again for the next entry: each entry has a cap of its own.
+    const under = (name: string) => entryBytes({ name, content: 'c', pax: { 'SCHILY.xattr.user.a': Buffer.alloc(MAX_PENDING_META_BYTES - 1024, 1) } });
+    const got = await readAll(Buffer.concat([under('one'), under('two'), Buffer.alloc(1024)]), 65536);
+    expect(got.map((e) => [e.header.name, e.header.xattrs.get('user.a')?.length])).toEqual([['one', MAX_PENDING_META_BYTES - 1024], ['two', MAX_PENDING_META_BYTES - 1024]]);
   });
 });
 
