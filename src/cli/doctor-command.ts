@@ -6,6 +6,7 @@ import type { KernelPort } from '../kernel/port.ts';
 import type { BackendChoice } from '../kernel/select.ts';
 import { Session } from '../reconcile/session.ts';
 import { TerminalReporter } from './render.ts';
+import { summaryLine } from './output.ts';
 import { inspect } from '../doctor/inspect.ts';
 import { diagnose } from '../doctor/diagnose.ts';
 import { planGc } from '../doctor/gc-plan.ts';
@@ -52,6 +53,11 @@ export async function gcCommand(opts: GcCommandOptions): Promise<number> {
   const print = printer(opts.out);
   const session = await Session.open({ stateDir: opts.stateDir, backend: opts.backend, reporter, mutate: opts.yes, command: 'gc', kernel: opts.kernel });
   try {
+    if (!session.state.desired && !session.state.poolSpec && !session.state.pool) {
+      // Nothing recorded: the same answer and exit code as up and pool grow.
+      print(opts.json ? JSON.stringify({ outcome: 'nothing-recorded', steps: 0 }) : summaryLine({ command: 'gc', outcome: 'nothing-recorded', steps: 0 }));
+      return 0;
+    }
     const reader = await thinIdReaderFor(session.kernel, session.stateDir.path('sim'));
     const facts = await inspect(session, reader);
     const plan = planGc(facts);

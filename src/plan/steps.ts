@@ -41,6 +41,17 @@ export interface Plan {
   impact: Impact;
   /** Problems that stop the plan from being carried out (e.g. a pool in read-only mode). */
   blockers: string[];
+  /** Everything the plan deletes with its data, for the confirmation that asks about it. */
+  deletes?: PlanDeletes;
+}
+
+/** What a plan deletes: thin devices by kind (the base too), the pool, and the pool's files. */
+export interface PlanDeletes {
+  devices: string[];
+  layers: string[];
+  base: boolean;
+  pool: boolean;
+  files: string[];
 }
 
 export function worstImpact(steps: Step[]): Impact {
