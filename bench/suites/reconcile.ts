@@ -156,7 +156,7 @@ async function measureSize(ctx: SuiteContext, n: number): Promise<SizeFigures> {
       const desired = await timed(() => loadManifest(file));
       load.push(desired.ms);
       const content = await resolveContent(desired.value);
-      const seen = await timed(() => observeSystem(session.kernel, session.stateDir, desired.value.pool));
+      const seen = await timed(() => observeSystem(session.kernel, session.stateDir, desired.value.pool, session.state));
       observe.push(seen.ms);
       const planned = await timed(() => makePlan({ desired: desired.value, state: session.state, observed: seen.value, mode: 'converge', content }));
       planning.push(planned.ms);
@@ -197,7 +197,7 @@ async function timePlanningCreates(stateDir: string, file: string, repeats: numb
   const content = await resolveContent(desired);
   const session = await Session.open({ stateDir, backend: 'sim', reporter: silentReporter, mutate: false, command: 'bench' });
   try {
-    const observed = await observeSystem(session.kernel, session.stateDir, desired.pool);
+    const observed = await observeSystem(session.kernel, session.stateDir, desired.pool, session.state);
     const runs: number[] = [];
     for (let i = 0; i < repeats; i++) {
       const planned = await timed(() => makePlan({ desired, state: session.state, observed, mode: 'converge', content }));

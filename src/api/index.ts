@@ -5,7 +5,7 @@ import type { Manifest } from '../manifest/types.ts';
 import type { ManifestSource } from '../manifest/load.ts';
 import type { KernelPort } from '../kernel/port.ts';
 import type { BackendChoice } from '../kernel/select.ts';
-import type { Plan } from '../plan/steps.ts';
+import { worstImpact, type Plan } from '../plan/steps.ts';
 import { plan as makePlan } from '../plan/planner.ts';
 import { Session } from '../reconcile/session.ts';
 import { reconcile, type RunResult } from '../reconcile/reconcile.ts';
@@ -17,6 +17,9 @@ import { ArchiveDigestFile } from '../reconcile/archive-digests.ts';
 import { growPool, type GrowRequest, type GrowResult } from '../reconcile/pool-grow.ts';
 import { UserError } from '../errors/index.ts';
 import { formatSize } from '../manifest/sizes.ts';
+import { stat } from 'node:fs/promises';
+import type { Backing } from '../manifest/types.ts';
+import { refuseChanges, poolGrowth, poolGrowthStep, type PoolGrowth } from '../plan/changes.ts';
 
 export interface CommonOptions {
   stateDir: string;
@@ -53,6 +56,13 @@ function refuseSmallerBase(s: Session, desired: Manifest): void {
       'E_BASE_SIZE',
     );
   }
+}
+
+/** The pool's file sizes now, and what a raised data.size or metadata.size grows (plan/changes.ts). */
+async function growthFor(s: Session, desired: Manifest): Promise<{ growth: PoolGrowth | null; fileBytes: Record<'data' | 'metadata', number | null> }> {
+  const size = async (b: Backing) => (b.kind === 'file' ? ((await stat(s.stateDir.path(b.file)).catch(() => null))?.size ?? null) : null);
+  const fileBytes = { data: await size(desired.pool.data), metadata: await size(desired.pool.metadata) };
+  return { growth: poolGrowth(s.state, desired, fileBytes), fileBytes };
 }
 
 function confirmer(opts: MutateOptions): (plan: Plan) => Promise<boolean> {
@@ -97,10 +107,25 @@ export async function apply(manifest: ManifestArg, opts: MutateOptions): Promise
   return withSession(opts, true, 'apply', async (s) => {
     const { desired, digest } = await desiredFrom(input, s);
     refuseSmallerBase(s, desired);
+    refuseChanges(s.state, desired);
     const digests = await ArchiveDigestFile.open(s.stateDir);
     const content = await resolveContent(desired, digests);
     await digests.save();
-    return reconcile(s, { desired, desiredDigest: digest, content, mode: 'converge', command: 'apply', reporter: opts.reporter ?? silentReporter, confirm: confirmer(opts), recordDesired: true, signal: opts.signal });
+    // A raised data.size or metadata.size grows the pool first, through `pool grow`'s own path; when
+    // the rest of the plan deletes, only once that plan is confirmed (asked once, growth included).
+    let confirm = confirmer(opts);
+    const { growth, fileBytes } = await growthFor(s, desired);
+    if (growth) {
+      const observed = await observeSystem(s.kernel, s.stateDir, desired.pool, s.state);
+      const rest = makePlan({ desired, state: s.state, observed, mode: 'converge', content });
+      if (rest.impact === 'destroy') {
+        const steps = [poolGrowthStep(growth, fileBytes), ...rest.steps];
+        if (!(await confirm({ ...rest, steps, impact: worstImpact(steps) }))) throw new UserError('the plan deletes devices and was not confirmed: nothing was changed (re-run with --yes to confirm)', { path: '--yes' }, 'E_NOT_CONFIRMED');
+        confirm = async () => true;
+      }
+      await growPool(s, growth, { reporter: opts.reporter });
+    }
+    return reconcile(s, { desired, desiredDigest: digest, content, mode: 'converge', command: 'apply', reporter: opts.reporter ?? silentReporter, confirm, recordDesired: true, signal: opts.signal });
   });
 }
 
@@ -109,12 +134,19 @@ export async function planFor(manifest: ManifestArg | null, opts: CommonOptions 
   const input = manifest === null ? null : await inputOf(manifest);
   return withSession(opts, false, 'plan', async (s) => {
     const desired = input === null ? null : (await desiredFrom(input, s)).desired;
-    if (desired) refuseSmallerBase(s, desired);
+    if (desired) {
+      refuseSmallerBase(s, desired);
+      refuseChanges(s.state, desired);
+    }
     // Archives hashed by an earlier apply are looked up, not hashed again; plan writes nothing.
     const content = desired ? await resolveContent(desired, await ArchiveDigestFile.open(s.stateDir)) : undefined;
     const target = input === null ? s.state.desired : desired;
-    const observed = await observeSystem(s.kernel, s.stateDir, target?.pool ?? s.state.poolSpec);
-    return makePlan({ desired: target, state: s.state, observed, mode: opts.mode ?? 'converge', content: content ?? s.state.content ?? undefined });
+    const observed = await observeSystem(s.kernel, s.stateDir, target?.pool ?? s.state.poolSpec, s.state);
+    const planned = makePlan({ desired: target, state: s.state, observed, mode: opts.mode ?? 'converge', content: content ?? s.state.content ?? undefined });
+    const grow = desired && (opts.mode ?? 'converge') === 'converge' ? await growthFor(s, desired) : null;
+    if (!grow?.growth) return planned;
+    const steps = [poolGrowthStep(grow.growth, grow.fileBytes), ...planned.steps];
+    return { ...planned, steps, impact: worstImpact(steps) };
   });
 }
 

@@ -3,7 +3,8 @@
 import type { Session } from '../reconcile/session.ts';
 import { observeSystem } from '../reconcile/observe.ts';
 import { observeThing, mountIndex } from '../plan/planner.ts';
-import { dmIdentity, thingKey } from '../domain/names.ts';
+import { thingKey } from '../domain/names.ts';
+import { poolIdentityOf } from '../domain/ownership.ts';
 import type { StableState } from '../lifecycle/machine.ts';
 import type { Observation } from '../plan/observation.ts';
 import { chainLayers, chainHex } from '../plan/layer-chain.ts';
@@ -31,7 +32,8 @@ export interface StatusView {
     metadata: SpaceUse | null;
     needsCheck: boolean;
   };
-  layers: Array<{ name: string; parent: string | null; chainId: string | null; state: StableState; mountpoint: string | null; thinId: number | null; ready: boolean; digest: string | null; usedBy: string[] }>;
+  /** `failed`: its content failed to apply and the half-made layer is still there (`error` says why); the next apply deletes it and builds it again. */
+  layers: Array<{ name: string; parent: string | null; chainId: string | null; state: StableState | 'failed'; error: string | null; mountpoint: string | null; thinId: number | null; ready: boolean; digest: string | null; usedBy: string[] }>;
   devices: Array<{
     name: string;
     layer: string;
@@ -62,14 +64,14 @@ export async function readStatus(session: Session, observed?: Observation): Prom
   const state = session.state;
   const desired = state.desired;
   const poolSpec = desired?.pool ?? state.poolSpec;
-  const obs = observed ?? (await observeSystem(session.kernel, session.stateDir, poolSpec));
+  const obs = observed ?? (await observeSystem(session.kernel, session.stateDir, poolSpec, session.state));
   const mounts = mountIndex(obs);
   const seen = (key: string): StableState => (state.things[key] ? observeThing(state.things[key], obs, mounts).state : 'absent');
   const st = obs.pool?.status ?? null;
   const pool = poolSpec
     ? {
         name: poolSpec.name,
-        dmName: dmIdentity(poolSpec.name, 'pool').dmName,
+        dmName: poolIdentityOf(state, poolSpec.name).dmName,
         active: obs.pool !== null,
         mode: st?.mode ?? null,
         transactionId: st?.transactionId ?? null,
@@ -87,7 +89,8 @@ export async function readStatus(session: Session, observed?: Observation): Prom
       name: l.name,
       parent: l.parent,
       chainId: content.top[l.name] ?? null,
-      state: seen(key),
+      state: t?.failed !== undefined && !t.ready ? ('failed' as const) : seen(key),
+      error: t?.failed !== undefined && !t.ready ? t.failed : null,
       mountpoint: l.mountpoint ?? null,
       thinId: t?.thinId ?? null,
       ready: t?.ready ?? false,

@@ -10,6 +10,7 @@ import type { Command } from 'commander';
 import { findCommand, type Invocation } from './program.ts';
 import { renderPlan, renderStatus, renderEvent, renderDeletes, TerminalReporter } from './render.ts';
 import { summaryLine, type CliOutput } from './output.ts';
+import { SIGNAL_EXIT, type StopSignal } from './exit-codes.ts';
 import { UserError } from '../errors/index.ts';
 import type { BackendChoice } from '../kernel/select.ts';
 import type { Plan } from '../plan/steps.ts';
@@ -67,10 +68,10 @@ export async function runCommand(inv: Invocation, program: Command, io: CliOutpu
     }
     case 'apply': {
       const api = await loadApi();
-      const result = await withSignals((signal) => manifestArg().then((m) => api.apply(m, { ...common, yes: o.yes === true, confirm, signal })));
-      if (json) io.print(JSON.stringify({ outcome: result.outcome, runId: result.runId, steps: result.steps, passes: result.passes, plan: result.plan }));
-      else io.print(summaryLine({ command: 'apply', outcome: result.outcome, steps: result.steps, passes: result.passes, runId: result.runId }));
-      return 0;
+      const { result, signal } = await withSignals((signal) => manifestArg().then((m) => api.apply(m, { ...common, yes: o.yes === true, confirm, signal })));
+      if (json) io.print(JSON.stringify({ outcome: result.outcome, runId: result.runId, steps: result.steps, planned: result.planned, passes: result.passes, plan: result.plan }));
+      else io.print(summaryLine({ command: 'apply', ...result }));
+      return exitCodeOf(result.outcome, signal);
     }
     case 'plan': {
       const api = await loadApi();
@@ -95,19 +96,19 @@ export async function runCommand(inv: Invocation, program: Command, io: CliOutpu
     case 'down': {
       const api = await loadApi();
       const run = inv.command === 'up' ? api.up : api.down;
-      const result = await withSignals((signal) => run({ ...common, yes: true, signal }));
+      const { result, signal } = await withSignals((signal) => run({ ...common, yes: true, signal }));
       if (!result) {
         io.print(json ? JSON.stringify({ outcome: 'nothing-recorded', steps: 0 }) : summaryLine({ command: inv.command, outcome: 'nothing-recorded', steps: 0 }));
         return 0;
       }
-      io.print(json ? JSON.stringify({ outcome: result.outcome, runId: result.runId, steps: result.steps }) : summaryLine({ command: inv.command, outcome: result.outcome, steps: result.steps, passes: result.passes, runId: result.runId }));
-      return 0;
+      io.print(json ? JSON.stringify({ outcome: result.outcome, runId: result.runId, steps: result.steps, planned: result.planned }) : summaryLine({ command: inv.command, ...result }));
+      return exitCodeOf(result.outcome, signal);
     }
     case 'destroy': {
       const api = await loadApi();
-      const result = await withSignals((signal) => api.destroy({ ...common, yes: o.yes === true, confirm, signal }));
-      io.print(json ? JSON.stringify({ outcome: result.outcome, runId: result.runId, steps: result.steps }) : summaryLine({ command: 'destroy', outcome: result.outcome, steps: result.steps, passes: result.passes, runId: result.runId }));
-      return 0;
+      const { result, signal } = await withSignals((signal) => api.destroy({ ...common, yes: o.yes === true, confirm, signal }));
+      io.print(json ? JSON.stringify({ outcome: result.outcome, runId: result.runId, steps: result.steps, planned: result.planned }) : summaryLine({ command: 'destroy', ...result }));
+      return exitCodeOf(result.outcome, signal);
     }
     case 'doctor': {
       const { doctorCommand } = await import('./doctor-command.ts');
@@ -115,7 +116,21 @@ export async function runCommand(inv: Invocation, program: Command, io: CliOutpu
     }
     case 'gc': {
       const { gcCommand } = await import('./doctor-command.ts');
-      return gcCommand({ stateDir, backend, json, yes: o.yes === true, out: io.out, err: io.err });
+      const thinId = o.thinId as string | undefined;
+      if (thinId !== undefined && !/^\d+$/.test(thinId)) throw new UserError(`--thin-id takes a thin id (a whole number), not ${JSON.stringify(thinId)}`, { path: '--thin-id', expected: 'a whole number' }, 'E_USAGE');
+      const ask = async (question: string) => {
+        if (process.stdin.isTTY !== true || json) return false;
+        const { createInterface } = await import('node:readline/promises');
+        const rl = createInterface({ input: process.stdin, output: process.stderr });
+        try {
+          return /^y(es)?$/i.test((await rl.question(`${question} [y/N] `)).trim());
+        } finally {
+          rl.close();
+        }
+      };
+      const gc = (signal: AbortSignal) =>
+        gcCommand({ stateDir, backend, json, yes: o.yes === true, thinId: thinId !== undefined ? Number(thinId) : undefined, keepForeign: o.keepForeign === true, confirm: ask, out: io.out, err: io.err, signal });
+      return (await withSignals(gc)).result;
     }
     case 'watch': {
       const { watchCommand, parseInterval, parseMetricsPort, DEFAULT_INTERVAL_MS } = await import('./watch-command.ts');
@@ -138,7 +153,8 @@ export async function runCommand(inv: Invocation, program: Command, io: CliOutpu
       const request = { dataBytes: size('data'), metadataBytes: size('metadata') };
       if (request.dataBytes === undefined && request.metadataBytes === undefined) throw new UserError('pool grow needs a new size: --data SIZE and/or --metadata SIZE', { path: '--data', expected: 'a size such as 200G' }, 'E_USAGE');
       const api = await loadApi();
-      const result = await api.growPoolTo(request, common);
+      // One step: a signal waits for it (the files, the loop devices and the table grow together).
+      const { result } = await withSignals((signal) => api.growPoolTo(request, { ...common, signal }));
       if (!result) {
         io.print(json ? JSON.stringify({ outcome: 'nothing-recorded', steps: 0 }) : summaryLine({ command: 'pool grow', outcome: 'nothing-recorded', steps: 0 }));
         return 0;
@@ -193,24 +209,44 @@ function after(e: ThinlayerEvent, since: Since): boolean {
   return 'seq' in since ? e.seq > since.seq : Date.parse(e.at) >= since.time;
 }
 
-/** SIGINT and SIGTERM let the current step finish and be recorded, then stop. */
-async function withSignals<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+/** 0 for a finished run; 128 + the signal's number for one a signal interrupted. */
+function exitCodeOf(outcome: string, signal: StopSignal | null): number {
+  return outcome === 'interrupted' ? SIGNAL_EXIT[signal ?? 'SIGINT'] : 0;
+}
+
+/**
+ * SIGINT and SIGTERM let the current step finish and be recorded, then stop: the work sees its
+ * signal aborted. Each is caught once: a second one ends the process as the signal does by default,
+ * and the step it cuts short is left in doubt for the next run to settle, as after a crash.
+ */
+async function withSignals<T>(work: (signal: AbortSignal) => Promise<T>): Promise<{ result: T; signal: StopSignal | null }> {
   const controller = new AbortController();
-  const stop = () => controller.abort();
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  let received: StopSignal | null = null;
+  const stop = (name: StopSignal) => {
+    received ??= name;
+    controller.abort(name);
+  };
+  const onInt = () => stop('SIGINT');
+  const onTerm = () => stop('SIGTERM');
+  process.once('SIGINT', onInt);
+  process.once('SIGTERM', onTerm);
   try {
-    return await work(controller.signal);
+    const result = await work(controller.signal);
+    return { result, signal: received };
   } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
   }
 }
 
 async function showEvents(stateDir: string, json: boolean, follow: boolean, since: Since, io: CliOutput): Promise<number> {
   const [{ openStateDir }, { EventLog }] = await Promise.all([import('../events/state-dir.ts'), import('../events/log.ts')]);
-  const dir = await openStateDir(stateDir);
-  const log = await EventLog.open(dir);
+  const dir = await openStateDir(stateDir, { readOnly: true });
+  const log = await EventLog.openForReading(dir);
+  if (!log) {
+    if (follow) throw new UserError(`${dir.root} has no event log yet: nothing to follow (run \`thinlayer apply -f MANIFEST\` first)`, { path: '--state-dir' }, 'E_NO_LOG');
+    return 0;
+  }
   const show = (e: ThinlayerEvent) => io.print(json ? JSON.stringify(e) : renderEvent(e));
   try {
     const { events } = await log.readAll();

@@ -11,7 +11,7 @@ export const COMMAND_SUMMARY: Record<string, string> = {
   down: 'unmount and deactivate everything, keeping all data',
   destroy: 'delete every device, the pool and its backing files',
   doctor: "check the pool's health and the log against the kernel; says how to repair",
-  gc: 'delete orphan thin ids and layers no longer listed (shows them without --yes)',
+  gc: 'delete thin ids this log made and no longer records, and layers no longer listed',
   watch: 'keep converged: follow FILE, repair drift, grow the pool',
   pool: 'grow a file-backed pool (sparse files, loop devices, pool table)',
   grow: 'grow a file-backed pool (sparse files, loop devices, pool table)',
@@ -20,8 +20,9 @@ export const COMMAND_SUMMARY: Record<string, string> = {
 };
 
 export const HELP_AFTER = `
-Exit codes: 0 done (converged), 1 failed, 2 bad input (the message names the file and field);
-130 and 143 when SIGINT or SIGTERM stopped a run after its current step. With --json a failure
+Exit codes: 0 done (converged), 1 failed, 2 bad input (the message names the file and field, or
+the directory that is not a state directory); 130 and 143 when SIGINT or SIGTERM stopped a run
+after its current step (run the same command again to finish). With --json a failure
 is also one JSON object on stdout: {"error": {"code", "message", "path"}, "outcome", "runId"}.
 
 Examples:
@@ -78,10 +79,14 @@ name another thin id. Each finding has a code, a severity and the command that r
 docs/recovery.md explains them all. Changes nothing and takes no lock.
 Exit codes: 0 healthy (warnings allowed), 1 when any finding is an error.
 --json prints {"pool", "orphans", "missing", "thinIds", "findings": [{code, severity, subject, message, repair}], ...}.`,
-  gc: `Deletes orphan thin ids (in the pool, not in the log), layers the manifest no longer lists, records
-of thin ids the pool lost (so that up builds them again), and thinlayer devices on the pool that
-the log never created. Without --yes, shows what it would delete and changes nothing. Every
-deletion is logged before and after, like any other step.
+  gc: `Deletes orphan thin ids that this log created (in the pool, no longer in the log), layers the
+manifest no longer lists, records of thin ids the pool lost (so that up builds them again), and
+devices carrying this state directory's identity that the log never recorded. Without --yes, shows
+what it would delete and changes nothing. Every deletion is logged before and after.
+A thin id this log did not create is deleted only when named: --thin-id N asks first, saying how
+much data it maps (--yes skips the question). While the pool's transaction id is ahead of the log
+(an older log put back), gc deletes nothing; --keep-foreign records what the pool holds beyond the
+log as foreign, which ends that.
 --json prints {"dryRun", "blockers", "steps", "skipped", ...}; with --yes also "done".`,
   watch: `Runs a reconcile at start, when FILE changes, every --interval (default 30s), on SIGHUP, on pool
 events and on requests (files dropped in STATE_DIR/requests/). Invalid edits are reported and the

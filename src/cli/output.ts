@@ -9,6 +9,8 @@ export interface RunSummary {
   command: string;
   outcome: string;
   steps: number;
+  /** The steps taken plus those of the current plan not reached (an interrupted run). */
+  planned?: number;
   passes?: number;
   runId?: string | null;
 }
@@ -17,6 +19,7 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : word.e
 
 /** The one form of a command's last line: `apply: converged after 12 steps in 2 passes (run …).` */
 export function summaryLine(s: RunSummary): string {
+  if (s.outcome === 'interrupted') return `Interrupted after ${s.steps} of ${s.planned ?? s.steps} steps; run the same command again to finish`;
   if (s.outcome === 'nothing-recorded') return `${s.command}: nothing recorded yet: run \`thinlayer apply -f MANIFEST\` first.`;
   if (s.steps === 0 && (s.outcome === 'converged' || s.outcome === 'done')) return `${s.command}: nothing to do; everything is in its desired state.`;
   const passes = s.passes && s.passes > 1 ? ` in ${plural(s.passes, 'pass')}` : '';

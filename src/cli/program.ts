@@ -36,7 +36,7 @@ const USAGE: Record<string, string> = {
   status: '[--detailed-exitcode]',
   events: '[--follow] [--since SEQ|TIME]',
   destroy: '[--yes]',
-  gc: '[--yes]',
+  gc: '[--yes] | --thin-id N [--yes] | --keep-foreign',
   watch: '-f FILE [options]',
   pool: 'grow --data SIZE [--metadata SIZE]',
   grow: '--data SIZE [--metadata SIZE]',
@@ -93,7 +93,11 @@ export function buildProgram(io: ProgramOutput, onInvoke: (inv: Invocation) => v
   command(program, 'down', COMMAND_HELP.down).action(invoke('down'));
   command(program, 'destroy', COMMAND_HELP.destroy).addOption(yes()).action(invoke('destroy'));
   command(program, 'doctor', COMMAND_HELP.doctor).action(invoke('doctor'));
-  command(program, 'gc', COMMAND_HELP.gc).addOption(yes()).action(invoke('gc'));
+  command(program, 'gc', COMMAND_HELP.gc)
+    .addOption(yes())
+    .option('--thin-id <n>', 'delete this one thin id, which this log did not create, after saying how much data it maps')
+    .option('--keep-foreign', "record what the pool holds beyond this log as foreign, so the log is no longer behind it")
+    .action(invoke('gc'));
   command(program, 'watch', COMMAND_HELP.watch)
     .addOption(file())
     .option('--interval <duration>', 'drift check interval (30s, 2m, 1h, 500ms)')

@@ -11,10 +11,16 @@ const SYMBOL: Record<Step['impact'], string> = { none: ' ', update: '~', create:
 
 export function renderPlan(plan: Plan): string {
   if (plan.blockers.length > 0) return ['Cannot proceed:', ...plan.blockers.map((b) => `  ! ${b}`)].join('\n');
-  if (plan.steps.length === 0) return 'No changes: everything is in its desired state.';
+  const notes = (plan.warnings ?? []).map((w) => `Note: ${w}`);
+  if (plan.steps.length === 0) return [...notes, 'No changes: everything is in its desired state.'].join('\n');
   const lines = plan.steps.map((s, i) => `  ${SYMBOL[s.impact]} ${String(i + 1).padStart(3)}. ${s.reason}`);
   const counts = (['create', 'update', 'destroy'] as const).map((k) => `${plan.steps.filter((s) => s.impact === k).length} to ${k}`);
-  return [`Plan: ${plan.steps.length} steps (${counts.join(', ')})`, ...lines].join('\n');
+  return [...notes, `Plan: ${plan.steps.length} steps (${counts.join(', ')})`, ...lines].join('\n');
+}
+
+/** The last line of a run that SIGINT or SIGTERM stopped between steps. */
+export function renderInterrupted(steps: number, planned: number): string {
+  return `Interrupted after ${steps} of ${planned} steps; run the same command again to finish`;
 }
 
 const count = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
@@ -91,6 +97,10 @@ export function renderEvent(e: ThinlayerEvent): string {
       return `${head} ${e.outcome}, ${e.steps} steps`;
     case 'recovery.note':
       return `${head} ${e.kind} ${JSON.stringify(e.detail)}`;
+    case 'state.identity':
+      return `${head} ${e.id}${e.legacy ? ' (a log of a release before identities)' : ''}`;
+    case 'pool.foreign-kept':
+      return `${head} transaction id ${e.txid}, thin ids ${e.thinIds.join(', ') || 'none'} kept as foreign`;
   }
 }
 

@@ -13,6 +13,7 @@ import type { Observation } from '../plan/observation.ts';
 import { observeThing, mountIndex } from '../plan/planner.ts';
 import type { StableState } from '../lifecycle/machine.ts';
 import type { Finding } from './finding.ts';
+import { logBehindOf, logBehindText, LOG_BEHIND_REPAIR } from '../plan/log-behind.ts';
 
 /** A device-mapper device doctor looked at: every owned one, and any other whose thin table names the pool. */
 export interface DmFact {
@@ -95,7 +96,9 @@ export function unknownDevicesOf(facts: DoctorFacts): DmFact[] {
   const pool = poolMajorMinor(facts);
   const known = new Set(Object.values(facts.state.things).map((t) => t.dmName));
   if (facts.poolDmName) known.add(facts.poolDmName);
-  return facts.devices.filter((d) => d.owned && !known.has(d.name) && pool !== null && d.thin?.pool === pool);
+  // A device mapping a thin id kept as foreign is part of what the user chose to keep.
+  const kept = new Set(facts.state.pool?.foreign?.thinIds ?? []);
+  return facts.devices.filter((d) => d.owned && !known.has(d.name) && pool !== null && d.thin?.pool === pool && !kept.has(d.thin.thinId));
 }
 
 /** A thing for people: layers are keyed by chain id, so their manifest name comes first. */
@@ -157,8 +160,9 @@ function backingFindings(facts: DoctorFacts): Finding[] {
   const { state, observed } = facts;
   if (!state.pool?.formatted) return [];
   const findings: Finding[] = [];
-  for (const b of [observed.data, observed.metadata]) {
-    if (b && !b.exists) findings.push({ code: 'pool.backing-missing', severity: 'error', subject: 'pool', message: `the pool's ${b.kind === 'file' ? 'backing file' : 'device'} ${b.path} is missing, but the log says the pool holds data`, repair: `restore ${b.path} from a backup, or start over with \`thinlayer destroy --yes\`` });
+  for (const [role, b] of [['data', observed.data], ['metadata', observed.metadata]] as const) {
+    // Missing is not lost: the pool and every device in it come back when the file or device does.
+    if (b && !b.exists) findings.push({ code: 'pool.backing-missing', severity: 'error', subject: 'pool', message: `the pool's ${role} ${b.kind === 'file' ? 'file' : 'device'} ${b.path} is missing; the log says the pool holds data there, so thinlayer changes nothing until it is back`, repair: `put ${b.path} back (${b.kind === 'file' ? 'move or restore the file there, or mount the disk it is on' : 'connect or assemble the device'}), then \`thinlayer up\`` });
   }
   if (findings.length === 0 && !observed.pool && observed.metadataBlank) {
     findings.push({ code: 'pool.metadata-lost', severity: 'error', subject: 'pool', message: `the pool's metadata ${observed.metadata?.path ?? ''} is blank, but the log says it was formatted: every thin device's mappings are gone; thinlayer refuses to format over it`, repair: 'restore the metadata from a backup, or start over with `thinlayer destroy --yes`' });
@@ -170,6 +174,10 @@ function transactionFinding(facts: DoctorFacts): Finding | null {
   const status = facts.observed.pool?.status;
   const logged = facts.state.pool?.txid;
   if (!status || status.mode === 'fail' || logged === undefined) return null;
+  const behind = logBehindOf(facts.state, status);
+  if (behind) {
+    return { code: 'pool.log-behind', severity: 'error', subject: 'pool', message: `${logBehindText(behind)}; until it is settled apply, up and gc delete nothing and format nothing in this pool`, repair: LOG_BEHIND_REPAIR };
+  }
   const fenced = Object.values(facts.state.pending).flatMap((p) => (p.txid !== undefined ? [p.txid, p.txid + 1] : []));
   const expected = new Set([logged, ...fenced]);
   if (expected.has(status.transactionId)) return null;
@@ -177,23 +185,57 @@ function transactionFinding(facts: DoctorFacts): Finding | null {
   return { code: 'pool.transaction-mismatch', severity: 'info', subject: 'pool', message: `the pool's transaction id is ${status.transactionId}, the log's is ${logged}: ${why}; the orphan and missing findings say what differs`, repair: null };
 }
 
+/** Layers whose content failed to apply and that are still in the pool, half made. */
+function failedLayerFindings(facts: DoctorFacts): Finding[] {
+  return Object.values(facts.state.things)
+    .filter((t) => t.kind === 'layer' && !t.ready && t.failed !== undefined)
+    .sort((a, b) => a.key.localeCompare(b.key))
+    .map((t) => ({ code: 'layer.failed', severity: 'warning' as const, subject: t.key, message: `${who(t)} failed: its content could not be applied (${t.failed}); it is half made and no device uses it`, repair: 'fix the layer source, then `thinlayer apply -f MANIFEST` (it deletes this layer and builds it again)' }));
+}
+
 /** Every finding from comparing the log with the kernel (pool health is judged in pool-health.ts). */
+function foreignPoolFinding(facts: DoctorFacts): Finding | null {
+  const f = facts.observed.foreignPool;
+  if (!f) return null;
+  const where = f.backingFiles.length > 0 ? ` (its backing files: ${f.backingFiles.join(', ')})` : '';
+  return {
+    code: 'pool.foreign',
+    severity: 'error',
+    subject: 'pool',
+    message: `device ${f.dmName} holds this state directory's pool name but belongs to ${f.owner}${where}: ${f.why}; thinlayer will not load, format, snapshot or mount it`,
+    repair: 'give this manifest\'s pool another name (pool.name), or use the state directory that owns it',
+  };
+}
+
 export function compareLogWithKernel(facts: DoctorFacts): Finding[] {
-  const findings: Finding[] = [...backingFindings(facts), ...pendingFindings(facts)];
+  const findings: Finding[] = [...backingFindings(facts), ...pendingFindings(facts), ...failedLayerFindings(facts)];
+  const foreignPool = foreignPoolFinding(facts);
+  if (foreignPool) findings.push(foreignPool);
   const tx = transactionFinding(facts);
   if (tx) findings.push(tx);
 
   if (facts.observed.pool && facts.thinIdsError) {
     findings.push({ code: 'thin.ids-unreadable', severity: 'warning', subject: 'pool', message: `the thin ids in the pool's metadata could not be read: ${facts.thinIdsError}`, repair: 'thinlayer doctor (again, once the pool is healthy)' });
   }
+  const created = new Set(facts.state.pool?.createdIds ?? []);
+  const kept = new Set(facts.state.pool?.foreign?.thinIds ?? []);
   for (const o of orphansOf(facts)) {
     const foreign = o.usedBy && !o.usedBy.owned;
+    const mapped = o.usedBy ? ` (device ${o.usedBy.name} maps it${foreign ? ', and thinlayer does not own that device' : ''})` : '';
+    if (kept.has(o.thinId)) {
+      findings.push({ code: 'thin.foreign', severity: 'info', subject: `thin:${o.thinId}`, message: `thin id ${o.thinId} was kept as foreign: thinlayer never allocates or deletes it unless named${mapped}`, repair: null });
+      continue;
+    }
+    const ours = created.has(o.thinId);
+    const gc = ours ? 'thinlayer gc --yes' : `thinlayer gc --thin-id ${o.thinId}`;
     findings.push({
       code: 'thin.orphan',
       severity: 'warning',
       subject: `thin:${o.thinId}`,
-      message: `thin id ${o.thinId} is in the pool but not in the log: it takes space no thinlayer device can reach${o.usedBy ? ` (device ${o.usedBy.name} maps it${foreign ? ', and thinlayer does not own that device' : ''})` : ''}`,
-      repair: foreign ? `dmsetup remove ${o.usedBy!.name} && thinlayer gc --yes` : 'thinlayer gc --yes',
+      message: ours
+        ? `thin id ${o.thinId} is in the pool, and this log created it but no longer records it: it takes space no thinlayer device can reach${mapped}`
+        : `thin id ${o.thinId} is in the pool but this log never created it (a newer log's device, or another tool's): it may hold someone's data; keep it with \`thinlayer gc --keep-foreign\`, or delete it by name${mapped}`,
+      repair: foreign ? `dmsetup remove ${o.usedBy!.name} && ${gc}` : gc,
     });
   }
   for (const m of missingOf(facts)) {
@@ -219,13 +261,15 @@ export function compareLogWithKernel(facts: DoctorFacts): Finding[] {
       const drift = driftFinding(t, t.lifecycle.state as StableState, seen.state, seen.mountedAt);
       if (drift) findings.push(drift);
     }
+    const behind = facts.observed.pool ? logBehindOf(facts.state, facts.observed.pool.status) !== null : false;
     for (const d of unknownDevicesOf(facts)) {
       findings.push({
         code: 'dm.unknown',
         severity: 'warning',
         subject: `dm:${d.name}`,
         message: `device ${d.name} carries thinlayer's uuid and maps thin id ${d.thin!.thinId} of the pool, but the log never created it${d.openCount > 0 ? ' (it is open)' : ''}`,
-        repair: d.openCount > 0 ? `close what holds ${d.name} open, then thinlayer gc --yes` : 'thinlayer gc --yes',
+        // While the log is behind its pool, such a device is most likely a newer log's: settle that first.
+        repair: behind ? LOG_BEHIND_REPAIR : d.openCount > 0 ? `close what holds ${d.name} open, then thinlayer gc --yes` : 'thinlayer gc --yes',
       });
     }
     const owned = ownedThinIds(facts.state);

@@ -1,5 +1,6 @@
 // What `thinlayer gc` deletes, decided from doctor's facts. Pure.
-//   - orphans: thin ids in the pool the log does not own (only in the pool thinlayer owns);
+//   - orphans that this log created (a thin id it asked the pool for whose record is gone): any other
+//     thin id is deleted only when named (`gc --thin-id N`), after a confirmation with its mapped size;
 //   - layers that the manifest no longer lists: layer devices, keyed by chain id, that no unit of the
 //     desired content names (so no device in the desired state uses them);
 //   - records of things whose thin id is gone from the pool (so that `up` can build them again);
@@ -14,6 +15,12 @@ import { thingKey } from '../domain/names.ts';
 import { orphansOf, missingOf, unknownDevicesOf, describeThing, type DoctorFacts } from './findings.ts';
 import { chainLayers, chainHex } from '../plan/layer-chain.ts';
 import { poolModeBlocker } from '../plan/pressure.ts';
+import { logBehindOf, logBehindText, LOG_BEHIND_REPAIR } from '../plan/log-behind.ts';
+
+export interface GcRequest {
+  /** Delete this one thin id, which the log did not create (`gc --thin-id N`); nothing else is collected. */
+  thinId?: number;
+}
 
 export const ORPHAN_DELETE = 'orphan.delete' as const;
 
@@ -58,15 +65,38 @@ function blockersOf(facts: DoctorFacts): string[] {
   const blockers: string[] = [];
   const mode = poolModeBlocker(pool.status, pool.info.name);
   if (mode) blockers.push(mode);
+  const behind = logBehindOf(state, pool.status);
+  if (behind) blockers.push(`${logBehindText(behind)}: gc deletes nothing while it stands; ${LOG_BEHIND_REPAIR}`);
   if (!facts.thinIds) blockers.push(`the pool's thin ids could not be read${facts.thinIdsError ? `: ${facts.thinIdsError}` : ''}`);
   const interrupted = Object.values(state.pending).filter((p) => p.op !== ORPHAN_DELETE);
   if (interrupted.length > 0) blockers.push(`${interrupted.length} interrupted step(s) in the log: run \`thinlayer up\` first to settle them`);
   return blockers;
 }
 
-export function planGc(facts: DoctorFacts): GcPlan {
+/** Thin ids this log asked the pool to create: the only ones gc deletes without being told which. */
+export function createdByLog(facts: DoctorFacts): Set<number> {
+  return new Set(facts.state.pool?.createdIds ?? []);
+}
+
+/** `gc --thin-id N`: that one id, when the pool holds it and no record of the log does. */
+function planNamed(facts: DoctorFacts, thinId: number): GcPlan {
+  const owner = Object.values(facts.state.things).find((t) => t.thinId === thinId);
+  if (owner) return { steps: [], settle: [], skipped: [], blockers: [`thin id ${thinId} is ${who(owner)} in the log: change the manifest (and apply) to delete it`] };
+  if (!facts.thinIds!.includes(thinId)) return { steps: [], settle: [], skipped: [], blockers: [`the pool holds no thin id ${thinId}`] };
+  const user = facts.devices.find((d) => d.thin?.pool === `${facts.observed.pool!.info.major}:${facts.observed.pool!.info.minor}` && d.thin.thinId === thinId);
+  if (user) return { steps: [], settle: [], skipped: [], blockers: [`thin id ${thinId} is mapped by device ${user.name}${user.owned ? '' : ', which thinlayer does not own'}: remove that device first`] };
+  return {
+    steps: [{ op: ORPHAN_DELETE, target: `thin:${thinId}`, impact: 'destroy', args: { thinId, named: true }, reason: `delete thin id ${thinId}, named on the command line (the log did not create it)` }],
+    settle: [],
+    skipped: [],
+    blockers: [],
+  };
+}
+
+export function planGc(facts: DoctorFacts, request: GcRequest = {}): GcPlan {
   const blockers = blockersOf(facts);
   if (blockers.length > 0) return { steps: [], settle: [], skipped: [], blockers };
+  if (request.thinId !== undefined) return planNamed(facts, request.thinId);
   const { state, observed } = facts;
   const steps: Step[] = [];
   const skipped: GcPlan['skipped'] = [];
@@ -119,13 +149,21 @@ export function planGc(facts: DoctorFacts): GcPlan {
     steps.push({ op: 'thin.delete', target: t.key, impact: 'destroy', args: { dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes, discard: false }, reason: `forget ${who(t)}: its thin id ${t.thinId} is gone from the pool` });
   }
 
+  // This log's own, and ids whose delete the user already chose (an orphan delete a crash interrupted).
+  const created = new Set([...createdByLog(facts), ...settle.map((s) => s.thinId)]);
+  const foreign = new Set(state.pool?.foreign?.thinIds ?? []);
   for (const o of orphansOf(facts)) {
+    if (!created.has(o.thinId)) {
+      // Not this log's: someone's data, as far as this log can tell (a newer log's device, another tool's).
+      skipped.push({ subject: `thin:${o.thinId}`, reason: `thin id ${o.thinId} was ${foreign.has(o.thinId) ? 'kept as foreign' : 'not created by this log'}: gc deletes it only when named, \`thinlayer gc --thin-id ${o.thinId}\`` });
+      continue;
+    }
     const user = o.usedBy;
     if (user && !removed.has(user.name)) {
       skipped.push({ subject: `thin:${o.thinId}`, reason: `orphan thin id ${o.thinId} is mapped by device ${user.name}${user.owned ? '' : ', which thinlayer does not own'}: remove that device first` });
       continue;
     }
-    steps.push({ op: ORPHAN_DELETE, target: `thin:${o.thinId}`, impact: 'destroy', args: { thinId: o.thinId }, reason: `delete orphan thin id ${o.thinId} (in the pool, not in the log)` });
+    steps.push({ op: ORPHAN_DELETE, target: `thin:${o.thinId}`, impact: 'destroy', args: { thinId: o.thinId }, reason: `delete orphan thin id ${o.thinId} (this log created it; no record of the log holds it now)` });
   }
   return { steps, settle, skipped, blockers: [] };
 }

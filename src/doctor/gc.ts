@@ -20,11 +20,13 @@ export interface GcResult {
   runId: string;
   settled: number;
   steps: number;
+  /** SIGINT or SIGTERM (`signal` aborted) stopped it between steps: `steps` of `plan.steps` were taken. */
+  interrupted: boolean;
 }
 
-export async function runGc(session: Session, plan: GcPlan, poolDmName: string, reporter: Reporter): Promise<GcResult> {
+export async function runGc(session: Session, plan: GcPlan, poolDmName: string, reporter: Reporter, signal?: AbortSignal): Promise<GcResult> {
   const runId = `${Date.now().toString(36)}-${process.pid}`;
-  if (plan.steps.length === 0 && plan.settle.length === 0) return { runId, settled: 0, steps: 0 };
+  if (plan.steps.length === 0 && plan.settle.length === 0) return { runId, settled: 0, steps: 0, interrupted: false };
   await session.append([{ type: 'run.started', runId, command: 'gc', pid: process.pid }]);
   let done = 0;
   try {
@@ -37,11 +39,12 @@ export async function runGc(session: Session, plan: GcPlan, poolDmName: string, 
       ]);
     }
     // The reconciler's own executor, with gc's one action of its own: the same intents, fences and outcomes.
-    done = await executePlan(session, plan.steps, poolDmName, { runId, reporter, firstIndex: 0, actions: { [ORPHAN_DELETE]: deleteOrphan } });
+    done = await executePlan(session, plan.steps, poolDmName, { runId, reporter, signal, firstIndex: 0, actions: { [ORPHAN_DELETE]: deleteOrphan } });
   } catch (e) {
     await session.append([{ type: 'run.finished', runId, outcome: 'failed', steps: done }]).catch(() => undefined);
     throw e;
   }
-  await session.append([{ type: 'run.finished', runId, outcome: 'converged', steps: done }]);
-  return { runId, settled: plan.settle.length, steps: done };
+  const interrupted = signal?.aborted === true && done < plan.steps.length;
+  await session.append([{ type: 'run.finished', runId, outcome: interrupted ? 'interrupted' : 'converged', steps: done }]);
+  return { runId, settled: plan.settle.length, steps: done, interrupted };
 }

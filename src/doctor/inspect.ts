@@ -5,7 +5,7 @@
 import type { Session } from '../reconcile/session.ts';
 import type { DmTarget, KernelPort } from '../kernel/port.ts';
 import { observeSystem } from '../reconcile/observe.ts';
-import { dmIdentity, isOwnedUuid } from '../domain/names.ts';
+import { ownershipJudge, poolIdentityOf } from '../domain/ownership.ts';
 import { readLockHolder, isLockHolderAlive } from '../events/lock.ts';
 import type { DoctorFacts, DmFact } from './findings.ts';
 import { describeReadError, type ThinIdReader } from './thin-ids.ts';
@@ -18,10 +18,11 @@ export function thinTargetOf(table: DmTarget[]): DmFact['thin'] {
   return pool && /^\d+$/.test(id ?? '') ? { pool, thinId: Number(id) } : null;
 }
 
-async function dmFacts(kernel: KernelPort, poolMajorMinor: string | null): Promise<DmFact[]> {
+async function dmFacts(kernel: KernelPort, poolMajorMinor: string | null, judge: ReturnType<typeof ownershipJudge>): Promise<DmFact[]> {
   const facts: DmFact[] = [];
   for (const d of await kernel.listDevices()) {
-    const owned = isOwnedUuid(d.uuid);
+    // Owned: exactly the uuid the log recorded for that name, or a uuid carrying this state dir's identity.
+    const owned = judge(d) !== 'foreign';
     // A device that vanishes between the list and the read is simply not there any more.
     const table = d.liveTable ? await kernel.table(d.name).catch(() => [] as DmTarget[]) : [];
     const thin = thinTargetOf(table);
@@ -35,10 +36,10 @@ async function dmFacts(kernel: KernelPort, poolMajorMinor: string | null): Promi
 export async function inspect(session: Session, reader: ThinIdReader): Promise<DoctorFacts> {
   const state = session.state;
   const poolSpec = state.desired?.pool ?? state.poolSpec;
-  const poolDmName = poolSpec ? dmIdentity(poolSpec.name, 'pool').dmName : null;
-  const observed = await observeSystem(session.kernel, session.stateDir, poolSpec);
+  const poolDmName = poolSpec ? poolIdentityOf(state, poolSpec.name).dmName : null;
+  const observed = await observeSystem(session.kernel, session.stateDir, poolSpec, state);
   const poolInfo = observed.pool?.info;
-  const devices = await dmFacts(session.kernel, poolInfo ? `${poolInfo.major}:${poolInfo.minor}` : null);
+  const devices = await dmFacts(session.kernel, poolInfo ? `${poolInfo.major}:${poolInfo.minor}` : null, ownershipJudge(state));
 
   let thinIds: number[] | null = null;
   let thinIdsError: string | null = null;

@@ -15,7 +15,17 @@ export class SimThinIdReader implements ThinIdReader {
     private readonly simDir: string,
   ) {}
 
-  async listThinIds(_poolDmName: string, metadataDevPath: string): Promise<number[]> {
+  async listThinIds(poolDmName: string, metadataDevPath: string): Promise<number[]> {
+    return (await this.model(poolDmName, metadataDevPath)).thinIds();
+  }
+
+  async mappedBytes(poolDmName: string, metadataDevPath: string, thinId: number): Promise<number> {
+    const model = await this.model(poolDmName, metadataDevPath);
+    if (!model.hasThin(thinId)) throw new Error(`the pool holds no thin id ${thinId}`);
+    return model.mappedBlocks(thinId) * model.blockSectors * 512;
+  }
+
+  private async model(_poolDmName: string, metadataDevPath: string) {
     const loop = (await this.kernel.loopList()).find((l) => l.path === metadataDevPath);
     const file = loop ? loop.backingFile : metadataDevPath;
     const header = readMetadataHeader(file);
@@ -24,6 +34,6 @@ export class SimThinIdReader implements ThinIdReader {
     store.journal.refresh();
     const model = store.pool(header.poolId);
     if (!model) throw new Error(`the simulated kernel holds no metadata for pool ${header.poolId}`);
-    return model.thinIds();
+    return model;
   }
 }

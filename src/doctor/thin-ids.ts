@@ -13,6 +13,17 @@ import { KernelError, isKernelError } from '../errors/index.ts';
 export interface ThinIdReader {
   /** Every thin id in the pool's metadata, ascending. */
   listThinIds(poolDmName: string, metadataDevPath: string): Promise<number[]>;
+  /** The bytes thin id `thinId` maps (what deleting it would lose). */
+  mappedBytes(poolDmName: string, metadataDevPath: string, thinId: number): Promise<number>;
+}
+
+/** thin_ls -o DEV,MAPPED_BYTES --no-headers: `<id> <bytes>` a line. */
+export function parseThinLsMapped(stdout: string, thinId: number): number {
+  for (const line of stdout.split('\n')) {
+    const [id, bytes] = line.trim().split(/\s+/);
+    if (id === String(thinId) && /^\d+$/.test(bytes ?? '')) return Number(bytes);
+  }
+  throw new Error(`thin_ls does not list thin id ${thinId}`);
 }
 
 /** thin_ls -o DEV --no-headers prints one id a line, padded with spaces. */
@@ -59,6 +70,16 @@ export class ThinToolsReader implements ThinIdReader {
     const snapshot = await this.reserve(poolDmName);
     try {
       return await readIds(metadataDevPath, snapshot);
+    } finally {
+      if (snapshot) await this.kernel.message(poolDmName, 'release_metadata_snap');
+    }
+  }
+
+  async mappedBytes(poolDmName: string, metadataDevPath: string, thinId: number): Promise<number> {
+    const snapshot = await this.reserve(poolDmName);
+    try {
+      const snap = snapshot ? ['--metadata-snap'] : [];
+      return parseThinLsMapped(await tool('thin_ls', [...snap, '--no-headers', '-o', 'DEV,MAPPED_BYTES', metadataDevPath]), thinId);
     } finally {
       if (snapshot) await this.kernel.message(poolDmName, 'release_metadata_snap');
     }

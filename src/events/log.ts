@@ -8,6 +8,7 @@
 // with duplicate seqs.
 
 import { constants as fsc } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { lstat, open, type FileHandle } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StateError } from '../errors/index.ts';
@@ -28,6 +29,8 @@ export interface EventLogOptions {
    * each append.
    */
   exclusive?: boolean;
+  /** Open to read only: the file is neither created nor written (append fails). See openLogForReading. */
+  readOnly?: boolean;
 }
 
 export interface AppendOptions {
@@ -80,16 +83,26 @@ export class EventLog {
       () => true,
       () => false,
     );
-    const handle = await open(file, fsc.O_RDWR | fsc.O_APPEND | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o600);
+    const handle = opts.readOnly ? await open(file, fsc.O_RDONLY | fsc.O_NOFOLLOW) : await open(file, fsc.O_RDWR | fsc.O_APPEND | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o600);
     try {
       const st = await handle.stat();
       if (!st.isFile()) throw new StateError(`event log ${file} is not a regular file`, 'E_LOG_CORRUPT');
       // A new log's directory entry must survive a crash as surely as its first batch.
-      if (!existed) await fsyncDir(stateDir.root);
+      if (!existed && !opts.readOnly) await fsyncDir(stateDir.root);
       const { end, tail } = await locateEnd(handle, st.size, file);
       return new EventLog(file, handle, end, tail, opts.now ?? (() => new Date()), opts.exclusive === true);
     } catch (e) {
       await handle.close();
+      throw e;
+    }
+  }
+
+  /** The log opened to read only, or null when the state dir has none yet (nothing is created). */
+  static async openForReading(stateDir: StateDir, opts: Omit<EventLogOptions, 'readOnly' | 'exclusive'> = {}): Promise<EventLog | null> {
+    try {
+      return await EventLog.open(stateDir, { ...opts, readOnly: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw e;
     }
   }
@@ -158,6 +171,40 @@ export class EventLog {
    * from its start, if the log bears it out (a line ends just before it and the next event is seq
    * + 1); otherwise the whole log is read.
    */
+  /**
+   * The sha256 (hex) of the complete line that ends just before `offset` (its newline included), or
+   * null when no line ends there. A snapshot stores it for the event it ends at, so a snapshot of
+   * another log (same seq, same offset) is told apart from one of this log.
+   */
+  lineDigestEndingAt(offset: number): Promise<string | null> {
+    return this.#serialised(async () => {
+      if (offset <= 0 || offset > this.#end.offset) return null;
+      const last = Buffer.alloc(1);
+      await this.#handle.read(last, 0, 1, offset - 1);
+      if (last[0] !== NEWLINE) return null;
+      // Walk back a chunk at a time to the previous newline (or the file's start).
+      const chunks: Buffer[] = [];
+      let start = offset - 1;
+      for (;;) {
+        const from = Math.max(0, start - 65536);
+        const buf = Buffer.alloc(start - from);
+        await this.#handle.read(buf, 0, buf.length, from);
+        const nl = buf.lastIndexOf(NEWLINE);
+        if (nl >= 0) {
+          chunks.unshift(buf.subarray(nl + 1));
+          break;
+        }
+        chunks.unshift(buf);
+        start = from;
+        if (from === 0) break;
+      }
+      const hash = createHash('sha256');
+      for (const c of chunks) hash.update(c);
+      hash.update(last);
+      return hash.digest('hex');
+    });
+  }
+
   readFrom(seq: number, offset?: number): Promise<ThinlayerEvent[]> {
     return this.#serialised(async () => (offset !== undefined ? await this.#scanFromOffset(seq, offset) : null) ?? (await this.#scanFromStart(seq)).events);
   }

@@ -3,9 +3,10 @@
 // or malformed snapshot loads as null and the state is rebuilt by replaying the log.
 //
 // Staleness is the consumer's call (see replay.ts): a snapshot is unusable when its schema number is
-// not the one the current code folds with (the shape of the state changed), or when its seq is
-// beyond the log's last seq (the log was replaced). A seq behind the log is fine: the events after
-// it are folded on top.
+// not the one the current code folds with (the shape of the state changed), when its seq is beyond
+// the log's last seq (the log was replaced), or when the log line it ends at is not the one it was
+// made after (its digest differs: a snapshot of another log, or of an older or newer copy of this
+// one). A seq behind the log is fine: the events after it are folded on top.
 //
 // lowdb writes the whole file through a temporary file and a rename, without fsync: after a crash
 // the snapshot may be the previous one or missing, both of which replay handles. Built from Low and
@@ -23,6 +24,8 @@ export interface Snapshot<S> {
   schema: number; // the state's shape version; bump it when the fold or the state changes shape
   /** The log's byte offset just after event `seq`, so a replay need not read the log before it (a hint, checked). */
   offset?: number;
+  /** The sha256 of the log line of event `seq` (EventLog.lineDigestEndingAt(offset)): the log this snapshot was made from. */
+  lineDigest?: string;
 }
 
 interface SnapshotDocument<S> extends Snapshot<S> {
@@ -53,14 +56,15 @@ export class SnapshotStore<S> {
     }
     const doc: unknown = this.#db.data;
     if (typeof doc !== 'object' || doc === null) return null;
-    const { seq, state, schema, offset } = doc as Record<string, unknown>;
+    const { seq, state, schema, offset, lineDigest } = doc as Record<string, unknown>;
     if (!Number.isSafeInteger(seq) || (seq as number) < 0 || !Number.isSafeInteger(schema) || state === undefined) return null;
     const at = Number.isSafeInteger(offset) && (offset as number) >= 0 ? { offset: offset as number } : {};
-    return { seq: seq as number, state: state as S, schema: schema as number, ...at };
+    const digest = typeof lineDigest === 'string' && /^[0-9a-f]{64}$/.test(lineDigest) ? { lineDigest } : {};
+    return { seq: seq as number, state: state as S, schema: schema as number, ...at, ...digest };
   }
 
-  async save(seq: number, state: S, schema: number, offset?: number): Promise<void> {
-    this.#db.data = { seq, schema, savedAt: new Date().toISOString(), ...(offset !== undefined ? { offset } : {}), state };
+  async save(seq: number, state: S, schema: number, offset?: number, lineDigest?: string | null): Promise<void> {
+    this.#db.data = { seq, schema, savedAt: new Date().toISOString(), ...(offset !== undefined ? { offset } : {}), ...(lineDigest ? { lineDigest } : {}), state };
     await this.#db.write();
   }
 }

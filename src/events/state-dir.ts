@@ -1,11 +1,12 @@
 // The state directory: where the event log, the snapshot, the lock and the pool's backing files live.
 // thinlayer runs as root and the files here decide what it does to block devices, so the directory
 // is private (0700, owned by the user running thinlayer) and no name inside it may lead out of it.
+// Commands that only read open it read-only: they never create, chmod or write it.
 
-import { lstatSync } from 'node:fs';
-import { chmod, lstat, mkdir } from 'node:fs/promises';
+import { lstatSync, type Stats } from 'node:fs';
+import { chmod, lstat, mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { StateError } from '../errors/index.ts';
+import { StateError, UserError } from '../errors/index.ts';
 
 export interface StateDir {
   /** Absolute path of the state directory. */
@@ -19,15 +20,45 @@ export interface StateDir {
 
 const PRIVATE_MODE = 0o700;
 
-export async function openStateDir(dir: string): Promise<StateDir> {
+export interface OpenStateDirOptions {
+  /**
+   * For commands that only read (status, plan, doctor, events): nothing is created, chmod'ed or
+   * written. A directory that exists must be a state directory (it holds the event log) or be empty;
+   * anything else is refused (UserError E_NOT_STATE_DIR, exit 2): an unset variable in
+   * `--state-dir "$DIR"` names the current directory, which is no place to write.
+   */
+  readOnly?: boolean;
+}
+
+/** The event log's name (src/events/log.ts EVENT_LOG_FILE): what makes a directory a state directory. */
+const LOG_NAME = 'events.ndjson';
+
+export async function openStateDir(dir: string, opts: OpenStateDirOptions = {}): Promise<StateDir> {
   const root = path.resolve(dir);
   let st = await lstatOrNull(root);
+  if (opts.readOnly) {
+    if (st !== null) checkDirectory(root, st);
+    if (st !== null && !(await holdsLogOrNothing(root))) {
+      throw new UserError(
+        `${root} is not a thinlayer state directory: it holds files but no ${LOG_NAME}; give --state-dir (or THINLAYER_STATE_DIR) the directory that apply used`,
+        { path: '--state-dir', expected: 'a state directory (one holding events.ndjson), or an empty or missing one' },
+        'E_NOT_STATE_DIR',
+      );
+    }
+    return { root, path: (rel) => resolveInside(root, rel) };
+  }
   if (st === null) {
     await mkdir(root, { recursive: true, mode: PRIVATE_MODE });
     // Look again: something may have raced us to the name, and mkdir's mode is filtered by the umask.
     st = await lstatOrNull(root);
     if (st === null) throw new StateError(`state dir ${root} vanished while it was being created`);
   }
+  checkDirectory(root, st);
+  if ((st.mode & 0o777) !== PRIVATE_MODE) await chmod(root, PRIVATE_MODE);
+  return { root, path: (rel) => resolveInside(root, rel) };
+}
+
+function checkDirectory(root: string, st: Stats): void {
   if (st.isSymbolicLink()) {
     throw new StateError(`state dir ${root} is a symlink; give the real directory instead`, 'E_STATE_DIR');
   }
@@ -39,8 +70,12 @@ export async function openStateDir(dir: string): Promise<StateDir> {
       'E_STATE_DIR',
     );
   }
-  if ((st.mode & 0o777) !== PRIVATE_MODE) await chmod(root, PRIVATE_MODE);
-  return { root, path: (rel) => resolveInside(root, rel) };
+}
+
+/** A state directory holds the event log; an empty directory is one that nothing has been recorded in yet. */
+async function holdsLogOrNothing(root: string): Promise<boolean> {
+  const names = await readdir(root);
+  return names.length === 0 || names.includes(LOG_NAME);
 }
 
 function resolveInside(root: string, rel: string): string {

@@ -61,18 +61,47 @@ export interface RunStartedEvent {
 export interface RunFinishedEvent {
   type: 'run.finished';
   runId: string;
-  outcome: 'converged' | 'failed';
+  /** interrupted: SIGINT or SIGTERM stopped it between steps (the next run finishes the work). */
+  outcome: 'converged' | 'failed' | 'interrupted';
   steps: number;
 }
 
-/** Recovery found the log's tail torn, or an intent with no outcome, and what it concluded. */
+/**
+ * Recovery found the log's tail torn, or an intent with no outcome, and what it concluded.
+ * `intent-resolved` settles the intent `detail.stepId` (with `detail.op`, `detail.target` and
+ * `detail.runId`, the run that converged after it): it is no longer pending.
+ */
 export interface RecoveryEvent {
   type: 'recovery.note';
   kind: 'torn-tail' | 'intent-resolved' | 'drift';
   detail: Record<string, unknown>;
 }
 
+/**
+ * The state directory's identity, recorded once when it is first used (src/domain/names.ts). Every
+ * dm uuid the state dir gives carries it. `legacy`: the log already held events of a release before
+ * identities (its recorded devices keep their old uuids).
+ */
+export interface StateIdentityEvent {
+  type: 'state.identity';
+  id: string;
+  legacy?: boolean;
+}
+
+/**
+ * The user chose to keep what a pool holds beyond this log as foreign (`thinlayer gc --keep-foreign`):
+ * the pool's transaction id and thin ids as they were then. Those ids are never allocated and never
+ * deleted without being named (`gc --thin-id N`).
+ */
+export interface PoolForeignKeptEvent {
+  type: 'pool.foreign-kept';
+  txid: number;
+  thinIds: number[];
+}
+
 export type ThinlayerEventBody =
+  | StateIdentityEvent
+  | PoolForeignKeptEvent
   | DesiredSetEvent
   | StepIntentEvent
   | StepDoneEvent

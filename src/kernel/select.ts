@@ -12,7 +12,8 @@ export function kernelBackendUsable(): boolean {
   return existsSync('/dev/mapper/control') && process.geteuid?.() === 0;
 }
 
-export async function openKernel(choice: BackendChoice, stateDir: StateDir): Promise<{ kernel: KernelPort; notice: string | null }> {
+/** `simDir`: where the simulated kernel keeps its state, when not the state dir's `sim` (a read-only command's throwaway one). */
+export async function openKernel(choice: BackendChoice, stateDir: StateDir, simDir?: () => Promise<string>): Promise<{ kernel: KernelPort; notice: string | null }> {
   const useKernel = choice === 'kernel' || (choice === 'auto' && kernelBackendUsable());
   if (useKernel) {
     if (!kernelBackendUsable()) {
@@ -23,5 +24,5 @@ export async function openKernel(choice: BackendChoice, stateDir: StateDir): Pro
   }
   const { SimKernel } = await import('./sim/index.ts');
   const notice = choice === 'auto' ? 'no device-mapper here (or not root): using the simulated kernel in ' + stateDir.path('sim') : null;
-  return { kernel: new SimKernel({ dir: stateDir.path('sim') }), notice };
+  return { kernel: new SimKernel({ dir: simDir ? await simDir() : stateDir.path('sim') }), notice };
 }

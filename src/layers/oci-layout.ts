@@ -7,7 +7,8 @@
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { sniffArchive, uncompressedChunks } from './compression.ts';
+import { sniffArchive } from './compression.ts';
+import { checkArchive, type ContentRules } from './content-check.ts';
 import { isSha256Digest } from './digest.ts';
 import { LayerContentError } from './errors.ts';
 import type { ResolvedLayer } from './types.ts';
@@ -72,7 +73,7 @@ function isDescriptor(value: unknown): value is Descriptor {
 }
 
 /** The layers of an image in a layout, bottom first, each checked against its digests. */
-export async function resolveOciImage(ref: OciReference, layoutDir: string): Promise<ResolvedLayer[]> {
+export async function resolveOciImage(ref: OciReference, layoutDir: string, rules: ContentRules = {}): Promise<ResolvedLayer[]> {
   const name = describeRef(ref);
   const refuse = (reason: string) => new LayerContentError(reason, name, null, 'E_OCI_LAYOUT');
 
@@ -152,28 +153,20 @@ export async function resolveOciImage(ref: OciReference, layoutDir: string): Pro
   for (const [i, d] of layers.entries()) {
     const path = resolve(blobPath(d.digest));
     const label = `${name} layer ${i + 1}/${layers.length} (${d.digest})`;
-    resolved.push(await checkLayerBlob(path, d, diffIds[i] as string, label, refuse));
+    resolved.push(await checkLayerBlob(path, d, diffIds[i] as string, label, refuse, rules));
   }
   return resolved;
 }
 
-/** Reads a layer blob once, hashing it as stored and uncompressed, and checks both digests. */
-async function checkLayerBlob(path: string, d: Descriptor, diffId: string, label: string, refuse: (reason: string) => Error): Promise<ResolvedLayer> {
+/** Reads a layer blob once, hashing it as stored and uncompressed, checking both digests and its content (content-check.ts). */
+async function checkLayerBlob(path: string, d: Descriptor, diffId: string, label: string, refuse: (reason: string) => Error, rules: ContentRules): Promise<ResolvedLayer> {
   const st = await stat(path).catch(() => null);
   if (!st?.isFile()) throw refuse(`the layer blob ${d.digest} is missing from the layout`);
+  if (st.size !== d.size) throw refuse(`the layer blob ${d.digest} is ${st.size} bytes, its descriptor says ${d.size}`);
   const sniffed = await sniffArchive(path);
   if ('unsupported' in sniffed) throw refuse(`the layer blob ${d.digest} is ${sniffed.unsupported}, not a tar, tar+gzip or tar+zstd layer`);
-  const stored = createHash('sha256');
-  const uncompressed = createHash('sha256');
-  try {
-    for await (const chunk of uncompressedChunks(path, sniffed.format, (c) => stored.update(c))) uncompressed.update(chunk);
-  } catch (e) {
-    throw refuse(`the layer blob ${d.digest} cannot be read: ${(e as Error).message}`);
-  }
-  const storedDigest = `sha256:${stored.digest('hex')}`;
-  if (storedDigest !== d.digest) throw refuse(`the layer blob ${d.digest} has digest ${storedDigest}: it was changed or damaged`);
-  if (st.size !== d.size) throw refuse(`the layer blob ${d.digest} is ${st.size} bytes, its descriptor says ${d.size}`);
-  const actualDiffId = `sha256:${uncompressed.digest('hex')}`;
-  if (actualDiffId !== diffId) throw refuse(`the layer blob ${d.digest} uncompresses to ${actualDiffId}, but the config's diff_id is ${diffId}`);
-  return { kind: 'tar', path, diffId, ...(sniffed.format === 'tar' ? {} : { compressedDigest: d.digest }), sizeBytes: st.size, label };
+  const checked = await checkArchive(path, sniffed.format, label, rules);
+  if (checked.storedDigest !== d.digest) throw refuse(`the layer blob ${d.digest} has digest ${checked.storedDigest}: it was changed or damaged`);
+  if (checked.diffId !== diffId) throw refuse(`the layer blob ${d.digest} uncompresses to ${checked.diffId}, but the config's diff_id is ${diffId}`);
+  return { kind: 'tar', path, diffId, ...(sniffed.format === 'tar' ? {} : { compressedDigest: d.digest }), sizeBytes: st.size, label, expandedBytes: checked.expandedBytes, deviceNodes: checked.deviceNodes };
 }

@@ -3,12 +3,12 @@
 // expands into its chain of layers. Sources are only read, so they may live anywhere; relative ones
 // are relative to the manifest's directory.
 
-import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { UserError } from '../errors/index.ts';
 import { formatPath } from '../manifest/manifest-error.ts';
-import { sniffArchive, uncompressedChunks } from './compression.ts';
+import { sniffArchive } from './compression.ts';
+import { checkArchive, tooLargeMessage, type ContentRules } from './content-check.ts';
 import { measureDirectory } from './dir-source.ts';
 import { LayerContentError } from './errors.ts';
 import { isOciSource, parseOciSource, resolveOciImage } from './oci-layout.ts';
@@ -37,14 +37,18 @@ async function fileIdentity(path: string): Promise<string> {
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
 }
 
-export async function resolveLayerSource(source: string, manifestDir: string, origin: SourceOrigin = {}, digests?: ArchiveDigests): Promise<ResolvedLayer[]> {
+/**
+ * The layers of a source, with their digests. Archives are checked as they are hashed against the
+ * extractor's rules and `rules` (content-check.ts): a bad layer is refused here, before any step.
+ */
+export async function resolveLayerSource(source: string, manifestDir: string, origin: SourceOrigin = {}, digests?: ArchiveDigests, rules: ContentRules = {}): Promise<ResolvedLayer[]> {
   if (isOciSource(source)) {
     const ref = parseOciSource(source);
     if (!ref) throw sourceError(`${JSON.stringify(source)} is not an OCI source: write oci:PATH:TAG or oci:PATH@sha256:HEX`, origin);
     const layoutDir = resolve(manifestDir, ref.layout);
     const st = await stat(layoutDir).catch(() => null);
     if (!st?.isDirectory()) throw sourceError(`the OCI image layout ${layoutDir} does not exist`, origin, 'E_LAYER_SOURCE_MISSING');
-    return resolveOciImage(ref, layoutDir);
+    return resolveOciImage(ref, layoutDir, rules);
   }
   const path = resolve(manifestDir, source);
   const st = await stat(path).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' || e.code === 'ENOTDIR' ? null : Promise.reject(e)));
@@ -56,25 +60,32 @@ export async function resolveLayerSource(source: string, manifestDir: string, or
   if (!st.isFile()) throw sourceError(`the layer source ${path} is neither a file nor a directory`, origin);
   const identity = digests ? await fileIdentity(path) : '';
   const known = digests?.lookup(path, identity);
-  if (known) return [known];
+  // A digest remembered from an older release was taken without the checks: it is taken again.
+  if (known && known.expandedBytes !== undefined && known.deviceNodes !== undefined) {
+    judgeChecked(known, rules);
+    return [known];
+  }
   const sniffed = await sniffArchive(path);
   if ('unsupported' in sniffed) throw sourceError(`the layer source ${path} is ${sniffed.unsupported}`, origin);
-  const stored = createHash('sha256');
-  const uncompressed = createHash('sha256');
-  try {
-    for await (const chunk of uncompressedChunks(path, sniffed.format, (c) => stored.update(c))) uncompressed.update(chunk);
-  } catch (e) {
-    throw new LayerContentError((e as Error).message, path, null);
-  }
+  const checked = await checkArchive(path, sniffed.format, path, rules);
   const layer: ResolvedLayer = {
     kind: 'tar',
     path,
-    diffId: `sha256:${uncompressed.digest('hex')}`,
-    ...(sniffed.format === 'tar' ? {} : { compressedDigest: `sha256:${stored.digest('hex')}` }),
+    diffId: checked.diffId,
+    ...(sniffed.format === 'tar' ? {} : { compressedDigest: checked.storedDigest }),
     sizeBytes: st.size,
     label: path,
+    expandedBytes: checked.expandedBytes,
+    deviceNodes: checked.deviceNodes,
   };
   // Remembered only if the file did not change while it was read.
   if (digests && (await fileIdentity(path)) === identity) digests.remember(path, identity, layer);
   return [layer];
+}
+
+/** An archive checked before (its digest remembered) against this manifest's rules, which may have changed since. */
+function judgeChecked(layer: ResolvedLayer, rules: ContentRules): void {
+  const label = layer.label ?? layer.path;
+  if (rules.maxBytes !== undefined && layer.expandedBytes! > rules.maxBytes) throw new LayerContentError(tooLargeMessage(rules.maxBytes), label, null);
+  if (layer.deviceNodes && rules.allowDevices !== true) throw new LayerContentError('it holds device nodes or fifos, which are not allowed in this layer (they need allowDevices)', label, null);
 }

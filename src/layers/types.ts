@@ -14,6 +14,10 @@ export interface ResolvedLayer {
   sizeBytes: number;
   /** How the layer is named in messages, e.g. `oci:img:v1 layer 2/3`. Defaults to the path. */
   label?: string;
+  /** Archives: bytes of the uncompressed tar, as counted when it was checked (content-check.ts). */
+  expandedBytes?: number;
+  /** Archives: it holds device nodes or fifos. */
+  deviceNodes?: boolean;
 }
 
 export interface ApplyOptions {

@@ -7,10 +7,10 @@ import type { Manifest, PoolSpec } from '../manifest/types.ts';
 import type { ThinlayerEvent, StepIntentEvent } from '../events/types.ts';
 import type { ThingKind } from '../domain/names.ts';
 import type { LayerContent } from '../plan/layer-chain.ts';
-import { step as lifecycleStep, INITIAL_LIFECYCLE, type LifecycleRecord, type LifecycleCommand } from './machine.ts';
+import { step as lifecycleStep, INITIAL_LIFECYCLE, type LifecycleRecord, type LifecycleCommand, type StableState } from './machine.ts';
 
 /** Bump when the shape of EngineState changes: stored snapshots of another schema are rebuilt by replay. */
-export const PROJECTION_SCHEMA = 3;
+export const PROJECTION_SCHEMA = 4;
 
 export interface ThingRecord {
   key: string;
@@ -31,6 +31,8 @@ export interface ThingRecord {
   digest: string | null;
   /** For people: the manifest's name for a layer. */
   label?: string;
+  /** Layer: why applying its content failed, until it is committed or deleted (status and doctor show it as failed). */
+  failed?: string;
 }
 
 export interface PoolRecord {
@@ -43,9 +45,15 @@ export interface PoolRecord {
   txid: number;
   /** Thin ids are never reused, so a crashed create can always be rolled forward without a clash. */
   nextThinId: number;
+  /** Every thin id this log ever asked the pool to create (the only ones gc deletes unnamed). */
+  createdIds?: number[];
+  /** Thin ids the user chose to keep as foreign, and the pool transaction id accepted with them. */
+  foreign?: { txid: number; thinIds: number[] };
 }
 
 export interface EngineState {
+  /** The state directory's identity (null: none recorded yet). Every dm uuid it gives carries it. */
+  identity: string | null;
   desired: Manifest | null;
   /** The digest of the manifest file `desired` was read from: the same file unchanged need not be read again. */
   desiredDigest: string | null;
@@ -57,11 +65,11 @@ export interface EngineState {
   things: Record<string, ThingRecord>;
   pending: Record<string, StepIntentEvent & { seq: number }>;
   lastSeq: number;
-  lastRun: { runId: string; command: string; outcome: 'running' | 'converged' | 'failed' } | null;
+  lastRun: { runId: string; command: string; outcome: 'running' | 'converged' | 'failed' | 'interrupted' } | null;
 }
 
 export function initialState(): EngineState {
-  return { desired: null, desiredDigest: null, content: null, poolSpec: null, pool: null, things: {}, pending: {}, lastSeq: 0, lastRun: null };
+  return { identity: null, desired: null, desiredDigest: null, content: null, poolSpec: null, pool: null, things: {}, pending: {}, lastSeq: 0, lastRun: null };
 }
 
 /** The lifecycle command an op performs on its target thin device, if any. */
@@ -110,6 +118,27 @@ export function foldInto(s: EngineState, event: ThinlayerEvent): void {
       if (s.lastRun) s.lastRun = { ...s.lastRun, outcome: event.outcome };
       return;
     case 'recovery.note':
+      // A run that converged after an intent whose outcome was never logged settles it: the kernel
+      // is now where the plan wants it, whichever way the step went.
+      if (event.kind === 'intent-resolved' && typeof event.detail.stepId === 'string') {
+        delete s.pending[event.detail.stepId];
+        // With the device's state as observed then: its lifecycle leaves the step's transient state.
+        const seen = event.detail.observed as StableState | undefined;
+        const target = event.detail.target as string | undefined;
+        if (seen && target) {
+          const mountpoint = seen === 'mounted' ? ((event.detail.mountpoint as string | null | undefined) ?? null) : null;
+          updateThing(s, target, (t) => ({ ...lifecycle(t, { type: 'OBSERVED', state: seen }), mountpoint }));
+        }
+      }
+      return;
+    case 'state.identity':
+      s.identity ??= event.id;
+      return;
+    case 'pool.foreign-kept':
+      if (s.pool) {
+        const top = Math.max(s.pool.nextThinId, ...event.thinIds.map((id) => id + 1));
+        s.pool = { ...s.pool, txid: event.txid, nextThinId: top, foreign: { txid: event.txid, thinIds: [...new Set([...(s.pool.foreign?.thinIds ?? []), ...event.thinIds])].sort((a, b) => a - b) } };
+      }
       return;
     case 'step.intent': {
       s.pending[event.stepId] = event;
@@ -135,7 +164,7 @@ export function foldInto(s: EngineState, event: ThinlayerEvent): void {
           ...(a.label ? { label: a.label } : {}),
         };
         s.things[event.target] = lifecycle(thing, { type: 'CREATE' });
-        if (s.pool) s.pool = { ...s.pool, nextThinId: Math.max(s.pool.nextThinId, a.thinId + 1) };
+        if (s.pool) s.pool = { ...s.pool, nextThinId: Math.max(s.pool.nextThinId, a.thinId + 1), createdIds: addId(s.pool.createdIds, a.thinId) };
         return;
       }
       const command = OP_COMMAND[event.op];
@@ -160,7 +189,10 @@ export function foldInto(s: EngineState, event: ThinlayerEvent): void {
         case 'fs.grow':
           return updateThing(s, event.target, (t) => ({ ...t, ready: true }));
         case 'layer.commit':
-          return updateThing(s, event.target, (t) => ({ ...t, ready: true, digest: (r.digest as string) ?? null }));
+          return updateThing(s, event.target, ({ failed: _, ...t }) => ({ ...t, ready: true, digest: (r.digest as string) ?? null }));
+        case 'thin.resize':
+          // The filesystem is grown to the new size next (fs.grow makes the device ready again).
+          return updateThing(s, event.target, (t) => ({ ...t, sizeBytes: typeof r.sizeBytes === 'number' ? r.sizeBytes : t.sizeBytes, ready: false }));
         case 'thin.delete':
           return updateThing(s, event.target, () => null);
         case 'fs.mount':
@@ -169,9 +201,15 @@ export function foldInto(s: EngineState, event: ThinlayerEvent): void {
           return updateThing(s, event.target, (t) => ({ ...lifecycle(t, { type: 'DONE' }), mountpoint: null }));
         case 'snap.create':
         case 'thin.create':
+          // The id was taken by something this log never created: the create went to the next free id.
+          if (typeof r.thinId === 'number' && s.pool) {
+            const others = (s.pool.createdIds ?? []).filter((id) => id !== r.collidedWith);
+            s.pool = { ...s.pool, nextThinId: Math.max(s.pool.nextThinId, r.thinId + 1), createdIds: addId(others, r.thinId) };
+          }
           // A layer without content is ready as soon as it exists; devices are ready at once too.
           return updateThing(s, event.target, (t) => ({
             ...lifecycle(t, { type: 'DONE' }),
+            ...(typeof r.thinId === 'number' ? { thinId: r.thinId } : {}),
             ready: t.kind === 'base' ? t.ready : r.ready === true || t.ready,
             digest: r.ready === true && typeof r.digest === 'string' ? r.digest : t.digest,
           }));
@@ -183,9 +221,15 @@ export function foldInto(s: EngineState, event: ThinlayerEvent): void {
     case 'step.failed': {
       delete s.pending[event.stepId];
       if (OP_COMMAND[event.op]) updateThing(s, event.target, (t) => lifecycle(t, { type: 'FAIL', error: event.error.message }));
+      if (event.op === 'layer.commit') updateThing(s, event.target, (t) => ({ ...t, failed: event.error.message }));
       return;
     }
   }
+}
+
+function addId(ids: number[] | undefined, id: number): number[] {
+  if (ids?.includes(id)) return ids;
+  return [...(ids ?? []), id];
 }
 
 /** A copy of `state` that foldInto may change without touching the original. */

@@ -17,6 +17,8 @@ export type Message =
   | { code: 'progress'; task: string; done: number; total: number; unit: string }
   | { code: 'run.converged'; steps: number; passes: number }
   | { code: 'run.failed'; error: string }
+  /** SIGINT or SIGTERM stopped the run between steps: `steps` of `planned` were taken. */
+  | { code: 'run.interrupted'; steps: number; planned: number }
   | { code: 'warning'; text: string }
   // watch mode (src/watch)
   | { code: 'watch.started'; file: string; intervalMs: number; metricsUrl: string | null }

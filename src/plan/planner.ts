@@ -9,6 +9,8 @@
 import type { Manifest, PoolSpec } from '../manifest/types.ts';
 import type { EngineState, ThingRecord } from '../lifecycle/projection.ts';
 import { dmIdentity } from '../domain/names.ts';
+import { poolIdentityOf } from '../domain/ownership.ts';
+import { logBehindOf, logBehindText, LOG_BEHIND_REPAIR, type LogBehind } from './log-behind.ts';
 import type { Observation } from './observation.ts';
 import { worstImpact, type Plan, type PlanDeletes, type Step } from './steps.ts';
 import { poolModeBlocker, pressureBlocker } from './pressure.ts';
@@ -16,6 +18,8 @@ import { chainLayers, type LayerContent } from './layer-chain.ts';
 import { wants, RANK, type PlanMode, type Want } from './wants.ts';
 import { observeThing, mountIndex } from './observe-thing.ts';
 import { StepWriter } from './step-writer.ts';
+import { planDeviceChange } from './device-changes.ts';
+import { missingBackingBlocker } from './missing-backing.ts';
 
 export type { PlanMode } from './wants.ts';
 export { observeThing, mountIndex } from './observe-thing.ts';
@@ -41,6 +45,8 @@ interface PlanContext {
   poolIdentity: { dmName: string; uuid: string };
   poolSpec: PoolSpec | null;
   nextThinId: number;
+  /** The pool's transaction id is ahead of the log: nothing is deleted or formatted in it. */
+  logBehind: LogBehind | null;
   /**
    * destroy of a pool on two files: the files are deleted whole, and every thin id in them with
    * them, so nothing is discarded or deleted one by one (the devices are only unmounted and
@@ -68,9 +74,10 @@ export function plan(input: PlanInput): Plan {
     wantedKeys: new Set(wanted.map((x) => x.key)),
     mounts: mountIndex(observed),
     poolName,
-    poolIdentity: dmIdentity(poolName, 'pool'),
+    poolIdentity: poolIdentityOf(state, poolName),
     poolSpec: desired?.pool ?? state.poolSpec ?? null,
     nextThinId: Math.max(state.pool?.nextThinId ?? 0, ...Object.values(state.things).map((t) => t.thinId + 1)),
+    logBehind: observed.pool ? logBehindOf(state, observed.pool.status) : null,
     dropsPoolWhole: false,
   };
   ctx.dropsPoolWhole = desired === null && mode === 'converge' && ctx.poolSpec !== null && ctx.poolSpec.data.kind === 'file' && ctx.poolSpec.metadata.kind === 'file';
@@ -81,15 +88,25 @@ export function plan(input: PlanInput): Plan {
   releaseMounts(ctx, unwanted);
   if (converging && desired) planWanted(ctx);
   if (converging) planRemovals(ctx, unwanted);
-  if (mode === 'down') planDown(ctx);
+  if (mode === 'down' && ctx.blockers.length === 0) planDown(ctx);
   planTeardown(ctx);
 
   const { steps } = ctx.w;
+  if (ctx.logBehind) {
+    // A standing fact, not something this run may paper over: whatever the log does not know of may
+    // be someone's data, so nothing is deleted or formatted until the user has chosen.
+    const withheld = steps.filter((s) => s.impact === 'destroy' || s.op === 'fs.mkfs');
+    if (withheld.length > 0) {
+      ctx.blockers.push(`${logBehindText(ctx.logBehind)}; refusing to ${withheld.map((s) => s.reason).join(', ')} while it stands: ${LOG_BEHIND_REPAIR}`);
+      return { steps: [], impact: 'none', blockers: ctx.blockers, warnings: [] };
+    }
+  }
+  const warnings = ctx.logBehind ? [`${logBehindText(ctx.logBehind)}: nothing is deleted or formatted in the pool until then; ${LOG_BEHIND_REPAIR}`] : [];
   // Refuse to add snapshots to a nearly full pool: devices made there would fail on their first writes.
   const creates = steps.filter((s) => s.op === 'snap.create' || s.op === 'thin.create').length;
   const pressure = observed.pool && desired ? pressureBlocker(observed.pool.status, desired.pool.minFreeFraction, creates) : null;
-  if (pressure) return { steps: [], impact: 'none', blockers: [...ctx.blockers, pressure] };
-  return { steps, impact: worstImpact(steps), blockers: ctx.blockers, deletes: deletesOf(ctx, steps) };
+  if (pressure) return { steps: [], impact: 'none', blockers: [...ctx.blockers, pressure], warnings };
+  return { steps, impact: worstImpact(steps), blockers: ctx.blockers, warnings, deletes: deletesOf(ctx, steps) };
 }
 
 /**
@@ -113,12 +130,20 @@ function planPool(ctx: PlanContext): void {
   const { state, observed, mode, desired } = input;
   const poolWanted = desired !== null;
   const hasUnwanted = Object.keys(state.things).some((k) => !ctx.wantedKeys.has(k));
+  if (observed.foreignPool) {
+    const f = observed.foreignPool;
+    const where = f.backingFiles.length > 0 ? `; its backing files are ${f.backingFiles.join(' and ')}` : '';
+    blockers.push(`pool ${f.dmName} belongs to ${f.owner}${where}: ${f.why}. thinlayer never loads, formats, snapshots or mounts another owner's pool; give this manifest's pool another name, or use that state directory`);
+    return;
+  }
   if (observed.pool) {
     const modeBlocker = poolModeBlocker(observed.pool.status, poolIdentity.dmName);
     if (modeBlocker) blockers.push(modeBlocker);
   }
   const needPool = mode === 'converge' && (poolWanted || (hasUnwanted && !ctx.dropsPoolWhole));
   if (!needPool || !poolSpec) return;
+  const missing = missingBackingBlocker(observed, state.pool?.formatted ?? false);
+  if (missing) return void blockers.push(missing);
   const missingFiles = [observed.data, observed.metadata].filter((b) => b && b.kind === 'file' && !b.exists);
   if (missingFiles.length > 0) {
     if (state.pool?.formatted) blockers.push(`the pool's backing file ${missingFiles.map((b) => b!.path).join(' and ')} is missing but the log says the pool holds data: restore it, or run \`thinlayer destroy\` to start over`);
@@ -181,8 +206,14 @@ function planWanted(ctx: PlanContext): void {
       t = undefined;
       seen = { state: 'absent', uncertain: false, mountedAt: null };
     }
+    if (t && ctx.input.desired) {
+      // A device's new layer replaces it; a raised size grows it (device-changes.ts).
+      const changed = planDeviceChange(w, state.desired, ctx.input.desired, t, seen, want);
+      if (changed === null) seen = { state: 'absent', uncertain: false, mountedAt: null };
+      t = changed ?? undefined;
+    }
     if (!t) {
-      const id = dmIdentity(ctx.poolName, want.kind, want.name);
+      const id = dmIdentity(ctx.poolName, want.kind, want.name, state.identity);
       t = {
         key: want.key,
         kind: want.kind,
@@ -202,8 +233,9 @@ function planWanted(ctx: PlanContext): void {
     }
     w.planned.set(want.key, t);
     if (seen.uncertain) {
-      // A create was logged but not its outcome: roll it forward (the kernel answers EEXIST if it happened).
-      w.create(t);
+      // A create was logged but not its outcome: roll it forward (the kernel answers EEXIST if it
+      // happened, which counts as done only because this log's intent for that id is pending).
+      w.create(t, true);
       seen = { state: 'created', uncertain: false, mountedAt: null };
     }
     if (t.kind === 'base' && !t.ready) {
@@ -229,8 +261,9 @@ function planWanted(ctx: PlanContext): void {
     w.lifecycle(t, seen.state, want.state, seen.mountedAt, want);
     const origin = want.origin ? w.planned.get(want.origin) : undefined;
     const needsGrow = want.kind === 'device' && origin !== undefined && t.sizeBytes > origin.sizeBytes && (seen.state === 'absent' || !t.ready);
-    if (needsGrow && want.state === 'mounted') {
-      w.grow(t, want.mountpoint);
+    // Online when mounted; an active device that is not mounted is mounted privately for the grow (fs-grow.ts).
+    if (needsGrow && RANK[want.state] >= RANK.activated) {
+      w.grow(t, want.state === 'mounted' ? want.mountpoint : null);
     }
   }
 }

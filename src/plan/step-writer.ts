@@ -54,8 +54,10 @@ export class StepWriter {
   }
 
   /** create_thin for the base, create_snap of its origin for everything else. */
-  create(t: ThingRecord): void {
-    const common = { kind: t.kind, name: t.name, dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes };
+  create(t: ThingRecord, resume = false): void {
+    // resume: rolling forward a create whose intent is pending in this log, so EEXIST for this id is
+    // this log's own create having landed; otherwise EEXIST is a collision (src/reconcile/actions.ts).
+    const common = { kind: t.kind, name: t.name, dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes, ...(resume ? { resume: true } : {}) };
     if (t.kind === 'base') return this.add('thin.create', t.key, 'create', common, `create the base thin device (thin id ${t.thinId})`);
     const origin = this.planned.get(t.origin!)!;
     const unit = this.units.get(t.key) ?? null;

@@ -17,6 +17,7 @@ export type StepOp =
   | 'layer.commit' // apply a layer's content and record it as committed
   | 'fs.mount'
   | 'fs.grow' // grow a device's filesystem to fill a device larger than its layer
+  | 'thin.resize' // a device's raised size: its record, and its live table reloaded with the new length
   | 'fs.unmount'
   | 'thin.deactivate' // dm remove
   | 'orphan.delete' // delete a thin id in the pool that the log does not own (thinlayer gc)
@@ -41,6 +42,8 @@ export interface Plan {
   impact: Impact;
   /** Problems that stop the plan from being carried out (e.g. a pool in read-only mode). */
   blockers: string[];
+  /** Facts the user must hear even though the plan can run (e.g. a log behind its pool). */
+  warnings?: string[];
   /** Everything the plan deletes with its data, for the confirmation that asks about it. */
   deletes?: PlanDeletes;
 }

@@ -1,7 +1,9 @@
 // The imperative half of each step: what one planned step does to the kernel and the state dir.
 // Every action is idempotent, because after a crash recovery runs it again: "already done" answers
-// from the kernel (EEXIST for a create, ENODATA for a delete, ENXIO for a remove, EINVAL for an
-// unmount of something not mounted) count as success.
+// from the kernel (EEXIST for a create that rolls forward this log's pending intent, ENODATA for a
+// delete, ENXIO for a remove, EINVAL for an unmount of something not mounted) count as success.
+// An existing device is adopted only with exactly the uuid the log recorded and the table thinlayer
+// would load (src/domain/ownership.ts).
 
 import { open, unlink, stat } from 'node:fs/promises';
 import type { KernelPort, DmInfo, Filesystem } from '../kernel/port.ts';
@@ -11,7 +13,11 @@ import { splitDev } from './observe.ts';
 import type { StepOp } from '../plan/steps.ts';
 import type { Reporter } from '../messages/port.ts';
 import { commitLayer } from './layer-commit.ts';
+import { resizeThin } from './thin-resize.ts';
+import { growFilesystem } from './fs-grow.ts';
 import { deviceInfo, forgetDevice, knownDevice, rememberDevice } from './device-memo.ts';
+import { describeOwner } from '../domain/ownership.ts';
+import { poolTableDevices, thinTableTarget } from './observe.ts';
 
 export interface ActionContext {
   kernel: KernelPort;
@@ -25,7 +31,7 @@ export interface ActionContext {
   /** Long steps stop early when this is aborted. */
   signal?: AbortSignal;
   /** Facts shared by the steps of one run (the executor clears them when the pool changes; see device-memo.ts). */
-  memo?: { poolDevT?: string; devices?: Map<string, DmInfo | null>; allOwnedListed?: boolean; unsure?: Set<string> };
+  memo?: { poolDevT?: string; devices?: Map<string, DmInfo | null>; allOwnedListed?: boolean; unsure?: Set<string>; reallocated?: Map<string, number> };
 }
 
 type Args = Record<string, any>;
@@ -78,6 +84,46 @@ async function poolMajorMinor(ctx: ActionContext): Promise<string> {
   return devT;
 }
 
+/** How far a create looks for a free thin id past one that is taken before it gives up. */
+const MAX_ID_PROBES = 4096;
+
+/** The thin id a thing has in this run: the planned one, unless a collision moved it (see createFenced). */
+function thinIdOf(ctx: ActionContext, dmName: string, planned: number): number {
+  return ctx.memo?.reallocated?.get(dmName) ?? planned;
+}
+
+function notOwned(dmName: string, uuid: string, ours: string): StateError {
+  return new StateError(`a device named ${dmName} exists with uuid "${uuid}", not this state directory's "${ours}": it belongs to ${describeOwner(uuid)}; thinlayer does not touch devices it does not own`, 'E_NOT_OWNED');
+}
+
+/**
+ * create_thin or create_snap under the fence. EEXIST is this log's own create having landed only when
+ * the step rolls forward a create whose intent is pending in this log (`resume`); otherwise the id
+ * is held by something this log never created: a collision. It is reported, and the next free id
+ * is taken (each EEXIST changes nothing in the pool); the result says which id the thing got, the
+ * projection records it, and the run's later steps use it.
+ */
+async function createFenced(ctx: ActionContext, a: Args, message: (id: number) => string): Promise<Result> {
+  if (ctx.txid === undefined) throw new InternalError(`metadata step "${message(a.thinId)}" has no transaction id`);
+  let id: number = a.thinId;
+  for (let probes = 0; ; probes++) {
+    try {
+      await ctx.kernel.message(ctx.poolDmName, message(id));
+      break;
+    } catch (e) {
+      if (!isKernelError(e, 'EEXIST')) throw e;
+      if (a.resume === true && id === a.thinId) break;
+      if (probes >= MAX_ID_PROBES) throw new StateError(`thin ids ${a.thinId} to ${id} are all taken in pool ${ctx.poolDmName}, and this log created none of them`, 'E_THIN_ID_COLLISION');
+      id += 1;
+    }
+  }
+  await ctx.kernel.message(ctx.poolDmName, `set_transaction_id ${ctx.txid} ${ctx.txid + 1}`);
+  if (id === a.thinId) return { txid: ctx.txid + 1 };
+  if (ctx.memo) (ctx.memo.reallocated ??= new Map()).set(a.dmName, id);
+  ctx.reporter?.notify({ code: 'warning', text: `thin id ${a.thinId} is already in pool ${ctx.poolDmName} and this log never created it (a collision): ${a.dmName} got thin id ${id} instead` });
+  return { txid: ctx.txid + 1, thinId: id, collidedWith: a.thinId };
+}
+
 /** Change the pool metadata under the transaction-id fence: the message, then the id moves on by one. */
 async function fenced(ctx: ActionContext, message: string, ...tolerated: Parameters<typeof isKernelError>[1][]): Promise<Result> {
   if (ctx.txid === undefined) throw new InternalError(`metadata step "${message}" has no transaction id`);
@@ -88,7 +134,8 @@ async function fenced(ctx: ActionContext, message: string, ...tolerated: Paramet
 
 /** Activate a thin device, or adopt it if a previous attempt already did. */
 async function activateThin(ctx: ActionContext, a: Args): Promise<DmInfo> {
-  const table = async () => [thinTarget(a, await poolMajorMinor(ctx))];
+  const thinId = thinIdOf(ctx, a.dmName, a.thinId);
+  const table = async () => [thinTarget({ ...a, thinId }, await poolMajorMinor(ctx))];
   if (!knownDevice(ctx, a.dmName)) {
     // Absent as far as this run knows, or not looked at: most devices being activated do not exist
     // yet, so create first. A taken name fails the create before it changes anything, and sends us
@@ -104,8 +151,17 @@ async function activateThin(ctx: ActionContext, a: Args): Promise<DmInfo> {
   }
   const existing = await deviceInfo(ctx, a.dmName);
   if (existing) {
-    if (existing.uuid !== a.uuid) throw new StateError(`a device named ${a.dmName} exists with uuid "${existing.uuid}": thinlayer does not touch devices it does not own`, 'E_NOT_OWNED');
-    if (existing.liveTable) return existing;
+    if (existing.uuid !== a.uuid) throw notOwned(a.dmName, existing.uuid, a.uuid);
+    if (existing.liveTable) {
+      // Adopted only with the table thinlayer would load: our pool, our thin id.
+      const pool = await poolMajorMinor(ctx);
+      const live = (await ctx.kernel.table(a.dmName)).filter((t) => t.type === 'thin');
+      const target = live.length === 1 ? thinTableTarget(live[0].params) : null;
+      if (!target || target.pool !== pool || target.thinId !== thinId) {
+        throw new StateError(`device ${a.dmName} has this state directory's uuid but maps ${target ? `thin id ${target.thinId} of ${target.pool}` : 'no single thin target'}, not thin id ${thinId} of the pool (${pool}): refusing to use it (thinlayer down, then up, reloads it)`, 'E_NOT_OWNED');
+      }
+      return existing;
+    }
     await ctx.kernel.load(a.dmName, await table());
     await ctx.kernel.resume(a.dmName);
     forgetDevice(ctx, a.dmName, false);
@@ -179,8 +235,15 @@ export const ACTIONS: Partial<Record<StepOp, Action>> = {
     // and one that is not blank was formatted by an earlier attempt and must be loaded as it is.
     if (typeof a.noSpaceTimeoutSeconds === 'number') await ctx.kernel.setNoSpaceTimeout?.(a.noSpaceTimeoutSeconds);
     if (existing) {
-      if (existing.uuid !== a.uuid) throw new StateError(`a device named ${a.dmName} exists with uuid "${existing.uuid}": thinlayer does not touch devices it does not own`, 'E_NOT_OWNED');
-      if (!existing.liveTable) {
+      if (existing.uuid !== a.uuid) throw notOwned(a.dmName, existing.uuid, a.uuid);
+      if (existing.liveTable) {
+        // Adopted only when it runs on our own backing devices (the loop devices of our files).
+        const live = (await ctx.kernel.table(a.dmName)).find((t) => t.type === 'thin-pool');
+        const devs = live ? poolTableDevices(live.params) : null;
+        if (!devs || devs.metadata !== meta.majorMinor || devs.data !== data.majorMinor) {
+          throw new StateError(`pool ${a.dmName} has this state directory's uuid but its table names ${devs ? `${devs.metadata} and ${devs.data}` : 'no thin-pool'}, not our backing ${meta.majorMinor} and ${data.majorMinor}: refusing to use it`, 'E_NOT_OWNED');
+        }
+      } else {
         await ctx.kernel.load(a.dmName, table);
         await ctx.kernel.resume(a.dmName);
       }
@@ -188,7 +251,10 @@ export const ACTIONS: Partial<Record<StepOp, Action>> = {
       await ctx.kernel.create(a.dmName, a.uuid, table);
     }
     const status = (await ctx.kernel.status(a.dmName)).find((l) => l.type === 'thin-pool');
-    return { txid: status ? Number(status.params.split(' ')[0]) : 0, dataBlocks, lowWater };
+    const poolTxid = status ? Number(status.params.split(' ')[0]) : 0;
+    // The log's transaction id is taken from the pool only when the pool was just formatted: a loaded
+    // pool that is ahead of the log is a fact doctor reports (a log put back), never overwritten here.
+    return a.blank === true && !existing?.liveTable ? { txid: poolTxid, poolTxid, dataBlocks, lowWater } : { poolTxid, dataBlocks, lowWater };
   },
 
   async 'pool.deactivate'(ctx, a) {
@@ -220,7 +286,7 @@ export const ACTIONS: Partial<Record<StepOp, Action>> = {
   },
 
   async 'thin.create'(ctx, a) {
-    return fenced(ctx, `create_thin ${a.thinId}`, 'EEXIST');
+    return createFenced(ctx, a, (id) => `create_thin ${id}`);
   },
 
   async 'snap.create'(ctx, a) {
@@ -230,7 +296,8 @@ export const ACTIONS: Partial<Record<StepOp, Action>> = {
     const suspend = origin !== null && origin.liveTable && !origin.suspended;
     if (suspend) await ctx.kernel.suspend(a.originDmName);
     try {
-      return { ...(await fenced(ctx, `create_snap ${a.thinId} ${a.originThinId}`, 'EEXIST')), ready: a.ready === true, ...(a.digest ? { digest: a.digest } : {}) };
+      const originId = thinIdOf(ctx, a.originDmName, a.originThinId);
+      return { ...(await createFenced(ctx, a, (id) => `create_snap ${id} ${originId}`)), ready: a.ready === true, ...(a.digest ? { digest: a.digest } : {}) };
     } finally {
       if (suspend) await ctx.kernel.resume(a.originDmName);
     }
@@ -252,9 +319,11 @@ export const ACTIONS: Partial<Record<StepOp, Action>> = {
   },
 
   async 'fs.grow'(ctx, a) {
-    const info = await requireInfo(ctx, a.dmName, 'growfs');
-    await ctx.kernel.growfs(info.devPath, a.mountpoint, a.filesystem as Filesystem);
-    return {};
+    return growFilesystem(ctx, a, await requireInfo(ctx, a.dmName, 'growfs'));
+  },
+
+  async 'thin.resize'(ctx, a) {
+    return resizeThin(ctx, a, thinTarget(a, await poolMajorMinor(ctx)));
   },
 
   async 'fs.mount'(ctx, a) {
@@ -307,6 +376,6 @@ export const ACTIONS: Partial<Record<StepOp, Action>> = {
         await removeDevice(ctx, a.dmName);
       }
     }
-    return fenced(ctx, `delete ${a.thinId}`, 'ENODATA');
+    return fenced(ctx, `delete ${thinIdOf(ctx, a.dmName, a.thinId)}`, 'ENODATA');
   },
 };

@@ -10,7 +10,8 @@ import type { StateDir } from '../events/state-dir.ts';
 import type { ArchiveDigests, ResolvedLayer } from '../layers/types.ts';
 
 export const ARCHIVE_DIGESTS_FILE = 'layer-digests.json';
-const VERSION = 1;
+// 2: entries carry what the content checks counted (expandedBytes, deviceNodes).
+const VERSION = 2;
 
 interface Entry {
   identity: string;

@@ -1,6 +1,8 @@
 // Fault injection: with THINLAYER_CRASH_POINT=k the process kills itself with SIGKILL (no cleanup, no
 // flush) at the k-th boundary, a boundary being just before or just after a kernel mutation or an
 // event append. The crash-walk test runs every k to prove that recovery converges from anywhere.
+// THINLAYER_CRASH_TRACE=all lists every boundary on stderr (`boundary k: label`), crash or not: the
+// walk reads it to pick the boundaries of each step op in a manifest too large to walk whole.
 
 import type { KernelPort } from '../kernel/port.ts';
 
@@ -15,8 +17,11 @@ export class CrashPoints {
     return this.count;
   }
 
+  private readonly traceAll = process.env.THINLAYER_CRASH_TRACE === 'all';
+
   boundary(label: string): void {
     this.count += 1;
+    if (this.traceAll) process.stderr.write(`boundary ${this.count}: ${label}\n`);
     if (this.crashAt !== null && this.count === this.crashAt) {
       if (process.env.THINLAYER_CRASH_TRACE) process.stderr.write(`crash point ${this.count}: ${label}\n`);
       process.kill(process.pid, 'SIGKILL');
@@ -25,7 +30,7 @@ export class CrashPoints {
 
   /** The kernel port with a boundary before and after every mutating call. */
   wrapKernel(kernel: KernelPort): KernelPort {
-    if (this.crashAt === null && !process.env.THINLAYER_CRASH_COUNT) return kernel;
+    if (this.crashAt === null && !process.env.THINLAYER_CRASH_COUNT && !this.traceAll) return kernel;
     const points = this;
     return new Proxy(kernel, {
       get(target, prop, receiver) {

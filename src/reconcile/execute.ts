@@ -28,6 +28,7 @@ async function readTxid(ctx: ActionContext): Promise<number> {
   return line ? Number(line.params.split(' ')[0]) : 0;
 }
 
+/** Runs the steps in order; answers how many were done. When `signal` aborts, it stops between steps (or a step that stops early is recorded as failed) and answers. */
 export async function executePlan(session: Session, steps: Step[], poolDmName: string, opts: ExecuteOptions): Promise<number> {
   let done = 0;
   // Within one run thinlayer holds the lock and is the pool's only writer: the transaction id is read
@@ -56,6 +57,9 @@ export async function executePlan(session: Session, steps: Step[], poolDmName: s
     } catch (e) {
       const error = errorRecord(e);
       await session.append([{ type: 'step.failed', stepId, op: step.op, target: step.target, error }]);
+      // A signal that stopped a long step early (a layer extraction checks it between entries) is
+      // an interruption, not a failure of the run: the step is recorded and the next run redoes it.
+      if (opts.signal?.aborted) return done;
       opts.reporter.notify({ code: 'step.failed', step, error: error.message });
       throw e;
     }

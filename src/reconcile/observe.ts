@@ -5,8 +5,9 @@ import type { KernelPort, DmInfo, MountEntry } from '../kernel/port.ts';
 import type { PoolSpec, Backing } from '../manifest/types.ts';
 import type { StateDir } from '../events/state-dir.ts';
 import { parsePoolStatus } from '../kernel/status-lines.ts';
-import { dmIdentity, isOwnedUuid } from '../domain/names.ts';
-import type { Observation, BackingObservation } from '../plan/observation.ts';
+import { identityOfUuid } from '../domain/names.ts';
+import { describeOwner, ownershipJudge, poolIdentityOf, type OwnerView } from '../domain/ownership.ts';
+import type { Observation, BackingObservation, ForeignPool } from '../plan/observation.ts';
 
 export function backingPath(stateDir: StateDir, backing: Backing): string {
   return backing.kind === 'file' ? stateDir.path(backing.file) : backing.device;
@@ -50,25 +51,60 @@ export async function isBlank(path: string): Promise<boolean> {
   }
 }
 
-export async function observeSystem(kernel: KernelPort, stateDir: StateDir, pool: PoolSpec | null): Promise<Observation> {
+/** The pool table's metadata and data devices (`<meta> <data> <block> <low water> ...`). */
+export function poolTableDevices(params: string): { metadata: string; data: string } | null {
+  const [metadata, data] = params.trim().split(/\s+/);
+  return metadata && data ? { metadata, data } : null;
+}
+
+/** The thin table's pool and thin id (`<pool major:minor> <thin id>`). */
+export function thinTableTarget(params: string): { pool: string; thinId: number } | null {
+  const [pool, id] = params.trim().split(/\s+/);
+  return pool && /^\d+$/.test(id ?? '') ? { pool, thinId: Number(id) } : null;
+}
+
+/** Whose backing file a loop device of a foreign pool shows, for the message that names its owner. */
+async function foreignBackingFiles(kernel: KernelPort, params: string | null): Promise<string[]> {
+  const devs = params ? poolTableDevices(params) : null;
+  if (!devs) return [];
+  const loops = await kernel.loopList().catch(() => []);
+  return loops.filter((l) => `${l.major}:${l.minor}` === devs.data || `${l.major}:${l.minor}` === devs.metadata).map((l) => l.backingFile);
+}
+
+export async function observeSystem(kernel: KernelPort, stateDir: StateDir, pool: PoolSpec | null, owner: OwnerView): Promise<Observation> {
   const [all, mountTable] = await Promise.all([kernel.listDevices(), kernel.mounts()]);
+  const judge = ownershipJudge(owner);
   const devices: Record<string, DmInfo> = {};
-  for (const d of all) if (isOwnedUuid(d.uuid)) devices[d.name] = d;
+  for (const d of all) if (judge(d) !== 'foreign') devices[d.name] = d;
   const owned = new Set(Object.values(devices).map((d) => `${d.major}:${d.minor}`));
   const mounts: Record<string, MountEntry> = {};
   for (const m of mountTable) if (owned.has(`${m.major}:${m.minor}`)) mounts[m.mountpoint] = m;
 
-  if (!pool) return { backend: kernel.kind, data: null, metadata: null, metadataBlank: true, pool: null, devices, mounts };
+  if (!pool) return { backend: kernel.kind, data: null, metadata: null, metadataBlank: true, pool: null, foreignPool: null, devices, mounts };
 
   const [data, metadata] = await Promise.all([observeBacking(kernel, stateDir, pool.data), observeBacking(kernel, stateDir, pool.metadata)]);
-  const { dmName } = dmIdentity(pool.name, 'pool');
-  const info = devices[dmName];
+  const identity = poolIdentityOf(owner, pool.name);
+  const { dmName } = identity;
   let poolObs: Observation['pool'] = null;
-  if (info && info.liveTable) {
-    const lines = await kernel.status(dmName);
-    const line = lines.find((l) => l.type === 'thin-pool');
-    if (line) poolObs = { info, status: parsePoolStatus(line.params) };
+  let foreignPool: ForeignPool | null = null;
+  const named = all.find((d) => d.name === dmName);
+  if (named) {
+    // Ours only with exactly our uuid and a table on our own backing devices: a pool of the same
+    // name made by another state dir (or by one whose log was lost) is never adopted.
+    const table = named.liveTable ? await kernel.table(dmName).catch(() => []) : [];
+    const line = table.find((t) => t.type === 'thin-pool');
+    const devs = line ? poolTableDevices(line.params) : null;
+    const ourTable = devs !== null && devs.metadata === metadata.majorMinor && devs.data === data.majorMinor;
+    if (named.uuid !== identity.uuid || (named.liveTable && !ourTable)) {
+      delete devices[dmName];
+      const why = named.uuid !== identity.uuid ? `its uuid is "${named.uuid}", not this state directory's "${identity.uuid}"` : `its table names devices ${devs ? `${devs.metadata} and ${devs.data}` : '(none)'}, not this state directory's backing ${metadata.majorMinor ?? '(not attached)'} and ${data.majorMinor ?? '(not attached)'}`;
+      foreignPool = { dmName, uuid: named.uuid, owner: describeOwner(named.uuid), identity: identityOfUuid(named.uuid), backingFiles: await foreignBackingFiles(kernel, line?.params ?? null), why };
+    } else if (named.liveTable) {
+      const lines = await kernel.status(dmName);
+      const statusLine = lines.find((l) => l.type === 'thin-pool');
+      if (statusLine) poolObs = { info: named, status: parsePoolStatus(statusLine.params) };
+    }
   }
   const metadataBlank = metadata.exists ? await isBlank(metadata.path) : true;
-  return { backend: kernel.kind, data, metadata, metadataBlank, pool: poolObs, devices, mounts };
+  return { backend: kernel.kind, data, metadata, metadataBlank, pool: poolObs, foreignPool, devices, mounts };
 }

@@ -12,7 +12,7 @@ import type { Session } from './session.ts';
 import type { KernelPort, DmTarget } from '../kernel/port.ts';
 import type { StateDir } from '../events/state-dir.ts';
 import type { Backing } from '../manifest/types.ts';
-import { dmIdentity } from '../domain/names.ts';
+import { describeOwner, poolIdentityOf } from '../domain/ownership.ts';
 import type { StepOp } from '../plan/steps.ts';
 import { ThinlayerError, UserError, StateError, errorRecord } from '../errors/index.ts';
 import { silentReporter, type Reporter } from '../messages/port.ts';
@@ -38,6 +38,8 @@ export interface GrowOptions {
 /** The intent's args: everything needed to finish the grow after a crash. */
 export interface GrowArgs {
   dmName: string;
+  /** The pool's uuid as the log recorded it: a device of that name with another uuid is not touched. */
+  uuid?: string;
   data: Backing;
   grow: Array<{ role: PoolRole; file: string; fromBytes: number; toBytes: number }>;
 }
@@ -54,7 +56,7 @@ export async function growPool(session: Session, request: GrowRequest, opts: Gro
   const reporter = opts.reporter ?? silentReporter;
   const spec = session.state.desired?.pool ?? session.state.poolSpec;
   if (!spec) throw new UserError('no pool is recorded in this state dir: run `thinlayer apply -f MANIFEST` first', {}, 'E_NO_POOL');
-  const args: GrowArgs = { dmName: dmIdentity(spec.name, 'pool').dmName, data: spec.data, grow: [] };
+  const args: GrowArgs = { ...poolIdentityOf(session.state, spec.name), data: spec.data, grow: [] };
   for (const role of ['data', 'metadata'] as const) {
     const wanted = role === 'data' ? request.dataBytes : request.metadataBytes;
     if (wanted === undefined) continue;
@@ -127,6 +129,10 @@ export async function performGrow(kernel: KernelPort, stateDir: StateDir, args: 
   if (!info || !info.liveTable) return { dataBlocks: null, lowWater: null, reloaded: false };
   const live = (await kernel.table(args.dmName)).find((t) => t.type === 'thin-pool');
   if (!live) throw new StateError(`${args.dmName} has no thin-pool table`, 'E_POOL');
+  if (args.uuid !== undefined && info.uuid !== args.uuid) {
+    throw new StateError(`a device named ${args.dmName} exists with uuid "${info.uuid}", not this state directory's "${args.uuid}": it belongs to ${describeOwner(info.uuid)}; thinlayer does not touch devices it does not own`, 'E_NOT_OWNED');
+  }
+
   // Params: metadata_dev data_dev data_block_size low_water_mark #features features...
   const fields = live.params.trim().split(/\s+/);
   const blockSectors = Number(fields[2]);

@@ -1,14 +1,21 @@
 // The reconciler: observe → plan → execute, repeated until a plan is empty (converged) or a bound is
 // reached. Interrupted steps from an earlier crash need no special path: the projection marks them
-// in doubt, the planner rolls them forward or back, and every action is idempotent.
+// in doubt, the planner rolls them forward or back, and every action is idempotent. Once a run has
+// converged, the intents it found in doubt are settled in the log (recovery.note intent-resolved).
+//
+// A signal (SIGINT, SIGTERM: `signal` aborted) lets the current step finish and be recorded; the
+// run then ends as 'interrupted', and the next run of the same command finishes the work.
 
 import type { Manifest } from '../manifest/types.ts';
 import type { Plan } from '../plan/steps.ts';
 import type { LayerContent } from '../plan/layer-chain.ts';
 import { plan as makePlan, type PlanMode } from '../plan/planner.ts';
-import { dmIdentity } from '../domain/names.ts';
+import { poolIdentityOf } from '../domain/ownership.ts';
 import { StateError, UserError, ThinlayerError } from '../errors/index.ts';
 import { observeSystem } from './observe.ts';
+import { observeThing, mountIndex } from '../plan/observe-thing.ts';
+import type { Observation } from '../plan/observation.ts';
+import { discardFailedLayers } from './failed-layer.ts';
 import { executePlan } from './execute.ts';
 import { completePendingGrows } from './pool-grow.ts';
 import type { Session } from './session.ts';
@@ -33,9 +40,12 @@ export interface ReconcileOptions {
 }
 
 export interface RunResult {
-  outcome: 'converged' | 'stopped';
+  outcome: 'converged' | 'interrupted';
   runId: string;
+  /** Steps taken. */
   steps: number;
+  /** Steps the run set out to take: those taken and those of the current plan not reached. */
+  planned: number;
   passes: number;
   /** The first plan, as shown to the user. */
   plan: Plan;
@@ -57,20 +67,22 @@ export async function reconcile(session: Session, opts: ReconcileOptions): Promi
   try {
     for (let pass = 0; pass < maxPasses; pass++) {
       const poolSpec = opts.desired?.pool ?? session.state.poolSpec;
-      const observed = await observeSystem(session.kernel, session.stateDir, poolSpec);
+      const observed = await observeSystem(session.kernel, session.stateDir, poolSpec, session.state);
       // Without resolved content, the recorded one serves only for the manifest it was resolved for.
       const sameManifest = session.state.desired === opts.desired || JSON.stringify(session.state.desired) === JSON.stringify(opts.desired);
       const content = opts.content ?? (sameManifest ? (session.state.content ?? undefined) : undefined);
       const plan = makePlan({ desired: opts.desired, state: session.state, observed, mode: opts.mode, content });
       firstPlan ??= plan;
       reporter.notify({ code: 'plan.ready', plan, pass });
+      if (pass === 0) for (const text of plan.warnings ?? []) reporter.notify({ code: 'warning', text });
       if (plan.blockers.length > 0) throw new StateError(plan.blockers.join('\n'), 'E_BLOCKED');
       const newDigest = typeof opts.desiredDigest === 'string' && opts.desiredDigest !== session.state.desiredDigest;
       const desiredChanged = opts.recordDesired && (!sameManifest || newDigest || JSON.stringify(session.state.content ?? null) !== JSON.stringify(content ?? null));
       if (plan.steps.length === 0 && !desiredChanged) {
+        await settleIntents(session, runId, observed);
         if (started) await session.append([{ type: 'run.finished', runId, outcome: 'converged', steps }]);
         reporter.notify({ code: 'run.converged', steps, passes: pass });
-        return { outcome: 'converged', runId, steps, passes: pass, plan: firstPlan };
+        return { outcome: 'converged', runId, steps, planned: steps, passes: pass, plan: firstPlan };
       }
       if (plan.impact === 'destroy' && !confirmed) {
         if (!(await opts.confirm(plan))) throw new UserError('the plan deletes devices and was not confirmed: nothing was changed (re-run with --yes to confirm)', { path: '--yes' }, 'E_NOT_CONFIRMED');
@@ -83,17 +95,53 @@ export async function reconcile(session: Session, opts: ReconcileOptions): Promi
         reporter.notify({ code: 'run.started', runId, command: opts.command });
       }
       if (desiredChanged) await session.append([{ type: 'desired.set', manifest: opts.desired, content: content ?? null, source: opts.desired ? 'apply' : 'destroy', digest: opts.desiredDigest ?? null }], { durable: false });
-      const poolDmName = poolSpec ? dmIdentity(poolSpec.name, 'pool').dmName : '';
+      const poolDmName = poolSpec ? poolIdentityOf(session.state, poolSpec.name).dmName : '';
+      const before = steps;
       steps += await executePlan(session, plan.steps, poolDmName, { runId, reporter, signal: opts.signal, firstIndex: steps, observed: observed.devices });
       if (opts.signal?.aborted) {
-        await session.append([{ type: 'run.finished', runId, outcome: 'failed', steps }]);
-        return { outcome: 'stopped', runId, steps, passes: pass + 1, plan: firstPlan };
+        await session.append([{ type: 'run.finished', runId, outcome: 'interrupted', steps }]);
+        const planned = before + plan.steps.length;
+        reporter.notify({ code: 'run.interrupted', steps, planned });
+        return { outcome: 'interrupted', runId, steps, planned, passes: pass + 1, plan: firstPlan };
       }
     }
     throw new StateError(`did not converge after ${maxPasses} passes: the kernel keeps disagreeing with the plan (run \`thinlayer plan\` to see what remains)`, 'E_NOT_CONVERGED');
   } catch (e) {
+    if (started) {
+      // A layer whose content failed is deleted by this same run (failed-layer.ts).
+      const spec = opts.desired?.pool ?? session.state.poolSpec;
+      steps += await discardFailedLayers(session, spec ? poolIdentityOf(session.state, spec.name).dmName : '', { runId, reporter, firstIndex: steps }).catch(() => 0);
+    }
     if (started) await session.append([{ type: 'run.finished', runId, outcome: 'failed', steps }]).catch(() => undefined);
     reporter.notify({ code: 'run.failed', error: e instanceof ThinlayerError ? e.message : String(e) });
     throw e;
   }
+}
+
+/** The ops whose intents their own command settles: gc reads the pool for an orphan's delete, a pool grow is finished before any plan. */
+const SETTLED_ELSEWHERE = new Set(['orphan.delete', 'pool.grow']);
+
+/**
+ * Settles every intent an earlier run left without an outcome. Called once the plan is empty: the
+ * kernel is where the desired state wants it, so each such step was rolled forward or made moot.
+ * The intent stops being pending (doctor stops warning, gc is no longer blocked), and its device's
+ * record takes the state the kernel shows (a create in doubt keeps its doubt for the planner).
+ */
+async function settleIntents(session: Session, runId: string, observed: Observation): Promise<void> {
+  const open = Object.values(session.state.pending).filter((p) => !p.stepId.startsWith(`${runId}:`) && !SETTLED_ELSEWHERE.has(p.op));
+  if (open.length === 0) return;
+  const mounts = mountIndex(observed);
+  const notes = open
+    .sort((a, b) => a.seq - b.seq)
+    .map((p) => {
+      // The device's state as the kernel shows it now: its lifecycle may still be in the transient
+      // state of the step in doubt, which the steps after it could not move (a device left
+      // 'activating' would be recorded as active after a later deactivate). A create in doubt is not
+      // observable this way (a thin id without a device looks the same as none) and keeps its doubt.
+      const thing = session.state.things[p.target];
+      const seen = thing ? observeThing(thing, observed, mounts) : null;
+      const state = seen && !seen.uncertain ? { observed: seen.state, mountpoint: seen.mountedAt } : {};
+      return { type: 'recovery.note' as const, kind: 'intent-resolved' as const, detail: { stepId: p.stepId, op: p.op, target: p.target, runId, ...state } };
+    });
+  await session.append(notes);
 }

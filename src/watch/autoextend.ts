@@ -10,7 +10,7 @@ import { stat, statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Session } from '../reconcile/session.ts';
 import { growPool, type PoolRole } from '../reconcile/pool-grow.ts';
-import { dmIdentity } from '../domain/names.ts';
+import { poolIdentityOf } from '../domain/ownership.ts';
 import { parsePoolStatus } from '../kernel/status-lines.ts';
 import type { Reporter } from '../messages/port.ts';
 
@@ -115,9 +115,10 @@ export class Autoextender {
   async check(session: Session): Promise<PoolUse | null> {
     const spec = session.state.desired?.pool ?? session.state.poolSpec;
     if (!spec) return null;
-    const { dmName } = dmIdentity(spec.name, 'pool');
+    const { dmName, uuid } = poolIdentityOf(session.state, spec.name);
     const info = await session.kernel.info(dmName);
-    if (!info || !info.liveTable) return null;
+    // Another owner's pool of the same name is none of ours to watch or grow.
+    if (!info || !info.liveTable || info.uuid !== uuid) return null;
     const line = (await session.kernel.status(dmName)).find((l) => l.type === 'thin-pool');
     if (!line) return null;
     const st = parsePoolStatus(line.params);

@@ -17,10 +17,12 @@ import type { Plan } from '../plan/steps.ts';
 import { Session } from '../reconcile/session.ts';
 import { reconcile } from '../reconcile/reconcile.ts';
 import { resolveContent } from '../reconcile/resolve-content.ts';
+import { refuseChanges } from '../plan/changes.ts';
 import type { LayerContent } from '../plan/layer-chain.ts';
 import { completePendingGrows } from '../reconcile/pool-grow.ts';
 import { readStatus, type StatusView } from '../api/status.ts';
 import { dmIdentity } from '../domain/names.ts';
+import { poolIdentityOf } from '../domain/ownership.ts';
 import { ThinlayerError, UserError } from '../errors/index.ts';
 import type { Message, Reporter } from '../messages/port.ts';
 import { startLoop, type LoopSummary } from './loop.ts';
@@ -120,7 +122,9 @@ export async function watch(opts: WatchOptions): Promise<LoopSummary> {
         lastRecorded = JSON.stringify(recorded);
         desired ??= recorded;
         if (!desired) return;
-        poolDmName = dmIdentity(desired.pool.name, 'pool').dmName;
+        poolDmName = poolIdentityOf(session.state, desired.pool.name).dmName;
+        // An edit that cannot be carried out is refused as apply refuses it (plan/changes.ts).
+        if (JSON.stringify(desired) !== lastRecorded) refuseChanges(session.state, desired);
 
         const edit = JSON.stringify(desired);
         const content = edit === lastRecorded && session.state.content ? session.state.content : await contentOf(desired);

@@ -528,6 +528,28 @@ export function describeKernelContract(name: string, makeFixture: () => Promise<
       expect(await fx.kernel.blockDeviceSize(thin.devPath)).toBe(2 * THIN_SECTORS * 512);
     });
 
+    it('a mounted thin device grows online: a longer table loaded, suspend, resume, then growfs; its files and its mount stay', async () => {
+      const pool = await rig.pool();
+      const thin = await rig.thin(pool, 1);
+      await fx.kernel.mkfs(thin.devPath, 'ext4');
+      const where = await rig.mount(thin, 'grow');
+      fs.writeFileSync(path.join(where, 'kept.txt'), 'written before the grow\n');
+      await fx.kernel.load(thin.name, [{ start: 0, length: 3 * THIN_SECTORS, type: 'thin', params: `${devT(pool.info)} 1` }]);
+      await fx.kernel.suspend(thin.name);
+      await fx.kernel.resume(thin.name);
+      expect(await fx.kernel.info(thin.name)).toMatchObject({ suspended: false, inactiveTable: false, minor: thin.minor, openCount: 1 });
+      expect((await fx.kernel.table(thin.name))[0]).toMatchObject({ length: 3 * THIN_SECTORS, params: `${devT(pool.info)} 1` });
+      expect(await fx.kernel.blockDeviceSize(thin.devPath)).toBe(3 * THIN_SECTORS * 512);
+      await fx.kernel.growfs(thin.devPath, where, 'ext4');
+      await fx.kernel.growfs(thin.devPath, where, 'ext4'); // a filesystem that fills its device already: nothing to do
+      expect((await fx.kernel.mounts()).find((m) => m.mountpoint === where)).toMatchObject({ major: thin.major, minor: thin.minor });
+      fs.writeFileSync(path.join(where, 'after.txt'), 'written after the grow\n');
+      await fx.kernel.unmount(where);
+      const again = await rig.mount(thin, 'grow-again');
+      expect(fs.readFileSync(path.join(again, 'kept.txt'), 'utf8')).toBe('written before the grow\n');
+      expect(fs.readFileSync(path.join(again, 'after.txt'), 'utf8')).toBe('written after the grow\n');
+    });
+
     it('loops: attach, find by backing file, size; detach; detaching again is ENXIO', async () => {
       const file = rig.sparseFile('loop', 8 * MiB);
       const loop = await rig.attach(file);

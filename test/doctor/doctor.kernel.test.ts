@@ -27,7 +27,7 @@ beforeAll(() => {
 });
 
 describe('doctor and gc on the real kernel', () => {
-  it('finds an orphan with thin_ls on a metadata snapshot, and gc --yes deletes it', async () => {
+  it('finds an orphan with thin_ls on a metadata snapshot; gc --yes leaves it (not this log\'s), gc --thin-id deletes it', async () => {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tl-doctor-'));
     const stateDir = path.join(root, 'state');
     const manifest = path.join(root, 'm.yaml');
@@ -70,9 +70,14 @@ devices:
     expect(sick.report.findings.map((f: { code: string }) => f.code)).toEqual(['thin.orphan']);
 
     const tx = (await status()).transactionId;
+    const unnamed = collect();
+    expect(await gcCommand({ stateDir, backend: 'kernel', json: true, yes: true, out: unnamed.stream, err: collect().stream })).toBe(0);
+    expect(JSON.parse(unnamed.text())).toMatchObject({ steps: [], skipped: [{ subject: 'thin:99' }] });
+    expect((await status()).transactionId).toBe(tx);
     const out = collect();
-    expect(await gcCommand({ stateDir, backend: 'kernel', json: true, yes: true, out: out.stream, err: collect().stream })).toBe(0);
-    expect(JSON.parse(out.text())).toMatchObject({ done: 1, steps: [{ op: 'orphan.delete', target: 'thin:99' }] });
+    expect(await gcCommand({ stateDir, backend: 'kernel', json: true, yes: true, thinId: 99, out: out.stream, err: collect().stream })).toBe(0);
+    // Its mapped size comes from thin_ls (MAPPED_BYTES): nothing was ever written to it.
+    expect(JSON.parse(out.text())).toMatchObject({ done: 1, mappedBytes: 0, steps: [{ op: 'orphan.delete', target: 'thin:99' }] });
     expect((await status()).transactionId).toBe(tx + 1);
     const after = await doctor();
     expect(after.report.thinIds).toEqual([0, 1, 2]);

@@ -47,7 +47,9 @@ interface Box {
   /** The simulated kernel of the state dir, for changes behind thinlayer's back. */
   kernel: SimKernel;
   doctor(): Promise<{ code: number; report: DoctorReport }>;
-  gc(yes: boolean): Promise<{ code: number; out: any }>;
+  gc(yes: boolean, more?: { thinId?: number; keepForeign?: boolean }): Promise<{ code: number; out: any }>;
+  /** The state dir's identity, which every uuid it gives carries. */
+  identity(): Promise<string>;
   events(): Promise<ThinlayerEvent[]>;
   txid(): Promise<number>;
   thingThinId(key: string): Promise<number | undefined>;
@@ -88,9 +90,17 @@ async function applied(layers?: Layers): Promise<Box> {
       const code = await doctorCommand({ stateDir, backend: 'sim', json: true, out: out.stream, err: collect().stream });
       return { code, report: JSON.parse(out.text()) };
     },
-    async gc(yes) {
+    async identity() {
+      const s = await api.Session.open({ stateDir, backend: 'sim', reporter: { notify() {} }, mutate: false, command: 'test' });
+      try {
+        return s.state.identity!;
+      } finally {
+        await s.close();
+      }
+    },
+    async gc(yes, more = {}) {
       const out = collect();
-      const code = await gcCommand({ stateDir, backend: 'sim', json: true, yes, out: out.stream, err: collect().stream });
+      const code = await gcCommand({ stateDir, backend: 'sim', json: true, yes, ...more, out: out.stream, err: collect().stream });
       return { code, out: JSON.parse(out.text()) };
     },
     async events() {
@@ -130,7 +140,7 @@ async function applied(layers?: Layers): Promise<Box> {
 const codes = (r: DoctorReport) => r.findings.map((f) => `${f.severity}:${f.code}:${f.subject}`);
 
 describe('doctor and gc on the simulated kernel', () => {
-  it('reports an orphan made behind the log, and gc --yes deletes it through the log under the fence', async () => {
+  it('reports an orphan made behind the log; gc --yes leaves it, gc --thin-id deletes it only confirmed, through the log under the fence', async () => {
     const box = await applied();
     const healthy = await box.doctor();
     expect(healthy.code).toBe(0);
@@ -140,19 +150,25 @@ describe('doctor and gc on the simulated kernel', () => {
     await box.kernel.message(POOL, 'create_thin 99');
     const sick = await box.doctor();
     expect(sick.report.orphans).toEqual([99]);
-    expect(sick.report.findings).toEqual([expect.objectContaining({ code: 'thin.orphan', severity: 'warning', subject: 'thin:99', repair: 'thinlayer gc --yes' })]);
+    expect(sick.report.findings).toEqual([expect.objectContaining({ code: 'thin.orphan', severity: 'warning', subject: 'thin:99', repair: 'thinlayer gc --thin-id 99' })]);
     expect(sick.code).toBe(0);
 
+    // Not this log's: gc does not touch it on its own.
     const dry = await box.gc(false);
     expect(dry.code).toBe(0);
-    expect(dry.out).toMatchObject({ dryRun: true, steps: [{ op: 'orphan.delete', target: 'thin:99' }] });
-    expect((await box.doctor()).report.orphans).toEqual([99]); // a dry run changes nothing
+    expect(dry.out).toMatchObject({ dryRun: true, steps: [], skipped: [{ subject: 'thin:99' }] });
+    expect((await box.gc(true)).out).toMatchObject({ steps: [], done: 0 });
+    expect((await box.doctor()).report.orphans).toEqual([99]);
+
+    // Named, but not confirmed: refused, nothing deleted.
+    await expect(box.gc(false, { thinId: 99 })).rejects.toMatchObject({ code: 'E_NOT_CONFIRMED', message: expect.stringContaining('thin id 99') });
+    expect((await box.doctor()).report.orphans).toEqual([99]);
 
     const txBefore = await box.txid();
     const seqBefore = (await box.events()).length;
-    const wet = await box.gc(true);
+    const wet = await box.gc(true, { thinId: 99 });
     expect(wet.code).toBe(0);
-    expect(wet.out).toMatchObject({ dryRun: false, done: 1 });
+    expect(wet.out).toMatchObject({ dryRun: false, done: 1, mappedBytes: 0 });
     const logged = (await box.events()).slice(seqBefore);
     expect(logged.map((e) => e.type)).toEqual(['run.started', 'step.intent', 'step.done', 'run.finished']);
     expect(logged[1]).toMatchObject({ op: 'orphan.delete', target: 'thin:99', args: { thinId: 99 }, txid: txBefore });
@@ -198,7 +214,7 @@ describe('doctor and gc on the simulated kernel', () => {
 
   it('says what drifted from the log, and up repairs it', async () => {
     const box = await applied();
-    const db = dmIdentity('doc', 'device', 'db');
+    const db = dmIdentity('doc', 'device', 'db', await box.identity());
     await box.kernel.unmount(path.join(box.mnt, 'web'));
     await box.kernel.remove(db.dmName);
     const drift = await box.doctor();
@@ -245,14 +261,16 @@ describe('doctor and gc on the simulated kernel', () => {
 
   it('removes an owned device the log never created, then the orphan it mapped', async () => {
     const box = await applied();
-    const ghost = dmIdentity('doc', 'device', 'ghost');
+    const ghost = dmIdentity('doc', 'device', 'ghost', await box.identity());
     const poolInfo = (await box.kernel.info(POOL))!;
     await box.kernel.message(POOL, 'create_thin 77');
     await box.kernel.create(ghost.dmName, ghost.uuid, [{ start: 0, length: 2048, type: 'thin', params: `${poolInfo.major}:${poolInfo.minor} 77` }]);
     const sick = await box.doctor();
     expect(codes(sick.report)).toEqual(['warning:dm.unknown:dm:thinlayer-doc-dev-ghost', 'warning:thin.orphan:thin:77']);
-    expect((await box.gc(true)).out).toMatchObject({ steps: [{ op: 'thin.deactivate', target: `dm:${ghost.dmName}` }, { op: 'orphan.delete', target: 'thin:77' }], done: 2 });
+    // The device carries this state dir's identity: gc removes it. Thin id 77 is not this log's: named only.
+    expect((await box.gc(true)).out).toMatchObject({ steps: [{ op: 'thin.deactivate', target: `dm:${ghost.dmName}` }], skipped: [{ subject: 'thin:77' }], done: 1 });
     expect(await box.kernel.info(ghost.dmName)).toBeNull();
+    expect((await box.gc(true, { thinId: 77 })).out).toMatchObject({ steps: [{ op: 'orphan.delete', target: 'thin:77' }], done: 1 });
     expect((await box.doctor()).report.findings).toEqual([]);
   });
 

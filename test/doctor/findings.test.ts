@@ -34,7 +34,8 @@ describe('the log against the kernel', () => {
     ['a thin table naming another pool', { live: { [WEB]: '253:9/2' } }, ['error:thin.table-mismatch:device:web']],
     ['an owned dm device on the pool the log never created', { extraOwned: [{ name: 'thinlayer-demo-dev-ghost', uuid: 'thinlayer-demo-dev-ghost', owned: true, liveTable: true, openCount: 0, thin: { pool: POOL_DEV, thinId: 1 } }] }, ['warning:dm.unknown:dm:thinlayer-demo-dev-ghost']],
     ['a device of someone else mapping a thinlayer thin id', { foreign: [{ name: 'theirs', uuid: 'LVM-x', owned: false, liveTable: true, openCount: 1, thin: { pool: POOL_DEV, thinId: 2 } }] }, ['error:dm.foreign-user:dm:theirs']],
-    ['a transaction id nobody logged', { status: poolStatus({ transactionId: 9 }) }, ['info:pool.transaction-mismatch:pool']],
+    ['a transaction id ahead of the log: the log is behind its pool', { status: poolStatus({ transactionId: 9 }) }, ['error:pool.log-behind:pool']],
+    ['a transaction id behind the log', { status: poolStatus({ transactionId: 3 }) }, ['info:pool.transaction-mismatch:pool']],
   ])('%s', (_name, opts, expected) => {
     expect(summary(opts)).toEqual(expected);
   });
@@ -50,7 +51,17 @@ describe('the log against the kernel', () => {
     expect(orphansOf(f)).toEqual([{ thinId: 7, usedBy: expect.objectContaining({ name: 'theirs' }) }]);
     const [finding] = compareLogWithKernel(f);
     expect(finding.message).toContain('device theirs maps it');
-    expect(finding.repair).toBe('dmsetup remove theirs && thinlayer gc --yes');
+    expect(finding.repair).toBe('dmsetup remove theirs && thinlayer gc --thin-id 7');
+  });
+
+  it('an orphan this log created is gc\'s to delete; one it did not is named, or kept as foreign', () => {
+    const created = { ...baseState(), pool: { ...baseState().pool!, createdIds: [0, 1, 2, 7] } };
+    expect(compareLogWithKernel(facts({ state: created, thinIds: [0, 1, 2, 7] }))[0]).toMatchObject({ code: 'thin.orphan', repair: 'thinlayer gc --yes' });
+    const notOurs = compareLogWithKernel(facts({ thinIds: [0, 1, 2, 7] }))[0];
+    expect(notOurs).toMatchObject({ code: 'thin.orphan', repair: 'thinlayer gc --thin-id 7' });
+    expect(notOurs.message).toContain('never created');
+    const kept = { ...baseState(), pool: { ...baseState().pool!, foreign: { txid: 5, thinIds: [7] } } };
+    expect(compareLogWithKernel(facts({ state: kept, thinIds: [0, 1, 2, 7] }))).toEqual([expect.objectContaining({ code: 'thin.foreign', severity: 'info', repair: null })]);
   });
 
   it('a create whose outcome was not logged is not called missing: up settles it', () => {
@@ -72,7 +83,7 @@ describe('the log against the kernel', () => {
   it('the fence: a pending metadata step allows its transaction id and the next', () => {
     const state = { ...withThing(baseState(), layer(['os', 'new'], 3, 'creating')), pending: pending('snap.create', NEW, { thinId: 3 }, 5) };
     for (const txid of [5, 6]) expect(summary({ state, status: poolStatus({ transactionId: txid }), thinIds: [0, 1, 2, 3] }), `txid ${txid}`).toEqual([`warning:step.interrupted:${NEW}`]);
-    expect(summary({ state, status: poolStatus({ transactionId: 7 }), thinIds: [0, 1, 2, 3] })).toContain('info:pool.transaction-mismatch:pool');
+    expect(summary({ state, status: poolStatus({ transactionId: 7 }), thinIds: [0, 1, 2, 3] })).toContain('error:pool.log-behind:pool');
   });
 
   it('an interrupted gc is repaired by gc, and a run under way is only noted', () => {
@@ -90,6 +101,20 @@ describe('the log against the kernel', () => {
     const gone = facts({ status: null, live: {} });
     gone.observed.data = { ...gone.observed.data!, exists: false };
     expect(compareLogWithKernel(gone).map((f) => f.code)).toEqual(['pool.backing-missing']);
+    // Missing, with its path, and the repair is to put it back: never destroy.
+    const [missing] = compareLogWithKernel(gone);
+    expect(missing.message).toContain(`the pool's data file ${gone.observed.data!.path} is missing`);
+    expect(missing.repair).toContain(`put ${gone.observed.data!.path} back`);
+    expect(missing.repair).not.toMatch(/destroy/);
+  });
+
+  it('shows a layer whose content failed as failed, with why', () => {
+    const f = facts({});
+    const layer = Object.values(f.state.things).find((t) => t.kind === 'layer')!;
+    f.state.things[layer.key] = { ...layer, ready: false, failed: 'entry "x": its parent a is a symlink' };
+    const found = compareLogWithKernel(f).find((x) => x.code === 'layer.failed');
+    expect(found).toMatchObject({ severity: 'warning', subject: layer.key });
+    expect(found!.message).toMatch(/failed: its content could not be applied \(entry "x": its parent a is a symlink\)/);
   });
 
   it('unreadable thin ids are a warning, not a list of every id missing', () => {

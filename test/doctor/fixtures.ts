@@ -110,6 +110,7 @@ export function facts(opts: FactsOptions = {}): DoctorFacts {
     data: backing('data.img'),
     metadata: backing('metadata.img'),
     metadataBlank: false,
+    foreignPool: null,
     pool: status ? { info: devices[POOL_DM.dmName], status } : null,
     devices,
     mounts,

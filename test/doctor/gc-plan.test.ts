@@ -26,9 +26,14 @@ function withSourcedOs(): EngineState {
   return { ...baseState(), desired, content };
 }
 
+/** The log also created these thin ids (and no longer records them). */
+function createdAlso(s: EngineState, ...ids: number[]): EngineState {
+  return { ...s, pool: { ...s.pool!, createdIds: [0, 1, 2, ...ids] } };
+}
+
 describe('what gc collects', () => {
-  it('deletes orphans in id order through orphan.delete, and nothing else in a clean pool', () => {
-    const plan = planGc(facts({ thinIds: [0, 1, 2, 42, 7] }));
+  it('deletes orphans this log created in id order through orphan.delete, and nothing else in a clean pool', () => {
+    const plan = planGc(facts({ state: createdAlso(baseState(), 7, 42), thinIds: [0, 1, 2, 42, 7] }));
     expect(plan.blockers).toEqual([]);
     expect(ops(plan)).toEqual(['orphan.delete thin:7', 'orphan.delete thin:42']);
     expect(plan.steps[0]).toMatchObject({ impact: 'destroy', args: { thinId: 7 } });
@@ -62,7 +67,7 @@ describe('what gc collects', () => {
 
   it('leaves layers alone when the log holds a sourced manifest without its content', () => {
     const state = { ...withDroppedLayers(), desired: withSourcedOs().desired, content: null };
-    const plan = planGc(facts({ state, thinIds: [0, 1, 2, 3, 4, 9] }));
+    const plan = planGc(facts({ state: createdAlso(state, 3, 4, 9), thinIds: [0, 1, 2, 3, 4, 9] }));
     expect(ops(plan)).toEqual(['orphan.delete thin:9']);
     expect(plan.skipped).toEqual([{ subject: 'layers', reason: expect.stringContaining('run `thinlayer apply` first') }]);
   });
@@ -76,11 +81,31 @@ describe('what gc collects', () => {
     expect(live.skipped).toEqual([{ subject: 'device:web', reason: expect.stringContaining('thinlayer down') }]);
   });
 
+  it('leaves a thin id this log did not create to be named, and deletes a named one alone', () => {
+    const plan = planGc(facts({ state: createdAlso(baseState(), 7), thinIds: [0, 1, 2, 7, 8] }));
+    expect(ops(plan)).toEqual(['orphan.delete thin:7']);
+    expect(plan.skipped).toEqual([{ subject: 'thin:8', reason: expect.stringContaining('thinlayer gc --thin-id 8') }]);
+    const named = planGc(facts({ thinIds: [0, 1, 2, 7, 8] }), { thinId: 8 });
+    expect(ops(named)).toEqual(['orphan.delete thin:8']);
+    expect(named.steps[0]).toMatchObject({ impact: 'destroy', args: { thinId: 8, named: true } });
+    expect(planGc(facts({ thinIds: [0, 1, 2] }), { thinId: 8 }).blockers.join()).toMatch(/holds no thin id 8/);
+    expect(planGc(facts({ thinIds: [0, 1, 2] }), { thinId: 1 }).blockers.join()).toMatch(/is layer os .* in the log/);
+  });
+
+  it('deletes nothing while the pool is ahead of the log, named or not', () => {
+    const behind = { thinIds: [0, 1, 2, 7], status: poolStatus({ transactionId: 9 }) };
+    for (const request of [{}, { thinId: 7 }]) {
+      const plan = planGc(facts({ state: createdAlso(baseState(), 7), ...behind }), request);
+      expect(plan.steps).toEqual([]);
+      expect(plan.blockers.join()).toMatch(/transaction id is 9 but this log recorded 5.*gc --keep-foreign/);
+    }
+  });
+
   it('removes an unknown owned device before deleting the orphan it maps; leaves open and foreign ones', () => {
     const ghost = { name: 'thinlayer-demo-dev-ghost', uuid: 'thinlayer-demo-dev-ghost', owned: true, liveTable: true, openCount: 0, thin: { pool: POOL_DEV, thinId: 50 } };
     const busy = { ...ghost, name: 'thinlayer-demo-dev-busy', uuid: 'thinlayer-demo-dev-busy', openCount: 1, thin: { pool: POOL_DEV, thinId: 51 } };
     const theirs = { name: 'theirs', uuid: '', owned: false, liveTable: true, openCount: 0, thin: { pool: POOL_DEV, thinId: 52 } };
-    const plan = planGc(facts({ thinIds: [0, 1, 2, 50, 51, 52], extraOwned: [ghost, busy], foreign: [theirs] }));
+    const plan = planGc(facts({ state: createdAlso(baseState(), 50, 51, 52), thinIds: [0, 1, 2, 50, 51, 52], extraOwned: [ghost, busy], foreign: [theirs] }));
     expect(ops(plan)).toEqual(['thin.deactivate dm:thinlayer-demo-dev-ghost', 'orphan.delete thin:50']);
     expect(plan.skipped.map((s) => s.subject)).toEqual(['dm:thinlayer-demo-dev-busy', 'thin:51', 'thin:52']);
   });

@@ -2,8 +2,9 @@
 // device a snapshot that sees every layer and keeps its writes to itself.
 
 import { describe, it, expect, onTestFinished } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import * as api from '../../src/api/index.ts';
 import { writeLayerScenario, expectUpperChain, expectImage } from '../scenarios/layer-chain.ts';
@@ -88,27 +89,77 @@ describe('layers with content on the simulated kernel', () => {
     expectUpperChain(join(b.mnt, 'app1'));
   });
 
-  it('refuses hostile content with exit-2 errors naming the entry, and commits nothing', async () => {
+  it('refuses hostile, truncated and oversized layers at plan time with exit 2, before anything is made', async () => {
     const b = box();
     const file = writeLayerScenario(b.src, b.mnt);
-    writeFileSync(join(b.src, 'middle.tar.gz'), buildTar([{ name: '../escape', content: 'x' }]));
+    const good = buildTar([{ name: 'srv/', type: 'dir' }, { name: 'srv/a', content: 'x'.repeat(5000) }]);
+    const bad: Array<[string, Buffer, RegExp]> = [
+      ['hostile', buildTar([{ name: '../escape', content: 'x' }]), /entry "\.\.\/escape".*"\.\."/],
+      ['escaping link', buildTar([{ name: 'l', type: 'symlink', linkname: '../../etc' }]), /entry "l".*leads outside the layer root/],
+      ['truncated', good.subarray(0, 512 + 1000), /truncated/],
+      ['device node', buildTar([{ name: 'dev/sda', type: 'block', devmajor: 8, devminor: 0 }]), /device node is not allowed/],
+      // 300 MiB of zeros in one entry: the layer devices hold the base's 256 MiB.
+      ['bomb', gzipSync(buildTar([{ name: 'zeros', content: Buffer.alloc(300 << 20) }]), { level: 1 }), /entry "zeros".*larger than the 268435456 bytes its device holds/],
+    ];
     const opts = { stateDir: b.stateDir, backend: 'sim' as const, yes: true };
+    for (const [what, archive, pattern] of bad) {
+      writeFileSync(join(b.src, 'middle.tar.gz'), archive);
+      for (const run of [() => api.planFor(file, opts), () => api.apply(file, opts)]) {
+        const error = await run().then(
+          () => null,
+          (e) => e,
+        );
+        expect(error?.exitCode, what).toBe(2);
+        expect(String(error?.message), what).toMatch(pattern);
+        expect(String(error?.message), what).toContain(join(b.src, 'middle.tar.gz'));
+      }
+    }
+    expect(existsSync(join(b.root, 'escape'))).toBe(false);
+    // Nothing was made: no pool, no thin device, no step logged.
+    const s = await api.Session.open({ stateDir: b.stateDir, backend: 'sim', reporter: { notify() {} }, mutate: false, command: 'check' });
+    try {
+      expect(s.state.pool).toBeNull();
+      expect(Object.keys(s.state.things)).toEqual([]);
+    } finally {
+      await s.close();
+    }
+    const sim = new SimKernel({ dir: join(b.stateDir, 'sim') });
+    try {
+      expect(await sim.listDevices()).toEqual([]);
+    } finally {
+      await sim.close();
+    }
+  });
+
+  it('deletes a layer that still fails during extraction in the same run, and reports it', async () => {
+    const b = box();
+    mkdirSync(b.src, { recursive: true });
+    // Each archive passes the checks on its own; together, the upper one writes through the lower one's symlink.
+    writeFileSync(join(b.src, 'lower.tar'), buildTar([{ name: 'usr/', type: 'dir' }, { name: 'etc', type: 'symlink', linkname: 'usr' }]));
+    writeFileSync(join(b.src, 'upper.tar'), buildTar([{ name: 'etc/passwd', content: 'x' }]));
+    const file = join(b.src, 'm.yaml');
+    writeFileSync(file, `pool:\n  name: fl\n  data: { file: data.img, size: 1G }\n  metadata: { file: metadata.img, size: 64M }\n  baseSize: 256M\nlayers:\n  lower: { source: lower.tar }\n  upper: { source: upper.tar, parent: lower }\ndevices:\n  app: { layer: upper, mountpoint: ${b.mnt}/app }\n`);
+    const reporter = new CollectingReporter();
+    const opts = { stateDir: b.stateDir, backend: 'sim' as const, yes: true, reporter };
+    expect((await api.planFor(file, opts)).blockers).toEqual([]);
     const error = await api.apply(file, opts).then(
       () => null,
       (e) => e,
     );
     expect(error?.exitCode).toBe(2);
-    expect(String(error?.message)).toMatch(/\.\.\/escape/);
-    expect(existsSync(join(b.root, 'escape'))).toBe(false);
+    expect(String(error?.message)).toMatch(/entry "etc\/passwd": its parent etc is a symlink/);
+    // The deletion is a step of the same run, reported like any other.
+    const done = reporter.messages.filter((m) => m.code === 'step.done').map((m: any) => `${m.step.op} ${m.step.reason}`);
+    expect(done.some((d) => /^thin\.delete delete layer upper, whose content failed to apply \(.*its parent etc is a symlink/.test(d))).toBe(true);
+    const status = await api.status(opts);
+    expect(status.layers.find((l) => l.name === 'lower')).toMatchObject({ state: 'created', ready: true });
+    expect(status.layers.find((l) => l.name === 'upper')).toMatchObject({ state: 'absent', thinId: null, error: null });
     const s = await api.Session.open({ stateDir: b.stateDir, backend: 'sim', reporter: { notify() {} }, mutate: false, command: 'check' });
     try {
-      const layers = Object.values(s.state.things).filter((t) => t.kind === 'layer');
-      expect(layers.filter((t) => t.label === 'middle').every((t) => !t.ready)).toBe(true);
-      expect(layers.filter((t) => t.label === 'upper')).toEqual([]);
+      expect(Object.values(s.state.things).filter((t) => t.kind === 'layer').map((t) => t.label)).toEqual(['lower']);
+      expect(Object.keys(s.state.pending)).toEqual([]);
     } finally {
       await s.close();
     }
-    const status = await api.status(opts);
-    expect(status.devices.filter((d) => d.state === 'mounted').map((d) => d.name)).toEqual([]);
   });
 });

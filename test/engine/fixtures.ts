@@ -47,6 +47,7 @@ export function emptyObservation(): Observation {
     data: { path: '/s/data.img', kind: 'file', exists: false, sizeBytes: 0, loop: null, majorMinor: null },
     metadata: { path: '/s/metadata.img', kind: 'file', exists: false, sizeBytes: 0, loop: null, majorMinor: null },
     metadataBlank: true,
+    foreignPool: null,
     pool: null,
     devices: {},
     mounts: {},

@@ -233,6 +233,25 @@ describe('planner', () => {
     expect(p.blockers.join()).toMatch(/metadata was lost/);
   });
 
+  it('reports a missing data or metadata file as missing, with its path, and never advises destroy', () => {
+    for (const roles of [['data'], ['metadata'], ['data', 'metadata']] as const) {
+      const obs = emptyObservation();
+      obs.data!.exists = true;
+      obs.metadata!.exists = true;
+      for (const role of roles) obs[role]!.exists = false;
+      obs.metadataBlank = roles.includes('metadata' as never);
+      const p = plan({ desired: manifest(), state: appliedState(), observed: obs, mode: 'converge' });
+      expect(p.steps).toEqual([]);
+      expect(p.blockers).toHaveLength(1);
+      for (const role of roles) expect(p.blockers[0]).toContain(`the pool's ${role} file ${obs[role]!.path}`);
+      expect(p.blockers[0]).toMatch(/missing.*put (it|them) back/);
+      expect(p.blockers[0]).not.toMatch(/destroy|lost/);
+    }
+    // Before the pool was ever formatted, a missing file is simply made.
+    const fresh = emptyObservation();
+    expect(plan({ desired: manifest(), state: initialState(), observed: fresh, mode: 'converge' }).steps[0].op).toBe('pool.files');
+  });
+
   it.each([
     ['needs_check', '5 100/16384 10/327680 - rw discard_passdown queue_if_no_space needs_check 1024', /needs a metadata check/],
     ['read-only', '5 100/16384 10/327680 - ro discard_passdown queue_if_no_space - 1024', /read-only/],
@@ -259,5 +278,42 @@ describe('planner', () => {
     expect(p.steps[0].args.originThinId).toBe(1);
     expect(p.steps[0].args.thinId).toBe(5);
     expect(p.steps[0].args.ready).toBe(false);
+  });
+});
+
+describe('planner: ownership and a log behind its pool', () => {
+  it('a pool name held by another owner blocks everything, naming the owner', () => {
+    const observed = { ...emptyObservation(), foreignPool: { dmName: 'thinlayer-demo-pool', uuid: `thinlayer-${'c'.repeat(32)}-demo-pool`, owner: `the thinlayer state directory with identity ${'c'.repeat(32)}`, identity: 'c'.repeat(32), backingFiles: ['/other/data.img'], why: 'its uuid differs' } };
+    for (const mode of ['converge', 'down'] as const) {
+      const p = plan({ desired: manifest(), state: appliedState(), observed, mode });
+      expect(p.steps).toEqual([]);
+      expect(p.blockers.join()).toMatch(/belongs to the thinlayer state directory with identity c{32}; its backing files are \/other\/data.img/);
+    }
+  });
+
+  it('with the pool ahead of the log, nothing is deleted or formatted: a plan that would refuses, one that would not warns', () => {
+    const { obs } = liveObservation();
+    const ahead = { ...obs, pool: { ...obs.pool!, status: { ...obs.pool!.status, transactionId: 9 } } };
+    const same = plan({ desired: manifest(), state: appliedState(), observed: ahead, mode: 'converge' });
+    expect(same.blockers).toEqual([]);
+    expect(same.warnings?.join()).toMatch(/transaction id is 9 but this log recorded 5/);
+    const dropped = manifest({ devices: manifest().devices.filter((d) => d.name !== 'web2') });
+    const p = plan({ desired: dropped, state: appliedState(), observed: ahead, mode: 'converge' });
+    expect(p.steps).toEqual([]);
+    expect(p.blockers.join()).toMatch(/refusing to delete device web2 .* gc --keep-foreign/);
+    // At the log's own transaction id the same change is planned as usual.
+    expect(ops(plan({ desired: dropped, state: appliedState(), observed: obs, mode: 'converge' }))).toContain('thin.delete device:web2');
+  });
+
+  it('rolls a create in doubt forward as `resume`; a new create is not', () => {
+    const p = plan({ desired: manifest(), state: initialState(), observed: emptyObservation(), mode: 'converge' });
+    expect(p.steps.find((s) => s.op === 'thin.create')!.args.resume).toBeUndefined();
+    const state = appliedState();
+    const web2 = state.things['device:web2'];
+    state.things['device:web2'] = { ...web2, lifecycle: { state: 'creating', from: 'absent', error: null } };
+    const { obs } = liveObservation();
+    delete obs.devices[web2.dmName];
+    const rolled = plan({ desired: manifest(), state, observed: obs, mode: 'converge' });
+    expect(rolled.steps.find((s) => s.op === 'snap.create' && s.target === 'device:web2')?.args).toMatchObject({ resume: true, thinId: web2.thinId });
   });
 });

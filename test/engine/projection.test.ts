@@ -18,6 +18,31 @@ describe('projection', () => {
     expect(next.pending).toEqual({});
   });
 
+  it('records a layer whose commit failed as failed, until it is committed; a resize records the new size to grow into', () => {
+    const layer = { kind: 'layer', name: 'abc', thinId: 1, origin: 'base', sizeBytes: 1 << 30, ...dmIdentity('demo', 'layer', 'abc') };
+    const made = project(stamp([
+      { type: 'step.intent', stepId: 'r:0', op: 'snap.create', target: 'layer:abc', args: layer, txid: 0 },
+      { type: 'step.done', stepId: 'r:0', op: 'snap.create', target: 'layer:abc', result: { txid: 1 } },
+      { type: 'step.intent', stepId: 'r:1', op: 'layer.commit', target: 'layer:abc', args: {} },
+      { type: 'step.failed', stepId: 'r:1', op: 'layer.commit', target: 'layer:abc', error: { code: 'E_LAYER_CONTENT', message: 'entry "x": bad' } },
+    ]));
+    expect(made.things['layer:abc']).toMatchObject({ ready: false, failed: 'entry "x": bad' });
+    const committed = project(stamp([
+      { type: 'step.intent', stepId: 'r:2', op: 'layer.commit', target: 'layer:abc', args: {} },
+      { type: 'step.done', stepId: 'r:2', op: 'layer.commit', target: 'layer:abc', result: { digest: 'sha256:1' } },
+    ], 5), made);
+    expect(committed.things['layer:abc'].ready).toBe(true);
+    expect(committed.things['layer:abc'].failed).toBeUndefined();
+    const device = { kind: 'device', name: 'app', thinId: 2, origin: 'layer:abc', sizeBytes: 1 << 30, ...dmIdentity('demo', 'device', 'app') };
+    const resized = project(stamp([
+      { type: 'step.intent', stepId: 'r:3', op: 'snap.create', target: 'device:app', args: device, txid: 1 },
+      { type: 'step.done', stepId: 'r:3', op: 'snap.create', target: 'device:app', result: { txid: 2, ready: true } },
+      { type: 'step.intent', stepId: 'r:4', op: 'thin.resize', target: 'device:app', args: { sizeBytes: 2 << 30 } },
+      { type: 'step.done', stepId: 'r:4', op: 'thin.resize', target: 'device:app', result: { sizeBytes: 2 << 30 } },
+    ], 7), committed);
+    expect(resized.things['device:app']).toMatchObject({ sizeBytes: 2 << 30, ready: false });
+  });
+
   it('records the desired manifest and the pool spec', () => {
     const s = project(stamp([{ type: 'desired.set', manifest: manifest(), source: 'apply' }]));
     expect(s.desired?.pool.name).toBe('demo');
@@ -39,6 +64,29 @@ describe('projection', () => {
     expect(Object.keys(s.pending)).toEqual(['r:0']);
     expect(s.things.base.lifecycle.state).toBe('creating');
     expect(s.things.base.thinId).toBe(0);
+  });
+
+  it('settles an intent in doubt by a recovery note, taking the device state observed then', () => {
+    // thin.activate was cut short by a crash after the kernel call; a later deactivate could not
+    // move the lifecycle out of 'activating', so its DONE would have recorded the device as active.
+    const events = stamp([
+      { type: 'step.intent', stepId: 'r:0', op: 'thin.create', target: 'base', args: base, txid: 0 },
+      { type: 'step.done', stepId: 'r:0', op: 'thin.create', target: 'base', result: { txid: 1 } },
+      { type: 'step.intent', stepId: 'r:1', op: 'thin.activate', target: 'base', args: {} },
+      { type: 'step.intent', stepId: 's:0', op: 'thin.deactivate', target: 'base', args: {} },
+      { type: 'step.done', stepId: 's:0', op: 'thin.deactivate', target: 'base', result: {} },
+    ]);
+    const before = project(events);
+    expect(Object.keys(before.pending)).toEqual(['r:1']);
+    expect(before.things.base.lifecycle.state).toBe('activated');
+    const settled = project(stamp([{ type: 'recovery.note', kind: 'intent-resolved', detail: { stepId: 'r:1', op: 'thin.activate', target: 'base', runId: 's', observed: 'created', mountpoint: null } }], 6), before);
+    expect(settled.pending).toEqual({});
+    expect(settled.things.base.lifecycle.state).toBe('created');
+    // Without an observed state (a create in doubt), only the intent is settled.
+    const doubt = project(stamp([{ type: 'step.intent', stepId: 'r:0', op: 'thin.create', target: 'base', args: base, txid: 0 }]));
+    const kept = project(stamp([{ type: 'recovery.note', kind: 'intent-resolved', detail: { stepId: 'r:0', op: 'thin.create', target: 'base', runId: 's' } }], 2), doubt);
+    expect(kept.pending).toEqual({});
+    expect(kept.things.base.lifecycle.state).toBe('creating');
   });
 
   it('moves a device through its lifecycle as steps complete', () => {

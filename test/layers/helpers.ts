@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { onTestFinished } from 'vitest';
 import { resolveLayerSource, type ResolvedLayer } from '../../src/layers/index.ts';
+import type { ContentRules } from '../../src/layers/content-check.ts';
 
 export interface Workspace {
   base: string;
@@ -15,8 +16,10 @@ export interface Workspace {
   sources: string;
   /** A directory beside the root holding one file: hostile layers aim here. */
   sentinel: string;
-  /** Writes an archive into `sources` and resolves it as a layer. */
-  layer(name: string, bytes: Buffer): Promise<ResolvedLayer>;
+  /** Writes an archive into `sources` and resolves it as a layer (checked as it is hashed). */
+  layer(name: string, bytes: Buffer, rules?: ContentRules): Promise<ResolvedLayer>;
+  /** Writes an archive into `sources` and names it as a layer without reading it: what the extractor alone must judge. */
+  uncheckedLayer(name: string, bytes: Buffer): ResolvedLayer;
   /** Every path under the sentinel directory (it starts with just `keep`). */
   sentinelContents(): string[];
 }
@@ -34,11 +37,16 @@ export function workspace(): Workspace {
     root,
     sources,
     sentinel,
-    async layer(name, bytes) {
+    async layer(name, bytes, rules) {
       const path = join(sources, name);
       writeFileSync(path, bytes);
-      const [layer] = await resolveLayerSource(name, sources);
+      const [layer] = await resolveLayerSource(name, sources, {}, undefined, rules);
       return layer;
+    },
+    uncheckedLayer(name, bytes) {
+      const path = join(sources, name);
+      writeFileSync(path, bytes);
+      return { kind: 'tar', path, diffId: `sha256:${'0'.repeat(64)}`, sizeBytes: bytes.length, label: path };
     },
     sentinelContents: () => readdirSync(sentinel, { recursive: true }).map(String).sort(),
   };

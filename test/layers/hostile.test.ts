@@ -1,28 +1,54 @@
 import { existsSync, lstatSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { LayerContentError, applyLayer, resolveLayerSource, type ApplyOptions } from '../../src/layers/index.ts';
+import { LayerContentError, applyLayer, resolveLayerSource, type ApplyOptions, type ResolvedLayer } from '../../src/layers/index.ts';
 import { UserError } from '../../src/errors/index.ts';
 import { buildTar, gzip, zstd, type Entry } from './tar-builder.ts';
+import { checkTarStream } from '../../src/layers/content-check.ts';
 import { workspace, type Workspace } from './helpers.ts';
 
-/** Applies the archive and expects a refusal naming `entry`, with nothing outside the root touched. */
-async function expectRefused(ws: Workspace, archive: Buffer, entry: string | null, pattern: RegExp, opts: ApplyOptions = {}, swapTo?: Buffer): Promise<LayerContentError> {
-  const layer = await ws.layer(`hostile-${Math.random().toString(36).slice(2)}.tar`, archive);
-  // Damage that resolve would catch is put in place after it, to see that apply catches it too.
-  if (swapTo) writeFileSync(layer.path, swapTo);
-  const error = await applyLayer(layer, ws.root, opts).then(
-    () => null,
-    (e: unknown) => e,
-  );
+/** Where a refusal is expected: when the source is hashed (plan time) as well as by the extractor, or by the extractor alone. */
+type Stage = 'hash-and-apply' | 'apply';
+
+function expectRefusal(error: unknown, entry: string | null, pattern: RegExp, path: string): LayerContentError {
   expect(error).toBeInstanceOf(LayerContentError);
   const refusal = error as LayerContentError;
   expect(refusal).toBeInstanceOf(UserError);
   expect(refusal.exitCode).toBe(2);
   expect(refusal.entry).toBe(entry);
-  expect(refusal.layer).toBe(layer.path);
+  expect(refusal.layer).toBe(path);
   if (entry !== null) expect(refusal.message).toContain(JSON.stringify(entry));
   expect(refusal.message).toMatch(pattern);
+  return refusal;
+}
+
+/**
+ * Expects a refusal naming `entry`, with nothing outside the root touched: from resolveLayerSource
+ * (the check made when the source is hashed, before any step), and from the extractor given the same
+ * archive unchecked (what a lower layer or a source changed after hashing can still bring).
+ */
+async function expectRefused(ws: Workspace, archive: Buffer, entry: string | null, pattern: RegExp, opts: ApplyOptions = {}, swapTo?: Buffer, stage: Stage = 'hash-and-apply'): Promise<LayerContentError> {
+  const name = `hostile-${Math.random().toString(36).slice(2)}.tar`;
+  let layer: ResolvedLayer;
+  if (swapTo) {
+    // Damage that resolve would catch is put in place after it, to see that apply catches it too.
+    layer = await ws.layer(name, archive);
+    writeFileSync(layer.path, swapTo);
+  } else {
+    if (stage === 'hash-and-apply') {
+      const atHash = await ws.layer(name, archive, { maxBytes: opts.maxBytes, allowDevices: opts.allowDevices }).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expectRefusal(atHash, entry, pattern, join(ws.sources, name));
+    }
+    layer = ws.uncheckedLayer(name, archive);
+  }
+  const error = await applyLayer(layer, ws.root, { expectDiffId: null, ...opts }).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  const refusal = expectRefusal(error, entry, pattern, layer.path);
   expect(ws.sentinelContents()).toEqual(['keep']);
   expect(readFileSync(join(ws.sentinel, 'keep'), 'utf8')).toBe('sentinel');
   expect(readdirSync(ws.base).sort()).toEqual(['root', 'sentinel', 'sources']);
@@ -61,10 +87,10 @@ describe('applyLayer refuses hostile content', () => {
     await expectRefused(ws, buildTar([toSentinel(ws), { name: 'link/pwned', content: 'x' }]), 'link/pwned', /parent link is a symlink/);
     // A lower layer's symlink.
     await applyLayer(await ws.layer('lower.tar', buildTar([toSentinel(ws, 'etc')])), ws.root);
-    await expectRefused(ws, buildTar([{ name: 'etc/passwd', content: 'x' }]), 'etc/passwd', /parent etc is a symlink/);
-    await expectRefused(ws, buildTar([{ name: 'etc/.wh.keep' }]), 'etc/.wh.keep', /symlink/);
-    await expectRefused(ws, buildTar([{ name: 'etc/.wh..wh..opq' }]), 'etc/.wh..wh..opq', /symlink/);
-    await expectRefused(ws, buildTar([{ name: 'etc/sub/', type: 'dir' }]), 'etc/sub/', /symlink/);
+    await expectRefused(ws, buildTar([{ name: 'etc/passwd', content: 'x' }]), 'etc/passwd', /parent etc is a symlink/, {}, undefined, 'apply');
+    await expectRefused(ws, buildTar([{ name: 'etc/.wh.keep' }]), 'etc/.wh.keep', /symlink/, {}, undefined, 'apply');
+    await expectRefused(ws, buildTar([{ name: 'etc/.wh..wh..opq' }]), 'etc/.wh..wh..opq', /symlink/, {}, undefined, 'apply');
+    await expectRefused(ws, buildTar([{ name: 'etc/sub/', type: 'dir' }]), 'etc/sub/', /symlink/, {}, undefined, 'apply');
     // Replacing the symlink itself is fine: it is removed, not followed.
     await applyLayer(await ws.layer('replace.tar', buildTar([{ name: 'etc', type: 'dir' }, { name: 'etc/passwd', content: 'ok' }])), ws.root);
     expect(readFileSync(join(ws.root, 'etc/passwd'), 'utf8')).toBe('ok');
@@ -78,7 +104,7 @@ describe('applyLayer refuses hostile content', () => {
     await expectRefused(ws, buildTar([toSentinel(ws), { name: 'h', type: 'hardlink', linkname: 'link/keep' }]), 'h', /parent link is a symlink/);
     await expectRefused(ws, buildTar([toSentinel(ws), { name: 'h', type: 'hardlink', linkname: 'link' }]), 'h', /not a regular file/);
     await expectRefused(ws, buildTar([{ name: 'dir/', type: 'dir' }, { name: 'h', type: 'hardlink', linkname: 'dir' }]), 'h', /not a regular file/);
-    await expectRefused(ws, buildTar([{ name: 'h', type: 'hardlink', linkname: 'later' }, { name: 'later', content: 'x' }]), 'h', /does not exist/);
+    await expectRefused(ws, buildTar([{ name: 'h', type: 'hardlink', linkname: 'later' }, { name: 'later', content: 'x' }]), 'h', /does not exist/, {}, undefined, 'apply');
     await expectRefused(ws, buildTar([{ name: 'same', content: 'x' }, { name: 'same', type: 'hardlink', linkname: 'same' }]), 'same', /itself/);
   });
 
@@ -91,7 +117,7 @@ describe('applyLayer refuses hostile content', () => {
     ]);
     await expectRefused(ws, devices, 'dev/null', /device node is not allowed/);
     await expectRefused(ws, buildTar([{ name: 'run/pipe', type: 'fifo' }]), 'run/pipe', /fifo is not allowed/);
-    await applyLayer(await ws.layer('devices.tar', devices), ws.root, { allowDevices: true });
+    await applyLayer(await ws.layer('devices.tar', devices, { allowDevices: true }), ws.root, { allowDevices: true });
     const nullDev = lstatSync(join(ws.root, 'dev/null'));
     expect(nullDev.isCharacterDevice()).toBe(true);
     expect(nullDev.rdev).toBe(lstatSync('/dev/null').rdev);
@@ -114,7 +140,7 @@ describe('applyLayer refuses hostile content', () => {
   it('refuses content that is not what its diff id says', async () => {
     const ws = workspace();
     const archive = buildTar([{ name: 'a', content: 'a' }]);
-    await expectRefused(ws, archive, null, /has diff id sha256:[0-9a-f]{64}, expected sha256:0{64}/, { expectDiffId: `sha256:${'0'.repeat(64)}` });
+    await expectRefused(ws, archive, null, /has diff id sha256:[0-9a-f]{64}, expected sha256:0{64}/, { expectDiffId: `sha256:${'0'.repeat(64)}` }, undefined, 'apply');
     // A source replaced after it was resolved.
     const layer = await ws.layer('swapped.tar', archive);
     writeFileSync(layer.path, buildTar([{ name: 'a', content: 'b' }]));
@@ -211,5 +237,52 @@ describe('applyLayer within one layer', () => {
     expect(readdirSync(join(ws.root, 'o')).sort()).toEqual(['new', 'sub']);
     expect(readdirSync(join(ws.root, 'o/sub'))).toEqual(['upper']);
     expect(readFileSync(join(ws.root, 'o/new/deep/f'), 'utf8')).toBe('n');
+  });
+});
+
+describe('resolveLayerSource checks content as it hashes it', () => {
+  it('stops a decompression bomb at the device size, without inflating the rest', async () => {
+    const ws = workspace();
+    // 16 MiB of zeros in one entry compress to about 16 KiB; the header alone says it is too large.
+    const one = gzip(buildTar([{ name: 'zeros', content: Buffer.alloc(16 << 20) }]));
+    const refused = await ws.layer('bomb.tar.gz', one, { maxBytes: 1 << 20 }).catch((e: unknown) => e);
+    expectRefusal(refused, 'zeros', /larger than the 1048576 bytes its device holds/, join(ws.sources, 'bomb.tar.gz'));
+    // An endless stream (entries, then zeros after the end blocks) is read only up to the limit.
+    const pulled = { bytes: 0 };
+    async function* endless(head: Buffer): AsyncGenerator<Buffer> {
+      pulled.bytes += head.length;
+      yield head;
+      for (;;) {
+        pulled.bytes += 65536;
+        yield Buffer.alloc(65536);
+      }
+    }
+    const small = buildTar([{ name: 'a', content: 'x' }]);
+    const trailing = await checkTarStream(endless(small), 'endless', { maxBytes: 1 << 20 }).catch((e: unknown) => e);
+    expect(trailing).toBeInstanceOf(LayerContentError);
+    expect((trailing as Error).message).toMatch(/larger than the 1048576 bytes/);
+    expect(pulled.bytes).toBeLessThanOrEqual((1 << 20) + 2 * 65536);
+    // Innocent entries one after another, each within the limit, are cut where their sum passes it.
+    const many = buildTar(Array.from({ length: 64 }, (_, i) => ({ name: `f${i}`, content: Buffer.alloc(1 << 20) })));
+    const second = await ws.layer('many.tar.gz', gzip(many), { maxBytes: 4 << 20 }).catch((e: unknown) => e);
+    expectRefusal(second, 'f3', /larger than the 4194304 bytes its device holds/, join(ws.sources, 'many.tar.gz'));
+  });
+
+  it('counts what it checked, and judges a remembered digest against the current rules', async () => {
+    const ws = workspace();
+    const devices = buildTar([{ name: 'dev/null', type: 'char', devmajor: 1, devminor: 3 }, { name: 'f', content: Buffer.alloc(10_000, 1) }]);
+    const layer = await ws.layer('devices.tar', devices, { allowDevices: true, maxBytes: 1 << 20 });
+    expect(layer).toMatchObject({ deviceNodes: true, expandedBytes: devices.length });
+    const remembered = new Map<string, ResolvedLayer>();
+    const digests = { lookup: (p: string) => remembered.get(p) ?? null, remember: (p: string, _i: string, l: ResolvedLayer) => void remembered.set(p, l) };
+    await resolveLayerSource('devices.tar', ws.sources, {}, digests, { allowDevices: true });
+    expect(remembered.size).toBe(1);
+    // The file is not read again, but the rules are applied again to what was counted.
+    await expect(resolveLayerSource('devices.tar', ws.sources, {}, digests, { allowDevices: false })).rejects.toThrow(/device nodes or fifos/);
+    await expect(resolveLayerSource('devices.tar', ws.sources, {}, digests, { allowDevices: true, maxBytes: 8192 })).rejects.toThrow(/larger than the 8192 bytes/);
+    // A digest remembered without the counts (an older release's, taken without the checks) is taken again.
+    const { expandedBytes: _e, deviceNodes: _d, ...unchecked } = remembered.get(layer.path)!;
+    remembered.set(layer.path, unchecked);
+    await expect(resolveLayerSource('devices.tar', ws.sources, {}, digests, { allowDevices: false })).rejects.toMatchObject({ entry: 'dev/null' });
   });
 });

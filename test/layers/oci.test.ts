@@ -26,14 +26,14 @@ function writeBlob(dir: string, data: Buffer | string): { digest: string; size: 
 }
 
 /** An OCI image layout with one image of three layers (gzip, zstd, plain), tagged `tag`. */
-function buildLayout(base: string, opts: { tag?: string; diffIdOverride?: (ids: string[]) => string[]; multiPlatform?: boolean } = {}): Layout {
+function buildLayout(base: string, opts: { tag?: string; diffIdOverride?: (ids: string[]) => string[]; multiPlatform?: boolean; hostile?: boolean } = {}): Layout {
   const dir = join(base, 'image');
   mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
   writeFileSync(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   const tars = [
     buildTar([{ name: 'etc/', type: 'dir' }, { name: 'etc/os-release', content: 'ID=test\n' }, { name: 'bin/app', content: 'v1', mode: 0o755 }]),
     buildTar([{ name: 'bin/app', content: 'v2', mode: 0o755 }, { name: 'etc/.wh.os-release' }]),
-    buildTar([{ name: 'srv/index.html', content: '<h1>hi</h1>' }]),
+    buildTar([{ name: 'srv/index.html', content: '<h1>hi</h1>' }, ...(opts.hostile ? [{ name: 'srv/up', type: 'symlink' as const, linkname: '../../..' }] : [])]),
   ];
   const stored = [gzip(tars[0]), zstd(tars[1]), tars[2]];
   const mediaTypes = ['application/vnd.oci.image.layer.v1.tar+gzip', 'application/vnd.oci.image.layer.v1.tar+zstd', 'application/vnd.oci.image.layer.v1.tar'];
@@ -125,6 +125,16 @@ describe('OCI image layouts as layer sources', () => {
     expect(error).toBeInstanceOf(LayerContentError);
     expect((error as Error).message).toContain(`the layer blob ${layout.layerDigests[2]} has digest sha256:`);
     expect((error as LayerContentError).code).toBe('E_OCI_LAYOUT');
+  });
+
+  it('checks each layer blob\'s content as it verifies it: a hostile layer with good digests is refused', async () => {
+    const base = workspace().base;
+    const layout = buildLayout(base, { hostile: true });
+    const error = await resolveLayerSource(`oci:${layout.dir}:v1`, base, {}, undefined, { maxBytes: 1 << 20 }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ exitCode: 2, entry: 'srv/up' });
+    expect((error as Error).message).toMatch(/layer 3\/3 .*leads outside the layer root/);
+    const small = await resolveLayerSource(`oci:${buildLayout(workspace().base).dir}:v1`, base, {}, undefined, { maxBytes: 2048 }).catch((e: unknown) => e);
+    expect((small as Error).message).toMatch(/larger than the 2048 bytes its device holds/);
   });
 
   it('refuses a layer whose content is not the diff id the config lists', async () => {

@@ -118,7 +118,7 @@ describe('thinlayer watch on the simulated kernel', () => {
     const steps = events.filter((e) => e.type === 'step.intent' || e.type === 'step.done').map((e) => `${e.type} ${'op' in e ? e.op : ''}`);
     // The step in progress when the signal came was finished and recorded; nothing after it began.
     expect(steps).toEqual(['step.intent pool.files', 'step.done pool.files', 'step.intent pool.attach', 'step.done pool.attach']);
-    expect(events.at(-1)).toMatchObject({ type: 'run.finished', outcome: 'failed' });
+    expect(events.at(-1)).toMatchObject({ type: 'run.finished', outcome: 'interrupted' });
     expect((await b.status()).pendingSteps).toBe(0);
     expect(w.messages.at(-1)).toMatchObject({ code: 'watch.stopped', runs: 1 });
 
