@@ -5,3 +5,9 @@
  * Resolves to the paths of the files written.
  */
 export function buildBundle(opts?: { entry?: string; outfile?: string; sourcemap?: boolean; splitting?: boolean; minify?: boolean }): Promise<string[]>;
+
+/**
+ * Builds the library: dist/api.mjs (src/api/index.ts, dependencies left to node_modules) and its
+ * type declarations under dist/types (tsconfig.build.json). Resolves to the two entry files.
+ */
+export function buildLibrary(opts?: { outdir?: string }): Promise<string[]>;

@@ -1,4 +1,4 @@
-// Bundles the CLI into dist/thinlayer.mjs with esbuild, so a command starts in a fraction of the
+// Builds the library (buildLibrary, at the end) and bundles the CLI into dist/thinlayer.mjs with esbuild, so a command starts in a fraction of the
 // time tsx needs to compile the sources. bin/thinlayer.js uses the bundle only while it is newer
 // than every source file, and falls back to the sources through tsx otherwise: a stale bundle is
 // never run. Runs on `npm ci` (prepare) and before the test tiers (test/global-setup.ts).
@@ -17,6 +17,7 @@
 
 import { build } from 'esbuild';
 import fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -82,4 +83,32 @@ function removeStaleChunks(outdir, stem, ext, written) {
   }
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) await buildBundle();
+/**
+ * The library (`import { apply, status } from 'thinlayer'`): dist/api.mjs, one ES module with the
+ * dependencies left to node_modules, and its type declarations in dist/types (package.json's
+ * `exports` names both). The declarations come from tsc (tsconfig.build.json).
+ */
+export async function buildLibrary({ outdir = join(root, 'dist') } = {}) {
+  await build({
+    entryPoints: [{ in: join(root, 'src/api/index.ts'), out: 'api' }],
+    outdir,
+    outExtension: { '.js': '.mjs' },
+    bundle: true,
+    splitting: false,
+    packages: 'external',
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    logLevel: 'warning',
+    sourcemap: 'linked',
+  });
+  const tsc = join(root, 'node_modules/typescript/bin/tsc');
+  const result = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json')], { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`tsc -p tsconfig.build.json failed:\n${result.stdout}${result.stderr}`);
+  return [join(outdir, 'api.mjs'), join(outdir, 'types/api/index.d.ts')];
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  await buildBundle();
+  await buildLibrary();
+}

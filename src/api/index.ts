@@ -77,9 +77,17 @@ const manifestReader = () => import('../manifest/load.ts');
 /** A Manifest given as it is, or a manifest file read but not yet parsed. */
 type ManifestInput = { given: Manifest } | { source: ManifestSource };
 
+/** A manifest to apply or plan: a file's path, a Manifest, or a manifest text already read (ManifestSource). */
+export type ManifestArg = string | Manifest | ManifestSource;
+
+function isSource(m: Manifest | ManifestSource): m is ManifestSource {
+  return typeof (m as ManifestSource).text === 'string' && typeof (m as ManifestSource).digest === 'string';
+}
+
 /** Reads a manifest file (not parsing it): a missing file is refused before the state dir is opened. */
-async function inputOf(manifest: string | Manifest): Promise<ManifestInput> {
-  return typeof manifest === 'string' ? { source: await (await manifestReader()).readManifestSource(manifest) } : { given: manifest };
+async function inputOf(manifest: ManifestArg): Promise<ManifestInput> {
+  if (typeof manifest === 'string') return { source: await (await manifestReader()).readManifestSource(manifest) };
+  return isSource(manifest) ? { source: manifest } : { given: manifest };
 }
 
 /**
@@ -95,7 +103,7 @@ async function desiredFrom(input: ManifestInput, s: Session): Promise<{ desired:
 }
 
 /** Record the manifest as the desired state and converge to it. */
-export async function apply(manifest: string | Manifest, opts: MutateOptions): Promise<RunResult> {
+export async function apply(manifest: ManifestArg, opts: MutateOptions): Promise<RunResult> {
   const input = await inputOf(manifest);
   return withSession(opts, true, 'apply', async (s) => {
     const { desired, digest } = await desiredFrom(input, s);
@@ -123,7 +131,7 @@ export async function apply(manifest: string | Manifest, opts: MutateOptions): P
 }
 
 /** What apply would do, without doing it (no lock, no event). */
-export async function planFor(manifest: string | Manifest | null, opts: CommonOptions & { mode?: 'converge' | 'down' }): Promise<Plan> {
+export async function planFor(manifest: ManifestArg | null, opts: CommonOptions & { mode?: 'converge' | 'down' }): Promise<Plan> {
   const input = manifest === null ? null : await inputOf(manifest);
   return withSession(opts, false, 'plan', async (s) => {
     const desired = input === null ? null : (await desiredFrom(input, s)).desired;
@@ -166,13 +174,22 @@ export async function destroy(opts: MutateOptions): Promise<RunResult> {
 }
 
 /** Grow a file-backed pool: extend its sparse files, resize the loop devices, reload the pool table. */
-export async function growPoolTo(request: GrowRequest, opts: CommonOptions): Promise<GrowResult> {
-  return withSession(opts, true, 'pool grow', (s) => growPool(s, request, { reporter: opts.reporter }));
+/** Grow a file-backed pool; null when nothing is recorded in the state dir (like up). */
+export async function growPoolTo(request: GrowRequest, opts: CommonOptions): Promise<GrowResult | null> {
+  return withSession(opts, true, 'pool grow', async (s) => {
+    if (!s.state.desired && !s.state.poolSpec) return null;
+    return growPool(s, request, { reporter: opts.reporter });
+  });
 }
 
 export async function status(opts: CommonOptions): Promise<StatusView> {
   return withSession(opts, false, 'status', (s) => readStatus(s));
 }
 
-export type { RunResult, StatusView, Plan, Manifest };
+/** `plan` is planFor: what apply (given a manifest) or up (given null) would do. */
+export { planFor as plan };
+export { openStateDir, type StateDir } from '../events/state-dir.ts';
+export { UserError, KernelError, StateError, InternalError, ThinlayerError } from '../errors/index.ts';
+export { CollectingReporter, silentReporter, type Reporter, type Message } from '../messages/port.ts';
+export type { RunResult, StatusView, Plan, Manifest, ManifestSource, GrowRequest, GrowResult, BackendChoice, KernelPort };
 export { Session };

@@ -8,6 +8,8 @@ import { poolIdentityOf } from '../domain/ownership.ts';
 import type { StableState } from '../lifecycle/machine.ts';
 import type { Observation } from '../plan/observation.ts';
 import { chainLayers, chainHex } from '../plan/layer-chain.ts';
+import { parseThinStatus } from '../kernel/status-lines.ts';
+import type { KernelPort } from '../kernel/port.ts';
 
 export interface SpaceUse {
   used: number;
@@ -32,7 +34,22 @@ export interface StatusView {
   };
   /** `failed`: its content failed to apply and the half-made layer is still there (`error` says why); the next apply deletes it and builds it again. */
   layers: Array<{ name: string; parent: string | null; chainId: string | null; state: StableState | 'failed'; error: string | null; mountpoint: string | null; thinId: number | null; ready: boolean; digest: string | null; usedBy: string[] }>;
-  devices: Array<{ name: string; layer: string; state: StableState; desired: string; mountpoint: string | null; thinId: number | null; dmName: string | null; devPath: string | null }>;
+  devices: Array<{
+    name: string;
+    layer: string;
+    state: StableState;
+    desired: string;
+    mountpoint: string | null;
+    thinId: number | null;
+    dmName: string | null;
+    devPath: string | null;
+    /** The device's virtual size (null before it is made). */
+    sizeBytes: number | null;
+    /** Bytes the device maps in the pool, like lvs' Data% (null while it is not active: only an active thin device reports it). */
+    mappedBytes: number | null;
+    /** mappedBytes as a percentage of sizeBytes, two decimals. */
+    mappedPercent: number | null;
+  }>;
   /** Things the log owns that the manifest no longer wants (deleted by the next apply). */
   unwanted: string[];
   pendingSteps: number;
@@ -81,7 +98,7 @@ export async function readStatus(session: Session, observed?: Observation): Prom
       usedBy: (desired?.devices ?? []).filter((d) => d.layer === l.name).map((d) => d.name),
     };
   });
-  const devices = (desired?.devices ?? []).map((d) => {
+  const devices = await Promise.all((desired?.devices ?? []).map(async (d) => {
     const key = thingKey('device', d.name);
     const t = state.things[key];
     const info = t ? obs.devices[t.dmName] : undefined;
@@ -95,8 +112,9 @@ export async function readStatus(session: Session, observed?: Observation): Prom
       thinId: t?.thinId ?? null,
       dmName: t?.dmName ?? null,
       devPath: info?.devPath ?? null,
+      ...(await mappedOf(session.kernel, info?.liveTable ? t!.dmName : null, t?.sizeBytes ?? null)),
     };
-  });
+  }));
   const wantedKeys = new Set(['base', ...content.units.map((u) => thingKey('layer', chainHex(u.chainId))), ...devices.map((d) => thingKey('device', d.name))]);
   return {
     backend: obs.backend,
@@ -108,4 +126,15 @@ export async function readStatus(session: Session, observed?: Observation): Prom
     pendingSteps: Object.keys(state.pending).length,
     lastRun: state.lastRun,
   };
+}
+
+/** What an active thin device maps in its pool, from its status line (`mapped_sectors highest_sector`). */
+async function mappedOf(kernel: KernelPort, dmName: string | null, sizeBytes: number | null): Promise<{ sizeBytes: number | null; mappedBytes: number | null; mappedPercent: number | null }> {
+  if (dmName === null) return { sizeBytes, mappedBytes: null, mappedPercent: null };
+  const line = (await kernel.status(dmName).catch(() => [])).find((l) => l.type === 'thin');
+  const st = line ? parseThinStatus(line.params) : null;
+  if (!st || st.failed || !Number.isFinite(st.mappedSectors)) return { sizeBytes, mappedBytes: null, mappedPercent: null };
+  const mappedBytes = st.mappedSectors * 512;
+  const mappedPercent = sizeBytes ? Math.round((mappedBytes / sizeBytes) * 10000) / 100 : null;
+  return { sizeBytes, mappedBytes, mappedPercent };
 }

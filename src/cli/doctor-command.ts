@@ -7,6 +7,7 @@ import type { BackendChoice } from '../kernel/select.ts';
 import { Session } from '../reconcile/session.ts';
 import { TerminalReporter, renderInterrupted } from './render.ts';
 import { interruptedExitCode } from './exit-codes.ts';
+import { summaryLine } from './output.ts';
 import { inspect } from '../doctor/inspect.ts';
 import { diagnose } from '../doctor/diagnose.ts';
 import { planGc } from '../doctor/gc-plan.ts';
@@ -82,6 +83,11 @@ export async function gcCommand(opts: GcCommandOptions): Promise<number> {
   const mutate = opts.yes || named || opts.keepForeign === true;
   const session = await Session.open({ stateDir: opts.stateDir, backend: opts.backend, reporter, mutate, command: 'gc', kernel: opts.kernel });
   try {
+    if (!session.state.desired && !session.state.poolSpec && !session.state.pool) {
+      // Nothing recorded: the same answer and exit code as up and pool grow.
+      print(opts.json ? JSON.stringify({ outcome: 'nothing-recorded', steps: 0 }) : summaryLine({ command: 'gc', outcome: 'nothing-recorded', steps: 0 }));
+      return 0;
+    }
     const reader = await thinIdReaderFor(session.kernel, session.stateDir.path('sim'));
     const facts = await inspect(session, reader);
     if (opts.keepForeign) return await keepForeign(session, facts, print, opts.json);

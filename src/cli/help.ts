@@ -1,93 +1,85 @@
-// Help texts: each command's teaches what it does, what it needs and what it prints.
+// Help texts. commander prints each command's usage and options from the grammar (program.ts);
+// these say what a command does, what it needs and what it prints, and teach by example.
 
-export const HELP = `thinlayer: declarative device-mapper thin provisioning for layered filesystem images
+export const COMMAND_SUMMARY: Record<string, string> = {
+  program: 'declarative device-mapper thin provisioning for layered filesystem images',
+  apply: 'record FILE as the desired state and converge to it',
+  plan: 'show what apply (or, without -f, up) would do; changes nothing',
+  status: 'the pool, layers and devices: observed state against desired',
+  events: 'the event log (--json: NDJSON; --follow: keep printing)',
+  up: 'converge to the recorded desired state (after a reboot or a crash)',
+  down: 'unmount and deactivate everything, keeping all data',
+  destroy: 'delete every device, the pool and its backing files',
+  doctor: "check the pool's health and the log against the kernel; says how to repair",
+  gc: 'delete thin ids this log made and no longer records, and layers no longer listed',
+  watch: 'keep converged: follow FILE, repair drift, grow the pool',
+  pool: 'grow a file-backed pool (sparse files, loop devices, pool table)',
+  grow: 'grow a file-backed pool (sparse files, loop devices, pool table)',
+  sim: '(development) drop the simulated kernel\'s volatile state',
+  reboot: '(development) drop the simulated kernel\'s volatile state',
+};
 
-Usage: thinlayer <command> [options]
+export const HELP_AFTER = `
+Exit codes: 0 done (converged), 1 failed, 2 bad input (the message names the file and field, or
+the directory that is not a state directory); 130 and 143 when SIGINT or SIGTERM stopped a run
+after its current step (run the same command again to finish). With --json a failure
+is also one JSON object on stdout: {"error": {"code", "message", "path"}, "outcome", "runId"}.
 
-Commands:
-  apply -f FILE     record FILE as the desired state and converge to it
-  plan [-f FILE]    show what apply (or, without -f, up) would do; changes nothing
-  status            the pool, layers and devices: observed state against desired
-  events            the event log (--json: NDJSON; --follow: keep printing)
-  up                converge to the recorded desired state (after a reboot or a crash)
-  down              unmount and deactivate everything, keeping all data
-  destroy           delete every device, the pool and its backing files
-  doctor            check the pool's health and the log against the kernel; says how to repair
-  watch -f FILE     keep converged: follow FILE, repair drift, grow the pool
-  gc [--yes]        delete thin ids this log made and no longer records, and layers no longer listed
-  pool grow --data SIZE [--metadata SIZE]
-                    grow a file-backed pool (sparse files, loop devices, pool table)
-  sim reboot        (development) drop the simulated kernel's volatile state
-
-Global options:
-  --state-dir DIR   where the event log, snapshot, lock and pool files live
-                    (default: ./state in a checkout, /var/lib/thinlayer otherwise,
-                    or $THINLAYER_STATE_DIR)
-  --backend B       auto (default: the real kernel where /dev/mapper/control exists and
-                    you are root, else the simulated kernel), kernel, or sim
-  --json            machine-readable output on stdout
-  -q, --quiet       no progress lines
-  -h, --help        help; \`thinlayer help COMMAND\` for one command
-
-Exit codes: 0 converged, 1 failed, 2 bad input (the message names the file and field), 130 or 143
-when SIGINT or SIGTERM stopped a run between steps (run the same command again to finish).
-
-Example:
+Examples:
   thinlayer apply -f examples/web.yaml --yes
   thinlayer status
-  thinlayer sim reboot && thinlayer up`;
+  thinlayer plan -f examples/web.yaml --detailed-exitcode   # 0 nothing to do, 2 changes
+  thinlayer sim reboot && thinlayer up
+  thinlayer events --json | head -1
+
+See docs/ (manifest.md, recovery.md, operations.md) for the rest.`;
 
 export const COMMAND_HELP: Record<string, string> = {
-  apply: `thinlayer apply -f FILE [--yes] [--json]
+  apply: `Validates FILE (a manifest, see docs/manifest.md; - reads it from standard input), records it as
+the desired state, and takes every step to reach it: the pool, the base filesystem, layer
+snapshots, device snapshots, activation and mounts. Each kernel step is logged before and after it
+runs, so a crash at any point is recovered by the next apply or up. Applying the same manifest
+twice changes nothing.
 
-Validates FILE (a manifest, see docs/manifest.md), records it as the desired state, and takes
-every step to reach it: the pool, the base filesystem, layer snapshots, device snapshots,
-activation and mounts. Each kernel step is logged before and after it runs, so a crash at any
-point is recovered by the next apply or up. Applying the same manifest twice changes nothing.
+Steps that delete data (devices dropped from the manifest) are shown first and need
+confirmation: a prompt on a terminal, or --yes. Without either, nothing is changed and the exit
+code is 2.
 
-Steps that delete devices (dropped from the manifest) are shown first and need confirmation:
-a prompt on a terminal, or --yes. Without either, nothing is changed and the exit code is 2.
+--json prints {"outcome","runId","steps","passes","plan"} when done.
 
---json prints {"outcome","runId","steps","plan"} when done.`,
-  plan: `thinlayer plan [-f FILE] [--json]
-
-Shows the steps apply -f FILE would take (without -f: the steps up would take), each marked
+Example:
+  thinlayer apply -f examples/web.yaml --yes`,
+  plan: `Shows the steps apply -f FILE would take (without -f: the steps up would take), each marked
 + create, ~ update or - destroy. Changes nothing and takes no lock.
 --json prints {"steps": [...], "impact": "...", "blockers": [...]}; steps is empty when
-everything is in its desired state.`,
-  status: `thinlayer status [--json]
-
-The pool (mode, data and metadata use, transaction id), each layer (parent, thin id, devices
-using it) and each device (observed state, desired state, mountpoint).
---json prints {"pool", "layers", "devices", ...}; each device has name, state, desired and mountpoint.`,
-  events: `thinlayer events [--json] [--follow] [--since SEQ]
-
-The event log: every desired state recorded and every step's intent and outcome.
---json prints one JSON event a line (NDJSON); --follow keeps printing new events until interrupted.`,
-  up: `thinlayer up
-
-Brings everything back to the recorded desired state, with no manifest: after a reboot, a
-crash, or thinlayer down. Interrupted steps are completed first.`,
-  down: `thinlayer down
-
-Unmounts and deactivates every device and the pool, and detaches the loop devices. All data
+everything is in its desired state. --detailed-exitcode exits 2 when there are steps to take
+(scripts: "is anything to do?"), 0 when there are none, 1 when something blocks the plan.`,
+  status: `The pool (mode, data and metadata use, transaction id), each layer (parent, thin id, devices
+using it) and each device (observed state, desired state, mountpoint, size and the bytes it maps
+in the pool, like lvs' Data%).
+--json prints {"pool", "layers", "devices", ...}; each device has name, state, desired, mountpoint,
+sizeBytes, mappedBytes and mappedPercent (null while the device is not active).
+--detailed-exitcode exits 2 when anything differs from the desired state (drift, interrupted
+steps, things to delete), 0 when all is as desired.`,
+  events: `The event log: every desired state recorded and every step's intent and outcome.
+--json prints one JSON event a line (NDJSON); --follow keeps printing new events until interrupted;
+--since SEQ starts after sequence number SEQ, --since TIME (ISO 8601, e.g. 2026-12-01T10:00:00Z)
+at that time.`,
+  up: `Brings everything back to the recorded desired state, with no manifest: after a reboot, a
+crash, or thinlayer down. Interrupted steps are completed first. With nothing recorded yet it
+says so and exits 0 (--json: {"outcome":"nothing-recorded"}), like gc and pool grow.`,
+  down: `Unmounts and deactivates every device and the pool, and detaches the loop devices. All data
 stays; thinlayer up brings it back.`,
-  destroy: `thinlayer destroy [--yes]
-
-Deletes every device and layer, discarding their blocks, then the pool and its backing files.
-Asks for confirmation on a terminal; --yes confirms without asking.`,
-  doctor: `thinlayer doctor [--json]
-
-Checks the pool's health (mode, needs_check, data and metadata use, warning at 80/90/95%) and
+  destroy: `Deletes every device and layer, the base, the pool and its backing files. The prompt (on a
+terminal) counts everything it deletes; --yes confirms without asking.`,
+  doctor: `Checks the pool's health (mode, needs_check, data and metadata use, warning at 80/90/95%) and
 compares the log with the kernel: thin ids in the pool the log does not own (orphans), thin ids
 the log owns that the pool lacks, devices not active or mounted as the log says, thin tables that
 name another thin id. Each finding has a code, a severity and the command that repairs it;
 docs/recovery.md explains them all. Changes nothing and takes no lock.
 Exit codes: 0 healthy (warnings allowed), 1 when any finding is an error.
 --json prints {"pool", "orphans", "missing", "thinIds", "findings": [{code, severity, subject, message, repair}], ...}.`,
-  gc: `thinlayer gc [--yes] [--json] | gc --thin-id N [--yes] | gc --keep-foreign
-
-Deletes orphan thin ids that this log created (in the pool, no longer in the log), layers the
+  gc: `Deletes orphan thin ids that this log created (in the pool, no longer in the log), layers the
 manifest no longer lists, records of thin ids the pool lost (so that up builds them again), and
 devices carrying this state directory's identity that the log never recorded. Without --yes, shows
 what it would delete and changes nothing. Every deletion is logged before and after.
@@ -96,15 +88,13 @@ much data it maps (--yes skips the question). While the pool's transaction id is
 (an older log put back), gc deletes nothing; --keep-foreign records what the pool holds beyond the
 log as foreign, which ends that.
 --json prints {"dryRun", "blockers", "steps", "skipped", ...}; with --yes also "done".`,
-  watch: `thinlayer watch -f FILE [--interval DURATION] [--metrics-port N] [--json]
-
-Runs a reconcile at start, when FILE changes, every --interval (default 30s), on SIGHUP, on pool
+  watch: `Runs a reconcile at start, when FILE changes, every --interval (default 30s), on SIGHUP, on pool
 events and on requests (files dropped in STATE_DIR/requests/). Invalid edits are reported and the
 last valid manifest kept; edits that delete devices wait for \`apply -f FILE --yes\`. File-backed
 pools grow by 20% at 80% use. The lock is held only during runs; SIGINT/SIGTERM finish the current
-step and exit 0. Terminal: a live view; --json: NDJSON events; --metrics-port: Prometheus metrics on
+step and stop. Terminal: a live view; --json: NDJSON events; --metrics-port: Prometheus metrics on
 127.0.0.1. See docs/operations.md.`,
-  pool: `thinlayer pool grow --data SIZE [--metadata SIZE] [--json]
+  pool: `thinlayer pool grow --data SIZE [--metadata SIZE]
 
 Grows a file-backed pool: extends the sparse data (and metadata) file, makes the loop device take
 the new size, and reloads the live thin-pool table. Sizes only grow. For a pool on block devices,
@@ -113,5 +103,6 @@ finished by the next command if a crash interrupts it.`,
   sim: `thinlayer sim reboot
 
 Development aid for the simulated kernel: drops its volatile state (device-mapper devices, loop
-devices, mounts) as a reboot would, keeping pool metadata and device contents.`,
+devices, mounts) as a reboot would, keeping pool metadata and device contents. It refuses
+--backend kernel: only a real reboot reboots the real kernel.`,
 };

@@ -1,10 +1,11 @@
 // Terminal renderings of plans, status and messages. --json output bypasses all of this.
 
 import type { Message, Reporter } from '../messages/port.ts';
-import type { Plan, Step } from '../plan/steps.ts';
+import type { Plan, Step, PlanDeletes } from '../plan/steps.ts';
 import type { StatusView } from '../api/status.ts';
 import type { ThinlayerEvent } from '../events/types.ts';
 import { formatBytes } from '../messages/format.ts';
+import { ProgressBar } from './progress-bar.ts';
 
 const SYMBOL: Record<Step['impact'], string> = { none: ' ', update: '~', create: '+', destroy: '-' };
 
@@ -20,6 +21,22 @@ export function renderPlan(plan: Plan): string {
 /** The last line of a run that SIGINT or SIGTERM stopped between steps. */
 export function renderInterrupted(steps: number, planned: number): string {
   return `Interrupted after ${steps} of ${planned} steps; run the same command again to finish`;
+}
+
+const count = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
+
+/** One sentence that counts everything a plan deletes: devices, layers, the base, the pool, files. */
+export function renderDeletes(plan: Plan): string {
+  const d: PlanDeletes = plan.deletes ?? { devices: [], layers: [], base: false, pool: false, files: [] };
+  const parts: string[] = [];
+  if (d.devices.length) parts.push(`${count(d.devices.length, 'device', 'devices')} (${d.devices.join(', ')})`);
+  if (d.layers.length) parts.push(`${count(d.layers.length, 'layer', 'layers')} (${d.layers.join(', ')})`);
+  if (d.base) parts.push('the base');
+  if (d.pool) parts.push('the pool');
+  if (d.files.length) parts.push(`${count(d.files.length, 'file', 'files')} (${d.files.join(', ')})`);
+  if (parts.length === 0) return 'This deletes nothing.';
+  const list = parts.length === 1 ? parts[0] : `${parts.slice(0, -1).join(', ')} and ${parts[parts.length - 1]}`;
+  return `This deletes ${list}, with all their data.`;
 }
 
 export function table(headers: string[], rows: string[][]): string {
@@ -40,7 +57,23 @@ export function renderStatus(s: StatusView): string {
     out.push('', table(['LAYER', 'PARENT', 'STATE', 'THIN ID', 'CHAIN ID', 'USED BY'], s.layers.map((l) => [l.name, l.parent ?? '(base)', l.state, l.thinId === null ? '-' : String(l.thinId), l.chainId ? l.chainId.slice(0, 19) : '-', l.usedBy.join(',') || '-'])));
   }
   if (s.devices.length > 0) {
-    out.push('', table(['DEVICE', 'LAYER', 'STATE', 'DESIRED', 'MOUNTPOINT', 'DEV'], s.devices.map((d) => [d.name, d.layer, d.state === d.desired ? d.state : `${d.state} (!)`, d.desired, d.mountpoint ?? '-', d.devPath ?? '-'])));
+    out.push(
+      '',
+      table(
+        ['DEVICE', 'LAYER', 'STATE', 'DESIRED', 'SIZE', 'MAPPED', 'DATA%', 'MOUNTPOINT', 'DEV'],
+        s.devices.map((d) => [
+          d.name,
+          d.layer,
+          d.state === d.desired ? d.state : `${d.state} (!)`,
+          d.desired,
+          d.sizeBytes === null ? '-' : formatBytes(d.sizeBytes),
+          d.mappedBytes === null ? '-' : formatBytes(d.mappedBytes),
+          d.mappedPercent === null ? '-' : d.mappedPercent.toFixed(2),
+          d.mountpoint ?? '-',
+          d.devPath ?? '-',
+        ]),
+      ),
+    );
   }
   if (s.unwanted.length > 0) out.push('', `Not in the manifest any more (the next apply deletes them): ${s.unwanted.join(', ')}`);
   if (s.pendingSteps > 0) out.push('', `${s.pendingSteps} step(s) were interrupted: the next apply or up completes them.`);
@@ -71,20 +104,38 @@ export function renderEvent(e: ThinlayerEvent): string {
   }
 }
 
-/** Prints progress to stderr, so stdout stays for results. */
+export interface TerminalReporterOptions {
+  /** Told the run id when a run starts (a failure's JSON names it). */
+  onRunStarted?: (runId: string) => void;
+  /** Draw progress as a bar redrawn in place (a terminal); otherwise a line now and then. */
+  tty?: boolean;
+}
+
+/** Prints progress to stderr, so stdout stays for results. A failure is not printed here: main.ts prints it once. */
 export class TerminalReporter implements Reporter {
+  private readonly bar: ProgressBar | null;
   constructor(
     private readonly out: NodeJS.WritableStream = process.stderr,
     private readonly quiet = false,
-  ) {}
+    private readonly opts: TerminalReporterOptions = {},
+  ) {
+    const tty = opts.tty ?? (out as NodeJS.WriteStream).isTTY === true;
+    this.bar = tty && !quiet ? new ProgressBar(out) : null;
+  }
   notify(m: Message): void {
-    const say = (text: string): void => void this.out.write(text + "\n");
+    const say = (text: string): void => {
+      this.bar?.clear();
+      this.out.write(text + '\n');
+    };
     switch (m.code) {
+      case 'run.started':
+        this.opts.onRunStarted?.(m.runId);
+        return;
       case 'backend.notice':
       case 'warning':
         return say(`note: ${m.text}`);
       case 'recovery.torn-tail':
-        return say(`recovery: the event log ended in a torn line (${m.bytes} bytes, from a crash); it was set aside`);
+        return say(`recovery: the event log ended in a torn line (${formatBytes(m.bytes)}, from a crash); it was set aside`);
       case 'recovery.pending':
         return say(`recovery: ${m.steps} step(s) were interrupted by a crash; completing them`);
       case 'lock.took-over':
@@ -94,11 +145,13 @@ export class TerminalReporter implements Reporter {
       case 'step.start':
         if (!this.quiet) say(`[${m.index + 1}/${m.total}] ${m.step.reason}`);
         return;
-      case 'step.failed':
-        return say(`  failed: ${m.error}`);
-      case 'progress':
-        if (!this.quiet) say(`  ${m.task}: ${m.done}/${m.total} ${m.unit}`);
+      case 'step.done':
+        this.bar?.clear();
         return;
+      case 'progress':
+        if (this.quiet) return;
+        if (this.bar) return this.bar.update(m.task, m.done, m.total, m.unit);
+        return say(`  ${m.task}: ${m.unit === 'bytes' ? `${formatBytes(m.done)} of ${formatBytes(m.total)}` : `${m.done}/${m.total} ${m.unit}`}`);
       default:
         return;
     }

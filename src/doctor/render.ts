@@ -40,7 +40,8 @@ export function renderDoctor(r: DoctorReport): string {
   for (const f of r.findings) out.push(...renderFinding(f));
   const errors = r.findings.filter((f) => f.severity === 'error').length;
   const warnings = r.findings.filter((f) => f.severity === 'warning').length;
-  out.push('', `${errors} error(s), ${warnings} warning(s). docs/recovery.md explains each finding.`);
+  const infos = r.findings.filter((f) => f.severity === 'info').length;
+  out.push('', `${errors} error(s), ${warnings} warning(s), ${infos} info. docs/recovery.md explains each finding.`);
   return out.join('\n');
 }
 

@@ -79,10 +79,30 @@ export async function readManifestSource(file: string): Promise<ManifestSource> 
   try {
     text = await readFile(absolute, 'utf8');
   } catch (e) {
-    const reason = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EISDIR') {
+      throw new UserError(`${file} is a directory: -f takes a manifest file, such as ${file.replace(/\/+$/, '')}/thinlayer.yaml`, { file, path: '--file', expected: 'a manifest file' });
+    }
+    const reason = code === 'ENOENT' ? 'no such file' : (e as Error).message;
     throw new UserError(`${file}: cannot read the manifest: ${reason}`, { file, expected: 'a readable manifest file' });
   }
   return { shownAs: file, absolute, text, digest: manifestDigest(text, absolute) };
+}
+
+/** The name a manifest read from standard input goes by in messages. */
+export const STDIN_NAME = 'standard input';
+
+/**
+ * A manifest read from standard input (`-f -`). Relative layer sources in it are relative to the
+ * current directory, as if it were a file there.
+ */
+export async function readManifestStdin(input: NodeJS.ReadableStream): Promise<ManifestSource> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of input) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') throw new UserError(`${STDIN_NAME}: the manifest is empty`, { file: STDIN_NAME, expected: 'a manifest' });
+  const absolute = resolvePath('-');
+  return { shownAs: STDIN_NAME, absolute, text, digest: manifestDigest(text, absolute) };
 }
 
 export function parseManifestSource(source: ManifestSource): Manifest {

@@ -51,7 +51,7 @@ export function parseSize(text: string | number): number {
 }
 
 /**
- * An exact spelling for display (`100G`, `64K`, `1.5G`, `1025M`), so that
+ * An exact spelling for display in IEC units (`100 GiB`, `64 KiB`, `1.5 GiB`, `1025 MiB`), so that
  * parseSize(formatSize(n)) === n always: up to three decimals in the largest unit that fits,
  * else a whole number of a smaller unit, else a plain byte count.
  */
@@ -66,7 +66,7 @@ export function formatSize(bytes: number): string {
     largest = false;
     for (let decimals = 0; decimals <= maxDecimals; decimals++) {
       const shown = (bytes / unitBytes).toFixed(decimals);
-      if (Number(shown) * unitBytes === bytes) return `${shown}${UNITS[i]}`;
+      if (Number(shown) * unitBytes === bytes) return `${shown} ${UNITS[i]}iB`;
     }
   }
   return String(bytes);

@@ -10,6 +10,7 @@ export type Message =
   | { code: 'recovery.pending'; steps: number }
   | { code: 'lock.took-over'; pid: number; command: string }
   | { code: 'lock.waiting'; pid: number; command: string; since: string }
+  | { code: 'run.started'; runId: string; command: string }
   | { code: 'plan.ready'; plan: Plan; pass: number }
   | { code: 'step.start'; step: Step; index: number; total: number }
   | { code: 'step.done'; step: Step; index: number; total: number }

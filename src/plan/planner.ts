@@ -12,7 +12,7 @@ import { dmIdentity } from '../domain/names.ts';
 import { poolIdentityOf } from '../domain/ownership.ts';
 import { logBehindOf, logBehindText, LOG_BEHIND_REPAIR, type LogBehind } from './log-behind.ts';
 import type { Observation } from './observation.ts';
-import { worstImpact, type Plan } from './steps.ts';
+import { worstImpact, type Plan, type PlanDeletes, type Step } from './steps.ts';
 import { poolModeBlocker, pressureBlocker } from './pressure.ts';
 import { chainLayers, type LayerContent } from './layer-chain.ts';
 import { wants, RANK, type PlanMode, type Want } from './wants.ts';
@@ -106,7 +106,22 @@ export function plan(input: PlanInput): Plan {
   const creates = steps.filter((s) => s.op === 'snap.create' || s.op === 'thin.create').length;
   const pressure = observed.pool && desired ? pressureBlocker(observed.pool.status, desired.pool.minFreeFraction, creates) : null;
   if (pressure) return { steps: [], impact: 'none', blockers: [...ctx.blockers, pressure], warnings };
-  return { steps, impact: worstImpact(steps), blockers: ctx.blockers, warnings };
+  return { steps, impact: worstImpact(steps), blockers: ctx.blockers, warnings, deletes: deletesOf(ctx, steps) };
+}
+
+/**
+ * What the steps delete with its data: the thin devices deleted one by one, and, when the pool's
+ * files are deleted whole, every thin device in them (no step names those one by one).
+ */
+function deletesOf(ctx: PlanContext, steps: Step[]): PlanDeletes {
+  const { things } = ctx.input.state;
+  const gone = new Set(steps.filter((s) => s.op === 'thin.delete').map((s) => s.target));
+  const files = steps.filter((s) => s.op === 'pool.delete-files').flatMap((s) => (s.args.files as string[]) ?? []);
+  const poolGoes = steps.some((s) => s.op === 'pool.delete-files');
+  if (ctx.dropsPoolWhole && poolGoes) for (const key of Object.keys(things)) gone.add(key);
+  const named = (kind: 'device' | 'layer') =>
+    [...gone].filter((k) => things[k]?.kind === kind).map((k) => things[k].label ?? things[k].name).sort();
+  return { devices: named('device'), layers: named('layer'), base: gone.has('base'), pool: poolGoes, files };
 }
 
 /** The pool must run to converge, and also to delete what is no longer wanted (destroy after a reboot). */

@@ -44,6 +44,17 @@ export interface Plan {
   blockers: string[];
   /** Facts the user must hear even though the plan can run (e.g. a log behind its pool). */
   warnings?: string[];
+  /** Everything the plan deletes with its data, for the confirmation that asks about it. */
+  deletes?: PlanDeletes;
+}
+
+/** What a plan deletes: thin devices by kind (the base too), the pool, and the pool's files. */
+export interface PlanDeletes {
+  devices: string[];
+  layers: string[];
+  base: boolean;
+  pool: boolean;
+  files: string[];
 }
 
 export function worstImpact(steps: Step[]): Impact {

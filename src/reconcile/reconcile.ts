@@ -94,6 +94,7 @@ export async function reconcile(session: Session, opts: ReconcileOptions): Promi
         // Made durable by the first step's intent, which follows before the kernel is touched.
         await session.append([{ type: 'run.started', runId, command: opts.command, pid: process.pid }], { durable: false });
         started = true;
+        reporter.notify({ code: 'run.started', runId, command: opts.command });
       }
       if (desiredChanged) await session.append([{ type: 'desired.set', manifest: opts.desired, content: content ?? null, source: opts.desired ? 'apply' : 'destroy', digest: opts.desiredDigest ?? null }], { durable: false });
       const poolDmName = poolSpec ? poolIdentityOf(session.state, poolSpec.name).dmName : '';

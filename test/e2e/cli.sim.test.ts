@@ -50,7 +50,7 @@ describe('thinlayer CLI on the simulated kernel', () => {
     const before = box.run(['events', '--json']).stdout.trim().split('\n').length;
     const again = box.run(['apply', '-f', file]);
     expect(again.code).toBe(0);
-    expect(again.stdout).toMatch(/Nothing to do/);
+    expect(again.stdout).toMatch(/nothing to do/);
     const after = box.run(['events', '--json']).stdout.trim().split('\n').length;
     expect(after).toBe(before);
   });
@@ -92,7 +92,11 @@ describe('thinlayer CLI on the simulated kernel', () => {
     expect(existsSync(join(box.stateDir, 'data.img'))).toBe(false);
     const asJson = box.run(['apply', '-f', bad, '--json']);
     expect(asJson.code).toBe(2);
-    expect(JSON.parse(asJson.stderr).error.code).toBe('E_MANIFEST');
+    // One JSON object on stdout for scripts, the message on stderr for people.
+    const failure = JSON.parse(asJson.stdout);
+    expect(failure.error.code).toBe('E_MANIFEST');
+    expect(failure.outcome).toBe('failed');
+    expect(asJson.stderr).toMatch(/devices\.web2\.state/);
   });
 
   it('down keeps data and up brings it back', () => {

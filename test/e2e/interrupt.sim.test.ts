@@ -95,7 +95,7 @@ describe('interruptions', () => {
     const [done, planned] = [Number(m![1]), Number(m![2])];
     expect(done).toBeGreaterThanOrEqual(7);
     expect(done).toBeLessThan(planned);
-    expect(r.stdout).not.toMatch(/Converged/);
+    expect(r.stdout).not.toMatch(/converged/);
     expect(r.stderr).not.toMatch(/internal error|\n\s+at /);
 
     const log = events(b.stateDir);
@@ -109,7 +109,7 @@ describe('interruptions', () => {
 
     const again = await runAndSignal(['apply', '-f', file, '--yes', '-q'], b.stateDir, NEVER, 'SIGINT');
     expect(again.code, again.stderr).toBe(0);
-    expect(again.stdout).toMatch(/^Converged: \d+ step\(s\)/m);
+    expect(again.stdout).toMatch(/^apply: converged after \d+ steps?/m);
     await expectHealthy(b.stateDir, file);
     for (let i = 1; i <= 12; i++) expect(existsSync(join(b.mnt, `d${i}`, 'lost+found')), `d${i} mounted`).toBe(true);
   });
@@ -154,7 +154,7 @@ describe('interruptions', () => {
     writeFileSync(join(b.root, 'apache.tar'), buildTar(entries));
     const file = join(b.root, 'm.yaml');
     writeFileSync(file, manifest(b.mnt, 1, ', source: apache.tar'));
-    const r = await runAndSignal(['apply', '-f', file, '--yes'], b.stateDir, /^  layer apache: \d+\/\d+ bytes/m, 'SIGINT');
+    const r = await runAndSignal(['apply', '-f', file, '--yes'], b.stateDir, /^  layer apache: .* of /m, 'SIGINT');
     expect(r.signalled, r.stderr).toBe(true);
     expect(r.code, r.stderr).toBe(130);
     expect(r.stdout).toMatch(INTERRUPTED);

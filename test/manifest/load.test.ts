@@ -187,14 +187,14 @@ const BAD: [string, string, string, string][] = [
   ['a size over 2^53', 'pool: { name: p, data: { size: 16P } }\n', 'pool.data.size', 'largest size'],
   ['a size of the wrong type', 'pool: { name: p, baseSize: [10G] }\n', 'pool.baseSize', 'got a list'],
   ['a zero size', 'pool: { name: p, data: { size: 0 } }\n', 'pool.data.size', 'a size above zero'],
-  ['data below two blocks', 'pool: { name: p, blockSize: 1M, data: { size: 1M } }\n', 'pool.data.size', 'at least 2 blocks of 1M (2M)'],
-  ['metadata below 2M', 'pool: { name: p, metadata: { size: 1M } }\n', 'pool.metadata.size', 'from 2M to 16G'],
-  ['metadata above 16G', 'pool: { name: p, metadata: { size: 17G } }\n', 'pool.metadata.size', 'from 2M to 16G'],
-  ['a base below 16M', 'pool: { name: p, baseSize: 8M }\n', 'pool.baseSize', 'at least 16M'],
-  ['an xfs base below 300M', 'pool: { name: p, baseSize: 100M, filesystem: xfs }\n', 'pool.baseSize', 'at least 300M with filesystem xfs'],
-  ['a block size off 64K', 'pool: { name: p, blockSize: 96K }\n', 'pool.blockSize', 'a multiple of 64K from 64K to 1G'],
-  ['a block size below 64K', 'pool: { name: p, blockSize: 4K }\n', 'pool.blockSize', 'a multiple of 64K'],
-  ['a block size above 1G', 'pool: { name: p, blockSize: 2G }\n', 'pool.blockSize', 'from 64K to 1G'],
+  ['data below two blocks', 'pool: { name: p, blockSize: 1M, data: { size: 1M } }\n', 'pool.data.size', 'at least 2 blocks of 1 MiB (2 MiB)'],
+  ['metadata below 2M', 'pool: { name: p, metadata: { size: 1M } }\n', 'pool.metadata.size', 'from 2 MiB to 16 GiB'],
+  ['metadata above 16G', 'pool: { name: p, metadata: { size: 17G } }\n', 'pool.metadata.size', 'from 2 MiB to 16 GiB'],
+  ['a base below 16M', 'pool: { name: p, baseSize: 8M }\n', 'pool.baseSize', 'at least 16 MiB'],
+  ['an xfs base below 300M', 'pool: { name: p, baseSize: 100M, filesystem: xfs }\n', 'pool.baseSize', 'at least 300 MiB with filesystem xfs'],
+  ['a block size off 64K', 'pool: { name: p, blockSize: 96K }\n', 'pool.blockSize', 'a multiple of 64 KiB from 64 KiB to 1 GiB'],
+  ['a block size below 64K', 'pool: { name: p, blockSize: 4K }\n', 'pool.blockSize', 'a multiple of 64 KiB'],
+  ['a block size above 1G', 'pool: { name: p, blockSize: 2G }\n', 'pool.blockSize', 'from 64 KiB to 1 GiB'],
   ['another filesystem', 'pool: { name: p, filesystem: btrfs }\n', 'pool.filesystem', 'expected one of ext4, xfs, got "btrfs"'],
   ['minFree not a percentage', 'pool: { name: p, minFree: "0.1" }\n', 'pool.minFree', 'a percentage'],
   ['minFree of 100%', 'pool: { name: p, minFree: 100% }\n', 'pool.minFree', 'below 100%'],
@@ -283,7 +283,7 @@ describe('loadManifest', () => {
 
   it('refuses a directory with a UserError naming it', async () => {
     const dir = tempDir();
-    await expect(loadManifest(dir)).rejects.toThrow(`${dir}: cannot read the manifest`);
+    await expect(loadManifest(dir)).rejects.toThrow(`${dir} is a directory: -f takes a manifest file`);
   });
 });
 

@@ -67,15 +67,15 @@ describe('parseSize', () => {
 
 describe('formatSize', () => {
   it.each([
-    [100 * G, '100G'],
-    [64 * K, '64K'],
-    [1.5 * G, '1.5G'],
-    [1025 * M, '1025M'],
-    [T, '1T'],
+    [100 * G, '100 GiB'],
+    [64 * K, '64 KiB'],
+    [1.5 * G, '1.5 GiB'],
+    [1025 * M, '1025 MiB'],
+    [T, '1 TiB'],
     [512, '512'],
     [0, '0'],
     [G + 512, String(G + 512)],
-    [1.125 * M, '1.125M'],
+    [1.125 * M, '1.125 MiB'],
   ])('shows %d bytes as %s', (bytes, text) => {
     expect(formatSize(bytes)).toBe(text);
   });

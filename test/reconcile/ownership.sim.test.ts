@@ -122,8 +122,8 @@ describe('two state dirs, one pool name, one kernel', () => {
     // b recorded nothing: its doctor proposes nothing, its gc has nothing to collect.
     expect((await b.doctor()).report.findings.map((f) => f.repair ?? '').join()).not.toMatch(/gc/);
     const gc = await b.gc(true);
-    expect(gc.code).toBe(1);
-    expect(gc.out.steps).toEqual([]);
+    expect(gc.code).toBe(0);
+    expect(gc.out).toEqual({ outcome: 'nothing-recorded', steps: 0 });
     // And a is as healthy as before.
     expect((await a.doctor()).report.findings).toEqual([]);
     expect(fs.readFileSync(path.join(a.mnt, 'web', 'secret.txt'), 'utf8')).toBe('a only');
