@@ -69,7 +69,6 @@ export async function reconcile(session: Session, opts: ReconcileOptions): Promi
     for (let pass = 0; pass < maxPasses; pass++) {
       const poolSpec = opts.desired?.pool ?? session.state.poolSpec;
       const observed = await observeSystem(session.kernel, session.stateDir, poolSpec, session.state);
-      if (pass === 0) await checkMountpointsOnHost(session.kernel, session.stateDir.root, opts.desired, opts.mode, observed.devices);
       // Without resolved content, the recorded one serves only for the manifest it was resolved for.
       const sameManifest = session.state.desired === opts.desired || JSON.stringify(session.state.desired) === JSON.stringify(opts.desired);
       const content = opts.content ?? (sameManifest ? (session.state.content ?? undefined) : undefined);
@@ -78,6 +77,8 @@ export async function reconcile(session: Session, opts: ReconcileOptions): Promi
       reporter.notify({ code: 'plan.ready', plan, pass });
       if (pass === 0) for (const text of plan.warnings ?? []) reporter.notify({ code: 'warning', text });
       if (plan.blockers.length > 0) throw new StateError(plan.blockers.join('\n'), 'E_BLOCKED');
+      // Mountpoints on the host, before any step (after the blockers: a pool that is not ours is the first thing to say).
+      if (pass === 0) await checkMountpointsOnHost(session.kernel, session.stateDir.root, opts.desired, opts.mode, observed.devices);
       const newDigest = typeof opts.desiredDigest === 'string' && opts.desiredDigest !== session.state.desiredDigest;
       const desiredChanged = opts.recordDesired && (!sameManifest || newDigest || JSON.stringify(session.state.content ?? null) !== JSON.stringify(content ?? null));
       if (plan.steps.length === 0 && !desiredChanged) {

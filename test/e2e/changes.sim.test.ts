@@ -58,12 +58,12 @@ describe('changes to an existing pool', () => {
     await api.apply(b.file, { ...b.opts, yes: true });
     const cases: Array<[string, (t: string) => string, RegExp]> = [
       ['pool.name', (t) => t.replace('name: chg', 'name: other'), /pool\.name: the pool in this state dir is named "chg".*thinlayer destroy/],
-      ['pool.blockSize', (t) => t.replace('baseSize: 256M', 'baseSize: 256M\n  blockSize: 128K'), /pool\.blockSize: the pool was made with 64K blocks/],
+      ['pool.blockSize', (t) => t.replace('baseSize: 256M', 'baseSize: 256M\n  blockSize: 128K'), /pool\.blockSize: the pool was made with 64 KiB blocks/],
       ['pool.filesystem', (t) => t.replace('baseSize: 256M', 'baseSize: 512M\n  filesystem: xfs'), /pool\.filesystem: the base and every layer and device hold ext4/],
       ['pool.data', (t) => t.replace('file: data.img', 'file: other.img'), /pool\.data: the pool's data is the file data\.img; it cannot move to the file other\.img/],
-      ['pool.data.size', (t) => t.replace('size: 1G', 'size: 512M'), /pool\.data\.size: cannot be lowered from 1G to 512M.*pool grow/],
+      ['pool.data.size', (t) => t.replace('size: 1G', 'size: 512M'), /pool\.data\.size: cannot be lowered from 1 GiB to 512 MiB.*pool grow/],
       ['pool.metadata.size', (t) => t.replace('size: 64M', 'size: 32M'), /pool\.metadata\.size: cannot be lowered/],
-      ['devices.app.size', (t) => t.replace('size: 512M, mountpoint', 'size: 384M, mountpoint'), /devices\.app\.size: cannot be lowered from 512M to 384M/],
+      ['devices.app.size', (t) => t.replace('size: 512M, mountpoint', 'size: 384M, mountpoint'), /devices\.app\.size: cannot be lowered from 512 MiB to 384 MiB/],
     ];
     for (const [field, edit, pattern] of cases) {
       b.write(edit);
@@ -88,7 +88,7 @@ describe('changes to an existing pool', () => {
     b.write((t) => t.replace('size: 1G', 'size: 3G').replace('size: 64M', 'size: 128M'));
     const plan = await api.planFor(b.file, b.opts);
     expect(plan.steps.map((s) => s.op)).toEqual(['pool.grow']);
-    expect(plan.steps[0].reason).toMatch(/data file from 1G to 3G and the metadata file from 64M to 128M/);
+    expect(plan.steps[0].reason).toMatch(/data file from 1 GiB to 3 GiB and the metadata file from 64 MiB to 128 MiB/);
     await api.apply(b.file, { ...b.opts, yes: true });
     expect(statSync(join(b.opts.stateDir, 'data.img')).size).toBe(3 * 1024 * MiB);
     expect(statSync(join(b.opts.stateDir, 'metadata.img')).size).toBe(128 * MiB);
@@ -122,7 +122,7 @@ describe('changes to an existing device', () => {
     const plan = await api.planFor(b.file, b.opts);
     expect(plan.steps.map((s) => `${s.op} ${s.target}`)).toEqual(['thin.resize device:app', 'fs.grow device:app']);
     expect(plan.impact).toBe('update');
-    expect(plan.steps[0].reason).toMatch(/grow device app from 512M to 1G \(its table reloaded with the new length, online\)/);
+    expect(plan.steps[0].reason).toMatch(/grow device app from 512 MiB to 1 GiB \(its table reloaded with the new length, online\)/);
     await api.apply(b.file, b.opts); // no --yes: nothing is deleted
     const sim = new SimKernel({ dir: join(b.opts.stateDir, 'sim') });
     try {
