@@ -58,6 +58,10 @@ export function renderEvent(e: ThinlayerEvent): string {
       return `${head} ${e.outcome}, ${e.steps} steps`;
     case 'recovery.note':
       return `${head} ${e.kind} ${JSON.stringify(e.detail)}`;
+    case 'snapshot.set':
+      return `${head} ${e.snapshot.kind} ${e.snapshot.namespace ? `${e.snapshot.namespace}/` : ''}${e.snapshot.key} (${e.snapshot.id})`;
+    case 'snapshot.removed':
+      return `${head} ${e.id}`;
   }
 }
 
@@ -87,6 +91,14 @@ export class TerminalReporter implements Reporter {
       case 'progress':
         if (!this.quiet) say(`  ${m.task}: ${m.done}/${m.total} ${m.unit}`);
         return;
+      case 'snapshotter.ready':
+        return say(`snapshotter: serving pool ${m.pool} on ${m.socket} (${m.snapshots} snapshot(s))`);
+      case 'snapshotter.recovered':
+        return say(`snapshotter: recovery deleted ${m.deleted} half-made or half-removed device(s), activated ${m.reactivated} snapshot(s) again, settled ${m.settled} interrupted step(s)`);
+      case 'snapshotter.request-failed':
+        return say(`snapshotter: ${m.method} ${m.key}: ${m.error}`);
+      case 'snapshotter.stopped':
+        return say('snapshotter: stopped');
       default:
         return;
     }
