@@ -36,6 +36,9 @@ export function renderStatus(s: StatusView): string {
   if (s.devices.length > 0) {
     out.push('', table(['DEVICE', 'LAYER', 'STATE', 'DESIRED', 'MOUNTPOINT', 'DEV'], s.devices.map((d) => [d.name, d.layer, d.state === d.desired ? d.state : `${d.state} (!)`, d.desired, d.mountpoint ?? '-', d.devPath ?? '-'])));
   }
+  if (s.snapshots && s.snapshots.length > 0) {
+    out.push('', table(['SNAPSHOT (containerd)', 'KIND', 'PARENT', 'THIN ID', 'ACTIVE'], s.snapshots.map((x) => [`${x.namespace ? `${x.namespace}/` : ''}${x.key}`, x.kind, x.parent ?? '-', String(x.thinId ?? '-'), x.active ? 'yes' : 'no'])));
+  }
   if (s.unwanted.length > 0) out.push('', `Not in the manifest any more (the next apply deletes them): ${s.unwanted.join(', ')}`);
   if (s.pendingSteps > 0) out.push('', `${s.pendingSteps} step(s) were interrupted: the next apply or up completes them.`);
   return out.join('\n');

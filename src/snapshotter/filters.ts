@@ -66,6 +66,7 @@ export function parseFilter(text: string): Selector[] {
     if (i < text.length) {
       if (text[i] !== ',') fail('expected ","');
       i++;
+      if (i === text.length) fail('expected a selector after ","');
     }
   }
   return selectors;

@@ -66,7 +66,7 @@ export function buildServer(service: SnapshotService, reporter: Reporter): Serve
         for (let i = 0; i < infos.length; i += LIST_BATCH) call.write({ info: infos.slice(i, i + LIST_BATCH).map(infoMessage) });
         call.end();
       } catch (e) {
-        call.destroy(Object.assign(new Error((toStatus(e).details as string) ?? 'error'), toStatus(e)) as ServiceError);
+        call.emit('error', toStatus(e));
       }
     },
   });
@@ -78,6 +78,13 @@ export function bindUnix(server: Server, socket: string): Promise<void> {
   return new Promise((resolve, reject) => server.bindAsync(`unix:${socket}`, ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
 }
 
-export function shutdown(server: Server): Promise<void> {
-  return new Promise((resolve) => server.tryShutdown(() => resolve()));
+/** Stops taking calls and lets those under way finish; after `graceMs`, cancels what is left. */
+export function shutdown(server: Server, graceMs = 30_000): Promise<void> {
+  return new Promise((resolve) => {
+    const force = setTimeout(() => server.forceShutdown(), graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(force);
+      resolve();
+    });
+  });
 }
