@@ -26,6 +26,8 @@ function infoMessage(i: Info) {
 
 function toStatus(e: unknown): Partial<ServiceError> {
   if (e instanceof SnapshotError) return { code: GRPC_CODE[e.kind], details: e.message };
+  // The state dir's lock held by another command (an apply) for longer than a call waits: try again.
+  if ((e as { code?: unknown })?.code === 'E_LOCKED') return { code: GrpcStatus.UNAVAILABLE, details: (e as Error).message };
   if (isKernelError(e, 'ENOSPC')) return { code: GrpcStatus.RESOURCE_EXHAUSTED, details: (e as Error).message };
   return { code: GrpcStatus.UNKNOWN, details: e instanceof Error ? e.message : String(e) };
 }
