@@ -136,6 +136,14 @@ describe('thinlayer snapshotter (simulated kernel)', () => {
     expect((await c.List({}, ns('two'))).map((i) => i.name)).toEqual(['k']);
     const sources = new Set([(await c.Mounts({ key: 'k' }, ns('two'))).mounts[0].source, (await c.Mounts({ key: 'k' })).mounts[0].source]);
     expect(sources.size).toBe(2);
+    // Keys are opaque: a long one with any characters never reaches a device-mapper name.
+    const odd = `default/12/sha256:${'f'.repeat(300)}/../ "odd" \u00e9`;
+    await c.Prepare({ key: odd, parent: '' }, ns('one'));
+    expect((await c.Stat({ key: odd }, ns('one'))).info.name).toBe(odd);
+    const status = await api.status({ stateDir: b.stateDir, backend: 'sim' });
+    const made = status.snapshots!.find((s) => s.key === odd)!;
+    expect(made.dmName).toBe(`thinlayer-ctr-snap-${made.thinId}`);
+    expect(made.active).toBe(true);
   });
 
   it('serves parallel requests: every Prepare gets a device of its own', async () => {
