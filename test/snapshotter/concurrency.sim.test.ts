@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SimKernel } from '../../src/kernel/sim/index.ts';
+import { openStateDir } from '../../src/events/state-dir.ts';
 import type { KernelPort } from '../../src/kernel/port.ts';
 import { SessionGate } from '../../src/snapshotter/session-gate.ts';
 import { SnapshotService } from '../../src/snapshotter/service.ts';
@@ -63,7 +64,7 @@ describe('snapshotter concurrency', () => {
     const manifest = parseManifest(poolManifest(), join(root, 'pool.yaml'));
     const runner = new StepRunner('thinlayer-ctr-pool', silentReporter);
     await gate.run((s) => ensurePoolAndBase(s, manifest.pool, manifest.file, runner));
-    const service = new SnapshotService({ gate, kernel: k.kernel, runner, pool: 'ctr', filesystem: 'ext4', stateDirRoot: stateDir, reporter: silentReporter });
+    const service = new SnapshotService({ gate, kernel: k.kernel, runner, pool: 'ctr', filesystem: 'ext4', stateDir: await openStateDir(stateDir), reporter: silentReporter });
     await service.prepare('', 'first', '', {}, 'active');
     await service.commit('', 'layer', 'first', {});
     await service.prepare('', 'running', 'layer', {}, 'active');

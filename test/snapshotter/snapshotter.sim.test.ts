@@ -113,6 +113,7 @@ describe('thinlayer snapshotter (simulated kernel)', () => {
     await c.Remove({ key: 'c1' });
     await c.Cleanup({});
     expect(await names([])).toEqual([]);
+    expect(existsSync(m.source), 'the node made for a removed snapshot').toBe(false);
     await run.stop();
     expect(existsSync(b.socket)).toBe(false);
     expect(await poolThinIds(b.stateDir)).toEqual(await ownedThinIds(b.stateDir)); // the base alone
