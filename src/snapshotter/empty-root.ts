@@ -5,8 +5,7 @@
 // unmounted, all before the snapshot's record exists (a crash in between leaves a device that
 // recovery unmounts and deletes). xfs has no lost+found.
 
-import { existsSync } from 'node:fs';
-import { mkdir, rmdir } from 'node:fs/promises';
+import { lstat, mkdir, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Session } from '../reconcile/session.ts';
 import type { ThingRecord } from '../lifecycle/projection.ts';
@@ -15,8 +14,9 @@ import { mount, unmount, type StepRunner } from './steps.ts';
 
 type Thin = Pick<ThingRecord, 'key' | 'dmName' | 'uuid' | 'thinId' | 'sizeBytes'>;
 
+/** `mnt/` is resolved inside the state dir; the mountpoint itself is left as it is (a mount is on it). */
 function mountpointOf(session: Session, t: Thin): string {
-  return session.stateDir.path(`mnt/${t.dmName}`);
+  return join(session.stateDir.path('mnt'), t.dmName);
 }
 
 export async function emptyRoot(session: Session, runner: StepRunner, t: Thin, filesystem: Filesystem): Promise<void> {
@@ -35,7 +35,7 @@ export async function emptyRoot(session: Session, runner: StepRunner, t: Thin, f
 /** Lets go of a mount a crash left in the middle of emptyRoot, before the device is deleted. */
 export async function releaseLeftMount(session: Session, runner: StepRunner, t: Thin): Promise<void> {
   const where = mountpointOf(session, t);
-  if (!existsSync(where)) return;
+  if (!(await lstat(where).catch(() => null))) return;
   await runner.run(session, [unmount(t, where)]);
   await rmdir(where).catch(() => undefined);
 }
