@@ -50,6 +50,8 @@ export interface StatusView {
     /** mappedBytes as a percentage of sizeBytes, two decimals. */
     mappedPercent: number | null;
   }>;
+  /** containerd's snapshots (thinlayer snapshotter), which apply leaves alone. */
+  snapshots?: Array<{ namespace: string; key: string; kind: 'active' | 'view' | 'committed'; parent: string | null; thinId: number | null; dmName: string | null; active: boolean }>;
   /** Things the log owns that the manifest no longer wants (deleted by the next apply). */
   unwanted: string[];
   pendingSteps: number;
@@ -115,6 +117,10 @@ export async function readStatus(session: Session, observed?: Observation): Prom
       ...(await mappedOf(session.kernel, info?.liveTable ? t!.dmName : null, t?.sizeBytes ?? null)),
     };
   }));
+  const snapshots = Object.values(state.snapshots ?? {}).map((r) => {
+    const t = state.things[r.id];
+    return { namespace: r.namespace, key: r.key, kind: r.kind, parent: r.parent ? (state.snapshots[r.parent]?.key ?? null) : null, thinId: t?.thinId ?? null, dmName: t?.dmName ?? null, active: t ? obs.devices[t.dmName]?.liveTable === true : false };
+  });
   const wantedKeys = new Set(['base', ...content.units.map((u) => thingKey('layer', chainHex(u.chainId))), ...devices.map((d) => thingKey('device', d.name))]);
   return {
     backend: obs.backend,
@@ -122,7 +128,8 @@ export async function readStatus(session: Session, observed?: Observation): Prom
     pool,
     layers,
     devices,
-    unwanted: Object.keys(state.things).filter((k) => !wantedKeys.has(k)),
+    snapshots,
+    unwanted: Object.keys(state.things).filter((k) => !wantedKeys.has(k) && state.things[k].kind !== 'snapshot'),
     pendingSteps: Object.keys(state.pending).length,
     lastRun: state.lastRun,
   };

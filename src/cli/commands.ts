@@ -148,6 +148,16 @@ export async function runCommand(inv: Invocation, program: Command, io: CliOutpu
         err: io.err,
       });
     }
+    case 'snapshotter': {
+      const socket = o.socket as string | undefined;
+      if (!socket) throw new UserError('snapshotter needs --socket PATH (containerd dials unix://PATH)', { path: '--socket', expected: 'a socket path' }, 'E_USAGE');
+      const file = o.file as string | undefined;
+      if (file === undefined || file === '-') throw new UserError('snapshotter needs a manifest file naming its pool: -f FILE', { path: '--file', expected: 'a manifest file' }, 'E_USAGE');
+      const { runSnapshotter } = await import('../snapshotter/command.ts');
+      await withSignals((signal) => runSnapshotter({ manifest: file, socket, stateDir, backend, reporter, signal }));
+      reporter.notify({ code: 'snapshotter.stopped' });
+      return 0;
+    }
     case 'pool': {
       const size = (flag: 'data' | 'metadata') => (o[flag] === undefined ? undefined : parseSize(o[flag] as string, `--${flag}`));
       const request = { dataBytes: size('data'), metadataBytes: size('metadata') };

@@ -13,6 +13,7 @@ export const COMMAND_SUMMARY: Record<string, string> = {
   doctor: "check the pool's health and the log against the kernel; says how to repair",
   gc: 'delete thin ids this log made and no longer records, and layers no longer listed',
   watch: 'keep converged: follow FILE, repair drift, grow the pool',
+  snapshotter: "serve containerd's snapshotter API on the pool FILE names (docs/containerd.md)",
   pool: 'grow a file-backed pool (sparse files, loop devices, pool table)',
   grow: 'grow a file-backed pool (sparse files, loop devices, pool table)',
   sim: '(development) drop the simulated kernel\'s volatile state',
@@ -94,6 +95,17 @@ last valid manifest kept; edits that delete devices wait for \`apply -f FILE --y
 pools grow by 20% at 80% use. The lock is held only during runs; SIGINT/SIGTERM finish the current
 step and stop. Terminal: a live view; --json: NDJSON events; --metrics-port: Prometheus metrics on
 127.0.0.1. See docs/operations.md.`,
+  snapshotter: `Serves containerd.services.snapshots.v1.Snapshots on the unix socket PATH (mode 0600), for
+containerd's proxy plugin ([proxy_plugins.thinlayer] type = "snapshot", address = "PATH"). The
+pool is the one FILE's \`pool:\` names (FILE may hold only that); it and its base are made when
+missing. Snapshots are thin snapshots in that pool, logged like every other change: a crash at any
+point is completed or rolled back at the next start, and active snapshots are activated again.
+The socket exists only while the service is ready. The state dir's lock is held only while
+requests change something, so apply, status and doctor run beside it. SIGTERM/SIGINT: calls under
+way finish, the socket is removed, exit 0. See docs/containerd.md.
+
+Example:
+  thinlayer snapshotter -f /etc/thinlayer/pool.yaml --socket /run/thinlayer/snapshotter.sock`,
   pool: `thinlayer pool grow --data SIZE [--metadata SIZE]
 
 Grows a file-backed pool: extends the sparse data (and metadata) file, makes the loop device take

@@ -40,6 +40,7 @@ const USAGE: Record<string, string> = {
   watch: '-f FILE [options]',
   pool: 'grow --data SIZE [--metadata SIZE]',
   grow: '--data SIZE [--metadata SIZE]',
+  snapshotter: '-f FILE --socket PATH',
   sim: 'reboot',
   help: '[COMMAND]',
 };
@@ -103,6 +104,10 @@ export function buildProgram(io: ProgramOutput, onInvoke: (inv: Invocation) => v
     .option('--interval <duration>', 'drift check interval (30s, 2m, 1h, 500ms)')
     .option('--metrics-port <port>', 'serve Prometheus metrics on 127.0.0.1:PORT (0: any free port)')
     .action(invoke('watch'));
+  command(program, 'snapshotter', COMMAND_HELP.snapshotter)
+    .addOption(file())
+    .option('--socket <path>', 'the unix socket to serve on (containerd dials unix://PATH)')
+    .action(invoke('snapshotter'));
   const pool = command(program, 'pool', COMMAND_HELP.pool);
   command(pool, 'grow', COMMAND_HELP.pool)
     .option('--data <size>', 'the data file\'s new size, e.g. 200G')

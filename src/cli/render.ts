@@ -75,6 +75,9 @@ export function renderStatus(s: StatusView): string {
       ),
     );
   }
+  if (s.snapshots && s.snapshots.length > 0) {
+    out.push('', table(['SNAPSHOT (containerd)', 'KIND', 'PARENT', 'THIN ID', 'ACTIVE'], s.snapshots.map((x) => [`${x.namespace ? `${x.namespace}/` : ''}${x.key}`, x.kind, x.parent ?? '-', String(x.thinId ?? '-'), x.active ? 'yes' : 'no'])));
+  }
   if (s.unwanted.length > 0) out.push('', `Not in the manifest any more (the next apply deletes them): ${s.unwanted.join(', ')}`);
   if (s.pendingSteps > 0) out.push('', `${s.pendingSteps} step(s) were interrupted: the next apply or up completes them.`);
   return out.join('\n');
@@ -101,6 +104,10 @@ export function renderEvent(e: ThinlayerEvent): string {
       return `${head} ${e.id}${e.legacy ? ' (a log of a release before identities)' : ''}`;
     case 'pool.foreign-kept':
       return `${head} transaction id ${e.txid}, thin ids ${e.thinIds.join(', ') || 'none'} kept as foreign`;
+    case 'snapshot.set':
+      return `${head} ${e.snapshot.kind} ${e.snapshot.namespace ? `${e.snapshot.namespace}/` : ''}${e.snapshot.key} (${e.snapshot.id})`;
+    case 'snapshot.removed':
+      return `${head} ${e.id}`;
   }
 }
 
@@ -152,6 +159,14 @@ export class TerminalReporter implements Reporter {
         if (this.quiet) return;
         if (this.bar) return this.bar.update(m.task, m.done, m.total, m.unit);
         return say(`  ${m.task}: ${m.unit === 'bytes' ? `${formatBytes(m.done)} of ${formatBytes(m.total)}` : `${m.done}/${m.total} ${m.unit}`}`);
+      case 'snapshotter.ready':
+        return say(`snapshotter: serving pool ${m.pool} on ${m.socket} (${m.snapshots} snapshot(s))`);
+      case 'snapshotter.recovered':
+        return say(`snapshotter: recovery deleted ${m.deleted} half-made or half-removed device(s), activated ${m.reactivated} snapshot(s) again, settled ${m.settled} interrupted step(s)`);
+      case 'snapshotter.request-failed':
+        return say(`snapshotter: ${m.method} ${m.key}: ${m.error}`);
+      case 'snapshotter.stopped':
+        return say('snapshotter: stopped');
       default:
         return;
     }

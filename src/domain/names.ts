@@ -20,7 +20,8 @@ const DM_NAME_MAX = 127; // DM_NAME_LEN 128 with the terminating NUL
 const DM_UUID_MAX = 128; // DM_UUID_LEN 129 with the terminating NUL
 const IDENTITY = /^[0-9a-f]{32}$/;
 
-export type ThingKind = 'base' | 'layer' | 'device';
+/** `snapshot`: a containerd snapshot made by `thinlayer snapshotter` (src/snapshotter), never by the manifest. */
+export type ThingKind = 'base' | 'layer' | 'device' | 'snapshot';
 
 /** A new state directory identity: 128 random bits, as 32 hex digits. */
 export function newIdentity(): string {
@@ -50,7 +51,7 @@ function fit(text: string, max: number): string {
   return `${head}-${digest}`;
 }
 
-const KIND_TAG: Record<ThingKind | 'pool', string> = { pool: 'pool', base: 'base', layer: 'layer', device: 'dev' };
+const KIND_TAG: Record<ThingKind | 'pool', string> = { pool: 'pool', base: 'base', layer: 'layer', device: 'dev', snapshot: 'snap' };
 
 /** The pool name as it appears in dm names: '-' doubled, so a single '-' after it always ends it. */
 export function encodePoolName(pool: string): string {

@@ -4,7 +4,7 @@
 // was not (a crash in between). The kernel says what is true now; the projection says what thinlayer did.
 
 import type { Manifest, PoolSpec } from '../manifest/types.ts';
-import type { ThinlayerEvent, StepIntentEvent } from '../events/types.ts';
+import type { ThinlayerEvent, StepIntentEvent, SnapshotRecord } from '../events/types.ts';
 import type { ThingKind } from '../domain/names.ts';
 import type { LayerContent } from '../plan/layer-chain.ts';
 import { step as lifecycleStep, INITIAL_LIFECYCLE, type LifecycleRecord, type LifecycleCommand, type StableState } from './machine.ts';
@@ -64,12 +64,14 @@ export interface EngineState {
   pool: PoolRecord | null;
   things: Record<string, ThingRecord>;
   pending: Record<string, StepIntentEvent & { seq: number }>;
+  /** containerd's snapshots (src/snapshotter), by id: the key of each one's thin device in `things`. */
+  snapshots: Record<string, SnapshotRecord>;
   lastSeq: number;
   lastRun: { runId: string; command: string; outcome: 'running' | 'converged' | 'failed' | 'interrupted' } | null;
 }
 
 export function initialState(): EngineState {
-  return { identity: null, desired: null, desiredDigest: null, content: null, poolSpec: null, pool: null, things: {}, pending: {}, lastSeq: 0, lastRun: null };
+  return { identity: null, desired: null, desiredDigest: null, content: null, poolSpec: null, pool: null, things: {}, pending: {}, snapshots: {}, lastSeq: 0, lastRun: null };
 }
 
 /** The lifecycle command an op performs on its target thin device, if any. */
@@ -140,6 +142,12 @@ export function foldInto(s: EngineState, event: ThinlayerEvent): void {
         s.pool = { ...s.pool, txid: event.txid, nextThinId: top, foreign: { txid: event.txid, thinIds: [...new Set([...(s.pool.foreign?.thinIds ?? []), ...event.thinIds])].sort((a, b) => a - b) } };
       }
       return;
+    case 'snapshot.set':
+      s.snapshots[event.snapshot.id] = event.snapshot;
+      return;
+    case 'snapshot.removed':
+      delete s.snapshots[event.id];
+      return;
     case 'step.intent': {
       s.pending[event.stepId] = event;
       const a = event.args as Record<string, any>;
@@ -183,6 +191,7 @@ export function foldInto(s: EngineState, event: ThinlayerEvent): void {
           // The thin ids were in the files: whatever the log still held goes with them.
           s.pool = null;
           s.things = {};
+          s.snapshots = {};
           if (!s.desired) s.poolSpec = null;
           return;
         case 'fs.mkfs':
@@ -234,7 +243,7 @@ function addId(ids: number[] | undefined, id: number): number[] {
 
 /** A copy of `state` that foldInto may change without touching the original. */
 export function ownCopy(state: EngineState): EngineState {
-  return { ...state, things: { ...state.things }, pending: { ...state.pending } };
+  return { ...state, things: { ...state.things }, pending: { ...state.pending }, snapshots: { ...(state.snapshots ?? {}) } };
 }
 
 /** Pure: the state after one event. Copies the maps: for many events, use project(). */

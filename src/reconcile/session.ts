@@ -32,6 +32,8 @@ export interface SessionOptions {
   lockWaitMs?: number;
   /** Stops a wait for the lock (SIGINT, SIGTERM). */
   signal?: AbortSignal;
+  /** Count crash points across sessions (a long-running process opens many: the snapshotter). */
+  crash?: CrashPoints;
 }
 
 export class Session {
@@ -54,7 +56,7 @@ export class Session {
   static async open(opts: SessionOptions): Promise<Session> {
     // A read-only session creates, chmods and writes nothing in the state dir (openStateDir readOnly).
     const stateDir = await openStateDir(opts.stateDir, { readOnly: !opts.mutate });
-    const crash = new CrashPoints();
+    const crash = opts.crash ?? new CrashPoints();
     let scratch: string | null = null;
     const onWait = (h: LockHolder) => opts.reporter.notify({ code: 'lock.waiting', pid: h.pid, command: h.command, since: h.since });
     const lock = opts.mutate ? await acquireLock(stateDir, { command: opts.command, waitMs: opts.lockWaitMs, signal: opts.signal, onWait }) : null;
