@@ -8,6 +8,7 @@ TL_CLI=${TL_CLI:-node bin/thinlayer.js}
 SNAP_SOCKET=${SNAP_SOCKET:-/run/tl-snapshotter.sock}
 CTD_SOCKET=/run/containerd/containerd.sock
 SNAP_PID=
+SNAP_STATUS=
 CTD_PID=
 
 ctd_say() { echo "TL-CTD $*"; }
@@ -45,6 +46,7 @@ snap_stop() {
   wait "$SNAP_PID"
   status=$?
   SNAP_PID=
+  SNAP_STATUS=$status
   if [ "$sig" = TERM ] && [ "$status" != 0 ]; then ctd_fail "the snapshotter ended with status $status after SIGTERM"; return 1; fi
   return 0
 }

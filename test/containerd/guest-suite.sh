@@ -33,7 +33,7 @@ THINLAYER_SNAPSHOTTER_SOCKET=$SNAP_SOCKET "$SUITE" -test.v -test.timeout 30m "$@
 status=${PIPESTATUS[0]}
 ctd_say "suite-status=$status ms=$(($(now_ms) - t0))"
 snap_stop TERM
-ctd_say "snapshotter-exit=$?"
+ctd_say "snapshotter-exit=$SNAP_STATUS"
 echo "TL-CTD doctor=$($TL_CLI doctor --json --backend kernel --state-dir "$DIR/state" 2>/tmp/doctor.err | tr -d '\n')"
 [ "$status" = 0 ] || ctd_fail "the suite failed"
 exit "$status"
