@@ -22,13 +22,15 @@ function tarDir(dir, out) {
 }
 
 /**
- * @param {{ out: string, name: string, layers?: number, message: string, scratch: string }} o
+ * @param {{ out: string, name: string, layers?: number, message: string, scratch: string, salt?: string, fillFiles?: number }} o
  *   name: the image reference (`docker.io/library/NAME:TAG`); layers: 1 (the rootfs) or more;
  *   message: the content of /etc/tl-message, for a container to print; scratch: a directory of
- *   the caller's, emptied and used here
+ *   the caller's, emptied and used here; salt: written into every layer, so that images with
+ *   different salts share no layer; fillFiles: files of 16 KiB of random bytes added to every
+ *   layer under /data/N (a layer with content to unpack, not only a name)
  * @returns {{ out: string, name: string, layers: string[] }} the layers' digests
  */
-export function writeOciArchive({ out, name, layers = 1, message, scratch }) {
+export function writeOciArchive({ out, name, layers = 1, message, scratch, salt = '', fillFiles = 0 }) {
   if (!fs.existsSync(BUSYBOX)) throw new Error(`${BUSYBOX} not found: install the Debian package busybox-static`);
   fs.rmSync(scratch, { recursive: true, force: true });
   const layout = path.join(scratch, 'layout');
@@ -51,6 +53,11 @@ export function writeOciArchive({ out, name, layers = 1, message, scratch }) {
       for (const a of APPLETS) fs.symlinkSync('busybox', path.join(root, 'bin', a));
     }
     if (i > 0 || layers === 1) fs.writeFileSync(path.join(root, 'etc', `tl-layer-${i}`), `layer ${i}\n`);
+    if (salt) fs.writeFileSync(path.join(root, 'etc', `tl-salt-${i}`), `${salt}\n`);
+    if (fillFiles > 0) {
+      fs.mkdirSync(path.join(root, 'data', String(i)), { recursive: true });
+      for (let f = 0; f < fillFiles; f++) fs.writeFileSync(path.join(root, 'data', String(i), `f${f}`), crypto.randomBytes(16 << 10));
+    }
     if (i === layers - 1) fs.writeFileSync(path.join(root, 'etc', 'tl-message'), `${message}\n`);
     const tar = path.join(scratch, `layer-${i}.tar`);
     tarDir(root, tar);
