@@ -9,7 +9,7 @@
 // over its socket; containerd's devmapper and overlayfs snapshotters are containerd's own code
 // (snapshots/devmapper, snapshots/overlay) linked in, as containerd runs them in its process.
 //
-//	audit -devmapper-root DIR
+//	audit -devmapper-root DIR -devmapper-pool NAME
 //
 // prints `TL-BENCH-DMAUDIT {json}`: the devices in the devmapper snapshotter's metadata, by state,
 // and their thin ids (containerd must be stopped: the database is locked while it runs).
@@ -206,8 +206,14 @@ func oneRoot(ctx context.Context, s *side, mnt, key, parent string) (float64, er
 func audit(args []string) error {
 	fs := flag.NewFlagSet("audit", flag.ExitOnError)
 	root := fs.String("devmapper-root", "", "devmapper root_path")
+	pool := fs.String("devmapper-pool", "", "devmapper thin-pool name")
 	fs.Parse(args)
-	md, err := devmapper.NewPoolMetadata(filepath.Join(*root, "metadata.db"))
+	// The pool device's own database (device names, thin ids, states): ROOT/POOL.db.
+	db := filepath.Join(*root, *pool+".db")
+	if _, err := os.Stat(db); err != nil {
+		return err
+	}
+	md, err := devmapper.NewPoolMetadata(db)
 	if err != nil {
 		return err
 	}
