@@ -31,6 +31,8 @@ export interface StatusView {
   };
   layers: Array<{ name: string; parent: string | null; chainId: string | null; state: StableState; mountpoint: string | null; thinId: number | null; ready: boolean; digest: string | null; usedBy: string[] }>;
   devices: Array<{ name: string; layer: string; state: StableState; desired: string; mountpoint: string | null; thinId: number | null; dmName: string | null; devPath: string | null }>;
+  /** containerd's snapshots (thinlayer snapshotter), which apply leaves alone. */
+  snapshots?: Array<{ namespace: string; key: string; kind: 'active' | 'view' | 'committed'; parent: string | null; thinId: number | null; dmName: string | null; active: boolean }>;
   /** Things the log owns that the manifest no longer wants (deleted by the next apply). */
   unwanted: string[];
   pendingSteps: number;
@@ -94,6 +96,10 @@ export async function readStatus(session: Session, observed?: Observation): Prom
       devPath: info?.devPath ?? null,
     };
   });
+  const snapshots = Object.values(state.snapshots ?? {}).map((r) => {
+    const t = state.things[r.id];
+    return { namespace: r.namespace, key: r.key, kind: r.kind, parent: r.parent ? (state.snapshots[r.parent]?.key ?? null) : null, thinId: t?.thinId ?? null, dmName: t?.dmName ?? null, active: t ? obs.devices[t.dmName]?.liveTable === true : false };
+  });
   const wantedKeys = new Set(['base', ...content.units.map((u) => thingKey('layer', chainHex(u.chainId))), ...devices.map((d) => thingKey('device', d.name))]);
   return {
     backend: obs.backend,
@@ -101,7 +107,8 @@ export async function readStatus(session: Session, observed?: Observation): Prom
     pool,
     layers,
     devices,
-    unwanted: Object.keys(state.things).filter((k) => !wantedKeys.has(k)),
+    snapshots,
+    unwanted: Object.keys(state.things).filter((k) => !wantedKeys.has(k) && state.things[k].kind !== 'snapshot'),
     pendingSteps: Object.keys(state.pending).length,
     lastRun: state.lastRun,
   };

@@ -14,6 +14,8 @@ Commands:
   destroy           delete every device, the pool and its backing files
   doctor            check the pool's health and the log against the kernel; says how to repair
   watch -f FILE     keep converged: follow FILE, repair drift, grow the pool
+  snapshotter -f FILE --socket PATH
+                    serve containerd's snapshotter API on the pool FILE names (docs/containerd.md)
   gc [--yes]        delete orphan thin ids and layers no longer listed (shows them without --yes)
   pool grow --data SIZE [--metadata SIZE]
                     grow a file-backed pool (sparse files, loop devices, pool table)
@@ -105,6 +107,16 @@ Grows a file-backed pool: extends the sparse data (and metadata) file, makes the
 the new size, and reloads the live thin-pool table. Sizes only grow. For a pool on block devices,
 grow the devices yourself; the next activation takes their size. Logged as a pool.grow step, and
 finished by the next command if a crash interrupts it.`,
+  snapshotter: `thinlayer snapshotter -f FILE --socket PATH [--state-dir DIR] [--backend B]
+
+Serves containerd.services.snapshots.v1.Snapshots on the unix socket PATH (mode 0600), for
+containerd's proxy plugin ([proxy_plugins.thinlayer] type = "snapshot", address = "PATH"). The
+pool is the one FILE's \`pool:\` names (FILE may hold only that); it and its base are made when
+missing. Snapshots are thin snapshots in that pool, logged like every other change: a crash at any
+point is completed or rolled back at the next start, and active snapshots are activated again.
+The socket exists only while the service is ready. The state dir's lock is held only while
+requests change something, so apply, status and doctor run beside it. SIGTERM/SIGINT: calls under
+way finish, the socket is removed, exit 0. See docs/containerd.md.`,
   sim: `thinlayer sim reboot
 
 Development aid for the simulated kernel: drops its volatile state (device-mapper devices, loop

@@ -38,6 +38,7 @@ const PER_COMMAND: Record<string, FlagSpec[]> = {
   doctor: [],
   gc: [{ name: 'yes', short: 'y', takesValue: false }],
   watch: [{ name: 'file', short: 'f', takesValue: true }, { name: 'interval', takesValue: true }, { name: 'metrics-port', takesValue: true }],
+  snapshotter: [{ name: 'file', short: 'f', takesValue: true }, { name: 'socket', takesValue: true }],
 };
 
 /** ./state in a checkout, /var/lib/thinlayer when installed; THINLAYER_STATE_DIR overrides both. */
@@ -161,6 +162,15 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
           out,
           err,
         });
+      }
+      case 'snapshotter': {
+        const socket = args.flags.socket as string | undefined;
+        if (!socket) throw new UserError('snapshotter needs --socket PATH (containerd dials unix://PATH)', { path: '--socket', expected: 'a socket path' }, 'E_USAGE');
+        const { runSnapshotter } = await import('../snapshotter/command.ts');
+        const file = needFile();
+        await withSignals((signal) => runSnapshotter({ manifest: file, socket, stateDir, backend: backend as BackendChoice, reporter, signal }));
+        reporter.notify({ code: 'snapshotter.stopped' });
+        return 0;
       }
       case 'pool': {
         if (rest[0] !== 'grow') throw new UserError('usage: thinlayer pool grow --data SIZE [--metadata SIZE]', { path: rest[0] ?? 'pool', expected: 'grow' }, 'E_USAGE');

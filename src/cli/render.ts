@@ -36,6 +36,9 @@ export function renderStatus(s: StatusView): string {
   if (s.devices.length > 0) {
     out.push('', table(['DEVICE', 'LAYER', 'STATE', 'DESIRED', 'MOUNTPOINT', 'DEV'], s.devices.map((d) => [d.name, d.layer, d.state === d.desired ? d.state : `${d.state} (!)`, d.desired, d.mountpoint ?? '-', d.devPath ?? '-'])));
   }
+  if (s.snapshots && s.snapshots.length > 0) {
+    out.push('', table(['SNAPSHOT (containerd)', 'KIND', 'PARENT', 'THIN ID', 'ACTIVE'], s.snapshots.map((x) => [`${x.namespace ? `${x.namespace}/` : ''}${x.key}`, x.kind, x.parent ?? '-', String(x.thinId ?? '-'), x.active ? 'yes' : 'no'])));
+  }
   if (s.unwanted.length > 0) out.push('', `Not in the manifest any more (the next apply deletes them): ${s.unwanted.join(', ')}`);
   if (s.pendingSteps > 0) out.push('', `${s.pendingSteps} step(s) were interrupted: the next apply or up completes them.`);
   return out.join('\n');
@@ -58,6 +61,10 @@ export function renderEvent(e: ThinlayerEvent): string {
       return `${head} ${e.outcome}, ${e.steps} steps`;
     case 'recovery.note':
       return `${head} ${e.kind} ${JSON.stringify(e.detail)}`;
+    case 'snapshot.set':
+      return `${head} ${e.snapshot.kind} ${e.snapshot.namespace ? `${e.snapshot.namespace}/` : ''}${e.snapshot.key} (${e.snapshot.id})`;
+    case 'snapshot.removed':
+      return `${head} ${e.id}`;
   }
 }
 
@@ -87,6 +94,14 @@ export class TerminalReporter implements Reporter {
       case 'progress':
         if (!this.quiet) say(`  ${m.task}: ${m.done}/${m.total} ${m.unit}`);
         return;
+      case 'snapshotter.ready':
+        return say(`snapshotter: serving pool ${m.pool} on ${m.socket} (${m.snapshots} snapshot(s))`);
+      case 'snapshotter.recovered':
+        return say(`snapshotter: recovery deleted ${m.deleted} half-made or half-removed device(s), activated ${m.reactivated} snapshot(s) again, settled ${m.settled} interrupted step(s)`);
+      case 'snapshotter.request-failed':
+        return say(`snapshotter: ${m.method} ${m.key}: ${m.error}`);
+      case 'snapshotter.stopped':
+        return say('snapshotter: stopped');
       default:
         return;
     }

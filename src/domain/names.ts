@@ -7,7 +7,8 @@ export const OWNER_PREFIX = 'thinlayer-';
 const DM_NAME_MAX = 127; // DM_NAME_LEN 128 with the terminating NUL
 const DM_UUID_MAX = 128; // DM_UUID_LEN 129 with the terminating NUL
 
-export type ThingKind = 'base' | 'layer' | 'device';
+/** `snapshot`: a containerd snapshot made by `thinlayer snapshotter` (src/snapshotter), never by the manifest. */
+export type ThingKind = 'base' | 'layer' | 'device' | 'snapshot';
 
 /** The key of a thin device in the projection: `base`, `layer:NAME` or `device:NAME`. */
 export function thingKey(kind: ThingKind, name: string): string {
@@ -28,7 +29,7 @@ function fit(text: string, max: number): string {
   return `${head}-${digest}`;
 }
 
-const KIND_TAG: Record<ThingKind | 'pool', string> = { pool: 'pool', base: 'base', layer: 'layer', device: 'dev' };
+const KIND_TAG: Record<ThingKind | 'pool', string> = { pool: 'pool', base: 'base', layer: 'layer', device: 'dev', snapshot: 'snap' };
 
 /** The dm name and uuid of the pool or of one thin device of a pool. */
 export function dmIdentity(pool: string, kind: ThingKind | 'pool', name?: string): { dmName: string; uuid: string } {

@@ -72,7 +72,35 @@ export interface RecoveryEvent {
   detail: Record<string, unknown>;
 }
 
+/** A containerd snapshot's record (src/snapshotter): made visible, renamed by a commit, or relabelled. */
+export interface SnapshotSetEvent {
+  type: 'snapshot.set';
+  snapshot: SnapshotRecord;
+}
+/** A containerd snapshot is no longer visible; its thin device is deleted after this. */
+export interface SnapshotRemovedEvent {
+  type: 'snapshot.removed';
+  id: string;
+}
+
+/** What containerd knows of one snapshot. `id` is the key of its thin device in the projection. */
+export interface SnapshotRecord {
+  id: string;
+  /** containerd's namespace ('' when the request carried none) and key (or, once committed, name). */
+  namespace: string;
+  key: string;
+  kind: 'active' | 'view' | 'committed';
+  /** The parent's id (a committed snapshot of the same namespace), or null for a snapshot of the base. */
+  parent: string | null;
+  labels: Record<string, string>;
+  /** Nanoseconds since the epoch, as decimal text (a JSON number cannot hold them exactly). */
+  created: string;
+  updated: string;
+}
+
 export type ThinlayerEventBody =
+  | SnapshotSetEvent
+  | SnapshotRemovedEvent
   | DesiredSetEvent
   | StepIntentEvent
   | StepDoneEvent

@@ -4,13 +4,13 @@
 // was not (a crash in between). The kernel says what is true now; the projection says what thinlayer did.
 
 import type { Manifest, PoolSpec } from '../manifest/types.ts';
-import type { ThinlayerEvent, StepIntentEvent } from '../events/types.ts';
+import type { ThinlayerEvent, StepIntentEvent, SnapshotRecord } from '../events/types.ts';
 import type { ThingKind } from '../domain/names.ts';
 import type { LayerContent } from '../plan/layer-chain.ts';
 import { step as lifecycleStep, INITIAL_LIFECYCLE, type LifecycleRecord, type LifecycleCommand } from './machine.ts';
 
 /** Bump when the shape of EngineState changes: stored snapshots of another schema are rebuilt by replay. */
-export const PROJECTION_SCHEMA = 3;
+export const PROJECTION_SCHEMA = 4;
 
 export interface ThingRecord {
   key: string;
@@ -56,12 +56,14 @@ export interface EngineState {
   pool: PoolRecord | null;
   things: Record<string, ThingRecord>;
   pending: Record<string, StepIntentEvent & { seq: number }>;
+  /** containerd's snapshots (src/snapshotter), by id: the key of each one's thin device in `things`. */
+  snapshots: Record<string, SnapshotRecord>;
   lastSeq: number;
   lastRun: { runId: string; command: string; outcome: 'running' | 'converged' | 'failed' } | null;
 }
 
 export function initialState(): EngineState {
-  return { desired: null, desiredDigest: null, content: null, poolSpec: null, pool: null, things: {}, pending: {}, lastSeq: 0, lastRun: null };
+  return { desired: null, desiredDigest: null, content: null, poolSpec: null, pool: null, things: {}, pending: {}, snapshots: {}, lastSeq: 0, lastRun: null };
 }
 
 /** The lifecycle command an op performs on its target thin device, if any. */
@@ -110,6 +112,14 @@ export function foldInto(s: EngineState, event: ThinlayerEvent): void {
       if (s.lastRun) s.lastRun = { ...s.lastRun, outcome: event.outcome };
       return;
     case 'recovery.note':
+      // An intent whose outcome was lost, settled by recovery (the snapshotter's: src/snapshotter/recovery.ts).
+      if (event.kind === 'intent-resolved' && typeof event.detail.stepId === 'string') delete s.pending[event.detail.stepId];
+      return;
+    case 'snapshot.set':
+      s.snapshots[event.snapshot.id] = event.snapshot;
+      return;
+    case 'snapshot.removed':
+      delete s.snapshots[event.id];
       return;
     case 'step.intent': {
       s.pending[event.stepId] = event;
@@ -154,6 +164,7 @@ export function foldInto(s: EngineState, event: ThinlayerEvent): void {
           // The thin ids were in the files: whatever the log still held goes with them.
           s.pool = null;
           s.things = {};
+          s.snapshots = {};
           if (!s.desired) s.poolSpec = null;
           return;
         case 'fs.mkfs':
@@ -190,7 +201,7 @@ export function foldInto(s: EngineState, event: ThinlayerEvent): void {
 
 /** A copy of `state` that foldInto may change without touching the original. */
 export function ownCopy(state: EngineState): EngineState {
-  return { ...state, things: { ...state.things }, pending: { ...state.pending } };
+  return { ...state, things: { ...state.things }, pending: { ...state.pending }, snapshots: { ...(state.snapshots ?? {}) } };
 }
 
 /** Pure: the state after one event. Copies the maps: for many events, use project(). */

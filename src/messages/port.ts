@@ -27,7 +27,12 @@ export type Message =
   | { code: 'watch.stopped'; runs: number; failures: number }
   | { code: 'pool.use-warning'; role: 'data' | 'metadata'; percent: number; level: number }
   | { code: 'pool.grown'; role: 'data' | 'metadata'; fromBytes: number; toBytes: number }
-  | { code: 'pool.autoextend-blocked'; role: 'data' | 'metadata'; percent: number; reason: string };
+  | { code: 'pool.autoextend-blocked'; role: 'data' | 'metadata'; percent: number; reason: string }
+  // the containerd snapshotter (src/snapshotter)
+  | { code: 'snapshotter.ready'; socket: string; pool: string; snapshots: number }
+  | { code: 'snapshotter.recovered'; deleted: number; reactivated: number; settled: number }
+  | { code: 'snapshotter.request-failed'; method: string; key: string; error: string }
+  | { code: 'snapshotter.stopped' };
 
 export interface Reporter {
   notify(message: Message): void;

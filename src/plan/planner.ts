@@ -97,7 +97,7 @@ function planPool(ctx: PlanContext): void {
   const { input, w, blockers, poolIdentity, poolSpec, poolName } = ctx;
   const { state, observed, mode, desired } = input;
   const poolWanted = desired !== null;
-  const hasUnwanted = Object.keys(state.things).some((k) => !ctx.wantedKeys.has(k));
+  const hasUnwanted = Object.values(state.things).some((t) => !ctx.wantedKeys.has(t.key) && !leftAlone(t, desired));
   if (observed.pool) {
     const modeBlocker = poolModeBlocker(observed.pool.status, poolIdentity.dmName);
     if (modeBlocker) blockers.push(modeBlocker);
@@ -135,10 +135,18 @@ function planPool(ctx: PlanContext): void {
 function unwantedThings(ctx: PlanContext): ThingRecord[] {
   const things = ctx.input.state.things;
   const depth = (t: ThingRecord): number => (t.origin && things[t.origin] ? 1 + depth(things[t.origin]) : 0);
-  const order = { device: 0, layer: 1, base: 2 } as const;
+  const order = { device: 0, snapshot: 0, layer: 1, base: 2 } as const;
   return Object.values(things)
-    .filter((t) => !ctx.wantedKeys.has(t.key))
+    .filter((t) => !ctx.wantedKeys.has(t.key) && !leftAlone(t, ctx.input.desired))
     .sort((a, b) => order[a.kind] - order[b.kind] || depth(b) - depth(a) || a.key.localeCompare(b.key));
+}
+
+/**
+ * containerd's snapshots belong to the snapshotter (src/snapshotter): a manifest never wants them, and
+ * apply, up and down leave them alone. Only destroy (nothing desired) takes them with the pool.
+ */
+function leftAlone(t: ThingRecord, desired: Manifest | null): boolean {
+  return t.kind === 'snapshot' && desired !== null;
 }
 
 /** Things no longer wanted give up their mountpoints first: a wanted one may be mounted in the same place. */
@@ -237,6 +245,7 @@ function planRemovals(ctx: PlanContext, unwanted: ThingRecord[]): void {
 /** down: unmount and deactivate everything, keeping every thin device. */
 function planDown(ctx: PlanContext): void {
   for (const t of Object.values(ctx.input.state.things)) {
+    if (leftAlone(t, ctx.input.desired)) continue;
     const seen = observeThing(t, ctx.input.observed, ctx.mounts);
     if (RANK[seen.state] > RANK.created) ctx.w.lifecycle(t, seen.state, 'created', seen.mountedAt, null);
   }

@@ -24,6 +24,8 @@ export interface SessionOptions {
   /** Use this kernel instead of choosing one (tests, the library API). */
   kernel?: KernelPort;
   lockWaitMs?: number;
+  /** Count crash points across sessions (a long-running process opens many: the snapshotter). */
+  crash?: CrashPoints;
 }
 
 export class Session {
@@ -42,7 +44,7 @@ export class Session {
 
   static async open(opts: SessionOptions): Promise<Session> {
     const stateDir = await openStateDir(opts.stateDir);
-    const crash = new CrashPoints();
+    const crash = opts.crash ?? new CrashPoints();
     const lock = opts.mutate ? await acquireLock(stateDir, { command: opts.command, waitMs: opts.lockWaitMs }) : null;
     try {
       if (lock?.tookOverFrom) opts.reporter.notify({ code: 'lock.took-over', pid: lock.tookOverFrom.pid, command: lock.tookOverFrom.command });

@@ -1,0 +1,104 @@
+// `thinlayer snapshotter -f MANIFEST --socket PATH`: containerd's snapshotter service on thinlayer.
+// Start: the pool and its base made when missing (the manifest's `pool:` says which), what a crash
+// left completed or rolled back, active snapshots activated again; then the socket is bound (0600)
+// and only then exists. SIGTERM or SIGINT: no new calls, the calls under way finish and are
+// logged, the session closes (projection saved, lock released), the socket is removed.
+
+import { lstat, unlink, chmod } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { resolve } from 'node:path';
+import type { Reporter } from '../messages/port.ts';
+import type { BackendChoice } from '../kernel/select.ts';
+import { openKernel } from '../kernel/select.ts';
+import type { KernelPort } from '../kernel/port.ts';
+import { openStateDir } from '../events/state-dir.ts';
+import { CrashPoints } from '../reconcile/crash-points.ts';
+import { initialState } from '../lifecycle/projection.ts';
+import { dmIdentity } from '../domain/names.ts';
+import { UserError } from '../errors/index.ts';
+import { loadManifest } from '../manifest/load.ts';
+import { SessionGate } from './session-gate.ts';
+import { StepRunner } from './steps.ts';
+import { ensurePoolAndBase } from './pool-setup.ts';
+import { recoverSnapshots } from './recovery.ts';
+import { SnapshotService } from './service.ts';
+import { buildServer, bindUnix, shutdown } from './server.ts';
+
+export interface SnapshotterOptions {
+  manifest: string;
+  socket: string;
+  stateDir: string;
+  backend: BackendChoice;
+  reporter: Reporter;
+  /** Aborted by SIGTERM or SIGINT: stop cleanly. */
+  signal: AbortSignal;
+  /** How long a request waits for another holder of the lock (an apply). */
+  lockWaitMs?: number;
+}
+
+/** The kernel shared by every session of the process: sessions close, it stays open. */
+function kept(kernel: KernelPort): KernelPort {
+  return new Proxy(kernel, {
+    get(target, prop, receiver) {
+      if (prop === 'close') return async () => undefined;
+      const value = Reflect.get(target, prop, receiver);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
+/** A socket left by a snapshotter that died is removed; one that answers, or any other file, is refused. */
+async function freeSocketPath(socket: string): Promise<void> {
+  const st = await lstat(socket).catch(() => null);
+  if (!st) return;
+  if (!st.isSocket()) throw new UserError(`--socket ${socket}: a file that is not a socket is there; thinlayer does not replace it`, { path: '--socket' }, 'E_SOCKET');
+  const alive = await new Promise<boolean>((done) => {
+    const c = connect(socket);
+    c.once('connect', () => (c.destroy(), done(true)));
+    c.once('error', () => done(false));
+  });
+  if (alive) throw new UserError(`--socket ${socket}: another process serves this socket`, { path: '--socket' }, 'E_SOCKET');
+  await unlink(socket);
+}
+
+export async function runSnapshotter(opts: SnapshotterOptions): Promise<{ snapshots: number }> {
+  const socket = resolve(opts.socket);
+  const manifest = await loadManifest(opts.manifest);
+  const dir = await openStateDir(opts.stateDir);
+  const chosen = await openKernel(opts.backend, dir);
+  if (chosen.notice) opts.reporter.notify({ code: 'backend.notice', backend: chosen.kernel.kind, text: chosen.notice });
+  const kernel = kept(chosen.kernel);
+  const poolDmName = dmIdentity(manifest.pool.name, 'pool').dmName;
+  const gate = new SessionGate({ stateDir: dir.root, kernel, crash: new CrashPoints(), reporter: opts.reporter, lockWaitMs: opts.lockWaitMs ?? 30_000, lingerMs: 200 }, initialState());
+  const runner = new StepRunner(poolDmName, opts.reporter);
+  try {
+    await freeSocketPath(socket);
+    await gate.run(async (s) => {
+      await ensurePoolAndBase(s, manifest.pool, manifest.file, runner);
+      const recovered = await recoverSnapshots(s, kernel, runner);
+      if (recovered.deleted + recovered.reactivated + recovered.settled > 0) opts.reporter.notify({ code: 'snapshotter.recovered', ...recovered });
+    });
+    await gate.close();
+    if (opts.signal.aborted) return { snapshots: Object.keys(gate.state.snapshots).length };
+    const fs = gate.state.desired?.pool.filesystem ?? manifest.pool.filesystem;
+    const service = new SnapshotService({ gate, kernel, runner, pool: manifest.pool.name, filesystem: fs, stateDirRoot: dir.root, reporter: opts.reporter });
+    const server = buildServer(service, opts.reporter);
+    // The socket is made 0600 as it is created: no moment where another user could connect.
+    const umask = process.umask(0o177);
+    try {
+      await bindUnix(server, socket);
+    } finally {
+      process.umask(umask);
+    }
+    await chmod(socket, 0o600);
+    opts.reporter.notify({ code: 'snapshotter.ready', socket, pool: manifest.pool.name, snapshots: Object.keys(gate.state.snapshots).length });
+    await new Promise<void>((done) => (opts.signal.aborted ? done() : opts.signal.addEventListener('abort', () => done(), { once: true })));
+    await shutdown(server);
+    await gate.close();
+    await unlink(socket).catch(() => undefined);
+    return { snapshots: Object.keys(gate.state.snapshots).length };
+  } finally {
+    await gate.close().catch(() => undefined);
+    await chosen.kernel.close();
+  }
+}

@@ -1,0 +1,39 @@
+// The device path Mounts returns must exist and be this device: containerd mounts it as it is.
+// Where udev runs, /dev/mapper/NAME is there; without udev, devtmpfs still makes /dev/dm-N. When
+// neither is this very device (another device's node, or no devtmpfs), thinlayer makes a node of
+// its own in the state dir (`dev/`, private like the rest of it).
+
+import { stat, mkdir, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { DmInfo } from '../kernel/port.ts';
+import { mknod, S_IFBLK } from '../layers/fs-calls.ts';
+import { splitDev } from '../reconcile/observe.ts';
+
+function sameDevice(rdev: number, info: DmInfo): boolean {
+  const { major, minor } = splitDev(rdev);
+  return major === info.major && minor === info.minor;
+}
+
+async function isNodeOf(path: string, info: DmInfo): Promise<boolean> {
+  const st = await stat(path).catch(() => null);
+  return st !== null && st.isBlockDevice() && sameDevice(st.rdev, info);
+}
+
+/** An absolute path of a block device node for `info`, made in `stateDirRoot/dev` when none exists. */
+export async function ensureDeviceNode(info: DmInfo, stateDirRoot: string): Promise<string> {
+  for (const candidate of [info.devPath, `/dev/mapper/${info.name}`, `/dev/dm-${info.minor}`]) {
+    if (await isNodeOf(candidate, info)) return candidate;
+  }
+  const dir = join(stateDirRoot, 'dev');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const own = join(dir, info.name);
+  if (await isNodeOf(own, info)) return own;
+  await unlink(own).catch(() => undefined); // a stale node of an earlier device of this name
+  try {
+    mknod(own, S_IFBLK | 0o600, info.major, info.minor);
+    return own;
+  } catch {
+    // Not allowed to make nodes here (no CAP_MKNOD): the kernel's own path is the best there is.
+    return info.devPath;
+  }
+}

@@ -1,0 +1,46 @@
+// What a restarted snapshotter (and Cleanup) does with what a crash left. Every snapshot change
+// makes its thin device before its record becomes visible and hides the record before deleting the
+// device, so the rule is one: a snapshot's thin device without a record is half made or half
+// removed, and is deleted (its thin id with it: none leaks); a record that is active or a view has
+// its device activated again (after a reboot, after a crash mid-activation). Intents of snapshot
+// steps whose outcome the crash lost are then settled in the log.
+
+import type { Session } from '../reconcile/session.ts';
+import type { KernelPort } from '../kernel/port.ts';
+import type { StepRunner } from './steps.ts';
+import { activate, remove } from './steps.ts';
+
+export interface RecoveryResult {
+  deleted: number;
+  reactivated: number;
+  settled: number;
+}
+
+const isSnapshotTarget = (target: string) => target.startsWith('snapshot:');
+
+/** Deletes the thin devices of snapshots that have no record. */
+export async function deleteOrphans(session: Session, runner: StepRunner): Promise<number> {
+  const orphans = Object.values(session.state.things).filter((t) => t.kind === 'snapshot' && !session.state.snapshots[t.key]);
+  for (const t of orphans) await runner.run(session, [remove(t)]);
+  return orphans.length;
+}
+
+export async function recoverSnapshots(session: Session, kernel: KernelPort, runner: StepRunner): Promise<RecoveryResult> {
+  const stale = Object.values(session.state.pending).filter((p) => isSnapshotTarget(p.target));
+  const deleted = await deleteOrphans(session, runner);
+  let reactivated = 0;
+  for (const r of Object.values(session.state.snapshots)) {
+    if (r.kind === 'committed') continue;
+    const t = session.state.things[r.id];
+    if (!t) continue;
+    const info = await kernel.info(t.dmName);
+    if (info?.liveTable) continue;
+    await runner.run(session, [activate(t)]);
+    reactivated += 1;
+  }
+  const settled = stale.filter((p) => session.state.pending[p.stepId]);
+  if (settled.length > 0) {
+    await session.append(settled.map((p) => ({ type: 'recovery.note' as const, kind: 'intent-resolved' as const, detail: { stepId: p.stepId, op: p.op, target: p.target, by: 'snapshotter' } })));
+  }
+  return { deleted, reactivated, settled: settled.length };
+}

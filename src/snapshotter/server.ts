@@ -1,0 +1,92 @@
+// The gRPC face of the service: containerd.services.snapshots.v1.Snapshots on a unix socket. Each
+// handler reads the request's `containerd-namespace` metadata (its own key space; none is the
+// empty namespace), calls the service and maps its errors to the codes containerd's errdefs reads.
+
+import { Server, ServerCredentials, status as GrpcStatus, type Metadata, type ServiceError, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
+import type { SnapshotService, Info } from './service.ts';
+import { SnapshotError, GRPC_CODE } from './errors.ts';
+import { toTimestamp } from './clock.ts';
+import { loadSnapshotsService } from './proto.ts';
+import type { Reporter } from '../messages/port.ts';
+import { isKernelError } from '../errors/index.ts';
+
+export const NAMESPACE_HEADER = 'containerd-namespace';
+const LIST_BATCH = 100;
+
+function namespaceOf(metadata: Metadata): string {
+  const v = metadata.get(NAMESPACE_HEADER)[0];
+  return v === undefined ? '' : String(v);
+}
+
+const KIND = { active: 'ACTIVE', view: 'VIEW', committed: 'COMMITTED' } as const;
+
+function infoMessage(i: Info) {
+  return { name: i.name, parent: i.parent, kind: KIND[i.kind], created_at: toTimestamp(i.created), updated_at: toTimestamp(i.updated), labels: i.labels };
+}
+
+function toStatus(e: unknown): Partial<ServiceError> {
+  if (e instanceof SnapshotError) return { code: GRPC_CODE[e.kind], details: e.message };
+  // The state dir's lock held by another command (an apply) for longer than a call waits: try again.
+  if ((e as { code?: unknown })?.code === 'E_LOCKED') return { code: GrpcStatus.UNAVAILABLE, details: (e as Error).message };
+  if (isKernelError(e, 'ENOSPC')) return { code: GrpcStatus.RESOURCE_EXHAUSTED, details: (e as Error).message };
+  return { code: GrpcStatus.UNKNOWN, details: e instanceof Error ? e.message : String(e) };
+}
+
+export function buildServer(service: SnapshotService, reporter: Reporter): Server {
+  const { service: definition } = loadSnapshotsService();
+  const unary =
+    <Req, Res>(method: string, keyOf: (r: Req) => string, work: (ns: string, r: Req) => Promise<Res> | Res) =>
+    (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
+      Promise.resolve()
+        .then(() => work(namespaceOf(call.metadata), call.request))
+        .then(
+          (res) => callback(null, res),
+          (e) => {
+            const st = toStatus(e);
+            if (!(e instanceof SnapshotError)) reporter.notify({ code: 'snapshotter.request-failed', method, key: keyOf(call.request), error: st.details ?? '' });
+            callback(st as ServiceError);
+          },
+        );
+    };
+  const server = new Server();
+  server.addService(definition, {
+    Prepare: unary('Prepare', (r: any) => r.key, async (ns, r: any) => ({ mounts: await service.prepare(ns, r.key, r.parent, r.labels ?? {}, 'active') })),
+    View: unary('View', (r: any) => r.key, async (ns, r: any) => ({ mounts: await service.prepare(ns, r.key, r.parent, r.labels ?? {}, 'view') })),
+    Mounts: unary('Mounts', (r: any) => r.key, async (ns, r: any) => ({ mounts: await service.mounts(ns, r.key) })),
+    Commit: unary('Commit', (r: any) => r.key, async (ns, r: any) => (await service.commit(ns, r.name, r.key, r.labels ?? {}), {})),
+    Remove: unary('Remove', (r: any) => r.key, async (ns, r: any) => (await service.remove(ns, r.key), {})),
+    Stat: unary('Stat', (r: any) => r.key, (ns, r: any) => ({ info: infoMessage(service.stat(ns, r.key)) })),
+    Update: unary('Update', (r: any) => r.info?.name ?? '', async (ns, r: any) => ({ info: infoMessage(await service.update(ns, { name: r.info?.name ?? '', labels: r.info?.labels ?? {} }, r.update_mask?.paths ?? [])) })),
+    Usage: unary('Usage', (r: any) => r.key, async (ns, r: any) => {
+      const u = await service.usage(ns, r.key);
+      return { size: String(u.size), inodes: String(u.inodes) };
+    }),
+    Cleanup: unary('Cleanup', () => '', async () => (await service.cleanup(), {})),
+    List: (call: ServerWritableStream<any, any>) => {
+      try {
+        const infos = service.list(namespaceOf(call.metadata), call.request.filters ?? []);
+        for (let i = 0; i < infos.length; i += LIST_BATCH) call.write({ info: infos.slice(i, i + LIST_BATCH).map(infoMessage) });
+        call.end();
+      } catch (e) {
+        call.emit('error', toStatus(e));
+      }
+    },
+  });
+  return server;
+}
+
+/** Binds the server to `unix:PATH`. The caller makes sure the path is free and sets the umask. */
+export function bindUnix(server: Server, socket: string): Promise<void> {
+  return new Promise((resolve, reject) => server.bindAsync(`unix:${socket}`, ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
+}
+
+/** Stops taking calls and lets those under way finish; after `graceMs`, cancels what is left. */
+export function shutdown(server: Server, graceMs = 30_000): Promise<void> {
+  return new Promise((resolve) => {
+    const force = setTimeout(() => server.forceShutdown(), graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(force);
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,242 @@
+// containerd's snapshotter semantics on thinlayer's engine (containerd's snapshots/snapshotter.go and
+// its storage package say what each call must do; the conformance suite checks it):
+// - a snapshot is a thin device of the pool, kept in the projection as a thing of kind `snapshot`
+//   named by its thin id (so no key, however long or odd, reaches a device-mapper name), and a
+//   record (src/events/types.ts SnapshotRecord) that says what containerd knows of it;
+// - Prepare and View: create_snap of the parent (a committed snapshot) or of the pool's base, the
+//   device activated, then the record appended: a crash before the record leaves a device that
+//   recovery deletes, never a half-made snapshot containerd can see;
+// - Commit: the active device deactivated, then its record renamed and marked committed in one
+//   event; Remove: the record removed first, then the device and its thin id deleted;
+// - metadata messages to the pool go one at a time (thin ids are allocated under the same mutex);
+//   activations, Mounts, Stat, List and Usage of active devices do not wait for them;
+// - requests on the same key (and its parent) take turns, so the checks and the change they guard
+//   see the same records.
+
+import type { KernelPort, Filesystem } from '../kernel/port.ts';
+import type { Reporter } from '../messages/port.ts';
+import type { Session } from '../reconcile/session.ts';
+import type { SnapshotRecord } from '../events/types.ts';
+import type { EngineState, ThingRecord } from '../lifecycle/projection.ts';
+import { dmIdentity, thingKey } from '../domain/names.ts';
+import { parseThinStatus } from '../kernel/status-lines.ts';
+import { SessionGate } from './session-gate.ts';
+import { KeyedLocks, Mutex } from './serial.ts';
+import { RecordIndex, scoped, parentName, fieldsOf } from './records.ts';
+import { compileFilters } from './filters.ts';
+import { SnapshotError, notFound, alreadyExists } from './errors.ts';
+import { nowText } from './clock.ts';
+import { ensureDeviceNode } from './device-node.ts';
+import { StepRunner, snapCreate, activate, deactivate, remove } from './steps.ts';
+import { deleteOrphans } from './recovery.ts';
+
+export type Kind = 'active' | 'view' | 'committed';
+
+export interface Mount {
+  type: string;
+  source: string;
+  target: string;
+  options: string[];
+}
+
+export interface Info {
+  name: string;
+  parent: string;
+  kind: Kind;
+  /** Nanoseconds since the epoch, as decimal text. */
+  created: string;
+  updated: string;
+  labels: Record<string, string>;
+}
+
+export interface ServiceOptions {
+  gate: SessionGate;
+  /** The kernel for reads outside sessions (device info, thin status). */
+  kernel: KernelPort;
+  runner: StepRunner;
+  pool: string;
+  filesystem: Filesystem;
+  stateDirRoot: string;
+  reporter: Reporter;
+}
+
+export class SnapshotService {
+  readonly #index = new RecordIndex();
+  readonly #keys = new KeyedLocks();
+  /** Pool metadata messages (create_snap, delete) one at a time; thin ids are allocated under it too. */
+  readonly #metadata = new Mutex();
+
+  constructor(private readonly o: ServiceOptions) {}
+
+  get #state(): EngineState {
+    return this.o.gate.state;
+  }
+
+  #records(): RecordIndex {
+    return this.#index.of(this.#state);
+  }
+
+  #find(namespace: string, key: string): SnapshotRecord {
+    const r = this.#records().get(namespace, key);
+    if (!r) throw notFound(`snapshot ${key}`);
+    return r;
+  }
+
+  info(r: SnapshotRecord, state: EngineState = this.#state): Info {
+    return { name: r.key, parent: parentName(state, r), kind: r.kind, created: r.created, updated: r.updated, labels: { ...r.labels } };
+  }
+
+  async prepare(namespace: string, key: string, parent: string, labels: Record<string, string>, kind: 'active' | 'view'): Promise<Mount[]> {
+    if (!key) throw new SnapshotError('invalid-argument', 'a snapshot key must not be empty');
+    const locked = parent ? [scoped(namespace, key), scoped(namespace, parent)] : [scoped(namespace, key)];
+    return this.#keys.run(locked, async () => {
+      if (this.#records().get(namespace, key)) throw alreadyExists(`snapshot ${key}`);
+      let parentRecord: SnapshotRecord | null = null;
+      if (parent) {
+        parentRecord = this.#records().get(namespace, parent) ?? null;
+        if (!parentRecord) throw notFound(`parent snapshot ${parent}`);
+        if (parentRecord.kind !== 'committed') throw new SnapshotError('invalid-argument', `parent ${parent} is not a committed snapshot`);
+      }
+      return this.o.gate.run(async (s) => {
+        const origin = parentRecord ? s.state.things[parentRecord.id] : s.state.things.base;
+        if (!origin || !origin.ready) throw new SnapshotError('unavailable', parentRecord ? `the thin device of ${parent} is missing (run \`thinlayer doctor\`)` : 'the pool\'s base is not ready');
+        const thin = await this.#metadata.run(async () => {
+          const thinId = nextThinId(s.state);
+          const name = String(thinId);
+          const t = { key: thingKey('snapshot', name), name, ...dmIdentity(this.o.pool, 'snapshot', name), thinId, sizeBytes: origin.sizeBytes };
+          await this.o.runner.run(s, [snapCreate(t, origin)]);
+          return t;
+        });
+        try {
+          await this.o.runner.run(s, [activate(thin)]);
+        } catch (e) {
+          // No record was made: the device is deleted now (or by Cleanup or the next start).
+          await this.#metadata.run(() => this.o.runner.run(s, [remove(thin)])).catch(() => undefined);
+          throw e;
+        }
+        const now = nowText();
+        await s.append([{ type: 'snapshot.set', snapshot: { id: thin.key, namespace, key, kind, parent: parentRecord?.id ?? null, labels: { ...labels }, created: now, updated: now } }]);
+        return this.#mountsOf(thin, kind);
+      });
+    });
+  }
+
+  async mounts(namespace: string, key: string): Promise<Mount[]> {
+    const r = this.#find(namespace, key);
+    if (r.kind === 'committed') throw new SnapshotError('failed-precondition', `snapshot ${key} is committed: only active snapshots and views have mounts`);
+    const t = this.#state.things[r.id];
+    if (!t) throw notFound(`the thin device of snapshot ${key}`);
+    return this.#mountsOf(t, r.kind);
+  }
+
+  async #mountsOf(t: Pick<ThingRecord, 'key' | 'dmName' | 'uuid' | 'thinId' | 'sizeBytes'>, kind: Kind): Promise<Mount[]> {
+    let info = await this.o.kernel.info(t.dmName);
+    if (!info?.liveTable) {
+      // Not active (deactivated behind our back): activate it again, through the log.
+      await this.o.gate.run((s) => this.o.runner.run(s, [activate(t)]));
+      info = await this.o.kernel.info(t.dmName);
+      if (!info) throw new SnapshotError('unavailable', `the device of ${t.key} could not be activated`);
+    }
+    const source = await ensureDeviceNode(info, this.o.stateDirRoot);
+    return [{ type: this.o.filesystem, source, target: '', options: kind === 'view' ? ['ro'] : [] }];
+  }
+
+  async commit(namespace: string, name: string, key: string, labels: Record<string, string>): Promise<void> {
+    if (!name) throw new SnapshotError('invalid-argument', 'a committed snapshot\'s name must not be empty');
+    await this.#keys.run([scoped(namespace, key), scoped(namespace, name)], async () => {
+      const r = this.#find(namespace, key);
+      if (r.kind !== 'active') throw new SnapshotError('failed-precondition', `snapshot ${key} is not active`);
+      if (this.#records().get(namespace, name)) throw alreadyExists(`snapshot ${name}`);
+      await this.o.gate.run(async (s) => {
+        const t = s.state.things[r.id];
+        if (t) await this.o.runner.run(s, [deactivate(t)]);
+        const now = nowText();
+        await s.append([{ type: 'snapshot.set', snapshot: { ...r, key: name, kind: 'committed', labels: { ...labels }, created: now, updated: now } }]);
+      });
+    });
+  }
+
+  async remove(namespace: string, key: string): Promise<void> {
+    await this.#keys.run([scoped(namespace, key)], async () => {
+      const r = this.#find(namespace, key);
+      if (this.#records().hasChildren(r.id)) throw new SnapshotError('failed-precondition', `cannot remove snapshot ${key} with child snapshots: remove them first`);
+      await this.o.gate.run(async (s) => {
+        await s.append([{ type: 'snapshot.removed', id: r.id }]);
+        const t = s.state.things[r.id];
+        if (!t) return;
+        try {
+          await this.#metadata.run(() => this.o.runner.run(s, [remove(t)]));
+        } catch (e) {
+          // containerd no longer sees the snapshot; its device is deleted by Cleanup or the next start.
+          this.o.reporter.notify({ code: 'snapshotter.request-failed', method: 'Remove', key, error: `deleting the device failed, left for Cleanup: ${e instanceof Error ? e.message : String(e)}` });
+        }
+      });
+    });
+  }
+
+  stat(namespace: string, key: string): Info {
+    return this.info(this.#find(namespace, key));
+  }
+
+  async update(namespace: string, info: { name: string; labels: Record<string, string> }, fieldPaths: string[]): Promise<Info> {
+    return this.#keys.run([scoped(namespace, info.name)], async () => {
+      const r = this.#find(namespace, info.name);
+      let labels: Record<string, string> = { ...r.labels };
+      if (fieldPaths.length === 0) labels = { ...info.labels };
+      for (const path of fieldPaths) {
+        if (path === 'labels') labels = { ...info.labels };
+        else if (path.startsWith('labels.')) {
+          const label = path.slice('labels.'.length);
+          labels[label] = info.labels[label] ?? '';
+        } else throw new SnapshotError('invalid-argument', `cannot update the "${path}" field of snapshot ${info.name}: only labels change`);
+      }
+      for (const [k, v] of Object.entries(labels)) if (v === '') delete labels[k];
+      const next = { ...r, labels, updated: nowText() };
+      await this.o.gate.run((s) => s.append([{ type: 'snapshot.set', snapshot: next }]));
+      return this.info(next);
+    });
+  }
+
+  list(namespace: string, filters: string[]): Info[] {
+    const match = compileFilters(filters);
+    const state = this.#state;
+    return this.#records()
+      .inNamespace(namespace)
+      .filter((r) => match(fieldsOf(state, r)))
+      .map((r) => this.info(r, state));
+  }
+
+  /** The bytes the pool has mapped for the snapshot's device (inodes are not counted: 0). */
+  async usage(namespace: string, key: string): Promise<{ size: number; inodes: number }> {
+    const r = this.#find(namespace, key);
+    const t = this.#state.things[r.id];
+    if (!t) throw notFound(`the thin device of snapshot ${key}`);
+    const mapped = async () => {
+      const line = (await this.o.kernel.status(t.dmName)).find((l) => l.type === 'thin');
+      return line ? parseThinStatus(line.params).mappedSectors * 512 : 0;
+    };
+    if ((await this.o.kernel.info(t.dmName))?.liveTable) return { size: await mapped(), inodes: 0 };
+    // A committed snapshot's device is not active: activate it for the reading, through the log.
+    return this.#keys.run([scoped(namespace, key)], () =>
+      this.o.gate.run(async (s) => {
+        await this.o.runner.run(s, [activate(t)]);
+        try {
+          return { size: await mapped(), inodes: 0 };
+        } finally {
+          await this.o.runner.run(s, [deactivate(t)]);
+        }
+      }),
+    );
+  }
+
+  /** Deletes the devices of snapshots that have no record (a Remove whose delete failed, a crash). */
+  async cleanup(): Promise<number> {
+    return this.o.gate.run((s) => this.#metadata.run(() => deleteOrphans(s, this.o.runner)));
+  }
+}
+
+function nextThinId(state: EngineState): number {
+  let next = state.pool?.nextThinId ?? 0;
+  for (const t of Object.values(state.things)) if (t.thinId >= next) next = t.thinId + 1;
+  return next;
+}

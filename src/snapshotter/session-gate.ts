@@ -1,0 +1,98 @@
+// The snapshotter's sessions. It holds the state dir's lock only while requests that change
+// something are in flight (and a short linger after, so a burst of requests shares one session):
+// between bursts the lock is free, so `thinlayer apply` can run beside a running snapshotter. Every
+// session replays what others appended meanwhile. Reads (Stat, List, Mounts) never wait for a
+// session: they read the projection the last one left.
+
+import { Session } from '../reconcile/session.ts';
+import type { CrashPoints } from '../reconcile/crash-points.ts';
+import type { KernelPort } from '../kernel/port.ts';
+import type { Reporter } from '../messages/port.ts';
+import type { EngineState } from '../lifecycle/projection.ts';
+
+export interface GateOptions {
+  stateDir: string;
+  kernel: KernelPort;
+  crash: CrashPoints;
+  reporter: Reporter;
+  /** How long to wait for another holder of the lock (an apply) before a request fails. */
+  lockWaitMs: number;
+  /** How long a session stays open after its last request. */
+  lingerMs: number;
+}
+
+export class SessionGate {
+  #current: Promise<Session> | null = null;
+  #closing: Promise<void> = Promise.resolve();
+  #users = 0;
+  #linger: NodeJS.Timeout | null = null;
+  /** The projection as the last session left it (or the open one's, live). */
+  state: EngineState;
+
+  constructor(
+    private readonly opts: GateOptions,
+    initial: EngineState,
+  ) {
+    this.state = initial;
+  }
+
+  /** Runs `work` inside a mutating session (opened, or joined when one is open). */
+  async run<T>(work: (session: Session) => Promise<T>): Promise<T> {
+    this.#users += 1;
+    if (this.#linger) clearTimeout(this.#linger);
+    this.#linger = null;
+    let session: Session;
+    try {
+      session = await this.#acquire();
+    } catch (e) {
+      this.#release();
+      throw e;
+    }
+    this.state = session.state;
+    try {
+      return await work(session);
+    } finally {
+      this.state = session.state;
+      this.#release();
+    }
+  }
+
+  /** Closes the session now (saving the projection, releasing the lock) once no request uses it. */
+  async close(): Promise<void> {
+    if (this.#linger) clearTimeout(this.#linger);
+    this.#linger = null;
+    if (this.#users === 0) this.#closeNow();
+    await this.#closing;
+  }
+
+  #acquire(): Promise<Session> {
+    if (!this.#current) {
+      const { stateDir, kernel, crash, reporter, lockWaitMs } = this.opts;
+      this.#current = this.#closing.then(() => Session.open({ stateDir, backend: kernel.kind, kernel, crash, reporter, mutate: true, command: 'snapshotter', lockWaitMs }));
+      this.#current.catch(() => (this.#current = null));
+    }
+    return this.#current;
+  }
+
+  #release(): void {
+    this.#users -= 1;
+    if (this.#users > 0 || !this.#current) return;
+    this.#linger = setTimeout(() => {
+      this.#linger = null;
+      if (this.#users === 0) this.#closeNow();
+    }, this.opts.lingerMs);
+  }
+
+  #closeNow(): void {
+    const current = this.#current;
+    if (!current) return;
+    this.#current = null;
+    this.#closing = current.then(
+      async (s) => {
+        this.state = s.state;
+        await s.close();
+      },
+      () => undefined,
+    );
+  }
+}

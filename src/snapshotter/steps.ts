@@ -1,0 +1,51 @@
+// The snapshotter's steps: the same ops, arguments and executor as apply's (src/reconcile), so each
+// change is an intent in the log before the kernel is touched and an outcome after, and recovery
+// and doctor read them as they read apply's.
+
+import type { Step } from '../plan/steps.ts';
+import type { ThingRecord } from '../lifecycle/projection.ts';
+import type { DmInfo } from '../kernel/port.ts';
+import { executePlan } from '../reconcile/execute.ts';
+import type { Session } from '../reconcile/session.ts';
+import type { Reporter } from '../messages/port.ts';
+
+type Thin = Pick<ThingRecord, 'key' | 'dmName' | 'uuid' | 'thinId' | 'sizeBytes'>;
+
+export function snapCreate(t: Thin & { name: string }, origin: ThingRecord): Step {
+  return {
+    op: 'snap.create',
+    target: t.key,
+    impact: 'create',
+    args: { kind: 'snapshot', name: t.name, dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes, origin: origin.key, originThinId: origin.thinId, originDmName: origin.dmName, ready: true },
+    reason: `snapshot ${origin.key} as ${t.key} (thin id ${t.thinId})`,
+  };
+}
+
+export function activate(t: Thin): Step {
+  return { op: 'thin.activate', target: t.key, impact: 'update', args: { dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes }, reason: `activate ${t.key}` };
+}
+
+export function deactivate(t: Thin): Step {
+  return { op: 'thin.deactivate', target: t.key, impact: 'update', args: { dmName: t.dmName }, reason: `deactivate ${t.key}` };
+}
+
+export function remove(t: Thin): Step {
+  return { op: 'thin.delete', target: t.key, impact: 'destroy', args: { dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes, discard: true }, reason: `delete ${t.key} (thin id ${t.thinId}) and return its space` };
+}
+
+/** Runs steps through the executor, with step ids unique in the log for the life of the process. */
+export class StepRunner {
+  readonly #runId = `snapshotter-${Date.now().toString(36)}-${process.pid}`;
+  #next = 0;
+
+  constructor(
+    private readonly poolDmName: string,
+    private readonly reporter: Reporter,
+  ) {}
+
+  async run(session: Session, steps: Step[], observed?: Record<string, DmInfo>): Promise<void> {
+    const firstIndex = this.#next;
+    this.#next += steps.length;
+    await executePlan(session, steps, this.poolDmName, { runId: this.#runId, reporter: this.reporter, firstIndex, observed });
+  }
+}

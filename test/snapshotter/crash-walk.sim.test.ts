@@ -1,0 +1,113 @@
+// The snapshotter's crash walk: the snapshotter is killed with SIGKILL at every boundary (just
+// before or after a kernel mutation or an event append, THINLAYER_CRASH_POINT=k) of a Prepare from a
+// committed parent, a Commit, and the Remove of a committed and of an active snapshot. After each
+// crash a restarted snapshotter must show containerd the state before or after each call (never a
+// half-made snapshot), hold no thin id the log does not own and no intent unsettled, have its active
+// snapshots activated, and carry on to the end of the calls.
+
+import { describe, it, expect } from 'vitest';
+import { box, startChild, startHere, type Client } from './harness.ts';
+import * as api from '../../src/api/index.ts';
+import { poolThinIds } from '../e2e/pool-thin-ids.ts';
+
+const MAX_POINTS = 300;
+
+type Op = (c: Client) => Promise<unknown>;
+const OPS: Array<[string, Op]> = [
+  ['Prepare x from c1', (c) => c.Prepare({ key: 'x', parent: 'c1' })],
+  ['Commit x as c2', (c) => c.Commit({ name: 'c2', key: 'x' })],
+  ['Remove c2', (c) => c.Remove({ key: 'c2' })],
+  ['Remove live', (c) => c.Remove({ key: 'live' })],
+];
+/** What containerd may see: the state before the first call, and after each. */
+const STATES = [
+  ['c1:COMMITTED:', 'live:ACTIVE:c1'],
+  ['c1:COMMITTED:', 'live:ACTIVE:c1', 'x:ACTIVE:c1'],
+  ['c1:COMMITTED:', 'c2:COMMITTED:c1', 'live:ACTIVE:c1'],
+  ['c1:COMMITTED:', 'live:ACTIVE:c1'],
+  ['c1:COMMITTED:'],
+];
+
+const seen = async (c: Client) => (await c.List({})).map((i) => `${i.name}:${i.kind}:${i.parent}`).sort();
+
+async function logFacts(stateDir: string) {
+  const s = await api.Session.open({ stateDir, backend: 'sim', reporter: { notify() {} }, mutate: false, command: 'check' });
+  try {
+    const things = Object.values(s.state.things);
+    return {
+      thinIds: things.map((t) => t.thinId).sort((a, b) => a - b),
+      deviceless: Object.keys(s.state.snapshots).filter((id) => !s.state.things[id]),
+      recordless: things.filter((t) => t.kind === 'snapshot' && !s.state.snapshots[t.key]).map((t) => t.key),
+      pending: Object.values(s.state.pending).map((p) => `${p.op} ${p.target}`),
+    };
+  } finally {
+    await s.close();
+  }
+}
+
+describe('snapshotter crash walk', () => {
+  it('recovers from a SIGKILL at every boundary of Prepare, Commit and Remove', { timeout: 1_800_000 }, async () => {
+    let k = 1;
+    for (; k <= MAX_POINTS; k++) {
+      const b = box();
+      try {
+        const setup = await startHere(b);
+        await setup.client.Prepare({ key: 'a', parent: '' });
+        await setup.client.Commit({ name: 'c1', key: 'a' });
+        await setup.client.Prepare({ key: 'live', parent: 'c1' });
+        await setup.stop();
+
+        const child = await startChild(b, { THINLAYER_CRASH_POINT: String(k) });
+        let failedAt: string | null = null;
+        let failure: unknown = null;
+        for (const [name, op] of OPS) {
+          try {
+            await op(child.client);
+          } catch (e) {
+            failedAt = name;
+            failure = e;
+            break;
+          }
+        }
+        if (failedAt === null) {
+          // Past the last boundary: every call completed without reaching k.
+          await child.stop();
+          expect((await child.exit).code).toBe(0);
+          break;
+        }
+        // A call fails because the process was killed, never for a reason of its own.
+        const exit = await Promise.race([child.exit, new Promise<null>((r) => setTimeout(() => r(null), 20_000))]);
+        if (exit === null) {
+          child.proc.kill('SIGKILL');
+          throw new Error(`crash point ${k}: ${failedAt} failed while the snapshotter ran on: ${String(failure)}; its stderr: ${(await child.exit).stderr}`);
+        }
+        child.client.close();
+        expect(exit.signal, `crash point ${k} (${failedAt}): ${exit.stderr}`).toBe('SIGKILL');
+
+        const after = await startHere(b);
+        try {
+          const state = await seen(after.client);
+          const at = STATES.findIndex((s) => JSON.stringify(s) === JSON.stringify(state));
+          expect(at, `crash point ${k} (${failedAt}): containerd sees ${state.join(', ')}`).toBeGreaterThanOrEqual(0);
+          const facts = await logFacts(b.stateDir);
+          expect(facts.deviceless, `crash point ${k}: records without a device`).toEqual([]);
+          expect(facts.recordless, `crash point ${k}: devices without a record`).toEqual([]);
+          expect(facts.pending, `crash point ${k}: intents left unsettled`).toEqual([]);
+          expect(await poolThinIds(b.stateDir), `crash point ${k}: thin ids in the pool`).toEqual(facts.thinIds);
+          const status = await api.status({ stateDir: b.stateDir, backend: 'sim' });
+          for (const s of status.snapshots ?? []) expect(s.active, `crash point ${k}: ${s.key} active`).toBe(s.kind !== 'committed');
+          // containerd carries on from there.
+          for (const [, op] of OPS.slice(at)) await op(after.client);
+          expect(await seen(after.client)).toEqual(STATES[STATES.length - 1]);
+        } finally {
+          await after.stop();
+        }
+        expect(await poolThinIds(b.stateDir)).toEqual((await logFacts(b.stateDir)).thinIds);
+      } finally {
+        b.cleanup();
+      }
+    }
+    expect(k).toBeGreaterThan(20);
+    expect(k).toBeLessThan(MAX_POINTS);
+  });
+});
