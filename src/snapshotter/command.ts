@@ -81,7 +81,7 @@ export async function runSnapshotter(opts: SnapshotterOptions): Promise<{ snapsh
     await gate.close();
     if (opts.signal.aborted) return { snapshots: Object.keys(gate.state.snapshots).length };
     const fs = gate.state.desired?.pool.filesystem ?? manifest.pool.filesystem;
-    const service = new SnapshotService({ gate, kernel, runner, pool: manifest.pool.name, filesystem: fs, stateDirRoot: dir.root, reporter: opts.reporter });
+    const service = new SnapshotService({ gate, kernel, runner, pool: manifest.pool.name, filesystem: fs, stateDir: dir, reporter: opts.reporter });
     const server = buildServer(service, opts.reporter);
     // The socket is made 0600 as it is created: no moment where another user could connect.
     const umask = process.umask(0o177);

@@ -4,8 +4,8 @@
 // its own in the state dir (`dev/`, private like the rest of it).
 
 import { stat, mkdir, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { DmInfo } from '../kernel/port.ts';
+import type { StateDir } from '../events/state-dir.ts';
 import { mknod, S_IFBLK } from '../layers/fs-calls.ts';
 import { splitDev } from '../reconcile/observe.ts';
 
@@ -19,14 +19,14 @@ async function isNodeOf(path: string, info: DmInfo): Promise<boolean> {
   return st !== null && st.isBlockDevice() && sameDevice(st.rdev, info);
 }
 
-/** An absolute path of a block device node for `info`, made in `stateDirRoot/dev` when none exists. */
-export async function ensureDeviceNode(info: DmInfo, stateDirRoot: string): Promise<string> {
+/** An absolute path of a block device node for `info`, made in the state dir's `dev/` when none exists. */
+export async function ensureDeviceNode(info: DmInfo, stateDir: StateDir): Promise<string> {
   for (const candidate of [info.devPath, `/dev/mapper/${info.name}`, `/dev/dm-${info.minor}`]) {
     if (await isNodeOf(candidate, info)) return candidate;
   }
-  const dir = join(stateDirRoot, 'dev');
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const own = join(dir, info.name);
+  // Through the state dir's resolver: no symlink in the way is followed out of it.
+  await mkdir(stateDir.path('dev'), { recursive: true, mode: 0o700 });
+  const own = stateDir.path(`dev/${info.name}`);
   if (await isNodeOf(own, info)) return own;
   await unlink(own).catch(() => undefined); // a stale node of an earlier device of this name
   try {
@@ -36,4 +36,9 @@ export async function ensureDeviceNode(info: DmInfo, stateDirRoot: string): Prom
     // Not allowed to make nodes here (no CAP_MKNOD): the kernel's own path is the best there is.
     return info.devPath;
   }
+}
+
+/** Removes the node thinlayer made for a device that is gone (thin ids, and so names, are never reused). */
+export async function forgetDeviceNode(dmName: string, stateDir: StateDir): Promise<void> {
+  await unlink(stateDir.path(`dev/${dmName}`)).catch(() => undefined);
 }

@@ -9,6 +9,7 @@ import type { Session } from '../reconcile/session.ts';
 import type { KernelPort } from '../kernel/port.ts';
 import type { StepRunner } from './steps.ts';
 import { activate, remove } from './steps.ts';
+import { forgetDeviceNode } from './device-node.ts';
 
 export interface RecoveryResult {
   deleted: number;
@@ -21,7 +22,10 @@ const isSnapshotTarget = (target: string) => target.startsWith('snapshot:');
 /** Deletes the thin devices of snapshots that have no record. */
 export async function deleteOrphans(session: Session, runner: StepRunner): Promise<number> {
   const orphans = Object.values(session.state.things).filter((t) => t.kind === 'snapshot' && !session.state.snapshots[t.key]);
-  for (const t of orphans) await runner.run(session, [remove(t)]);
+  for (const t of orphans) {
+    await runner.run(session, [remove(t)]);
+    await forgetDeviceNode(t.dmName, session.stateDir);
+  }
   return orphans.length;
 }
 

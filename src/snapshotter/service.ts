@@ -15,6 +15,7 @@
 
 import type { KernelPort, Filesystem } from '../kernel/port.ts';
 import type { Reporter } from '../messages/port.ts';
+import type { StateDir } from '../events/state-dir.ts';
 import type { Session } from '../reconcile/session.ts';
 import type { SnapshotRecord } from '../events/types.ts';
 import type { EngineState, ThingRecord } from '../lifecycle/projection.ts';
@@ -26,7 +27,7 @@ import { RecordIndex, scoped, parentName, fieldsOf } from './records.ts';
 import { compileFilters } from './filters.ts';
 import { SnapshotError, notFound, alreadyExists } from './errors.ts';
 import { nowText } from './clock.ts';
-import { ensureDeviceNode } from './device-node.ts';
+import { ensureDeviceNode, forgetDeviceNode } from './device-node.ts';
 import { StepRunner, snapCreate, activate, deactivate, remove } from './steps.ts';
 import { deleteOrphans } from './recovery.ts';
 
@@ -56,7 +57,7 @@ export interface ServiceOptions {
   runner: StepRunner;
   pool: string;
   filesystem: Filesystem;
-  stateDirRoot: string;
+  stateDir: StateDir;
   reporter: Reporter;
 }
 
@@ -137,7 +138,7 @@ export class SnapshotService {
       info = await this.o.kernel.info(t.dmName);
       if (!info) throw new SnapshotError('unavailable', `the device of ${t.key} could not be activated`);
     }
-    const source = await ensureDeviceNode(info, this.o.stateDirRoot);
+    const source = await ensureDeviceNode(info, this.o.stateDir);
     return [{ type: this.o.filesystem, source, target: '', options: kind === 'view' ? ['ro'] : [] }];
   }
 
@@ -166,6 +167,7 @@ export class SnapshotService {
         if (!t) return;
         try {
           await this.#metadata.run(() => this.o.runner.run(s, [remove(t)]));
+          await forgetDeviceNode(t.dmName, this.o.stateDir);
         } catch (e) {
           // containerd no longer sees the snapshot; its device is deleted by Cleanup or the next start.
           this.o.reporter.notify({ code: 'snapshotter.request-failed', method: 'Remove', key, error: `deleting the device failed, left for Cleanup: ${e instanceof Error ? e.message : String(e)}` });

@@ -127,10 +127,10 @@ export async function startChild(b: Box, env: Record<string, string> = {}): Prom
 }
 
 /** runSnapshotter in this process (the same code the CLI runs). */
-export async function startHere(b: Box): Promise<Running> {
+export async function startHere(b: Box, backend: 'sim' | 'kernel' = 'sim'): Promise<Running> {
   const ready = freshSocket(b.socket);
   const controller = new AbortController();
-  const done = runSnapshotter({ manifest: b.manifest, socket: b.socket, stateDir: b.stateDir, backend: 'sim', reporter: silentReporter, signal: controller.signal });
+  const done = runSnapshotter({ manifest: b.manifest, socket: b.socket, stateDir: b.stateDir, backend, reporter: silentReporter, signal: controller.signal });
   let failed: unknown = null;
   done.catch((e) => (failed = e));
   await waitFor(() => ready() || failed !== null, 'the snapshotter socket');

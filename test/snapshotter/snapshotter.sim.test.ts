@@ -3,7 +3,7 @@
 // requests, restarts (SIGTERM, SIGKILL, a simulated reboot), and apply beside it.
 
 import { describe, it, expect, onTestFinished } from 'vitest';
-import { statSync, existsSync } from 'node:fs';
+import { statSync, existsSync, writeFileSync, readFileSync } from 'node:fs';
 import { status as Code } from '@grpc/grpc-js';
 import { box, startChild, startHere, ns, poolManifest, BIN, type Client } from './harness.ts';
 import { spawnSync } from 'node:child_process';
@@ -113,10 +113,29 @@ describe('thinlayer snapshotter (simulated kernel)', () => {
     await c.Remove({ key: 'c1' });
     await c.Cleanup({});
     expect(await names([])).toEqual([]);
+    expect(existsSync(m.source), 'the node made for a removed snapshot').toBe(false);
     await run.stop();
     expect(existsSync(b.socket)).toBe(false);
     expect(await poolThinIds(b.stateDir)).toEqual(await ownedThinIds(b.stateDir)); // the base alone
     expect(await ownedThinIds(b.stateDir)).toHaveLength(1);
+  });
+
+  it('refuses a socket path another snapshotter serves, or where a file that is not a socket is', async () => {
+    const b = box();
+    onTestFinished(() => b.cleanup());
+    const run = await startHere(b);
+    onTestFinished(() => run.stop());
+    const other = box();
+    onTestFinished(() => other.cleanup());
+    const second = spawnSync(process.execPath, [BIN, 'snapshotter', '-f', other.manifest, '--socket', b.socket, '--state-dir', other.stateDir, '--backend', 'sim'], { encoding: 'utf8' });
+    expect(second.status).toBe(2);
+    expect(second.stderr).toContain('another process serves this socket');
+    expect((await run.client.List({})).length).toBe(0); // the first one still serves
+    const file = `${other.root}/not-a-socket`;
+    writeFileSync(file, 'keep me');
+    const third = spawnSync(process.execPath, [BIN, 'snapshotter', '-f', other.manifest, '--socket', file, '--state-dir', other.stateDir, '--backend', 'sim'], { encoding: 'utf8' });
+    expect(third.status).toBe(2);
+    expect(readFileSync(file, 'utf8')).toBe('keep me');
   });
 
   it('keeps each containerd namespace a key space of its own', async () => {
@@ -136,6 +155,14 @@ describe('thinlayer snapshotter (simulated kernel)', () => {
     expect((await c.List({}, ns('two'))).map((i) => i.name)).toEqual(['k']);
     const sources = new Set([(await c.Mounts({ key: 'k' }, ns('two'))).mounts[0].source, (await c.Mounts({ key: 'k' })).mounts[0].source]);
     expect(sources.size).toBe(2);
+    // Keys are opaque: a long one with any characters never reaches a device-mapper name.
+    const odd = `default/12/sha256:${'f'.repeat(300)}/../ "odd" \u00e9`;
+    await c.Prepare({ key: odd, parent: '' }, ns('one'));
+    expect((await c.Stat({ key: odd }, ns('one'))).info.name).toBe(odd);
+    const status = await api.status({ stateDir: b.stateDir, backend: 'sim' });
+    const made = status.snapshots!.find((s) => s.key === odd)!;
+    expect(made.dmName).toBe(`thinlayer-ctr-snap-${made.thinId}`);
+    expect(made.active).toBe(true);
   });
 
   it('serves parallel requests: every Prepare gets a device of its own', async () => {
