@@ -98,11 +98,16 @@ for r in $(seq 0 $((ROUNDS - 1))); do
 done
 
 # SIGKILLs during an import, spread over the import's length (the median measured above).
-median_import() { # SNAPSHOTTER
-  grep -h "^$1 " /tmp/import-times 2>/dev/null | cut -d' ' -f2 | sort -n | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'
+median_import() { # SNAPSHOTTER: of the kill images, timed once each before the kills
+  grep -h "^$1 " /tmp/kill-import-times 2>/dev/null | cut -d' ' -f2 | sort -n | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'
 }
 kills() { # SNAPSHOTTER
-  local sn=$1 k ms delay pid
+  local sn=$1 k ms delay pid t0
+  # The kill images are smaller than the 10-layer ones: time one whole import of that size first.
+  t0=$(now_ms)
+  ctr images import --snapshotter "$sn" "$WORK/kill-$sn-0.tar" >/tmp/kill-import.out 2>&1 || { err /tmp/kill-import.out; emit "phase=kill-measure sn=$sn status=1"; return 1; }
+  echo "$sn $(($(now_ms) - t0))" >>/tmp/kill-import-times
+  emit "phase=kill-measure sn=$sn status=0 ms=$(($(now_ms) - t0))"
   ms=$(median_import "$sn")
   for k in $(seq 1 "$KILLS"); do
     # Over the first 90% of the median: an import may run a little faster than the median.
