@@ -7,7 +7,7 @@
 // `ctr run` again, the kept container's task started on its snapshot finds the file written
 // before the cut, then containers and image are removed (containerd's garbage collector removes
 // the snapshots through the proxy), SIGTERM stops the snapshotter with status 0, and doctor finds
-// no thin id leaked or lost.
+// no thin id leaked or lost and the pool holding the shared base alone.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -65,6 +65,8 @@ export async function run({ bootVm, log }) {
     }
     if (doctor?.orphans?.length > 0) problems.push(`thin ids leaked in the pool: ${doctor.orphans.join(', ')}`);
     if (doctor?.missing?.length > 0) problems.push(`thin ids the log owns are missing from the pool: ${doctor.missing.join(', ')}`);
+    // The garbage collector's Removes reached the snapshotter: the pool keeps only the shared base.
+    if (doctor && doctor.thinIds?.length !== 1) problems.push(`the pool holds thin ids ${JSON.stringify(doctor.thinIds)} after every snapshot was removed; expected the base alone`);
     if (problems.length > 0) throw new Error(`boot 2 (after the power cut):\n  ${problems.join('\n  ')}`);
     log(`boot 2: after the power cut, ctr run ${value(second.output, 'after-boot-ms')} ms, the kept container found its write, everything removed through the proxy, doctor clean`);
   } finally {
