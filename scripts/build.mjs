@@ -14,6 +14,10 @@
 //   they are, so stack traces name the real functions (mangling them would save a little more
 //   text, but esbuild's keepNames, which would put the names back, costs more than it saves); the
 //   linked source map leads back to the sources.
+//
+// Not in the bundle: koffi (a native addon, loaded from node_modules) and the .proto files of
+// containerd's API in proto/, which `thinlayer snapshotter` reads at start from the package root
+// (found by walking up from the bundle: src/snapshotter/proto.ts), so the package ships proto/.
 
 import { build } from 'esbuild';
 import fs from 'node:fs';

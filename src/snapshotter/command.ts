@@ -4,7 +4,7 @@
 // and only then exists. SIGTERM or SIGINT: no new calls, the calls under way finish and are
 // logged, the session closes (projection saved, lock released), the socket is removed.
 
-import { lstat, unlink, chmod } from 'node:fs/promises';
+import { lstat, unlink, chmod, rename } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { resolve } from 'node:path';
 import type { Reporter } from '../messages/port.ts';
@@ -83,14 +83,19 @@ export async function runSnapshotter(opts: SnapshotterOptions): Promise<{ snapsh
     const fs = gate.state.desired?.pool.filesystem ?? manifest.pool.filesystem;
     const service = new SnapshotService({ gate, kernel, runner, pool: manifest.pool.name, filesystem: fs, stateDir: dir, reporter: opts.reporter });
     const server = buildServer(service, opts.reporter);
-    // The socket is made 0600 as it is created: no moment where another user could connect.
+    // The socket is made 0600 as it is created (no moment where another user could connect), and
+    // under a name of its own: bind(2) makes the file before listen(2) accepts on it, so it is
+    // renamed to PATH only once the server listens. A client that finds PATH is answered.
+    const bound = `${socket}.${process.pid}.binding`;
+    await unlink(bound).catch(() => undefined);
     const umask = process.umask(0o177);
     try {
-      await bindUnix(server, socket);
+      await bindUnix(server, bound);
     } finally {
       process.umask(umask);
     }
-    await chmod(socket, 0o600);
+    await chmod(bound, 0o600);
+    await rename(bound, socket);
     opts.reporter.notify({ code: 'snapshotter.ready', socket, pool: manifest.pool.name, snapshots: Object.keys(gate.state.snapshots).length });
     await new Promise<void>((done) => (opts.signal.aborted ? done() : opts.signal.addEventListener('abort', () => done(), { once: true })));
     await shutdown(server);

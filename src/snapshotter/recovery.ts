@@ -10,6 +10,7 @@ import type { KernelPort } from '../kernel/port.ts';
 import type { StepRunner } from './steps.ts';
 import { activate, remove } from './steps.ts';
 import { forgetDeviceNode } from './device-node.ts';
+import { releaseLeftMount } from './empty-root.ts';
 
 export interface RecoveryResult {
   deleted: number;
@@ -23,6 +24,7 @@ const isSnapshotTarget = (target: string) => target.startsWith('snapshot:');
 export async function deleteOrphans(session: Session, runner: StepRunner): Promise<number> {
   const orphans = Object.values(session.state.things).filter((t) => t.kind === 'snapshot' && !session.state.snapshots[t.key]);
   for (const t of orphans) {
+    await releaseLeftMount(session, runner, t);
     await runner.run(session, [remove(t)]);
     await forgetDeviceNode(t.dmName, session.stateDir);
   }

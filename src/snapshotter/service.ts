@@ -4,7 +4,8 @@
 //   named by its thin id (so no key, however long or odd, reaches a device-mapper name), and a
 //   record (src/events/types.ts SnapshotRecord) that says what containerd knows of it;
 // - Prepare and View: create_snap of the parent (a committed snapshot) or of the pool's base, the
-//   device activated, then the record appended: a crash before the record leaves a device that
+//   device activated (a snapshot of the base has lost+found taken out of its root: empty-root.ts),
+//   then the record appended: a crash before the record leaves a device that
 //   recovery deletes, never a half-made snapshot containerd can see;
 // - Commit: the active device deactivated, then its record renamed and marked committed in one
 //   event; Remove: the record removed first, then the device and its thin id deleted;
@@ -30,6 +31,7 @@ import { nowText } from './clock.ts';
 import { ensureDeviceNode, forgetDeviceNode } from './device-node.ts';
 import { StepRunner, snapCreate, activate, deactivate, remove } from './steps.ts';
 import { deleteOrphans } from './recovery.ts';
+import { emptyRoot, releaseLeftMount } from './empty-root.ts';
 
 export type Kind = 'active' | 'view' | 'committed';
 
@@ -110,8 +112,10 @@ export class SnapshotService {
         });
         try {
           await this.o.runner.run(s, [activate(thin)]);
+          if (!parentRecord) await emptyRoot(s, this.o.runner, thin, this.o.filesystem);
         } catch (e) {
           // No record was made: the device is deleted now (or by Cleanup or the next start).
+          await releaseLeftMount(s, this.o.runner, thin).catch(() => undefined);
           await this.#metadata.run(() => this.o.runner.run(s, [remove(thin)])).catch(() => undefined);
           throw e;
         }

@@ -33,6 +33,14 @@ export function remove(t: Thin): Step {
   return { op: 'thin.delete', target: t.key, impact: 'destroy', args: { dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes, discard: true }, reason: `delete ${t.key} (thin id ${t.thinId}) and return its space` };
 }
 
+export function mount(t: Thin, mountpoint: string, filesystem: string): Step {
+  return { op: 'fs.mount', target: t.key, impact: 'update', args: { dmName: t.dmName, mountpoint, filesystem, readOnly: false }, reason: `mount ${t.key} at ${mountpoint}` };
+}
+
+export function unmount(t: Thin, mountpoint: string): Step {
+  return { op: 'fs.unmount', target: t.key, impact: 'update', args: { dmName: t.dmName, mountpoint }, reason: `unmount ${t.key} from ${mountpoint}` };
+}
+
 /** Runs steps through the executor, with step ids unique in the log for the life of the process. */
 export class StepRunner {
   readonly #runId = `snapshotter-${Date.now().toString(36)}-${process.pid}`;

@@ -2,7 +2,7 @@
 // (Stat, List, Mounts) and another request's activation go on, and no other metadata message starts.
 
 import { describe, it, expect, onTestFinished } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SimKernel } from '../../src/kernel/sim/index.ts';
@@ -65,7 +65,12 @@ describe('snapshotter concurrency', () => {
     const runner = new StepRunner('thinlayer-ctr-pool', silentReporter);
     await gate.run((s) => ensurePoolAndBase(s, manifest.pool, manifest.file, runner));
     const service = new SnapshotService({ gate, kernel: k.kernel, runner, pool: 'ctr', filesystem: 'ext4', stateDir: await openStateDir(stateDir), reporter: silentReporter });
-    await service.prepare('', 'first', '', {}, 'active');
+    const [first] = await service.prepare('', 'first', '', {}, 'active');
+    // A snapshot of the base has an empty root: no lost+found from the base's mkfs.
+    const look = join(root, 'look');
+    await k.kernel.mount(first.source.startsWith(stateDir) ? (await k.kernel.info('thinlayer-ctr-snap-1'))!.devPath : first.source, look, 'ext4');
+    expect(readdirSync(look)).toEqual([]);
+    await k.kernel.unmount(look);
     await service.commit('', 'layer', 'first', {});
     await service.prepare('', 'running', 'layer', {}, 'active');
 

@@ -3,7 +3,7 @@
 // leave no thin id behind when removed.
 
 import { describe, it, expect, onTestFinished } from 'vitest';
-import { statSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { statSync, mkdirSync, writeFileSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { requireKernel } from '../e2e/kernel-harness.ts';
@@ -34,6 +34,7 @@ describe('thinlayer snapshotter (real kernel)', () => {
     expect(statSync(m.source).isBlockDevice()).toBe(true);
     sh('mount', ['-t', m.type, m.source, mnt]);
     expect(statSync(mnt).mode & 0o777).toBe(0o755);
+    expect(readdirSync(mnt), 'a snapshot of the base has an empty root').toEqual([]);
     writeFileSync(join(mnt, 'hello'), 'from a thin snapshot\n');
     sh('umount', [mnt]);
     await c.Commit({ name: 'layer-1', key: 'default/1/a' });

@@ -1,0 +1,41 @@
+// A parentless snapshot's root must be empty, as an image's first layer expects (containerd's
+// conformance suite compares it with a directory the layer alone was applied to). ext4's mkfs puts
+// lost+found in the base's root, and the base is shared with manifest layers, so it is taken out of
+// each parentless snapshot instead: mounted in the state dir's \`mnt/\`, lost+found removed,
+// unmounted, all before the snapshot's record exists (a crash in between leaves a device that
+// recovery unmounts and deletes). xfs has no lost+found.
+
+import { lstat, mkdir, rmdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Session } from '../reconcile/session.ts';
+import type { ThingRecord } from '../lifecycle/projection.ts';
+import type { Filesystem } from '../kernel/port.ts';
+import { mount, unmount, type StepRunner } from './steps.ts';
+
+type Thin = Pick<ThingRecord, 'key' | 'dmName' | 'uuid' | 'thinId' | 'sizeBytes'>;
+
+/** `mnt/` is resolved inside the state dir; the mountpoint itself is left as it is (a mount is on it). */
+function mountpointOf(session: Session, t: Thin): string {
+  return join(session.stateDir.path('mnt'), t.dmName);
+}
+
+export async function emptyRoot(session: Session, runner: StepRunner, t: Thin, filesystem: Filesystem): Promise<void> {
+  if (filesystem !== 'ext4') return;
+  await mkdir(session.stateDir.path('mnt'), { recursive: true, mode: 0o700 });
+  const where = mountpointOf(session, t);
+  await runner.run(session, [mount(t, where, filesystem)]);
+  try {
+    await rmdir(join(where, 'lost+found')).catch((e) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)));
+  } finally {
+    await runner.run(session, [unmount(t, where)]);
+  }
+  await rmdir(where).catch(() => undefined);
+}
+
+/** Lets go of a mount a crash left in the middle of emptyRoot, before the device is deleted. */
+export async function releaseLeftMount(session: Session, runner: StepRunner, t: Thin): Promise<void> {
+  const where = mountpointOf(session, t);
+  if (!(await lstat(where).catch(() => null))) return;
+  await runner.run(session, [unmount(t, where)]);
+  await rmdir(where).catch(() => undefined);
+}
