@@ -86,7 +86,7 @@ export function otherVms(): number[] {
 }
 
 /** Waits (up to `maxMs`) for other VMs to end; returns the ones still running. */
-async function waitForOtherVms(ctx: SuiteContext, maxMs: number): Promise<number[]> {
+export async function waitForOtherVms(ctx: SuiteContext, maxMs: number): Promise<number[]> {
   const deadline = Date.now() + maxMs;
   let others = otherVms();
   if (others.length > 0) ctx.log(`waiting for ${others.length} other VM(s) to finish (pids ${others.join(', ')}): they would share the cores and skew both sides`);
@@ -103,7 +103,7 @@ async function waitForOtherVms(ctx: SuiteContext, maxMs: number): Promise<number
  * guest formats itself is initialised lazily by a kernel thread for minutes after boot, competing
  * with whichever side runs first.
  */
-function prepareDisk(disk: string): void {
+export function prepareDisk(disk: string): void {
   fs.rmSync(disk, { force: true });
   fs.writeFileSync(disk, '');
   fs.truncateSync(disk, 4 * 2 ** 30);

@@ -1,0 +1,77 @@
+// containerd's own snapshotter conformance suite (snapshots/testsuite, from Debian's
+// golang-github-containerd-containerd-dev) against `thinlayer snapshotter --backend kernel` on a
+// real pool. The suite binary (test/containerd/suite) is built on the host, offline, and reaches
+// the snapshotter only through containerd's proxy client over the unix socket, one namespace per
+// case. Every case the suite runs must pass (it skips Rename itself); afterwards, with every
+// case's snapshots removed, doctor finds no thin id leaked or lost, and SIGTERM stops the
+// snapshotter with status 0.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { buildSuite } from '../../containerd/build-go.mjs';
+import { workDir } from '../vm.mjs';
+
+export const name = 'containerd-suite';
+
+const SUITE_SOURCE = '/usr/share/gocode/src/github.com/containerd/containerd/snapshots/testsuite/testsuite.go';
+/** The suite skips this case itself (t.Skip in its source). */
+const SKIPPED_BY_THE_SUITE = new Set(['Rename']);
+
+/** The cases the suite runs, read from its source: t.Run("NAME", makeTest(...)). */
+export function suiteCases(source = fs.readFileSync(SUITE_SOURCE, 'utf8')) {
+  return [...source.matchAll(/t\.Run\("([^"]+)", makeTest\(/g)].map((m) => m[1]);
+}
+
+/** `--- PASS|FAIL|SKIP: TestSnapshotterConformance/NAME` lines of go test -v, by case. */
+export function caseResults(output) {
+  const results = new Map();
+  for (const line of output.split('\n')) {
+    const m = /^TL-SUITE\s+--- (PASS|FAIL|SKIP): TestSnapshotterConformance\/(\S+) \(([\d.]+)s\)/.exec(line);
+    if (m) results.set(m[2], { status: m[1], seconds: Number(m[3]) });
+  }
+  return results;
+}
+
+function line(output, key) {
+  const found = output.split('\n').find((l) => l.startsWith(`TL-CTD ${key}=`));
+  return found ? found.slice(`TL-CTD ${key}=`.length).trim() : null;
+}
+
+export async function run({ bootVm, log }) {
+  const t0 = Date.now();
+  const suite = buildSuite();
+  log(`suite binary ${path.relative(process.cwd(), suite)} ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  const expected = suiteCases();
+  if (expected.length < 20) throw new Error(`read only ${expected.length} cases from ${SUITE_SOURCE}`);
+  const disk = path.join(workDir, `containerd-suite-${process.pid}.img`);
+  let result;
+  try {
+    result = await bootVm({ command: `bash test/containerd/guest-suite.sh ${suite}`, freshDisk: true, disk, timeoutMs: 40 * 60_000 });
+  } finally {
+    fs.rmSync(disk, { force: true });
+  }
+  const results = caseResults(result.output);
+  const problems = [];
+  for (const name of expected) {
+    const r = results.get(name);
+    if (!r) problems.push(`${name}: no result`);
+    else if (r.status === 'SKIP' && !SKIPPED_BY_THE_SUITE.has(name)) problems.push(`${name}: skipped`);
+    else if (r.status === 'FAIL') problems.push(`${name}: FAILED`);
+  }
+  const passed = expected.filter((n) => results.get(n)?.status === 'PASS');
+  log(`${passed.length} of ${expected.length} cases passed (${[...results].filter(([, r]) => r.status === 'SKIP').map(([n]) => n).join(', ') || 'none'} skipped by the suite); suite ran ${(Number(line(result.output, 'suite-status')?.split('ms=')[1]) / 1000).toFixed(1)} s`);
+  const slowest = [...results].sort((a, b) => b[1].seconds - a[1].seconds).slice(0, 3);
+  log(`slowest cases: ${slowest.map(([n, r]) => `${n} ${r.seconds} s`).join(', ')}`);
+  if (line(result.output, 'snapshotter-exit') !== '0') problems.push(`the snapshotter ended with status ${line(result.output, 'snapshotter-exit')} after SIGTERM`);
+  const doctorText = line(result.output, 'doctor');
+  let doctor = null;
+  try {
+    doctor = JSON.parse(doctorText ?? '');
+  } catch {
+    problems.push(`doctor printed no JSON after the suite: ${doctorText}`);
+  }
+  if (doctor?.orphans?.length > 0) problems.push(`thin ids leaked in the pool after the suite: ${doctor.orphans.join(', ')}`);
+  if (doctor?.missing?.length > 0) problems.push(`thin ids the log owns are missing from the pool: ${doctor.missing.join(', ')}`);
+  if (result.exitCode !== 0 && problems.length === 0) problems.push(`the guest script ended with status ${result.exitCode}`);
+  if (problems.length > 0) throw new Error(`containerd's snapshotter suite against thinlayer:\n  ${problems.join('\n  ')}`);
+}
