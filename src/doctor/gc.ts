@@ -7,7 +7,7 @@
 import type { Session } from '../reconcile/session.ts';
 import type { Reporter } from '../messages/port.ts';
 import { executePlan } from '../reconcile/execute.ts';
-import { parsePoolStatus } from '../kernel/status-lines.ts';
+import { parsePoolStatus } from '../kernel/thin-pool.ts';
 import { deleteOrphan } from './orphan-delete.ts';
 import { ORPHAN_DELETE, type GcPlan } from './gc-plan.ts';
 

@@ -4,7 +4,7 @@ import { open, stat } from 'node:fs/promises';
 import type { KernelPort, DmInfo, MountEntry } from '../kernel/port.ts';
 import type { PoolSpec, Backing } from '../manifest/types.ts';
 import type { StateDir } from '../events/state-dir.ts';
-import { parsePoolStatus } from '../kernel/status-lines.ts';
+import { parsePoolStatus } from '../kernel/thin-pool.ts';
 import { dmIdentity, isOwnedUuid } from '../domain/names.ts';
 import type { Observation, BackingObservation } from '../plan/observation.ts';
 

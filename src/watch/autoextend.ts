@@ -11,7 +11,7 @@ import { dirname } from 'node:path';
 import type { Session } from '../reconcile/session.ts';
 import { growPool, type PoolRole } from '../reconcile/pool-grow.ts';
 import { dmIdentity } from '../domain/names.ts';
-import { parsePoolStatus } from '../kernel/status-lines.ts';
+import { parsePoolStatus } from '../kernel/thin-pool.ts';
 import type { Reporter } from '../messages/port.ts';
 
 export interface AutoextendPolicy {

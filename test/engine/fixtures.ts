@@ -4,7 +4,7 @@ import type { Manifest } from '../../src/manifest/types.ts';
 import type { Observation } from '../../src/plan/observation.ts';
 import type { DmInfo, MountEntry } from '../../src/kernel/port.ts';
 import type { ThinlayerEvent, ThinlayerEventBody } from '../../src/events/types.ts';
-import { parsePoolStatus } from '../../src/kernel/status-lines.ts';
+import { parsePoolStatus } from '../../src/kernel/thin-pool.ts';
 import { dmIdentity } from '../../src/domain/names.ts';
 
 const G = 1024 ** 3;

@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest';
 import { plan } from '../../src/plan/planner.ts';
 import { project, initialState, type EngineState } from '../../src/lifecycle/projection.ts';
 import { dmIdentity } from '../../src/domain/names.ts';
-import { parsePoolStatus } from '../../src/kernel/status-lines.ts';
+import { parsePoolStatus } from '../../src/kernel/thin-pool.ts';
 import { chainLayers, chainHex } from '../../src/plan/layer-chain.ts';
 import { thingKey } from '../../src/domain/names.ts';
 
