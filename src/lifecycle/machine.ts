@@ -158,8 +158,9 @@ function searchPath(from: StableState, to: StableState): LifecycleCommand[] {
   throw new Error(`no lifecycle path from ${from} to ${to}`);
 }
 
-export function isStable(state: LifecycleState): state is StableState {
-  return (STABLE_STATES as readonly string[]).includes(state);
+/** A create was logged but its outcome was not (a crash, or a failure before the pool answered): the thin id may or may not exist. */
+export function createInDoubt(record: LifecycleRecord): boolean {
+  return record.state === 'creating' || (record.state === 'failed' && record.from === 'absent');
 }
 
 /** The machine's initial record, computed by xstate (kept as a check that the machine and INITIAL_LIFECYCLE agree). */

@@ -7,6 +7,7 @@ import type { Manifest, PoolSpec } from '../manifest/types.ts';
 import type { ThinlayerEvent, StepIntentEvent } from '../events/types.ts';
 import type { ThingKind } from '../domain/names.ts';
 import type { LayerContent } from '../plan/layer-chain.ts';
+import type { StepOp } from '../plan/steps.ts';
 import { step as lifecycleStep, INITIAL_LIFECYCLE, type LifecycleRecord, type LifecycleCommand } from './machine.ts';
 
 /** Bump when the shape of EngineState changes: stored snapshots of another schema are rebuilt by replay. */
@@ -31,6 +32,13 @@ export interface ThingRecord {
   digest: string | null;
   /** For people: the manifest's name for a layer. */
   label?: string;
+}
+
+/** A thing for people: layers are keyed by chain id, so their manifest name comes first. */
+export function describeThing(t: Pick<ThingRecord, 'kind' | 'name' | 'label'>): string {
+  if (t.kind === 'base') return 'the base';
+  if (t.kind === 'layer' && t.label && t.label !== t.name) return `layer ${t.label} (${t.name})`;
+  return `${t.kind} ${t.name}`;
 }
 
 export interface PoolRecord {
@@ -65,7 +73,7 @@ export function initialState(): EngineState {
 }
 
 /** The lifecycle command an op performs on its target thin device, if any. */
-export const OP_COMMAND: Record<string, LifecycleCommand | undefined> = {
+export const OP_COMMAND: Partial<Record<StepOp, LifecycleCommand>> = {
   'thin.create': 'CREATE',
   'snap.create': 'CREATE',
   'thin.activate': 'ACTIVATE',
@@ -113,12 +121,14 @@ export function foldInto(s: EngineState, event: ThinlayerEvent): void {
       return;
     case 'step.intent': {
       s.pending[event.stepId] = event;
-      const a = event.args as Record<string, any>;
       if (event.op === 'pool.activate') {
+        const a = event.args;
         s.pool ??= { name: a.pool, dmName: a.dmName, uuid: a.uuid, formatted: false, txid: 0, nextThinId: 0 };
         return;
       }
       if (event.op === 'thin.create' || event.op === 'snap.create') {
+        const a = event.args;
+        const snap = event.op === 'snap.create' ? event.args : null;
         const thing: ThingRecord = s.things[event.target] ?? {
           key: event.target,
           kind: a.kind,
@@ -126,13 +136,13 @@ export function foldInto(s: EngineState, event: ThinlayerEvent): void {
           dmName: a.dmName,
           uuid: a.uuid,
           thinId: a.thinId,
-          origin: a.origin ?? null,
+          origin: snap?.origin ?? null,
           sizeBytes: a.sizeBytes,
           lifecycle: INITIAL_LIFECYCLE,
           ready: false,
           mountpoint: null,
           digest: null,
-          ...(a.label ? { label: a.label } : {}),
+          ...(snap?.label ? { label: snap.label } : {}),
         };
         s.things[event.target] = lifecycle(thing, { type: 'CREATE' });
         if (s.pool) s.pool = { ...s.pool, nextThinId: Math.max(s.pool.nextThinId, a.thinId + 1) };
@@ -144,8 +154,7 @@ export function foldInto(s: EngineState, event: ThinlayerEvent): void {
     }
     case 'step.done': {
       delete s.pending[event.stepId];
-      const r = event.result as Record<string, any>;
-      if (typeof r.txid === 'number' && s.pool) s.pool = { ...s.pool, txid: r.txid };
+      if ('txid' in event.result && typeof event.result.txid === 'number' && s.pool) s.pool = { ...s.pool, txid: event.result.txid };
       switch (event.op) {
         case 'pool.activate':
           if (s.pool) s.pool = { ...s.pool, formatted: true };
@@ -159,22 +168,29 @@ export function foldInto(s: EngineState, event: ThinlayerEvent): void {
         case 'fs.mkfs':
         case 'fs.grow':
           return updateThing(s, event.target, (t) => ({ ...t, ready: true }));
-        case 'layer.commit':
-          return updateThing(s, event.target, (t) => ({ ...t, ready: true, digest: (r.digest as string) ?? null }));
+        case 'layer.commit': {
+          const { digest } = event.result;
+          return updateThing(s, event.target, (t) => ({ ...t, ready: true, digest: digest ?? null }));
+        }
         case 'thin.delete':
           return updateThing(s, event.target, () => null);
-        case 'fs.mount':
-          return updateThing(s, event.target, (t) => ({ ...lifecycle(t, { type: 'DONE' }), mountpoint: r.mountpoint as string }));
+        case 'fs.mount': {
+          const { mountpoint } = event.result;
+          return updateThing(s, event.target, (t) => ({ ...lifecycle(t, { type: 'DONE' }), mountpoint }));
+        }
         case 'fs.unmount':
           return updateThing(s, event.target, (t) => ({ ...lifecycle(t, { type: 'DONE' }), mountpoint: null }));
-        case 'snap.create':
         case 'thin.create':
+          return updateThing(s, event.target, (t) => lifecycle(t, { type: 'DONE' }));
+        case 'snap.create': {
           // A layer without content is ready as soon as it exists; devices are ready at once too.
+          const r = event.result;
           return updateThing(s, event.target, (t) => ({
             ...lifecycle(t, { type: 'DONE' }),
             ready: t.kind === 'base' ? t.ready : r.ready === true || t.ready,
             digest: r.ready === true && typeof r.digest === 'string' ? r.digest : t.digest,
           }));
+        }
         default:
           if (OP_COMMAND[event.op]) updateThing(s, event.target, (t) => lifecycle(t, { type: 'DONE' }));
           return;

@@ -6,7 +6,7 @@
 // creation order; the unwanted ones deleted (devices, then layers deepest first, the base last);
 // and, for down or destroy, the pool's own teardown.
 
-import type { Manifest, PoolSpec } from '../manifest/types.ts';
+import type { Manifest, PoolSpec, Backing } from '../manifest/types.ts';
 import type { EngineState, ThingRecord } from '../lifecycle/projection.ts';
 import { dmIdentity } from '../domain/names.ts';
 import type { Observation } from './observation.ts';
@@ -214,7 +214,7 @@ function planWanted(ctx: PlanContext): void {
     w.lifecycle(t, seen.state, want.state, seen.mountedAt, want);
     const origin = want.origin ? w.planned.get(want.origin) : undefined;
     const needsGrow = want.kind === 'device' && origin !== undefined && t.sizeBytes > origin.sizeBytes && (seen.state === 'absent' || !t.ready);
-    if (needsGrow && want.state === 'mounted') {
+    if (needsGrow && want.state === 'mounted' && want.mountpoint) {
       w.grow(t, want.mountpoint);
     }
   }
@@ -260,6 +260,6 @@ function planTeardown(ctx: PlanContext): void {
   }
 }
 
-function backingArgs(b: Manifest['pool']['data']): Record<string, unknown> {
+function backingArgs(b: Backing): Backing {
   return b.kind === 'file' ? { kind: 'file', file: b.file, sizeBytes: b.sizeBytes } : { kind: 'device', device: b.device };
 }

@@ -4,37 +4,19 @@
 // unmount of something not mounted) count as success.
 
 import { open, unlink, stat } from 'node:fs/promises';
-import type { KernelPort, DmInfo, Filesystem } from '../kernel/port.ts';
-import type { StateDir } from '../events/state-dir.ts';
-import { KernelError, isKernelError, StateError, InternalError } from '../errors/index.ts';
-import { splitDev } from './observe.ts';
-import type { StepOp } from '../plan/steps.ts';
-import type { Reporter } from '../messages/port.ts';
+import type { DmInfo, DmTarget } from '../kernel/port.ts';
+import type { Backing } from '../manifest/types.ts';
+import { KernelError, isKernelError, StateError } from '../errors/index.ts';
+import { splitDevT } from '../kernel/dev-t.ts';
+import { sendFenced, createThinMessage, createSnapMessage, deleteMessage, transactionIdOf, newPoolTable, poolTarget, parsePoolTable, grownPoolTable } from '../kernel/thin-pool.ts';
+import type { ThinArgs, StepArgs as ActionArgs, StepResult as ActionResult } from '../plan/steps.ts';
+import type { ActionContext, ActionTable } from './action-context.ts';
 import { commitLayer } from './layer-commit.ts';
 import { deviceInfo, forgetDevice, knownDevice, rememberDevice } from './device-memo.ts';
 
-export interface ActionContext {
-  kernel: KernelPort;
-  stateDir: StateDir;
-  /** The pool's dm name, for thin tables and messages. */
-  poolDmName: string;
-  /** The pool transaction id read just before a metadata step (the fence), when the step has one. */
-  txid?: number;
-  /** Progress of long steps (layer content) goes here. */
-  reporter?: Reporter;
-  /** Long steps stop early when this is aborted. */
-  signal?: AbortSignal;
-  /** Facts shared by the steps of one run (the executor clears them when the pool changes; see device-memo.ts). */
-  memo?: { poolDevT?: string; devices?: Map<string, DmInfo | null>; allOwnedListed?: boolean; unsure?: Set<string> };
-}
-
-type Args = Record<string, any>;
-type Result = Record<string, unknown>;
-export type Action = (ctx: ActionContext, args: Args) => Promise<Result>;
+export type { ActionContext, Action, ActionTable } from './action-context.ts';
 
 const SECTOR = 512;
-/** Low-water mark: the pool raises an event when fewer than this share of data blocks is free. */
-const LOW_WATER_FRACTION = 0.05;
 
 async function tolerate<T>(work: () => Promise<T>, ...errnos: Parameters<typeof isKernelError>[1][]): Promise<T | undefined> {
   try {
@@ -45,12 +27,12 @@ async function tolerate<T>(work: () => Promise<T>, ...errnos: Parameters<typeof 
   }
 }
 
-function backingPath(ctx: ActionContext, b: Args): string {
+function backingPath(ctx: ActionContext, b: Backing): string {
   return b.kind === 'file' ? ctx.stateDir.path(b.file) : b.device;
 }
 
 /** The block device behind a backing (the loop device for a file) and its major:minor. */
-async function blockDeviceOf(ctx: ActionContext, b: Args): Promise<{ path: string; majorMinor: string }> {
+async function blockDeviceOf(ctx: ActionContext, b: Backing): Promise<{ path: string; majorMinor: string }> {
   const path = backingPath(ctx, b);
   if (b.kind === 'file') {
     const loop = await ctx.kernel.loopFind(path);
@@ -58,7 +40,7 @@ async function blockDeviceOf(ctx: ActionContext, b: Args): Promise<{ path: strin
     return { path: loop.path, majorMinor: `${loop.major}:${loop.minor}` };
   }
   const st = await stat(path);
-  const { major, minor } = splitDev(st.rdev);
+  const { major, minor } = splitDevT(st.rdev);
   return { path, majorMinor: `${major}:${minor}` };
 }
 
@@ -78,16 +60,13 @@ async function poolMajorMinor(ctx: ActionContext): Promise<string> {
   return devT;
 }
 
-/** Change the pool metadata under the transaction-id fence: the message, then the id moves on by one. */
-async function fenced(ctx: ActionContext, message: string, ...tolerated: Parameters<typeof isKernelError>[1][]): Promise<Result> {
-  if (ctx.txid === undefined) throw new InternalError(`metadata step "${message}" has no transaction id`);
-  await tolerate(() => ctx.kernel.message(ctx.poolDmName, message), ...tolerated);
-  await ctx.kernel.message(ctx.poolDmName, `set_transaction_id ${ctx.txid} ${ctx.txid + 1}`);
-  return { txid: ctx.txid + 1 };
+/** A metadata change under the transaction-id fence (src/kernel/thin-pool.ts): answers the new id. */
+async function fenced(ctx: ActionContext, message: string, ...tolerated: Parameters<typeof sendFenced>[4][]): Promise<{ txid: number }> {
+  return { txid: await sendFenced(ctx.kernel, ctx.poolDmName, ctx.txid, message, ...tolerated) };
 }
 
 /** Activate a thin device, or adopt it if a previous attempt already did. */
-async function activateThin(ctx: ActionContext, a: Args): Promise<DmInfo> {
+export async function activateThin(ctx: ActionContext, a: ThinArgs): Promise<DmInfo> {
   const table = async () => [thinTarget(a, await poolMajorMinor(ctx))];
   if (!knownDevice(ctx, a.dmName)) {
     // Absent as far as this run knows, or not looked at: most devices being activated do not exist
@@ -117,11 +96,11 @@ async function activateThin(ctx: ActionContext, a: Args): Promise<DmInfo> {
   return info;
 }
 
-function thinTarget(a: Args, pool: string) {
+function thinTarget(a: ThinArgs, pool: string): DmTarget {
   return { start: 0, length: Math.floor(a.sizeBytes / SECTOR), type: 'thin', params: `${pool} ${a.thinId}` };
 }
 
-async function removeDevice(ctx: ActionContext, dmName: string): Promise<Result> {
+async function removeDevice(ctx: ActionContext, dmName: string): Promise<{ deferred?: boolean }> {
   try {
     await ctx.kernel.remove(dmName);
     forgetDevice(ctx, dmName, true);
@@ -142,8 +121,8 @@ async function removeDevice(ctx: ActionContext, dmName: string): Promise<Result>
   }
 }
 
-/** The actions of the reconciler's own ops; other modules (gc) bring theirs through ExecuteOptions.actions. */
-export const ACTIONS: Partial<Record<StepOp, Action>> = {
+/** Every op's action: the table is total (a missing op does not compile), and each action's types are its op's contract. */
+export const ACTIONS = {
   async 'pool.files'(ctx, a) {
     for (const b of [a.data, a.metadata]) {
       if (b.kind !== 'file') continue;
@@ -169,12 +148,10 @@ export const ACTIONS: Partial<Record<StepOp, Action>> = {
   async 'pool.activate'(ctx, a) {
     const existing = await ctx.kernel.info(a.dmName);
     const [meta, data] = [await blockDeviceOf(ctx, a.metadata), await blockDeviceOf(ctx, a.data)];
-    const blockSectors = a.blockSizeBytes / SECTOR;
     const dataBytes = await ctx.kernel.blockDeviceSize(data.path);
-    const dataBlocks = Math.floor(dataBytes / a.blockSizeBytes);
-    if (dataBlocks < 2) throw new StateError(`the data device is too small for a pool (${dataBytes} bytes)`, 'E_POOL');
-    const lowWater = Math.max(1, Math.floor(dataBlocks * LOW_WATER_FRACTION));
-    const table = [{ start: 0, length: dataBlocks * blockSectors, type: 'thin-pool', params: `${meta.majorMinor} ${data.majorMinor} ${blockSectors} ${lowWater} 1 skip_block_zeroing` }];
+    const pool = newPoolTable(meta.majorMinor, data.majorMinor, a.blockSizeBytes, dataBytes);
+    if (pool.dataBlocks < 2) throw new StateError(`the data device is too small for a pool (${dataBytes} bytes)`, 'E_POOL');
+    const table = [poolTarget(pool)];
     // Metadata is never zeroed here: a blank one (a new sparse file) is formatted by the kernel on load,
     // and one that is not blank was formatted by an earlier attempt and must be loaded as it is.
     if (typeof a.noSpaceTimeoutSeconds === 'number') await ctx.kernel.setNoSpaceTimeout?.(a.noSpaceTimeoutSeconds);
@@ -187,8 +164,7 @@ export const ACTIONS: Partial<Record<StepOp, Action>> = {
     } else {
       await ctx.kernel.create(a.dmName, a.uuid, table);
     }
-    const status = (await ctx.kernel.status(a.dmName)).find((l) => l.type === 'thin-pool');
-    return { txid: status ? Number(status.params.split(' ')[0]) : 0, dataBlocks, lowWater };
+    return { txid: transactionIdOf(await ctx.kernel.status(a.dmName)) ?? 0, dataBlocks: pool.dataBlocks, lowWater: pool.lowWater };
   },
 
   async 'pool.deactivate'(ctx, a) {
@@ -215,12 +191,12 @@ export const ACTIONS: Partial<Record<StepOp, Action>> = {
   },
 
   async 'pool.delete-files'(_ctx, a) {
-    for (const file of a.files as string[]) await unlink(file).catch((e) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)));
+    for (const file of a.files) await unlink(file).catch((e) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)));
     return {};
   },
 
   async 'thin.create'(ctx, a) {
-    return fenced(ctx, `create_thin ${a.thinId}`, 'EEXIST');
+    return fenced(ctx, createThinMessage(a.thinId), 'EEXIST');
   },
 
   async 'snap.create'(ctx, a) {
@@ -230,7 +206,7 @@ export const ACTIONS: Partial<Record<StepOp, Action>> = {
     const suspend = origin !== null && origin.liveTable && !origin.suspended;
     if (suspend) await ctx.kernel.suspend(a.originDmName);
     try {
-      return { ...(await fenced(ctx, `create_snap ${a.thinId} ${a.originThinId}`, 'EEXIST')), ready: a.ready === true, ...(a.digest ? { digest: a.digest } : {}) };
+      return { ...(await fenced(ctx, createSnapMessage(a.thinId, a.originThinId), 'EEXIST')), ready: a.ready === true, ...(a.digest ? { digest: a.digest } : {}) };
     } finally {
       if (suspend) await ctx.kernel.resume(a.originDmName);
     }
@@ -243,7 +219,7 @@ export const ACTIONS: Partial<Record<StepOp, Action>> = {
 
   async 'fs.mkfs'(ctx, a) {
     const info = await requireInfo(ctx, a.dmName, 'mkfs');
-    await ctx.kernel.mkfs(info.devPath, a.filesystem as Filesystem, { label: 'thinlayer-base' });
+    await ctx.kernel.mkfs(info.devPath, a.filesystem, { label: 'thinlayer-base' });
     return {};
   },
 
@@ -251,16 +227,25 @@ export const ACTIONS: Partial<Record<StepOp, Action>> = {
     return commitLayer(ctx, a, activateThin);
   },
 
+  async 'pool.grow'(ctx, a) {
+    return growPoolFiles(ctx, a);
+  },
+
+  async 'orphan.delete'(ctx, a) {
+    // A thin id the log does not own (thinlayer gc), under the same fence as every metadata change.
+    return { ...(await fenced(ctx, deleteMessage(a.thinId), 'ENODATA')), thinId: a.thinId };
+  },
+
   async 'fs.grow'(ctx, a) {
     const info = await requireInfo(ctx, a.dmName, 'growfs');
-    await ctx.kernel.growfs(info.devPath, a.mountpoint, a.filesystem as Filesystem);
+    await ctx.kernel.growfs(info.devPath, a.mountpoint, a.filesystem);
     return {};
   },
 
   async 'fs.mount'(ctx, a) {
     const info = await requireInfo(ctx, a.dmName, 'mount');
     try {
-      await ctx.kernel.mount(info.devPath, a.mountpoint, a.filesystem as Filesystem, { readOnly: a.readOnly === true, discard: true });
+      await ctx.kernel.mount(info.devPath, a.mountpoint, a.filesystem, { readOnly: a.readOnly, discard: true });
     } catch (e) {
       // Mounted by an earlier attempt: fine if it is this very device.
       const mounted = (await ctx.kernel.mounts()).find((m) => m.mountpoint === a.mountpoint);
@@ -307,6 +292,41 @@ export const ACTIONS: Partial<Record<StepOp, Action>> = {
         await removeDevice(ctx, a.dmName);
       }
     }
-    return fenced(ctx, `delete ${a.thinId}`, 'ENODATA');
+    return fenced(ctx, deleteMessage(a.thinId), 'ENODATA');
   },
-};
+} satisfies ActionTable;
+
+/**
+ * Growing a loop-backed pool: extend the sparse backing files, have each loop device take its new
+ * size (LOOP_SET_CAPACITY), then reload the thin-pool table with the new data length (load into the
+ * inactive slot, suspend, resume). A bigger metadata device is picked up by the kernel at the same
+ * resume. Idempotent: every part moves towards the stated sizes only.
+ */
+async function growPoolFiles(ctx: ActionContext, args: ActionArgs<'pool.grow'>): Promise<ActionResult<'pool.grow'>> {
+  const { kernel, stateDir } = ctx;
+  for (const g of args.grow) {
+    const path = stateDir.path(g.file);
+    const handle = await open(path, 'r+');
+    try {
+      if ((await handle.stat()).size < g.toBytes) {
+        await handle.truncate(g.toBytes); // sparse: the new space costs nothing until written
+        await handle.sync();
+      }
+    } finally {
+      await handle.close();
+    }
+    const loop = await kernel.loopFind(path);
+    if (loop) await kernel.loopSetCapacity(loop.path);
+  }
+
+  const info = await kernel.info(args.dmName);
+  if (!info || !info.liveTable) return { dataBlocks: null, lowWater: null, reloaded: false };
+  const live = (await kernel.table(args.dmName)).find((t) => t.type === 'thin-pool');
+  if (!live) throw new StateError(`${args.dmName} has no thin-pool table`, 'E_POOL');
+  const data = await blockDeviceOf(ctx, args.data);
+  const grown = grownPoolTable(parsePoolTable(live), await kernel.blockDeviceSize(data.path));
+  await kernel.load(args.dmName, [poolTarget(grown)]);
+  await kernel.suspend(args.dmName);
+  await kernel.resume(args.dmName);
+  return { dataBlocks: grown.length / grown.blockSectors, lowWater: grown.lowWater, reloaded: true };
+}

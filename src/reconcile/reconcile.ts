@@ -10,6 +10,7 @@ import { dmIdentity } from '../domain/names.ts';
 import { StateError, UserError, ThinlayerError } from '../errors/index.ts';
 import { observeSystem } from './observe.ts';
 import { executePlan } from './execute.ts';
+import { newRunId } from './step-runner.ts';
 import { completePendingGrows } from './pool-grow.ts';
 import type { Session } from './session.ts';
 import type { Reporter } from '../messages/port.ts';
@@ -43,7 +44,7 @@ export interface RunResult {
 
 export async function reconcile(session: Session, opts: ReconcileOptions): Promise<RunResult> {
   const { reporter } = opts;
-  const runId = `${Date.now().toString(36)}-${process.pid}`;
+  const runId = newRunId();
   const maxPasses = opts.maxPasses ?? 3;
   const pending = Object.keys(session.state.pending).length;
   if (pending > 0) reporter.notify({ code: 'recovery.pending', steps: pending });

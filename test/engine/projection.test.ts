@@ -1,15 +1,18 @@
 import { describe, it, expect } from 'vitest';
 import { project, evolve, initialState } from '../../src/lifecycle/projection.ts';
 import { dmIdentity } from '../../src/domain/names.ts';
-import { manifest, stamp } from './fixtures.ts';
+import { manifest, stamp, createArgs, stepEvents } from './fixtures.ts';
+import { intentEvent, doneEvent } from '../../src/events/types.ts';
 
-const base = { kind: 'base', name: 'base', thinId: 0, origin: null, sizeBytes: 1 << 30, ...dmIdentity('demo', 'base') };
+const base = createArgs('base', 'base', 0, 1 << 30);
+const createBase = (txid = 0, args = base) => intentEvent('thin.create', 'r:0', 'base', args, txid);
+const baseCreated = (txid = 1) => doneEvent('thin.create', 'r:0', 'base', { txid });
 
 describe('projection', () => {
   it('evolve and project leave the state they start from as it was', () => {
-    const created = project(stamp([{ type: 'step.intent', stepId: 'r:0', op: 'thin.create', target: 'base', args: base, txid: 0 }]));
+    const created = project(stamp([createBase()]));
     const frozen = structuredClone(created);
-    const done = stamp([{ type: 'step.done', stepId: 'r:0', op: 'thin.create', target: 'base', result: { txid: 1 } }], 2);
+    const done = stamp([baseCreated()], 2);
     const next = evolve(created, done[0]);
     const projected = project(done, created);
     expect(created).toEqual(frozen);
@@ -29,13 +32,13 @@ describe('projection', () => {
     let s = project(stamp([{ type: 'desired.set', manifest: manifest(), source: 'apply' }, { type: 'desired.set', manifest: null, source: 'destroy' }]));
     expect(s.desired).toBeNull();
     expect(s.poolSpec?.name).toBe('demo');
-    s = project(stamp([{ type: 'step.intent', stepId: 'a', op: 'pool.delete-files', target: 'pool', args: {} }, { type: 'step.done', stepId: 'a', op: 'pool.delete-files', target: 'pool', result: {} }], 3), s);
+    s = project(stamp(stepEvents('pool.delete-files', 'pool', { files: ['/s/data.img', '/s/metadata.img'] }, {}, { id: 'a' }), 3), s);
     expect(s.poolSpec).toBeNull();
     expect(s.pool).toBeNull();
   });
 
   it('marks an intent without an outcome as pending, and the device as creating', () => {
-    const s = project(stamp([{ type: 'step.intent', stepId: 'r:0', op: 'thin.create', target: 'base', args: base, txid: 0 }]));
+    const s = project(stamp([createBase()]));
     expect(Object.keys(s.pending)).toEqual(['r:0']);
     expect(s.things.base.lifecycle.state).toBe('creating');
     expect(s.things.base.thinId).toBe(0);
@@ -44,12 +47,10 @@ describe('projection', () => {
   it('moves a device through its lifecycle as steps complete', () => {
     const s = project(
       stamp([
-        { type: 'step.intent', stepId: 'r:0', op: 'thin.create', target: 'base', args: base, txid: 0 },
-        { type: 'step.done', stepId: 'r:0', op: 'thin.create', target: 'base', result: { txid: 1 } },
-        { type: 'step.intent', stepId: 'r:1', op: 'thin.activate', target: 'base', args: {} },
-        { type: 'step.done', stepId: 'r:1', op: 'thin.activate', target: 'base', result: {} },
-        { type: 'step.intent', stepId: 'r:2', op: 'fs.mkfs', target: 'base', args: {} },
-        { type: 'step.done', stepId: 'r:2', op: 'fs.mkfs', target: 'base', result: {} },
+        createBase(),
+        baseCreated(),
+        ...stepEvents('thin.activate', 'base', base, { major: 253, minor: 1, devPath: '/dev/dm-1' }, { id: 'r:1' }),
+        ...stepEvents('fs.mkfs', 'base', { dmName: base.dmName, filesystem: 'ext4' }, {}, { id: 'r:2' }),
       ]),
     );
     expect(s.things.base.lifecycle.state).toBe('activated');
@@ -60,7 +61,7 @@ describe('projection', () => {
   it('records a failure with its error', () => {
     const s = project(
       stamp([
-        { type: 'step.intent', stepId: 'r:0', op: 'thin.create', target: 'base', args: base, txid: 0 },
+        createBase(),
         { type: 'step.failed', stepId: 'r:0', op: 'thin.create', target: 'base', error: { code: 'E_KERNEL', message: 'dm.message demo: ENOSPC' } },
       ]),
     );
@@ -71,12 +72,10 @@ describe('projection', () => {
   it('forgets a deleted device but never lowers the next thin id', () => {
     const s = project(
       stamp([
-        { type: 'step.intent', stepId: 'p', op: 'pool.activate', target: 'pool', args: { pool: 'demo', ...dmIdentity('demo', 'pool') } },
-        { type: 'step.done', stepId: 'p', op: 'pool.activate', target: 'pool', result: { txid: 0 } },
-        { type: 'step.intent', stepId: 'r:0', op: 'thin.create', target: 'base', args: { ...base, thinId: 7 }, txid: 0 },
-        { type: 'step.done', stepId: 'r:0', op: 'thin.create', target: 'base', result: { txid: 1 } },
-        { type: 'step.intent', stepId: 'r:1', op: 'thin.delete', target: 'base', args: {}, txid: 1 },
-        { type: 'step.done', stepId: 'r:1', op: 'thin.delete', target: 'base', result: { txid: 2 } },
+        ...stepEvents('pool.activate', 'pool', { pool: 'demo', ...dmIdentity('demo', 'pool'), blockSizeBytes: 65536, noSpaceTimeoutSeconds: 60, data: manifest().pool.data, metadata: manifest().pool.metadata, blank: true }, { txid: 0, dataBlocks: 16, lowWater: 1 }, { id: 'p' }),
+        createBase(0, { ...base, thinId: 7 }),
+        baseCreated(),
+        ...stepEvents('thin.delete', 'base', { ...base, thinId: 7, discard: true }, { txid: 2 }, { id: 'r:1', txid: 1 }),
       ]),
     );
     expect(s.things).toEqual({});
@@ -88,8 +87,8 @@ describe('projection', () => {
   it('is a pure fold: replaying in two halves gives the same state as in one go', () => {
     const events = stamp([
       { type: 'desired.set', manifest: manifest(), source: 'apply' },
-      { type: 'step.intent', stepId: 'r:0', op: 'thin.create', target: 'base', args: base, txid: 0 },
-      { type: 'step.done', stepId: 'r:0', op: 'thin.create', target: 'base', result: { txid: 1 } },
+      createBase(),
+      baseCreated(),
     ]);
     const whole = project(events);
     const halves = project(events.slice(1), evolve(initialState(), events[0]));
