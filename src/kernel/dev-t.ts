@@ -5,14 +5,15 @@
 /** Splits a dev_t into major and minor, the way glibc's gnu_dev_major and gnu_dev_minor do. */
 export function splitDevT(rdev: number | bigint): { major: number; minor: number } {
   const dev = BigInt(rdev);
-  return { major: Number(((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn)), minor: Number((dev & 0xffn) | ((dev >> 12n) & ~0xffn)) };
+  // 32-bit masks, as glibc's: an unbounded mask would take the major's high bits into the minor.
+  return { major: Number(((dev >> 8n) & 0xfffn) | ((dev >> 32n) & 0xfffff000n)), minor: Number((dev & 0xffn) | ((dev >> 12n) & 0xffffff00n)) };
 }
 
 /** glibc's makedev: the 64-bit dev_t of a major and minor number. */
 export function makeDevT(major: number, minor: number): bigint {
   const ma = BigInt(major);
   const mi = BigInt(minor);
-  return ((ma & 0xfffn) << 8n) | ((ma & ~0xfffn) << 32n) | (mi & 0xffn) | ((mi & ~0xffn) << 12n);
+  return ((ma & 0xfffn) << 8n) | ((ma & 0xfffff000n) << 32n) | (mi & 0xffn) | ((mi & 0xffffff00n) << 12n);
 }
 
 /** `major:minor`, as a table names a device. */

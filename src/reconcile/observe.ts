@@ -5,6 +5,7 @@ import type { KernelPort, DmInfo, MountEntry } from '../kernel/port.ts';
 import type { PoolSpec, Backing } from '../manifest/types.ts';
 import type { StateDir } from '../events/state-dir.ts';
 import { parsePoolStatus } from '../kernel/thin-pool.ts';
+import { splitDevT } from '../kernel/dev-t.ts';
 import { dmIdentity, isOwnedUuid } from '../domain/names.ts';
 import type { Observation, BackingObservation } from '../plan/observation.ts';
 
@@ -12,12 +13,6 @@ export function backingPath(stateDir: StateDir, backing: Backing): string {
   return backing.kind === 'file' ? stateDir.path(backing.file) : backing.device;
 }
 
-/** Linux dev_t as Node reports it: split into major and minor the way glibc's gnu_dev_major/minor do. */
-export function splitDev(rdev: number): { major: number; minor: number } {
-  const major = Number((BigInt(rdev) >> 8n) & 0xfffn) | Number((BigInt(rdev) >> 32n) & ~0xfffn);
-  const minor = Number(BigInt(rdev) & 0xffn) | Number((BigInt(rdev) >> 12n) & ~0xffn);
-  return { major, minor };
-}
 
 async function observeBacking(kernel: KernelPort, stateDir: StateDir, backing: Backing): Promise<BackingObservation> {
   const path = backingPath(stateDir, backing);
@@ -26,7 +21,7 @@ async function observeBacking(kernel: KernelPort, stateDir: StateDir, backing: B
     const loop = st ? await kernel.loopFind(path) : null;
     return { path, kind: 'file', exists: st !== null, sizeBytes: st?.size ?? 0, loop, majorMinor: loop ? `${loop.major}:${loop.minor}` : null };
   }
-  const dev = st && st.isBlockDevice() ? splitDev(st.rdev) : null;
+  const dev = st && st.isBlockDevice() ? splitDevT(st.rdev) : null;
   return {
     path,
     kind: 'device',
