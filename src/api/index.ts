@@ -14,6 +14,7 @@ import { silentReporter, type Reporter } from '../messages/port.ts';
 import { readStatus, type StatusView } from './status.ts';
 import { resolveContent } from '../reconcile/resolve-content.ts';
 import { ArchiveDigestFile } from '../reconcile/archive-digests.ts';
+import { currentPoolSpec } from '../lifecycle/current-pool.ts';
 import { growPool, type GrowRequest, type GrowResult } from '../reconcile/pool-grow.ts';
 import { UserError } from '../errors/index.ts';
 import { formatSize } from '../manifest/sizes.ts';
@@ -105,7 +106,7 @@ export async function planFor(manifest: string | Manifest | null, opts: CommonOp
     // Archives hashed by an earlier apply are looked up, not hashed again; plan writes nothing.
     const content = desired ? await resolveContent(desired, await ArchiveDigestFile.open(s.stateDir)) : undefined;
     const target = input === null ? s.state.desired : desired;
-    const observed = await observeSystem(s.kernel, s.stateDir, target?.pool ?? s.state.poolSpec);
+    const observed = await observeSystem(s.kernel, s.stateDir, currentPoolSpec(s.state, target));
     return makePlan({ desired: target, state: s.state, observed, mode: opts.mode ?? 'converge', content: content ?? s.state.content ?? undefined });
   });
 }

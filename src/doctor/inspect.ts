@@ -2,10 +2,11 @@
 // that is thinlayer's or maps this pool, the pool's thin ids, and whether a run holds the lock.
 // Reads only (the metadata snapshot a thin-id read holds is released before it returns).
 
+import { currentPool } from '../lifecycle/current-pool.ts';
 import type { Session } from '../reconcile/session.ts';
 import type { DmTarget, KernelPort } from '../kernel/port.ts';
 import { observeSystem } from '../reconcile/observe.ts';
-import { dmIdentity, isOwnedUuid } from '../domain/names.ts';
+import { isOwnedUuid } from '../domain/names.ts';
 import { readLockHolder, isLockHolderAlive } from '../events/lock.ts';
 import type { DoctorFacts, DmFact } from './findings.ts';
 import { describeReadError, type ThinIdReader } from './thin-ids.ts';
@@ -34,9 +35,9 @@ async function dmFacts(kernel: KernelPort, poolMajorMinor: string | null): Promi
 
 export async function inspect(session: Session, reader: ThinIdReader): Promise<DoctorFacts> {
   const state = session.state;
-  const poolSpec = state.desired?.pool ?? state.poolSpec;
-  const poolDmName = poolSpec ? dmIdentity(poolSpec.name, 'pool').dmName : null;
-  const observed = await observeSystem(session.kernel, session.stateDir, poolSpec);
+  const pool = currentPool(state);
+  const poolDmName = pool?.dmName ?? null;
+  const observed = await observeSystem(session.kernel, session.stateDir, pool?.spec ?? null);
   const poolInfo = observed.pool?.info;
   const devices = await dmFacts(session.kernel, poolInfo ? `${poolInfo.major}:${poolInfo.minor}` : null);
 

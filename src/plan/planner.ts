@@ -9,6 +9,7 @@
 import type { Manifest, PoolSpec, Backing } from '../manifest/types.ts';
 import type { EngineState, ThingRecord } from '../lifecycle/projection.ts';
 import { dmIdentity } from '../domain/names.ts';
+import { currentPoolSpec, poolIdentity } from '../lifecycle/current-pool.ts';
 import type { Observation } from './observation.ts';
 import { worstImpact, type Plan } from './steps.ts';
 import { poolModeBlocker, pressureBlocker } from './pressure.ts';
@@ -68,8 +69,8 @@ export function plan(input: PlanInput): Plan {
     wantedKeys: new Set(wanted.map((x) => x.key)),
     mounts: mountIndex(observed),
     poolName,
-    poolIdentity: dmIdentity(poolName, 'pool'),
-    poolSpec: desired?.pool ?? state.poolSpec ?? null,
+    poolIdentity: poolIdentity(poolName),
+    poolSpec: currentPoolSpec(state, desired),
     nextThinId: Math.max(state.pool?.nextThinId ?? 0, ...Object.values(state.things).map((t) => t.thinId + 1)),
     dropsPoolWhole: false,
   };

@@ -6,7 +6,8 @@ import type { PoolSpec, Backing } from '../manifest/types.ts';
 import type { StateDir } from '../events/state-dir.ts';
 import { parsePoolStatus } from '../kernel/thin-pool.ts';
 import { splitDevT } from '../kernel/dev-t.ts';
-import { dmIdentity, isOwnedUuid } from '../domain/names.ts';
+import { isOwnedUuid } from '../domain/names.ts';
+import { poolIdentity } from '../lifecycle/current-pool.ts';
 import type { Observation, BackingObservation } from '../plan/observation.ts';
 
 export function backingPath(stateDir: StateDir, backing: Backing): string {
@@ -56,7 +57,7 @@ export async function observeSystem(kernel: KernelPort, stateDir: StateDir, pool
   if (!pool) return { backend: kernel.kind, data: null, metadata: null, metadataBlank: true, pool: null, devices, mounts };
 
   const [data, metadata] = await Promise.all([observeBacking(kernel, stateDir, pool.data), observeBacking(kernel, stateDir, pool.metadata)]);
-  const { dmName } = dmIdentity(pool.name, 'pool');
+  const { dmName } = poolIdentity(pool.name);
   const info = devices[dmName];
   let poolObs: Observation['pool'] = null;
   if (info && info.liveTable) {

@@ -6,7 +6,8 @@ import type { Manifest } from '../manifest/types.ts';
 import type { Plan } from '../plan/steps.ts';
 import type { LayerContent } from '../plan/layer-chain.ts';
 import { plan as makePlan, type PlanMode } from '../plan/planner.ts';
-import { dmIdentity } from '../domain/names.ts';
+import { currentPool } from '../lifecycle/current-pool.ts';
+import { sameDesired } from '../plan/desired-state.ts';
 import { StateError, UserError, ThinlayerError } from '../errors/index.ts';
 import { observeSystem } from './observe.ts';
 import { executePlan } from './execute.ts';
@@ -57,17 +58,17 @@ export async function reconcile(session: Session, opts: ReconcileOptions): Promi
   let started = false;
   try {
     for (let pass = 0; pass < maxPasses; pass++) {
-      const poolSpec = opts.desired?.pool ?? session.state.poolSpec;
-      const observed = await observeSystem(session.kernel, session.stateDir, poolSpec);
+      const pool = currentPool(session.state, opts.desired);
+      const observed = await observeSystem(session.kernel, session.stateDir, pool?.spec ?? null);
       // Without resolved content, the recorded one serves only for the manifest it was resolved for.
-      const sameManifest = session.state.desired === opts.desired || JSON.stringify(session.state.desired) === JSON.stringify(opts.desired);
+      const sameManifest = sameDesired(session.state.desired, opts.desired);
       const content = opts.content ?? (sameManifest ? (session.state.content ?? undefined) : undefined);
       const plan = makePlan({ desired: opts.desired, state: session.state, observed, mode: opts.mode, content });
       firstPlan ??= plan;
       reporter.notify({ code: 'plan.ready', plan, pass });
       if (plan.blockers.length > 0) throw new StateError(plan.blockers.join('\n'), 'E_BLOCKED');
       const newDigest = typeof opts.desiredDigest === 'string' && opts.desiredDigest !== session.state.desiredDigest;
-      const desiredChanged = opts.recordDesired && (!sameManifest || newDigest || JSON.stringify(session.state.content ?? null) !== JSON.stringify(content ?? null));
+      const desiredChanged = opts.recordDesired && (!sameManifest || newDigest || !sameDesired(session.state.content, content));
       if (plan.steps.length === 0 && !desiredChanged) {
         if (started) await session.append([{ type: 'run.finished', runId, outcome: 'converged', steps }]);
         reporter.notify({ code: 'run.converged', steps, passes: pass });
@@ -83,8 +84,7 @@ export async function reconcile(session: Session, opts: ReconcileOptions): Promi
         started = true;
       }
       if (desiredChanged) await session.append([{ type: 'desired.set', manifest: opts.desired, content: content ?? null, source: opts.desired ? 'apply' : 'destroy', digest: opts.desiredDigest ?? null }], { durable: false });
-      const poolDmName = poolSpec ? dmIdentity(poolSpec.name, 'pool').dmName : '';
-      steps += await executePlan(session, plan.steps, poolDmName, { runId, reporter, signal: opts.signal, firstIndex: steps, observed: observed.devices });
+      steps += await executePlan(session, plan.steps, pool?.dmName ?? '', { runId, reporter, signal: opts.signal, firstIndex: steps, observed: observed.devices });
       if (opts.signal?.aborted) {
         await session.append([{ type: 'run.finished', runId, outcome: 'failed', steps }]);
         return { outcome: 'stopped', runId, steps, passes: pass + 1, plan: firstPlan };

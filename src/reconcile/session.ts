@@ -26,6 +26,13 @@ export interface SessionOptions {
   lockWaitMs?: number;
 }
 
+/** The kernel a command runs on, chosen by the backend option; why the choice fell as it did goes to the reporter. */
+export async function openSessionKernel(backend: BackendChoice, stateDir: StateDir, reporter: Reporter): Promise<KernelPort> {
+  const chosen = await openKernel(backend, stateDir);
+  if (chosen.notice) reporter.notify({ code: 'backend.notice', backend: chosen.kernel.kind, text: chosen.notice });
+  return chosen.kernel;
+}
+
 export class Session {
   private constructor(
     readonly stateDir: StateDir,
@@ -46,12 +53,7 @@ export class Session {
     const lock = opts.mutate ? await acquireLock(stateDir, { command: opts.command, waitMs: opts.lockWaitMs }) : null;
     try {
       if (lock?.tookOverFrom) opts.reporter.notify({ code: 'lock.took-over', pid: lock.tookOverFrom.pid, command: lock.tookOverFrom.command });
-      let kernel = opts.kernel;
-      if (!kernel) {
-        const chosen = await openKernel(opts.backend, stateDir);
-        kernel = chosen.kernel;
-        if (chosen.notice) opts.reporter.notify({ code: 'backend.notice', backend: kernel.kind, text: chosen.notice });
-      }
+      const kernel = opts.kernel ?? (await openSessionKernel(opts.backend, stateDir, opts.reporter));
       const log = await EventLog.open(stateDir, { exclusive: lock !== null });
       const store = await SnapshotStore.open<EngineState>(stateDir);
       const session = new Session(stateDir, crash.wrapKernel(countKernelCallsFromEnv(kernel)), log, store, lock, crash, initialState());

@@ -6,11 +6,11 @@
 // The decisions are pure (decideGrowth, useWarnings); autoextendPool reads the pool and the host
 // file system and calls growPool (src/reconcile/pool-grow.ts) to do the growing.
 
+import { currentPool } from '../lifecycle/current-pool.ts';
 import { stat, statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Session } from '../reconcile/session.ts';
 import { growPool, type PoolRole } from '../reconcile/pool-grow.ts';
-import { dmIdentity } from '../domain/names.ts';
 import { parsePoolStatus } from '../kernel/thin-pool.ts';
 import type { Reporter } from '../messages/port.ts';
 
@@ -113,9 +113,9 @@ export class Autoextender {
 
   /** Checks the pool of the session's desired state; grows it when due. Returns the use seen (null: no active pool). */
   async check(session: Session): Promise<PoolUse | null> {
-    const spec = session.state.desired?.pool ?? session.state.poolSpec;
-    if (!spec) return null;
-    const { dmName } = dmIdentity(spec.name, 'pool');
+    const pool = currentPool(session.state);
+    if (!pool) return null;
+    const { dmName, spec } = pool;
     const info = await session.kernel.info(dmName);
     if (!info || !info.liveTable) return null;
     const line = (await session.kernel.status(dmName)).find((l) => l.type === 'thin-pool');

@@ -10,17 +10,18 @@
 
 import { merge, type Observable } from 'rxjs';
 import { openStateDir } from '../events/state-dir.ts';
-import { openKernel, type BackendChoice } from '../kernel/select.ts';
+import type { BackendChoice } from '../kernel/select.ts';
 import type { KernelPort } from '../kernel/port.ts';
 import type { Manifest } from '../manifest/types.ts';
 import type { Plan } from '../plan/steps.ts';
-import { Session } from '../reconcile/session.ts';
+import { Session, openSessionKernel } from '../reconcile/session.ts';
 import { reconcile } from '../reconcile/reconcile.ts';
 import { resolveContent } from '../reconcile/resolve-content.ts';
 import type { LayerContent } from '../plan/layer-chain.ts';
 import { completePendingGrows } from '../reconcile/pool-grow.ts';
 import { readStatus, type StatusView } from '../api/status.ts';
-import { dmIdentity } from '../domain/names.ts';
+import { poolIdentity } from '../lifecycle/current-pool.ts';
+import { desiredDigestOf, sameDesired } from '../plan/desired-state.ts';
 import { ThinlayerError, UserError } from '../errors/index.ts';
 import type { Message, Reporter } from '../messages/port.ts';
 import { startLoop, type LoopSummary } from './loop.ts';
@@ -76,18 +77,14 @@ export async function watch(opts: WatchOptions): Promise<LoopSummary> {
 
   let ownKernel: KernelPort | null = null;
   let kernel = opts.kernel;
-  if (!kernel) {
-    const chosen = await openKernel(opts.backend, stateDir);
-    kernel = ownKernel = chosen.kernel;
-    if (chosen.notice) reporter.notify({ code: 'backend.notice', backend: kernel.kind, text: chosen.notice });
-  }
+  if (!kernel) kernel = ownKernel = await openSessionKernel(opts.backend, stateDir, reporter);
   // Every run's session closes its kernel; the watcher's one kernel lives as long as the watcher.
   const shared = borrowed(kernel);
 
   try {
     await ensureRequestsDir(stateDir);
     const autoextender = new Autoextender(opts.autoextend ?? DEFAULT_AUTOEXTEND, reporter);
-    let poolDmName: string | null = dmIdentity(first.manifest.pool.name, 'pool').dmName;
+    let poolDmName: string | null = poolIdentity(first.manifest.pool.name).dmName;
     let declinedManifest: string | null = null;
     let steps = 0;
     const poolCounter: LookedAt = { value: null };
@@ -96,7 +93,7 @@ export async function watch(opts: WatchOptions): Promise<LoopSummary> {
     // drift check costs no hashing, and an apply that re-read changed sources is not undone.
     let resolved: { manifest: string; content: LayerContent } | null = null;
     const contentOf = async (manifest: Manifest): Promise<LayerContent> => {
-      const key = JSON.stringify(manifest);
+      const key = desiredDigestOf(manifest);
       if (resolved?.manifest !== key) resolved = { manifest: key, content: await resolveContent(manifest) };
       return resolved.content;
     };
@@ -111,21 +108,21 @@ export async function watch(opts: WatchOptions): Promise<LoopSummary> {
         desired = reading.kept;
       } else desired = reading.manifest;
       // An edit's sources are read before the lock is taken, as apply does.
-      if (desired && JSON.stringify(desired) !== lastRecorded) await contentOf(desired);
+      if (desired && desiredDigestOf(desired) !== lastRecorded) await contentOf(desired);
 
       const session = await Session.open({ stateDir: opts.stateDir, backend: opts.backend, reporter, mutate: true, command: 'watch', kernel: shared, lockWaitMs: opts.lockWaitMs ?? Math.max(3000, opts.intervalMs) });
       try {
         await completePendingGrows(session, reporter);
         const recorded = session.state.desired;
-        lastRecorded = JSON.stringify(recorded);
+        lastRecorded = desiredDigestOf(recorded);
         desired ??= recorded;
         if (!desired) return;
-        poolDmName = dmIdentity(desired.pool.name, 'pool').dmName;
+        poolDmName = poolIdentity(desired.pool.name).dmName;
 
-        const edit = JSON.stringify(desired);
+        const edit = desiredDigestOf(desired);
         const content = edit === lastRecorded && session.state.content ? session.state.content : await contentOf(desired);
         // Content that differs from the recorded content is an edit too: its layers are new devices.
-        const alreadyConfirmed = edit === lastRecorded && JSON.stringify(content) === JSON.stringify(session.state.content);
+        const alreadyConfirmed = edit === lastRecorded && sameDesired(content, session.state.content);
         const declined: { plan: Plan | null } = { plan: null };
         try {
           const result = await reconcile(session, {
