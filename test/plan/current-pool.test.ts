@@ -22,8 +22,8 @@ describe('comparing desired states', () => {
     const a = manifest();
     const b = structuredClone(a);
     expect(sameDesired(a, b)).toBe(true);
-    b.devices[0] = { ...b.devices[0], mountpoint: '/srv/elsewhere' };
-    expect(sameDesired(a, b)).toBe(false);
+    const moved = { ...b, devices: [{ ...b.devices[0], mountpoint: '/srv/elsewhere' }, ...b.devices.slice(1)] };
+    expect(sameDesired(a, moved)).toBe(false);
     expect(sameDesired(null, undefined)).toBe(true);
     expect(sameDesired(a, null)).toBe(false);
     expect(sameDesired(chainLayers(a), chainLayers(structuredClone(a)))).toBe(true);
