@@ -10,7 +10,6 @@ import { inspect } from '../doctor/inspect.ts';
 import { diagnose } from '../doctor/diagnose.ts';
 import { planGc } from '../doctor/gc-plan.ts';
 import { runGc, type GcResult } from '../doctor/gc.ts';
-import { thinIdReaderFor } from '../doctor/thin-ids.ts';
 import { renderDoctor, renderGcPlan, renderGcResult } from '../doctor/render.ts';
 
 export interface DoctorCommandOptions {
@@ -37,8 +36,7 @@ export async function doctorCommand(opts: DoctorCommandOptions): Promise<number>
   const reporter = new TerminalReporter(opts.err, opts.json);
   const session = await Session.open({ stateDir: opts.stateDir, backend: opts.backend, reporter, mutate: false, command: 'doctor', kernel: opts.kernel });
   try {
-    const reader = await thinIdReaderFor(session.kernel, session.stateDir.path('sim'));
-    const report = diagnose(await inspect(session, reader), session.stateDir.root);
+    const report = diagnose(await inspect(session), session.stateDir.root);
     printer(opts.out)(opts.json ? JSON.stringify(report) : renderDoctor(report));
     return report.exitCode;
   } finally {
@@ -52,8 +50,7 @@ export async function gcCommand(opts: GcCommandOptions): Promise<number> {
   const print = printer(opts.out);
   const session = await Session.open({ stateDir: opts.stateDir, backend: opts.backend, reporter, mutate: opts.yes, command: 'gc', kernel: opts.kernel });
   try {
-    const reader = await thinIdReaderFor(session.kernel, session.stateDir.path('sim'));
-    const facts = await inspect(session, reader);
+    const facts = await inspect(session);
     const plan = planGc(facts);
     const summary = {
       dryRun: !opts.yes,

@@ -9,7 +9,7 @@ import { observeSystem } from '../reconcile/observe.ts';
 import { isOwnedUuid } from '../domain/names.ts';
 import { readLockHolder, isLockHolderAlive } from '../events/lock.ts';
 import type { DoctorFacts, DmFact } from './findings.ts';
-import { describeReadError, type ThinIdReader } from './thin-ids.ts';
+import { KernelError } from '../errors/index.ts';
 
 /** The single thin target of a table: `<pool major:minor> <thin id> [external origin]`. */
 export function thinTargetOf(table: DmTarget[]): DmFact['thin'] {
@@ -33,7 +33,14 @@ async function dmFacts(kernel: KernelPort, poolMajorMinor: string | null): Promi
   return facts.sort((a, b) => a.name.localeCompare(b.name));
 }
 
-export async function inspect(session: Session, reader: ThinIdReader): Promise<DoctorFacts> {
+function describeReadError(e: unknown): string {
+  if (e instanceof KernelError) return e.message;
+  const err = e as { stderr?: string; message?: string };
+  const stderr = typeof err?.stderr === 'string' ? err.stderr.trim().split('\n')[0] : '';
+  return stderr || String(err?.message ?? e);
+}
+
+export async function inspect(session: Session): Promise<DoctorFacts> {
   const state = session.state;
   const pool = currentPool(state);
   const poolDmName = pool?.dmName ?? null;
@@ -48,7 +55,7 @@ export async function inspect(session: Session, reader: ThinIdReader): Promise<D
     else {
       const metadataDev = observed.metadata.loop?.path ?? observed.metadata.path;
       try {
-        thinIds = await reader.listThinIds(poolDmName, metadataDev);
+        thinIds = await session.kernel.listThinIds(poolDmName, metadataDev);
       } catch (e) {
         thinIdsError = describeReadError(e);
       }
