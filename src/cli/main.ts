@@ -209,12 +209,17 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
     }
     return 2;
   } catch (e) {
-    const error = e instanceof ThinlayerError ? e : null;
-    if (json) err.write(JSON.stringify({ error: error ? error.toJSON() : { code: 'E_INTERNAL', message: String((e as Error)?.stack ?? e) } }) + '\n');
-    else if (error) err.write(`thinlayer: ${error.message}\n`);
-    else err.write(`thinlayer: internal error (a bug, please report it): ${(e as Error)?.stack ?? e}\n`);
-    return error ? error.exitCode : 1;
+    return exitCodeFor(e, err, json);
   }
+}
+
+/** The one place an error becomes an exit code: it is written to `err` (as JSON with --json) and its code answered. */
+export function exitCodeFor(e: unknown, err: NodeJS.WritableStream, json: boolean): number {
+  const error = e instanceof ThinlayerError ? e : null;
+  if (json) err.write(JSON.stringify({ error: error ? error.toJSON() : { code: 'E_INTERNAL', message: String((e as Error)?.stack ?? e) } }) + '\n');
+  else if (error) err.write(`thinlayer: ${error.message}\n`);
+  else err.write(`thinlayer: internal error (a bug, please report it): ${(e as Error)?.stack ?? e}\n`);
+  return error ? error.exitCode : 1;
 }
 
 function parseSize(text: string, flag: string): number {

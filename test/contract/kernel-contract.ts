@@ -300,6 +300,17 @@ export function describeKernelContract(name: string, makeFixture: () => Promise<
       await expectErrno(fx.kernel.message(pool.name, 'create_snap 2 1'), 'EEXIST');
     });
 
+    it('lists the thin ids in a pool\'s metadata, in use or not, and leaves no metadata snapshot held', async () => {
+      const pool = await rig.pool();
+      expect(await fx.kernel.listThinIds(pool.name, pool.metaLoop.path)).toEqual([]);
+      await fx.kernel.message(pool.name, 'create_thin 5');
+      await fx.kernel.message(pool.name, 'create_snap 9 5');
+      await fx.kernel.message(pool.name, 'create_thin 2');
+      await fx.kernel.message(pool.name, 'delete 9');
+      expect(await fx.kernel.listThinIds(pool.name, pool.metaLoop.path)).toEqual([2, 5]);
+      expect((await rig.poolStatus(pool)).heldRoot).toBe('-');
+    });
+
     it('rejects ids over 24 bits, unknown messages, and messages to a device that is not a pool, with EINVAL', async () => {
       const pool = await rig.pool();
       await expectErrno(fx.kernel.message(pool.name, 'create_thin 16777216'), 'EINVAL');
