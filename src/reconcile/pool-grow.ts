@@ -37,7 +37,6 @@ export interface GrowOptions {
 }
 
 export async function growPool(session: Session, request: GrowRequest, opts: GrowOptions = {}): Promise<GrowResult> {
-  const reporter = opts.reporter ?? silentReporter;
   const pool = currentPool(session.state);
   if (!pool) throw new UserError('no pool is recorded in this state dir: run `thinlayer apply -f MANIFEST` first', {}, 'E_NO_POOL');
   const { spec } = pool;
@@ -48,10 +47,14 @@ export async function growPool(session: Session, request: GrowRequest, opts: Gro
     if (wanted !== undefined && backing.kind === 'file') fileBytes[role] = (await stat(session.stateDir.path(backing.file))).size;
   }
   // The same args `plan` shows for a raised size (src/plan/changes.ts), so what is shown is what is logged.
-  const args: GrowArgs = poolGrowArgs(pool, spec, request, fileBytes);
+  return runPoolGrow(session, poolGrowArgs(pool, spec, request, fileBytes), opts);
+}
 
+/** Runs one pool.grow step of these args (as `plan` showed it, for apply's raised sizes) through the step runner. */
+export async function runPoolGrow(session: Session, args: GrowArgs, opts: GrowOptions = {}): Promise<GrowResult> {
+  const reporter = opts.reporter ?? silentReporter;
   const stepId = `${opts.runId ?? newRunId()}:${POOL_GROW_OP}`;
-  const runner = new StepRunner(session, { poolDmName: pool.dmName, reporter, durableOutcomes: true });
+  const runner = new StepRunner(session, { poolDmName: args.dmName, reporter, durableOutcomes: true });
   const result = await runner.run(poolGrowStep(args), stepId);
   reportGrown(args, reporter);
   return result as GrowResult;
