@@ -311,6 +311,18 @@ export function describeKernelContract(name: string, makeFixture: () => Promise<
       expect((await rig.poolStatus(pool)).heldRoot).toBe('-');
     });
 
+    it('reads the bytes one thin id maps, as its status line counts them, and leaves no metadata snapshot held', async () => {
+      const pool = await rig.pool();
+      const thin = await rig.thin(pool, 4);
+      expect(await fx.kernel.thinMappedBytes(pool.name, pool.metaLoop.path, 4)).toBe(0);
+      await fx.kernel.mkfs(thin.devPath, 'ext4');
+      const [mappedSectors] = (await fx.kernel.status(thin.name))[0].params.split(' ').map(Number);
+      expect(mappedSectors).toBeGreaterThan(0);
+      expect(await fx.kernel.thinMappedBytes(pool.name, pool.metaLoop.path, 4)).toBe(mappedSectors * 512);
+      await expect(fx.kernel.thinMappedBytes(pool.name, pool.metaLoop.path, 7)).rejects.toThrow();
+      expect((await rig.poolStatus(pool)).heldRoot).toBe('-');
+    });
+
     it('rejects ids over 24 bits, unknown messages, and messages to a device that is not a pool, with EINVAL', async () => {
       const pool = await rig.pool();
       await expectErrno(fx.kernel.message(pool.name, 'create_thin 16777216'), 'EINVAL');
