@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { apply } from '../../src/api/index.ts';
 import { SimKernel } from '../../src/kernel/sim/index.ts';
-import { parsePoolStatus } from '../../src/kernel/status-lines.ts';
+import { parsePoolStatus } from '../../src/kernel/thin-pool.ts';
 import { dmIdentity } from '../../src/domain/names.ts';
 import { deviceName, manifestYaml, type BenchManifestSpec } from '../fixtures/manifest.ts';
 import { round } from '../stats.ts';

@@ -27,7 +27,7 @@ import { LinuxKernel } from '../../src/kernel/linux/index.ts';
 import { trim } from '../../src/kernel/linux/filesystem.ts';
 import type { KernelPort } from '../../src/kernel/port.ts';
 import { KernelCallCounter, type KernelCallTally } from '../../src/kernel/counting.ts';
-import { parsePoolStatus, parseThinStatus } from '../../src/kernel/status-lines.ts';
+import { parsePoolStatus, parseThinStatus } from '../../src/kernel/thin-pool.ts';
 import { dmIdentity } from '../../src/domain/names.ts';
 import type { Message, Reporter } from '../../src/messages/port.ts';
 import { deviceName, manifestYaml } from '../fixtures/manifest.ts';

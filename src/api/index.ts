@@ -5,7 +5,7 @@ import type { Manifest } from '../manifest/types.ts';
 import type { ManifestSource } from '../manifest/load.ts';
 import type { KernelPort } from '../kernel/port.ts';
 import type { BackendChoice } from '../kernel/select.ts';
-import { worstImpact, type Plan } from '../plan/steps.ts';
+import { worstImpact, type Plan, type Step, type PoolGrowArgs } from '../plan/steps.ts';
 import { plan as makePlan } from '../plan/planner.ts';
 import { Session } from '../reconcile/session.ts';
 import { reconcile, type RunResult } from '../reconcile/reconcile.ts';
@@ -15,12 +15,13 @@ import { silentReporter, type Reporter } from '../messages/port.ts';
 import { readStatus, type StatusView } from './status.ts';
 import { resolveContent } from '../reconcile/resolve-content.ts';
 import { ArchiveDigestFile } from '../reconcile/archive-digests.ts';
-import { growPool, type GrowRequest, type GrowResult } from '../reconcile/pool-grow.ts';
+import { currentPoolSpec, poolIdentity } from '../lifecycle/current-pool.ts';
+import { growPool, runPoolGrow, type GrowRequest, type GrowResult } from '../reconcile/pool-grow.ts';
 import { UserError } from '../errors/index.ts';
 import { formatSize } from '../manifest/sizes.ts';
 import { stat } from 'node:fs/promises';
 import type { Backing } from '../manifest/types.ts';
-import { refuseChanges, poolGrowth, poolGrowthStep, type PoolGrowth } from '../plan/changes.ts';
+import { refuseChanges, poolGrowth, poolGrowArgs, poolGrowStep } from '../plan/changes.ts';
 
 export interface CommonOptions {
   stateDir: string;
@@ -59,11 +60,14 @@ function refuseSmallerBase(s: Session, desired: Manifest): void {
   }
 }
 
-/** The pool's file sizes now, and what a raised data.size or metadata.size grows (plan/changes.ts). */
-async function growthFor(s: Session, desired: Manifest): Promise<{ growth: PoolGrowth | null; fileBytes: Record<'data' | 'metadata', number | null> }> {
+/** A raised data.size or metadata.size: the growth, and the pool.grow step that carries it out (the step `pool grow` logs). */
+async function growthFor(s: Session, desired: Manifest): Promise<{ args: PoolGrowArgs; step: Step } | null> {
   const size = async (b: Backing) => (b.kind === 'file' ? ((await stat(s.stateDir.path(b.file)).catch(() => null))?.size ?? null) : null);
   const fileBytes = { data: await size(desired.pool.data), metadata: await size(desired.pool.metadata) };
-  return { growth: poolGrowth(s.state, desired, fileBytes), fileBytes };
+  const growth = poolGrowth(s.state, desired, fileBytes);
+  if (!growth) return null;
+  const args = poolGrowArgs(poolIdentity(s.state, desired.pool.name), desired.pool, growth, fileBytes);
+  return { args, step: poolGrowStep(args) };
 }
 
 function confirmer(opts: MutateOptions): (plan: Plan) => Promise<boolean> {
@@ -115,16 +119,16 @@ export async function apply(manifest: ManifestArg, opts: MutateOptions): Promise
     // A raised data.size or metadata.size grows the pool first, through `pool grow`'s own path; when
     // the rest of the plan deletes, only once that plan is confirmed (asked once, growth included).
     let confirm = confirmer(opts);
-    const { growth, fileBytes } = await growthFor(s, desired);
-    if (growth) {
+    const grow = await growthFor(s, desired);
+    if (grow) {
       const observed = await observeSystem(s.kernel, s.stateDir, desired.pool, s.state);
       const rest = makePlan({ desired, state: s.state, observed, mode: 'converge', content });
       if (rest.impact === 'destroy') {
-        const steps = [poolGrowthStep(growth, fileBytes), ...rest.steps];
+        const steps = [grow.step, ...rest.steps];
         if (!(await confirm({ ...rest, steps, impact: worstImpact(steps) }))) throw new UserError('the plan deletes devices and was not confirmed: nothing was changed (re-run with --yes to confirm)', { path: '--yes' }, 'E_NOT_CONFIRMED');
         confirm = async () => true;
       }
-      await growPool(s, growth, { reporter: opts.reporter });
+      await runPoolGrow(s, grow.args, { reporter: opts.reporter });
     }
     return reconcile(s, { desired, desiredDigest: digest, content, mode: 'converge', command: 'apply', reporter: opts.reporter ?? silentReporter, confirm, recordDesired: true, signal: opts.signal });
   });
@@ -142,12 +146,12 @@ export async function planFor(manifest: ManifestArg | null, opts: CommonOptions 
     // Archives hashed by an earlier apply are looked up, not hashed again; plan writes nothing.
     const content = desired ? await resolveContent(desired, await ArchiveDigestFile.open(s.stateDir)) : undefined;
     const target = input === null ? s.state.desired : desired;
-    const observed = await observeSystem(s.kernel, s.stateDir, target?.pool ?? s.state.poolSpec, s.state);
+    const observed = await observeSystem(s.kernel, s.stateDir, currentPoolSpec(s.state, target), s.state);
     await checkMountpointsOnHost(s.kernel, s.stateDir.root, target, opts.mode ?? 'converge', observed.devices);
     const planned = makePlan({ desired: target, state: s.state, observed, mode: opts.mode ?? 'converge', content: content ?? s.state.content ?? undefined });
     const grow = desired && (opts.mode ?? 'converge') === 'converge' ? await growthFor(s, desired) : null;
-    if (!grow?.growth) return planned;
-    const steps = [poolGrowthStep(grow.growth, grow.fileBytes), ...planned.steps];
+    if (!grow) return planned;
+    const steps = [grow.step, ...planned.steps];
     return { ...planned, steps, impact: worstImpact(steps) };
   });
 }

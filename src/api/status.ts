@@ -1,14 +1,14 @@
 // The status view: what the log knows joined with what the kernel shows, as plain data.
 
+import { currentPool } from '../lifecycle/current-pool.ts';
 import type { Session } from '../reconcile/session.ts';
 import { observeSystem } from '../reconcile/observe.ts';
 import { observeThing, mountIndex } from '../plan/planner.ts';
 import { thingKey } from '../domain/names.ts';
-import { poolIdentityOf } from '../domain/ownership.ts';
 import type { StableState } from '../lifecycle/machine.ts';
 import type { Observation } from '../plan/observation.ts';
 import { chainLayers, chainHex } from '../plan/layer-chain.ts';
-import { parseThinStatus } from '../kernel/status-lines.ts';
+import { parseThinStatus } from '../kernel/thin-pool.ts';
 import type { KernelPort } from '../kernel/port.ts';
 
 export interface SpaceUse {
@@ -65,7 +65,8 @@ function use(used: number, total: number, unit: number): SpaceUse {
 export async function readStatus(session: Session, observed?: Observation): Promise<StatusView> {
   const state = session.state;
   const desired = state.desired;
-  const poolSpec = desired?.pool ?? state.poolSpec;
+  const current = currentPool(state);
+  const poolSpec = current?.spec ?? null;
   const obs = observed ?? (await observeSystem(session.kernel, session.stateDir, poolSpec, session.state));
   const mounts = mountIndex(obs);
   const seen = (key: string): StableState => (state.things[key] ? observeThing(state.things[key], obs, mounts).state : 'absent');
@@ -73,7 +74,7 @@ export async function readStatus(session: Session, observed?: Observation): Prom
   const pool = poolSpec
     ? {
         name: poolSpec.name,
-        dmName: poolIdentityOf(state, poolSpec.name).dmName,
+        dmName: current!.dmName,
         active: obs.pool !== null,
         mode: st?.mode ?? null,
         transactionId: st?.transactionId ?? null,

@@ -12,7 +12,6 @@ import { inspect } from '../doctor/inspect.ts';
 import { diagnose } from '../doctor/diagnose.ts';
 import { planGc } from '../doctor/gc-plan.ts';
 import { runGc, type GcResult } from '../doctor/gc.ts';
-import { thinIdReaderFor } from '../doctor/thin-ids.ts';
 import { renderDoctor, renderGcPlan, renderGcResult } from '../doctor/render.ts';
 import { orphansOf, type DoctorFacts } from '../doctor/findings.ts';
 import { UserError } from '../errors/index.ts';
@@ -66,8 +65,7 @@ export async function doctorCommand(opts: DoctorCommandOptions): Promise<number>
   const reporter = new TerminalReporter(opts.err, opts.json);
   const session = await Session.open({ stateDir: opts.stateDir, backend: opts.backend, reporter, mutate: false, command: 'doctor', kernel: opts.kernel });
   try {
-    const reader = await thinIdReaderFor(session.kernel, session.stateDir.path('sim'));
-    const report = diagnose(await inspect(session, reader), session.stateDir.root);
+    const report = diagnose(await inspect(session), session.stateDir.root);
     printer(opts.out)(opts.json ? JSON.stringify(report) : renderDoctor(report));
     return report.exitCode;
   } finally {
@@ -88,8 +86,7 @@ export async function gcCommand(opts: GcCommandOptions): Promise<number> {
       print(opts.json ? JSON.stringify({ outcome: 'nothing-recorded', steps: 0 }) : summaryLine({ command: 'gc', outcome: 'nothing-recorded', steps: 0 }));
       return 0;
     }
-    const reader = await thinIdReaderFor(session.kernel, session.stateDir.path('sim'));
-    const facts = await inspect(session, reader);
+    const facts = await inspect(session);
     if (opts.keepForeign) return await keepForeign(session, facts, print, opts.json);
     const plan = planGc(facts, { thinId: opts.thinId });
     const summary = {
@@ -102,7 +99,7 @@ export async function gcCommand(opts: GcCommandOptions): Promise<number> {
     if (named && plan.blockers.length === 0) {
       // Named: say what it holds, and ask (or take --yes).
       const metadataDev = facts.observed.metadata!.loop?.path ?? facts.observed.metadata!.path;
-      const bytes = await reader.mappedBytes(facts.poolDmName!, metadataDev, opts.thinId!);
+      const bytes = await session.kernel.thinMappedBytes(facts.poolDmName!, metadataDev, opts.thinId!);
       const question = `thin id ${opts.thinId} maps ${bytes} bytes (${(bytes / 2 ** 20).toFixed(1)} MiB) of data that this log did not create; deleting it loses that data. Delete it?`;
       const confirmed = opts.yes || (opts.confirm ? await opts.confirm(question) : false);
       if (!confirmed) {

@@ -1,9 +1,10 @@
 // `thinlayer watch -f MANIFEST`: keeps the host converged for as long as it runs (src/watch).
 // SIGINT and SIGTERM let the current step finish and be recorded, then it exits 0; SIGHUP asks
 // for a reconcile now. Output: the live view on a terminal, NDJSON with --json, lines otherwise.
+// Errors are thrown to the entry point (main.ts), which alone turns them into exit codes.
 
 import { resolve } from 'node:path';
-import { UserError, ThinlayerError } from '../errors/index.ts';
+import { UserError } from '../errors/index.ts';
 import { watch } from '../watch/watcher.ts';
 import { WatchOutput, outputModeFor } from '../watch/output.ts';
 import { initialLiveModel } from '../watch/live-view.ts';
@@ -70,12 +71,6 @@ export async function watchCommand(opts: WatchCommandOptions): Promise<number> {
       signal: controller.signal,
     });
     return 0;
-  } catch (e) {
-    const error = e instanceof ThinlayerError ? e : null;
-    if (opts.json) opts.err.write(JSON.stringify({ error: error ? error.toJSON() : { code: 'E_INTERNAL', message: String((e as Error)?.stack ?? e) } }) + '\n');
-    else if (error) opts.err.write(`thinlayer: ${error.message}\n`);
-    else opts.err.write(`thinlayer: internal error (a bug, please report it): ${(e as Error)?.stack ?? e}\n`);
-    return error ? error.exitCode : 1;
   } finally {
     output.close();
     await server?.close();

@@ -8,10 +8,10 @@
 //   tables    a thin table that names another thin id or pool than the log says.
 //   unknown   a thinlayer-owned dm device on this pool that the log knows nothing about.
 
-import type { EngineState, ThingRecord } from '../lifecycle/projection.ts';
+import { describeThing, type EngineState, type ThingRecord } from '../lifecycle/projection.ts';
 import type { Observation } from '../plan/observation.ts';
 import { observeThing, mountIndex } from '../plan/planner.ts';
-import type { StableState } from '../lifecycle/machine.ts';
+import { createInDoubt, type StableState } from '../lifecycle/machine.ts';
 import type { Finding } from './finding.ts';
 import { logBehindOf, logBehindText, LOG_BEHIND_REPAIR } from '../plan/log-behind.ts';
 
@@ -69,10 +69,9 @@ function ownedThinIds(state: EngineState): Set<number> {
   return new Set(Object.values(state.things).map((t) => t.thinId));
 }
 
-/** A create was logged but its outcome was not: the id may or may not be in the pool, and up settles it. */
-function createInDoubt(t: ThingRecord): boolean {
-  const lc = t.lifecycle;
-  return lc.state === 'creating' || lc.state === 'deleting' || (lc.state === 'failed' && lc.from === 'absent');
+/** A create or a delete was logged but its outcome was not: the id may or may not be in the pool, and up settles it. */
+function idInDoubt(t: ThingRecord): boolean {
+  return createInDoubt(t.lifecycle) || t.lifecycle.state === 'deleting';
 }
 
 export function orphansOf(facts: DoctorFacts): Orphan[] {
@@ -86,7 +85,7 @@ export function missingOf(facts: DoctorFacts): MissingThing[] {
   if (!facts.thinIds) return [];
   const inPool = new Set(facts.thinIds);
   return Object.values(facts.state.things)
-    .filter((t) => !inPool.has(t.thinId) && !createInDoubt(t))
+    .filter((t) => !inPool.has(t.thinId) && !idInDoubt(t))
     .map((t) => ({ key: t.key, thinId: t.thinId, active: facts.observed.devices[t.dmName]?.liveTable === true }))
     .sort((a, b) => a.thinId - b.thinId);
 }
@@ -99,13 +98,6 @@ export function unknownDevicesOf(facts: DoctorFacts): DmFact[] {
   // A device mapping a thin id kept as foreign is part of what the user chose to keep.
   const kept = new Set(facts.state.pool?.foreign?.thinIds ?? []);
   return facts.devices.filter((d) => d.owned && !known.has(d.name) && pool !== null && d.thin?.pool === pool && !kept.has(d.thin.thinId));
-}
-
-/** A thing for people: layers are keyed by chain id, so their manifest name comes first. */
-export function describeThing(t: Pick<ThingRecord, 'kind' | 'name' | 'label'>): string {
-  if (t.kind === 'base') return 'the base';
-  if (t.kind === 'layer' && t.label && t.label !== t.name) return `layer ${t.label} (${t.name})`;
-  return `${t.kind} ${t.name}`;
 }
 
 const who = describeThing;

@@ -7,12 +7,12 @@
 //   - thinlayer-owned dm devices on the pool that the log never created, when nothing holds them open.
 // Every deletion is a step, logged as an intent before and an outcome after, like any other.
 
-import type { Step } from '../plan/steps.ts';
-import type { ThingRecord } from '../lifecycle/projection.ts';
+import { makeStep, type Step } from '../plan/steps.ts';
+import { describeThing, type ThingRecord } from '../lifecycle/projection.ts';
 import { observeThing, mountIndex } from '../plan/planner.ts';
 import { pathBetween } from '../lifecycle/machine.ts';
 import { thingKey } from '../domain/names.ts';
-import { orphansOf, missingOf, unknownDevicesOf, describeThing, type DoctorFacts } from './findings.ts';
+import { orphansOf, missingOf, unknownDevicesOf, type DoctorFacts } from './findings.ts';
 import { chainLayers, chainHex } from '../plan/layer-chain.ts';
 import { poolModeBlocker } from '../plan/pressure.ts';
 import { logBehindOf, logBehindText, LOG_BEHIND_REPAIR } from '../plan/log-behind.ts';
@@ -86,7 +86,7 @@ function planNamed(facts: DoctorFacts, thinId: number): GcPlan {
   const user = facts.devices.find((d) => d.thin?.pool === `${facts.observed.pool!.info.major}:${facts.observed.pool!.info.minor}` && d.thin.thinId === thinId);
   if (user) return { steps: [], settle: [], skipped: [], blockers: [`thin id ${thinId} is mapped by device ${user.name}${user.owned ? '' : ', which thinlayer does not own'}: remove that device first`] };
   return {
-    steps: [{ op: ORPHAN_DELETE, target: `thin:${thinId}`, impact: 'destroy', args: { thinId, named: true }, reason: `delete thin id ${thinId}, named on the command line (the log did not create it)` }],
+    steps: [makeStep(ORPHAN_DELETE, `thin:${thinId}`, 'destroy', { thinId, named: true }, `delete thin id ${thinId}, named on the command line (the log did not create it)`)],
     settle: [],
     skipped: [],
     blockers: [],
@@ -104,7 +104,7 @@ export function planGc(facts: DoctorFacts, request: GcRequest = {}): GcPlan {
   const settle = Object.values(state.pending)
     .filter((p) => p.op === ORPHAN_DELETE)
     .sort((a, b) => a.seq - b.seq)
-    .map((p) => ({ stepId: p.stepId, thinId: Number((p.args as { thinId?: number }).thinId), txid: p.txid }));
+    .flatMap((p) => (p.op === ORPHAN_DELETE ? [{ stepId: p.stepId, thinId: p.args.thinId, txid: p.txid }] : []));
 
   // Devices first: a thin id a live device maps cannot be deleted (EBUSY).
   const removed = new Set<string>();
@@ -114,7 +114,7 @@ export function planGc(facts: DoctorFacts, request: GcRequest = {}): GcPlan {
       continue;
     }
     removed.add(d.name);
-    steps.push({ op: 'thin.deactivate', target: `dm:${d.name}`, impact: 'destroy', args: { dmName: d.name }, reason: `remove device ${d.name}, which thinlayer's log never created (thin id ${d.thin!.thinId})` });
+    steps.push(makeStep('thin.deactivate', `dm:${d.name}`, 'destroy', { dmName: d.name }, `remove device ${d.name}, which thinlayer's log never created (thin id ${d.thin!.thinId})`));
   }
 
   // Layers the manifest no longer lists, children before parents.
@@ -132,10 +132,11 @@ export function planGc(facts: DoctorFacts, request: GcRequest = {}): GcPlan {
       skipped.push({ subject: t.key, reason: `${who(t)}'s creation is in doubt: run \`thinlayer up\` first` });
       continue;
     }
+    const mountpoint = seen.mountedAt ?? t.mountpoint;
     for (const command of pathBetween(seen.state, 'absent')) {
-      if (command === 'UNMOUNT') steps.push({ op: 'fs.unmount', target: t.key, impact: 'update', args: { dmName: t.dmName, mountpoint: seen.mountedAt ?? t.mountpoint }, reason: `unmount ${who(t)} from ${seen.mountedAt ?? t.mountpoint}` });
-      if (command === 'DEACTIVATE') steps.push({ op: 'thin.deactivate', target: t.key, impact: 'update', args: { dmName: t.dmName }, reason: `deactivate ${who(t)}` });
-      if (command === 'DELETE') steps.push({ op: 'thin.delete', target: t.key, impact: 'destroy', args: { dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes, discard: true }, reason: `delete ${who(t)} (thin id ${t.thinId}): the manifest no longer lists it` });
+      if (command === 'UNMOUNT' && mountpoint) steps.push(makeStep('fs.unmount', t.key, 'update', { dmName: t.dmName, mountpoint }, `unmount ${who(t)} from ${mountpoint}`));
+      if (command === 'DEACTIVATE') steps.push(makeStep('thin.deactivate', t.key, 'update', { dmName: t.dmName }, `deactivate ${who(t)}`));
+      if (command === 'DELETE') steps.push(makeStep('thin.delete', t.key, 'destroy', { dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes, discard: true }, `delete ${who(t)} (thin id ${t.thinId}): the manifest no longer lists it`));
     }
   }
 
@@ -146,7 +147,7 @@ export function planGc(facts: DoctorFacts, request: GcRequest = {}): GcPlan {
       skipped.push({ subject: t.key, reason: `${who(t)}'s thin id ${t.thinId} is gone but its device ${t.dmName} is live: run \`thinlayer down\` first` });
       continue;
     }
-    steps.push({ op: 'thin.delete', target: t.key, impact: 'destroy', args: { dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes, discard: false }, reason: `forget ${who(t)}: its thin id ${t.thinId} is gone from the pool` });
+    steps.push(makeStep('thin.delete', t.key, 'destroy', { dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes, discard: false }, `forget ${who(t)}: its thin id ${t.thinId} is gone from the pool`));
   }
 
   // This log's own, and ids whose delete the user already chose (an orphan delete a crash interrupted).
@@ -163,7 +164,7 @@ export function planGc(facts: DoctorFacts, request: GcRequest = {}): GcPlan {
       skipped.push({ subject: `thin:${o.thinId}`, reason: `orphan thin id ${o.thinId} is mapped by device ${user.name}${user.owned ? '' : ', which thinlayer does not own'}: remove that device first` });
       continue;
     }
-    steps.push({ op: ORPHAN_DELETE, target: `thin:${o.thinId}`, impact: 'destroy', args: { thinId: o.thinId }, reason: `delete orphan thin id ${o.thinId} (this log created it; no record of the log holds it now)` });
+    steps.push(makeStep(ORPHAN_DELETE, `thin:${o.thinId}`, 'destroy', { thinId: o.thinId }, `delete orphan thin id ${o.thinId} (this log created it; no record of the log holds it now)`));
   }
   return { steps, settle, skipped, blockers: [] };
 }

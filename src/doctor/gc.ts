@@ -1,5 +1,5 @@
-// Run a gc plan inside a locked session. Every deletion goes through the log exactly as the
-// reconciler's steps do: a step.intent (with the pool's transaction id for metadata changes)
+// Run a gc plan inside a locked session. Every deletion goes through the one step runner, exactly
+// as the reconciler's steps do: a step.intent (with the pool's transaction id for metadata changes)
 // before the kernel is touched, a step.done or step.failed after. Orphan deletes that a crash
 // interrupted are settled first, by the fence: if the pool's transaction id moved one past the
 // intent's, the delete landed.
@@ -7,14 +7,9 @@
 import type { Session } from '../reconcile/session.ts';
 import type { Reporter } from '../messages/port.ts';
 import { executePlan } from '../reconcile/execute.ts';
-import { parsePoolStatus } from '../kernel/status-lines.ts';
-import { deleteOrphan } from './orphan-delete.ts';
+import { newRunId } from '../reconcile/step-runner.ts';
+import { readTransactionId } from '../kernel/thin-pool.ts';
 import { ORPHAN_DELETE, type GcPlan } from './gc-plan.ts';
-
-async function readTxid(session: Session, poolDmName: string): Promise<number> {
-  const line = (await session.kernel.status(poolDmName)).find((l) => l.type === 'thin-pool');
-  return line ? parsePoolStatus(line.params).transactionId : 0;
-}
 
 export interface GcResult {
   runId: string;
@@ -25,21 +20,21 @@ export interface GcResult {
 }
 
 export async function runGc(session: Session, plan: GcPlan, poolDmName: string, reporter: Reporter, signal?: AbortSignal): Promise<GcResult> {
-  const runId = `${Date.now().toString(36)}-${process.pid}`;
+  const runId = newRunId();
   if (plan.steps.length === 0 && plan.settle.length === 0) return { runId, settled: 0, steps: 0, interrupted: false };
   await session.append([{ type: 'run.started', runId, command: 'gc', pid: process.pid }]);
   let done = 0;
   try {
     for (const s of plan.settle) {
-      const txid = await readTxid(session, poolDmName);
+      const txid = await readTransactionId(session.kernel, poolDmName);
       const landed = s.txid !== undefined && txid === s.txid + 1;
       await session.append([
         { type: 'recovery.note', kind: 'intent-resolved', detail: { stepId: s.stepId, op: ORPHAN_DELETE, thinId: s.thinId, intentTxid: s.txid ?? null, poolTxid: txid, landed } },
         { type: 'step.done', stepId: s.stepId, op: ORPHAN_DELETE, target: `thin:${s.thinId}`, result: landed ? { txid, thinId: s.thinId } : { thinId: s.thinId }, recovered: true },
       ]);
     }
-    // The reconciler's own executor, with gc's one action of its own: the same intents, fences and outcomes.
-    done = await executePlan(session, plan.steps, poolDmName, { runId, reporter, signal, firstIndex: 0, actions: { [ORPHAN_DELETE]: deleteOrphan } });
+    // The reconciler's own executor: the same intents, fences and outcomes.
+    done = await executePlan(session, plan.steps, poolDmName, { runId, reporter, signal, firstIndex: 0 });
   } catch (e) {
     await session.append([{ type: 'run.finished', runId, outcome: 'failed', steps: done }]).catch(() => undefined);
     throw e;

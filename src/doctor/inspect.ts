@@ -2,13 +2,14 @@
 // that is thinlayer's or maps this pool, the pool's thin ids, and whether a run holds the lock.
 // Reads only (the metadata snapshot a thin-id read holds is released before it returns).
 
+import { currentPool } from '../lifecycle/current-pool.ts';
 import type { Session } from '../reconcile/session.ts';
 import type { DmTarget, KernelPort } from '../kernel/port.ts';
 import { observeSystem } from '../reconcile/observe.ts';
-import { ownershipJudge, poolIdentityOf } from '../domain/ownership.ts';
+import { ownershipJudge } from '../domain/ownership.ts';
 import { readLockHolder, isLockHolderAlive } from '../events/lock.ts';
 import type { DoctorFacts, DmFact } from './findings.ts';
-import { describeReadError, type ThinIdReader } from './thin-ids.ts';
+import { KernelError } from '../errors/index.ts';
 
 /** The single thin target of a table: `<pool major:minor> <thin id> [external origin]`. */
 export function thinTargetOf(table: DmTarget[]): DmFact['thin'] {
@@ -33,11 +34,18 @@ async function dmFacts(kernel: KernelPort, poolMajorMinor: string | null, judge:
   return facts.sort((a, b) => a.name.localeCompare(b.name));
 }
 
-export async function inspect(session: Session, reader: ThinIdReader): Promise<DoctorFacts> {
+function describeReadError(e: unknown): string {
+  if (e instanceof KernelError) return e.message;
+  const err = e as { stderr?: string; message?: string };
+  const stderr = typeof err?.stderr === 'string' ? err.stderr.trim().split('\n')[0] : '';
+  return stderr || String(err?.message ?? e);
+}
+
+export async function inspect(session: Session): Promise<DoctorFacts> {
   const state = session.state;
-  const poolSpec = state.desired?.pool ?? state.poolSpec;
-  const poolDmName = poolSpec ? poolIdentityOf(state, poolSpec.name).dmName : null;
-  const observed = await observeSystem(session.kernel, session.stateDir, poolSpec, state);
+  const pool = currentPool(state);
+  const poolDmName = pool?.dmName ?? null;
+  const observed = await observeSystem(session.kernel, session.stateDir, pool?.spec ?? null, state);
   const poolInfo = observed.pool?.info;
   const devices = await dmFacts(session.kernel, poolInfo ? `${poolInfo.major}:${poolInfo.minor}` : null, ownershipJudge(state));
 
@@ -48,7 +56,7 @@ export async function inspect(session: Session, reader: ThinIdReader): Promise<D
     else {
       const metadataDev = observed.metadata.loop?.path ?? observed.metadata.path;
       try {
-        thinIds = await reader.listThinIds(poolDmName, metadataDev);
+        thinIds = await session.kernel.listThinIds(poolDmName, metadataDev);
       } catch (e) {
         thinIdsError = describeReadError(e);
       }

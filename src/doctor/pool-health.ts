@@ -1,7 +1,7 @@
 // Pool health from the kernel's thin-pool status line: its mode (rw, ro, out_of_data_space,
 // needs_check, Fail) and how full its data and metadata devices are. Pure.
 
-import type { PoolStatus } from '../kernel/status-lines.ts';
+import type { PoolStatus } from '../kernel/thin-pool.ts';
 import type { Finding } from './finding.ts';
 
 export interface SpaceUse {

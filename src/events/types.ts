@@ -3,6 +3,7 @@
 
 import type { Manifest } from '../manifest/types.ts';
 import type { LayerContent } from '../plan/layer-chain.ts';
+import type { StepOp, StepArgs, StepResult } from '../plan/steps.ts';
 
 export interface EventEnvelope {
   seq: number;
@@ -21,32 +22,46 @@ export interface DesiredSetEvent {
   digest?: string | null;
 }
 
-/** A kernel mutation is about to happen. Written (and fsync'd) before the mutation. */
-export interface StepIntentEvent {
+/** A kernel mutation of one op is about to happen. Written (and fsync'd) before the mutation. */
+export interface StepIntentOf<O extends StepOp> {
   type: 'step.intent';
   stepId: string; // unique per run: `${runId}:${index}`
-  op: string; // StepOp, see src/plan/steps.ts
+  op: O;
   target: string; // device, layer or pool name
-  args: Record<string, unknown>;
+  args: StepArgs<O>;
   /** The pool transaction id expected before the step (the fence), when the step changes pool metadata. */
   txid?: number;
 }
+export type StepIntentEvent = { [O in StepOp]: StepIntentOf<O> }[StepOp];
 
-/** The kernel mutation happened; `facts` are what the projection learns from it. */
-export interface StepDoneEvent {
+/** The kernel mutation happened; the result is what the projection learns from it. */
+export interface StepDoneOf<O extends StepOp> {
   type: 'step.done';
   stepId: string;
-  op: string;
+  op: O;
   target: string;
-  result: Record<string, unknown>;
+  result: StepResult<O>;
   /** true when this was established by recovery rather than observed directly. */
   recovered?: boolean;
+}
+export type StepDoneEvent = { [O in StepOp]: StepDoneOf<O> }[StepOp];
+
+/** The intent of one step, typed by its op. */
+export function intentEvent<O extends StepOp>(op: O, stepId: string, target: string, args: StepArgs<O>, txid?: number): StepIntentEvent {
+  const intent: StepIntentOf<O> = { type: 'step.intent', stepId, op, target, args, ...(txid !== undefined ? { txid } : {}) };
+  return intent as StepIntentEvent;
+}
+
+/** The outcome of one step, typed by its op. */
+export function doneEvent<O extends StepOp>(op: O, stepId: string, target: string, result: StepResult<O>, recovered = false): StepDoneEvent {
+  const done: StepDoneOf<O> = { type: 'step.done', stepId, op, target, result, ...(recovered ? { recovered: true } : {}) };
+  return done as StepDoneEvent;
 }
 
 export interface StepFailedEvent {
   type: 'step.failed';
   stepId: string;
-  op: string;
+  op: StepOp;
   target: string;
   error: { code: string; message: string; errno?: number };
 }

@@ -141,6 +141,14 @@ export interface KernelPort {
    * a setting of the dm_thin_pool module). Optional: the simulated kernel fails such writes at once.
    */
   setNoSpaceTimeout?(seconds: number): Promise<void>;
+  /**
+   * Every thin id in a pool's metadata, ascending. No kernel message lists them: the Linux backend
+   * reads the metadata device with thin_ls (thin_dump when that fails) through a metadata snapshot,
+   * the simulator its pool model.
+   */
+  listThinIds(poolDmName: string, metadataDevPath: string): Promise<number[]>;
+  /** The bytes one thin id maps in a pool's metadata (what deleting it would lose), read as listThinIds reads. */
+  thinMappedBytes(poolDmName: string, metadataDevPath: string, thinId: number): Promise<number>;
   /** Release resources (open libraries, file handles). */
   close(): Promise<void>;
 }

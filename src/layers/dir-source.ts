@@ -5,6 +5,7 @@
 // File-system calls are synchronous for speed (see apply.ts), with a turn of the event loop every
 // YIELD_EVERY_ENTRIES entries.
 
+import { splitDevT } from '../kernel/dev-t.ts';
 import { createHash } from 'node:crypto';
 import { closeSync, constants, lstatSync, openSync, readSync, readdirSync, readlinkSync } from 'node:fs';
 import { setImmediate as nextTurn } from 'node:timers/promises';
@@ -33,12 +34,6 @@ function xattrsOf(path: string): [string, Buffer][] {
     .filter((n) => !SKIPPED_XATTRS.has(n))
     .sort(byBytes)
     .map((n) => [n, lgetxattr(path, n)] as [string, Buffer]);
-}
-
-/** glibc's major()/minor() of a dev_t. */
-function splitRdev(rdev: number): { major: number; minor: number } {
-  const dev = BigInt(rdev);
-  return { major: Number(((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn)), minor: Number((dev & 0xffn) | ((dev >> 12n) & ~0xffn)) };
 }
 
 /** The directory as a tar stream; `onContent` sees the bytes of file content as they are read. */
@@ -93,7 +88,7 @@ export async function* directoryTar(dir: string, onContent?: (bytes: number) => 
 }
 
 function devNumbers(rdev: number): { devmajor: number; devminor: number } {
-  const { major, minor } = splitRdev(rdev);
+  const { major, minor } = splitDevT(rdev);
   return { devmajor: major, devminor: minor };
 }
 

@@ -3,6 +3,7 @@
 // beneath another one component by component. Failures throw node-style errors (with
 // `code` and `errno`), so callers treat them like any other fs error.
 
+import { makeDevT } from '../kernel/dev-t.ts';
 import { createRequire } from 'node:module';
 import { closeSync, constants as fsConstants } from 'node:fs';
 import { constants } from 'node:os';
@@ -86,17 +87,11 @@ export const S_IFCHR = 0o020000;
 export const S_IFBLK = 0o060000;
 export const S_IFIFO = 0o010000;
 
-/** glibc's makedev: the 64-bit dev_t of a major and minor number. */
-export function makedev(major: number, minor: number): bigint {
-  const ma = BigInt(major);
-  const mi = BigInt(minor);
-  return ((ma & 0xfffn) << 8n) | ((ma & ~0xfffn) << 32n) | (mi & 0xffn) | ((mi & ~0xffn) << 12n);
-}
 
 export function mknod(path: string, typeAndMode: number, major = 0, minor = 0): void {
   const { koffi, c } = native();
   koffi.errno(0);
-  if (c.mknod(path, typeAndMode, makedev(major, minor)) < 0) fail('mknod', path);
+  if (c.mknod(path, typeAndMode, makeDevT(major, minor)) < 0) fail('mknod', path);
 }
 
 const O_CLOEXEC = 0o2000000; // Linux's value on x86-64 and arm64; node's fs constants leave it out

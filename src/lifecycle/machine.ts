@@ -12,19 +12,17 @@ import { setup, assign, transition, initialTransition, type SnapshotFrom } from 
 
 export const STABLE_STATES = ['absent', 'created', 'activated', 'mounted'] as const;
 export type StableState = (typeof STABLE_STATES)[number];
-export const TRANSIENT_STATES = ['creating', 'activating', 'mounting', 'unmounting', 'deactivating', 'deleting'] as const;
-export type TransientState = (typeof TRANSIENT_STATES)[number];
+export type TransientState = 'creating' | 'activating' | 'mounting' | 'unmounting' | 'deactivating' | 'deleting';
 export type LifecycleState = StableState | TransientState | 'failed';
 
 export const COMMANDS = ['CREATE', 'ACTIVATE', 'MOUNT', 'UNMOUNT', 'DEACTIVATE', 'DELETE'] as const;
 export type LifecycleCommand = (typeof COMMANDS)[number];
 
-export type LifecycleEvent =
-  | { type: LifecycleCommand }
-  | { type: 'DONE' }
-  | { type: 'FAIL'; error: string }
-  /** The kernel was seen in a stable state the log did not predict (reboot, drift, recovery). */
-  | { type: 'OBSERVED'; state: StableState };
+// What the kernel shows now is not an event of the machine: the planner reads the observation
+// beside the record (src/plan/observe-thing.ts), so the log's record stays what the log says. (A
+// run that settles an intent in doubt logs where the device was then, a recovery.note the projection
+// folds as that stable state.)
+export type LifecycleEvent = { type: LifecycleCommand } | { type: 'DONE' } | { type: 'FAIL'; error: string };
 
 export interface LifecycleContext {
   error: string | null;
@@ -32,25 +30,10 @@ export interface LifecycleContext {
   from: StableState;
 }
 
-const observed = {
-  OBSERVED: [
-    { guard: 'observedAbsent', target: '.absent' },
-    { guard: 'observedCreated', target: '.created' },
-    { guard: 'observedActivated', target: '.activated' },
-    { guard: 'observedMounted', target: '.mounted' },
-  ],
-} as const;
-
 export const lifecycleMachine = setup({
   types: {
     context: {} as LifecycleContext,
     events: {} as LifecycleEvent,
-  },
-  guards: {
-    observedAbsent: ({ event }) => event.type === 'OBSERVED' && event.state === 'absent',
-    observedCreated: ({ event }) => event.type === 'OBSERVED' && event.state === 'created',
-    observedActivated: ({ event }) => event.type === 'OBSERVED' && event.state === 'activated',
-    observedMounted: ({ event }) => event.type === 'OBSERVED' && event.state === 'mounted',
   },
   actions: {
     // Entering a stable state remembers it (a later failure says where it came from) and clears the error.
@@ -60,10 +43,6 @@ export const lifecycleMachine = setup({
   id: 'device',
   context: { error: null, from: 'absent' },
   initial: 'absent',
-  on: {
-    // Observation overrides whatever the log last said: the kernel is the truth about the present.
-    ...observed,
-  },
   states: {
     absent: { entry: assign({ from: 'absent' as StableState, error: null }), on: { CREATE: 'creating' } },
     creating: { on: { DONE: 'created', FAIL: { target: 'failed', actions: 'recordError' } } },
@@ -106,7 +85,7 @@ const stepCache = new Map<string, LifecycleRecord>();
 /** Pure: the record after one event. Events the current state does not accept leave it unchanged. */
 export function step(record: LifecycleRecord, event: LifecycleEvent): LifecycleRecord {
   const cacheable = record.error === null && event.type !== 'FAIL';
-  const key = cacheable ? `${record.state}|${record.from}|${event.type}|${event.type === 'OBSERVED' ? event.state : ''}` : '';
+  const key = cacheable ? `${record.state}|${record.from}|${event.type}` : '';
   const cached = cacheable ? stepCache.get(key) : undefined;
   if (cached) return { ...cached };
   const [next] = transition(lifecycleMachine, toSnapshot(record), event);
@@ -158,8 +137,9 @@ function searchPath(from: StableState, to: StableState): LifecycleCommand[] {
   throw new Error(`no lifecycle path from ${from} to ${to}`);
 }
 
-export function isStable(state: LifecycleState): state is StableState {
-  return (STABLE_STATES as readonly string[]).includes(state);
+/** A create was logged but its outcome was not (a crash, or a failure before the pool answered): the thin id may or may not exist. */
+export function createInDoubt(record: LifecycleRecord): boolean {
+  return record.state === 'creating' || (record.state === 'failed' && record.from === 'absent');
 }
 
 /** The machine's initial record, computed by xstate (kept as a check that the machine and INITIAL_LIFECYCLE agree). */

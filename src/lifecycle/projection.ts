@@ -7,6 +7,7 @@ import type { Manifest, PoolSpec } from '../manifest/types.ts';
 import type { ThinlayerEvent, StepIntentEvent, SnapshotRecord } from '../events/types.ts';
 import type { ThingKind } from '../domain/names.ts';
 import type { LayerContent } from '../plan/layer-chain.ts';
+import type { StepOp } from '../plan/steps.ts';
 import { step as lifecycleStep, INITIAL_LIFECYCLE, type LifecycleRecord, type LifecycleCommand, type StableState } from './machine.ts';
 
 /** Bump when the shape of EngineState changes: stored snapshots of another schema are rebuilt by replay. */
@@ -33,6 +34,13 @@ export interface ThingRecord {
   label?: string;
   /** Layer: why applying its content failed, until it is committed or deleted (status and doctor show it as failed). */
   failed?: string;
+}
+
+/** A thing for people: layers are keyed by chain id, so their manifest name comes first. */
+export function describeThing(t: Pick<ThingRecord, 'kind' | 'name' | 'label'>): string {
+  if (t.kind === 'base') return 'the base';
+  if (t.kind === 'layer' && t.label && t.label !== t.name) return `layer ${t.label} (${t.name})`;
+  return `${t.kind} ${t.name}`;
 }
 
 export interface PoolRecord {
@@ -75,7 +83,7 @@ export function initialState(): EngineState {
 }
 
 /** The lifecycle command an op performs on its target thin device, if any. */
-export const OP_COMMAND: Record<string, LifecycleCommand | undefined> = {
+export const OP_COMMAND: Partial<Record<StepOp, LifecycleCommand>> = {
   'thin.create': 'CREATE',
   'snap.create': 'CREATE',
   'thin.activate': 'ACTIVATE',
@@ -129,7 +137,8 @@ export function foldInto(s: EngineState, event: ThinlayerEvent): void {
         const target = event.detail.target as string | undefined;
         if (seen && target) {
           const mountpoint = seen === 'mounted' ? ((event.detail.mountpoint as string | null | undefined) ?? null) : null;
-          updateThing(s, target, (t) => ({ ...lifecycle(t, { type: 'OBSERVED', state: seen }), mountpoint }));
+          // Not a machine event: the note is the log saying where the device is, a stable state.
+          updateThing(s, target, (t) => ({ ...t, lifecycle: { state: seen, from: seen, error: null }, mountpoint }));
         }
       }
       return;
@@ -150,12 +159,14 @@ export function foldInto(s: EngineState, event: ThinlayerEvent): void {
       return;
     case 'step.intent': {
       s.pending[event.stepId] = event;
-      const a = event.args as Record<string, any>;
       if (event.op === 'pool.activate') {
+        const a = event.args;
         s.pool ??= { name: a.pool, dmName: a.dmName, uuid: a.uuid, formatted: false, txid: 0, nextThinId: 0 };
         return;
       }
       if (event.op === 'thin.create' || event.op === 'snap.create') {
+        const a = event.args;
+        const snap = event.op === 'snap.create' ? event.args : null;
         const thing: ThingRecord = s.things[event.target] ?? {
           key: event.target,
           kind: a.kind,
@@ -163,13 +174,13 @@ export function foldInto(s: EngineState, event: ThinlayerEvent): void {
           dmName: a.dmName,
           uuid: a.uuid,
           thinId: a.thinId,
-          origin: a.origin ?? null,
+          origin: snap?.origin ?? null,
           sizeBytes: a.sizeBytes,
           lifecycle: INITIAL_LIFECYCLE,
           ready: false,
           mountpoint: null,
           digest: null,
-          ...(a.label ? { label: a.label } : {}),
+          ...(snap?.label ? { label: snap.label } : {}),
         };
         s.things[event.target] = lifecycle(thing, { type: 'CREATE' });
         if (s.pool) s.pool = { ...s.pool, nextThinId: Math.max(s.pool.nextThinId, a.thinId + 1), createdIds: addId(s.pool.createdIds, a.thinId) };
@@ -181,8 +192,7 @@ export function foldInto(s: EngineState, event: ThinlayerEvent): void {
     }
     case 'step.done': {
       delete s.pending[event.stepId];
-      const r = event.result as Record<string, any>;
-      if (typeof r.txid === 'number' && s.pool) s.pool = { ...s.pool, txid: r.txid };
+      if ('txid' in event.result && typeof event.result.txid === 'number' && s.pool) s.pool = { ...s.pool, txid: event.result.txid };
       switch (event.op) {
         case 'pool.activate':
           if (s.pool) s.pool = { ...s.pool, formatted: true };
@@ -197,31 +207,40 @@ export function foldInto(s: EngineState, event: ThinlayerEvent): void {
         case 'fs.mkfs':
         case 'fs.grow':
           return updateThing(s, event.target, (t) => ({ ...t, ready: true }));
-        case 'layer.commit':
-          return updateThing(s, event.target, ({ failed: _, ...t }) => ({ ...t, ready: true, digest: (r.digest as string) ?? null }));
-        case 'thin.resize':
+        case 'layer.commit': {
+          const { digest } = event.result;
+          return updateThing(s, event.target, ({ failed: _, ...t }) => ({ ...t, ready: true, digest: digest ?? null }));
+        }
+        case 'thin.resize': {
           // The filesystem is grown to the new size next (fs.grow makes the device ready again).
-          return updateThing(s, event.target, (t) => ({ ...t, sizeBytes: typeof r.sizeBytes === 'number' ? r.sizeBytes : t.sizeBytes, ready: false }));
+          const { sizeBytes } = event.result;
+          return updateThing(s, event.target, (t) => ({ ...t, sizeBytes: typeof sizeBytes === 'number' ? sizeBytes : t.sizeBytes, ready: false }));
+        }
         case 'thin.delete':
           return updateThing(s, event.target, () => null);
-        case 'fs.mount':
-          return updateThing(s, event.target, (t) => ({ ...lifecycle(t, { type: 'DONE' }), mountpoint: r.mountpoint as string }));
+        case 'fs.mount': {
+          const { mountpoint } = event.result;
+          return updateThing(s, event.target, (t) => ({ ...lifecycle(t, { type: 'DONE' }), mountpoint }));
+        }
         case 'fs.unmount':
           return updateThing(s, event.target, (t) => ({ ...lifecycle(t, { type: 'DONE' }), mountpoint: null }));
-        case 'snap.create':
         case 'thin.create':
+        case 'snap.create': {
+          const r = event.result;
           // The id was taken by something this log never created: the create went to the next free id.
           if (typeof r.thinId === 'number' && s.pool) {
             const others = (s.pool.createdIds ?? []).filter((id) => id !== r.collidedWith);
             s.pool = { ...s.pool, nextThinId: Math.max(s.pool.nextThinId, r.thinId + 1), createdIds: addId(others, r.thinId) };
           }
+          const made = 'ready' in r ? r : null;
           // A layer without content is ready as soon as it exists; devices are ready at once too.
           return updateThing(s, event.target, (t) => ({
             ...lifecycle(t, { type: 'DONE' }),
             ...(typeof r.thinId === 'number' ? { thinId: r.thinId } : {}),
-            ready: t.kind === 'base' ? t.ready : r.ready === true || t.ready,
-            digest: r.ready === true && typeof r.digest === 'string' ? r.digest : t.digest,
+            ready: t.kind === 'base' ? t.ready : made?.ready === true || t.ready,
+            digest: made?.ready === true && typeof made.digest === 'string' ? made.digest : t.digest,
           }));
+        }
         default:
           if (OP_COMMAND[event.op]) updateThing(s, event.target, (t) => lifecycle(t, { type: 'DONE' }));
           return;

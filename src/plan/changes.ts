@@ -9,11 +9,13 @@
 // `thinlayer pool grow`); a device's raised size grows it and its filesystem (device-changes.ts).
 
 import type { EngineState } from '../lifecycle/projection.ts';
-import type { Step } from './steps.ts';
+import { makeStep, type Step, type PoolGrowArgs, type PoolRole } from './steps.ts';
 import type { Backing, Manifest, PoolSpec } from '../manifest/types.ts';
 import { formatSize } from '../manifest/sizes.ts';
 import { thingKey } from '../domain/names.ts';
 import { UserError } from '../errors/index.ts';
+
+const SECTOR = 512;
 
 const RECREATE = 'run `thinlayer destroy` and apply again to re-create the pool (this deletes every device in it), or put the recorded value back';
 
@@ -100,10 +102,30 @@ export function poolGrowth(state: EngineState, desired: Manifest, fileBytes: Rec
   return growth.dataBytes === undefined && growth.metadataBytes === undefined ? null : growth;
 }
 
-/** How `plan` shows a growth that `apply` carries out before its steps (through `thinlayer pool grow`'s path). */
-export function poolGrowthStep(growth: PoolGrowth, fileBytes: Record<'data' | 'metadata', number | null>): Step {
-  const parts = (['data', 'metadata'] as const)
-    .filter((role) => (role === 'data' ? growth.dataBytes : growth.metadataBytes) !== undefined)
-    .map((role) => `the ${role} file from ${formatSize(fileBytes[role] ?? 0)} to ${formatSize((role === 'data' ? growth.dataBytes : growth.metadataBytes)!)}`);
-  return { op: 'pool.grow', target: 'pool', impact: 'update', args: { ...growth }, reason: `grow the pool: ${parts.join(' and ')} (as \`thinlayer pool grow\` does)` };
+/** The args of the pool.grow step for a growth: each file grown from its size now to the size asked for (rounded up to a sector). */
+export function poolGrowArgs(pool: { dmName: string; uuid: string }, spec: PoolSpec, growth: PoolGrowth, fileBytes: Record<PoolRole, number | null>): PoolGrowArgs {
+  const args: PoolGrowArgs = { dmName: pool.dmName, uuid: pool.uuid, data: spec.data, grow: [] };
+  for (const role of ['data', 'metadata'] as const) {
+    const wanted = role === 'data' ? growth.dataBytes : growth.metadataBytes;
+    if (wanted === undefined) continue;
+    const backing = spec[role];
+    if (backing.kind !== 'file') {
+      throw new UserError(`the pool's ${role} is the block device ${backing.device}: grow that device itself; thinlayer grows only file-backed pools`, { path: `pool.${role}` }, 'E_POOL_GROW');
+    }
+    const fromBytes = fileBytes[role];
+    if (fromBytes === null) throw new UserError(`the pool's ${role} file ${backing.file} is missing: there is nothing to grow`, { path: `pool.${role}.file` }, 'E_POOL_GROW');
+    const toBytes = Math.ceil(wanted / SECTOR) * SECTOR;
+    if (toBytes < fromBytes) {
+      throw new UserError(`the pool's ${role} file is ${fromBytes} bytes; it can grow but not shrink (asked for ${wanted})`, { path: `pool.${role}.size`, expected: `at least ${fromBytes} bytes` }, 'E_POOL_GROW');
+    }
+    args.grow.push({ role, file: backing.file, fromBytes, toBytes });
+  }
+  if (args.grow.length === 0) throw new UserError('nothing to grow: give a new data or metadata size', {}, 'E_POOL_GROW');
+  return args;
+}
+
+/** The pool.grow step: what `plan` shows for a growth that `apply` carries out before its steps, and what `thinlayer pool grow` logs. */
+export function poolGrowStep(args: PoolGrowArgs): Step {
+  const parts = args.grow.map((g) => `the ${g.role} file from ${formatSize(g.fromBytes)} to ${formatSize(g.toBytes)}`);
+  return makeStep('pool.grow', 'pool', 'update', args, `grow the pool: ${parts.join(' and ')}`);
 }

@@ -9,10 +9,10 @@
 //   and then its filesystem, online; lowered sizes are refused earlier (changes.ts).
 
 import type { Manifest } from '../manifest/types.ts';
-import type { ThingRecord } from '../lifecycle/projection.ts';
+import { describeThing, type ThingRecord } from '../lifecycle/projection.ts';
 import type { StableState } from '../lifecycle/machine.ts';
 import { formatSize } from '../manifest/sizes.ts';
-import { describeThing, type StepWriter } from './step-writer.ts';
+import type { StepWriter } from './step-writer.ts';
 import { RANK, type Want } from './wants.ts';
 
 export interface Seen {

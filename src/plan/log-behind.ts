@@ -5,7 +5,7 @@
 // do. Pure.
 
 import type { EngineState } from '../lifecycle/projection.ts';
-import type { PoolStatus } from '../kernel/status-lines.ts';
+import type { PoolStatus } from '../kernel/thin-pool.ts';
 
 export interface LogBehind {
   /** The pool's transaction id now. */

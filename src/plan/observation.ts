@@ -2,7 +2,7 @@
 // can build observations in memory.
 
 import type { DmInfo, LoopDevice, MountEntry } from '../kernel/port.ts';
-import type { PoolStatus } from '../kernel/status-lines.ts';
+import type { PoolStatus } from '../kernel/thin-pool.ts';
 
 export interface BackingObservation {
   /** The resolved path (a file in the state dir, or the block device). */

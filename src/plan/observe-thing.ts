@@ -1,7 +1,7 @@
 // Where the kernel has one thin device now, from one observation. Pure.
 
 import type { ThingRecord } from '../lifecycle/projection.ts';
-import type { StableState } from '../lifecycle/machine.ts';
+import { createInDoubt, type StableState } from '../lifecycle/machine.ts';
 import type { Observation } from './observation.ts';
 
 export interface SeenState {
@@ -19,9 +19,7 @@ export function observeThing(t: ThingRecord | undefined, obs: Observation, mount
     const mountedAt = mountsByDevice.get(`${info.major}:${info.minor}`) ?? null;
     return { state: mountedAt ? 'mounted' : 'activated', uncertain: false, mountedAt };
   }
-  const lc = t.lifecycle;
-  const createInDoubt = lc.state === 'creating' || (lc.state === 'failed' && lc.from === 'absent');
-  return { state: 'created', uncertain: createInDoubt, mountedAt: null };
+  return { state: 'created', uncertain: createInDoubt(t.lifecycle), mountedAt: null };
 }
 
 /** Mountpoint by the mounted device's major:minor. */

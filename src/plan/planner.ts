@@ -6,10 +6,10 @@
 // creation order; the unwanted ones deleted (devices, then layers deepest first, the base last);
 // and, for down or destroy, the pool's own teardown.
 
-import type { Manifest, PoolSpec } from '../manifest/types.ts';
+import type { Manifest, PoolSpec, Backing } from '../manifest/types.ts';
 import type { EngineState, ThingRecord } from '../lifecycle/projection.ts';
 import { dmIdentity } from '../domain/names.ts';
-import { poolIdentityOf } from '../domain/ownership.ts';
+import { currentPoolSpec, poolIdentity } from '../lifecycle/current-pool.ts';
 import { logBehindOf, logBehindText, LOG_BEHIND_REPAIR, type LogBehind } from './log-behind.ts';
 import type { Observation } from './observation.ts';
 import { worstImpact, type Plan, type PlanDeletes, type Step } from './steps.ts';
@@ -74,8 +74,8 @@ export function plan(input: PlanInput): Plan {
     wantedKeys: new Set(wanted.map((x) => x.key)),
     mounts: mountIndex(observed),
     poolName,
-    poolIdentity: poolIdentityOf(state, poolName),
-    poolSpec: desired?.pool ?? state.poolSpec ?? null,
+    poolIdentity: poolIdentity(state, poolName),
+    poolSpec: currentPoolSpec(state, desired),
     nextThinId: Math.max(state.pool?.nextThinId ?? 0, ...Object.values(state.things).map((t) => t.thinId + 1)),
     logBehind: observed.pool ? logBehindOf(state, observed.pool.status) : null,
     dropsPoolWhole: false,
@@ -317,6 +317,6 @@ function planTeardown(ctx: PlanContext): void {
   }
 }
 
-function backingArgs(b: Manifest['pool']['data']): Record<string, unknown> {
+function backingArgs(b: Backing): Backing {
   return b.kind === 'file' ? { kind: 'file', file: b.file, sizeBytes: b.sizeBytes } : { kind: 'device', device: b.device };
 }

@@ -1,7 +1,7 @@
 // Pool pressure: the planner refuses new snapshots when the pool is nearly full or not writable,
 // rather than creating devices that will fail on their first writes. Pure.
 
-import type { PoolStatus } from '../kernel/status-lines.ts';
+import type { PoolStatus } from '../kernel/thin-pool.ts';
 
 /** Default for pool.minFree: keep a tenth of the pool's data and metadata free. */
 export const DEFAULT_MIN_FREE_FRACTION = 0.1;

@@ -2,18 +2,13 @@
 // commit or a filesystem step into a Step with its impact, its arguments (everything needed to run
 // it again after a crash) and its reason. Pure; the planner decides which steps, this says how.
 
-import type { ThingRecord } from '../lifecycle/projection.ts';
+import { describeThing, type ThingRecord } from '../lifecycle/projection.ts';
 import { pathBetween, type StableState, type LifecycleCommand } from '../lifecycle/machine.ts';
 import type { Filesystem } from '../kernel/port.ts';
-import type { Step, Impact } from './steps.ts';
+import { makeStep, type Step, type StepOp, type StepArgs, type Impact } from './steps.ts';
+import { InternalError } from '../errors/index.ts';
 import { chainHex, type LayerUnit } from './layer-chain.ts';
 import type { Want } from './wants.ts';
-
-export function describeThing(t: Pick<ThingRecord, 'kind' | 'name' | 'label'>): string {
-  if (t.kind === 'base') return 'the base';
-  if (t.kind === 'layer') return `layer ${t.label ?? t.name}`;
-  return `device ${t.name}`;
-}
 
 export class StepWriter {
   readonly steps: Step[] = [];
@@ -25,8 +20,8 @@ export class StepWriter {
     private readonly units: Map<string, LayerUnit>,
   ) {}
 
-  add(op: Step['op'], target: string, impact: Impact, args: Record<string, unknown>, reason: string): void {
-    this.steps.push({ op, target, impact, args, reason });
+  add<O extends StepOp>(op: O, target: string, impact: Impact, args: StepArgs<O>, reason: string): void {
+    this.steps.push(makeStep(op, target, impact, args, reason));
   }
 
   /** The steps of the lifecycle machine's path from one stable state to another. */
@@ -41,12 +36,14 @@ export class StepWriter {
         return this.create(t);
       case 'ACTIVATE':
         return this.add('thin.activate', t.key, 'update', { dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes }, `activate ${who}`);
-      case 'MOUNT':
+      case 'MOUNT': {
         // Devices are mounted read-write; layers only ever for inspection, read-only.
+        const mountpoint = required(want?.mountpoint, `a mountpoint for ${who}`);
         // nosuid and nodev unless the device's mountOptions allow them.
-        return this.add('fs.mount', t.key, 'update', { dmName: t.dmName, mountpoint: want?.mountpoint, filesystem: this.fs, readOnly: t.kind !== 'device', ...(want?.mountOptions ? { mountOptions: want.mountOptions } : {}) }, `mount ${who} at ${want?.mountpoint}`);
+        return this.add('fs.mount', t.key, 'update', { dmName: t.dmName, mountpoint, filesystem: this.fs, readOnly: t.kind !== 'device', ...(want?.mountOptions ? { mountOptions: want.mountOptions } : {}) }, `mount ${who} at ${mountpoint}`);
+      }
       case 'UNMOUNT':
-        return this.add('fs.unmount', t.key, 'update', { dmName: t.dmName, mountpoint: mountedAt ?? t.mountpoint }, `unmount ${who} from ${mountedAt ?? t.mountpoint}`);
+        return this.unmount(t, mountedAt, `unmount ${who} from ${mountedAt ?? t.mountpoint}`);
       case 'DEACTIVATE':
         return this.add('thin.deactivate', t.key, 'update', { dmName: t.dmName }, `deactivate ${who}`);
       case 'DELETE':
@@ -54,11 +51,16 @@ export class StepWriter {
     }
   }
 
+  /** Unmount a thing from where it is mounted (or was last mounted). */
+  unmount(t: ThingRecord, mountedAt: string | null, reason: string): void {
+    this.add('fs.unmount', t.key, 'update', { dmName: t.dmName, mountpoint: required(mountedAt ?? t.mountpoint, `the mountpoint of ${describeThing(t)}`) }, reason);
+  }
+
   /** create_thin for the base, create_snap of its origin for everything else. */
   create(t: ThingRecord, resume = false): void {
     // resume: rolling forward a create whose intent is pending in this log, so EEXIST for this id is
     // this log's own create having landed; otherwise EEXIST is a collision (src/reconcile/actions.ts).
-    const common = { kind: t.kind, name: t.name, dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes, ...(resume ? { resume: true } : {}) };
+    const common: StepArgs<'thin.create'> = { kind: t.kind, name: t.name, dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes, ...(resume ? { resume: true } : {}) };
     if (t.kind === 'base') return this.add('thin.create', t.key, 'create', common, `create the base thin device (thin id ${t.thinId})`);
     const origin = this.planned.get(t.origin!)!;
     const unit = this.units.get(t.key) ?? null;
@@ -80,7 +82,7 @@ export class StepWriter {
       'layer.commit',
       t.key,
       'create',
-      { dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes, filesystem: this.fs, content: unit.content, chainId: unit.chainId, allowDevices: unit.allowDevices, label: unit.label },
+      { dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes, filesystem: this.fs, content: required(unit.content, `content for layer ${unit.label}`), chainId: unit.chainId, allowDevices: unit.allowDevices, label: unit.label },
       `apply the content of layer ${unit.label} (${unit.content!.label ?? unit.content!.path}) and commit it as ${chainHex(unit.chainId)}`,
     );
   }
@@ -94,4 +96,10 @@ export class StepWriter {
   grow(t: ThingRecord, mountpoint: string | null): void {
     this.add('fs.grow', t.key, 'update', { dmName: t.dmName, mountpoint, filesystem: this.fs }, `grow the filesystem of ${describeThing(t)} to fill its ${t.sizeBytes} bytes`);
   }
+}
+
+/** A value the planner's own logic guarantees; its absence is a bug. */
+function required<T>(value: T | null | undefined, what: string): T {
+  if (value === null || value === undefined) throw new InternalError(`the plan has no ${what}`);
+  return value;
 }

@@ -6,12 +6,13 @@
 // would load (src/domain/ownership.ts).
 
 import { open, unlink, stat } from 'node:fs/promises';
-import type { KernelPort, DmInfo, Filesystem } from '../kernel/port.ts';
-import type { StateDir } from '../events/state-dir.ts';
+import type { DmInfo, DmTarget } from '../kernel/port.ts';
+import type { Backing } from '../manifest/types.ts';
 import { KernelError, isKernelError, StateError, InternalError } from '../errors/index.ts';
-import { splitDev } from './observe.ts';
-import type { StepOp } from '../plan/steps.ts';
-import type { Reporter } from '../messages/port.ts';
+import { splitDevT } from '../kernel/dev-t.ts';
+import { sendFenced, createThinMessage, createSnapMessage, deleteMessage, setTransactionIdMessage, transactionIdOf, newPoolTable, poolTarget, parsePoolTable, grownPoolTable } from '../kernel/thin-pool.ts';
+import type { ThinArgs, CreateArgs, CreateResult, StepArgs as ActionArgs, StepResult as ActionResult } from '../plan/steps.ts';
+import type { ActionContext, ActionTable } from './action-context.ts';
 import { commitLayer } from './layer-commit.ts';
 import { resizeThin } from './thin-resize.ts';
 import { growFilesystem } from './fs-grow.ts';
@@ -19,28 +20,9 @@ import { deviceInfo, forgetDevice, knownDevice, rememberDevice } from './device-
 import { describeOwner } from '../domain/ownership.ts';
 import { poolTableDevices, thinTableTarget } from './observe.ts';
 
-export interface ActionContext {
-  kernel: KernelPort;
-  stateDir: StateDir;
-  /** The pool's dm name, for thin tables and messages. */
-  poolDmName: string;
-  /** The pool transaction id read just before a metadata step (the fence), when the step has one. */
-  txid?: number;
-  /** Progress of long steps (layer content) goes here. */
-  reporter?: Reporter;
-  /** Long steps stop early when this is aborted. */
-  signal?: AbortSignal;
-  /** Facts shared by the steps of one run (the executor clears them when the pool changes; see device-memo.ts). */
-  memo?: { poolDevT?: string; devices?: Map<string, DmInfo | null>; allOwnedListed?: boolean; unsure?: Set<string>; reallocated?: Map<string, number> };
-}
-
-type Args = Record<string, any>;
-type Result = Record<string, unknown>;
-export type Action = (ctx: ActionContext, args: Args) => Promise<Result>;
+export type { ActionContext, Action, ActionTable } from './action-context.ts';
 
 const SECTOR = 512;
-/** Low-water mark: the pool raises an event when fewer than this share of data blocks is free. */
-const LOW_WATER_FRACTION = 0.05;
 
 async function tolerate<T>(work: () => Promise<T>, ...errnos: Parameters<typeof isKernelError>[1][]): Promise<T | undefined> {
   try {
@@ -51,12 +33,12 @@ async function tolerate<T>(work: () => Promise<T>, ...errnos: Parameters<typeof 
   }
 }
 
-function backingPath(ctx: ActionContext, b: Args): string {
+function backingPath(ctx: ActionContext, b: Backing): string {
   return b.kind === 'file' ? ctx.stateDir.path(b.file) : b.device;
 }
 
 /** The block device behind a backing (the loop device for a file) and its major:minor. */
-async function blockDeviceOf(ctx: ActionContext, b: Args): Promise<{ path: string; majorMinor: string }> {
+async function blockDeviceOf(ctx: ActionContext, b: Backing): Promise<{ path: string; majorMinor: string }> {
   const path = backingPath(ctx, b);
   if (b.kind === 'file') {
     const loop = await ctx.kernel.loopFind(path);
@@ -64,7 +46,7 @@ async function blockDeviceOf(ctx: ActionContext, b: Args): Promise<{ path: strin
     return { path: loop.path, majorMinor: `${loop.major}:${loop.minor}` };
   }
   const st = await stat(path);
-  const { major, minor } = splitDev(st.rdev);
+  const { major, minor } = splitDevT(st.rdev);
   return { path, majorMinor: `${major}:${minor}` };
 }
 
@@ -103,7 +85,7 @@ function notOwned(dmName: string, uuid: string, ours: string): StateError {
  * is taken (each EEXIST changes nothing in the pool); the result says which id the thing got, the
  * projection records it, and the run's later steps use it.
  */
-async function createFenced(ctx: ActionContext, a: Args, message: (id: number) => string): Promise<Result> {
+async function createFenced(ctx: ActionContext, a: CreateArgs, message: (id: number) => string): Promise<CreateResult> {
   if (ctx.txid === undefined) throw new InternalError(`metadata step "${message(a.thinId)}" has no transaction id`);
   let id: number = a.thinId;
   for (let probes = 0; ; probes++) {
@@ -117,23 +99,20 @@ async function createFenced(ctx: ActionContext, a: Args, message: (id: number) =
       id += 1;
     }
   }
-  await ctx.kernel.message(ctx.poolDmName, `set_transaction_id ${ctx.txid} ${ctx.txid + 1}`);
+  await ctx.kernel.message(ctx.poolDmName, setTransactionIdMessage(ctx.txid, ctx.txid + 1));
   if (id === a.thinId) return { txid: ctx.txid + 1 };
   if (ctx.memo) (ctx.memo.reallocated ??= new Map()).set(a.dmName, id);
   ctx.reporter?.notify({ code: 'warning', text: `thin id ${a.thinId} is already in pool ${ctx.poolDmName} and this log never created it (a collision): ${a.dmName} got thin id ${id} instead` });
   return { txid: ctx.txid + 1, thinId: id, collidedWith: a.thinId };
 }
 
-/** Change the pool metadata under the transaction-id fence: the message, then the id moves on by one. */
-async function fenced(ctx: ActionContext, message: string, ...tolerated: Parameters<typeof isKernelError>[1][]): Promise<Result> {
-  if (ctx.txid === undefined) throw new InternalError(`metadata step "${message}" has no transaction id`);
-  await tolerate(() => ctx.kernel.message(ctx.poolDmName, message), ...tolerated);
-  await ctx.kernel.message(ctx.poolDmName, `set_transaction_id ${ctx.txid} ${ctx.txid + 1}`);
-  return { txid: ctx.txid + 1 };
+/** A metadata change under the transaction-id fence (src/kernel/thin-pool.ts): answers the new id. */
+async function fenced(ctx: ActionContext, message: string, ...tolerated: Parameters<typeof sendFenced>[4][]): Promise<{ txid: number }> {
+  return { txid: await sendFenced(ctx.kernel, ctx.poolDmName, ctx.txid, message, ...tolerated) };
 }
 
 /** Activate a thin device, or adopt it if a previous attempt already did. */
-async function activateThin(ctx: ActionContext, a: Args): Promise<DmInfo> {
+export async function activateThin(ctx: ActionContext, a: ThinArgs): Promise<DmInfo> {
   const thinId = thinIdOf(ctx, a.dmName, a.thinId);
   const table = async () => [thinTarget({ ...a, thinId }, await poolMajorMinor(ctx))];
   if (!knownDevice(ctx, a.dmName)) {
@@ -173,11 +152,11 @@ async function activateThin(ctx: ActionContext, a: Args): Promise<DmInfo> {
   return info;
 }
 
-function thinTarget(a: Args, pool: string) {
+function thinTarget(a: ThinArgs, pool: string): DmTarget {
   return { start: 0, length: Math.floor(a.sizeBytes / SECTOR), type: 'thin', params: `${pool} ${a.thinId}` };
 }
 
-async function removeDevice(ctx: ActionContext, dmName: string): Promise<Result> {
+async function removeDevice(ctx: ActionContext, dmName: string): Promise<{ deferred?: boolean }> {
   try {
     await ctx.kernel.remove(dmName);
     forgetDevice(ctx, dmName, true);
@@ -198,8 +177,8 @@ async function removeDevice(ctx: ActionContext, dmName: string): Promise<Result>
   }
 }
 
-/** The actions of the reconciler's own ops; other modules (gc) bring theirs through ExecuteOptions.actions. */
-export const ACTIONS: Partial<Record<StepOp, Action>> = {
+/** Every op's action: the table is total (a missing op does not compile), and each action's types are its op's contract. */
+export const ACTIONS = {
   async 'pool.files'(ctx, a) {
     for (const b of [a.data, a.metadata]) {
       if (b.kind !== 'file') continue;
@@ -225,12 +204,10 @@ export const ACTIONS: Partial<Record<StepOp, Action>> = {
   async 'pool.activate'(ctx, a) {
     const existing = await ctx.kernel.info(a.dmName);
     const [meta, data] = [await blockDeviceOf(ctx, a.metadata), await blockDeviceOf(ctx, a.data)];
-    const blockSectors = a.blockSizeBytes / SECTOR;
     const dataBytes = await ctx.kernel.blockDeviceSize(data.path);
-    const dataBlocks = Math.floor(dataBytes / a.blockSizeBytes);
-    if (dataBlocks < 2) throw new StateError(`the data device is too small for a pool (${dataBytes} bytes)`, 'E_POOL');
-    const lowWater = Math.max(1, Math.floor(dataBlocks * LOW_WATER_FRACTION));
-    const table = [{ start: 0, length: dataBlocks * blockSectors, type: 'thin-pool', params: `${meta.majorMinor} ${data.majorMinor} ${blockSectors} ${lowWater} 1 skip_block_zeroing` }];
+    const pool = newPoolTable(meta.majorMinor, data.majorMinor, a.blockSizeBytes, dataBytes);
+    if (pool.dataBlocks < 2) throw new StateError(`the data device is too small for a pool (${dataBytes} bytes)`, 'E_POOL');
+    const table = [poolTarget(pool)];
     // Metadata is never zeroed here: a blank one (a new sparse file) is formatted by the kernel on load,
     // and one that is not blank was formatted by an earlier attempt and must be loaded as it is.
     if (typeof a.noSpaceTimeoutSeconds === 'number') await ctx.kernel.setNoSpaceTimeout?.(a.noSpaceTimeoutSeconds);
@@ -250,11 +227,11 @@ export const ACTIONS: Partial<Record<StepOp, Action>> = {
     } else {
       await ctx.kernel.create(a.dmName, a.uuid, table);
     }
-    const status = (await ctx.kernel.status(a.dmName)).find((l) => l.type === 'thin-pool');
-    const poolTxid = status ? Number(status.params.split(' ')[0]) : 0;
+    const poolTxid = transactionIdOf(await ctx.kernel.status(a.dmName)) ?? 0;
     // The log's transaction id is taken from the pool only when the pool was just formatted: a loaded
     // pool that is ahead of the log is a fact doctor reports (a log put back), never overwritten here.
-    return a.blank === true && !existing?.liveTable ? { txid: poolTxid, poolTxid, dataBlocks, lowWater } : { poolTxid, dataBlocks, lowWater };
+    const sizes = { poolTxid, dataBlocks: pool.dataBlocks, lowWater: pool.lowWater };
+    return a.blank === true && !existing?.liveTable ? { txid: poolTxid, ...sizes } : sizes;
   },
 
   async 'pool.deactivate'(ctx, a) {
@@ -281,12 +258,12 @@ export const ACTIONS: Partial<Record<StepOp, Action>> = {
   },
 
   async 'pool.delete-files'(_ctx, a) {
-    for (const file of a.files as string[]) await unlink(file).catch((e) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)));
+    for (const file of a.files) await unlink(file).catch((e) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)));
     return {};
   },
 
   async 'thin.create'(ctx, a) {
-    return createFenced(ctx, a, (id) => `create_thin ${id}`);
+    return createFenced(ctx, a, (id) => createThinMessage(id));
   },
 
   async 'snap.create'(ctx, a) {
@@ -297,7 +274,7 @@ export const ACTIONS: Partial<Record<StepOp, Action>> = {
     if (suspend) await ctx.kernel.suspend(a.originDmName);
     try {
       const originId = thinIdOf(ctx, a.originDmName, a.originThinId);
-      return { ...(await createFenced(ctx, a, (id) => `create_snap ${id} ${originId}`)), ready: a.ready === true, ...(a.digest ? { digest: a.digest } : {}) };
+      return { ...(await createFenced(ctx, a, (id) => createSnapMessage(id, originId))), ready: a.ready === true, ...(a.digest ? { digest: a.digest } : {}) };
     } finally {
       if (suspend) await ctx.kernel.resume(a.originDmName);
     }
@@ -310,12 +287,21 @@ export const ACTIONS: Partial<Record<StepOp, Action>> = {
 
   async 'fs.mkfs'(ctx, a) {
     const info = await requireInfo(ctx, a.dmName, 'mkfs');
-    await ctx.kernel.mkfs(info.devPath, a.filesystem as Filesystem, { label: 'thinlayer-base' });
+    await ctx.kernel.mkfs(info.devPath, a.filesystem, { label: 'thinlayer-base' });
     return {};
   },
 
   async 'layer.commit'(ctx, a) {
     return commitLayer(ctx, a, activateThin);
+  },
+
+  async 'pool.grow'(ctx, a) {
+    return growPoolFiles(ctx, a);
+  },
+
+  async 'orphan.delete'(ctx, a) {
+    // A thin id the log does not own (thinlayer gc), under the same fence as every metadata change.
+    return { ...(await fenced(ctx, deleteMessage(a.thinId), 'ENODATA')), thinId: a.thinId };
   },
 
   async 'fs.grow'(ctx, a) {
@@ -331,7 +317,7 @@ export const ACTIONS: Partial<Record<StepOp, Action>> = {
     // nosuid and nodev unless the manifest's mountOptions allow them (layers never do).
     const allowed: string[] = Array.isArray(a.mountOptions) ? a.mountOptions : [];
     try {
-      await ctx.kernel.mount(info.devPath, a.mountpoint, a.filesystem as Filesystem, { readOnly: a.readOnly === true, discard: true, suid: allowed.includes('suid'), dev: allowed.includes('dev') });
+      await ctx.kernel.mount(info.devPath, a.mountpoint, a.filesystem, { readOnly: a.readOnly, discard: true, suid: allowed.includes('suid'), dev: allowed.includes('dev') });
     } catch (e) {
       // Mounted by an earlier attempt: fine if it is this very device, on top. Anything else there is not ours.
       const mounted = (await ctx.kernel.mounts()).filter((m) => m.mountpoint === a.mountpoint).pop();
@@ -383,6 +369,42 @@ export const ACTIONS: Partial<Record<StepOp, Action>> = {
         await removeDevice(ctx, a.dmName);
       }
     }
-    return fenced(ctx, `delete ${thinIdOf(ctx, a.dmName, a.thinId)}`, 'ENODATA');
+    return fenced(ctx, deleteMessage(thinIdOf(ctx, a.dmName, a.thinId)), 'ENODATA');
   },
-};
+} satisfies ActionTable;
+
+/**
+ * Growing a loop-backed pool: extend the sparse backing files, have each loop device take its new
+ * size (LOOP_SET_CAPACITY), then reload the thin-pool table with the new data length (load into the
+ * inactive slot, suspend, resume). A bigger metadata device is picked up by the kernel at the same
+ * resume. Idempotent: every part moves towards the stated sizes only.
+ */
+async function growPoolFiles(ctx: ActionContext, args: ActionArgs<'pool.grow'>): Promise<ActionResult<'pool.grow'>> {
+  const { kernel, stateDir } = ctx;
+  for (const g of args.grow) {
+    const path = stateDir.path(g.file);
+    const handle = await open(path, 'r+');
+    try {
+      if ((await handle.stat()).size < g.toBytes) {
+        await handle.truncate(g.toBytes); // sparse: the new space costs nothing until written
+        await handle.sync();
+      }
+    } finally {
+      await handle.close();
+    }
+    const loop = await kernel.loopFind(path);
+    if (loop) await kernel.loopSetCapacity(loop.path);
+  }
+
+  const info = await kernel.info(args.dmName);
+  if (!info || !info.liveTable) return { dataBlocks: null, lowWater: null, reloaded: false };
+  const live = (await kernel.table(args.dmName)).find((t) => t.type === 'thin-pool');
+  if (!live) throw new StateError(`${args.dmName} has no thin-pool table`, 'E_POOL');
+  if (args.uuid !== undefined && info.uuid !== args.uuid) throw notOwned(args.dmName, info.uuid, args.uuid);
+  const data = await blockDeviceOf(ctx, args.data);
+  const grown = grownPoolTable(parsePoolTable(live), await kernel.blockDeviceSize(data.path));
+  await kernel.load(args.dmName, [poolTarget(grown)]);
+  await kernel.suspend(args.dmName);
+  await kernel.resume(args.dmName);
+  return { dataBlocks: grown.length / grown.blockSectors, lowWater: grown.lowWater, reloaded: true };
+}

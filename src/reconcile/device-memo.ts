@@ -5,7 +5,7 @@
 // from, which lists every device thinlayer owns: a name of ours that is not there is absent.
 
 import type { DmInfo } from '../kernel/port.ts';
-import type { ActionContext } from './actions.ts';
+import type { ActionContext, RunMemo } from './action-context.ts';
 import { isOwnedDmName } from '../domain/names.ts';
 
 /** The device's info: from this run's memo, else from the kernel (and remembered). null: no such device. */
@@ -26,7 +26,7 @@ export function knownDevice(ctx: ActionContext, dmName: string): DmInfo | null |
 }
 
 /** Starts the run's memo from an observation of every device thinlayer owns. */
-export function seedDevices(memo: NonNullable<ActionContext['memo']>, owned: Record<string, DmInfo>): void {
+export function seedDevices(memo: RunMemo, owned: Record<string, DmInfo>): void {
   memo.devices = new Map(Object.entries(owned));
   memo.allOwnedListed = true;
 }

@@ -7,7 +7,8 @@
 import type { Session } from './session.ts';
 import type { Reporter } from '../messages/port.ts';
 import type { Step } from '../plan/steps.ts';
-import { StepWriter, describeThing } from '../plan/step-writer.ts';
+import { StepWriter } from '../plan/step-writer.ts';
+import { describeThing } from '../lifecycle/projection.ts';
 import { executePlan } from './execute.ts';
 
 /** Deletes every layer whose content failed and was never committed; resolves to how many steps ran. */

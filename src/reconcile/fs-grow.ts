@@ -7,9 +7,10 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DmInfo, Filesystem } from '../kernel/port.ts';
 import { isKernelError } from '../errors/index.ts';
-import type { ActionContext } from './actions.ts';
+import type { ActionContext } from './action-context.ts';
+import type { StepArgs, StepResult } from '../plan/steps.ts';
 
-export async function growFilesystem(ctx: ActionContext, a: Record<string, any>, info: DmInfo): Promise<Record<string, unknown>> {
+export async function growFilesystem(ctx: ActionContext, a: StepArgs<'fs.grow'>, info: DmInfo): Promise<StepResult<'fs.grow'>> {
   const fs = a.filesystem as Filesystem;
   if (a.mountpoint) {
     await ctx.kernel.growfs(info.devPath, a.mountpoint, fs);

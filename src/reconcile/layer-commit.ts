@@ -6,16 +6,15 @@
 
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ActionContext } from './actions.ts';
+import type { ActionContext } from './action-context.ts';
+import type { StepArgs, StepResult, ThinArgs } from '../plan/steps.ts';
 import { applyLayer } from '../layers/apply.ts';
-import type { ResolvedLayer } from '../layers/types.ts';
-import type { Filesystem } from '../kernel/port.ts';
 import { isKernelError } from '../errors/index.ts';
 import { chainHex } from '../plan/layer-chain.ts';
 import { forgetDevice } from './device-memo.ts';
 
-export async function commitLayer(ctx: ActionContext, a: Record<string, any>, activate: (ctx: ActionContext, a: Record<string, any>) => Promise<{ devPath: string; major: number; minor: number }>): Promise<Record<string, unknown>> {
-  const content = a.content as ResolvedLayer;
+export async function commitLayer(ctx: ActionContext, a: StepArgs<'layer.commit'>, activate: (ctx: ActionContext, a: ThinArgs) => Promise<{ devPath: string; major: number; minor: number }>): Promise<StepResult<'layer.commit'>> {
+  const content = a.content;
   const mountRoot = ctx.stateDir.path('mnt');
   await mkdir(mountRoot, { recursive: true, mode: 0o700 });
   const mountpoint = join(mountRoot, chainHex(a.chainId));
@@ -23,12 +22,12 @@ export async function commitLayer(ctx: ActionContext, a: Record<string, any>, ac
   let mounted = false;
   try {
     // nosuid, nodev: the archive's setuid files and device nodes are written, never used, here.
-    await ctx.kernel.mount(info.devPath, mountpoint, a.filesystem as Filesystem, { readOnly: false, discard: true });
+    await ctx.kernel.mount(info.devPath, mountpoint, a.filesystem, { readOnly: false, discard: true });
     mounted = true;
     const task = `layer ${a.label}`;
     const result = await applyLayer(content, mountpoint, {
       maxBytes: a.sizeBytes,
-      allowDevices: a.allowDevices === true,
+      allowDevices: a.allowDevices,
       signal: ctx.signal,
       onProgress: (done, total) => ctx.reporter?.notify({ code: 'progress', task, done, total, unit: 'bytes' }),
     });

@@ -4,21 +4,17 @@ import { open, stat } from 'node:fs/promises';
 import type { KernelPort, DmInfo, MountEntry } from '../kernel/port.ts';
 import type { PoolSpec, Backing } from '../manifest/types.ts';
 import type { StateDir } from '../events/state-dir.ts';
-import { parsePoolStatus } from '../kernel/status-lines.ts';
+import { parsePoolStatus } from '../kernel/thin-pool.ts';
+import { splitDevT } from '../kernel/dev-t.ts';
 import { identityOfUuid } from '../domain/names.ts';
-import { describeOwner, ownershipJudge, poolIdentityOf, type OwnerView } from '../domain/ownership.ts';
+import { describeOwner, ownershipJudge, type OwnerView } from '../domain/ownership.ts';
+import { poolIdentity } from '../lifecycle/current-pool.ts';
 import type { Observation, BackingObservation, ForeignPool } from '../plan/observation.ts';
 
 export function backingPath(stateDir: StateDir, backing: Backing): string {
   return backing.kind === 'file' ? stateDir.path(backing.file) : backing.device;
 }
 
-/** Linux dev_t as Node reports it: split into major and minor the way glibc's gnu_dev_major/minor do. */
-export function splitDev(rdev: number): { major: number; minor: number } {
-  const major = Number((BigInt(rdev) >> 8n) & 0xfffn) | Number((BigInt(rdev) >> 32n) & ~0xfffn);
-  const minor = Number(BigInt(rdev) & 0xffn) | Number((BigInt(rdev) >> 12n) & ~0xffn);
-  return { major, minor };
-}
 
 async function observeBacking(kernel: KernelPort, stateDir: StateDir, backing: Backing): Promise<BackingObservation> {
   const path = backingPath(stateDir, backing);
@@ -27,7 +23,7 @@ async function observeBacking(kernel: KernelPort, stateDir: StateDir, backing: B
     const loop = st ? await kernel.loopFind(path) : null;
     return { path, kind: 'file', exists: st !== null, sizeBytes: st?.size ?? 0, loop, majorMinor: loop ? `${loop.major}:${loop.minor}` : null };
   }
-  const dev = st && st.isBlockDevice() ? splitDev(st.rdev) : null;
+  const dev = st && st.isBlockDevice() ? splitDevT(st.rdev) : null;
   return {
     path,
     kind: 'device',
@@ -83,7 +79,7 @@ export async function observeSystem(kernel: KernelPort, stateDir: StateDir, pool
   if (!pool) return { backend: kernel.kind, data: null, metadata: null, metadataBlank: true, pool: null, foreignPool: null, devices, mounts };
 
   const [data, metadata] = await Promise.all([observeBacking(kernel, stateDir, pool.data), observeBacking(kernel, stateDir, pool.metadata)]);
-  const identity = poolIdentityOf(owner, pool.name);
+  const identity = poolIdentity(owner, pool.name);
   const { dmName } = identity;
   let poolObs: Observation['pool'] = null;
   let foreignPool: ForeignPool | null = null;

@@ -10,7 +10,8 @@ import type { Manifest } from '../manifest/types.ts';
 import type { Plan } from '../plan/steps.ts';
 import type { LayerContent } from '../plan/layer-chain.ts';
 import { plan as makePlan, type PlanMode } from '../plan/planner.ts';
-import { poolIdentityOf } from '../domain/ownership.ts';
+import { currentPool } from '../lifecycle/current-pool.ts';
+import { sameDesired } from '../plan/desired-state.ts';
 import { StateError, UserError, ThinlayerError } from '../errors/index.ts';
 import { observeSystem } from './observe.ts';
 import { observeThing, mountIndex } from '../plan/observe-thing.ts';
@@ -18,6 +19,7 @@ import type { Observation } from '../plan/observation.ts';
 import { discardFailedLayers } from './failed-layer.ts';
 import { checkMountpointsOnHost } from '../host/mountpoint-check.ts';
 import { executePlan } from './execute.ts';
+import { newRunId } from './step-runner.ts';
 import { completePendingGrows } from './pool-grow.ts';
 import type { Session } from './session.ts';
 import type { Reporter } from '../messages/port.ts';
@@ -54,7 +56,7 @@ export interface RunResult {
 
 export async function reconcile(session: Session, opts: ReconcileOptions): Promise<RunResult> {
   const { reporter } = opts;
-  const runId = `${Date.now().toString(36)}-${process.pid}`;
+  const runId = newRunId();
   const maxPasses = opts.maxPasses ?? 3;
   const pending = Object.keys(session.state.pending).length;
   if (pending > 0) reporter.notify({ code: 'recovery.pending', steps: pending });
@@ -67,10 +69,10 @@ export async function reconcile(session: Session, opts: ReconcileOptions): Promi
   let started = false;
   try {
     for (let pass = 0; pass < maxPasses; pass++) {
-      const poolSpec = opts.desired?.pool ?? session.state.poolSpec;
-      const observed = await observeSystem(session.kernel, session.stateDir, poolSpec, session.state);
+      const pool = currentPool(session.state, opts.desired);
+      const observed = await observeSystem(session.kernel, session.stateDir, pool?.spec ?? null, session.state);
       // Without resolved content, the recorded one serves only for the manifest it was resolved for.
-      const sameManifest = session.state.desired === opts.desired || JSON.stringify(session.state.desired) === JSON.stringify(opts.desired);
+      const sameManifest = sameDesired(session.state.desired, opts.desired);
       const content = opts.content ?? (sameManifest ? (session.state.content ?? undefined) : undefined);
       const plan = makePlan({ desired: opts.desired, state: session.state, observed, mode: opts.mode, content });
       firstPlan ??= plan;
@@ -80,7 +82,7 @@ export async function reconcile(session: Session, opts: ReconcileOptions): Promi
       // Mountpoints on the host, before any step (after the blockers: a pool that is not ours is the first thing to say).
       if (pass === 0) await checkMountpointsOnHost(session.kernel, session.stateDir.root, opts.desired, opts.mode, observed.devices);
       const newDigest = typeof opts.desiredDigest === 'string' && opts.desiredDigest !== session.state.desiredDigest;
-      const desiredChanged = opts.recordDesired && (!sameManifest || newDigest || JSON.stringify(session.state.content ?? null) !== JSON.stringify(content ?? null));
+      const desiredChanged = opts.recordDesired && (!sameManifest || newDigest || !sameDesired(session.state.content, content));
       if (plan.steps.length === 0 && !desiredChanged) {
         await settleIntents(session, runId, observed);
         if (started) await session.append([{ type: 'run.finished', runId, outcome: 'converged', steps }]);
@@ -98,9 +100,8 @@ export async function reconcile(session: Session, opts: ReconcileOptions): Promi
         reporter.notify({ code: 'run.started', runId, command: opts.command });
       }
       if (desiredChanged) await session.append([{ type: 'desired.set', manifest: opts.desired, content: content ?? null, source: opts.desired ? 'apply' : 'destroy', digest: opts.desiredDigest ?? null }], { durable: false });
-      const poolDmName = poolSpec ? poolIdentityOf(session.state, poolSpec.name).dmName : '';
       const before = steps;
-      steps += await executePlan(session, plan.steps, poolDmName, { runId, reporter, signal: opts.signal, firstIndex: steps, observed: observed.devices });
+      steps += await executePlan(session, plan.steps, pool?.dmName ?? '', { runId, reporter, signal: opts.signal, firstIndex: steps, observed: observed.devices });
       if (opts.signal?.aborted) {
         await session.append([{ type: 'run.finished', runId, outcome: 'interrupted', steps }]);
         const planned = before + plan.steps.length;
@@ -112,8 +113,7 @@ export async function reconcile(session: Session, opts: ReconcileOptions): Promi
   } catch (e) {
     if (started) {
       // A layer whose content failed is deleted by this same run (failed-layer.ts).
-      const spec = opts.desired?.pool ?? session.state.poolSpec;
-      steps += await discardFailedLayers(session, spec ? poolIdentityOf(session.state, spec.name).dmName : '', { runId, reporter, firstIndex: steps }).catch(() => 0);
+      steps += await discardFailedLayers(session, currentPool(session.state, opts.desired)?.dmName ?? '', { runId, reporter, firstIndex: steps }).catch(() => 0);
     }
     if (started) await session.append([{ type: 'run.finished', runId, outcome: 'failed', steps }]).catch(() => undefined);
     reporter.notify({ code: 'run.failed', error: e instanceof ThinlayerError ? e.message : String(e) });

@@ -36,6 +36,13 @@ export interface SessionOptions {
   crash?: CrashPoints;
 }
 
+/** The kernel a command runs on, chosen by the backend option; why the choice fell as it did goes to the reporter. */
+export async function openSessionKernel(backend: BackendChoice, stateDir: StateDir, reporter: Reporter, simDir?: () => Promise<string>): Promise<KernelPort> {
+  const chosen = await openKernel(backend, stateDir, simDir);
+  if (chosen.notice) reporter.notify({ code: 'backend.notice', backend: chosen.kernel.kind, text: chosen.notice });
+  return chosen.kernel;
+}
+
 export class Session {
   private constructor(
     readonly stateDir: StateDir,
@@ -62,15 +69,10 @@ export class Session {
     const lock = opts.mutate ? await acquireLock(stateDir, { command: opts.command, waitMs: opts.lockWaitMs, signal: opts.signal, onWait }) : null;
     try {
       if (lock?.tookOverFrom) opts.reporter.notify({ code: 'lock.took-over', pid: lock.tookOverFrom.pid, command: lock.tookOverFrom.command });
-      let kernel = opts.kernel;
-      if (!kernel) {
-        // A simulated kernel that was never started has nothing in it: read-only, it is made in a
-        // throwaway directory rather than in the state dir.
-        const simDir = !opts.mutate && !existsSync(stateDir.path('sim')) ? async () => (scratch = await mkdtemp(path.join(tmpdir(), 'thinlayer-sim-'))) : undefined;
-        const chosen = await openKernel(opts.backend, stateDir, simDir);
-        kernel = chosen.kernel;
-        if (chosen.notice) opts.reporter.notify({ code: 'backend.notice', backend: kernel.kind, text: chosen.notice });
-      }
+      // A simulated kernel that was never started has nothing in it: read-only, it is made in a
+      // throwaway directory rather than in the state dir.
+      const simDir = !opts.mutate && !existsSync(stateDir.path('sim')) ? async () => (scratch = await mkdtemp(path.join(tmpdir(), 'thinlayer-sim-'))) : undefined;
+      const kernel = opts.kernel ?? (await openSessionKernel(opts.backend, stateDir, opts.reporter, simDir));
       const log = opts.mutate ? await EventLog.open(stateDir, { exclusive: lock !== null }) : await EventLog.openForReading(stateDir);
       const store = await SnapshotStore.open<EngineState>(stateDir);
       const session = new Session(stateDir, crash.wrapKernel(countKernelCallsFromEnv(kernel)), log, store, lock, crash, initialState());

@@ -6,10 +6,11 @@
 
 import type { DmTarget } from '../kernel/port.ts';
 import { StateError } from '../errors/index.ts';
-import type { ActionContext } from './actions.ts';
+import type { ActionContext } from './action-context.ts';
+import type { StepArgs, StepResult } from '../plan/steps.ts';
 import { forgetDevice } from './device-memo.ts';
 
-export async function resizeThin(ctx: ActionContext, a: Record<string, any>, wanted: DmTarget): Promise<Record<string, unknown>> {
+export async function resizeThin(ctx: ActionContext, a: StepArgs<'thin.resize'>, wanted: DmTarget): Promise<StepResult<'thin.resize'>> {
   const info = await ctx.kernel.info(a.dmName);
   if (info?.liveTable) {
     if (info.uuid !== a.uuid) throw new StateError(`a device named ${a.dmName} exists with uuid "${info.uuid}": thinlayer does not touch devices it does not own`, 'E_NOT_OWNED');

@@ -7,10 +7,10 @@ import { stat, mkdir, unlink } from 'node:fs/promises';
 import type { DmInfo } from '../kernel/port.ts';
 import type { StateDir } from '../events/state-dir.ts';
 import { mknod, S_IFBLK } from '../layers/fs-calls.ts';
-import { splitDev } from '../reconcile/observe.ts';
+import { splitDevT } from '../kernel/dev-t.ts';
 
 function sameDevice(rdev: number, info: DmInfo): boolean {
-  const { major, minor } = splitDev(rdev);
+  const { major, minor } = splitDevT(rdev);
   return major === info.major && minor === info.minor;
 }
 

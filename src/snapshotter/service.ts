@@ -21,7 +21,7 @@ import type { Session } from '../reconcile/session.ts';
 import type { SnapshotRecord } from '../events/types.ts';
 import type { EngineState, ThingRecord } from '../lifecycle/projection.ts';
 import { dmIdentity, thingKey } from '../domain/names.ts';
-import { parseThinStatus } from '../kernel/status-lines.ts';
+import { parseThinStatus } from '../kernel/thin-pool.ts';
 import { SessionGate } from './session-gate.ts';
 import { KeyedLocks, Mutex } from './serial.ts';
 import { RecordIndex, scoped, parentName, fieldsOf } from './records.ts';

@@ -4,7 +4,7 @@
 
 import type { Step } from '../plan/steps.ts';
 import type { ThingRecord } from '../lifecycle/projection.ts';
-import type { DmInfo } from '../kernel/port.ts';
+import type { DmInfo, Filesystem } from '../kernel/port.ts';
 import { executePlan } from '../reconcile/execute.ts';
 import type { Session } from '../reconcile/session.ts';
 import type { Reporter } from '../messages/port.ts';
@@ -33,7 +33,7 @@ export function remove(t: Thin): Step {
   return { op: 'thin.delete', target: t.key, impact: 'destroy', args: { dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes, discard: true }, reason: `delete ${t.key} (thin id ${t.thinId}) and return its space` };
 }
 
-export function mount(t: Thin, mountpoint: string, filesystem: string): Step {
+export function mount(t: Thin, mountpoint: string, filesystem: Filesystem): Step {
   return { op: 'fs.mount', target: t.key, impact: 'update', args: { dmName: t.dmName, mountpoint, filesystem, readOnly: false }, reason: `mount ${t.key} at ${mountpoint}` };
 }
 

@@ -6,12 +6,12 @@
 // The decisions are pure (decideGrowth, useWarnings); autoextendPool reads the pool and the host
 // file system and calls growPool (src/reconcile/pool-grow.ts) to do the growing.
 
+import { currentPool } from '../lifecycle/current-pool.ts';
 import { stat, statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Session } from '../reconcile/session.ts';
 import { growPool, type PoolRole } from '../reconcile/pool-grow.ts';
-import { poolIdentityOf } from '../domain/ownership.ts';
-import { parsePoolStatus } from '../kernel/status-lines.ts';
+import { parsePoolStatus } from '../kernel/thin-pool.ts';
 import type { Reporter } from '../messages/port.ts';
 
 export interface AutoextendPolicy {
@@ -113,9 +113,9 @@ export class Autoextender {
 
   /** Checks the pool of the session's desired state; grows it when due. Returns the use seen (null: no active pool). */
   async check(session: Session): Promise<PoolUse | null> {
-    const spec = session.state.desired?.pool ?? session.state.poolSpec;
-    if (!spec) return null;
-    const { dmName, uuid } = poolIdentityOf(session.state, spec.name);
+    const pool = currentPool(session.state);
+    if (!pool) return null;
+    const { dmName, uuid, spec } = pool;
     const info = await session.kernel.info(dmName);
     // Another owner's pool of the same name is none of ours to watch or grow.
     if (!info || !info.liveTable || info.uuid !== uuid) return null;

@@ -5,6 +5,7 @@
 //   ManifestFollower: the manifest each run uses. A valid edit becomes the desired state; an
 //     invalid one is reported (once per distinct content) and the last valid manifest is kept.
 
+import { sameDesired } from '../plan/desired-state.ts';
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
@@ -130,7 +131,7 @@ export class ManifestFollower {
     }
     try {
       const manifest = parseManifest(text, absolute, { shownAs: this.shownAs });
-      const changed = JSON.stringify(manifest) !== JSON.stringify(this.lastValid);
+      const changed = !sameDesired(manifest, this.lastValid);
       this.lastValid = manifest;
       this.lastValidText = text;
       this.lastReported = null;

@@ -10,11 +10,11 @@
 
 import { merge, type Observable } from 'rxjs';
 import { openStateDir } from '../events/state-dir.ts';
-import { openKernel, type BackendChoice } from '../kernel/select.ts';
+import type { BackendChoice } from '../kernel/select.ts';
 import type { KernelPort } from '../kernel/port.ts';
 import type { Manifest } from '../manifest/types.ts';
 import type { Plan } from '../plan/steps.ts';
-import { Session } from '../reconcile/session.ts';
+import { Session, openSessionKernel } from '../reconcile/session.ts';
 import { reconcile } from '../reconcile/reconcile.ts';
 import { resolveContent } from '../reconcile/resolve-content.ts';
 import { refuseChanges } from '../plan/changes.ts';
@@ -22,7 +22,8 @@ import type { LayerContent } from '../plan/layer-chain.ts';
 import { completePendingGrows } from '../reconcile/pool-grow.ts';
 import { readStatus, type StatusView } from '../api/status.ts';
 import { dmIdentity } from '../domain/names.ts';
-import { poolIdentityOf } from '../domain/ownership.ts';
+import { poolIdentity } from '../lifecycle/current-pool.ts';
+import { desiredDigestOf, sameDesired } from '../plan/desired-state.ts';
 import { ThinlayerError, UserError } from '../errors/index.ts';
 import type { Message, Reporter } from '../messages/port.ts';
 import { startLoop, type LoopSummary } from './loop.ts';
@@ -79,17 +80,14 @@ export async function watch(opts: WatchOptions): Promise<LoopSummary> {
 
   let ownKernel: KernelPort | null = null;
   let kernel = opts.kernel;
-  if (!kernel) {
-    const chosen = await openKernel(opts.backend, stateDir);
-    kernel = ownKernel = chosen.kernel;
-    if (chosen.notice) reporter.notify({ code: 'backend.notice', backend: kernel.kind, text: chosen.notice });
-  }
+  if (!kernel) kernel = ownKernel = await openSessionKernel(opts.backend, stateDir, reporter);
   // Every run's session closes its kernel; the watcher's one kernel lives as long as the watcher.
   const shared = borrowed(kernel);
 
   try {
     await ensureRequestsDir(stateDir);
     const autoextender = new Autoextender(opts.autoextend ?? DEFAULT_AUTOEXTEND, reporter);
+    // Until a session has read the log: the dm name this pool name is given (the first run corrects it).
     let poolDmName: string | null = dmIdentity(first.manifest.pool.name, 'pool').dmName;
     let declinedManifest: string | null = null;
     let steps = 0;
@@ -100,7 +98,7 @@ export async function watch(opts: WatchOptions): Promise<LoopSummary> {
     let resolved: { manifest: string; content: LayerContent } | null = null;
     const reportedSources = new Set<string>();
     const contentOf = async (manifest: Manifest): Promise<LayerContent> => {
-      const key = JSON.stringify(manifest);
+      const key = desiredDigestOf(manifest);
       if (resolved?.manifest !== key) {
         for (const u of await untrustedSources(manifest)) {
           const id = `${u.layer}\0${u.source}\0${u.why}`;
@@ -122,23 +120,23 @@ export async function watch(opts: WatchOptions): Promise<LoopSummary> {
         desired = reading.kept;
       } else desired = reading.manifest;
       // An edit's sources are read before the lock is taken, as apply does.
-      if (desired && JSON.stringify(desired) !== lastRecorded) await contentOf(desired);
+      if (desired && desiredDigestOf(desired) !== lastRecorded) await contentOf(desired);
 
       const session = await Session.open({ stateDir: opts.stateDir, backend: opts.backend, reporter, mutate: true, command: 'watch', kernel: shared, lockWaitMs: opts.lockWaitMs ?? Math.max(3000, opts.intervalMs) });
       try {
         await completePendingGrows(session, reporter);
         const recorded = session.state.desired;
-        lastRecorded = JSON.stringify(recorded);
+        lastRecorded = desiredDigestOf(recorded);
         desired ??= recorded;
         if (!desired) return;
-        poolDmName = poolIdentityOf(session.state, desired.pool.name).dmName;
+        poolDmName = poolIdentity(session.state, desired.pool.name).dmName;
         // An edit that cannot be carried out is refused as apply refuses it (plan/changes.ts).
-        if (JSON.stringify(desired) !== lastRecorded) refuseChanges(session.state, desired);
+        if (desiredDigestOf(desired) !== lastRecorded) refuseChanges(session.state, desired);
 
-        const edit = JSON.stringify(desired);
+        const edit = desiredDigestOf(desired);
         const content = edit === lastRecorded && session.state.content ? session.state.content : await contentOf(desired);
         // Content that differs from the recorded content is an edit too: its layers are new devices.
-        const alreadyConfirmed = edit === lastRecorded && JSON.stringify(content) === JSON.stringify(session.state.content);
+        const alreadyConfirmed = edit === lastRecorded && sameDesired(content, session.state.content);
         const declined: { plan: Plan | null } = { plan: null };
         try {
           const result = await reconcile(session, {

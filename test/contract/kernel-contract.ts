@@ -300,6 +300,29 @@ export function describeKernelContract(name: string, makeFixture: () => Promise<
       await expectErrno(fx.kernel.message(pool.name, 'create_snap 2 1'), 'EEXIST');
     });
 
+    it('lists the thin ids in a pool\'s metadata, in use or not, and leaves no metadata snapshot held', async () => {
+      const pool = await rig.pool();
+      expect(await fx.kernel.listThinIds(pool.name, pool.metaLoop.path)).toEqual([]);
+      await fx.kernel.message(pool.name, 'create_thin 5');
+      await fx.kernel.message(pool.name, 'create_snap 9 5');
+      await fx.kernel.message(pool.name, 'create_thin 2');
+      await fx.kernel.message(pool.name, 'delete 9');
+      expect(await fx.kernel.listThinIds(pool.name, pool.metaLoop.path)).toEqual([2, 5]);
+      expect((await rig.poolStatus(pool)).heldRoot).toBe('-');
+    });
+
+    it('reads the bytes one thin id maps, as its status line counts them, and leaves no metadata snapshot held', async () => {
+      const pool = await rig.pool();
+      const thin = await rig.thin(pool, 4);
+      expect(await fx.kernel.thinMappedBytes(pool.name, pool.metaLoop.path, 4)).toBe(0);
+      await fx.kernel.mkfs(thin.devPath, 'ext4');
+      const [mappedSectors] = (await fx.kernel.status(thin.name))[0].params.split(' ').map(Number);
+      expect(mappedSectors).toBeGreaterThan(0);
+      expect(await fx.kernel.thinMappedBytes(pool.name, pool.metaLoop.path, 4)).toBe(mappedSectors * 512);
+      await expect(fx.kernel.thinMappedBytes(pool.name, pool.metaLoop.path, 7)).rejects.toThrow();
+      expect((await rig.poolStatus(pool)).heldRoot).toBe('-');
+    });
+
     it('rejects ids over 24 bits, unknown messages, and messages to a device that is not a pool, with EINVAL', async () => {
       const pool = await rig.pool();
       await expectErrno(fx.kernel.message(pool.name, 'create_thin 16777216'), 'EINVAL');

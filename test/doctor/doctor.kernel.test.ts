@@ -10,7 +10,7 @@ import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import * as api from '../../src/api/index.ts';
 import { doctorCommand, gcCommand } from '../../src/cli/doctor-command.ts';
 import { LinuxKernel, linuxKernelAvailable } from '../../src/kernel/linux/index.ts';
-import { parsePoolStatus } from '../../src/kernel/status-lines.ts';
+import { parsePoolStatus } from '../../src/kernel/thin-pool.ts';
 import { dmIdentity } from '../../src/domain/names.ts';
 
 const POOL_NAME = `doc${process.pid}`;

@@ -10,7 +10,7 @@ import { Writable } from 'node:stream';
 import * as api from '../../src/api/index.ts';
 import { doctorCommand, gcCommand } from '../../src/cli/doctor-command.ts';
 import { SimKernel } from '../../src/kernel/sim/index.ts';
-import { parsePoolStatus } from '../../src/kernel/status-lines.ts';
+import { parsePoolStatus } from '../../src/kernel/thin-pool.ts';
 import { dmIdentity, thingKey } from '../../src/domain/names.ts';
 import { chainLayers, chainHex } from '../../src/plan/layer-chain.ts';
 import { openStateDir } from '../../src/events/state-dir.ts';

@@ -3,7 +3,9 @@ import { compareLogWithKernel, orphansOf, missingOf, unknownDevicesOf } from '..
 import { diagnose } from '../../src/doctor/diagnose.ts';
 import { baseState, facts, thing, layer, layerKey, poolStatus, OS, POOL_DEV, type FactsOptions } from './fixtures.ts';
 import type { EngineState } from '../../src/lifecycle/projection.ts';
-import type { StepIntentEvent } from '../../src/events/types.ts';
+import { intentEvent, type StepIntentEvent } from '../../src/events/types.ts';
+import type { StepOp, StepArgs } from '../../src/plan/steps.ts';
+import type { ThingRecord } from '../../src/lifecycle/projection.ts';
 
 const WEB = baseState().things['device:web'].dmName;
 /** A layer over os whose creation may be under way. */
@@ -13,8 +15,20 @@ const summary = (opts: FactsOptions) => compareLogWithKernel(facts(opts)).map((f
 function withThing(state: EngineState, t: ReturnType<typeof thing>): EngineState {
   return { ...state, things: { ...state.things, [t.key]: t } };
 }
-function pending(op: string, target: string, args: Record<string, unknown>, txid?: number, seq = 41): Record<string, StepIntentEvent & { seq: number }> {
-  return { [`r:${seq}`]: { type: 'step.intent', stepId: `r:${seq}`, op, target, args, ...(txid !== undefined ? { txid } : {}), seq } };
+function pending<O extends StepOp>(op: O, target: string, args: StepArgs<O>, txid?: number, seq = 41): Record<string, StepIntentEvent & { seq: number }> {
+  return { [`r:${seq}`]: { ...intentEvent(op, `r:${seq}`, target, args, txid), seq } };
+}
+
+/** The snapshot intent that made `t`, as the step writer writes it. */
+function snapOf(state: EngineState, t: ThingRecord): StepArgs<'snap.create'> {
+  const origin = state.things[t.origin!];
+  return { kind: t.kind, name: t.name, dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes, origin: origin.key, originThinId: origin.thinId, originDmName: origin.dmName, ready: false };
+}
+
+/** A state with the new layer's snapshot interrupted: its intent logged at transaction id 5, no outcome. */
+function interruptedSnap(): EngineState {
+  const state = withThing(baseState(), layer(['os', 'new'], 3, 'creating'));
+  return { ...state, pending: pending('snap.create', NEW, snapOf(state, state.things[NEW]), 5) };
 }
 
 describe('the log against the kernel', () => {
@@ -65,7 +79,7 @@ describe('the log against the kernel', () => {
   });
 
   it('a create whose outcome was not logged is not called missing: up settles it', () => {
-    const state = { ...withThing(baseState(), layer(['os', 'new'], 3, 'creating')), pending: pending('snap.create', NEW, { thinId: 3 }, 5) };
+    const state = interruptedSnap();
     const f = facts({ state });
     expect(missingOf(f)).toEqual([]);
     expect(summary({ state })).toEqual([`warning:step.interrupted:${NEW}`]);
@@ -81,7 +95,7 @@ describe('the log against the kernel', () => {
   });
 
   it('the fence: a pending metadata step allows its transaction id and the next', () => {
-    const state = { ...withThing(baseState(), layer(['os', 'new'], 3, 'creating')), pending: pending('snap.create', NEW, { thinId: 3 }, 5) };
+    const state = interruptedSnap();
     for (const txid of [5, 6]) expect(summary({ state, status: poolStatus({ transactionId: txid }), thinIds: [0, 1, 2, 3] }), `txid ${txid}`).toEqual([`warning:step.interrupted:${NEW}`]);
     expect(summary({ state, status: poolStatus({ transactionId: 7 }), thinIds: [0, 1, 2, 3] })).toContain('error:pool.log-behind:pool');
   });

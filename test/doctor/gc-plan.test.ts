@@ -1,5 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { planGc } from '../../src/doctor/gc-plan.ts';
+import { intentEvent } from '../../src/events/types.ts';
 import { baseState, facts, thing, layer, layerKey, manifest, poolStatus, OS, POOL_DEV } from './fixtures.ts';
 import type { EngineState } from '../../src/lifecycle/projection.ts';
 import { chainLayers, chainHex } from '../../src/plan/layer-chain.ts';
@@ -111,7 +112,7 @@ describe('what gc collects', () => {
   });
 
   it('settles interrupted orphan deletes first, by their fence', () => {
-    const state = { ...baseState(), pending: { 'r:1': { type: 'step.intent' as const, stepId: 'r:1', op: 'orphan.delete', target: 'thin:99', args: { thinId: 99 }, txid: 5, seq: 41 } } };
+    const state = { ...baseState(), pending: { 'r:1': { ...intentEvent('orphan.delete', 'r:1', 'thin:99', { thinId: 99 }, 5), seq: 41 } } };
     const plan = planGc(facts({ state, thinIds: [0, 1, 2, 99] }));
     expect(plan.settle).toEqual([{ stepId: 'r:1', thinId: 99, txid: 5 }]);
     expect(ops(plan)).toEqual(['orphan.delete thin:99']);
@@ -122,7 +123,7 @@ describe('what gc collects', () => {
     ['the pool needs a check', { status: poolStatus({ needsCheck: true }) }, /needs_check/],
     ['the pool is read-only', { status: poolStatus({ mode: 'ro' }) }, /read-only/],
     ['the thin ids cannot be read', { thinIds: null }, /could not be read/],
-    ['another step was interrupted', { state: { ...baseState(), pending: { 'r:1': { type: 'step.intent', stepId: 'r:1', op: 'snap.create', target: 'device:web', args: {}, txid: 5, seq: 41 } } } }, /run `thinlayer up` first/],
+    ['another step was interrupted', { state: { ...baseState(), pending: { 'r:1': { ...intentEvent('thin.deactivate', 'r:1', 'device:web', { dmName: 'thinlayer-demo-device-web' }), seq: 41 } } } }, /run `thinlayer up` first/],
     ['nothing is recorded', { state: { ...baseState(), pool: null } }, /no pool is recorded/],
   ])('refuses when %s', (_name, opts, message) => {
     const plan = planGc(facts({ thinIds: [0, 1, 2, 99], ...opts }));

@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { poolHealthFindings, poolHealthOf, SPACE_LEVELS } from '../../src/doctor/pool-health.ts';
-import { parsePoolStatus } from '../../src/kernel/status-lines.ts';
+import { parsePoolStatus } from '../../src/kernel/thin-pool.ts';
 import { poolStatus } from './fixtures.ts';
 
 const input = (line: string | null, over: Partial<Parameters<typeof poolHealthFindings>[0]> = {}) => ({

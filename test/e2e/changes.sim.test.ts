@@ -90,6 +90,9 @@ describe('changes to an existing pool', () => {
     expect(plan.steps.map((s) => s.op)).toEqual(['pool.grow']);
     expect(plan.steps[0].reason).toMatch(/data file from 1 GiB to 3 GiB and the metadata file from 64 MiB to 128 MiB/);
     await api.apply(b.file, { ...b.opts, yes: true });
+    // What plan showed is the step apply logged: the same op and the same args.
+    const intents = readFileSync(join(b.opts.stateDir, 'events.ndjson'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.type === 'step.intent' && e.op === 'pool.grow');
+    expect(intents.map((e) => e.args)).toEqual([plan.steps[0].args]);
     expect(statSync(join(b.opts.stateDir, 'data.img')).size).toBe(3 * 1024 * MiB);
     expect(statSync(join(b.opts.stateDir, 'metadata.img')).size).toBe(128 * MiB);
     expect((await api.status(b.opts)).pool?.data?.totalBytes).toBe(3 * 1024 * MiB);

@@ -3,8 +3,10 @@
 import type { Manifest } from '../../src/manifest/types.ts';
 import type { Observation } from '../../src/plan/observation.ts';
 import type { DmInfo, MountEntry } from '../../src/kernel/port.ts';
-import type { ThinlayerEvent, ThinlayerEventBody } from '../../src/events/types.ts';
-import { parsePoolStatus } from '../../src/kernel/status-lines.ts';
+import { intentEvent, doneEvent, type ThinlayerEvent, type ThinlayerEventBody } from '../../src/events/types.ts';
+import type { StepOp, StepArgs, StepResult, CreateArgs } from '../../src/plan/steps.ts';
+import type { ThingKind } from '../../src/domain/names.ts';
+import { parsePoolStatus } from '../../src/kernel/thin-pool.ts';
 import { dmIdentity } from '../../src/domain/names.ts';
 
 const G = 1024 ** 3;
@@ -71,6 +73,22 @@ export function poolUp(txid = 0, devices: DmInfo[] = [], mounts: MountEntry[] = 
 
 export function mountOf(info: DmInfo, mountpoint: string): MountEntry {
   return { source: info.devPath, major: info.major, minor: info.minor, mountpoint, fstype: 'ext4', options: ['rw'] };
+}
+
+/** A step's intent and its outcome, as the runner logs them: args and result are checked against the op's contract. */
+export function stepEvents<O extends StepOp>(op: O, target: string, args: StepArgs<O>, result: StepResult<O>, opts: { id?: string; txid?: number } = {}): ThinlayerEventBody[] {
+  const id = opts.id ?? `r:${op}:${target}`;
+  return [intentEvent(op, id, target, args, opts.txid), doneEvent(op, id, target, result)];
+}
+
+/** What the planner writes into a create of a thin device of the fixture pool. */
+export function createArgs(kind: ThingKind, name: string, thinId: number, sizeBytes = manifest().pool.baseSizeBytes): CreateArgs {
+  return { kind, name, thinId, sizeBytes, ...dmIdentity('demo', kind, name) };
+}
+
+/** What the planner writes into a snapshot of `origin`. */
+export function snapArgs(kind: ThingKind, name: string, thinId: number, origin: { key: string; thinId: number; dmName: string }, opts: { sizeBytes?: number; ready?: boolean } = {}): StepArgs<'snap.create'> {
+  return { ...createArgs(kind, name, thinId, opts.sizeBytes), origin: origin.key, originThinId: origin.thinId, originDmName: origin.dmName, ready: opts.ready ?? true };
 }
 
 /** Stamp bodies into events with consecutive sequence numbers. */

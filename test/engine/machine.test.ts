@@ -35,9 +35,9 @@ describe('lifecycle machine', () => {
     expect(failed).toEqual({ state: 'failed', from: 'activated', error: 'EBUSY' });
   });
 
-  it('lets an observation override the recorded state and clears the error', () => {
+  it('leaves a failed record where it is: only the planner\'s observation says where the device went', () => {
     const failed = { state: 'failed', from: 'created', error: 'boom' } as const;
-    expect(step(failed, { type: 'OBSERVED', state: 'activated' })).toEqual({ state: 'activated', from: 'activated', error: null });
+    for (const command of ['CREATE', 'ACTIVATE', 'MOUNT', 'UNMOUNT', 'DEACTIVATE', 'DELETE', 'DONE'] as const) expect(step(failed, { type: command })).toEqual(failed);
   });
 
   it('refuses commands that make no sense in a state', () => {

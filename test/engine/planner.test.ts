@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest';
 import { plan } from '../../src/plan/planner.ts';
 import { project, initialState, type EngineState } from '../../src/lifecycle/projection.ts';
 import { dmIdentity } from '../../src/domain/names.ts';
-import { parsePoolStatus } from '../../src/kernel/status-lines.ts';
+import { parsePoolStatus } from '../../src/kernel/thin-pool.ts';
 import { chainLayers, chainHex } from '../../src/plan/layer-chain.ts';
 import { thingKey } from '../../src/domain/names.ts';
 
@@ -10,31 +10,34 @@ import { thingKey } from '../../src/domain/names.ts';
 const CONTENT = chainLayers(manifest());
 const FEDORA = thingKey('layer', chainHex(CONTENT.top.fedora));
 const APACHE = thingKey('layer', chainHex(CONTENT.top.apache));
-import { manifest, emptyObservation, poolUp, dm, mountOf, stamp } from './fixtures.ts';
-import type { ThinlayerEventBody } from '../../src/events/types.ts';
+import { manifest, emptyObservation, poolUp, dm, mountOf, stamp, stepEvents, createArgs, snapArgs } from './fixtures.ts';
+import { intentEvent, type ThinlayerEventBody } from '../../src/events/types.ts';
+import { stepAs } from '../../src/plan/steps.ts';
 
 const ops = (p: ReturnType<typeof plan>) => p.steps.map((s) => `${s.op} ${s.target}`);
 
 /** The state after a full, successful apply of the fixture manifest (thin ids 0..4 in creation order). */
 function appliedState(): EngineState {
   const m = manifest();
-  const done = (op: string, target: string, args: Record<string, unknown>, result: Record<string, unknown> = {}, id = `r:${op}:${target}`): ThinlayerEventBody[] => [
-    { type: 'step.intent', stepId: id, op, target, args },
-    { type: 'step.done', stepId: id, op, target, result },
-  ];
-  const thing = (kind: string, name: string, thinId: number, origin: string | null) => ({ kind, name, thinId, origin, sizeBytes: m.pool.baseSizeBytes, ...dmIdentity('demo', kind as never, name) });
+  const { pool } = m;
+  const base = { key: 'base', ...createArgs('base', 'base', 0) };
+  const fedora = { key: FEDORA, ...createArgs('layer', chainHex(CONTENT.top.fedora), 1) };
+  const apache = { key: APACHE, ...createArgs('layer', chainHex(CONTENT.top.apache), 2) };
+  const web1 = createArgs('device', 'web1', 3);
+  const web2 = createArgs('device', 'web2', 4);
+  const live = (n: number) => ({ major: 253, minor: n, devPath: `/dev/dm-${n}` });
   const bodies: ThinlayerEventBody[] = [
     { type: 'desired.set', manifest: m, source: 'apply' },
-    ...done('pool.activate', 'pool', { pool: 'demo', ...dmIdentity('demo', 'pool') }, { txid: 0 }),
-    ...done('thin.create', 'base', thing('base', 'base', 0, null), { txid: 1 }),
-    ...done('fs.mkfs', 'base', {}),
-    ...done('snap.create', FEDORA, thing('layer', chainHex(CONTENT.top.fedora), 1, 'base'), { txid: 2, ready: true }),
-    ...done('snap.create', APACHE, thing('layer', chainHex(CONTENT.top.apache), 2, FEDORA), { txid: 3, ready: true }),
-    ...done('snap.create', 'device:web1', thing('device', 'web1', 3, APACHE), { txid: 4, ready: true }),
-    ...done('thin.activate', 'device:web1', {}),
-    ...done('fs.mount', 'device:web1', {}, { mountpoint: '/run/thinlayer/web1' }),
-    ...done('snap.create', 'device:web2', thing('device', 'web2', 4, APACHE), { txid: 5, ready: true }),
-    ...done('thin.activate', 'device:web2', {}),
+    ...stepEvents('pool.activate', 'pool', { pool: 'demo', ...dmIdentity('demo', 'pool'), blockSizeBytes: pool.blockSizeBytes, noSpaceTimeoutSeconds: pool.noSpaceTimeoutSeconds, data: pool.data, metadata: pool.metadata, blank: true }, { txid: 0, poolTxid: 0, dataBlocks: 327680, lowWater: 16384 }),
+    ...stepEvents('thin.create', 'base', createArgs('base', 'base', 0), { txid: 1 }),
+    ...stepEvents('fs.mkfs', 'base', { dmName: base.dmName, filesystem: 'ext4' }, {}),
+    ...stepEvents('snap.create', FEDORA, snapArgs('layer', fedora.name, 1, base), { txid: 2, ready: true }),
+    ...stepEvents('snap.create', APACHE, snapArgs('layer', apache.name, 2, fedora), { txid: 3, ready: true }),
+    ...stepEvents('snap.create', 'device:web1', snapArgs('device', 'web1', 3, apache), { txid: 4, ready: true }),
+    ...stepEvents('thin.activate', 'device:web1', web1, live(3)),
+    ...stepEvents('fs.mount', 'device:web1', { dmName: web1.dmName, mountpoint: '/run/thinlayer/web1', filesystem: 'ext4', readOnly: false }, { mountpoint: '/run/thinlayer/web1' }),
+    ...stepEvents('snap.create', 'device:web2', snapArgs('device', 'web2', 4, apache), { txid: 5, ready: true }),
+    ...stepEvents('thin.activate', 'device:web2', web2, live(4)),
   ];
   return project(stamp(bodies));
 }
@@ -74,8 +77,8 @@ describe('planner', () => {
     const creates = p.steps.filter((s) => s.op === 'snap.create' || s.op === 'thin.create');
     const ids = creates.map((s) => s.args.thinId);
     expect(new Set(ids).size).toBe(ids.length);
-    const apache = creates.find((s) => s.target === APACHE)!;
-    const fedora = creates.find((s) => s.target === FEDORA)!;
+    const apache = stepAs(creates.find((s) => s.target === APACHE)!, 'snap.create');
+    const fedora = stepAs(creates.find((s) => s.target === FEDORA)!, 'snap.create');
     expect(apache.args.originThinId).toBe(fedora.args.thinId);
   });
 
@@ -93,7 +96,7 @@ describe('planner', () => {
     obs.metadataBlank = false;
     const p = plan({ desired: manifest(), state: appliedState(), observed: obs, mode: 'converge' });
     expect(ops(p)).toEqual(['pool.attach pool', 'pool.attach pool', 'pool.activate pool', 'thin.activate device:web1', 'fs.mount device:web1', 'thin.activate device:web2']);
-    expect(p.steps.find((s) => s.op === 'pool.activate')!.args.blank).toBe(false);
+    expect(stepAs(p.steps.find((s) => s.op === 'pool.activate')!, 'pool.activate').args.blank).toBe(false);
   });
 
   it('repairs drift: an unmounted device is mounted again', () => {
@@ -101,7 +104,7 @@ describe('planner', () => {
     obs.mounts = {};
     const p = plan({ desired: manifest(), state: appliedState(), observed: obs, mode: 'converge' });
     expect(ops(p)).toEqual(['fs.mount device:web1']);
-    expect(p.steps[0].args.mountpoint).toBe('/run/thinlayer/web1');
+    expect(stepAs(p.steps[0], 'fs.mount').args.mountpoint).toBe('/run/thinlayer/web1');
     expect(web1).toBeDefined();
   });
 
@@ -111,8 +114,8 @@ describe('planner', () => {
     m.devices[0] = { ...m.devices[0], mountpoint: '/srv/web1' };
     const p = plan({ desired: m, state: appliedState(), observed: obs, mode: 'converge' });
     expect(ops(p)).toEqual(['fs.unmount device:web1', 'fs.mount device:web1']);
-    expect(p.steps[0].args.mountpoint).toBe('/run/thinlayer/web1');
-    expect(p.steps[1].args.mountpoint).toBe('/srv/web1');
+    expect(stepAs(p.steps[0], 'fs.unmount').args.mountpoint).toBe('/run/thinlayer/web1');
+    expect(stepAs(p.steps[1], 'fs.mount').args.mountpoint).toBe('/srv/web1');
   });
 
   it('deletes a device dropped from the manifest, with destroy impact', () => {
@@ -122,7 +125,7 @@ describe('planner', () => {
     // A live device is deleted as it is: the delete step discards through it, then removes it.
     expect(ops(p)).toEqual(['fs.unmount device:web1', 'thin.delete device:web1']);
     expect(p.impact).toBe('destroy');
-    expect(p.steps[1].args.thinId).toBe(3);
+    expect(stepAs(p.steps[1], 'thin.delete').args.thinId).toBe(3);
   });
 
   it('down unmounts and deactivates everything and the pool, deleting nothing', () => {
@@ -183,36 +186,32 @@ describe('planner', () => {
     const state = appliedState();
     const m = manifest({ devices: [...manifest().devices, { name: 'web3', layer: 'apache', state: 'activated', mountpoint: null, sizeBytes: null }] });
     const crashed = project(
-      stamp([{ type: 'step.intent', stepId: 'x:1', op: 'snap.create', target: 'device:web3', args: { kind: 'device', name: 'web3', thinId: 5, origin: APACHE, sizeBytes: 1, ...dmIdentity('demo', 'device', 'web3') }, txid: 5 }], state.lastSeq + 1),
+      stamp([intentEvent('snap.create', 'x:1', 'device:web3', snapArgs('device', 'web3', 5, state.things[APACHE], { sizeBytes: 1 }), 5)], state.lastSeq + 1),
       { ...state, desired: m },
     );
     const p = plan({ desired: m, state: crashed, observed: obs, mode: 'converge' });
     expect(ops(p)).toEqual(['snap.create device:web3', 'thin.activate device:web3']);
-    expect(p.steps[0].args.thinId).toBe(5);
+    expect(stepAs(p.steps[0], 'snap.create').args.thinId).toBe(5);
   });
 
   it('deletes an interrupted create that is no longer wanted, so no thin id leaks', () => {
     const { obs } = liveObservation();
     const state = appliedState();
     const crashed = project(
-      stamp([{ type: 'step.intent', stepId: 'x:1', op: 'snap.create', target: 'device:gone', args: { kind: 'device', name: 'gone', thinId: 9, origin: APACHE, sizeBytes: 1, ...dmIdentity('demo', 'device', 'gone') }, txid: 5 }], state.lastSeq + 1),
+      stamp([intentEvent('snap.create', 'x:1', 'device:gone', snapArgs('device', 'gone', 9, state.things[APACHE], { sizeBytes: 1 }), 5)], state.lastSeq + 1),
       state,
     );
     const p = plan({ desired: manifest(), state: crashed, observed: obs, mode: 'converge' });
     expect(ops(p)).toEqual(['thin.delete device:gone']);
-    expect(p.steps[0].args.thinId).toBe(9);
+    expect(stepAs(p.steps[0], 'thin.delete').args.thinId).toBe(9);
   });
 
   it('never reuses a thin id, even after the device holding it was deleted', () => {
     const { obs } = liveObservation();
     const state = appliedState();
-    const afterDelete = project(stamp([
-      { type: 'step.intent', stepId: 'd:1', op: 'thin.delete', target: 'device:web2', args: {} },
-      { type: 'step.done', stepId: 'd:1', op: 'thin.delete', target: 'device:web2', result: { txid: 6 } },
-    ], state.lastSeq + 1), state);
+    const afterDelete = project(stamp(stepEvents('thin.delete', 'device:web2', { ...createArgs('device', 'web2', 4), discard: true }, { txid: 6 }, { id: 'd:1', txid: 5 }), state.lastSeq + 1), state);
     const p = plan({ desired: manifest(), state: afterDelete, observed: obs, mode: 'converge' });
-    expect(p.steps[0].op).toBe('snap.create');
-    expect(p.steps[0].args.thinId).toBe(5);
+    expect(stepAs(p.steps[0], 'snap.create').args.thinId).toBe(5);
   });
 
   it('refuses to format metadata it did not write', () => {
@@ -275,9 +274,7 @@ describe('planner', () => {
     const fresh = thingKey('layer', chainHex(content.top.apache));
     const p = plan({ desired: withSource, state: appliedState(), observed: obs, mode: 'converge', content });
     expect(ops(p)).toEqual([`snap.create ${fresh}`, `layer.commit ${fresh}`, `thin.delete ${APACHE}`]);
-    expect(p.steps[0].args.originThinId).toBe(1);
-    expect(p.steps[0].args.thinId).toBe(5);
-    expect(p.steps[0].args.ready).toBe(false);
+    expect(stepAs(p.steps[0], 'snap.create').args).toMatchObject({ originThinId: 1, thinId: 5, ready: false });
   });
 });
 

@@ -11,7 +11,7 @@ import { Writable } from 'node:stream';
 import * as api from '../../src/api/index.ts';
 import { SimKernel } from '../../src/kernel/sim/index.ts';
 import { CollectingReporter } from '../../src/messages/port.ts';
-import { parsePoolStatus } from '../../src/kernel/status-lines.ts';
+import { parsePoolStatus } from '../../src/kernel/thin-pool.ts';
 import { doctorCommand, gcCommand } from '../../src/cli/doctor-command.ts';
 import type { DoctorReport } from '../../src/doctor/diagnose.ts';
 import { identityOfUuid } from '../../src/domain/names.ts';

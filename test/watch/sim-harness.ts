@@ -8,6 +8,7 @@ import { Writable } from 'node:stream';
 import { onTestFinished } from 'vitest';
 import { SimKernel } from '../../src/kernel/sim/index.ts';
 import { watchCommand } from '../../src/cli/watch-command.ts';
+import { CliOutput } from '../../src/cli/output.ts';
 import * as api from '../../src/api/index.ts';
 import { EventLog } from '../../src/events/log.ts';
 import { openStateDir } from '../../src/events/state-dir.ts';
@@ -104,7 +105,8 @@ export function startWatch(b: Box, opts: { intervalMs?: number; metricsPort?: nu
       done();
     },
   });
-  const exit = watchCommand({ file: b.file, stateDir: b.stateDir, backend: 'sim', json: true, intervalMs: opts.intervalMs ?? 50, metricsPort: opts.metricsPort ?? null, out, err, signal: controller.signal });
+  // Errors go to the entry point's one mapping to exit codes, as `thinlayer watch --json` has them.
+  const exit = watchCommand({ file: b.file, stateDir: b.stateDir, backend: 'sim', json: true, intervalMs: opts.intervalMs ?? 50, metricsPort: opts.metricsPort ?? null, out, err, signal: controller.signal }).catch((e) => new CliOutput(out, err).failure(e, true));
   onTestFinished(async () => {
     controller.abort();
     await exit;

@@ -2,6 +2,7 @@
 // backend", for why not libdevmapper). Each method is one kernel command, or the short fixed
 // sequence the port promises (create = DEV_CREATE, TABLE_LOAD, resume), with the kernel's errno.
 
+import { splitDevT } from '../dev-t.ts';
 import fs from 'node:fs';
 import { ERRNO, KernelError } from '../../errors/index.ts';
 import type { DmInfo, DmTarget } from '../port.ts';
@@ -185,17 +186,11 @@ function devicePath(name: string, major: number, minor: number): string {
   const mapperPath = `/dev/mapper/${name}`;
   try {
     const st = fs.statSync(mapperPath, { bigint: true });
-    if (st.isBlockDevice() && rdevMajor(st.rdev) === major && rdevMinor(st.rdev) === minor) return mapperPath;
+    const dev = splitDevT(st.rdev);
+    if (st.isBlockDevice() && dev.major === major && dev.minor === minor) return mapperPath;
   } catch {
     // no such node
   }
   return `/dev/dm-${minor}`;
 }
 
-/** glibc's dev_t layout (gnu_dev_major / gnu_dev_minor). */
-export function rdevMajor(rdev: bigint): number {
-  return Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
-}
-export function rdevMinor(rdev: bigint): number {
-  return Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
-}

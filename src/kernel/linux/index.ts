@@ -2,6 +2,7 @@
 // /dev/mapper/control, loop devices through /dev/loop-control, filesystems through the mount
 // syscalls and mkfs. See docs/architecture.md, "Kernel backend".
 
+import { ThinToolsReader } from './thin-ids.ts';
 import fs from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { KernelError, ERRNO } from '../../errors/index.ts';
@@ -97,6 +98,14 @@ export class LinuxKernel implements KernelPort {
     await writeFile('/sys/module/dm_thin_pool/parameters/no_space_timeout', String(seconds)).catch((e: NodeJS.ErrnoException) => {
       if (e.code !== 'ENOENT') throw new KernelError('set no_space_timeout', 'dm_thin_pool', ERRNO.EACCES, e.message);
     });
+  }
+
+  async listThinIds(poolDmName: string, metadataDevPath: string): Promise<number[]> {
+    return new ThinToolsReader(this).listThinIds(poolDmName, metadataDevPath);
+  }
+
+  async thinMappedBytes(poolDmName: string, metadataDevPath: string, thinId: number): Promise<number> {
+    return new ThinToolsReader(this).mappedBytes(poolDmName, metadataDevPath, thinId);
   }
 
   async close(): Promise<void> {

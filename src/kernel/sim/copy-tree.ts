@@ -4,6 +4,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
+import { splitDevT } from '../dev-t.ts';
 import { llistxattr, lgetxattr, lsetxattr, mknod, S_IFBLK, S_IFCHR, S_IFIFO } from '../../layers/fs-calls.ts';
 
 export function copyTreeExact(from: string, to: string): void {
@@ -24,7 +25,8 @@ export function copyTreeExact(from: string, to: string): void {
       fs.copyFileSync(src, dst);
     } else if (st.isFIFO() || st.isCharacterDevice() || st.isBlockDevice()) {
       const type = st.isFIFO() ? S_IFIFO : st.isCharacterDevice() ? S_IFCHR : S_IFBLK;
-      mknod(dst, type | (st.mode & 0o7777), Number((BigInt(st.rdev) >> 8n) & 0xfffn), Number(BigInt(st.rdev) & 0xffn));
+      const { major, minor } = splitDevT(st.rdev);
+      mknod(dst, type | (st.mode & 0o7777), major, minor);
     } else {
       return; // sockets are not content
     }

@@ -6,6 +6,7 @@
 // changed them), then reads, or takes the mutation lock and journals its changes before it
 // returns. The work inside is synchronous, so no two operations of one process interleave.
 
+import { simThinIds, simMappedBytes } from './thin-ids.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { DmInfo, DmTarget, Filesystem, KernelPort, LoopDevice, MountEntry, MountOptions, UnmountOptions } from '../port.ts';
@@ -792,6 +793,14 @@ export class SimKernel implements KernelPort {
     const unmap = mount.discard && this.poolDiscardEnabled(ctx) ? poolBlocksNowFree(plan.freed, plan.next.free, ctx.blockBytes, plan.next.fsBlocks) : [];
     this.thinIo(ctx, poolBlocksTouched(plan.written, ctx.blockBytes), unmap);
     writeFsState(file, plan.next, this.fsync);
+  }
+
+  async listThinIds(_poolDmName: string, metadataDevPath: string): Promise<number[]> {
+    return this.read('thin_ls', metadataDevPath, () => simThinIds(this.persistent, [...this.state.loops.values()].map(loopDevice), metadataDevPath));
+  }
+
+  async thinMappedBytes(_poolDmName: string, metadataDevPath: string, thinId: number): Promise<number> {
+    return this.read('thin_ls', metadataDevPath, () => simMappedBytes(this.persistent, [...this.state.loops.values()].map(loopDevice), metadataDevPath, thinId));
   }
 
   async close(): Promise<void> {

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseThinLsIds, parseThinDumpIds, readIds, ThinToolsReader } from '../../src/doctor/thin-ids.ts';
+import { parseThinLsIds, parseThinDumpIds, readIds, ThinToolsReader } from '../../src/kernel/linux/thin-ids.ts';
 import { thinTargetOf } from '../../src/doctor/inspect.ts';
 import { KernelError, ERRNO } from '../../src/errors/index.ts';
 import type { KernelPort } from '../../src/kernel/port.ts';

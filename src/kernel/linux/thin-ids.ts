@@ -1,21 +1,13 @@
-// Reading the thin ids in a pool's metadata. The kernel has no message that lists them, so on the
-// real kernel the metadata device itself is read with thin-provisioning-tools, through a metadata
-// snapshot so that a pool in use is read consistently:
+// The thin ids in a pool's metadata, on the real kernel (KernelPort.listThinIds). The kernel has no
+// message that lists them, so the metadata device itself is read with thin-provisioning-tools,
+// through a metadata snapshot so that a pool in use is read consistently:
 //   reserve_metadata_snap  ->  thin_ls --metadata-snap (or thin_dump -m)  ->  release_metadata_snap
-// The simulated kernel keeps its pool model in memory and answers directly.
 
 import { execFile } from 'node:child_process';
-import { systemTool } from '../host/system-tools.ts';
+import { systemTool } from '../../host/system-tools.ts';
 import { promisify } from 'node:util';
-import type { KernelPort } from '../kernel/port.ts';
-import { KernelError, isKernelError } from '../errors/index.ts';
-
-export interface ThinIdReader {
-  /** Every thin id in the pool's metadata, ascending. */
-  listThinIds(poolDmName: string, metadataDevPath: string): Promise<number[]>;
-  /** The bytes thin id `thinId` maps (what deleting it would lose). */
-  mappedBytes(poolDmName: string, metadataDevPath: string, thinId: number): Promise<number>;
-}
+import type { KernelPort } from '../port.ts';
+import { isKernelError } from '../../errors/index.ts';
 
 /** thin_ls -o DEV,MAPPED_BYTES --no-headers: `<id> <bytes>` a line. */
 export function parseThinLsMapped(stdout: string, thinId: number): number {
@@ -52,8 +44,8 @@ async function tool(name: 'thin_ls' | 'thin_dump', args: string[]): Promise<stri
 }
 
 /** The real kernel: thin_ls (thin_dump when thin_ls fails) on a metadata snapshot. */
-export class ThinToolsReader implements ThinIdReader {
-  constructor(private readonly kernel: KernelPort) {}
+export class ThinToolsReader {
+  constructor(private readonly kernel: Pick<KernelPort, 'message'>) {}
 
   async listThinIds(poolDmName: string, metadataDevPath: string): Promise<number[]> {
     const snapshot = await this.reserve(poolDmName);
@@ -108,17 +100,3 @@ export async function readIds(metadataDevPath: string, snapshot: boolean): Promi
   }
 }
 
-export function describeReadError(e: unknown): string {
-  if (e instanceof KernelError) return e.message;
-  const err = e as { stderr?: string; message?: string };
-  const stderr = typeof err?.stderr === 'string' ? err.stderr.trim().split('\n')[0] : '';
-  return stderr || String(err?.message ?? e);
-}
-
-/** The reader for a kernel: thin-provisioning-tools on the real one, the model on the simulator. */
-export async function thinIdReaderFor(kernel: KernelPort, defaultSimDir: string): Promise<ThinIdReader> {
-  if (kernel.kind === 'kernel') return new ThinToolsReader(kernel);
-  const { SimThinIdReader } = await import('./sim-thin-ids.ts');
-  const dir = (kernel as KernelPort & { dir?: unknown }).dir;
-  return new SimThinIdReader(kernel, typeof dir === 'string' ? dir : defaultSimDir);
-}

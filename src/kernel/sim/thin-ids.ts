@@ -1,0 +1,28 @@
+// The thin ids in a simulated pool's metadata (KernelPort.listThinIds and thinMappedBytes on the simulator): its pool
+// model is the metadata, so it is read directly, the way thin_ls reads a real metadata device. The
+// metadata file's header names the pool in the simulator's persistent store (metadata-header.ts).
+
+import type { LoopDevice } from '../port.ts';
+import { readMetadataHeader } from './metadata-header.ts';
+import type { PersistentStore } from './persistent-store.ts';
+
+export function simThinIds(store: PersistentStore, loops: LoopDevice[], metadataDevPath: string): number[] {
+  return poolModel(store, loops, metadataDevPath).thinIds();
+}
+
+/** The bytes one thin id maps (KernelPort.thinMappedBytes on the simulator). */
+export function simMappedBytes(store: PersistentStore, loops: LoopDevice[], metadataDevPath: string, thinId: number): number {
+  const model = poolModel(store, loops, metadataDevPath);
+  if (!model.hasThin(thinId)) throw new Error(`the pool holds no thin id ${thinId}`);
+  return model.mappedBlocks(thinId) * model.blockSectors * 512;
+}
+
+function poolModel(store: PersistentStore, loops: LoopDevice[], metadataDevPath: string) {
+  const loop = loops.find((l) => l.path === metadataDevPath);
+  const file = loop ? loop.backingFile : metadataDevPath;
+  const header = readMetadataHeader(file);
+  if (header.kind !== 'pool') throw new Error(`${file} holds no pool metadata (${header.kind})`);
+  const model = store.pool(header.poolId);
+  if (!model) throw new Error(`the simulated kernel holds no metadata for pool ${header.poolId}`);
+  return model;
+}

@@ -1,0 +1,27 @@
+// One comparison of desired states, shared by reconcile, watch and the library API: two manifests
+// (or two resolved contents) are the same desired state when their digests are equal. The digest
+// of an object is computed once and kept with it (objects of a desired state are never changed
+// after they are built), so a watcher that compares the same recorded manifest every interval, or
+// a reconcile that compares on every pass, hashes it once. Pure.
+
+import { createHash } from 'node:crypto';
+import type { Manifest } from '../manifest/types.ts';
+import type { LayerContent } from './layer-chain.ts';
+
+const digests = new WeakMap<object, string>();
+
+/** The digest of a manifest or a content (null and undefined are the same: nothing). */
+export function desiredDigestOf(value: Manifest | LayerContent | null | undefined): string {
+  if (value === null || value === undefined) return 'none';
+  let digest = digests.get(value);
+  if (digest === undefined) {
+    digest = createHash('sha256').update(JSON.stringify(value)).digest('hex');
+    digests.set(value, digest);
+  }
+  return digest;
+}
+
+/** Whether two manifests, or two contents, describe the same desired state. */
+export function sameDesired<T extends Manifest | LayerContent>(a: T | null | undefined, b: T | null | undefined): boolean {
+  return a === b || desiredDigestOf(a) === desiredDigestOf(b);
+}

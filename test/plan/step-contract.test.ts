@@ -1,0 +1,62 @@
+// The step contract is checked by the compiler: `npm run typecheck` (tsc over src and test) fails if
+// any line marked @ts-expect-error below compiles, so each one is a claim that tsc refuses it. The
+// runtime assertions hold the same table and union together at run time.
+
+import { describe, it, expect, expectTypeOf } from 'vitest';
+import { ACTIONS } from '../../src/reconcile/actions.ts';
+import type { ActionTable } from '../../src/reconcile/action-context.ts';
+import { makeStep, type Step, type StepArgs, type StepResult, type StepContract } from '../../src/plan/steps.ts';
+import { intentEvent, doneEvent, type StepIntentEvent } from '../../src/events/types.ts';
+import { StepWriter } from '../../src/plan/step-writer.ts';
+
+const thin = { dmName: 'thinlayer-demo-device-web', uuid: 'thinlayer-demo-device-web', thinId: 3, sizeBytes: 1 << 30 };
+
+describe('the typed step contract', () => {
+  it('refuses a misspelled or missing argument, in a step, an intent and the step writer', () => {
+    const ok: Step = { op: 'thin.activate', target: 'device:web', impact: 'update', args: thin, reason: 'activate' };
+    // @ts-expect-error dmNam is not an argument of thin.activate
+    const misspelled: Step = { op: 'thin.activate', target: 'device:web', impact: 'update', args: { dmNam: thin.dmName, uuid: thin.uuid, thinId: thin.thinId, sizeBytes: thin.sizeBytes }, reason: 'activate' };
+    // @ts-expect-error thin.delete needs discard
+    makeStep('thin.delete', 'device:web', 'destroy', thin, 'delete');
+    // @ts-expect-error an intent's args are its op's
+    intentEvent('fs.mount', 'r:1', 'device:web', { dmName: thin.dmName, mountPoint: '/srv/web', filesystem: 'ext4', readOnly: false });
+    // @ts-expect-error a result is its op's too
+    doneEvent('thin.create', 'r:1', 'base', { txId: 1 });
+    // @ts-expect-error the step writer checks its args against the op
+    new StepWriter('ext4', new Map()).add('fs.mkfs', 'base', 'create', { dmName: thin.dmName, fileSystem: 'ext4' }, 'mkfs');
+    // @ts-expect-error an op that does not exist
+    makeStep('thin.resize', 'device:web', 'update', thin, 'resize');
+    expect([ok.op, misspelled.op]).toEqual(['thin.activate', 'thin.activate']);
+  });
+
+  it('refuses an action table that lacks an op, or an action whose types are not its op\'s', () => {
+    const { 'fs.mkfs': _mkfs, ...withoutMkfs } = ACTIONS;
+    // @ts-expect-error fs.mkfs has no action
+    const incomplete: ActionTable = withoutMkfs;
+    const wrong = {
+      ...ACTIONS,
+      // @ts-expect-error thin.create answers its new transaction id
+      async 'thin.create'() {
+        return { txId: 1 };
+      },
+    } satisfies ActionTable;
+    expect(Object.keys(incomplete)).not.toContain('fs.mkfs');
+    expect(typeof wrong['thin.create']).toBe('function');
+  });
+
+  it('narrows an intent by its op, and gives each op its own args and result', () => {
+    expectTypeOf<StepArgs<'snap.create'>>().toHaveProperty('originThinId').toEqualTypeOf<number>();
+    expectTypeOf<StepResult<'pool.grow'>>().toHaveProperty('reloaded').toEqualTypeOf<boolean>();
+    const intent: StepIntentEvent = intentEvent('orphan.delete', 'r:1', 'thin:9', { thinId: 9 }, 4);
+    if (intent.op === 'orphan.delete') expectTypeOf(intent.args).toEqualTypeOf<{ thinId: number; named?: boolean }>();
+    expect(intent).toEqual({ type: 'step.intent', stepId: 'r:1', op: 'orphan.delete', target: 'thin:9', args: { thinId: 9 }, txid: 4 });
+  });
+
+  it('has an action for every op at run time as well', () => {
+    const table: Record<keyof StepContract, unknown> = ACTIONS;
+    for (const action of Object.values(table)) expect(typeof action).toBe('function');
+    expect(Object.keys(ACTIONS).sort()).toEqual(
+      ['fs.grow', 'fs.mkfs', 'fs.mount', 'fs.unmount', 'layer.commit', 'orphan.delete', 'pool.activate', 'pool.attach', 'pool.deactivate', 'pool.delete-files', 'pool.detach', 'pool.files', 'pool.grow', 'snap.create', 'thin.activate', 'thin.create', 'thin.deactivate', 'thin.delete', 'thin.resize'],
+    );
+  });
+});
