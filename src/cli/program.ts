@@ -36,7 +36,7 @@ const USAGE: Record<string, string> = {
   status: '[--detailed-exitcode]',
   events: '[--follow] [--since SEQ|TIME]',
   destroy: '[--yes]',
-  gc: '[--yes] | --thin-id N [--yes] | --keep-foreign',
+  gc: '[--yes] [--thin-id N] [--keep-foreign]',
   watch: '-f FILE [options]',
   pool: 'grow --data SIZE [--metadata SIZE]',
   grow: '--data SIZE [--metadata SIZE]',
