@@ -46,15 +46,20 @@ export function checkMountpoints(input: MountpointCheckInput): void {
   const top = new Map<string, MountEntry>();
   for (const m of input.mounts) top.set(m.mountpoint, m); // the last one listed is on top
   const judged = new Map<string, string | null>(); // parent directory -> why it is refused (shared by siblings)
+  const seen = new Map<string, Stats | null>(); // path -> its lstat, so a shared parent is looked at once, not once a device
   for (const w of wanted) {
-    const why = problemWith(w.mountpoint, input, top, judged);
+    const why = problemWith(w.mountpoint, input, top, judged, seen);
     if (why === null) continue;
     const file = input.desired?.file || 'manifest';
     throw new UserError(`${file}: ${w.field}: refusing mountpoint ${w.mountpoint}: ${why}`, { file: input.desired?.file, path: w.field, expected: 'a directory reached without symlinks, below directories only root can change' }, 'E_MOUNTPOINT');
   }
 }
 
-function problemWith(mountpoint: string, input: MountpointCheckInput, top: Map<string, MountEntry>, judged: Map<string, string | null>): string | null {
+function problemWith(mountpoint: string, input: MountpointCheckInput, top: Map<string, MountEntry>, judged: Map<string, string | null>, seen: Map<string, Stats | null>): string | null {
+  const lstatOnce = (path: string): Stats | null => {
+    if (!seen.has(path)) seen.set(path, lstatOrNull(path));
+    return seen.get(path)!;
+  };
   const stateDir = input.stateDirRoot;
   if (isWithin(mountpoint, stateDir)) return `it is inside the state directory ${stateDir}`;
   if (isWithin(stateDir, mountpoint)) return `the state directory ${stateDir} is inside it, and a mount there would hide it`;
@@ -65,13 +70,13 @@ function problemWith(mountpoint: string, input: MountpointCheckInput, top: Map<s
     const parent = reached || '/';
     let verdict = judged.get(parent);
     if (verdict === undefined) {
-      const st = lstatOrNull(parent);
+      const st = lstatOnce(parent);
       verdict = st === null ? null : untrustedDirectory(st) && `${parent}: ${untrustedDirectory(st)}, so it could be changed to redirect the mount`;
       judged.set(parent, verdict);
     }
     if (verdict) return verdict;
     reached = `${reached}/${name}`;
-    const st = lstatOrNull(reached);
+    const st = lstatOnce(reached);
     if (st === null) return null; // the rest is made at mount time, without following symlinks
     const last = i === names.length - 1;
     const mounted = last ? top.get(reached) : undefined;
