@@ -21,11 +21,25 @@ export interface Seen {
   mountedAt: string | null;
 }
 
+type DeviceSpec = Manifest['devices'][number];
+const byNameCache = new WeakMap<Manifest, Map<string, DeviceSpec>>();
+
+/** A manifest's devices by name, indexed once per manifest: the planner asks for each device, so a scan each time would be quadratic. */
+function deviceNamed(m: Manifest | null, name: string): DeviceSpec | undefined {
+  if (!m) return undefined;
+  let index = byNameCache.get(m);
+  if (!index) {
+    index = new Map(m.devices.map((d) => [d.name, d]));
+    byNameCache.set(m, index);
+  }
+  return index.get(name);
+}
+
 /** The manifest layer a device was made from, as last recorded, when it changed; null otherwise. */
 function replacedLayer(recorded: Manifest | null, desired: Manifest, t: ThingRecord, want: Want): { from: string; to: string } | null {
   if (t.kind !== 'device' || t.origin === want.origin) return null;
-  const was = recorded?.devices.find((d) => d.name === t.name)?.layer;
-  const now = desired.devices.find((d) => d.name === t.name)?.layer;
+  const was = deviceNamed(recorded, t.name)?.layer;
+  const now = deviceNamed(desired, t.name)?.layer;
   return was !== undefined && now !== undefined && was !== now ? { from: was, to: now } : null;
 }
 
@@ -45,7 +59,7 @@ export function planDeviceChange(w: StepWriter, recorded: Manifest | null, desir
     }
     return null;
   }
-  const size = desired.devices.find((d) => d.name === t.name)?.sizeBytes ?? null;
+  const size = deviceNamed(desired, t.name)?.sizeBytes ?? null;
   if (size === null || size <= t.sizeBytes || seen.state === 'absent') return t;
   w.add(
     'thin.resize',
