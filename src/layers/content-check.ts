@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import { CorruptStreamError, uncompressedChunks, type ArchiveFormat } from './compression.ts';
 import { LayerContentError, TarFormatError } from './errors.ts';
-import { PathRefusal, entryComponents } from './safe-path.ts';
+import { PathRefusal, checkSymlinkTargetIn, entryComponents } from './safe-path.ts';
 import { ByteReader, readTar } from './tar-reader.ts';
 import { classifyWhiteout } from './whiteouts.ts';
 
@@ -33,9 +33,6 @@ export interface CheckedArchive {
   /** The archive holds device nodes or fifos. */
   deviceNodes: boolean;
 }
-
-/** More symlinks than this on the way to a target is a loop (as in safe-path.ts). */
-const MAX_SYMLINK_HOPS = 40;
 
 export function tooLargeMessage(maxBytes: number): string {
   return `the layer is larger than the ${maxBytes} bytes its device holds`;
@@ -147,28 +144,9 @@ class LayerTree {
 
   /** As safe-path.ts checkSymlinkTarget, following this layer's own symlinks. */
   private checkSymlinkTarget(entryDir: readonly string[], target: string): void {
-    if (target === '') throw new PathRefusal('the symlink target is empty');
-    if (target.includes('\0')) throw new PathRefusal('the symlink target contains a NUL byte');
-    let hops = 0;
-    const walk = (from: readonly string[], link: string): string[] => {
-      const at = link.startsWith('/') ? [] : [...from];
-      for (const part of link.split('/')) {
-        if (part === '' || part === '.') continue;
-        if (part === '..') {
-          if (at.length === 0) throw new PathRefusal(`the symlink target ${JSON.stringify(target)} leads outside the layer root`);
-          at.pop();
-          continue;
-        }
-        const node = this.nodes.get([...at, part].join('/'));
-        if (node?.kind === 'symlink') {
-          if (++hops > MAX_SYMLINK_HOPS) throw new PathRefusal(`the symlink target ${JSON.stringify(target)} goes through more than ${MAX_SYMLINK_HOPS} symlinks`);
-          at.splice(0, at.length, ...walk(at, node.target!));
-        } else {
-          at.push(part);
-        }
-      }
-      return at;
-    };
-    walk(entryDir, target);
+    checkSymlinkTargetIn(entryDir, target, (here) => {
+      const node = this.nodes.get(here.join('/'));
+      return node?.kind === 'symlink' ? node.target! : null;
+    });
   }
 }

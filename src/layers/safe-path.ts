@@ -101,6 +101,18 @@ const MAX_SYMLINK_HOPS = 40;
  * aims at the host wherever the layer is mounted: it is taken as hostile.
  */
 export function checkSymlinkTarget(root: string, entryDir: readonly string[], target: string): void {
+  checkSymlinkTargetIn(entryDir, target, (here) => {
+    const path = pathInRoot(root, here);
+    return lstatOrNull(path)?.isSymbolicLink() ? readlinkSync(path) : null;
+  });
+}
+
+/**
+ * The walk of checkSymlinkTarget over any tree: `linkAt(components)` answers the target of the
+ * symlink at those components, or null where there is none. The extractor asks the disk; the check
+ * made while a source is hashed (content-check.ts) asks the archive's own entries.
+ */
+export function checkSymlinkTargetIn(entryDir: readonly string[], target: string, linkAt: (components: string[]) => string | null): void {
   if (target === '') throw new PathRefusal('the symlink target is empty');
   if (target.includes('\0')) throw new PathRefusal('the symlink target contains a NUL byte');
   let hops = 0;
@@ -113,11 +125,10 @@ export function checkSymlinkTarget(root: string, entryDir: readonly string[], ta
         at.pop();
         continue;
       }
-      const here = [...at, part];
-      const st = lstatOrNull(pathInRoot(root, here));
-      if (st?.isSymbolicLink()) {
+      const next = linkAt([...at, part]);
+      if (next !== null) {
         if (++hops > MAX_SYMLINK_HOPS) throw new PathRefusal(`the symlink target ${JSON.stringify(target)} goes through more than ${MAX_SYMLINK_HOPS} symlinks`);
-        at.splice(0, at.length, ...walk(at, readlinkSync(pathInRoot(root, here))));
+        at.splice(0, at.length, ...walk(at, next));
       } else {
         at.push(part);
       }
