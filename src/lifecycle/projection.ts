@@ -78,6 +78,16 @@ export interface EngineState {
   lastRun: { runId: string; command: string; outcome: 'running' | 'converged' | 'failed' | 'interrupted' } | null;
 }
 
+/**
+ * The next thin id to give: past the pool record's next id (which moves past foreign ids kept and
+ * ids a collision skipped) and past every recorded thing's. Thin ids are never reused.
+ */
+export function nextFreeThinId(state: Pick<EngineState, 'pool' | 'things'>): number {
+  let next = state.pool?.nextThinId ?? 0;
+  for (const key in state.things) next = Math.max(next, state.things[key].thinId + 1);
+  return next;
+}
+
 export function initialState(): EngineState {
   return { identity: null, desired: null, desiredDigest: null, content: null, poolSpec: null, pool: null, things: {}, pending: {}, snapshots: {}, lastSeq: 0, lastRun: null };
 }

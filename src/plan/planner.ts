@@ -7,7 +7,7 @@
 // and, for down or destroy, the pool's own teardown.
 
 import type { Manifest, PoolSpec, Backing } from '../manifest/types.ts';
-import type { EngineState, ThingRecord } from '../lifecycle/projection.ts';
+import { nextFreeThinId, type EngineState, type ThingRecord } from '../lifecycle/projection.ts';
 import { dmIdentity } from '../domain/names.ts';
 import { currentPoolSpec, poolIdentity } from '../lifecycle/current-pool.ts';
 import { logBehindOf, logBehindText, LOG_BEHIND_REPAIR, type LogBehind } from './log-behind.ts';
@@ -76,7 +76,7 @@ export function plan(input: PlanInput): Plan {
     poolName,
     poolIdentity: poolIdentity(state, poolName),
     poolSpec: currentPoolSpec(state, desired),
-    nextThinId: Math.max(state.pool?.nextThinId ?? 0, ...Object.values(state.things).map((t) => t.thinId + 1)),
+    nextThinId: nextFreeThinId(state),
     logBehind: observed.pool ? logBehindOf(state, observed.pool.status) : null,
     dropsPoolWhole: false,
   };

@@ -19,7 +19,7 @@ import type { Reporter } from '../messages/port.ts';
 import type { StateDir } from '../events/state-dir.ts';
 import type { Session } from '../reconcile/session.ts';
 import type { SnapshotRecord } from '../events/types.ts';
-import type { EngineState, ThingRecord } from '../lifecycle/projection.ts';
+import { nextFreeThinId, type EngineState, type ThingRecord } from '../lifecycle/projection.ts';
 import { dmIdentity, thingKey } from '../domain/names.ts';
 import { parseThinStatus } from '../kernel/thin-pool.ts';
 import { SessionGate } from './session-gate.ts';
@@ -104,7 +104,7 @@ export class SnapshotService {
         const origin = parentRecord ? s.state.things[parentRecord.id] : s.state.things.base;
         if (!origin || !origin.ready) throw new SnapshotError('unavailable', parentRecord ? `the thin device of ${parent} is missing (run \`thinlayer doctor\`)` : 'the pool\'s base is not ready');
         const thin = await this.#metadata.run(async () => {
-          const thinId = nextThinId(s.state);
+          const thinId = nextFreeThinId(s.state);
           const name = String(thinId);
           const t = { key: thingKey('snapshot', name), name, ...dmIdentity(this.o.pool, 'snapshot', name, s.state.identity), thinId, sizeBytes: origin.sizeBytes };
           await this.o.runner.run(s, [snapCreate(t, origin)]);
@@ -243,8 +243,3 @@ export class SnapshotService {
   }
 }
 
-function nextThinId(state: EngineState): number {
-  let next = state.pool?.nextThinId ?? 0;
-  for (const t of Object.values(state.things)) if (t.thinId >= next) next = t.thinId + 1;
-  return next;
-}
