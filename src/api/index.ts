@@ -190,6 +190,18 @@ export async function status(opts: CommonOptions): Promise<StatusView> {
   return withSession(opts, false, 'status', (s) => readStatus(s));
 }
 
+/**
+ * The status and what `up` would change, from one session and one look at the kernel
+ * (`status --detailed-exitcode`: drift is what the planner would do, not a second opinion).
+ */
+export async function statusWithPlan(opts: CommonOptions): Promise<{ view: StatusView; plan: Plan }> {
+  return withSession(opts, false, 'status', async (s) => {
+    const observed = await observeSystem(s.kernel, s.stateDir, currentPoolSpec(s.state, s.state.desired), s.state);
+    const plan = makePlan({ desired: s.state.desired, state: s.state, observed, mode: 'converge', content: s.state.content ?? undefined });
+    return { view: await readStatus(s, observed), plan };
+  });
+}
+
 /** `plan` is planFor: what apply (given a manifest) or up (given null) would do. */
 export { planFor as plan };
 export { openStateDir, type StateDir } from '../events/state-dir.ts';

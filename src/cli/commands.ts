@@ -82,11 +82,14 @@ export async function runCommand(inv: Invocation, program: Command, io: CliOutpu
     }
     case 'status': {
       const api = await loadApi();
-      const view = await api.status(common);
+      if (o.detailedExitcode !== true) {
+        const view = await api.status(common);
+        io.print(json ? JSON.stringify(view) : renderStatus(view));
+        return 0;
+      }
+      // Drift is whatever `up` would change: the planner's answer, read with the status in one look.
+      const { view, plan } = await api.statusWithPlan(common);
       io.print(json ? JSON.stringify(view) : renderStatus(view));
-      if (o.detailedExitcode !== true) return 0;
-      // Drift is whatever `up` would change: the planner's answer, not a second opinion.
-      const plan = await api.planFor(null, common);
       if (plan.blockers.length > 0) return DETAILED.failed;
       return plan.steps.length > 0 || view.pendingSteps > 0 ? DETAILED.changes : DETAILED.converged;
     }
