@@ -63,7 +63,7 @@ export function renderStatus(s: StatusView): string {
         ['DEVICE', 'LAYER', 'STATE', 'DESIRED', 'SIZE', 'MAPPED', 'DATA%', 'MOUNTPOINT', 'DEV'],
         s.devices.map((d) => [
           d.name,
-          d.layer,
+          d.layerDrift ? `${d.actualLayer ?? '?'} (!)` : d.layer,
           d.state === d.desired ? d.state : `${d.state} (!)`,
           d.desired,
           d.sizeBytes === null ? '-' : formatBytes(d.sizeBytes),
@@ -74,6 +74,10 @@ export function renderStatus(s: StatusView): string {
         ]),
       ),
     );
+  }
+  const drifted = s.devices.filter((d) => d.layerDrift);
+  if (drifted.length > 0) {
+    out.push(`  LAYER (!): ${drifted.map((d) => `${d.name} is a snapshot of ${d.actualLayer ?? '?'}, desired ${d.layer}`).join('; ')}: \`thinlayer apply\` replaces ${drifted.length === 1 ? 'it' : 'them'}`);
   }
   if (s.snapshots && s.snapshots.length > 0) {
     out.push('', table(['SNAPSHOT (containerd)', 'KIND', 'PARENT', 'THIN ID', 'ACTIVE'], s.snapshots.map((x) => [`${x.namespace ? `${x.namespace}/` : ''}${x.key}`, x.kind, x.parent ?? '-', String(x.thinId ?? '-'), x.active ? 'yes' : 'no'])));
