@@ -207,9 +207,10 @@ function planWanted(ctx: PlanContext): void {
     let t: ThingRecord | undefined = state.things[want.key];
     let seen = observeThing(t, observed, mounts);
     // Layers are keyed by chain id, so a changed source or parent is a new key and never a rewrite in
-    // place. A layer whose content was never committed is deleted and built again under a new thin id.
-    // A writable device keeps its data when its layer changes: it is a snapshot, independent of its origin.
-    // So is a layer made from an older device of its parent (the parent made again since, or in this plan).
+    // place. A layer whose content was never committed is deleted and built again under a new thin id,
+    // and so is one made from an older device of its parent (the parent made again since, or in this
+    // plan: identity.ts). A writable device keeps its data when its layer's source is edited in place:
+    // it is a snapshot, independent of its origin.
     const unfinishedLayer = t && t.kind === 'layer' && (!t.ready || staleOrigin(t, w.planned.get(want.origin ?? ''))) && !seen.uncertain;
     if (t && unfinishedLayer) {
       w.lifecycle(t, seen.state, 'absent', seen.mountedAt, null);
