@@ -5,6 +5,7 @@
 
 import { describe, it, expect, onTestFinished } from 'vitest';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -13,6 +14,7 @@ import { doctorCommand } from '../../src/cli/doctor-command.ts';
 import { renderStatus } from '../../src/cli/render.ts';
 import { buildTar } from '../layers/tar-builder.ts';
 import { poolThinIds } from './pool-thin-ids.ts';
+import { BIN } from './cli-harness.ts';
 
 const DEVICES = 8;
 
@@ -101,20 +103,18 @@ describe('drift: what a device is, against what is desired', () => {
     expect(await poolThinIds(b.stateDir)).toEqual(await ownedThinIds(b.stateDir));
   });
 
-  it('doctor reports the devices a killed first apply never made, and the run it left unfinished', { timeout: 60_000 }, async () => {
+  it('doctor reports the devices a first apply killed with SIGKILL never made, and the run it left unfinished', { timeout: 60_000 }, async () => {
+    const cli = (b: ReturnType<typeof box>, env: Record<string, string>) =>
+      spawnSync(process.execPath, [BIN, 'apply', '-f', b.write('a'), '--yes', '-q', '--state-dir', b.stateDir, '--backend', 'sim'], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 60_000 });
+    // Killed between two steps, once the fourth device is mounted: the rest were never made.
+    const traced = cli(box(), { THINLAYER_CRASH_TRACE: 'all' });
+    const boundaries = [...traced.stderr.matchAll(/^boundary (\d+): after append step\.done fs\.mount/gm)].map((m) => Number(m[1]));
+    expect(boundaries.length).toBe(DEVICES);
     const b = box();
     const opts = { stateDir: b.stateDir, backend: 'sim' as const, yes: true };
     const onA = b.write('a');
-    // A run that stopped without recording its end (as a SIGKILL leaves it): here, interrupted and
-    // the run.finished event cut off, the way the log looks after a kill between two steps.
-    const stop = new AbortController();
-    let done = 0;
-    await api.apply(onA, { ...opts, signal: stop.signal, reporter: { notify: (m) => m.code === 'step.done' && ++done === 16 && stop.abort() } });
-    const log = join(b.stateDir, 'events.ndjson');
-    const lines = readFileSync(log, 'utf8').trimEnd().split('\n');
-    expect(JSON.parse(lines.at(-1)!).type).toBe('run.finished');
-    writeFileSync(log, lines.slice(0, -1).join('\n') + '\n');
-    rmSync(join(b.stateDir, 'snapshot.json'), { force: true });
+    const killed = cli(b, { THINLAYER_CRASH_POINT: String(boundaries[3]) });
+    expect(killed.signal).toBe('SIGKILL');
 
     const absent = (await api.status(opts)).devices.filter((d) => d.state === 'absent').map((d) => d.name);
     expect(absent.length).toBeGreaterThan(0);
