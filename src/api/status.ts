@@ -10,6 +10,7 @@ import type { Observation } from '../plan/observation.ts';
 import { chainLayers, chainHex } from '../plan/layer-chain.ts';
 import { parseThinStatus } from '../kernel/thin-pool.ts';
 import type { KernelPort } from '../kernel/port.ts';
+import { layerDriftOf, madeFromLayer } from '../plan/identity.ts';
 
 export interface SpaceUse {
   used: number;
@@ -36,7 +37,14 @@ export interface StatusView {
   layers: Array<{ name: string; parent: string | null; chainId: string | null; state: StableState | 'failed'; error: string | null; mountpoint: string | null; thinId: number | null; ready: boolean; digest: string | null; usedBy: string[] }>;
   devices: Array<{
     name: string;
+    /** The desired layer (the manifest's). */
     layer: string;
+    /** The layer it is a snapshot of, as its own record says (null while it does not exist). */
+    actualLayer: string | null;
+    /** That layer's chain id, when the log knows it. */
+    actualChainId: string | null;
+    /** It is a snapshot of another layer than the desired one: the next apply replaces it. */
+    layerDrift: boolean;
     state: StableState;
     desired: string;
     mountpoint: string | null;
@@ -106,9 +114,14 @@ export async function readStatus(session: Session, observed?: Observation): Prom
     const t = state.things[key];
     const info = t ? obs.devices[t.dmName] : undefined;
     const observedState = seen(key);
+    const drift = t ? layerDriftOf(t, layerKeyOf(d.layer), d.layer, state) : null;
+    const origin = t?.origin ? state.things[t.origin] : undefined;
     return {
       name: d.name,
       layer: d.layer,
+      actualLayer: t ? (drift ? drift.from : t.origin === layerKeyOf(d.layer) ? d.layer : madeFromLayer(t, state)) : null,
+      actualChainId: origin?.kind === 'layer' ? (origin.digest ?? (t!.origin === layerKeyOf(d.layer) ? (content.top[d.layer] ?? null) : null)) : null,
+      layerDrift: drift !== null,
       state: observedState,
       desired: d.state,
       mountpoint: observedState === 'mounted' && info ? (mounts.get(`${info.major}:${info.minor}`) ?? d.mountpoint) : d.mountpoint,

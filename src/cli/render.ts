@@ -63,7 +63,7 @@ export function renderStatus(s: StatusView): string {
         ['DEVICE', 'LAYER', 'STATE', 'DESIRED', 'SIZE', 'MAPPED', 'DATA%', 'MOUNTPOINT', 'DEV'],
         s.devices.map((d) => [
           d.name,
-          d.layer,
+          d.layerDrift ? `${d.actualLayer ?? '?'} (!)` : d.layer,
           d.state === d.desired ? d.state : `${d.state} (!)`,
           d.desired,
           d.sizeBytes === null ? '-' : formatBytes(d.sizeBytes),
@@ -74,6 +74,13 @@ export function renderStatus(s: StatusView): string {
         ]),
       ),
     );
+  }
+  const drifted = s.devices.filter((d) => d.layerDrift);
+  if (drifted.length > 0) {
+    // A few named, the rest counted: after an interrupted change it can be most of the devices.
+    const named = drifted.slice(0, 5).map((d) => `${d.name} is a snapshot of ${d.actualLayer ?? '?'}, desired ${d.layer}`);
+    const more = drifted.length > named.length ? `; and ${drifted.length - named.length} more` : '';
+    out.push(`  LAYER (!): ${named.join('; ')}${more}: \`thinlayer apply\` replaces ${drifted.length === 1 ? 'it' : 'them'}`);
   }
   if (s.snapshots && s.snapshots.length > 0) {
     out.push('', table(['SNAPSHOT (containerd)', 'KIND', 'PARENT', 'THIN ID', 'ACTIVE'], s.snapshots.map((x) => [`${x.namespace ? `${x.namespace}/` : ''}${x.key}`, x.kind, x.parent ?? '-', String(x.thinId ?? '-'), x.active ? 'yes' : 'no'])));

@@ -11,7 +11,7 @@ import type { StepOp } from '../plan/steps.ts';
 import { step as lifecycleStep, INITIAL_LIFECYCLE, type LifecycleRecord, type LifecycleCommand, type StableState } from './machine.ts';
 
 /** Bump when the shape of EngineState changes: stored snapshots of another schema are rebuilt by replay. */
-export const PROJECTION_SCHEMA = 4;
+export const PROJECTION_SCHEMA = 5;
 
 export interface ThingRecord {
   key: string;
@@ -20,8 +20,15 @@ export interface ThingRecord {
   dmName: string;
   uuid: string;
   thinId: number;
-  /** Key of the origin it was snapshotted from (null for the base). */
+  /** Key of the origin it was snapshotted from (null for the base): for a layer origin, its chain id. */
   origin: string | null;
+  /**
+   * The thin id it is a snapshot of, as its create_snap's outcome recorded it (absent before the
+   * outcome, and in logs older than the field). With `origin`, what it IS, whatever was asked since.
+   */
+  originThinId?: number;
+  /** Device: the manifest layer it was made from (absent in logs older than the field). */
+  layer?: string;
   sizeBytes: number;
   lifecycle: LifecycleRecord;
   /** Base: the filesystem was made. Layer: its content was applied and committed. */
@@ -191,6 +198,7 @@ export function foldInto(s: EngineState, event: ThinlayerEvent): void {
           mountpoint: null,
           digest: null,
           ...(snap?.label ? { label: snap.label } : {}),
+          ...(snap?.layer ? { layer: snap.layer } : {}),
         };
         s.things[event.target] = lifecycle(thing, { type: 'CREATE' });
         if (s.pool) s.pool = { ...s.pool, nextThinId: Math.max(s.pool.nextThinId, a.thinId + 1), createdIds: addId(s.pool.createdIds, a.thinId) };
@@ -247,6 +255,7 @@ export function foldInto(s: EngineState, event: ThinlayerEvent): void {
           return updateThing(s, event.target, (t) => ({
             ...lifecycle(t, { type: 'DONE' }),
             ...(typeof r.thinId === 'number' ? { thinId: r.thinId } : {}),
+            ...('originThinId' in r && typeof r.originThinId === 'number' ? { originThinId: r.originThinId } : {}),
             ready: t.kind === 'base' ? t.ready : made?.ready === true || t.ready,
             digest: made?.ready === true && typeof made.digest === 'string' ? made.digest : t.digest,
           }));

@@ -3,6 +3,10 @@
 // of an object is computed once and kept with it (objects of a desired state are never changed
 // after they are built), so a watcher that compares the same recorded manifest every interval, or
 // a reconcile that compares on every pass, hashes it once. Pure.
+//
+// The comparison decides only whether a desired state is recorded again and whether recorded content
+// serves; never what is planned. The planner compares what each thing is with the desired state
+// (identity.ts), so a change an interrupted run left half done is planned again under the same digest.
 
 import { createHash } from 'node:crypto';
 import type { Manifest } from '../manifest/types.ts';

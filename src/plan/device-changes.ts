@@ -9,11 +9,12 @@
 //   and then its filesystem, online; lowered sizes are refused earlier (changes.ts).
 
 import type { Manifest } from '../manifest/types.ts';
-import { describeThing, type ThingRecord } from '../lifecycle/projection.ts';
+import { describeThing, type EngineState, type ThingRecord } from '../lifecycle/projection.ts';
 import type { StableState } from '../lifecycle/machine.ts';
 import { formatSize } from '../manifest/sizes.ts';
 import type { StepWriter } from './step-writer.ts';
 import { RANK, type Want } from './wants.ts';
+import { deviceNamed, layerDriftOf } from './identity.ts';
 
 export interface Seen {
   state: StableState;
@@ -21,35 +22,16 @@ export interface Seen {
   mountedAt: string | null;
 }
 
-type DeviceSpec = Manifest['devices'][number];
-const byNameCache = new WeakMap<Manifest, Map<string, DeviceSpec>>();
-
-/** A manifest's devices by name, indexed once per manifest: the planner asks for each device, so a scan each time would be quadratic. */
-function deviceNamed(m: Manifest | null, name: string): DeviceSpec | undefined {
-  if (!m) return undefined;
-  let index = byNameCache.get(m);
-  if (!index) {
-    index = new Map(m.devices.map((d) => [d.name, d]));
-    byNameCache.set(m, index);
-  }
-  return index.get(name);
-}
-
-/** The manifest layer a device was made from, as last recorded, when it changed; null otherwise. */
-function replacedLayer(recorded: Manifest | null, desired: Manifest, t: ThingRecord, want: Want): { from: string; to: string } | null {
-  if (t.kind !== 'device' || t.origin === want.origin) return null;
-  const was = deviceNamed(recorded, t.name)?.layer;
-  const now = deviceNamed(desired, t.name)?.layer;
-  return was !== undefined && now !== undefined && was !== now ? { from: was, to: now } : null;
-}
-
 /**
- * Steps for a device whose layer changed (its deletion; the caller makes it anew when this returns
- * null) or whose size was raised (the record as it will be). Other things come back unchanged.
+ * Steps for a device that is a snapshot of another layer than its desired one (its deletion; the
+ * caller makes it anew when this returns null) or smaller than its desired size (the record as it
+ * will be). Other things come back unchanged. Both are judged by what the device is (its own
+ * record: identity.ts), not by the manifest last recorded, so a change an interrupted run left half
+ * done is planned again by the next one.
  */
-export function planDeviceChange(w: StepWriter, recorded: Manifest | null, desired: Manifest, t: ThingRecord, seen: Seen, want: Want): ThingRecord | null {
+export function planDeviceChange(w: StepWriter, state: Pick<EngineState, 'things' | 'desired'>, desired: Manifest, t: ThingRecord, seen: Seen, want: Want): ThingRecord | null {
   if (t.kind !== 'device' || seen.uncertain) return t;
-  const replaced = replacedLayer(recorded, desired, t, want);
+  const replaced = layerDriftOf(t, want.origin, want.layer, state);
   if (replaced) {
     w.lifecycle(t, seen.state, 'absent', seen.mountedAt, null);
     const deletion = w.steps[w.steps.length - 1];

@@ -20,6 +20,7 @@ import { observeThing, mountIndex } from './observe-thing.ts';
 import { StepWriter } from './step-writer.ts';
 import { planDeviceChange } from './device-changes.ts';
 import { missingBackingBlocker } from './missing-backing.ts';
+import { staleOrigin } from './identity.ts';
 
 export type { PlanMode } from './wants.ts';
 export { observeThing, mountIndex } from './observe-thing.ts';
@@ -206,9 +207,11 @@ function planWanted(ctx: PlanContext): void {
     let t: ThingRecord | undefined = state.things[want.key];
     let seen = observeThing(t, observed, mounts);
     // Layers are keyed by chain id, so a changed source or parent is a new key and never a rewrite in
-    // place. A layer whose content was never committed is deleted and built again under a new thin id.
-    // A writable device keeps its data when its layer changes: it is a snapshot, independent of its origin.
-    const unfinishedLayer = t && t.kind === 'layer' && !t.ready && !seen.uncertain;
+    // place. A layer whose content was never committed is deleted and built again under a new thin id,
+    // and so is one made from an older device of its parent (the parent made again since, or in this
+    // plan: identity.ts). A writable device keeps its data when its layer's source is edited in place:
+    // it is a snapshot, independent of its origin.
+    const unfinishedLayer = t && t.kind === 'layer' && (!t.ready || staleOrigin(t, w.planned.get(want.origin ?? ''))) && !seen.uncertain;
     if (t && unfinishedLayer) {
       w.lifecycle(t, seen.state, 'absent', seen.mountedAt, null);
       t = undefined;
@@ -216,7 +219,7 @@ function planWanted(ctx: PlanContext): void {
     }
     if (t && ctx.input.desired) {
       // A device's new layer replaces it; a raised size grows it (device-changes.ts).
-      const changed = planDeviceChange(w, state.desired, ctx.input.desired, t, seen, want);
+      const changed = planDeviceChange(w, state, ctx.input.desired, t, seen, want);
       if (changed === null) seen = { state: 'absent', uncertain: false, mountedAt: null };
       t = changed ?? undefined;
     }
@@ -234,6 +237,7 @@ function planWanted(ctx: PlanContext): void {
         sizeBytes: want.kind === 'layer' && want.origin && w.planned.get(want.origin) ? w.planned.get(want.origin)!.sizeBytes : want.sizeBytes,
         lifecycle: { state: 'absent', from: 'absent', error: null },
         label: want.label,
+        ...(want.layer ? { layer: want.layer } : {}),
         ready: false,
         mountpoint: null,
         digest: null,

@@ -71,7 +71,7 @@ export class StepWriter {
       'snap.create',
       t.key,
       'create',
-      { ...common, label: t.label, origin: origin.key, originThinId: origin.thinId, originDmName: origin.dmName, ready, ...(t.kind === 'layer' && unit ? { digest: unit.chainId } : {}) },
+      { ...common, label: t.label, ...(t.kind === 'device' && t.layer ? { layer: t.layer } : {}), origin: origin.key, originThinId: origin.thinId, originDmName: origin.dmName, ready, ...(t.kind === 'layer' && unit ? { digest: unit.chainId } : {}) },
       `snapshot ${describeThing(origin)} as ${describeThing(t)} (thin id ${t.thinId})`,
     );
   }

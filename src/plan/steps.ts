@@ -78,8 +78,10 @@ export interface StepContract {
   'thin.create': { args: CreateArgs; result: CreateResult };
   /** create_snap (layers and devices). */
   'snap.create': {
-    args: CreateArgs & { label?: string; origin: string; originThinId: number; originDmName: string; ready: boolean; digest?: string };
-    result: CreateResult & { ready: boolean; digest?: string };
+    /** `layer`: a device's manifest layer, recorded so that what it is a snapshot of is known whatever the manifest says later. */
+    args: CreateArgs & { label?: string; layer?: string; origin: string; originThinId: number; originDmName: string; ready: boolean; digest?: string };
+    /** `originThinId`: the thin id it was made a snapshot of (the origin's, after any collision moved it). */
+    result: CreateResult & { ready: boolean; digest?: string; originThinId?: number };
   };
   /** dm create with a thin table. */
   'thin.activate': { args: ThinArgs; result: { major: number; minor: number; devPath: string } };

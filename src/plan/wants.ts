@@ -28,6 +28,8 @@ export interface Want {
   unit: LayerUnit | null;
   /** For people: the manifest's name for it. */
   label: string;
+  /** Devices: the manifest layer it must be a snapshot of (whose top is `origin`). */
+  layer?: string;
 }
 
 /** The desired thin devices in creation order: the base, layers parents-first, then devices. */
@@ -66,6 +68,7 @@ export function wants(desired: Manifest, mode: PlanMode, content: LayerContent):
       ...(device.mountOptions?.length ? { mountOptions: device.mountOptions } : {}),
       unit: null,
       label: device.name,
+      layer: device.layer,
     });
   }
   return out;

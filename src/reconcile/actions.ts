@@ -274,7 +274,7 @@ export const ACTIONS = {
     if (suspend) await ctx.kernel.suspend(a.originDmName);
     try {
       const originId = thinIdOf(ctx, a.originDmName, a.originThinId);
-      return { ...(await createFenced(ctx, a, (id) => createSnapMessage(id, originId))), ready: a.ready === true, ...(a.digest ? { digest: a.digest } : {}) };
+      return { ...(await createFenced(ctx, a, (id) => createSnapMessage(id, originId))), ready: a.ready === true, ...(a.digest ? { digest: a.digest } : {}), originThinId: originId };
     } finally {
       if (suspend) await ctx.kernel.resume(a.originDmName);
     }

@@ -85,7 +85,11 @@ export async function reconcile(session: Session, opts: ReconcileOptions): Promi
       const desiredChanged = opts.recordDesired && (!sameManifest || newDigest || !sameDesired(session.state.content, content));
       if (plan.steps.length === 0 && !desiredChanged) {
         await settleIntents(session, runId, observed);
-        if (started) await session.append([{ type: 'run.finished', runId, outcome: 'converged', steps }]);
+        // A run an earlier one left unfinished (killed, or interrupted at its last step) is finished
+        // by this one, even with nothing left to do: the log then says the work is done.
+        const unfinished = session.state.lastRun !== null && (session.state.lastRun.outcome === 'running' || session.state.lastRun.outcome === 'interrupted');
+        if (!started && unfinished) await session.append([{ type: 'run.started', runId, command: opts.command, pid: process.pid }], { durable: false });
+        if (started || unfinished) await session.append([{ type: 'run.finished', runId, outcome: 'converged', steps }]);
         reporter.notify({ code: 'run.converged', steps, passes: pass });
         return { outcome: 'converged', runId, steps, planned: steps, passes: pass, plan: firstPlan };
       }

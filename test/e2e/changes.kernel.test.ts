@@ -1,15 +1,17 @@
-// Issue points on the real kernel: a missing data file, then put back (everything comes back), and a
+// Issue points on the real kernel: a missing data file, then put back (everything comes back), a
 // mounted device grown online by a raised size (its thin table reloaded, then resize2fs), with df
-// inside the device showing the new size.
+// inside the device showing the new size, and a layer change stopped by SIGINT after a few steps,
+// which the same apply finishes: every device then holds the new layer's files.
 
 import { describe, it, expect, beforeAll } from 'vitest';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, statfsSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as api from '../../src/api/index.ts';
 import { requireKernel, kernelBox } from './kernel-harness.ts';
 import { BIN, type CliResult } from './cli-harness.ts';
 import { missingDataFileComesBack } from '../scenarios/missing-backing.ts';
+import { buildTar } from '../layers/tar-builder.ts';
 
 beforeAll(requireKernel);
 
@@ -73,5 +75,68 @@ devices:
     // A lowered size is refused, naming the field.
     writeFileSync(file, manifest('512M'));
     await expect(api.apply(file, opts)).rejects.toMatchObject({ exitCode: 2, detail: { path: 'devices.app.size' } });
+  });
+
+  it('finishes a layer change a SIGINT stopped after a few steps: the same apply again puts every device on the new layer', async () => {
+    const b = kernelBox();
+    for (const n of ['a', 'b']) writeFileSync(join(b.root, `${n}.tar`), buildTar([{ name: `marker-${n}`, content: `layer ${n}\n` }]));
+    const names = ['d1', 'd2', 'd3', 'd4'];
+    const file = join(b.root, 'layers.yaml');
+    const manifest = (layer: string) => `pool:
+  name: klayer
+  data: { file: data.img, size: 2G }
+  metadata: { file: metadata.img, size: 64M }
+  baseSize: 128M
+layers:
+  a: { source: a.tar }
+  b: { source: b.tar }
+devices:
+${names.map((d) => `  ${d}: { layer: ${layer}, state: mounted, mountpoint: ${b.mnt}/${d} }`).join('\n')}
+`;
+    writeFileSync(file, manifest('a'));
+    const opts = { stateDir: b.stateDir, backend: 'kernel' as const };
+    await api.apply(file, { ...opts, yes: true });
+    for (const d of names) expect(readFileSync(join(b.mnt, d, 'marker-a'), 'utf8'), d).toBe('layer a\n');
+
+    // The CLI, stopped with SIGINT once its third step (of five a device) is under way.
+    writeFileSync(file, manifest('b'));
+    const stopped = await new Promise<{ code: number | null; text: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, [BIN, 'apply', '-f', file, '--yes', '--state-dir', b.stateDir, '--backend', 'kernel'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let text = '';
+      let sent = false;
+      const check = (c: Buffer) => {
+        text += String(c);
+        if (!sent && /^\[3\/\d+\]/m.test(text)) {
+          sent = true;
+          child.kill('SIGINT');
+        }
+      };
+      child.stdout.on('data', check);
+      child.stderr.on('data', check);
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, text }));
+    });
+    expect(stopped.code, stopped.text).toBe(130);
+    expect(stopped.text).toMatch(/^Interrupted after \d+ of \d+ steps; run the same command again to finish$/m);
+
+    // Most devices are still snapshots of a: status says so, and the next plan replaces them.
+    const half = await api.status(opts);
+    const onA = half.devices.filter((d) => d.actualLayer === 'a');
+    expect(onA.length).toBeGreaterThan(0);
+    for (const d of onA) expect(d.layerDrift, d.name).toBe(true);
+    const replaced = (await api.planFor(file, opts)).steps.filter((s) => s.op === 'thin.delete' && s.target.startsWith('device:')).map((s) => s.target.slice('device:'.length));
+    expect(replaced.sort()).toEqual(onA.map((d) => d.name).sort());
+
+    const again = spawnSync(process.execPath, [BIN, 'apply', '-f', file, '--yes', '-q', '--state-dir', b.stateDir, '--backend', 'kernel'], { encoding: 'utf8', timeout: 300_000 });
+    expect(again.status, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/^apply: converged after \d+ steps?/m);
+    for (const d of names) {
+      expect(readFileSync(join(b.mnt, d, 'marker-b'), 'utf8'), d).toBe('layer b\n');
+      expect(existsSync(join(b.mnt, d, 'marker-a')), d).toBe(false);
+    }
+    expect((await api.planFor(file, opts)).steps).toEqual([]);
+    const doctor = spawnSync(process.execPath, [BIN, 'doctor', '--json', '--state-dir', b.stateDir, '--backend', 'kernel'], { encoding: 'utf8', timeout: 300_000 });
+    expect(doctor.status, doctor.stdout).toBe(0);
+    expect(JSON.parse(doctor.stdout).findings.filter((f: { severity: string }) => f.severity !== 'info')).toEqual([]);
   });
 });
