@@ -146,6 +146,20 @@ export function endsSealed(buf: Buffer): boolean {
 /** How many bytes before a line boundary endsSealed needs. */
 export const SEAL_PROBE_BYTES = SEAL_LENGTH + 2;
 
+/**
+ * Why an unterminated tail is damage rather than a torn write, or null when it may be torn: it is a
+ * whole sealed line (its checksum matches, its seq is next) followed by one byte that is not a
+ * newline. A write cut short ends before its newline; it never puts another byte in its place, so
+ * that byte is the newline, damaged.
+ */
+export function damagedNewline(buf: Buffer, start: number, afterSeq: number): string | null {
+  const end = buf.length - 1;
+  if (end - start <= SEAL_LENGTH || !hasSeal(buf, start, end)) return null;
+  const verdict = checkLine(buf, start, end, true);
+  if (typeof verdict === 'string' || verdict.seq !== afterSeq + 1) return null;
+  return `its content is whole and its checksum matches, but it ends in byte 0x${buf[end].toString(16).padStart(2, '0')} where its newline should be`;
+}
+
 /** The StateError for a line that fails its check. */
 export function corruptLine(file: string, where: string, why: string, lastLine: boolean): StateError {
   const whole = lastLine ? ' (it is the last line, but it ends in a newline, so it was written whole: this is damage, not a torn write)' : '';
@@ -180,6 +194,8 @@ export function scanLines(buf: Buffer, from: ScanPosition, file: string, skipThr
     pos = nl + 1;
   }
   const end = { offset: from.offset + pos, line, seq, sealed };
+  const damaged = pos < buf.length ? damagedNewline(buf, pos, seq) : null;
+  if (damaged !== null) throw corruptLine(file, line === null ? `byte ${end.offset}` : `line ${line} (byte ${end.offset})`, damaged, true);
   const tail = pos < buf.length ? { offset: end.offset, bytes: buf.length - pos, data: Buffer.from(buf.subarray(pos)) } : null;
   return { events, end, tail };
 }

@@ -16,8 +16,8 @@ import { constants as fsc } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { lstat, open, type FileHandle } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { StateError } from '../errors/index.ts';
-import { checkLine, encodeEvents, endsSealed, LOG_START, scanLines, SEAL_PROBE_BYTES, stampEvent, type GoodLine, type ScanPosition, type TornTail } from './log-format.ts';
+import { InternalError, StateError } from '../errors/index.ts';
+import { checkLine, damagedNewline, encodeEvents, endsSealed, LOG_START, scanLines, SEAL_PROBE_BYTES, stampEvent, type GoodLine, type ScanPosition, type TornTail } from './log-format.ts';
 import { syncDirectory, type StateDir } from './state-dir.ts';
 import { keepTornTail } from './torn-tail.ts';
 import type { ThinlayerEvent, ThinlayerEventBody } from './types.ts';
@@ -71,6 +71,7 @@ export class EventLog {
   readonly #handle: FileHandle;
   readonly #now: () => Date;
   readonly #exclusive: boolean;
+  readonly #readOnly: boolean;
   /** Written by a non-durable append and not yet fdatasync'd. */
   #unsynced = false;
   /** Just after the last complete event known to be in the file. */
@@ -83,7 +84,8 @@ export class EventLog {
   /** Set when a failed append may have left the file in a state this instance cannot vouch for. */
   #broken: Error | null = null;
 
-  private constructor(stateDir: StateDir, file: string, handle: FileHandle, end: ScanPosition, tail: TornTail | null, now: () => Date, exclusive: boolean) {
+  private constructor(stateDir: StateDir, file: string, handle: FileHandle, end: ScanPosition, tail: TornTail | null, now: () => Date, exclusive: boolean, readOnly: boolean) {
+    this.#readOnly = readOnly;
     this.#stateDir = stateDir;
     this.file = file;
     this.#handle = handle;
@@ -106,7 +108,7 @@ export class EventLog {
       // A new log's directory entry must survive a crash as surely as its first batch.
       if (!existed && !opts.readOnly) await syncDirectory(stateDir.root);
       const { end, tail } = await locateEnd(handle, st.size, file);
-      return new EventLog(stateDir, file, handle, end, tail, opts.now ?? (() => new Date()), opts.exclusive === true);
+      return new EventLog(stateDir, file, handle, end, tail, opts.now ?? (() => new Date()), opts.exclusive === true, opts.readOnly === true);
     } catch (e) {
       await handle.close();
       throw e;
@@ -239,6 +241,8 @@ export class EventLog {
    */
   repairTornTail(): Promise<RepairedTornTail | null> {
     return this.#serialised(async () => {
+      // A reader writes nothing, the kept copy included (commands that only read leave the state dir as it is).
+      if (this.#readOnly) throw new InternalError(`repairTornTail on event log ${this.file} opened to read only`);
       if (this.#broken) {
         throw new StateError(`event log ${this.file} is unusable after a failed append: ${this.#broken.message}`, 'E_LOG_WRITE');
       }
@@ -411,7 +415,9 @@ function classifyEnd(bytes: Buffer, start: number): { end: ScanPosition; tail: T
   const tail = lastNewline < bytes.length - 1 ? tornTail(bytes, start, start + lastNewline + 1) : null;
   const lines = lastCompleteLines(bytes, start, 2);
   if (lines.length < 2 && !atFileStart) return 'need-more'; // the line before the last one decides whether it must be sealed
-  if (lines.length === 0) return { end: START, tail };
+  // A tail that is a whole line but for a damaged newline is damage, not a torn write.
+  const tailIsDamaged = (seq: number) => tail !== null && damagedNewline(bytes.subarray(tail.offset - start), 0, seq) !== null;
+  if (lines.length === 0) return tailIsDamaged(0) ? 'corrupt' : { end: START, tail };
   let before: GoodLine | null = null;
   if (lines.length === 2) {
     const verdict = checkLine(bytes, lines[0].from, lines[0].newline, false);
@@ -420,7 +426,7 @@ function classifyEnd(bytes: Buffer, start: number): { end: ScanPosition; tail: T
   }
   const last = lines[lines.length - 1];
   const verdict = checkLine(bytes, last.from, last.newline, before?.sealed ?? false);
-  if (typeof verdict === 'string' || verdict.seq !== (before ? before.seq + 1 : 1)) return 'corrupt';
+  if (typeof verdict === 'string' || verdict.seq !== (before ? before.seq + 1 : 1) || tailIsDamaged(verdict.seq)) return 'corrupt';
   const endOffset = start + last.newline + 1;
   // The line number is known only when the window reaches the start; a later rescan finds it if needed.
   const line = atFileStart ? countNewlines(bytes, endOffset) + 1 : null;
