@@ -5,6 +5,7 @@ import type { Finding } from './finding.ts';
 import { sortFindings, doctorExitCode } from './finding.ts';
 import { poolHealthOf, poolHealthFindings, type PoolHealth } from './pool-health.ts';
 import { compareLogWithKernel, orphansOf, missingOf, type DoctorFacts } from './findings.ts';
+import { logFindings } from './log-findings.ts';
 
 export interface DoctorReport {
   backend: 'sim' | 'kernel';
@@ -31,6 +32,7 @@ export function diagnose(facts: DoctorFacts, stateDir: string): DoctorReport {
   findings.push(
     ...poolHealthFindings({ status: observed.pool?.status ?? null, poolDmName: facts.poolDmName, metadataPath: observed.metadata?.path ?? null, expectedActive, downOnPurpose: state.lastRun?.command === 'down' }),
     ...compareLogWithKernel(facts),
+    ...(facts.log ? logFindings(facts.log, stateDir) : []),
   );
   const sorted = sortFindings(findings);
   return {
