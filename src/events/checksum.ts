@@ -42,3 +42,27 @@ export function checksumHex(data: string | Uint8Array): string {
 }
 
 export const CHECKSUM_HEX = /^[0-9a-f]{8}$/;
+
+/** `,"checksum":"` + 8 hex digits + `"}`: how a sealed JSON document ends. */
+const DOCUMENT_SEAL = ',"checksum":"';
+const DOCUMENT_SEAL_LENGTH = DOCUMENT_SEAL.length + 8 + 2;
+
+/**
+ * A JSON object's text with its checksum added as its last member, `"checksum":"…"`, the CRC-32 of
+ * every byte before `,"checksum":`. For the state dir's caches (snapshot.json, layer-digests.json),
+ * so that a damaged one is told from a good one before anything is decided from it.
+ */
+export function sealDocument(json: string): string {
+  const content = json.slice(0, -1);
+  return `${content}${DOCUMENT_SEAL}${checksumHex(content)}"}`;
+}
+
+/** The JSON a sealed document holds (without its checksum), or null when the seal is missing or does not match. */
+export function unsealDocument(text: string): string | null {
+  const seal = text.slice(-DOCUMENT_SEAL_LENGTH);
+  if (!seal.startsWith(DOCUMENT_SEAL) || !seal.endsWith('"}')) return null;
+  const recorded = seal.slice(DOCUMENT_SEAL.length, -2);
+  const content = text.slice(0, -DOCUMENT_SEAL_LENGTH);
+  if (!CHECKSUM_HEX.test(recorded) || checksumHex(content) !== recorded) return null;
+  return content + '}';
+}

@@ -21,7 +21,7 @@
 import { Low } from 'lowdb';
 import { DataFile } from 'lowdb/node';
 import type { StateDir } from './state-dir.ts';
-import { CHECKSUM_HEX, checksumHex } from './checksum.ts';
+import { sealDocument, unsealDocument } from './checksum.ts';
 
 export const SNAPSHOT_FILE = 'snapshot.json';
 
@@ -39,25 +39,6 @@ interface SnapshotDocument<S> extends Snapshot<S> {
   savedAt: string;
 }
 
-/** `,"checksum":"` + 8 hex digits + `"}`: how a sealed snapshot ends. */
-const SEAL_LENGTH = ',"checksum":"'.length + 8 + 2;
-
-/** The document's JSON with its checksum last. */
-export function sealSnapshot(json: string): string {
-  const content = json.slice(0, -1);
-  return `${content},"checksum":"${checksumHex(content)}"}`;
-}
-
-/** The JSON a sealed snapshot holds (without its checksum), or null when the seal is missing or does not match. */
-export function unsealSnapshot(text: string): string | null {
-  const seal = text.slice(-SEAL_LENGTH);
-  if (!seal.startsWith(',"checksum":"') || !seal.endsWith('"}')) return null;
-  const recorded = seal.slice(',"checksum":"'.length, -2);
-  const content = text.slice(0, -SEAL_LENGTH);
-  if (!CHECKSUM_HEX.test(recorded) || checksumHex(content) !== recorded) return null;
-  return content + '}';
-}
-
 /** Thrown by the parse of a snapshot whose seal fails: load() turns it into null. */
 class DamagedSnapshot extends Error {}
 
@@ -71,11 +52,11 @@ export class SnapshotStore<S> {
     this.#db = new Low<SnapshotDocument<S> | null>(
       new DataFile<SnapshotDocument<S> | null>(file, {
         parse: (text) => {
-          const json = unsealSnapshot(text);
+          const json = unsealDocument(text);
           if (json === null) throw new DamagedSnapshot(`${file} fails its checksum`);
           return JSON.parse(json);
         },
-        stringify: (data) => sealSnapshot(JSON.stringify(data)),
+        stringify: (data) => sealDocument(JSON.stringify(data)),
       }),
       null,
     );
