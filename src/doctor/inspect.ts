@@ -43,6 +43,8 @@ function describeReadError(e: unknown): string {
 }
 
 export async function inspect(session: Session): Promise<DoctorFacts> {
+  // The projection was replayed from snapshot.json's offset on: the lines before it are checked here.
+  await session.verifyLog();
   const state = session.state;
   const pool = currentPool(state);
   const poolDmName = pool?.dmName ?? null;

@@ -115,6 +115,11 @@ export class Session {
     return tail && { offset: tail.offset, bytes: tail.bytes };
   }
 
+  /** Checks every line of the event log (EventLog.verify): StateError E_LOG_CORRUPT at the first damaged one. */
+  async verifyLog(): Promise<void> {
+    await this.log?.verify();
+  }
+
   /**
    * Append events and fold them into the projection. Durable when the promise resolves, unless
    * `durable: false` (see AppendOptions: then the next durable append, or close, makes them so).
