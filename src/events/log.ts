@@ -8,8 +8,9 @@
 // with duplicate seqs.
 //
 // Each line is sealed by its checksum as it is encoded (log-format.ts), so an append is still one
-// write and one fdatasync. Every line a reader takes in is checked; a damaged one is refused wherever
-// it is, the last line included. Only an unterminated last line is a torn write: the holder of the
+// write and one fdatasync. Every line a reader takes in is checked (opening: the last two; a replay:
+// those after the snapshot's offset; verify(): all), and a damaged one is refused, the last line
+// included. Only an unterminated last line is a torn write: the holder of the
 // lock keeps its bytes under torn/ (torn-tail.ts) and cuts it off; readers leave it alone.
 
 import { constants as fsc } from 'node:fs';
