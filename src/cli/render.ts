@@ -149,7 +149,7 @@ export class TerminalReporter implements Reporter {
       case 'warning':
         return say(`note: ${m.text}`);
       case 'recovery.torn-tail':
-        return say(`recovery: the event log ended in a torn line (${formatBytes(m.bytes)}, from a crash); it was set aside`);
+        return say(`recovery: the event log ended in a torn line (${formatBytes(m.bytes)}, from a crash); it was cut off and kept in ${m.keptAs}`);
       case 'recovery.pending':
         return say(`recovery: ${m.steps} step(s) were interrupted by a crash; completing them`);
       case 'lock.took-over':

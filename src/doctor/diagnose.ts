@@ -6,6 +6,7 @@ import { sortFindings, doctorExitCode } from './finding.ts';
 import { poolHealthOf, poolHealthFindings, type PoolHealth } from './pool-health.ts';
 import { compareLogWithKernel, orphansOf, missingOf, type DoctorFacts } from './findings.ts';
 import { driftFindings, interruptedRunFindings } from './desired-findings.ts';
+import { logFindings } from './log-findings.ts';
 
 export interface DoctorReport {
   backend: 'sim' | 'kernel';
@@ -34,6 +35,7 @@ export function diagnose(facts: DoctorFacts, stateDir: string): DoctorReport {
     ...compareLogWithKernel(facts),
     ...driftFindings(facts),
     ...interruptedRunFindings(facts),
+    ...(facts.log ? logFindings(facts.log, stateDir) : []),
   );
   const sorted = sortFindings(findings);
   return {

@@ -13,6 +13,7 @@ import type { Observation } from '../plan/observation.ts';
 import { observeThing, mountIndex } from '../plan/planner.ts';
 import { createInDoubt, type StableState } from '../lifecycle/machine.ts';
 import type { Finding } from './finding.ts';
+import type { LogFacts } from './log-findings.ts';
 import { logBehindOf, logBehindText, LOG_BEHIND_REPAIR } from '../plan/log-behind.ts';
 
 /** A device-mapper device doctor looked at: every owned one, and any other whose thin table names the pool. */
@@ -37,6 +38,8 @@ export interface DoctorFacts {
   devices: DmFact[];
   /** A live process holds the state dir's lock: intents without outcome may simply be under way. */
   runInProgress: { pid: number; command: string } | null;
+  /** The event log's own condition (torn tails kept or still there); absent in tests that build facts by hand. */
+  log?: LogFacts;
 }
 
 export interface Orphan {

@@ -10,6 +10,7 @@ import { ownershipJudge } from '../domain/ownership.ts';
 import { readLockHolder, isLockHolderAlive } from '../events/lock.ts';
 import type { DoctorFacts, DmFact } from './findings.ts';
 import { KernelError } from '../errors/index.ts';
+import { listKeptTornTails } from '../events/torn-tail.ts';
 
 /** The single thin target of a table: `<pool major:minor> <thin id> [external origin]`. */
 export function thinTargetOf(table: DmTarget[]): DmFact['thin'] {
@@ -42,6 +43,8 @@ function describeReadError(e: unknown): string {
 }
 
 export async function inspect(session: Session): Promise<DoctorFacts> {
+  // The projection was replayed from snapshot.json's offset on: the lines before it are checked here.
+  await session.verifyLog();
   const state = session.state;
   const pool = currentPool(state);
   const poolDmName = pool?.dmName ?? null;
@@ -65,5 +68,6 @@ export async function inspect(session: Session): Promise<DoctorFacts> {
 
   const holder = await readLockHolder(session.stateDir);
   const runInProgress = holder && holder.pid !== process.pid && (await isLockHolderAlive(holder)) ? { pid: holder.pid, command: holder.command } : null;
-  return { state, observed, poolDmName, thinIds, thinIdsError, devices, runInProgress };
+  const log = { keptTornTails: await listKeptTornTails(session.stateDir), unrepairedTornTail: session.unrepairedTornTail };
+  return { state, observed, poolDmName, thinIds, thinIdsError, devices, runInProgress, log };
 }

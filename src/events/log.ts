@@ -6,17 +6,32 @@
 // (`status`, `events --follow`) need no lock. Before each append the log checks the file's size, so
 // a batch appended by another process that held the lock in between is picked up, not overwritten
 // with duplicate seqs.
+//
+// Each line is sealed by its checksum as it is encoded (log-format.ts), so an append is still one
+// write and one fdatasync. Every line a reader takes in is checked (opening: the last two; a replay:
+// those after the snapshot's offset; verify(): all), and a damaged one is refused, the last line
+// included. Only an unterminated last line is a torn write: the holder of the
+// lock keeps its bytes under torn/ (torn-tail.ts) and cuts it off; readers leave it alone.
 
 import { constants as fsc } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { lstat, open, type FileHandle } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { StateError } from '../errors/index.ts';
-import { encodeEvents, parseEventLine, scanLines, stampEvent, type ScanPosition, type TornTail } from './log-format.ts';
-import type { StateDir } from './state-dir.ts';
+import { InternalError, StateError } from '../errors/index.ts';
+import { checkLine, damagedNewline, encodeEvents, endsSealed, LOG_START, scanLines, SEAL_PROBE_BYTES, stampEvent, type GoodLine, type ScanPosition, type TornTail } from './log-format.ts';
+import { syncDirectory, type StateDir } from './state-dir.ts';
+import { keepTornTail } from './torn-tail.ts';
 import type { ThinlayerEvent, ThinlayerEventBody } from './types.ts';
 
 export type { TornTail } from './log-format.ts';
+
+/** A torn tail that repairTornTail cut off, and where its bytes were kept. */
+export interface RepairedTornTail {
+  offset: number;
+  bytes: number;
+  /** Relative to the state dir: torn/<offset>-<time>.ndjson. */
+  keptAs: string;
+}
 
 export const EVENT_LOG_FILE = 'events.ndjson';
 
@@ -48,14 +63,16 @@ export interface FollowOptions {
   pollMs?: number;
 }
 
-const START: ScanPosition = { offset: 0, line: 1, seq: 0 };
+const START: ScanPosition = LOG_START;
 const NEWLINE = 0x0a;
 
 export class EventLog {
   readonly file: string;
+  readonly #stateDir: StateDir;
   readonly #handle: FileHandle;
   readonly #now: () => Date;
   readonly #exclusive: boolean;
+  readonly #readOnly: boolean;
   /** Written by a non-durable append and not yet fdatasync'd. */
   #unsynced = false;
   /** Just after the last complete event known to be in the file. */
@@ -68,7 +85,9 @@ export class EventLog {
   /** Set when a failed append may have left the file in a state this instance cannot vouch for. */
   #broken: Error | null = null;
 
-  private constructor(file: string, handle: FileHandle, end: ScanPosition, tail: TornTail | null, now: () => Date, exclusive: boolean) {
+  private constructor(stateDir: StateDir, file: string, handle: FileHandle, end: ScanPosition, tail: TornTail | null, now: () => Date, exclusive: boolean, readOnly: boolean) {
+    this.#readOnly = readOnly;
+    this.#stateDir = stateDir;
     this.file = file;
     this.#handle = handle;
     this.#end = end;
@@ -88,9 +107,9 @@ export class EventLog {
       const st = await handle.stat();
       if (!st.isFile()) throw new StateError(`event log ${file} is not a regular file`, 'E_LOG_CORRUPT');
       // A new log's directory entry must survive a crash as surely as its first batch.
-      if (!existed && !opts.readOnly) await fsyncDir(stateDir.root);
+      if (!existed && !opts.readOnly) await syncDirectory(stateDir.root);
       const { end, tail } = await locateEnd(handle, st.size, file);
-      return new EventLog(file, handle, end, tail, opts.now ?? (() => new Date()), opts.exclusive === true);
+      return new EventLog(stateDir, file, handle, end, tail, opts.now ?? (() => new Date()), opts.exclusive === true, opts.readOnly === true);
     } catch (e) {
       await handle.close();
       throw e;
@@ -146,6 +165,7 @@ export class EventLog {
         offset: this.#end.offset + bytes.length,
         line: this.#end.line === null ? null : this.#end.line + events.length,
         seq: events[events.length - 1].seq,
+        sealed: true,
       };
       this.#unsynced = !durable;
       return events;
@@ -157,6 +177,21 @@ export class EventLog {
     return this.#serialised(async () => {
       const { events, tail } = await this.#scanFromStart(0);
       return { events, tornTail: tail };
+    });
+  }
+
+  /** The unterminated bytes the file ends in, as last seen (a read-only open leaves them; doctor reports them). */
+  get tornTail(): TornTail | null {
+    return this.#tail;
+  }
+
+  /**
+   * Checks every line of the log (checksum, seq) without parsing it; throws, naming the line, at the
+   * first damaged one. A replay from a snapshot reads only the lines after it: doctor checks them all.
+   */
+  verify(): Promise<void> {
+    return this.#serialised(async () => {
+      await this.#scanFromStart(Number.MAX_SAFE_INTEGER);
     });
   }
 
@@ -210,22 +245,27 @@ export class EventLog {
   }
 
   /**
-   * Truncates a torn last line (one without its newline, or one that is not an event) and returns
-   * what it removed, so the caller can record a `recovery.note`; null when the log is whole. Only
-   * the holder of the lock may call it: another process's append in flight looks torn too.
+   * Keeps a torn last line (one without its newline) under torn/ in the state dir, then truncates it,
+   * and says what it removed and where it is kept, so the caller can record a `recovery.note`; null
+   * when the log is whole. Only the holder of the lock may call it: another process's append in
+   * flight looks torn too. (A complete last line that fails its check is never cut: opening refuses it.)
    */
-  repairTornTail(): Promise<TornTail | null> {
+  repairTornTail(): Promise<RepairedTornTail | null> {
     return this.#serialised(async () => {
+      // A reader writes nothing, the kept copy included (commands that only read leave the state dir as it is).
+      if (this.#readOnly) throw new InternalError(`repairTornTail on event log ${this.file} opened to read only`);
       if (this.#broken) {
         throw new StateError(`event log ${this.file} is unusable after a failed append: ${this.#broken.message}`, 'E_LOG_WRITE');
       }
       await this.#catchUp();
       const torn = this.#tail;
       if (torn === null) return null;
+      // Durable in its own file before it leaves the log: a crash in between leaves it in both.
+      const keptAs = await keepTornTail(this.#stateDir, torn, this.#now());
       await this.#handle.truncate(torn.offset);
       await this.#handle.datasync();
       this.#tail = null;
-      return torn;
+      return { offset: torn.offset, bytes: torn.bytes, keptAs };
     });
   }
 
@@ -318,10 +358,13 @@ export class EventLog {
   async #scanFromOffset(seq: number, offset: number): Promise<ThinlayerEvent[] | null> {
     const { size } = await this.#handle.stat();
     if (offset > size || (offset === 0) !== (seq === 0)) return null;
-    if (offset > 0 && (await readRange(this.#handle, offset - 1, 1))[0] !== NEWLINE) return null;
+    const before = offset > 0 ? await readRange(this.#handle, Math.max(0, offset - SEAL_PROBE_BYTES), Math.min(offset, SEAL_PROBE_BYTES)) : null;
+    if (before !== null && before[before.length - 1] !== NEWLINE) return null;
     let scanned;
     try {
-      scanned = scanLines(await readRange(this.#handle, offset, size - offset), { offset, line: null, seq }, this.file, seq);
+      // A sealed line before the offset means every line after it must be sealed too.
+      const from = { offset, line: null, seq, sealed: before !== null && endsSealed(before) };
+      scanned = scanLines(await readRange(this.#handle, offset, size - offset), from, this.file, seq);
     } catch {
       return null; // not where event seq ends (or a corrupt line, which the full read will name)
     }
@@ -371,34 +414,40 @@ async function locateEnd(handle: FileHandle, size: number, file: string): Promis
   }
 }
 
-/** Decides the end of the log from its last bytes (`bytes` start at file offset `start`). */
+/**
+ * Decides the end of the log from its last bytes (`bytes` start at file offset `start`): what follows
+ * the last newline is a torn tail; the last two complete lines must pass their checks and follow each
+ * other in seq (a full scan, on 'corrupt', says which line is bad and why).
+ */
 function classifyEnd(bytes: Buffer, start: number): { end: ScanPosition; tail: TornTail | null } | 'need-more' | 'corrupt' {
   const atFileStart = start === 0;
   const lastNewline = bytes.lastIndexOf(NEWLINE);
   if (lastNewline === -1 && !atFileStart) return 'need-more';
-  // The last two complete lines decide: the last may be torn, the one before it may not.
+  const tail = lastNewline < bytes.length - 1 ? tornTail(bytes, start, start + lastNewline + 1) : null;
   const lines = lastCompleteLines(bytes, start, 2);
-  let tail: TornTail | null = null;
-  let candidates = lines;
-  if (lastNewline < bytes.length - 1) {
-    tail = tornTail(bytes, start, start + lastNewline + 1); // unterminated
-  } else if (lines.length > 0 && parseEventLine(lines[lines.length - 1].text) === null) {
-    tail = tornTail(bytes, start, lines[lines.length - 1].offset); // a last line of garbage
-    candidates = lines.slice(0, -1);
+  if (lines.length < 2 && !atFileStart) return 'need-more'; // the line before the last one decides whether it must be sealed
+  // A tail that is a whole line but for a damaged newline is damage, not a torn write.
+  const tailIsDamaged = (seq: number) => tail !== null && damagedNewline(bytes.subarray(tail.offset - start), 0, seq) !== null;
+  if (lines.length === 0) return tailIsDamaged(0) ? 'corrupt' : { end: START, tail };
+  let before: GoodLine | null = null;
+  if (lines.length === 2) {
+    const verdict = checkLine(bytes, lines[0].from, lines[0].newline, false);
+    if (typeof verdict === 'string') return 'corrupt';
+    before = verdict;
   }
-  const last = candidates[candidates.length - 1];
-  if (last === undefined) return atFileStart ? { end: START, tail } : 'need-more';
-  const event = parseEventLine(last.text);
-  if (event === null) return 'corrupt';
+  const last = lines[lines.length - 1];
+  const verdict = checkLine(bytes, last.from, last.newline, before?.sealed ?? false);
+  if (typeof verdict === 'string' || verdict.seq !== (before ? before.seq + 1 : 1) || tailIsDamaged(verdict.seq)) return 'corrupt';
+  const endOffset = start + last.newline + 1;
   // The line number is known only when the window reaches the start; a later rescan finds it if needed.
-  const line = atFileStart ? countNewlines(bytes, last.endOffset) + 1 : null;
-  return { end: { offset: last.endOffset, line, seq: event.seq }, tail };
+  const line = atFileStart ? countNewlines(bytes, endOffset) + 1 : null;
+  return { end: { offset: endOffset, line, seq: verdict.seq, sealed: verdict.sealed }, tail };
 }
 
+/** A complete line within a window: its first byte and its newline, as indexes into the window. */
 interface RawLine {
-  offset: number;
-  endOffset: number; // just after its newline
-  text: string;
+  from: number;
+  newline: number;
 }
 
 /** Up to `max` newline-terminated lines at the end of `bytes` whose beginning the window shows, in file order. */
@@ -408,7 +457,7 @@ function lastCompleteLines(bytes: Buffer, start: number, max: number): RawLine[]
   while (nl !== -1 && lines.length < max) {
     const prev = nl === 0 ? -1 : bytes.lastIndexOf(NEWLINE, nl - 1);
     if (prev === -1 && start > 0) break; // this line begins before the window
-    lines.unshift({ offset: start + prev + 1, endOffset: start + nl + 1, text: bytes.toString('utf8', prev + 1, nl) });
+    lines.unshift({ from: prev + 1, newline: nl });
     nl = prev;
   }
   return lines;
@@ -421,7 +470,7 @@ function countNewlines(bytes: Buffer, end: number): number {
 }
 
 function tornTail(bytes: Buffer, start: number, offset: number): TornTail {
-  return { offset, bytes: start + bytes.length - offset, text: bytes.toString('utf8', offset - start) };
+  return { offset, bytes: start + bytes.length - offset, data: Buffer.from(bytes.subarray(offset - start)) };
 }
 
 async function readRange(handle: FileHandle, offset: number, length: number): Promise<Buffer> {
@@ -441,14 +490,5 @@ async function writeAll(handle: FileHandle, bytes: Buffer): Promise<void> {
     // O_APPEND: every write lands at the current end, so a short write simply continues there.
     const { bytesWritten } = await handle.write(bytes, written, bytes.length - written);
     written += bytesWritten;
-  }
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, fsc.O_RDONLY | fsc.O_DIRECTORY);
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }

@@ -8,6 +8,12 @@
 // made after (its digest differs: a snapshot of another log, or of an older or newer copy of this
 // one). A seq behind the log is fine: the events after it are folded on top.
 //
+// The file also seals its own content: it ends in `"checksum":"…"`, the CRC-32 (checksum.ts) of every
+// byte before it, checked before the JSON is parsed. A flipped byte anywhere (a record's key, a thin
+// id) makes it load as null, like a missing file, so the state is replayed from the log: a damaged
+// cache is never what recovery, the planner or doctor decide from. A snapshot without a checksum
+// (written before it had one) is discarded the same way, once.
+//
 // lowdb writes the whole file through a temporary file and a rename, without fsync: after a crash
 // the snapshot may be the previous one or missing, both of which replay handles. Built from Low and
 // DataFile directly: the lowdb presets switch to memory when NODE_ENV is 'test'.
@@ -15,6 +21,7 @@
 import { Low } from 'lowdb';
 import { DataFile } from 'lowdb/node';
 import type { StateDir } from './state-dir.ts';
+import { sealDocument, unsealDocument } from './checksum.ts';
 
 export const SNAPSHOT_FILE = 'snapshot.json';
 
@@ -32,6 +39,9 @@ interface SnapshotDocument<S> extends Snapshot<S> {
   savedAt: string;
 }
 
+/** Thrown by the parse of a snapshot whose seal fails: load() turns it into null. */
+class DamagedSnapshot extends Error {}
+
 export class SnapshotStore<S> {
   readonly file: string;
   readonly #db: Low<SnapshotDocument<S> | null>;
@@ -39,7 +49,17 @@ export class SnapshotStore<S> {
   private constructor(file: string) {
     this.file = file;
     // Compact JSON (lowdb's JSONFile indents): a snapshot of 10,000 devices is read on every command.
-    this.#db = new Low<SnapshotDocument<S> | null>(new DataFile<SnapshotDocument<S> | null>(file, { parse: JSON.parse, stringify: (data) => JSON.stringify(data) }), null);
+    this.#db = new Low<SnapshotDocument<S> | null>(
+      new DataFile<SnapshotDocument<S> | null>(file, {
+        parse: (text) => {
+          const json = unsealDocument(text);
+          if (json === null) throw new DamagedSnapshot(`${file} fails its checksum`);
+          return JSON.parse(json);
+        },
+        stringify: (data) => sealDocument(JSON.stringify(data)),
+      }),
+      null,
+    );
   }
 
   static async open<S>(stateDir: StateDir, file = SNAPSHOT_FILE): Promise<SnapshotStore<S>> {
@@ -52,7 +72,7 @@ export class SnapshotStore<S> {
     try {
       await this.#db.read();
     } catch {
-      return null; // unreadable or not JSON
+      return null; // unreadable, damaged (its checksum fails) or not JSON
     }
     const doc: unknown = this.#db.data;
     if (typeof doc !== 'object' || doc === null) return null;

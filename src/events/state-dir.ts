@@ -4,7 +4,8 @@
 // Commands that only read open it read-only: they never create, chmod or write it.
 
 import { lstatSync, type Stats } from 'node:fs';
-import { chmod, lstat, mkdir, readdir } from 'node:fs/promises';
+import { constants as fsc } from 'node:fs';
+import { chmod, lstat, mkdir, open, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { StateError, UserError } from '../errors/index.ts';
 
@@ -113,5 +114,15 @@ async function lstatOrNull(p: string) {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw e;
+  }
+}
+
+/** fsync a directory, so that a name just made in it survives a crash as surely as the file's bytes. */
+export async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }

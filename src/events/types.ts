@@ -83,6 +83,8 @@ export interface RunFinishedEvent {
 
 /**
  * Recovery found the log's tail torn, or an intent with no outcome, and what it concluded.
+ * `torn-tail`: `detail.offset` and `detail.bytes` of the unterminated line cut off, and `detail.keptAs`,
+ * the file in the state dir that keeps its bytes (torn/…).
  * `intent-resolved` settles the intent `detail.stepId` (with `detail.op`, `detail.target` and
  * `detail.runId`, the run that converged after it): it is no longer pending.
  */

@@ -6,7 +6,7 @@ import type { Step, Plan } from '../plan/steps.ts';
 
 export type Message =
   | { code: 'backend.notice'; backend: 'sim' | 'kernel'; text: string }
-  | { code: 'recovery.torn-tail'; bytes: number }
+  | { code: 'recovery.torn-tail'; bytes: number; keptAs: string }
   | { code: 'recovery.pending'; steps: number }
   | { code: 'lock.took-over'; pid: number; command: string }
   | { code: 'lock.waiting'; pid: number; command: string; since: string }

@@ -2,11 +2,14 @@
 // not read a layer archive it has hashed before (a layer of gigabytes took seconds every apply).
 // Entries are keyed by the file's identity (src/layers/resolve.ts fileIdentity). A cache: missing,
 // unreadable or of another version, it is ignored and rebuilt; it keeps only the archives the last
-// manifest named.
+// manifest named. It is sealed by a checksum of its content (src/events/checksum.ts): a damaged
+// digest would give a layer another chain id, and the planner would build it again and move devices
+// off the old one, so a file whose checksum fails is ignored like a missing one.
 
 import { constants as fsc } from 'node:fs';
 import { open, readFile, rename, unlink } from 'node:fs/promises';
 import type { StateDir } from '../events/state-dir.ts';
+import { sealDocument, unsealDocument } from '../events/checksum.ts';
 import type { ArchiveDigests, ResolvedLayer } from '../layers/types.ts';
 
 export const ARCHIVE_DIGESTS_FILE = 'layer-digests.json';
@@ -33,7 +36,8 @@ export class ArchiveDigestFile implements ArchiveDigests {
   static async open(stateDir: StateDir): Promise<ArchiveDigestFile> {
     const known = new Map<string, Entry>();
     try {
-      const doc = JSON.parse(await readFile(stateDir.path(ARCHIVE_DIGESTS_FILE), 'utf8'));
+      const json = unsealDocument(await readFile(stateDir.path(ARCHIVE_DIGESTS_FILE), 'utf8'));
+      const doc = json === null ? null : JSON.parse(json);
       if (doc?.version === VERSION && typeof doc.entries === 'object' && doc.entries !== null) {
         for (const [path, e] of Object.entries(doc.entries as Record<string, Entry>)) {
           if (typeof e?.identity === 'string' && typeof e.layer?.diffId === 'string') known.set(path, e);
@@ -65,7 +69,7 @@ export class ArchiveDigestFile implements ArchiveDigests {
     await unlink(temporary).catch(() => undefined);
     const handle = await open(temporary, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
     try {
-      await handle.writeFile(JSON.stringify({ version: VERSION, entries: Object.fromEntries(this.#used) }));
+      await handle.writeFile(sealDocument(JSON.stringify({ version: VERSION, entries: Object.fromEntries(this.#used) })));
     } finally {
       await handle.close();
     }

@@ -81,9 +81,10 @@ export class Session {
         const torn = await log!.repairTornTail();
         if (torn) {
           // A crash cut the last line short. Nothing in it was acted upon durably, since every
-          // kernel step waits for its intent to be on disk first; record what was dropped.
-          opts.reporter.notify({ code: 'recovery.torn-tail', bytes: torn.bytes });
-          await session.append([{ type: 'recovery.note', kind: 'torn-tail', detail: { offset: torn.offset, bytes: torn.bytes, text: torn.text.slice(0, 200) } }], { fold: false });
+          // kernel step waits for its intent to be on disk first; its bytes are kept whole under
+          // torn/ (doctor reports them until removed), and the log records where.
+          opts.reporter.notify({ code: 'recovery.torn-tail', bytes: torn.bytes, keptAs: torn.keptAs });
+          await session.append([{ type: 'recovery.note', kind: 'torn-tail', detail: { offset: torn.offset, bytes: torn.bytes, keptAs: torn.keptAs } }], { fold: false });
         }
       }
       // The session owns its state (a fresh copy of the snapshot's), so it folds in place.
@@ -102,6 +103,21 @@ export class Session {
       if (scratch) await rm(scratch, { recursive: true, force: true });
       throw e;
     }
+  }
+
+  /**
+   * The unterminated bytes the event log ends in, when a read-only session found some: a crash cut
+   * an append short and no command that writes has run since (that one keeps them under torn/ and
+   * cuts them off). null for a mutating session, which has already done so.
+   */
+  get unrepairedTornTail(): { offset: number; bytes: number } | null {
+    const tail = this.log?.tornTail ?? null;
+    return tail && { offset: tail.offset, bytes: tail.bytes };
+  }
+
+  /** Checks every line of the event log (EventLog.verify): StateError E_LOG_CORRUPT at the first damaged one. */
+  async verifyLog(): Promise<void> {
+    await this.log?.verify();
   }
 
   /**

@@ -4,6 +4,13 @@
 // removed, and is deleted (its thin id with it: none leaks); a record that is active or a view has
 // its device activated again (after a reboot, after a crash mid-activation). Intents of snapshot
 // steps whose outcome the crash lost are then settled in the log.
+//
+// Every decision here is taken from the session's projection, and that is the log's: Session.open
+// replays the log before anything runs, starting from snapshot.json only when its own checksum and
+// the digest of the log line it ends at both hold (src/events/snapshot.ts, replay.ts), and refusing a
+// log with a damaged line (src/events/log-format.ts). So a thin device is deleted only when the log
+// itself shows a snapshot device without a record; no cache can make a committed snapshot look
+// like an orphan.
 
 import type { Session } from '../reconcile/session.ts';
 import type { KernelPort } from '../kernel/port.ts';

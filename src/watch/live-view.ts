@@ -22,7 +22,7 @@ export function describeMessage(m: Message): { level: Level; text: string } | nu
     case 'warning':
       return { level: 'warn', text: m.text };
     case 'recovery.torn-tail':
-      return { level: 'warn', text: `recovery: the event log ended in a torn line (${m.bytes} bytes); set aside` };
+      return { level: 'warn', text: `recovery: the event log ended in a torn line (${m.bytes} bytes); kept in ${m.keptAs}` };
     case 'recovery.pending':
       return { level: 'warn', text: `recovery: completing ${m.steps} interrupted step(s)` };
     case 'lock.took-over':

@@ -4,7 +4,7 @@
 
 import { describe, it, expect, onTestFinished } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, webManifest } from './cli-harness.ts';
@@ -97,5 +97,28 @@ describe('read-only commands', () => {
     // A command that writes takes the directory back to private.
     expect(cli(['apply', '-f', manifest, '--yes', '-q'], stateDir).code).toBe(0);
     expect(statSync(stateDir).mode & 0o777).toBe(0o700);
+  });
+
+  it('leave a torn last line of the log where it is, and write nothing; the next command that writes keeps it and cuts it off', () => {
+    const root = temp();
+    const stateDir = join(root, 'state');
+    const manifest = join(root, 'web.yaml');
+    writeFileSync(manifest, webManifest(join(root, 'mnt')));
+    expect(cli(['apply', '-f', manifest, '--yes', '-q'], stateDir).code).toBe(0);
+    const torn = '{"seq":9999,"at":"2026-01-01T00:00:00.000Z","type":"step.intent","op":"thin.create"';
+    appendFileSync(join(stateDir, 'events.ndjson'), torn);
+    const before = Object.fromEntries(Object.entries(fingerprint(stateDir)).filter(([p]) => !p.startsWith(join(stateDir, 'sim'))));
+    for (const args of [['status'], ['plan'], ['plan', '-f', manifest], ['doctor'], ['events'], ['gc']]) {
+      const r = cli(args, stateDir);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+      const after = Object.fromEntries(Object.entries(fingerprint(stateDir)).filter(([p]) => !p.startsWith(join(stateDir, 'sim'))));
+      expect(after, args.join(' ')).toEqual(before);
+    }
+    expect(existsSync(join(stateDir, 'torn'))).toBe(false);
+    const up = cli(['up'], stateDir);
+    expect(up.code, up.stderr).toBe(0);
+    expect(up.stderr + up.stdout).toMatch(/torn line .* kept in torn\//);
+    const kept = readdirSync(join(stateDir, 'torn'));
+    expect(kept.map((n) => readFileSync(join(stateDir, 'torn', n), 'utf8'))).toEqual([torn]);
   });
 });

@@ -150,11 +150,13 @@ describe('EventLog torn tail', () => {
     expect(reopened.lastSeq).toBe(3);
     const { events, tornTail } = await reopened.readAll();
     expect(events.map((e) => e.seq)).toEqual([1, 2, 3]);
-    expect(tornTail).toEqual({ offset: whole, bytes: 25, text: half });
+    expect(tornTail).toEqual({ offset: whole, bytes: 25, data: Buffer.from(half) });
 
     await expect(reopened.append([note(4)])).rejects.toMatchObject({ code: 'E_LOG_TORN' });
 
-    expect(await reopened.repairTornTail()).toEqual({ offset: whole, bytes: 25, text: half });
+    const repaired = await reopened.repairTornTail();
+    expect(repaired).toEqual({ offset: whole, bytes: 25, keptAs: expect.stringMatching(new RegExp(`^torn/${whole}-.*\\.ndjson$`)) });
+    expect(fs.readFileSync(stateDir.path(repaired!.keptAs), 'utf8')).toBe(half);
     expect(fs.statSync(logFile(stateDir)).size).toBe(whole);
     expect(await reopened.repairTornTail()).toBeNull();
 
@@ -165,15 +167,15 @@ describe('EventLog torn tail', () => {
     expect(after.events.map((e) => e.seq)).toEqual([1, 2, 3, 4]);
   });
 
-  it('treats a last line that ends in a newline but is not an event as torn', async () => {
+  it('refuses a last line that ends in a newline but is not an event: written whole, so damaged, not torn', async () => {
     const stateDir = await tempStateDir();
-    fs.writeFileSync(logFile(stateDir), line(1) + line(2) + '\0\0\0garbage\n');
-    const log = await openLog(stateDir);
-    expect(log.lastSeq).toBe(2);
-    const { tornTail } = await log.readAll();
-    expect(tornTail).toMatchObject({ offset: (line(1) + line(2)).length, bytes: 11 });
-    expect(await log.repairTornTail()).toMatchObject({ bytes: 11 });
-    expect((await log.append([note(3)]))[0].seq).toBe(3);
+    const content = line(1) + line(2) + '\0\0\0garbage\n';
+    fs.writeFileSync(logFile(stateDir), content);
+    const refused = EventLog.open(stateDir);
+    await expect(refused).rejects.toMatchObject({ code: 'E_LOG_CORRUPT' });
+    await expect(refused).rejects.toThrow(`event log ${logFile(stateDir)} is corrupt at line 3`);
+    await expect(EventLog.openForReading(stateDir)).rejects.toMatchObject({ code: 'E_LOG_CORRUPT' });
+    expect(fs.readFileSync(logFile(stateDir), 'utf8')).toBe(content); // nothing cut
   });
 
   it('treats a whole file of one unterminated line as an empty log with a torn tail', async () => {
@@ -181,7 +183,7 @@ describe('EventLog torn tail', () => {
     fs.writeFileSync(logFile(stateDir), '{"seq":1,"at":"x"');
     const log = await openLog(stateDir);
     expect(log.lastSeq).toBe(0);
-    expect((await log.readAll()).tornTail).toEqual({ offset: 0, bytes: 17, text: '{"seq":1,"at":"x"' });
+    expect((await log.readAll()).tornTail).toEqual({ offset: 0, bytes: 17, data: Buffer.from('{"seq":1,"at":"x"') });
     await log.repairTornTail();
     expect((await log.append([note(1)]))[0].seq).toBe(1);
   });
@@ -216,14 +218,17 @@ describe('EventLog corruption', () => {
 
   it('refuses a gap or a repeat in the seq', async () => {
     const stateDir = await tempStateDir();
-    fs.writeFileSync(logFile(stateDir), line(1) + line(2) + line(4));
+    fs.writeFileSync(logFile(stateDir), line(1) + line(2) + line(4) + line(5));
     const log = await openLog(stateDir);
     await expect(log.readAll()).rejects.toThrow(/line 3.*seq 4 follows seq 2/);
+    // At the end of the file, opening finds it.
+    const atEnd = await tempStateDir();
+    fs.writeFileSync(logFile(atEnd), line(1) + line(2) + line(4));
+    await expect(EventLog.open(atEnd)).rejects.toThrow(/line 3.*seq 4 follows seq 2/);
 
     const other = await tempStateDir();
     fs.writeFileSync(logFile(other), line(1) + line(2) + line(2));
-    const repeated = await openLog(other);
-    await expect(repeated.readAll()).rejects.toMatchObject({ code: 'E_LOG_CORRUPT' });
+    await expect(EventLog.open(other)).rejects.toMatchObject({ code: 'E_LOG_CORRUPT' });
   });
 
   it('names the line of corruption that another process appended after this one opened', async () => {

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { apply, planFor } from '../../src/api/index.ts';
+import { sealDocument } from '../../src/events/checksum.ts';
 import { ARCHIVE_DIGESTS_FILE } from '../../src/reconcile/archive-digests.ts';
 import { buildTar } from '../layers/tar-builder.ts';
 
@@ -29,10 +30,18 @@ describe('archive digests', () => {
     expect(Object.keys(cache.entries)).toEqual([tar]);
     expect((await planFor(file, { stateDir, backend: 'sim' })).steps).toEqual([]);
 
-    // A digest recorded for this very file is believed: the plan now sees another layer. (Only a
-    // reader that takes the cache instead of hashing the file plans anything here.)
+    // A damaged cache (one byte of a digest changed, its checksum not) is ignored: the archive is
+    // hashed again and nothing is planned.
+    const text = fs.readFileSync(path.join(stateDir, ARCHIVE_DIGESTS_FILE), 'utf8');
+    const digestAt = text.indexOf('"diffId":"sha256:') + '"diffId":"sha256:'.length;
+    fs.writeFileSync(path.join(stateDir, ARCHIVE_DIGESTS_FILE), text.slice(0, digestAt) + (text[digestAt] === '0' ? '1' : '0') + text.slice(digestAt + 1));
+    expect((await planFor(file, { stateDir, backend: 'sim' })).steps).toEqual([]);
+
+    // A digest recorded (and sealed) for this very file is believed: the plan now sees another
+    // layer. (Only a reader that takes the cache instead of hashing the file plans anything here.)
+    delete cache.checksum;
     cache.entries[tar].layer.diffId = `sha256:${'0'.repeat(64)}`;
-    fs.writeFileSync(path.join(stateDir, ARCHIVE_DIGESTS_FILE), JSON.stringify(cache));
+    fs.writeFileSync(path.join(stateDir, ARCHIVE_DIGESTS_FILE), sealDocument(JSON.stringify(cache)));
     expect((await planFor(file, { stateDir, backend: 'sim' })).steps.map((s) => s.op)).toContain('layer.commit');
   });
 

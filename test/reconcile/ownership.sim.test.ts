@@ -334,10 +334,11 @@ describe('a state dir of the release before identities', () => {
     const a = h.dir('a');
     await a.apply(['web']);
     await api.down(a.opts());
-    // Turn the log into one the release before identities wrote: no identity, uuids without it.
+    // Turn the log into one the release before identities wrote: no identity, uuids without it, and
+    // (older still) no checksum on its lines.
     const id = (await a.state()).identity!;
     const log = path.join(a.stateDir, 'events.ndjson');
-    const lines = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).map(({ crc: _crc, ...e }) => e);
     const legacy = lines.map((e) => (e.type === 'state.identity' ? { seq: e.seq, at: e.at, type: 'recovery.note', kind: 'drift', detail: {} } : e));
     fs.writeFileSync(log, legacy.map((e) => JSON.stringify(e).replaceAll(`thinlayer-${id}-`, 'thinlayer-')).join('\n') + '\n');
     fs.rmSync(path.join(a.stateDir, 'snapshot.json'), { force: true });

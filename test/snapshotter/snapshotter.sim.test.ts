@@ -9,6 +9,9 @@ import { box, startChild, startHere, ns, poolManifest, BIN, type Client } from '
 import { spawnSync } from 'node:child_process';
 import * as api from '../../src/api/index.ts';
 import { poolThinIds } from '../e2e/pool-thin-ids.ts';
+import { EventLog } from '../../src/events/log.ts';
+import { openStateDir } from '../../src/events/state-dir.ts';
+import { join } from 'node:path';
 
 const code = (p: Promise<unknown>) => p.then(() => 'ok', (e) => e.code as number);
 const tsNs = (t: { seconds: string; nanos: number }) => BigInt(t.seconds) * 1_000_000_000n + BigInt(t.nanos);
@@ -252,4 +255,69 @@ describe('thinlayer snapshotter (simulated kernel)', () => {
     expect(doctor.status, doctor.stdout + doctor.stderr).toBe(0);
     expect(JSON.parse(doctor.stdout).orphans ?? []).toEqual([]);
   });
+
+  it('a flipped byte in a record\'s key in snapshot.json: recovery replays the log and deletes no committed snapshot', async () => {
+    const b = box();
+    onTestFinished(() => b.cleanup());
+    let run = await startHere(b);
+    await run.client.Prepare({ key: 'a', parent: '' });
+    await run.client.Commit({ name: 'c', key: 'a' });
+    await run.client.Prepare({ key: 'live', parent: 'c' });
+    await run.stop();
+    const idsBefore = await ownedThinIds(b.stateDir);
+    const logBefore = await readEvents(b.stateDir);
+
+    // The snapshot's record of snapshot:N under `snapshots`, its key changed to one no thing has.
+    const file = join(b.stateDir, 'snapshot.json');
+    const text = readFileSync(file, 'utf8');
+    const records = text.indexOf('"snapshots":{');
+    expect(records).toBeGreaterThan(-1);
+    const key = text.indexOf('"snapshot:', records) + '"snapshot:'.length;
+    const damaged = Buffer.from(text);
+    damaged[key] ^= 0x02; // '1' -> '3', ...
+    writeFileSync(file, damaged);
+
+    run = await startHere(b);
+    onTestFinished(() => run.stop());
+    expect((await run.client.List({})).map((i) => `${i.name}:${i.kind}`).sort()).toEqual(['c:COMMITTED', 'live:ACTIVE']);
+    const since = (await readEvents(b.stateDir)).slice(logBefore.length);
+    expect(since.filter((e) => e.type === 'step.intent' && /delete|remove/.test(e.op))).toEqual([]);
+    expect(await ownedThinIds(b.stateDir)).toEqual(idsBefore);
+    expect((await run.client.Stat({ key: 'live' })).info.parent).toBe('c');
+  });
+
+  it('a flipped bit in the log\'s last line (a Commit\'s record): the snapshotter refuses to start and deletes nothing', async () => {
+    const b = box();
+    onTestFinished(() => b.cleanup());
+    const run = await startHere(b);
+    await run.client.Prepare({ key: 'a', parent: '' });
+    await run.client.Commit({ name: 'c', key: 'a' });
+    await run.stop();
+    const idsBefore = await ownedThinIds(b.stateDir);
+    const logFile = join(b.stateDir, 'events.ndjson');
+    const whole = readFileSync(logFile);
+    const lines = whole.toString('utf8').split('\n');
+    const commitLine = lines.map((l, i) => (l.includes('"type":"snapshot.set"') && l.includes('"kind":"committed"') ? i : -1)).reduce((a, i) => Math.max(a, i), -1);
+    expect(commitLine).toBeGreaterThan(-1);
+    // Make the commit's record the last, complete line, then damage one bit of it.
+    const kept = Buffer.from(lines.slice(0, commitLine + 1).join('\n') + '\n');
+    const at = kept.length - 40;
+    kept[at] ^= 0x01;
+    writeFileSync(logFile, kept);
+    await expect(startHere(b)).rejects.toMatchObject({ code: 'E_LOG_CORRUPT', message: expect.stringContaining(`corrupt at line ${commitLine + 1}`) });
+    expect(readFileSync(logFile).equals(kept)).toBe(true);
+    // Put right, the committed snapshot and its device are all there.
+    kept[at] ^= 0x01;
+    writeFileSync(logFile, kept);
+    expect(await ownedThinIds(b.stateDir)).toEqual(idsBefore);
+  });
 });
+
+async function readEvents(stateDir: string) {
+  const log = await EventLog.open(await openStateDir(stateDir));
+  try {
+    return (await log.readAll()).events;
+  } finally {
+    await log.close();
+  }
+}
