@@ -167,6 +167,12 @@ export class TerminalReporter implements Reporter {
         return say(`snapshotter: ${m.method} ${m.key}: ${m.error}`);
       case 'snapshotter.stopped':
         return say('snapshotter: stopped');
+      case 'holder.stop-requested':
+        return say(`${m.kind}: ${m.by} (pid ${m.pid}) asked it to stop; stopping`);
+      case 'holder.stopping':
+        return say(`asking the ${m.kind} (pid ${m.pid}) to stop, and waiting until it has`);
+      case 'holder.stopped':
+        return say(`the ${m.kind} (pid ${m.pid}) has stopped`);
       default:
         return;
     }
