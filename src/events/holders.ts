@@ -8,8 +8,9 @@
 //   - A holder claims its record while it holds the state dir's lock (`claimHolder`), and `destroy`
 //     and `down` look at the records under the lock too, so "is one running?" and "I run now" never
 //     interleave: of two snapshotters starting together, the second to get the lock sees the first.
-//   - A record is written whole (a private temporary file renamed over the name), never through a
-//     symlink (O_NOFOLLOW, and rename(2) replaces a symlink rather than following it).
+//   - A record is written whole (a private temporary file renamed over the name) and read with
+//     O_NOFOLLOW; a symlink in its place is refused (E_STATE_PATH), as every symlink in the state
+//     dir is (state-dir.ts), so no record is ever read or written through one.
 //   - A record is alive only while its process is the one that wrote it: same pid, same start time
 //     (/proc/<pid>/stat), same boot (isLockHolderAlive, as the lock judges its holder). A record left
 //     by a killed holder, or whose pid was reused, is stale: ignored, and replaced by the next claim.
