@@ -6,7 +6,7 @@ import { describe, it, expect, onTestFinished } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { box as snapBox, startChild, BIN } from '../snapshotter/harness.ts';
+import { box as snapBox, startChild, poolManifest, BIN } from '../snapshotter/harness.ts';
 import { manifestText } from '../watch/sim-harness.ts';
 import { tempDir } from '../watch/helpers.ts';
 
@@ -182,5 +182,28 @@ describe('holders of a state dir', () => {
     const after = JSON.parse(cli(stateDir, ['status', '--json']).stdout);
     expect(after.devices ?? []).toEqual([]);
     expect(existsSync(join(stateDir, 'data.img'))).toBe(false);
+  });
+
+  it('down with active containerd snapshots (the snapshotter stopped) takes the manifest devices down and leaves the pool, saying why', async () => {
+    const b = snapBox(poolManifest(`layers:\n  os: {}\ndevices:\n  dev1: { layer: os, state: activated }\n`));
+    onTestFinished(() => b.cleanup());
+    const applied = cli(b.stateDir, ['apply', '-f', b.manifest, '--yes']);
+    expect(applied.status, applied.stderr).toBe(0);
+    const run = await startChild(b);
+    await run.client.Prepare({ key: 'live', parent: '' });
+    await run.stop();
+
+    const down = cli(b.stateDir, ['down', '--json']);
+    expect(down.status, down.stderr).toBe(0);
+    expect(JSON.parse(down.stdout).outcome).toBe('converged');
+    expect(down.stderr).toContain('the pool stays active: 1 containerd snapshot(s) are active on it');
+    const status = JSON.parse(cli(b.stateDir, ['status', '--json']).stdout);
+    expect(status.pool.active).toBe(true);
+    expect(status.devices.map((d: any) => [d.name, d.state])).toEqual([['dev1', 'created']]);
+    expect(status.snapshots.map((s: any) => [s.key, s.active])).toEqual([['live', true]]);
+    // The snapshot still works: a snapshotter started again serves it.
+    const again = await startChild(b);
+    onTestFinished(() => again.stop());
+    expect((await again.client.Mounts({ key: 'live' })).mounts).toHaveLength(1);
   });
 });
