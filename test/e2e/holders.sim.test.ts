@@ -154,6 +154,10 @@ describe('holders of a state dir', () => {
     await until('the first run', () => w.messages.some((m) => m.code === 'watch.run-done') || w.exited());
     expect(w.exited(), w.stderr()).toBe(false);
 
+    const second = cli(stateDir, ['watch', '-f', file, '--interval', '300ms', '--json']);
+    expect(second.status, second.stderr).toBe(1);
+    expect(second.stderr).toContain(`another watch serves state dir ${stateDir}: watch pid ${w.proc.pid}`);
+
     for (const args of [['down'], ['destroy', '--yes']]) {
       const refused = cli(stateDir, args);
       expect(refused.status, refused.stderr).toBe(1);
