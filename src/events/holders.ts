@@ -197,7 +197,8 @@ export async function waitForExit(stateDir: StateDir, holder: HolderRecord, opts
   for (;;) {
     const now = await liveHolder(stateDir, holder.kind);
     if (!now || now.pid !== holder.pid || now.startTime !== holder.startTime) {
-      if (!(await isLockHolderAlive(holder))) return;
+      // A holder in this very process (a program embedding watch) has stopped once its record is gone.
+      if (holder.pid === process.pid || !(await isLockHolderAlive(holder))) return;
       // The record is gone but the process still runs: it is finishing its exit.
     }
     if (Date.now() >= deadline) {
