@@ -4,11 +4,11 @@
 // session replays what others appended meanwhile. Reads (Stat, List, Mounts) never wait for a
 // session: they read the projection the last one left.
 //
-// Under steady load there is no "between bursts": requests keep arriving within the linger, and a
+// Under steady load there is no "between bursts": requests keep arriving within the linger, and the
 // session would never close. So the gate yields: a process waiting for the lock announces itself
-// (src/events/lock.ts, `lock-waiters/`), and a request that finds one does not join the open
-// session. That session retires: it takes no new request, closes (projection saved, lock released)
-// as soon as the requests already in it are done, and the next session is opened only after the
+// (src/events/lock.ts, `lock-waiters/`), and a request that finds one does not join the open session.
+// It waits, with every request after it, until the requests already in the session are done; the
+// session then closes (projection saved, lock released), and the next one is opened only after the
 // waiter has had the lock (`yieldLock`). A waiter therefore waits for the requests in flight when it
 // announced itself, not for the load to end.
 
@@ -31,20 +31,14 @@ export interface GateOptions {
   lingerMs: number;
 }
 
-/** One session and the requests in it. A retired one takes no new request and closes when they are done. */
-interface Entry {
-  session: Promise<Session>;
-  users: number;
-  retired: boolean;
-  closed: Promise<void>;
-  markClosed: () => void;
-}
-
 export class SessionGate {
-  #current: Entry | null = null;
-  /** Settles when the last session given up has closed: the next one opens after it. */
+  #current: Promise<Session> | null = null;
   #closing: Promise<void> = Promise.resolve();
+  #users = 0;
   #linger: NodeJS.Timeout | null = null;
+  /** Set while the open session finishes its requests and closes for a waiter: new requests wait for it. */
+  #yielding: Promise<void> | null = null;
+  #yielded: () => void = () => undefined;
   #dir: Promise<StateDir> | null = null;
   /** The projection as the last session left it (or the open one's, live). */
   state: EngineState;
@@ -56,16 +50,22 @@ export class SessionGate {
     this.state = initial;
   }
 
-  /** Runs `work` inside a mutating session (opened, or joined when one is open and nobody waits for the lock). */
+  /** Runs `work` inside a mutating session (opened, or joined when one is open). */
   async run<T>(work: (session: Session) => Promise<T>): Promise<T> {
     const open = this.#current;
-    if (open && !open.retired && (await this.#someoneWaits()) && this.#current === open) this.#retire(open);
-    const entry = this.#enter();
+    if (open && !this.#yielding && (await this.#someoneWaits()) && this.#current === open && this.#yielding === null) {
+      this.#yielding = new Promise((done) => (this.#yielded = done));
+      if (this.#users === 0) this.#endYield();
+    }
+    while (this.#yielding) await this.#yielding;
+    this.#users += 1;
+    if (this.#linger) clearTimeout(this.#linger);
+    this.#linger = null;
     let session: Session;
     try {
-      session = await entry.session;
+      session = await this.#acquire();
     } catch (e) {
-      this.#leave(entry);
+      this.#release();
       throw e;
     }
     this.state = session.state;
@@ -73,14 +73,15 @@ export class SessionGate {
       return await work(session);
     } finally {
       this.state = session.state;
-      this.#leave(entry);
+      this.#release();
     }
   }
 
   /** Closes the session now (saving the projection, releasing the lock) once no request uses it. */
   async close(): Promise<void> {
-    const open = this.#current;
-    if (open) this.#retire(open);
+    if (this.#linger) clearTimeout(this.#linger);
+    this.#linger = null;
+    if (this.#users === 0) this.#closeNow();
     await this.#closing;
   }
 
@@ -94,61 +95,45 @@ export class SessionGate {
     }
   }
 
-  #enter(): Entry {
+  /** The session given up for a waiter closes now; the requests that waited go on (to a session opened after it). */
+  #endYield(): void {
     if (this.#linger) clearTimeout(this.#linger);
     this.#linger = null;
+    this.#closeNow();
+    this.#yielding = null;
+    this.#yielded();
+  }
+
+  #acquire(): Promise<Session> {
     if (!this.#current) {
       const { stateDir, kernel, crash, reporter, lockWaitMs } = this.opts;
-      let markClosed!: () => void;
-      const closed = new Promise<void>((done) => (markClosed = done));
-      const session = this.#closing.then(() =>
-        Session.open({ stateDir, backend: kernel.kind, kernel, crash, reporter, mutate: true, command: 'snapshotter', lockWaitMs, yieldLock: true }),
-      );
-      const entry: Entry = { session, users: 0, retired: false, closed, markClosed };
-      this.#current = entry;
-      this.#closing = closed;
-      session.catch(() => {
-        // Never opened: nothing to close. The next request tries again.
-        if (this.#current === entry) this.#current = null;
-        entry.retired = true;
-        markClosed();
-      });
+      this.#current = this.#closing.then(() => Session.open({ stateDir, backend: kernel.kind, kernel, crash, reporter, mutate: true, command: 'snapshotter', lockWaitMs, yieldLock: true }));
+      this.#current.catch(() => (this.#current = null));
     }
-    this.#current.users += 1;
     return this.#current;
   }
 
-  #leave(entry: Entry): void {
-    entry.users -= 1;
-    if (entry.users > 0) return;
-    if (entry.retired) return this.#closeEntry(entry);
+  #release(): void {
+    this.#users -= 1;
+    if (this.#users > 0) return;
+    if (this.#yielding) return this.#endYield(); // also when the session failed to open: the waiting requests go on
+    if (!this.#current) return;
     this.#linger = setTimeout(() => {
       this.#linger = null;
-      if (this.#current === entry && entry.users === 0) this.#retire(entry);
+      if (this.#users === 0) this.#closeNow();
     }, this.opts.lingerMs);
   }
 
-  /** No new request joins `entry`; it closes once the requests in it are done. */
-  #retire(entry: Entry): void {
-    if (this.#current === entry) this.#current = null;
-    if (this.#linger) clearTimeout(this.#linger);
-    this.#linger = null;
-    if (entry.retired) return;
-    entry.retired = true;
-    if (entry.users === 0) this.#closeEntry(entry);
-  }
-
-  #closeEntry(entry: Entry): void {
-    entry.session.then(
+  #closeNow(): void {
+    const current = this.#current;
+    if (!current) return;
+    this.#current = null;
+    this.#closing = current.then(
       async (s) => {
         this.state = s.state;
-        try {
-          await s.close();
-        } finally {
-          entry.markClosed();
-        }
+        await s.close();
       },
-      () => entry.markClosed(),
+      () => undefined,
     );
   }
 }
