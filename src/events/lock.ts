@@ -153,7 +153,8 @@ export async function acquireLock(stateDir: StateDir, opts: AcquireLockOptions):
       }
       const remaining = deadline - Date.now();
       if (remaining <= 0) throw new StateDirLockedError(stateDir.root, current.holder!);
-      if (announced === null && !opts.yieldToWaiters) announced = await announceWaiter(stateDir, holder);
+      // Announced once; a failed announcement (a full disk) only costs this waiter its priority.
+      if (announced === null && !opts.yieldToWaiters) announced = await announceWaiter(stateDir, holder).catch(() => '');
       if (waitingFor === null || waitingFor.pid !== current.holder!.pid) {
         waitingFor = current.holder!;
         opts.onWait?.(waitingFor);
@@ -162,7 +163,7 @@ export async function acquireLock(stateDir: StateDir, opts: AcquireLockOptions):
     }
   } finally {
     if (!held) await rm(draft, { recursive: true, force: true });
-    if (announced !== null) await unlink(announced).catch(ignoreCode('ENOENT'));
+    if (announced) await unlink(announced).catch(ignoreCode('ENOENT'));
   }
 }
 
