@@ -1,5 +1,6 @@
 // Terminal renderings of plans, status and messages. --json output bypasses all of this.
 
+import { describeHolder } from '../events/holders.ts';
 import type { Message, Reporter } from '../messages/port.ts';
 import type { Plan, Step, PlanDeletes } from '../plan/steps.ts';
 import type { StatusView } from '../api/status.ts';
@@ -80,6 +81,7 @@ export function renderStatus(s: StatusView): string {
   }
   if (s.unwanted.length > 0) out.push('', `Not in the manifest any more (the next apply deletes them): ${s.unwanted.join(', ')}`);
   if (s.pendingSteps > 0) out.push('', `${s.pendingSteps} step(s) were interrupted: the next apply or up completes them.`);
+  for (const h of s.holders ?? []) out.push('', `Running: ${describeHolder(h)} (destroy and down refuse while it runs)`);
   return out.join('\n');
 }
 

@@ -105,6 +105,9 @@ describe('holders of a state dir', () => {
     }
     // Nothing was touched: the snapshotter serves its snapshots as before.
     expect((await run.client.List({})).map((i) => i.name).sort()).toEqual(['c', 'live']);
+    // status names what runs.
+    expect(JSON.parse(cli(b.stateDir, ['status', '--json']).stdout).holders).toMatchObject([{ kind: 'snapshotter', pid: run.proc.pid, socket: b.socket }]);
+    expect(cli(b.stateDir, ['status']).stdout).toContain(`Running: snapshotter pid ${run.proc.pid}`);
     expect(cli(b.stateDir, ['plan', '--json']).status).toBe(0);
 
     const forced = await cliAsync(b.stateDir, ['destroy', '--yes', '--force']);
@@ -165,6 +168,7 @@ describe('holders of a state dir', () => {
       expect(refused.stderr).toContain(`following ${file}`);
     }
     const before = JSON.parse(cli(stateDir, ['status', '--json']).stdout);
+    expect(before.holders).toMatchObject([{ kind: 'watch', pid: w.proc.pid, manifest: file }]);
     expect(before.devices.map((d: any) => [d.name, d.state])).toEqual([
       ['d1', 'mounted'],
       ['d2', 'activated'],
@@ -185,6 +189,7 @@ describe('holders of a state dir', () => {
     expect(events.at(-1)).toMatchObject({ type: 'run.finished', outcome: 'converged' });
     const after = JSON.parse(cli(stateDir, ['status', '--json']).stdout);
     expect(after.devices ?? []).toEqual([]);
+    expect(after.holders ?? []).toEqual([]);
     expect(existsSync(join(stateDir, 'data.img'))).toBe(false);
   });
 
