@@ -193,17 +193,18 @@ describe('holders of a state dir', () => {
     expect(existsSync(join(stateDir, 'data.img'))).toBe(false);
   });
 
-  it('down with active containerd snapshots (the snapshotter stopped) takes the manifest devices down and leaves the pool, saying why', async () => {
+  it('down --force beside a snapshotter with an active snapshot: the snapshotter stops, the manifest devices go down, the pool stays, saying why', async () => {
     const b = snapBox(poolManifest(`layers:\n  os: {}\ndevices:\n  dev1: { layer: os, state: activated }\n`));
     onTestFinished(() => b.cleanup());
     const applied = cli(b.stateDir, ['apply', '-f', b.manifest, '--yes']);
     expect(applied.status, applied.stderr).toBe(0);
     const run = await startChild(b);
     await run.client.Prepare({ key: 'live', parent: '' });
-    await run.stop();
 
-    const down = cli(b.stateDir, ['down', '--json']);
+    const down = await cliAsync(b.stateDir, ['down', '--force', '--json']);
     expect(down.status, down.stderr).toBe(0);
+    expect(down.stderr).toContain(`the snapshotter (pid ${run.proc.pid}) has stopped`);
+    expect((await run.exit).code).toBe(0);
     expect(JSON.parse(down.stdout).outcome).toBe('converged');
     expect(down.stderr).toContain('the pool stays active: 1 containerd snapshot(s) are active on it');
     const status = JSON.parse(cli(b.stateDir, ['status', '--json']).stdout);
