@@ -22,6 +22,7 @@ import { formatSize } from '../manifest/sizes.ts';
 import { stat } from 'node:fs/promises';
 import type { Backing } from '../manifest/types.ts';
 import { refuseChanges, poolGrowth, poolGrowArgs, poolGrowStep } from '../plan/changes.ts';
+import { clearHolders, refuseHolders } from './holders-check.ts';
 
 export interface CommonOptions {
   stateDir: string;
@@ -37,6 +38,11 @@ export interface MutateOptions extends CommonOptions {
   yes?: boolean;
   /** Asked when a plan deletes devices and `yes` is not set; defaults to refusing. */
   confirm?: (plan: Plan) => Promise<boolean>;
+}
+
+export interface TakeDownOptions extends MutateOptions {
+  /** destroy and down: ask a running snapshotter or watch to stop and wait for it, instead of refusing (holders-check.ts). */
+  force?: boolean;
 }
 
 async function withSession<T>(opts: CommonOptions, mutate: boolean, command: string, work: (s: Session) => Promise<T>): Promise<T> {
@@ -164,17 +170,23 @@ export async function up(opts: MutateOptions): Promise<RunResult | null> {
   });
 }
 
-/** Unmount and deactivate everything, keep all data; `up` brings it back. */
-export async function down(opts: MutateOptions): Promise<RunResult | null> {
+/** Unmount and deactivate everything, keep all data; `up` brings it back. Refused while a snapshotter or watch runs, unless `force`. */
+export async function down(opts: TakeDownOptions): Promise<RunResult | null> {
+  await clearHolders('down', { stateDir: opts.stateDir, reporter: opts.reporter ?? silentReporter, force: opts.force === true, signal: opts.signal });
   return withSession(opts, true, 'down', async (s) => {
+    await refuseHolders('down', s.stateDir);
     if (!s.state.desired) return null;
     return reconcile(s, { desired: s.state.desired, mode: 'down', command: 'down', reporter: opts.reporter ?? silentReporter, confirm: confirmer(opts), recordDesired: false, signal: opts.signal });
   });
 }
 
-/** Delete every device, the pool and its backing files. */
-export async function destroy(opts: MutateOptions): Promise<RunResult> {
-  return withSession(opts, true, 'destroy', (s) => reconcile(s, { desired: null, mode: 'converge', command: 'destroy', reporter: opts.reporter ?? silentReporter, confirm: confirmer(opts), recordDesired: true, signal: opts.signal }));
+/** Delete every device, the pool and its backing files. Refused while a snapshotter or watch runs, unless `force`. */
+export async function destroy(opts: TakeDownOptions): Promise<RunResult> {
+  await clearHolders('destroy', { stateDir: opts.stateDir, reporter: opts.reporter ?? silentReporter, force: opts.force === true, signal: opts.signal });
+  return withSession(opts, true, 'destroy', async (s) => {
+    await refuseHolders('destroy', s.stateDir);
+    return reconcile(s, { desired: null, mode: 'converge', command: 'destroy', reporter: opts.reporter ?? silentReporter, confirm: confirmer(opts), recordDesired: true, signal: opts.signal });
+  });
 }
 
 /** Grow a file-backed pool: extend its sparse files, resize the loop devices, reload the pool table. */

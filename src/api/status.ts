@@ -1,5 +1,6 @@
 // The status view: what the log knows joined with what the kernel shows, as plain data.
 
+import { liveHolders, type HolderRecord } from '../events/holders.ts';
 import { currentPool } from '../lifecycle/current-pool.ts';
 import type { Session } from '../reconcile/session.ts';
 import { observeSystem } from '../reconcile/observe.ts';
@@ -64,6 +65,8 @@ export interface StatusView {
   unwanted: string[];
   pendingSteps: number;
   lastRun: Session['state']['lastRun'];
+  /** The snapshotter and watch running on this state dir (src/events/holders.ts): destroy and down refuse while they run. */
+  holders?: HolderRecord[];
 }
 
 function use(used: number, total: number, unit: number): SpaceUse {
@@ -146,6 +149,7 @@ export async function readStatus(session: Session, observed?: Observation): Prom
     unwanted: Object.keys(state.things).filter((k) => !wantedKeys.has(k) && state.things[k].kind !== 'snapshot'),
     pendingSteps: Object.keys(state.pending).length,
     lastRun: state.lastRun,
+    holders: await liveHolders(session.stateDir).catch(() => []),
   };
 }
 

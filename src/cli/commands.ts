@@ -99,7 +99,7 @@ export async function runCommand(inv: Invocation, program: Command, io: CliOutpu
     case 'down': {
       const api = await loadApi();
       const run = inv.command === 'up' ? api.up : api.down;
-      const { result, signal } = await withSignals((signal) => run({ ...common, yes: true, signal }));
+      const { result, signal } = await withSignals((signal) => run({ ...common, yes: true, force: o.force === true, signal }));
       if (!result) {
         io.print(json ? JSON.stringify({ outcome: 'nothing-recorded', steps: 0 }) : summaryLine({ command: inv.command, outcome: 'nothing-recorded', steps: 0 }));
         return 0;
@@ -109,7 +109,7 @@ export async function runCommand(inv: Invocation, program: Command, io: CliOutpu
     }
     case 'destroy': {
       const api = await loadApi();
-      const { result, signal } = await withSignals((signal) => api.destroy({ ...common, yes: o.yes === true, confirm, signal }));
+      const { result, signal } = await withSignals((signal) => api.destroy({ ...common, yes: o.yes === true, force: o.force === true, confirm, signal }));
       io.print(json ? JSON.stringify({ outcome: result.outcome, runId: result.runId, steps: result.steps, planned: result.planned }) : summaryLine({ command: 'destroy', ...result }));
       return exitCodeOf(result.outcome, signal);
     }

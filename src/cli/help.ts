@@ -70,9 +70,12 @@ at that time.`,
 crash, or thinlayer down. Interrupted steps are completed first. With nothing recorded yet it
 says so and exits 0 (--json: {"outcome":"nothing-recorded"}), like gc and pool grow.`,
   down: `Unmounts and deactivates every device and the pool, and detaches the loop devices. All data
-stays; thinlayer up brings it back.`,
+stays; thinlayer up brings it back. Refused (exit 1) while a snapshotter or watch runs on the state
+dir, naming it and how to stop it; --force asks it to stop and waits until it has.`,
   destroy: `Deletes every device and layer, the base, the pool and its backing files. The prompt (on a
-terminal) counts everything it deletes; --yes confirms without asking.`,
+terminal) counts everything it deletes; --yes confirms without asking. Refused (exit 1) while a
+snapshotter or watch runs on the state dir, naming it and how to stop it; --force asks it to stop
+and waits until it has.`,
   doctor: `Checks the pool's health (mode, needs_check, data and metadata use, warning at 80/90/95%) and
 compares the log with the kernel: thin ids in the pool the log does not own (orphans), thin ids
 the log owns that the pool lacks, devices not active or mounted as the log says, thin tables that

@@ -35,7 +35,8 @@ const USAGE: Record<string, string> = {
   plan: '[-f FILE] [--detailed-exitcode]',
   status: '[--detailed-exitcode]',
   events: '[--follow] [--since SEQ|TIME]',
-  destroy: '[--yes]',
+  down: '[--force]',
+  destroy: '[--yes] [--force]',
   gc: '[--yes] [--thin-id N] [--keep-foreign]',
   watch: '-f FILE [options]',
   pool: 'grow --data SIZE [--metadata SIZE]',
@@ -91,8 +92,9 @@ export function buildProgram(io: ProgramOutput, onInvoke: (inv: Invocation) => v
     .option('--since <seq|time>', 'only events after this sequence number, or at or after this time (ISO 8601)')
     .action(invoke('events'));
   command(program, 'up', COMMAND_HELP.up).action(invoke('up'));
-  command(program, 'down', COMMAND_HELP.down).action(invoke('down'));
-  command(program, 'destroy', COMMAND_HELP.destroy).addOption(yes()).action(invoke('destroy'));
+  const force = () => new Option('--force', 'ask a running snapshotter or watch on this state dir to stop, and wait until it has, instead of refusing');
+  command(program, 'down', COMMAND_HELP.down).addOption(force()).action(invoke('down'));
+  command(program, 'destroy', COMMAND_HELP.destroy).addOption(yes()).addOption(force()).action(invoke('destroy'));
   command(program, 'doctor', COMMAND_HELP.doctor).action(invoke('doctor'));
   command(program, 'gc', COMMAND_HELP.gc)
     .addOption(yes())

@@ -1,5 +1,6 @@
 // Terminal renderings of plans, status and messages. --json output bypasses all of this.
 
+import { describeHolder } from '../events/holders.ts';
 import type { Message, Reporter } from '../messages/port.ts';
 import type { Plan, Step, PlanDeletes } from '../plan/steps.ts';
 import type { StatusView } from '../api/status.ts';
@@ -87,6 +88,7 @@ export function renderStatus(s: StatusView): string {
   }
   if (s.unwanted.length > 0) out.push('', `Not in the manifest any more (the next apply deletes them): ${s.unwanted.join(', ')}`);
   if (s.pendingSteps > 0) out.push('', `${s.pendingSteps} step(s) were interrupted: the next apply or up completes them.`);
+  for (const h of s.holders ?? []) out.push('', `Running: ${describeHolder(h)} (destroy and down refuse while it runs)`);
   return out.join('\n');
 }
 
@@ -174,6 +176,12 @@ export class TerminalReporter implements Reporter {
         return say(`snapshotter: ${m.method} ${m.key}: ${m.error}`);
       case 'snapshotter.stopped':
         return say('snapshotter: stopped');
+      case 'holder.stop-requested':
+        return say(`${m.kind}: ${m.by} (pid ${m.pid}) asked it to stop; stopping`);
+      case 'holder.stopping':
+        return say(`asking the ${m.kind} (pid ${m.pid}) to stop, and waiting until it has`);
+      case 'holder.stopped':
+        return say(`the ${m.kind} (pid ${m.pid}) has stopped`);
       default:
         return;
     }

@@ -15,6 +15,14 @@
 //     `lock-dead.json`, where whoever wins next finds it and reports it as `tookOverFrom`.
 // (A plain `lock` file with O_EXCL needs "delete it if it is still the stale one", which no file
 // operation does atomically: a slow taker can delete a live successor's lock.)
+//
+// Fairness: a holder that takes the lock again and again (the snapshotter under steady load opens a
+// session per burst of calls) could starve a waiter that polls. So a waiter announces itself, once
+// the lock is found held by a live process, with a file in `lock-waiters/` (its own name, written
+// whole, removed when it stops waiting). A holder that yields (`yieldToWaiters`) ends its session
+// at its next boundary when it sees one (src/snapshotter/session-gate.ts), and does not take the
+// lock again while a live waiter is announced. A waiter killed before it could remove its file is
+// recognised as dead, like a dead holder, and its file removed.
 
 import { randomBytes } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
@@ -25,6 +33,7 @@ import { StateError, UserError } from '../errors/index.ts';
 import type { StateDir } from './state-dir.ts';
 
 export const LOCK_DIR = 'lock';
+export const WAITERS_DIR = 'lock-waiters';
 export const LOCK_WAIT_ENV = 'THINLAYER_LOCK_WAIT_MS';
 const DEFAULT_WAIT_MS = 3000;
 const DEFAULT_POLL_MS = 50;
@@ -57,6 +66,11 @@ export interface AcquireLockOptions {
   signal?: AbortSignal;
   /** Told once, when the lock is found held by a live process and the wait begins. */
   onWait?: (holder: LockHolder) => void;
+  /**
+   * Let announced waiters go first: the lock is not taken while another process waits for it (the
+   * snapshotter's sessions). Such a process does not announce itself when it waits.
+   */
+  yieldToWaiters?: boolean;
 }
 
 /** The state dir is locked by a live process; `holder` says which. */
@@ -90,9 +104,19 @@ export async function acquireLock(stateDir: StateDir, opts: AcquireLockOptions):
   let held = false;
   let waitingFor: LockHolder | null = null;
   let quickRetries = 0;
+  let announced: string | null = null;
   try {
     for (;;) {
       if (opts.signal?.aborted) throw stoppedWaiting(stateDir, waitingFor);
+      if (opts.yieldToWaiters) {
+        const waiter = await liveWaiter(stateDir);
+        if (waiter !== null) {
+          const remaining = deadline - Date.now();
+          if (remaining <= 0) throw new StateDirLockedError(stateDir.root, waiter);
+          await pause(Math.min(pollMs, remaining), opts.signal, stateDir, waiter);
+          continue;
+        }
+      }
       if (await renameOntoEmpty(draft, lockDir)) {
         held = true;
         const lock = new HeldLock(path.join(lockDir, holderFile), holder);
@@ -129,6 +153,8 @@ export async function acquireLock(stateDir: StateDir, opts: AcquireLockOptions):
       }
       const remaining = deadline - Date.now();
       if (remaining <= 0) throw new StateDirLockedError(stateDir.root, current.holder!);
+      // Announced once; a failed announcement (a full disk) only costs this waiter its priority.
+      if (announced === null && !opts.yieldToWaiters) announced = await announceWaiter(stateDir, holder).catch(() => '');
       if (waitingFor === null || waitingFor.pid !== current.holder!.pid) {
         waitingFor = current.holder!;
         opts.onWait?.(waitingFor);
@@ -137,7 +163,50 @@ export async function acquireLock(stateDir: StateDir, opts: AcquireLockOptions):
     }
   } finally {
     if (!held) await rm(draft, { recursive: true, force: true });
+    if (announced) await unlink(announced).catch(ignoreCode('ENOENT'));
   }
+}
+
+/** Writes this waiter's file into `lock-waiters/` (whole: a dot-name renamed into place); its path. */
+async function announceWaiter(stateDir: StateDir, holder: LockHolder): Promise<string> {
+  await mkdir(stateDir.path(WAITERS_DIR), { mode: 0o700 }).catch(ignoreCode('EEXIST'));
+  const token = randomBytes(12).toString('hex');
+  const temp = stateDir.path(`${WAITERS_DIR}/.${token}.tmp`);
+  const file = stateDir.path(`${WAITERS_DIR}/waiter-${token}.json`);
+  const handle = await open(temp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+  try {
+    await handle.writeFile(JSON.stringify(holder) + '\n', 'utf8');
+  } finally {
+    await handle.close();
+  }
+  await rename(temp, file);
+  return file;
+}
+
+const WAITER_FILE = /^waiter-[0-9a-f]+\.json$/;
+
+/**
+ * A live process announced as waiting for the lock, or null. Files of waiters that died are removed
+ * (each has a name of its own, so only that waiter's file goes).
+ */
+export async function liveWaiter(stateDir: StateDir): Promise<LockHolder | null> {
+  let names: string[];
+  try {
+    names = await readdir(stateDir.path(WAITERS_DIR));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+    throw e;
+  }
+  for (const name of names.filter((n) => WAITER_FILE.test(n))) {
+    const file = path.join(stateDir.path(WAITERS_DIR), name);
+    const found = await readHolderAt(file).catch(() => null);
+    if (found === null) continue; // gone a moment ago
+    if (found.holder !== null && (await isLockHolderAlive(found.holder))) return found.holder;
+    // Dead, or not a waiter's content: no one waits behind this name.
+    await unlink(file).catch(ignoreCode('ENOENT'));
+  }
+  return null;
 }
 
 /** The names in `lock` that are not holder files. */
@@ -218,7 +287,8 @@ class HeldLock implements Lock {
   }
 }
 
-async function describeThisProcess(command: string): Promise<LockHolder> {
+/** This process as a lock holder (or a holder record: src/events/holders.ts) would name it. */
+export async function describeThisProcess(command: string): Promise<LockHolder> {
   const holder: LockHolder = { pid: process.pid, command, since: new Date().toISOString() };
   const startTime = (await readProcStat(process.pid))?.startTime;
   if (startTime !== undefined) holder.startTime = startTime;

@@ -37,7 +37,12 @@ export type Message =
   | { code: 'snapshotter.ready'; socket: string; pool: string; snapshots: number }
   | { code: 'snapshotter.recovered'; deleted: number; reactivated: number; settled: number }
   | { code: 'snapshotter.request-failed'; method: string; key: string; error: string }
-  | { code: 'snapshotter.stopped' };
+  | { code: 'snapshotter.stopped' }
+  /** destroy or down --force asked this holder (watch, snapshotter) to stop: it stops as after SIGTERM. */
+  | { code: 'holder.stop-requested'; kind: 'watch' | 'snapshotter'; by: string; pid: number }
+  /** destroy or down --force asked a holder to stop and waits for it. */
+  | { code: 'holder.stopping'; kind: 'watch' | 'snapshotter'; pid: number }
+  | { code: 'holder.stopped'; kind: 'watch' | 'snapshotter'; pid: number };
 
 export interface Reporter {
   notify(message: Message): void;

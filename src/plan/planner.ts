@@ -54,6 +54,8 @@ interface PlanContext {
    * deactivated), and a pool that is not running is not started just to empty it.
    */
   dropsPoolWhole: boolean;
+  /** Said with the plan (plan.warnings). */
+  warnings: string[];
 }
 
 export function plan(input: PlanInput): Plan {
@@ -80,6 +82,7 @@ export function plan(input: PlanInput): Plan {
     nextThinId: nextFreeThinId(state),
     logBehind: observed.pool ? logBehindOf(state, observed.pool.status) : null,
     dropsPoolWhole: false,
+    warnings: [],
   };
   ctx.dropsPoolWhole = desired === null && mode === 'converge' && ctx.poolSpec !== null && ctx.poolSpec.data.kind === 'file' && ctx.poolSpec.metadata.kind === 'file';
 
@@ -102,7 +105,7 @@ export function plan(input: PlanInput): Plan {
       return { steps: [], impact: 'none', blockers: ctx.blockers, warnings: [] };
     }
   }
-  const warnings = ctx.logBehind ? [`${logBehindText(ctx.logBehind)}: nothing is deleted or formatted in the pool until then; ${LOG_BEHIND_REPAIR}`] : [];
+  const warnings = [...ctx.warnings, ...(ctx.logBehind ? [`${logBehindText(ctx.logBehind)}: nothing is deleted or formatted in the pool until then; ${LOG_BEHIND_REPAIR}`] : [])];
   // Refuse to add snapshots to a nearly full pool: devices made there would fail on their first writes.
   const creates = steps.filter((s) => s.op === 'snap.create' || s.op === 'thin.create').length;
   const pressure = observed.pool && desired ? pressureBlocker(observed.pool.status, desired.pool.minFreeFraction, creates) : null;
@@ -310,6 +313,16 @@ function planTeardown(ctx: PlanContext): void {
   const poolWanted = desired !== null;
   const tearDown = mode === 'down' || (!poolWanted && state.pool !== null);
   if (!tearDown || ctx.blockers.length > 0) return;
+  if (mode === 'down') {
+    // down leaves containerd's snapshots alone, so the pool under an active one stays: deactivating
+    // it would fail (the snapshot holds it open) after its loop devices were already let go.
+    const inUse = Object.values(state.things).filter((t) => leftAlone(t, desired) && RANK[observeThing(t, observed, ctx.mounts).state] > RANK.created);
+    if (inUse.length > 0) {
+      const ids = inUse.slice(0, 3).map((t) => t.thinId).join(', ') + (inUse.length > 3 ? ', …' : '');
+      ctx.warnings.push(`the pool stays active: ${inUse.length} containerd snapshot(s) are active on it (thin id ${ids}), and down leaves containerd's snapshots alone, and the pool they live on with them (destroy takes both)`);
+      return;
+    }
+  }
   if (observed.pool) w.add('pool.deactivate', 'pool', 'update', { dmName: poolIdentity.dmName }, 'deactivate the thin-pool');
   for (const role of ['data', 'metadata'] as const) {
     const b = observed[role];

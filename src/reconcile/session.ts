@@ -34,6 +34,8 @@ export interface SessionOptions {
   signal?: AbortSignal;
   /** Count crash points across sessions (a long-running process opens many: the snapshotter). */
   crash?: CrashPoints;
+  /** Let processes waiting for the lock take it first (the snapshotter: src/events/lock.ts, fairness). */
+  yieldLock?: boolean;
 }
 
 /** The kernel a command runs on, chosen by the backend option; why the choice fell as it did goes to the reporter. */
@@ -66,7 +68,7 @@ export class Session {
     const crash = opts.crash ?? new CrashPoints();
     let scratch: string | null = null;
     const onWait = (h: LockHolder) => opts.reporter.notify({ code: 'lock.waiting', pid: h.pid, command: h.command, since: h.since });
-    const lock = opts.mutate ? await acquireLock(stateDir, { command: opts.command, waitMs: opts.lockWaitMs, signal: opts.signal, onWait }) : null;
+    const lock = opts.mutate ? await acquireLock(stateDir, { command: opts.command, waitMs: opts.lockWaitMs, signal: opts.signal, onWait, yieldToWaiters: opts.yieldLock }) : null;
     try {
       if (lock?.tookOverFrom) opts.reporter.notify({ code: 'lock.took-over', pid: lock.tookOverFrom.pid, command: lock.tookOverFrom.command });
       // A simulated kernel that was never started has nothing in it: read-only, it is made in a

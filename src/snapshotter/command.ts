@@ -1,8 +1,11 @@
 // `thinlayer snapshotter -f MANIFEST --socket PATH`: containerd's snapshotter service on thinlayer.
-// Start: the pool and its base made when missing (the manifest's `pool:` says which), what a crash
-// left completed or rolled back, active snapshots activated again; then the socket is bound (0600)
-// and only then exists. SIGTERM or SIGINT: no new calls, the calls under way finish and are
-// logged, the session closes (projection saved, lock released), the socket is removed.
+// Start: under the lock, this process recorded as the state dir's snapshotter (a second one is
+// refused: two would hand out the same keys with different thin ids), the pool and its base made
+// when missing (the manifest's `pool:` says which), what a crash left completed or rolled back,
+// active snapshots activated again; then the socket is bound (0600) and only then exists. SIGTERM
+// or SIGINT, or a stop request (`destroy --force`, `down --force`: src/events/holders.ts): no new
+// calls, the calls under way finish and are logged, the session closes (projection saved, lock
+// released), the socket is removed, the record too.
 
 import { lstat, unlink, chmod, rename } from 'node:fs/promises';
 import { connect } from 'node:net';
@@ -12,6 +15,7 @@ import type { BackendChoice } from '../kernel/select.ts';
 import { openKernel } from '../kernel/select.ts';
 import type { KernelPort } from '../kernel/port.ts';
 import { openStateDir } from '../events/state-dir.ts';
+import { claimHolder, type HolderClaim } from '../events/holders.ts';
 import { CrashPoints } from '../reconcile/crash-points.ts';
 import { initialState } from '../lifecycle/projection.ts';
 import { dmIdentity } from '../domain/names.ts';
@@ -71,15 +75,27 @@ export async function runSnapshotter(opts: SnapshotterOptions): Promise<{ snapsh
   const poolDmName = dmIdentity(manifest.pool.name, 'pool').dmName;
   const gate = new SessionGate({ stateDir: dir.root, kernel, crash: new CrashPoints(), reporter: opts.reporter, lockWaitMs: opts.lockWaitMs ?? 30_000, lingerMs: 200 }, initialState());
   const runner = new StepRunner(poolDmName, opts.reporter);
+  let claim: HolderClaim | null = null;
+  // SIGTERM, SIGINT, or a stop request from destroy or down --force.
+  const stopping = new AbortController();
+  const stop = () => stopping.abort();
+  if (opts.signal.aborted) stop();
+  opts.signal.addEventListener('abort', stop, { once: true });
   try {
     await freeSocketPath(socket);
     await gate.run(async (s) => {
+      // Under the lock, so of two snapshotters starting together the second sees the first.
+      claim = await claimHolder(s.stateDir, 'snapshotter', { socket });
       await ensurePoolAndBase(s, manifest.pool, manifest.file, runner);
       const recovered = await recoverSnapshots(s, kernel, runner);
       if (recovered.deleted + recovered.reactivated + recovered.settled > 0) opts.reporter.notify({ code: 'snapshotter.recovered', ...recovered });
     });
     await gate.close();
-    if (opts.signal.aborted) return { snapshots: Object.keys(gate.state.snapshots).length };
+    claim!.watchForStop((request) => {
+      opts.reporter.notify({ code: 'holder.stop-requested', kind: 'snapshotter', by: request.by, pid: request.byPid });
+      stop();
+    });
+    if (stopping.signal.aborted) return { snapshots: Object.keys(gate.state.snapshots).length };
     const fs = gate.state.desired?.pool.filesystem ?? manifest.pool.filesystem;
     const service = new SnapshotService({ gate, kernel, runner, pool: manifest.pool.name, filesystem: fs, stateDir: dir, reporter: opts.reporter });
     const server = buildServer(service, opts.reporter);
@@ -97,13 +113,15 @@ export async function runSnapshotter(opts: SnapshotterOptions): Promise<{ snapsh
     await chmod(bound, 0o600);
     await rename(bound, socket);
     opts.reporter.notify({ code: 'snapshotter.ready', socket, pool: manifest.pool.name, snapshots: Object.keys(gate.state.snapshots).length });
-    await new Promise<void>((done) => (opts.signal.aborted ? done() : opts.signal.addEventListener('abort', () => done(), { once: true })));
+    await new Promise<void>((done) => (stopping.signal.aborted ? done() : stopping.signal.addEventListener('abort', () => done(), { once: true })));
     await shutdown(server);
     await gate.close();
     await unlink(socket).catch(() => undefined);
     return { snapshots: Object.keys(gate.state.snapshots).length };
   } finally {
+    opts.signal.removeEventListener('abort', stop);
     await gate.close().catch(() => undefined);
+    await (claim as HolderClaim | null)?.release().catch(() => undefined);
     await chosen.kernel.close();
   }
 }

@@ -3,12 +3,22 @@
 // between bursts the lock is free, so `thinlayer apply` can run beside a running snapshotter. Every
 // session replays what others appended meanwhile. Reads (Stat, List, Mounts) never wait for a
 // session: they read the projection the last one left.
+//
+// Under steady load there is no "between bursts": requests keep arriving within the linger, and the
+// session would never close. So the gate yields: a process waiting for the lock announces itself
+// (src/events/lock.ts, `lock-waiters/`), and a request that finds one does not join the open session.
+// It waits, with every request after it, until the requests already in the session are done; the
+// session then closes (projection saved, lock released), and the next one is opened only after the
+// waiter has had the lock (`yieldLock`). A waiter therefore waits for the requests in flight when it
+// announced itself, not for the load to end.
 
 import { Session } from '../reconcile/session.ts';
 import type { CrashPoints } from '../reconcile/crash-points.ts';
 import type { KernelPort } from '../kernel/port.ts';
 import type { Reporter } from '../messages/port.ts';
 import type { EngineState } from '../lifecycle/projection.ts';
+import { liveWaiter } from '../events/lock.ts';
+import { openStateDir, type StateDir } from '../events/state-dir.ts';
 
 export interface GateOptions {
   stateDir: string;
@@ -26,6 +36,10 @@ export class SessionGate {
   #closing: Promise<void> = Promise.resolve();
   #users = 0;
   #linger: NodeJS.Timeout | null = null;
+  /** Set while the open session finishes its requests and closes for a waiter: new requests wait for it. */
+  #yielding: Promise<void> | null = null;
+  #yielded: () => void = () => undefined;
+  #dir: Promise<StateDir> | null = null;
   /** The projection as the last session left it (or the open one's, live). */
   state: EngineState;
 
@@ -38,6 +52,12 @@ export class SessionGate {
 
   /** Runs `work` inside a mutating session (opened, or joined when one is open). */
   async run<T>(work: (session: Session) => Promise<T>): Promise<T> {
+    const open = this.#current;
+    if (open && !this.#yielding && (await this.#someoneWaits()) && this.#current === open && this.#yielding === null) {
+      this.#yielding = new Promise((done) => (this.#yielded = done));
+      if (this.#users === 0) this.#endYield();
+    }
+    while (this.#yielding) await this.#yielding;
     this.#users += 1;
     if (this.#linger) clearTimeout(this.#linger);
     this.#linger = null;
@@ -65,10 +85,29 @@ export class SessionGate {
     await this.#closing;
   }
 
+  /** Whether a process waits for the lock (a failed look counts as no: the request goes on). */
+  async #someoneWaits(): Promise<boolean> {
+    this.#dir ??= openStateDir(this.opts.stateDir);
+    try {
+      return (await liveWaiter(await this.#dir)) !== null;
+    } catch {
+      return false;
+    }
+  }
+
+  /** The session given up for a waiter closes now; the requests that waited go on (to a session opened after it). */
+  #endYield(): void {
+    if (this.#linger) clearTimeout(this.#linger);
+    this.#linger = null;
+    this.#closeNow();
+    this.#yielding = null;
+    this.#yielded();
+  }
+
   #acquire(): Promise<Session> {
     if (!this.#current) {
       const { stateDir, kernel, crash, reporter, lockWaitMs } = this.opts;
-      this.#current = this.#closing.then(() => Session.open({ stateDir, backend: kernel.kind, kernel, crash, reporter, mutate: true, command: 'snapshotter', lockWaitMs }));
+      this.#current = this.#closing.then(() => Session.open({ stateDir, backend: kernel.kind, kernel, crash, reporter, mutate: true, command: 'snapshotter', lockWaitMs, yieldLock: true }));
       this.#current.catch(() => (this.#current = null));
     }
     return this.#current;
@@ -76,7 +115,9 @@ export class SessionGate {
 
   #release(): void {
     this.#users -= 1;
-    if (this.#users > 0 || !this.#current) return;
+    if (this.#users > 0) return;
+    if (this.#yielding) return this.#endYield(); // also when the session failed to open: the waiting requests go on
+    if (!this.#current) return;
     this.#linger = setTimeout(() => {
       this.#linger = null;
       if (this.#users === 0) this.#closeNow();

@@ -51,6 +51,8 @@ export function describeMessage(m: Message): { level: Level; text: string } | nu
       return { level: 'warn', text: `layer ${m.layer}'s source ${m.source} could be changed by someone but root (${m.why}); watch reads it as it is` };
     case 'watch.stopped':
       return { level: 'info', text: `stopped after ${m.runs} run(s)` };
+    case 'holder.stop-requested':
+      return { level: 'warn', text: `${m.by} (pid ${m.pid}) asked watch to stop; stopping after the step under way` };
     case 'pool.use-warning':
       return { level: m.level >= 90 ? 'error' : 'warn', text: `pool ${m.role} is ${m.percent}% full (past ${m.level}%)` };
     case 'pool.grown':

@@ -3,13 +3,21 @@
 // manifest (an invalid edit keeps the last valid one), finishes any interrupted pool grow,
 // reconciles, checks the pool's use (warnings, autoextend) and reports the status.
 //
+// Watch records itself as the state dir's watch (src/events/holders.ts) for as long as it runs, so
+// `destroy` and `down` refuse while it runs, or, given --force, ask it to stop: it then stops as
+// after SIGTERM (the step under way finishes and is recorded) and exits before they change
+// anything, so it never re-creates what they take away.
+//
 // Watch never deletes a device on its own authority: a manifest edit whose plan deletes devices
 // is not applied (the recorded desired state is kept and drift repair goes on) until someone
 // confirms it with `thinlayer apply -f FILE --yes`. Deletions needed to reach the recorded desired
 // state were confirmed when it was recorded, so those go ahead.
 
+import { resolve as resolvePath } from 'node:path';
 import { merge, type Observable } from 'rxjs';
 import { openStateDir } from '../events/state-dir.ts';
+import { acquireLock } from '../events/lock.ts';
+import { claimHolder } from '../events/holders.ts';
 import type { BackendChoice } from '../kernel/select.ts';
 import type { KernelPort } from '../kernel/port.ts';
 import type { Manifest } from '../manifest/types.ts';
@@ -78,13 +86,29 @@ export async function watch(opts: WatchOptions): Promise<LoopSummary> {
     },
   };
 
+  const lockWaitMs = opts.lockWaitMs ?? Math.max(3000, opts.intervalMs);
+  // Recorded under the lock, so that a destroy or down looking for holders never misses this one.
+  const lock = await acquireLock(stateDir, { command: 'watch', waitMs: lockWaitMs, signal: opts.signal, onWait: (h) => reporter.notify({ code: 'lock.waiting', pid: h.pid, command: h.command, since: h.since }) });
+  let claim;
+  try {
+    claim = await claimHolder(stateDir, 'watch', { manifest: resolvePath(opts.file) });
+  } finally {
+    await lock.release();
+  }
+  // SIGTERM and SIGINT (opts.signal), or a stop request from destroy or down --force.
+  const stopping = new AbortController();
+  const signal = AbortSignal.any([opts.signal, stopping.signal]);
+  claim.watchForStop((request) => {
+    reporter.notify({ code: 'holder.stop-requested', kind: 'watch', by: request.by, pid: request.byPid });
+    stopping.abort();
+  });
+
   let ownKernel: KernelPort | null = null;
   let kernel = opts.kernel;
-  if (!kernel) kernel = ownKernel = await openSessionKernel(opts.backend, stateDir, reporter);
-  // Every run's session closes its kernel; the watcher's one kernel lives as long as the watcher.
-  const shared = borrowed(kernel);
-
   try {
+    if (!kernel) kernel = ownKernel = await openSessionKernel(opts.backend, stateDir, reporter);
+    // Every run's session closes its kernel; the watcher's one kernel lives as long as the watcher.
+    const shared = borrowed(kernel);
     await ensureRequestsDir(stateDir);
     const autoextender = new Autoextender(opts.autoextend ?? DEFAULT_AUTOEXTEND, reporter);
     // Until a session has read the log: the dm name this pool name is given (the first run corrects it).
@@ -122,7 +146,7 @@ export async function watch(opts: WatchOptions): Promise<LoopSummary> {
       // An edit's sources are read before the lock is taken, as apply does.
       if (desired && desiredDigestOf(desired) !== lastRecorded) await contentOf(desired);
 
-      const session = await Session.open({ stateDir: opts.stateDir, backend: opts.backend, reporter, mutate: true, command: 'watch', kernel: shared, lockWaitMs: opts.lockWaitMs ?? Math.max(3000, opts.intervalMs) });
+      const session = await Session.open({ stateDir: opts.stateDir, backend: opts.backend, reporter, mutate: true, command: 'watch', kernel: shared, lockWaitMs });
       try {
         await completePendingGrows(session, reporter);
         const recorded = session.state.desired;
@@ -199,7 +223,7 @@ export async function watch(opts: WatchOptions): Promise<LoopSummary> {
     loop = startLoop({
       triggers,
       run: runOnce,
-      signal: opts.signal,
+      signal,
       backoff: opts.backoff ?? backoffForInterval(opts.intervalMs),
       onRunStart: ({ run, why }) => reporter.notify({ code: 'watch.run', run, reasons: [...new Set(why.map((t) => t.kind))] }),
       onRunEnd: (end) => {
@@ -213,6 +237,7 @@ export async function watch(opts: WatchOptions): Promise<LoopSummary> {
     return summary;
   } finally {
     await ownKernel?.close();
+    await claim.release();
   }
 }
 

@@ -20,7 +20,7 @@ describe('thinlayer snapshotter (real kernel)', () => {
     requireKernel();
     const b = box();
     onTestFinished(async () => {
-      await api.destroy({ stateDir: b.stateDir, backend: 'kernel', yes: true }).catch(() => undefined);
+      await api.destroy({ stateDir: b.stateDir, backend: 'kernel', yes: true, force: true }).catch(() => undefined);
       b.cleanup();
     });
     const run = await startHere(b, 'kernel');

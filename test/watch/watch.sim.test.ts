@@ -110,6 +110,22 @@ describe('thinlayer watch on the simulated kernel', () => {
     await waitFor('d1 restored once the lock is free', async () => same([['d1', 'activated']])(await deviceStates(b)));
   });
 
+  it('in the same process as the library: destroy refuses while it runs, and destroy with force stops it first, so nothing is made again', async () => {
+    const b = box(() => '  d1: { layer: l1, state: activated }');
+    const w = startWatch(b);
+    await waitFor('converged', async () => same([['d1', 'activated']])(await deviceStates(b)));
+    await expect(api.destroy({ stateDir: b.stateDir, backend: 'sim', yes: true })).rejects.toMatchObject({ code: 'E_HELD' });
+    expect(await deviceStates(b)).toEqual([['d1', 'activated']]);
+
+    const result = await api.destroy({ stateDir: b.stateDir, backend: 'sim', yes: true, force: true });
+    expect(result.outcome).toBe('converged');
+    expect(await w.exit).toBe(0);
+    expect(w.messages.map((m) => m.code)).toContain('holder.stop-requested');
+    await new Promise((r) => setTimeout(r, 300)); // six intervals of the stopped watch
+    expect(await deviceStates(b)).toEqual([]);
+    expect((await b.events()).filter((e) => e.type === 'run.started').at(-1)).toMatchObject({ command: 'destroy' });
+  });
+
   it('stops after the current step on SIGTERM (here: its signal), with the step recorded, and exits 0', async () => {
     const b = box((mnt) => `  d1: { layer: l1, state: mounted, mountpoint: ${mnt}/d1 }\n  d2: { layer: l1, state: activated }`);
     const w = startWatch(b, { onMessage: (m, stop) => m.code === 'step.start' && m.step.op === 'pool.attach' && stop() });
