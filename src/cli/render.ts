@@ -143,6 +143,8 @@ export class TerminalReporter implements Reporter {
         return say(`note: ${m.text}`);
       case 'recovery.torn-tail':
         return say(`recovery: the event log ended in a torn line (${formatBytes(m.bytes)}, from a crash); it was set aside`);
+      case 'state.snapshot-save-failed':
+        return say(`warning: the projection could not be saved to ${m.file} (${m.error}); the next run replays the log instead and saves again`);
       case 'recovery.pending':
         return say(`recovery: ${m.steps} step(s) were interrupted by a crash; completing them`);
       case 'lock.took-over':

@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { openStateDir, type StateDir } from '../events/state-dir.ts';
-import { InternalError } from '../errors/index.ts';
+import { InternalError, StateError } from '../errors/index.ts';
 import { EventLog } from '../events/log.ts';
 import { acquireLock, type Lock, type LockHolder } from '../events/lock.ts';
 import { SnapshotStore } from '../events/snapshot.ts';
@@ -53,6 +53,7 @@ export class Session {
     private readonly lock: Lock | null,
     readonly crash: CrashPoints,
     public state: EngineState,
+    private readonly reporter: Reporter,
   ) {}
 
   /** The sequence the stored snapshot already covers (-1: none fits), so close() saves only when there is news. */
@@ -75,7 +76,7 @@ export class Session {
       const kernel = opts.kernel ?? (await openSessionKernel(opts.backend, stateDir, opts.reporter, simDir));
       const log = opts.mutate ? await EventLog.open(stateDir, { exclusive: lock !== null }) : await EventLog.openForReading(stateDir);
       const store = await SnapshotStore.open<EngineState>(stateDir);
-      const session = new Session(stateDir, crash.wrapKernel(countKernelCallsFromEnv(kernel)), log, store, lock, crash, initialState());
+      const session = new Session(stateDir, crash.wrapKernel(countKernelCallsFromEnv(kernel)), log, store, lock, crash, initialState(), opts.reporter);
       session.scratch = scratch;
       if (opts.mutate) {
         const torn = await log!.repairTornTail();
@@ -118,13 +119,38 @@ export class Session {
     return events;
   }
 
+  /**
+   * Takes in what the log holds beyond this session's projection, so that a check made now reads the
+   * log as it stands, not as it stood when the session opened. A mutating session holds the lock, so
+   * normally nothing is there: events beyond what this process appended mean another process wrote
+   * while the lock was ours, and the session refuses to go on (StateError E_LOG_FOREIGN) rather than
+   * append after events it never read. Appends of this session not yet folded are its own and are
+   * left to their appender.
+   */
+  async refresh(): Promise<void> {
+    if (!this.log || !this.lock) return;
+    const own = this.log.lastSeq;
+    const from = this.state.lastSeq;
+    const offset = from === own ? this.log.endOffset : undefined;
+    if (offset === undefined) return; // this session's own appends are on their way into the projection
+    const beyond = await this.log.readFrom(from, offset);
+    if (beyond.length === 0) return;
+    throw new StateError(`another process appended ${beyond.length} event(s) to the event log while this session held the state dir's lock: the lock is not respected (two snapshotters on one state dir?)`, 'E_LOG_FOREIGN');
+  }
+
   async close(): Promise<void> {
     try {
       if (this.lock && this.log && this.state.lastSeq > 0 && this.state.lastSeq !== this.replayedSeq) {
         const offset = this.state.lastSeq === this.log.lastSeq ? this.log.endOffset : undefined;
         // Without the digest of the line it ends at, a snapshot is never trusted (replay.ts): save none.
         const lineDigest = offset !== undefined ? await this.log.lineDigestEndingAt(offset).catch(() => null) : null;
-        if (lineDigest) await this.store.save(this.state.lastSeq, this.state, PROJECTION_SCHEMA, offset, lineDigest).catch(() => undefined);
+        // A failed save loses nothing (the log is the truth; the next session replays more of it and
+        // saves again), but it is said, never swallowed: a projection too large to write is news.
+        if (lineDigest) {
+          await this.store.save(this.state.lastSeq, this.state, PROJECTION_SCHEMA, offset, lineDigest).catch((e) => {
+            this.reporter.notify({ code: 'state.snapshot-save-failed', file: this.stateDir.path('snapshot.json'), error: e instanceof Error ? e.message : String(e) });
+          });
+        }
       }
       await this.log?.close();
       await this.kernel.close();

@@ -26,6 +26,7 @@ export class SessionGate {
   #closing: Promise<void> = Promise.resolve();
   #users = 0;
   #linger: NodeJS.Timeout | null = null;
+  #stale = false;
   /** The projection as the last session left it (or the open one's, live). */
   state: EngineState;
 
@@ -51,6 +52,11 @@ export class SessionGate {
     this.state = session.state;
     try {
       return await work(session);
+    } catch (e) {
+      // Another process wrote to the log under this session's lock (Session.refresh): this session's
+      // projection can no longer be trusted, so it is closed and the next call opens (replays) anew.
+      if ((e as { code?: unknown })?.code === 'E_LOG_FOREIGN') this.#stale = true;
+      throw e;
     } finally {
       this.state = session.state;
       this.#release();
@@ -76,6 +82,11 @@ export class SessionGate {
 
   #release(): void {
     this.#users -= 1;
+    if (this.#stale && this.#current) {
+      this.#stale = false;
+      this.#closeNow();
+      return;
+    }
     if (this.#users > 0 || !this.#current) return;
     this.#linger = setTimeout(() => {
       this.#linger = null;
