@@ -109,14 +109,27 @@ export class Session {
    * Append events and fold them into the projection. Durable when the promise resolves, unless
    * `durable: false` (see AppendOptions: then the next durable append, or close, makes them so).
    */
-  async append(bodies: ThinlayerEventBody[], opts: { fold?: boolean; durable?: boolean } = {}): Promise<ThinlayerEvent[]> {
+  append(bodies: ThinlayerEventBody[], opts: { fold?: boolean; durable?: boolean } = {}): Promise<ThinlayerEvent[]> {
     if (!this.log || !this.lock) throw new InternalError('an append in a read-only session');
-    const what = bodies.map((b) => ('op' in b ? `${b.type} ${b.op}` : b.type)).join(', ');
-    this.crash.boundary(`before append ${what}`);
-    const events = await this.log.append(bodies, { durable: opts.durable });
-    this.crash.boundary(`after append ${what}`);
-    if (opts.fold !== false) for (const e of events) foldInto(this.state, e);
-    return events;
+    const log = this.log;
+    // Written and folded as one turn, so that refresh() never finds an append of this session's
+    // on disk but not yet in the projection.
+    return this.#turn(async () => {
+      const what = bodies.map((b) => ('op' in b ? `${b.type} ${b.op}` : b.type)).join(', ');
+      this.crash.boundary(`before append ${what}`);
+      const events = await log.append(bodies, { durable: opts.durable });
+      this.crash.boundary(`after append ${what}`);
+      if (opts.fold !== false) for (const e of events) foldInto(this.state, e);
+      return events;
+    });
+  }
+
+  #queue: Promise<unknown> = Promise.resolve();
+
+  #turn<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.#queue.then(work, work);
+    this.#queue = result.catch(() => undefined);
+    return result;
   }
 
   /**
@@ -124,16 +137,16 @@ export class Session {
    * log as it stands, not as it stood when the session opened. A mutating session holds the lock, so
    * normally nothing is there: events beyond what this process appended mean another process wrote
    * while the lock was ours, and the session refuses to go on (StateError E_LOG_FOREIGN) rather than
-   * append after events it never read. Appends of this session not yet folded are its own and are
-   * left to their appender.
+   * append after events it never read. It takes its turn with this session's appends.
    */
   async refresh(): Promise<void> {
-    if (!this.log || !this.lock) return;
-    const own = this.log.lastSeq;
-    const from = this.state.lastSeq;
-    const offset = from === own ? this.log.endOffset : undefined;
-    if (offset === undefined) return; // this session's own appends are on their way into the projection
-    const beyond = await this.log.readFrom(from, offset);
+    const log = this.log;
+    if (!log || !this.lock) return;
+    const beyond = await this.#turn(async () => {
+      // An append with fold: false (a torn tail's note) leaves the projection behind its own log: not news.
+      if (this.state.lastSeq !== log.lastSeq) return [];
+      return log.readFrom(this.state.lastSeq, log.endOffset);
+    });
     if (beyond.length === 0) return;
     throw new StateError(`another process appended ${beyond.length} event(s) to the event log while this session held the state dir's lock: the lock is not respected (two snapshotters on one state dir?)`, 'E_LOG_FOREIGN');
   }
