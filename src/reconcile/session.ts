@@ -34,6 +34,29 @@ export interface SessionOptions {
   signal?: AbortSignal;
   /** Count crash points across sessions (a long-running process opens many: the snapshotter). */
   crash?: CrashPoints;
+  /**
+   * Where an earlier session of this process left its projection (resumePoint()): when the log
+   * bears it out (the line it ends at is still there, with the same digest), only the events after
+   * it are read, so a session opens in time proportional to what changed, not to the whole state.
+   * The state object is taken over and folded in place.
+   */
+  resume?: ResumePoint | null;
+}
+
+export interface ResumePoint {
+  state: EngineState;
+  seq: number;
+  offset: number;
+  lineDigest: string | null;
+}
+
+/** The projection at `r`, brought up to the log's end; null when the log does not bear `r` out. */
+async function resumeFrom(log: EventLog, r: ResumePoint): Promise<EngineState | null> {
+  if (r.seq !== r.state.lastSeq || r.seq > log.lastSeq) return null;
+  if (r.seq > 0 && (r.lineDigest === null || (await log.lineDigestEndingAt(r.offset)) !== r.lineDigest)) return null;
+  if (r.seq === 0 && r.offset !== 0) return null;
+  for (const e of await log.readFrom(r.seq, r.offset)) foldInto(r.state, e);
+  return r.state;
 }
 
 /** The kernel a command runs on, chosen by the backend option; why the choice fell as it did goes to the reporter. */
@@ -88,7 +111,9 @@ export class Session {
         }
       }
       // The session owns its state (a fresh copy of the snapshot's), so it folds in place.
-      if (log) {
+      const resumed = log && opts.resume ? await resumeFrom(log, opts.resume) : null;
+      if (resumed) session.state = resumed;
+      else if (log) {
         const replayed = await replay(log, store, (state, e) => (foldInto(state, e), state), () => ownCopy(initialState()), PROJECTION_SCHEMA);
         session.state = replayed.state;
         session.replayedSeq = replayed.fromSnapshot && replayed.replayed === 0 ? replayed.seq : -1;
@@ -151,9 +176,23 @@ export class Session {
     throw new StateError(`another process appended ${beyond.length} event(s) to the event log while this session held the state dir's lock: the lock is not respected (two snapshotters on one state dir?)`, 'E_LOG_FOREIGN');
   }
 
-  async close(): Promise<void> {
+  /** Where this session's projection stands in its log, for a later session to resume from; null when it cannot be told. */
+  async resumePoint(): Promise<ResumePoint | null> {
+    const log = this.log;
+    if (!log) return null;
+    return this.#turn(async () => {
+      if (this.state.lastSeq !== log.lastSeq) return null;
+      const offset = log.endOffset;
+      if (this.state.lastSeq === 0) return { state: this.state, seq: 0, offset, lineDigest: null };
+      const lineDigest = await log.lineDigestEndingAt(offset).catch(() => null);
+      return lineDigest ? { state: this.state, seq: this.state.lastSeq, offset, lineDigest } : null;
+    });
+  }
+
+  /** `save: false` leaves snapshot.json as it is (a long-running process saves now and then, not at every close). */
+  async close(opts: { save?: boolean } = {}): Promise<void> {
     try {
-      if (this.lock && this.log && this.state.lastSeq > 0 && this.state.lastSeq !== this.replayedSeq) {
+      if (opts.save !== false && this.lock && this.log && this.state.lastSeq > 0 && this.state.lastSeq !== this.replayedSeq) {
         const offset = this.state.lastSeq === this.log.lastSeq ? this.log.endOffset : undefined;
         // Without the digest of the line it ends at, a snapshot is never trusted (replay.ts): save none.
         const lineDigest = offset !== undefined ? await this.log.lineDigestEndingAt(offset).catch(() => null) : null;

@@ -4,7 +4,7 @@
 // session replays what others appended meanwhile. Reads (Stat, List, Mounts) never wait for a
 // session: they read the projection the last one left.
 
-import { Session } from '../reconcile/session.ts';
+import { Session, type ResumePoint } from '../reconcile/session.ts';
 import type { CrashPoints } from '../reconcile/crash-points.ts';
 import type { KernelPort } from '../kernel/port.ts';
 import type { Reporter } from '../messages/port.ts';
@@ -19,6 +19,12 @@ export interface GateOptions {
   lockWaitMs: number;
   /** How long a session stays open after its last request. */
   lingerMs: number;
+  /**
+   * How often a session's close saves the projection (snapshot.json). Saving writes the whole state,
+   * so a burst's close saves only when this long has passed since the last save; close() (stop)
+   * always saves. Default 30 s.
+   */
+  saveEveryMs?: number;
 }
 
 export class SessionGate {
@@ -27,6 +33,9 @@ export class SessionGate {
   #users = 0;
   #linger: NodeJS.Timeout | null = null;
   #stale = false;
+  /** Where the last session left the projection: the next one reads only what was appended since. */
+  #resume: ResumePoint | null = null;
+  #lastSave = 0;
   /** The projection as the last session left it (or the open one's, live). */
   state: EngineState;
 
@@ -67,14 +76,18 @@ export class SessionGate {
   async close(): Promise<void> {
     if (this.#linger) clearTimeout(this.#linger);
     this.#linger = null;
-    if (this.#users === 0) this.#closeNow();
+    if (this.#users === 0) this.#closeNow(true);
     await this.#closing;
   }
 
   #acquire(): Promise<Session> {
     if (!this.#current) {
       const { stateDir, kernel, crash, reporter, lockWaitMs } = this.opts;
-      this.#current = this.#closing.then(() => Session.open({ stateDir, backend: kernel.kind, kernel, crash, reporter, mutate: true, command: 'snapshotter', lockWaitMs }));
+      this.#current = this.#closing.then(() => {
+        const resume = this.#resume;
+        this.#resume = null; // taken over (folded in place) by this session, or not usable
+        return Session.open({ stateDir, backend: kernel.kind, kernel, crash, reporter, mutate: true, command: 'snapshotter', lockWaitMs, resume });
+      });
       this.#current.catch(() => (this.#current = null));
     }
     return this.#current;
@@ -83,8 +96,8 @@ export class SessionGate {
   #release(): void {
     this.#users -= 1;
     if (this.#stale && this.#current) {
-      this.#stale = false;
       this.#closeNow();
+      this.#stale = false;
       return;
     }
     if (this.#users > 0 || !this.#current) return;
@@ -94,14 +107,18 @@ export class SessionGate {
     }, this.opts.lingerMs);
   }
 
-  #closeNow(): void {
+  #closeNow(final = false): void {
     const current = this.#current;
     if (!current) return;
     this.#current = null;
+    const stale = this.#stale;
     this.#closing = current.then(
       async (s) => {
         this.state = s.state;
-        await s.close();
+        this.#resume = stale ? null : await s.resumePoint().catch(() => null);
+        const save = final || Date.now() - this.#lastSave >= (this.opts.saveEveryMs ?? 30_000);
+        if (save) this.#lastSave = Date.now();
+        await s.close({ save });
       },
       () => undefined,
     );
