@@ -176,6 +176,11 @@ export class Session {
     throw new StateError(`another process appended ${beyond.length} event(s) to the event log while this session held the state dir's lock: the lock is not respected (two snapshotters on one state dir?)`, 'E_LOG_FOREIGN');
   }
 
+  /** Whether this session holds the state dir's lock (a mutating session). */
+  get holdsLock(): boolean {
+    return this.lock !== null;
+  }
+
   /** Where this session's projection stands in its log, for a later session to resume from; null when it cannot be told. */
   async resumePoint(): Promise<ResumePoint | null> {
     const log = this.log;
