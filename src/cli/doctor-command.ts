@@ -69,7 +69,7 @@ export async function doctorCommand(opts: DoctorCommandOptions): Promise<number>
   try {
     const facts = await inspect(session);
     // Read the log again after the kernel: what changed in between is work under way, not a fault.
-    const second = await readLogAgain(session.stateDir);
+    const second = await readLogAgain(session.stateDir, facts.state.lastSeq);
     const report = second ? settleInFlight(diagnose(facts, session.stateDir.root), facts, second) : diagnose(facts, session.stateDir.root);
     printer(opts.out)(opts.json ? JSON.stringify(report) : renderDoctor(report));
     return report.exitCode;

@@ -80,6 +80,7 @@ export function renderStatus(s: StatusView): string {
   }
   if (s.unwanted.length > 0) out.push('', `Not in the manifest any more (the next apply deletes them): ${s.unwanted.join(', ')}`);
   if (s.pendingSteps > 0) out.push('', `${s.pendingSteps} step(s) were interrupted: the next apply or up completes them.`);
+  if ((s.inFlightSteps ?? 0) > 0) out.push('', `${s.inFlightSteps} step(s) in flight: another thinlayer process (the snapshotter) is carrying them out.`);
   return out.join('\n');
 }
 

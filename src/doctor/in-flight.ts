@@ -23,13 +23,16 @@ import type { Finding } from './finding.ts';
 import { sortFindings, doctorExitCode } from './finding.ts';
 import type { DoctorFacts } from './findings.ts';
 import type { DoctorReport } from './diagnose.ts';
+import type { Plan } from '../plan/steps.ts';
+import type { SecondLook } from './second-look.ts';
+import { logBehindText } from '../plan/log-behind.ts';
 
 function thingShape(t: ThingRecord | undefined): string {
   return t ? JSON.stringify([t.thinId, t.dmName, t.lifecycle.state, t.ready]) : '';
 }
 
 /** Subjects (thing keys and `thin:ID`) that work under way explains, from two looks at the log. */
-export function subjectsInFlight(first: EngineState, second: EngineState): Set<string> {
+export function subjectsInFlight(first: EngineState, second: EngineState, touched: Iterable<string> = []): Set<string> {
   const subjects = new Set<string>();
   const add = (key: string) => {
     subjects.add(key);
@@ -38,6 +41,7 @@ export function subjectsInFlight(first: EngineState, second: EngineState): Set<s
   for (const key of new Set([...Object.keys(first.things), ...Object.keys(second.things)])) {
     if (thingShape(first.things[key]) !== thingShape(second.things[key])) add(key);
   }
+  for (const key of touched) add(key);
   for (const p of [...Object.values(first.pending), ...Object.values(second.pending)]) {
     add(p.target);
     const thinId = (p.args as { thinId?: unknown } | undefined)?.thinId;
@@ -118,8 +122,9 @@ export function snapshotFindings(facts: DoctorFacts, second: EngineState, subjec
  * The report as the two looks at the log explain it: findings of work under way left out and
  * counted in one note; findings about recorded snapshots repaired through containerd, never gc.
  */
-export function settleInFlight(report: DoctorReport, facts: DoctorFacts, second: EngineState): DoctorReport {
-  const subjects = subjectsInFlight(facts.state, second);
+export function settleInFlight(report: DoctorReport, facts: DoctorFacts, look: SecondLook): DoctorReport {
+  const second = look.state;
+  const subjects = subjectsInFlight(facts.state, second, look.touched);
   const kept: Finding[] = [];
   let left = 0;
   const snapshotRepair = recordedSubjects(second);
@@ -132,8 +137,10 @@ export function settleInFlight(report: DoctorReport, facts: DoctorFacts, second:
     }
     // A recorded snapshot's device: reported above with a repair through containerd.
     if (reported.has(f.subject) && (f.code === 'thin.missing' || f.code === 'snapshot.device-missing')) continue;
-    const viaContainerd = snapshotRepair.get(f.subject);
-    if (viaContainerd && f.repair && /\bgc\b|\bdown\b|\bup\b/.test(f.repair)) kept.push({ ...f, repair: `ctr ${viaContainerd} (a containerd snapshot: not gc, down or up)` });
+    // gc, down and up do not manage containerd's snapshots (gc would delete a recorded one's thin id):
+    // a snapshot's device is the snapshotter's to activate again (it does on Mounts and at start).
+    const recorded = snapshotRepair.has(f.subject);
+    if (recorded && f.repair && /thinlayer (gc|down|up)\b/.test(f.repair)) kept.push({ ...f, repair: 'restart the snapshotter (it activates active snapshots and views again at start); not gc, down or up, which do not manage containerd\'s snapshots' });
     else kept.push(f);
   }
   kept.push(...snapshotIssues);
@@ -149,4 +156,32 @@ export function settleInFlight(report: DoctorReport, facts: DoctorFacts, second:
     findings,
     exitCode: doctorExitCode(findings),
   };
+}
+
+/** Whether the pool's transaction id lies between what the first look recorded and what the second accounts for. */
+function txidInFlight(first: EngineState, second: EngineState, txid: number | undefined): boolean {
+  if (txid === undefined || !first.pool || !second.pool) return false;
+  return txid >= Math.min(...accountedTxids(first)) && txid <= Math.max(...accountedTxids(second));
+}
+
+/**
+ * `status --detailed-exitcode` beside a busy writer: the plan made on the first look, less what the
+ * second look explains (steps on things that changed between the looks; a log behind its pool by
+ * no more than the writer's steps under way), and the first look's pending steps split into those
+ * still without outcome and those the second look shows settled (in flight, not interrupted).
+ */
+export function settlePlanInFlight(plan: Plan, first: EngineState, look: SecondLook, txid: number | undefined): { plan: Plan; stillPending: number } {
+  const second = look.state;
+  const subjects = subjectsInFlight(first, second, look.touched);
+  const behind = txidInFlight(first, second, txid) ? logBehindText({ poolTxid: txid!, logTxid: first.pool!.txid }) : null;
+  const notBehind = (text: string) => behind === null || !text.startsWith(behind);
+  const steps = plan.steps.filter((st) => !subjects.has(st.target));
+  const settled = {
+    ...plan,
+    steps,
+    blockers: plan.blockers.filter(notBehind),
+    ...(plan.warnings ? { warnings: plan.warnings.filter(notBehind) } : {}),
+  };
+  const stillPending = Object.keys(first.pending).filter((id) => second.pending[id] !== undefined).length;
+  return { plan: settled, stillPending };
 }

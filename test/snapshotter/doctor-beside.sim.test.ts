@@ -21,6 +21,7 @@ import { silentReporter } from '../../src/messages/port.ts';
 import { parseManifest } from '../../src/manifest/load.ts';
 import { doctorCommand } from '../../src/cli/doctor-command.ts';
 import type { DoctorReport } from '../../src/doctor/diagnose.ts';
+import { statusWithPlan } from '../../src/api/index.ts';
 import { poolManifest } from './harness.ts';
 
 /**
@@ -94,6 +95,11 @@ describe('doctor beside a busy snapshotter', () => {
           if (f.severity === 'error' || (f.repair && /thinlayer (gc|down|up)\b/.test(f.repair))) bad.push(`run ${run}: ${f.code} ${f.subject}: ${f.message} [${f.repair}]`);
         }
         if (exit !== 0) bad.push(`run ${run}: exit ${exit}`);
+        // status --detailed-exitcode's reading: nothing to change, nothing interrupted, nothing blocked.
+        if (run % 5 === 0) {
+          const { view, plan } = await statusWithPlan({ stateDir, backend: 'sim', reporter: silentReporter, kernel: shared(sim, true) });
+          if (plan.blockers.length > 0 || plan.steps.length > 0 || view.pendingSteps > 0) bad.push(`status ${run}: ${JSON.stringify({ blockers: plan.blockers, steps: plan.steps.map((x) => `${x.op} ${x.target}`), pending: view.pendingSteps })}`);
+        }
       }
     } finally {
       stop = true;
