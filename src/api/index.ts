@@ -206,10 +206,10 @@ export async function statusWithPlan(opts: CommonOptions): Promise<{ view: Statu
     // under way explains is in flight, not drift (src/doctor/in-flight.ts).
     const later = await readLogAgain(s.stateDir, s.state.lastSeq);
     if (!later) return { view, plan };
-    const settled = settlePlanInFlight(plan, s.state, later, observed.pool?.status.transactionId);
     const holder = await readLockHolder(s.stateDir);
     // status never holds the lock: any live holder is another session's run.
     const busy = holder !== null && (await isLockHolderAlive(holder));
+    const settled = settlePlanInFlight(plan, s.state, later, observed.pool?.status.transactionId, busy);
     const pendingSteps = busy ? 0 : settled.stillPending;
     return { view: { ...view, pendingSteps, inFlightSteps: view.pendingSteps - pendingSteps }, plan: settled.plan };
   });

@@ -32,7 +32,7 @@ function thingShape(t: ThingRecord | undefined): string {
 }
 
 /** Subjects (thing keys and `thin:ID`) that work under way explains, from two looks at the log. */
-export function subjectsInFlight(first: EngineState, second: EngineState, touched: Iterable<string> = []): Set<string> {
+export function subjectsInFlight(first: EngineState, second: EngineState, touched: Iterable<string> = [], busy = false): Set<string> {
   const subjects = new Set<string>();
   const add = (key: string) => {
     subjects.add(key);
@@ -42,7 +42,10 @@ export function subjectsInFlight(first: EngineState, second: EngineState, touche
     if (thingShape(first.things[key]) !== thingShape(second.things[key])) add(key);
   }
   for (const key of touched) add(key);
-  for (const p of [...Object.values(first.pending), ...Object.values(second.pending)]) {
+  // A step that began or ended between the looks is under way; one without outcome in both looks
+  // is only while a live process holds the lock (`busy`); otherwise a crash interrupted it.
+  const steps = [...Object.values(first.pending), ...Object.values(second.pending)].filter((p) => busy || !first.pending[p.stepId] !== !second.pending[p.stepId]);
+  for (const p of steps) {
     add(p.target);
     const thinId = (p.args as { thinId?: unknown } | undefined)?.thinId;
     if (typeof thinId === 'number') subjects.add(`thin:${thinId}`);
@@ -124,7 +127,7 @@ export function snapshotFindings(facts: DoctorFacts, second: EngineState, subjec
  */
 export function settleInFlight(report: DoctorReport, facts: DoctorFacts, look: SecondLook): DoctorReport {
   const second = look.state;
-  const subjects = subjectsInFlight(facts.state, second, look.touched);
+  const subjects = subjectsInFlight(facts.state, second, look.touched, facts.runInProgress !== null);
   const kept: Finding[] = [];
   let left = 0;
   const snapshotRepair = recordedSubjects(second);
@@ -170,9 +173,9 @@ function txidInFlight(first: EngineState, second: EngineState, txid: number | un
  * no more than the writer's steps under way), and the first look's pending steps split into those
  * still without outcome and those the second look shows settled (in flight, not interrupted).
  */
-export function settlePlanInFlight(plan: Plan, first: EngineState, look: SecondLook, txid: number | undefined): { plan: Plan; stillPending: number } {
+export function settlePlanInFlight(plan: Plan, first: EngineState, look: SecondLook, txid: number | undefined, busy: boolean): { plan: Plan; stillPending: number } {
   const second = look.state;
-  const subjects = subjectsInFlight(first, second, look.touched);
+  const subjects = subjectsInFlight(first, second, look.touched, busy);
   const behind = txidInFlight(first, second, txid) ? logBehindText({ poolTxid: txid!, logTxid: first.pool!.txid }) : null;
   const notBehind = (text: string) => behind === null || !text.startsWith(behind);
   const steps = plan.steps.filter((st) => !subjects.has(st.target));
