@@ -1,8 +1,11 @@
 // The snapshotter's sessions. It holds the state dir's lock only while requests that change
 // something are in flight (and a short linger after, so a burst of requests shares one session):
 // between bursts the lock is free, so `thinlayer apply` can run beside a running snapshotter. Every
-// session replays what others appended meanwhile. Reads (Stat, List, Mounts) never wait for a
-// session: they read the projection the last one left.
+// session replays what others appended meanwhile: only that, when the log bears out where the last
+// session left its projection (Session's resume), so opening one does not cost the whole state; and
+// the projection is saved (snapshot.json, a write of the whole state) at most every saveEveryMs and
+// at close(). Reads (Stat, List, Mounts) never wait for a session: they read the projection the last
+// one left.
 
 import { Session, type ResumePoint } from '../reconcile/session.ts';
 import type { CrashPoints } from '../reconcile/crash-points.ts';
