@@ -81,6 +81,8 @@ export class Session {
 
   /** The sequence the stored snapshot already covers (-1: none fits), so close() saves only when there is news. */
   private replayedSeq = -1;
+  /** close() could not save snapshot.json (reported as state.snapshot-save-failed): a long-running caller tries again soon. */
+  saveFailed = false;
   /** The throwaway directory of a read-only session's empty simulated kernel, removed on close. */
   private scratch: string | null = null;
 
@@ -205,6 +207,7 @@ export class Session {
         // saves again), but it is said, never swallowed: a projection too large to write is news.
         if (lineDigest) {
           await this.store.save(this.state.lastSeq, this.state, PROJECTION_SCHEMA, offset, lineDigest).catch((e) => {
+            this.saveFailed = true;
             this.reporter.notify({ code: 'state.snapshot-save-failed', file: this.stateDir.path('snapshot.json'), error: e instanceof Error ? e.message : String(e) });
           });
         }

@@ -122,6 +122,7 @@ export class SessionGate {
         const save = final || Date.now() - this.#lastSave >= (this.opts.saveEveryMs ?? 30_000);
         if (save) this.#lastSave = Date.now();
         await s.close({ save });
+        if (s.saveFailed) this.#lastSave = 0; // reported by the session; tried again at the next close
       },
       () => undefined,
     );
