@@ -23,6 +23,9 @@ import { stat } from 'node:fs/promises';
 import type { Backing } from '../manifest/types.ts';
 import { refuseChanges, poolGrowth, poolGrowArgs, poolGrowStep } from '../plan/changes.ts';
 import { clearHolders, refuseHolders } from './holders-check.ts';
+import { readLogAgain } from '../doctor/second-look.ts';
+import { settlePlanInFlight } from '../doctor/in-flight.ts';
+import { readLockHolder, isLockHolderAlive } from '../events/lock.ts';
 
 export interface CommonOptions {
   stateDir: string;
@@ -210,7 +213,17 @@ export async function statusWithPlan(opts: CommonOptions): Promise<{ view: Statu
   return withSession(opts, false, 'status', async (s) => {
     const observed = await observeSystem(s.kernel, s.stateDir, currentPoolSpec(s.state, s.state.desired), s.state);
     const plan = makePlan({ desired: s.state.desired, state: s.state, observed, mode: 'converge', content: s.state.content ?? undefined });
-    return { view: await readStatus(s, observed), plan };
+    const view = await readStatus(s, observed);
+    // Beside a busy writer (the snapshotter): the log read again after the kernel, and what work
+    // under way explains is in flight, not drift (src/doctor/in-flight.ts).
+    const later = await readLogAgain(s.stateDir, s.state.lastSeq);
+    if (!later) return { view, plan };
+    const holder = await readLockHolder(s.stateDir);
+    // status never holds the lock: any live holder is another session's run.
+    const busy = holder !== null && (await isLockHolderAlive(holder));
+    const settled = settlePlanInFlight(plan, s.state, later, observed.pool?.status.transactionId, busy);
+    const pendingSteps = busy ? 0 : settled.stillPending;
+    return { view: { ...view, pendingSteps, inFlightSteps: view.pendingSteps - pendingSteps }, plan: settled.plan };
   });
 }
 

@@ -64,6 +64,8 @@ export interface StatusView {
   /** Things the log owns that the manifest no longer wants (deleted by the next apply). */
   unwanted: string[];
   pendingSteps: number;
+  /** Steps of the first look that another live process (the snapshotter) was carrying out: in flight, not interrupted (status --detailed-exitcode). */
+  inFlightSteps?: number;
   lastRun: Session['state']['lastRun'];
   /** The snapshotter and watch running on this state dir (src/events/holders.ts): destroy and down refuse while they run. */
   holders?: HolderRecord[];

@@ -10,6 +10,8 @@ import { interruptedExitCode } from './exit-codes.ts';
 import { summaryLine } from './output.ts';
 import { inspect } from '../doctor/inspect.ts';
 import { diagnose } from '../doctor/diagnose.ts';
+import { settleInFlight } from '../doctor/in-flight.ts';
+import { readLogAgain } from '../doctor/second-look.ts';
 import { planGc } from '../doctor/gc-plan.ts';
 import { runGc, type GcResult } from '../doctor/gc.ts';
 import { renderDoctor, renderGcPlan, renderGcResult } from '../doctor/render.ts';
@@ -65,7 +67,10 @@ export async function doctorCommand(opts: DoctorCommandOptions): Promise<number>
   const reporter = new TerminalReporter(opts.err, opts.json);
   const session = await Session.open({ stateDir: opts.stateDir, backend: opts.backend, reporter, mutate: false, command: 'doctor', kernel: opts.kernel });
   try {
-    const report = diagnose(await inspect(session), session.stateDir.root);
+    const facts = await inspect(session);
+    // Read the log again after the kernel: what changed in between is work under way, not a fault.
+    const second = await readLogAgain(session.stateDir, facts.state.lastSeq);
+    const report = second ? settleInFlight(diagnose(facts, session.stateDir.root), facts, second) : diagnose(facts, session.stateDir.root);
     printer(opts.out)(opts.json ? JSON.stringify(report) : renderDoctor(report));
     return report.exitCode;
   } finally {

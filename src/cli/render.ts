@@ -89,6 +89,7 @@ export function renderStatus(s: StatusView): string {
   if (s.unwanted.length > 0) out.push('', `Not in the manifest any more (the next apply deletes them): ${s.unwanted.join(', ')}`);
   if (s.pendingSteps > 0) out.push('', `${s.pendingSteps} step(s) were interrupted: the next apply or up completes them.`);
   for (const h of s.holders ?? []) out.push('', `Running: ${describeHolder(h)} (destroy and down refuse while it runs)`);
+  if ((s.inFlightSteps ?? 0) > 0) out.push('', `${s.inFlightSteps} step(s) in flight: another thinlayer process (the snapshotter) is carrying them out.`);
   return out.join('\n');
 }
 
@@ -152,6 +153,8 @@ export class TerminalReporter implements Reporter {
         return say(`note: ${m.text}`);
       case 'recovery.torn-tail':
         return say(`recovery: the event log ended in a torn line (${formatBytes(m.bytes)}, from a crash); it was cut off and kept in ${m.keptAs}`);
+      case 'state.snapshot-save-failed':
+        return say(`warning: the projection could not be saved to ${m.file} (${m.error}); the next run replays the log instead and saves again`);
       case 'recovery.pending':
         return say(`recovery: ${m.steps} step(s) were interrupted by a crash; completing them`);
       case 'lock.took-over':

@@ -67,7 +67,10 @@ export async function inspect(session: Session): Promise<DoctorFacts> {
   }
 
   const holder = await readLockHolder(session.stateDir);
-  const runInProgress = holder && holder.pid !== process.pid && (await isLockHolderAlive(holder)) ? { pid: holder.pid, command: holder.command } : null;
+  // Another holder than this session (gc holds the lock itself; a read-only doctor never does, even
+  // when a snapshotter in the same process, as in tests, holds it).
+  const ours = holder?.pid === process.pid && session.holdsLock;
+  const runInProgress = holder && !ours && (await isLockHolderAlive(holder)) ? { pid: holder.pid, command: holder.command } : null;
   const log = { keptTornTails: await listKeptTornTails(session.stateDir), unrepairedTornTail: session.unrepairedTornTail };
   return { state, observed, poolDmName, thinIds, thinIdsError, devices, runInProgress, log };
 }

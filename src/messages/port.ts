@@ -8,6 +8,8 @@ export type Message =
   | { code: 'backend.notice'; backend: 'sim' | 'kernel'; text: string }
   | { code: 'recovery.torn-tail'; bytes: number; keptAs: string }
   | { code: 'recovery.pending'; steps: number }
+  /** snapshot.json could not be written: the next session replays more of the log, and saves again. */
+  | { code: 'state.snapshot-save-failed'; file: string; error: string }
   | { code: 'lock.took-over'; pid: number; command: string }
   | { code: 'lock.waiting'; pid: number; command: string; since: string }
   | { code: 'run.started'; runId: string; command: string }

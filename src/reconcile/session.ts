@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { openStateDir, type StateDir } from '../events/state-dir.ts';
-import { InternalError } from '../errors/index.ts';
+import { InternalError, StateError } from '../errors/index.ts';
 import { EventLog } from '../events/log.ts';
 import { acquireLock, type Lock, type LockHolder } from '../events/lock.ts';
 import { SnapshotStore } from '../events/snapshot.ts';
@@ -36,6 +36,29 @@ export interface SessionOptions {
   crash?: CrashPoints;
   /** Let processes waiting for the lock take it first (the snapshotter: src/events/lock.ts, fairness). */
   yieldLock?: boolean;
+  /**
+   * Where an earlier session of this process left its projection (resumePoint()): when the log
+   * bears it out (the line it ends at is still there, with the same digest), only the events after
+   * it are read, so a session opens in time proportional to what changed, not to the whole state.
+   * The state object is taken over and folded in place.
+   */
+  resume?: ResumePoint | null;
+}
+
+export interface ResumePoint {
+  state: EngineState;
+  seq: number;
+  offset: number;
+  lineDigest: string | null;
+}
+
+/** The projection at `r`, brought up to the log's end; null when the log does not bear `r` out. */
+async function resumeFrom(log: EventLog, r: ResumePoint): Promise<EngineState | null> {
+  if (r.seq !== r.state.lastSeq || r.seq > log.lastSeq) return null;
+  if (r.seq > 0 && (r.lineDigest === null || (await log.lineDigestEndingAt(r.offset)) !== r.lineDigest)) return null;
+  if (r.seq === 0 && r.offset !== 0) return null;
+  for (const e of await log.readFrom(r.seq, r.offset)) foldInto(r.state, e);
+  return r.state;
 }
 
 /** The kernel a command runs on, chosen by the backend option; why the choice fell as it did goes to the reporter. */
@@ -55,10 +78,13 @@ export class Session {
     private readonly lock: Lock | null,
     readonly crash: CrashPoints,
     public state: EngineState,
+    private readonly reporter: Reporter,
   ) {}
 
   /** The sequence the stored snapshot already covers (-1: none fits), so close() saves only when there is news. */
   private replayedSeq = -1;
+  /** close() could not save snapshot.json (reported as state.snapshot-save-failed): a long-running caller tries again soon. */
+  saveFailed = false;
   /** The throwaway directory of a read-only session's empty simulated kernel, removed on close. */
   private scratch: string | null = null;
 
@@ -77,7 +103,7 @@ export class Session {
       const kernel = opts.kernel ?? (await openSessionKernel(opts.backend, stateDir, opts.reporter, simDir));
       const log = opts.mutate ? await EventLog.open(stateDir, { exclusive: lock !== null }) : await EventLog.openForReading(stateDir);
       const store = await SnapshotStore.open<EngineState>(stateDir);
-      const session = new Session(stateDir, crash.wrapKernel(countKernelCallsFromEnv(kernel)), log, store, lock, crash, initialState());
+      const session = new Session(stateDir, crash.wrapKernel(countKernelCallsFromEnv(kernel)), log, store, lock, crash, initialState(), opts.reporter);
       session.scratch = scratch;
       if (opts.mutate) {
         const torn = await log!.repairTornTail();
@@ -90,7 +116,9 @@ export class Session {
         }
       }
       // The session owns its state (a fresh copy of the snapshot's), so it folds in place.
-      if (log) {
+      const resumed = log && opts.resume ? await resumeFrom(log, opts.resume) : null;
+      if (resumed) session.state = resumed;
+      else if (log) {
         const replayed = await replay(log, store, (state, e) => (foldInto(state, e), state), () => ownCopy(initialState()), PROJECTION_SCHEMA);
         session.state = replayed.state;
         session.replayedSeq = replayed.fromSnapshot && replayed.replayed === 0 ? replayed.seq : -1;
@@ -126,23 +154,81 @@ export class Session {
    * Append events and fold them into the projection. Durable when the promise resolves, unless
    * `durable: false` (see AppendOptions: then the next durable append, or close, makes them so).
    */
-  async append(bodies: ThinlayerEventBody[], opts: { fold?: boolean; durable?: boolean } = {}): Promise<ThinlayerEvent[]> {
+  append(bodies: ThinlayerEventBody[], opts: { fold?: boolean; durable?: boolean } = {}): Promise<ThinlayerEvent[]> {
     if (!this.log || !this.lock) throw new InternalError('an append in a read-only session');
-    const what = bodies.map((b) => ('op' in b ? `${b.type} ${b.op}` : b.type)).join(', ');
-    this.crash.boundary(`before append ${what}`);
-    const events = await this.log.append(bodies, { durable: opts.durable });
-    this.crash.boundary(`after append ${what}`);
-    if (opts.fold !== false) for (const e of events) foldInto(this.state, e);
-    return events;
+    const log = this.log;
+    // Written and folded as one turn, so that refresh() never finds an append of this session's
+    // on disk but not yet in the projection.
+    return this.#turn(async () => {
+      const what = bodies.map((b) => ('op' in b ? `${b.type} ${b.op}` : b.type)).join(', ');
+      this.crash.boundary(`before append ${what}`);
+      const events = await log.append(bodies, { durable: opts.durable });
+      this.crash.boundary(`after append ${what}`);
+      if (opts.fold !== false) for (const e of events) foldInto(this.state, e);
+      return events;
+    });
   }
 
-  async close(): Promise<void> {
+  #queue: Promise<unknown> = Promise.resolve();
+
+  #turn<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.#queue.then(work, work);
+    this.#queue = result.catch(() => undefined);
+    return result;
+  }
+
+  /**
+   * Takes in what the log holds beyond this session's projection, so that a check made now reads the
+   * log as it stands, not as it stood when the session opened. A mutating session holds the lock, so
+   * normally nothing is there: events beyond what this process appended mean another process wrote
+   * while the lock was ours, and the session refuses to go on (StateError E_LOG_FOREIGN) rather than
+   * append after events it never read. It takes its turn with this session's appends.
+   */
+  async refresh(): Promise<void> {
+    const log = this.log;
+    if (!log || !this.lock) return;
+    const beyond = await this.#turn(async () => {
+      // An append with fold: false (a torn tail's note) leaves the projection behind its own log: not news.
+      if (this.state.lastSeq !== log.lastSeq) return [];
+      return log.readFrom(this.state.lastSeq, log.endOffset);
+    });
+    if (beyond.length === 0) return;
+    throw new StateError(`another process appended ${beyond.length} event(s) to the event log while this session held the state dir's lock: the lock is not respected (two snapshotters on one state dir?)`, 'E_LOG_FOREIGN');
+  }
+
+  /** Whether this session holds the state dir's lock (a mutating session). */
+  get holdsLock(): boolean {
+    return this.lock !== null;
+  }
+
+  /** Where this session's projection stands in its log, for a later session to resume from; null when it cannot be told. */
+  async resumePoint(): Promise<ResumePoint | null> {
+    const log = this.log;
+    if (!log) return null;
+    return this.#turn(async () => {
+      if (this.state.lastSeq !== log.lastSeq) return null;
+      const offset = log.endOffset;
+      if (this.state.lastSeq === 0) return { state: this.state, seq: 0, offset, lineDigest: null };
+      const lineDigest = await log.lineDigestEndingAt(offset).catch(() => null);
+      return lineDigest ? { state: this.state, seq: this.state.lastSeq, offset, lineDigest } : null;
+    });
+  }
+
+  /** `save: false` leaves snapshot.json as it is (a long-running process saves now and then, not at every close). */
+  async close(opts: { save?: boolean } = {}): Promise<void> {
     try {
-      if (this.lock && this.log && this.state.lastSeq > 0 && this.state.lastSeq !== this.replayedSeq) {
+      if (opts.save !== false && this.lock && this.log && this.state.lastSeq > 0 && this.state.lastSeq !== this.replayedSeq) {
         const offset = this.state.lastSeq === this.log.lastSeq ? this.log.endOffset : undefined;
         // Without the digest of the line it ends at, a snapshot is never trusted (replay.ts): save none.
         const lineDigest = offset !== undefined ? await this.log.lineDigestEndingAt(offset).catch(() => null) : null;
-        if (lineDigest) await this.store.save(this.state.lastSeq, this.state, PROJECTION_SCHEMA, offset, lineDigest).catch(() => undefined);
+        // A failed save loses nothing (the log is the truth; the next session replays more of it and
+        // saves again), but it is said, never swallowed: a projection too large to write is news.
+        if (lineDigest) {
+          await this.store.save(this.state.lastSeq, this.state, PROJECTION_SCHEMA, offset, lineDigest).catch((e) => {
+            this.saveFailed = true;
+            this.reporter.notify({ code: 'state.snapshot-save-failed', file: this.stateDir.path('snapshot.json'), error: e instanceof Error ? e.message : String(e) });
+          });
+        }
       }
       await this.log?.close();
       await this.kernel.close();

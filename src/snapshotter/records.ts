@@ -8,6 +8,14 @@ import type { SnapshotFields } from './filters.ts';
 /** The one key of a snapshot in its namespace: containerd's keys are opaque strings. */
 export const scoped = (namespace: string, key: string): string => `${namespace}\u0000${key}`;
 
+/** Each record's scoped key, made once: records are replaced, never changed, so the cache holds. */
+const scopedKeys = new WeakMap<SnapshotRecord, string>();
+function scopedKeyOf(r: SnapshotRecord): string {
+  let k = scopedKeys.get(r);
+  if (k === undefined) scopedKeys.set(r, (k = scoped(r.namespace, r.key)));
+  return k;
+}
+
 export class RecordIndex {
   #seq = -1;
   #state: EngineState | null = null;
@@ -22,7 +30,7 @@ export class RecordIndex {
     this.#byKey.clear();
     this.#children.clear();
     for (const r of Object.values(state.snapshots)) {
-      this.#byKey.set(scoped(r.namespace, r.key), r);
+      this.#byKey.set(scopedKeyOf(r), r);
       if (r.parent) this.#children.set(r.parent, (this.#children.get(r.parent) ?? 0) + 1);
     }
     return this;

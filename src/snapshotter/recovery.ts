@@ -27,9 +27,12 @@ export interface RecoveryResult {
 
 const isSnapshotTarget = (target: string) => target.startsWith('snapshot:');
 
-/** Deletes the thin devices of snapshots that have no record. */
-export async function deleteOrphans(session: Session, runner: StepRunner): Promise<number> {
-  const orphans = Object.values(session.state.things).filter((t) => t.kind === 'snapshot' && !session.state.snapshots[t.key]);
+/**
+ * Deletes the thin devices of snapshots that have no record, except those `busy` names (a call in
+ * flight is making or removing them: Cleanup while the snapshotter serves; at start there is none).
+ */
+export async function deleteOrphans(session: Session, runner: StepRunner, busy: (thingKey: string) => boolean = () => false): Promise<number> {
+  const orphans = Object.values(session.state.things).filter((t) => t.kind === 'snapshot' && !session.state.snapshots[t.key] && !busy(t.key));
   for (const t of orphans) {
     await releaseLeftMount(session, runner, t);
     await runner.run(session, [remove(t)]);

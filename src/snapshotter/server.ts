@@ -13,9 +13,17 @@ import { isKernelError } from '../errors/index.ts';
 export const NAMESPACE_HEADER = 'containerd-namespace';
 const LIST_BATCH = 100;
 
-function namespaceOf(metadata: Metadata): string {
+/**
+ * The namespace as containerd's own servers read it (namespaces.fromGRPCHeader): the first value of
+ * the header. A client that set the namespace twice (its own context's, then a case's) sends several
+ * values, which reach a server as several entries or as one string joined with commas (HTTP/2 folds
+ * repeated headers that way); either way the first one counts. A namespace never holds a comma
+ * (containerd's identifiers are letters, digits, `.`, `_` and `-`), so splitting is safe.
+ */
+export function namespaceOf(metadata: Metadata): string {
   const v = metadata.get(NAMESPACE_HEADER)[0];
-  return v === undefined ? '' : String(v);
+  if (v === undefined) return '';
+  return String(v).split(',')[0].trim();
 }
 
 const KIND = { active: 'ACTIVE', view: 'VIEW', committed: 'COMMITTED' } as const;
@@ -27,7 +35,7 @@ function infoMessage(i: Info) {
 function toStatus(e: unknown): Partial<ServiceError> {
   if (e instanceof SnapshotError) return { code: GRPC_CODE[e.kind], details: e.message };
   // The state dir's lock held by another command (an apply) for longer than a call waits: try again.
-  if ((e as { code?: unknown })?.code === 'E_LOCKED') return { code: GrpcStatus.UNAVAILABLE, details: (e as Error).message };
+  if ((e as { code?: unknown })?.code === 'E_LOCKED' || (e as { code?: unknown })?.code === 'E_LOG_FOREIGN') return { code: GrpcStatus.UNAVAILABLE, details: (e as Error).message };
   if (isKernelError(e, 'ENOSPC')) return { code: GrpcStatus.RESOURCE_EXHAUSTED, details: (e as Error).message };
   return { code: GrpcStatus.UNKNOWN, details: e instanceof Error ? e.message : String(e) };
 }

@@ -11,8 +11,17 @@
 //   event; Remove: the record removed first, then the device and its thin id deleted;
 // - metadata messages to the pool go one at a time (thin ids are allocated under the same mutex);
 //   activations, Mounts, Stat, List and Usage of active devices do not wait for them;
-// - requests on the same key (and its parent) take turns, so the checks and the change they guard
-//   see the same records.
+// - requests on the same key (and its parent) take turns, and every check (the key free, the parent
+//   there and committed, no children) is made inside the session that makes the change, on the log
+//   as it stands then (Session.refresh), never on the view the last session left;
+// - a snapshot exists in full or not at all, whatever runs beside it. Between its create_snap and its
+//   record a Prepare's device has no record, and during a Remove the device outlives its record:
+//   both look like what a crash leaves. So each holds a reservation on its thin device's key
+//   (#inFlight) from before create_snap (taken under the metadata mutex, which Cleanup takes too)
+//   until the record is written, or from before the record is removed until the device is deleted;
+//   Cleanup deletes only record-less devices that no call holds. A reservation rather than a
+//   "pending" record in the log: the log's format and every reader of records stay as they are, and
+//   after a crash there is no call in flight, so start-up recovery needs no reservation to honour.
 
 import type { KernelPort, Filesystem } from '../kernel/port.ts';
 import type { Reporter } from '../messages/port.ts';
@@ -28,6 +37,7 @@ import { RecordIndex, scoped, parentName, fieldsOf } from './records.ts';
 import { compileFilters } from './filters.ts';
 import { SnapshotError, notFound, alreadyExists } from './errors.ts';
 import { nowText } from './clock.ts';
+import { checkKey, checkLabels } from './limits.ts';
 import { ensureDeviceNode, forgetDeviceNode } from './device-node.ts';
 import { StepRunner, snapCreate, activate, deactivate, remove } from './steps.ts';
 import { deleteOrphans } from './recovery.ts';
@@ -68,6 +78,8 @@ export class SnapshotService {
   readonly #keys = new KeyedLocks();
   /** Pool metadata messages (create_snap, delete) one at a time; thin ids are allocated under it too. */
   readonly #metadata = new Mutex();
+  /** Thin device keys (`snapshot:N`) that a call is making or removing: Cleanup leaves them alone. */
+  readonly #inFlight = new Map<string, number>();
 
   constructor(private readonly o: ServiceOptions) {}
 
@@ -85,47 +97,89 @@ export class SnapshotService {
     return r;
   }
 
+  /** The records as the log stands now, inside the session that is about to change them. */
+  async #recordsNow(s: Session): Promise<RecordIndex> {
+    await s.refresh();
+    return this.#index.of(s.state);
+  }
+
+  async #findNow(s: Session, namespace: string, key: string): Promise<SnapshotRecord> {
+    const r = (await this.#recordsNow(s)).get(namespace, key);
+    if (!r) throw notFound(`snapshot ${key}`);
+    return r;
+  }
+
+  #reserve(thingKey: string): void {
+    this.#inFlight.set(thingKey, (this.#inFlight.get(thingKey) ?? 0) + 1);
+  }
+
+  #unreserve(thingKey: string): void {
+    const n = (this.#inFlight.get(thingKey) ?? 0) - 1;
+    if (n > 0) this.#inFlight.set(thingKey, n);
+    else this.#inFlight.delete(thingKey);
+  }
+
+  /** Thin device keys a call is making or removing now (for Cleanup, and tests). */
+  inFlight(): ReadonlySet<string> {
+    return new Set(this.#inFlight.keys());
+  }
+
   info(r: SnapshotRecord, state: EngineState = this.#state): Info {
     return { name: r.key, parent: parentName(state, r), kind: r.kind, created: r.created, updated: r.updated, labels: { ...r.labels } };
   }
 
   async prepare(namespace: string, key: string, parent: string, labels: Record<string, string>, kind: 'active' | 'view'): Promise<Mount[]> {
     if (!key) throw new SnapshotError('invalid-argument', 'a snapshot key must not be empty');
+    checkKey('the snapshot key', key);
+    if (parent) checkKey('the parent key', parent);
+    checkLabels(labels);
     const locked = parent ? [scoped(namespace, key), scoped(namespace, parent)] : [scoped(namespace, key)];
-    return this.#keys.run(locked, async () => {
-      if (this.#records().get(namespace, key)) throw alreadyExists(`snapshot ${key}`);
-      let parentRecord: SnapshotRecord | null = null;
-      if (parent) {
-        parentRecord = this.#records().get(namespace, parent) ?? null;
-        if (!parentRecord) throw notFound(`parent snapshot ${parent}`);
-        if (parentRecord.kind !== 'committed') throw new SnapshotError('invalid-argument', `parent ${parent} is not a committed snapshot`);
-      }
-      return this.o.gate.run(async (s) => {
+    return this.#keys.run(locked, () =>
+      this.o.gate.run(async (s) => {
+        const records = await this.#recordsNow(s);
+        if (records.get(namespace, key)) throw alreadyExists(`snapshot ${key}`);
+        let parentRecord: SnapshotRecord | null = null;
+        if (parent) {
+          parentRecord = records.get(namespace, parent) ?? null;
+          if (!parentRecord) throw notFound(`parent snapshot ${parent}`);
+          if (parentRecord.kind !== 'committed') throw new SnapshotError('invalid-argument', `parent ${parent} is not a committed snapshot`);
+        }
         const origin = parentRecord ? s.state.things[parentRecord.id] : s.state.things.base;
         if (!origin || !origin.ready) throw new SnapshotError('unavailable', parentRecord ? `the thin device of ${parent} is missing (run \`thinlayer doctor\`)` : 'the pool\'s base is not ready');
         const thin = await this.#metadata.run(async () => {
           const thinId = nextFreeThinId(s.state);
           const name = String(thinId);
           const t = { key: thingKey('snapshot', name), name, ...dmIdentity(this.o.pool, 'snapshot', name, s.state.identity), thinId, sizeBytes: origin.sizeBytes };
-          await this.o.runner.run(s, [snapCreate(t, origin)]);
+          // Reserved before the device exists, in the mutex Cleanup takes: it never sees it unreserved.
+          this.#reserve(t.key);
+          try {
+            await this.o.runner.run(s, [snapCreate(t, origin)]);
+          } catch (e) {
+            this.#unreserve(t.key);
+            throw e;
+          }
           // A thin id the pool already held (not made by this log) moves the create to the next free id.
           const made = s.state.things[t.key];
           return made ? { ...t, thinId: made.thinId } : t;
         });
         try {
-          await this.o.runner.run(s, [activate(thin)]);
-          if (!parentRecord) await emptyRoot(s, this.o.runner, thin, this.o.filesystem);
-        } catch (e) {
-          // No record was made: the device is deleted now (or by Cleanup or the next start).
-          await releaseLeftMount(s, this.o.runner, thin).catch(() => undefined);
-          await this.#metadata.run(() => this.o.runner.run(s, [remove(thin)])).catch(() => undefined);
-          throw e;
+          try {
+            await this.o.runner.run(s, [activate(thin)]);
+            if (!parentRecord) await emptyRoot(s, this.o.runner, thin, this.o.filesystem);
+          } catch (e) {
+            // No record was made: the device is deleted now (or by Cleanup or the next start).
+            await releaseLeftMount(s, this.o.runner, thin).catch(() => undefined);
+            await this.#metadata.run(() => this.o.runner.run(s, [remove(thin)])).catch(() => undefined);
+            throw e;
+          }
+          const now = nowText();
+          await s.append([{ type: 'snapshot.set', snapshot: { id: thin.key, namespace, key, kind, parent: parentRecord?.id ?? null, labels: { ...labels }, created: now, updated: now } }]);
+        } finally {
+          this.#unreserve(thin.key);
         }
-        const now = nowText();
-        await s.append([{ type: 'snapshot.set', snapshot: { id: thin.key, namespace, key, kind, parent: parentRecord?.id ?? null, labels: { ...labels }, created: now, updated: now } }]);
         return this.#mountsOf(thin, kind);
-      });
-    });
+      }),
+    );
   }
 
   async mounts(namespace: string, key: string): Promise<Mount[]> {
@@ -150,36 +204,48 @@ export class SnapshotService {
 
   async commit(namespace: string, name: string, key: string, labels: Record<string, string>): Promise<void> {
     if (!name) throw new SnapshotError('invalid-argument', 'a committed snapshot\'s name must not be empty');
-    await this.#keys.run([scoped(namespace, key), scoped(namespace, name)], async () => {
-      const r = this.#find(namespace, key);
-      if (r.kind !== 'active') throw new SnapshotError('failed-precondition', `snapshot ${key} is not active`);
-      if (this.#records().get(namespace, name)) throw alreadyExists(`snapshot ${name}`);
-      await this.o.gate.run(async (s) => {
+    checkKey('the committed snapshot\'s name', name);
+    checkLabels(labels);
+    await this.#keys.run([scoped(namespace, key), scoped(namespace, name)], () =>
+      this.o.gate.run(async (s) => {
+        const records = await this.#recordsNow(s);
+        const r = records.get(namespace, key);
+        if (!r) throw notFound(`snapshot ${key}`);
+        if (r.kind !== 'active') throw new SnapshotError('failed-precondition', `snapshot ${key} is not active`);
+        if (records.get(namespace, name)) throw alreadyExists(`snapshot ${name}`);
         const t = s.state.things[r.id];
         if (t) await this.o.runner.run(s, [deactivate(t)]);
         const now = nowText();
         await s.append([{ type: 'snapshot.set', snapshot: { ...r, key: name, kind: 'committed', labels: { ...labels }, created: now, updated: now } }]);
-      });
-    });
+      }),
+    );
   }
 
   async remove(namespace: string, key: string): Promise<void> {
-    await this.#keys.run([scoped(namespace, key)], async () => {
-      const r = this.#find(namespace, key);
-      if (this.#records().hasChildren(r.id)) throw new SnapshotError('failed-precondition', `cannot remove snapshot ${key} with child snapshots: remove them first`);
-      await this.o.gate.run(async (s) => {
-        await s.append([{ type: 'snapshot.removed', id: r.id }]);
-        const t = s.state.things[r.id];
-        if (!t) return;
+    await this.#keys.run([scoped(namespace, key)], () =>
+      this.o.gate.run(async (s) => {
+        const records = await this.#recordsNow(s);
+        const r = records.get(namespace, key);
+        if (!r) throw notFound(`snapshot ${key}`);
+        if (records.hasChildren(r.id)) throw new SnapshotError('failed-precondition', `cannot remove snapshot ${key} with child snapshots: remove them first`);
+        // Reserved from before the record goes until the device is deleted: Cleanup waits its turn.
+        this.#reserve(r.id);
         try {
-          await this.#metadata.run(() => this.o.runner.run(s, [remove(t)]));
-          await forgetDeviceNode(t.dmName, this.o.stateDir);
-        } catch (e) {
-          // containerd no longer sees the snapshot; its device is deleted by Cleanup or the next start.
-          this.o.reporter.notify({ code: 'snapshotter.request-failed', method: 'Remove', key, error: `deleting the device failed, left for Cleanup: ${e instanceof Error ? e.message : String(e)}` });
+          await s.append([{ type: 'snapshot.removed', id: r.id }]);
+          const t = s.state.things[r.id];
+          if (!t) return;
+          try {
+            await this.#metadata.run(() => this.o.runner.run(s, [remove(t)]));
+            await forgetDeviceNode(t.dmName, this.o.stateDir);
+          } catch (e) {
+            // containerd no longer sees the snapshot; its device is deleted by Cleanup or the next start.
+            this.o.reporter.notify({ code: 'snapshotter.request-failed', method: 'Remove', key, error: `deleting the device failed, left for Cleanup: ${e instanceof Error ? e.message : String(e)}` });
+          }
+        } finally {
+          this.#unreserve(r.id);
         }
-      });
-    });
+      }),
+    );
   }
 
   stat(namespace: string, key: string): Info {
@@ -187,22 +253,28 @@ export class SnapshotService {
   }
 
   async update(namespace: string, info: { name: string; labels: Record<string, string> }, fieldPaths: string[]): Promise<Info> {
-    return this.#keys.run([scoped(namespace, info.name)], async () => {
-      const r = this.#find(namespace, info.name);
-      let labels: Record<string, string> = { ...r.labels };
-      if (fieldPaths.length === 0) labels = { ...info.labels };
-      for (const path of fieldPaths) {
-        if (path === 'labels') labels = { ...info.labels };
-        else if (path.startsWith('labels.')) {
-          const label = path.slice('labels.'.length);
-          labels[label] = info.labels[label] ?? '';
-        } else throw new SnapshotError('invalid-argument', `cannot update the "${path}" field of snapshot ${info.name}: only labels change`);
-      }
-      for (const [k, v] of Object.entries(labels)) if (v === '') delete labels[k];
-      const next = { ...r, labels, updated: nowText() };
-      await this.o.gate.run((s) => s.append([{ type: 'snapshot.set', snapshot: next }]));
-      return this.info(next);
-    });
+    checkKey('the snapshot key', info.name);
+    checkLabels(info.labels);
+    return this.#keys.run([scoped(namespace, info.name)], () =>
+      this.o.gate.run(async (s) => {
+        const r = await this.#findNow(s, namespace, info.name);
+        let labels: Record<string, string> = { ...r.labels };
+        if (fieldPaths.length === 0) labels = { ...info.labels };
+        for (const path of fieldPaths) {
+          if (path === 'labels') labels = { ...info.labels };
+          else if (path.startsWith('labels.')) {
+            const label = path.slice('labels.'.length);
+            labels[label] = info.labels[label] ?? '';
+          } else throw new SnapshotError('invalid-argument', `cannot update the "${path}" field of snapshot ${info.name}: only labels change`);
+        }
+        for (const [k, v] of Object.entries(labels)) if (v === '') delete labels[k];
+        // One label at a time can still add up past the bounds: the result is what is kept.
+        checkLabels(labels);
+        const next = { ...r, labels, updated: nowText() };
+        await s.append([{ type: 'snapshot.set', snapshot: next }]);
+        return this.info(next, s.state);
+      }),
+    );
   }
 
   list(namespace: string, filters: string[]): Info[] {
@@ -227,19 +299,28 @@ export class SnapshotService {
     // A committed snapshot's device is not active: activate it for the reading, through the log.
     return this.#keys.run([scoped(namespace, key)], () =>
       this.o.gate.run(async (s) => {
-        await this.o.runner.run(s, [activate(t)]);
+        const now = s.state.things[(await this.#findNow(s, namespace, key)).id];
+        if (!now) throw notFound(`the thin device of snapshot ${key}`);
+        await this.o.runner.run(s, [activate(now)]);
         try {
           return { size: await mapped(), inodes: 0 };
         } finally {
-          await this.o.runner.run(s, [deactivate(t)]);
+          await this.o.runner.run(s, [deactivate(now)]);
         }
       }),
     );
   }
 
-  /** Deletes the devices of snapshots that have no record (a Remove whose delete failed, a crash). */
+  /**
+   * Deletes the devices of snapshots that have no record (a Remove whose delete failed, a crash),
+   * except those a call in flight is making or removing: their record is about to appear, or their
+   * deletion is under way.
+   */
   async cleanup(): Promise<number> {
-    return this.o.gate.run((s) => this.#metadata.run(() => deleteOrphans(s, this.o.runner)));
+    return this.o.gate.run(async (s) => {
+      await s.refresh();
+      return this.#metadata.run(() => deleteOrphans(s, this.o.runner, (key) => this.#inFlight.has(key)));
+    });
   }
 }
 

@@ -1,8 +1,11 @@
 // The snapshotter's sessions. It holds the state dir's lock only while requests that change
 // something are in flight (and a short linger after, so a burst of requests shares one session):
 // between bursts the lock is free, so `thinlayer apply` can run beside a running snapshotter. Every
-// session replays what others appended meanwhile. Reads (Stat, List, Mounts) never wait for a
-// session: they read the projection the last one left.
+// session replays what others appended meanwhile: only that, when the log bears out where the last
+// session left its projection (Session's resume), so opening one does not cost the whole state; and
+// the projection is saved (snapshot.json, a write of the whole state) at most every saveEveryMs and
+// at close(). Reads (Stat, List, Mounts) never wait for a session: they read the projection the last
+// one left.
 //
 // Under steady load there is no "between bursts": requests keep arriving within the linger, and the
 // session would never close. So the gate yields: a process waiting for the lock announces itself
@@ -12,7 +15,7 @@
 // waiter has had the lock (`yieldLock`). A waiter therefore waits for the requests in flight when it
 // announced itself, not for the load to end.
 
-import { Session } from '../reconcile/session.ts';
+import { Session, type ResumePoint } from '../reconcile/session.ts';
 import type { CrashPoints } from '../reconcile/crash-points.ts';
 import type { KernelPort } from '../kernel/port.ts';
 import type { Reporter } from '../messages/port.ts';
@@ -29,6 +32,12 @@ export interface GateOptions {
   lockWaitMs: number;
   /** How long a session stays open after its last request. */
   lingerMs: number;
+  /**
+   * How often a session's close saves the projection (snapshot.json). Saving writes the whole state,
+   * so a burst's close saves only when this long has passed since the last save; close() (stop)
+   * always saves. Default 30 s.
+   */
+  saveEveryMs?: number;
 }
 
 export class SessionGate {
@@ -40,6 +49,10 @@ export class SessionGate {
   #yielding: Promise<void> | null = null;
   #yielded: () => void = () => undefined;
   #dir: Promise<StateDir> | null = null;
+  #stale = false;
+  /** Where the last session left the projection: the next one reads only what was appended since. */
+  #resume: ResumePoint | null = null;
+  #lastSave = 0;
   /** The projection as the last session left it (or the open one's, live). */
   state: EngineState;
 
@@ -71,6 +84,11 @@ export class SessionGate {
     this.state = session.state;
     try {
       return await work(session);
+    } catch (e) {
+      // Another process wrote to the log under this session's lock (Session.refresh): this session's
+      // projection can no longer be trusted, so it is closed and the next call opens (replays) anew.
+      if ((e as { code?: unknown })?.code === 'E_LOG_FOREIGN') this.#stale = true;
+      throw e;
     } finally {
       this.state = session.state;
       this.#release();
@@ -81,7 +99,7 @@ export class SessionGate {
   async close(): Promise<void> {
     if (this.#linger) clearTimeout(this.#linger);
     this.#linger = null;
-    if (this.#users === 0) this.#closeNow();
+    if (this.#users === 0) this.#closeNow(true);
     await this.#closing;
   }
 
@@ -107,7 +125,11 @@ export class SessionGate {
   #acquire(): Promise<Session> {
     if (!this.#current) {
       const { stateDir, kernel, crash, reporter, lockWaitMs } = this.opts;
-      this.#current = this.#closing.then(() => Session.open({ stateDir, backend: kernel.kind, kernel, crash, reporter, mutate: true, command: 'snapshotter', lockWaitMs, yieldLock: true }));
+      this.#current = this.#closing.then(() => {
+        const resume = this.#resume;
+        this.#resume = null; // taken over (folded in place) by this session, or not usable
+        return Session.open({ stateDir, backend: kernel.kind, kernel, crash, reporter, mutate: true, command: 'snapshotter', lockWaitMs, resume, yieldLock: true });
+      });
       this.#current.catch(() => (this.#current = null));
     }
     return this.#current;
@@ -115,6 +137,11 @@ export class SessionGate {
 
   #release(): void {
     this.#users -= 1;
+    if (this.#stale && this.#current) {
+      // Closed at once, whoever still uses it: its projection can no longer be trusted.
+      this.#closeNow();
+      this.#stale = false;
+    }
     if (this.#users > 0) return;
     if (this.#yielding) return this.#endYield(); // also when the session failed to open: the waiting requests go on
     if (!this.#current) return;
@@ -124,14 +151,19 @@ export class SessionGate {
     }, this.opts.lingerMs);
   }
 
-  #closeNow(): void {
+  #closeNow(final = false): void {
     const current = this.#current;
     if (!current) return;
     this.#current = null;
+    const stale = this.#stale;
     this.#closing = current.then(
       async (s) => {
         this.state = s.state;
-        await s.close();
+        this.#resume = stale ? null : await s.resumePoint().catch(() => null);
+        const save = final || Date.now() - this.#lastSave >= (this.opts.saveEveryMs ?? 30_000);
+        if (save) this.#lastSave = Date.now();
+        await s.close({ save });
+        if (s.saveFailed) this.#lastSave = 0; // reported by the session; tried again at the next close
       },
       () => undefined,
     );

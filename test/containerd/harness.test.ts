@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterEach, expect, test } from 'vitest';
 import { parsePhaseLines } from '../../bench/suites/containerd.ts';
 // @ts-expect-error: a plain .mjs module of the kernel tier, without types
-import { caseResults, suiteCases } from '../vm/scenarios/containerd-suite.mjs';
+import { caseResults, suiteCases, PASSES } from '../vm/scenarios/containerd-suite.mjs';
 // @ts-expect-error: a plain .mjs module of the kernel tier, without types
 import { writeOciArchive } from './oci-image.mjs';
 
@@ -36,6 +36,19 @@ test('case results come from the prefixed --- lines of go test -v, a FAIL kept a
   expect([...r.keys()]).toEqual(['Basic', 'Chown', 'Rename']);
   expect(r.get('Chown')).toEqual({ status: 'FAIL', seconds: 4.94 });
   expect(r.get('Rename').status).toBe('SKIP');
+});
+
+test('each pass of the suite (sequential, four in parallel) has its own results, read from its own prefix', () => {
+  const output = [
+    'TL-SUITE-seq     --- PASS: TestSnapshotterConformance/Basic (6.04s)',
+    'TL-SUITE-par4     --- FAIL: TestSnapshotterConformance/Basic (2.00s)',
+    'TL-SUITE-par4     --- PASS: TestSnapshotterConformance/Chown (1.00s)',
+  ].join('\n');
+  expect(caseResults(output, 'seq').get('Basic')).toEqual({ status: 'PASS', seconds: 6.04 });
+  expect([...caseResults(output, 'seq').keys()]).toEqual(['Basic']);
+  expect(caseResults(output, 'par4').get('Basic')).toEqual({ status: 'FAIL', seconds: 2 });
+  expect(caseResults(output, 'par4').get('Chown')?.status).toBe('PASS');
+  expect(PASSES.map((p: { parallel: number }) => p.parallel)).toEqual([1, 4]);
 });
 
 test('benchmark phase lines repeat by round and keep their fields', () => {

@@ -37,4 +37,28 @@ describe('snapshot list filters', () => {
       }
     }
   });
+
+  it('refuses a pattern RE2 does not accept as InvalidArgument, before matching anything', () => {
+    for (const bad of ['name~=[', 'name~=(a', 'name~=a**', 'name~=(?<=a)b']) {
+      let caught: unknown = null;
+      try {
+        compileFilters([bad]);
+      } catch (e) {
+        caught = e;
+      }
+      expect(caught, bad).toBeInstanceOf(SnapshotError);
+      expect((caught as SnapshotError).kind, bad).toBe('invalid-argument');
+    }
+  });
+
+  it('matches a catastrophic-backtracking pattern in linear time, with RE2 semantics', () => {
+    const key = 'a'.repeat(34) + '!';
+    const evil = compileFilters(['name~=^(a+)+$']);
+    // A backtracking engine takes 2^34 steps here; RE2 answers at once (vitest's timeout is the bound).
+    expect(evil({ ...snap, name: key })).toBe(false);
+    expect(evil({ ...snap, name: 'a'.repeat(100_000) })).toBe(true);
+    expect(compileFilters(['name~=^default/[0-9]+/'])(snap)).toBe(true);
+    expect(compileFilters(['labels.plain~=^v$'])(snap)).toBe(true);
+    expect(compileFilters(['labels.absent~=.*'])(snap)).toBe(false);
+  });
 });

@@ -3,7 +3,10 @@
 // only through containerd's own proxy client (snapshots/proxy), the client containerd uses for a
 // `[proxy_plugins.NAME] type = "snapshot"` entry, and each case works in a namespace of its own
 // (the containerd-namespace gRPC header), so the cases, which run in parallel, never see each
-// other's keys. After a case, everything it left in its namespace is removed, children first.
+// other's keys. The case's namespace is set over the suite's own ("testsuite"), as users of
+// containerd's proxy client do, so each request carries both in its header, the case's first:
+// the snapshotter must read the header as containerd's servers do (the first value). After a
+// case, everything it left in its namespace is removed, children first.
 //
 // Built offline in GOPATH mode by test/containerd/build-suite.mjs; run in the VM as
 //
@@ -27,7 +30,6 @@ import (
 	"github.com/containerd/containerd/snapshots/proxy"
 	"github.com/containerd/containerd/snapshots/testsuite"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
 )
 
 const socketEnv = "THINLAYER_SNAPSHOTTER_SOCKET"
@@ -64,8 +66,8 @@ func dial(socket string) (*grpc.ClientConn, error) {
 	return grpc.DialContext(ctx, "unix://"+socket, grpc.WithInsecure(), grpc.WithBlock(), grpc.WithContextDialer(dialer))
 }
 
-// namespaced gives every call of one case the case's own namespace, whatever namespace the suite
-// put in the context (it uses one, "testsuite", for all cases).
+// namespaced gives every call of one case the case's own namespace, set over the namespace the
+// suite put in the context (it uses one, "testsuite", for all cases).
 type namespaced struct {
 	inner snapshots.Snapshotter
 	ns    string
@@ -74,8 +76,10 @@ type namespaced struct {
 
 func (n *namespaced) ctx(ctx context.Context) context.Context {
 	atomic.StoreInt32(&n.used, 1)
-	// Drop outgoing metadata from the suite's context so the header carries one namespace only.
-	return namespaces.WithNamespace(metadata.NewOutgoingContext(ctx, metadata.MD{}), n.ns)
+	// The suite's metadata is kept: namespaces.WithNamespace joins the header's values with the
+	// latest first, so the request carries [case, testsuite] (several values, or one comma-joined
+	// string on the wire), and the snapshotter must take the first, as containerd does.
+	return namespaces.WithNamespace(ctx, n.ns)
 }
 
 func (n *namespaced) Stat(ctx context.Context, key string) (snapshots.Info, error) {
