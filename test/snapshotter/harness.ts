@@ -99,9 +99,9 @@ export interface Running {
 }
 
 /** The CLI as a child process; resolves once the socket is there (or rejects if it exits first). */
-export async function startChild(b: Box, env: Record<string, string> = {}): Promise<Running & { proc: ChildProcess; exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> }> {
+export async function startChild(b: Box, env: Record<string, string> = {}, backend: 'sim' | 'kernel' = 'sim'): Promise<Running & { proc: ChildProcess; exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> }> {
   const ready = freshSocket(b.socket);
-  const proc = spawn(process.execPath, [BIN, 'snapshotter', '-f', b.manifest, '--socket', b.socket, '--state-dir', b.stateDir, '--backend', 'sim', '-q'], {
+  const proc = spawn(process.execPath, [BIN, 'snapshotter', '-f', b.manifest, '--socket', b.socket, '--state-dir', b.stateDir, '--backend', backend, '-q'], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
