@@ -6,8 +6,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { openStateDir, type StateDir } from '../events/state-dir.ts';
-import { InternalError } from '../errors/index.ts';
-import { EventLog } from '../events/log.ts';
+import { InternalError, inFile } from '../errors/index.ts';
+import { EventLog, EVENT_LOG_FILE } from '../events/log.ts';
 import { acquireLock, type Lock, type LockHolder } from '../events/lock.ts';
 import { SnapshotStore } from '../events/snapshot.ts';
 import { replay } from '../events/replay.ts';
@@ -66,14 +66,15 @@ export class Session {
     const crash = opts.crash ?? new CrashPoints();
     let scratch: string | null = null;
     const onWait = (h: LockHolder) => opts.reporter.notify({ code: 'lock.waiting', pid: h.pid, command: h.command, since: h.since });
-    const lock = opts.mutate ? await acquireLock(stateDir, { command: opts.command, waitMs: opts.lockWaitMs, signal: opts.signal, onWait }) : null;
+    const lock = opts.mutate ? await acquireLock(stateDir, { command: opts.command, waitMs: opts.lockWaitMs, signal: opts.signal, onWait }).catch(inFile(stateDir.path('lock'))) : null;
     try {
       if (lock?.tookOverFrom) opts.reporter.notify({ code: 'lock.took-over', pid: lock.tookOverFrom.pid, command: lock.tookOverFrom.command });
       // A simulated kernel that was never started has nothing in it: read-only, it is made in a
       // throwaway directory rather than in the state dir.
       const simDir = !opts.mutate && !existsSync(stateDir.path('sim')) ? async () => (scratch = await mkdtemp(path.join(tmpdir(), 'thinlayer-sim-'))) : undefined;
       const kernel = opts.kernel ?? (await openSessionKernel(opts.backend, stateDir, opts.reporter, simDir));
-      const log = opts.mutate ? await EventLog.open(stateDir, { exclusive: lock !== null }) : await EventLog.openForReading(stateDir);
+      const logFile = stateDir.path(EVENT_LOG_FILE);
+      const log = opts.mutate ? await EventLog.open(stateDir, { exclusive: lock !== null }).catch(inFile(logFile)) : await EventLog.openForReading(stateDir).catch(inFile(logFile));
       const store = await SnapshotStore.open<EngineState>(stateDir);
       const session = new Session(stateDir, crash.wrapKernel(countKernelCallsFromEnv(kernel)), log, store, lock, crash, initialState());
       session.scratch = scratch;
@@ -112,7 +113,7 @@ export class Session {
     if (!this.log || !this.lock) throw new InternalError('an append in a read-only session');
     const what = bodies.map((b) => ('op' in b ? `${b.type} ${b.op}` : b.type)).join(', ');
     this.crash.boundary(`before append ${what}`);
-    const events = await this.log.append(bodies, { durable: opts.durable });
+    const events = await this.log.append(bodies, { durable: opts.durable }).catch(inFile(this.stateDir.path(EVENT_LOG_FILE)));
     this.crash.boundary(`after append ${what}`);
     if (opts.fold !== false) for (const e of events) foldInto(this.state, e);
     return events;

@@ -25,7 +25,7 @@ import { readStatus, type StatusView } from '../api/status.ts';
 import { dmIdentity } from '../domain/names.ts';
 import { poolIdentity } from '../lifecycle/current-pool.ts';
 import { desiredDigestOf, sameDesired } from '../plan/desired-state.ts';
-import { ThinlayerError, UserError } from '../errors/index.ts';
+import { systemCallError, ThinlayerError, UserError } from '../errors/index.ts';
 import type { Message, Reporter } from '../messages/port.ts';
 import { startLoop, type LoopSummary } from './loop.ts';
 import { backoffForInterval, type BackoffPolicy } from './backoff.ts';
@@ -222,7 +222,8 @@ export async function watch(opts: WatchOptions): Promise<LoopSummary> {
 function errorText(e: unknown): string {
   if (e instanceof ThinlayerError) return e.message;
   // A failed system call (the state dir removed, a full disk) is the host's trouble, not a bug.
-  if (e instanceof Error && typeof (e as NodeJS.ErrnoException).syscall === 'string') return e.message;
+  const host = systemCallError(e);
+  if (host) return host.message;
   return e instanceof Error ? `internal error (a bug in thinlayer, please report it): ${e.stack ?? e.message}` : String(e);
 }
 
