@@ -102,6 +102,8 @@ export function renderEvent(e: ThinlayerEvent): string {
       return `${head} ${e.kind} ${JSON.stringify(e.detail)}`;
     case 'state.identity':
       return `${head} ${e.id}${e.legacy ? ' (a log of a release before identities)' : ''}`;
+    case 'state.backend':
+      return `${head} ${e.backend === 'sim' ? 'the simulated kernel' : 'the real kernel'}`;
     case 'pool.foreign-kept':
       return `${head} transaction id ${e.txid}, thin ids ${e.thinIds.join(', ') || 'none'} kept as foreign`;
     case 'snapshot.set':
