@@ -40,6 +40,8 @@ export interface StatusView {
     state: StableState;
     desired: string;
     mountpoint: string | null;
+    /** Where the mount's files are seen on this host, when not at the mountpoint (the simulated kernel keeps its mounts in the state dir). */
+    seenAt?: string;
     thinId: number | null;
     dmName: string | null;
     devPath: string | null;
@@ -106,12 +108,14 @@ export async function readStatus(session: Session, observed?: Observation): Prom
     const t = state.things[key];
     const info = t ? obs.devices[t.dmName] : undefined;
     const observedState = seen(key);
+    const mountpoint = observedState === 'mounted' && info ? (mounts.get(`${info.major}:${info.minor}`) ?? d.mountpoint) : d.mountpoint;
     return {
       name: d.name,
       layer: d.layer,
       state: observedState,
       desired: d.state,
-      mountpoint: observedState === 'mounted' && info ? (mounts.get(`${info.major}:${info.minor}`) ?? d.mountpoint) : d.mountpoint,
+      mountpoint,
+      ...(observedState === 'mounted' && mountpoint && session.kernel.mountedAt ? { seenAt: session.kernel.mountedAt(mountpoint) } : {}),
       thinId: t?.thinId ?? null,
       dmName: t?.dmName ?? null,
       devPath: info?.devPath ?? null,

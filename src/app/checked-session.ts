@@ -12,6 +12,8 @@ import { Session, type SessionOptions } from '../reconcile/session.ts';
 import { initialState } from '../lifecycle/projection.ts';
 import { ArchiveDigestFile } from '../reconcile/archive-digests.ts';
 import { EVENT_LOG_FILE } from '../events/log.ts';
+import { openStateDir } from '../events/state-dir.ts';
+import { UserError } from '../errors/index.ts';
 import { readDesired, type DesiredOptions, type DesiredState, type ManifestInput } from './desired.ts';
 
 /** Whether the state dir at `dir` holds an event log (or cannot be looked at: then the session says why). */
@@ -28,9 +30,13 @@ export async function stateDirHasLog(dir: string): Promise<boolean> {
  * The desired state checked against a state dir with nothing recorded, or null when the state dir
  * has a log (the checks then need the session). Writes nothing anywhere.
  */
-export async function checkBeforeCreating(stateDir: string, input: ManifestInput, opts: DesiredOptions = {}): Promise<DesiredState | null> {
+export async function checkBeforeCreating(stateDir: string, input: ManifestInput, opts: DesiredOptions = {}): Promise<(DesiredState & { digests: ArchiveDigestFile }) | null> {
   if (await stateDirHasLog(stateDir)) return null;
-  return readDesired(input, initialState(), opts);
+  // Opened read-only: a directory that holds files but no log is left to the session to judge.
+  const dir = await openStateDir(stateDir, { readOnly: true }).catch((e) => (e instanceof UserError && e.code === 'E_NOT_STATE_DIR' ? null : Promise.reject(e)));
+  if (!dir) return null;
+  const digests = await ArchiveDigestFile.open(dir);
+  return { ...(await readDesired(input, initialState(), { digests, ...opts })), digests };
 }
 
 /** What the checks look at is still empty: the early check holds (the identity may have been recorded since). */
@@ -48,8 +54,10 @@ export async function withCheckedSession<T>(opts: SessionOptions, input: Manifes
   try {
     let ready: DesiredState;
     // Another command may have recorded something between the check and the lock: then check again.
-    if (early && nothingRecorded(session)) ready = early;
-    else {
+    if (early && nothingRecorded(session)) {
+      ready = early;
+      await early.digests.save();
+    } else {
       const digests = await ArchiveDigestFile.open(session.stateDir);
       ready = await readDesired(input, session.state, { ...desiredOpts, digests });
       await digests.save();

@@ -69,7 +69,7 @@ export function renderStatus(s: StatusView): string {
           d.sizeBytes === null ? '-' : formatBytes(d.sizeBytes),
           d.mappedBytes === null ? '-' : formatBytes(d.mappedBytes),
           d.mappedPercent === null ? '-' : d.mappedPercent.toFixed(2),
-          d.mountpoint ?? '-',
+          d.seenAt ? `${d.mountpoint} (seen at ${d.seenAt})` : (d.mountpoint ?? '-'),
           d.devPath ?? '-',
         ]),
       ),
