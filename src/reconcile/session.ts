@@ -114,6 +114,7 @@ export class Session {
       }
       return session;
     } catch (e) {
+      await session?.log?.close().catch(() => undefined);
       await session?.closeKernel();
       await lock?.release();
       if (session?.scratch) await rm(session.scratch, { recursive: true, force: true });
