@@ -9,7 +9,7 @@ import { worstImpact, type Plan, type Step, type PoolGrowArgs } from '../plan/st
 import { plan as makePlan } from '../plan/planner.ts';
 import { Session, type SessionOptions } from '../reconcile/session.ts';
 import { inputOf, readDesired, type ManifestArg } from '../app/desired.ts';
-import { stateDirHasLog, withCheckedSession } from '../app/checked-session.ts';
+import { stateDirExists, withCheckedSession } from '../app/checked-session.ts';
 import { reconcile, type RunResult } from '../reconcile/reconcile.ts';
 import { observeSystem } from '../reconcile/observe.ts';
 import { checkMountpointsOnHost } from '../host/mountpoint-check.ts';
@@ -111,8 +111,8 @@ export async function planFor(manifest: ManifestArg | null, opts: CommonOptions 
 
 /** Converge to the desired state already recorded (after a reboot, a crash or `down`). */
 export async function up(opts: MutateOptions): Promise<RunResult | null> {
-  // Nothing recorded: nothing to bring up, and nothing is created to say so.
-  if (!(await stateDirHasLog(opts.stateDir))) return null;
+  // No state dir: nothing recorded, nothing to bring up, and nothing is created to say so.
+  if (!(await stateDirExists(opts.stateDir))) return null;
   return withSession(opts, true, 'up', async (s) => {
     if (!s.state.desired && !s.state.poolSpec) return null;
     return reconcile(s, { desired: s.state.desired, mode: 'converge', command: 'up', reporter: opts.reporter ?? silentReporter, confirm: confirmer(opts), recordDesired: false, signal: opts.signal });
@@ -121,7 +121,7 @@ export async function up(opts: MutateOptions): Promise<RunResult | null> {
 
 /** Unmount and deactivate everything, keep all data; `up` brings it back. */
 export async function down(opts: MutateOptions): Promise<RunResult | null> {
-  if (!(await stateDirHasLog(opts.stateDir))) return null;
+  if (!(await stateDirExists(opts.stateDir))) return null;
   return withSession(opts, true, 'down', async (s) => {
     if (!s.state.desired) return null;
     return reconcile(s, { desired: s.state.desired, mode: 'down', command: 'down', reporter: opts.reporter ?? silentReporter, confirm: confirmer(opts), recordDesired: false, signal: opts.signal });
@@ -136,7 +136,7 @@ export async function destroy(opts: MutateOptions): Promise<RunResult> {
 /** Grow a file-backed pool: extend its sparse files, resize the loop devices, reload the pool table. */
 /** Grow a file-backed pool; null when nothing is recorded in the state dir (like up). */
 export async function growPoolTo(request: GrowRequest, opts: CommonOptions): Promise<GrowResult | null> {
-  if (!(await stateDirHasLog(opts.stateDir))) return null;
+  if (!(await stateDirExists(opts.stateDir))) return null;
   return withSession(opts, true, 'pool grow', async (s) => {
     if (!s.state.desired && !s.state.poolSpec) return null;
     return growPool(s, request, { reporter: opts.reporter });

@@ -26,6 +26,11 @@ export async function stateDirHasLog(dir: string): Promise<boolean> {
   }
 }
 
+/** Whether there is anything at `dir` (a state dir that does not exist has nothing recorded, and no one working in it). */
+export async function stateDirExists(dir: string): Promise<boolean> {
+  return (await lstat(path.resolve(dir)).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? null : Promise.reject(e)))) !== null;
+}
+
 /**
  * The desired state checked against a state dir with nothing recorded, or null when the state dir
  * has a log (the checks then need the session). Writes nothing anywhere.
