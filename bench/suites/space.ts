@@ -56,7 +56,7 @@ export const spaceSuite: Suite = {
       const write = async (label: string, each: (dir: string) => number) => {
         const before = await usedBytes();
         let written = 0;
-        for (let i = 0; i < devices; i++) written += each(path.join(mnt, deviceName('s', i, 3)));
+        for (let i = 0; i < devices; i++) written += each(kernel.mountedAt(path.join(mnt, deviceName('s', i, 3))));
         await kernel.sync();
         const allocated = (await usedBytes()) - before;
         rows.push([label, written, allocated, round(allocated / written)]);

@@ -7,21 +7,21 @@ import type { KernelPort } from '../kernel/port.ts';
 import type { BackendChoice } from '../kernel/select.ts';
 import { worstImpact, type Plan, type Step, type PoolGrowArgs } from '../plan/steps.ts';
 import { plan as makePlan } from '../plan/planner.ts';
-import { Session } from '../reconcile/session.ts';
+import { Session, type SessionOptions } from '../reconcile/session.ts';
+import { inputOf, readDesired, type ManifestArg } from '../app/desired.ts';
+import { stateDirExists, withCheckedSession } from '../app/checked-session.ts';
 import { reconcile, type RunResult } from '../reconcile/reconcile.ts';
 import { observeSystem } from '../reconcile/observe.ts';
 import { checkMountpointsOnHost } from '../host/mountpoint-check.ts';
 import { silentReporter, type Reporter } from '../messages/port.ts';
 import { readStatus, type StatusView } from './status.ts';
-import { resolveContent } from '../reconcile/resolve-content.ts';
 import { ArchiveDigestFile } from '../reconcile/archive-digests.ts';
 import { currentPoolSpec, poolIdentity } from '../lifecycle/current-pool.ts';
 import { growPool, runPoolGrow, type GrowRequest, type GrowResult } from '../reconcile/pool-grow.ts';
 import { UserError } from '../errors/index.ts';
-import { formatSize } from '../manifest/sizes.ts';
 import { stat } from 'node:fs/promises';
 import type { Backing } from '../manifest/types.ts';
-import { refuseChanges, poolGrowth, poolGrowArgs, poolGrowStep } from '../plan/changes.ts';
+import { poolGrowth, poolGrowArgs, poolGrowStep } from '../plan/changes.ts';
 import { clearHolders, refuseHolders } from './holders-check.ts';
 import { readLogAgain } from '../doctor/second-look.ts';
 import { settlePlanInFlight } from '../doctor/in-flight.ts';
@@ -43,29 +43,21 @@ export interface MutateOptions extends CommonOptions {
   confirm?: (plan: Plan) => Promise<boolean>;
 }
 
+function sessionOptions(opts: CommonOptions, mutate: boolean, command: string): SessionOptions {
+  return { stateDir: opts.stateDir, backend: opts.backend ?? 'auto', reporter: opts.reporter ?? silentReporter, mutate, command, kernel: opts.kernel, signal: opts.signal };
+}
+
 export interface TakeDownOptions extends MutateOptions {
   /** destroy and down: ask a running snapshotter or watch to stop and wait for it, instead of refusing (holders-check.ts). */
   force?: boolean;
 }
 
 async function withSession<T>(opts: CommonOptions, mutate: boolean, command: string, work: (s: Session) => Promise<T>): Promise<T> {
-  const session = await Session.open({ stateDir: opts.stateDir, backend: opts.backend ?? 'auto', reporter: opts.reporter ?? silentReporter, mutate, command, kernel: opts.kernel, signal: opts.signal });
+  const session = await Session.open(sessionOptions(opts, mutate, command));
   try {
     return await work(session);
   } finally {
     await session.close();
-  }
-}
-
-/** Existing layers were made at the recorded base size: a smaller one would not hold them. */
-function refuseSmallerBase(s: Session, desired: Manifest): void {
-  const recorded = s.state.poolSpec;
-  if (recorded && recorded.name === desired.pool.name && desired.pool.baseSizeBytes < recorded.baseSizeBytes) {
-    throw new UserError(
-      `${desired.file || 'manifest'}: pool.baseSize: cannot be lowered from ${formatSize(recorded.baseSizeBytes)} to ${formatSize(desired.pool.baseSizeBytes)}: the base and the layers already made have the recorded size (raising it is fine: new devices get the larger size)`,
-      { file: desired.file, path: 'pool.baseSize', expected: `at least ${formatSize(recorded.baseSizeBytes)}` },
-      'E_BASE_SIZE',
-    );
   }
 }
 
@@ -83,48 +75,11 @@ function confirmer(opts: MutateOptions): (plan: Plan) => Promise<boolean> {
   return async (plan) => (opts.yes ? true : opts.confirm ? opts.confirm(plan) : false);
 }
 
-// Imported when used, not above: the YAML parsers and the schema are the larger part of the CLI
-// bundle, and only the commands given a manifest file (apply, plan -f) need them.
-const manifestReader = () => import('../manifest/load.ts');
-
-/** A Manifest given as it is, or a manifest file read but not yet parsed. */
-type ManifestInput = { given: Manifest } | { source: ManifestSource };
-
-/** A manifest to apply or plan: a file's path, a Manifest, or a manifest text already read (ManifestSource). */
-export type ManifestArg = string | Manifest | ManifestSource;
-
-function isSource(m: Manifest | ManifestSource): m is ManifestSource {
-  return typeof (m as ManifestSource).text === 'string' && typeof (m as ManifestSource).digest === 'string';
-}
-
-/** Reads a manifest file (not parsing it): a missing file is refused before the state dir is opened. */
-async function inputOf(manifest: ManifestArg): Promise<ManifestInput> {
-  if (typeof manifest === 'string') return { source: await (await manifestReader()).readManifestSource(manifest) };
-  return isSource(manifest) ? { source: manifest } : { given: manifest };
-}
-
-/**
- * The Manifest to converge to. A file whose digest is the one recorded with the desired state is
- * that very manifest, read and checked when it was recorded: it is not parsed again (at 10,000
- * devices, parsing is most of a no-op apply).
- */
-async function desiredFrom(input: ManifestInput, s: Session): Promise<{ desired: Manifest; digest: string | null }> {
-  if ('given' in input) return { desired: input.given, digest: null };
-  const { source } = input;
-  if (s.state.desired && s.state.desiredDigest === source.digest) return { desired: s.state.desired, digest: source.digest };
-  return { desired: (await manifestReader()).parseManifestSource(source), digest: source.digest };
-}
-
 /** Record the manifest as the desired state and converge to it. */
 export async function apply(manifest: ManifestArg, opts: MutateOptions): Promise<RunResult> {
   const input = await inputOf(manifest);
-  return withSession(opts, true, 'apply', async (s) => {
-    const { desired, digest } = await desiredFrom(input, s);
-    refuseSmallerBase(s, desired);
-    refuseChanges(s.state, desired);
-    const digests = await ArchiveDigestFile.open(s.stateDir);
-    const content = await resolveContent(desired, digests);
-    await digests.save();
+  // Checked (manifest, refusals, every layer source) before anything is created or recorded.
+  return withCheckedSession(sessionOptions(opts, true, 'apply'), input, async (s, { desired, digest, content }) => {
     // A raised data.size or metadata.size grows the pool first, through `pool grow`'s own path; when
     // the rest of the plan deletes, only once that plan is confirmed (asked once, growth included).
     let confirm = confirmer(opts);
@@ -147,13 +102,11 @@ export async function apply(manifest: ManifestArg, opts: MutateOptions): Promise
 export async function planFor(manifest: ManifestArg | null, opts: CommonOptions & { mode?: 'converge' | 'down' }): Promise<Plan> {
   const input = manifest === null ? null : await inputOf(manifest);
   return withSession(opts, false, 'plan', async (s) => {
-    const desired = input === null ? null : (await desiredFrom(input, s)).desired;
-    if (desired) {
-      refuseSmallerBase(s, desired);
-      refuseChanges(s.state, desired);
-    }
-    // Archives hashed by an earlier apply are looked up, not hashed again; plan writes nothing.
-    const content = desired ? await resolveContent(desired, await ArchiveDigestFile.open(s.stateDir)) : undefined;
+    // The same checks as apply's (app/desired.ts). Archives hashed by an earlier apply are looked
+    // up, not hashed again; plan writes nothing.
+    const ready = input === null ? null : await readDesired(input, s.state, { digests: await ArchiveDigestFile.open(s.stateDir) });
+    const desired = ready?.desired ?? null;
+    const content = ready?.content;
     const target = input === null ? s.state.desired : desired;
     const observed = await observeSystem(s.kernel, s.stateDir, currentPoolSpec(s.state, target), s.state);
     await checkMountpointsOnHost(s.kernel, s.stateDir.root, target, opts.mode ?? 'converge', observed.devices);
@@ -167,6 +120,8 @@ export async function planFor(manifest: ManifestArg | null, opts: CommonOptions 
 
 /** Converge to the desired state already recorded (after a reboot, a crash or `down`). */
 export async function up(opts: MutateOptions): Promise<RunResult | null> {
+  // No state dir: nothing recorded, nothing to bring up, and nothing is created to say so.
+  if (!(await stateDirExists(opts.stateDir))) return null;
   return withSession(opts, true, 'up', async (s) => {
     if (!s.state.desired && !s.state.poolSpec) return null;
     return reconcile(s, { desired: s.state.desired, mode: 'converge', command: 'up', reporter: opts.reporter ?? silentReporter, confirm: confirmer(opts), recordDesired: false, signal: opts.signal });
@@ -175,6 +130,7 @@ export async function up(opts: MutateOptions): Promise<RunResult | null> {
 
 /** Unmount and deactivate everything, keep all data; `up` brings it back. Refused while a snapshotter or watch runs, unless `force`. */
 export async function down(opts: TakeDownOptions): Promise<RunResult | null> {
+  if (!(await stateDirExists(opts.stateDir))) return null;
   await clearHolders('down', { stateDir: opts.stateDir, reporter: opts.reporter ?? silentReporter, force: opts.force === true, signal: opts.signal });
   return withSession(opts, true, 'down', async (s) => {
     await refuseHolders('down', s.stateDir);
@@ -195,6 +151,7 @@ export async function destroy(opts: TakeDownOptions): Promise<RunResult> {
 /** Grow a file-backed pool: extend its sparse files, resize the loop devices, reload the pool table. */
 /** Grow a file-backed pool; null when nothing is recorded in the state dir (like up). */
 export async function growPoolTo(request: GrowRequest, opts: CommonOptions): Promise<GrowResult | null> {
+  if (!(await stateDirExists(opts.stateDir))) return null;
   return withSession(opts, true, 'pool grow', async (s) => {
     if (!s.state.desired && !s.state.poolSpec) return null;
     return growPool(s, request, { reporter: opts.reporter });
@@ -232,5 +189,6 @@ export { planFor as plan };
 export { openStateDir, type StateDir } from '../events/state-dir.ts';
 export { UserError, KernelError, StateError, InternalError, ThinlayerError } from '../errors/index.ts';
 export { CollectingReporter, silentReporter, type Reporter, type Message } from '../messages/port.ts';
+export type { ManifestArg } from '../app/desired.ts';
 export type { RunResult, StatusView, Plan, Manifest, ManifestSource, GrowRequest, GrowResult, BackendChoice, KernelPort };
 export { Session };

@@ -49,6 +49,8 @@ export interface StatusView {
     state: StableState;
     desired: string;
     mountpoint: string | null;
+    /** Where the mount's files are seen on this host, when not at the mountpoint (the simulated kernel keeps its mounts in the state dir). */
+    seenAt?: string;
     thinId: number | null;
     dmName: string | null;
     devPath: string | null;
@@ -121,6 +123,7 @@ export async function readStatus(session: Session, observed?: Observation): Prom
     const observedState = seen(key);
     const drift = t ? layerDriftOf(t, layerKeyOf(d.layer), d.layer, state) : null;
     const origin = t?.origin ? state.things[t.origin] : undefined;
+    const mountpoint = observedState === 'mounted' && info ? (mounts.get(`${info.major}:${info.minor}`) ?? d.mountpoint) : d.mountpoint;
     return {
       name: d.name,
       layer: d.layer,
@@ -129,7 +132,8 @@ export async function readStatus(session: Session, observed?: Observation): Prom
       layerDrift: drift !== null,
       state: observedState,
       desired: d.state,
-      mountpoint: observedState === 'mounted' && info ? (mounts.get(`${info.major}:${info.minor}`) ?? d.mountpoint) : d.mountpoint,
+      mountpoint,
+      ...(observedState === 'mounted' && mountpoint && session.kernel.mountedAt ? { seenAt: session.kernel.mountedAt(mountpoint) } : {}),
       thinId: t?.thinId ?? null,
       dmName: t?.dmName ?? null,
       devPath: info?.devPath ?? null,

@@ -178,13 +178,13 @@ export async function runCommand(inv: Invocation, program: Command, io: CliOutpu
     }
     case 'sim': {
       if (backend === 'kernel') throw new UserError('sim reboot reboots the simulated kernel only: it cannot be given --backend kernel', { path: '--backend', expected: 'sim or auto' }, 'E_USAGE');
-      const [{ openStateDir }, { acquireLock }] = await Promise.all([import('../events/state-dir.ts'), import('../events/lock.ts')]);
+      const [{ openStateDir }, { acquireLock }, { inFile }] = await Promise.all([import('../events/state-dir.ts'), import('../events/lock.ts'), import('../errors/index.ts')]);
       const dir = await openStateDir(stateDir);
-      const lock = await acquireLock(dir, { command: 'sim reboot' });
+      const lock = await acquireLock(dir, { command: 'sim reboot' }).catch(inFile(dir.path('lock')));
       try {
         const { SimKernel } = await import('../kernel/sim/index.ts');
         const sim = new SimKernel({ dir: dir.path('sim') });
-        await sim.reboot();
+        await sim.reboot().catch(inFile(dir.path('sim')));
         await sim.close();
       } finally {
         await lock.release();

@@ -2,7 +2,7 @@
 // command that runs steps, and one way a failure is shown. A reader that goes away (`thinlayer
 // events | head -1`) ends the command quietly instead of with an EPIPE stack trace.
 
-import { ThinlayerError, UserError } from '../errors/index.ts';
+import { systemCallError, ThinlayerError, UserError } from '../errors/index.ts';
 
 export interface RunSummary {
   /** The command as typed: apply, up, down, destroy, gc, pool grow. */
@@ -76,7 +76,8 @@ export class CliOutput {
    * a script can read. Returns the exit code.
    */
   failure(e: unknown, json: boolean): number {
-    const known = e instanceof ThinlayerError ? e : null;
+    // A failed system call (a read-only or full state dir) is said in a sentence, not as a bug.
+    const known = e instanceof ThinlayerError ? e : systemCallError(e);
     const message = known ? known.message : `internal error (a bug in thinlayer, please report it): ${(e as Error)?.stack ?? e}`;
     this.note(`thinlayer: ${message}`);
     if (json) {

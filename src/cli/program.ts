@@ -63,7 +63,7 @@ export function buildProgram(io: ProgramOutput, onInvoke: (inv: Invocation) => v
     .version(VERSION, '--version', 'print the version and exit')
     .helpOption('-h, --help', 'help; `thinlayer help COMMAND` for one command')
     .option('--state-dir <dir>', 'where the event log, snapshot, lock and pool files live (default: ./state in a checkout, /var/lib/thinlayer otherwise, or $THINLAYER_STATE_DIR)')
-    .addOption(new Option('--backend <backend>', 'the real kernel, the simulated one, or auto: the real one where /dev/mapper/control exists and you are root').choices(['auto', 'kernel', 'sim']).default('auto'))
+    .addOption(new Option('--backend <backend>', 'the real kernel, the simulated one, or auto: the real one wherever device-mapper is (refused when not root), the simulated one elsewhere').choices(['auto', 'kernel', 'sim']).default('auto'))
     .option('--json', 'machine-readable output on stdout (a failure is one JSON object too)')
     .option('-q, --quiet', 'no progress lines')
     .addHelpText('after', HELP_AFTER)

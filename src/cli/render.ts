@@ -70,7 +70,7 @@ export function renderStatus(s: StatusView): string {
           d.sizeBytes === null ? '-' : formatBytes(d.sizeBytes),
           d.mappedBytes === null ? '-' : formatBytes(d.mappedBytes),
           d.mappedPercent === null ? '-' : d.mappedPercent.toFixed(2),
-          d.mountpoint ?? '-',
+          d.seenAt ? `${d.mountpoint} (seen at ${d.seenAt})` : (d.mountpoint ?? '-'),
           d.devPath ?? '-',
         ]),
       ),
@@ -112,6 +112,8 @@ export function renderEvent(e: ThinlayerEvent): string {
       return `${head} ${e.kind} ${JSON.stringify(e.detail)}`;
     case 'state.identity':
       return `${head} ${e.id}${e.legacy ? ' (a log of a release before identities)' : ''}`;
+    case 'state.backend':
+      return `${head} ${e.backend === 'sim' ? 'the simulated kernel' : 'the real kernel'}`;
     case 'pool.foreign-kept':
       return `${head} transaction id ${e.txid}, thin ids ${e.thinIds.join(', ') || 'none'} kept as foreign`;
     case 'snapshot.set':

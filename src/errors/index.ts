@@ -107,6 +107,40 @@ export class InternalError extends ThinlayerError {
   }
 }
 
+/** What to do about a file the host refuses to write, by errno. */
+const HOST_FS_FIXES: Record<string, (where: string) => string> = {
+  EACCES: (where) => `permission denied: run thinlayer as the user that owns ${where} (root for the real kernel), and check its mode and attributes (\`lsattr\`: an immutable or append-only file refuses even root)`,
+  EPERM: (where) => `operation not permitted: check the attributes of ${where} (\`lsattr\`: an immutable or append-only file refuses even root) and that thinlayer runs as its owner`,
+  EROFS: (where) => `the filesystem holding ${where} is read-only: remount it read-write, or give --state-dir (or THINLAYER_STATE_DIR) a directory on a writable filesystem`,
+  ENOSPC: (where) => `no space left on the filesystem holding ${where}: free some space there (\`df\`) and run the command again; what was recorded before stays valid`,
+  EDQUOT: (where) => `the disk quota of the filesystem holding ${where} is used up: free some space under that quota (\`quota\`) and run the command again; what was recorded before stays valid`,
+};
+
+/**
+ * A failed system call on a file (the state dir's log, a layer source, a pool file) as a StateError
+ * saying what happened and what to do (exit 1), instead of an internal error with a stack trace:
+ * the host's trouble, not a bug. Null for anything that is not a failed system call.
+ */
+export function systemCallError(e: unknown): StateError | null {
+  if (e instanceof ThinlayerError || !(e instanceof Error)) return null;
+  const x = e as NodeJS.ErrnoException;
+  if (typeof x.code !== 'string' || (typeof x.syscall !== 'string' && typeof x.errno !== 'number')) return null;
+  const file = x.path ?? (x as { dest?: string }).dest;
+  const where = file ? file : 'the state directory';
+  const fix = Object.hasOwn(HOST_FS_FIXES, x.code) ? HOST_FS_FIXES[x.code] : undefined;
+  const what = `${x.syscall ?? 'a system call'}${file ? ` ${file}` : ''} failed with ${x.code}`;
+  return new StateError(fix ? `${what}: ${fix(where)}` : `${what} (${x.message})`, fix ? `E_HOST_${x.code}` : 'E_HOST');
+}
+
+/** Names `file` in a failed system call that names none (a write through a descriptor), and rethrows it. */
+export function inFile(file: string): (e: unknown) => never {
+  return (e: unknown) => {
+    const x = e as NodeJS.ErrnoException;
+    if (e instanceof Error && !(e instanceof ThinlayerError) && typeof x.code === 'string' && x.path === undefined) x.path = file;
+    throw e;
+  };
+}
+
 export function isKernelError(e: unknown, name?: ErrnoName): e is KernelError {
   return e instanceof KernelError && (name === undefined || e.is(name));
 }

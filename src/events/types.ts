@@ -106,6 +106,16 @@ export interface StateIdentityEvent {
 }
 
 /**
+ * The kernel backend the state dir was first changed with (recorded with the identity; for a state
+ * dir of a release before backends were recorded, by its next change). A command on the other
+ * backend is refused (src/kernel/select.ts refuseOtherBackend).
+ */
+export interface StateBackendEvent {
+  type: 'state.backend';
+  backend: 'sim' | 'kernel';
+}
+
+/**
  * The user chose to keep what a pool holds beyond this log as foreign (`thinlayer gc --keep-foreign`):
  * the pool's transaction id and thin ids as they were then. Those ids are never allocated and never
  * deleted without being named (`gc --thin-id N`).
@@ -144,6 +154,7 @@ export interface SnapshotRecord {
 
 export type ThinlayerEventBody =
   | StateIdentityEvent
+  | StateBackendEvent
   | PoolForeignKeptEvent
   | SnapshotSetEvent
   | SnapshotRemovedEvent

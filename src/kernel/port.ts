@@ -134,6 +134,11 @@ export interface KernelPort {
   unmount(mountpoint: string, opts?: UnmountOptions): Promise<void>;
   /** The mount table (/proc/self/mountinfo), all entries. */
   mounts(): Promise<MountEntry[]>;
+  /**
+   * Where a mount's files are seen on this host, when not at the mountpoint: the simulated kernel
+   * keeps its mounts under its own directory. Absent: at the mountpoint (the real kernel).
+   */
+  mountedAt?(mountpoint: string): string;
   /** sync(2) of one filesystem (syncfs) or all when no path is given. */
   sync(mountpoint?: string): Promise<void>;
   /**
@@ -151,4 +156,9 @@ export interface KernelPort {
   thinMappedBytes(poolDmName: string, metadataDevPath: string, thinId: number): Promise<number>;
   /** Release resources (open libraries, file handles). */
   close(): Promise<void>;
+}
+
+/** Where the files of the mount at `mountpoint` are seen on this host (KernelPort.mountedAt). */
+export function filesAt(kernel: KernelPort, mountpoint: string): string {
+  return kernel.mountedAt?.(mountpoint) ?? mountpoint;
 }

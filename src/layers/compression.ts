@@ -3,12 +3,13 @@
 // Every stream is closed when its consumer stops, early or not, so no process or handle is left.
 
 import { spawn } from 'node:child_process';
-import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { pipeline } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { systemTool } from '../host/system-tools.ts';
 import { BLOCK, hasValidChecksum, isZeroBlock } from './tar-format.ts';
+import { LayerContentError } from './errors.ts';
 
 export type ArchiveFormat = 'tar' | 'gzip' | 'zstd';
 
@@ -16,9 +17,34 @@ export type Sniffed = { format: ArchiveFormat } | { unsupported: string };
 
 const READ_CHUNK = 256 * 1024;
 
+/**
+ * A layer file opened for reading, refused unless it is a regular file. O_NONBLOCK: a source swapped
+ * for a fifo after it was hashed must not block the open (and with it a run holding the lock); the
+ * fstat then judges the file that was opened, not whatever the name points at by now.
+ */
+export async function openRegularFile(path: string): Promise<FileHandle> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const st = await handle.stat();
+    if (!st.isFile()) throw new LayerContentError(`it is ${kindOf(st)}, not a regular file: the source changed after it was checked`, path, null, 'E_LAYER_SOURCE');
+    return handle;
+  } catch (e) {
+    await handle.close();
+    throw e;
+  }
+}
+
+function kindOf(st: import('node:fs').Stats): string {
+  if (st.isFIFO()) return 'a fifo';
+  if (st.isDirectory()) return 'a directory';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device node';
+  return 'not a regular file';
+}
+
 /** What the first bytes of a file say it is; `unsupported` names what it is when thinlayer cannot read it. */
 export async function sniffArchive(path: string): Promise<Sniffed> {
-  const handle = await open(path, 'r');
+  const handle = await openRegularFile(path);
   let head: Buffer;
   try {
     const buffer = Buffer.alloc(BLOCK);
@@ -66,9 +92,14 @@ export function uncompressedChunks(path: string, format: ArchiveFormat, onRead?:
 }
 
 async function* fileChunks(path: string, onRead?: (chunk: Buffer) => void): AsyncGenerator<Buffer> {
-  for await (const chunk of createReadStream(path, { highWaterMark: READ_CHUNK })) {
-    onRead?.(chunk as Buffer);
-    yield chunk as Buffer;
+  const handle = await openRegularFile(path);
+  try {
+    for await (const chunk of handle.createReadStream({ highWaterMark: READ_CHUNK, autoClose: false })) {
+      onRead?.(chunk as Buffer);
+      yield chunk as Buffer;
+    }
+  } finally {
+    await handle.close();
   }
 }
 

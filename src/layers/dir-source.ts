@@ -6,13 +6,13 @@
 // YIELD_EVERY_ENTRIES entries.
 
 import { splitDevT } from '../kernel/dev-t.ts';
-import { createHash } from 'node:crypto';
-import { closeSync, constants, lstatSync, openSync, readSync, readdirSync, readlinkSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, readdirSync, readlinkSync } from 'node:fs';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { join } from 'node:path';
 import { LayerContentError } from './errors.ts';
 import { lgetxattr, llistxattr } from './fs-calls.ts';
 import { END_OF_ARCHIVE, contentPadding, entryHeader, type WritableEntry } from './tar-writer.ts';
+import { checkTarStream, type ContentRules } from './content-check.ts';
 
 const READ_CHUNK = 256 * 1024;
 const YIELD_EVERY_ENTRIES = 256;
@@ -92,10 +92,14 @@ function devNumbers(rdev: number): { devmajor: number; devminor: number } {
   return { devmajor: major, devminor: minor };
 }
 
-/** Exactly `size` bytes of a file, read without following a symlink that replaced it. */
+/**
+ * Exactly `size` bytes of a file, read without following a symlink that replaced it; a fifo or
+ * device that replaced it is refused without blocking (O_NONBLOCK, then fstat of what was opened).
+ */
 function* fileContent(dir: string, path: string, relName: string, size: number, onContent?: (bytes: number) => void): Generator<Buffer> {
-  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   try {
+    if (!fstatSync(fd).isFile()) throw new LayerContentError('it is no longer a regular file: the directory changed under thinlayer', dir, relName);
     let left = size;
     while (left > 0) {
       const buffer = Buffer.allocUnsafe(Math.min(READ_CHUNK, left));
@@ -110,10 +114,14 @@ function* fileContent(dir: string, path: string, relName: string, size: number, 
   }
 }
 
-/** A directory's diff id (the digest of its tar) and the bytes of file content it holds. */
-export async function measureDirectory(dir: string): Promise<{ diffId: string; sizeBytes: number }> {
-  const hash = createHash('sha256');
+/**
+ * A directory's diff id (the digest of its tar) and the bytes of file content it holds, checked as
+ * it is read by the very rules an archive is checked by (content-check.ts): a fifo or device node
+ * without allowDevices, a symlink whose target leaves the layer, more than the device holds, are
+ * refused here, before any step, not in the middle of apply.
+ */
+export async function measureDirectory(dir: string, rules: ContentRules = {}): Promise<{ diffId: string; sizeBytes: number; expandedBytes: number; deviceNodes: boolean }> {
   let sizeBytes = 0;
-  for await (const chunk of directoryTar(dir, (n) => (sizeBytes += n))) hash.update(chunk);
-  return { diffId: `sha256:${hash.digest('hex')}`, sizeBytes };
+  const checked = await checkTarStream(directoryTar(dir, (n) => (sizeBytes += n)), dir, rules);
+  return { diffId: checked.diffId, sizeBytes, expandedBytes: checked.expandedBytes, deviceNodes: checked.deviceNodes };
 }

@@ -54,10 +54,10 @@ export async function resolveLayerSource(source: string, manifestDir: string, or
   const st = await stat(path).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' || e.code === 'ENOTDIR' ? null : Promise.reject(e)));
   if (st === null) throw sourceError(`the layer source ${path} does not exist`, origin, 'E_LAYER_SOURCE_MISSING');
   if (st.isDirectory()) {
-    const { diffId, sizeBytes } = await measureDirectory(path);
+    const { diffId, sizeBytes } = await measureDirectory(path, rules);
     return [{ kind: 'dir', path, diffId, sizeBytes, label: path }];
   }
-  if (!st.isFile()) throw sourceError(`the layer source ${path} is neither a file nor a directory`, origin);
+  if (!st.isFile()) throw sourceError(`the layer source ${path} is neither a regular file nor a directory (${st.isFIFO() ? 'a fifo' : st.isSocket() ? 'a socket' : 'a device node'})`, origin);
   const identity = digests ? await fileIdentity(path) : '';
   const known = digests?.lookup(path, identity);
   // A digest remembered from an older release was taken without the checks: it is taken again.

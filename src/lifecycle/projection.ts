@@ -69,6 +69,8 @@ export interface PoolRecord {
 export interface EngineState {
   /** The state directory's identity (null: none recorded yet). Every dm uuid it gives carries it. */
   identity: string | null;
+  /** The kernel backend recorded with it (absent or null: none recorded yet). */
+  backend?: 'sim' | 'kernel' | null;
   desired: Manifest | null;
   /** The digest of the manifest file `desired` was read from: the same file unchanged need not be read again. */
   desiredDigest: string | null;
@@ -161,6 +163,9 @@ export function foldInto(s: EngineState, event: ThinlayerEvent): void {
       return;
     case 'state.identity':
       s.identity ??= event.id;
+      return;
+    case 'state.backend':
+      s.backend ??= event.backend;
       return;
     case 'pool.foreign-kept':
       if (s.pool) {

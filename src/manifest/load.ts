@@ -56,7 +56,7 @@ function parseQuickly(text: string, file: string): Manifest | null {
  * this reader. Bump when the reader changes what a text means (the schema, a default, a check), so
  * that a manifest recorded by an older reader is read again.
  */
-export const MANIFEST_READER_VERSION = 1;
+export const MANIFEST_READER_VERSION = 2;
 
 /** A manifest file as read, before parsing. */
 export interface ManifestSource {

@@ -7,6 +7,7 @@
 import { dirname, isAbsolute, join } from 'node:path';
 import type { Filesystem } from '../kernel/port.ts';
 import { validateDmName, validatePoolName } from './dm-names.ts';
+import { dmIdentity } from '../domain/names.ts';
 import { MANIFEST_DEFAULTS } from './defaults.ts';
 import { describeCycle, findCycles, parentsFirst } from './layer-order.ts';
 import * as limits from './limits.ts';
@@ -232,6 +233,7 @@ export function resolveManifest(value: unknown, file: string): Resolution {
     }
     devices.push(device);
   }
+  if (typeof poolName === 'string' && validatePoolName(poolName) === null) checkDmNamesApart(poolName, layers, devices, report);
   checkMountpointsApart(
     [...devices.map((d) => ({ section: 'devices' as const, name: d.name, mountpoint: d.mountpoint })), ...layers.map((l) => ({ section: 'layers' as const, name: l.name, mountpoint: l.mountpoint ?? null }))],
     report,
@@ -250,6 +252,28 @@ export function resolveManifest(value: unknown, file: string): Resolution {
     },
     problems,
   };
+}
+
+/**
+ * Names longer than device-mapper takes are shortened with a digest of the whole (domain/names.ts),
+ * and a name can be written to look like another's shortened form: two entries whose dm names are
+ * equal would be one device to the kernel. Refused here, naming both, before anything is made.
+ */
+function checkDmNamesApart(pool: string, layers: LayerSpec[], devices: DeviceSpec[], report: (path: DocPath, expected: string, got?: string) => void): void {
+  const taken = new Map<string, { section: string; name: string }>();
+  for (const [section, kind, names] of [
+    ['layers', 'layer', layers.map((l) => l.name)],
+    ['devices', 'device', devices.map((d) => d.name)],
+  ] as const) {
+    for (const name of names) {
+      if (validateDmName(name) !== null) continue;
+      const { dmName } = dmIdentity(pool, kind, name);
+      const other = taken.get(dmName);
+      if (other) {
+        report([section, name], 'a name whose device-mapper name no other entry has', `${describeValue(name)}, whose shortened device-mapper name ${dmName} is also that of ${formatPath([other.section, other.name])}`);
+      } else taken.set(dmName, { section, name });
+    }
+  }
 }
 
 /** Two devices (or layers) cannot share a mountpoint, and one mounted inside another would hide or pin it. */

@@ -12,6 +12,7 @@ import { applyLayer } from '../layers/apply.ts';
 import { isKernelError } from '../errors/index.ts';
 import { chainHex } from '../plan/layer-chain.ts';
 import { forgetDevice } from './device-memo.ts';
+import { filesAt } from '../kernel/port.ts';
 
 export async function commitLayer(ctx: ActionContext, a: StepArgs<'layer.commit'>, activate: (ctx: ActionContext, a: ThinArgs) => Promise<{ devPath: string; major: number; minor: number }>): Promise<StepResult<'layer.commit'>> {
   const content = a.content;
@@ -25,7 +26,7 @@ export async function commitLayer(ctx: ActionContext, a: StepArgs<'layer.commit'
     await ctx.kernel.mount(info.devPath, mountpoint, a.filesystem, { readOnly: false, discard: true });
     mounted = true;
     const task = `layer ${a.label}`;
-    const result = await applyLayer(content, mountpoint, {
+    const result = await applyLayer(content, filesAt(ctx.kernel, mountpoint), {
       maxBytes: a.sizeBytes,
       allowDevices: a.allowDevices,
       signal: ctx.signal,

@@ -6,14 +6,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { openStateDir, type StateDir } from '../events/state-dir.ts';
-import { InternalError, StateError } from '../errors/index.ts';
-import { EventLog } from '../events/log.ts';
+import { InternalError, StateError, inFile } from '../errors/index.ts';
+import { EventLog, EVENT_LOG_FILE } from '../events/log.ts';
 import { acquireLock, type Lock, type LockHolder } from '../events/lock.ts';
 import { SnapshotStore } from '../events/snapshot.ts';
 import { replay } from '../events/replay.ts';
 import type { ThinlayerEvent, ThinlayerEventBody } from '../events/types.ts';
 import type { KernelPort } from '../kernel/port.ts';
-import { openKernel, type BackendChoice } from '../kernel/select.ts';
+import { chooseBackend, hostFacts, openKernel, refuseOtherBackend, type BackendChoice, type HostFacts } from '../kernel/select.ts';
 import { foldInto, initialState, ownCopy, PROJECTION_SCHEMA, type EngineState } from '../lifecycle/projection.ts';
 import { CrashPoints } from './crash-points.ts';
 import { newIdentity } from '../domain/names.ts';
@@ -62,8 +62,8 @@ async function resumeFrom(log: EventLog, r: ResumePoint): Promise<EngineState | 
 }
 
 /** The kernel a command runs on, chosen by the backend option; why the choice fell as it did goes to the reporter. */
-export async function openSessionKernel(backend: BackendChoice, stateDir: StateDir, reporter: Reporter, simDir?: () => Promise<string>): Promise<KernelPort> {
-  const chosen = await openKernel(backend, stateDir, simDir);
+export async function openSessionKernel(backend: BackendChoice, stateDir: StateDir, reporter: Reporter, simDir?: () => Promise<string>, facts?: HostFacts): Promise<KernelPort> {
+  const chosen = await openKernel(backend, stateDir, simDir, facts);
   if (chosen.notice) reporter.notify({ code: 'backend.notice', backend: chosen.kernel.kind, text: chosen.notice });
   return chosen.kernel;
 }
@@ -71,7 +71,6 @@ export async function openSessionKernel(backend: BackendChoice, stateDir: StateD
 export class Session {
   private constructor(
     readonly stateDir: StateDir,
-    readonly kernel: KernelPort,
     /** null: a read-only session on a state dir with no log yet (nothing recorded). */
     private readonly log: EventLog | null,
     private readonly store: SnapshotStore<EngineState>,
@@ -80,6 +79,13 @@ export class Session {
     public state: EngineState,
     private readonly reporter: Reporter,
   ) {}
+
+  #kernel: KernelPort | null = null;
+  /** The kernel, opened once the log is read and its recorded backend agrees with the one chosen. */
+  get kernel(): KernelPort {
+    if (!this.#kernel) throw new InternalError('the kernel of a session used before it was opened');
+    return this.#kernel;
+  }
 
   /** The sequence the stored snapshot already covers (-1: none fits), so close() saves only when there is news. */
   private replayedSeq = -1;
@@ -92,19 +98,15 @@ export class Session {
     // A read-only session creates, chmods and writes nothing in the state dir (openStateDir readOnly).
     const stateDir = await openStateDir(opts.stateDir, { readOnly: !opts.mutate });
     const crash = opts.crash ?? new CrashPoints();
-    let scratch: string | null = null;
     const onWait = (h: LockHolder) => opts.reporter.notify({ code: 'lock.waiting', pid: h.pid, command: h.command, since: h.since });
-    const lock = opts.mutate ? await acquireLock(stateDir, { command: opts.command, waitMs: opts.lockWaitMs, signal: opts.signal, onWait, yieldToWaiters: opts.yieldLock }) : null;
+    const lock = opts.mutate ? await acquireLock(stateDir, { command: opts.command, waitMs: opts.lockWaitMs, signal: opts.signal, onWait, yieldToWaiters: opts.yieldLock }).catch(inFile(stateDir.path('lock'))) : null;
+    let session: Session | null = null;
     try {
       if (lock?.tookOverFrom) opts.reporter.notify({ code: 'lock.took-over', pid: lock.tookOverFrom.pid, command: lock.tookOverFrom.command });
-      // A simulated kernel that was never started has nothing in it: read-only, it is made in a
-      // throwaway directory rather than in the state dir.
-      const simDir = !opts.mutate && !existsSync(stateDir.path('sim')) ? async () => (scratch = await mkdtemp(path.join(tmpdir(), 'thinlayer-sim-'))) : undefined;
-      const kernel = opts.kernel ?? (await openSessionKernel(opts.backend, stateDir, opts.reporter, simDir));
-      const log = opts.mutate ? await EventLog.open(stateDir, { exclusive: lock !== null }) : await EventLog.openForReading(stateDir);
+      const logFile = stateDir.path(EVENT_LOG_FILE);
+      const log = opts.mutate ? await EventLog.open(stateDir, { exclusive: lock !== null }).catch(inFile(logFile)) : await EventLog.openForReading(stateDir).catch(inFile(logFile));
       const store = await SnapshotStore.open<EngineState>(stateDir);
-      const session = new Session(stateDir, crash.wrapKernel(countKernelCallsFromEnv(kernel)), log, store, lock, crash, initialState(), opts.reporter);
-      session.scratch = scratch;
+      session = new Session(stateDir, log, store, lock, crash, initialState(), opts.reporter);
       if (opts.mutate) {
         const torn = await log!.repairTornTail();
         if (torn) {
@@ -123,16 +125,36 @@ export class Session {
         session.state = replayed.state;
         session.replayedSeq = replayed.fromSnapshot && replayed.replayed === 0 ? replayed.seq : -1;
       }
-      // The state dir's identity, given once, before anything it names is made (src/domain/names.ts).
-      if (opts.mutate && session.state.identity === null) {
-        await session.append([{ type: 'state.identity', id: newIdentity(), ...(session.state.lastSeq > 0 ? { legacy: true } : {}) }]);
+      // The backend is chosen, and checked against the one the log recorded, before the kernel is
+      // opened: a simulated kernel started for a state dir of the real one would leave its files there.
+      const facts = opts.kernel ? undefined : hostFacts();
+      const backend = opts.kernel ? opts.kernel.kind : chooseBackend(opts.backend, facts!);
+      refuseOtherBackend(session.state.backend, backend, stateDir.root);
+      // A simulated kernel that was never started has nothing in it: read-only, it is made in a
+      // throwaway directory rather than in the state dir.
+      const simDir = !opts.mutate && !existsSync(stateDir.path('sim')) ? async () => (session!.scratch = await mkdtemp(path.join(tmpdir(), 'thinlayer-sim-'))) : undefined;
+      const kernel = opts.kernel ?? (await openSessionKernel(opts.backend, stateDir, opts.reporter, simDir, facts));
+      session.#kernel = crash.wrapKernel(countKernelCallsFromEnv(kernel));
+      // The state dir's identity, given once, before anything it names is made (src/domain/names.ts),
+      // and with it the backend it is used with.
+      if (opts.mutate) {
+        const first: ThinlayerEventBody[] = [];
+        if (session.state.identity === null) first.push({ type: 'state.identity', id: newIdentity(), ...(session.state.lastSeq > 0 ? { legacy: true } : {}) });
+        if (!session.state.backend) first.push({ type: 'state.backend', backend });
+        if (first.length > 0) await session.append(first);
       }
       return session;
     } catch (e) {
+      await session?.log?.close().catch(() => undefined);
+      await session?.closeKernel();
       await lock?.release();
-      if (scratch) await rm(scratch, { recursive: true, force: true });
+      if (session?.scratch) await rm(session.scratch, { recursive: true, force: true });
       throw e;
     }
+  }
+
+  private async closeKernel(): Promise<void> {
+    await this.#kernel?.close().catch(() => undefined);
   }
 
   /**
@@ -162,7 +184,7 @@ export class Session {
     return this.#turn(async () => {
       const what = bodies.map((b) => ('op' in b ? `${b.type} ${b.op}` : b.type)).join(', ');
       this.crash.boundary(`before append ${what}`);
-      const events = await log.append(bodies, { durable: opts.durable });
+      const events = await log.append(bodies, { durable: opts.durable }).catch(inFile(this.stateDir.path(EVENT_LOG_FILE)));
       this.crash.boundary(`after append ${what}`);
       if (opts.fold !== false) for (const e of events) foldInto(this.state, e);
       return events;
@@ -231,7 +253,7 @@ export class Session {
         }
       }
       await this.log?.close();
-      await this.kernel.close();
+      await this.#kernel?.close();
     } finally {
       await this.lock?.release();
       if (this.scratch) await rm(this.scratch, { recursive: true, force: true });

@@ -7,6 +7,7 @@
 
 import { lstat, mkdir, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { filesAt } from '../kernel/port.ts';
 import type { Session } from '../reconcile/session.ts';
 import type { ThingRecord } from '../lifecycle/projection.ts';
 import type { Filesystem } from '../kernel/port.ts';
@@ -25,7 +26,7 @@ export async function emptyRoot(session: Session, runner: StepRunner, t: Thin, f
   const where = mountpointOf(session, t);
   await runner.run(session, [mount(t, where, filesystem)]);
   try {
-    await rmdir(join(where, 'lost+found')).catch((e) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)));
+    await rmdir(join(filesAt(session.kernel, where), 'lost+found')).catch((e) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)));
   } finally {
     await runner.run(session, [unmount(t, where)]);
   }
@@ -35,7 +36,7 @@ export async function emptyRoot(session: Session, runner: StepRunner, t: Thin, f
 /** Lets go of a mount a crash left in the middle of emptyRoot, before the device is deleted. */
 export async function releaseLeftMount(session: Session, runner: StepRunner, t: Thin): Promise<void> {
   const where = mountpointOf(session, t);
-  if (!(await lstat(where).catch(() => null))) return;
+  if (!(await lstat(filesAt(session.kernel, where)).catch(() => null))) return;
   await runner.run(session, [unmount(t, where)]);
   await rmdir(where).catch(() => undefined);
 }

@@ -9,6 +9,7 @@ import { observeSystem } from '../reconcile/observe.ts';
 import type { Session } from '../reconcile/session.ts';
 import { StateError, UserError } from '../errors/index.ts';
 import type { StepRunner } from './steps.ts';
+import { refuseDesired } from '../app/desired.ts';
 
 export async function ensurePoolAndBase(session: Session, pool: PoolSpec, file: string, runner: StepRunner): Promise<void> {
   const recorded = session.state.desired?.pool ?? session.state.poolSpec ?? (session.state.pool ? { name: session.state.pool.name } : null);
@@ -16,6 +17,8 @@ export async function ensurePoolAndBase(session: Session, pool: PoolSpec, file: 
     throw new UserError(`${file}: pool.name: the state dir holds pool "${recorded.name}", not "${pool.name}" (one state dir, one pool)`, { file, path: 'pool.name', expected: recorded.name }, 'E_POOL_NAME');
   }
   const poolOnly: Manifest = { file, version: 1, pool, layers: [], devices: [] };
+  // The pool checked as apply checks it (app/desired.ts): a lowered base size or a changed pool is refused.
+  refuseDesired(session.state, poolOnly);
   if (!session.state.desired) {
     // Nothing applied yet: record the pool, so that status, doctor, up and destroy know it.
     await session.append([{ type: 'desired.set', manifest: poolOnly, content: null, source: 'apply', digest: null }], { durable: false });

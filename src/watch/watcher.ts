@@ -25,14 +25,15 @@ import type { Plan } from '../plan/steps.ts';
 import { Session, openSessionKernel } from '../reconcile/session.ts';
 import { reconcile } from '../reconcile/reconcile.ts';
 import { resolveContent } from '../reconcile/resolve-content.ts';
-import { refuseChanges } from '../plan/changes.ts';
+import { readDesired } from '../app/desired.ts';
+import { checkBeforeCreating } from '../app/checked-session.ts';
 import type { LayerContent } from '../plan/layer-chain.ts';
 import { completePendingGrows } from '../reconcile/pool-grow.ts';
 import { readStatus, type StatusView } from '../api/status.ts';
 import { dmIdentity } from '../domain/names.ts';
 import { poolIdentity } from '../lifecycle/current-pool.ts';
 import { desiredDigestOf, sameDesired } from '../plan/desired-state.ts';
-import { ThinlayerError, UserError } from '../errors/index.ts';
+import { systemCallError, ThinlayerError, UserError } from '../errors/index.ts';
 import type { Message, Reporter } from '../messages/port.ts';
 import { startLoop, type LoopSummary } from './loop.ts';
 import { backoffForInterval, type BackoffPolicy } from './backoff.ts';
@@ -76,7 +77,6 @@ export async function watch(opts: WatchOptions): Promise<LoopSummary> {
   const follower = new ManifestFollower(opts.file);
   const first = await follower.read();
   if (first.kind === 'invalid') throw first.error; // a bad manifest at the start is refused, as apply would
-  const stateDir = await openStateDir(opts.stateDir);
 
   const { metrics } = opts;
   const reporter: Reporter = {
@@ -85,6 +85,28 @@ export async function watch(opts: WatchOptions): Promise<LoopSummary> {
       opts.reporter.notify(m);
     },
   };
+
+  // Layer content is resolved (every source hashed) only for a manifest that differs from the
+  // recorded one: the recorded manifest's content is what apply resolved and recorded with it, so a
+  // drift check costs no hashing, and an apply that re-read changed sources is not undone.
+  let resolved: { manifest: string; content: LayerContent } | null = null;
+  const reportedSources = new Set<string>();
+  const contentOf = async (manifest: Manifest): Promise<LayerContent> => {
+    const key = desiredDigestOf(manifest);
+    if (resolved?.manifest !== key) {
+      for (const u of await untrustedSources(manifest)) {
+        const id = `${u.layer}\0${u.source}\0${u.why}`;
+        if (!reportedSources.has(id)) reporter.notify({ code: 'watch.untrusted-source', file: opts.file, ...u });
+        reportedSources.add(id);
+      }
+      resolved = { manifest: key, content: await resolveContent(manifest) };
+    }
+    return resolved.content;
+  };
+  // A state dir with nothing recorded is checked as apply checks it before anything is created in
+  // it: a manifest apply would refuse is refused at the start, and leaves no state dir behind.
+  await checkBeforeCreating(opts.stateDir, { given: first.manifest }, { resolve: contentOf });
+  const stateDir = await openStateDir(opts.stateDir);
 
   const lockWaitMs = opts.lockWaitMs ?? Math.max(3000, opts.intervalMs);
   // Recorded under the lock, so that a destroy or down looking for holders never misses this one.
@@ -116,23 +138,6 @@ export async function watch(opts: WatchOptions): Promise<LoopSummary> {
     let declinedManifest: string | null = null;
     let steps = 0;
     const poolCounter: LookedAt = { value: null };
-    // Layer content is resolved (every source hashed) only for a manifest that differs from the
-    // recorded one: the recorded manifest's content is what apply resolved and recorded with it, so a
-    // drift check costs no hashing, and an apply that re-read changed sources is not undone.
-    let resolved: { manifest: string; content: LayerContent } | null = null;
-    const reportedSources = new Set<string>();
-    const contentOf = async (manifest: Manifest): Promise<LayerContent> => {
-      const key = desiredDigestOf(manifest);
-      if (resolved?.manifest !== key) {
-        for (const u of await untrustedSources(manifest)) {
-          const id = `${u.layer}\0${u.source}\0${u.why}`;
-          if (!reportedSources.has(id)) reporter.notify({ code: 'watch.untrusted-source', file: opts.file, ...u });
-          reportedSources.add(id);
-        }
-        resolved = { manifest: key, content: await resolveContent(manifest) };
-      }
-      return resolved.content;
-    };
     let lastRecorded: string | null = null;
 
     const runOnce = async (_why: Trigger[], signal: AbortSignal): Promise<void> => {
@@ -154,11 +159,9 @@ export async function watch(opts: WatchOptions): Promise<LoopSummary> {
         desired ??= recorded;
         if (!desired) return;
         poolDmName = poolIdentity(session.state, desired.pool.name).dmName;
-        // An edit that cannot be carried out is refused as apply refuses it (plan/changes.ts).
-        if (desiredDigestOf(desired) !== lastRecorded) refuseChanges(session.state, desired);
-
+        // An edit is read, refused or accepted, and resolved by apply's own road (app/desired.ts).
         const edit = desiredDigestOf(desired);
-        const content = edit === lastRecorded && session.state.content ? session.state.content : await contentOf(desired);
+        const content = edit === lastRecorded && session.state.content ? session.state.content : (await readDesired({ given: desired }, session.state, { resolve: contentOf })).content;
         // Content that differs from the recorded content is an edit too: its layers are new devices.
         const alreadyConfirmed = edit === lastRecorded && sameDesired(content, session.state.content);
         const declined: { plan: Plan | null } = { plan: null };
@@ -244,7 +247,8 @@ export async function watch(opts: WatchOptions): Promise<LoopSummary> {
 function errorText(e: unknown): string {
   if (e instanceof ThinlayerError) return e.message;
   // A failed system call (the state dir removed, a full disk) is the host's trouble, not a bug.
-  if (e instanceof Error && typeof (e as NodeJS.ErrnoException).syscall === 'string') return e.message;
+  const host = systemCallError(e);
+  if (host) return host.message;
   return e instanceof Error ? `internal error (a bug in thinlayer, please report it): ${e.stack ?? e.message}` : String(e);
 }
 

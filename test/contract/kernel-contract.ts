@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { errnoName, KernelError } from '../../src/errors/index.ts';
-import type { DmInfo, DmTarget, KernelPort, LoopDevice, MountOptions } from '../../src/kernel/port.ts';
+import { filesAt, type DmInfo, type DmTarget, type KernelPort, type LoopDevice, type MountOptions } from '../../src/kernel/port.ts';
 
 export interface KernelFixture {
   kernel: KernelPort;
@@ -405,13 +405,13 @@ export function describeKernelContract(name: string, makeFixture: () => Promise<
       await expectErrno(fx.kernel.remove(thin.name), 'EBUSY');
       const entry = (await fx.kernel.mounts()).find((m) => m.mountpoint === first);
       expect(entry).toMatchObject({ fstype: 'ext4', major: thin.major, minor: thin.minor });
-      fs.writeFileSync(path.join(first, 'hello.txt'), 'hello thin world\n');
+      fs.writeFileSync(path.join(filesAt(fx.kernel, first), 'hello.txt'), 'hello thin world\n');
       await fx.kernel.unmount(first);
-      expect(fs.readdirSync(first)).toEqual([]);
+      expect(fs.readdirSync(filesAt(fx.kernel, first))).toEqual([]);
       expect((await fx.kernel.mounts()).some((m) => m.mountpoint === first)).toBe(false);
       const second = await rig.mount(thin, 'nested/second');
-      expect(fs.readFileSync(path.join(second, 'hello.txt'), 'utf8')).toBe('hello thin world\n');
-      expect(fs.readdirSync(second).sort()).toEqual(['hello.txt', 'lost+found']);
+      expect(fs.readFileSync(path.join(filesAt(fx.kernel, second), 'hello.txt'), 'utf8')).toBe('hello thin world\n');
+      expect(fs.readdirSync(filesAt(fx.kernel, second)).sort()).toEqual(['hello.txt', 'lost+found']);
     });
 
     it('mounting a device without a filesystem is EINVAL; unmounting what is not mounted is EINVAL', async () => {
@@ -443,11 +443,11 @@ export function describeKernelContract(name: string, makeFixture: () => Promise<
       await fx.kernel.mkfs(first.devPath, 'ext4');
       await fx.kernel.mkfs(second.devPath, 'ext4');
       const where = await rig.mount(first, 'taken');
-      fs.writeFileSync(path.join(where, 'mine'), 'first');
+      fs.writeFileSync(path.join(filesAt(fx.kernel, where), 'mine'), 'first');
       await expectErrno(fx.kernel.mount(second.devPath, where, 'ext4'), 'EBUSY');
       const there = (await fx.kernel.mounts()).filter((m) => m.mountpoint === where);
       expect(there.map((m) => m.minor)).toEqual([first.minor]);
-      expect(fs.readFileSync(path.join(where, 'mine'), 'utf8')).toBe('first');
+      expect(fs.readFileSync(path.join(filesAt(fx.kernel, where), 'mine'), 'utf8')).toBe('first');
     });
 
     it('never mounts through a symlink (ELOOP) nor below a directory others can write (EPERM)', async () => {
@@ -493,7 +493,7 @@ export function describeKernelContract(name: string, makeFixture: () => Promise<
       const origin = await rig.thin(pool, 1);
       await fx.kernel.mkfs(origin.devPath, 'ext4');
       let a = await rig.mount(origin, 'origin');
-      fs.writeFileSync(path.join(a, 'base.txt'), 'base\n');
+      fs.writeFileSync(path.join(filesAt(fx.kernel, a), 'base.txt'), 'base\n');
       await fx.kernel.unmount(a);
       // The kernel wants an active origin suspended while the snapshot is taken.
       await fx.kernel.suspend(origin.name);
@@ -502,18 +502,18 @@ export function describeKernelContract(name: string, makeFixture: () => Promise<
       const snap = await rig.thin(pool, 2, { createId: false });
       a = await rig.mount(origin, 'origin');
       const b = await rig.mount(snap, 'snap');
-      fs.writeFileSync(path.join(a, 'origin-only.txt'), 'o\n');
-      fs.writeFileSync(path.join(b, 'snap-only.txt'), 's\n');
-      fs.writeFileSync(path.join(b, 'base.txt'), 'changed in the snapshot\n');
+      fs.writeFileSync(path.join(filesAt(fx.kernel, a), 'origin-only.txt'), 'o\n');
+      fs.writeFileSync(path.join(filesAt(fx.kernel, b), 'snap-only.txt'), 's\n');
+      fs.writeFileSync(path.join(filesAt(fx.kernel, b), 'base.txt'), 'changed in the snapshot\n');
       await fx.kernel.sync();
-      expect(fs.readFileSync(path.join(a, 'base.txt'), 'utf8')).toBe('base\n');
-      expect(fs.readFileSync(path.join(b, 'base.txt'), 'utf8')).toBe('changed in the snapshot\n');
-      expect(fs.existsSync(path.join(a, 'snap-only.txt'))).toBe(false);
-      expect(fs.existsSync(path.join(b, 'origin-only.txt'))).toBe(false);
+      expect(fs.readFileSync(path.join(filesAt(fx.kernel, a), 'base.txt'), 'utf8')).toBe('base\n');
+      expect(fs.readFileSync(path.join(filesAt(fx.kernel, b), 'base.txt'), 'utf8')).toBe('changed in the snapshot\n');
+      expect(fs.existsSync(path.join(filesAt(fx.kernel, a), 'snap-only.txt'))).toBe(false);
+      expect(fs.existsSync(path.join(filesAt(fx.kernel, b), 'origin-only.txt'))).toBe(false);
       await fx.kernel.unmount(a);
       await fx.kernel.unmount(b);
       const a2 = await rig.mount(origin, 'origin-again');
-      expect(fs.readdirSync(a2).sort()).toEqual(['base.txt', 'lost+found', 'origin-only.txt']);
+      expect(fs.readdirSync(filesAt(fx.kernel, a2)).sort()).toEqual(['base.txt', 'lost+found', 'origin-only.txt']);
     });
 
     it('reloading the pool from its files keeps thin ids, the transaction id and file contents', async () => {
@@ -521,7 +521,7 @@ export function describeKernelContract(name: string, makeFixture: () => Promise<
       let thin = await rig.thin(pool, 1);
       await fx.kernel.mkfs(thin.devPath, 'ext4');
       const m = await rig.mount(thin, 'm');
-      fs.writeFileSync(path.join(m, 'kept.txt'), 'still here\n');
+      fs.writeFileSync(path.join(filesAt(fx.kernel, m), 'kept.txt'), 'still here\n');
       await fx.kernel.unmount(m);
       await fx.kernel.message(pool.name, 'set_transaction_id 0 5');
       const mappedBefore = (await fx.kernel.status(thin.name))[0].params;
@@ -533,7 +533,7 @@ export function describeKernelContract(name: string, makeFixture: () => Promise<
       thin = await rig.thin(pool, 1, { createId: false });
       expect((await fx.kernel.status(thin.name))[0].params).toBe(mappedBefore);
       const again = await rig.mount(thin, 'again');
-      expect(fs.readFileSync(path.join(again, 'kept.txt'), 'utf8')).toBe('still here\n');
+      expect(fs.readFileSync(path.join(filesAt(fx.kernel, again), 'kept.txt'), 'utf8')).toBe('still here\n');
     });
 
     it('zeroing the metadata header makes a blank pool on the next load', async () => {
@@ -553,7 +553,7 @@ export function describeKernelContract(name: string, makeFixture: () => Promise<
       const afterMkfs = (await rig.poolStatus(pool)).usedData;
       expect(afterMkfs).toBeGreaterThan(0);
       const m = await rig.mount(thin, 'm', { discard: true });
-      fs.writeFileSync(path.join(m, 'four-mib.bin'), crypto.randomBytes(4 * MiB));
+      fs.writeFileSync(path.join(filesAt(fx.kernel, m), 'four-mib.bin'), crypto.randomBytes(4 * MiB));
       await fx.kernel.sync(m);
       await fx.kernel.unmount(m);
       const afterWrite = (await rig.poolStatus(pool)).usedData;
@@ -621,7 +621,7 @@ export function describeKernelContract(name: string, makeFixture: () => Promise<
       const thin = await rig.thin(pool, 1);
       await fx.kernel.mkfs(thin.devPath, 'ext4');
       const where = await rig.mount(thin, 'grow');
-      fs.writeFileSync(path.join(where, 'kept.txt'), 'written before the grow\n');
+      fs.writeFileSync(path.join(filesAt(fx.kernel, where), 'kept.txt'), 'written before the grow\n');
       await fx.kernel.load(thin.name, [{ start: 0, length: 3 * THIN_SECTORS, type: 'thin', params: `${devT(pool.info)} 1` }]);
       await fx.kernel.suspend(thin.name);
       await fx.kernel.resume(thin.name);
@@ -631,11 +631,11 @@ export function describeKernelContract(name: string, makeFixture: () => Promise<
       await fx.kernel.growfs(thin.devPath, where, 'ext4');
       await fx.kernel.growfs(thin.devPath, where, 'ext4'); // a filesystem that fills its device already: nothing to do
       expect((await fx.kernel.mounts()).find((m) => m.mountpoint === where)).toMatchObject({ major: thin.major, minor: thin.minor });
-      fs.writeFileSync(path.join(where, 'after.txt'), 'written after the grow\n');
+      fs.writeFileSync(path.join(filesAt(fx.kernel, where), 'after.txt'), 'written after the grow\n');
       await fx.kernel.unmount(where);
       const again = await rig.mount(thin, 'grow-again');
-      expect(fs.readFileSync(path.join(again, 'kept.txt'), 'utf8')).toBe('written before the grow\n');
-      expect(fs.readFileSync(path.join(again, 'after.txt'), 'utf8')).toBe('written after the grow\n');
+      expect(fs.readFileSync(path.join(filesAt(fx.kernel, again), 'kept.txt'), 'utf8')).toBe('written before the grow\n');
+      expect(fs.readFileSync(path.join(filesAt(fx.kernel, again), 'after.txt'), 'utf8')).toBe('written after the grow\n');
     });
 
     it('loops: attach, find by backing file, size; detach; detaching again is ENXIO', async () => {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import * as api from '../../src/api/index.ts';
 import { SimKernel } from '../../src/kernel/sim/index.ts';
 import { buildTar } from '../layers/tar-builder.ts';
+import { simMounted } from '../sim-mounts.ts';
 
 const MiB = 1024 * 1024;
 
@@ -20,7 +21,7 @@ function box() {
   const file = join(root, 'thinlayer.yaml');
   const opts = { stateDir: join(root, 'state'), backend: 'sim' as const };
   const write = (edit: (text: string) => string = (t) => t) => writeFileSync(file, edit(manifest(root)));
-  return { root, file, opts, write, mnt: (name: string) => join(root, 'mnt', name) };
+  return { root, file, opts, write, mnt: (name: string) => join(root, 'mnt', name), seen: (name: string) => simMounted(opts.stateDir, join(root, 'mnt', name)) };
 }
 
 function manifest(root: string): string {
@@ -78,7 +79,7 @@ describe('changes to an existing pool', () => {
     // Nothing changed: the original manifest has nothing to do.
     b.write();
     expect((await api.planFor(b.file, b.opts)).steps).toEqual([]);
-    expect(readFileSync(join(b.mnt('app'), 'from-a'), 'utf8')).toBe('a');
+    expect(readFileSync(join(b.seen('app'), 'from-a'), 'utf8')).toBe('a');
   });
 
   it('grows the pool for a raised data.size and metadata.size, as `pool grow` does', async () => {
@@ -118,7 +119,7 @@ describe('changes to an existing device', () => {
     const b = box();
     b.write();
     await api.apply(b.file, { ...b.opts, yes: true });
-    writeFileSync(join(b.mnt('app'), 'kept'), 'written before the grow');
+    writeFileSync(join(b.seen('app'), 'kept'), 'written before the grow');
     const before = (await api.status(b.opts)).devices.find((d) => d.name === 'app')!;
     expect(simFsBytes(b.opts.stateDir, before.thinId!)).toBe(512 * MiB);
     b.write((t) => t.replace('size: 512M, mountpoint', 'size: 1G, mountpoint'));
@@ -138,7 +139,7 @@ describe('changes to an existing device', () => {
       await sim.close();
     }
     expect(simFsBytes(b.opts.stateDir, before.thinId!)).toBe(1024 * MiB);
-    expect(readFileSync(join(b.mnt('app'), 'kept'), 'utf8')).toBe('written before the grow');
+    expect(readFileSync(join(b.seen('app'), 'kept'), 'utf8')).toBe('written before the grow');
     const after = (await api.status(b.opts)).devices.find((d) => d.name === 'app')!;
     expect(after.thinId).toBe(before.thinId);
     expect((await api.planFor(b.file, b.opts)).steps).toEqual([]);
@@ -174,7 +175,7 @@ describe('changes to an existing device', () => {
     const b = box();
     b.write();
     await api.apply(b.file, { ...b.opts, yes: true });
-    writeFileSync(join(b.mnt('app'), 'mine'), 'user data');
+    writeFileSync(join(b.seen('app'), 'mine'), 'user data');
     const before = (await api.status(b.opts)).devices.find((d) => d.name === 'app')!;
     b.write((t) => t.replace('app: { layer: a', 'app: { layer: b'));
     const plan = await api.planFor(b.file, b.opts);
@@ -186,13 +187,13 @@ describe('changes to an existing device', () => {
     const refused = await failure(api.apply(b.file, b.opts));
     expect(refused?.code).toBe('E_NOT_CONFIRMED');
     expect(refused?.exitCode).toBe(2);
-    expect(readFileSync(join(b.mnt('app'), 'mine'), 'utf8')).toBe('user data');
+    expect(readFileSync(join(b.seen('app'), 'mine'), 'utf8')).toBe('user data');
     expect((await api.status(b.opts)).devices.find((d) => d.name === 'app')!.thinId).toBe(before.thinId);
     // With it, the device is a snapshot of the new layer, and has its content.
     await api.apply(b.file, { ...b.opts, yes: true });
-    expect(readFileSync(join(b.mnt('app'), 'from-b'), 'utf8')).toBe('b');
-    expect(existsSync(join(b.mnt('app'), 'from-a'))).toBe(false);
-    expect(existsSync(join(b.mnt('app'), 'mine'))).toBe(false);
+    expect(readFileSync(join(b.seen('app'), 'from-b'), 'utf8')).toBe('b');
+    expect(existsSync(join(b.seen('app'), 'from-a'))).toBe(false);
+    expect(existsSync(join(b.seen('app'), 'mine'))).toBe(false);
     const after = (await api.status(b.opts)).devices.find((d) => d.name === 'app')!;
     expect(after.layer).toBe('b');
     expect(after.thinId).not.toBe(before.thinId);

@@ -4,7 +4,8 @@
 
 import { describe, it, expect, onTestFinished } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { sandbox, webManifest, BIN } from './cli-harness.ts';
 
 function setup() {
@@ -68,11 +69,13 @@ describe('the CLI for scripts and people', () => {
 
   it('says "nothing recorded" with one exit code from up, gc and pool grow', () => {
     const { box, file } = setup();
-    const answers = [['up'], ['gc'], ['pool', 'grow', '--data', '4G']].map((args) => box.run([...args, '--json']));
+    const answers = [['up'], ['down'], ['pool', 'grow', '--data', '4G'], ['gc']].map((args) => box.run([...args, '--json']));
     for (const r of answers) {
       expect(r.code, r.stderr).toBe(0);
       expect(JSON.parse(r.stdout).outcome).toBe('nothing-recorded');
     }
+    // Saying so creates nothing: up, down, pool grow and gc leave no state dir behind.
+    expect(existsSync(box.stateDir)).toBe(false);
     expect(file).toBeTruthy();
   });
 

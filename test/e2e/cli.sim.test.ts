@@ -4,6 +4,7 @@ import { describe, it, expect, onTestFinished } from 'vitest';
 import { readFileSync, writeFileSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { sandbox, webManifest, REPO } from './cli-harness.ts';
+import { simMounted } from '../sim-mounts.ts';
 
 function setup() {
   const box = sandbox();
@@ -30,16 +31,16 @@ describe('thinlayer CLI on the simulated kernel', () => {
     expect(box.json(['plan', '-f', file]).steps).toEqual([]);
 
     // A file written into the mounted device ...
-    writeFileSync(join(box.mnt, 'web1', 'hello.txt'), 'hello from web1\n');
+    writeFileSync(simMounted(box.stateDir, join(box.mnt, 'web1'), 'hello.txt'), 'hello from web1\n');
     expect(box.run(['sim', 'reboot']).code).toBe(0);
     const afterReboot = box.json(['status']);
     expect(afterReboot.pool.active).toBe(false);
     expect(afterReboot.devices.map((d: any) => d.state)).toEqual(['created', 'created']);
-    expect(existsSync(join(box.mnt, 'web1', 'hello.txt'))).toBe(false);
+    expect(existsSync(simMounted(box.stateDir, join(box.mnt, 'web1'), 'hello.txt'))).toBe(false);
 
     // ... is back after `up`, with every device in its desired state.
     expect(box.run(['up']).code).toBe(0);
-    expect(readFileSync(join(box.mnt, 'web1', 'hello.txt'), 'utf8')).toBe('hello from web1\n');
+    expect(readFileSync(simMounted(box.stateDir, join(box.mnt, 'web1'), 'hello.txt'), 'utf8')).toBe('hello from web1\n');
     expect(box.json(['status']).devices.map((d: any) => d.state)).toEqual(['mounted', 'activated']);
     expect(box.json(['plan']).steps).toEqual([]);
   });
@@ -60,8 +61,8 @@ describe('thinlayer CLI on the simulated kernel', () => {
     const text = webManifest(box.mnt, `  web3: { layer: apache, state: mounted, mountpoint: ${box.mnt}/web3 }\n`);
     writeFileSync(file, text);
     expect(box.run(['apply', '-f', file, '--yes']).code).toBe(0);
-    writeFileSync(join(box.mnt, 'web1', 'only-web1'), 'x');
-    expect(existsSync(join(box.mnt, 'web3', 'only-web1'))).toBe(false);
+    writeFileSync(simMounted(box.stateDir, join(box.mnt, 'web1'), 'only-web1'), 'x');
+    expect(existsSync(simMounted(box.stateDir, join(box.mnt, 'web3'), 'only-web1'))).toBe(false);
   });
 
   it('deletes a dropped device only after confirmation', () => {
@@ -102,13 +103,13 @@ describe('thinlayer CLI on the simulated kernel', () => {
   it('down keeps data and up brings it back', () => {
     const { box, file } = setup();
     expect(box.run(['apply', '-f', file, '--yes']).code).toBe(0);
-    writeFileSync(join(box.mnt, 'web1', 'kept'), 'kept');
+    writeFileSync(simMounted(box.stateDir, join(box.mnt, 'web1'), 'kept'), 'kept');
     expect(box.run(['down']).code).toBe(0);
     const down = box.json(['status']);
     expect(down.pool.active).toBe(false);
     expect(down.devices.map((d: any) => d.state)).toEqual(['created', 'created']);
     expect(box.run(['up']).code).toBe(0);
-    expect(readFileSync(join(box.mnt, 'web1', 'kept'), 'utf8')).toBe('kept');
+    expect(readFileSync(simMounted(box.stateDir, join(box.mnt, 'web1'), 'kept'), 'utf8')).toBe('kept');
   });
 
   it('destroy removes every device, the pool and its files', () => {

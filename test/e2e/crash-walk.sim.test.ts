@@ -19,6 +19,7 @@ import * as api from '../../src/api/index.ts';
 import { doctorCommand, gcCommand } from '../../src/cli/doctor-command.ts';
 import { poolThinIds } from './pool-thin-ids.ts';
 import { buildTar } from '../layers/tar-builder.ts';
+import { simMounted } from '../sim-mounts.ts';
 
 /** Writes the large manifest and its layer archive into the box. */
 function writeLarge(box: ReturnType<typeof sandbox>): string {
@@ -198,14 +199,14 @@ describe('crash walk', () => {
           webManifest(box.mnt).replace(/^  web2:.*\n/m, '') + `  web3: { layer: fedora, state: mounted, mountpoint: ${box.mnt}/web3 }\n`,
         );
         await api.apply(first, { stateDir: box.stateDir, backend: 'sim', yes: true });
-        writeFileSync(join(box.mnt, 'web1', 'committed.txt'), `written before crash point ${k}\n`);
+        writeFileSync(simMounted(box.stateDir, join(box.mnt, 'web1'), 'committed.txt'), `written before crash point ${k}\n`);
         const crashed = box.run(['apply', '-f', second, '--yes', '-q'], { THINLAYER_CRASH_POINT: String(k) });
         if (crashed.signal !== 'SIGKILL') {
           expect(crashed.code, crashed.stderr).toBe(0);
           break;
         }
         await checkConverged(box, second, k);
-        expect(readFileSync(join(box.mnt, 'web1', 'committed.txt'), 'utf8')).toBe(`written before crash point ${k}\n`);
+        expect(readFileSync(simMounted(box.stateDir, join(box.mnt, 'web1'), 'committed.txt'), 'utf8')).toBe(`written before crash point ${k}\n`);
       } finally {
         box.cleanup();
       }

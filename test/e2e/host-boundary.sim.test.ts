@@ -26,8 +26,8 @@ describe('mountpoints on the simulated kernel', () => {
     const r = b.run(['apply', '-f', file, '--yes']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`devices.web1.mountpoint: refusing mountpoint ${join(b.mnt, 'link', 'web1')}: ${join(b.mnt, 'link')} is a symlink`);
-    // No run started, nothing recorded but the state directory's identity.
-    expect(b.run(['events', '--json']).stdout.trim().split('\n').map((l) => JSON.parse(l).type)).toEqual(['state.identity']);
+    // No run started, nothing recorded but the state directory's identity and backend.
+    expect(b.run(['events', '--json']).stdout.trim().split('\n').map((l) => JSON.parse(l).type)).toEqual(['state.identity', 'state.backend']);
     const plan = b.run(['plan', '-f', file]);
     expect(plan.code).toBe(2);
   });

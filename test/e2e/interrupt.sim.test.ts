@@ -13,6 +13,7 @@ import { buildTar } from '../layers/tar-builder.ts';
 import * as api from '../../src/api/index.ts';
 import { loadManifest } from '../../src/manifest/load.ts';
 import { chainLayers } from '../../src/plan/layer-chain.ts';
+import { simMounted } from '../sim-mounts.ts';
 
 interface Exit {
   code: number | null;
@@ -111,7 +112,7 @@ describe('interruptions', () => {
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout).toMatch(/^apply: converged after \d+ steps?/m);
     await expectHealthy(b.stateDir, file);
-    for (let i = 1; i <= 12; i++) expect(existsSync(join(b.mnt, `d${i}`, 'lost+found')), `d${i} mounted`).toBe(true);
+    for (let i = 1; i <= 12; i++) expect(existsSync(simMounted(b.stateDir, join(b.mnt, `d${i}`), 'lost+found')), `d${i} mounted`).toBe(true);
   });
 
   it('SIGTERM during destroy: exit 143 with the same account, and destroy again finishes', { timeout: 120_000 }, async () => {
@@ -168,7 +169,7 @@ describe('interruptions', () => {
     const again = await runAndSignal(['apply', '-f', file, '--yes', '-q'], b.stateDir, NEVER, 'SIGINT');
     expect(again.code, again.stderr).toBe(0);
     await expectHealthy(b.stateDir, file);
-    for (const i of [0, 23]) expect(readFileSync(join(b.mnt, 'd1', 'big', `f${i}`), 'utf8')).toBe(`file ${i}\n`.padEnd(1 << 20, '.'));
+    for (const i of [0, 23]) expect(readFileSync(simMounted(b.stateDir, join(b.mnt, 'd1'), 'big', `f${i}`), 'utf8')).toBe(`file ${i}\n`.padEnd(1 << 20, '.'));
   });
 
   it('SIGINT during gc --yes: exit 130 with the account, gc again finishes, doctor is clean', { timeout: 120_000 }, async () => {

@@ -11,6 +11,7 @@ import { writeLayerScenario, expectUpperChain, expectImage } from '../scenarios/
 import { buildTar } from '../layers/tar-builder.ts';
 import { CollectingReporter } from '../../src/messages/port.ts';
 import { SimKernel } from '../../src/kernel/sim/index.ts';
+import { simMounted } from '../sim-mounts.ts';
 
 function box() {
   const root = mkdtempSync(join(tmpdir(), 'thinlayer-layers-'));
@@ -25,12 +26,12 @@ describe('layers with content on the simulated kernel', () => {
     const reporter = new CollectingReporter();
     const opts = { stateDir: b.stateDir, backend: 'sim' as const, yes: true, reporter };
     expect((await api.apply(file, opts)).outcome).toBe('converged');
-    expectUpperChain(join(b.mnt, 'app1'));
-    expectUpperChain(join(b.mnt, 'app2'));
-    expectImage(join(b.mnt, 'img'));
+    expectUpperChain(simMounted(b.stateDir, join(b.mnt, 'app1')));
+    expectUpperChain(simMounted(b.stateDir, join(b.mnt, 'app2')));
+    expectImage(simMounted(b.stateDir, join(b.mnt, 'img')));
     expect(reporter.messages.some((m) => m.code === 'progress')).toBe(true);
     // The layer mounted for inspection shows its content, read-only.
-    expectUpperChain(join(b.mnt, 'inspect-upper'));
+    expectUpperChain(simMounted(b.stateDir, join(b.mnt, 'inspect-upper')));
     const sim = new SimKernel({ dir: join(b.stateDir, 'sim') });
     const inspect = (await sim.mounts()).find((m) => m.mountpoint === join(b.mnt, 'inspect-upper'));
     expect(inspect?.options).toContain('ro');
@@ -45,14 +46,14 @@ describe('layers with content on the simulated kernel', () => {
     expect(upper.mountpoint).toBe(join(b.mnt, 'inspect-upper'));
 
     // A write in app1 is seen neither by its sibling nor by a new snapshot of the layer.
-    writeFileSync(join(b.mnt, 'app1', 'etc/passwd'), 'changed in app1\n');
-    writeFileSync(join(b.mnt, 'app1', 'only-app1'), 'x');
-    expect(existsSync(join(b.mnt, 'app2', 'only-app1'))).toBe(false);
+    writeFileSync(simMounted(b.stateDir, join(b.mnt, 'app1'), 'etc/passwd'), 'changed in app1\n');
+    writeFileSync(simMounted(b.stateDir, join(b.mnt, 'app1'), 'only-app1'), 'x');
+    expect(existsSync(simMounted(b.stateDir, join(b.mnt, 'app2'), 'only-app1'))).toBe(false);
     const more = readFileSync(file, 'utf8') + `  app3: { layer: upper, mountpoint: ${b.mnt}/app3 }\n`;
     writeFileSync(file, more);
     expect((await api.apply(file, opts)).outcome).toBe('converged');
-    expectUpperChain(join(b.mnt, 'app3'));
-    expect(existsSync(join(b.mnt, 'app3', 'only-app1'))).toBe(false);
+    expectUpperChain(simMounted(b.stateDir, join(b.mnt, 'app3')));
+    expect(existsSync(simMounted(b.stateDir, join(b.mnt, 'app3'), 'only-app1'))).toBe(false);
 
     // Applying again re-resolves the same digests: nothing to do.
     expect((await api.planFor(file, opts)).steps).toEqual([]);
@@ -86,7 +87,7 @@ describe('layers with content on the simulated kernel', () => {
     expect(after.chainId).not.toBe(before.chainId);
     expect(after.thinId).not.toBe(before.thinId);
     // The devices made from the old layer keep their content.
-    expectUpperChain(join(b.mnt, 'app1'));
+    expectUpperChain(simMounted(b.stateDir, join(b.mnt, 'app1')));
   });
 
   it('refuses hostile, truncated and oversized layers at plan time with exit 2, before anything is made', async () => {

@@ -3,11 +3,12 @@
 import { describe, it, onTestFinished } from 'vitest';
 import { sandbox } from './cli-harness.ts';
 import { missingDataFileComesBack } from '../scenarios/missing-backing.ts';
+import { simMounted } from '../sim-mounts.ts';
 
 describe('a missing data file on the simulated kernel', () => {
   it('is reported as missing with its path and the repair is to put it back; once back, everything comes back', () => {
     const box = sandbox();
     onTestFinished(() => box.cleanup());
-    missingDataFileComesBack(box.run, box);
+    missingDataFileComesBack(box.run, { ...box, filesOf: (mountpoint) => simMounted(box.stateDir, mountpoint) });
   });
 });

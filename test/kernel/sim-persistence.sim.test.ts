@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { Journal } from '../../src/kernel/sim/journal.ts';
 import { errnoOf, SimRig } from './sim-rig.ts';
+import { filesAt } from '../../src/kernel/port.ts';
 
 
 describe('simulated kernel: persistence', () => {
@@ -37,15 +38,15 @@ describe('simulated kernel: persistence', () => {
     await k.mkfs(thin.devPath, 'ext4');
     const m = rig.mountpoint('deep/m');
     await k.mount(thin.devPath, m, 'ext4');
-    fs.writeFileSync(path.join(m, 'note.txt'), 'kept\n');
+    fs.writeFileSync(path.join(filesAt(k, m), 'note.txt'), 'kept\n');
     await k.sync(m);
     const mappedBefore = (await k.status(thin.name))[0].params;
     await rig.instance().reboot();
     expect(await k.listDevices()).toEqual([]);
     expect(await k.loopList()).toEqual([]);
     expect(await k.mounts()).toEqual([]);
-    expect(fs.lstatSync(m).isDirectory()).toBe(true);
-    expect(fs.readdirSync(m)).toEqual([]);
+    expect(fs.lstatSync(filesAt(k, m)).isDirectory()).toBe(true);
+    expect(fs.readdirSync(filesAt(k, m))).toEqual([]);
     // Bring it back the way the engine would after boot.
     const fresh = rig.instance();
     const data = await fresh.loopAttach(pool.dataFile);
@@ -55,7 +56,7 @@ describe('simulated kernel: persistence', () => {
     const thin2 = await rig.thin(pool2, 1, { createId: false, kernel: fresh });
     expect((await fresh.status(thin2.name))[0].params).toBe(mappedBefore);
     await fresh.mount(thin2.devPath, m, 'ext4');
-    expect(fs.readFileSync(path.join(m, 'note.txt'), 'utf8')).toBe('kept\n');
+    expect(fs.readFileSync(path.join(filesAt(k, m), 'note.txt'), 'utf8')).toBe('kept\n');
   });
 
   it('metadata from another simulator directory is not a pool here: EINVAL', async () => {

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { errnoOf, MiB, SimRig } from './sim-rig.ts';
+import { filesAt } from '../../src/kernel/port.ts';
 
 /** A file of this size without writing its bytes (the model counts a file's size as written). */
 function sizedFile(file: string, bytes: number): void {
@@ -23,7 +24,7 @@ describe('simulated kernel: space', () => {
     await k.mkfs(origin.devPath, 'ext4');
     const m = rig.mountpoint('origin');
     await k.mount(origin.devPath, m, 'ext4');
-    fs.writeFileSync(path.join(m, 'blob'), crypto.randomBytes(4 * MiB));
+    fs.writeFileSync(path.join(filesAt(k, m), 'blob'), crypto.randomBytes(4 * MiB));
     await k.unmount(m);
     const u0 = await rig.usedData(pool);
     await k.message(pool.name, 'create_snap 2 1');
@@ -32,7 +33,7 @@ describe('simulated kernel: space', () => {
     expect((await k.status(snap.name))[0].params).toBe((await k.status(origin.name))[0].params);
     const s = rig.mountpoint('snap');
     await k.mount(snap.devPath, s, 'ext4');
-    fs.writeFileSync(path.join(s, 'blob'), crypto.randomBytes(4 * MiB)); // rewritten: copy-on-write
+    fs.writeFileSync(path.join(filesAt(k, s), 'blob'), crypto.randomBytes(4 * MiB)); // rewritten: copy-on-write
     await k.unmount(s);
     const u1 = await rig.usedData(pool);
     expect(u1 - u0).toBeGreaterThanOrEqual(64);
@@ -52,10 +53,10 @@ describe('simulated kernel: space', () => {
       const m = rig.mountpoint(`m${id}`);
       await k.mount(thin.devPath, m, 'ext4', { discard });
       const before = await rig.usedData(pool);
-      fs.writeFileSync(path.join(m, 'f'), crypto.randomBytes(2 * MiB));
+      fs.writeFileSync(path.join(filesAt(k, m), 'f'), crypto.randomBytes(2 * MiB));
       await k.sync(m);
       expect(await rig.usedData(pool)).toBeGreaterThanOrEqual(before + 32);
-      fs.rmSync(path.join(m, 'f'));
+      fs.rmSync(path.join(filesAt(k, m), 'f'));
       await k.sync(m);
       if (discard) expect(await rig.usedData(pool)).toBe(before);
       else expect(await rig.usedData(pool)).toBeGreaterThanOrEqual(before + 32);
@@ -72,7 +73,7 @@ describe('simulated kernel: space', () => {
     const m = rig.mountpoint('m');
     await k.mount(thin.devPath, m, 'ext4');
     const before = await rig.usedData(pool);
-    for (let i = 0; i < 64; i++) fs.writeFileSync(path.join(m, `small${i}`), 'x'.repeat(1000));
+    for (let i = 0; i < 64; i++) fs.writeFileSync(path.join(filesAt(k, m), `small${i}`), 'x'.repeat(1000));
     await k.unmount(m);
     expect((await rig.usedData(pool)) - before).toBe(4); // 64 x 4 KiB = 256 KiB = 4 pool blocks
   });
@@ -85,7 +86,7 @@ describe('simulated kernel: space', () => {
     await k.mkfs(thin.devPath, 'ext4');
     const m = rig.mountpoint('m');
     await k.mount(thin.devPath, m, 'ext4');
-    sizedFile(path.join(m, 'big'), 20 * MiB);
+    sizedFile(path.join(filesAt(k, m), 'big'), 20 * MiB);
     expect(await errnoOf(k.sync(m))).toBe('ENOSPC');
     expect(await rig.poolWord(pool, 4)).toBe('out_of_data_space');
     expect(await errnoOf(k.unmount(m))).toBe('ENOSPC'); // the kernel would hang; the sim refuses and stays mounted
@@ -112,9 +113,9 @@ describe('simulated kernel: space', () => {
     await k.mkfs(thin.devPath, 'ext4');
     const m = rig.mountpoint('m');
     await k.mount(thin.devPath, m, 'ext4');
-    sizedFile(path.join(m, 'big'), 8 * MiB);
+    sizedFile(path.join(filesAt(k, m), 'big'), 8 * MiB);
     expect(await errnoOf(k.sync())).toBe('ENOSPC');
-    fs.rmSync(path.join(m, 'big'));
+    fs.rmSync(path.join(filesAt(k, m), 'big'));
     await k.unmount(m);
   });
 
@@ -164,8 +165,8 @@ describe('simulated kernel: space', () => {
     const m = rig.mountpoint('x');
     expect(await errnoOf(k.mount(thin.devPath, m, 'ext4'))).toBe('EINVAL');
     await k.mount(thin.devPath, m, 'xfs');
-    expect(fs.readdirSync(m)).toEqual([]);
-    sizedFile(path.join(m, 'big'), 400 * MiB);
+    expect(fs.readdirSync(filesAt(k, m))).toEqual([]);
+    sizedFile(path.join(filesAt(k, m), 'big'), 400 * MiB);
     expect(await errnoOf(k.sync(m))).toBe('ENOSPC'); // the filesystem is full, not the pool
     expect(await rig.poolWord(pool, 4)).toBe('rw');
     await k.load(thin.name, [{ start: 0, length: (640 * MiB) / 512, type: 'thin', params: `253:${pool.info.minor} 2` }]);

@@ -18,6 +18,14 @@ describe('validateDmName', () => {
     ['a\u007fb', 'control'],
     ['a'.repeat(128), 'at most 127 bytes'],
     ['é'.repeat(64), 'at most 127 bytes long, this one is 128'],
+    ['web\u200b1', 'invisible or bidirectional formatting characters, here U+200B'],
+    ['web\u202e1', 'invisible or bidirectional formatting characters, here U+202E'],
+    ['a\u00adb', 'invisible or bidirectional formatting characters, here U+00AD'],
+    ['a\u2028b', 'whitespace, here U+2028'],
+    ['a\u2029b', 'whitespace, here U+2029'],
+    ['__proto__', 'a name JavaScript objects reserve'],
+    ['constructor', 'a name JavaScript objects reserve'],
+    ['hasOwnProperty', 'a name JavaScript objects reserve'],
   ])('refuses %j (%s)', (name, fragment) => {
     expect(validateDmName(name)).toContain(fragment);
   });

@@ -9,6 +9,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { apply, destroy } from '../../src/api/index.ts';
 import { SimKernel } from '../../src/kernel/sim/index.ts';
 import { KernelCallCounter } from '../../src/kernel/counting.ts';
+import { simMounted } from '../sim-mounts.ts';
 
 const DEVICES = 12;
 
@@ -52,6 +53,7 @@ describe('kernel calls per step', () => {
     expect(teardown.discard ?? 0).toBe(0);
     expect(teardown.create ?? 0).toBe(0);
     expect(fs.existsSync(path.join(stateDir, 'data.img'))).toBe(false);
-    expect(fs.readdirSync(mnt).every((d) => fs.readdirSync(path.join(mnt, d)).length === 0)).toBe(true);
+    const seen = simMounted(stateDir, mnt);
+    expect(fs.readdirSync(seen).every((d) => fs.readdirSync(path.join(seen, d)).length === 0)).toBe(true);
   });
 });

@@ -15,6 +15,7 @@ import { parsePoolStatus } from '../../src/kernel/thin-pool.ts';
 import { doctorCommand, gcCommand } from '../../src/cli/doctor-command.ts';
 import type { DoctorReport } from '../../src/doctor/diagnose.ts';
 import { identityOfUuid } from '../../src/domain/names.ts';
+import { simMountedIn } from '../sim-mounts.ts';
 
 const POOL = 'thinlayer-shared-pool';
 
@@ -99,7 +100,7 @@ describe('two state dirs, one pool name, one kernel', () => {
     const a = h.dir('a');
     const b = h.dir('b');
     await a.apply(['web']);
-    fs.writeFileSync(path.join(a.mnt, 'web', 'secret.txt'), 'a only');
+    fs.writeFileSync(simMountedIn(path.join(path.dirname(a.stateDir), 'sim'), path.join(a.mnt, 'web'), 'secret.txt'), 'a only');
     const before = await poolFacts(h.kernel());
     const aIdentity = (await a.state()).identity!;
     expect(identityOfUuid(before.uuid)).toBe(aIdentity);
@@ -113,7 +114,7 @@ describe('two state dirs, one pool name, one kernel', () => {
     expect(err.message).toContain(path.join(a.stateDir, 'data.img'));
     // Nothing of a's was loaded, formatted, snapshotted or mounted by b.
     expect(await poolFacts(h.kernel())).toEqual(before);
-    expect(fs.existsSync(path.join(b.mnt, 'web', 'secret.txt'))).toBe(false);
+    expect(fs.existsSync(simMountedIn(path.join(path.dirname(b.stateDir), 'sim'), path.join(b.mnt, 'web'), 'secret.txt'))).toBe(false);
     const k = h.kernel();
     expect((await k.mounts()).filter((m) => m.mountpoint.startsWith(b.mnt))).toEqual([]);
     await k.close();
@@ -126,7 +127,7 @@ describe('two state dirs, one pool name, one kernel', () => {
     expect(gc.out).toEqual({ outcome: 'nothing-recorded', steps: 0 });
     // And a is as healthy as before.
     expect((await a.doctor()).report.findings).toEqual([]);
-    expect(fs.readFileSync(path.join(a.mnt, 'web', 'secret.txt'), 'utf8')).toBe('a only');
+    expect(fs.readFileSync(simMountedIn(path.join(path.dirname(a.stateDir), 'sim'), path.join(a.mnt, 'web'), 'secret.txt'), 'utf8')).toBe('a only');
   });
 
   it('one after the other they coexist; while the other owns the pool name, up refuses and doctor names the owner', async () => {
@@ -136,7 +137,7 @@ describe('two state dirs, one pool name, one kernel', () => {
     await b.apply(['web']);
     await api.down(b.opts());
     await a.apply(['web']);
-    fs.writeFileSync(path.join(a.mnt, 'web', 'secret.txt'), 'a only');
+    fs.writeFileSync(simMountedIn(path.join(path.dirname(a.stateDir), 'sim'), path.join(a.mnt, 'web'), 'secret.txt'), 'a only');
     const before = await poolFacts(h.kernel());
     const err = await b.up().then(
       () => null,
@@ -151,11 +152,11 @@ describe('two state dirs, one pool name, one kernel', () => {
     expect(finding.message).toContain(path.join(a.stateDir, 'data.img'));
     expect(doc.report.findings.map((f) => f.repair ?? '').join()).not.toMatch(/gc/);
     expect((await b.gc(true)).out.steps).toEqual([]);
-    expect(fs.existsSync(path.join(b.mnt, 'web', 'secret.txt'))).toBe(false);
+    expect(fs.existsSync(simMountedIn(path.join(path.dirname(b.stateDir), 'sim'), path.join(b.mnt, 'web'), 'secret.txt'))).toBe(false);
     // a down, b up: b's own pool again, with its own data.
     await api.down(a.opts());
     expect((await b.up())?.outcome).toBe('converged');
-    expect(fs.existsSync(path.join(b.mnt, 'web', 'secret.txt'))).toBe(false);
+    expect(fs.existsSync(simMountedIn(path.join(path.dirname(b.stateDir), 'sim'), path.join(b.mnt, 'web'), 'secret.txt'))).toBe(false);
     expect((await b.doctor()).report.findings).toEqual([]);
   });
 });
@@ -192,7 +193,7 @@ describe('a log behind its pool', () => {
     await a.apply(['web']);
     const older = fs.readFileSync(path.join(a.stateDir, 'events.ndjson'));
     await a.apply(['web', 'newer']);
-    fs.writeFileSync(path.join(a.mnt, 'newer', 'data.txt'), 'made after the backup');
+    fs.writeFileSync(simMountedIn(path.join(path.dirname(a.stateDir), 'sim'), path.join(a.mnt, 'newer'), 'data.txt'), 'made after the backup');
     const newerId = (await a.state()).things['device:newer'].thinId;
     // The backup is put back (snapshot.json is left as it was: it belongs to the newer log).
     fs.writeFileSync(path.join(a.stateDir, 'events.ndjson'), older);
@@ -254,7 +255,7 @@ describe('a log behind its pool', () => {
     const h = host();
     const a = h.dir('a');
     await a.apply(['web']);
-    fs.writeFileSync(path.join(a.mnt, 'web', 'keep.txt'), 'still here');
+    fs.writeFileSync(simMountedIn(path.join(path.dirname(a.stateDir), 'sim'), path.join(a.mnt, 'web'), 'keep.txt'), 'still here');
     const before = await poolFacts(h.kernel());
     fs.rmSync(path.join(a.stateDir, 'events.ndjson'));
     fs.rmSync(path.join(a.stateDir, 'snapshot.json'), { force: true });
@@ -266,7 +267,7 @@ describe('a log behind its pool', () => {
     expect(live).toMatchObject({ code: 'E_BLOCKED', exitCode: 1 });
     expect(live.message).toMatch(/belongs to the thinlayer state directory with identity/);
     expect(await poolFacts(h.kernel())).toEqual(before);
-    expect(fs.readFileSync(path.join(a.mnt, 'web', 'keep.txt'), 'utf8')).toBe('still here');
+    expect(fs.readFileSync(simMountedIn(path.join(path.dirname(a.stateDir), 'sim'), path.join(a.mnt, 'web'), 'keep.txt'), 'utf8')).toBe('still here');
   });
 
   it('a pool at rest whose metadata is not blank, and no log: nothing is formatted or created over it', async () => {

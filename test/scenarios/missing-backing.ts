@@ -8,12 +8,13 @@ import { join } from 'node:path';
 import { expect } from 'vitest';
 import { webManifest, type CliResult } from '../e2e/cli-harness.ts';
 
-export function missingDataFileComesBack(run: (args: string[]) => CliResult, box: { root: string; stateDir: string; mnt: string }): void {
+export function missingDataFileComesBack(run: (args: string[]) => CliResult, box: { root: string; stateDir: string; mnt: string; filesOf?: (mountpoint: string) => string }): void {
+  const filesOf = box.filesOf ?? ((mountpoint: string) => mountpoint);
   const file = join(box.root, 'web.yaml');
   writeFileSync(file, webManifest(box.mnt));
   const applied = run(['apply', '-f', file, '--yes']);
   expect(applied.code, applied.stderr).toBe(0);
-  const fd = openSync(join(box.mnt, 'web1', 'hello.txt'), 'w');
+  const fd = openSync(join(filesOf(join(box.mnt, 'web1')), 'hello.txt'), 'w');
   writeFileSync(fd, 'still here\n');
   fsyncSync(fd);
   closeSync(fd);
@@ -41,7 +42,7 @@ export function missingDataFileComesBack(run: (args: string[]) => CliResult, box
   renameSync(elsewhere, data);
   const up = run(['up']);
   expect(up.code, up.stderr).toBe(0);
-  expect(readFileSync(join(box.mnt, 'web1', 'hello.txt'), 'utf8')).toBe('still here\n');
+  expect(readFileSync(join(filesOf(join(box.mnt, 'web1')), 'hello.txt'), 'utf8')).toBe('still here\n');
   const status = JSON.parse(run(['status', '--json']).stdout);
   expect(status.devices.map((d: any) => [d.name, d.state])).toEqual([
     ['web1', 'mounted'],

@@ -17,6 +17,7 @@ import { initialState } from '../../src/lifecycle/projection.ts';
 import { silentReporter } from '../../src/messages/port.ts';
 import { parseManifest } from '../../src/manifest/load.ts';
 import { poolManifest } from './harness.ts';
+import { filesAt } from '../../src/kernel/port.ts';
 
 /** The simulated kernel, with chosen create_snap messages and device creations held until released. */
 function holdingKernel(sim: SimKernel) {
@@ -69,7 +70,7 @@ describe('snapshotter concurrency', () => {
     // A snapshot of the base has an empty root: no lost+found from the base's mkfs.
     const look = join(root, 'look');
     await k.kernel.mount(first.source.startsWith(stateDir) ? (await k.kernel.info('thinlayer-ctr-snap-1'))!.devPath : first.source, look, 'ext4');
-    expect(readdirSync(look)).toEqual([]);
+    expect(readdirSync(filesAt(k.kernel, look))).toEqual([]);
     await k.kernel.unmount(look);
     await service.commit('', 'layer', 'first', {});
     await service.prepare('', 'running', 'layer', {}, 'active');

@@ -13,6 +13,7 @@ import { silentReporter } from '../../src/messages/port.ts';
 import { UserError } from '../../src/errors/index.ts';
 import { box, startWatch } from './sim-harness.ts';
 import { waitFor } from './helpers.ts';
+import { simMounted } from '../sim-mounts.ts';
 
 const MiB = 1024 * 1024;
 const TINY_POOL = 'data: { file: data.img, size: 8M }\n  metadata: { file: metadata.img, size: 4M }';
@@ -36,7 +37,7 @@ describe('pool autoextend', () => {
     const before = (await b.status()).pool!.data!;
     const fill = Math.ceil(0.87 * before.totalBytes) - before.usedBytes;
     expect(fill).toBeGreaterThan(0);
-    fs.writeFileSync(path.join(b.mnt, 'd1', 'big.bin'), Buffer.alloc(fill, 1));
+    fs.writeFileSync(simMounted(b.stateDir, path.join(b.mnt, 'd1'), 'big.bin'), Buffer.alloc(fill, 1));
     await b.sim.sync(path.join(b.mnt, 'd1'));
     expect((await b.status()).pool!.data!.percent).toBeGreaterThanOrEqual(80);
     const grown = await waitFor('the pool to grow', () => w.messages.find((m) => m.code === 'pool.grown'));
@@ -58,7 +59,7 @@ describe('pool autoextend', () => {
     expect(dones).toHaveLength(intents.length);
     expect(w.messages.filter((m) => m.code === 'pool.grown')).toHaveLength(intents.length);
     // The data written is still there, on a device that never stopped being mounted.
-    expect(fs.statSync(path.join(b.mnt, 'd1', 'big.bin')).size).toBe(fill);
+    expect(fs.statSync(simMounted(b.stateDir, path.join(b.mnt, 'd1'), 'big.bin')).size).toBe(fill);
     expect(status.devices.map((d) => d.state)).toEqual(['mounted']);
   });
 
@@ -76,7 +77,7 @@ describe('pool autoextend', () => {
 
     // Past the low-water mark (5% free), short of full.
     const before = (await b.status()).pool!.data!;
-    fs.writeFileSync(path.join(b.mnt, 'd1', 'big.bin'), Buffer.alloc(Math.ceil(0.97 * before.totalBytes) - before.usedBytes, 1));
+    fs.writeFileSync(simMounted(b.stateDir, path.join(b.mnt, 'd1'), 'big.bin'), Buffer.alloc(Math.ceil(0.97 * before.totalBytes) - before.usedBytes, 1));
     await b.sim.sync(path.join(b.mnt, 'd1'));
     const run = await waitFor('a run for the pool event', () => reporter.messages.find((m) => m.code === 'watch.run' && m.reasons.includes('pool-event')));
     expect(run.code === 'watch.run' && run.reasons).toEqual(['pool-event']);

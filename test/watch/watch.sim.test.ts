@@ -10,6 +10,7 @@ import { openStateDir } from '../../src/events/state-dir.ts';
 import { requestReconcile } from '../../src/watch/requests.ts';
 import { box, deviceStates, manifestText, startWatch } from './sim-harness.ts';
 import { waitFor } from './helpers.ts';
+import { simMounted } from '../sim-mounts.ts';
 
 const same = (a: unknown) => (b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 
@@ -41,7 +42,7 @@ describe('thinlayer watch on the simulated kernel', () => {
     expect(held.deletes).toEqual(['device:d2']);
     await w.moreRuns(2);
     expect(await deviceStates(b)).toEqual([['d1', 'activated'], ['d2', 'mounted']]);
-    expect(fs.existsSync(path.join(b.mnt, 'd2'))).toBe(true);
+    expect(fs.existsSync(simMounted(b.stateDir, path.join(b.mnt, 'd2')))).toBe(true);
 
     // `apply --yes` confirms it; the watcher carries on with the confirmed state.
     await api.apply(b.file, { stateDir: b.stateDir, backend: 'sim', yes: true });
@@ -57,7 +58,7 @@ describe('thinlayer watch on the simulated kernel', () => {
     const b = box((mnt) => `  d1: { layer: l1, state: mounted, mountpoint: ${mnt}/d1 }\n  d2: { layer: l1, state: activated }`);
     const w = startWatch(b);
     await waitFor('converged', async () => same([['d1', 'mounted'], ['d2', 'activated']])(await deviceStates(b)));
-    fs.writeFileSync(path.join(b.mnt, 'd1', 'kept.txt'), 'data\n');
+    fs.writeFileSync(simMounted(b.stateDir, path.join(b.mnt, 'd1'), 'kept.txt'), 'data\n');
 
     await b.sim.create('someone-else', 'other-owner-1');
     await b.sim.remove('thinlayer-w-dev-d2');
@@ -67,7 +68,7 @@ describe('thinlayer watch on the simulated kernel', () => {
     await b.sim.unmount(path.join(b.mnt, 'd1'));
     expect(await deviceStates(b)).toEqual([['d1', 'activated'], ['d2', 'activated']]);
     await waitFor('d1 mounted again', async () => same([['d1', 'mounted'], ['d2', 'activated']])(await deviceStates(b)));
-    expect(fs.readFileSync(path.join(b.mnt, 'd1', 'kept.txt'), 'utf8')).toBe('data\n');
+    expect(fs.readFileSync(simMounted(b.stateDir, path.join(b.mnt, 'd1'), 'kept.txt'), 'utf8')).toBe('data\n');
 
     await w.moreRuns(2);
     expect(await b.sim.info('someone-else')).toMatchObject({ uuid: 'other-owner-1', liveTable: false, suspended: false });

@@ -300,6 +300,15 @@ export function wipeContent(root: string): void {
   fs.mkdirSync(root, { recursive: true });
 }
 
+/**
+ * Where the simulated kernel keeps a mount: under its own directory, at the mountpoint's path
+ * (/run/thinlayer/web1 of a state dir's simulator is <state>/sim/mnt/run/thinlayer/web1), so that it
+ * never writes outside the state dir. Its mount table names the mountpoint as asked.
+ */
+export function simMountPath(simDir: string, mountpoint: string): string {
+  return path.join(simDir, 'mnt', path.resolve(mountpoint));
+}
+
 /** Make `mountpoint` show `target`: an empty directory (or nothing) becomes a symbolic link. */
 export function attachMountpoint(mountpoint: string, target: string): void {
   let st: fs.Stats | null = null;

@@ -19,6 +19,7 @@ import { fail, SimErrno, toKernelError } from './sim-errno.ts';
 import {
   attachMountpoint,
   detachMountpoint,
+  simMountPath,
   growLayout,
   mkfsLayout,
   planAccounting,
@@ -722,6 +723,7 @@ export class SimKernel implements KernelPort {
       if (state.sizeBytes > tableSectors(ctx.rec.live!.parsed) * SECTOR_BYTES) fail('EINVAL', `${devPath}: the filesystem is larger than the device`);
       if (ctx.rec.readOnly && !opts.readOnly) fail('EACCES', `${devPath} is write-protected`);
       checkMountpoint(where);
+      checkMountpoint(this.mountedAt(where));
       const record: MountRecord = {
         mountpoint: where,
         source: devPath,
@@ -735,7 +737,7 @@ export class SimKernel implements KernelPort {
         thinId: ctx.thinId,
       };
       this.commitVolatile([{ t: 'mount', mountpoint: where, v: record }]);
-      attachMountpoint(where, this.persistent.contentDir(ctx.poolId, ctx.thinId));
+      attachMountpoint(this.mountedAt(where), this.persistent.contentDir(ctx.poolId, ctx.thinId));
     });
   }
 
@@ -751,10 +753,19 @@ export class SimKernel implements KernelPort {
         fail('EPERM', `the mount at ${where} is ${DM_MAJOR}:${mount.minor}, not ${opts.device.major}:${opts.device.minor}'s; left alone`);
       }
       if (!mount.readOnly) this.account(mount);
-      detachMountpoint(where);
+      detachMountpoint(this.mountedAt(where));
       this.commitVolatile([{ t: 'mount', mountpoint: where, v: null }]);
       this.settle([dmDevT(mount.minor)]);
     });
+  }
+
+  /**
+   * Where a mount's files are seen on this host: under the simulator's own directory
+   * (simMountPath), never at the mountpoint itself. The mountpoint is still checked where the real
+   * kernel would reach it (no symlink, trusted parents, empty), which only reads the host.
+   */
+  mountedAt(mountpoint: string): string {
+    return simMountPath(this.dir, mountpoint);
   }
 
   async mounts(): Promise<MountEntry[]> {
@@ -816,7 +827,7 @@ export class SimKernel implements KernelPort {
    */
   async reboot(): Promise<void> {
     return this.mutate('reboot', this.dir, () => {
-      for (const mountpoint of this.state.mounts.keys()) detachMountpoint(mountpoint);
+      for (const mountpoint of this.state.mounts.keys()) detachMountpoint(this.mountedAt(mountpoint));
       this.volatile.journal.reset();
     });
   }
