@@ -176,7 +176,7 @@ export class TerminalReporter implements Reporter {
       case 'snapshotter.ready':
         return say(`snapshotter: serving pool ${m.pool} on ${m.socket} (${m.snapshots} snapshot(s))`);
       case 'snapshotter.recovered':
-        return say(`snapshotter: recovery deleted ${m.deleted} half-made or half-removed device(s), activated ${m.reactivated} snapshot(s) again, settled ${m.settled} interrupted step(s)`);
+        return say(`snapshotter: recovery deleted ${m.deleted} half-made or half-removed device(s), activated ${m.reactivated} snapshot(s) again, deactivated ${m.deactivated} committed one(s) a Usage left active, settled ${m.settled} interrupted step(s)`);
       case 'snapshotter.request-failed':
         return say(`snapshotter: ${m.method} ${m.key}: ${m.error}`);
       case 'snapshotter.stopped':

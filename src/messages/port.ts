@@ -37,7 +37,7 @@ export type Message =
   | { code: 'pool.autoextend-blocked'; role: 'data' | 'metadata'; percent: number; reason: string }
   // the containerd snapshotter (src/snapshotter)
   | { code: 'snapshotter.ready'; socket: string; pool: string; snapshots: number }
-  | { code: 'snapshotter.recovered'; deleted: number; reactivated: number; settled: number }
+  | { code: 'snapshotter.recovered'; deleted: number; reactivated: number; deactivated: number; settled: number }
   | { code: 'snapshotter.request-failed'; method: string; key: string; error: string }
   | { code: 'snapshotter.stopped' }
   /** destroy or down --force asked this holder (watch, snapshotter) to stop: it stops as after SIGTERM. */

@@ -88,7 +88,7 @@ export async function runSnapshotter(opts: SnapshotterOptions): Promise<{ snapsh
       claim = await claimHolder(s.stateDir, 'snapshotter', { socket });
       await ensurePoolAndBase(s, manifest.pool, manifest.file, runner);
       const recovered = await recoverSnapshots(s, kernel, runner);
-      if (recovered.deleted + recovered.reactivated + recovered.settled > 0) opts.reporter.notify({ code: 'snapshotter.recovered', ...recovered });
+      if (recovered.deleted + recovered.reactivated + recovered.deactivated + recovered.settled > 0) opts.reporter.notify({ code: 'snapshotter.recovered', ...recovered });
     });
     await gate.close();
     claim!.watchForStop((request) => {

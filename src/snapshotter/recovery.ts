@@ -2,7 +2,8 @@
 // makes its thin device before its record becomes visible and hides the record before deleting the
 // device, so the rule is one: a snapshot's thin device without a record is half made or half
 // removed, and is deleted (its thin id with it: none leaks); a record that is active or a view has
-// its device activated again (after a reboot, after a crash mid-activation). Intents of snapshot
+// its device activated again (after a reboot, after a crash mid-activation), and a committed one
+// whose device a crash left active (mid-Usage) has it deactivated. Intents of snapshot
 // steps whose outcome the crash lost are then settled in the log.
 //
 // Every decision here is taken from the session's projection, and that is the log's: Session.open
@@ -15,13 +16,15 @@
 import type { Session } from '../reconcile/session.ts';
 import type { KernelPort } from '../kernel/port.ts';
 import type { StepRunner } from './steps.ts';
-import { activate, remove } from './steps.ts';
+import { activate, deactivate, remove } from './steps.ts';
 import { forgetDeviceNode } from './device-node.ts';
 import { releaseLeftMount } from './empty-root.ts';
 
 export interface RecoveryResult {
   deleted: number;
   reactivated: number;
+  /** Committed snapshots whose device a crash left active (a Usage killed between its activate and deactivate). */
+  deactivated: number;
   settled: number;
 }
 
@@ -45,11 +48,20 @@ export async function recoverSnapshots(session: Session, kernel: KernelPort, run
   const stale = Object.values(session.state.pending).filter((p) => isSnapshotTarget(p.target));
   const deleted = await deleteOrphans(session, runner);
   let reactivated = 0;
+  let deactivated = 0;
   for (const r of Object.values(session.state.snapshots)) {
-    if (r.kind === 'committed') continue;
     const t = session.state.things[r.id];
     if (!t) continue;
     const info = await kernel.info(t.dmName);
+    if (r.kind === 'committed') {
+      // A committed snapshot's device is active only for the length of a Usage call: live now, a
+      // crash cut that call short, and it is deactivated as the call would have done.
+      if (info) {
+        await runner.run(session, [deactivate(t)]);
+        deactivated += 1;
+      }
+      continue;
+    }
     if (info?.liveTable) continue;
     await runner.run(session, [activate(t)]);
     reactivated += 1;
@@ -58,5 +70,5 @@ export async function recoverSnapshots(session: Session, kernel: KernelPort, run
   if (settled.length > 0) {
     await session.append(settled.map((p) => ({ type: 'recovery.note' as const, kind: 'intent-resolved' as const, detail: { stepId: p.stepId, op: p.op, target: p.target, by: 'snapshotter' } })));
   }
-  return { deleted, reactivated, settled: settled.length };
+  return { deleted, reactivated, deactivated, settled: settled.length };
 }

@@ -12,6 +12,7 @@
 // state taken before the change, so a point costs one killed CLI and one recovery.
 
 import { describe, it, expect, onTestFinished } from 'vitest';
+import { simMounted } from '../sim-mounts.ts';
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -144,7 +145,7 @@ function workspace(scenario: Scenario) {
     writeFileSync(before, manifest(work, BEFORE));
     writeFileSync(after, manifest(work, { ...BEFORE, ...scenario.after }));
     await api.apply(before, opts);
-    writeFileSync(join(work, 'mnt', 'd1', 'kept.txt'), 'written before the change\n');
+    writeFileSync(simMounted(stateDir, join(work, 'mnt', 'd1'), 'kept.txt'), 'written before the change\n');
     execFileSync('cp', ['-a', work, saved]);
   };
   const cli = (env: Record<string, string>) =>
@@ -185,15 +186,15 @@ async function expectRecovered(ws: ReturnType<typeof workspace>, scenario: Scena
   expect(status.unwanted, what).toEqual([]);
   for (const d of status.devices) {
     expect([d.state, d.actualLayer, d.layerDrift], `${d.name} after ${what}`).toEqual(['mounted', want.layer, false]);
-    const mnt = join(ws.work, 'mnt', d.name);
+    const mnt = simMounted(ws.stateDir, join(ws.work, 'mnt', d.name));
     expect(readFileSync(join(mnt, `marker-${want.layer}`), 'utf8'), `${d.name} holds layer ${want.layer}'s files after ${what}`).toBe(`layer ${want.layer}\n`);
     expect(existsSync(join(mnt, `marker-${want.layer === 'a' ? 'b' : 'a'}`)), `${d.name} holds no other layer's files after ${what}`).toBe(false);
   }
   const d1 = status.devices.find((d) => d.name === 'd1')!;
   if (scenario.after.d1Size) expect(d1.sizeBytes, what).toBe(256 << 20);
   if (scenario.after.dataSize) expect(status.pool?.data?.totalBytes, what).toBe(2 * 1024 ** 3);
-  expect(existsSync(join(ws.work, 'mnt', 'd1', 'kept.txt')), `d1's data after ${what}`).toBe(scenario.keepsData);
-  if (!want.withD2) expect(existsSync(join(ws.work, 'mnt', 'd2', 'marker-a')), what).toBe(false);
+  expect(existsSync(simMounted(ws.stateDir, join(ws.work, 'mnt', 'd1'), 'kept.txt')), `d1's data after ${what}`).toBe(scenario.keepsData);
+  if (!want.withD2) expect(existsSync(simMounted(ws.stateDir, join(ws.work, 'mnt', 'd2'), 'marker-a')), what).toBe(false);
   expect(await poolThinIds(ws.stateDir), `thin ids in the pool after ${what}`).toEqual(await ownedThinIds(ws.stateDir));
   const doctor = await runCli((out, err) => doctorCommand({ stateDir: ws.stateDir, backend: 'sim', json: true, out, err }));
   const findings = (JSON.parse(doctor.out) as { findings: Array<{ severity: string }> }).findings;

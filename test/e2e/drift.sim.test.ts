@@ -4,6 +4,7 @@
 // and the interrupted run (a warning) until the same command is run again.
 
 import { describe, it, expect, onTestFinished } from 'vitest';
+import { simMounted } from '../sim-mounts.ts';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
@@ -28,7 +29,7 @@ function box() {
     writeFileSync(file, `pool:\n  name: drift\n  data: { file: data.img, size: 1G }\n  metadata: { file: metadata.img, size: 64M }\n  baseSize: 128M\nlayers:\n  a: { source: a.tar }\n  b: { source: b.tar }\ndevices:\n${devices.join('\n')}\n`);
     return file;
   };
-  return { root, stateDir: join(root, 'state'), write, mnt: (d: string) => join(root, 'mnt', d) };
+  return { root, stateDir: join(root, 'state'), write, mnt: (d: string) => simMounted(join(root, 'state'), join(root, 'mnt', d)) };
 }
 
 async function doctorJson(stateDir: string): Promise<{ code: number; findings: Array<{ code: string; severity: string; subject: string; message: string; repair: string | null }> }> {

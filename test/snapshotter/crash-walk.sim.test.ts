@@ -1,7 +1,8 @@
 // The snapshotter's crash walk: the snapshotter is killed with SIGKILL at every boundary (just
 // before or after a kernel mutation or an event append, THINLAYER_CRASH_POINT=k) of a Prepare from a
 // committed parent, a Commit, a Prepare from the base (with its lost+found taken out: a mount and
-// an unmount), and the Remove of a committed and of two active snapshots. After each
+// an unmount), and the Remove of a committed and of two active snapshots, after a committed
+// snapshot's Usage (its device activated for the reading, then deactivated). After each
 // crash a restarted snapshotter must show containerd the state before or after each call (never a
 // half-made snapshot), hold no thin id the log does not own and no intent unsettled, have its active
 // snapshots activated, and carry on to the end of the calls.
@@ -17,6 +18,8 @@ const MAX_POINTS = 300;
 
 type Op = (c: Client) => Promise<unknown>;
 const OPS: Array<[string, Op]> = [
+  // A committed snapshot's Usage activates its device for the reading and deactivates it after.
+  ['Usage of c1', (c) => c.Usage({ key: 'c1' })],
   ['Prepare x from c1', (c) => c.Prepare({ key: 'x', parent: 'c1' })],
   ['Commit x as c2', (c) => c.Commit({ name: 'c2', key: 'x' })],
   ['Prepare y from the base', (c) => c.Prepare({ key: 'y', parent: '' })],
@@ -26,6 +29,7 @@ const OPS: Array<[string, Op]> = [
 ];
 /** What containerd may see: the state before the first call, and after each. */
 const STATES = [
+  ['c1:COMMITTED:', 'live:ACTIVE:c1'],
   ['c1:COMMITTED:', 'live:ACTIVE:c1'],
   ['c1:COMMITTED:', 'live:ACTIVE:c1', 'x:ACTIVE:c1'],
   ['c1:COMMITTED:', 'c2:COMMITTED:c1', 'live:ACTIVE:c1'],

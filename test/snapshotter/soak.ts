@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { box, poolManifest, startChild, BIN, type Client } from './harness.ts';
 import { SimKernel } from '../../src/kernel/sim/index.ts';
+import { filesAt } from '../../src/kernel/port.ts';
 import * as api from '../../src/api/index.ts';
 import { poolThinIds } from '../e2e/pool-thin-ids.ts';
 
@@ -70,6 +71,8 @@ const grpcCode = (e: unknown): number | undefined => (e as { code?: number }).co
 interface Mounter {
   mount(source: string, at: string, readOnly: boolean): Promise<void>;
   unmount(at: string): Promise<void>;
+  /** Where the mount's files are seen on this host. */
+  filesOf(at: string): string;
 }
 
 function simMounter(stateDir: string): Mounter {
@@ -79,6 +82,7 @@ function simMounter(stateDir: string): Mounter {
   return {
     mount: (source, at, readOnly) => sim.mount(dmPath(source), at, 'ext4', { readOnly }),
     unmount: (at) => sim.unmount(at),
+    filesOf: (at) => filesAt(sim, at),
   };
 }
 
@@ -94,6 +98,7 @@ function realMounter(): Mounter {
     async unmount(at) {
       sh(['umount', at]);
     },
+    filesOf: (at) => at,
   };
 }
 
@@ -128,7 +133,7 @@ export async function runSoak(o: SoakOptions): Promise<Record<string, number>> {
       mkdirSync(at, { recursive: true });
       await mounter.mount(source, at, false);
       try {
-        writeFileSync(join(at, 'marker'), key);
+        writeFileSync(join(mounter.filesOf(at), 'marker'), key);
       } finally {
         await mounter.unmount(at);
       }
@@ -139,7 +144,7 @@ export async function runSoak(o: SoakOptions): Promise<Record<string, number>> {
       mkdirSync(at, { recursive: true });
       await mounter.mount(source, at, readOnly);
       try {
-        return readFileSync(join(at, 'marker'), 'utf8');
+        return readFileSync(join(mounter.filesOf(at), 'marker'), 'utf8');
       } catch {
         return null;
       } finally {
