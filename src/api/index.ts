@@ -140,7 +140,9 @@ export async function down(opts: TakeDownOptions): Promise<RunResult | null> {
 }
 
 /** Delete every device, the pool and its backing files. Refused while a snapshotter or watch runs, unless `force`. */
-export async function destroy(opts: TakeDownOptions): Promise<RunResult> {
+/** null when nothing is recorded in the state dir (it does not exist): nothing is created to say so. */
+export async function destroy(opts: TakeDownOptions): Promise<RunResult | null> {
+  if (!(await stateDirExists(opts.stateDir))) return null;
   await clearHolders('destroy', { stateDir: opts.stateDir, reporter: opts.reporter ?? silentReporter, force: opts.force === true, signal: opts.signal });
   return withSession(opts, true, 'destroy', async (s) => {
     await refuseHolders('destroy', s.stateDir);

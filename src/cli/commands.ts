@@ -110,6 +110,10 @@ export async function runCommand(inv: Invocation, program: Command, io: CliOutpu
     case 'destroy': {
       const api = await loadApi();
       const { result, signal } = await withSignals((signal) => api.destroy({ ...common, yes: o.yes === true, force: o.force === true, confirm, signal }));
+      if (!result) {
+        io.print(json ? JSON.stringify({ outcome: 'nothing-recorded', steps: 0 }) : summaryLine({ command: 'destroy', outcome: 'nothing-recorded', steps: 0 }));
+        return 0;
+      }
       io.print(json ? JSON.stringify({ outcome: result.outcome, runId: result.runId, steps: result.steps, planned: result.planned }) : summaryLine({ command: 'destroy', ...result }));
       return exitCodeOf(result.outcome, signal);
     }

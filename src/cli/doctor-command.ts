@@ -2,6 +2,7 @@
 // what it would delete, and with --yes takes the lock and deletes it through the log.
 // Errors propagate to the entry point (src/cli/main.ts), which turns them into exit codes.
 
+import { stateDirExists } from '../app/checked-session.ts';
 import type { KernelPort } from '../kernel/port.ts';
 import type { BackendChoice } from '../kernel/select.ts';
 import { Session } from '../reconcile/session.ts';
@@ -84,6 +85,11 @@ export async function gcCommand(opts: GcCommandOptions): Promise<number> {
   const print = printer(opts.out);
   const named = opts.thinId !== undefined;
   const mutate = opts.yes || named || opts.keepForeign === true;
+  if (!(await stateDirExists(opts.stateDir))) {
+    // Nothing recorded, and nothing made to say so: the same answer and exit code as up and pool grow.
+    print(opts.json ? JSON.stringify({ outcome: 'nothing-recorded', steps: 0 }) : summaryLine({ command: 'gc', outcome: 'nothing-recorded', steps: 0 }));
+    return 0;
+  }
   const session = await Session.open({ stateDir: opts.stateDir, backend: opts.backend, reporter, mutate, command: 'gc', kernel: opts.kernel });
   try {
     if (!session.state.desired && !session.state.poolSpec && !session.state.pool) {

@@ -67,14 +67,14 @@ describe('the CLI for scripts and people', () => {
     expect(box.run(['status', '--detailed-exitcode']).code).toBe(0);
   });
 
-  it('says "nothing recorded" with one exit code from up, gc and pool grow', () => {
+  it('says "nothing recorded" with one exit code from up, down, pool grow, gc, gc --yes and destroy', () => {
     const { box, file } = setup();
-    const answers = [['up'], ['down'], ['pool', 'grow', '--data', '4G'], ['gc']].map((args) => box.run([...args, '--json']));
+    const answers = [['up'], ['down'], ['pool', 'grow', '--data', '4G'], ['gc'], ['gc', '--yes'], ['destroy', '--yes']].map((args) => box.run([...args, '--json']));
     for (const r of answers) {
       expect(r.code, r.stderr).toBe(0);
       expect(JSON.parse(r.stdout).outcome).toBe('nothing-recorded');
     }
-    // Saying so creates nothing: up, down, pool grow and gc leave no state dir behind.
+    // Saying so creates nothing: none of them leaves a state dir (an identity, a simulated pool) behind.
     expect(existsSync(box.stateDir)).toBe(false);
     expect(file).toBeTruthy();
   });

@@ -44,7 +44,7 @@ describe('kernel calls per step', () => {
 
     counter.reset();
     const down = await destroy({ stateDir, kernel: kernel(), yes: true });
-    expect(down.outcome).toBe('converged');
+    expect(down?.outcome).toBe('converged');
     const teardown = counter.tally().calls;
     if (process.env.SHOW_CALLS) console.log(counter.tally());
     expect(teardown.unmount).toBe(DEVICES);

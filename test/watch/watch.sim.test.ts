@@ -119,7 +119,7 @@ describe('thinlayer watch on the simulated kernel', () => {
     expect(await deviceStates(b)).toEqual([['d1', 'activated']]);
 
     const result = await api.destroy({ stateDir: b.stateDir, backend: 'sim', yes: true, force: true });
-    expect(result.outcome).toBe('converged');
+    expect(result?.outcome).toBe('converged');
     expect(await w.exit).toBe(0);
     expect(w.messages.map((m) => m.code)).toContain('holder.stop-requested');
     await new Promise((r) => setTimeout(r, 300)); // six intervals of the stopped watch
