@@ -19,13 +19,12 @@
 //     (a stat every STOP_POLL_MS) and stops as after SIGTERM: the work under way finishes and is
 //     recorded, then it removes its record and exits 0.
 
-import { randomBytes } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, unlink } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StateError } from '../errors/index.ts';
 import { describeThisProcess, isLockHolderAlive, type LockHolder } from './lock.ts';
-import type { StateDir } from './state-dir.ts';
+import { writeFileWhole, type StateDir } from './state-dir.ts';
 
 export const HOLDERS_DIR = 'holders';
 export const HOLDER_KINDS = ['snapshotter', 'watch'] as const;
@@ -126,7 +125,7 @@ export async function claimHolder(stateDir: StateDir, kind: HolderKind, extra: {
   });
   // A stop request for an earlier holder of this kind is moot now.
   await unlink(stateDir.path(stopName(kind))).catch(() => undefined);
-  await writeWhole(stateDir, recordName(kind), record);
+  await writeFileWhole(stateDir, recordName(kind), JSON.stringify(record) + '\n', { sync: true });
   return new Claim(stateDir, record);
 }
 
@@ -184,7 +183,7 @@ function isFor(request: StopRequest, holder: HolderRecord): boolean {
 export async function requestStop(stateDir: StateDir, holder: HolderRecord, by: string): Promise<void> {
   const request: StopRequest = { pid: holder.pid, by, byPid: process.pid, at: new Date().toISOString() };
   if (holder.startTime !== undefined) request.startTime = holder.startTime;
-  await writeWhole(stateDir, stopName(holder.kind), request);
+  await writeFileWhole(stateDir, stopName(holder.kind), JSON.stringify(request) + '\n', { sync: true });
 }
 
 /**
@@ -220,27 +219,6 @@ export async function heldError(stateDir: StateDir, holders: HolderRecord[], com
   return new HolderRunningError(stateDir.root, holders, `${command}: ${why}:\n${lines.join('\n')}\nStop ${holders.length > 1 ? 'them' : 'it'} first, or run \`thinlayer ${command} --force\` to ask ${holders.length > 1 ? 'them' : 'it'} to stop and wait until ${holders.length > 1 ? 'they have' : 'it has'}.`);
 }
 
-/** A temporary file of ours (O_EXCL, O_NOFOLLOW, 0600, synced), renamed over `rel`. */
-async function writeWhole(stateDir: StateDir, rel: string, value: object): Promise<void> {
-  const target = stateDir.path(rel);
-  const temp = stateDir.path(`${HOLDERS_DIR}/.${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
-  const handle = await open(temp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
-  try {
-    await handle.writeFile(JSON.stringify(value) + '\n', 'utf8');
-    await handle.datasync();
-  } catch (e) {
-    await handle.close();
-    await unlink(temp).catch(() => undefined);
-    throw e;
-  }
-  await handle.close();
-  try {
-    await rename(temp, target);
-  } catch (e) {
-    await unlink(temp).catch(() => undefined);
-    throw e;
-  }
-}
 
 /** The file parsed; null when it is missing, a symlink (never followed) or not what it should be. */
 async function readRecord<T>(stateDir: StateDir, rel: string, parse: (v: Record<string, unknown>) => T | null): Promise<T | null> {

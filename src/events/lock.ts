@@ -30,7 +30,7 @@ import { mkdir, open, readdir, readFile, rename, rm, rmdir, unlink } from 'node:
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StateError, UserError } from '../errors/index.ts';
-import type { StateDir } from './state-dir.ts';
+import { writeFileWhole, type StateDir } from './state-dir.ts';
 
 export const LOCK_DIR = 'lock';
 export const WAITERS_DIR = 'lock-waiters';
@@ -171,16 +171,9 @@ export async function acquireLock(stateDir: StateDir, opts: AcquireLockOptions):
 async function announceWaiter(stateDir: StateDir, holder: LockHolder): Promise<string> {
   await mkdir(stateDir.path(WAITERS_DIR), { mode: 0o700 }).catch(ignoreCode('EEXIST'));
   const token = randomBytes(12).toString('hex');
-  const temp = stateDir.path(`${WAITERS_DIR}/.${token}.tmp`);
-  const file = stateDir.path(`${WAITERS_DIR}/waiter-${token}.json`);
-  const handle = await open(temp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
-  try {
-    await handle.writeFile(JSON.stringify(holder) + '\n', 'utf8');
-  } finally {
-    await handle.close();
-  }
-  await rename(temp, file);
-  return file;
+  const rel = `${WAITERS_DIR}/waiter-${token}.json`;
+  await writeFileWhole(stateDir, rel, JSON.stringify(holder) + '\n');
+  return stateDir.path(rel);
 }
 
 const WAITER_FILE = /^waiter-[0-9a-f]+\.json$/;

@@ -5,7 +5,8 @@
 
 import { lstatSync, type Stats } from 'node:fs';
 import { constants as fsc } from 'node:fs';
-import { chmod, lstat, mkdir, open, readdir } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { chmod, lstat, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { StateError, UserError } from '../errors/index.ts';
 
@@ -124,5 +125,29 @@ export async function syncDirectory(dir: string): Promise<void> {
     await handle.sync();
   } finally {
     await handle.close();
+  }
+}
+
+/**
+ * Writes `data` to `rel` in the state dir whole: into a private temporary file beside it (a dot-name
+ * of its own, O_EXCL and O_NOFOLLOW, mode 0600), then renamed over `rel`, so a reader sees the old
+ * file or the new one, never a part. `sync` flushes the bytes before the rename. The temporary file
+ * is removed when any step fails.
+ */
+export async function writeFileWhole(stateDir: StateDir, rel: string, data: string, opts: { sync?: boolean } = {}): Promise<void> {
+  const target = stateDir.path(rel);
+  const temp = path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
+  const handle = await open(temp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+  try {
+    try {
+      await handle.writeFile(data, 'utf8');
+      if (opts.sync) await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, target);
+  } catch (e) {
+    await unlink(temp).catch(() => undefined);
+    throw e;
   }
 }

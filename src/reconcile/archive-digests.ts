@@ -6,9 +6,8 @@
 // digest would give a layer another chain id, and the planner would build it again and move devices
 // off the old one, so a file whose checksum fails is ignored like a missing one.
 
-import { constants as fsc } from 'node:fs';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
-import type { StateDir } from '../events/state-dir.ts';
+import { readFile } from 'node:fs/promises';
+import { writeFileWhole, type StateDir } from '../events/state-dir.ts';
 import { sealDocument, unsealDocument } from '../events/checksum.ts';
 import type { ArchiveDigests, ResolvedLayer } from '../layers/types.ts';
 
@@ -64,15 +63,6 @@ export class ArchiveDigestFile implements ArchiveDigests {
   /** Writes the entries this run used, when they differ from the file's (a temporary file renamed into place). */
   async save(): Promise<void> {
     if (!this.#added && this.#used.size === this.#known.size) return;
-    const file = this.#stateDir.path(ARCHIVE_DIGESTS_FILE);
-    const temporary = `${file}.tmp`;
-    await unlink(temporary).catch(() => undefined);
-    const handle = await open(temporary, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
-    try {
-      await handle.writeFile(sealDocument(JSON.stringify({ version: VERSION, entries: Object.fromEntries(this.#used) })));
-    } finally {
-      await handle.close();
-    }
-    await rename(temporary, file);
+    await writeFileWhole(this.#stateDir, ARCHIVE_DIGESTS_FILE, sealDocument(JSON.stringify({ version: VERSION, entries: Object.fromEntries(this.#used) })));
   }
 }

@@ -8,10 +8,10 @@
 // periodically, because a directory watch can miss events (overflow, network file systems).
 
 import { watch, type FSWatcher } from 'node:fs';
-import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { Observable } from 'rxjs';
-import type { StateDir } from '../events/state-dir.ts';
+import { writeFileWhole, type StateDir } from '../events/state-dir.ts';
 import type { Trigger } from './triggers.ts';
 
 export const REQUESTS_DIR = 'requests';
@@ -34,11 +34,8 @@ export async function requestReconcile(stateDir: StateDir, from: string): Promis
   const dir = await ensureRequestsDir(stateDir);
   const name = `${Date.now()}-${process.pid}-${randomBytes(4).toString('hex')}.json`;
   const body: ReconcileRequest = { from, at: new Date().toISOString(), pid: process.pid };
-  const draft = stateDir.path(`${REQUESTS_DIR}/.${name}.tmp`);
-  await writeFile(draft, JSON.stringify(body) + '\n', { mode: 0o600 });
-  const final = stateDir.path(`${REQUESTS_DIR}/${name}`);
-  await rename(draft, final);
-  return final;
+  await writeFileWhole(stateDir, `${REQUESTS_DIR}/${name}`, JSON.stringify(body) + '\n');
+  return stateDir.path(`${REQUESTS_DIR}/${name}`);
 }
 
 /** Takes (reads and deletes) every complete request in the directory; unreadable ones count as anonymous. */
