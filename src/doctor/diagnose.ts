@@ -35,7 +35,7 @@ export function diagnose(facts: DoctorFacts, stateDir: string): DoctorReport {
     ...compareLogWithKernel(facts),
     ...driftFindings(facts),
     ...interruptedRunFindings(facts),
-    ...(facts.log ? logFindings(facts.log, stateDir) : []),
+    ...(facts.log ? logFindings(facts.log, stateDir, facts.runInProgress !== null) : []),
   );
   const sorted = sortFindings(findings);
   return {

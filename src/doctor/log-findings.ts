@@ -15,7 +15,12 @@ export interface LogFacts {
   unrepairedTornTail: { offset: number; bytes: number } | null;
 }
 
-export function logFindings(log: LogFacts, stateDir: string): Finding[] {
+/**
+ * `writerLive`: another live process holds the state dir's lock. A log that ends without a newline
+ * then most likely shows an append under way (a snapshotter's batch half read), not a crash: it is
+ * not reported, and a later doctor finds it whole, or torn for real once that process is gone.
+ */
+export function logFindings(log: LogFacts, stateDir: string, writerLive = false): Finding[] {
   const findings: Finding[] = [];
   for (const kept of log.keptTornTails) {
     const file = path.join(stateDir, kept.file);
@@ -28,7 +33,7 @@ export function logFindings(log: LogFacts, stateDir: string): Finding[] {
     });
   }
   const pending = log.unrepairedTornTail;
-  if (pending) {
+  if (pending && !writerLive) {
     findings.push({
       code: 'log.torn-tail',
       severity: 'warning',
