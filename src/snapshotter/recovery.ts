@@ -19,6 +19,7 @@ import type { StepRunner } from './steps.ts';
 import { activate, deactivate, remove } from './steps.ts';
 import { forgetDeviceNode } from './device-node.ts';
 import { releaseLeftMount } from './empty-root.ts';
+import { createInDoubt, type StableState } from '../lifecycle/machine.ts';
 
 export interface RecoveryResult {
   deleted: number;
@@ -44,6 +45,20 @@ export async function deleteOrphans(session: Session, runner: StepRunner, busy: 
   return orphans.length;
 }
 
+/**
+ * Where the kernel has the intent's device now, for the settling note: the device's lifecycle may
+ * still be in the transient state of the step in doubt (a Usage killed after its activate's intent
+ * is 'activating'), which the steps recovery ran after it could not move, and the note makes the
+ * log say what the kernel shows. A snapshot's device is never left mounted under a record (the
+ * empty root's mount is undone before the record is written; an orphan's is released above), so it
+ * is active or not. A create in doubt keeps its doubt.
+ */
+async function seenNow(session: Session, kernel: KernelPort, target: string): Promise<{ observed?: StableState }> {
+  const t = session.state.things[target];
+  if (!t || createInDoubt(t.lifecycle)) return {};
+  return { observed: (await kernel.info(t.dmName))?.liveTable ? 'activated' : 'created' };
+}
+
 export async function recoverSnapshots(session: Session, kernel: KernelPort, runner: StepRunner): Promise<RecoveryResult> {
   const stale = Object.values(session.state.pending).filter((p) => isSnapshotTarget(p.target));
   const deleted = await deleteOrphans(session, runner);
@@ -56,9 +71,12 @@ export async function recoverSnapshots(session: Session, kernel: KernelPort, run
     if (r.kind === 'committed') {
       // A committed snapshot's device is active only for the length of a Usage call: live now, a
       // crash cut that call short, and it is deactivated as the call would have done.
-      if (info) {
+      // A crash after the kernel removed it but before the outcome was logged leaves the log
+      // saying "activated" with no device: the same deactivate (idempotent) brings the log to the
+      // kernel, so doctor does not report a device that is not there.
+      if (info || t.lifecycle.state === 'activated') {
         await runner.run(session, [deactivate(t)]);
-        deactivated += 1;
+        if (info) deactivated += 1;
       }
       continue;
     }
@@ -68,7 +86,9 @@ export async function recoverSnapshots(session: Session, kernel: KernelPort, run
   }
   const settled = stale.filter((p) => session.state.pending[p.stepId]);
   if (settled.length > 0) {
-    await session.append(settled.map((p) => ({ type: 'recovery.note' as const, kind: 'intent-resolved' as const, detail: { stepId: p.stepId, op: p.op, target: p.target, by: 'snapshotter' } })));
+    const notes = [];
+    for (const p of settled) notes.push({ type: 'recovery.note' as const, kind: 'intent-resolved' as const, detail: { stepId: p.stepId, op: p.op, target: p.target, by: 'snapshotter', ...(await seenNow(session, kernel, p.target)) } });
+    await session.append(notes);
   }
   return { deleted, reactivated, deactivated, settled: settled.length };
 }
