@@ -7,12 +7,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { apply, planFor } from '../../src/api/index.ts';
-import { Session } from '../../src/reconcile/session.ts';
-import { observeSystem } from '../../src/reconcile/observe.ts';
-import { resolveContent } from '../../src/reconcile/resolve-content.ts';
+import { Session } from '../../src/engine/session.ts';
+import { observeSystem } from '../../src/engine/observe-system.ts';
+import { resolveContent } from '../../src/layers/resolve-content.ts';
 import { plan as makePlan } from '../../src/plan/planner.ts';
 import { loadManifest } from '../../src/manifest/load.ts';
-import { silentReporter } from '../../src/messages/port.ts';
+import { silentReporter } from '../../src/messages/message-port.ts';
 import type { ThinlayerEvent } from '../../src/events/types.ts';
 import { openStateDir } from '../../src/events/state-dir.ts';
 import { EventLog } from '../../src/events/log.ts';

@@ -25,11 +25,11 @@ import path from 'node:path';
 import { apply, destroy } from '../../src/api/index.ts';
 import { LinuxKernel } from '../../src/kernel/linux/index.ts';
 import { trim } from '../../src/kernel/linux/filesystem.ts';
-import type { KernelPort } from '../../src/kernel/port.ts';
+import type { KernelPort } from '../../src/kernel/kernel-port.ts';
 import { KernelCallCounter, type KernelCallTally } from '../../src/kernel/counting.ts';
 import { parsePoolStatus, parseThinStatus } from '../../src/kernel/thin-pool.ts';
 import { dmIdentity } from '../../src/domain/names.ts';
-import type { Message, Reporter } from '../../src/messages/port.ts';
+import type { Message, Reporter } from '../../src/messages/message-port.ts';
 import { deviceName, manifestYaml } from '../fixtures/manifest.ts';
 import { median } from '../stats.ts';
 

@@ -7,7 +7,7 @@
 
 import { openStateDir, type StateDir } from '../events/state-dir.ts';
 import { heldError, liveHolders, requestStop, waitForExit } from '../events/holders.ts';
-import type { Reporter } from '../messages/port.ts';
+import type { Reporter } from '../messages/message-port.ts';
 
 export interface HoldersCheckOptions {
   stateDir: string;

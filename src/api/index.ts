@@ -3,21 +3,21 @@
 
 import type { Manifest } from '../manifest/types.ts';
 import type { ManifestSource } from '../manifest/load.ts';
-import type { KernelPort } from '../kernel/port.ts';
+import type { KernelPort } from '../kernel/kernel-port.ts';
 import type { BackendChoice } from '../kernel/select.ts';
-import { worstImpact, type Plan, type Step, type PoolGrowArgs } from '../plan/steps.ts';
+import { worstImpact, type Plan, type Step, type PoolGrowArgs } from '../model/step-contract.ts';
 import { plan as makePlan } from '../plan/planner.ts';
-import { Session, type SessionOptions } from '../reconcile/session.ts';
+import { Session, type SessionOptions } from '../engine/session.ts';
 import { inputOf, readDesired, type ManifestArg } from '../app/desired.ts';
 import { stateDirExists, withCheckedSession } from '../app/checked-session.ts';
 import { reconcile, type RunResult } from '../reconcile/reconcile.ts';
-import { observeSystem } from '../reconcile/observe.ts';
+import { observeSystem } from '../engine/observe-system.ts';
 import { checkMountpointsOnHost } from '../host/mountpoint-check.ts';
-import { silentReporter, type Reporter } from '../messages/port.ts';
+import { silentReporter, type Reporter } from '../messages/message-port.ts';
 import { readStatus, type StatusView } from './status.ts';
-import { ArchiveDigestFile } from '../reconcile/archive-digests.ts';
+import { ArchiveDigestFile } from '../layers/archive-digests.ts';
 import { currentPoolSpec, poolIdentity } from '../lifecycle/current-pool.ts';
-import { growPool, runPoolGrow, type GrowRequest, type GrowResult } from '../reconcile/pool-grow.ts';
+import { growPool, runPoolGrow, type GrowRequest, type GrowResult } from '../actions/pool-grow.ts';
 import { UserError } from '../errors/index.ts';
 import { stat } from 'node:fs/promises';
 import type { Backing } from '../manifest/types.ts';
@@ -190,7 +190,7 @@ export async function statusWithPlan(opts: CommonOptions): Promise<{ view: Statu
 export { planFor as plan };
 export { openStateDir, type StateDir } from '../events/state-dir.ts';
 export { UserError, KernelError, StateError, InternalError, ThinlayerError } from '../errors/index.ts';
-export { CollectingReporter, silentReporter, type Reporter, type Message } from '../messages/port.ts';
+export { CollectingReporter, silentReporter, type Reporter, type Message } from '../messages/message-port.ts';
 export type { ManifestArg } from '../app/desired.ts';
 export type { RunResult, StatusView, Plan, Manifest, ManifestSource, GrowRequest, GrowResult, BackendChoice, KernelPort };
 export { Session };

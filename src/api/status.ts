@@ -2,15 +2,15 @@
 
 import { liveHolders, type HolderRecord } from '../events/holders.ts';
 import { currentPool } from '../lifecycle/current-pool.ts';
-import type { Session } from '../reconcile/session.ts';
-import { observeSystem } from '../reconcile/observe.ts';
+import type { Session } from '../engine/session.ts';
+import { observeSystem } from '../engine/observe-system.ts';
 import { observeThing, mountIndex } from '../plan/planner.ts';
 import { thingKey } from '../domain/names.ts';
 import type { StableState } from '../lifecycle/machine.ts';
 import type { Observation } from '../plan/observation.ts';
 import { chainLayers, chainHex } from '../plan/layer-chain.ts';
 import { parseThinStatus } from '../kernel/thin-pool.ts';
-import type { KernelPort } from '../kernel/port.ts';
+import type { KernelPort } from '../kernel/kernel-port.ts';
 import { layerDriftOf, madeFromLayer } from '../plan/identity.ts';
 
 export interface SpaceUse {

@@ -8,9 +8,9 @@
 
 import { lstat } from 'node:fs/promises';
 import path from 'node:path';
-import { Session, type SessionOptions } from '../reconcile/session.ts';
+import { Session, type SessionOptions } from '../engine/session.ts';
 import { initialState } from '../lifecycle/projection.ts';
-import { ArchiveDigestFile } from '../reconcile/archive-digests.ts';
+import { ArchiveDigestFile } from '../layers/archive-digests.ts';
 import { EVENT_LOG_FILE } from '../events/log.ts';
 import { openStateDir } from '../events/state-dir.ts';
 import { UserError } from '../errors/index.ts';

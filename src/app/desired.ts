@@ -10,7 +10,7 @@ import type { ManifestSource } from '../manifest/load.ts';
 import type { EngineState } from '../lifecycle/projection.ts';
 import type { ArchiveDigests } from '../layers/types.ts';
 import type { LayerContent } from '../plan/layer-chain.ts';
-import { resolveContent } from '../reconcile/resolve-content.ts';
+import { resolveContent } from '../layers/resolve-content.ts';
 import { refuseChanges } from '../plan/changes.ts';
 import { formatSize } from '../manifest/sizes.ts';
 import { UserError } from '../errors/index.ts';

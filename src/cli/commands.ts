@@ -13,7 +13,7 @@ import { summaryLine, type CliOutput } from './output.ts';
 import { SIGNAL_EXIT, type StopSignal } from './exit-codes.ts';
 import { UserError } from '../errors/index.ts';
 import type { BackendChoice } from '../kernel/select.ts';
-import type { Plan } from '../plan/steps.ts';
+import type { Plan } from '../model/step-contract.ts';
 import type { ThinlayerEvent } from '../events/types.ts';
 import { parseSize as parseManifestSize } from '../manifest/sizes.ts';
 

@@ -3,9 +3,9 @@
 // Errors propagate to the entry point (src/cli/main.ts), which turns them into exit codes.
 
 import { stateDirExists } from '../app/checked-session.ts';
-import type { KernelPort } from '../kernel/port.ts';
+import type { KernelPort } from '../kernel/kernel-port.ts';
 import type { BackendChoice } from '../kernel/select.ts';
-import { Session } from '../reconcile/session.ts';
+import { Session } from '../engine/session.ts';
 import { TerminalReporter, renderInterrupted } from './render.ts';
 import { interruptedExitCode } from './exit-codes.ts';
 import { summaryLine } from './output.ts';
@@ -15,7 +15,7 @@ import { settleInFlight } from '../doctor/in-flight.ts';
 import { readLogAgain } from '../doctor/second-look.ts';
 import { planGc } from '../doctor/gc-plan.ts';
 import { runGc, type GcResult } from '../doctor/gc.ts';
-import { renderDoctor, renderGcPlan, renderGcResult } from '../doctor/render.ts';
+import { renderDoctor, renderGcPlan, renderGcResult } from '../doctor/report-text.ts';
 import { orphansOf, type DoctorFacts } from '../doctor/findings.ts';
 import { UserError } from '../errors/index.ts';
 

@@ -1,8 +1,8 @@
 // Terminal renderings of plans, status and messages. --json output bypasses all of this.
 
 import { describeHolder } from '../events/holders.ts';
-import type { Message, Reporter } from '../messages/port.ts';
-import type { Plan, Step, PlanDeletes } from '../plan/steps.ts';
+import type { Message, Reporter } from '../messages/message-port.ts';
+import type { Plan, Step, PlanDeletes } from '../model/step-contract.ts';
 import type { StatusView } from '../api/status.ts';
 import type { ThinlayerEvent } from '../events/types.ts';
 import { formatBytes } from '../messages/format.ts';

@@ -6,7 +6,7 @@
 import { resolve } from 'node:path';
 import { UserError } from '../errors/index.ts';
 import { watch } from '../watch/watcher.ts';
-import { WatchOutput, outputModeFor } from '../watch/output.ts';
+import { WatchOutput, outputModeFor } from '../watch/watch-output.ts';
 import { initialLiveModel } from '../watch/live-view.ts';
 import { WatchMetrics, serveMetrics, type MetricsServer } from '../watch/metrics.ts';
 

@@ -7,7 +7,7 @@
 //   - thinlayer-owned dm devices on the pool that the log never created, when nothing holds them open.
 // Every deletion is a step, logged as an intent before and an outcome after, like any other.
 
-import { makeStep, type Step } from '../plan/steps.ts';
+import { makeStep, type Step } from '../model/step-contract.ts';
 import { describeThing, type ThingRecord } from '../lifecycle/projection.ts';
 import { observeThing, mountIndex } from '../plan/planner.ts';
 import { pathBetween } from '../lifecycle/machine.ts';

@@ -4,10 +4,10 @@
 // interrupted are settled first, by the fence: if the pool's transaction id moved one past the
 // intent's, the delete landed.
 
-import type { Session } from '../reconcile/session.ts';
-import type { Reporter } from '../messages/port.ts';
-import { executePlan } from '../reconcile/execute.ts';
-import { newRunId } from '../reconcile/step-runner.ts';
+import type { Session } from '../engine/session.ts';
+import type { Reporter } from '../messages/message-port.ts';
+import { executePlan } from '../engine/execute-plan.ts';
+import { newRunId } from '../engine/step-runner.ts';
 import { readTransactionId } from '../kernel/thin-pool.ts';
 import { ORPHAN_DELETE, type GcPlan } from './gc-plan.ts';
 

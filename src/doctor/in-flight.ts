@@ -23,7 +23,7 @@ import type { Finding } from './finding.ts';
 import { sortFindings, doctorExitCode } from './finding.ts';
 import type { DoctorFacts } from './findings.ts';
 import type { DoctorReport } from './diagnose.ts';
-import type { Plan } from '../plan/steps.ts';
+import type { Plan } from '../model/step-contract.ts';
 import type { SecondLook } from './second-look.ts';
 import { logBehindText } from '../plan/log-behind.ts';
 

@@ -3,9 +3,9 @@
 // Reads only (the metadata snapshot a thin-id read holds is released before it returns).
 
 import { currentPool } from '../lifecycle/current-pool.ts';
-import type { Session } from '../reconcile/session.ts';
-import type { DmTarget, KernelPort } from '../kernel/port.ts';
-import { observeSystem } from '../reconcile/observe.ts';
+import type { Session } from '../engine/session.ts';
+import type { DmTarget, KernelPort } from '../kernel/kernel-port.ts';
+import { observeSystem } from '../engine/observe-system.ts';
 import { ownershipJudge } from '../domain/ownership.ts';
 import { readLockHolder, isLockHolderAlive } from '../events/lock.ts';
 import type { DoctorFacts, DmFact } from './findings.ts';

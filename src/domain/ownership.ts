@@ -6,7 +6,7 @@
 //   foreign   anything else: another state directory's devices (same pool name or not), devices of
 //             the releases before identities that this log did not record, other tools' devices
 //
-// A uuid is not enough to adopt a device: src/reconcile/observe.ts and actions.ts also check that
+// A uuid is not enough to adopt a device: src/engine/observe-system.ts and actions.ts also check that
 // its table is the one thinlayer would load (the pool on our backing devices, a thin device on our
 // pool with our thin id).
 

@@ -3,7 +3,7 @@
 
 import type { Manifest } from '../manifest/types.ts';
 import type { LayerContent } from '../plan/layer-chain.ts';
-import type { StepOp, StepArgs, StepResult } from '../plan/steps.ts';
+import type { StepOp, StepArgs, StepResult } from '../model/step-contract.ts';
 
 export interface EventEnvelope {
   seq: number;

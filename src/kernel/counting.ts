@@ -3,7 +3,7 @@
 // compare these counts with the minimum a set of steps needs; with THINLAYER_COUNT_KERNEL_CALLS=1
 // a session prints its tally when it closes its kernel, so the CLI can be measured as users run it.
 
-import type { KernelPort } from './port.ts';
+import type { KernelPort } from './kernel-port.ts';
 
 export const COUNT_KERNEL_CALLS_ENV = 'THINLAYER_COUNT_KERNEL_CALLS';
 /** The printed tally is one line: this prefix, then the KernelCallTally as JSON. */

@@ -2,10 +2,10 @@
 // device-mapper is (its control node, or its line in /proc/misc), and refuses (exit 1) where it is but
 // thinlayer is not root, rather than quietly simulating; only a host without device-mapper gets the
 // simulated kernel from `auto` (said in one line by the caller). A state dir records the backend it
-// was first changed with (`state.backend`, src/reconcile/session.ts) and is refused to the other one.
+// was first changed with (`state.backend`, src/engine/session.ts) and is refused to the other one.
 
 import { existsSync, readFileSync } from 'node:fs';
-import type { KernelPort } from './port.ts';
+import type { KernelPort } from './kernel-port.ts';
 import type { StateDir } from '../events/state-dir.ts';
 import { StateError, UserError } from '../errors/index.ts';
 

@@ -4,7 +4,7 @@
 // from the two functions that send messages or read a status through the kernel port; used by the
 // engine, gc, doctor and watch on both backends.
 
-import type { DmTarget, KernelPort } from './port.ts';
+import type { DmTarget, KernelPort } from './kernel-port.ts';
 import { StateError, InternalError, isKernelError } from '../errors/index.ts';
 
 const SECTOR = 512;

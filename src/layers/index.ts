@@ -2,7 +2,7 @@
 // into a mounted layer filesystem. The engine uses only what is exported here.
 
 export type { ResolvedLayer, ApplyOptions, ApplyResult } from './types.ts';
-export { resolveLayerSource, type SourceOrigin } from './resolve.ts';
+export { resolveLayerSource, type SourceOrigin } from './resolve-source.ts';
 export { applyLayer, layerLabel } from './apply.ts';
 export { chainId, isSha256Digest } from './digest.ts';
 export { LayerContentError } from './errors.ts';

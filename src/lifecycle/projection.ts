@@ -7,7 +7,7 @@ import type { Manifest, PoolSpec } from '../manifest/types.ts';
 import type { ThinlayerEvent, StepIntentEvent, SnapshotRecord } from '../events/types.ts';
 import type { ThingKind } from '../domain/names.ts';
 import type { LayerContent } from '../plan/layer-chain.ts';
-import type { StepOp } from '../plan/steps.ts';
+import type { StepOp } from '../model/step-contract.ts';
 import { step as lifecycleStep, INITIAL_LIFECYCLE, type LifecycleRecord, type LifecycleCommand, type StableState } from './machine.ts';
 
 /** Bump when the shape of EngineState changes: stored snapshots of another schema are rebuilt by replay. */

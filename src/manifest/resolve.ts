@@ -5,7 +5,7 @@
 // the wrong type is skipped quietly, so that each mistake is reported once.
 
 import { dirname, isAbsolute, join } from 'node:path';
-import type { Filesystem } from '../kernel/port.ts';
+import type { Filesystem } from '../kernel/kernel-port.ts';
 import { validateDmName, validatePoolName } from './dm-names.ts';
 import { dmIdentity } from '../domain/names.ts';
 import { MANIFEST_DEFAULTS } from './defaults.ts';

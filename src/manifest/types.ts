@@ -1,7 +1,7 @@
 // The manifest as the engine sees it after validation: every size in bytes, every default filled.
 // The YAML form is documented in docs/manifest.md; src/manifest/load.ts turns one into the other.
 
-import type { Filesystem } from '../kernel/port.ts';
+import type { Filesystem } from '../kernel/kernel-port.ts';
 
 export type DesiredDeviceState = 'created' | 'activated' | 'mounted';
 

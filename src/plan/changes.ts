@@ -9,7 +9,7 @@
 // `thinlayer pool grow`); a device's raised size grows it and its filesystem (device-changes.ts).
 
 import type { EngineState } from '../lifecycle/projection.ts';
-import { makeStep, type Step, type PoolGrowArgs, type PoolRole } from './steps.ts';
+import { makeStep, type Step, type PoolGrowArgs, type PoolRole } from '../model/step-contract.ts';
 import type { Backing, Manifest, PoolSpec } from '../manifest/types.ts';
 import { formatSize } from '../manifest/sizes.ts';
 import { thingKey } from '../domain/names.ts';

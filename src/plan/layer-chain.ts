@@ -1,6 +1,6 @@
 // Content addressing of layers: every layer device is named by its OCI chain id, so layers that
 // share content and ancestry share one thin device, and a changed source makes a new device rather
-// than a rewrite in place. Pure: the sources' digests are resolved beforehand (src/reconcile/resolve-content.ts).
+// than a rewrite in place. Pure: the sources' digests are resolved beforehand (src/layers/resolve-content.ts).
 
 import type { Manifest } from '../manifest/types.ts';
 import type { ResolvedLayer } from '../layers/types.ts';

@@ -1,7 +1,7 @@
 // What the engine saw of the system in one read: plain data, so the planner stays pure and tests
 // can build observations in memory.
 
-import type { DmInfo, LoopDevice, MountEntry } from '../kernel/port.ts';
+import type { DmInfo, LoopDevice, MountEntry } from '../kernel/kernel-port.ts';
 import type { PoolStatus } from '../kernel/thin-pool.ts';
 
 export interface BackingObservation {

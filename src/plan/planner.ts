@@ -12,7 +12,7 @@ import { dmIdentity } from '../domain/names.ts';
 import { currentPoolSpec, poolIdentity } from '../lifecycle/current-pool.ts';
 import { logBehindOf, logBehindText, LOG_BEHIND_REPAIR, type LogBehind } from './log-behind.ts';
 import type { Observation } from './observation.ts';
-import { worstImpact, type Plan, type PlanDeletes, type Step } from './steps.ts';
+import { worstImpact, type Plan, type PlanDeletes, type Step } from '../model/step-contract.ts';
 import { poolModeBlocker, pressureBlocker } from './pressure.ts';
 import { chainLayers, type LayerContent } from './layer-chain.ts';
 import { wants, RANK, type PlanMode, type Want } from './wants.ts';

@@ -4,8 +4,8 @@
 
 import { describeThing, type ThingRecord } from '../lifecycle/projection.ts';
 import { pathBetween, type StableState, type LifecycleCommand } from '../lifecycle/machine.ts';
-import type { Filesystem } from '../kernel/port.ts';
-import { makeStep, type Step, type StepOp, type StepArgs, type Impact } from './steps.ts';
+import type { Filesystem } from '../kernel/kernel-port.ts';
+import { makeStep, type Step, type StepOp, type StepArgs, type Impact } from '../model/step-contract.ts';
 import { InternalError } from '../errors/index.ts';
 import { chainHex, type LayerUnit } from './layer-chain.ts';
 import type { Want } from './wants.ts';
@@ -59,7 +59,7 @@ export class StepWriter {
   /** create_thin for the base, create_snap of its origin for everything else. */
   create(t: ThingRecord, resume = false): void {
     // resume: rolling forward a create whose intent is pending in this log, so EEXIST for this id is
-    // this log's own create having landed; otherwise EEXIST is a collision (src/reconcile/actions.ts).
+    // this log's own create having landed; otherwise EEXIST is a collision (src/actions/action-table.ts).
     const common: StepArgs<'thin.create'> = { kind: t.kind, name: t.name, dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes, ...(resume ? { resume: true } : {}) };
     if (t.kind === 'base') return this.add('thin.create', t.key, 'create', common, `create the base thin device (thin id ${t.thinId})`);
     const origin = this.planned.get(t.origin!)!;

@@ -4,12 +4,12 @@
 // deletion is logged and reported like any step; if it cannot be deleted now, status and doctor
 // show the layer as failed, and the next plan deletes it before building it again.
 
-import type { Session } from './session.ts';
-import type { Reporter } from '../messages/port.ts';
-import type { Step } from '../plan/steps.ts';
+import type { Session } from '../engine/session.ts';
+import type { Reporter } from '../messages/message-port.ts';
+import type { Step } from '../model/step-contract.ts';
 import { StepWriter } from '../plan/step-writer.ts';
 import { describeThing } from '../lifecycle/projection.ts';
-import { executePlan } from './execute.ts';
+import { executePlan } from '../engine/execute-plan.ts';
 
 /** Deletes every layer whose content failed and was never committed; resolves to how many steps ran. */
 export async function discardFailedLayers(session: Session, poolDmName: string, opts: { runId: string; reporter: Reporter; firstIndex: number }): Promise<number> {

@@ -7,22 +7,22 @@
 // run then ends as 'interrupted', and the next run of the same command finishes the work.
 
 import type { Manifest } from '../manifest/types.ts';
-import type { Plan } from '../plan/steps.ts';
+import type { Plan } from '../model/step-contract.ts';
 import type { LayerContent } from '../plan/layer-chain.ts';
 import { plan as makePlan, type PlanMode } from '../plan/planner.ts';
 import { currentPool } from '../lifecycle/current-pool.ts';
 import { sameDesired } from '../plan/desired-state.ts';
 import { StateError, UserError, ThinlayerError } from '../errors/index.ts';
-import { observeSystem } from './observe.ts';
+import { observeSystem } from '../engine/observe-system.ts';
 import { observeThing, mountIndex } from '../plan/observe-thing.ts';
 import type { Observation } from '../plan/observation.ts';
 import { discardFailedLayers } from './failed-layer.ts';
 import { checkMountpointsOnHost } from '../host/mountpoint-check.ts';
-import { executePlan } from './execute.ts';
-import { newRunId } from './step-runner.ts';
-import { completePendingGrows } from './pool-grow.ts';
-import type { Session } from './session.ts';
-import type { Reporter } from '../messages/port.ts';
+import { executePlan } from '../engine/execute-plan.ts';
+import { newRunId } from '../engine/step-runner.ts';
+import { completePendingGrows } from '../actions/pool-grow.ts';
+import type { Session } from '../engine/session.ts';
+import type { Reporter } from '../messages/message-port.ts';
 
 export interface ReconcileOptions {
   /** What should exist: a manifest, or null for nothing (destroy). */

@@ -4,7 +4,7 @@
 // its own in the state dir (`dev/`, private like the rest of it).
 
 import { stat, mkdir, unlink } from 'node:fs/promises';
-import type { DmInfo } from '../kernel/port.ts';
+import type { DmInfo } from '../kernel/kernel-port.ts';
 import type { StateDir } from '../events/state-dir.ts';
 import { mknod, S_IFBLK } from '../layers/fs-calls.ts';
 import { splitDevT } from '../kernel/dev-t.ts';

@@ -7,11 +7,11 @@
 
 import { lstat, mkdir, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { filesAt } from '../kernel/port.ts';
-import type { Session } from '../reconcile/session.ts';
+import { filesAt } from '../kernel/kernel-port.ts';
+import type { Session } from '../engine/session.ts';
 import type { ThingRecord } from '../lifecycle/projection.ts';
-import type { Filesystem } from '../kernel/port.ts';
-import { mount, unmount, type StepRunner } from './steps.ts';
+import type { Filesystem } from '../kernel/kernel-port.ts';
+import { mount, unmount, type StepRunner } from './snapshot-steps.ts';
 
 type Thin = Pick<ThingRecord, 'key' | 'dmName' | 'uuid' | 'thinId' | 'sizeBytes'>;
 

@@ -5,10 +5,10 @@
 
 import type { Manifest, PoolSpec } from '../manifest/types.ts';
 import { plan as makePlan } from '../plan/planner.ts';
-import { observeSystem } from '../reconcile/observe.ts';
-import type { Session } from '../reconcile/session.ts';
+import { observeSystem } from '../engine/observe-system.ts';
+import type { Session } from '../engine/session.ts';
 import { StateError, UserError } from '../errors/index.ts';
-import type { StepRunner } from './steps.ts';
+import type { StepRunner } from './snapshot-steps.ts';
 import { refuseDesired } from '../app/desired.ts';
 
 export async function ensurePoolAndBase(session: Session, pool: PoolSpec, file: string, runner: StepRunner): Promise<void> {

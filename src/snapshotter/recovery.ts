@@ -13,10 +13,10 @@
 // itself shows a snapshot device without a record; no cache can make a committed snapshot look
 // like an orphan.
 
-import type { Session } from '../reconcile/session.ts';
-import type { KernelPort } from '../kernel/port.ts';
-import type { StepRunner } from './steps.ts';
-import { activate, deactivate, remove } from './steps.ts';
+import type { Session } from '../engine/session.ts';
+import type { KernelPort } from '../kernel/kernel-port.ts';
+import type { StepRunner } from './snapshot-steps.ts';
+import { activate, deactivate, remove } from './snapshot-steps.ts';
 import { forgetDeviceNode } from './device-node.ts';
 import { releaseLeftMount } from './empty-root.ts';
 import { createInDoubt, type StableState } from '../lifecycle/machine.ts';

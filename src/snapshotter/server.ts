@@ -7,7 +7,7 @@ import type { SnapshotService, Info } from './service.ts';
 import { SnapshotError, GRPC_CODE } from './errors.ts';
 import { toTimestamp } from './clock.ts';
 import { loadSnapshotsService } from './proto.ts';
-import type { Reporter } from '../messages/port.ts';
+import type { Reporter } from '../messages/message-port.ts';
 import { isKernelError } from '../errors/index.ts';
 
 export const NAMESPACE_HEADER = 'containerd-namespace';

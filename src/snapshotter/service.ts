@@ -23,10 +23,10 @@
 //   "pending" record in the log: the log's format and every reader of records stay as they are, and
 //   after a crash there is no call in flight, so start-up recovery needs no reservation to honour.
 
-import type { KernelPort, Filesystem } from '../kernel/port.ts';
-import type { Reporter } from '../messages/port.ts';
+import type { KernelPort, Filesystem } from '../kernel/kernel-port.ts';
+import type { Reporter } from '../messages/message-port.ts';
 import type { StateDir } from '../events/state-dir.ts';
-import type { Session } from '../reconcile/session.ts';
+import type { Session } from '../engine/session.ts';
 import type { SnapshotRecord } from '../events/types.ts';
 import { nextFreeThinId, type EngineState, type ThingRecord } from '../lifecycle/projection.ts';
 import { dmIdentity, thingKey } from '../domain/names.ts';
@@ -37,9 +37,9 @@ import { RecordIndex, scoped, parentName, fieldsOf } from './records.ts';
 import { compileFilters } from './filters.ts';
 import { SnapshotError, notFound, alreadyExists } from './errors.ts';
 import { nowText } from './clock.ts';
-import { checkKey, checkLabels } from './limits.ts';
+import { checkKey, checkLabels } from './request-limits.ts';
 import { ensureDeviceNode, forgetDeviceNode } from './device-node.ts';
-import { StepRunner, snapCreate, activate, deactivate, remove } from './steps.ts';
+import { StepRunner, snapCreate, activate, deactivate, remove } from './snapshot-steps.ts';
 import { deleteOrphans } from './recovery.ts';
 import { emptyRoot, releaseLeftMount } from './empty-root.ts';
 

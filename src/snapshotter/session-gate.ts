@@ -15,10 +15,10 @@
 // waiter has had the lock (`yieldLock`). A waiter therefore waits for the requests in flight when it
 // announced itself, not for the load to end.
 
-import { Session, type ResumePoint } from '../reconcile/session.ts';
-import type { CrashPoints } from '../reconcile/crash-points.ts';
-import type { KernelPort } from '../kernel/port.ts';
-import type { Reporter } from '../messages/port.ts';
+import { Session, type ResumePoint } from '../engine/session.ts';
+import type { CrashPoints } from '../engine/crash-points.ts';
+import type { KernelPort } from '../kernel/kernel-port.ts';
+import type { Reporter } from '../messages/message-port.ts';
 import type { EngineState } from '../lifecycle/projection.ts';
 import { liveWaiter } from '../events/lock.ts';
 import { openStateDir, type StateDir } from '../events/state-dir.ts';

@@ -4,15 +4,15 @@
 // crosses 80, 90 and 95%.
 //
 // The decisions are pure (decideGrowth, useWarnings); autoextendPool reads the pool and the host
-// file system and calls growPool (src/reconcile/pool-grow.ts) to do the growing.
+// file system and calls growPool (src/actions/pool-grow.ts) to do the growing.
 
 import { currentPool } from '../lifecycle/current-pool.ts';
 import { stat, statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { Session } from '../reconcile/session.ts';
-import { growPool, type PoolRole } from '../reconcile/pool-grow.ts';
+import type { Session } from '../engine/session.ts';
+import { growPool, type PoolRole } from '../actions/pool-grow.ts';
 import { parsePoolStatus } from '../kernel/thin-pool.ts';
-import type { Reporter } from '../messages/port.ts';
+import type { Reporter } from '../messages/message-port.ts';
 
 export interface AutoextendPolicy {
   /** Use (percent) at which the pool grows; 100 switches autoextend off, as in lvm. */

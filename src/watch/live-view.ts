@@ -4,7 +4,7 @@
 // text that both this view and the plain line output use.
 
 import { formatBytes } from '../messages/format.ts';
-import type { Message } from '../messages/port.ts';
+import type { Message } from '../messages/message-port.ts';
 import type { StatusView } from '../api/status.ts';
 
 export type Level = 'info' | 'warn' | 'error';

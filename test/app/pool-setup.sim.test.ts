@@ -6,11 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import * as api from '../../src/api/index.ts';
-import { Session } from '../../src/reconcile/session.ts';
+import { Session } from '../../src/engine/session.ts';
 import { ensurePoolAndBase } from '../../src/snapshotter/pool-setup.ts';
-import { StepRunner } from '../../src/snapshotter/steps.ts';
+import { StepRunner } from '../../src/snapshotter/snapshot-steps.ts';
 import { parseManifest } from '../../src/manifest/load.ts';
-import { silentReporter } from '../../src/messages/port.ts';
+import { silentReporter } from '../../src/messages/message-port.ts';
 
 const POOL = 'pool:\n  name: ctr\n  data: { file: data.img, size: 64M }\n  metadata: { file: metadata.img, size: 4M }\n  baseSize: 24M\n';
 

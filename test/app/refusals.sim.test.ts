@@ -11,7 +11,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import * as api from '../../src/api/index.ts';
 import { watch } from '../../src/watch/watcher.ts';
-import { CollectingReporter } from '../../src/messages/port.ts';
+import { CollectingReporter } from '../../src/messages/message-port.ts';
 import { dmIdentity } from '../../src/domain/names.ts';
 import { BIN } from '../e2e/cli-harness.ts';
 

@@ -5,7 +5,7 @@ import { PassThrough } from 'node:stream';
 import { formatBytes, formatDuration } from '../../src/messages/format.ts';
 import { progressLine, ProgressBar } from '../../src/cli/progress-bar.ts';
 import { renderDeletes, TerminalReporter } from '../../src/cli/render.ts';
-import { renderDoctor } from '../../src/doctor/render.ts';
+import { renderDoctor } from '../../src/doctor/report-text.ts';
 import type { DoctorReport } from '../../src/doctor/diagnose.ts';
 
 const MiB = 1024 * 1024;

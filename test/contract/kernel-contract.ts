@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { errnoName, KernelError } from '../../src/errors/index.ts';
-import { filesAt, type DmInfo, type DmTarget, type KernelPort, type LoopDevice, type MountOptions } from '../../src/kernel/port.ts';
+import { filesAt, type DmInfo, type DmTarget, type KernelPort, type LoopDevice, type MountOptions } from '../../src/kernel/kernel-port.ts';
 
 export interface KernelFixture {
   kernel: KernelPort;

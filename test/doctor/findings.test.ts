@@ -4,7 +4,7 @@ import { diagnose } from '../../src/doctor/diagnose.ts';
 import { baseState, facts, thing, layer, layerKey, poolStatus, OS, POOL_DEV, type FactsOptions } from './fixtures.ts';
 import type { EngineState } from '../../src/lifecycle/projection.ts';
 import { intentEvent, type StepIntentEvent } from '../../src/events/types.ts';
-import type { StepOp, StepArgs } from '../../src/plan/steps.ts';
+import type { StepOp, StepArgs } from '../../src/model/step-contract.ts';
 import type { ThingRecord } from '../../src/lifecycle/projection.ts';
 
 const WEB = baseState().things['device:web'].dmName;

@@ -1,6 +1,6 @@
 // In-memory facts for doctor's pure tests: a pool, a few things in the log, an observation.
 
-import type { DmInfo } from '../../src/kernel/port.ts';
+import type { DmInfo } from '../../src/kernel/kernel-port.ts';
 import type { PoolStatus } from '../../src/kernel/thin-pool.ts';
 import type { EngineState, ThingRecord } from '../../src/lifecycle/projection.ts';
 import { initialState } from '../../src/lifecycle/projection.ts';

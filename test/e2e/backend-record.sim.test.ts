@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import * as api from '../../src/api/index.ts';
 import { SimKernel } from '../../src/kernel/sim/index.ts';
-import type { KernelPort } from '../../src/kernel/port.ts';
+import type { KernelPort } from '../../src/kernel/kernel-port.ts';
 import { sandbox, webManifest } from './cli-harness.ts';
 
 function box() {

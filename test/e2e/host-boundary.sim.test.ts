@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import * as api from '../../src/api/index.ts';
 import { SimKernel } from '../../src/kernel/sim/index.ts';
-import { ACTIONS } from '../../src/reconcile/actions.ts';
+import { ACTIONS } from '../../src/actions/action-table.ts';
 import { openStateDir } from '../../src/events/state-dir.ts';
 import { sandbox, webManifest } from './cli-harness.ts';
 

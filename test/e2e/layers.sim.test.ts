@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import * as api from '../../src/api/index.ts';
 import { writeLayerScenario, expectUpperChain, expectImage } from '../scenarios/layer-chain.ts';
 import { buildTar } from '../layers/tar-builder.ts';
-import { CollectingReporter } from '../../src/messages/port.ts';
+import { CollectingReporter } from '../../src/messages/message-port.ts';
 import { SimKernel } from '../../src/kernel/sim/index.ts';
 import { simMounted } from '../sim-mounts.ts';
 

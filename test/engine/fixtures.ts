@@ -2,9 +2,9 @@
 
 import type { Manifest } from '../../src/manifest/types.ts';
 import type { Observation } from '../../src/plan/observation.ts';
-import type { DmInfo, MountEntry } from '../../src/kernel/port.ts';
+import type { DmInfo, MountEntry } from '../../src/kernel/kernel-port.ts';
 import { intentEvent, doneEvent, type ThinlayerEvent, type ThinlayerEventBody } from '../../src/events/types.ts';
-import type { StepOp, StepArgs, StepResult, CreateArgs } from '../../src/plan/steps.ts';
+import type { StepOp, StepArgs, StepResult, CreateArgs } from '../../src/model/step-contract.ts';
 import type { ThingKind } from '../../src/domain/names.ts';
 import { parsePoolStatus } from '../../src/kernel/thin-pool.ts';
 import { dmIdentity } from '../../src/domain/names.ts';

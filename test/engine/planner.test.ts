@@ -12,7 +12,7 @@ const FEDORA = thingKey('layer', chainHex(CONTENT.top.fedora));
 const APACHE = thingKey('layer', chainHex(CONTENT.top.apache));
 import { manifest, emptyObservation, poolUp, dm, mountOf, stamp, stepEvents, createArgs, snapArgs } from './fixtures.ts';
 import { intentEvent, type ThinlayerEventBody } from '../../src/events/types.ts';
-import { stepAs } from '../../src/plan/steps.ts';
+import { stepAs } from '../../src/model/step-contract.ts';
 
 const ops = (p: ReturnType<typeof plan>) => p.steps.map((s) => `${s.op} ${s.target}`);
 

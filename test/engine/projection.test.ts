@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest';
 import { project, evolve, initialState } from '../../src/lifecycle/projection.ts';
 import { dmIdentity } from '../../src/domain/names.ts';
 import { manifest, stamp, createArgs, snapArgs, stepEvents } from './fixtures.ts';
-import type { StepArgs } from '../../src/plan/steps.ts';
+import type { StepArgs } from '../../src/model/step-contract.ts';
 import { intentEvent, doneEvent } from '../../src/events/types.ts';
 
 const base = createArgs('base', 'base', 0, 1 << 30);

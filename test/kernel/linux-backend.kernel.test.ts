@@ -8,7 +8,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, onTestFinished, test } from 'vitest';
 import { KernelError } from '../../src/errors/index.ts';
 import { LinuxKernel, linuxKernelAvailable } from '../../src/kernel/linux/index.ts';
-import type { DmInfo, DmTarget, LoopDevice } from '../../src/kernel/port.ts';
+import type { DmInfo, DmTarget, LoopDevice } from '../../src/kernel/kernel-port.ts';
 
 const MiB = 1024 * 1024;
 const BLOCK_SECTORS = 128; // 64 KiB pool blocks

@@ -3,10 +3,10 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseThinLsIds, parseThinDumpIds, readIds, ThinToolsReader } from '../../src/kernel/linux/thin-ids.ts';
+import { parseThinLsIds, parseThinDumpIds, readIds, ThinToolsReader } from '../../src/kernel/linux/metadata-thin-ids.ts';
 import { thinTargetOf } from '../../src/doctor/inspect.ts';
 import { KernelError, ERRNO } from '../../src/errors/index.ts';
-import type { KernelPort } from '../../src/kernel/port.ts';
+import type { KernelPort } from '../../src/kernel/kernel-port.ts';
 
 const METADATA_XML = `<superblock uuid="" time="1" transaction="7" flags="0" version="2" data_block_size="128" nr_data_blocks="1024">
   <device dev_id="0" mapped_blocks="0" transaction="0" creation_time="0" snap_time="0"></device>

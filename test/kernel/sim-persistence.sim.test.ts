@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { Journal } from '../../src/kernel/sim/journal.ts';
 import { errnoOf, SimRig } from './sim-rig.ts';
-import { filesAt } from '../../src/kernel/port.ts';
+import { filesAt } from '../../src/kernel/kernel-port.ts';
 
 
 describe('simulated kernel: persistence', () => {

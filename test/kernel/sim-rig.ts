@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { onTestFinished } from 'vitest';
-import type { DmInfo, DmTarget } from '../../src/kernel/port.ts';
+import type { DmInfo, DmTarget } from '../../src/kernel/kernel-port.ts';
 import { SimKernel } from '../../src/kernel/sim/index.ts';
 import { KernelError, errnoName } from '../../src/errors/index.ts';
 

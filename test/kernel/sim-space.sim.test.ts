@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { errnoOf, MiB, SimRig } from './sim-rig.ts';
-import { filesAt } from '../../src/kernel/port.ts';
+import { filesAt } from '../../src/kernel/kernel-port.ts';
 
 /** A file of this size without writing its bytes (the model counts a file's size as written). */
 function sizedFile(file: string, bytes: number): void {

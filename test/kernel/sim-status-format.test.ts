@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { parseDevice, parseTable } from '../../src/kernel/sim/dm-table.ts';
 import { SimErrno } from '../../src/kernel/sim/sim-errno.ts';
 import { DEFAULT_POOL_FEATURES, formatPoolFeatures, poolStatusParams, poolTableParams, thinStatusParams } from '../../src/kernel/sim/status-format.ts';
-import { parsePoolMessage } from '../../src/kernel/sim/thin-pool.ts';
+import { parsePoolMessage } from '../../src/kernel/sim/sim-pool-metadata.ts';
 
 function errnoOf(fn: () => unknown): string {
   try {

@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { SimErrno } from '../../src/kernel/sim/sim-errno.ts';
-import { PoolMetadata, type PoolOp } from '../../src/kernel/sim/thin-pool.ts';
+import { PoolMetadata, type PoolOp } from '../../src/kernel/sim/sim-pool-metadata.ts';
 
 function write(pool: PoolMetadata, id: number, vblocks: number[]): number {
   const plan = pool.planWrite(id, vblocks);

@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { parsePoolStatus, parseThinStatus, transactionIdOf, readTransactionId, sendFenced, poolTarget, parsePoolTable, newPoolTable, grownPoolTable, lowWaterMark } from '../../src/kernel/thin-pool.ts';
-import type { DmTarget, KernelPort } from '../../src/kernel/port.ts';
+import type { DmTarget, KernelPort } from '../../src/kernel/kernel-port.ts';
 import { KernelError, StateError, InternalError } from '../../src/errors/index.ts';
 
 const line = (params: string, type = 'thin-pool'): DmTarget => ({ start: 0, length: 2048, type, params });

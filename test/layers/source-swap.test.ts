@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { resolveLayerSource } from '../../src/layers/resolve.ts';
+import { resolveLayerSource } from '../../src/layers/resolve-source.ts';
 import { applyLayer } from '../../src/layers/apply.ts';
 import { buildTar } from './tar-builder.ts';
 

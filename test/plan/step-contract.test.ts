@@ -3,9 +3,9 @@
 // runtime assertions hold the same table and union together at run time.
 
 import { describe, it, expect, expectTypeOf } from 'vitest';
-import { ACTIONS } from '../../src/reconcile/actions.ts';
-import type { ActionTable } from '../../src/reconcile/action-context.ts';
-import { makeStep, type Step, type StepArgs, type StepResult, type StepContract } from '../../src/plan/steps.ts';
+import { ACTIONS } from '../../src/actions/action-table.ts';
+import type { ActionTable } from '../../src/actions/action-context.ts';
+import { makeStep, type Step, type StepArgs, type StepResult, type StepContract } from '../../src/model/step-contract.ts';
 import { intentEvent, doneEvent, type StepIntentEvent } from '../../src/events/types.ts';
 import { StepWriter } from '../../src/plan/step-writer.ts';
 

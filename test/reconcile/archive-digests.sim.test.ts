@@ -6,7 +6,7 @@ import path from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { apply, planFor } from '../../src/api/index.ts';
 import { sealDocument } from '../../src/events/checksum.ts';
-import { ARCHIVE_DIGESTS_FILE } from '../../src/reconcile/archive-digests.ts';
+import { ARCHIVE_DIGESTS_FILE } from '../../src/layers/archive-digests.ts';
 import { buildTar } from '../layers/tar-builder.ts';
 
 function setup() {

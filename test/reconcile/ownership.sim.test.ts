@@ -10,7 +10,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import * as api from '../../src/api/index.ts';
 import { SimKernel } from '../../src/kernel/sim/index.ts';
-import { CollectingReporter } from '../../src/messages/port.ts';
+import { CollectingReporter } from '../../src/messages/message-port.ts';
 import { parsePoolStatus } from '../../src/kernel/thin-pool.ts';
 import { doctorCommand, gcCommand } from '../../src/cli/doctor-command.ts';
 import type { DoctorReport } from '../../src/doctor/diagnose.ts';

@@ -5,8 +5,8 @@ import { describe, it, expect, onTestFinished } from 'vitest';
 import { mkdirSync, mkdtempSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Session } from '../../src/reconcile/session.ts';
-import { CollectingReporter } from '../../src/messages/port.ts';
+import { Session } from '../../src/engine/session.ts';
+import { CollectingReporter } from '../../src/messages/message-port.ts';
 
 describe('saving the projection', () => {
   it('reports a failed save of snapshot.json and saves it at the next close', async () => {

@@ -7,17 +7,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SimKernel } from '../../src/kernel/sim/index.ts';
 import { openStateDir } from '../../src/events/state-dir.ts';
-import type { KernelPort } from '../../src/kernel/port.ts';
+import type { KernelPort } from '../../src/kernel/kernel-port.ts';
 import { SessionGate } from '../../src/snapshotter/session-gate.ts';
 import { SnapshotService } from '../../src/snapshotter/service.ts';
-import { StepRunner } from '../../src/snapshotter/steps.ts';
+import { StepRunner } from '../../src/snapshotter/snapshot-steps.ts';
 import { ensurePoolAndBase } from '../../src/snapshotter/pool-setup.ts';
-import { CrashPoints } from '../../src/reconcile/crash-points.ts';
+import { CrashPoints } from '../../src/engine/crash-points.ts';
 import { initialState } from '../../src/lifecycle/projection.ts';
-import { silentReporter } from '../../src/messages/port.ts';
+import { silentReporter } from '../../src/messages/message-port.ts';
 import { parseManifest } from '../../src/manifest/load.ts';
 import { poolManifest } from './harness.ts';
-import { filesAt } from '../../src/kernel/port.ts';
+import { filesAt } from '../../src/kernel/kernel-port.ts';
 
 /** The simulated kernel, with chosen create_snap messages and device creations held until released. */
 function holdingKernel(sim: SimKernel) {

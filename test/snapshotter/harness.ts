@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { loadSnapshotsService } from '../../src/snapshotter/proto.ts';
 import { runSnapshotter } from '../../src/snapshotter/command.ts';
-import { silentReporter } from '../../src/messages/port.ts';
+import { silentReporter } from '../../src/messages/message-port.ts';
 
 export const BIN = resolve(import.meta.dirname, '../../bin/thinlayer.js');
 

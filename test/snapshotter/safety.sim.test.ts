@@ -10,18 +10,18 @@ import { status as Code, Metadata } from '@grpc/grpc-js';
 import { SimKernel } from '../../src/kernel/sim/index.ts';
 import { openStateDir } from '../../src/events/state-dir.ts';
 import { EventLog } from '../../src/events/log.ts';
-import type { KernelPort } from '../../src/kernel/port.ts';
+import type { KernelPort } from '../../src/kernel/kernel-port.ts';
 import { SessionGate } from '../../src/snapshotter/session-gate.ts';
 import { SnapshotService } from '../../src/snapshotter/service.ts';
 import { SnapshotError } from '../../src/snapshotter/errors.ts';
-import { StepRunner } from '../../src/snapshotter/steps.ts';
+import { StepRunner } from '../../src/snapshotter/snapshot-steps.ts';
 import { ensurePoolAndBase } from '../../src/snapshotter/pool-setup.ts';
-import { CrashPoints } from '../../src/reconcile/crash-points.ts';
-import { Session } from '../../src/reconcile/session.ts';
+import { CrashPoints } from '../../src/engine/crash-points.ts';
+import { Session } from '../../src/engine/session.ts';
 import { initialState } from '../../src/lifecycle/projection.ts';
-import { silentReporter } from '../../src/messages/port.ts';
+import { silentReporter } from '../../src/messages/message-port.ts';
 import { parseManifest } from '../../src/manifest/load.ts';
-import { MAX_KEY_BYTES, MAX_LABEL_BYTES, MAX_LABELS } from '../../src/snapshotter/limits.ts';
+import { MAX_KEY_BYTES, MAX_LABEL_BYTES, MAX_LABELS } from '../../src/snapshotter/request-limits.ts';
 import { box, startHere, poolManifest } from './harness.ts';
 
 /** The simulated kernel, with device creations of snapshots held until released. */

@@ -13,13 +13,13 @@ import { SimKernel } from '../../src/kernel/sim/index.ts';
 import { openStateDir } from '../../src/events/state-dir.ts';
 import { SessionGate } from '../../src/snapshotter/session-gate.ts';
 import { SnapshotService } from '../../src/snapshotter/service.ts';
-import { StepRunner } from '../../src/snapshotter/steps.ts';
+import { StepRunner } from '../../src/snapshotter/snapshot-steps.ts';
 import { ensurePoolAndBase } from '../../src/snapshotter/pool-setup.ts';
-import { CrashPoints } from '../../src/reconcile/crash-points.ts';
+import { CrashPoints } from '../../src/engine/crash-points.ts';
 import { initialState } from '../../src/lifecycle/projection.ts';
-import { silentReporter } from '../../src/messages/port.ts';
+import { silentReporter } from '../../src/messages/message-port.ts';
 import { parseManifest } from '../../src/manifest/load.ts';
-import { MAX_KEY_BYTES, MAX_LABEL_BYTES } from '../../src/snapshotter/limits.ts';
+import { MAX_KEY_BYTES, MAX_LABEL_BYTES } from '../../src/snapshotter/request-limits.ts';
 import { poolManifest } from './harness.ts';
 
 const COUNT = Number(process.env.THINLAYER_SCALE_COUNT ?? 1000);

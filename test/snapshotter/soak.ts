@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { box, poolManifest, startChild, BIN, type Client } from './harness.ts';
 import { SimKernel } from '../../src/kernel/sim/index.ts';
-import { filesAt } from '../../src/kernel/port.ts';
+import { filesAt } from '../../src/kernel/kernel-port.ts';
 import * as api from '../../src/api/index.ts';
 import { poolThinIds } from '../e2e/pool-thin-ids.ts';
 

@@ -3,13 +3,13 @@
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { NEVER } from 'rxjs';
 import { watch } from '../../src/watch/watcher.ts';
-import { CollectingReporter } from '../../src/messages/port.ts';
+import { CollectingReporter } from '../../src/messages/message-port.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as api from '../../src/api/index.ts';
-import { Session } from '../../src/reconcile/session.ts';
-import { growPool, POOL_GROW_OP } from '../../src/reconcile/pool-grow.ts';
-import { silentReporter } from '../../src/messages/port.ts';
+import { Session } from '../../src/engine/session.ts';
+import { growPool, POOL_GROW_OP } from '../../src/actions/pool-grow.ts';
+import { silentReporter } from '../../src/messages/message-port.ts';
 import { UserError } from '../../src/errors/index.ts';
 import { box, startWatch } from './sim-harness.ts';
 import { waitFor } from './helpers.ts';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { applyMessage, initialLiveModel, renderLiveView, withStatus, RECENT_LINES, describeMessage } from '../../src/watch/live-view.ts';
 import type { StatusView } from '../../src/api/status.ts';
-import { WatchOutput } from '../../src/watch/output.ts';
+import { WatchOutput } from '../../src/watch/watch-output.ts';
 import { PassThrough } from 'node:stream';
 
 const at = new Date('2025-01-02T03:04:05Z');

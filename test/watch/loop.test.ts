@@ -1,6 +1,6 @@
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { Subject } from 'rxjs';
-import { startLoop, type RunEnd } from '../../src/watch/loop.ts';
+import { startLoop, type RunEnd } from '../../src/watch/watch-loop.ts';
 import type { Trigger } from '../../src/watch/triggers.ts';
 import type { BackoffPolicy } from '../../src/watch/backoff.ts';
 import { deferred, waitFor } from './helpers.ts';

@@ -5,7 +5,7 @@
 import { splitDevT } from '../dev-t.ts';
 import fs from 'node:fs';
 import { ERRNO, KernelError } from '../../errors/index.ts';
-import type { DmInfo, DmTarget } from '../port.ts';
+import type { DmInfo, DmTarget } from '../kernel-port.ts';
 import {
   type DmCommandName,
   type DmReply,

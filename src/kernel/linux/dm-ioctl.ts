@@ -2,7 +2,7 @@
 // encode/decode functions over Buffers. Every command sends one struct dm_ioctl header followed by
 // a command-specific payload, and the kernel answers in the same buffer.
 
-import type { DmTarget } from '../port.ts';
+import type { DmTarget } from '../kernel-port.ts';
 
 /** sizeof(struct dm_ioctl); the payload starts right after it. */
 export const DM_HEADER_SIZE = 312;

@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ERRNO, KernelError } from '../../errors/index.ts';
-import type { Filesystem, MountEntry, MountOptions, UnmountOptions } from '../port.ts';
+import type { Filesystem, MountEntry, MountOptions, UnmountOptions } from '../kernel-port.ts';
 import { MNT_DETACH, MS_NODEV, MS_NOSUID, MS_RDONLY, O_DIRECTORY, O_RDONLY, UMOUNT_NOFOLLOW, close, ioctlBuffer, mount as mountSyscall, syncAll, syncfs, umount2, withFd } from './libc.ts';
 import { openMountpoint } from './mountpoint.ts';
 import { parseMountinfo } from './mountinfo.ts';

@@ -2,15 +2,15 @@
 // /dev/mapper/control, loop devices through /dev/loop-control, filesystems through the mount
 // syscalls and mkfs. See docs/architecture.md, "Kernel backend".
 
-import { ThinToolsReader } from './thin-ids.ts';
+import { ThinToolsReader } from './metadata-thin-ids.ts';
 import fs from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { KernelError, ERRNO } from '../../errors/index.ts';
-import type { DmInfo, DmTarget, Filesystem, KernelPort, LoopDevice, MountEntry, MountOptions, UnmountOptions } from '../port.ts';
+import type { DmInfo, DmTarget, Filesystem, KernelPort, LoopDevice, MountEntry, MountOptions, UnmountOptions } from '../kernel-port.ts';
 import { blockDeviceSize, discard } from './block.ts';
 import { DM_CONTROL, DeviceMapper } from './device-mapper.ts';
 import * as filesystem from './filesystem.ts';
-import { LoopDevices } from './loop.ts';
+import { LoopDevices } from './loop-devices.ts';
 
 /** True where the real kernel can be driven: device-mapper present and running as root. */
 export function linuxKernelAvailable(): boolean {

@@ -1,6 +1,6 @@
 // Parsing /proc/self/mountinfo (proc(5)): pure, so it is tested without a kernel.
 
-import type { MountEntry } from '../port.ts';
+import type { MountEntry } from '../kernel-port.ts';
 
 /** mountinfo escapes space, tab, newline and backslash as octal (\040 ...). */
 function unescapeOctal(field: string): string {

@@ -2,7 +2,7 @@
 // (dm-table.c, dm-thin.c pool_ctr/thin_ctr, dm-linear.c), before any device is looked up.
 // Pure: the shell checks afterwards that the devices named exist.
 
-import type { DmTarget } from '../port.ts';
+import type { DmTarget } from '../kernel-port.ts';
 import { fail } from './sim-errno.ts';
 import { DEFAULT_POOL_FEATURES, type DevT, type PoolFeatures } from './status-format.ts';
 

@@ -4,7 +4,7 @@
 
 import fs from 'node:fs';
 import crypto from 'node:crypto';
-import { METADATA_BLOCK_BYTES } from './thin-pool.ts';
+import { METADATA_BLOCK_BYTES } from './sim-pool-metadata.ts';
 
 const MAGIC = 'thinlayer simulated thin-pool metadata v1\n';
 

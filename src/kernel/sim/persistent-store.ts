@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Journal, type JournalCodec } from './journal.ts';
 import { copyTreeExact } from './copy-tree.ts';
-import { PoolMetadata, type PoolMetadataJSON, type PoolOp } from './thin-pool.ts';
+import { PoolMetadata, type PoolMetadataJSON, type PoolOp } from './sim-pool-metadata.ts';
 
 export type PoolsState = Map<string, PoolMetadata>;
 

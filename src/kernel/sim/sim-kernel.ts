@@ -6,10 +6,10 @@
 // changed them), then reads, or takes the mutation lock and journals its changes before it
 // returns. The work inside is synchronous, so no two operations of one process interleave.
 
-import { simThinIds, simMappedBytes } from './thin-ids.ts';
+import { simThinIds, simMappedBytes } from './sim-thin-ids.ts';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { DmInfo, DmTarget, Filesystem, KernelPort, LoopDevice, MountEntry, MountOptions, UnmountOptions } from '../port.ts';
+import type { DmInfo, DmTarget, Filesystem, KernelPort, LoopDevice, MountEntry, MountOptions, UnmountOptions } from '../kernel-port.ts';
 import { untrustedDirectory } from '../../host/path-trust.ts';
 import { devicesHeld, DM_MAJOR, LOOP_MAJOR, parseTable, SECTOR_BYTES, tableSectors, type ParsedTarget, type PoolTarget } from './dm-table.ts';
 import { MutationLock } from './file-lock.ts';
@@ -31,7 +31,7 @@ import {
   writeFsState,
 } from './sim-fs.ts';
 import { formatDevT, linearTableParams, poolStatusParams, poolTableParams, thinStatusParams, thinTableParams, type DevT } from './status-format.ts';
-import { MAX_METADATA_BLOCKS, METADATA_BLOCK_BYTES, PoolMetadata, parsePoolMessage, type PoolOp } from './thin-pool.ts';
+import { MAX_METADATA_BLOCKS, METADATA_BLOCK_BYTES, PoolMetadata, parsePoolMessage, type PoolOp } from './sim-pool-metadata.ts';
 import { dmDevT, loopDevT, VolatileStore, type DmDeviceRecord, type LoadedTable, type LoopRecord, type MountRecord, type VolatileOp, type VolatileState } from './volatile-store.ts';
 
 export interface SimKernelOptions {

@@ -6,7 +6,7 @@
 import { execFile } from 'node:child_process';
 import { systemTool } from '../../host/system-tools.ts';
 import { promisify } from 'node:util';
-import type { KernelPort } from '../port.ts';
+import type { KernelPort } from '../kernel-port.ts';
 import { isKernelError } from '../../errors/index.ts';
 
 /** thin_ls -o DEV,MAPPED_BYTES --no-headers: `<id> <bytes>` a line. */

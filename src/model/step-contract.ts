@@ -3,12 +3,12 @@
 // whether it needs confirmation.
 //
 // The step contract: every op's arguments and result are declared once, in StepContract. The step
-// writer, the actions (src/reconcile/actions.ts, a total table), the events (src/events/types.ts)
+// writer, the actions (src/actions/action-table.ts, a total table), the events (src/events/types.ts)
 // and the projection all take their types from here, so a misspelled argument or an op without an
 // action fails to compile. Adding an op is one entry below and one action in ACTIONS.
 
 import type { Backing, MountOption } from '../manifest/types.ts';
-import type { Filesystem } from '../kernel/port.ts';
+import type { Filesystem } from '../kernel/kernel-port.ts';
 import type { ThingKind } from '../domain/names.ts';
 import type { ResolvedLayer } from '../layers/types.ts';
 
@@ -72,7 +72,7 @@ export interface StepContract {
   'pool.detach': { args: { role: PoolRole; loop: string }; result: {} };
   /** Remove the backing files (destroy). */
   'pool.delete-files': { args: { files: string[] }; result: {} };
-  /** Extend a file-backed pool: file, loop capacity, table reload (src/reconcile/pool-grow.ts). */
+  /** Extend a file-backed pool: file, loop capacity, table reload (src/actions/pool-grow.ts). */
   'pool.grow': { args: PoolGrowArgs; result: PoolGrowResult };
   /** create_thin (the base). */
   'thin.create': { args: CreateArgs; result: CreateResult };
@@ -94,9 +94,9 @@ export interface StepContract {
   };
   /** Mounted nosuid,nodev unless mountOptions allow suid or dev (a device's manifest key). */
   'fs.mount': { args: { dmName: string; mountpoint: string; filesystem: Filesystem; readOnly: boolean; mountOptions?: MountOption[] }; result: { mountpoint: string } };
-  /** Grow a device's filesystem to fill a device larger than its layer (mounted: where it is; active but not mounted: at a private mountpoint, src/reconcile/fs-grow.ts). */
+  /** Grow a device's filesystem to fill a device larger than its layer (mounted: where it is; active but not mounted: at a private mountpoint, src/actions/fs-grow.ts). */
   'fs.grow': { args: { dmName: string; mountpoint: string | null; filesystem: Filesystem }; result: {} };
-  /** A device's raised size: its record, and its live table reloaded with the new length (src/reconcile/thin-resize.ts). */
+  /** A device's raised size: its record, and its live table reloaded with the new length (src/actions/thin-resize.ts). */
   'thin.resize': { args: ThinArgs & { fromBytes: number; live: boolean }; result: { sizeBytes: number } };
   'fs.unmount': { args: { dmName: string; mountpoint: string }; result: { lazy?: boolean } };
   /** dm remove. */

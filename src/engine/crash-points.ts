@@ -4,7 +4,7 @@
 // THINLAYER_CRASH_TRACE=all lists every boundary on stderr (`boundary k: label`), crash or not: the
 // walk reads it to pick the boundaries of each step op in a manifest too large to walk whole.
 
-import type { KernelPort } from '../kernel/port.ts';
+import type { KernelPort } from '../kernel/kernel-port.ts';
 
 const MUTATIONS = ['create', 'load', 'suspend', 'resume', 'remove', 'message', 'loopAttach', 'loopDetach', 'loopSetCapacity', 'discard', 'mkfs', 'growfs', 'mount', 'unmount'] as const;
 

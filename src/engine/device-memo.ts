@@ -4,8 +4,8 @@
 // it; those steps record the change here. The run starts from the observation its plan was made
 // from, which lists every device thinlayer owns: a name of ours that is not there is absent.
 
-import type { DmInfo } from '../kernel/port.ts';
-import type { ActionContext, RunMemo } from './action-context.ts';
+import type { DmInfo } from '../kernel/kernel-port.ts';
+import type { ActionContext, RunMemo } from '../actions/action-context.ts';
 import { isOwnedDmName } from '../domain/names.ts';
 
 /** The device's info: from this run's memo, else from the kernel (and remembered). null: no such device. */

@@ -1,7 +1,7 @@
 // Observe: one read of everything the planner needs from the kernel and the state dir. No mutation.
 
 import { open, stat } from 'node:fs/promises';
-import type { KernelPort, DmInfo, MountEntry } from '../kernel/port.ts';
+import type { KernelPort, DmInfo, MountEntry } from '../kernel/kernel-port.ts';
 import type { PoolSpec, Backing } from '../manifest/types.ts';
 import type { StateDir } from '../events/state-dir.ts';
 import { parsePoolStatus } from '../kernel/thin-pool.ts';

@@ -4,8 +4,8 @@
 
 import { dirname } from 'node:path';
 import type { Manifest } from '../manifest/types.ts';
-import type { ArchiveDigests, ResolvedLayer } from '../layers/types.ts';
-import { resolveLayerSource } from '../layers/resolve.ts';
+import type { ArchiveDigests, ResolvedLayer } from './types.ts';
+import { resolveLayerSource } from './resolve-source.ts';
 import { chainLayers, type LayerContent } from '../plan/layer-chain.ts';
 
 /** `digests`: archives hashed before, by file identity (the state dir's ArchiveDigestFile). */

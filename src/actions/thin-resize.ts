@@ -4,11 +4,11 @@
 // live only has its record changed; its next activation loads the new length. Idempotent: the table
 // only ever grows to the stated length, so after a crash the step runs again from the top.
 
-import type { DmTarget } from '../kernel/port.ts';
+import type { DmTarget } from '../kernel/kernel-port.ts';
 import { StateError } from '../errors/index.ts';
 import type { ActionContext } from './action-context.ts';
-import type { StepArgs, StepResult } from '../plan/steps.ts';
-import { forgetDevice } from './device-memo.ts';
+import type { StepArgs, StepResult } from '../model/step-contract.ts';
+import { forgetDevice } from '../engine/device-memo.ts';
 
 export async function resizeThin(ctx: ActionContext, a: StepArgs<'thin.resize'>, wanted: DmTarget): Promise<StepResult<'thin.resize'>> {
   const info = await ctx.kernel.info(a.dmName);

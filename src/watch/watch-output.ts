@@ -1,7 +1,7 @@
 // How a watcher speaks: the live view on a terminal, NDJSON with --json, or plain timestamped lines
 // when stdout is a file or a pipe (a systemd journal). All three render the same messages.
 
-import type { Message, Reporter } from '../messages/port.ts';
+import type { Message, Reporter } from '../messages/message-port.ts';
 import type { StatusView } from '../api/status.ts';
 import { applyMessage, describeMessage, renderLiveView, withStatus, type LiveModel } from './live-view.ts';
 

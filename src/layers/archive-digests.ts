@@ -1,6 +1,6 @@
 // The digests of layer archives, kept in the state dir (`layer-digests.json`) so that an apply does
 // not read a layer archive it has hashed before (a layer of gigabytes took seconds every apply).
-// Entries are keyed by the file's identity (src/layers/resolve.ts fileIdentity). A cache: missing,
+// Entries are keyed by the file's identity (src/layers/resolve-source.ts fileIdentity). A cache: missing,
 // unreadable or of another version, it is ignored and rebuilt; it keeps only the archives the last
 // manifest named. It is sealed by a checksum of its content (src/events/checksum.ts): a damaged
 // digest would give a layer another chain id, and the planner would build it again and move devices
@@ -9,7 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import { writeFileWhole, type StateDir } from '../events/state-dir.ts';
 import { sealDocument, unsealDocument } from '../events/checksum.ts';
-import type { ArchiveDigests, ResolvedLayer } from '../layers/types.ts';
+import type { ArchiveDigests, ResolvedLayer } from './types.ts';
 
 export const ARCHIVE_DIGESTS_FILE = 'layer-digests.json';
 // 2: entries carry what the content checks counted (expandedBytes, deviceNodes).

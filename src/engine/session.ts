@@ -12,13 +12,13 @@ import { acquireLock, type Lock, type LockHolder } from '../events/lock.ts';
 import { SnapshotStore } from '../events/snapshot.ts';
 import { replay } from '../events/replay.ts';
 import type { ThinlayerEvent, ThinlayerEventBody } from '../events/types.ts';
-import type { KernelPort } from '../kernel/port.ts';
+import type { KernelPort } from '../kernel/kernel-port.ts';
 import { chooseBackend, hostFacts, openKernel, refuseOtherBackend, type BackendChoice, type HostFacts } from '../kernel/select.ts';
 import { foldInto, initialState, ownCopy, PROJECTION_SCHEMA, type EngineState } from '../lifecycle/projection.ts';
 import { CrashPoints } from './crash-points.ts';
 import { newIdentity } from '../domain/names.ts';
 import { countKernelCallsFromEnv } from '../kernel/counting.ts';
-import type { Reporter } from '../messages/port.ts';
+import type { Reporter } from '../messages/message-port.ts';
 
 export interface SessionOptions {
   stateDir: string;

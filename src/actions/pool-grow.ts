@@ -9,17 +9,17 @@
 // finished by completePendingGrows.
 
 import { stat } from 'node:fs/promises';
-import type { Session } from './session.ts';
+import type { Session } from '../engine/session.ts';
 import { currentPool } from '../lifecycle/current-pool.ts';
-import type { PoolGrowArgs, PoolGrowResult, PoolRole } from '../plan/steps.ts';
+import type { PoolGrowArgs, PoolGrowResult, PoolRole } from '../model/step-contract.ts';
 import { poolGrowArgs, poolGrowStep } from '../plan/changes.ts';
 import { UserError } from '../errors/index.ts';
-import { silentReporter, type Reporter } from '../messages/port.ts';
-import { StepRunner, newRunId } from './step-runner.ts';
+import { silentReporter, type Reporter } from '../messages/message-port.ts';
+import { StepRunner, newRunId } from '../engine/step-runner.ts';
 
 export const POOL_GROW_OP = 'pool.grow' as const;
 
-export type { PoolRole } from '../plan/steps.ts';
+export type { PoolRole } from '../model/step-contract.ts';
 export type GrowArgs = PoolGrowArgs;
 export type GrowResult = PoolGrowResult;
 

@@ -2,7 +2,7 @@
 // model is the metadata, so it is read directly, the way thin_ls reads a real metadata device. The
 // metadata file's header names the pool in the simulator's persistent store (metadata-header.ts).
 
-import type { LoopDevice } from '../port.ts';
+import type { LoopDevice } from '../kernel-port.ts';
 import { readMetadataHeader } from './metadata-header.ts';
 import type { PersistentStore } from './persistent-store.ts';
 

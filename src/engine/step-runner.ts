@@ -4,14 +4,14 @@
 // intent: the fence that tells recovery whether the step reached the pool. Callers tell the user
 // about steps (through the message port); the runner only runs and records them.
 
-import { METADATA_OPS, type Step, type StepOp, type StepResult } from '../plan/steps.ts';
+import { METADATA_OPS, type Step, type StepOp, type StepResult } from '../model/step-contract.ts';
 import { intentEvent, doneEvent, type StepIntentEvent } from '../events/types.ts';
-import type { DmInfo } from '../kernel/port.ts';
-import type { Reporter } from '../messages/port.ts';
+import type { DmInfo } from '../kernel/kernel-port.ts';
+import type { Reporter } from '../messages/message-port.ts';
 import { errorRecord } from '../errors/index.ts';
 import { readTransactionId } from '../kernel/thin-pool.ts';
-import { ACTIONS } from './actions.ts';
-import type { Action, ActionContext, ActionTable, RunMemo } from './action-context.ts';
+import { ACTIONS } from '../actions/action-table.ts';
+import type { Action, ActionContext, ActionTable, RunMemo } from '../actions/action-context.ts';
 import { seedDevices } from './device-memo.ts';
 import type { Session } from './session.ts';
 

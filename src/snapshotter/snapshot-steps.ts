@@ -2,12 +2,12 @@
 // change is an intent in the log before the kernel is touched and an outcome after, and recovery
 // and doctor read them as they read apply's.
 
-import type { Step } from '../plan/steps.ts';
+import type { Step } from '../model/step-contract.ts';
 import type { ThingRecord } from '../lifecycle/projection.ts';
-import type { DmInfo, Filesystem } from '../kernel/port.ts';
-import { executePlan } from '../reconcile/execute.ts';
-import type { Session } from '../reconcile/session.ts';
-import type { Reporter } from '../messages/port.ts';
+import type { DmInfo, Filesystem } from '../kernel/kernel-port.ts';
+import { executePlan } from '../engine/execute-plan.ts';
+import type { Session } from '../engine/session.ts';
+import type { Reporter } from '../messages/message-port.ts';
 
 type Thin = Pick<ThingRecord, 'key' | 'dmName' | 'uuid' | 'thinId' | 'sizeBytes'>;
 

@@ -2,10 +2,10 @@
 // Its own module so that actions, the device memo and layer commits all depend on it, and not on
 // each other.
 
-import type { KernelPort, DmInfo } from '../kernel/port.ts';
+import type { KernelPort, DmInfo } from '../kernel/kernel-port.ts';
 import type { StateDir } from '../events/state-dir.ts';
-import type { Reporter } from '../messages/port.ts';
-import type { StepOp, StepArgs, StepResult } from '../plan/steps.ts';
+import type { Reporter } from '../messages/message-port.ts';
+import type { StepOp, StepArgs, StepResult } from '../model/step-contract.ts';
 
 /** Facts shared by the steps of one run (the runner clears them when the pool changes; see device-memo.ts). */
 export interface RunMemo {
@@ -31,7 +31,7 @@ export interface ActionContext {
   memo?: RunMemo;
 }
 
-/** The imperative half of one op: its arguments and result are the op's contract (src/plan/steps.ts). */
+/** The imperative half of one op: its arguments and result are the op's contract (src/model/step-contract.ts). */
 export type Action<O extends StepOp> = (ctx: ActionContext, args: StepArgs<O>) => Promise<StepResult<O>>;
 
 /** An action for every op: a table missing one does not compile. */

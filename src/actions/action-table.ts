@@ -6,19 +6,19 @@
 // would load (src/domain/ownership.ts).
 
 import { open, unlink, stat } from 'node:fs/promises';
-import type { DmInfo, DmTarget } from '../kernel/port.ts';
+import type { DmInfo, DmTarget } from '../kernel/kernel-port.ts';
 import type { Backing } from '../manifest/types.ts';
 import { KernelError, isKernelError, StateError, InternalError } from '../errors/index.ts';
 import { splitDevT } from '../kernel/dev-t.ts';
 import { sendFenced, createThinMessage, createSnapMessage, deleteMessage, setTransactionIdMessage, transactionIdOf, newPoolTable, poolTarget, parsePoolTable, grownPoolTable } from '../kernel/thin-pool.ts';
-import type { ThinArgs, CreateArgs, CreateResult, StepArgs as ActionArgs, StepResult as ActionResult } from '../plan/steps.ts';
+import type { ThinArgs, CreateArgs, CreateResult, StepArgs as ActionArgs, StepResult as ActionResult } from '../model/step-contract.ts';
 import type { ActionContext, ActionTable } from './action-context.ts';
 import { commitLayer } from './layer-commit.ts';
 import { resizeThin } from './thin-resize.ts';
 import { growFilesystem } from './fs-grow.ts';
-import { deviceInfo, forgetDevice, knownDevice, rememberDevice } from './device-memo.ts';
+import { deviceInfo, forgetDevice, knownDevice, rememberDevice } from '../engine/device-memo.ts';
 import { describeOwner } from '../domain/ownership.ts';
-import { poolTableDevices, thinTableTarget } from './observe.ts';
+import { poolTableDevices, thinTableTarget } from '../engine/observe-system.ts';
 
 export type { ActionContext, Action, ActionTable } from './action-context.ts';
 

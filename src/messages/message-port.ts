@@ -2,7 +2,7 @@
 // with a stable code and a typed payload. The terminal renderer, --json output and watch mode are
 // renderings of the same messages, and tests assert on codes, not wording.
 
-import type { Step, Plan } from '../plan/steps.ts';
+import type { Step, Plan } from '../model/step-contract.ts';
 
 export type Message =
   | { code: 'backend.notice'; backend: 'sim' | 'kernel'; text: string }

@@ -5,10 +5,10 @@
 
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { DmInfo, Filesystem } from '../kernel/port.ts';
+import type { DmInfo, Filesystem } from '../kernel/kernel-port.ts';
 import { isKernelError } from '../errors/index.ts';
 import type { ActionContext } from './action-context.ts';
-import type { StepArgs, StepResult } from '../plan/steps.ts';
+import type { StepArgs, StepResult } from '../model/step-contract.ts';
 
 export async function growFilesystem(ctx: ActionContext, a: StepArgs<'fs.grow'>, info: DmInfo): Promise<StepResult<'fs.grow'>> {
   const fs = a.filesystem as Filesystem;

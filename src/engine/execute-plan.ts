@@ -1,11 +1,11 @@
 // Execute a plan: every step through the one step runner (step-runner.ts), in order, telling the
 // user as each starts and ends. A signal stops the run between steps.
 
-import type { Step } from '../plan/steps.ts';
+import type { Step } from '../model/step-contract.ts';
 import { errorRecord } from '../errors/index.ts';
 import type { Session } from './session.ts';
-import type { Reporter } from '../messages/port.ts';
-import type { DmInfo } from '../kernel/port.ts';
+import type { Reporter } from '../messages/message-port.ts';
+import type { DmInfo } from '../kernel/kernel-port.ts';
 import { StepRunner } from './step-runner.ts';
 
 export interface ExecuteOptions {

@@ -7,12 +7,12 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ActionContext } from './action-context.ts';
-import type { StepArgs, StepResult, ThinArgs } from '../plan/steps.ts';
+import type { StepArgs, StepResult, ThinArgs } from '../model/step-contract.ts';
 import { applyLayer } from '../layers/apply.ts';
 import { isKernelError } from '../errors/index.ts';
 import { chainHex } from '../plan/layer-chain.ts';
-import { forgetDevice } from './device-memo.ts';
-import { filesAt } from '../kernel/port.ts';
+import { forgetDevice } from '../engine/device-memo.ts';
+import { filesAt } from '../kernel/kernel-port.ts';
 
 export async function commitLayer(ctx: ActionContext, a: StepArgs<'layer.commit'>, activate: (ctx: ActionContext, a: ThinArgs) => Promise<{ devPath: string; major: number; minor: number }>): Promise<StepResult<'layer.commit'>> {
   const content = a.content;
