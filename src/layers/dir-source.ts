@@ -18,11 +18,12 @@ const READ_CHUNK = 256 * 1024;
 const YIELD_EVERY_ENTRIES = 256;
 const SKIPPED_XATTRS = new Set(['security.selinux']);
 
-function byBytes(a: string, b: string): number {
+export function byBytes(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
-function xattrsOf(path: string): [string, Buffer][] {
+/** A file's extended attributes, sorted by name (the host's SELinux label left out). */
+export function xattrsOf(path: string): [string, Buffer][] {
   let names: string[];
   try {
     names = llistxattr(path);
@@ -87,7 +88,7 @@ export async function* directoryTar(dir: string, onContent?: (bytes: number) => 
   yield END_OF_ARCHIVE;
 }
 
-function devNumbers(rdev: number): { devmajor: number; devminor: number } {
+export function devNumbers(rdev: number): { devmajor: number; devminor: number } {
   const { major, minor } = splitDevT(rdev);
   return { devmajor: major, devminor: minor };
 }
@@ -96,7 +97,7 @@ function devNumbers(rdev: number): { devmajor: number; devminor: number } {
  * Exactly `size` bytes of a file, read without following a symlink that replaced it; a fifo or
  * device that replaced it is refused without blocking (O_NONBLOCK, then fstat of what was opened).
  */
-function* fileContent(dir: string, path: string, relName: string, size: number, onContent?: (bytes: number) => void): Generator<Buffer> {
+export function* fileContent(dir: string, path: string, relName: string, size: number, onContent?: (bytes: number) => void): Generator<Buffer> {
   const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   try {
     if (!fstatSync(fd).isFile()) throw new LayerContentError('it is no longer a regular file: the directory changed under thinlayer', dir, relName);
