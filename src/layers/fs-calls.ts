@@ -23,6 +23,7 @@ function bind() {
     mknod: libc.func('int mknod(const char *path, uint32_t mode, uint64_t dev)'),
     // openat's mode is variadic; it is passed (as 0) but only read with O_CREAT, which is never used here.
     openat: libc.func('int openat(int dirfd, const char *path, int flags, uint32_t mode)'),
+    utimensat: libc.func('int utimensat(int dirfd, const char *path, const void *times, int flags)'),
   };
   return { koffi, c };
 }
@@ -41,6 +42,24 @@ function fail(call: string, path: string): never {
   error.syscall = call;
   error.path = path;
   throw error;
+}
+
+const AT_FDCWD = -100;
+const AT_SYMLINK_NOFOLLOW = 0x100;
+
+/**
+ * Sets a path's access and modification times to the nanosecond, without following a symlink
+ * (node's utimes takes seconds as a double, which loses the nanoseconds a copy must keep).
+ */
+export function lutimesExact(path: string, atimeNs: bigint, mtimeNs: bigint): void {
+  const { koffi, c } = native();
+  const times = Buffer.alloc(32);
+  times.writeBigInt64LE(atimeNs / 1_000_000_000n, 0);
+  times.writeBigInt64LE(atimeNs % 1_000_000_000n, 8);
+  times.writeBigInt64LE(mtimeNs / 1_000_000_000n, 16);
+  times.writeBigInt64LE(mtimeNs % 1_000_000_000n, 24);
+  koffi.errno(0);
+  if (c.utimensat(AT_FDCWD, path, times, AT_SYMLINK_NOFOLLOW) < 0) fail('utimensat', path);
 }
 
 export function lsetxattr(path: string, name: string, value: Buffer): void {
