@@ -7,7 +7,7 @@
 
 import { open, unlink, stat } from 'node:fs/promises';
 import type { DmInfo, DmTarget } from '../kernel/kernel-port.ts';
-import type { Backing } from '../manifest/types.ts';
+import type { Backing } from '../model/manifest.ts';
 import { KernelError, isKernelError, StateError, InternalError } from '../errors/index.ts';
 import { splitDevT } from '../kernel/dev-t.ts';
 import { sendFenced, createThinMessage, createSnapMessage, deleteMessage, setTransactionIdMessage, transactionIdOf, newPoolTable, poolTarget, parsePoolTable, grownPoolTable } from '../kernel/thin-pool.ts';
@@ -19,10 +19,10 @@ import { growFilesystem } from './fs-grow.ts';
 import { deviceInfo, forgetDevice, knownDevice, rememberDevice } from '../engine/device-memo.ts';
 import { describeOwner } from '../domain/ownership.ts';
 import { poolTableDevices, thinTableTarget } from '../engine/observe-system.ts';
+import { SECTOR_BYTES } from '../model/units.ts';
 
 export type { ActionContext, Action, ActionTable } from './action-context.ts';
 
-const SECTOR = 512;
 
 async function tolerate<T>(work: () => Promise<T>, ...errnos: Parameters<typeof isKernelError>[1][]): Promise<T | undefined> {
   try {
@@ -153,7 +153,7 @@ export async function activateThin(ctx: ActionContext, a: ThinArgs): Promise<DmI
 }
 
 function thinTarget(a: ThinArgs, pool: string): DmTarget {
-  return { start: 0, length: Math.floor(a.sizeBytes / SECTOR), type: 'thin', params: `${pool} ${a.thinId}` };
+  return { start: 0, length: Math.floor(a.sizeBytes / SECTOR_BYTES), type: 'thin', params: `${pool} ${a.thinId}` };
 }
 
 async function removeDevice(ctx: ActionContext, dmName: string): Promise<{ deferred?: boolean }> {

@@ -25,7 +25,8 @@ import { progressMeter } from './progress.ts';
 import { KnownDirectories, PathRefusal, checkSymlinkTarget, entryComponents, hardlinkTarget, lstatOrNull, resolveEntryPath } from './safe-path.ts';
 import type { TarHeader } from './tar-format.ts';
 import { ByteReader, readTar, type TarEntry } from './tar-reader.ts';
-import type { ApplyOptions, ApplyResult, ResolvedLayer } from './types.ts';
+import type { ApplyOptions, ApplyResult } from './types.ts';
+import type { ResolvedLayer } from '../model/layer-content.ts';
 import { classifyWhiteout, emptyOpaqueDirectory, removeTree } from './whiteouts.ts';
 
 const YIELD_EVERY_ENTRIES = 256;

@@ -11,7 +11,7 @@ import { sniffArchive } from './compression.ts';
 import { checkArchive, type ContentRules } from './content-check.ts';
 import { isSha256Digest } from './digest.ts';
 import { LayerContentError } from './errors.ts';
-import type { ResolvedLayer } from './types.ts';
+import type { ResolvedLayer } from '../model/layer-content.ts';
 
 export interface OciReference {
   /** The layout directory as written in the source (relative paths are resolved by the caller). */

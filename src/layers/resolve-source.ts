@@ -12,7 +12,8 @@ import { checkArchive, tooLargeMessage, type ContentRules } from './content-chec
 import { measureDirectory } from './dir-source.ts';
 import { LayerContentError } from './errors.ts';
 import { isOciSource, parseOciSource, resolveOciImage } from './oci-layout.ts';
-import type { ArchiveDigests, ResolvedLayer } from './types.ts';
+import type { ArchiveDigests } from './types.ts';
+import type { ResolvedLayer } from '../model/layer-content.ts';
 
 /** Where a source was written, for errors that point at it: the manifest file and the layer's name. */
 export interface SourceOrigin {

@@ -9,11 +9,7 @@
 // planner searches it for the commands that lead from an observed state to a desired one.
 
 import { setup, assign, transition, initialTransition, type SnapshotFrom } from 'xstate';
-
-export const STABLE_STATES = ['absent', 'created', 'activated', 'mounted'] as const;
-export type StableState = (typeof STABLE_STATES)[number];
-export type TransientState = 'creating' | 'activating' | 'mounting' | 'unmounting' | 'deactivating' | 'deleting';
-export type LifecycleState = StableState | TransientState | 'failed';
+import type { StableState, LifecycleState, LifecycleRecord } from '../model/lifecycle-state.ts';
 
 export const COMMANDS = ['CREATE', 'ACTIVATE', 'MOUNT', 'UNMOUNT', 'DEACTIVATE', 'DELETE'] as const;
 export type LifecycleCommand = (typeof COMMANDS)[number];
@@ -61,13 +57,6 @@ export const lifecycleMachine = setup({
 });
 
 export type LifecycleSnapshot = SnapshotFrom<typeof lifecycleMachine>;
-
-/** A plain-data form of a snapshot, kept in the projection and the read model. */
-export interface LifecycleRecord {
-  state: LifecycleState;
-  from: StableState;
-  error: string | null;
-}
 
 export const INITIAL_LIFECYCLE: LifecycleRecord = { state: 'absent', from: 'absent', error: null };
 

@@ -7,10 +7,9 @@
 // and the projection all take their types from here, so a misspelled argument or an op without an
 // action fails to compile. Adding an op is one entry below and one action in ACTIONS.
 
-import type { Backing, MountOption } from '../manifest/types.ts';
-import type { Filesystem } from '../kernel/kernel-port.ts';
-import type { ThingKind } from '../domain/names.ts';
-import type { ResolvedLayer } from '../layers/types.ts';
+import type { Backing, MountOption, Filesystem } from './manifest.ts';
+import type { ThingKind } from './thing-kind.ts';
+import type { ResolvedLayer } from './layer-content.ts';
 
 export type PoolRole = 'data' | 'metadata';
 

@@ -19,7 +19,7 @@ import { Session, type ResumePoint } from '../engine/session.ts';
 import type { CrashPoints } from '../engine/crash-points.ts';
 import type { KernelPort } from '../kernel/kernel-port.ts';
 import type { Reporter } from '../messages/message-port.ts';
-import type { EngineState } from '../lifecycle/projection.ts';
+import type { EngineState } from '../model/engine-state.ts';
 import { liveWaiter } from '../events/lock.ts';
 import { openStateDir, type StateDir } from '../events/state-dir.ts';
 

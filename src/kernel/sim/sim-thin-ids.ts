@@ -5,6 +5,7 @@
 import type { LoopDevice } from '../kernel-port.ts';
 import { readMetadataHeader } from './metadata-header.ts';
 import type { PersistentStore } from './persistent-store.ts';
+import { SECTOR_BYTES } from '../../model/units.ts';
 
 export function simThinIds(store: PersistentStore, loops: LoopDevice[], metadataDevPath: string): number[] {
   return poolModel(store, loops, metadataDevPath).thinIds();
@@ -14,7 +15,7 @@ export function simThinIds(store: PersistentStore, loops: LoopDevice[], metadata
 export function simMappedBytes(store: PersistentStore, loops: LoopDevice[], metadataDevPath: string, thinId: number): number {
   const model = poolModel(store, loops, metadataDevPath);
   if (!model.hasThin(thinId)) throw new Error(`the pool holds no thin id ${thinId}`);
-  return model.mappedBlocks(thinId) * model.blockSectors * 512;
+  return model.mappedBlocks(thinId) * model.blockSectors * SECTOR_BYTES;
 }
 
 function poolModel(store: PersistentStore, loops: LoopDevice[], metadataDevPath: string) {
