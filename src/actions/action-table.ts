@@ -18,7 +18,7 @@ import { resizeThin } from './thin-resize.ts';
 import { growFilesystem } from './fs-grow.ts';
 import { deviceInfo, forgetDevice, knownDevice, rememberDevice } from '../engine/device-memo.ts';
 import { describeOwner } from '../domain/ownership.ts';
-import { poolTableDevices, thinTableTarget } from '../engine/observe-system.ts';
+import { backingPath, poolTableDevices, thinTableTarget } from '../engine/observe-system.ts';
 import { SECTOR_BYTES } from '../model/units.ts';
 
 export type { ActionContext, Action, ActionTable } from './action-context.ts';
@@ -33,13 +33,9 @@ async function tolerate<T>(work: () => Promise<T>, ...errnos: Parameters<typeof 
   }
 }
 
-function backingPath(ctx: ActionContext, b: Backing): string {
-  return b.kind === 'file' ? ctx.stateDir.path(b.file) : b.device;
-}
-
 /** The block device behind a backing (the loop device for a file) and its major:minor. */
 async function blockDeviceOf(ctx: ActionContext, b: Backing): Promise<{ path: string; majorMinor: string }> {
-  const path = backingPath(ctx, b);
+  const path = backingPath(ctx.stateDir, b);
   if (b.kind === 'file') {
     const loop = await ctx.kernel.loopFind(path);
     if (!loop) throw new StateError(`${path} is not attached to a loop device`, 'E_POOL');

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { ERRNO, KernelError } from '../../errors/index.ts';
 import type { MountEntry, MountOptions, UnmountOptions } from '../kernel-port.ts';
 import type { Filesystem } from '../../model/manifest.ts';
-import { MNT_DETACH, MS_NODEV, MS_NOSUID, MS_RDONLY, O_DIRECTORY, O_RDONLY, UMOUNT_NOFOLLOW, close, ioctlBuffer, mount as mountSyscall, syncAll, syncfs, umount2, withFd } from './libc.ts';
+import { MNT_DETACH, MS_NODEV, MS_NOSUID, MS_RDONLY, O_DIRECTORY, O_RDONLY, UMOUNT_NOFOLLOW, close, ioctlBuffer, mount as mountSyscall, syncAll, syncfs, umount2, withFd } from '../../host/libc.ts';
 import { openMountpoint } from './mountpoint.ts';
 import { parseMountinfo } from './mountinfo.ts';
 import { systemTool, type SystemTool } from '../../host/system-tools.ts';

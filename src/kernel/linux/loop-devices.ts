@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ERRNO, KernelError } from '../../errors/index.ts';
 import type { LoopDevice } from '../kernel-port.ts';
-import { O_RDONLY, O_RDWR, close, ioctlBuffer, ioctlValue, open, withFd } from './libc.ts';
+import { O_RDONLY, O_RDWR, close, ioctlBuffer, ioctlValue, open, withFd } from '../../host/libc.ts';
 import { SECTOR_BYTES } from '../../model/units.ts';
 
 const LOOP_SET_FD = 0x4c00;
