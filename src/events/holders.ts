@@ -22,7 +22,7 @@
 import { constants as fsc } from 'node:fs';
 import { mkdir, open, readFile, unlink } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { StateError } from '../errors/index.ts';
+import { StateError, type ErrorCode } from '../errors/index.ts';
 import { describeThisProcess, isLockHolderAlive, type LockHolder } from './lock.ts';
 import { writeFileWhole, type StateDir } from './state-dir.ts';
 
@@ -59,7 +59,7 @@ export class HolderRunningError extends StateError {
     readonly stateDir: string,
     readonly holders: HolderRecord[],
     message: string,
-    code = 'E_HELD',
+    code: ErrorCode = 'E_HELD',
   ) {
     super(message, code);
     this.name = 'HolderRunningError';

@@ -10,6 +10,7 @@
 
 import { setup, assign, transition, initialTransition, type SnapshotFrom } from 'xstate';
 import type { StableState, LifecycleState, LifecycleRecord } from '../model/lifecycle-state.ts';
+import { InternalError } from '../errors/index.ts';
 
 export const COMMANDS = ['CREATE', 'ACTIVATE', 'MOUNT', 'UNMOUNT', 'DEACTIVATE', 'DELETE'] as const;
 export type LifecycleCommand = (typeof COMMANDS)[number];
@@ -123,7 +124,7 @@ function searchPath(from: StableState, to: StableState): LifecycleCommand[] {
       queue.push({ record: landed, path: nextPath });
     }
   }
-  throw new Error(`no lifecycle path from ${from} to ${to}`);
+  throw new InternalError(`no lifecycle path from ${from} to ${to}`);
 }
 
 /** A create was logged but its outcome was not (a crash, or a failure before the pool answered): the thin id may or may not exist. */

@@ -13,7 +13,7 @@ import { makeStep, type Step, type PoolGrowArgs, type PoolRole } from '../model/
 import type { Backing, Manifest, PoolSpec } from '../model/manifest.ts';
 import { formatSize } from '../manifest/sizes.ts';
 import { thingKey } from '../domain/names.ts';
-import { UserError } from '../errors/index.ts';
+import { UserError, type ErrorCode } from '../errors/index.ts';
 import { SECTOR_BYTES } from '../model/units.ts';
 
 
@@ -26,7 +26,7 @@ function poolExists(state: EngineState): PoolSpec | null {
   return state.pool !== null || Object.keys(state.things).length > 0 ? recorded : null;
 }
 
-function refuse(desired: Manifest, field: string, message: string, expected: string, code = 'E_POOL_CHANGE'): UserError {
+function refuse(desired: Manifest, field: string, message: string, expected: string, code: ErrorCode = 'E_POOL_CHANGE'): UserError {
   return new UserError(`${desired.file || 'manifest'}: ${field}: ${message}`, { file: desired.file || undefined, path: field, expected }, code);
 }
 

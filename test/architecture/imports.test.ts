@@ -28,8 +28,8 @@ function importsOf(file: string): string[] {
  * its own floor and the floors below it, never from one above.
  */
 const FLOORS: readonly (readonly string[])[] = [
-  ['model'],
   ['errors'],
+  ['model'],
   ['domain', 'messages'],
   ['manifest', 'events', 'lifecycle', 'kernel', 'host'],
   ['layers', 'plan'],
@@ -126,14 +126,14 @@ describe('imports', () => {
   });
 
   it('finds an import that goes up a floor (the check itself works)', () => {
-    const low = path.join(SRC, 'model', 'low.ts');
+    const low = path.join(SRC, 'errors', 'low.ts');
     const high = path.join(SRC, 'cli', 'high.ts');
     graph.set(low, [high]);
     graph.set(high, [low]);
     files.push(low, high);
     try {
-      // The way up is reported, the way down (cli/high.ts -> model/low.ts) is not.
-      expect(upward().filter((line) => line.includes('low.ts') || line.includes('high.ts'))).toEqual(['model/low.ts -> cli/high.ts']);
+      // The way up is reported, the way down (cli/high.ts -> errors/low.ts) is not.
+      expect(upward().filter((line) => line.includes('low.ts') || line.includes('high.ts'))).toEqual(['errors/low.ts -> cli/high.ts']);
     } finally {
       graph.delete(low);
       graph.delete(high);
@@ -150,7 +150,8 @@ describe('imports', () => {
       for (const d of importsOf(f)) if (d.startsWith(SRC)) walk(d);
     };
     core.forEach(walk);
-    const io = /^(node:)?(fs|fs\/promises|child_process|net|http|https|dgram|worker_threads)$|koffi|lowdb/;
+    // node:module: its createRequire is how the libc binding (src/host/libc.ts) loads koffi, on first use.
+    const io = /^(node:)?(fs|fs\/promises|child_process|net|http|https|dgram|worker_threads|module)$|koffi|lowdb/;
     const offenders = [...reach].flatMap((f) => importsOf(f).filter((d) => !d.startsWith(SRC) && io.test(d)).map((d) => `${rel(f)} imports ${d}`));
     expect(offenders).toEqual([]);
   });
