@@ -23,7 +23,6 @@ import { SECTOR_BYTES } from '../model/units.ts';
 
 export type { ActionContext, Action, ActionTable } from './action-context.ts';
 
-
 async function tolerate<T>(work: () => Promise<T>, ...errnos: Parameters<typeof isKernelError>[1][]): Promise<T | undefined> {
   try {
     return await work();

@@ -219,7 +219,6 @@ export async function heldError(stateDir: StateDir, holders: HolderRecord[], com
   return new HolderRunningError(stateDir.root, holders, `${command}: ${why}:\n${lines.join('\n')}\nStop ${holders.length > 1 ? 'them' : 'it'} first, or run \`thinlayer ${command} --force\` to ask ${holders.length > 1 ? 'them' : 'it'} to stop and wait until ${holders.length > 1 ? 'they have' : 'it has'}.`);
 }
 
-
 /** The file parsed; null when it is missing, a symlink (never followed) or not what it should be. */
 async function readRecord<T>(stateDir: StateDir, rel: string, parse: (v: Record<string, unknown>) => T | null): Promise<T | null> {
   let handle;

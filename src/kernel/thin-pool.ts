@@ -11,7 +11,6 @@ import { SECTOR_BYTES } from '../model/units.ts';
 /** The pool raises an event when fewer than this share of its data blocks is free. */
 export const LOW_WATER_FRACTION = 0.05;
 
-
 export interface PoolStatus {
   transactionId: number;
   metadataUsed: number; // 4 KiB metadata blocks

@@ -1,8 +1,8 @@
-// The shapes the layers module hands to the engine: a resolved source, the options of an apply and
-// what an apply did. A resolved layer is plain data, so the planner can record its digests in a step.
+// The shapes the layers module hands to the engine: the options of an apply, what an apply did, and
+// the cache of archive digests. A resolved source (ResolvedLayer) is plain data the log records too,
+// so it is src/model/layer-content.ts.
 
 import type { ResolvedLayer } from '../model/layer-content.ts';
-
 
 export interface ApplyOptions {
   /** Create character and block devices and fifos (refused by default). */

@@ -2,6 +2,7 @@
 // It holds what the log knows: the desired manifest, the pool's record, every thin device thinlayer
 // created (its thin id, origin and lifecycle), and the steps whose intent was logged but whose outcome
 // was not (a crash in between). The kernel says what is true now; the projection says what thinlayer did.
+// Its shape, EngineState and its records, is src/model/engine-state.ts.
 
 import type { ThinlayerEvent } from '../model/events.ts';
 import type { StepOp } from '../model/step-contract.ts';

@@ -16,7 +16,6 @@ import { thingKey } from '../domain/names.ts';
 import { UserError, type ErrorCode } from '../errors/index.ts';
 import { SECTOR_BYTES } from '../model/units.ts';
 
-
 const RECREATE = 'run `thinlayer destroy` and apply again to re-create the pool (this deletes every device in it), or put the recorded value back';
 
 /** The pool was made: its spec is recorded and the log has the pool or a thin device in it. */

@@ -9,8 +9,6 @@ import { chainId } from '../layers/digest.ts';
 /** The diff id of a layer with no content: an empty tar (two 512-byte zero blocks). */
 export const EMPTY_LAYER_DIFF_ID = 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef';
 
-
-
 /** The short hex form of a chain id, used in dm names. */
 export function chainHex(id: string): string {
   return id.replace(/^sha256:/, '').slice(0, 16);
