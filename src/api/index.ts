@@ -1,7 +1,7 @@
 // The library API: the same operations as the CLI, for programs that embed thinlayer.
 // Each call opens a session (the lock for those that mutate), does its work and closes it.
 
-import type { Manifest } from '../manifest/types.ts';
+import type { Manifest, Backing } from '../model/manifest.ts';
 import type { ManifestSource } from '../manifest/load.ts';
 import type { KernelPort } from '../kernel/kernel-port.ts';
 import type { BackendChoice } from '../kernel/select.ts';
@@ -20,7 +20,6 @@ import { currentPoolSpec, poolIdentity } from '../lifecycle/current-pool.ts';
 import { growPool, runPoolGrow, type GrowRequest, type GrowResult } from '../actions/pool-grow.ts';
 import { UserError } from '../errors/index.ts';
 import { stat } from 'node:fs/promises';
-import type { Backing } from '../manifest/types.ts';
 import { poolGrowth, poolGrowArgs, poolGrowStep } from '../plan/changes.ts';
 import { clearHolders, refuseHolders } from './holders-check.ts';
 import { readLogAgain } from '../doctor/second-look.ts';

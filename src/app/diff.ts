@@ -17,7 +17,8 @@ import { newRunId } from '../engine/step-runner.ts';
 import { filesAt } from '../kernel/kernel-port.ts';
 import { makeStep, type Step } from '../model/step-contract.ts';
 import { chainHex } from '../plan/layer-chain.ts';
-import { describeThing, type ThingRecord } from '../lifecycle/projection.ts';
+import { describeThing } from '../lifecycle/projection.ts';
+import type { ThingRecord } from '../model/engine-state.ts';
 import { thingKey } from '../domain/names.ts';
 import { diffTrees, type ChangeKind } from '../layers/tree-diff.ts';
 import { changeTar } from '../layers/change-tar.ts';
@@ -98,7 +99,7 @@ export async function diffDevice(opts: DiffOptions): Promise<DiffResult> {
     const pool = s.state.pool;
     const filesystem = s.state.desired?.pool.filesystem ?? s.state.poolSpec?.filesystem;
     if (!pool || !filesystem || !(await s.kernel.info(pool.dmName))?.liveTable) {
-      throw new StateError(`the pool of ${s.stateDir.root} is not active: run \`thinlayer up\` first`, 'E_POOL_DOWN');
+      throw new StateError(`the pool of ${s.stateDir.root} is not active: run \`thinlayer up\` first`, 'E_NO_POOL');
     }
     const runId = newRunId();
     let next = 0;

@@ -14,7 +14,7 @@ import { SIGNAL_EXIT, type StopSignal } from './exit-codes.ts';
 import { UserError } from '../errors/index.ts';
 import type { BackendChoice } from '../kernel/select.ts';
 import type { Plan } from '../model/step-contract.ts';
-import type { ThinlayerEvent } from '../events/types.ts';
+import type { ThinlayerEvent } from '../model/events.ts';
 import { parseSize as parseManifestSize } from '../manifest/sizes.ts';
 
 const loadApi = () => import('../api/index.ts');

@@ -9,8 +9,9 @@ import { splitDevT } from '../kernel/dev-t.ts';
 import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, readdirSync, readlinkSync } from 'node:fs';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { join } from 'node:path';
+import { isKernelError } from '../errors/index.ts';
 import { LayerContentError } from './errors.ts';
-import { lgetxattr, llistxattr } from './fs-calls.ts';
+import { lgetxattr, llistxattr } from '../host/libc.ts';
 import { END_OF_ARCHIVE, contentPadding, entryHeader, type WritableEntry } from './tar-writer.ts';
 import { checkTarStream, type ContentRules } from './content-check.ts';
 
@@ -28,7 +29,7 @@ export function xattrsOf(path: string): [string, Buffer][] {
   try {
     names = llistxattr(path);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOTSUP') return [];
+    if (isKernelError(e, 'EOPNOTSUPP')) return [];
     throw e;
   }
   return names

@@ -15,7 +15,7 @@ import { dmIdentity, thingKey } from '../../src/domain/names.ts';
 import { chainLayers, chainHex } from '../../src/plan/layer-chain.ts';
 import { openStateDir } from '../../src/events/state-dir.ts';
 import { EventLog } from '../../src/events/log.ts';
-import type { ThinlayerEvent } from '../../src/events/types.ts';
+import type { ThinlayerEvent } from '../../src/model/events.ts';
 import type { DoctorReport } from '../../src/doctor/diagnose.ts';
 import { loadManifest } from '../../src/manifest/load.ts';
 

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 
 import { join } from 'node:path';
 import * as api from '../../src/api/index.ts';
 import { UserError } from '../../src/errors/index.ts';
-import { mount, umount2 } from '../../src/kernel/linux/libc.ts';
+import { mount, umount2 } from '../../src/host/libc.ts';
 import { requireKernel, kernelBox } from './kernel-harness.ts';
 import { webManifest } from './cli-harness.ts';
 

@@ -1,11 +1,12 @@
 // In-memory builders for planner and projection tests: manifests, observations and event streams.
 
-import type { Manifest } from '../../src/manifest/types.ts';
+import type { Manifest } from '../../src/model/manifest.ts';
 import type { Observation } from '../../src/plan/observation.ts';
 import type { DmInfo, MountEntry } from '../../src/kernel/kernel-port.ts';
-import { intentEvent, doneEvent, type ThinlayerEvent, type ThinlayerEventBody } from '../../src/events/types.ts';
+import { intentEvent, doneEvent } from '../../src/events/step-events.ts';
+import type { ThinlayerEvent, ThinlayerEventBody } from '../../src/model/events.ts';
 import type { StepOp, StepArgs, StepResult, CreateArgs } from '../../src/model/step-contract.ts';
-import type { ThingKind } from '../../src/domain/names.ts';
+import type { ThingKind } from '../../src/model/thing-kind.ts';
 import { parsePoolStatus } from '../../src/kernel/thin-pool.ts';
 import { dmIdentity } from '../../src/domain/names.ts';
 

@@ -14,7 +14,7 @@ import { diffTrees } from '../../src/layers/tree-diff.ts';
 import { changeTar } from '../../src/layers/change-tar.ts';
 import { applyLayer } from '../../src/layers/apply.ts';
 import { xattrsOf } from '../../src/layers/dir-source.ts';
-import { lsetxattr, mknod, S_IFCHR } from '../../src/layers/fs-calls.ts';
+import { lsetxattr, mknod, S_IFCHR } from '../../src/host/libc.ts';
 
 function run(cmd: string, args: string[]): void {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });

@@ -12,7 +12,7 @@ import { CliOutput } from '../../src/cli/output.ts';
 import * as api from '../../src/api/index.ts';
 import { EventLog } from '../../src/events/log.ts';
 import { openStateDir } from '../../src/events/state-dir.ts';
-import type { ThinlayerEvent } from '../../src/events/types.ts';
+import type { ThinlayerEvent } from '../../src/model/events.ts';
 import { tempDir, waitFor } from './helpers.ts';
 
 export interface Box {

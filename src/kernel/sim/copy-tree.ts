@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { splitDevT } from '../dev-t.ts';
-import { llistxattr, lgetxattr, lsetxattr, lutimesExact, mknod, S_IFBLK, S_IFCHR, S_IFIFO } from '../../layers/fs-calls.ts';
+import { llistxattr, lgetxattr, lsetxattr, lutimesExact, mknod, S_IFBLK, S_IFCHR, S_IFIFO } from '../../host/libc.ts';
 
 export function copyTreeExact(from: string, to: string): void {
   const linked = new Map<bigint, string>(); // source inode -> first copy, for hardlinks
