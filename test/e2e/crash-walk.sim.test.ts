@@ -15,6 +15,7 @@ import { writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { sandbox, webManifest } from './cli-harness.ts';
+import { withDevices, withoutDevices } from '../builders/manifest.ts';
 import * as api from '../../src/api/index.ts';
 import { doctorCommand, gcCommand } from '../../src/cli/doctor-command.ts';
 import { poolThinIds } from './pool-thin-ids.ts';
@@ -196,7 +197,7 @@ describe('crash walk', () => {
         const first = box.writeManifest('web.yaml', webManifest(box.mnt));
         const second = box.writeManifest(
           'changed.yaml',
-          webManifest(box.mnt).replace(/^  web2:.*\n/m, '') + `  web3: { layer: fedora, state: mounted, mountpoint: ${box.mnt}/web3 }\n`,
+          withDevices(withoutDevices(webManifest(box.mnt), 'web2'), { web3: { layer: 'fedora', state: 'mounted', mountpoint: `${box.mnt}/web3` } }),
         );
         await api.apply(first, { stateDir: box.stateDir, backend: 'sim', yes: true });
         writeFileSync(simMounted(box.stateDir, join(box.mnt, 'web1'), 'committed.txt'), `written before crash point ${k}\n`);
