@@ -59,6 +59,13 @@ export function withoutDevices(m: ManifestDraft, ...names: string[]): ManifestDr
   return { ...m, devices: Object.fromEntries(Object.entries(m.devices ?? {}).filter(([name]) => !names.includes(name))) };
 }
 
+/** The draft with one of its devices changed in place. */
+export function changeDevice(m: ManifestDraft, name: string, over: Partial<DeviceDraft>): ManifestDraft {
+  const device = m.devices?.[name];
+  if (!device) throw new Error(`the manifest draft has no device ${name}`);
+  return withDevices(m, { [name]: { ...device, ...over } });
+}
+
 /** The draft with these layers added at the end (or replaced where they are). */
 export function withLayers(m: ManifestDraft, layers: Record<string, LayerDraft>): ManifestDraft {
   return { ...m, layers: { ...m.layers, ...layers } };
