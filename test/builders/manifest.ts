@@ -49,6 +49,18 @@ export function simPool(name: string, over: Partial<PoolDraft> = {}): PoolDraft 
   return { name, data: { file: 'data.img', size: '2G' }, metadata: { file: 'metadata.img', size: '64M' }, baseSize: '256M', ...over };
 }
 
+/** The manifest of docs/manifest.md: pool demo, layers fedora and apache on it, web1 mounted and web2 activated. */
+export function exampleManifest(): ManifestDraft {
+  return {
+    pool: { name: 'demo', data: { file: 'data.img', size: '20G' }, metadata: { file: 'metadata.img', size: '1G' }, blockSize: '64K', baseSize: '10G', filesystem: 'ext4', minFree: '10%' },
+    layers: { fedora: {}, apache: { parent: 'fedora' } },
+    devices: {
+      web1: { layer: 'apache', state: 'mounted', mountpoint: '/run/thinlayer/web1' },
+      web2: { layer: 'apache', state: 'activated' },
+    },
+  };
+}
+
 /** The draft with these devices added at the end (or replaced where they are). */
 export function withDevices(m: ManifestDraft, devices: Record<string, DeviceDraft>): ManifestDraft {
   return { ...m, devices: { ...m.devices, ...devices } };
