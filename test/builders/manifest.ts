@@ -7,9 +7,8 @@
 // added with withDevices comes last and one replaced keeps its place, as in a hand-edited file.
 
 import { writeFileSync } from 'node:fs';
-import type { Filesystem } from '../../src/kernel/kernel-port.ts';
 import { parseManifest } from '../../src/manifest/load.ts';
-import type { DesiredDeviceState, DeviceSpec, LayerSpec, Manifest, MountOption } from '../../src/manifest/types.ts';
+import type { DesiredDeviceState, DeviceSpec, Filesystem, LayerSpec, Manifest, MountOption } from '../../src/model/manifest.ts';
 
 /** A size as the manifest writes it: 512K, 64M, 2G. */
 export type Size = `${number}${'K' | 'M' | 'G' | 'T'}`;
