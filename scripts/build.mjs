@@ -20,7 +20,7 @@
 // containerd's API in proto/, which `thinlayer snapshotter` reads at start from the package root
 // (found by walking up from the bundle: src/snapshotter/proto.ts), so the package ships proto/.
 //
-// `--clean` (npm pack's prepack) empties dist/ first, so the tarball holds this build's chunks and
+// `--clean --no-standalone` (npm pack's prepack) empties dist/ first and leaves out dist/standalone, so the tarball holds this build's chunks and
 // no older ones. npm runs `prepare` after `prepack` when it packs: that second build is skipped.
 
 import { build } from 'esbuild';
@@ -207,5 +207,6 @@ if (process.argv[1] === fileURLToPath(import.meta.url) && !builtByPrepack()) {
   if (process.argv.includes('--clean')) fs.rmSync(join(root, 'dist'), { recursive: true, force: true });
   await buildBundle();
   await buildLibrary();
-  await buildStandalone();
+  // The tarball holds no standalone program: a host that has npm installs the package instead.
+  if (!process.argv.includes('--no-standalone')) await buildStandalone();
 }
