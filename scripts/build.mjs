@@ -19,9 +19,12 @@
 // Not in the bundle: koffi (a native addon, loaded from node_modules) and the .proto files of
 // containerd's API in proto/, which `thinlayer snapshotter` reads at start from the package root
 // (found by walking up from the bundle: src/snapshotter/proto.ts), so the package ships proto/.
+// (The standalone program, buildStandalone, bundles koffi's JavaScript and keeps its native module
+// and proto/ beside itself.)
 //
-// `--clean --no-standalone` (npm pack's prepack) empties dist/ first and leaves out dist/standalone, so the tarball holds this build's chunks and
-// no older ones. npm runs `prepare` after `prepack` when it packs: that second build is skipped.
+// `--clean --no-standalone` (npm pack's prepack) empties dist/ first, so the tarball holds this
+// build's chunks and no older ones, and leaves out dist/standalone, which the tarball does not
+// hold. npm runs `prepare` after `prepack` when it packs: that second build is skipped.
 
 import { build } from 'esbuild';
 import fs from 'node:fs';
@@ -183,6 +186,11 @@ export async function buildStandalone({ outdir = join(root, 'dist/standalone') }
     ],
     logLevel: 'warning',
   });
+  // koffi named at run time (a require or import of it the build did not bundle) would be looked
+  // for in a node_modules the host has not.
+  if (/\(\s*["']koffi["']\s*\)/.test(fs.readFileSync(outfile, 'utf8'))) {
+    throw new Error(`${outfile} loads koffi at run time from node_modules: a source names it in a way this build does not bundle (see LAZY_KOFFI)`);
+  }
   fs.chmodSync(outfile, 0o755);
   const koffi = join(root, 'node_modules/koffi');
   const arch = KOFFI_ARCH[process.arch] ?? process.arch;
