@@ -119,7 +119,7 @@ export async function buildLibrary({ outdir = join(root, 'dist') } = {}) {
   return [join(outdir, 'api.mjs'), join(outdir, 'types/api/index.d.ts')];
 }
 
-/** How a source loads koffi only when first called (src/layers/fs-calls.ts). */
+/** How a source loads koffi only when first called (src/host/libc.ts). */
 const LAZY_KOFFI = "createRequire(import.meta.url)('koffi')";
 
 /** Node's name for this machine's architecture, as koffi names its prebuilt native modules. */
@@ -173,7 +173,7 @@ export async function buildStandalone({ outdir = join(root, 'dist/standalone') }
         name: 'koffi-in-the-bundle',
         setup(b) {
           b.onResolve({ filter: /koffi\.node$/ }, (args) => ({ path: args.path.replace(/^\.\/build\/koffi\//, './koffi/'), external: true }));
-          // A source that loads koffi lazily at run time (src/layers/fs-calls.ts) names it in a call
+          // A source that loads koffi lazily at run time (src/host/libc.ts) names it in a call
           // esbuild cannot follow, which would look for koffi in a node_modules the host has not:
           // made a plain require of it, which esbuild bundles and still runs only when called.
           b.onLoad({ filter: /[\\/]src[\\/].*\.ts$/ }, (args) => {

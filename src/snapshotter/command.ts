@@ -8,6 +8,7 @@
 // released), the socket is removed, the record too. Under systemd (a unit of Type=notify), READY=1
 // is sent once the socket answers.
 
+import { sdNotify } from '../host/sd-notify.ts';
 import { lstat, unlink, chmod, rename } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { resolve } from 'node:path';
@@ -68,19 +69,13 @@ async function freeSocketPath(socket: string): Promise<void> {
 
 /**
  * READY=1 to systemd when it started this process with NOTIFY_SOCKET (a Type=notify unit), so that
- * containerd, ordered after the unit, starts only once the socket answers. Node has no unix datagram
- * sockets, so libsystemd's sd_notify(3) sends it, through koffi, from this process itself: a
- * message from a helper such as systemd-notify(1) may reach systemd after the helper exited, and
- * systemd before v254 then cannot tell which unit it came from and drops it. Not under systemd:
- * nothing is loaded.
+ * containerd, ordered after the unit, starts only once the socket answers (src/host/sd-notify.ts).
+ * Not under systemd: nothing is loaded.
  */
-async function notifySystemdReady(reporter: Reporter): Promise<void> {
+function notifySystemdReady(reporter: Reporter): void {
   if (!process.env.NOTIFY_SOCKET) return;
   try {
-    const { default: koffi } = await import('koffi');
-    const sdNotify = koffi.load('libsystemd.so.0').func('int sd_notify(int unset_environment, const char *state)');
-    const sent = sdNotify(0, 'READY=1') as number;
-    if (sent < 0) throw new Error(`sd_notify returned ${sent}`);
+    sdNotify('READY=1');
   } catch (e) {
     reporter.notify({ code: 'warning', text: `could not tell systemd the snapshotter is ready (${(e as Error).message}): a Type=notify unit will time out` });
   }
@@ -134,7 +129,7 @@ export async function runSnapshotter(opts: SnapshotterOptions): Promise<{ snapsh
     await chmod(bound, 0o600);
     await rename(bound, socket);
     opts.reporter.notify({ code: 'snapshotter.ready', socket, pool: manifest.pool.name, snapshots: Object.keys(gate.state.snapshots).length });
-    await notifySystemdReady(opts.reporter);
+    notifySystemdReady(opts.reporter);
     await new Promise<void>((done) => (stopping.signal.aborted ? done() : stopping.signal.addEventListener('abort', () => done(), { once: true })));
     await shutdown(server);
     await gate.close();
