@@ -70,7 +70,10 @@ export function wellFormedProblems(value: unknown): string[] {
   if (!Array.isArray(r.tables)) problems.push('tables: missing');
   else {
     r.tables.forEach((t, i) => {
-      if (typeof t?.title !== 'string' || !Array.isArray(t.columns) || !Array.isArray(t.rows)) return problems.push(`tables[${i}]: needs a title, columns and rows`);
+      if (typeof t?.title !== 'string' || !Array.isArray(t.columns) || !Array.isArray(t.rows)) {
+        problems.push(`tables[${i}]: needs a title, columns and rows`);
+        return;
+      }
       t.rows.forEach((row, j) => {
         if (!Array.isArray(row) || row.length !== t.columns.length) problems.push(`tables[${i}].rows[${j}]: ${Array.isArray(row) ? row.length : 'no'} cells for ${t.columns.length} columns`);
         else if (row.some((c) => c !== null && typeof c !== 'string' && !(typeof c === 'number' && Number.isFinite(c)))) problems.push(`tables[${i}].rows[${j}]: a cell is neither text, a finite number nor null`);

@@ -98,7 +98,7 @@ export const containerdSuite: Suite = {
     const watch = setInterval(() => {
       busyDuring = [...new Set([...busyDuring, ...otherVms()])];
     }, 15_000);
-    let run;
+    let run: Awaited<ReturnType<typeof vm.bootVm>>;
     try {
       prepareDisk(disk);
       run = await vm.bootVm({ command, timeoutMs: s.timeoutMs, disk, echo: true });

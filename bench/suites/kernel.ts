@@ -138,7 +138,7 @@ export const kernelSuite: Suite = {
     const guest = path.join(ctx.repoRoot, 'bench', 'vm', 'guest.sh');
     const command = ['bash', guest, work, s.devices, s.chain, s.depth, s.pairs, s.spaceDevices, s.spaceFileMiB, s.trim.small, s.trim.big, s.trim.bigMiB, s.trim.rounds, s.trim.roundFiles, s.trim.roundKiB].join(' ');
     ctx.log(`booting the VM (software emulation; budget ${s.timeoutMs / 60_000} min): ${s.devices} devices on a chain of ${s.chain}, depth probe to ${s.depth}`);
-    let run;
+    let run: Awaited<ReturnType<typeof vm.bootVm>>;
     const disk = path.join(vm.workDir, `bench-disk-${process.pid}.img`);
     const busyBefore = await waitForOtherVms(ctx, ctx.quick ? 0 : 10 * 60_000);
     const load = () => fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');

@@ -138,7 +138,9 @@ async function measureSize(ctx: SuiteContext, n: number): Promise<SizeFigures> {
   const events = await readAllEvents(stateDir);
   const sample = Math.min(300, Math.floor(events.length / 4));
   const folding = project(events.slice(0, events.length - sample));
-  const foldMs = (await timed(() => events.slice(events.length - sample).forEach((e) => foldInto(folding, e)))).ms;
+  const foldMs = (await timed(() => {
+    for (const e of events.slice(events.length - sample)) foldInto(folding, e);
+  })).ms;
 
   const check = await planFor(file, { stateDir, backend: 'sim' });
   if (check.steps.length !== 0) throw new Error(`with ${n} devices built, plan still has ${check.steps.length} steps (first: ${check.steps[0].op} ${check.steps[0].target})`);

@@ -96,7 +96,10 @@ async function createFenced(ctx: ActionContext, a: CreateArgs, message: (id: num
   }
   await ctx.kernel.message(ctx.poolDmName, setTransactionIdMessage(ctx.txid, ctx.txid + 1));
   if (id === a.thinId) return { txid: ctx.txid + 1 };
-  if (ctx.memo) (ctx.memo.reallocated ??= new Map()).set(a.dmName, id);
+  if (ctx.memo) {
+    ctx.memo.reallocated ??= new Map();
+    ctx.memo.reallocated.set(a.dmName, id);
+  }
   ctx.reporter?.notify({ code: 'warning', text: `thin id ${a.thinId} is already in pool ${ctx.poolDmName} and this log never created it (a collision): ${a.dmName} got thin id ${id} instead` });
   return { txid: ctx.txid + 1, thinId: id, collidedWith: a.thinId };
 }

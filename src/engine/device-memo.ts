@@ -33,7 +33,8 @@ export function seedDevices(memo: RunMemo, owned: Record<string, DmInfo>): void 
 
 export function rememberDevice(ctx: ActionContext, dmName: string, info: DmInfo | null): void {
   if (!ctx.memo) return;
-  (ctx.memo.devices ??= new Map()).set(dmName, info);
+  ctx.memo.devices ??= new Map();
+  ctx.memo.devices.set(dmName, info);
   ctx.memo.unsure?.delete(dmName);
 }
 

@@ -20,7 +20,7 @@
 //     recorded, then it removes its record and exits 0.
 
 import { constants as fsc } from 'node:fs';
-import { mkdir, open, readFile, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, unlink, type FileHandle } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StateError, type ErrorCode } from '../errors/index.ts';
 import { describeThisProcess, isLockHolderAlive, type LockHolder } from './lock.ts';
@@ -221,7 +221,7 @@ export async function heldError(stateDir: StateDir, holders: HolderRecord[], com
 
 /** The file parsed; null when it is missing, a symlink (never followed) or not what it should be. */
 async function readRecord<T>(stateDir: StateDir, rel: string, parse: (v: Record<string, unknown>) => T | null): Promise<T | null> {
-  let handle;
+  let handle: FileHandle;
   try {
     handle = await open(stateDir.path(rel), fsc.O_RDONLY | fsc.O_NOFOLLOW);
   } catch (e) {

@@ -26,7 +26,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, rmdir, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, rmdir, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StateError, UserError } from '../errors/index.ts';
@@ -337,7 +337,7 @@ async function readHolderFile(lockDir: string): Promise<HolderFile | null> {
 }
 
 async function readHolderAt(file: string): Promise<HolderFile | null> {
-  let handle;
+  let handle: FileHandle;
   try {
     handle = await open(file, fsc.O_RDONLY | fsc.O_NOFOLLOW);
   } catch (e) {

@@ -18,7 +18,7 @@ import { createHash } from 'node:crypto';
 import { lstat, open, type FileHandle } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InternalError, StateError } from '../errors/index.ts';
-import { checkLine, damagedNewline, encodeEvents, endsSealed, LOG_START, scanLines, SEAL_PROBE_BYTES, stampEvent, type GoodLine, type ScanPosition, type TornTail } from './log-format.ts';
+import { checkLine, damagedNewline, encodeEvents, endsSealed, LOG_START, scanLines, SEAL_PROBE_BYTES, stampEvent, type GoodLine, type ScanPosition, type ScanResult, type TornTail } from './log-format.ts';
 import { syncDirectory, type StateDir } from './state-dir.ts';
 import { keepTornTail } from './torn-tail.ts';
 import type { ThinlayerEvent, ThinlayerEventBody } from '../model/events.ts';
@@ -342,7 +342,7 @@ export class EventLog {
       return;
     }
     const bytes = await readRange(this.#handle, this.#end.offset, size - this.#end.offset);
-    let scanned;
+    let scanned: ScanResult;
     try {
       scanned = scanLines(bytes, this.#end, this.file, this.#end.seq);
     } catch (e) {
@@ -360,7 +360,7 @@ export class EventLog {
     if (offset > size || (offset === 0) !== (seq === 0)) return null;
     const before = offset > 0 ? await readRange(this.#handle, Math.max(0, offset - SEAL_PROBE_BYTES), Math.min(offset, SEAL_PROBE_BYTES)) : null;
     if (before !== null && before[before.length - 1] !== NEWLINE) return null;
-    let scanned;
+    let scanned: ScanResult;
     try {
       // A sealed line before the offset means every line after it must be sealed too.
       const from = { offset, line: null, seq, sealed: before !== null && endsSealed(before) };

@@ -94,7 +94,7 @@ function resolveInside(root: string, rel: string): string {
   let current = root;
   for (const segment of segments) {
     current = path.join(current, segment);
-    let st;
+    let st: Stats;
     try {
       st = lstatSync(current);
     } catch (e) {

@@ -9,7 +9,7 @@
 // directory is made 0700 and each file with O_EXCL | O_NOFOLLOW, so no path leads out of the state dir.
 
 import { constants as fsc } from 'node:fs';
-import { lstat, mkdir, open, readdir } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, type FileHandle } from 'node:fs/promises';
 import { StateError } from '../errors/index.ts';
 import type { TornTail } from './log-format.ts';
 import { syncDirectory, type StateDir } from './state-dir.ts';
@@ -41,7 +41,7 @@ export async function keepTornTail(stateDir: StateDir, tail: TornTail, now: Date
   const stamp = now.toISOString().replace(/[:.]/g, '-');
   for (let n = 0; ; n += 1) {
     const rel = `${TORN_DIR}/${tail.offset}-${stamp}${n === 0 ? '' : `-${n}`}.ndjson`;
-    let handle;
+    let handle: FileHandle;
     try {
       handle = await open(stateDir.path(rel), fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
     } catch (e) {

@@ -4,7 +4,7 @@
 // whoever writes there run code as root. The program found must be a root-owned regular file that
 // neither group nor others can write.
 
-import { statSync } from 'node:fs';
+import { statSync, type Stats } from 'node:fs';
 import { ERRNO, KernelError } from '../errors/index.ts';
 
 export const SYSTEM_TOOL_DIRS: readonly string[] = ['/usr/sbin', '/sbin', '/usr/bin', '/bin'];
@@ -29,7 +29,7 @@ export function systemTool(name: SystemTool, operation: string = name): string {
 export function findProgram(name: string, dirs: readonly string[], operation: string = name): string {
   for (const dir of dirs) {
     const path = `${dir}/${name}`;
-    let st;
+    let st: Stats;
     try {
       st = statSync(path); // follows symlinks: /sbin -> usr/sbin, mkfs.ext4 -> mke2fs
     } catch {

@@ -51,7 +51,7 @@ export function parseYaml(text: string): ParsedYaml {
 /** Reports keys that are repeated in one mapping, or that are not plain scalars. */
 function walkKeys(node: unknown, path: DocPath, problems: LocatedProblem[], lineAt: (o: number | undefined) => number | undefined): void {
   if (isSeq(node)) {
-    node.items.forEach((item, i) => walkKeys(item, [...path, i], problems, lineAt));
+    for (const [i, item] of node.items.entries()) walkKeys(item, [...path, i], problems, lineAt);
     return;
   }
   if (!isMap(node)) return;

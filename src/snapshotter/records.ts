@@ -12,7 +12,10 @@ export const scoped = (namespace: string, key: string): string => `${namespace}\
 const scopedKeys = new WeakMap<SnapshotRecord, string>();
 function scopedKeyOf(r: SnapshotRecord): string {
   let k = scopedKeys.get(r);
-  if (k === undefined) scopedKeys.set(r, (k = scoped(r.namespace, r.key)));
+  if (k === undefined) {
+    k = scoped(r.namespace, r.key);
+    scopedKeys.set(r, k);
+  }
   return k;
 }
 

@@ -144,7 +144,10 @@ export class SessionGate {
       this.#stale = false;
     }
     if (this.#users > 0) return;
-    if (this.#yielding) return this.#endYield(); // also when the session failed to open: the waiting requests go on
+    if (this.#yielding) {
+      this.#endYield(); // also when the session failed to open: the waiting requests go on
+      return;
+    }
     if (!this.#current) return;
     this.#linger = setTimeout(() => {
       this.#linger = null;

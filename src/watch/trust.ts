@@ -4,7 +4,7 @@
 // read, not obeyed, so one owned by someone else is reported rather than refused.
 
 import { constants as fsc } from 'node:fs';
-import { lstat, open } from 'node:fs/promises';
+import { lstat, open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { untrustedDirectory, untrustedFile } from '../host/path-trust.ts';
 import { parseOciSource } from '../layers/oci-layout.ts';
@@ -20,7 +20,7 @@ export async function readTrustedManifest(absolute: string): Promise<{ text: str
   if (dirStat.isSymbolicLink()) return { untrusted: `its directory ${dir} is a symlink` };
   const dirWhy = untrustedFile(dirStat); // no sticky exception: anyone could add a file watch reads
   if (dirWhy) return { untrusted: `its directory ${dir}: ${dirWhy}` };
-  let handle;
+  let handle: FileHandle;
   try {
     handle = await open(absolute, fsc.O_RDONLY | fsc.O_NOFOLLOW);
   } catch (e) {

@@ -56,6 +56,7 @@ describe('the progress bar', () => {
       r.notify({ code: 'warning', text: 'done' });
       return written;
     };
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the escape sequence a terminal line starts with is what is checked
     expect(collect(true)).toMatch(/^\r\x1b\[2Klayer a {2}\[/);
     expect(collect(false)).toBe('  layer a: 1 MiB of 4 MiB\nnote: done\n');
   });

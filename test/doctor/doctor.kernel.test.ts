@@ -19,7 +19,10 @@ const POOL = dmIdentity(POOL_NAME, 'pool').dmName;
 
 function collect(): { stream: Writable; text: () => string } {
   let text = '';
-  return { stream: new Writable({ write: (chunk, _enc, done) => ((text += chunk.toString()), done()) }), text: () => text };
+  return { stream: new Writable({ write: (chunk, _enc, done) => {
+        text += chunk.toString();
+        done();
+      }, }), text: () => text };
 }
 
 beforeAll(() => {

@@ -64,7 +64,10 @@ async function checkConverged(box: ReturnType<typeof sandbox>, file: string, k: 
 /** Runs a CLI half in this process, with its output collected. */
 async function runCli(run: (out: Writable, err: Writable) => Promise<number>): Promise<{ code: number; out: string; err: string }> {
   const chunks = { out: '', err: '' };
-  const sink = (key: 'out' | 'err') => new Writable({ write: (c, _e, done) => ((chunks[key] += String(c)), done()) });
+  const sink = (key: 'out' | 'err') => new Writable({ write: (c, _e, done) => {
+        chunks[key] += String(c);
+        done();
+      }, });
   const code = await run(sink('out'), sink('err'));
   return { code, ...chunks };
 }

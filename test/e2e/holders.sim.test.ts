@@ -46,15 +46,17 @@ function startWatchChild(stateDir: string, file: string, intervalMs: number) {
   let stderr = '';
   proc.stdout!.on('data', (d) => {
     pending += d;
-    let nl: number;
-    while ((nl = pending.indexOf('\n')) >= 0) {
+    for (let nl = pending.indexOf('\n'); nl >= 0; nl = pending.indexOf('\n')) {
       messages.push(JSON.parse(pending.slice(0, nl)));
       pending = pending.slice(nl + 1);
     }
   });
   proc.stderr!.on('data', (d) => (stderr += d));
   let exited = false;
-  const exit = new Promise<number | null>((done) => proc.on('exit', (code) => ((exited = true), done(code))));
+  const exit = new Promise<number | null>((done) => proc.on('exit', (code) => {
+      exited = true;
+      done(code);
+    }));
   onTestFinished(async () => {
     if (!exited) proc.kill('SIGKILL');
     await exit;

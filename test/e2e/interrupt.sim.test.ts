@@ -45,8 +45,14 @@ function runAndSignal(args: string[], stateDir: string, when: RegExp, signal: No
         child.kill(signal);
       }
     };
-    child.stdout.on('data', (c) => ((stdout += c), check()));
-    child.stderr.on('data', (c) => ((stderr += c), check()));
+    child.stdout.on('data', (c) => {
+      stdout += c;
+      check();
+    });
+    child.stderr.on('data', (c) => {
+      stderr += c;
+      check();
+    });
     child.on('error', reject);
     child.on('close', (code, sig) => resolve({ code, signal: sig, stdout, stderr, signalled }));
   });

@@ -48,8 +48,7 @@ export function spawnSnippet(code: string): Child {
   const lines: string[] = [];
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
     stdout += chunk;
-    let nl;
-    while ((nl = stdout.indexOf('\n')) !== -1) {
+    for (let nl = stdout.indexOf('\n'); nl !== -1; nl = stdout.indexOf('\n')) {
       const l = stdout.slice(0, nl);
       stdout = stdout.slice(nl + 1);
       lines.push(l);

@@ -128,7 +128,9 @@ describe('simulated kernel: persistence', () => {
     const dir = path.join(rig.root, 'j');
     const codec = {
       empty: () => ({ n: 0 }),
-      apply: (s: { n: number }, op: number) => void (s.n += op),
+      apply: (s: { n: number }, op: number) => {
+        s.n += op;
+      },
       toJSON: (s: { n: number }) => s,
       fromJSON: (j: unknown) => ({ ...(j as { n: number }) }),
     };

@@ -30,7 +30,10 @@ function manifest(mnt: string, devices: string[]): ManifestDraft {
 
 function sink(): { stream: Writable; text: () => string } {
   let text = '';
-  return { stream: new Writable({ write: (c, _e, done) => ((text += c.toString()), done()) }), text: () => text };
+  return { stream: new Writable({ write: (c, _e, done) => {
+        text += c.toString();
+        done();
+      }, }), text: () => text };
 }
 
 /** Two state dirs (or one) on one simulated kernel, kept in `simDir`. */

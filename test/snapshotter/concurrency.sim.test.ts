@@ -78,7 +78,10 @@ describe('snapshotter concurrency', () => {
     k.hold.snapsOfBase = true;
     k.hold.creates = true;
     let aDone = false;
-    const a = service.prepare('', 'a', 'layer', {}, 'active').then((m) => ((aDone = true), m));
+    const a = service.prepare('', 'a', 'layer', {}, 'active').then((m) => {
+      aDone = true;
+      return m;
+    });
     await until(() => k.heldCreates.length === 1); // a's create_snap is done; its activation waits
     const b = service.prepare('', 'b', '', {}, 'active');
     const c = service.prepare('', 'c', '', {}, 'active');

@@ -105,7 +105,11 @@ export async function startChild(b: Box, env: Record<string, string> = {}, backe
   let stderr = '';
   proc.stderr!.on('data', (d) => (stderr += d));
   let exited = false;
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((res) => proc.on('exit', (code, signal) => ((exited = true), res({ code, signal, stderr }))));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((res) => proc.on('exit', (code, signal) => {
+      exited = true;
+      res({ code, signal, stderr });
+    }),
+  );
   await waitFor(() => ready() || exited, 'the snapshotter socket').catch((e) => {
     proc.kill('SIGKILL');
     throw new Error(`${e.message}; its stderr: ${stderr}`);

@@ -77,7 +77,10 @@ describe('snapshotter safety', () => {
   it('Cleanup leaves a Prepare between its create_snap and its record alone', async () => {
     const root = tempRoot();
     let holding!: ReturnType<typeof holdingKernel>;
-    const r = await rig(root, (sim) => (holding = holdingKernel(sim)).kernel);
+    const r = await rig(root, (sim) => {
+      holding = holdingKernel(sim);
+      return holding.kernel;
+    });
     holding.hold.creates = true;
     const p = r.service.prepare('', 'racing', '', { a: 'b' }, 'active');
     await until(() => holding.held.length === 1); // create_snap done; activation (and the record) wait

@@ -89,12 +89,14 @@ export async function bootVm({ command, timeoutMs = 15 * 60_000, freshDisk = fal
 
   const onLine = (raw) => {
     // SeaBIOS and the kernel write terminal escapes (clear screen, wrap mode) before our lines.
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: terminal escapes are what is taken out
     const line = raw.replace(/\r$/, '').replace(/\x1b(\[[0-9;?]*[A-Za-z]|c)/g, '');
     lines.push(line);
     if (echo) process.stdout.write(`${line}\n`);
-    let m;
-    if ((m = EXIT_LINE.exec(line))) exitCode = Number(m[1]);
-    else if ((m = FAIL_LINE.exec(line))) guestFailure = m[1];
+    const exit = EXIT_LINE.exec(line);
+    const fail = exit ? null : FAIL_LINE.exec(line);
+    if (exit) exitCode = Number(exit[1]);
+    else if (fail) guestFailure = fail[1];
     else if (READY_LINE.test(line)) readyAfterMs = Date.now() - started;
     else if (PANIC_LINE.test(line)) panicked = true;
     if (killPattern && !killed && killPattern.test(line)) {

@@ -169,7 +169,9 @@ describe('the watch loop', () => {
       triggers,
       signal: controller.signal,
       backoff: FAST,
-      run: async () => void (runs += 1),
+      run: async () => {
+        runs += 1;
+      },
       onRunStart: () => {
         throw new Error('broken terminal');
       },

@@ -95,8 +95,7 @@ export function startWatch(b: Box, opts: { intervalMs?: number; metricsPort?: nu
   const out = new Writable({
     write(chunk, _enc, done) {
       pending += chunk.toString();
-      let nl: number;
-      while ((nl = pending.indexOf('\n')) >= 0) {
+      for (let nl = pending.indexOf('\n'); nl >= 0; nl = pending.indexOf('\n')) {
         const m = JSON.parse(pending.slice(0, nl)) as WatchMessage;
         pending = pending.slice(nl + 1);
         messages.push(m);

@@ -117,7 +117,10 @@ export function mounts(): MountEntry[] {
 }
 
 export function sync(mountpoint?: string): void {
-  if (mountpoint === undefined) return syncAll();
+  if (mountpoint === undefined) {
+    syncAll();
+    return;
+  }
   const site = { operation: 'sync', device: mountpoint };
   withFd(mountpoint, O_RDONLY | O_DIRECTORY, site, (fd) => syncfs(fd, site));
 }

@@ -94,7 +94,10 @@ function thinUsesOf(rec: DmDeviceRecord): string[] {
 
 function addTo<K, V>(index: Map<K, Set<V>>, key: K, value: V): void {
   let set = index.get(key);
-  if (!set) index.set(key, (set = new Set()));
+  if (!set) {
+    set = new Set();
+    index.set(key, set);
+  }
   set.add(value);
 }
 function removeFrom<K, V>(index: Map<K, Set<V>>, key: K, value: V): void {
