@@ -40,7 +40,7 @@ export function parseThingKey(key: string): { kind: ThingKind; name: string } {
   return { kind: key.slice(0, i) as ThingKind, name: key.slice(i + 1) };
 }
 
-function fit(text: string, max: number): string {
+function clip(text: string, max: number): string {
   if (Buffer.byteLength(text) <= max) return text;
   // Too long for the kernel: keep a readable head and make it unique with a digest of the whole.
   const digest = createHash('sha256').update(text).digest('hex').slice(0, 16);
@@ -65,14 +65,14 @@ export function dmIdentity(pool: string, kind: ThingKind | 'pool', name?: string
   const tail = kind === 'pool' || kind === 'base' ? KIND_TAG[kind] : `${KIND_TAG[kind]}-${name}`;
   const text = `${OWNER_PREFIX}${encodePoolName(pool)}-${tail}`;
   const uuid = identity ? `${OWNER_PREFIX}${identity}-${encodePoolName(pool)}-${tail}` : legacyIdentity(pool, kind, name).uuid;
-  return { dmName: fit(text, DM_NAME_MAX), uuid: fit(uuid, DM_UUID_MAX) };
+  return { dmName: clip(text, DM_NAME_MAX), uuid: clip(uuid, DM_UUID_MAX) };
 }
 
 /** The name and uuid the releases before identities gave (the same text for both, '-' not doubled). */
 export function legacyIdentity(pool: string, kind: ThingKind | 'pool', name?: string): { dmName: string; uuid: string } {
   const tail = kind === 'pool' || kind === 'base' ? KIND_TAG[kind] : `${KIND_TAG[kind]}-${name}`;
   const text = `${OWNER_PREFIX}${pool}-${tail}`;
-  return { dmName: fit(text, DM_NAME_MAX), uuid: fit(text, DM_UUID_MAX) };
+  return { dmName: clip(text, DM_NAME_MAX), uuid: clip(text, DM_UUID_MAX) };
 }
 
 /** A dm name thinlayer would give (whether or not the device is its own: the uuid says that). */

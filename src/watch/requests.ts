@@ -31,7 +31,7 @@ export async function ensureRequestsDir(stateDir: StateDir): Promise<string> {
 
 /** Ask a watcher (running now or started later) to reconcile. Returns the request file's path. */
 export async function requestReconcile(stateDir: StateDir, from: string): Promise<string> {
-  const dir = await ensureRequestsDir(stateDir);
+  await ensureRequestsDir(stateDir);
   const name = `${Date.now()}-${process.pid}-${randomBytes(4).toString('hex')}.json`;
   const body: ReconcileRequest = { from, at: new Date().toISOString(), pid: process.pid };
   await writeFileWhole(stateDir, `${REQUESTS_DIR}/${name}`, JSON.stringify(body) + '\n');

@@ -20,6 +20,7 @@ export class GoBuildSetupError extends Error {}
 
 function packageVersion(name) {
   try {
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format field, not a template
     return execFileSync('dpkg-query', ['-W', '-f', '${Version}', name], { encoding: 'utf8' }).trim();
   } catch {
     return 'none';

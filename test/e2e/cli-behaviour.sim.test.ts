@@ -47,6 +47,7 @@ describe('the CLI for scripts and people', () => {
       expect(box.run(['up']).code).toBe(0);
     }
     expect(box.run(["events", "--json"]).stdout.length).toBeGreaterThan(96 * 1024); // the pipe holds 64 KiB
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell expansion, for the shell
     const r = shell(box, 'set -o pipefail; $TL events --json | head -1; echo "status ${PIPESTATUS[0]}" >&2');
     expect(JSON.parse(r.stdout.trim()).seq).toBe(1);
     expect(r.stderr).not.toMatch(/EPIPE|Error|internal error/);

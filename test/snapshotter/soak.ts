@@ -69,8 +69,6 @@ function cli(args: string[], stateDir: string, backend: string): Promise<CliRun>
   });
 }
 
-const grpcCode = (e: unknown): number | undefined => (e as { code?: number }).code;
-
 /** Mounting as containerd's mount would: through the simulated kernel, or mount(8) on the real one. */
 interface Mounter {
   mount(source: string, at: string, readOnly: boolean): Promise<void>;

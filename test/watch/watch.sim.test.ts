@@ -97,7 +97,7 @@ describe('thinlayer watch on the simulated kernel', () => {
 
   it('takes the lock only while it runs: other commands get it, and it waits for them', async () => {
     const b = box(() => ({ d1: { layer: 'l1', state: 'activated' } }));
-    const w = startWatch(b);
+    startWatch(b);
     await waitFor('converged', async () => same([['d1', 'activated']])(await deviceStates(b)));
 
     const lock = await acquireLock(await openStateDir(b.stateDir), { command: 'test', waitMs: 10_000 });
