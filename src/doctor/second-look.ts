@@ -8,7 +8,8 @@ import { EventLog } from '../events/log.ts';
 import { SnapshotStore } from '../events/snapshot.ts';
 import { replay } from '../events/replay.ts';
 import type { ThinlayerEvent } from '../events/types.ts';
-import { foldInto, initialState, ownCopy, PROJECTION_SCHEMA, type EngineState } from '../lifecycle/projection.ts';
+import { initialState, PROJECTION_SCHEMA, type EngineState } from '../lifecycle/projection.ts';
+import { foldInto, ownCopy } from '../lifecycle/fold.ts';
 
 export interface SecondLook {
   state: EngineState;
