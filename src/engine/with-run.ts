@@ -75,15 +75,15 @@ export interface RunOptions<T> {
   /** After a failure, before run.finished: the run's last steps (the reconciler deletes a layer whose content failed). Its own failure is ignored. */
   onFailure?: (run: Run) => Promise<void>;
   /**
-   * A run an earlier command left unfinished (killed, or interrupted) is closed by this one when it
+   * Which run an earlier command left unfinished (killed, or interrupted) this one closes when it
    * converges, even with nothing to do, so that the log says the work is done (the reconciler: its
    * convergence is the desired state reached, whoever began the work).
    */
-  closeUnfinished?: boolean;
+  closeUnfinished?: (last: NonNullable<EngineState['lastRun']>) => boolean;
 }
 
-function unfinished(state: EngineState): boolean {
-  return state.lastRun !== null && (state.lastRun.outcome === 'running' || state.lastRun.outcome === 'interrupted');
+function unfinished(state: EngineState, closes: (last: NonNullable<EngineState['lastRun']>) => boolean): boolean {
+  return state.lastRun !== null && (state.lastRun.outcome === 'running' || state.lastRun.outcome === 'interrupted') && closes(state.lastRun);
 }
 
 /** Runs `body` as one run of `command`: run.started, the body, run.finished with its outcome (failed when it throws). */
@@ -103,7 +103,7 @@ export async function withRun<T>(where: RunSessions, command: string, body: (run
   }
   const outcome = opts.outcome?.(value) ?? 'converged';
   await inSession(async (s) => {
-    if (!run.started && opts.closeUnfinished && outcome === 'converged' && unfinished(s.state)) await run.start(s);
+    if (!run.started && opts.closeUnfinished && outcome === 'converged' && unfinished(s.state, opts.closeUnfinished)) await run.start(s);
     if (run.started) await run.finish(s, outcome);
   });
   return value;

@@ -63,7 +63,8 @@ export async function reconcile(session: Session, opts: ReconcileOptions): Promi
     const result = await withRun(session, opts.command, (run) => converge(session, run, opts), {
       // Started once there is something to do: a run with nothing to change leaves no trace.
       lazy: true,
-      closeUnfinished: true,
+      // Not the snapshotter's: it runs while it serves, and what a killed one left is its own start-up's to recover.
+      closeUnfinished: (last) => last.command !== 'snapshotter',
       outcome: (r) => r.outcome,
       // A layer whose content failed is deleted by this same run (failed-layer.ts).
       onFailure: async (run) => {
