@@ -16,7 +16,7 @@ import { silentReporter } from '../../src/messages/message-port.ts';
 import type { ThinlayerEvent } from '../../src/model/events.ts';
 import { openStateDir } from '../../src/events/state-dir.ts';
 import { EventLog } from '../../src/events/log.ts';
-import { foldInto, project } from '../../src/lifecycle/projection.ts';
+import { foldInto, project } from '../../src/lifecycle/fold.ts';
 import { deviceName, manifestYaml, type BenchManifestSpec } from '../fixtures/manifest.ts';
 import { growthExponent, median, round, timed } from '../stats.ts';
 import type { Suite, SuiteContext, SuiteOutput } from '../suite.ts';

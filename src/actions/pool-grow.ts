@@ -3,8 +3,9 @@
 // inactive slot, suspend, resume). A bigger metadata device is picked up by the kernel at the same
 // resume. Used by watch mode's autoextend; a `thinlayer pool grow` command can call it too.
 //
-// `pool.grow` is an op like any other (its action is in actions.ts), run through the one step runner:
-// a step.intent before anything is touched, a step.done or step.failed after. The work is
+// `pool.grow` is an op like any other (its action is in action-table.ts), run through the one step
+// runner in a run of its own (src/engine/with-run.ts): a step.intent before anything is touched, a
+// step.done or step.failed after. The work is
 // idempotent (it only ever grows to a stated size), so an intent a crash left without an outcome is
 // finished by completePendingGrows.
 
@@ -15,7 +16,8 @@ import type { PoolGrowArgs, PoolGrowResult, PoolRole } from '../model/step-contr
 import { poolGrowArgs, poolGrowStep } from '../plan/changes.ts';
 import { UserError } from '../errors/index.ts';
 import { silentReporter, type Reporter } from '../messages/message-port.ts';
-import { StepRunner, newRunId } from '../engine/step-runner.ts';
+import { StepRunner } from '../engine/step-runner.ts';
+import { withRun } from '../engine/with-run.ts';
 
 export const POOL_GROW_OP = 'pool.grow' as const;
 
@@ -32,8 +34,10 @@ export interface GrowRequest {
 
 export interface GrowOptions {
   reporter?: Reporter;
-  /** Groups the step with a run in the log; a fresh id when not given. */
+  /** The run's id in the log; a fresh id when not given. */
   runId?: string;
+  /** The command the run is logged as (default `pool grow`; apply's raised sizes: `apply`). */
+  command?: string;
 }
 
 export async function growPool(session: Session, request: GrowRequest, opts: GrowOptions = {}): Promise<GrowResult> {
@@ -50,17 +54,29 @@ export async function growPool(session: Session, request: GrowRequest, opts: Gro
   return runPoolGrow(session, poolGrowArgs(pool, spec, request, fileBytes), opts);
 }
 
-/** Runs one pool.grow step of these args (as `plan` showed it, for apply's raised sizes) through the step runner. */
+/** Runs one pool.grow step of these args (as `plan` showed it, for apply's raised sizes) through the step runner, as a run of its own. */
 export async function runPoolGrow(session: Session, args: GrowArgs, opts: GrowOptions = {}): Promise<GrowResult> {
   const reporter = opts.reporter ?? silentReporter;
-  const stepId = `${opts.runId ?? newRunId()}:${POOL_GROW_OP}`;
-  const runner = new StepRunner(session, { poolDmName: args.dmName, reporter, durableOutcomes: true });
-  const result = await runner.run(poolGrowStep(args), stepId);
-  reportGrown(args, reporter);
-  return result as GrowResult;
+  return withRun(
+    session,
+    opts.command ?? 'pool grow',
+    async (run) => {
+      // Its outcome made durable at once: no step follows in this run whose intent would.
+      const runner = new StepRunner(session, { poolDmName: args.dmName, reporter, durableOutcomes: true });
+      const result = (await runner.run(poolGrowStep(args), run.stepId(POOL_GROW_OP))) as GrowResult;
+      run.steps += 1;
+      reportGrown(args, reporter);
+      return result;
+    },
+    { runId: opts.runId },
+  );
 }
 
-/** Finishes every pool.grow whose intent was logged without an outcome (a crash mid-grow). */
+/**
+ * Finishes every pool.grow whose intent was logged without an outcome (a crash mid-grow). Not a run
+ * of its own: each is the step of the run that logged its intent (its outcome is marked recovered),
+ * and the command finishing it closes that run when it converges (with-run.ts, closeUnfinished).
+ */
 export async function completePendingGrows(session: Session, reporter: Reporter = silentReporter): Promise<number> {
   let completed = 0;
   for (const intent of Object.values(session.state.pending)) {

@@ -91,7 +91,7 @@ export async function apply(manifest: ManifestArg, opts: MutateOptions): Promise
         if (!(await confirm({ ...rest, steps, impact: worstImpact(steps) }))) throw new UserError('the plan deletes devices and was not confirmed: nothing was changed (re-run with --yes to confirm)', { path: '--yes' }, 'E_NOT_CONFIRMED');
         confirm = async () => true;
       }
-      await runPoolGrow(s, grow.args, { reporter: opts.reporter });
+      await runPoolGrow(s, grow.args, { reporter: opts.reporter, command: 'apply' });
     }
     return reconcile(s, { desired, desiredDigest: digest, content, mode: 'converge', command: 'apply', reporter: opts.reporter ?? silentReporter, confirm, recordDesired: true, signal: opts.signal });
   });

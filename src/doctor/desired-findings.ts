@@ -37,6 +37,9 @@ export function driftFindings(facts: DoctorFacts): Finding[] {
 export function interruptedRunFindings(facts: DoctorFacts): Finding[] {
   const run = facts.state.lastRun;
   if (!run || facts.runInProgress || (run.outcome !== 'running' && run.outcome !== 'interrupted')) return [];
+  // The snapshotter's run lasts as long as it serves (src/snapshotter/snapshot-steps.ts), holding the
+  // lock only for bursts: unfinished while a snapshotter is alive is it serving, not killed.
+  if (run.command === 'snapshotter' && run.outcome === 'running' && facts.liveHolders?.includes('snapshotter')) return [];
   const how = run.outcome === 'running' ? 'started and never finished: it was killed or crashed' : 'was interrupted (SIGINT or SIGTERM) before it finished';
   const again = run.command === 'apply' ? applyCommand(facts.state) : run.command === 'gc' ? 'thinlayer gc --yes' : `thinlayer ${run.command}`;
   return [{ code: 'run.interrupted', severity: 'warning', subject: 'log', message: `thinlayer ${run.command} (run ${run.runId}) ${how}; its work may be half done`, repair: `${again} (the same command again finishes it)` }];

@@ -40,6 +40,8 @@ export interface DoctorFacts {
   devices: DmFact[];
   /** A live process holds the state dir's lock: intents without outcome may simply be under way. */
   runInProgress: { pid: number; command: string } | null;
+  /** The long-running processes alive on the state dir (holders/: the snapshotter, watch); absent in tests that build facts by hand. */
+  liveHolders?: string[];
   /** The event log's own condition (torn tails kept or still there); absent in tests that build facts by hand. */
   log?: LogFacts;
 }

@@ -6,7 +6,7 @@
 
 import type { Session } from '../engine/session.ts';
 import type { Reporter } from '../messages/message-port.ts';
-import { executePlan } from '../engine/execute-plan.ts';
+import { withRun } from '../engine/with-run.ts';
 import { newRunId } from '../engine/step-runner.ts';
 import { readTransactionId } from '../kernel/thin-pool.ts';
 import { ORPHAN_DELETE, type GcPlan } from './gc-plan.ts';
@@ -20,26 +20,24 @@ export interface GcResult {
 }
 
 export async function runGc(session: Session, plan: GcPlan, poolDmName: string, reporter: Reporter, signal?: AbortSignal): Promise<GcResult> {
-  const runId = newRunId();
-  if (plan.steps.length === 0 && plan.settle.length === 0) return { runId, settled: 0, steps: 0, interrupted: false };
-  await session.append([{ type: 'run.started', runId, command: 'gc', pid: process.pid }]);
-  let done = 0;
-  try {
-    for (const s of plan.settle) {
-      const txid = await readTransactionId(session.kernel, poolDmName);
-      const landed = s.txid !== undefined && txid === s.txid + 1;
-      await session.append([
-        { type: 'recovery.note', kind: 'intent-resolved', detail: { stepId: s.stepId, op: ORPHAN_DELETE, thinId: s.thinId, intentTxid: s.txid ?? null, poolTxid: txid, landed } },
-        { type: 'step.done', stepId: s.stepId, op: ORPHAN_DELETE, target: `thin:${s.thinId}`, result: landed ? { txid, thinId: s.thinId } : { thinId: s.thinId }, recovered: true },
-      ]);
-    }
-    // The reconciler's own executor: the same intents, fences and outcomes.
-    done = await executePlan(session, plan.steps, poolDmName, { runId, reporter, signal, firstIndex: 0 });
-  } catch (e) {
-    await session.append([{ type: 'run.finished', runId, outcome: 'failed', steps: done }]).catch(() => undefined);
-    throw e;
-  }
-  const interrupted = signal?.aborted === true && done < plan.steps.length;
-  await session.append([{ type: 'run.finished', runId, outcome: interrupted ? 'interrupted' : 'converged', steps: done }]);
-  return { runId, settled: plan.settle.length, steps: done, interrupted };
+  if (plan.steps.length === 0 && plan.settle.length === 0) return { runId: newRunId(), settled: 0, steps: 0, interrupted: false };
+  return withRun(
+    session,
+    'gc',
+    async (run) => {
+      for (const s of plan.settle) {
+        const txid = await readTransactionId(session.kernel, poolDmName);
+        const landed = s.txid !== undefined && txid === s.txid + 1;
+        await session.append([
+          { type: 'recovery.note', kind: 'intent-resolved', detail: { stepId: s.stepId, op: ORPHAN_DELETE, thinId: s.thinId, intentTxid: s.txid ?? null, poolTxid: txid, landed } },
+          { type: 'step.done', stepId: s.stepId, op: ORPHAN_DELETE, target: `thin:${s.thinId}`, result: landed ? { txid, thinId: s.thinId } : { thinId: s.thinId }, recovered: true },
+        ]);
+      }
+      // The reconciler's own executor: the same intents, fences and outcomes.
+      const done = await run.execute(session, plan.steps, poolDmName, { reporter, signal });
+      const interrupted = signal?.aborted === true && done < plan.steps.length;
+      return { runId: run.runId, settled: plan.settle.length, steps: done, interrupted };
+    },
+    { outcome: (r) => (r.interrupted ? 'interrupted' : 'converged') },
+  );
 }

@@ -8,6 +8,7 @@ import type { DmTarget, KernelPort } from '../kernel/kernel-port.ts';
 import { observeSystem } from '../engine/observe-system.ts';
 import { ownershipJudge } from '../domain/ownership.ts';
 import { readLockHolder, isLockHolderAlive } from '../events/lock.ts';
+import { liveHolders } from '../events/holders.ts';
 import type { DoctorFacts, DmFact } from './findings.ts';
 import { KernelError } from '../errors/index.ts';
 import { listKeptTornTails } from '../events/torn-tail.ts';
@@ -71,6 +72,7 @@ export async function inspect(session: Session): Promise<DoctorFacts> {
   // when a snapshotter in the same process, as in tests, holds it).
   const ours = holder?.pid === process.pid && session.holdsLock;
   const runInProgress = holder && !ours && (await isLockHolderAlive(holder)) ? { pid: holder.pid, command: holder.command } : null;
+  const liveHolderKinds = (await liveHolders(session.stateDir)).map((h) => h.kind);
   const log = { keptTornTails: await listKeptTornTails(session.stateDir), unrepairedTornTail: session.unrepairedTornTail };
-  return { state, observed, poolDmName, thinIds, thinIdsError, devices, runInProgress, log };
+  return { state, observed, poolDmName, thinIds, thinIdsError, devices, runInProgress, liveHolders: liveHolderKinds, log };
 }

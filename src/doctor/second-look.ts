@@ -8,8 +8,9 @@ import { EventLog } from '../events/log.ts';
 import { SnapshotStore } from '../events/snapshot.ts';
 import { replay } from '../events/replay.ts';
 import type { ThinlayerEvent } from '../model/events.ts';
-import { foldInto, initialState, ownCopy, PROJECTION_SCHEMA } from '../lifecycle/projection.ts';
+import { initialState, PROJECTION_SCHEMA } from '../lifecycle/projection.ts';
 import type { EngineState } from '../model/engine-state.ts';
+import { foldInto, ownCopy } from '../lifecycle/fold.ts';
 
 export interface SecondLook {
   state: EngineState;

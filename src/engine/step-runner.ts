@@ -4,7 +4,8 @@
 // intent: the fence that tells recovery whether the step reached the pool. Callers tell the user
 // about steps (through the message port); the runner only runs and records them.
 
-import { METADATA_OPS, type Step, type StepOp, type StepResult } from '../model/step-contract.ts';
+import type { Step, StepOp, StepResult } from '../model/step-contract.ts';
+import { changesMetadata } from '../lifecycle/op-table.ts';
 import { intentEvent, doneEvent } from '../events/step-events.ts';
 import type { StepIntentEvent } from '../model/events.ts';
 import type { DmInfo } from '../kernel/kernel-port.ts';
@@ -65,7 +66,7 @@ export class StepRunner {
       delete this.memo.allOwnedListed;
     }
     const ctx = this.context();
-    if (METADATA_OPS.has(step.op)) ctx.txid = this.knownTxid ?? (await readTransactionId(ctx.kernel, ctx.poolDmName));
+    if (changesMetadata(step.op)) ctx.txid = this.knownTxid ?? (await readTransactionId(ctx.kernel, ctx.poolDmName));
     await this.session.append([intentEvent(step.op, stepId, step.target, step.args, ctx.txid)]);
     return this.settle(step, stepId, ctx, false);
   }

@@ -4,8 +4,10 @@
 //
 // The step contract: every op's arguments and result are declared once, in StepContract. The step
 // writer, the actions (src/actions/action-table.ts, a total table), the events (src/events/types.ts)
-// and the projection all take their types from here, so a misspelled argument or an op without an
-// action fails to compile. Adding an op is one entry below and one action in ACTIONS.
+// and the op table (src/lifecycle/op-table.ts: lifecycle command, metadata fence, what the projection
+// learns; total too) all take their types from here, so a misspelled argument, or an op without its
+// action or its entry in the op table, fails to compile. The recipe for adding an op is in
+// docs/architecture.md ("The step contract").
 
 import type { Backing, MountOption, Filesystem } from './manifest.ts';
 import type { ThingKind } from './thing-kind.ts';
@@ -165,6 +167,3 @@ export function worstImpact(steps: Step[]): Impact {
   for (const s of steps) if (IMPACT_ORDER[s.impact] > IMPACT_ORDER[worst]) worst = s.impact;
   return worst;
 }
-
-/** Ops that change the pool's metadata: fenced by the pool transaction id. */
-export const METADATA_OPS: ReadonlySet<StepOp> = new Set<StepOp>(['thin.create', 'snap.create', 'thin.delete', 'orphan.delete']);

@@ -7,11 +7,59 @@ import type { ThingRecord } from '../model/engine-state.ts';
 import { pathBetween, type LifecycleCommand } from '../lifecycle/machine.ts';
 import type { StableState } from '../model/lifecycle-state.ts';
 import type { Filesystem } from '../model/manifest.ts';
-import { makeStep, type Step, type StepOp, type StepArgs, type Impact } from '../model/step-contract.ts';
+import { makeStep, type Step, type StepOp, type StepArgs, type Impact, type ThinArgs } from '../model/step-contract.ts';
+import type { ThingKind } from '../model/thing-kind.ts';
 import { InternalError } from '../errors/index.ts';
 import { chainHex } from './layer-chain.ts';
 import type { LayerUnit } from '../model/layer-content.ts';
 import type { Want } from './wants.ts';
+
+/** A thin device as its steps name it. */
+export type ThinStepTarget = Pick<ThingRecord, 'key' | 'dmName' | 'uuid' | 'thinId' | 'sizeBytes'>;
+
+function thinArgs(t: ThinStepTarget): ThinArgs {
+  return { dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes };
+}
+
+// The builders of thin device steps, shared by the planner's step writer and the snapshotter: `who`
+// names the device for people (its reason), the rest is the op's contract.
+
+export function activateStep(t: ThinStepTarget, who: string): Step {
+  return makeStep('thin.activate', t.key, 'update', thinArgs(t), `activate ${who}`);
+}
+
+export function deactivateStep(t: ThinStepTarget, who: string): Step {
+  return makeStep('thin.deactivate', t.key, 'update', { dmName: t.dmName }, `deactivate ${who}`);
+}
+
+/** Discard, then delete the thin id: the pool gets its space back. */
+export function deleteStep(t: ThinStepTarget, who: string): Step {
+  return makeStep('thin.delete', t.key, 'destroy', { ...thinArgs(t), discard: true }, `delete ${who} (thin id ${t.thinId}) and return its space`);
+}
+
+export function mountStep(t: ThinStepTarget, who: string, mount: Omit<StepArgs<'fs.mount'>, 'dmName'>): Step {
+  return makeStep('fs.mount', t.key, 'update', { dmName: t.dmName, ...mount }, `mount ${who} at ${mount.mountpoint}`);
+}
+
+export function unmountStep(t: ThinStepTarget, mountpoint: string, reason: string): Step {
+  return makeStep('fs.unmount', t.key, 'update', { dmName: t.dmName, mountpoint }, reason);
+}
+
+/** create_snap of `origin` as `t`; `resume`: rolling forward a create whose intent is pending in this log. */
+export function snapshotStep(
+  t: ThinStepTarget & { kind: ThingKind; name: string },
+  origin: ThinStepTarget,
+  opts: { who: string; originWho: string; ready: boolean; resume?: boolean; label?: string; layer?: string; digest?: string },
+): Step {
+  const { who, originWho, ready, resume, label, layer, digest } = opts;
+  return makeStep(
+    'snap.create',
+    t.key,
+    'create',
+    { kind: t.kind, name: t.name, ...thinArgs(t), ...(resume ? { resume: true } : {}), ...(label !== undefined ? { label } : {}), ...(layer ? { layer } : {}), origin: origin.key, originThinId: origin.thinId, originDmName: origin.dmName, ready, ...(digest ? { digest } : {}) },
+    `snapshot ${originWho} as ${who} (thin id ${t.thinId})`,
+  );
+}
 
 export class StepWriter {
   readonly steps: Step[] = [];
@@ -38,25 +86,25 @@ export class StepWriter {
       case 'CREATE':
         return this.create(t);
       case 'ACTIVATE':
-        return this.add('thin.activate', t.key, 'update', { dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes }, `activate ${who}`);
+        return void this.steps.push(activateStep(t, who));
       case 'MOUNT': {
         // Devices are mounted read-write; layers only ever for inspection, read-only.
         const mountpoint = required(want?.mountpoint, `a mountpoint for ${who}`);
         // nosuid and nodev unless the device's mountOptions allow them.
-        return this.add('fs.mount', t.key, 'update', { dmName: t.dmName, mountpoint, filesystem: this.fs, readOnly: t.kind !== 'device', ...(want?.mountOptions ? { mountOptions: want.mountOptions } : {}) }, `mount ${who} at ${mountpoint}`);
+        return void this.steps.push(mountStep(t, who, { mountpoint, filesystem: this.fs, readOnly: t.kind !== 'device', ...(want?.mountOptions ? { mountOptions: want.mountOptions } : {}) }));
       }
       case 'UNMOUNT':
         return this.unmount(t, mountedAt, `unmount ${who} from ${mountedAt ?? t.mountpoint}`);
       case 'DEACTIVATE':
-        return this.add('thin.deactivate', t.key, 'update', { dmName: t.dmName }, `deactivate ${who}`);
+        return void this.steps.push(deactivateStep(t, who));
       case 'DELETE':
-        return this.add('thin.delete', t.key, 'destroy', { dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes, discard: true }, `delete ${who} (thin id ${t.thinId}) and return its space`);
+        return void this.steps.push(deleteStep(t, who));
     }
   }
 
   /** Unmount a thing from where it is mounted (or was last mounted). */
   unmount(t: ThingRecord, mountedAt: string | null, reason: string): void {
-    this.add('fs.unmount', t.key, 'update', { dmName: t.dmName, mountpoint: required(mountedAt ?? t.mountpoint, `the mountpoint of ${describeThing(t)}`) }, reason);
+    this.steps.push(unmountStep(t, required(mountedAt ?? t.mountpoint, `the mountpoint of ${describeThing(t)}`), reason));
   }
 
   /** create_thin for the base, create_snap of its origin for everything else. */
@@ -70,12 +118,16 @@ export class StepWriter {
     // An empty layer is complete once it exists; a layer with content once it is committed; a device
     // once its filesystem fills it (a device larger than its layer needs its filesystem grown).
     const ready = t.kind === 'layer' ? unit !== null && unit.content === null : t.sizeBytes <= origin.sizeBytes;
-    this.add(
-      'snap.create',
-      t.key,
-      'create',
-      { ...common, label: t.label, ...(t.kind === 'device' && t.layer ? { layer: t.layer } : {}), origin: origin.key, originThinId: origin.thinId, originDmName: origin.dmName, ready, ...(t.kind === 'layer' && unit ? { digest: unit.chainId } : {}) },
-      `snapshot ${describeThing(origin)} as ${describeThing(t)} (thin id ${t.thinId})`,
+    this.steps.push(
+      snapshotStep(t, origin, {
+        who: describeThing(t),
+        originWho: describeThing(origin),
+        ready,
+        resume,
+        label: t.label,
+        ...(t.kind === 'device' && t.layer ? { layer: t.layer } : {}),
+        ...(t.kind === 'layer' && unit ? { digest: unit.chainId } : {}),
+      }),
     );
   }
 

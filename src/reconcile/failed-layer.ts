@@ -5,25 +5,22 @@
 // show the layer as failed, and the next plan deletes it before building it again.
 
 import type { Session } from '../engine/session.ts';
-import type { Reporter } from '../messages/message-port.ts';
 import type { Step } from '../model/step-contract.ts';
 import { StepWriter } from '../plan/step-writer.ts';
 import { describeThing } from '../lifecycle/projection.ts';
-import { executePlan } from '../engine/execute-plan.ts';
 
-/** Deletes every layer whose content failed and was never committed; resolves to how many steps ran. */
-export async function discardFailedLayers(session: Session, poolDmName: string, opts: { runId: string; reporter: Reporter; firstIndex: number }): Promise<number> {
+/** The steps that delete every layer whose content failed and was never committed (the run that made it runs them). */
+export async function failedLayerSteps(session: Session): Promise<Step[]> {
   const failed = Object.values(session.state.things).filter((t) => t.kind === 'layer' && !t.ready && t.failed !== undefined && t.lifecycle.state === 'created');
-  if (failed.length === 0) return 0;
+  if (failed.length === 0) return [];
   const w = new StepWriter(session.state.poolSpec?.filesystem ?? 'ext4', new Map());
   for (const t of failed) {
     // layer.commit removes its device as it fails; one left active is deactivated first.
     const live = (await session.kernel.info(t.dmName))?.liveTable === true;
     w.lifecycle(t, live ? 'activated' : 'created', 'absent', null, null);
   }
-  const steps: Step[] = w.steps.map((s) => {
+  return w.steps.map((s) => {
     const t = session.state.things[s.target];
     return s.op === 'thin.delete' && t ? { ...s, reason: `delete ${describeThing(t)}, whose content failed to apply (${t.failed}): nothing half-made is kept` } : s;
   });
-  return executePlan(session, steps, poolDmName, { ...opts });
 }

@@ -16,10 +16,9 @@ import { StateError, UserError, ThinlayerError } from '../errors/index.ts';
 import { observeSystem } from '../engine/observe-system.ts';
 import { observeThing, mountIndex } from '../plan/observe-thing.ts';
 import type { Observation } from '../plan/observation.ts';
-import { discardFailedLayers } from './failed-layer.ts';
+import { failedLayerSteps } from './failed-layer.ts';
 import { checkMountpointsOnHost } from '../host/mountpoint-check.ts';
-import { executePlan } from '../engine/execute-plan.ts';
-import { newRunId } from '../engine/step-runner.ts';
+import { withRun, type Run } from '../engine/with-run.ts';
 import { completePendingGrows } from '../actions/pool-grow.ts';
 import type { Session } from '../engine/session.ts';
 import type { Reporter } from '../messages/message-port.ts';
@@ -56,73 +55,72 @@ export interface RunResult {
 
 export async function reconcile(session: Session, opts: ReconcileOptions): Promise<RunResult> {
   const { reporter } = opts;
-  const runId = newRunId();
-  const maxPasses = opts.maxPasses ?? 3;
   const pending = Object.keys(session.state.pending).length;
   if (pending > 0) reporter.notify({ code: 'recovery.pending', steps: pending });
   // A pool grow a crash interrupted is finished first: the pool table must match its files.
   await completePendingGrows(session, reporter);
-
-  let firstPlan: Plan | null = null;
-  let steps = 0;
-  let confirmed = false;
-  let started = false;
   try {
-    for (let pass = 0; pass < maxPasses; pass++) {
-      const pool = currentPool(session.state, opts.desired);
-      const observed = await observeSystem(session.kernel, session.stateDir, pool?.spec ?? null, session.state);
-      // Without resolved content, the recorded one serves only for the manifest it was resolved for.
-      const sameManifest = sameDesired(session.state.desired, opts.desired);
-      const content = opts.content ?? (sameManifest ? (session.state.content ?? undefined) : undefined);
-      const plan = makePlan({ desired: opts.desired, state: session.state, observed, mode: opts.mode, content });
-      firstPlan ??= plan;
-      reporter.notify({ code: 'plan.ready', plan, pass });
-      if (pass === 0) for (const text of plan.warnings ?? []) reporter.notify({ code: 'warning', text });
-      if (plan.blockers.length > 0) throw new StateError(plan.blockers.join('\n'), 'E_BLOCKED');
-      // Mountpoints on the host, before any step (after the blockers: a pool that is not ours is the first thing to say).
-      if (pass === 0) await checkMountpointsOnHost(session.kernel, session.stateDir.root, opts.desired, opts.mode, observed.devices);
-      const newDigest = typeof opts.desiredDigest === 'string' && opts.desiredDigest !== session.state.desiredDigest;
-      const desiredChanged = opts.recordDesired && (!sameManifest || newDigest || !sameDesired(session.state.content, content));
-      if (plan.steps.length === 0 && !desiredChanged) {
-        await settleIntents(session, runId, observed);
-        // A run an earlier one left unfinished (killed, or interrupted at its last step) is finished
-        // by this one, even with nothing left to do: the log then says the work is done.
-        const unfinished = session.state.lastRun !== null && (session.state.lastRun.outcome === 'running' || session.state.lastRun.outcome === 'interrupted');
-        if (!started && unfinished) await session.append([{ type: 'run.started', runId, command: opts.command, pid: process.pid }], { durable: false });
-        if (started || unfinished) await session.append([{ type: 'run.finished', runId, outcome: 'converged', steps }]);
-        reporter.notify({ code: 'run.converged', steps, passes: pass });
-        return { outcome: 'converged', runId, steps, planned: steps, passes: pass, plan: firstPlan };
-      }
-      if (plan.impact === 'destroy' && !confirmed) {
-        if (!(await opts.confirm(plan))) throw new UserError('the plan deletes devices and was not confirmed: nothing was changed (re-run with --yes to confirm)', { path: '--yes' }, 'E_NOT_CONFIRMED');
-        confirmed = true;
-      }
-      if (!started) {
-        // Made durable by the first step's intent, which follows before the kernel is touched.
-        await session.append([{ type: 'run.started', runId, command: opts.command, pid: process.pid }], { durable: false });
-        started = true;
-        reporter.notify({ code: 'run.started', runId, command: opts.command });
-      }
-      if (desiredChanged) await session.append([{ type: 'desired.set', manifest: opts.desired, content: content ?? null, source: opts.desired ? 'apply' : 'destroy', digest: opts.desiredDigest ?? null }], { durable: false });
-      const before = steps;
-      steps += await executePlan(session, plan.steps, pool?.dmName ?? '', { runId, reporter, signal: opts.signal, firstIndex: steps, observed: observed.devices });
-      if (opts.signal?.aborted) {
-        await session.append([{ type: 'run.finished', runId, outcome: 'interrupted', steps }]);
-        const planned = before + plan.steps.length;
-        reporter.notify({ code: 'run.interrupted', steps, planned });
-        return { outcome: 'interrupted', runId, steps, planned, passes: pass + 1, plan: firstPlan };
-      }
-    }
-    throw new StateError(`did not converge after ${maxPasses} passes: the kernel keeps disagreeing with the plan (run \`thinlayer plan\` to see what remains)`, 'E_NOT_CONVERGED');
-  } catch (e) {
-    if (started) {
+    const result = await withRun(session, opts.command, (run) => converge(session, run, opts), {
+      // Started once there is something to do: a run with nothing to change leaves no trace.
+      lazy: true,
+      // Not the snapshotter's: it runs while it serves, and what a killed one left is its own start-up's to recover.
+      closeUnfinished: (last) => last.command !== 'snapshotter',
+      outcome: (r) => r.outcome,
       // A layer whose content failed is deleted by this same run (failed-layer.ts).
-      steps += await discardFailedLayers(session, currentPool(session.state, opts.desired)?.dmName ?? '', { runId, reporter, firstIndex: steps }).catch(() => 0);
-    }
-    if (started) await session.append([{ type: 'run.finished', runId, outcome: 'failed', steps }]).catch(() => undefined);
+      onFailure: async (run) => {
+        await run.execute(session, await failedLayerSteps(session), currentPool(session.state, opts.desired)?.dmName ?? '', { reporter });
+      },
+    });
+    if (result.outcome === 'converged') reporter.notify({ code: 'run.converged', steps: result.steps, passes: result.passes });
+    else reporter.notify({ code: 'run.interrupted', steps: result.steps, planned: result.planned });
+    return result;
+  } catch (e) {
     reporter.notify({ code: 'run.failed', error: e instanceof ThinlayerError ? e.message : String(e) });
     throw e;
   }
+}
+
+/** Observe, plan and execute until a plan is empty, within one run. */
+async function converge(session: Session, run: Run, opts: ReconcileOptions): Promise<RunResult> {
+  const { reporter } = opts;
+  const maxPasses = opts.maxPasses ?? 3;
+  let firstPlan: Plan | null = null;
+  let confirmed = false;
+  for (let pass = 0; pass < maxPasses; pass++) {
+    const pool = currentPool(session.state, opts.desired);
+    const observed = await observeSystem(session.kernel, session.stateDir, pool?.spec ?? null, session.state);
+    // Without resolved content, the recorded one serves only for the manifest it was resolved for.
+    const sameManifest = sameDesired(session.state.desired, opts.desired);
+    const content = opts.content ?? (sameManifest ? (session.state.content ?? undefined) : undefined);
+    const plan = makePlan({ desired: opts.desired, state: session.state, observed, mode: opts.mode, content });
+    firstPlan ??= plan;
+    reporter.notify({ code: 'plan.ready', plan, pass });
+    if (pass === 0) for (const text of plan.warnings ?? []) reporter.notify({ code: 'warning', text });
+    if (plan.blockers.length > 0) throw new StateError(plan.blockers.join('\n'), 'E_BLOCKED');
+    // Mountpoints on the host, before any step (after the blockers: a pool that is not ours is the first thing to say).
+    if (pass === 0) await checkMountpointsOnHost(session.kernel, session.stateDir.root, opts.desired, opts.mode, observed.devices);
+    const newDigest = typeof opts.desiredDigest === 'string' && opts.desiredDigest !== session.state.desiredDigest;
+    const desiredChanged = opts.recordDesired && (!sameManifest || newDigest || !sameDesired(session.state.content, content));
+    if (plan.steps.length === 0 && !desiredChanged) {
+      await settleIntents(session, run.runId, observed);
+      return { outcome: 'converged', runId: run.runId, steps: run.steps, planned: run.steps, passes: pass, plan: firstPlan };
+    }
+    if (plan.impact === 'destroy' && !confirmed) {
+      if (!(await opts.confirm(plan))) throw new UserError('the plan deletes devices and was not confirmed: nothing was changed (re-run with --yes to confirm)', { path: '--yes' }, 'E_NOT_CONFIRMED');
+      confirmed = true;
+    }
+    if (!run.started) {
+      await run.start(session);
+      reporter.notify({ code: 'run.started', runId: run.runId, command: opts.command });
+    }
+    if (desiredChanged) await session.append([{ type: 'desired.set', manifest: opts.desired, content: content ?? null, source: opts.desired ? 'apply' : 'destroy', digest: opts.desiredDigest ?? null }], { durable: false });
+    const before = run.steps;
+    await run.execute(session, plan.steps, pool?.dmName ?? '', { reporter, signal: opts.signal, observed: observed.devices });
+    if (opts.signal?.aborted) {
+      return { outcome: 'interrupted', runId: run.runId, steps: run.steps, planned: before + plan.steps.length, passes: pass + 1, plan: firstPlan };
+    }
+  }
+  throw new StateError(`did not converge after ${maxPasses} passes: the kernel keeps disagreeing with the plan (run \`thinlayer plan\` to see what remains)`, 'E_NOT_CONVERGED');
 }
 
 /** The ops whose intents their own command settles: gc reads the pool for an orphan's delete, a pool grow is finished before any plan. */

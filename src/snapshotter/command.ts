@@ -24,7 +24,8 @@ import { dmIdentity } from '../domain/names.ts';
 import { UserError } from '../errors/index.ts';
 import { loadManifest } from '../manifest/load.ts';
 import { SessionGate } from './session-gate.ts';
-import { StepRunner } from './snapshot-steps.ts';
+import { stepsOf } from './snapshot-steps.ts';
+import { withRun } from '../engine/with-run.ts';
 import { ensurePoolAndBase } from './pool-setup.ts';
 import { recoverSnapshots } from './recovery.ts';
 import { SnapshotService } from './service.ts';
@@ -90,7 +91,6 @@ export async function runSnapshotter(opts: SnapshotterOptions): Promise<{ snapsh
   const kernel = kept(chosen.kernel);
   const poolDmName = dmIdentity(manifest.pool.name, 'pool').dmName;
   const gate = new SessionGate({ stateDir: dir.root, kernel, crash: new CrashPoints(), reporter: opts.reporter, lockWaitMs: opts.lockWaitMs ?? 30_000, lingerMs: 200 }, initialState());
-  const runner = new StepRunner(poolDmName, opts.reporter);
   let claim: HolderClaim | null = null;
   // SIGTERM, SIGINT, or a stop request from destroy or down --force.
   const stopping = new AbortController();
@@ -99,41 +99,54 @@ export async function runSnapshotter(opts: SnapshotterOptions): Promise<{ snapsh
   opts.signal.addEventListener('abort', stop, { once: true });
   try {
     await freeSocketPath(socket);
-    await gate.run(async (s) => {
-      // Under the lock, so of two snapshotters starting together the second sees the first.
-      claim = await claimHolder(s.stateDir, 'snapshotter', { socket });
-      await ensurePoolAndBase(s, manifest.pool, manifest.file, runner);
-      const recovered = await recoverSnapshots(s, kernel, runner);
-      if (recovered.deleted + recovered.reactivated + recovered.deactivated + recovered.settled > 0) opts.reporter.notify({ code: 'snapshotter.recovered', ...recovered });
-    });
+    // One run for the serving process (why not one per call: snapshot-steps.ts): started under the
+    // lock once this process is the state dir's snapshotter, finished when it stops cleanly. A
+    // second snapshotter, refused, leaves no run.
+    const served = await withRun(
+      (work) => gate.run(work),
+      'snapshotter',
+      async (run) => {
+        const runSteps = stepsOf(run, poolDmName, opts.reporter);
+        await gate.run(async (s) => {
+          // Under the lock, so of two snapshotters starting together the second sees the first.
+          claim = await claimHolder(s.stateDir, 'snapshotter', { socket });
+          await run.start(s);
+          await ensurePoolAndBase(s, manifest.pool, manifest.file, runSteps);
+          const recovered = await recoverSnapshots(s, kernel, runSteps);
+          if (recovered.deleted + recovered.reactivated + recovered.deactivated + recovered.settled > 0) opts.reporter.notify({ code: 'snapshotter.recovered', ...recovered });
+        });
+        await gate.close();
+        claim!.watchForStop((request) => {
+          opts.reporter.notify({ code: 'holder.stop-requested', kind: 'snapshotter', by: request.by, pid: request.byPid });
+          stop();
+        });
+        if (stopping.signal.aborted) return false;
+        const fs = gate.state.desired?.pool.filesystem ?? manifest.pool.filesystem;
+        const service = new SnapshotService({ gate, kernel, runSteps, pool: manifest.pool.name, filesystem: fs, stateDir: dir, reporter: opts.reporter });
+        const server = buildServer(service, opts.reporter);
+        // The socket is made 0600 as it is created (no moment where another user could connect), and
+        // under a name of its own: bind(2) makes the file before listen(2) accepts on it, so it is
+        // renamed to PATH only once the server listens. A client that finds PATH is answered.
+        const bound = `${socket}.${process.pid}.binding`;
+        await unlink(bound).catch(() => undefined);
+        const umask = process.umask(0o177);
+        try {
+          await bindUnix(server, bound);
+        } finally {
+          process.umask(umask);
+        }
+        await chmod(bound, 0o600);
+        await rename(bound, socket);
+        opts.reporter.notify({ code: 'snapshotter.ready', socket, pool: manifest.pool.name, snapshots: Object.keys(gate.state.snapshots).length });
+        notifySystemdReady(opts.reporter);
+        await new Promise<void>((done) => (stopping.signal.aborted ? done() : stopping.signal.addEventListener('abort', () => done(), { once: true })));
+        await shutdown(server);
+        return true;
+      },
+      { lazy: true, runId: `snapshotter-${Date.now().toString(36)}-${process.pid}` },
+    );
     await gate.close();
-    claim!.watchForStop((request) => {
-      opts.reporter.notify({ code: 'holder.stop-requested', kind: 'snapshotter', by: request.by, pid: request.byPid });
-      stop();
-    });
-    if (stopping.signal.aborted) return { snapshots: Object.keys(gate.state.snapshots).length };
-    const fs = gate.state.desired?.pool.filesystem ?? manifest.pool.filesystem;
-    const service = new SnapshotService({ gate, kernel, runner, pool: manifest.pool.name, filesystem: fs, stateDir: dir, reporter: opts.reporter });
-    const server = buildServer(service, opts.reporter);
-    // The socket is made 0600 as it is created (no moment where another user could connect), and
-    // under a name of its own: bind(2) makes the file before listen(2) accepts on it, so it is
-    // renamed to PATH only once the server listens. A client that finds PATH is answered.
-    const bound = `${socket}.${process.pid}.binding`;
-    await unlink(bound).catch(() => undefined);
-    const umask = process.umask(0o177);
-    try {
-      await bindUnix(server, bound);
-    } finally {
-      process.umask(umask);
-    }
-    await chmod(bound, 0o600);
-    await rename(bound, socket);
-    opts.reporter.notify({ code: 'snapshotter.ready', socket, pool: manifest.pool.name, snapshots: Object.keys(gate.state.snapshots).length });
-    notifySystemdReady(opts.reporter);
-    await new Promise<void>((done) => (stopping.signal.aborted ? done() : stopping.signal.addEventListener('abort', () => done(), { once: true })));
-    await shutdown(server);
-    await gate.close();
-    await unlink(socket).catch(() => undefined);
+    if (served) await unlink(socket).catch(() => undefined);
     return { snapshots: Object.keys(gate.state.snapshots).length };
   } finally {
     opts.signal.removeEventListener('abort', stop);

@@ -11,7 +11,7 @@ import { filesAt } from '../kernel/kernel-port.ts';
 import type { Session } from '../engine/session.ts';
 import type { ThingRecord } from '../model/engine-state.ts';
 import type { Filesystem } from '../model/manifest.ts';
-import { mount, unmount, type StepRunner } from './snapshot-steps.ts';
+import { mount, unmount, type RunSteps } from './snapshot-steps.ts';
 
 type Thin = Pick<ThingRecord, 'key' | 'dmName' | 'uuid' | 'thinId' | 'sizeBytes'>;
 
@@ -20,23 +20,23 @@ function mountpointOf(session: Session, t: Thin): string {
   return join(session.stateDir.path('mnt'), t.dmName);
 }
 
-export async function emptyRoot(session: Session, runner: StepRunner, t: Thin, filesystem: Filesystem): Promise<void> {
+export async function emptyRoot(session: Session, runSteps: RunSteps, t: Thin, filesystem: Filesystem): Promise<void> {
   if (filesystem !== 'ext4') return;
   await mkdir(session.stateDir.path('mnt'), { recursive: true, mode: 0o700 });
   const where = mountpointOf(session, t);
-  await runner.run(session, [mount(t, where, filesystem)]);
+  await runSteps(session, [mount(t, where, filesystem)]);
   try {
     await rmdir(join(filesAt(session.kernel, where), 'lost+found')).catch((e) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)));
   } finally {
-    await runner.run(session, [unmount(t, where)]);
+    await runSteps(session, [unmount(t, where)]);
   }
   await rmdir(where).catch(() => undefined);
 }
 
 /** Lets go of a mount a crash left in the middle of emptyRoot, before the device is deleted. */
-export async function releaseLeftMount(session: Session, runner: StepRunner, t: Thin): Promise<void> {
+export async function releaseLeftMount(session: Session, runSteps: RunSteps, t: Thin): Promise<void> {
   const where = mountpointOf(session, t);
   if (!(await lstat(filesAt(session.kernel, where)).catch(() => null))) return;
-  await runner.run(session, [unmount(t, where)]);
+  await runSteps(session, [unmount(t, where)]);
   await rmdir(where).catch(() => undefined);
 }

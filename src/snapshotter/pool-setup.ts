@@ -8,10 +8,10 @@ import { plan as makePlan } from '../plan/planner.ts';
 import { observeSystem } from '../engine/observe-system.ts';
 import type { Session } from '../engine/session.ts';
 import { StateError, UserError } from '../errors/index.ts';
-import type { StepRunner } from './snapshot-steps.ts';
+import type { RunSteps } from './snapshot-steps.ts';
 import { refuseDesired } from '../app/desired.ts';
 
-export async function ensurePoolAndBase(session: Session, pool: PoolSpec, file: string, runner: StepRunner): Promise<void> {
+export async function ensurePoolAndBase(session: Session, pool: PoolSpec, file: string, runSteps: RunSteps): Promise<void> {
   const recorded = session.state.desired?.pool ?? session.state.poolSpec ?? (session.state.pool ? { name: session.state.pool.name } : null);
   if (recorded && recorded.name !== pool.name) {
     throw new UserError(`${file}: pool.name: the state dir holds pool "${recorded.name}", not "${pool.name}" (one state dir, one pool)`, { file, path: 'pool.name', expected: recorded.name }, 'E_POOL_NAME');
@@ -31,7 +31,7 @@ export async function ensurePoolAndBase(session: Session, pool: PoolSpec, file: 
     if (plan.blockers.length > 0) throw new StateError(plan.blockers.join('\n'), 'E_BLOCKED');
     const steps = plan.steps.filter((s) => s.target === 'pool' || s.target === 'base');
     if (steps.length === 0) return;
-    await runner.run(session, steps, observed.devices);
+    await runSteps(session, steps, observed.devices);
   }
   throw new StateError('the pool and its base did not converge after 3 passes (run `thinlayer doctor`)', 'E_NOT_CONVERGED');
 }

@@ -15,7 +15,7 @@
 
 import type { Session } from '../engine/session.ts';
 import type { KernelPort } from '../kernel/kernel-port.ts';
-import type { StepRunner } from './snapshot-steps.ts';
+import type { RunSteps } from './snapshot-steps.ts';
 import { activate, deactivate, remove } from './snapshot-steps.ts';
 import { forgetDeviceNode } from './device-node.ts';
 import { releaseLeftMount } from './empty-root.ts';
@@ -36,11 +36,11 @@ const isSnapshotTarget = (target: string) => target.startsWith('snapshot:');
  * Deletes the thin devices of snapshots that have no record, except those `busy` names (a call in
  * flight is making or removing them: Cleanup while the snapshotter serves; at start there is none).
  */
-export async function deleteOrphans(session: Session, runner: StepRunner, busy: (thingKey: string) => boolean = () => false): Promise<number> {
+export async function deleteOrphans(session: Session, runSteps: RunSteps, busy: (thingKey: string) => boolean = () => false): Promise<number> {
   const orphans = Object.values(session.state.things).filter((t) => t.kind === 'snapshot' && !session.state.snapshots[t.key] && !busy(t.key));
   for (const t of orphans) {
-    await releaseLeftMount(session, runner, t);
-    await runner.run(session, [remove(t)]);
+    await releaseLeftMount(session, runSteps, t);
+    await runSteps(session, [remove(t)]);
     await forgetDeviceNode(t.dmName, session.stateDir);
   }
   return orphans.length;
@@ -60,9 +60,9 @@ async function seenNow(session: Session, kernel: KernelPort, target: string): Pr
   return { observed: (await kernel.info(t.dmName))?.liveTable ? 'activated' : 'created' };
 }
 
-export async function recoverSnapshots(session: Session, kernel: KernelPort, runner: StepRunner): Promise<RecoveryResult> {
+export async function recoverSnapshots(session: Session, kernel: KernelPort, runSteps: RunSteps): Promise<RecoveryResult> {
   const stale = Object.values(session.state.pending).filter((p) => isSnapshotTarget(p.target));
-  const deleted = await deleteOrphans(session, runner);
+  const deleted = await deleteOrphans(session, runSteps);
   let reactivated = 0;
   let deactivated = 0;
   for (const r of Object.values(session.state.snapshots)) {
@@ -76,13 +76,13 @@ export async function recoverSnapshots(session: Session, kernel: KernelPort, run
       // saying "activated" with no device: the same deactivate (idempotent) brings the log to the
       // kernel, so doctor does not report a device that is not there.
       if (info || t.lifecycle.state === 'activated') {
-        await runner.run(session, [deactivate(t)]);
+        await runSteps(session, [deactivate(t)]);
         if (info) deactivated += 1;
       }
       continue;
     }
     if (info?.liveTable) continue;
-    await runner.run(session, [activate(t)]);
+    await runSteps(session, [activate(t)]);
     reactivated += 1;
   }
   const settled = stale.filter((p) => session.state.pending[p.stepId]);

@@ -41,7 +41,7 @@ import { SnapshotError, notFound, alreadyExists } from './errors.ts';
 import { nowText } from './clock.ts';
 import { checkKey, checkLabels } from './request-limits.ts';
 import { ensureDeviceNode, forgetDeviceNode } from './device-node.ts';
-import { StepRunner, snapCreate, activate, deactivate, remove } from './snapshot-steps.ts';
+import { snapCreate, activate, deactivate, remove, type RunSteps } from './snapshot-steps.ts';
 import { deleteOrphans } from './recovery.ts';
 import { emptyRoot, releaseLeftMount } from './empty-root.ts';
 import { SECTOR_BYTES } from '../model/units.ts';
@@ -69,7 +69,7 @@ export interface ServiceOptions {
   gate: SessionGate;
   /** The kernel for reads outside sessions (device info, thin status). */
   kernel: KernelPort;
-  runner: StepRunner;
+  runSteps: RunSteps;
   pool: string;
   filesystem: Filesystem;
   stateDir: StateDir;
@@ -156,7 +156,7 @@ export class SnapshotService {
           // Reserved before the device exists, in the mutex Cleanup takes: it never sees it unreserved.
           this.#reserve(t.key);
           try {
-            await this.o.runner.run(s, [snapCreate(t, origin)]);
+            await this.o.runSteps(s, [snapCreate(t, origin)]);
           } catch (e) {
             this.#unreserve(t.key);
             throw e;
@@ -167,12 +167,12 @@ export class SnapshotService {
         });
         try {
           try {
-            await this.o.runner.run(s, [activate(thin)]);
-            if (!parentRecord) await emptyRoot(s, this.o.runner, thin, this.o.filesystem);
+            await this.o.runSteps(s, [activate(thin)]);
+            if (!parentRecord) await emptyRoot(s, this.o.runSteps, thin, this.o.filesystem);
           } catch (e) {
             // No record was made: the device is deleted now (or by Cleanup or the next start).
-            await releaseLeftMount(s, this.o.runner, thin).catch(() => undefined);
-            await this.#metadata.run(() => this.o.runner.run(s, [remove(thin)])).catch(() => undefined);
+            await releaseLeftMount(s, this.o.runSteps, thin).catch(() => undefined);
+            await this.#metadata.run(() => this.o.runSteps(s, [remove(thin)])).catch(() => undefined);
             throw e;
           }
           const now = nowText();
@@ -197,7 +197,7 @@ export class SnapshotService {
     let info = await this.o.kernel.info(t.dmName);
     if (!info?.liveTable) {
       // Not active (deactivated behind our back): activate it again, through the log.
-      await this.o.gate.run((s) => this.o.runner.run(s, [activate(t)]));
+      await this.o.gate.run((s) => this.o.runSteps(s, [activate(t)]));
       info = await this.o.kernel.info(t.dmName);
       if (!info) throw new SnapshotError('unavailable', `the device of ${t.key} could not be activated`);
     }
@@ -217,7 +217,7 @@ export class SnapshotService {
         if (r.kind !== 'active') throw new SnapshotError('failed-precondition', `snapshot ${key} is not active`);
         if (records.get(namespace, name)) throw alreadyExists(`snapshot ${name}`);
         const t = s.state.things[r.id];
-        if (t) await this.o.runner.run(s, [deactivate(t)]);
+        if (t) await this.o.runSteps(s, [deactivate(t)]);
         const now = nowText();
         await s.append([{ type: 'snapshot.set', snapshot: { ...r, key: name, kind: 'committed', labels: { ...labels }, created: now, updated: now } }]);
       }),
@@ -238,7 +238,7 @@ export class SnapshotService {
           const t = s.state.things[r.id];
           if (!t) return;
           try {
-            await this.#metadata.run(() => this.o.runner.run(s, [remove(t)]));
+            await this.#metadata.run(() => this.o.runSteps(s, [remove(t)]));
             await forgetDeviceNode(t.dmName, this.o.stateDir);
           } catch (e) {
             // containerd no longer sees the snapshot; its device is deleted by Cleanup or the next start.
@@ -304,11 +304,11 @@ export class SnapshotService {
       this.o.gate.run(async (s) => {
         const now = s.state.things[(await this.#findNow(s, namespace, key)).id];
         if (!now) throw notFound(`the thin device of snapshot ${key}`);
-        await this.o.runner.run(s, [activate(now)]);
+        await this.o.runSteps(s, [activate(now)]);
         try {
           return { size: await mapped(), inodes: 0 };
         } finally {
-          await this.o.runner.run(s, [deactivate(now)]);
+          await this.o.runSteps(s, [deactivate(now)]);
         }
       }),
     );
@@ -322,7 +322,7 @@ export class SnapshotService {
   async cleanup(): Promise<number> {
     return this.o.gate.run(async (s) => {
       await s.refresh();
-      return this.#metadata.run(() => deleteOrphans(s, this.o.runner, (key) => this.#inFlight.has(key)));
+      return this.#metadata.run(() => deleteOrphans(s, this.o.runSteps, (key) => this.#inFlight.has(key)));
     });
   }
 }

@@ -8,7 +8,8 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import * as api from '../../src/api/index.ts';
 import { Session } from '../../src/engine/session.ts';
 import { ensurePoolAndBase } from '../../src/snapshotter/pool-setup.ts';
-import { StepRunner } from '../../src/snapshotter/snapshot-steps.ts';
+import { stepsOf } from '../../src/snapshotter/snapshot-steps.ts';
+import { Run } from '../../src/engine/with-run.ts';
 import { silentReporter } from '../../src/messages/message-port.ts';
 import { loadedManifest, withPool, writeManifest, type ManifestDraft } from '../builders/manifest.ts';
 
@@ -28,7 +29,7 @@ describe("the snapshotter's pool setup", () => {
     const edited = loadedManifest(draft, file);
     const session = await Session.open({ stateDir, backend: 'sim', reporter: silentReporter, mutate: true, command: 'snapshotter' });
     try {
-      const refused = ensurePoolAndBase(session, edited.pool, file, new StepRunner('thinlayer-ctr-pool', silentReporter));
+      const refused = ensurePoolAndBase(session, edited.pool, file, stepsOf(new Run('snapshotter'), 'thinlayer-ctr-pool', silentReporter));
       await expect(refused).rejects.toMatchObject({ exitCode: 2, code, message: expect.stringContaining(field) });
     } finally {
       await session.close();

@@ -60,4 +60,13 @@ describe('run.interrupted', () => {
     expect(interruptedRunFindings(facts({ state: baseState({ lastRun: { runId: 'r', command: 'apply', outcome: 'converged' } }) }))).toEqual([]);
     expect(interruptedRunFindings({ ...facts({ state: baseState({ lastRun: { runId: 'r', command: 'apply', outcome: 'running' } }) }), runInProgress: { pid: 1, command: 'apply' } })).toEqual([]);
   });
+
+  it('says nothing of the run of a snapshotter that serves, and warns of one whose snapshotter is gone', () => {
+    const serving = baseState({ lastRun: { runId: 's1', command: 'snapshotter', outcome: 'running' } });
+    expect(interruptedRunFindings({ ...facts({ state: serving }), liveHolders: ['snapshotter'] })).toEqual([]);
+    expect(interruptedRunFindings({ ...facts({ state: serving }), liveHolders: [] })).toMatchObject([{ code: 'run.interrupted', severity: 'warning', message: expect.stringMatching(/^thinlayer snapshotter \(run s1\) started and never finished/) }]);
+    // A live snapshotter says nothing of another command's run left unfinished.
+    const killedApply = baseState({ lastRun: { runId: 'a1', command: 'apply', outcome: 'running' } });
+    expect(interruptedRunFindings({ ...facts({ state: killedApply }), liveHolders: ['snapshotter'] })).toHaveLength(1);
+  });
 });

@@ -5,7 +5,7 @@
 
 import { describe, it, expect } from 'vitest';
 import { plan } from '../../src/plan/planner.ts';
-import { project } from '../../src/lifecycle/projection.ts';
+import { project } from '../../src/lifecycle/fold.ts';
 import { dmIdentity, thingKey } from '../../src/domain/names.ts';
 import { chainLayers, chainHex } from '../../src/plan/layer-chain.ts';
 import { driftOf } from '../../src/plan/drift.ts';

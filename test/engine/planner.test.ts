@@ -1,7 +1,8 @@
 import { describe, it, expect } from 'vitest';
 import { plan } from '../../src/plan/planner.ts';
-import { project, initialState } from '../../src/lifecycle/projection.ts';
+import { initialState } from '../../src/lifecycle/projection.ts';
 import type { EngineState } from '../../src/model/engine-state.ts';
+import { project } from '../../src/lifecycle/fold.ts';
 import { dmIdentity } from '../../src/domain/names.ts';
 import { parsePoolStatus } from '../../src/kernel/thin-pool.ts';
 import { chainLayers, chainHex } from '../../src/plan/layer-chain.ts';

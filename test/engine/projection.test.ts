@@ -1,5 +1,6 @@
 import { describe, it, expect } from 'vitest';
-import { project, evolve, initialState } from '../../src/lifecycle/projection.ts';
+import { initialState } from '../../src/lifecycle/projection.ts';
+import { project, evolve } from '../../src/lifecycle/fold.ts';
 import { dmIdentity } from '../../src/domain/names.ts';
 import { manifest, stamp, createArgs, snapArgs, stepEvents } from './fixtures.ts';
 import type { StepArgs } from '../../src/model/step-contract.ts';

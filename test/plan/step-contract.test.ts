@@ -9,6 +9,7 @@ import { makeStep, type Step, type StepArgs, type StepResult, type StepContract 
 import { intentEvent, doneEvent } from '../../src/events/step-events.ts';
 import type { StepIntentEvent } from '../../src/model/events.ts';
 import { StepWriter } from '../../src/plan/step-writer.ts';
+import { OPS, NO_FOLD, type OpTable } from '../../src/lifecycle/op-table.ts';
 
 const thin = { dmName: 'thinlayer-demo-device-web', uuid: 'thinlayer-demo-device-web', thinId: 3, sizeBytes: 1 << 30 };
 
@@ -43,6 +44,41 @@ describe('the typed step contract', () => {
     } satisfies ActionTable;
     expect(Object.keys(incomplete)).not.toContain('fs.mkfs');
     expect(typeof wrong['thin.create']).toBe('function');
+  });
+
+  it('refuses an op table that lacks an op, its fold, its lifecycle command or its metadata flag', () => {
+    const { 'thin.activate': _activate, ...withoutActivate } = OPS;
+    // @ts-expect-error thin.activate has no entry: no fold, no command, no metadata flag
+    const incomplete: OpTable = withoutActivate;
+    const { done: _done, ...activateWithoutDone } = OPS['thin.activate'];
+    // @ts-expect-error an entry says what its outcome teaches the projection (NO_FOLD when nothing)
+    const noDone: OpTable = { ...OPS, 'thin.activate': activateWithoutDone };
+    const { command: _command, ...activateWithoutCommand } = OPS['thin.activate'];
+    // @ts-expect-error an entry names its lifecycle command (null when it has none)
+    const noCommand: OpTable = { ...OPS, 'thin.activate': activateWithoutCommand };
+    const { metadata: _metadata, ...deleteWithoutMetadata } = OPS['thin.delete'];
+    // @ts-expect-error an entry says whether it changes the pool's metadata
+    const noMetadata: OpTable = { ...OPS, 'thin.delete': deleteWithoutMetadata };
+    const wrongFold = {
+      ...OPS,
+      'fs.mount': {
+        ...OPS['fs.mount'],
+        // @ts-expect-error a fold takes its own op's outcome: fs.mount's result has a mountpoint, not a size
+        done: (_s, e) => void e.result.sizeBytes,
+      },
+    } satisfies OpTable;
+    expect(Object.keys(incomplete)).not.toContain('thin.activate');
+    expect([noDone, noCommand, noMetadata, wrongFold].every((t) => Object.keys(t).length === Object.keys(OPS).length)).toBe(true);
+  });
+
+  it('gives every op its entry at run time, with the lifecycle commands and metadata fences the log has always had', () => {
+    const table: Record<keyof StepContract, unknown> = OPS;
+    expect(Object.keys(table).sort()).toEqual(Object.keys(ACTIONS).sort());
+    const commands = Object.fromEntries(Object.entries(OPS).filter(([, o]) => o.command !== null).map(([op, o]) => [op, o.command]));
+    expect(commands).toEqual({ 'thin.create': 'CREATE', 'snap.create': 'CREATE', 'thin.activate': 'ACTIVATE', 'fs.mount': 'MOUNT', 'fs.unmount': 'UNMOUNT', 'thin.deactivate': 'DEACTIVATE', 'thin.delete': 'DELETE' });
+    expect(Object.keys(OPS).filter((op) => OPS[op as keyof typeof OPS].metadata).sort()).toEqual(['orphan.delete', 'snap.create', 'thin.create', 'thin.delete']);
+    // An op with a lifecycle command moves its device's lifecycle at its intent, outcome and failure.
+    for (const o of Object.values(OPS) as OpTable[keyof OpTable][]) if (o.command !== null) expect([o.intent, o.done, o.failed]).not.toContain(NO_FOLD);
   });
 
   it('narrows an intent by its op, and gives each op its own args and result', () => {

@@ -10,7 +10,8 @@ import { openStateDir } from '../../src/events/state-dir.ts';
 import type { KernelPort } from '../../src/kernel/kernel-port.ts';
 import { SessionGate } from '../../src/snapshotter/session-gate.ts';
 import { SnapshotService } from '../../src/snapshotter/service.ts';
-import { StepRunner } from '../../src/snapshotter/snapshot-steps.ts';
+import { stepsOf } from '../../src/snapshotter/snapshot-steps.ts';
+import { Run } from '../../src/engine/with-run.ts';
 import { ensurePoolAndBase } from '../../src/snapshotter/pool-setup.ts';
 import { CrashPoints } from '../../src/engine/crash-points.ts';
 import { initialState } from '../../src/lifecycle/projection.ts';
@@ -63,9 +64,9 @@ describe('snapshotter concurrency', () => {
     const gate = new SessionGate({ stateDir, kernel: k.kernel, crash: new CrashPoints(null), reporter: silentReporter, lockWaitMs: 5000, lingerMs: 50 }, initialState());
     onTestFinished(() => gate.close());
     const manifest = loadedManifest(poolManifest(), join(root, 'pool.yaml'));
-    const runner = new StepRunner('thinlayer-ctr-pool', silentReporter);
-    await gate.run((s) => ensurePoolAndBase(s, manifest.pool, manifest.file, runner));
-    const service = new SnapshotService({ gate, kernel: k.kernel, runner, pool: 'ctr', filesystem: 'ext4', stateDir: await openStateDir(stateDir), reporter: silentReporter });
+    const runSteps = stepsOf(new Run('snapshotter'), 'thinlayer-ctr-pool', silentReporter);
+    await gate.run((s) => ensurePoolAndBase(s, manifest.pool, manifest.file, runSteps));
+    const service = new SnapshotService({ gate, kernel: k.kernel, runSteps, pool: 'ctr', filesystem: 'ext4', stateDir: await openStateDir(stateDir), reporter: silentReporter });
     const [first] = await service.prepare('', 'first', '', {}, 'active');
     // A snapshot of the base has an empty root: no lost+found from the base's mkfs.
     const look = join(root, 'look');

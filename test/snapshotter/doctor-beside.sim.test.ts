@@ -13,7 +13,8 @@ import { openStateDir } from '../../src/events/state-dir.ts';
 import type { KernelPort } from '../../src/kernel/kernel-port.ts';
 import { SessionGate } from '../../src/snapshotter/session-gate.ts';
 import { SnapshotService } from '../../src/snapshotter/service.ts';
-import { StepRunner } from '../../src/snapshotter/snapshot-steps.ts';
+import { stepsOf } from '../../src/snapshotter/snapshot-steps.ts';
+import { Run } from '../../src/engine/with-run.ts';
 import { ensurePoolAndBase } from '../../src/snapshotter/pool-setup.ts';
 import { CrashPoints } from '../../src/engine/crash-points.ts';
 import { initialState } from '../../src/lifecycle/projection.ts';
@@ -60,10 +61,10 @@ describe('doctor beside a busy snapshotter', () => {
     const kernel = shared(sim);
     const gate = new SessionGate({ stateDir, kernel, crash: new CrashPoints(null), reporter: silentReporter, lockWaitMs: 30_000, lingerMs: 20 }, initialState());
     onTestFinished(() => gate.close());
-    const runner = new StepRunner('thinlayer-ctr-pool', silentReporter);
+    const runSteps = stepsOf(new Run('snapshotter'), 'thinlayer-ctr-pool', silentReporter);
     const manifest = loadedManifest(poolManifest(), join(root, 'pool.yaml'));
-    await gate.run((s) => ensurePoolAndBase(s, manifest.pool, manifest.file, runner));
-    const service = new SnapshotService({ gate, kernel, runner, pool: 'ctr', filesystem: 'ext4', stateDir: await openStateDir(stateDir), reporter: silentReporter });
+    await gate.run((s) => ensurePoolAndBase(s, manifest.pool, manifest.file, runSteps));
+    const service = new SnapshotService({ gate, kernel, runSteps, pool: 'ctr', filesystem: 'ext4', stateDir: await openStateDir(stateDir), reporter: silentReporter });
     await service.prepare('', 'layer-src', '', {}, 'active');
     await service.commit('', 'layer', 'layer-src', {});
 
@@ -119,10 +120,10 @@ describe('doctor beside a busy snapshotter', () => {
     const kernel = shared(sim);
     const gate = new SessionGate({ stateDir, kernel, crash: new CrashPoints(null), reporter: silentReporter, lockWaitMs: 30_000, lingerMs: 20 }, initialState());
     onTestFinished(() => gate.close());
-    const runner = new StepRunner('thinlayer-ctr-pool', silentReporter);
+    const runSteps = stepsOf(new Run('snapshotter'), 'thinlayer-ctr-pool', silentReporter);
     const manifest = loadedManifest(poolManifest(), join(root, 'pool.yaml'));
-    await gate.run((s) => ensurePoolAndBase(s, manifest.pool, manifest.file, runner));
-    const service = new SnapshotService({ gate, kernel, runner, pool: 'ctr', filesystem: 'ext4', stateDir: await openStateDir(stateDir), reporter: silentReporter });
+    await gate.run((s) => ensurePoolAndBase(s, manifest.pool, manifest.file, runSteps));
+    const service = new SnapshotService({ gate, kernel, runSteps, pool: 'ctr', filesystem: 'ext4', stateDir: await openStateDir(stateDir), reporter: silentReporter });
     await service.prepare('ns1', 'src', '', {}, 'active');
     await service.commit('ns1', 'layer', 'src', {});
     await service.prepare('', 'orphaned', '', {}, 'active');

@@ -14,7 +14,8 @@ import type { KernelPort } from '../../src/kernel/kernel-port.ts';
 import { SessionGate } from '../../src/snapshotter/session-gate.ts';
 import { SnapshotService } from '../../src/snapshotter/service.ts';
 import { SnapshotError } from '../../src/snapshotter/errors.ts';
-import { StepRunner } from '../../src/snapshotter/snapshot-steps.ts';
+import { stepsOf } from '../../src/snapshotter/snapshot-steps.ts';
+import { Run } from '../../src/engine/with-run.ts';
 import { ensurePoolAndBase } from '../../src/snapshotter/pool-setup.ts';
 import { CrashPoints } from '../../src/engine/crash-points.ts';
 import { Session } from '../../src/engine/session.ts';
@@ -52,16 +53,16 @@ async function rig(root: string, kernel?: (sim: SimKernel) => KernelPort) {
   const sim = new SimKernel({ dir: join(stateDir, 'sim') });
   onTestFinished(() => sim.close());
   const k = kernel ? kernel(sim) : (sim as KernelPort);
-  const runner = new StepRunner('thinlayer-ctr-pool', silentReporter);
+  const runSteps = stepsOf(new Run('snapshotter'), 'thinlayer-ctr-pool', silentReporter);
   const open = async () => {
     const gate = new SessionGate({ stateDir, kernel: k, crash: new CrashPoints(null), reporter: silentReporter, lockWaitMs: 10_000, lingerMs: 20 }, initialState());
     onTestFinished(() => gate.close());
-    const service = new SnapshotService({ gate, kernel: k, runner, pool: 'ctr', filesystem: 'ext4', stateDir: await openStateDir(stateDir), reporter: silentReporter });
+    const service = new SnapshotService({ gate, kernel: k, runSteps, pool: 'ctr', filesystem: 'ext4', stateDir: await openStateDir(stateDir), reporter: silentReporter });
     return { gate, service };
   };
   const first = await open();
   const manifest = loadedManifest(poolManifest(), join(root, 'pool.yaml'));
-  await first.gate.run((s) => ensurePoolAndBase(s, manifest.pool, manifest.file, runner));
+  await first.gate.run((s) => ensurePoolAndBase(s, manifest.pool, manifest.file, runSteps));
   return { stateDir, sim, kernel: k, open, ...first };
 }
 

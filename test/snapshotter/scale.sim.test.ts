@@ -13,7 +13,8 @@ import { SimKernel } from '../../src/kernel/sim/index.ts';
 import { openStateDir } from '../../src/events/state-dir.ts';
 import { SessionGate } from '../../src/snapshotter/session-gate.ts';
 import { SnapshotService } from '../../src/snapshotter/service.ts';
-import { StepRunner } from '../../src/snapshotter/snapshot-steps.ts';
+import { stepsOf } from '../../src/snapshotter/snapshot-steps.ts';
+import { Run } from '../../src/engine/with-run.ts';
 import { ensurePoolAndBase } from '../../src/snapshotter/pool-setup.ts';
 import { CrashPoints } from '../../src/engine/crash-points.ts';
 import { initialState } from '../../src/lifecycle/projection.ts';
@@ -40,11 +41,11 @@ describe('snapshotter at scale', () => {
     onTestFinished(() => sim.close());
     const gate = new SessionGate({ stateDir, kernel: sim, crash: new CrashPoints(null), reporter: silentReporter, lockWaitMs: 30_000, lingerMs: LINGER_MS }, initialState());
     onTestFinished(() => gate.close());
-    const runner = new StepRunner('thinlayer-ctr-pool', silentReporter);
+    const runSteps = stepsOf(new Run('snapshotter'), 'thinlayer-ctr-pool', silentReporter);
     const manifest = loadedManifest(poolManifest(), join(root, 'pool.yaml'));
-    await gate.run((s) => ensurePoolAndBase(s, manifest.pool, manifest.file, runner));
+    await gate.run((s) => ensurePoolAndBase(s, manifest.pool, manifest.file, runSteps));
     await gate.close();
-    const service = new SnapshotService({ gate, kernel: sim, runner, pool: 'ctr', filesystem: 'ext4', stateDir: await openStateDir(stateDir), reporter: silentReporter });
+    const service = new SnapshotService({ gate, kernel: sim, runSteps, pool: 'ctr', filesystem: 'ext4', stateDir: await openStateDir(stateDir), reporter: silentReporter });
     await service.prepare('', 'layer-src', '', {}, 'active');
     await service.commit('', 'layer', 'layer-src', {});
 
