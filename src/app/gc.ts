@@ -51,7 +51,8 @@ export async function gc(opts: GcOptions): Promise<GcOutcome> {
   // Nothing recorded, and nothing made to say so: the same answer as up and pool grow.
   if (!(await stateDirExists(opts.stateDir))) return { kind: 'nothing-recorded' };
   const mutate = opts.yes || opts.thinId !== undefined || opts.keepForeign === true;
-  return withSession(opts, mutate, 'gc', async (session) => {
+  // The signal stops gc between steps; waiting for the lock is not cut short by it.
+  return withSession({ ...opts, signal: undefined }, mutate, 'gc', async (session) => {
     if (nothingRecorded(session)) return { kind: 'nothing-recorded' };
     const facts = await inspect(session);
     if (opts.keepForeign) return keepForeign(session, facts);
