@@ -11,3 +11,10 @@ export function buildBundle(opts?: { entry?: string; outfile?: string; sourcemap
  * type declarations under dist/types (tsconfig.build.json). Resolves to the two entry files.
  */
 export function buildLibrary(opts?: { outdir?: string }): Promise<string[]>;
+
+/**
+ * Builds the program a host installs: `outdir` (default dist/standalone) with thinlayer.mjs (the
+ * CLI and its JavaScript dependencies in one file, with a node shebang), koffi's native module for
+ * this machine beside it and proto/. Resolves to the path of thinlayer.mjs.
+ */
+export function buildStandalone(opts?: { outdir?: string }): Promise<string[]>;

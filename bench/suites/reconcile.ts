@@ -13,7 +13,7 @@ import { resolveContent } from '../../src/layers/resolve-content.ts';
 import { plan as makePlan } from '../../src/plan/planner.ts';
 import { loadManifest } from '../../src/manifest/load.ts';
 import { silentReporter } from '../../src/messages/message-port.ts';
-import type { ThinlayerEvent } from '../../src/events/types.ts';
+import type { ThinlayerEvent } from '../../src/model/events.ts';
 import { openStateDir } from '../../src/events/state-dir.ts';
 import { EventLog } from '../../src/events/log.ts';
 import { foldInto, project } from '../../src/lifecycle/projection.ts';

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { applyLayer } from '../../src/layers/apply.ts';
 import { uncompressedChunks } from '../../src/layers/compression.ts';
-import type { ResolvedLayer } from '../../src/layers/types.ts';
+import type { ResolvedLayer } from '../../src/model/layer-content.ts';
 import { END_OF_ARCHIVE, contentPadding, entryHeader, type WritableEntry } from '../../src/layers/tar-writer.ts';
 import { median, round } from '../stats.ts';
 import type { Suite, SuiteContext, SuiteOutput } from '../suite.ts';

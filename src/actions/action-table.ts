@@ -7,7 +7,7 @@
 
 import { open, unlink, stat } from 'node:fs/promises';
 import type { DmInfo, DmTarget } from '../kernel/kernel-port.ts';
-import type { Backing } from '../manifest/types.ts';
+import type { Backing } from '../model/manifest.ts';
 import { KernelError, isKernelError, StateError, InternalError } from '../errors/index.ts';
 import { splitDevT } from '../kernel/dev-t.ts';
 import { sendFenced, createThinMessage, createSnapMessage, deleteMessage, setTransactionIdMessage, transactionIdOf, newPoolTable, poolTarget, parsePoolTable, grownPoolTable } from '../kernel/thin-pool.ts';
@@ -18,11 +18,10 @@ import { resizeThin } from './thin-resize.ts';
 import { growFilesystem } from './fs-grow.ts';
 import { deviceInfo, forgetDevice, knownDevice, rememberDevice } from '../engine/device-memo.ts';
 import { describeOwner } from '../domain/ownership.ts';
-import { poolTableDevices, thinTableTarget } from '../engine/observe-system.ts';
+import { backingPath, poolTableDevices, thinTableTarget } from '../engine/observe-system.ts';
+import { SECTOR_BYTES } from '../model/units.ts';
 
 export type { ActionContext, Action, ActionTable } from './action-context.ts';
-
-const SECTOR = 512;
 
 async function tolerate<T>(work: () => Promise<T>, ...errnos: Parameters<typeof isKernelError>[1][]): Promise<T | undefined> {
   try {
@@ -33,13 +32,9 @@ async function tolerate<T>(work: () => Promise<T>, ...errnos: Parameters<typeof 
   }
 }
 
-function backingPath(ctx: ActionContext, b: Backing): string {
-  return b.kind === 'file' ? ctx.stateDir.path(b.file) : b.device;
-}
-
 /** The block device behind a backing (the loop device for a file) and its major:minor. */
 async function blockDeviceOf(ctx: ActionContext, b: Backing): Promise<{ path: string; majorMinor: string }> {
-  const path = backingPath(ctx, b);
+  const path = backingPath(ctx.stateDir, b);
   if (b.kind === 'file') {
     const loop = await ctx.kernel.loopFind(path);
     if (!loop) throw new StateError(`${path} is not attached to a loop device`, 'E_POOL');
@@ -153,7 +148,7 @@ export async function activateThin(ctx: ActionContext, a: ThinArgs): Promise<DmI
 }
 
 function thinTarget(a: ThinArgs, pool: string): DmTarget {
-  return { start: 0, length: Math.floor(a.sizeBytes / SECTOR), type: 'thin', params: `${pool} ${a.thinId}` };
+  return { start: 0, length: Math.floor(a.sizeBytes / SECTOR_BYTES), type: 'thin', params: `${pool} ${a.thinId}` };
 }
 
 async function removeDevice(ctx: ActionContext, dmName: string): Promise<{ deferred?: boolean }> {

@@ -5,7 +5,8 @@
 
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { DmInfo, Filesystem } from '../kernel/kernel-port.ts';
+import type { DmInfo } from '../kernel/kernel-port.ts';
+import type { Filesystem } from '../model/manifest.ts';
 import { isKernelError } from '../errors/index.ts';
 import type { ActionContext } from './action-context.ts';
 import type { StepArgs, StepResult } from '../model/step-contract.ts';

@@ -2,7 +2,7 @@
 // application's use case for its verb (src/app, one file a verb): each call opens a session (the
 // lock for those that mutate), does its work and closes it.
 
-import type { Manifest } from '../manifest/types.ts';
+import type { Manifest } from '../model/manifest.ts';
 import type { ManifestSource } from '../manifest/load.ts';
 import type { KernelPort } from '../kernel/kernel-port.ts';
 import type { BackendChoice } from '../kernel/select.ts';

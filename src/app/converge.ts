@@ -4,11 +4,11 @@
 // thing without doing it: the growth step first, then the planner's steps.
 
 import { stat } from 'node:fs/promises';
-import type { Manifest, Backing } from '../manifest/types.ts';
+import type { Manifest, Backing } from '../model/manifest.ts';
 import { worstImpact, type Plan, type Step, type PoolGrowArgs } from '../model/step-contract.ts';
 import type { PlanMode } from '../plan/wants.ts';
 import { plan as makePlan } from '../plan/planner.ts';
-import type { LayerContent } from '../plan/layer-chain.ts';
+import type { LayerContent } from '../model/layer-content.ts';
 import type { Session } from '../engine/session.ts';
 import { observeSystem } from '../engine/observe-system.ts';
 import { reconcile, type RunResult } from '../reconcile/reconcile.ts';

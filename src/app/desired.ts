@@ -5,11 +5,11 @@
 // every layer source resolved and checked. Writes nothing: a command that is refused here has
 // created and recorded nothing (see openCheckedSession for a state dir that does not exist yet).
 
-import type { Manifest } from '../manifest/types.ts';
+import type { Manifest } from '../model/manifest.ts';
 import type { ManifestSource } from '../manifest/load.ts';
-import type { EngineState } from '../lifecycle/projection.ts';
+import type { EngineState } from '../model/engine-state.ts';
 import type { ArchiveDigests } from '../layers/types.ts';
-import type { LayerContent } from '../plan/layer-chain.ts';
+import type { LayerContent } from '../model/layer-content.ts';
 import { resolveContent } from '../layers/resolve-content.ts';
 import { refuseChanges } from '../plan/changes.ts';
 import { formatSize } from '../manifest/sizes.ts';

@@ -2,7 +2,7 @@
 
 import { openStateDir } from '../events/state-dir.ts';
 import { EventLog } from '../events/log.ts';
-import type { ThinlayerEvent } from '../events/types.ts';
+import type { ThinlayerEvent } from '../model/events.ts';
 import { UserError } from '../errors/index.ts';
 
 /** Where reading starts: after a sequence number, or at a time. */

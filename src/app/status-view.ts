@@ -6,12 +6,13 @@ import type { Session } from '../engine/session.ts';
 import { observeSystem } from '../engine/observe-system.ts';
 import { observeThing, mountIndex } from '../plan/planner.ts';
 import { thingKey } from '../domain/names.ts';
-import type { StableState } from '../lifecycle/machine.ts';
+import type { StableState } from '../model/lifecycle-state.ts';
 import type { Observation } from '../plan/observation.ts';
 import { chainLayers, chainHex } from '../plan/layer-chain.ts';
 import { parseThinStatus } from '../kernel/thin-pool.ts';
 import type { KernelPort } from '../kernel/kernel-port.ts';
 import { layerDriftOf, madeFromLayer } from '../plan/identity.ts';
+import { SECTOR_BYTES } from '../model/units.ts';
 
 export interface SpaceUse {
   used: number;
@@ -165,7 +166,7 @@ async function mappedOf(kernel: KernelPort, dmName: string | null, sizeBytes: nu
   const line = (await kernel.status(dmName).catch(() => [])).find((l) => l.type === 'thin');
   const st = line ? parseThinStatus(line.params) : null;
   if (!st || st.failed || !Number.isFinite(st.mappedSectors)) return { sizeBytes, mappedBytes: null, mappedPercent: null };
-  const mappedBytes = st.mappedSectors * 512;
+  const mappedBytes = st.mappedSectors * SECTOR_BYTES;
   const mappedPercent = sizeBytes ? Math.round((mappedBytes / sizeBytes) * 10000) / 100 : null;
   return { sizeBytes, mappedBytes, mappedPercent };
 }

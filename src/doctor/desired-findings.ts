@@ -3,7 +3,7 @@
 // the last run ended (`run.interrupted`, a warning: its command, run again, finishes the work).
 // Pure: the differences themselves are src/plan/drift.ts.
 
-import type { EngineState } from '../lifecycle/projection.ts';
+import type { EngineState } from '../model/engine-state.ts';
 import { chainLayers } from '../plan/layer-chain.ts';
 import { driftOf } from '../plan/drift.ts';
 import type { Finding } from './finding.ts';

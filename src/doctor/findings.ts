@@ -8,10 +8,12 @@
 //   tables    a thin table that names another thin id or pool than the log says.
 //   unknown   a thinlayer-owned dm device on this pool that the log knows nothing about.
 
-import { describeThing, type EngineState, type ThingRecord } from '../lifecycle/projection.ts';
+import { describeThing } from '../lifecycle/projection.ts';
+import type { EngineState, ThingRecord } from '../model/engine-state.ts';
 import type { Observation } from '../plan/observation.ts';
 import { observeThing, mountIndex } from '../plan/planner.ts';
-import { createInDoubt, type StableState } from '../lifecycle/machine.ts';
+import { createInDoubt } from '../lifecycle/machine.ts';
+import type { StableState } from '../model/lifecycle-state.ts';
 import type { Finding } from './finding.ts';
 import type { LogFacts } from './log-findings.ts';
 import { logBehindOf, logBehindText, LOG_BEHIND_REPAIR } from '../plan/log-behind.ts';

@@ -8,7 +8,8 @@
 // Every deletion is a step, logged as an intent before and an outcome after, like any other.
 
 import { makeStep, type Step } from '../model/step-contract.ts';
-import { describeThing, type ThingRecord } from '../lifecycle/projection.ts';
+import { describeThing } from '../lifecycle/projection.ts';
+import type { ThingRecord } from '../model/engine-state.ts';
 import { observeThing, mountIndex } from '../plan/planner.ts';
 import { pathBetween } from '../lifecycle/machine.ts';
 import { thingKey } from '../domain/names.ts';

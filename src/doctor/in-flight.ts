@@ -17,7 +17,7 @@
 // is gone, and a snapshot device with no record that no call explains. Their repairs go through
 // containerd or the snapshotter, never gc of a recorded snapshot's thin id.
 
-import type { EngineState, ThingRecord } from '../lifecycle/projection.ts';
+import type { EngineState, ThingRecord } from '../model/engine-state.ts';
 import { accountedTxids } from '../plan/log-behind.ts';
 import type { Finding } from './finding.ts';
 import { sortFindings, doctorExitCode } from './finding.ts';

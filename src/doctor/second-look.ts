@@ -7,8 +7,9 @@ import type { StateDir } from '../events/state-dir.ts';
 import { EventLog } from '../events/log.ts';
 import { SnapshotStore } from '../events/snapshot.ts';
 import { replay } from '../events/replay.ts';
-import type { ThinlayerEvent } from '../events/types.ts';
-import { foldInto, initialState, ownCopy, PROJECTION_SCHEMA, type EngineState } from '../lifecycle/projection.ts';
+import type { ThinlayerEvent } from '../model/events.ts';
+import { foldInto, initialState, ownCopy, PROJECTION_SCHEMA } from '../lifecycle/projection.ts';
+import type { EngineState } from '../model/engine-state.ts';
 
 export interface SecondLook {
   state: EngineState;

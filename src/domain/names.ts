@@ -14,14 +14,12 @@
 // a prefix: the prefix only says that a device is thinlayer's, not whose.
 
 import { createHash, randomBytes } from 'node:crypto';
+import type { ThingKind } from '../model/thing-kind.ts';
 
 export const OWNER_PREFIX = 'thinlayer-';
 const DM_NAME_MAX = 127; // DM_NAME_LEN 128 with the terminating NUL
 const DM_UUID_MAX = 128; // DM_UUID_LEN 129 with the terminating NUL
 const IDENTITY = /^[0-9a-f]{32}$/;
-
-/** `snapshot`: a containerd snapshot made by `thinlayer snapshotter` (src/snapshotter), never by the manifest. */
-export type ThingKind = 'base' | 'layer' | 'device' | 'snapshot';
 
 /** A new state directory identity: 128 random bits, as 32 hex digits. */
 export function newIdentity(): string {

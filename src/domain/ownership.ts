@@ -11,7 +11,7 @@
 // pool with our thin id).
 
 import { dmIdentity, identityOfUuid } from './names.ts';
-import type { PoolRecord, ThingRecord } from '../lifecycle/projection.ts';
+import type { PoolRecord, ThingRecord } from '../model/engine-state.ts';
 
 export type Ownership = 'recorded' | 'identity' | 'foreign';
 

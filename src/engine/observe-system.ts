@@ -2,7 +2,7 @@
 
 import { open, stat } from 'node:fs/promises';
 import type { KernelPort, DmInfo, MountEntry } from '../kernel/kernel-port.ts';
-import type { PoolSpec, Backing } from '../manifest/types.ts';
+import type { PoolSpec, Backing } from '../model/manifest.ts';
 import type { StateDir } from '../events/state-dir.ts';
 import { parsePoolStatus } from '../kernel/thin-pool.ts';
 import { splitDevT } from '../kernel/dev-t.ts';

@@ -5,7 +5,8 @@
 // about steps (through the message port); the runner only runs and records them.
 
 import { METADATA_OPS, type Step, type StepOp, type StepResult } from '../model/step-contract.ts';
-import { intentEvent, doneEvent, type StepIntentEvent } from '../events/types.ts';
+import { intentEvent, doneEvent } from '../events/step-events.ts';
+import type { StepIntentEvent } from '../model/events.ts';
 import type { DmInfo } from '../kernel/kernel-port.ts';
 import type { Reporter } from '../messages/message-port.ts';
 import { errorRecord } from '../errors/index.ts';

@@ -4,9 +4,70 @@
 //   StateError    - the state directory cannot be used as asked (locked, corrupt, not private).
 //   InternalError - a bug in thinlayer: says so.
 // A failed apply (exit 1) is any KernelError or StateError that ends a run.
+// Every error has one of the codes below (ErrorCode); callers match by class and code (hasCode),
+// never by a string they spell themselves.
+
+/** The host's refusals of a file that HOST_FS_FIXES has a remedy for (systemCallError: E_HOST_<errno>). */
+type HostFsErrno = 'EACCES' | 'EPERM' | 'EROFS' | 'ENOSPC' | 'EDQUOT';
+
+/** Every error code thinlayer gives, as `--json` failures, the library API and the log's step.failed show them. */
+export type ErrorCode =
+  // UserError: the input at fault (exit 2)
+  | 'E_USER'
+  | 'E_USAGE'
+  | 'E_MANIFEST'
+  | 'E_MANIFEST_UNTRUSTED'
+  | 'E_NOT_STATE_DIR'
+  | 'E_NOT_CONFIRMED'
+  | 'E_LAYER_SOURCE'
+  | 'E_LAYER_SOURCE_MISSING'
+  | 'E_LAYER_CONTENT'
+  | 'E_LAYER_DIGEST'
+  | 'E_OCI_LAYOUT'
+  | 'E_POOL_CHANGE'
+  | 'E_POOL_NAME'
+  | 'E_POOL_SIZE'
+  | 'E_BASE_SIZE'
+  | 'E_DEVICE_SIZE'
+  | 'E_MOUNTPOINT'
+  | 'E_STATE_PATH'
+  | 'E_BACKEND'
+  | 'E_BACKEND_MISMATCH'
+  | 'E_SOCKET'
+  | 'E_NO_SUCH_DEVICE'
+  // StateError: the state directory, the pool or the host cannot be used as asked (exit 1)
+  | 'E_STATE'
+  | 'E_STATE_DIR'
+  | 'E_STATE_LOCKED'
+  | 'E_LOCKED'
+  | 'E_LOCK_BROKEN'
+  | 'E_LOCK_WAIT_STOPPED'
+  | 'E_HELD'
+  | 'E_HOLDER_RUNNING'
+  | 'E_HOLDER_WAIT_STOPPED'
+  | 'E_NO_LOG'
+  | 'E_LOG_CORRUPT'
+  | 'E_LOG_TORN'
+  | 'E_LOG_WRITE'
+  | 'E_LOG_FOREIGN'
+  | 'E_LOG_REPLACED'
+  | 'E_LOG_CLOSED'
+  | 'E_NO_POOL'
+  | 'E_POOL'
+  | 'E_POOL_GROW'
+  | 'E_NOT_OWNED'
+  | 'E_THIN_ID_COLLISION'
+  | 'E_THIN_IDS'
+  | 'E_BLOCKED'
+  | 'E_NOT_CONVERGED'
+  | 'E_HOST'
+  | `E_HOST_${HostFsErrno}`
+  // KernelError and InternalError
+  | 'E_KERNEL'
+  | 'E_INTERNAL';
 
 export abstract class ThinlayerError extends Error {
-  abstract readonly code: string;
+  abstract readonly code: ErrorCode;
   /** The exit code the CLI maps this error to. */
   abstract readonly exitCode: number;
   toJSON(): Record<string, unknown> {
@@ -21,12 +82,12 @@ export interface UserErrorDetail {
 }
 
 export class UserError extends ThinlayerError {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly exitCode = 2;
   constructor(
     message: string,
     readonly detail: UserErrorDetail = {},
-    code = 'E_USER',
+    code: ErrorCode = 'E_USER',
   ) {
     super(message);
     this.name = 'UserError';
@@ -91,7 +152,7 @@ export class StateError extends ThinlayerError {
   readonly exitCode = 1;
   constructor(
     message: string,
-    readonly code = 'E_STATE',
+    readonly code: ErrorCode = 'E_STATE',
   ) {
     super(message);
     this.name = 'StateError';
@@ -108,7 +169,7 @@ export class InternalError extends ThinlayerError {
 }
 
 /** What to do about a file the host refuses to write, by errno. */
-const HOST_FS_FIXES: Record<string, (where: string) => string> = {
+const HOST_FS_FIXES: Record<HostFsErrno, (where: string) => string> = {
   EACCES: (where) => `permission denied: run thinlayer as the user that owns ${where} (root for the real kernel), and check its mode and attributes (\`lsattr\`: an immutable or append-only file refuses even root)`,
   EPERM: (where) => `operation not permitted: check the attributes of ${where} (\`lsattr\`: an immutable or append-only file refuses even root) and that thinlayer runs as its owner`,
   EROFS: (where) => `the filesystem holding ${where} is read-only: remount it read-write, or give --state-dir (or THINLAYER_STATE_DIR) a directory on a writable filesystem`,
@@ -127,9 +188,10 @@ export function systemCallError(e: unknown): StateError | null {
   if (typeof x.code !== 'string' || (typeof x.syscall !== 'string' && typeof x.errno !== 'number')) return null;
   const file = x.path ?? (x as { dest?: string }).dest;
   const where = file ? file : 'the state directory';
-  const fix = Object.hasOwn(HOST_FS_FIXES, x.code) ? HOST_FS_FIXES[x.code] : undefined;
+  const hostErrno = Object.hasOwn(HOST_FS_FIXES, x.code) ? (x.code as HostFsErrno) : undefined;
+  const fix = hostErrno && HOST_FS_FIXES[hostErrno];
   const what = `${x.syscall ?? 'a system call'}${file ? ` ${file}` : ''} failed with ${x.code}`;
-  return new StateError(fix ? `${what}: ${fix(where)}` : `${what} (${x.message})`, fix ? `E_HOST_${x.code}` : 'E_HOST');
+  return new StateError(fix ? `${what}: ${fix(where)}` : `${what} (${x.message})`, hostErrno ? `E_HOST_${hostErrno}` : 'E_HOST');
 }
 
 /** Names `file` in a failed system call that names none (a write through a descriptor), and rethrows it. */
@@ -141,12 +203,17 @@ export function inFile(file: string): (e: unknown) => never {
   };
 }
 
+/** Whether `e` is thinlayer's error with one of these codes (its class is the code's: see ErrorCode). */
+export function hasCode(e: unknown, ...codes: ErrorCode[]): e is ThinlayerError {
+  return e instanceof ThinlayerError && codes.includes(e.code);
+}
+
 export function isKernelError(e: unknown, name?: ErrnoName): e is KernelError {
   return e instanceof KernelError && (name === undefined || e.is(name));
 }
 
 /** How a failed step's error is written into the event log. */
-export function errorRecord(e: unknown): { code: string; message: string; errno?: number } {
+export function errorRecord(e: unknown): { code: ErrorCode; message: string; errno?: number } {
   if (e instanceof KernelError) return { code: e.code, message: e.message, errno: e.errno };
   if (e instanceof ThinlayerError) return { code: e.code, message: e.message };
   return { code: 'E_INTERNAL', message: String((e as Error)?.message ?? e) };

@@ -22,7 +22,7 @@
 import { constants as fsc } from 'node:fs';
 import { mkdir, open, readFile, unlink } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { StateError } from '../errors/index.ts';
+import { StateError, type ErrorCode } from '../errors/index.ts';
 import { describeThisProcess, isLockHolderAlive, type LockHolder } from './lock.ts';
 import { writeFileWhole, type StateDir } from './state-dir.ts';
 
@@ -59,7 +59,7 @@ export class HolderRunningError extends StateError {
     readonly stateDir: string,
     readonly holders: HolderRecord[],
     message: string,
-    code = 'E_HELD',
+    code: ErrorCode = 'E_HELD',
   ) {
     super(message, code);
     this.name = 'HolderRunningError';
@@ -218,7 +218,6 @@ export async function heldError(stateDir: StateDir, holders: HolderRecord[], com
   const lines = await Promise.all(holders.map(async (h) => `  ${describeHolder(h)}: stop it with \`${await howToStop(h)}\``));
   return new HolderRunningError(stateDir.root, holders, `${command}: ${why}:\n${lines.join('\n')}\nStop ${holders.length > 1 ? 'them' : 'it'} first, or run \`thinlayer ${command} --force\` to ask ${holders.length > 1 ? 'them' : 'it'} to stop and wait until ${holders.length > 1 ? 'they have' : 'it has'}.`);
 }
-
 
 /** The file parsed; null when it is missing, a symlink (never followed) or not what it should be. */
 async function readRecord<T>(stateDir: StateDir, rel: string, parse: (v: Record<string, unknown>) => T | null): Promise<T | null> {

@@ -30,6 +30,7 @@ import { mkdir, open, readdir, readFile, rename, rm, rmdir, unlink } from 'node:
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StateError, UserError } from '../errors/index.ts';
+import { processExists } from '../host/process-exists.ts';
 import { writeFileWhole, type StateDir } from './state-dir.ts';
 
 export const LOCK_DIR = 'lock';
@@ -242,12 +243,7 @@ export async function isLockHolderAlive(holder: LockHolder | null): Promise<bool
     const bootId = await readBootId();
     if (bootId !== undefined && bootId !== holder.bootId) return false;
   }
-  try {
-    process.kill(holder.pid, 0);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ESRCH') return false;
-    // EPERM: the process exists but belongs to someone else; it is alive.
-  }
+  if (!processExists(holder.pid)) return false;
   const stat = await readProcStat(holder.pid);
   // No /proc entry although kill found the pid: it exited a moment ago, or /proc is not mounted.
   // Call it alive; the next poll will know better.
@@ -405,16 +401,7 @@ async function sweepLeftovers(stateDir: StateDir): Promise<void> {
   for (const name of await readdir(stateDir.root)) {
     const match = LEFTOVER.exec(name);
     if (!match || Number(match[1]) === process.pid) continue;
-    if (isPidGone(Number(match[1]))) await rm(stateDir.path(name), { recursive: true, force: true });
-  }
-}
-
-function isPidGone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ESRCH';
+    if (!processExists(Number(match[1]))) await rm(stateDir.path(name), { recursive: true, force: true });
   }
 }
 

@@ -19,7 +19,7 @@
 
 import { StateError } from '../errors/index.ts';
 import { checksumHex, crc32 } from './checksum.ts';
-import type { ThinlayerEvent, ThinlayerEventBody } from './types.ts';
+import type { ThinlayerEvent, ThinlayerEventBody } from '../model/events.ts';
 
 const NEWLINE = 0x0a;
 const QUOTE = 0x22;

@@ -21,7 +21,7 @@ import { InternalError, StateError } from '../errors/index.ts';
 import { checkLine, damagedNewline, encodeEvents, endsSealed, LOG_START, scanLines, SEAL_PROBE_BYTES, stampEvent, type GoodLine, type ScanPosition, type TornTail } from './log-format.ts';
 import { syncDirectory, type StateDir } from './state-dir.ts';
 import { keepTornTail } from './torn-tail.ts';
-import type { ThinlayerEvent, ThinlayerEventBody } from './types.ts';
+import type { ThinlayerEvent, ThinlayerEventBody } from '../model/events.ts';
 
 export type { TornTail } from './log-format.ts';
 

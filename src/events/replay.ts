@@ -3,7 +3,7 @@
 
 import type { EventLog } from './log.ts';
 import type { SnapshotStore } from './snapshot.ts';
-import type { ThinlayerEvent } from './types.ts';
+import type { ThinlayerEvent } from '../model/events.ts';
 
 export interface Replayed<S> {
   state: S;

@@ -11,7 +11,7 @@
 import { lstatSync, type Stats } from 'node:fs';
 import { UserError } from '../errors/index.ts';
 import type { DmInfo, KernelPort, MountEntry } from '../kernel/kernel-port.ts';
-import type { Manifest } from '../manifest/types.ts';
+import type { Manifest } from '../model/manifest.ts';
 import { isWithin } from '../manifest/paths.ts';
 import { untrustedDirectory } from './path-trust.ts';
 

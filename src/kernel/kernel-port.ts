@@ -6,6 +6,8 @@
 // Units: device-mapper tables and statuses speak 512-byte sectors, exactly as the kernel does.
 // Failures are thrown as KernelError (src/errors) carrying the operation, the device and the errno.
 
+import type { Filesystem } from '../model/manifest.ts';
+
 /** One line of a device-mapper table or status: `start length type params`. */
 export interface DmTarget {
   start: number; // sectors
@@ -48,8 +50,6 @@ export interface MountEntry {
   fstype: string;
   options: string[];
 }
-
-export type Filesystem = 'ext4' | 'xfs';
 
 export interface MountOptions {
   readOnly?: boolean;

@@ -6,11 +6,10 @@
 
 import type { DmTarget, KernelPort } from './kernel-port.ts';
 import { StateError, InternalError, isKernelError } from '../errors/index.ts';
+import { SECTOR_BYTES } from '../model/units.ts';
 
-const SECTOR = 512;
 /** The pool raises an event when fewer than this share of its data blocks is free. */
 export const LOW_WATER_FRACTION = 0.05;
-
 
 export interface PoolStatus {
   transactionId: number;
@@ -143,7 +142,7 @@ export function parsePoolTable(target: DmTarget): PoolTable {
 
 /** The pool table for a data device of `dataBytes`: whole blocks only, the low-water mark at its share. */
 export function newPoolTable(metadataDev: string, dataDev: string, blockSizeBytes: number, dataBytes: number): PoolTable & { dataBlocks: number } {
-  const blockSectors = blockSizeBytes / SECTOR;
+  const blockSectors = blockSizeBytes / SECTOR_BYTES;
   const dataBlocks = Math.floor(dataBytes / blockSizeBytes);
   return { length: dataBlocks * blockSectors, metadataDev, dataDev, blockSectors, lowWater: lowWaterMark(dataBlocks), features: POOL_FEATURES, dataBlocks };
 }
@@ -159,7 +158,7 @@ export function lowWaterMark(dataBlocks: number): number {
  * pool, so the kernel's warning comes as early as before.
  */
 export function grownPoolTable(live: PoolTable, dataBytes: number): PoolTable {
-  const blocks = Math.floor(dataBytes / (live.blockSectors * SECTOR));
+  const blocks = Math.floor(dataBytes / (live.blockSectors * SECTOR_BYTES));
   const length = Math.max(live.length, blocks * live.blockSectors);
   const lowWater = length === live.length ? live.lowWater : Math.max(1, Math.round((live.lowWater * length) / live.length));
   return { ...live, length, lowWater };

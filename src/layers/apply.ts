@@ -16,16 +16,18 @@ import { chmodSync, closeSync, constants, fchmodSync, fchownSync, futimesSync, l
 import { realpath } from 'node:fs/promises';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { dirname } from 'node:path';
-import { ERRNO, KernelError, ThinlayerError } from '../errors/index.ts';
+import { KernelError, ThinlayerError, isKernelError } from '../errors/index.ts';
 import { CorruptStreamError, sniffArchive, uncompressedChunks } from './compression.ts';
 import { directoryTar } from './dir-source.ts';
 import { LayerContentError, TarFormatError } from './errors.ts';
-import { S_IFBLK, S_IFCHR, S_IFIFO, lsetxattr, mknod, openDirectoryBeneath } from './fs-calls.ts';
+import { openDirectoryBeneath } from './fs-calls.ts';
+import { S_IFBLK, S_IFCHR, S_IFIFO, isFileCallError, lsetxattr, mknod } from '../host/libc.ts';
 import { progressMeter } from './progress.ts';
 import { KnownDirectories, PathRefusal, checkSymlinkTarget, entryComponents, hardlinkTarget, lstatOrNull, resolveEntryPath } from './safe-path.ts';
 import type { TarHeader } from './tar-format.ts';
 import { ByteReader, readTar, type TarEntry } from './tar-reader.ts';
-import type { ApplyOptions, ApplyResult, ResolvedLayer } from './types.ts';
+import type { ApplyOptions, ApplyResult } from './types.ts';
+import type { ResolvedLayer } from '../model/layer-content.ts';
 import { classifyWhiteout, emptyOpaqueDirectory, removeTree } from './whiteouts.ts';
 
 const YIELD_EVERY_ENTRIES = 256;
@@ -112,6 +114,9 @@ async function* digested(source: AsyncIterable<Buffer>, hash: ReturnType<typeof 
 }
 
 function asLayerError(e: unknown, label: string, entry: string | null): unknown {
+  const where = entry === null ? label : `${label}: entry ${JSON.stringify(entry)}`;
+  // A file call the host refused (mknod, an xattr, openat) is named as this layer's, as node's fs calls are below.
+  if (isFileCallError(e)) return new KernelError(`layer.apply ${e.operation}`, e.device, e.errno, where);
   if (e instanceof ThinlayerError) return e;
   if (e instanceof PathRefusal) return new LayerContentError(e.message, label, entry);
   if (e instanceof TarFormatError) return new LayerContentError(e.message, label, e.entry ?? entry);
@@ -119,7 +124,7 @@ function asLayerError(e: unknown, label: string, entry: string | null): unknown 
   const errno = (e as NodeJS.ErrnoException)?.errno;
   if (typeof errno === 'number') {
     const err = e as NodeJS.ErrnoException;
-    return new KernelError(`layer.apply ${err.syscall ?? 'write'}`, err.path ?? label, Math.abs(errno), entry === null ? label : `${label}: entry ${JSON.stringify(entry)}`);
+    return new KernelError(`layer.apply ${err.syscall ?? 'write'}`, err.path ?? label, Math.abs(errno), where);
   }
   return e;
 }
@@ -252,8 +257,7 @@ function setXattrs(path: string, h: TarHeader, isSymlink: boolean): void {
     try {
       lsetxattr(path, name, value);
     } catch (e) {
-      const errno = (e as NodeJS.ErrnoException).errno;
-      if (errno === ERRNO.EOPNOTSUPP || (isSymlink && errno === ERRNO.EPERM)) continue;
+      if (isKernelError(e, 'EOPNOTSUPP') || (isSymlink && isKernelError(e, 'EPERM'))) continue;
       throw e;
     }
   }

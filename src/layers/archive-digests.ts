@@ -9,7 +9,8 @@
 import { readFile } from 'node:fs/promises';
 import { writeFileWhole, type StateDir } from '../events/state-dir.ts';
 import { sealDocument, unsealDocument } from '../events/checksum.ts';
-import type { ArchiveDigests, ResolvedLayer } from './types.ts';
+import type { ArchiveDigests } from './types.ts';
+import type { ResolvedLayer } from '../model/layer-content.ts';
 
 export const ARCHIVE_DIGESTS_FILE = 'layer-digests.json';
 // 2: entries carry what the content checks counted (expandedBytes, deviceNodes).

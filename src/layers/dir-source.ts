@@ -9,8 +9,9 @@ import { splitDevT } from '../kernel/dev-t.ts';
 import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, readdirSync, readlinkSync } from 'node:fs';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { join } from 'node:path';
+import { isKernelError } from '../errors/index.ts';
 import { LayerContentError } from './errors.ts';
-import { lgetxattr, llistxattr } from './fs-calls.ts';
+import { lgetxattr, llistxattr } from '../host/libc.ts';
 import { END_OF_ARCHIVE, contentPadding, entryHeader, type WritableEntry } from './tar-writer.ts';
 import { checkTarStream, type ContentRules } from './content-check.ts';
 
@@ -18,16 +19,17 @@ const READ_CHUNK = 256 * 1024;
 const YIELD_EVERY_ENTRIES = 256;
 const SKIPPED_XATTRS = new Set(['security.selinux']);
 
-function byBytes(a: string, b: string): number {
+export function byBytes(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
-function xattrsOf(path: string): [string, Buffer][] {
+/** A file's extended attributes, sorted by name (the host's SELinux label left out). */
+export function xattrsOf(path: string): [string, Buffer][] {
   let names: string[];
   try {
     names = llistxattr(path);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOTSUP') return [];
+    if (isKernelError(e, 'EOPNOTSUPP')) return [];
     throw e;
   }
   return names
@@ -87,7 +89,7 @@ export async function* directoryTar(dir: string, onContent?: (bytes: number) => 
   yield END_OF_ARCHIVE;
 }
 
-function devNumbers(rdev: number): { devmajor: number; devminor: number } {
+export function devNumbers(rdev: number): { devmajor: number; devminor: number } {
   const { major, minor } = splitDevT(rdev);
   return { devmajor: major, devminor: minor };
 }
@@ -96,7 +98,7 @@ function devNumbers(rdev: number): { devmajor: number; devminor: number } {
  * Exactly `size` bytes of a file, read without following a symlink that replaced it; a fifo or
  * device that replaced it is refused without blocking (O_NONBLOCK, then fstat of what was opened).
  */
-function* fileContent(dir: string, path: string, relName: string, size: number, onContent?: (bytes: number) => void): Generator<Buffer> {
+export function* fileContent(dir: string, path: string, relName: string, size: number, onContent?: (bytes: number) => void): Generator<Buffer> {
   const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   try {
     if (!fstatSync(fd).isFile()) throw new LayerContentError('it is no longer a regular file: the directory changed under thinlayer', dir, relName);

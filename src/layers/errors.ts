@@ -2,7 +2,7 @@
 // digest says) is the user's input at fault, so these are UserErrors (exit 2), naming the layer and,
 // where there is one, the entry inside it.
 
-import { UserError } from '../errors/index.ts';
+import { UserError, type ErrorCode } from '../errors/index.ts';
 
 export class LayerContentError extends UserError {
   constructor(
@@ -11,7 +11,7 @@ export class LayerContentError extends UserError {
     readonly layer: string,
     /** The archive entry at fault, or null when the fault is the layer as a whole. */
     readonly entry: string | null,
-    code = 'E_LAYER_CONTENT',
+    code: ErrorCode = 'E_LAYER_CONTENT',
   ) {
     super(entry === null ? `layer ${layer}: ${reason}` : `layer ${layer}: entry ${JSON.stringify(entry)}: ${reason}`, { file: layer, ...(entry === null ? {} : { path: entry }) }, code);
     this.name = 'LayerContentError';

@@ -1,7 +1,8 @@
 // The layers module: layer content from archives, directories and OCI image layouts, applied safely
 // into a mounted layer filesystem. The engine uses only what is exported here.
 
-export type { ResolvedLayer, ApplyOptions, ApplyResult } from './types.ts';
+export type { ApplyOptions, ApplyResult } from './types.ts';
+export type { ResolvedLayer } from '../model/layer-content.ts';
 export { resolveLayerSource, type SourceOrigin } from './resolve-source.ts';
 export { applyLayer, layerLabel } from './apply.ts';
 export { chainId, isSha256Digest } from './digest.ts';

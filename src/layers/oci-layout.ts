@@ -11,7 +11,7 @@ import { sniffArchive } from './compression.ts';
 import { checkArchive, type ContentRules } from './content-check.ts';
 import { isSha256Digest } from './digest.ts';
 import { LayerContentError } from './errors.ts';
-import type { ResolvedLayer } from './types.ts';
+import type { ResolvedLayer } from '../model/layer-content.ts';
 
 export interface OciReference {
   /** The layout directory as written in the source (relative paths are resolved by the caller). */
@@ -100,13 +100,14 @@ export async function resolveOciImage(ref: OciReference, layoutDir: string, rule
     const actual = `sha256:${createHash('sha256').update(data).digest('hex')}`;
     if (actual !== d.digest) throw refuse(`the ${what} blob ${d.digest} has digest ${actual}: it was changed or damaged`);
     if (data.length !== d.size) throw refuse(`the ${what} blob ${d.digest} is ${data.length} bytes, its descriptor says ${d.size}`);
+    let json: unknown = null;
     try {
-      const json = JSON.parse(data.toString('utf8'));
-      if (typeof json !== 'object' || json === null) throw new Error('not an object');
-      return json;
+      json = JSON.parse(data.toString('utf8'));
     } catch {
-      throw refuse(`the ${what} blob ${d.digest} is not a JSON object`);
+      // not JSON: refused below
     }
+    if (typeof json !== 'object' || json === null) throw refuse(`the ${what} blob ${d.digest} is not a JSON object`);
+    return json as Record<string, any>;
   };
 
   let index: Record<string, any>;

@@ -3,10 +3,11 @@
 // named by its chain id.
 
 import { dirname } from 'node:path';
-import type { Manifest } from '../manifest/types.ts';
-import type { ArchiveDigests, ResolvedLayer } from './types.ts';
+import type { Manifest } from '../model/manifest.ts';
+import type { ArchiveDigests } from './types.ts';
+import type { ResolvedLayer, LayerContent } from '../model/layer-content.ts';
 import { resolveLayerSource } from './resolve-source.ts';
-import { chainLayers, type LayerContent } from '../plan/layer-chain.ts';
+import { chainLayers } from '../plan/layer-chain.ts';
 
 /** `digests`: archives hashed before, by file identity (the state dir's ArchiveDigestFile). */
 export async function resolveContent(manifest: Manifest, digests?: ArchiveDigests): Promise<LayerContent> {

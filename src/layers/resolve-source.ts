@@ -5,14 +5,15 @@
 
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { UserError } from '../errors/index.ts';
+import { UserError, type ErrorCode } from '../errors/index.ts';
 import { formatPath } from '../manifest/manifest-error.ts';
 import { sniffArchive } from './compression.ts';
 import { checkArchive, tooLargeMessage, type ContentRules } from './content-check.ts';
 import { measureDirectory } from './dir-source.ts';
 import { LayerContentError } from './errors.ts';
 import { isOciSource, parseOciSource, resolveOciImage } from './oci-layout.ts';
-import type { ArchiveDigests, ResolvedLayer } from './types.ts';
+import type { ArchiveDigests } from './types.ts';
+import type { ResolvedLayer } from '../model/layer-content.ts';
 
 /** Where a source was written, for errors that point at it: the manifest file and the layer's name. */
 export interface SourceOrigin {
@@ -22,7 +23,7 @@ export interface SourceOrigin {
 
 const EXPECTED = 'a tar, tar.gz or tar.zst file, a directory, oci:PATH:TAG or oci:PATH@sha256:HEX';
 
-function sourceError(message: string, origin: SourceOrigin, code = 'E_LAYER_SOURCE'): UserError {
+function sourceError(message: string, origin: SourceOrigin, code: ErrorCode = 'E_LAYER_SOURCE'): UserError {
   const path = origin.layer === undefined ? undefined : formatPath(['layers', origin.layer, 'source']);
   const where = [origin.manifestFile, path].filter(Boolean).join(': ');
   return new UserError(`${where ? `${where}: ` : ''}${message}`, { file: origin.manifestFile, path, expected: EXPECTED }, code);

@@ -1,24 +1,8 @@
-// The shapes the layers module hands to the engine: a resolved source, the options of an apply and
-// what an apply did. A resolved layer is plain data, so the planner can record its digests in a step.
+// The shapes the layers module hands to the engine: the options of an apply, what an apply did, and
+// the cache of archive digests. A resolved source (ResolvedLayer) is plain data the log records too,
+// so it is src/model/layer-content.ts.
 
-export interface ResolvedLayer {
-  /** 'tar': an archive (plain, gzip or zstd, told by its first bytes); 'dir': a directory copied as a layer. */
-  kind: 'tar' | 'dir';
-  /** Absolute path of the archive, the OCI blob or the directory. */
-  path: string;
-  /** `sha256:HEX` of the uncompressed tar; for a directory, of the deterministic tar thinlayer makes of it. */
-  diffId: string;
-  /** `sha256:HEX` of the file as stored, when it is compressed (an OCI blob's descriptor digest). */
-  compressedDigest?: string;
-  /** Bytes read to apply it: the archive file's size, or a directory's total file content. */
-  sizeBytes: number;
-  /** How the layer is named in messages, e.g. `oci:img:v1 layer 2/3`. Defaults to the path. */
-  label?: string;
-  /** Archives: bytes of the uncompressed tar, as counted when it was checked (content-check.ts). */
-  expandedBytes?: number;
-  /** Archives: it holds device nodes or fifos. */
-  deviceNodes?: boolean;
-}
+import type { ResolvedLayer } from '../model/layer-content.ts';
 
 export interface ApplyOptions {
   /** Create character and block devices and fifos (refused by default). */

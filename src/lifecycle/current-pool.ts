@@ -3,9 +3,9 @@
 // down), with the dm identity thinlayer gives it: as the log recorded it for this pool name, else as
 // this state directory's identity names it (src/domain/ownership.ts). Pure.
 
-import type { Manifest, PoolSpec } from '../manifest/types.ts';
+import type { Manifest, PoolSpec } from '../model/manifest.ts';
 import { poolIdentityOf, type OwnerView } from '../domain/ownership.ts';
-import type { EngineState } from './projection.ts';
+import type { EngineState } from '../model/engine-state.ts';
 
 export interface CurrentPool {
   spec: PoolSpec;

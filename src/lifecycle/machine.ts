@@ -9,11 +9,8 @@
 // planner searches it for the commands that lead from an observed state to a desired one.
 
 import { setup, assign, transition, initialTransition, type SnapshotFrom } from 'xstate';
-
-export const STABLE_STATES = ['absent', 'created', 'activated', 'mounted'] as const;
-export type StableState = (typeof STABLE_STATES)[number];
-export type TransientState = 'creating' | 'activating' | 'mounting' | 'unmounting' | 'deactivating' | 'deleting';
-export type LifecycleState = StableState | TransientState | 'failed';
+import type { StableState, LifecycleState, LifecycleRecord } from '../model/lifecycle-state.ts';
+import { InternalError } from '../errors/index.ts';
 
 export const COMMANDS = ['CREATE', 'ACTIVATE', 'MOUNT', 'UNMOUNT', 'DEACTIVATE', 'DELETE'] as const;
 export type LifecycleCommand = (typeof COMMANDS)[number];
@@ -61,13 +58,6 @@ export const lifecycleMachine = setup({
 });
 
 export type LifecycleSnapshot = SnapshotFrom<typeof lifecycleMachine>;
-
-/** A plain-data form of a snapshot, kept in the projection and the read model. */
-export interface LifecycleRecord {
-  state: LifecycleState;
-  from: StableState;
-  error: string | null;
-}
 
 export const INITIAL_LIFECYCLE: LifecycleRecord = { state: 'absent', from: 'absent', error: null };
 
@@ -134,7 +124,7 @@ function searchPath(from: StableState, to: StableState): LifecycleCommand[] {
       queue.push({ record: landed, path: nextPath });
     }
   }
-  throw new Error(`no lifecycle path from ${from} to ${to}`);
+  throw new InternalError(`no lifecycle path from ${from} to ${to}`);
 }
 
 /** A create was logged but its outcome was not (a crash, or a failure before the pool answered): the thin id may or may not exist. */

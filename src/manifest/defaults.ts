@@ -1,6 +1,6 @@
 // What a manifest means when it leaves a pool setting out.
 
-import type { Filesystem } from '../kernel/kernel-port.ts';
+import type { Filesystem } from '../model/manifest.ts';
 
 const KiB = 1024;
 const GiB = 1024 ** 3;

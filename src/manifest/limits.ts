@@ -6,7 +6,6 @@ const KiB = 1024;
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
 
-export const SECTOR_BYTES = 512;
 export const MIN_BLOCK_SIZE_BYTES = 64 * KiB;
 export const MAX_BLOCK_SIZE_BYTES = 1 * GiB;
 /** Block sizes are multiples of this (the kernel's DATA_DEV_BLOCK_SIZE_MIN_SECTORS). */

@@ -9,7 +9,7 @@ import { InternalError, UserError } from '../errors/index.ts';
 import { formatIssue, ManifestError, type ManifestIssue } from './manifest-error.ts';
 import { resolveManifest } from './resolve.ts';
 import { shapeProblems } from './schema.ts';
-import type { Manifest } from './types.ts';
+import type { Manifest } from '../model/manifest.ts';
 import { parseYaml } from './yaml-document.ts';
 import { parseYamlQuickly } from './quick-yaml.ts';
 

@@ -5,7 +5,7 @@
 // the wrong type is skipped quietly, so that each mistake is reported once.
 
 import { dirname, isAbsolute, join } from 'node:path';
-import type { Filesystem } from '../kernel/kernel-port.ts';
+import type { Filesystem, Backing, DesiredDeviceState, DeviceSpec, LayerSpec, Manifest, MountOption } from '../model/manifest.ts';
 import { validateDmName, validatePoolName } from './dm-names.ts';
 import { dmIdentity } from '../domain/names.ts';
 import { MANIFEST_DEFAULTS } from './defaults.ts';
@@ -14,7 +14,7 @@ import * as limits from './limits.ts';
 import { describeValue, formatPath, type DocPath, type ManifestProblem } from './manifest-error.ts';
 import { isWithin, readBackingDevice, readBackingFile, readMountpoint } from './paths.ts';
 import { formatSize, readSize, SIZE_EXPECTED } from './sizes.ts';
-import type { Backing, DesiredDeviceState, DeviceSpec, LayerSpec, Manifest, MountOption } from './types.ts';
+import { SECTOR_BYTES } from '../model/units.ts';
 
 export interface Resolution {
   /** Null when the problems leave nothing sound to build. */
@@ -97,7 +97,7 @@ export function resolveManifest(value: unknown, file: string): Resolution {
     const bytes = size(path, raw);
     if (bytes === undefined) return undefined;
     if (bytes < min) report(path, `at least ${formatSize(min)} for ${what}`, describeValue(raw));
-    else if (bytes % limits.SECTOR_BYTES !== 0) report(path, `a whole number of ${limits.SECTOR_BYTES}-byte sectors`, describeValue(raw));
+    else if (bytes % SECTOR_BYTES !== 0) report(path, `a whole number of ${SECTOR_BYTES}-byte sectors`, describeValue(raw));
     else return bytes;
     return undefined;
   }

@@ -7,10 +7,10 @@
 // and the projection all take their types from here, so a misspelled argument or an op without an
 // action fails to compile. Adding an op is one entry below and one action in ACTIONS.
 
-import type { Backing, MountOption } from '../manifest/types.ts';
-import type { Filesystem } from '../kernel/kernel-port.ts';
-import type { ThingKind } from '../domain/names.ts';
-import type { ResolvedLayer } from '../layers/types.ts';
+import type { Backing, MountOption, Filesystem } from './manifest.ts';
+import type { ThingKind } from './thing-kind.ts';
+import type { ResolvedLayer } from './layer-content.ts';
+import { InternalError } from '../errors/index.ts';
 
 export type PoolRole = 'data' | 'metadata';
 
@@ -136,7 +136,7 @@ export function makeStep<O extends StepOp>(op: O, target: string, impact: Impact
 
 /** The step as one op's, for a caller that knows which op it holds (tests, mostly); a bug otherwise. */
 export function stepAs<O extends StepOp>(step: Step, op: O): StepOf<O> {
-  if (step.op !== op) throw new Error(`expected a ${op} step, got ${step.op} ${step.target}`);
+  if (step.op !== op) throw new InternalError(`expected a ${op} step, got ${step.op} ${step.target}`);
   return step as StepOf<O>;
 }
 

@@ -8,14 +8,13 @@
 // Carried out: a raised data.size or metadata.size grows the pool (poolGrowth, the path of
 // `thinlayer pool grow`); a device's raised size grows it and its filesystem (device-changes.ts).
 
-import type { EngineState } from '../lifecycle/projection.ts';
+import type { EngineState } from '../model/engine-state.ts';
 import { makeStep, type Step, type PoolGrowArgs, type PoolRole } from '../model/step-contract.ts';
-import type { Backing, Manifest, PoolSpec } from '../manifest/types.ts';
+import type { Backing, Manifest, PoolSpec } from '../model/manifest.ts';
 import { formatSize } from '../manifest/sizes.ts';
 import { thingKey } from '../domain/names.ts';
-import { UserError } from '../errors/index.ts';
-
-const SECTOR = 512;
+import { UserError, type ErrorCode } from '../errors/index.ts';
+import { SECTOR_BYTES } from '../model/units.ts';
 
 const RECREATE = 'run `thinlayer destroy` and apply again to re-create the pool (this deletes every device in it), or put the recorded value back';
 
@@ -26,7 +25,7 @@ function poolExists(state: EngineState): PoolSpec | null {
   return state.pool !== null || Object.keys(state.things).length > 0 ? recorded : null;
 }
 
-function refuse(desired: Manifest, field: string, message: string, expected: string, code = 'E_POOL_CHANGE'): UserError {
+function refuse(desired: Manifest, field: string, message: string, expected: string, code: ErrorCode = 'E_POOL_CHANGE'): UserError {
   return new UserError(`${desired.file || 'manifest'}: ${field}: ${message}`, { file: desired.file || undefined, path: field, expected }, code);
 }
 
@@ -114,7 +113,7 @@ export function poolGrowArgs(pool: { dmName: string; uuid: string }, spec: PoolS
     }
     const fromBytes = fileBytes[role];
     if (fromBytes === null) throw new UserError(`the pool's ${role} file ${backing.file} is missing: there is nothing to grow`, { path: `pool.${role}.file` }, 'E_POOL_GROW');
-    const toBytes = Math.ceil(wanted / SECTOR) * SECTOR;
+    const toBytes = Math.ceil(wanted / SECTOR_BYTES) * SECTOR_BYTES;
     if (toBytes < fromBytes) {
       throw new UserError(`the pool's ${role} file is ${fromBytes} bytes; it can grow but not shrink (asked for ${wanted})`, { path: `pool.${role}.size`, expected: `at least ${fromBytes} bytes` }, 'E_POOL_GROW');
     }

@@ -9,8 +9,8 @@
 // (identity.ts), so a change an interrupted run left half done is planned again under the same digest.
 
 import { createHash } from 'node:crypto';
-import type { Manifest } from '../manifest/types.ts';
-import type { LayerContent } from './layer-chain.ts';
+import type { Manifest } from '../model/manifest.ts';
+import type { LayerContent } from '../model/layer-content.ts';
 
 const digests = new WeakMap<object, string>();
 

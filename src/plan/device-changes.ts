@@ -8,9 +8,10 @@
 // - A raised `size` grows the thin device (its table reloaded with the new length while it is live)
 //   and then its filesystem, online; lowered sizes are refused earlier (changes.ts).
 
-import type { Manifest } from '../manifest/types.ts';
-import { describeThing, type EngineState, type ThingRecord } from '../lifecycle/projection.ts';
-import type { StableState } from '../lifecycle/machine.ts';
+import type { Manifest } from '../model/manifest.ts';
+import { describeThing } from '../lifecycle/projection.ts';
+import type { EngineState, ThingRecord } from '../model/engine-state.ts';
+import type { StableState } from '../model/lifecycle-state.ts';
 import { formatSize } from '../manifest/sizes.ts';
 import type { StepWriter } from './step-writer.ts';
 import { RANK, type Want } from './wants.ts';

@@ -4,11 +4,12 @@
 // `drift` (src/doctor/desired-findings.ts). The planner plans the same differences away; this says
 // them in words, thing by thing, judged by what each thing is (identity.ts).
 
-import type { Manifest } from '../manifest/types.ts';
-import { describeThing, type EngineState } from '../lifecycle/projection.ts';
+import type { Manifest } from '../model/manifest.ts';
+import { describeThing } from '../lifecycle/projection.ts';
+import type { EngineState } from '../model/engine-state.ts';
 import { formatSize } from '../manifest/sizes.ts';
 import type { Observation } from './observation.ts';
-import type { LayerContent } from './layer-chain.ts';
+import type { LayerContent } from '../model/layer-content.ts';
 import { wants, RANK, type PlanMode } from './wants.ts';
 import { observeThing, mountIndex } from './observe-thing.ts';
 import { layerDriftOf, staleOrigin } from './identity.ts';

@@ -6,8 +6,8 @@
 // interrupted in the middle of a layer change has recorded the new manifest but left devices that
 // are still snapshots of the old layer, and only their own records say so.
 
-import type { EngineState, ThingRecord } from '../lifecycle/projection.ts';
-import type { Manifest } from '../manifest/types.ts';
+import type { EngineState, ThingRecord } from '../model/engine-state.ts';
+import type { Manifest } from '../model/manifest.ts';
 
 /**
  * The manifest layer a device was made from: recorded with it (create_snap's `layer`); in logs older

@@ -2,30 +2,12 @@
 // share content and ancestry share one thin device, and a changed source makes a new device rather
 // than a rewrite in place. Pure: the sources' digests are resolved beforehand (src/layers/resolve-content.ts).
 
-import type { Manifest } from '../manifest/types.ts';
-import type { ResolvedLayer } from '../layers/types.ts';
+import type { Manifest } from '../model/manifest.ts';
+import type { ResolvedLayer, LayerUnit, LayerContent } from '../model/layer-content.ts';
 import { chainId } from '../layers/digest.ts';
 
 /** The diff id of a layer with no content: an empty tar (two 512-byte zero blocks). */
 export const EMPTY_LAYER_DIFF_ID = 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef';
-
-export interface LayerUnit {
-  chainId: string;
-  parentChainId: string | null;
-  diffId: string;
-  /** What to extract into the snapshot; null for an empty layer. */
-  content: ResolvedLayer | null;
-  /** For people: the manifest layer, and which part of it when a source expands to several layers. */
-  label: string;
-  allowDevices: boolean;
-}
-
-export interface LayerContent {
-  /** Every layer device wanted, parents first, each chain id once. */
-  units: LayerUnit[];
-  /** The top chain id of each manifest layer: what its devices snapshot. */
-  top: Record<string, string>;
-}
 
 /** The short hex form of a chain id, used in dm names. */
 export function chainHex(id: string): string {

@@ -4,7 +4,7 @@
 // it stands, nothing is deleted or formatted in that pool (the planner, gc) and doctor says what to
 // do. Pure.
 
-import type { EngineState } from '../lifecycle/projection.ts';
+import type { EngineState } from '../model/engine-state.ts';
 import type { PoolStatus } from '../kernel/thin-pool.ts';
 
 export interface LogBehind {

@@ -1,7 +1,8 @@
 // Where the kernel has one thin device now, from one observation. Pure.
 
-import type { ThingRecord } from '../lifecycle/projection.ts';
-import { createInDoubt, type StableState } from '../lifecycle/machine.ts';
+import type { ThingRecord } from '../model/engine-state.ts';
+import { createInDoubt } from '../lifecycle/machine.ts';
+import type { StableState } from '../model/lifecycle-state.ts';
 import type { Observation } from './observation.ts';
 
 export interface SeenState {

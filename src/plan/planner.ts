@@ -6,15 +6,17 @@
 // creation order; the unwanted ones deleted (devices, then layers deepest first, the base last);
 // and, for down or destroy, the pool's own teardown.
 
-import type { Manifest, PoolSpec, Backing } from '../manifest/types.ts';
-import { nextFreeThinId, type EngineState, type ThingRecord } from '../lifecycle/projection.ts';
+import type { Manifest, PoolSpec, Backing } from '../model/manifest.ts';
+import { nextFreeThinId } from '../lifecycle/projection.ts';
+import type { EngineState, ThingRecord } from '../model/engine-state.ts';
 import { dmIdentity } from '../domain/names.ts';
 import { currentPoolSpec, poolIdentity } from '../lifecycle/current-pool.ts';
 import { logBehindOf, logBehindText, LOG_BEHIND_REPAIR, type LogBehind } from './log-behind.ts';
 import type { Observation } from './observation.ts';
 import { worstImpact, type Plan, type PlanDeletes, type Step } from '../model/step-contract.ts';
 import { poolModeBlocker, pressureBlocker } from './pressure.ts';
-import { chainLayers, type LayerContent } from './layer-chain.ts';
+import { chainLayers } from './layer-chain.ts';
+import type { LayerContent } from '../model/layer-content.ts';
 import { wants, RANK, type PlanMode, type Want } from './wants.ts';
 import { observeThing, mountIndex } from './observe-thing.ts';
 import { StepWriter } from './step-writer.ts';

@@ -2,12 +2,15 @@
 // commit or a filesystem step into a Step with its impact, its arguments (everything needed to run
 // it again after a crash) and its reason. Pure; the planner decides which steps, this says how.
 
-import { describeThing, type ThingRecord } from '../lifecycle/projection.ts';
-import { pathBetween, type StableState, type LifecycleCommand } from '../lifecycle/machine.ts';
-import type { Filesystem } from '../kernel/kernel-port.ts';
+import { describeThing } from '../lifecycle/projection.ts';
+import type { ThingRecord } from '../model/engine-state.ts';
+import { pathBetween, type LifecycleCommand } from '../lifecycle/machine.ts';
+import type { StableState } from '../model/lifecycle-state.ts';
+import type { Filesystem } from '../model/manifest.ts';
 import { makeStep, type Step, type StepOp, type StepArgs, type Impact } from '../model/step-contract.ts';
 import { InternalError } from '../errors/index.ts';
-import { chainHex, type LayerUnit } from './layer-chain.ts';
+import { chainHex } from './layer-chain.ts';
+import type { LayerUnit } from '../model/layer-content.ts';
 import type { Want } from './wants.ts';
 
 export class StepWriter {

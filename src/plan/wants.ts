@@ -1,10 +1,12 @@
 // What should exist, as a list of thin devices in creation order: the base, the layers parents
 // first (keyed by chain id), then the writable devices. Pure.
 
-import type { Manifest, DesiredDeviceState, MountOption } from '../manifest/types.ts';
-import type { StableState } from '../lifecycle/machine.ts';
-import { thingKey, type ThingKind } from '../domain/names.ts';
-import { chainHex, type LayerContent, type LayerUnit } from './layer-chain.ts';
+import type { Manifest, DesiredDeviceState, MountOption } from '../model/manifest.ts';
+import type { StableState } from '../model/lifecycle-state.ts';
+import { thingKey } from '../domain/names.ts';
+import type { ThingKind } from '../model/thing-kind.ts';
+import { chainHex } from './layer-chain.ts';
+import type { LayerContent, LayerUnit } from '../model/layer-content.ts';
 
 export type PlanMode =
   /** Bring everything to the desired state. */

@@ -6,9 +6,9 @@
 // A signal (SIGINT, SIGTERM: `signal` aborted) lets the current step finish and be recorded; the
 // run then ends as 'interrupted', and the next run of the same command finishes the work.
 
-import type { Manifest } from '../manifest/types.ts';
+import type { Manifest } from '../model/manifest.ts';
 import type { Plan } from '../model/step-contract.ts';
-import type { LayerContent } from '../plan/layer-chain.ts';
+import type { LayerContent } from '../model/layer-content.ts';
 import { plan as makePlan, type PlanMode } from '../plan/planner.ts';
 import { currentPool } from '../lifecycle/current-pool.ts';
 import { sameDesired } from '../plan/desired-state.ts';

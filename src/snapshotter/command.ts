@@ -5,8 +5,10 @@
 // active snapshots activated again; then the socket is bound (0600) and only then exists. SIGTERM
 // or SIGINT, or a stop request (`destroy --force`, `down --force`: src/events/holders.ts): no new
 // calls, the calls under way finish and are logged, the session closes (projection saved, lock
-// released), the socket is removed, the record too.
+// released), the socket is removed, the record too. Under systemd (a unit of Type=notify), READY=1
+// is sent once the socket answers.
 
+import { sdNotify } from '../host/sd-notify.ts';
 import { lstat, unlink, chmod, rename } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { resolve } from 'node:path';
@@ -65,6 +67,20 @@ async function freeSocketPath(socket: string): Promise<void> {
   await unlink(socket);
 }
 
+/**
+ * READY=1 to systemd when it started this process with NOTIFY_SOCKET (a Type=notify unit), so that
+ * containerd, ordered after the unit, starts only once the socket answers (src/host/sd-notify.ts).
+ * Not under systemd: nothing is loaded.
+ */
+function notifySystemdReady(reporter: Reporter): void {
+  if (!process.env.NOTIFY_SOCKET) return;
+  try {
+    sdNotify('READY=1');
+  } catch (e) {
+    reporter.notify({ code: 'warning', text: `could not tell systemd the snapshotter is ready (${(e as Error).message}): a Type=notify unit will time out` });
+  }
+}
+
 export async function runSnapshotter(opts: SnapshotterOptions): Promise<{ snapshots: number }> {
   const socket = resolve(opts.socket);
   const manifest = await loadManifest(opts.manifest);
@@ -113,6 +129,7 @@ export async function runSnapshotter(opts: SnapshotterOptions): Promise<{ snapsh
     await chmod(bound, 0o600);
     await rename(bound, socket);
     opts.reporter.notify({ code: 'snapshotter.ready', socket, pool: manifest.pool.name, snapshots: Object.keys(gate.state.snapshots).length });
+    notifySystemdReady(opts.reporter);
     await new Promise<void>((done) => (stopping.signal.aborted ? done() : stopping.signal.addEventListener('abort', () => done(), { once: true })));
     await shutdown(server);
     await gate.close();

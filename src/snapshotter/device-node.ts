@@ -6,7 +6,7 @@
 import { stat, mkdir, unlink } from 'node:fs/promises';
 import type { DmInfo } from '../kernel/kernel-port.ts';
 import type { StateDir } from '../events/state-dir.ts';
-import { mknod, S_IFBLK } from '../layers/fs-calls.ts';
+import { mknod, S_IFBLK } from '../host/libc.ts';
 import { splitDevT } from '../kernel/dev-t.ts';
 
 function sameDevice(rdev: number, info: DmInfo): boolean {

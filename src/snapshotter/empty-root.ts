@@ -9,8 +9,8 @@ import { lstat, mkdir, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { filesAt } from '../kernel/kernel-port.ts';
 import type { Session } from '../engine/session.ts';
-import type { ThingRecord } from '../lifecycle/projection.ts';
-import type { Filesystem } from '../kernel/kernel-port.ts';
+import type { ThingRecord } from '../model/engine-state.ts';
+import type { Filesystem } from '../model/manifest.ts';
 import { mount, unmount, type StepRunner } from './snapshot-steps.ts';
 
 type Thin = Pick<ThingRecord, 'key' | 'dmName' | 'uuid' | 'thinId' | 'sizeBytes'>;

@@ -3,7 +3,7 @@
 // the snapshotter runs only those. The base is the manifest's own: one mkfs per pool, shared by
 // manifest layers and containerd's parentless snapshots.
 
-import type { Manifest, PoolSpec } from '../manifest/types.ts';
+import type { Manifest, PoolSpec } from '../model/manifest.ts';
 import { plan as makePlan } from '../plan/planner.ts';
 import { observeSystem } from '../engine/observe-system.ts';
 import type { Session } from '../engine/session.ts';

@@ -1,8 +1,8 @@
 // containerd's view of the snapshots, read from the projection: records by namespace and key, the
 // children of a snapshot, and the Info that Stat, List and Update answer with.
 
-import type { EngineState } from '../lifecycle/projection.ts';
-import type { SnapshotRecord } from '../events/types.ts';
+import type { EngineState } from '../model/engine-state.ts';
+import type { SnapshotRecord } from '../model/events.ts';
 import type { SnapshotFields } from './filters.ts';
 
 /** The one key of a snapshot in its namespace: containerd's keys are opaque strings. */

@@ -19,7 +19,8 @@ import type { StepRunner } from './snapshot-steps.ts';
 import { activate, deactivate, remove } from './snapshot-steps.ts';
 import { forgetDeviceNode } from './device-node.ts';
 import { releaseLeftMount } from './empty-root.ts';
-import { createInDoubt, type StableState } from '../lifecycle/machine.ts';
+import { createInDoubt } from '../lifecycle/machine.ts';
+import type { StableState } from '../model/lifecycle-state.ts';
 
 export interface RecoveryResult {
   deleted: number;

@@ -8,7 +8,8 @@ import { SnapshotError, GRPC_CODE } from './errors.ts';
 import { toTimestamp } from './clock.ts';
 import { loadSnapshotsService } from './proto.ts';
 import type { Reporter } from '../messages/message-port.ts';
-import { isKernelError } from '../errors/index.ts';
+import { hasCode, isKernelError } from '../errors/index.ts';
+import type { CommitRequest, Empty, InfoMessage, InfoResponse, KeyRequest, ListRequest, ListResponse, MountsResponse, PrepareRequest, UpdateRequest, UsageResponse } from './grpc-messages.ts';
 
 export const NAMESPACE_HEADER = 'containerd-namespace';
 const LIST_BATCH = 100;
@@ -28,14 +29,14 @@ export function namespaceOf(metadata: Metadata): string {
 
 const KIND = { active: 'ACTIVE', view: 'VIEW', committed: 'COMMITTED' } as const;
 
-function infoMessage(i: Info) {
+function infoMessage(i: Info): InfoMessage {
   return { name: i.name, parent: i.parent, kind: KIND[i.kind], created_at: toTimestamp(i.created), updated_at: toTimestamp(i.updated), labels: i.labels };
 }
 
 function toStatus(e: unknown): Partial<ServiceError> {
   if (e instanceof SnapshotError) return { code: GRPC_CODE[e.kind], details: e.message };
   // The state dir's lock held by another command (an apply) for longer than a call waits: try again.
-  if ((e as { code?: unknown })?.code === 'E_LOCKED' || (e as { code?: unknown })?.code === 'E_LOG_FOREIGN') return { code: GrpcStatus.UNAVAILABLE, details: (e as Error).message };
+  if (hasCode(e, 'E_LOCKED', 'E_LOG_FOREIGN')) return { code: GrpcStatus.UNAVAILABLE, details: (e as Error).message };
   if (isKernelError(e, 'ENOSPC')) return { code: GrpcStatus.RESOURCE_EXHAUSTED, details: (e as Error).message };
   return { code: GrpcStatus.UNKNOWN, details: e instanceof Error ? e.message : String(e) };
 }
@@ -58,19 +59,19 @@ export function buildServer(service: SnapshotService, reporter: Reporter): Serve
     };
   const server = new Server();
   server.addService(definition, {
-    Prepare: unary('Prepare', (r: any) => r.key, async (ns, r: any) => ({ mounts: await service.prepare(ns, r.key, r.parent, r.labels ?? {}, 'active') })),
-    View: unary('View', (r: any) => r.key, async (ns, r: any) => ({ mounts: await service.prepare(ns, r.key, r.parent, r.labels ?? {}, 'view') })),
-    Mounts: unary('Mounts', (r: any) => r.key, async (ns, r: any) => ({ mounts: await service.mounts(ns, r.key) })),
-    Commit: unary('Commit', (r: any) => r.key, async (ns, r: any) => (await service.commit(ns, r.name, r.key, r.labels ?? {}), {})),
-    Remove: unary('Remove', (r: any) => r.key, async (ns, r: any) => (await service.remove(ns, r.key), {})),
-    Stat: unary('Stat', (r: any) => r.key, (ns, r: any) => ({ info: infoMessage(service.stat(ns, r.key)) })),
-    Update: unary('Update', (r: any) => r.info?.name ?? '', async (ns, r: any) => ({ info: infoMessage(await service.update(ns, { name: r.info?.name ?? '', labels: r.info?.labels ?? {} }, r.update_mask?.paths ?? [])) })),
-    Usage: unary('Usage', (r: any) => r.key, async (ns, r: any) => {
+    Prepare: unary('Prepare', (r: PrepareRequest) => r.key, async (ns, r): Promise<MountsResponse> => ({ mounts: await service.prepare(ns, r.key, r.parent, r.labels ?? {}, 'active') })),
+    View: unary('View', (r: PrepareRequest) => r.key, async (ns, r): Promise<MountsResponse> => ({ mounts: await service.prepare(ns, r.key, r.parent, r.labels ?? {}, 'view') })),
+    Mounts: unary('Mounts', (r: KeyRequest) => r.key, async (ns, r): Promise<MountsResponse> => ({ mounts: await service.mounts(ns, r.key) })),
+    Commit: unary('Commit', (r: CommitRequest) => r.key, async (ns, r): Promise<Empty> => (await service.commit(ns, r.name, r.key, r.labels ?? {}), {})),
+    Remove: unary('Remove', (r: KeyRequest) => r.key, async (ns, r): Promise<Empty> => (await service.remove(ns, r.key), {})),
+    Stat: unary('Stat', (r: KeyRequest) => r.key, (ns, r): InfoResponse => ({ info: infoMessage(service.stat(ns, r.key)) })),
+    Update: unary('Update', (r: UpdateRequest) => r.info?.name ?? '', async (ns, r): Promise<InfoResponse> => ({ info: infoMessage(await service.update(ns, { name: r.info?.name ?? '', labels: r.info?.labels ?? {} }, r.update_mask?.paths ?? [])) })),
+    Usage: unary('Usage', (r: KeyRequest) => r.key, async (ns, r): Promise<UsageResponse> => {
       const u = await service.usage(ns, r.key);
       return { size: String(u.size), inodes: String(u.inodes) };
     }),
-    Cleanup: unary('Cleanup', () => '', async () => (await service.cleanup(), {})),
-    List: (call: ServerWritableStream<any, any>) => {
+    Cleanup: unary('Cleanup', () => '', async (): Promise<Empty> => (await service.cleanup(), {})),
+    List: (call: ServerWritableStream<ListRequest, ListResponse>) => {
       try {
         const infos = service.list(namespaceOf(call.metadata), call.request.filters ?? []);
         for (let i = 0; i < infos.length; i += LIST_BATCH) call.write({ info: infos.slice(i, i + LIST_BATCH).map(infoMessage) });

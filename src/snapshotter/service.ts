@@ -23,12 +23,14 @@
 //   "pending" record in the log: the log's format and every reader of records stay as they are, and
 //   after a crash there is no call in flight, so start-up recovery needs no reservation to honour.
 
-import type { KernelPort, Filesystem } from '../kernel/kernel-port.ts';
+import type { KernelPort } from '../kernel/kernel-port.ts';
+import type { Filesystem } from '../model/manifest.ts';
 import type { Reporter } from '../messages/message-port.ts';
 import type { StateDir } from '../events/state-dir.ts';
 import type { Session } from '../engine/session.ts';
-import type { SnapshotRecord } from '../events/types.ts';
-import { nextFreeThinId, type EngineState, type ThingRecord } from '../lifecycle/projection.ts';
+import type { SnapshotRecord } from '../model/events.ts';
+import { nextFreeThinId } from '../lifecycle/projection.ts';
+import type { EngineState, ThingRecord } from '../model/engine-state.ts';
 import { dmIdentity, thingKey } from '../domain/names.ts';
 import { parseThinStatus } from '../kernel/thin-pool.ts';
 import { SessionGate } from './session-gate.ts';
@@ -42,6 +44,7 @@ import { ensureDeviceNode, forgetDeviceNode } from './device-node.ts';
 import { StepRunner, snapCreate, activate, deactivate, remove } from './snapshot-steps.ts';
 import { deleteOrphans } from './recovery.ts';
 import { emptyRoot, releaseLeftMount } from './empty-root.ts';
+import { SECTOR_BYTES } from '../model/units.ts';
 
 export type Kind = 'active' | 'view' | 'committed';
 
@@ -293,7 +296,7 @@ export class SnapshotService {
     if (!t) throw notFound(`the thin device of snapshot ${key}`);
     const mapped = async () => {
       const line = (await this.o.kernel.status(t.dmName)).find((l) => l.type === 'thin');
-      return line ? parseThinStatus(line.params).mappedSectors * 512 : 0;
+      return line ? parseThinStatus(line.params).mappedSectors * SECTOR_BYTES : 0;
     };
     if ((await this.o.kernel.info(t.dmName))?.liveTable) return { size: await mapped(), inodes: 0 };
     // A committed snapshot's device is not active: activate it for the reading, through the log.

@@ -19,8 +19,9 @@ import { Session, type ResumePoint } from '../engine/session.ts';
 import type { CrashPoints } from '../engine/crash-points.ts';
 import type { KernelPort } from '../kernel/kernel-port.ts';
 import type { Reporter } from '../messages/message-port.ts';
-import type { EngineState } from '../lifecycle/projection.ts';
+import type { EngineState } from '../model/engine-state.ts';
 import { liveWaiter } from '../events/lock.ts';
+import { hasCode } from '../errors/index.ts';
 import { openStateDir, type StateDir } from '../events/state-dir.ts';
 
 export interface GateOptions {
@@ -87,7 +88,7 @@ export class SessionGate {
     } catch (e) {
       // Another process wrote to the log under this session's lock (Session.refresh): this session's
       // projection can no longer be trusted, so it is closed and the next call opens (replays) anew.
-      if ((e as { code?: unknown })?.code === 'E_LOG_FOREIGN') this.#stale = true;
+      if (hasCode(e, 'E_LOG_FOREIGN')) this.#stale = true;
       throw e;
     } finally {
       this.state = session.state;

@@ -3,8 +3,9 @@
 // and doctor read them as they read apply's.
 
 import type { Step } from '../model/step-contract.ts';
-import type { ThingRecord } from '../lifecycle/projection.ts';
-import type { DmInfo, Filesystem } from '../kernel/kernel-port.ts';
+import type { ThingRecord } from '../model/engine-state.ts';
+import type { DmInfo } from '../kernel/kernel-port.ts';
+import type { Filesystem } from '../model/manifest.ts';
 import { executePlan } from '../engine/execute-plan.ts';
 import type { Session } from '../engine/session.ts';
 import type { Reporter } from '../messages/message-port.ts';

@@ -13,6 +13,7 @@ import type { Session } from '../engine/session.ts';
 import { growPool, type PoolRole } from '../actions/pool-grow.ts';
 import { parsePoolStatus } from '../kernel/thin-pool.ts';
 import type { Reporter } from '../messages/message-port.ts';
+import { SECTOR_BYTES } from '../model/units.ts';
 
 export interface AutoextendPolicy {
   /** Use (percent) at which the pool grows; 100 switches autoextend off, as in lvm. */
@@ -24,7 +25,7 @@ export interface AutoextendPolicy {
 export const DEFAULT_AUTOEXTEND: AutoextendPolicy = { thresholdPercent: 80, growPercent: 20 };
 export const WARNING_LEVELS = [80, 90, 95] as const;
 /** dm-thin uses at most this much metadata device (THIN_METADATA_MAX_SECTORS, just under 16 GiB). */
-export const METADATA_MAX_BYTES = 255 * (1 << 14) * 8 * 512;
+export const METADATA_MAX_BYTES = 255 * (1 << 14) * 8 * SECTOR_BYTES;
 /** Metadata is counted in 4 KiB blocks. */
 export const METADATA_BLOCK_BYTES = 4096;
 
@@ -137,7 +138,7 @@ export class Autoextender {
       const decision = decideGrowth({
         usePercent: use[role],
         sizeBytes: fileStat.size,
-        allocatedBytes: fileStat.blocks * 512,
+        allocatedBytes: fileStat.blocks * SECTOR_BYTES,
         hostAvailableBytes: Number(fsStat.bavail) * Number(fsStat.bsize),
         unitBytes: role === 'data' ? spec.blockSizeBytes : METADATA_BLOCK_BYTES,
         maxBytes: role === 'metadata' ? METADATA_MAX_BYTES : undefined,

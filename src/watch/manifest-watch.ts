@@ -13,7 +13,7 @@ import { basename, dirname, resolve } from 'node:path';
 import { Observable } from 'rxjs';
 import { parseManifest } from '../manifest/load.ts';
 import { readTrustedManifest } from './trust.ts';
-import type { Manifest } from '../manifest/types.ts';
+import type { Manifest } from '../model/manifest.ts';
 import { UserError } from '../errors/index.ts';
 import type { Trigger } from './triggers.ts';
 

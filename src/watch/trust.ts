@@ -8,7 +8,7 @@ import { lstat, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { untrustedDirectory, untrustedFile } from '../host/path-trust.ts';
 import { parseOciSource } from '../layers/oci-layout.ts';
-import type { Manifest } from '../manifest/types.ts';
+import type { Manifest } from '../model/manifest.ts';
 
 /**
  * The manifest's text, read through a descriptor whose owner and mode were checked, or why it is

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { buildLibrary } from '../../scripts/build.mjs';
 import { REPO, webManifest } from '../e2e/cli-harness.ts';
+import { writeManifest } from '../builders/manifest.ts';
 
 function docExample(): string {
   const page = readFileSync(join(REPO, 'docs/api.md'), 'utf8');
@@ -36,7 +37,7 @@ describe('thinlayer as a library', () => {
     writeFileSync(join(root, 'example.ts'), docExample());
     const mnt = join(root, 'mnt');
     mkdirSync(mnt);
-    writeFileSync(join(root, 'web.yaml'), webManifest(mnt));
+    writeManifest(join(root, 'web.yaml'), webManifest(mnt));
 
     const tsc = spawnSync(process.execPath, [join(REPO, 'node_modules/typescript/bin/tsc'), '-p', root], { encoding: 'utf8' });
     expect(tsc.stdout + tsc.stderr).toBe('');

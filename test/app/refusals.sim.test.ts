@@ -14,8 +14,11 @@ import { watch } from '../../src/watch/watcher.ts';
 import { CollectingReporter } from '../../src/messages/message-port.ts';
 import { dmIdentity } from '../../src/domain/names.ts';
 import { BIN } from '../e2e/cli-harness.ts';
+import { manifestYaml, withDevices, withPool, writeManifest, type ManifestDraft, type PoolDraft } from '../builders/manifest.ts';
 
-const POOL = 'pool:\n  name: w\n  data: { file: data.img, size: 64M }\n  metadata: { file: metadata.img, size: 4M }\n  baseSize: 24M\n';
+const POOL: PoolDraft = { name: 'w', data: { file: 'data.img', size: '64M' }, metadata: { file: 'metadata.img', size: '4M' }, baseSize: '24M' };
+/** The pool alone, for the manifests below whose layers and devices are hostile text the builder's types keep out. */
+const POOL_TEXT = manifestYaml({ pool: POOL });
 
 function root(): string {
   const dir = mkdtempSync(join(tmpdir(), 'thinlayer-refusals-'));
@@ -47,13 +50,13 @@ const lookalike = dmIdentity('w', 'device', long).dmName.slice('thinlayer-w-dev-
 
 /** Manifests refused on their own (with what the refusal names), and what they need on disk. */
 const FRESH: Array<{ name: string; make: (dir: string) => string; says: RegExp }> = [
-  { name: 'an invalid field', make: () => `${POOL}layers: { l1: {} }\ndevices:\n  d1: { layer: l1, state: running }\n`, says: /devices\.d1\.state/ },
+  { name: 'an invalid field', make: () => `${POOL_TEXT}layers: { l1: {} }\ndevices:\n  d1: { layer: l1, state: running }\n`, says: /devices\.d1\.state/ },
   {
     name: 'a directory layer holding a fifo',
     make: (dir) => {
       mkdirSync(join(dir, 'src'));
       execFileSync('mkfifo', [join(dir, 'src', 'pipe')]);
-      return `${POOL}layers: { l1: { source: src } }\ndevices:\n  d1: { layer: l1 }\n`;
+      return manifestYaml({ pool: POOL, layers: { l1: { source: 'src' } }, devices: { d1: { layer: 'l1' } } });
     },
     says: /a fifo is not allowed/,
   },
@@ -62,7 +65,7 @@ const FRESH: Array<{ name: string; make: (dir: string) => string; says: RegExp }
     make: (dir) => {
       mkdirSync(join(dir, 'src'));
       execFileSync('mknod', [join(dir, 'src', 'null'), 'c', '1', '3']);
-      return `${POOL}layers: { l1: { source: src } }\ndevices:\n  d1: { layer: l1 }\n`;
+      return manifestYaml({ pool: POOL, layers: { l1: { source: 'src' } }, devices: { d1: { layer: 'l1' } } });
     },
     says: /a device node is not allowed/,
   },
@@ -71,13 +74,13 @@ const FRESH: Array<{ name: string; make: (dir: string) => string; says: RegExp }
     make: (dir) => {
       mkdirSync(join(dir, 'src'));
       symlinkSync('../../../../etc/passwd', join(dir, 'src', 'out'));
-      return `${POOL}layers: { l1: { source: src } }\ndevices:\n  d1: { layer: l1 }\n`;
+      return manifestYaml({ pool: POOL, layers: { l1: { source: 'src' } }, devices: { d1: { layer: 'l1' } } });
     },
     says: /entry "out"/,
   },
-  { name: 'two devices on one dm name', make: () => `${POOL}layers: { l1: {} }\ndevices:\n  ${long}: { layer: l1 }\n  ${lookalike}: { layer: l1 }\n`, says: /shortened device-mapper name/ },
-  { name: 'an invisible character in a name', make: () => `${POOL}layers: { l1: {} }\ndevices:\n  "d\u200b1": { layer: l1 }\n`, says: /U\+200B/ },
-  { name: 'a layer named __proto__', make: () => `${POOL}layers: { __proto__: {} }\ndevices:\n  d1: { layer: __proto__ }\n`, says: /JavaScript objects reserve/ },
+  { name: 'two devices on one dm name', make: () => `${POOL_TEXT}layers: { l1: {} }\ndevices:\n  ${long}: { layer: l1 }\n  ${lookalike}: { layer: l1 }\n`, says: /shortened device-mapper name/ },
+  { name: 'an invisible character in a name', make: () => `${POOL_TEXT}layers: { l1: {} }\ndevices:\n  "d\u200b1": { layer: l1 }\n`, says: /U\+200B/ },
+  { name: 'a layer named __proto__', make: () => `${POOL_TEXT}layers: { __proto__: {} }\ndevices:\n  d1: { layer: __proto__ }\n`, says: /JavaScript objects reserve/ },
 ];
 
 describe('a refused manifest on a state dir with nothing recorded leaves nothing behind', () => {
@@ -106,12 +109,12 @@ describe('a refused manifest on a state dir with nothing recorded leaves nothing
 });
 
 /** Edits refused against what the state dir records. */
-const DEVICES = 'layers: { l1: {} }\ndevices:\n  d1: { layer: l1, state: activated, size: 32M }\n';
+const APPLIED: ManifestDraft = { pool: POOL, layers: { l1: {} }, devices: { d1: { layer: 'l1', state: 'activated', size: '32M' } } };
 const CHANGES: Array<{ name: string; text: string; code: string; field: string }> = [
-  { name: 'a lowered base size', text: POOL.replace('baseSize: 24M', 'baseSize: 16M') + DEVICES, code: 'E_BASE_SIZE', field: 'pool.baseSize' },
-  { name: 'another block size', text: POOL.replace('baseSize: 24M', 'baseSize: 24M\n  blockSize: 128K') + DEVICES, code: 'E_POOL_CHANGE', field: 'pool.blockSize' },
-  { name: 'a lowered device size', text: POOL + DEVICES.replace('size: 32M', 'size: 24M'), code: 'E_DEVICE_SIZE', field: 'devices.d1.size' },
-  { name: 'a lowered data size', text: POOL.replace('size: 64M', 'size: 32M') + DEVICES, code: 'E_POOL_SIZE', field: 'pool.data.size' },
+  { name: 'a lowered base size', text: manifestYaml(withPool(APPLIED, { baseSize: '16M' })), code: 'E_BASE_SIZE', field: 'pool.baseSize' },
+  { name: 'another block size', text: manifestYaml(withPool(APPLIED, { blockSize: '128K' })), code: 'E_POOL_CHANGE', field: 'pool.blockSize' },
+  { name: 'a lowered device size', text: manifestYaml(withDevices(APPLIED, { d1: { layer: 'l1', state: 'activated', size: '24M' } })), code: 'E_DEVICE_SIZE', field: 'devices.d1.size' },
+  { name: 'a lowered data size', text: manifestYaml(withPool(APPLIED, { data: { file: 'data.img', size: '32M' } })), code: 'E_POOL_SIZE', field: 'pool.data.size' },
 ];
 
 describe('an edit that cannot be carried out is refused by every entry point, and nothing is recorded', () => {
@@ -120,7 +123,7 @@ describe('an edit that cannot be carried out is refused by every entry point, an
       const dir = root();
       const file = join(dir, 'm.yaml');
       const stateDir = join(dir, 'state');
-      writeFileSync(file, POOL + DEVICES);
+      writeManifest(file, APPLIED);
       expect((await api.apply(file, { stateDir, backend: 'sim', yes: true })).outcome).toBe('converged');
       const log = () => readFileSync(join(stateDir, 'events.ndjson'), 'utf8');
       const before = log();

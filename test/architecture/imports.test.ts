@@ -1,6 +1,6 @@
 // The shape of the code, checked: no import circles anywhere in src (type-only imports count too:
-// a circle of types is a circle of concepts), and the pure core (the planner and the projection)
-// imports nothing that does I/O.
+// a circle of types is a circle of concepts), every import goes down the floors (or stays on its
+// own floor), and the pure core (the planner and the projection) imports nothing that does I/O.
 
 import { describe, it, expect } from 'vitest';
 import fs from 'node:fs';
@@ -22,6 +22,23 @@ function importsOf(file: string): string[] {
   const specs = [...text.matchAll(/(?:^|\n)\s*(?:import|export)\s[^'";]*?from\s*'([^']+)'/g), ...text.matchAll(/import\(\s*'([^']+)'\s*\)/g)].map((m) => m[1]);
   return specs.map((s) => (s.startsWith('.') ? path.resolve(path.dirname(file), s) : s));
 }
+
+/**
+ * The floors of src, bottom to top (docs/architecture.md lists the same): a folder may import from
+ * its own floor and the floors below it, never from one above.
+ */
+const FLOORS: readonly (readonly string[])[] = [
+  ['errors'],
+  ['model'],
+  ['domain', 'messages'],
+  ['manifest', 'events', 'lifecycle', 'kernel', 'host'],
+  ['layers', 'plan'],
+  ['engine', 'actions'],
+  ['reconcile', 'doctor'],
+  ['app'],
+  ['api', 'watch', 'snapshotter'],
+  ['cli'],
+];
 
 const files = sourceFiles(SRC);
 const graph = new Map(files.map((f) => [f, importsOf(f).filter((i) => i.startsWith(SRC))]));
@@ -61,6 +78,17 @@ function circles(): string[][] {
   return found;
 }
 
+/** The floor of a file under src by its top folder (-1: on none). */
+function floorOf(file: string): number {
+  const top = rel(file).split(path.sep)[0];
+  return FLOORS.findIndex((floor) => floor.includes(top));
+}
+
+/** Every import from a lower floor to a higher one, as `file -> file`. */
+function upward(): string[] {
+  return files.flatMap((f) => (graph.get(f) ?? []).filter((d) => floorOf(d) > floorOf(f)).map((d) => `${rel(f)} -> ${rel(d)}`));
+}
+
 describe('imports', () => {
   it('every relative import names a file that exists', () => {
     const missing = [...graph].flatMap(([f, deps]) => deps.filter((d) => !fs.existsSync(d)).map((d) => `${rel(f)} -> ${rel(d)}`));
@@ -87,6 +115,32 @@ describe('imports', () => {
     }
   });
 
+  it('every folder of src is on a floor', () => {
+    const folders = new Set(files.map((f) => rel(f).split(path.sep)[0]).filter((top) => !top.endsWith('.ts')));
+    expect([...folders].filter((folder) => floorOf(path.join(SRC, folder, 'x.ts')) < 0)).toEqual([]);
+    expect(files.filter((f) => !rel(f).includes(path.sep)).map(rel)).toEqual([]);
+  });
+
+  it('go down the floors: no file imports from a floor above its own', () => {
+    expect(upward()).toEqual([]);
+  });
+
+  it('finds an import that goes up a floor (the check itself works)', () => {
+    const low = path.join(SRC, 'errors', 'low.ts');
+    const high = path.join(SRC, 'cli', 'high.ts');
+    graph.set(low, [high]);
+    graph.set(high, [low]);
+    files.push(low, high);
+    try {
+      // The way up is reported, the way down (cli/high.ts -> errors/low.ts) is not.
+      expect(upward().filter((line) => line.includes('low.ts') || line.includes('high.ts'))).toEqual(['errors/low.ts -> cli/high.ts']);
+    } finally {
+      graph.delete(low);
+      graph.delete(high);
+      files.splice(files.indexOf(low), 2);
+    }
+  });
+
   it('the planner and the projection do no I/O: they import no file, process, network or kernel module', () => {
     const core = files.filter((f) => rel(f).startsWith('plan/') || rel(f).startsWith('lifecycle/'));
     const reach = new Set<string>();
@@ -96,7 +150,8 @@ describe('imports', () => {
       for (const d of importsOf(f)) if (d.startsWith(SRC)) walk(d);
     };
     core.forEach(walk);
-    const io = /^(node:)?(fs|fs\/promises|child_process|net|http|https|dgram|worker_threads)$|koffi|lowdb/;
+    // node:module: its createRequire is how the libc binding (src/host/libc.ts) loads koffi, on first use.
+    const io = /^(node:)?(fs|fs\/promises|child_process|net|http|https|dgram|worker_threads|module)$|koffi|lowdb/;
     const offenders = [...reach].flatMap((f) => importsOf(f).filter((d) => !d.startsWith(SRC) && io.test(d)).map((d) => `${rel(f)} imports ${d}`));
     expect(offenders).toEqual([]);
   });

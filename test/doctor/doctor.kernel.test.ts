@@ -13,6 +13,7 @@ import { gcCommand } from '../../src/cli/commands/gc.ts';
 import { LinuxKernel, linuxKernelAvailable } from '../../src/kernel/linux/index.ts';
 import { parsePoolStatus } from '../../src/kernel/thin-pool.ts';
 import { dmIdentity } from '../../src/domain/names.ts';
+import { writeManifest } from '../builders/manifest.ts';
 
 const POOL_NAME = `doc${process.pid}`;
 const POOL = dmIdentity(POOL_NAME, 'pool').dmName;
@@ -32,18 +33,11 @@ describe('doctor and gc on the real kernel', () => {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tl-doctor-'));
     const stateDir = path.join(root, 'state');
     const manifest = path.join(root, 'm.yaml');
-    fs.writeFileSync(manifest, `version: 1
-pool:
-  name: ${POOL_NAME}
-  data: { file: data.img, size: 512M }
-  metadata: { file: metadata.img, size: 16M }
-  blockSize: 64K
-  baseSize: 64M
-layers:
-  os: {}
-devices:
-  d1: { layer: os, state: activated }
-`);
+    writeManifest(manifest, {
+      pool: { name: POOL_NAME, data: { file: 'data.img', size: '512M' }, metadata: { file: 'metadata.img', size: '16M' }, blockSize: '64K', baseSize: '64M' },
+      layers: { os: {} },
+      devices: { d1: { layer: 'os', state: 'activated' } },
+    });
     const opts = { stateDir, backend: 'kernel' as const, yes: true };
     onTestFinished(async () => {
       await api.destroy(opts).catch(() => undefined);

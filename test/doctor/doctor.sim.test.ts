@@ -16,29 +16,25 @@ import { dmIdentity, thingKey } from '../../src/domain/names.ts';
 import { chainLayers, chainHex } from '../../src/plan/layer-chain.ts';
 import { openStateDir } from '../../src/events/state-dir.ts';
 import { EventLog } from '../../src/events/log.ts';
-import type { ThinlayerEvent } from '../../src/events/types.ts';
+import type { ThinlayerEvent } from '../../src/model/events.ts';
 import type { DoctorReport } from '../../src/doctor/diagnose.ts';
 import { loadManifest } from '../../src/manifest/load.ts';
+import { simPool, writeManifest, type LayerDraft, type ManifestDraft } from '../builders/manifest.ts';
 
 const POOL = dmIdentity('doc', 'pool').dmName;
 
-/** Layers as [name, parent]; the default is os, and app on it. */
-type Layers = Array<[string, string | null]>;
+/** The layers of the manifest; the default is os, and app on it. */
+type Layers = Record<string, LayerDraft>;
 
-function manifestText(mnt: string, layers: Layers = [['os', null], ['app', 'os']]): string {
-  return `version: 1
-pool:
-  name: doc
-  data: { file: data.img, size: 1G }
-  metadata: { file: metadata.img, size: 64M }
-  blockSize: 64K
-  baseSize: 256M
-layers:
-${layers.map(([name, parent]) => `  ${name}: ${parent ? `{ parent: ${parent} }` : '{}'}`).join('\n')}
-devices:
-  web: { layer: app, state: mounted, mountpoint: ${mnt}/web }
-  db: { layer: app, state: activated }
-`;
+function docManifest(mnt: string, layers: Layers = { os: {}, app: { parent: 'os' } }): ManifestDraft {
+  return {
+    pool: simPool('doc', { data: { file: 'data.img', size: '1G' }, blockSize: '64K' }),
+    layers,
+    devices: {
+      web: { layer: 'app', state: 'mounted', mountpoint: `${mnt}/web` },
+      db: { layer: 'app', state: 'activated' },
+    },
+  };
 }
 
 interface Box {
@@ -78,7 +74,7 @@ async function applied(layers?: Layers): Promise<Box> {
   const mnt = path.join(root, 'mnt');
   fs.mkdirSync(mnt);
   const manifest = path.join(root, 'manifest.yaml');
-  fs.writeFileSync(manifest, manifestText(mnt, layers));
+  writeManifest(manifest, docManifest(mnt, layers));
   await api.apply(manifest, { stateDir, backend: 'sim', yes: true });
   const kernel = new SimKernel({ dir: path.join(stateDir, 'sim') });
   const box: Box = {
@@ -276,7 +272,7 @@ describe('doctor and gc on the simulated kernel', () => {
   });
 
   it('deletes layers the manifest no longer lists', async () => {
-    const box = await applied([['os', null], ['app', 'os'], ['extra', 'app']]);
+    const box = await applied({ os: {}, app: { parent: 'os' }, extra: { parent: 'app' } });
     const extra = await box.layerKey('extra');
     const extraId = (await box.thingThinId(extra))!;
     // The manifest without `extra` is recorded, but no apply ran to converge to it.
@@ -297,7 +293,7 @@ describe('doctor and gc on the simulated kernel', () => {
 
   it('keeps a layer device that a listed layer of the same content still uses', async () => {
     // Two empty layers on one parent have one chain id: `extra` and `app` share a device.
-    const box = await applied([['os', null], ['app', 'os'], ['extra', 'os']]);
+    const box = await applied({ os: {}, app: { parent: 'os' }, extra: { parent: 'os' } });
     const shared = await box.layerKey('extra');
     expect(await box.layerKey('app')).toBe(shared);
     const sharedId = (await box.thingThinId(shared))!;

@@ -2,10 +2,10 @@ import { describe, it, expect } from 'vitest';
 import { compareLogWithKernel, orphansOf, missingOf, unknownDevicesOf } from '../../src/doctor/findings.ts';
 import { diagnose } from '../../src/doctor/diagnose.ts';
 import { baseState, facts, thing, layer, layerKey, poolStatus, OS, POOL_DEV, type FactsOptions } from './fixtures.ts';
-import type { EngineState } from '../../src/lifecycle/projection.ts';
-import { intentEvent, type StepIntentEvent } from '../../src/events/types.ts';
+import type { EngineState, ThingRecord } from '../../src/model/engine-state.ts';
+import { intentEvent } from '../../src/events/step-events.ts';
+import type { StepIntentEvent } from '../../src/model/events.ts';
 import type { StepOp, StepArgs } from '../../src/model/step-contract.ts';
-import type { ThingRecord } from '../../src/lifecycle/projection.ts';
 
 const WEB = baseState().things['device:web'].dmName;
 /** A layer over os whose creation may be under way. */

@@ -2,12 +2,12 @@
 
 import type { DmInfo } from '../../src/kernel/kernel-port.ts';
 import type { PoolStatus } from '../../src/kernel/thin-pool.ts';
-import type { EngineState, ThingRecord } from '../../src/lifecycle/projection.ts';
+import type { EngineState, ThingRecord } from '../../src/model/engine-state.ts';
 import { initialState } from '../../src/lifecycle/projection.ts';
-import type { LifecycleState, StableState } from '../../src/lifecycle/machine.ts';
+import type { LifecycleState, StableState } from '../../src/model/lifecycle-state.ts';
 import type { Observation } from '../../src/plan/observation.ts';
 import type { DoctorFacts, DmFact } from '../../src/doctor/findings.ts';
-import type { Manifest } from '../../src/manifest/types.ts';
+import type { Manifest } from '../../src/model/manifest.ts';
 import { dmIdentity, parseThingKey, thingKey } from '../../src/domain/names.ts';
 import { chainLayers, chainHex } from '../../src/plan/layer-chain.ts';
 

@@ -1,8 +1,8 @@
 import { describe, it, expect } from 'vitest';
 import { planGc } from '../../src/doctor/gc-plan.ts';
-import { intentEvent } from '../../src/events/types.ts';
+import { intentEvent } from '../../src/events/step-events.ts';
 import { baseState, facts, thing, layer, layerKey, manifest, poolStatus, OS, POOL_DEV } from './fixtures.ts';
-import type { EngineState } from '../../src/lifecycle/projection.ts';
+import type { EngineState } from '../../src/model/engine-state.ts';
 import { chainLayers, chainHex } from '../../src/plan/layer-chain.ts';
 import { thingKey } from '../../src/domain/names.ts';
 

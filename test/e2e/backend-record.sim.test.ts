@@ -9,6 +9,7 @@ import * as api from '../../src/api/index.ts';
 import { SimKernel } from '../../src/kernel/sim/index.ts';
 import type { KernelPort } from '../../src/kernel/kernel-port.ts';
 import { sandbox, webManifest } from './cli-harness.ts';
+import { withoutDevices } from '../builders/manifest.ts';
 
 function box() {
   const b = sandbox();
@@ -36,7 +37,7 @@ describe('the backend a state dir records', () => {
 
   it('refuses every command on the other backend, naming the recorded one, before the simulator starts', async () => {
     const b = box();
-    const file = b.writeManifest('web.yaml', webManifest(b.mnt, '').replace(/ *web1:.*\n/, ''));
+    const file = b.writeManifest('web.yaml', withoutDevices(webManifest(b.mnt), 'web1'));
     const kernel = claimsReal(join(b.root, 'real'));
     await api.apply(file, { stateDir: b.stateDir, kernel, yes: true });
     await kernel.close();

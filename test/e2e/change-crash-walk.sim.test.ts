@@ -13,6 +13,7 @@
 
 import { describe, it, expect, onTestFinished } from 'vitest';
 import { simMounted } from '../sim-mounts.ts';
+import { simPool, writeManifest, type DeviceDraft, type ManifestDraft, type Size } from '../builders/manifest.ts';
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,27 +27,21 @@ import { buildTar } from '../layers/tar-builder.ts';
 
 interface Spec {
   layer: string;
-  d1Size: string;
-  dataSize: string;
+  d1Size: Size;
+  dataSize: Size;
   withD2: boolean;
 }
 
 const BEFORE: Spec = { layer: 'a', d1Size: '128M', dataSize: '1G', withD2: true };
 
-function manifest(work: string, s: Spec): string {
-  const devices = [`  d1: { layer: ${s.layer}, size: ${s.d1Size}, state: mounted, mountpoint: ${work}/mnt/d1 }`];
-  if (s.withD2) devices.push(`  d2: { layer: ${s.layer}, state: mounted, mountpoint: ${work}/mnt/d2 }`);
-  return `pool:
-  name: walk
-  data: { file: data.img, size: ${s.dataSize} }
-  metadata: { file: metadata.img, size: 64M }
-  baseSize: 128M
-layers:
-  a: { source: a.tar }
-  b: { source: b.tar }
-devices:
-${devices.join('\n')}
-`;
+function manifest(work: string, s: Spec): ManifestDraft {
+  const devices: Record<string, DeviceDraft> = { d1: { layer: s.layer, size: s.d1Size, state: 'mounted', mountpoint: `${work}/mnt/d1` } };
+  if (s.withD2) devices.d2 = { layer: s.layer, state: 'mounted', mountpoint: `${work}/mnt/d2` };
+  return {
+    pool: simPool('walk', { data: { file: 'data.img', size: s.dataSize }, baseSize: '128M' }),
+    layers: { a: { source: 'a.tar' }, b: { source: 'b.tar' } },
+    devices,
+  };
 }
 
 interface Scenario {
@@ -142,8 +137,8 @@ function workspace(scenario: Scenario) {
   const prepare = async () => {
     mkdirSync(join(work, 'mnt'), { recursive: true });
     for (const n of ['a', 'b']) writeFileSync(join(work, `${n}.tar`), buildTar([{ name: `marker-${n}`, content: `layer ${n}\n` }]));
-    writeFileSync(before, manifest(work, BEFORE));
-    writeFileSync(after, manifest(work, { ...BEFORE, ...scenario.after }));
+    writeManifest(before, manifest(work, BEFORE));
+    writeManifest(after, manifest(work, { ...BEFORE, ...scenario.after }));
     await api.apply(before, opts);
     writeFileSync(simMounted(stateDir, join(work, 'mnt', 'd1'), 'kept.txt'), 'written before the change\n');
     execFileSync('cp', ['-a', work, saved]);

@@ -12,6 +12,7 @@ import { requireKernel, kernelBox } from './kernel-harness.ts';
 import { BIN, type CliResult } from './cli-harness.ts';
 import { missingDataFileComesBack } from '../scenarios/missing-backing.ts';
 import { buildTar } from '../layers/tar-builder.ts';
+import { simPool, writeManifest, type DeviceDraft, type ManifestDraft, type Size } from '../builders/manifest.ts';
 
 beforeAll(requireKernel);
 
@@ -30,18 +31,15 @@ describe('changes and repairs on the real kernel', () => {
   it('grows a mounted device and its ext4 filesystem online for a raised size', async () => {
     const b = kernelBox();
     const file = join(b.root, 'grow.yaml');
-    const manifest = (size: string) => `pool:
-  name: kgrow
-  data: { file: data.img, size: 2G }
-  metadata: { file: metadata.img, size: 64M }
-  baseSize: 256M
-layers:
-  empty: {}
-devices:
-  app: { layer: empty, size: ${size}, mountpoint: ${b.mnt}/app }
-  side: { layer: empty, state: activated, size: ${size} }
-`;
-    writeFileSync(file, manifest('256M'));
+    const manifest = (size: Size): ManifestDraft => ({
+      pool: simPool('kgrow'),
+      layers: { empty: {} },
+      devices: {
+        app: { layer: 'empty', size, mountpoint: `${b.mnt}/app` },
+        side: { layer: 'empty', state: 'activated', size },
+      },
+    });
+    writeManifest(file, manifest('256M'));
     const opts = { stateDir: b.stateDir, backend: 'kernel' as const };
     await api.apply(file, { ...opts, yes: true });
     const where = join(b.mnt, 'app');
@@ -54,7 +52,7 @@ devices:
     expect(before).toBeLessThan(256 * MiB);
     const device = (await api.status(opts)).devices.find((d) => d.name === 'app')!;
 
-    writeFileSync(file, manifest('1G'));
+    writeManifest(file, manifest('1G'));
     const plan = await api.planFor(file, opts);
     expect(plan.steps.map((s) => `${s.op} ${s.target}`)).toEqual(['thin.resize device:app', 'fs.grow device:app', 'thin.resize device:side', 'fs.grow device:side']);
     await api.apply(file, opts);
@@ -73,7 +71,7 @@ devices:
     expect((await api.planFor(file, opts)).steps).toEqual([]);
 
     // A lowered size is refused, naming the field.
-    writeFileSync(file, manifest('512M'));
+    writeManifest(file, manifest('512M'));
     await expect(api.apply(file, opts)).rejects.toMatchObject({ exitCode: 2, detail: { path: 'devices.app.size' } });
   });
 
@@ -82,24 +80,18 @@ devices:
     for (const n of ['a', 'b']) writeFileSync(join(b.root, `${n}.tar`), buildTar([{ name: `marker-${n}`, content: `layer ${n}\n` }]));
     const names = ['d1', 'd2', 'd3', 'd4'];
     const file = join(b.root, 'layers.yaml');
-    const manifest = (layer: string) => `pool:
-  name: klayer
-  data: { file: data.img, size: 2G }
-  metadata: { file: metadata.img, size: 64M }
-  baseSize: 128M
-layers:
-  a: { source: a.tar }
-  b: { source: b.tar }
-devices:
-${names.map((d) => `  ${d}: { layer: ${layer}, state: mounted, mountpoint: ${b.mnt}/${d} }`).join('\n')}
-`;
-    writeFileSync(file, manifest('a'));
+    const manifest = (layer: string): ManifestDraft => ({
+      pool: simPool('klayer', { baseSize: '128M' }),
+      layers: { a: { source: 'a.tar' }, b: { source: 'b.tar' } },
+      devices: Object.fromEntries(names.map((d): [string, DeviceDraft] => [d, { layer, state: 'mounted', mountpoint: `${b.mnt}/${d}` }])),
+    });
+    writeManifest(file, manifest('a'));
     const opts = { stateDir: b.stateDir, backend: 'kernel' as const };
     await api.apply(file, { ...opts, yes: true });
     for (const d of names) expect(readFileSync(join(b.mnt, d, 'marker-a'), 'utf8'), d).toBe('layer a\n');
 
     // The CLI, stopped with SIGINT once its third step (of five a device) is under way.
-    writeFileSync(file, manifest('b'));
+    writeManifest(file, manifest('b'));
     const stopped = await new Promise<{ code: number | null; text: string }>((resolve, reject) => {
       const child = spawn(process.execPath, [BIN, 'apply', '-f', file, '--yes', '--state-dir', b.stateDir, '--backend', 'kernel'], { stdio: ['ignore', 'pipe', 'pipe'] });
       let text = '';

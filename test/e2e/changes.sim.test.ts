@@ -10,6 +10,7 @@ import * as api from '../../src/api/index.ts';
 import { SimKernel } from '../../src/kernel/sim/index.ts';
 import { buildTar } from '../layers/tar-builder.ts';
 import { simMounted } from '../sim-mounts.ts';
+import { changeDevice, simPool, withPool, writeManifest, type ManifestDraft } from '../builders/manifest.ts';
 
 const MiB = 1024 * 1024;
 
@@ -20,22 +21,16 @@ function box() {
   writeFileSync(join(root, 'b.tar'), buildTar([{ name: 'from-b', content: 'b' }]));
   const file = join(root, 'thinlayer.yaml');
   const opts = { stateDir: join(root, 'state'), backend: 'sim' as const };
-  const write = (edit: (text: string) => string = (t) => t) => writeFileSync(file, edit(manifest(root)));
+  const write = (edit: (m: ManifestDraft) => ManifestDraft = (m) => m) => writeManifest(file, edit(manifest(root)));
   return { root, file, opts, write, mnt: (name: string) => join(root, 'mnt', name), seen: (name: string) => simMounted(opts.stateDir, join(root, 'mnt', name)) };
 }
 
-function manifest(root: string): string {
-  return `pool:
-  name: chg
-  data: { file: data.img, size: 1G }
-  metadata: { file: metadata.img, size: 64M }
-  baseSize: 256M
-layers:
-  a: { source: a.tar }
-  b: { source: b.tar }
-devices:
-  app: { layer: a, size: 512M, mountpoint: ${root}/mnt/app }
-`;
+function manifest(root: string): ManifestDraft {
+  return {
+    pool: simPool('chg', { data: { file: 'data.img', size: '1G' } }),
+    layers: { a: { source: 'a.tar' }, b: { source: 'b.tar' } },
+    devices: { app: { layer: 'a', size: '512M', mountpoint: `${root}/mnt/app` } },
+  };
 }
 
 async function failure(work: Promise<unknown>): Promise<any> {
@@ -57,14 +52,14 @@ describe('changes to an existing pool', () => {
     const b = box();
     b.write();
     await api.apply(b.file, { ...b.opts, yes: true });
-    const cases: Array<[string, (t: string) => string, RegExp]> = [
-      ['pool.name', (t) => t.replace('name: chg', 'name: other'), /pool\.name: the pool in this state dir is named "chg".*thinlayer destroy/],
-      ['pool.blockSize', (t) => t.replace('baseSize: 256M', 'baseSize: 256M\n  blockSize: 128K'), /pool\.blockSize: the pool was made with 64 KiB blocks/],
-      ['pool.filesystem', (t) => t.replace('baseSize: 256M', 'baseSize: 512M\n  filesystem: xfs'), /pool\.filesystem: the base and every layer and device hold ext4/],
-      ['pool.data', (t) => t.replace('file: data.img', 'file: other.img'), /pool\.data: the pool's data is the file data\.img; it cannot move to the file other\.img/],
-      ['pool.data.size', (t) => t.replace('size: 1G', 'size: 512M'), /pool\.data\.size: cannot be lowered from 1 GiB to 512 MiB.*pool grow/],
-      ['pool.metadata.size', (t) => t.replace('size: 64M', 'size: 32M'), /pool\.metadata\.size: cannot be lowered/],
-      ['devices.app.size', (t) => t.replace('size: 512M, mountpoint', 'size: 384M, mountpoint'), /devices\.app\.size: cannot be lowered from 512 MiB to 384 MiB/],
+    const cases: Array<[string, (m: ManifestDraft) => ManifestDraft, RegExp]> = [
+      ['pool.name', (m) => withPool(m, { name: 'other' }), /pool\.name: the pool in this state dir is named "chg".*thinlayer destroy/],
+      ['pool.blockSize', (m) => withPool(m, { blockSize: '128K' }), /pool\.blockSize: the pool was made with 64 KiB blocks/],
+      ['pool.filesystem', (m) => withPool(m, { baseSize: '512M', filesystem: 'xfs' }), /pool\.filesystem: the base and every layer and device hold ext4/],
+      ['pool.data', (m) => withPool(m, { data: { file: 'other.img', size: '1G' } }), /pool\.data: the pool's data is the file data\.img; it cannot move to the file other\.img/],
+      ['pool.data.size', (m) => withPool(m, { data: { file: 'data.img', size: '512M' } }), /pool\.data\.size: cannot be lowered from 1 GiB to 512 MiB.*pool grow/],
+      ['pool.metadata.size', (m) => withPool(m, { metadata: { file: 'metadata.img', size: '32M' } }), /pool\.metadata\.size: cannot be lowered/],
+      ['devices.app.size', (m) => changeDevice(m, 'app', { size: '384M' }), /devices\.app\.size: cannot be lowered from 512 MiB to 384 MiB/],
     ];
     for (const [field, edit, pattern] of cases) {
       b.write(edit);
@@ -86,7 +81,7 @@ describe('changes to an existing pool', () => {
     const b = box();
     b.write();
     await api.apply(b.file, { ...b.opts, yes: true });
-    b.write((t) => t.replace('size: 1G', 'size: 3G').replace('size: 64M', 'size: 128M'));
+    b.write((m) => withPool(m, { data: { file: 'data.img', size: '3G' }, metadata: { file: 'metadata.img', size: '128M' } }));
     const plan = await api.planFor(b.file, b.opts);
     expect(plan.steps.map((s) => s.op)).toEqual(['pool.grow']);
     expect(plan.steps[0].reason).toMatch(/data file from 1 GiB to 3 GiB and the metadata file from 64 MiB to 128 MiB/);
@@ -100,7 +95,7 @@ describe('changes to an existing pool', () => {
     expect((await api.planFor(b.file, b.opts)).steps).toEqual([]);
 
     // With a plan that also deletes, nothing grows until that plan is confirmed.
-    b.write((t) => t.replace('size: 1G', 'size: 4G').replace('size: 64M', 'size: 128M').replace('app: { layer: a', 'app: { layer: b'));
+    b.write((m) => changeDevice(withPool(m, { data: { file: 'data.img', size: '4G' }, metadata: { file: 'metadata.img', size: '128M' } }), 'app', { layer: 'b' }));
     const asked: string[][] = [];
     const declined = await failure(api.apply(b.file, { ...b.opts, confirm: async (p) => (asked.push(p.steps.map((s) => s.op)), false) }));
     expect(declined?.code).toBe('E_NOT_CONFIRMED');
@@ -122,7 +117,7 @@ describe('changes to an existing device', () => {
     writeFileSync(join(b.seen('app'), 'kept'), 'written before the grow');
     const before = (await api.status(b.opts)).devices.find((d) => d.name === 'app')!;
     expect(simFsBytes(b.opts.stateDir, before.thinId!)).toBe(512 * MiB);
-    b.write((t) => t.replace('size: 512M, mountpoint', 'size: 1G, mountpoint'));
+    b.write((m) => changeDevice(m, 'app', { size: '1G' }));
     const plan = await api.planFor(b.file, b.opts);
     expect(plan.steps.map((s) => `${s.op} ${s.target}`)).toEqual(['thin.resize device:app', 'fs.grow device:app']);
     expect(plan.impact).toBe('update');
@@ -147,13 +142,13 @@ describe('changes to an existing device', () => {
 
   it('records a raised size of a device that is not active, and grows its filesystem when it is activated, unmounted', async () => {
     const b = box();
-    b.write((t) => t.replace('size: 512M, mountpoint', 'state: created, size: 512M, mountpoint'));
+    b.write((m) => changeDevice(m, 'app', { state: 'created' }));
     await api.apply(b.file, { ...b.opts, yes: true });
-    b.write((t) => t.replace('size: 512M, mountpoint', 'state: created, size: 768M, mountpoint'));
+    b.write((m) => changeDevice(m, 'app', { state: 'created', size: '768M' }));
     expect((await api.planFor(b.file, b.opts)).steps.map((s) => s.op)).toEqual(['thin.resize']);
     await api.apply(b.file, b.opts);
     // Activated, not mounted: its filesystem is grown at a private mountpoint, and unmounted after.
-    b.write((t) => t.replace('size: 512M, mountpoint', 'state: activated, size: 768M, mountpoint'));
+    b.write((m) => changeDevice(m, 'app', { state: 'activated', size: '768M' }));
     expect((await api.planFor(b.file, b.opts)).steps.map((s) => s.op)).toEqual(['thin.activate', 'fs.grow']);
     await api.apply(b.file, b.opts);
     const app = (await api.status(b.opts)).devices.find((d) => d.name === 'app')!;
@@ -165,7 +160,7 @@ describe('changes to an existing device', () => {
     } finally {
       await sim.close();
     }
-    b.write((t) => t.replace('size: 512M, mountpoint', 'size: 768M, mountpoint'));
+    b.write((m) => changeDevice(m, 'app', { size: '768M' }));
     expect((await api.planFor(b.file, b.opts)).steps.map((s) => s.op)).toEqual(['fs.mount']);
     await api.apply(b.file, b.opts);
     expect((await api.planFor(b.file, b.opts)).steps).toEqual([]);
@@ -177,7 +172,7 @@ describe('changes to an existing device', () => {
     await api.apply(b.file, { ...b.opts, yes: true });
     writeFileSync(join(b.seen('app'), 'mine'), 'user data');
     const before = (await api.status(b.opts)).devices.find((d) => d.name === 'app')!;
-    b.write((t) => t.replace('app: { layer: a', 'app: { layer: b'));
+    b.write((m) => changeDevice(m, 'app', { layer: 'b' }));
     const plan = await api.planFor(b.file, b.opts);
     expect(plan.impact).toBe('destroy');
     const deletion = plan.steps.find((s) => s.op === 'thin.delete')!;

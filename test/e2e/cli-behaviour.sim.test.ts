@@ -39,7 +39,7 @@ describe('the CLI for scripts and people', () => {
   it('ends quietly when the reader of its output goes away (events | head -1)', () => {
     const { box } = setup();
     // Enough events that the output cannot fit in the pipe: the writer meets EPIPE for sure.
-    const many = Array.from({ length: 40 }, (_, i) => `  d${i}: { layer: apache, state: activated }\n`).join('');
+    const many = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`d${i}`, { layer: 'apache', state: 'activated' } as const]));
     const file = box.writeManifest('many.yaml', webManifest(box.mnt, many));
     expect(box.run(['apply', '-f', file, '--yes']).code).toBe(0);
     for (let i = 0; i < 2; i++) {

@@ -4,6 +4,7 @@ import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { manifestYaml, simPool, type DeviceDraft, type ManifestDraft } from '../builders/manifest.ts';
 
 export const REPO = resolve(import.meta.dirname, '../..');
 export const BIN = join(REPO, 'bin/thinlayer.js');
@@ -21,7 +22,8 @@ export interface Sandbox {
   mnt: string;
   run(args: string[], env?: Record<string, string>): CliResult;
   json<T = any>(args: string[]): T;
-  writeManifest(name: string, text: string): string;
+  /** Writes a manifest (a draft, or text as given) in the sandbox and returns its path. */
+  writeManifest(name: string, manifest: ManifestDraft | string): string;
   cleanup(): void;
 }
 
@@ -49,9 +51,9 @@ export function sandbox(): Sandbox {
       if (r.code !== 0) throw new Error(`thinlayer ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
       return JSON.parse(r.stdout);
     },
-    writeManifest(name, text) {
+    writeManifest(name, manifest) {
       const file = join(root, name);
-      writeFileSync(file, text);
+      writeFileSync(file, typeof manifest === 'string' ? manifest : manifestYaml(manifest));
       return file;
     },
     cleanup() {
@@ -60,18 +62,15 @@ export function sandbox(): Sandbox {
   };
 }
 
-/** The example manifest with small sizes and mountpoints inside the sandbox. */
-export function webManifest(mnt: string, extra = ''): string {
-  return `pool:
-  name: demo
-  data: { file: data.img, size: 2G }
-  metadata: { file: metadata.img, size: 64M }
-  baseSize: 256M
-layers:
-  fedora: {}
-  apache: { parent: fedora }
-devices:
-  web1: { layer: apache, state: mounted, mountpoint: ${mnt}/web1 }
-  web2: { layer: apache, state: activated }
-${extra}`;
+/** The example manifest with small sizes and mountpoints inside the sandbox (and `extra` devices after its own). */
+export function webManifest(mnt: string, extra: Record<string, DeviceDraft> = {}): ManifestDraft {
+  return {
+    pool: simPool('demo'),
+    layers: { fedora: {}, apache: { parent: 'fedora' } },
+    devices: {
+      web1: { layer: 'apache', state: 'mounted', mountpoint: `${mnt}/web1` },
+      web2: { layer: 'apache', state: 'activated' },
+      ...extra,
+    },
+  };
 }

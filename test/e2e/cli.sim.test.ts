@@ -4,6 +4,7 @@ import { describe, it, expect, onTestFinished } from 'vitest';
 import { readFileSync, writeFileSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { sandbox, webManifest, REPO } from './cli-harness.ts';
+import { manifestYaml, withoutDevices, withPool, writeManifest } from '../builders/manifest.ts';
 import { simMounted } from '../sim-mounts.ts';
 
 function setup() {
@@ -58,8 +59,7 @@ describe('thinlayer CLI on the simulated kernel', () => {
 
   it('writes in one device are invisible in its siblings', () => {
     const { box, file } = setup();
-    const text = webManifest(box.mnt, `  web3: { layer: apache, state: mounted, mountpoint: ${box.mnt}/web3 }\n`);
-    writeFileSync(file, text);
+    writeManifest(file, webManifest(box.mnt, { web3: { layer: 'apache', state: 'mounted', mountpoint: `${box.mnt}/web3` } }));
     expect(box.run(['apply', '-f', file, '--yes']).code).toBe(0);
     writeFileSync(simMounted(box.stateDir, join(box.mnt, 'web1'), 'only-web1'), 'x');
     expect(existsSync(simMounted(box.stateDir, join(box.mnt, 'web3'), 'only-web1'))).toBe(false);
@@ -68,7 +68,7 @@ describe('thinlayer CLI on the simulated kernel', () => {
   it('deletes a dropped device only after confirmation', () => {
     const { box, file } = setup();
     expect(box.run(['apply', '-f', file, '--yes']).code).toBe(0);
-    const smaller = box.writeManifest('smaller.yaml', webManifest(box.mnt).replace(/^  web2:.*\n/m, ''));
+    const smaller = box.writeManifest('smaller.yaml', withoutDevices(webManifest(box.mnt), 'web2'));
     const refused = box.run(['apply', '-f', smaller]);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/delete device web2/);
@@ -85,7 +85,7 @@ describe('thinlayer CLI on the simulated kernel', () => {
 
   it('rejects a bad manifest with exit 2, naming the file and the field, before any side effect', () => {
     const { box } = setup();
-    const bad = box.writeManifest('bad.yaml', webManifest(box.mnt).replace('state: activated', 'state: running'));
+    const bad = box.writeManifest('bad.yaml', manifestYaml(webManifest(box.mnt)).replace('state: activated', 'state: running'));
     const r = box.run(['apply', '-f', bad, '--yes']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/bad\.yaml/);
@@ -169,7 +169,7 @@ describe('device sizes and the base size', () => {
   it('grows the filesystem of a device larger than its layer, and refuses to lower pool.baseSize', () => {
     const box = sandbox();
     onTestFinished(() => box.cleanup());
-    const file = box.writeManifest('web.yaml', webManifest(box.mnt, `  big: { layer: apache, size: 512M, mountpoint: ${box.mnt}/big }\n`));
+    const file = box.writeManifest('web.yaml', webManifest(box.mnt, { big: { layer: 'apache', size: '512M', mountpoint: `${box.mnt}/big` } }));
     const applied = box.run(['apply', '-f', file, '--yes']);
     expect(applied.code, applied.stderr).toBe(0);
     expect(applied.stderr).toMatch(/grow the filesystem of device big/);
@@ -178,12 +178,12 @@ describe('device sizes and the base size', () => {
     expect(events.some((e: any) => e.type === 'step.done' && e.op === 'fs.grow' && e.target === 'device:big')).toBe(true);
 
     // Raising the base size: new devices get it, existing layers stay as they are.
-    const raised = box.writeManifest('raised.yaml', webManifest(box.mnt, `  big: { layer: apache, size: 512M, mountpoint: ${box.mnt}/big }\n  web4: { layer: apache, state: activated }\n`).replace('baseSize: 256M', 'baseSize: 384M'));
+    const raised = box.writeManifest('raised.yaml', withPool(webManifest(box.mnt, { big: { layer: 'apache', size: '512M', mountpoint: `${box.mnt}/big` }, web4: { layer: 'apache', state: 'activated' } }), { baseSize: '384M' }));
     const r = box.run(['apply', '-f', raised, '--yes']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).not.toMatch(/snapshot the base as layer/);
 
-    const lowered = box.writeManifest('lowered.yaml', webManifest(box.mnt).replace('baseSize: 256M', 'baseSize: 128M'));
+    const lowered = box.writeManifest('lowered.yaml', withPool(webManifest(box.mnt), { baseSize: '128M' }));
     const refused = box.run(['apply', '-f', lowered, '--yes']);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/pool\.baseSize: cannot be lowered/);

@@ -15,6 +15,7 @@ import { writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { sandbox, webManifest } from './cli-harness.ts';
+import { simPool, withDevices, withoutDevices, type DeviceDraft, type ManifestDraft } from '../builders/manifest.ts';
 import * as api from '../../src/api/index.ts';
 import { doctorCommand } from '../../src/cli/commands/doctor.ts';
 import { gcCommand } from '../../src/cli/commands/gc.ts';
@@ -70,21 +71,14 @@ async function runCli(run: (out: Writable, err: Writable) => Promise<number>): P
 }
 
 /** Dozens of mounted devices on a three-layer chain (its top layer with content), and a few only activated. */
-function largeManifest(mnt: string): string {
-  const devices = Array.from({ length: 24 }, (_, i) => `  d${i + 1}: { layer: ${i % 3 === 0 ? 'php' : 'apache'}, state: mounted, mountpoint: ${mnt}/d${i + 1} }`);
-  const activated = Array.from({ length: 2 }, (_, i) => `  a${i + 1}: { layer: fedora, state: activated }`);
-  return `pool:
-  name: big
-  data: { file: data.img, size: 4G }
-  metadata: { file: metadata.img, size: 64M }
-  baseSize: 128M
-layers:
-  fedora: {}
-  apache: { parent: fedora }
-  php: { parent: apache, source: php.tar }
-devices:
-${[...devices, ...activated].join('\n')}
-`;
+function largeManifest(mnt: string): ManifestDraft {
+  const devices = Array.from({ length: 24 }, (_, i): [string, DeviceDraft] => [`d${i + 1}`, { layer: i % 3 === 0 ? 'php' : 'apache', state: 'mounted', mountpoint: `${mnt}/d${i + 1}` }]);
+  const activated = Array.from({ length: 2 }, (_, i): [string, DeviceDraft] => [`a${i + 1}`, { layer: 'fedora', state: 'activated' }]);
+  return {
+    pool: simPool('big', { data: { file: 'data.img', size: '4G' }, baseSize: '128M' }),
+    layers: { fedora: {}, apache: { parent: 'fedora' }, php: { parent: 'apache', source: 'php.tar' } },
+    devices: Object.fromEntries([...devices, ...activated]),
+  };
 }
 
 interface Boundary {
@@ -197,7 +191,7 @@ describe('crash walk', () => {
         const first = box.writeManifest('web.yaml', webManifest(box.mnt));
         const second = box.writeManifest(
           'changed.yaml',
-          webManifest(box.mnt).replace(/^  web2:.*\n/m, '') + `  web3: { layer: fedora, state: mounted, mountpoint: ${box.mnt}/web3 }\n`,
+          withDevices(withoutDevices(webManifest(box.mnt), 'web2'), { web3: { layer: 'fedora', state: 'mounted', mountpoint: `${box.mnt}/web3` } }),
         );
         await api.apply(first, { stateDir: box.stateDir, backend: 'sim', yes: true });
         writeFileSync(simMounted(box.stateDir, join(box.mnt, 'web1'), 'committed.txt'), `written before crash point ${k}\n`);

@@ -5,6 +5,7 @@
 
 import { describe, it, expect, onTestFinished } from 'vitest';
 import { simMounted } from '../sim-mounts.ts';
+import { simPool, writeManifest, type DeviceDraft } from '../builders/manifest.ts';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
@@ -24,10 +25,12 @@ function box() {
   onTestFinished(() => rmSync(root, { recursive: true, force: true }));
   for (const n of ['a', 'b']) writeFileSync(join(root, `${n}.tar`), buildTar([{ name: `marker-${n}`, content: `layer ${n}\n` }]));
   const write = (layer: string) => {
-    const devices = Array.from({ length: DEVICES }, (_, i) => `  d${i + 1}: { layer: ${layer}, state: mounted, mountpoint: ${root}/mnt/d${i + 1} }`);
-    const file = join(root, `on-${layer}.yaml`);
-    writeFileSync(file, `pool:\n  name: drift\n  data: { file: data.img, size: 1G }\n  metadata: { file: metadata.img, size: 64M }\n  baseSize: 128M\nlayers:\n  a: { source: a.tar }\n  b: { source: b.tar }\ndevices:\n${devices.join('\n')}\n`);
-    return file;
+    const devices = Array.from({ length: DEVICES }, (_, i): [string, DeviceDraft] => [`d${i + 1}`, { layer, state: 'mounted', mountpoint: `${root}/mnt/d${i + 1}` }]);
+    return writeManifest(join(root, `on-${layer}.yaml`), {
+      pool: simPool('drift', { data: { file: 'data.img', size: '1G' }, baseSize: '128M' }),
+      layers: { a: { source: 'a.tar' }, b: { source: 'b.tar' } },
+      devices: Object.fromEntries(devices),
+    });
   };
   return { root, stateDir: join(root, 'state'), write, mnt: (d: string) => simMounted(join(root, 'state'), join(root, 'mnt', d)) };
 }

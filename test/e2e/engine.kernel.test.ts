@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import * as api from '../../src/api/index.ts';
 import { requireKernel, kernelBox } from './kernel-harness.ts';
 import { webManifest, BIN } from './cli-harness.ts';
+import { manifestYaml, withoutDevices, writeManifest } from '../builders/manifest.ts';
 
 beforeAll(requireKernel);
 
@@ -33,7 +34,7 @@ describe('the engine on the real kernel', () => {
   it('converges the example, then a second apply plans nothing', async () => {
     const b = kernelBox();
     const file = join(b.root, 'web.yaml');
-    writeFileSync(file, webManifest(b.mnt));
+    writeManifest(file, webManifest(b.mnt));
     const opts = { stateDir: b.stateDir, backend: 'kernel' as const, yes: true };
     const first = await api.apply(file, opts);
     expect(first.steps).toBeGreaterThan(10);
@@ -51,7 +52,7 @@ describe('the engine on the real kernel', () => {
     const b = kernelBox();
     const file = join(b.root, 'web.yaml');
     // Nothing mounted at first, so no filesystem writes anything behind the measurement's back.
-    const idle = webManifest(b.mnt).replace(/^  web1:.*\n/m, '');
+    const idle = manifestYaml(withoutDevices(webManifest(b.mnt), 'web1'));
     writeFileSync(file, idle);
     const opts = { stateDir: b.stateDir, backend: 'kernel' as const, yes: true };
     await api.apply(file, opts);
@@ -60,7 +61,7 @@ describe('the engine on the real kernel', () => {
     const before = allocated(data);
 
     // Online discard: a file deleted inside a mounted device gives its blocks back at once.
-    writeFileSync(file, webManifest(b.mnt));
+    writeManifest(file, webManifest(b.mnt));
     await api.apply(file, opts);
     const mounted = allocated(data);
     writeSynced(join(b.mnt, 'web1', 'big'), 64 << 20);
@@ -80,7 +81,7 @@ describe('the engine on the real kernel', () => {
   it('watch repairs a device removed with dmsetup and a mount removed with umount', async () => {
     const b = kernelBox();
     const file = join(b.root, 'web.yaml');
-    writeFileSync(file, webManifest(b.mnt));
+    writeManifest(file, webManifest(b.mnt));
     const opts = { stateDir: b.stateDir, backend: 'kernel' as const, yes: true };
     await api.apply(file, opts);
     writeFileSync(join(b.mnt, 'web1', 'kept'), 'kept');
@@ -118,19 +119,11 @@ describe('the engine on the real kernel, block devices and sizes', () => {
         loops.push(execFileSync('losetup', ['-f', '--show', join(b.src, name)], { encoding: 'utf8' }).trim());
       }
       const file = join(b.root, 'blockdev.yaml');
-      writeFileSync(
-        file,
-        `pool:
-  name: blk
-  data: { device: ${loops[0]} }
-  metadata: { device: ${loops[1]} }
-  baseSize: 256M
-layers:
-  os: {}
-devices:
-  big: { layer: os, size: 512M, mountpoint: ${b.mnt}/big }
-`,
-      );
+      writeManifest(file, {
+        pool: { name: 'blk', data: { device: loops[0] }, metadata: { device: loops[1] }, baseSize: '256M' },
+        layers: { os: {} },
+        devices: { big: { layer: 'os', size: '512M', mountpoint: `${b.mnt}/big` } },
+      });
       const opts = { stateDir: b.stateDir, backend: 'kernel' as const, yes: true };
       await api.apply(file, opts);
       const status = await api.status(opts);

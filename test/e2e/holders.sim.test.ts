@@ -152,7 +152,7 @@ describe('holders of a state dir', () => {
     mkdirSync(mnt);
     mkdirSync(join(root, 'conf'));
     const file = join(root, 'conf', 'm.yaml');
-    writeFileSync(file, manifestText(`  d1: { layer: l1, state: mounted, mountpoint: ${mnt}/d1 }\n  d2: { layer: l1, state: activated }`));
+    writeFileSync(file, manifestText({ d1: { layer: 'l1', state: 'mounted', mountpoint: `${mnt}/d1` }, d2: { layer: 'l1', state: 'activated' } }));
     const w = startWatchChild(stateDir, file, 300);
     await until('the first run', () => w.messages.some((m) => m.code === 'watch.run-done') || w.exited());
     expect(w.exited(), w.stderr()).toBe(false);
@@ -194,7 +194,7 @@ describe('holders of a state dir', () => {
   });
 
   it('down --force beside a snapshotter with an active snapshot: the snapshotter stops, the manifest devices go down, the pool stays, saying why', async () => {
-    const b = snapBox(poolManifest(`layers:\n  os: {}\ndevices:\n  dev1: { layer: os, state: activated }\n`));
+    const b = snapBox(poolManifest({ layers: { os: {} }, devices: { dev1: { layer: 'os', state: 'activated' } } }));
     onTestFinished(() => b.cleanup());
     const applied = cli(b.stateDir, ['apply', '-f', b.manifest, '--yes']);
     expect(applied.status, applied.stderr).toBe(0);

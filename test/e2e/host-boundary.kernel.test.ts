@@ -7,9 +7,10 @@ import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 
 import { join } from 'node:path';
 import * as api from '../../src/api/index.ts';
 import { UserError } from '../../src/errors/index.ts';
-import { mount, umount2 } from '../../src/kernel/linux/libc.ts';
+import { mount, umount2 } from '../../src/host/libc.ts';
 import { requireKernel, kernelBox } from './kernel-harness.ts';
 import { webManifest } from './cli-harness.ts';
+import { writeManifest } from '../builders/manifest.ts';
 
 beforeAll(requireKernel);
 
@@ -26,7 +27,7 @@ describe('the host boundary on the real kernel', () => {
   it('mounts devices nosuid,nodev by default, and without them where mountOptions allow suid and dev', async () => {
     const b = kernelBox();
     const file = join(b.root, 'web.yaml');
-    writeFileSync(file, webManifest(b.mnt, `  web3: { layer: apache, mountpoint: ${b.mnt}/web3, mountOptions: [suid, dev] }\n`));
+    writeManifest(file, webManifest(b.mnt, { web3: { layer: 'apache', mountpoint: `${b.mnt}/web3`, mountOptions: ['suid', 'dev'] } }));
     await api.apply(file, { stateDir: b.stateDir, backend: 'kernel', yes: true });
     expect(mountOptionsAt(`${b.mnt}/web1`)).toEqual(expect.arrayContaining(['nosuid', 'nodev']));
     const open = mountOptionsAt(`${b.mnt}/web3`);
@@ -44,7 +45,7 @@ describe('the host boundary on the real kernel', () => {
     onTestFinished(() => umount2(busy, 2, site));
     writeFileSync(join(busy, 'theirs'), 'not thinlayer');
     const file = join(b.root, 'web.yaml');
-    writeFileSync(file, webManifest(b.mnt));
+    writeManifest(file, webManifest(b.mnt));
     const error = await api.apply(file, { stateDir: b.stateDir, backend: 'kernel', yes: true }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(UserError);
     expect(error).toMatchObject({ code: 'E_MOUNTPOINT', exitCode: 2, detail: { path: 'devices.web1.mountpoint' } });
@@ -58,7 +59,7 @@ describe('the host boundary on the real kernel', () => {
     mkdirSync(join(b.root, 'elsewhere'), { recursive: true });
     symlinkSync(join(b.root, 'elsewhere'), b.mnt);
     const file = join(b.root, 'web.yaml');
-    writeFileSync(file, webManifest(b.mnt));
+    writeManifest(file, webManifest(b.mnt));
     const error = await api.apply(file, { stateDir: b.stateDir, backend: 'kernel', yes: true }).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'E_MOUNTPOINT', exitCode: 2 });
     expect((error as Error).message).toContain(`${b.mnt} is a symlink`);

@@ -10,6 +10,7 @@ import { SimKernel } from '../../src/kernel/sim/index.ts';
 import { ACTIONS } from '../../src/actions/action-table.ts';
 import { openStateDir } from '../../src/events/state-dir.ts';
 import { sandbox, webManifest } from './cli-harness.ts';
+import { manifestYaml, withLayers } from '../builders/manifest.ts';
 
 function box() {
   const b = sandbox();
@@ -42,7 +43,7 @@ describe('mountpoints on the simulated kernel', () => {
 
   it('mounts nosuid,nodev unless the device lists suid and dev in mountOptions; other values exit 2', async () => {
     const b = box();
-    const file = b.writeManifest('web.yaml', webManifest(b.mnt, `  web3: { layer: apache, mountpoint: ${b.mnt}/web3, mountOptions: [dev, suid] }\n`));
+    const file = b.writeManifest('web.yaml', webManifest(b.mnt, { web3: { layer: 'apache', mountpoint: `${b.mnt}/web3`, mountOptions: ['dev', 'suid'] } }));
     expect(b.run(['apply', '-f', file, '--yes']).code).toBe(0);
     const kernel = new SimKernel({ dir: join(b.stateDir, 'sim') });
     onTestFinished(() => kernel.close());
@@ -51,10 +52,11 @@ describe('mountpoints on the simulated kernel', () => {
     expect(await options(`${b.mnt}/web3`)).not.toContain('nosuid');
     expect(await options(`${b.mnt}/web3`)).not.toContain('nodev');
     // A layer mounted for inspection never honours either.
-    const inspected = b.writeManifest('inspect.yaml', webManifest(b.mnt).replace('apache: { parent: fedora }', `apache: { parent: fedora, mountpoint: ${b.mnt}/apache }`));
+    const inspected = b.writeManifest('inspect.yaml', withLayers(webManifest(b.mnt), { apache: { parent: 'fedora', mountpoint: `${b.mnt}/apache` } }));
     expect(b.run(['apply', '-f', inspected, '--yes']).code).toBe(0);
     expect(await options(`${b.mnt}/apache`)).toEqual(expect.arrayContaining(['ro', 'nosuid', 'nodev']));
-    const bad = b.writeManifest('bad.yaml', webManifest(b.mnt, `  web4: { layer: apache, mountpoint: ${b.mnt}/web4, mountOptions: [exec] }\n`));
+    // exec is no mount option: that device is written by hand, past the builder's types.
+    const bad = b.writeManifest('bad.yaml', manifestYaml(webManifest(b.mnt)) + `  web4: { layer: apache, mountpoint: ${b.mnt}/web4, mountOptions: [exec] }\n`);
     const r = b.run(['apply', '-f', bad, '--yes']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('devices.web4.mountOptions');
@@ -62,7 +64,7 @@ describe('mountpoints on the simulated kernel', () => {
 
   it("an unmount step never takes down another device's mount, not even lazily", async () => {
     const b = box();
-    const file = b.writeManifest('web.yaml', webManifest(b.mnt, `  web3: { layer: apache, mountpoint: ${b.mnt}/web3 }\n`));
+    const file = b.writeManifest('web.yaml', webManifest(b.mnt, { web3: { layer: 'apache', mountpoint: `${b.mnt}/web3` } }));
     const kernelOf = () => new SimKernel({ dir: join(b.stateDir, 'sim') });
     await api.apply(file, { stateDir: b.stateDir, backend: 'sim', yes: true });
     const kernel = kernelOf();

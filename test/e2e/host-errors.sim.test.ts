@@ -10,10 +10,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { BIN } from './cli-harness.ts';
+import { manifestYaml, withDevices, writeManifest, type ManifestDraft } from '../builders/manifest.ts';
 import { systemCallError } from '../../src/errors/index.ts';
 
-const MANIFEST = 'pool:\n  name: w\n  data: { file: data.img, size: 64M }\n  metadata: { file: metadata.img, size: 4M }\n  baseSize: 24M\nlayers: { l1: {} }\ndevices:\n  d1: { layer: l1, state: activated }\n';
-const EDIT = MANIFEST + '  d2: { layer: l1, state: activated }\n';
+const MANIFEST: ManifestDraft = {
+  pool: { name: 'w', data: { file: 'data.img', size: '64M' }, metadata: { file: 'metadata.img', size: '4M' }, baseSize: '24M' },
+  layers: { l1: {} },
+  devices: { d1: { layer: 'l1', state: 'activated' } },
+};
+const EDIT = withDevices(MANIFEST, { d2: { layer: 'l1', state: 'activated' } });
 
 /** Every command, as a user would type it (those that change something first). */
 const MUTATING = [['apply', '-f', 'EDIT'], ['up'], ['down'], ['destroy', '--yes'], ['pool', 'grow', '--data', '128M'], ['sim', 'reboot']];
@@ -34,8 +39,8 @@ function setup(): { dir: string; files: Record<string, string> } {
   const dir = mkdtempSync(join(tmpdir(), 'thinlayer-host-errors-'));
   onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
   const files = { MANIFEST: join(dir, 'm.yaml'), EDIT: join(dir, 'edit.yaml') };
-  writeFileSync(files.MANIFEST, MANIFEST);
-  writeFileSync(files.EDIT, EDIT);
+  writeManifest(files.MANIFEST, MANIFEST);
+  writeManifest(files.EDIT, EDIT);
   return { dir, files };
 }
 
@@ -131,7 +136,8 @@ describe('names no one can read', () => {
   ])('%s: apply and plan refuse it with exit 2 and no internal error', (_what, name, says) => {
     const { dir, files } = setup();
     const bad = join(dir, 'bad.yaml');
-    writeFileSync(bad, MANIFEST.replace('d1:', `"${name}":`));
+    // The hostile name goes in by hand: a builder's object would take __proto__ as its prototype.
+    writeFileSync(bad, manifestYaml(MANIFEST).replace('d1:', `"${name}":`));
     for (const args of [['apply', '-f', bad], ['plan', '-f', bad]]) {
       const r = run(args, join(dir, 'state'), files);
       noBug(r.stderr, args.join(' '));

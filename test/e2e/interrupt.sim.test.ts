@@ -14,6 +14,7 @@ import * as api from '../../src/api/index.ts';
 import { loadManifest } from '../../src/manifest/load.ts';
 import { chainLayers } from '../../src/plan/layer-chain.ts';
 import { simMounted } from '../sim-mounts.ts';
+import { simPool, writeManifest, type DeviceDraft, type LayerDraft, type ManifestDraft } from '../builders/manifest.ts';
 
 interface Exit {
   code: number | null;
@@ -51,19 +52,13 @@ function runAndSignal(args: string[], stateDir: string, when: RegExp, signal: No
   });
 }
 
-function manifest(mnt: string, devices: number, layerSource = ''): string {
-  const lines = Array.from({ length: devices }, (_, i) => `  d${i + 1}: { layer: apache, state: mounted, mountpoint: ${mnt}/d${i + 1} }`);
-  return `pool:
-  name: sig
-  data: { file: data.img, size: 2G }
-  metadata: { file: metadata.img, size: 64M }
-  baseSize: 128M
-layers:
-  fedora: {}
-  apache: { parent: fedora${layerSource} }
-devices:
-${lines.join('\n')}
-`;
+function manifest(mnt: string, devices: number, apacheSource?: string): ManifestDraft {
+  const mounted = Array.from({ length: devices }, (_, i): [string, DeviceDraft] => [`d${i + 1}`, { layer: 'apache', state: 'mounted', mountpoint: `${mnt}/d${i + 1}` }]);
+  return {
+    pool: simPool('sig', { baseSize: '128M' }),
+    layers: { fedora: {}, apache: { parent: 'fedora', source: apacheSource } },
+    devices: Object.fromEntries(mounted),
+  };
 }
 
 function events(stateDir: string): any[] {
@@ -86,7 +81,7 @@ describe('interruptions', () => {
   it('SIGINT during apply: the step under way finishes, the run is recorded as interrupted, exit 130; apply again finishes', { timeout: 120_000 }, async () => {
     const b = box();
     const file = join(b.root, 'm.yaml');
-    writeFileSync(file, manifest(b.mnt, 12));
+    writeManifest(file, manifest(b.mnt, 12));
     const r = await runAndSignal(['apply', '-f', file, '--yes'], b.stateDir, /^\[8\/\d+\]/m, 'SIGINT');
     expect(r.signalled).toBe(true);
     expect(r.signal).toBeNull(); // it exited by itself, not killed by the signal
@@ -118,7 +113,7 @@ describe('interruptions', () => {
   it('SIGTERM during destroy: exit 143 with the same account, and destroy again finishes', { timeout: 120_000 }, async () => {
     const b = box();
     const file = join(b.root, 'm.yaml');
-    writeFileSync(file, manifest(b.mnt, 8));
+    writeManifest(file, manifest(b.mnt, 8));
     expect((await api.apply(file, { stateDir: b.stateDir, backend: 'sim', yes: true })).outcome).toBe('converged');
     const r = await runAndSignal(['destroy', '--yes'], b.stateDir, /^\[3\/\d+\]/m, 'SIGTERM');
     expect(r.signalled).toBe(true);
@@ -135,7 +130,7 @@ describe('interruptions', () => {
   it('SIGINT during up after a reboot: exit 130, and up again brings everything back', { timeout: 120_000 }, async () => {
     const b = box();
     const file = join(b.root, 'm.yaml');
-    writeFileSync(file, manifest(b.mnt, 8));
+    writeManifest(file, manifest(b.mnt, 8));
     expect((await api.apply(file, { stateDir: b.stateDir, backend: 'sim', yes: true })).outcome).toBe('converged');
     const reboot = await runAndSignal(['sim', 'reboot'], b.stateDir, NEVER, 'SIGINT');
     expect(reboot.code, reboot.stderr).toBe(0);
@@ -154,7 +149,7 @@ describe('interruptions', () => {
     const entries = [{ name: 'big/', type: 'dir' as const }, ...Array.from({ length: 24 }, (_, i) => ({ name: `big/f${i}`, content: `file ${i}\n`.padEnd(1 << 20, '.') }))];
     writeFileSync(join(b.root, 'apache.tar'), buildTar(entries));
     const file = join(b.root, 'm.yaml');
-    writeFileSync(file, manifest(b.mnt, 1, ', source: apache.tar'));
+    writeManifest(file, manifest(b.mnt, 1, 'apache.tar'));
     const r = await runAndSignal(['apply', '-f', file, '--yes'], b.stateDir, /^  layer apache: .* of /m, 'SIGINT');
     expect(r.signalled, r.stderr).toBe(true);
     expect(r.code, r.stderr).toBe(130);
@@ -175,9 +170,12 @@ describe('interruptions', () => {
   it('SIGINT during gc --yes: exit 130 with the account, gc again finishes, doctor is clean', { timeout: 120_000 }, async () => {
     const b = box();
     // A chain, so that each layer has content of its own (empty layers with one parent are one device).
-    const layers = Array.from({ length: 6 }, (_, i) => `  l${i + 1}: { parent: ${i === 0 ? 'fedora' : `l${i}`} }`).join('\n');
-    const file = join(b.root, 'm.yaml');
-    writeFileSync(file, `pool:\n  name: gcsig\n  data: { file: data.img, size: 2G }\n  metadata: { file: metadata.img, size: 64M }\n  baseSize: 128M\nlayers:\n  fedora: {}\n${layers}\ndevices:\n  d1: { layer: l1, state: activated }\n`);
+    const chain = Array.from({ length: 6 }, (_, i): [string, LayerDraft] => [`l${i + 1}`, { parent: i === 0 ? 'fedora' : `l${i}` }]);
+    const file = writeManifest(join(b.root, 'm.yaml'), {
+      pool: simPool('gcsig', { baseSize: '128M' }),
+      layers: { fedora: {}, ...Object.fromEntries(chain) },
+      devices: { d1: { layer: 'l1', state: 'activated' } },
+    });
     const opts = { stateDir: b.stateDir, backend: 'sim' as const, yes: true };
     expect((await api.apply(file, opts)).outcome).toBe('converged');
     // A manifest without l2..l6 is recorded but not converged to: their five layers are gc's to delete.
@@ -202,7 +200,7 @@ describe('interruptions', () => {
   it('SIGTERM stops watch cleanly: the run under way is recorded, exit 0, no stack trace', { timeout: 120_000 }, async () => {
     const b = box();
     const file = join(b.root, 'm.yaml');
-    writeFileSync(file, manifest(b.mnt, 8));
+    writeManifest(file, manifest(b.mnt, 8));
     const r = await runAndSignal(['watch', '-f', file, '--interval', '1h'], b.stateDir, /mount device d2/, 'SIGTERM');
     expect(r.signalled, r.stdout + r.stderr).toBe(true);
     expect(r.code, r.stdout + r.stderr).toBe(0);

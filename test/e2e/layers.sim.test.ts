@@ -12,6 +12,7 @@ import { buildTar } from '../layers/tar-builder.ts';
 import { CollectingReporter } from '../../src/messages/message-port.ts';
 import { SimKernel } from '../../src/kernel/sim/index.ts';
 import { simMounted } from '../sim-mounts.ts';
+import { simPool, writeManifest } from '../builders/manifest.ts';
 
 function box() {
   const root = mkdtempSync(join(tmpdir(), 'thinlayer-layers-'));
@@ -139,7 +140,11 @@ describe('layers with content on the simulated kernel', () => {
     writeFileSync(join(b.src, 'lower.tar'), buildTar([{ name: 'usr/', type: 'dir' }, { name: 'etc', type: 'symlink', linkname: 'usr' }]));
     writeFileSync(join(b.src, 'upper.tar'), buildTar([{ name: 'etc/passwd', content: 'x' }]));
     const file = join(b.src, 'm.yaml');
-    writeFileSync(file, `pool:\n  name: fl\n  data: { file: data.img, size: 1G }\n  metadata: { file: metadata.img, size: 64M }\n  baseSize: 256M\nlayers:\n  lower: { source: lower.tar }\n  upper: { source: upper.tar, parent: lower }\ndevices:\n  app: { layer: upper, mountpoint: ${b.mnt}/app }\n`);
+    writeManifest(file, {
+      pool: simPool('fl', { data: { file: 'data.img', size: '1G' } }),
+      layers: { lower: { source: 'lower.tar' }, upper: { source: 'upper.tar', parent: 'lower' } },
+      devices: { app: { layer: 'upper', mountpoint: `${b.mnt}/app` } },
+    });
     const reporter = new CollectingReporter();
     const opts = { stateDir: b.stateDir, backend: 'sim' as const, yes: true, reporter };
     expect((await api.planFor(file, opts)).blockers).toEqual([]);

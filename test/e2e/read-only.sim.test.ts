@@ -8,6 +8,7 @@ import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, readdirSync, readFil
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, webManifest } from './cli-harness.ts';
+import { writeManifest } from '../builders/manifest.ts';
 
 function temp(): string {
   const root = mkdtempSync(join(tmpdir(), 'thinlayer-readonly-'));
@@ -42,7 +43,7 @@ describe('read-only commands', () => {
     writeFileSync(join(dir, 'src', 'main.c'), 'int main(){}\n');
     chmodSync(dir, 0o755);
     const manifest = join(root, 'web.yaml');
-    writeFileSync(manifest, webManifest(join(root, 'mnt')));
+    writeManifest(manifest, webManifest(join(root, 'mnt')));
     const before = fingerprint(dir);
     for (const args of [['status'], ['status', '--json'], ['plan'], ['plan', '-f', manifest], ['doctor'], ['doctor', '--json'], ['events'], ['events', '--json'], ['gc']]) {
       const r = cli(args, dir);
@@ -56,7 +57,7 @@ describe('read-only commands', () => {
   it('create nothing for a state dir that does not exist yet, and write nothing in an empty one', () => {
     const root = temp();
     const manifest = join(root, 'web.yaml');
-    writeFileSync(manifest, webManifest(join(root, 'mnt')));
+    writeManifest(manifest, webManifest(join(root, 'mnt')));
     const missing = join(root, 'missing');
     for (const args of [['status'], ['plan', '-f', manifest], ['doctor'], ['events'], ['gc']]) {
       const r = cli(args, missing);
@@ -82,7 +83,7 @@ describe('read-only commands', () => {
     const root = temp();
     const stateDir = join(root, 'state');
     const manifest = join(root, 'web.yaml');
-    writeFileSync(manifest, webManifest(join(root, 'mnt')));
+    writeManifest(manifest, webManifest(join(root, 'mnt')));
     expect(cli(['apply', '-f', manifest, '--yes', '-q'], stateDir).code).toBe(0);
     chmodSync(stateDir, 0o750);
     const names = readdirSync(stateDir).filter((n) => n !== 'sim').sort();
@@ -103,7 +104,7 @@ describe('read-only commands', () => {
     const root = temp();
     const stateDir = join(root, 'state');
     const manifest = join(root, 'web.yaml');
-    writeFileSync(manifest, webManifest(join(root, 'mnt')));
+    writeManifest(manifest, webManifest(join(root, 'mnt')));
     expect(cli(['apply', '-f', manifest, '--yes', '-q'], stateDir).code).toBe(0);
     const torn = '{"seq":9999,"at":"2026-01-01T00:00:00.000Z","type":"step.intent","op":"thin.create"';
     appendFileSync(join(stateDir, 'events.ndjson'), torn);

@@ -3,8 +3,9 @@
 
 import { describe, it, expect } from 'vitest';
 import { poolGrowth, refuseChanges } from '../../src/plan/changes.ts';
-import { initialState, type EngineState } from '../../src/lifecycle/projection.ts';
-import type { Manifest } from '../../src/manifest/types.ts';
+import { initialState } from '../../src/lifecycle/projection.ts';
+import type { EngineState } from '../../src/model/engine-state.ts';
+import type { Manifest } from '../../src/model/manifest.ts';
 
 const G = 1024 ** 3;
 

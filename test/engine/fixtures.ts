@@ -1,39 +1,22 @@
-// In-memory builders for planner and projection tests: manifests, observations and event streams.
+// In-memory builders for planner and projection tests: manifests (through test/builders/manifest.ts), observations and event streams.
 
-import type { Manifest } from '../../src/manifest/types.ts';
+import type { Manifest } from '../../src/model/manifest.ts';
 import type { Observation } from '../../src/plan/observation.ts';
 import type { DmInfo, MountEntry } from '../../src/kernel/kernel-port.ts';
-import { intentEvent, doneEvent, type ThinlayerEvent, type ThinlayerEventBody } from '../../src/events/types.ts';
+import { intentEvent, doneEvent } from '../../src/events/step-events.ts';
+import type { ThinlayerEvent, ThinlayerEventBody } from '../../src/model/events.ts';
 import type { StepOp, StepArgs, StepResult, CreateArgs } from '../../src/model/step-contract.ts';
-import type { ThingKind } from '../../src/domain/names.ts';
+import type { ThingKind } from '../../src/model/thing-kind.ts';
 import { parsePoolStatus } from '../../src/kernel/thin-pool.ts';
 import { dmIdentity } from '../../src/domain/names.ts';
+import { exampleManifest, loadedManifest } from '../builders/manifest.ts';
 
 const G = 1024 ** 3;
 
+/** The example manifest of docs/manifest.md as the engine sees it, read by the CLI's parser; `over` replaces its layers or devices. */
 export function manifest(over: Partial<Pick<Manifest, 'layers' | 'devices'>> = {}): Manifest {
-  return {
-    file: '/m/web.yaml',
-    version: 1,
-    pool: {
-      name: 'demo',
-      data: { kind: 'file', file: 'data.img', sizeBytes: 20 * G },
-      metadata: { kind: 'file', file: 'metadata.img', sizeBytes: G },
-      blockSizeBytes: 64 * 1024,
-      baseSizeBytes: 10 * G,
-      filesystem: 'ext4',
-      minFreeFraction: 0.1,
-      noSpaceTimeoutSeconds: 60,
-    },
-    layers: over.layers ?? [
-      { name: 'fedora', parent: null },
-      { name: 'apache', parent: 'fedora' },
-    ],
-    devices: over.devices ?? [
-      { name: 'web1', layer: 'apache', state: 'mounted', mountpoint: '/run/thinlayer/web1', sizeBytes: null },
-      { name: 'web2', layer: 'apache', state: 'activated', mountpoint: null, sizeBytes: null },
-    ],
-  };
+  const example = loadedManifest(exampleManifest(), '/m/web.yaml');
+  return { ...example, layers: over.layers ?? example.layers, devices: over.devices ?? example.devices };
 }
 
 let minor = 0;

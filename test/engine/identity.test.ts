@@ -9,7 +9,7 @@ import { project } from '../../src/lifecycle/projection.ts';
 import { dmIdentity, thingKey } from '../../src/domain/names.ts';
 import { chainLayers, chainHex } from '../../src/plan/layer-chain.ts';
 import { driftOf } from '../../src/plan/drift.ts';
-import type { ThinlayerEventBody } from '../../src/events/types.ts';
+import type { ThinlayerEventBody } from '../../src/model/events.ts';
 import { manifest, poolUp, dm, mountOf, stamp, stepEvents, createArgs, snapArgs } from './fixtures.ts';
 
 const CONTENT = chainLayers(manifest());

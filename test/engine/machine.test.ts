@@ -1,5 +1,6 @@
 import { describe, it, expect } from 'vitest';
-import { pathBetween, step, accepts, initialRecord, INITIAL_LIFECYCLE, STABLE_STATES } from '../../src/lifecycle/machine.ts';
+import { pathBetween, step, accepts, initialRecord, INITIAL_LIFECYCLE } from '../../src/lifecycle/machine.ts';
+import { STABLE_STATES } from '../../src/model/lifecycle-state.ts';
 
 describe('lifecycle machine', () => {
   it('starts absent, as INITIAL_LIFECYCLE says', () => {

@@ -1,6 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { plan } from '../../src/plan/planner.ts';
-import { project, initialState, type EngineState } from '../../src/lifecycle/projection.ts';
+import { project, initialState } from '../../src/lifecycle/projection.ts';
+import type { EngineState } from '../../src/model/engine-state.ts';
 import { dmIdentity } from '../../src/domain/names.ts';
 import { parsePoolStatus } from '../../src/kernel/thin-pool.ts';
 import { chainLayers, chainHex } from '../../src/plan/layer-chain.ts';
@@ -11,7 +12,8 @@ const CONTENT = chainLayers(manifest());
 const FEDORA = thingKey('layer', chainHex(CONTENT.top.fedora));
 const APACHE = thingKey('layer', chainHex(CONTENT.top.apache));
 import { manifest, emptyObservation, poolUp, dm, mountOf, stamp, stepEvents, createArgs, snapArgs } from './fixtures.ts';
-import { intentEvent, type ThinlayerEventBody } from '../../src/events/types.ts';
+import { intentEvent } from '../../src/events/step-events.ts';
+import type { ThinlayerEventBody } from '../../src/model/events.ts';
 import { stepAs } from '../../src/model/step-contract.ts';
 
 const ops = (p: ReturnType<typeof plan>) => p.steps.map((s) => `${s.op} ${s.target}`);

@@ -3,7 +3,7 @@ import { project, evolve, initialState } from '../../src/lifecycle/projection.ts
 import { dmIdentity } from '../../src/domain/names.ts';
 import { manifest, stamp, createArgs, snapArgs, stepEvents } from './fixtures.ts';
 import type { StepArgs } from '../../src/model/step-contract.ts';
-import { intentEvent, doneEvent } from '../../src/events/types.ts';
+import { intentEvent, doneEvent } from '../../src/events/step-events.ts';
 
 const base = createArgs('base', 'base', 0, 1 << 30);
 const createBase = (txid = 0, args = base) => intentEvent('thin.create', 'r:0', 'base', args, txid);

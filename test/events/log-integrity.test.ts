@@ -9,7 +9,7 @@ import { checksumHex, crc32, crc32Portable } from '../../src/events/checksum.ts'
 import { EventLog } from '../../src/events/log.ts';
 import { openStateDir, type StateDir } from '../../src/events/state-dir.ts';
 import { listKeptTornTails } from '../../src/events/torn-tail.ts';
-import type { ThinlayerEventBody } from '../../src/events/types.ts';
+import type { ThinlayerEventBody } from '../../src/model/events.ts';
 import { tempStateDir } from './helpers.ts';
 
 const note = (i: number): ThinlayerEventBody => ({ type: 'recovery.note', kind: 'drift', detail: { i, text: 'ünïcødé ✓' } });

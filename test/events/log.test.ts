@@ -3,7 +3,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { StateError } from '../../src/errors/index.ts';
 import { EventLog } from '../../src/events/log.ts';
 import type { StateDir } from '../../src/events/state-dir.ts';
-import type { ThinlayerEvent, ThinlayerEventBody } from '../../src/events/types.ts';
+import type { ThinlayerEvent, ThinlayerEventBody } from '../../src/model/events.ts';
 import { tempStateDir } from './helpers.ts';
 
 const note = (i: number): ThinlayerEventBody => ({ type: 'recovery.note', kind: 'drift', detail: { i } });

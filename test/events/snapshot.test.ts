@@ -3,7 +3,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { EventLog } from '../../src/events/log.ts';
 import { replay } from '../../src/events/replay.ts';
 import { SnapshotStore } from '../../src/events/snapshot.ts';
-import type { ThinlayerEvent, ThinlayerEventBody } from '../../src/events/types.ts';
+import type { ThinlayerEvent, ThinlayerEventBody } from '../../src/model/events.ts';
 import { tempStateDir } from './helpers.ts';
 
 interface Tally {

@@ -5,7 +5,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { UserError } from '../../src/errors/index.ts';
 import { checkMountpoints } from '../../src/host/mountpoint-check.ts';
 import type { MountEntry } from '../../src/kernel/kernel-port.ts';
-import type { Manifest } from '../../src/manifest/types.ts';
+import type { Manifest } from '../../src/model/manifest.ts';
 import { manifest } from '../engine/fixtures.ts';
 
 function scratch(): string {

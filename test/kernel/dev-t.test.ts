@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { splitDevT, makeDevT, majorMinorOf } from '../../src/kernel/dev-t.ts';
 import { copyTreeExact } from '../../src/kernel/sim/copy-tree.ts';
-import { mknod, S_IFCHR } from '../../src/layers/fs-calls.ts';
+import { mknod, S_IFCHR } from '../../src/host/libc.ts';
 
 describe('dev_t', () => {
   it('splits and makes device numbers as glibc does, minors above 255 and majors above 4095 included', () => {

@@ -2,7 +2,7 @@ import { chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, readF
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { applyLayer, resolveLayerSource } from '../../src/layers/index.ts';
-import { lgetxattr, lsetxattr } from '../../src/layers/fs-calls.ts';
+import { lgetxattr, lsetxattr } from '../../src/host/libc.ts';
 import { buildTar, gzip, sha256, zstd } from './tar-builder.ts';
 import { workspace } from './helpers.ts';
 

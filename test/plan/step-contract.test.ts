@@ -6,7 +6,8 @@ import { describe, it, expect, expectTypeOf } from 'vitest';
 import { ACTIONS } from '../../src/actions/action-table.ts';
 import type { ActionTable } from '../../src/actions/action-context.ts';
 import { makeStep, type Step, type StepArgs, type StepResult, type StepContract } from '../../src/model/step-contract.ts';
-import { intentEvent, doneEvent, type StepIntentEvent } from '../../src/events/types.ts';
+import { intentEvent, doneEvent } from '../../src/events/step-events.ts';
+import type { StepIntentEvent } from '../../src/model/events.ts';
 import { StepWriter } from '../../src/plan/step-writer.ts';
 
 const thin = { dmName: 'thinlayer-demo-device-web', uuid: 'thinlayer-demo-device-web', thinId: 3, sizeBytes: 1 << 30 };

@@ -8,6 +8,7 @@ import { apply, planFor } from '../../src/api/index.ts';
 import { sealDocument } from '../../src/events/checksum.ts';
 import { ARCHIVE_DIGESTS_FILE } from '../../src/layers/archive-digests.ts';
 import { buildTar } from '../layers/tar-builder.ts';
+import { simPool, writeManifest } from '../builders/manifest.ts';
 
 function setup() {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'thinlayer-archive-digests-'));
@@ -15,7 +16,7 @@ function setup() {
   const tar = path.join(root, 'app.tar');
   fs.writeFileSync(tar, buildTar([{ name: 'etc/app.conf', content: 'one\n' }]));
   const file = path.join(root, 'm.yaml');
-  fs.writeFileSync(file, ['version: 1', 'pool:', '  name: arc', '  data: { file: data.img, size: 1G }', '  metadata: { file: meta.img, size: 64M }', '  baseSize: 32M', 'layers:', '  app: { source: app.tar }', 'devices: {}', ''].join('\n'));
+  writeManifest(file, { pool: simPool('arc', { data: { file: 'data.img', size: '1G' }, metadata: { file: 'meta.img', size: '64M' }, baseSize: '32M' }), layers: { app: { source: 'app.tar' } }, devices: {} });
   return { stateDir: path.join(root, 'state'), file, tar };
 }
 

@@ -10,13 +10,17 @@ import { apply, destroy } from '../../src/api/index.ts';
 import { SimKernel } from '../../src/kernel/sim/index.ts';
 import { KernelCallCounter } from '../../src/kernel/counting.ts';
 import { simMounted } from '../sim-mounts.ts';
+import { simPool, writeManifest, type DeviceDraft, type ManifestDraft } from '../builders/manifest.ts';
 
 const DEVICES = 12;
 
-function manifestText(mnt: string, devices: number): string {
-  const lines = ['version: 1', 'pool:', '  name: calls', '  data: { file: data.img, size: 4G }', '  metadata: { file: meta.img, size: 64M }', '  baseSize: 64M', 'layers:', '  os: {}', '  app: { parent: os }', devices ? 'devices:' : 'devices: {}'];
-  for (let i = 0; i < devices; i++) lines.push(`  d${i}: { layer: app, state: mounted, mountpoint: ${mnt}/d${i} }`);
-  return lines.join('\n') + '\n';
+function manifest(mnt: string, devices: number): ManifestDraft {
+  const mounted = Array.from({ length: devices }, (_, i): [string, DeviceDraft] => [`d${i}`, { layer: 'app', state: 'mounted', mountpoint: `${mnt}/d${i}` }]);
+  return {
+    pool: simPool('calls', { data: { file: 'data.img', size: '4G' }, metadata: { file: 'meta.img', size: '64M' }, baseSize: '64M' }),
+    layers: { os: {}, app: { parent: 'os' } },
+    devices: Object.fromEntries(mounted),
+  };
 }
 
 describe('kernel calls per step', () => {
@@ -26,7 +30,7 @@ describe('kernel calls per step', () => {
     const stateDir = path.join(root, 'state');
     const mnt = path.join(root, 'mnt');
     const file = path.join(root, 'm.yaml');
-    fs.writeFileSync(file, manifestText(mnt, DEVICES));
+    writeManifest(file, manifest(mnt, DEVICES));
     const counter = new KernelCallCounter();
     const kernel = () => counter.wrap(new SimKernel({ dir: path.join(stateDir, 'sim') }));
 

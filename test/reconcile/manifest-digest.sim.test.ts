@@ -9,12 +9,17 @@ import { apply, planFor } from '../../src/api/index.ts';
 import { EventLog } from '../../src/events/log.ts';
 import { openStateDir } from '../../src/events/state-dir.ts';
 import { loadManifest, manifestDigest } from '../../src/manifest/load.ts';
+import { manifestYaml, simPool } from '../builders/manifest.ts';
 
 function setup() {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'thinlayer-digest-'));
   onTestFinished(() => fs.rmSync(root, { recursive: true, force: true }));
   const file = path.join(root, 'm.yaml');
-  const text = ['version: 1', 'pool:', '  name: dig', '  data: { file: data.img, size: 1G }', '  metadata: { file: meta.img, size: 64M }', '  baseSize: 32M', 'layers:', '  os: {}', 'devices:', '  a: { layer: os, state: created }', ''].join('\n');
+  const text = manifestYaml({
+    pool: simPool('dig', { data: { file: 'data.img', size: '1G' }, metadata: { file: 'meta.img', size: '64M' }, baseSize: '32M' }),
+    layers: { os: {} },
+    devices: { a: { layer: 'os', state: 'created' } },
+  });
   fs.writeFileSync(file, text);
   return { stateDir: path.join(root, 'state'), file, text };
 }

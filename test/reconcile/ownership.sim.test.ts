@@ -17,21 +17,16 @@ import { gcCommand } from '../../src/cli/commands/gc.ts';
 import type { DoctorReport } from '../../src/doctor/diagnose.ts';
 import { identityOfUuid } from '../../src/domain/names.ts';
 import { simMountedIn } from '../sim-mounts.ts';
+import { simPool, writeManifest, type DeviceDraft, type ManifestDraft } from '../builders/manifest.ts';
 
 const POOL = 'thinlayer-shared-pool';
 
-function manifest(mnt: string, devices: string[]): string {
-  return `version: 1
-pool:
-  name: shared
-  data: { file: data.img, size: 1G }
-  metadata: { file: metadata.img, size: 64M }
-  baseSize: 128M
-layers:
-  os: {}
-devices:
-${devices.map((d) => `  ${d}: { layer: os, state: mounted, mountpoint: ${mnt}/${d} }`).join('\n')}
-`;
+function manifest(mnt: string, devices: string[]): ManifestDraft {
+  return {
+    pool: simPool('shared', { data: { file: 'data.img', size: '1G' }, baseSize: '128M' }),
+    layers: { os: {} },
+    devices: Object.fromEntries(devices.map((d): [string, DeviceDraft] => [d, { layer: 'os', state: 'mounted', mountpoint: `${mnt}/${d}` }])),
+  };
 }
 
 function sink(): { stream: Writable; text: () => string } {
@@ -51,7 +46,7 @@ function host() {
     fs.mkdirSync(mnt, { recursive: true });
     const file = (devices: string[]) => {
       const f = path.join(root, `${name}.yaml`);
-      fs.writeFileSync(f, manifest(mnt, devices));
+      writeManifest(f, manifest(mnt, devices));
       return f;
     };
     const opts = (reporter = new CollectingReporter()) => ({ stateDir, backend: 'sim' as const, yes: true, kernel: kernel(), reporter });

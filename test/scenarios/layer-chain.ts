@@ -7,6 +7,7 @@ import { mkdirSync, writeFileSync, lstatSync, readFileSync, readlinkSync, exists
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { buildTar, gzip, zstd, sha256 } from '../layers/tar-builder.ts';
+import { simPool, writeManifest } from '../builders/manifest.ts';
 
 const lower = buildTar([
   { name: 'etc/', type: 'dir', mode: 0o755 },
@@ -60,32 +61,26 @@ function buildOciLayout(dir: string): void {
 }
 
 /** Writes the sources and the manifest into `dir`; mountpoints go under `mnt`. Returns the manifest path. */
-export function writeLayerScenario(dir: string, mnt: string, sizes = { data: '2G', metadata: '64M', base: '256M' }): string {
+export function writeLayerScenario(dir: string, mnt: string): string {
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'lower.tar'), lower);
   writeFileSync(join(dir, 'middle.tar.gz'), gzip(middle));
   writeFileSync(join(dir, 'upper.tar.zst'), zstd(upper));
   buildOciLayout(join(dir, 'image'));
-  const file = join(dir, 'layers.yaml');
-  writeFileSync(
-    file,
-    `pool:
-  name: layered
-  data: { file: data.img, size: ${sizes.data} }
-  metadata: { file: metadata.img, size: ${sizes.metadata} }
-  baseSize: ${sizes.base}
-layers:
-  lower: { source: lower.tar }
-  middle: { parent: lower, source: middle.tar.gz }
-  upper: { parent: middle, source: upper.tar.zst, mountpoint: ${mnt}/inspect-upper }
-  image: { source: "oci:image:v1" }
-devices:
-  app1: { layer: upper, mountpoint: ${mnt}/app1 }
-  app2: { layer: upper, mountpoint: ${mnt}/app2 }
-  img: { layer: image, mountpoint: ${mnt}/img }
-`,
-  );
-  return file;
+  return writeManifest(join(dir, 'layers.yaml'), {
+    pool: simPool('layered'),
+    layers: {
+      lower: { source: 'lower.tar' },
+      middle: { parent: 'lower', source: 'middle.tar.gz' },
+      upper: { parent: 'middle', source: 'upper.tar.zst', mountpoint: `${mnt}/inspect-upper` },
+      image: { source: 'oci:image:v1' },
+    },
+    devices: {
+      app1: { layer: 'upper', mountpoint: `${mnt}/app1` },
+      app2: { layer: 'upper', mountpoint: `${mnt}/app2` },
+      img: { layer: 'image', mountpoint: `${mnt}/img` },
+    },
+  });
 }
 
 /** What a device built on `upper` must contain: every layer applied in order. */

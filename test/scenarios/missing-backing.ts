@@ -7,11 +7,12 @@ import { readFileSync, renameSync, writeFileSync, fsyncSync, openSync, closeSync
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { webManifest, type CliResult } from '../e2e/cli-harness.ts';
+import { writeManifest } from '../builders/manifest.ts';
 
 export function missingDataFileComesBack(run: (args: string[]) => CliResult, box: { root: string; stateDir: string; mnt: string; filesOf?: (mountpoint: string) => string }): void {
   const filesOf = box.filesOf ?? ((mountpoint: string) => mountpoint);
   const file = join(box.root, 'web.yaml');
-  writeFileSync(file, webManifest(box.mnt));
+  writeManifest(file, webManifest(box.mnt));
   const applied = run(['apply', '-f', file, '--yes']);
   expect(applied.code, applied.stderr).toBe(0);
   const fd = openSync(join(filesOf(join(box.mnt, 'web1')), 'hello.txt'), 'w');

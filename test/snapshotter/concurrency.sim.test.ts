@@ -15,7 +15,7 @@ import { ensurePoolAndBase } from '../../src/snapshotter/pool-setup.ts';
 import { CrashPoints } from '../../src/engine/crash-points.ts';
 import { initialState } from '../../src/lifecycle/projection.ts';
 import { silentReporter } from '../../src/messages/message-port.ts';
-import { parseManifest } from '../../src/manifest/load.ts';
+import { loadedManifest } from '../builders/manifest.ts';
 import { poolManifest } from './harness.ts';
 import { filesAt } from '../../src/kernel/kernel-port.ts';
 
@@ -62,7 +62,7 @@ describe('snapshotter concurrency', () => {
     const k = holdingKernel(sim);
     const gate = new SessionGate({ stateDir, kernel: k.kernel, crash: new CrashPoints(null), reporter: silentReporter, lockWaitMs: 5000, lingerMs: 50 }, initialState());
     onTestFinished(() => gate.close());
-    const manifest = parseManifest(poolManifest(), join(root, 'pool.yaml'));
+    const manifest = loadedManifest(poolManifest(), join(root, 'pool.yaml'));
     const runner = new StepRunner('thinlayer-ctr-pool', silentReporter);
     await gate.run((s) => ensurePoolAndBase(s, manifest.pool, manifest.file, runner));
     const service = new SnapshotService({ gate, kernel: k.kernel, runner, pool: 'ctr', filesystem: 'ext4', stateDir: await openStateDir(stateDir), reporter: silentReporter });

@@ -18,7 +18,7 @@ import { ensurePoolAndBase } from '../../src/snapshotter/pool-setup.ts';
 import { CrashPoints } from '../../src/engine/crash-points.ts';
 import { initialState } from '../../src/lifecycle/projection.ts';
 import { silentReporter } from '../../src/messages/message-port.ts';
-import { parseManifest } from '../../src/manifest/load.ts';
+import { loadedManifest } from '../builders/manifest.ts';
 import { doctorCommand } from '../../src/cli/commands/doctor.ts';
 import type { DoctorReport } from '../../src/doctor/diagnose.ts';
 import { statusWithPlan } from '../../src/api/index.ts';
@@ -61,7 +61,7 @@ describe('doctor beside a busy snapshotter', () => {
     const gate = new SessionGate({ stateDir, kernel, crash: new CrashPoints(null), reporter: silentReporter, lockWaitMs: 30_000, lingerMs: 20 }, initialState());
     onTestFinished(() => gate.close());
     const runner = new StepRunner('thinlayer-ctr-pool', silentReporter);
-    const manifest = parseManifest(poolManifest(), join(root, 'pool.yaml'));
+    const manifest = loadedManifest(poolManifest(), join(root, 'pool.yaml'));
     await gate.run((s) => ensurePoolAndBase(s, manifest.pool, manifest.file, runner));
     const service = new SnapshotService({ gate, kernel, runner, pool: 'ctr', filesystem: 'ext4', stateDir: await openStateDir(stateDir), reporter: silentReporter });
     await service.prepare('', 'layer-src', '', {}, 'active');
@@ -120,7 +120,7 @@ describe('doctor beside a busy snapshotter', () => {
     const gate = new SessionGate({ stateDir, kernel, crash: new CrashPoints(null), reporter: silentReporter, lockWaitMs: 30_000, lingerMs: 20 }, initialState());
     onTestFinished(() => gate.close());
     const runner = new StepRunner('thinlayer-ctr-pool', silentReporter);
-    const manifest = parseManifest(poolManifest(), join(root, 'pool.yaml'));
+    const manifest = loadedManifest(poolManifest(), join(root, 'pool.yaml'));
     await gate.run((s) => ensurePoolAndBase(s, manifest.pool, manifest.file, runner));
     const service = new SnapshotService({ gate, kernel, runner, pool: 'ctr', filesystem: 'ext4', stateDir: await openStateDir(stateDir), reporter: silentReporter });
     await service.prepare('ns1', 'src', '', {}, 'active');

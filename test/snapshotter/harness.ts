@@ -3,23 +3,20 @@
 // through a gRPC client of the same service definition.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { loadSnapshotsService } from '../../src/snapshotter/proto.ts';
 import { runSnapshotter } from '../../src/snapshotter/command.ts';
 import { silentReporter } from '../../src/messages/message-port.ts';
+import { simPool, writeManifest, type ManifestDraft } from '../builders/manifest.ts';
 
 export const BIN = resolve(import.meta.dirname, '../../bin/thinlayer.js');
 
-export function poolManifest(extra = ''): string {
-  return `pool:
-  name: ctr
-  data: { file: data.img, size: 2G }
-  metadata: { file: metadata.img, size: 64M }
-  baseSize: 256M
-${extra}`;
+/** Pool ctr on the sim pool's sizes, with these layers and devices (none unless told). */
+export function poolManifest(more: Omit<ManifestDraft, 'pool'> = {}): ManifestDraft {
+  return { pool: simPool('ctr'), ...more };
 }
 
 export interface Box {
@@ -30,10 +27,10 @@ export interface Box {
   cleanup(): void;
 }
 
-export function box(manifestText = poolManifest()): Box {
+export function box(draft = poolManifest()): Box {
   const root = mkdtempSync(join(tmpdir(), 'thinlayer-snap-'));
   const manifest = join(root, 'pool.yaml');
-  writeFileSync(manifest, manifestText);
+  writeManifest(manifest, draft);
   return { root, stateDir: join(root, 'state'), socket: join(root, 'snap.sock'), manifest, cleanup: () => rmSync(root, { recursive: true, force: true }) };
 }
 

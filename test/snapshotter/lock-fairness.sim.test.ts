@@ -50,7 +50,7 @@ function cliAsync(stateDir: string, args: string[]): Promise<{ code: number | nu
 
 describe('the lock under steady snapshotter load', () => {
   it('a waiter gets the lock within its wait while 50 calls a second keep arriving, and the snapshotter keeps answering', async () => {
-    const b = box(poolManifest(`layers:\n  os: {}\ndevices:\n  dev1: { layer: os, state: activated }\n`));
+    const b = box(poolManifest({ layers: { os: {} }, devices: { dev1: { layer: 'os', state: 'activated' } } }));
     onTestFinished(() => b.cleanup());
     const run = await startChild(b);
     onTestFinished(() => run.stop());

@@ -20,7 +20,7 @@ import { CrashPoints } from '../../src/engine/crash-points.ts';
 import { Session } from '../../src/engine/session.ts';
 import { initialState } from '../../src/lifecycle/projection.ts';
 import { silentReporter } from '../../src/messages/message-port.ts';
-import { parseManifest } from '../../src/manifest/load.ts';
+import { loadedManifest } from '../builders/manifest.ts';
 import { MAX_KEY_BYTES, MAX_LABEL_BYTES, MAX_LABELS } from '../../src/snapshotter/request-limits.ts';
 import { box, startHere, poolManifest } from './harness.ts';
 
@@ -60,7 +60,7 @@ async function rig(root: string, kernel?: (sim: SimKernel) => KernelPort) {
     return { gate, service };
   };
   const first = await open();
-  const manifest = parseManifest(poolManifest(), join(root, 'pool.yaml'));
+  const manifest = loadedManifest(poolManifest(), join(root, 'pool.yaml'));
   await first.gate.run((s) => ensurePoolAndBase(s, manifest.pool, manifest.file, runner));
   return { stateDir, sim, kernel: k, open, ...first };
 }

@@ -18,7 +18,7 @@ import { ensurePoolAndBase } from '../../src/snapshotter/pool-setup.ts';
 import { CrashPoints } from '../../src/engine/crash-points.ts';
 import { initialState } from '../../src/lifecycle/projection.ts';
 import { silentReporter } from '../../src/messages/message-port.ts';
-import { parseManifest } from '../../src/manifest/load.ts';
+import { loadedManifest } from '../builders/manifest.ts';
 import { MAX_KEY_BYTES, MAX_LABEL_BYTES } from '../../src/snapshotter/request-limits.ts';
 import { poolManifest } from './harness.ts';
 
@@ -41,7 +41,7 @@ describe('snapshotter at scale', () => {
     const gate = new SessionGate({ stateDir, kernel: sim, crash: new CrashPoints(null), reporter: silentReporter, lockWaitMs: 30_000, lingerMs: LINGER_MS }, initialState());
     onTestFinished(() => gate.close());
     const runner = new StepRunner('thinlayer-ctr-pool', silentReporter);
-    const manifest = parseManifest(poolManifest(), join(root, 'pool.yaml'));
+    const manifest = loadedManifest(poolManifest(), join(root, 'pool.yaml'));
     await gate.run((s) => ensurePoolAndBase(s, manifest.pool, manifest.file, runner));
     await gate.close();
     const service = new SnapshotService({ gate, kernel: sim, runner, pool: 'ctr', filesystem: 'ext4', stateDir: await openStateDir(stateDir), reporter: silentReporter });

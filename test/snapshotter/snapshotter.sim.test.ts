@@ -228,7 +228,7 @@ describe('thinlayer snapshotter (simulated kernel)', () => {
   });
 
   it('shares the state dir with apply: apply runs beside it and leaves the snapshots alone; status and doctor list them', async () => {
-    const b = box(poolManifest(`layers:\n  os: {}\ndevices:\n  dev1: { layer: os, state: activated }\n`));
+    const b = box(poolManifest({ layers: { os: {} }, devices: { dev1: { layer: 'os', state: 'activated' } } }));
     onTestFinished(() => b.cleanup());
     const run = await startChild(b);
     onTestFinished(() => run.stop());

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { box, poolManifest, startChild, BIN, type Client } from './harness.ts';
+import { writeManifest } from '../builders/manifest.ts';
 import { SimKernel } from '../../src/kernel/sim/index.ts';
 import { filesAt } from '../../src/kernel/kernel-port.ts';
 import * as api from '../../src/api/index.ts';
@@ -120,7 +121,7 @@ export async function runSoak(o: SoakOptions): Promise<Record<string, number>> {
       rmSync(mnt, { recursive: true, force: true });
     });
     const withSide = join(b.root, 'with-side.yaml');
-    writeFileSync(withSide, poolManifest(`layers:\n  plain: {}\ndevices:\n  side: { layer: plain, state: activated }\n`));
+    writeManifest(withSide, poolManifest({ layers: { plain: {} }, devices: { side: { layer: 'plain', state: 'activated' } } }));
     const mounter = backend === 'sim' ? simMounter(b.stateDir) : realMounter();
 
     const known = new Map<string, Known>();

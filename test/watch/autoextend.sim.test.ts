@@ -11,12 +11,13 @@ import { Session } from '../../src/engine/session.ts';
 import { growPool, POOL_GROW_OP } from '../../src/actions/pool-grow.ts';
 import { silentReporter } from '../../src/messages/message-port.ts';
 import { UserError } from '../../src/errors/index.ts';
+import type { PoolDraft } from '../builders/manifest.ts';
 import { box, startWatch } from './sim-harness.ts';
 import { waitFor } from './helpers.ts';
 import { simMounted } from '../sim-mounts.ts';
 
 const MiB = 1024 * 1024;
-const TINY_POOL = 'data: { file: data.img, size: 8M }\n  metadata: { file: metadata.img, size: 4M }';
+const TINY_POOL: Partial<PoolDraft> = { data: { file: 'data.img', size: '8M' }, metadata: { file: 'metadata.img', size: '4M' } };
 
 async function mutating<T>(stateDir: string, work: (s: Session) => Promise<T>): Promise<T> {
   const session = await Session.open({ stateDir, backend: 'sim', reporter: silentReporter, mutate: true, command: 'test' });
@@ -29,7 +30,7 @@ async function mutating<T>(stateDir: string, work: (s: Session) => Promise<T>): 
 
 describe('pool autoextend', () => {
   it('warns as the pool fills and grows the data file by 20% steps until use is below the threshold', async () => {
-    const b = box((mnt) => `  d1: { layer: l1, state: mounted, mountpoint: ${mnt}/d1 }`, TINY_POOL);
+    const b = box((mnt) => ({ d1: { layer: 'l1', state: 'mounted', mountpoint: `${mnt}/d1` } }), TINY_POOL);
     const w = startWatch(b);
     await waitFor('converged', () => w.messages.some((m) => m.code === 'watch.run-done'));
 
@@ -64,7 +65,7 @@ describe('pool autoextend', () => {
   });
 
   it('runs on the pool low-water event, between drift checks', async () => {
-    const b = box((mnt) => `  d1: { layer: l1, state: mounted, mountpoint: ${mnt}/d1 }`, TINY_POOL);
+    const b = box((mnt) => ({ d1: { layer: 'l1', state: 'mounted', mountpoint: `${mnt}/d1` } }), TINY_POOL);
     const reporter = new CollectingReporter();
     const controller = new AbortController();
     // No drift check during the test: a run after the first can only come from the pool's event.
@@ -86,7 +87,7 @@ describe('pool autoextend', () => {
   });
 
   it('growPool: grows file, loop and live table; refuses to shrink; a grow interrupted after its intent is finished by the next watcher run', async () => {
-    const b = box(() => '  d1: { layer: l1, state: activated }', TINY_POOL);
+    const b = box(() => ({ d1: { layer: 'l1', state: 'activated' } }), TINY_POOL);
     await api.apply(b.file, { stateDir: b.stateDir, backend: 'sim', yes: true });
 
     const result = await mutating(b.stateDir, (s) => growPool(s, { dataBytes: 12 * MiB, metadataBytes: 6 * MiB }));

@@ -5,17 +5,19 @@
 import { describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
-import { atomicSave, box, deviceStates, manifestText, startWatch, SMALL_POOL } from './sim-harness.ts';
+import { atomicSave, box, deviceStates, startWatch, watchManifest, SMALL_POOL } from './sim-harness.ts';
+import { manifestYaml, withPool } from '../builders/manifest.ts';
 import { waitFor } from './helpers.ts';
 
 describe('watch converges to an edit as apply does', () => {
   it('takes a raised pool.baseSize for new devices, and refuses to lower it, keeping the recorded desired state', async () => {
-    const b = box(() => '  d1: { layer: l1, state: activated }');
+    const b = box(() => ({ d1: { layer: 'l1', state: 'activated' } }));
     const w = startWatch(b);
     await waitFor('d1 activated', async () => (await deviceStates(b)).some(([n, s]) => n === 'd1' && s === 'activated'));
 
     // Raised: accepted, and the new device gets the larger size.
-    atomicSave(b.file, manifestText('  d1: { layer: l1, state: activated }\n  d2: { layer: l1, state: activated }').replace('baseSize: 16M', 'baseSize: 32M'));
+    const both = watchManifest({ d1: { layer: 'l1', state: 'activated' }, d2: { layer: 'l1', state: 'activated' } });
+    atomicSave(b.file, manifestYaml(withPool(both, { baseSize: '32M' })));
     await waitFor('d2 activated', async () => (await deviceStates(b)).some(([n, s]) => n === 'd2' && s === 'activated'));
     const desiredSets = async () => (await b.events()).filter((e) => e.type === 'desired.set');
     expect(((await desiredSets()).at(-1) as any).manifest.pool.baseSizeBytes).toBe(32 * 2 ** 20);
@@ -24,7 +26,7 @@ describe('watch converges to an edit as apply does', () => {
 
     // Lowered: the run fails with apply's refusal, and nothing is recorded.
     const failedBefore = w.messages.filter((m) => m.code === 'watch.run-failed').length;
-    atomicSave(b.file, manifestText('  d1: { layer: l1, state: activated }\n  d2: { layer: l1, state: activated }'));
+    atomicSave(b.file, manifestYaml(both));
     const failed = await waitFor('the lowered base size refused', () => w.messages.filter((m) => m.code === 'watch.run-failed')[failedBefore]);
     expect(failed.error).toMatch(/pool\.baseSize: cannot be lowered from 32 MiB to 16 MiB/);
     expect(await desiredSets()).toHaveLength(recorded);
@@ -33,12 +35,12 @@ describe('watch converges to an edit as apply does', () => {
   });
 
   it('grows a file-backed pool whose data.size was raised, through the pool.grow step apply runs first', async () => {
-    const b = box(() => '  d1: { layer: l1, state: activated }');
+    const b = box(() => ({ d1: { layer: 'l1', state: 'activated' } }));
     const w = startWatch(b);
     await waitFor('d1 activated', async () => (await deviceStates(b)).some(([n, s]) => n === 'd1' && s === 'activated'));
     expect(fs.statSync(path.join(b.stateDir, 'data.img')).size).toBe(64 * 2 ** 20);
 
-    b.write('  d1: { layer: l1, state: activated }', SMALL_POOL.replace('size: 64M', 'size: 96M'));
+    b.write({ d1: { layer: 'l1', state: 'activated' } }, { ...SMALL_POOL, data: { file: 'data.img', size: '96M' } });
     await waitFor('the data file grown', () => fs.statSync(path.join(b.stateDir, 'data.img')).size === 96 * 2 ** 20);
     const grows = (await b.events()).filter((e) => e.type === 'step.done' && (e as any).op === 'pool.grow');
     expect(grows).toHaveLength(1);

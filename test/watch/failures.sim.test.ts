@@ -35,7 +35,7 @@ function failingKernel(dir: string, operation: keyof KernelPort, failures: numbe
 
 describe('a watcher on a failing kernel', () => {
   it('reports each failed run, retries with growing backoff, and converges when the kernel recovers', async () => {
-    const b = box((mnt) => `  d1: { layer: l1, state: mounted, mountpoint: ${mnt}/d1 }`);
+    const b = box((mnt) => ({ d1: { layer: 'l1', state: 'mounted', mountpoint: `${mnt}/d1` } }));
     const { kernel, failed } = failingKernel(path.join(b.stateDir, 'sim'), 'create', 3);
     const reporter = new CollectingReporter();
     const metrics = new WatchMetrics();

@@ -12,8 +12,9 @@ import { CliOutput } from '../../src/cli/output.ts';
 import * as api from '../../src/api/index.ts';
 import { EventLog } from '../../src/events/log.ts';
 import { openStateDir } from '../../src/events/state-dir.ts';
-import type { ThinlayerEvent } from '../../src/events/types.ts';
+import type { ThinlayerEvent } from '../../src/model/events.ts';
 import { tempDir, waitFor } from './helpers.ts';
+import { manifestYaml, type DeviceDraft, type ManifestDraft, type PoolDraft } from '../builders/manifest.ts';
 
 export interface Box {
   root: string;
@@ -22,15 +23,20 @@ export interface Box {
   file: string;
   /** The simulator seen from "another process". */
   sim: SimKernel;
-  write(devices: string, pool?: string): void;
+  write(devices: Record<string, DeviceDraft>, pool?: Partial<PoolDraft>): void;
   status(): Promise<api.StatusView>;
   events(): Promise<ThinlayerEvent[]>;
 }
 
-export const SMALL_POOL = 'data: { file: data.img, size: 64M }\n  metadata: { file: metadata.img, size: 4M }';
+export const SMALL_POOL: Partial<PoolDraft> = { data: { file: 'data.img', size: '64M' }, metadata: { file: 'metadata.img', size: '4M' } };
 
-export function manifestText(devices: string, pool = SMALL_POOL): string {
-  return `version: 1\npool:\n  name: w\n  ${pool}\n  baseSize: 16M\nlayers:\n  l1: {}\ndevices:\n${devices}\n`;
+/** Pool w (SMALL_POOL unless told) with 16M devices, one layer l1, and these devices. */
+export function watchManifest(devices: Record<string, DeviceDraft>, pool: Partial<PoolDraft> = SMALL_POOL): ManifestDraft {
+  return { pool: { name: 'w', ...pool, baseSize: '16M' }, layers: { l1: {} }, devices };
+}
+
+export function manifestText(devices: Record<string, DeviceDraft>, pool?: Partial<PoolDraft>): string {
+  return manifestYaml(watchManifest(devices, pool));
 }
 
 /** Writes beside the file and renames over it, as editors and atomic saves do. */
@@ -40,7 +46,7 @@ export function atomicSave(file: string, text: string): void {
   fs.renameSync(draft, file);
 }
 
-export function box(devices: (mnt: string) => string, pool?: string): Box {
+export function box(devices: (mnt: string) => Record<string, DeviceDraft>, pool?: Partial<PoolDraft>): Box {
   const root = tempDir('thinlayer-watch-sim-');
   const stateDir = path.join(root, 'state');
   const mnt = path.join(root, 'mnt');

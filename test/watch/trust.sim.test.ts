@@ -4,17 +4,17 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { box, deviceStates, startWatch, SMALL_POOL } from './sim-harness.ts';
+import { box, deviceStates, manifestText, startWatch } from './sim-harness.ts';
 import { waitFor } from './helpers.ts';
 
 describe('watch and the files it obeys', () => {
   it('keeps the last valid manifest while the file is writable by others, and reports a source not owned by root', async () => {
-    const b = box((mnt) => `  d1: { layer: l1, mountpoint: ${mnt}/d1 }`);
+    const b = box((mnt) => ({ d1: { layer: 'l1', mountpoint: `${mnt}/d1` } }));
     const w = startWatch(b);
     await waitFor('d1 mounted', async () => JSON.stringify(await deviceStates(b)) === JSON.stringify([['d1', 'mounted']]));
 
-    const edit = `version: 1\npool:\n  name: w\n  ${SMALL_POOL}\n  baseSize: 16M\nlayers:\n  l1: {}\ndevices:\n  d1: { layer: l1, mountpoint: ${b.mnt}/d1 }\n  d2: { layer: l1 }\n`;
-    b.write(`  d1: { layer: l1, mountpoint: ${b.mnt}/d1 }\n  d2: { layer: l1 }`);
+    const edit = manifestText({ d1: { layer: 'l1', mountpoint: `${b.mnt}/d1` }, d2: { layer: 'l1' } });
+    b.write({ d1: { layer: 'l1', mountpoint: `${b.mnt}/d1` }, d2: { layer: 'l1' } });
     fs.chmodSync(b.file, 0o666);
     const refused = await waitFor('the untrusted edit reported', () => w.messages.find((m) => m.code === 'watch.manifest-invalid'));
     expect(refused.error).toContain('others can write to it');

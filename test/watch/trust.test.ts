@@ -13,7 +13,7 @@ function confDir(): { root: string; conf: string; file: string } {
   const conf = join(root, 'conf');
   mkdirSync(conf, { mode: 0o755 });
   const file = join(conf, 'm.yaml');
-  writeFileSync(file, manifestText('  d1: { layer: l1 }'), { mode: 0o644 });
+  writeFileSync(file, manifestText({ d1: { layer: 'l1' } }), { mode: 0o644 });
   return { root, conf, file };
 }
 
@@ -24,7 +24,7 @@ describe('the manifest watch follows', () => {
     expect((await follower.read()).kind).toBe('valid');
 
     // An edit to a file others can write is not applied: the last valid manifest is kept.
-    writeFileSync(file, manifestText('  d1: { layer: l1 }\n  d2: { layer: l1 }'));
+    writeFileSync(file, manifestText({ d1: { layer: 'l1' }, d2: { layer: 'l1' } }));
     chmodSync(file, 0o666);
     const loose = await follower.read();
     expect(loose).toMatchObject({ kind: 'invalid', firstReport: true, error: { code: 'E_MANIFEST_UNTRUSTED', exitCode: 2 } });

@@ -8,7 +8,8 @@ import * as api from '../../src/api/index.ts';
 import { acquireLock } from '../../src/events/lock.ts';
 import { openStateDir } from '../../src/events/state-dir.ts';
 import { requestReconcile } from '../../src/watch/requests.ts';
-import { box, deviceStates, manifestText, startWatch } from './sim-harness.ts';
+import { box, deviceStates, startWatch, watchManifest } from './sim-harness.ts';
+import { writeManifest } from '../builders/manifest.ts';
 import { waitFor } from './helpers.ts';
 import { simMounted } from '../sim-mounts.ts';
 
@@ -16,16 +17,16 @@ const same = (a: unknown) => (b: unknown) => JSON.stringify(a) === JSON.stringif
 
 describe('thinlayer watch on the simulated kernel', () => {
   it('picks up manifest edits saved by rename, keeps the last valid manifest through an invalid edit, and holds back deletions until confirmed', async () => {
-    const b = box(() => '  d1: { layer: l1, state: activated }');
+    const b = box(() => ({ d1: { layer: 'l1', state: 'activated' } }));
     const w = startWatch(b);
     await waitFor('d1 activated', async () => same([['d1', 'activated']])(await deviceStates(b)));
 
-    b.write(`  d1: { layer: l1, state: activated }\n  d2: { layer: l1, state: mounted, mountpoint: ${b.mnt}/d2 }`);
+    b.write({ d1: { layer: 'l1', state: 'activated' }, d2: { layer: 'l1', state: 'mounted', mountpoint: `${b.mnt}/d2` } });
     await waitFor('d2 mounted after the edit', async () => same([['d1', 'activated'], ['d2', 'mounted']])(await deviceStates(b)));
     expect((await b.events()).filter((e) => e.type === 'desired.set')).toHaveLength(2);
 
     // An invalid edit: reported with the manifest's own message, the last valid state kept.
-    b.write(`  d1: { layer: nosuchlayer, state: activated }`);
+    b.write({ d1: { layer: 'nosuchlayer', state: 'activated' } });
     const invalid = await waitFor('the invalid edit reported', () => w.messages.find((m) => m.code === 'watch.manifest-invalid'));
     expect(invalid.error).toContain('nosuchlayer');
     expect(invalid.error).toContain('m.yaml');
@@ -37,7 +38,7 @@ describe('thinlayer watch on the simulated kernel', () => {
     expect((await b.events()).filter((e) => e.type === 'desired.set')).toHaveLength(2);
 
     // An edit that deletes d2 waits for confirmation; d2 stays.
-    b.write('  d1: { layer: l1, state: activated }');
+    b.write({ d1: { layer: 'l1', state: 'activated' } });
     const held = await waitFor('the deletion held back', () => w.messages.find((m) => m.code === 'watch.needs-confirmation'));
     expect(held.deletes).toEqual(['device:d2']);
     await w.moreRuns(2);
@@ -55,7 +56,7 @@ describe('thinlayer watch on the simulated kernel', () => {
   });
 
   it('restores a device removed or unmounted behind its back, and never touches a device it does not own', async () => {
-    const b = box((mnt) => `  d1: { layer: l1, state: mounted, mountpoint: ${mnt}/d1 }\n  d2: { layer: l1, state: activated }`);
+    const b = box((mnt) => ({ d1: { layer: 'l1', state: 'mounted', mountpoint: `${mnt}/d1` }, d2: { layer: 'l1', state: 'activated' } }));
     const w = startWatch(b);
     await waitFor('converged', async () => same([['d1', 'mounted'], ['d2', 'activated']])(await deviceStates(b)));
     fs.writeFileSync(simMounted(b.stateDir, path.join(b.mnt, 'd1'), 'kept.txt'), 'data\n');
@@ -79,7 +80,7 @@ describe('thinlayer watch on the simulated kernel', () => {
   });
 
   it('runs on SIGHUP and on a request from another command, not only on its timer', async () => {
-    const b = box(() => '  d1: { layer: l1, state: activated }');
+    const b = box(() => ({ d1: { layer: 'l1', state: 'activated' } }));
     const w = startWatch(b, { intervalMs: 3_600_000 });
     await waitFor('the first run', () => w.runsEnded() === 1);
     expect(w.messages.find((m) => m.code === 'watch.run')?.reasons).toEqual(['start']);
@@ -95,7 +96,7 @@ describe('thinlayer watch on the simulated kernel', () => {
   });
 
   it('takes the lock only while it runs: other commands get it, and it waits for them', async () => {
-    const b = box(() => '  d1: { layer: l1, state: activated }');
+    const b = box(() => ({ d1: { layer: 'l1', state: 'activated' } }));
     const w = startWatch(b);
     await waitFor('converged', async () => same([['d1', 'activated']])(await deviceStates(b)));
 
@@ -112,7 +113,7 @@ describe('thinlayer watch on the simulated kernel', () => {
   });
 
   it('in the same process as the library: destroy refuses while it runs, and destroy with force stops it first, so nothing is made again', async () => {
-    const b = box(() => '  d1: { layer: l1, state: activated }');
+    const b = box(() => ({ d1: { layer: 'l1', state: 'activated' } }));
     const w = startWatch(b);
     await waitFor('converged', async () => same([['d1', 'activated']])(await deviceStates(b)));
     await expect(api.destroy({ stateDir: b.stateDir, backend: 'sim', yes: true })).rejects.toMatchObject({ code: 'E_HELD' });
@@ -128,7 +129,7 @@ describe('thinlayer watch on the simulated kernel', () => {
   });
 
   it('stops after the current step on SIGTERM (here: its signal), with the step recorded, and exits 0', async () => {
-    const b = box((mnt) => `  d1: { layer: l1, state: mounted, mountpoint: ${mnt}/d1 }\n  d2: { layer: l1, state: activated }`);
+    const b = box((mnt) => ({ d1: { layer: 'l1', state: 'mounted', mountpoint: `${mnt}/d1` }, d2: { layer: 'l1', state: 'activated' } }));
     const w = startWatch(b, { onMessage: (m, stop) => m.code === 'step.start' && m.step.op === 'pool.attach' && stop() });
     expect(await w.exit).toBe(0);
     const events = await b.events();
@@ -146,7 +147,7 @@ describe('thinlayer watch on the simulated kernel', () => {
   });
 
   it('serves devices by state, pool use and run counts at its metrics endpoint', async () => {
-    const b = box((mnt) => `  d1: { layer: l1, state: mounted, mountpoint: ${mnt}/d1 }\n  d2: { layer: l1, state: activated }`);
+    const b = box((mnt) => ({ d1: { layer: 'l1', state: 'mounted', mountpoint: `${mnt}/d1` }, d2: { layer: 'l1', state: 'activated' } }));
     const w = startWatch(b, { metricsPort: 0 });
     const started = await waitFor('the start message', () => w.messages.find((m) => m.code === 'watch.started'));
     expect(started.metricsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
@@ -170,10 +171,10 @@ describe('thinlayer watch on the simulated kernel', () => {
   });
 
   it('keeps the layers apply made from a source: the content it resolved is recorded, nothing is rebuilt or held back', async () => {
-    const b = box(() => '');
+    const b = box(() => ({}));
     fs.mkdirSync(path.join(b.root, 'conf', 'rootfs'));
     fs.writeFileSync(path.join(b.root, 'conf', 'rootfs', 'hello.txt'), 'hello\n');
-    fs.writeFileSync(b.file, manifestText('  d1: { layer: l1, state: activated }').replace('l1: {}', 'l1: { source: rootfs }'));
+    writeManifest(b.file, { ...watchManifest({ d1: { layer: 'l1', state: 'activated' } }), layers: { l1: { source: 'rootfs' } } });
     await api.apply(b.file, { stateDir: b.stateDir, backend: 'sim', yes: true });
     const applied = await b.events();
     const recorded = applied.filter((e) => e.type === 'desired.set').at(-1);
@@ -200,7 +201,7 @@ describe('thinlayer watch on the simulated kernel', () => {
   });
 
   it('refuses to start on an invalid manifest, with exit 2 and the manifest message', async () => {
-    const b = box(() => '  d1: { layer: missing }');
+    const b = box(() => ({ d1: { layer: 'missing' } }));
     const w = startWatch(b);
     expect(await w.exit).toBe(2);
     expect(w.stderr()).toContain('missing');

@@ -9,7 +9,8 @@ export async function run({ o, stateDir, backend, reporter }: CommandContext): P
   if (!socket) throw new UserError('snapshotter needs --socket PATH (containerd dials unix://PATH)', { path: '--socket', expected: 'a socket path' }, 'E_USAGE');
   const file = o.file as string | undefined;
   if (file === undefined || file === '-') throw new UserError('snapshotter needs a manifest file naming its pool: -f FILE', { path: '--file', expected: 'a manifest file' }, 'E_USAGE');
-  const { serveSnapshotter } = await import('../../app/snapshotter.ts');
-  await withSignals((signal) => serveSnapshotter({ manifest: file, socket, stateDir, backend, reporter, signal }));
+  const { runSnapshotter } = await import('../../snapshotter/command.ts');
+  await withSignals((signal) => runSnapshotter({ manifest: file, socket, stateDir, backend, reporter, signal }));
+  reporter.notify({ code: 'snapshotter.stopped' });
   return 0;
 }

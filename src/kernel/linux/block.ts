@@ -1,7 +1,7 @@
 // Block device ioctls: size and discard.
 
 import { ERRNO, KernelError } from '../../errors/index.ts';
-import { O_RDONLY, O_RDWR, ioctlBuffer, withFd } from './libc.ts';
+import { O_RDONLY, O_RDWR, ioctlBuffer, withFd } from '../../host/libc.ts';
 
 const BLKGETSIZE64 = 0x80081272; // _IOR(0x12, 114, size_t)
 const BLKDISCARD = 0x1277; // _IO(0x12, 119), argument: u64 range[2] = { start, length }

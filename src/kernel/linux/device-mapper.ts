@@ -23,7 +23,7 @@ import {
   oversizedField,
   requestSize,
 } from './dm-ioctl.ts';
-import { O_RDWR, close, ioctlBuffer, open } from './libc.ts';
+import { O_RDWR, close, ioctlBuffer, open } from '../../host/libc.ts';
 
 export const DM_CONTROL = '/dev/mapper/control';
 const INITIAL_BUFFER = 16 * 1024;

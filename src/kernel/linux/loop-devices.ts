@@ -9,7 +9,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ERRNO, KernelError } from '../../errors/index.ts';
 import type { LoopDevice } from '../kernel-port.ts';
-import { O_RDONLY, O_RDWR, close, ioctlBuffer, ioctlValue, open, withFd } from './libc.ts';
+import { O_RDONLY, O_RDWR, close, ioctlBuffer, ioctlValue, open, withFd } from '../../host/libc.ts';
+import { SECTOR_BYTES } from '../../model/units.ts';
 
 const LOOP_SET_FD = 0x4c00;
 const LOOP_CLR_FD = 0x4c01;
@@ -68,7 +69,7 @@ function describe(name: string): LoopDevice | null {
     major,
     minor,
     backingFile: backing,
-    sizeBytes: Number(readSys(path.join(dir, 'size')) ?? 0) * 512,
+    sizeBytes: Number(readSys(path.join(dir, 'size')) ?? 0) * SECTOR_BYTES,
     readOnly: readSys(path.join(dir, 'ro')) === '1',
   };
 }

@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { systemTool } from '../../host/system-tools.ts';
 import { promisify } from 'node:util';
 import type { KernelPort } from '../kernel-port.ts';
-import { isKernelError } from '../../errors/index.ts';
+import { StateError, isKernelError } from '../../errors/index.ts';
 
 /** thin_ls -o DEV,MAPPED_BYTES --no-headers: `<id> <bytes>` a line. */
 export function parseThinLsMapped(stdout: string, thinId: number): number {
@@ -15,7 +15,7 @@ export function parseThinLsMapped(stdout: string, thinId: number): number {
     const [id, bytes] = line.trim().split(/\s+/);
     if (id === String(thinId) && /^\d+$/.test(bytes ?? '')) return Number(bytes);
   }
-  throw new Error(`thin_ls does not list thin id ${thinId}`);
+  throw new StateError(`thin_ls does not list thin id ${thinId}`, 'E_THIN_IDS');
 }
 
 /** thin_ls -o DEV --no-headers prints one id a line, padded with spaces. */
@@ -24,7 +24,7 @@ export function parseThinLsIds(stdout: string): number[] {
   for (const line of stdout.split('\n')) {
     const word = line.trim();
     if (word === '') continue;
-    if (!/^\d+$/.test(word)) throw new Error(`unexpected thin_ls line: ${JSON.stringify(line)}`);
+    if (!/^\d+$/.test(word)) throw new StateError(`unexpected thin_ls line: ${JSON.stringify(line)}`, 'E_THIN_IDS');
     ids.push(Number(word));
   }
   return ids.sort((a, b) => a - b);
@@ -32,7 +32,7 @@ export function parseThinLsIds(stdout: string): number[] {
 
 /** thin_dump's XML has one `<device dev_id="N" ...>` element per thin device. */
 export function parseThinDumpIds(xml: string): number[] {
-  if (!xml.includes('<superblock')) throw new Error('thin_dump printed no superblock');
+  if (!xml.includes('<superblock')) throw new StateError('thin_dump printed no superblock', 'E_THIN_IDS');
   return [...xml.matchAll(/<device\s+dev_id="(\d+)"/g)].map((m) => Number(m[1])).sort((a, b) => a - b);
 }
 

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import { ERRNO, KernelError } from '../../errors/index.ts';
 import { untrustedDirectory } from '../../host/path-trust.ts';
-import { close, mkdirat, O_DIRECTORY, O_NOFOLLOW, O_PATH, O_RDONLY, open, openat, type CallSite } from './libc.ts';
+import { close, mkdirat, O_DIRECTORY, O_NOFOLLOW, O_PATH, O_RDONLY, open, openat, type CallSite } from '../../host/libc.ts';
 
 /**
  * An O_PATH descriptor of the mountpoint's directory; the caller closes it. Every directory above it

@@ -8,7 +8,6 @@ import { DEFAULT_POOL_FEATURES, type DevT, type PoolFeatures } from './status-fo
 
 export const DM_MAJOR = 253;
 export const LOOP_MAJOR = 7;
-export const SECTOR_BYTES = 512;
 export const MIN_BLOCK_SECTORS = 128; // 64 KiB
 export const MAX_BLOCK_SECTORS = 2097152; // 1 GiB
 export const MAX_THIN_ID = 2 ** 24 - 1;

@@ -4,19 +4,11 @@
 
 import fs from 'node:fs';
 import { StateError } from '../../errors/index.ts';
+import { processExists } from '../../host/process-exists.ts';
 
 const STALE_AFTER_MS = 30_000;
 const GIVE_UP_AFTER_MS = 60_000;
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 export class MutationLock {
   private depth = 0;
@@ -73,7 +65,7 @@ export class MutationLock {
     }
     const pid = Number(owner);
     // An empty file is a lock being written right now; give its writer a moment.
-    const ownerGone = owner !== '' && (!Number.isInteger(pid) || pid === process.pid || !processAlive(pid));
+    const ownerGone = owner !== '' && (!Number.isInteger(pid) || pid === process.pid || !processExists(pid));
     if (!ownerGone && Date.now() - mtimeMs < STALE_AFTER_MS) return false;
     try {
       // Only remove the lock we judged: a fresh one taken meanwhile carries another pid.

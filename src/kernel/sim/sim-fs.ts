@@ -9,7 +9,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Filesystem } from '../kernel-port.ts';
+import type { Filesystem } from '../../model/manifest.ts';
 import { fail } from './sim-errno.ts';
 
 export const FS_BLOCK_BYTES = 4096;

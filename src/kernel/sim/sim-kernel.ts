@@ -9,9 +9,11 @@
 import { simThinIds, simMappedBytes } from './sim-thin-ids.ts';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { DmInfo, DmTarget, Filesystem, KernelPort, LoopDevice, MountEntry, MountOptions, UnmountOptions } from '../kernel-port.ts';
+import type { DmInfo, DmTarget, KernelPort, LoopDevice, MountEntry, MountOptions, UnmountOptions } from '../kernel-port.ts';
+import type { Filesystem } from '../../model/manifest.ts';
 import { untrustedDirectory } from '../../host/path-trust.ts';
-import { devicesHeld, DM_MAJOR, LOOP_MAJOR, parseTable, SECTOR_BYTES, tableSectors, type ParsedTarget, type PoolTarget } from './dm-table.ts';
+import { devicesHeld, DM_MAJOR, LOOP_MAJOR, parseTable, tableSectors, type ParsedTarget, type PoolTarget } from './dm-table.ts';
+import { SECTOR_BYTES } from '../../model/units.ts';
 import { MutationLock } from './file-lock.ts';
 import { newPoolId, readMetadataHeader, writeMetadataHeader } from './metadata-header.ts';
 import { PersistentStore } from './persistent-store.ts';

@@ -5,6 +5,8 @@
 import type { LoopDevice } from '../kernel-port.ts';
 import { readMetadataHeader } from './metadata-header.ts';
 import type { PersistentStore } from './persistent-store.ts';
+import { SECTOR_BYTES } from '../../model/units.ts';
+import { StateError } from '../../errors/index.ts';
 
 export function simThinIds(store: PersistentStore, loops: LoopDevice[], metadataDevPath: string): number[] {
   return poolModel(store, loops, metadataDevPath).thinIds();
@@ -13,16 +15,16 @@ export function simThinIds(store: PersistentStore, loops: LoopDevice[], metadata
 /** The bytes one thin id maps (KernelPort.thinMappedBytes on the simulator). */
 export function simMappedBytes(store: PersistentStore, loops: LoopDevice[], metadataDevPath: string, thinId: number): number {
   const model = poolModel(store, loops, metadataDevPath);
-  if (!model.hasThin(thinId)) throw new Error(`the pool holds no thin id ${thinId}`);
-  return model.mappedBlocks(thinId) * model.blockSectors * 512;
+  if (!model.hasThin(thinId)) throw new StateError(`the pool holds no thin id ${thinId}`, 'E_THIN_IDS');
+  return model.mappedBlocks(thinId) * model.blockSectors * SECTOR_BYTES;
 }
 
 function poolModel(store: PersistentStore, loops: LoopDevice[], metadataDevPath: string) {
   const loop = loops.find((l) => l.path === metadataDevPath);
   const file = loop ? loop.backingFile : metadataDevPath;
   const header = readMetadataHeader(file);
-  if (header.kind !== 'pool') throw new Error(`${file} holds no pool metadata (${header.kind})`);
+  if (header.kind !== 'pool') throw new StateError(`${file} holds no pool metadata (${header.kind})`, 'E_THIN_IDS');
   const model = store.pool(header.poolId);
-  if (!model) throw new Error(`the simulated kernel holds no metadata for pool ${header.poolId}`);
+  if (!model) throw new StateError(`the simulated kernel holds no metadata for pool ${header.poolId}`, 'E_THIN_IDS');
   return model;
 }

@@ -6,7 +6,7 @@
 import { Journal, type JournalCodec } from './journal.ts';
 import { devicesHeld, DM_MAJOR, LOOP_MAJOR, type ParsedTarget } from './dm-table.ts';
 import { formatDevT, type PoolMode } from './status-format.ts';
-import type { Filesystem } from '../kernel-port.ts';
+import type { Filesystem } from '../../model/manifest.ts';
 
 /** A table as loaded: its targets, and what the constructors opened. */
 export interface LoadedTable {

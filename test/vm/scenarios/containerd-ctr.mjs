@@ -12,6 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { writeOciArchive } from '../../containerd/oci-image.mjs';
+import { reportedValue, thinIdProblems } from '../scenario-harness.mjs';
 import { workDir } from '../vm.mjs';
 
 export const name = 'containerd-ctr';
@@ -19,13 +20,8 @@ export const name = 'containerd-ctr';
 const IMAGE = 'docker.io/library/tlbox:1';
 const MESSAGE = 'hello from a thinlayer snapshot';
 
-function value(output, key) {
-  const found = output.split('\n').find((l) => l.startsWith(`TL-CTD ${key}=`));
-  return found ? found.slice(`TL-CTD ${key}=`.length).trim() : null;
-}
-
 function expectValue(output, key, expected, problems) {
-  const got = value(output, key);
+  const got = reportedValue(output, key);
   if (got !== expected) problems.push(`${key}: expected "${expected}", got ${got === null ? 'no line' : `"${got}"`}`);
 }
 
@@ -47,7 +43,7 @@ export async function run({ bootVm, log }) {
     expectValue(first.output, 'after-kill', MESSAGE, problems);
     expectValue(first.output, 'kept-1', 'first-run', problems);
     if (problems.length > 0) throw new Error(`boot 1:\n  ${problems.join('\n  ')}`);
-    log(`boot 1: imported ${image.layers.length} layers in ${value(first.output, 'import-ms')} ms, ctr run ${value(first.output, 'run-1-ms')} ms; after a SIGKILL and restart containerd reached the snapshotter in ${value(first.output, 'proxy-back-ms')} ms and ran again; power cut with a kept container`);
+    log(`boot 1: imported ${image.layers.length} layers in ${reportedValue(first.output, 'import-ms')} ms, ctr run ${reportedValue(first.output, 'run-1-ms')} ms; after a SIGKILL and restart containerd reached the snapshotter in ${reportedValue(first.output, 'proxy-back-ms')} ms and ran again; power cut with a kept container`);
 
     const second = await bootVm({ command: `bash test/containerd/guest-ctr.sh second ${IMAGE}`, disk, timeoutMs: 15 * 60_000 });
     problems = [];
@@ -59,16 +55,15 @@ export async function run({ bootVm, log }) {
     expectValue(second.output, 'snapshotter-exit', '0', problems);
     let doctor = null;
     try {
-      doctor = JSON.parse(value(second.output, 'doctor') ?? '');
+      doctor = JSON.parse(reportedValue(second.output, 'doctor') ?? '');
     } catch {
-      problems.push(`doctor printed no JSON: ${value(second.output, 'doctor')}`);
+      problems.push(`doctor printed no JSON: ${reportedValue(second.output, 'doctor')}`);
     }
-    if (doctor?.orphans?.length > 0) problems.push(`thin ids leaked in the pool: ${doctor.orphans.join(', ')}`);
-    if (doctor?.missing?.length > 0) problems.push(`thin ids the log owns are missing from the pool: ${doctor.missing.join(', ')}`);
+    problems.push(...thinIdProblems(doctor));
     // The garbage collector's Removes reached the snapshotter: the pool keeps only the shared base.
     if (doctor && doctor.thinIds?.length !== 1) problems.push(`the pool holds thin ids ${JSON.stringify(doctor.thinIds)} after every snapshot was removed; expected the base alone`);
     if (problems.length > 0) throw new Error(`boot 2 (after the power cut):\n  ${problems.join('\n  ')}`);
-    log(`boot 2: after the power cut, ctr run ${value(second.output, 'after-boot-ms')} ms, the kept container found its write, everything removed through the proxy, doctor clean`);
+    log(`boot 2: after the power cut, ctr run ${reportedValue(second.output, 'after-boot-ms')} ms, the kept container found its write, everything removed through the proxy, doctor clean`);
   } finally {
     fs.rmSync(disk, { force: true });
   }

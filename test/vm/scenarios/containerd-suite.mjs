@@ -11,6 +11,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { buildSuite } from '../../containerd/build-go.mjs';
+import { reportedValue, thinIdProblems } from '../scenario-harness.mjs';
 import { workDir } from '../vm.mjs';
 
 export const name = 'containerd-suite';
@@ -42,11 +43,6 @@ export function caseResults(output, tag = null) {
   return results;
 }
 
-function line(output, key) {
-  const found = output.split('\n').find((l) => l.startsWith(`TL-CTD ${key}=`));
-  return found ? found.slice(`TL-CTD ${key}=`.length).trim() : null;
-}
-
 export async function run({ bootVm, log }) {
   const t0 = Date.now();
   const suite = buildSuite();
@@ -70,21 +66,20 @@ export async function run({ bootVm, log }) {
       else if (r.status === 'FAIL') problems.push(`${pass.tag}: ${name}: FAILED`);
     }
     const passed = expected.filter((n) => results.get(n)?.status === 'PASS');
-    const ms = Number(line(result.output, `suite-status-${pass.tag}`)?.split('ms=')[1]);
+    const ms = Number(reportedValue(result.output, `suite-status-${pass.tag}`)?.split('ms=')[1]);
     log(`pass ${pass.tag} (-test.parallel ${pass.parallel}): ${passed.length} of ${expected.length} cases passed (${[...results].filter(([, r]) => r.status === 'SKIP').map(([n]) => n).join(', ') || 'none'} skipped by the suite); ran ${(ms / 1000).toFixed(1)} s`);
     const slowest = [...results].sort((a, b) => b[1].seconds - a[1].seconds).slice(0, 3);
     log(`pass ${pass.tag} slowest cases: ${slowest.map(([n, r]) => `${n} ${r.seconds} s`).join(', ')}`);
   }
-  if (line(result.output, 'snapshotter-exit') !== '0') problems.push(`the snapshotter ended with status ${line(result.output, 'snapshotter-exit')} after SIGTERM`);
-  const doctorText = line(result.output, 'doctor');
+  if (reportedValue(result.output, 'snapshotter-exit') !== '0') problems.push(`the snapshotter ended with status ${reportedValue(result.output, 'snapshotter-exit')} after SIGTERM`);
+  const doctorText = reportedValue(result.output, 'doctor');
   let doctor = null;
   try {
     doctor = JSON.parse(doctorText ?? '');
   } catch {
     problems.push(`doctor printed no JSON after the suite: ${doctorText}`);
   }
-  if (doctor?.orphans?.length > 0) problems.push(`thin ids leaked in the pool after the suite: ${doctor.orphans.join(', ')}`);
-  if (doctor?.missing?.length > 0) problems.push(`thin ids the log owns are missing from the pool: ${doctor.missing.join(', ')}`);
+  problems.push(...thinIdProblems(doctor).map((p) => `after the suite, ${p}`));
   if (result.exitCode !== 0 && problems.length === 0) problems.push(`the guest script ended with status ${result.exitCode}`);
   if (problems.length > 0) throw new Error(`containerd's snapshotter suite against thinlayer:\n  ${problems.join('\n  ')}`);
 }

@@ -4,9 +4,8 @@
 // (K < N) and exit 130, with no internal error. The same apply run again converges, doctor --json
 // then has no warning or error, and destroy leaves nothing behind.
 
-import { execFileSync } from 'node:child_process';
-import path from 'node:path';
-import { guestDiskMount, repoRoot } from '../vm.mjs';
+import { bootExpecting, matchLine, requireCli, THINLAYER, writeInGuest } from '../scenario-harness.mjs';
+import { guestDiskMount } from '../vm.mjs';
 
 export const name = 'interrupt';
 
@@ -28,13 +27,12 @@ devices:
 ${devices}
 `;
 
-const thinlayer = `node bin/thinlayer.js`;
+const thinlayer = THINLAYER;
 const common = `--backend kernel --state-dir ${STATE}`;
 
 const boot = `set -e
 rm -rf ${STATE}
-cat > ${MANIFEST} <<'YAML'
-${manifest}YAML
+${writeInGuest(MANIFEST, manifest)}
 ${thinlayer} apply -f ${MANIFEST} --yes ${common} > /tmp/apply.out 2> /tmp/apply.err &
 pid=$!
 i=0
@@ -56,36 +54,20 @@ ${thinlayer} destroy --yes -q ${common}
 echo "TL-INT: destroyed"
 `;
 
-function requireCli() {
-  try {
-    execFileSync('node', [path.join(repoRoot, 'bin', 'thinlayer.js'), '--help'], { cwd: repoRoot, stdio: 'pipe', timeout: 60_000 });
-  } catch (e) {
-    const why = (e.stderr?.toString() || e.message).trim().split('\n').slice(0, 5).join('\n');
-    throw new Error(`the thinlayer CLI does not run (node bin/thinlayer.js --help failed), and this scenario drives apply, doctor and destroy through it:\n${why}`);
-  }
-}
-
-function expectLine(output, pattern, what) {
-  const match = output.split('\n').map((l) => pattern.exec(l)).find(Boolean);
-  if (!match) throw new Error(`boot output lacks ${what} (${pattern})`);
-  return match;
-}
-
 export async function run({ bootVm, log }) {
-  requireCli();
+  requireCli('apply, doctor and destroy');
   log('apply, SIGINT at its fifth step, apply again, doctor, destroy');
-  const result = await bootVm({ command: boot, freshDisk: true, timeoutMs: 15 * 60_000 });
-  if (result.exitCode !== 0) throw new Error(`the boot failed with exit status ${result.exitCode} (its output is above)`);
-  const code = Number(expectLine(result.output, /^TL-INT: exit (\d+)$/, "the interrupted apply's exit status")[1]);
+  const result = await bootExpecting(bootVm, { command: boot, freshDisk: true, timeoutMs: 15 * 60_000 }, { ends: 'exit 0', what: 'the boot' });
+  const code = Number(matchLine(result.output, /^TL-INT: exit (\d+)$/, "the interrupted apply's exit status")[1]);
   if (code !== 130) throw new Error(`apply interrupted by SIGINT exited ${code}, not 130`);
-  const said = expectLine(result.output, /^TL-INT: said Interrupted after (\d+) of (\d+) steps; run the same command again to finish$/, 'the interruption message');
+  const said = matchLine(result.output, /^TL-INT: said Interrupted after (\d+) of (\d+) steps; run the same command again to finish$/, 'the interruption message');
   const [done, planned] = [Number(said[1]), Number(said[2])];
   if (!(done >= 4 && done < planned)) throw new Error(`the interruption message says ${done} of ${planned} steps`);
   if (result.output.includes('TL-INT: internal error')) throw new Error('the interrupted apply printed an internal error');
-  expectLine(result.output, /^TL-INT: second apply converged$/, 'the second apply converging');
-  const doctor = JSON.parse(expectLine(result.output, /^TL-INT-DOCTOR (\{.*\})$/, 'doctor --json')[1]);
+  matchLine(result.output, /^TL-INT: second apply converged$/, 'the second apply converging');
+  const doctor = JSON.parse(matchLine(result.output, /^TL-INT-DOCTOR (\{.*\})$/, 'doctor --json')[1]);
   const bad = doctor.findings.filter((f) => f.severity !== 'info');
   if (bad.length > 0) throw new Error(`doctor after the second apply: ${JSON.stringify(bad)}`);
-  expectLine(result.output, /^TL-INT: destroyed$/, 'destroy');
+  matchLine(result.output, /^TL-INT: destroyed$/, 'destroy');
   log(`apply interrupted after ${done} of ${planned} steps with exit 130; the second apply converged; doctor clean`);
 }

@@ -3,6 +3,7 @@
 // newer device may be deleted: its thin id stays in the pool, its file reads back, doctor reports
 // the log behind its pool (exit 1) and gc refuses.
 
+import { bootExpecting, matchLine, THINLAYER, writeInGuest } from '../scenario-harness.mjs';
 import { guestDiskMount } from '../vm.mjs';
 
 export const name = 'older-log';
@@ -22,13 +23,11 @@ devices:
 ${devices.map((d) => `  ${d}: { layer: os, state: mounted, mountpoint: /run/thinlayer/${d} }`).join('\n')}
 `;
 
-const tl = `node bin/thinlayer.js --backend kernel --state-dir ${STATE}`;
+const tl = `${THINLAYER} --backend kernel --state-dir ${STATE}`;
 
 const command = `set -e
-cat > ${guestDiskMount}/one.yaml <<'YAML'
-${manifest(['web'])}YAML
-cat > ${guestDiskMount}/two.yaml <<'YAML'
-${manifest(['web', 'newer'])}YAML
+${writeInGuest(`${guestDiskMount}/one.yaml`, manifest(['web']))}
+${writeInGuest(`${guestDiskMount}/two.yaml`, manifest(['web', 'newer']))}
 ${tl} apply -f ${guestDiskMount}/one.yaml --yes
 cp ${STATE}/events.ndjson /tmp/older.ndjson
 ${tl} apply -f ${guestDiskMount}/two.yaml --yes
@@ -48,28 +47,21 @@ echo "TL-OLD: newer reads: $(cat /run/thinlayer/newer/data.txt)"
 set -e
 `;
 
-function line(output, pattern, what) {
-  const m = output.split('\n').map((l) => pattern.exec(l)).find(Boolean);
-  if (!m) throw new Error(`boot output lacks ${what} (${pattern})`);
-  return m;
-}
-
 export async function run({ bootVm, log }) {
   log('one boot: apply, back up the log, apply a newer device, put the old log back, up, gc --yes, doctor');
-  const boot = await bootVm({ command, freshDisk: true, timeoutMs: 15 * 60_000 });
-  if (boot.exitCode !== 0) throw new Error(`the boot failed with exit status ${boot.exitCode} (its output is above)`);
+  const boot = await bootExpecting(bootVm, { command, freshDisk: true, timeoutMs: 15 * 60_000 }, { ends: 'exit 0', what: 'the boot' });
   const out = boot.output;
-  const newerId = Number(line(out, /^TL-OLD: newer thin id (\d+)$/, "the newer device's thin id")[1]);
-  const up = line(out, /^TL-OLD: up exit (\d+)$/, "up's exit status")[1];
+  const newerId = Number(matchLine(out, /^TL-OLD: newer thin id (\d+)$/, "the newer device's thin id")[1]);
+  const up = matchLine(out, /^TL-OLD: up exit (\d+)$/, "up's exit status")[1];
   if (up !== '0') throw new Error(`up exited ${up}`);
   if (!/TL-OLD-UP: .*this log recorded/.test(out)) throw new Error('up did not say that the log is behind its pool');
-  const gc = line(out, /^TL-OLD: gc exit (\d+) (.*)$/, "gc's result");
+  const gc = matchLine(out, /^TL-OLD: gc exit (\d+) (.*)$/, "gc's result");
   if (gc[1] !== '1') throw new Error(`gc --yes exited ${gc[1]}, not 1: ${gc[2]}`);
   if (JSON.parse(gc[2]).done) throw new Error(`gc --yes deleted something: ${gc[2]}`);
-  const doc = line(out, /^TL-OLD: doctor exit (\d+) (.*)$/, "doctor's report");
+  const doc = matchLine(out, /^TL-OLD: doctor exit (\d+) (.*)$/, "doctor's report");
   const report = JSON.parse(doc[2]);
   if (doc[1] !== '1' || !report.findings.some((f) => f.code === 'pool.log-behind')) throw new Error(`doctor does not report the log behind its pool: ${doc[2]}`);
   if (!report.thinIds?.includes(newerId)) throw new Error(`thin id ${newerId} of the newer device is gone from the pool: ${JSON.stringify(report.thinIds)}`);
-  line(out, /^TL-OLD: newer reads: made after the backup$/, "the newer device's file");
+  matchLine(out, /^TL-OLD: newer reads: made after the backup$/, "the newer device's file");
   log(`up exit 0 with a warning, gc --yes refused, doctor reports pool.log-behind, thin id ${newerId} and its file intact`);
 }

@@ -5,6 +5,7 @@
 //
 // To save boots, the boot that checks cut k also sets up and cuts k+1, in a state dir of its own.
 
+import { afterPrefix, requireEnding, thinIdProblems, THINLAYER, writeInGuest } from '../scenario-harness.mjs';
 import { guestDiskMount } from '../vm.mjs';
 
 export const name = 'power-cut';
@@ -12,7 +13,7 @@ export const name = 'power-cut';
 /** The step of the second apply at whose start the power is cut (of 7 steps). */
 const CUT_AT = [2, 4, 6];
 const SRC = `${guestDiskMount}/cut-src`;
-const thinlayer = 'node bin/thinlayer.js';
+const thinlayer = THINLAYER;
 
 const manifest = (k, withApp) => `pool:
   name: cut${k}
@@ -32,10 +33,8 @@ function setUpAndCut(k) {
   return `
 mkdir -p ${SRC}/app/etc ${dir}
 [ -f ${SRC}/app.tar ] || { echo "app layer" > ${SRC}/app/etc/app.conf; head -c 2097152 /dev/urandom > ${SRC}/app/blob; tar -C ${SRC}/app -cf ${SRC}/app.tar .; sync; }
-cat > ${dir}/m1.yaml <<'YAML'
-${manifest(k, false)}YAML
-cat > ${dir}/m2.yaml <<'YAML'
-${manifest(k, true)}YAML
+${writeInGuest(`${dir}/m1.yaml`, manifest(k, false))}
+${writeInGuest(`${dir}/m2.yaml`, manifest(k, true))}
 sync # the manifests must outlive the power cut too
 ${thinlayer} apply -q -f ${dir}/m1.yaml --yes ${common(k)}
 node -e 'const fs=require("fs"),c=require("crypto");const b=c.randomBytes(1<<20);const f=fs.openSync(process.argv[1],"w");fs.writeSync(f,b);fs.fsyncSync(f);fs.closeSync(f);const d=fs.openSync(require("path").dirname(process.argv[1]),"r");fs.fsyncSync(d);console.log("TL-CUT-${k}-SHA "+c.createHash("sha256").update(b).digest("hex"))' /run/cut${k}/web1/committed.bin
@@ -57,21 +56,15 @@ echo "TL-VERIFY-${k}-APP $(cat /run/cut${k}/web2/etc/app.conf)"
 `;
 }
 
-function line(output, prefix) {
-  const found = output.split('\n').find((l) => l.startsWith(prefix));
-  if (!found) throw new Error(`boot output lacks a line starting ${prefix}`);
-  return found.slice(prefix.length).trim();
-}
-
 function check(output, k, sha) {
-  const plan = JSON.parse(line(output, `TL-VERIFY-${k}-PLAN `));
+  const plan = JSON.parse(afterPrefix(output, `TL-VERIFY-${k}-PLAN `));
   if (plan.steps.length !== 0) throw new Error(`cut ${k}: a plan after recovery still has steps: ${plan.steps.map((s) => s.reason).join('; ')}`);
-  const doctor = JSON.parse(line(output, `TL-VERIFY-${k}-DOCTOR `));
-  if (doctor.orphans.length > 0) throw new Error(`cut ${k}: thin ids leaked in the pool: ${doctor.orphans.join(', ')}`);
-  if (doctor.missing?.length > 0) throw new Error(`cut ${k}: thin ids the log owns are missing from the pool: ${doctor.missing.join(', ')}`);
-  const after = line(output, `TL-VERIFY-${k}-SHA `);
+  const doctor = JSON.parse(afterPrefix(output, `TL-VERIFY-${k}-DOCTOR `));
+  const [lost] = thinIdProblems(doctor);
+  if (lost) throw new Error(`cut ${k}: ${lost}`);
+  const after = afterPrefix(output, `TL-VERIFY-${k}-SHA `);
   if (after !== sha) throw new Error(`cut ${k}: the file fsync'd before the cut changed: ${sha} before, ${after} after`);
-  if (line(output, `TL-VERIFY-${k}-APP `) !== 'app layer') throw new Error(`cut ${k}: the app layer's content is missing in web2`);
+  if (afterPrefix(output, `TL-VERIFY-${k}-APP `) !== 'app layer') throw new Error(`cut ${k}: the app layer's content is missing in web2`);
 }
 
 export async function run({ bootVm, log }) {
@@ -91,11 +84,7 @@ export async function run({ bootVm, log }) {
       check(result.output, pending.k, pending.sha);
       log(`cut ${pending.k}: converged, plan empty, no thin id leaked or lost, fsync'd file and layer content intact`);
     }
-    if (cut) {
-      if (!result.killed) throw new Error(`boot ${k} ended (exit ${result.exitCode}) before the power cut at step ${CUT_AT[i]}`);
-      pending = { k, sha: line(result.output, `TL-CUT-${k}-SHA `) };
-    } else if (result.exitCode !== 0) {
-      throw new Error(`boot ${k} failed with exit status ${result.exitCode}`);
-    }
+    requireEnding(result, cut ? { ends: 'power cut', what: `boot ${k}, set to cut at step ${CUT_AT[i]},` } : { ends: 'exit 0', what: `boot ${k}` });
+    if (cut) pending = { k, sha: afterPrefix(result.output, `TL-CUT-${k}-SHA `) };
   }
 }

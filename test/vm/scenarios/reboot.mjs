@@ -4,9 +4,8 @@
 // desired state, and checks the filesystem (e2fsck -n) and the pool metadata (thin_check after
 // `thinlayer down`).
 
-import { execFileSync } from 'node:child_process';
-import path from 'node:path';
-import { guestDiskMount, repoRoot } from '../vm.mjs';
+import { bootExpecting, matchLine, requireCli, THINLAYER, writeInGuest } from '../scenario-harness.mjs';
+import { guestDiskMount } from '../vm.mjs';
 
 export const name = 'reboot';
 
@@ -31,7 +30,7 @@ devices:
   web2: { layer: app, state: activated }
 `;
 
-const thinlayer = `node bin/thinlayer.js`;
+const thinlayer = THINLAYER;
 const common = `--backend kernel --state-dir ${STATE}`;
 
 // Writes two files in the mounted device and fsyncs them and their directory, then prints a digest.
@@ -47,8 +46,7 @@ console.log("TL-REBOOT: blob sha256 " + crypto.createHash("sha256").update(blob)
 ' ${MOUNTPOINT}`;
 
 const bootOne = `set -e
-cat > ${MANIFEST} <<'YAML'
-${manifest}YAML
+${writeInGuest(MANIFEST, manifest)}
 ${thinlayer} apply -f ${MANIFEST} --yes ${common}
 ${writeFiles}
 echo "${POWER_CUT}"
@@ -71,43 +69,26 @@ thin_check ${STATE}/metadata.img
 echo "TL-REBOOT: thin_check clean"
 `;
 
-function requireCli() {
-  try {
-    execFileSync('node', [path.join(repoRoot, 'bin', 'thinlayer.js'), '--help'], { cwd: repoRoot, stdio: 'pipe', timeout: 60_000 });
-  } catch (e) {
-    const why = (e.stderr?.toString() || e.message).trim().split('\n').slice(0, 5).join('\n');
-    throw new Error(`the thinlayer CLI does not run yet (node bin/thinlayer.js --help failed), and this scenario drives apply, up, status and down through it:\n${why}`);
-  }
-}
-
-function expectLine(output, pattern, what) {
-  const match = output.split('\n').map((l) => pattern.exec(l)).find(Boolean);
-  if (!match) throw new Error(`boot output lacks ${what} (${pattern})`);
-  return match;
-}
-
 export async function run({ bootVm, log }) {
-  requireCli();
+  requireCli('apply, up, status and down');
 
   log('boot 1: apply, write, fsync, power cut');
-  const first = await bootVm({ command: bootOne, freshDisk: true, killWhenOutputMatches: POWER_CUT, timeoutMs: 10 * 60_000 });
-  if (!first.killed) throw new Error(`boot 1 ended (exit status ${first.exitCode}) before it reached the power cut`);
-  const digest = expectLine(first.output, /^TL-REBOOT: blob sha256 ([0-9a-f]{64})$/, 'the digest of the written file')[1];
+  const first = await bootExpecting(bootVm, { command: bootOne, freshDisk: true, killWhenOutputMatches: POWER_CUT, timeoutMs: 10 * 60_000 }, { ends: 'power cut', what: 'boot 1' });
+  const digest = matchLine(first.output, /^TL-REBOOT: blob sha256 ([0-9a-f]{64})$/, 'the digest of the written file')[1];
 
   log('boot 2: up, read back, status, e2fsck, down, thin_check');
-  const second = await bootVm({ command: bootTwo, timeoutMs: 10 * 60_000 });
-  if (second.exitCode !== 0) throw new Error(`boot 2 failed with exit status ${second.exitCode} (its output is above)`);
-  expectLine(second.output, /^TL-REBOOT: hello.txt says: written before the power cut$/, 'the text file written before the power cut');
-  const after = expectLine(second.output, /^TL-REBOOT: blob sha256 ([0-9a-f]{64}) after the reboot$/, 'the digest after the reboot')[1];
+  const second = await bootExpecting(bootVm, { command: bootTwo, timeoutMs: 10 * 60_000 }, { ends: 'exit 0', what: 'boot 2' });
+  matchLine(second.output, /^TL-REBOOT: hello.txt says: written before the power cut$/, 'the text file written before the power cut');
+  const after = matchLine(second.output, /^TL-REBOOT: blob sha256 ([0-9a-f]{64}) after the reboot$/, 'the digest after the reboot')[1];
   if (after !== digest) throw new Error(`the 4 MiB file changed across the power cut: ${digest} before, ${after} after`);
-  const status = JSON.parse(expectLine(second.output, /^TL-REBOOT-STATUS (\{.*\})$/, 'thinlayer status --json')[1]);
+  const status = JSON.parse(matchLine(second.output, /^TL-REBOOT-STATUS (\{.*\})$/, 'thinlayer status --json')[1]);
   if (status.backend !== 'kernel') throw new Error(`status reports backend ${status.backend}, not kernel`);
   if (!status.pool?.active) throw new Error('status reports the pool inactive after up');
   const off = status.devices.filter((d) => d.state !== d.desired);
   if (status.devices.length !== 2 || off.length > 0) {
     throw new Error(`devices not in their desired state after up: ${JSON.stringify(status.devices.map((d) => ({ name: d.name, state: d.state, desired: d.desired })))}`);
   }
-  expectLine(second.output, /^TL-REBOOT: e2fsck clean$/, 'a clean e2fsck');
-  expectLine(second.output, /^TL-REBOOT: thin_check clean$/, 'a clean thin_check');
+  matchLine(second.output, /^TL-REBOOT: e2fsck clean$/, 'a clean e2fsck');
+  matchLine(second.output, /^TL-REBOOT: thin_check clean$/, 'a clean thin_check');
   log(`files intact (sha256 ${digest.slice(0, 12)}…), devices ${status.devices.map((d) => `${d.name}=${d.state}`).join(' ')}, fsck and thin_check clean`);
 }

@@ -3,6 +3,7 @@
 // naming the owner it found) and never show the first one's files; its gc deletes nothing; the
 // first stays healthy and keeps its file.
 
+import { bootExpecting, matchLine, THINLAYER, writeInGuest } from '../scenario-harness.mjs';
 import { guestDiskMount } from '../vm.mjs';
 
 export const name = 'two-state-dirs';
@@ -23,14 +24,12 @@ devices:
   web: { layer: os, state: mounted, mountpoint: /run/thinlayer/${who}/web }
 `;
 
-const tl = (state) => `node bin/thinlayer.js --backend kernel --state-dir ${state}`;
+const tl = (state) => `${THINLAYER} --backend kernel --state-dir ${state}`;
 
 const command = `set -e
 mkdir -p ${A} ${B}
-cat > ${guestDiskMount}/a.yaml <<'YAML'
-${manifest('a')}YAML
-cat > ${guestDiskMount}/b.yaml <<'YAML'
-${manifest('b')}YAML
+${writeInGuest(`${guestDiskMount}/a.yaml`, manifest('a'))}
+${writeInGuest(`${guestDiskMount}/b.yaml`, manifest('b'))}
 ${tl(A)} apply -f ${guestDiskMount}/a.yaml --yes
 echo "a only" > /run/thinlayer/a/web/secret.txt
 sync
@@ -49,27 +48,20 @@ set -e
 ${tl(A)} down
 `;
 
-function line(output, pattern, what) {
-  const m = output.split('\n').map((l) => pattern.exec(l)).find(Boolean);
-  if (!m) throw new Error(`boot output lacks ${what} (${pattern})`);
-  return m;
-}
-
 export async function run({ bootVm, log }) {
   log('one boot: a applies and writes; b (same pool name) applies, gcs; a doctors and reads back');
-  const boot = await bootVm({ command, freshDisk: true, timeoutMs: 15 * 60_000 });
-  if (boot.exitCode !== 0) throw new Error(`the boot failed with exit status ${boot.exitCode} (its output is above)`);
+  const boot = await bootExpecting(bootVm, { command, freshDisk: true, timeoutMs: 15 * 60_000 }, { ends: 'exit 0', what: 'the boot' });
   const out = boot.output;
-  const bExit = Number(line(out, /^TL-TWO: b apply exit (\d+)$/, "b's apply exit status")[1]);
+  const bExit = Number(matchLine(out, /^TL-TWO: b apply exit (\d+)$/, "b's apply exit status")[1]);
   if (bExit !== 1) throw new Error(`b's apply exited ${bExit}, not 1`);
   if (!/TL-TWO-B: .*belongs to the thinlayer state directory with identity [0-9a-f]{32}/.test(out)) throw new Error("b's refusal does not name the owner (an identity)");
   if (!out.includes(`TL-TWO-B: `) || !out.includes(`${A}/data.img`)) throw new Error("b's refusal does not name a's backing file");
   if (out.includes('TL-TWO: LEAK')) throw new Error("b's mountpoint shows a's file");
-  if (line(out, /^TL-TWO: b mounts: (\d+)$/, "b's mounts")[1] !== '0') throw new Error('b mounted something');
-  const gc = line(out, /^TL-TWO: b gc exit (\d+) (.*)$/, "b's gc");
+  if (matchLine(out, /^TL-TWO: b mounts: (\d+)$/, "b's mounts")[1] !== '0') throw new Error('b mounted something');
+  const gc = matchLine(out, /^TL-TWO: b gc exit (\d+) (.*)$/, "b's gc");
   if (JSON.parse(gc[2]).steps?.length) throw new Error(`b's gc planned steps: ${gc[2]}`);
-  const doc = line(out, /^TL-TWO: a doctor exit (\d+) (.*)$/, "a's doctor");
+  const doc = matchLine(out, /^TL-TWO: a doctor exit (\d+) (.*)$/, "a's doctor");
   if (doc[1] !== '0') throw new Error(`a's doctor exited ${doc[1]}: ${doc[2]}`);
-  line(out, /^TL-TWO: a reads: a only$/, "a's file, intact");
+  matchLine(out, /^TL-TWO: a reads: a only$/, "a's file, intact");
   log(`b refused with exit 1 naming a; b saw nothing of a; a healthy (doctor exit 0) with its file intact`);
 }

@@ -1,9 +1,10 @@
 // The events of the log. Every desired change and every step taken is one of these.
-// Events are plain JSON; the log adds `seq` (1, 2, 3, ...) and `at` (ISO time) when appending.
+// Events are plain JSON; the log (src/events/log.ts) adds `seq` (1, 2, 3, ...) and `at` (ISO time)
+// when appending.
 
-import type { Manifest } from '../manifest/types.ts';
-import type { LayerContent } from '../plan/layer-chain.ts';
-import type { StepOp, StepArgs, StepResult } from '../model/step-contract.ts';
+import type { Manifest } from './manifest.ts';
+import type { LayerContent } from './layer-content.ts';
+import type { StepOp, StepArgs, StepResult } from './step-contract.ts';
 
 export interface EventEnvelope {
   seq: number;
@@ -45,18 +46,6 @@ export interface StepDoneOf<O extends StepOp> {
   recovered?: boolean;
 }
 export type StepDoneEvent = { [O in StepOp]: StepDoneOf<O> }[StepOp];
-
-/** The intent of one step, typed by its op. */
-export function intentEvent<O extends StepOp>(op: O, stepId: string, target: string, args: StepArgs<O>, txid?: number): StepIntentEvent {
-  const intent: StepIntentOf<O> = { type: 'step.intent', stepId, op, target, args, ...(txid !== undefined ? { txid } : {}) };
-  return intent as StepIntentEvent;
-}
-
-/** The outcome of one step, typed by its op. */
-export function doneEvent<O extends StepOp>(op: O, stepId: string, target: string, result: StepResult<O>, recovered = false): StepDoneEvent {
-  const done: StepDoneOf<O> = { type: 'step.done', stepId, op, target, result, ...(recovered ? { recovered: true } : {}) };
-  return done as StepDoneEvent;
-}
 
 export interface StepFailedEvent {
   type: 'step.failed';

@@ -1,13 +1,13 @@
-// `watch`: keep the host converged to a manifest for as long as it runs (src/watch/watcher.ts), with
-// Prometheus metrics served while it does when a port is given.
+// `watch`'s start, as the CLI calls it: the interval checked, Prometheus metrics served while it
+// runs when a port is given, and the watcher (watcher.ts), whose runs converge through src/app.
 
 import type { BackendChoice } from '../kernel/select.ts';
 import type { Reporter } from '../messages/message-port.ts';
 import { UserError } from '../errors/index.ts';
-import { watch } from '../watch/watcher.ts';
-import type { LoopSummary } from '../watch/watch-loop.ts';
-import { WatchMetrics, serveMetrics, type MetricsServer } from '../watch/metrics.ts';
-import type { StatusView } from './status-view.ts';
+import { watch } from './watcher.ts';
+import type { LoopSummary } from './watch-loop.ts';
+import { WatchMetrics, serveMetrics, type MetricsServer } from './metrics.ts';
+import type { StatusView } from '../app/status-view.ts';
 
 export interface WatchManifestOptions {
   file: string;

@@ -1,7 +1,8 @@
 // The manifest as the engine sees it after validation: every size in bytes, every default filled.
 // The YAML form is documented in docs/manifest.md; src/manifest/load.ts turns one into the other.
 
-import type { Filesystem } from '../kernel/kernel-port.ts';
+/** The filesystems thinlayer makes on the base device (and so on every layer and device). */
+export type Filesystem = 'ext4' | 'xfs';
 
 export type DesiredDeviceState = 'created' | 'activated' | 'mounted';
 
