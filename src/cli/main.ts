@@ -1,4 +1,4 @@
-// The CLI entry point: parses arguments (program.ts), runs one command (commands.ts), and is the
+// The CLI entry point: parses arguments (program.ts), runs one command (run-command.ts, one file a command under commands/), and is the
 // only place where errors become exit codes: 0 done, 1 failed, 2 bad input (and, from the
 // commands, 130 or 143 when a signal stopped a run). A failure is printed once: its message on
 // stderr and, with --json, one JSON object on stdout.
@@ -48,7 +48,7 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
     const inv = invocation as Invocation | null;
     if (!inv) return 2;
     json = inv.opts.json === true;
-    const { runCommand } = await import('./commands.ts');
+    const { runCommand } = await import('./run-command.ts');
     return await runCommand(inv, program, io, (inv.opts.stateDir as string | undefined) ?? defaultStateDir());
   } catch (e) {
     return io.failure(e, json);

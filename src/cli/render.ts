@@ -3,7 +3,7 @@
 import { describeHolder } from '../events/holders.ts';
 import type { Message, Reporter } from '../messages/message-port.ts';
 import type { Plan, Step, PlanDeletes } from '../model/step-contract.ts';
-import type { StatusView } from '../api/status.ts';
+import type { StatusView } from '../app/status-view.ts';
 import type { ThinlayerEvent } from '../model/events.ts';
 import { formatBytes } from '../messages/format.ts';
 import { ProgressBar } from './progress-bar.ts';

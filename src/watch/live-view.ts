@@ -5,7 +5,7 @@
 
 import { formatBytes } from '../messages/format.ts';
 import type { Message } from '../messages/message-port.ts';
-import type { StatusView } from '../api/status.ts';
+import type { StatusView } from '../app/status-view.ts';
 
 export type Level = 'info' | 'warn' | 'error';
 

@@ -5,7 +5,7 @@
 
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { StatusView } from '../api/status.ts';
+import type { StatusView } from '../app/status-view.ts';
 import { UserError } from '../errors/index.ts';
 
 export const DURATION_BUCKETS_SECONDS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300] as const;

@@ -2,7 +2,7 @@
 // when stdout is a file or a pipe (a systemd journal). All three render the same messages.
 
 import type { Message, Reporter } from '../messages/message-port.ts';
-import type { StatusView } from '../api/status.ts';
+import type { StatusView } from '../app/status-view.ts';
 import { applyMessage, describeMessage, renderLiveView, withStatus, type LiveModel } from './live-view.ts';
 
 export type OutputMode = 'live' | 'json' | 'lines';

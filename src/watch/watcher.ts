@@ -15,9 +15,9 @@
 
 import { resolve as resolvePath } from 'node:path';
 import { merge, type Observable } from 'rxjs';
-import { openStateDir } from '../events/state-dir.ts';
+import { openStateDir, type StateDir } from '../events/state-dir.ts';
 import { acquireLock } from '../events/lock.ts';
-import { claimHolder } from '../events/holders.ts';
+import { claimHolder, type HolderClaim } from '../events/holders.ts';
 import type { BackendChoice } from '../kernel/select.ts';
 import type { KernelPort } from '../kernel/kernel-port.ts';
 import type { Manifest } from '../model/manifest.ts';
@@ -25,17 +25,18 @@ import type { Plan } from '../model/step-contract.ts';
 import { Session, openSessionKernel } from '../engine/session.ts';
 import { reconcile } from '../reconcile/reconcile.ts';
 import { resolveContent } from '../layers/resolve-content.ts';
-import { readDesired } from '../app/desired.ts';
+import { readDesired, type DesiredState } from '../app/desired.ts';
+import { convergeTo } from '../app/converge.ts';
 import { checkBeforeCreating } from '../app/checked-session.ts';
 import type { LayerContent } from '../model/layer-content.ts';
 import { completePendingGrows } from '../actions/pool-grow.ts';
-import { readStatus, type StatusView } from '../api/status.ts';
+import { readStatus, type StatusView } from '../app/status-view.ts';
 import { dmIdentity } from '../domain/names.ts';
 import { poolIdentity } from '../lifecycle/current-pool.ts';
 import { desiredDigestOf, sameDesired } from '../plan/desired-state.ts';
 import { systemCallError, ThinlayerError, UserError } from '../errors/index.ts';
 import type { Message, Reporter } from '../messages/message-port.ts';
-import { startLoop, type LoopSummary } from './watch-loop.ts';
+import { startLoop, type LoopSummary, type RunningLoop } from './watch-loop.ts';
 import { backoffForInterval, type BackoffPolicy } from './backoff.ts';
 import { startAndInterval$, processSignal$, poolEvents$, type LookedAt, type Trigger } from './triggers.ts';
 import { manifestChanges$, ManifestFollower } from './manifest-watch.ts';
@@ -78,45 +79,14 @@ export async function watch(opts: WatchOptions): Promise<LoopSummary> {
   const first = await follower.read();
   if (first.kind === 'invalid') throw first.error; // a bad manifest at the start is refused, as apply would
 
-  const { metrics } = opts;
-  const reporter: Reporter = {
-    notify(m: Message) {
-      if (m.code === 'pool.grown') metrics?.countPoolGrow();
-      opts.reporter.notify(m);
-    },
-  };
-
-  // Layer content is resolved (every source hashed) only for a manifest that differs from the
-  // recorded one: the recorded manifest's content is what apply resolved and recorded with it, so a
-  // drift check costs no hashing, and an apply that re-read changed sources is not undone.
-  let resolved: { manifest: string; content: LayerContent } | null = null;
-  const reportedSources = new Set<string>();
-  const contentOf = async (manifest: Manifest): Promise<LayerContent> => {
-    const key = desiredDigestOf(manifest);
-    if (resolved?.manifest !== key) {
-      for (const u of await untrustedSources(manifest)) {
-        const id = `${u.layer}\0${u.source}\0${u.why}`;
-        if (!reportedSources.has(id)) reporter.notify({ code: 'watch.untrusted-source', file: opts.file, ...u });
-        reportedSources.add(id);
-      }
-      resolved = { manifest: key, content: await resolveContent(manifest) };
-    }
-    return resolved.content;
-  };
+  const reporter = countingGrows(opts.reporter, opts.metrics);
+  const content = new WatchedContent(opts.file, reporter);
   // A state dir with nothing recorded is checked as apply checks it before anything is created in
   // it: a manifest apply would refuse is refused at the start, and leaves no state dir behind.
-  await checkBeforeCreating(opts.stateDir, { given: first.manifest }, { resolve: contentOf });
+  await checkBeforeCreating(opts.stateDir, { given: first.manifest }, { resolve: (m) => content.of(m) });
   const stateDir = await openStateDir(opts.stateDir);
-
   const lockWaitMs = opts.lockWaitMs ?? Math.max(3000, opts.intervalMs);
-  // Recorded under the lock, so that a destroy or down looking for holders never misses this one.
-  const lock = await acquireLock(stateDir, { command: 'watch', waitMs: lockWaitMs, signal: opts.signal, onWait: (h) => reporter.notify({ code: 'lock.waiting', pid: h.pid, command: h.command, since: h.since }) });
-  let claim;
-  try {
-    claim = await claimHolder(stateDir, 'watch', { manifest: resolvePath(opts.file) });
-  } finally {
-    await lock.release();
-  }
+  const claim = await claimWatch(stateDir, opts, reporter, lockWaitMs);
   // SIGTERM and SIGINT (opts.signal), or a stop request from destroy or down --force.
   const stopping = new AbortController();
   const signal = AbortSignal.any([opts.signal, stopping.signal]);
@@ -126,122 +96,218 @@ export async function watch(opts: WatchOptions): Promise<LoopSummary> {
   });
 
   let ownKernel: KernelPort | null = null;
-  let kernel = opts.kernel;
   try {
-    if (!kernel) kernel = ownKernel = await openSessionKernel(opts.backend, stateDir, reporter);
-    // Every run's session closes its kernel; the watcher's one kernel lives as long as the watcher.
-    const shared = borrowed(kernel);
+    const kernel = opts.kernel ?? (ownKernel = await openSessionKernel(opts.backend, stateDir, reporter));
     await ensureRequestsDir(stateDir);
-    const autoextender = new Autoextender(opts.autoextend ?? DEFAULT_AUTOEXTEND, reporter);
-    // Until a session has read the log: the dm name this pool name is given (the first run corrects it).
-    let poolDmName: string | null = dmIdentity(first.manifest.pool.name, 'pool').dmName;
-    let declinedManifest: string | null = null;
-    let steps = 0;
-    const poolCounter: LookedAt = { value: null };
-    let lastRecorded: string | null = null;
-
-    const runOnce = async (_why: Trigger[], signal: AbortSignal): Promise<void> => {
-      steps = 0;
-      const reading = await follower.read();
-      let desired: Manifest | null;
-      if (reading.kind === 'invalid') {
-        if (reading.firstReport) reporter.notify({ code: 'watch.manifest-invalid', file: opts.file, error: reading.error.message, keeping: reading.kept ? 'last-valid' : 'recorded' });
-        desired = reading.kept;
-      } else desired = reading.manifest;
-      // An edit's sources are read before the lock is taken, as apply does.
-      if (desired && desiredDigestOf(desired) !== lastRecorded) await contentOf(desired);
-
-      const session = await Session.open({ stateDir: opts.stateDir, backend: opts.backend, reporter, mutate: true, command: 'watch', kernel: shared, lockWaitMs });
-      try {
-        await completePendingGrows(session, reporter);
-        const recorded = session.state.desired;
-        lastRecorded = desiredDigestOf(recorded);
-        desired ??= recorded;
-        if (!desired) return;
-        poolDmName = poolIdentity(session.state, desired.pool.name).dmName;
-        // An edit is read, refused or accepted, and resolved by apply's own road (app/desired.ts).
-        const edit = desiredDigestOf(desired);
-        const content = edit === lastRecorded && session.state.content ? session.state.content : (await readDesired({ given: desired }, session.state, { resolve: contentOf })).content;
-        // Content that differs from the recorded content is an edit too: its layers are new devices.
-        const alreadyConfirmed = edit === lastRecorded && sameDesired(content, session.state.content);
-        const declined: { plan: Plan | null } = { plan: null };
-        try {
-          const result = await reconcile(session, {
-            desired,
-            content,
-            mode: 'converge',
-            command: 'watch',
-            reporter,
-            confirm: async (plan) => {
-              if (alreadyConfirmed) return true;
-              declined.plan = plan;
-              return false;
-            },
-            recordDesired: true,
-            signal,
-          });
-          steps += result.steps;
-          declinedManifest = null;
-        } catch (e) {
-          const plan = declined.plan;
-          if (!(plan && e instanceof UserError && e.code === 'E_NOT_CONFIRMED')) throw e;
-          if (declinedManifest !== edit) {
-            const deletes = plan.steps.filter((s) => s.impact === 'destroy').map((s) => s.target);
-            reporter.notify({ code: 'watch.needs-confirmation', file: opts.file, deletes });
-            declinedManifest = edit;
-          }
-          if (recorded && !signal.aborted) {
-            const result = await reconcile(session, { desired: recorded, mode: 'converge', command: 'watch', reporter, confirm: async () => true, recordDesired: false, signal });
-            steps += result.steps;
-          }
-        }
-        if (signal.aborted) return;
-        // The check looks at the pool as it is now, so the counter as of now has been looked at:
-        // the poll (which waits while a run is busy) reports only events after it.
-        const counter = (await shared.info(poolDmName))?.eventNr;
-        if (counter !== undefined) poolCounter.value = counter;
-        await autoextender.check(session);
-        const view = await readStatus(session);
-        metrics?.observeStatus(view);
-        opts.onStatus?.(view);
-      } finally {
-        await session.close();
-      }
-    };
-
-    const triggers = merge(
-      startAndInterval$(opts.intervalMs),
-      manifestChanges$(opts.file, { settleMs: opts.settleMs }),
-      opts.hangups ?? processSignal$('SIGHUP'),
-      requests$(stateDir, { scanMs: opts.intervalMs }),
-      poolEvents$(async () => {
-        // Read between runs only: a run in progress is followed by a look at the counter anyway.
-        if (loop?.busy || !poolDmName) return null;
-        return (await shared.info(poolDmName))?.eventNr ?? null;
-      }, opts.poolPollMs ?? Math.min(opts.intervalMs, 5000), poolCounter),
-    );
-
-    reporter.notify({ code: 'watch.started', file: opts.file, intervalMs: opts.intervalMs, metricsUrl: opts.metricsUrl ?? null });
-    let loop: ReturnType<typeof startLoop> | undefined;
-    loop = startLoop({
-      triggers,
-      run: runOnce,
-      signal,
-      backoff: opts.backoff ?? backoffForInterval(opts.intervalMs),
-      onRunStart: ({ run, why }) => reporter.notify({ code: 'watch.run', run, reasons: [...new Set(why.map((t) => t.kind))] }),
-      onRunEnd: (end) => {
-        metrics?.observeRun(end.ok, end.durationMs);
-        if (end.ok) reporter.notify({ code: 'watch.run-done', run: end.run, durationMs: Math.round(end.durationMs), steps });
-        else reporter.notify({ code: 'watch.run-failed', run: end.run, error: errorText(end.error), failures: end.failures, retryInMs: end.retryInMs ?? 0 });
-      },
-    });
-    const summary = await loop.finished;
-    reporter.notify({ code: 'watch.stopped', runs: summary.runs, failures: summary.failures });
-    return summary;
+    // Every run's session closes its kernel; the watcher's one kernel lives as long as the watcher.
+    const runs = new WatchRuns({ opts, reporter, follower, content, kernel: borrowed(kernel), lockWaitMs, first: first.manifest });
+    return await loopUntilStopped(opts, stateDir, runs, reporter, signal);
   } finally {
     await ownKernel?.close();
     await claim.release();
   }
+}
+
+/** The reporter watch's runs use: the opts' own, with each pool growth counted in the metrics. */
+function countingGrows(reporter: Reporter, metrics: WatchMetrics | undefined): Reporter {
+  return {
+    notify(m: Message) {
+      if (m.code === 'pool.grown') metrics?.countPoolGrow();
+      reporter.notify(m);
+    },
+  };
+}
+
+/** Records this process as the state dir's watch, under the lock, so that a destroy or down looking for holders never misses it. */
+async function claimWatch(stateDir: StateDir, opts: WatchOptions, reporter: Reporter, lockWaitMs: number): Promise<HolderClaim> {
+  const lock = await acquireLock(stateDir, { command: 'watch', waitMs: lockWaitMs, signal: opts.signal, onWait: (h) => reporter.notify({ code: 'lock.waiting', pid: h.pid, command: h.command, since: h.since }) });
+  try {
+    return await claimHolder(stateDir, 'watch', { manifest: resolvePath(opts.file) });
+  } finally {
+    await lock.release();
+  }
+}
+
+/**
+ * Layer content is resolved (every source hashed) only for a manifest that differs from the
+ * recorded one: the recorded manifest's content is what apply resolved and recorded with it, so a
+ * drift check costs no hashing, and an apply that re-read changed sources is not undone.
+ */
+class WatchedContent {
+  private resolved: { manifest: string; content: LayerContent } | null = null;
+  private readonly reportedSources = new Set<string>();
+
+  constructor(
+    private readonly file: string,
+    private readonly reporter: Reporter,
+  ) {}
+
+  async of(manifest: Manifest): Promise<LayerContent> {
+    const key = desiredDigestOf(manifest);
+    if (this.resolved?.manifest !== key) {
+      for (const u of await untrustedSources(manifest)) {
+        const id = `${u.layer}\0${u.source}\0${u.why}`;
+        if (!this.reportedSources.has(id)) this.reporter.notify({ code: 'watch.untrusted-source', file: this.file, ...u });
+        this.reportedSources.add(id);
+      }
+      this.resolved = { manifest: key, content: await resolveContent(manifest) };
+    }
+    return this.resolved.content;
+  }
+}
+
+interface WatchRunsContext {
+  opts: WatchOptions;
+  reporter: Reporter;
+  follower: ManifestFollower;
+  content: WatchedContent;
+  kernel: KernelPort;
+  lockWaitMs: number;
+  first: Manifest;
+}
+
+/**
+ * One run a trigger causes: the manifest read (an invalid edit keeps the last valid one), any
+ * interrupted pool grow finished, the desired state converged to by apply's own road
+ * (app/converge.ts: refusals, the pool's growth, the reconcile), then the pool's use checked.
+ */
+class WatchRuns {
+  /** Until a session has read the log: the dm name this pool name is given (the first run corrects it). */
+  poolDmName: string | null;
+  /** The pool's event counter as of the last look (the poll reports only events after it). */
+  readonly poolCounter: LookedAt = { value: null };
+  /** Steps taken by the current run. */
+  steps = 0;
+  private declinedManifest: string | null = null;
+  private lastRecorded: string | null = null;
+  private readonly autoextender: Autoextender;
+
+  constructor(private readonly ctx: WatchRunsContext) {
+    this.poolDmName = dmIdentity(ctx.first.pool.name, 'pool').dmName;
+    this.autoextender = new Autoextender(ctx.opts.autoextend ?? DEFAULT_AUTOEXTEND, ctx.reporter);
+  }
+
+  /** The pool device's info, as the poll between runs reads it. */
+  readonly kernelInfo = (dmName: string) => this.ctx.kernel.info(dmName);
+
+  readonly run = async (_why: Trigger[], signal: AbortSignal): Promise<void> => {
+    this.steps = 0;
+    let desired = await this.readManifest();
+    const { opts, reporter, kernel, lockWaitMs } = this.ctx;
+    const session = await Session.open({ stateDir: opts.stateDir, backend: opts.backend, reporter, mutate: true, command: 'watch', kernel, lockWaitMs });
+    try {
+      await completePendingGrows(session, reporter);
+      const recorded = session.state.desired;
+      this.lastRecorded = desiredDigestOf(recorded);
+      desired ??= recorded;
+      if (!desired) return;
+      this.poolDmName = poolIdentity(session.state, desired.pool.name).dmName;
+      await this.converge(session, desired, recorded, signal);
+      if (signal.aborted) return;
+      await this.afterRun(session);
+    } finally {
+      await session.close();
+    }
+  };
+
+  /** The manifest as it is now (or the last valid one); an edit's sources are read before the lock is taken, as apply does. */
+  private async readManifest(): Promise<Manifest | null> {
+    const { follower, reporter, opts, content } = this.ctx;
+    const reading = await follower.read();
+    let desired: Manifest | null;
+    if (reading.kind === 'invalid') {
+      if (reading.firstReport) reporter.notify({ code: 'watch.manifest-invalid', file: opts.file, error: reading.error.message, keeping: reading.kept ? 'last-valid' : 'recorded' });
+      desired = reading.kept;
+    } else desired = reading.manifest;
+    if (desired && desiredDigestOf(desired) !== this.lastRecorded) await content.of(desired);
+    return desired;
+  }
+
+  /** The recorded manifest as recorded; an edit read, refused or accepted, and resolved by apply's own road (app/desired.ts). */
+  private async desiredState(session: Session, desired: Manifest): Promise<DesiredState> {
+    if (desiredDigestOf(desired) === this.lastRecorded && session.state.content) return { desired, digest: null, content: session.state.content };
+    return readDesired({ given: desired }, session.state, { resolve: (m) => this.ctx.content.of(m) });
+  }
+
+  /**
+   * Converges to the manifest. An edit whose plan deletes devices is declined (said once per edit),
+   * and the recorded desired state is converged to instead: its deletions were confirmed when it was recorded.
+   */
+  private async converge(session: Session, desired: Manifest, recorded: Manifest | null, signal: AbortSignal): Promise<void> {
+    const { reporter, opts } = this.ctx;
+    const ready = await this.desiredState(session, desired);
+    const edit = desiredDigestOf(desired);
+    // Content that differs from the recorded content is an edit too: its layers are new devices.
+    const alreadyConfirmed = edit === this.lastRecorded && sameDesired(ready.content, session.state.content);
+    const declined: { plan: Plan | null } = { plan: null };
+    const confirm = async (plan: Plan) => {
+      if (alreadyConfirmed) return true;
+      declined.plan = plan;
+      return false;
+    };
+    try {
+      this.steps += (await convergeTo(session, ready, { command: 'watch', reporter, confirm, signal })).steps;
+      this.declinedManifest = null;
+    } catch (e) {
+      const plan = declined.plan;
+      if (!(plan && e instanceof UserError && e.code === 'E_NOT_CONFIRMED')) throw e;
+      if (this.declinedManifest !== edit) {
+        const deletes = plan.steps.filter((s) => s.impact === 'destroy').map((s) => s.target);
+        reporter.notify({ code: 'watch.needs-confirmation', file: opts.file, deletes });
+        this.declinedManifest = edit;
+      }
+      if (recorded && !signal.aborted) {
+        const result = await reconcile(session, { desired: recorded, mode: 'converge', command: 'watch', reporter, confirm: async () => true, recordDesired: false, signal });
+        this.steps += result.steps;
+      }
+    }
+  }
+
+  /** The pool's use checked (warnings, autoextend) and the status reported. */
+  private async afterRun(session: Session): Promise<void> {
+    const { kernel, opts } = this.ctx;
+    // The check looks at the pool as it is now, so the counter as of now has been looked at:
+    // the poll (which waits while a run is busy) reports only events after it.
+    const counter = (await kernel.info(this.poolDmName!))?.eventNr;
+    if (counter !== undefined) this.poolCounter.value = counter;
+    await this.autoextender.check(session);
+    const view = await readStatus(session);
+    opts.metrics?.observeStatus(view);
+    opts.onStatus?.(view);
+  }
+}
+
+/** The triggers merged, and the loop run on them until the signal is aborted. */
+async function loopUntilStopped(opts: WatchOptions, stateDir: StateDir, runs: WatchRuns, reporter: Reporter, signal: AbortSignal): Promise<LoopSummary> {
+  const { metrics } = opts;
+  let loop: RunningLoop | undefined;
+  const triggers = merge(
+    startAndInterval$(opts.intervalMs),
+    manifestChanges$(opts.file, { settleMs: opts.settleMs }),
+    opts.hangups ?? processSignal$('SIGHUP'),
+    requests$(stateDir, { scanMs: opts.intervalMs }),
+    poolEvents$(async () => {
+      // Read between runs only: a run in progress is followed by a look at the counter anyway.
+      if (loop?.busy || !runs.poolDmName) return null;
+      return (await runs.kernelInfo(runs.poolDmName))?.eventNr ?? null;
+    }, opts.poolPollMs ?? Math.min(opts.intervalMs, 5000), runs.poolCounter),
+  );
+  reporter.notify({ code: 'watch.started', file: opts.file, intervalMs: opts.intervalMs, metricsUrl: opts.metricsUrl ?? null });
+  loop = startLoop({
+    triggers,
+    run: runs.run,
+    signal,
+    backoff: opts.backoff ?? backoffForInterval(opts.intervalMs),
+    onRunStart: ({ run, why }) => reporter.notify({ code: 'watch.run', run, reasons: [...new Set(why.map((t) => t.kind))] }),
+    onRunEnd: (end) => {
+      metrics?.observeRun(end.ok, end.durationMs);
+      if (end.ok) reporter.notify({ code: 'watch.run-done', run: end.run, durationMs: Math.round(end.durationMs), steps: runs.steps });
+      else reporter.notify({ code: 'watch.run-failed', run: end.run, error: errorText(end.error), failures: end.failures, retryInMs: end.retryInMs ?? 0 });
+    },
+  });
+  const summary = await loop.finished;
+  reporter.notify({ code: 'watch.stopped', runs: summary.runs, failures: summary.failures });
+  return summary;
 }
 
 function errorText(e: unknown): string {

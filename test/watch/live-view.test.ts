@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { applyMessage, initialLiveModel, renderLiveView, withStatus, RECENT_LINES, describeMessage } from '../../src/watch/live-view.ts';
-import type { StatusView } from '../../src/api/status.ts';
+import type { StatusView } from '../../src/app/status-view.ts';
 import { WatchOutput } from '../../src/watch/watch-output.ts';
 import { PassThrough } from 'node:stream';
 

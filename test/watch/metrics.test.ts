@@ -1,7 +1,7 @@
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { request } from 'node:http';
 import { WatchMetrics, renderMetrics, serveMetrics } from '../../src/watch/metrics.ts';
-import type { StatusView } from '../../src/api/status.ts';
+import type { StatusView } from '../../src/app/status-view.ts';
 
 function statusView(): StatusView {
   return {

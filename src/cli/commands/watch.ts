@@ -4,11 +4,11 @@
 // Errors are thrown to the entry point (main.ts), which alone turns them into exit codes.
 
 import { resolve } from 'node:path';
-import { UserError } from '../errors/index.ts';
-import { watch } from '../watch/watcher.ts';
-import { WatchOutput, outputModeFor } from '../watch/watch-output.ts';
-import { initialLiveModel } from '../watch/live-view.ts';
-import { WatchMetrics, serveMetrics, type MetricsServer } from '../watch/metrics.ts';
+import type { CommandContext } from '../command-context.ts';
+import { UserError } from '../../errors/index.ts';
+import { watchManifest } from '../../watch/watch-command.ts';
+import { WatchOutput, outputModeFor } from '../../watch/watch-output.ts';
+import { initialLiveModel } from '../../watch/live-view.ts';
 
 export interface WatchCommandOptions {
   file: string;
@@ -52,30 +52,31 @@ export async function watchCommand(opts: WatchCommandOptions): Promise<number> {
   if (opts.signal?.aborted) stop();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
-
-  const output = new WatchOutput(opts.out, outputModeFor(opts.out, opts.json), initialLiveModel(opts.file, resolve(opts.stateDir), opts.intervalMs));
-  const metrics = new WatchMetrics();
-  let server: MetricsServer | null = null;
+  const stateDir = resolve(opts.stateDir);
+  const output = new WatchOutput(opts.out, outputModeFor(opts.out, opts.json), initialLiveModel(opts.file, stateDir, opts.intervalMs));
   try {
-    if (!Number.isFinite(opts.intervalMs) || opts.intervalMs < 10) throw new UserError(`the drift check interval must be at least 10ms, not ${opts.intervalMs}`, { path: '--interval' }, 'E_USAGE');
-    if (opts.metricsPort !== null) server = await serveMetrics(metrics, opts.metricsPort);
-    await watch({
-      file: opts.file,
-      stateDir: resolve(opts.stateDir),
-      backend: opts.backend,
-      intervalMs: opts.intervalMs,
-      reporter: output,
-      onStatus: (view) => output.showStatus(view),
-      metrics,
-      metricsUrl: server?.url ?? null,
-      signal: controller.signal,
-    });
+    await watchManifest({ file: opts.file, stateDir, backend: opts.backend, intervalMs: opts.intervalMs, metricsPort: opts.metricsPort, reporter: output, onStatus: (view) => output.showStatus(view), signal: controller.signal });
     return 0;
   } finally {
     output.close();
-    await server?.close();
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
     opts.signal?.removeEventListener('abort', stop);
   }
+}
+
+export async function run({ io, json, o, stateDir, backend }: CommandContext): Promise<number> {
+  const file = o.file as string | undefined;
+  if (file === undefined) throw new UserError('watch needs a manifest: -f FILE', { path: '--file', expected: 'a manifest file' }, 'E_USAGE');
+  if (file === '-') throw new UserError('watch follows a manifest file as it changes: standard input cannot be watched', { path: '--file', expected: 'a manifest file' }, 'E_USAGE');
+  return watchCommand({
+    file,
+    stateDir,
+    backend,
+    json,
+    intervalMs: o.interval !== undefined ? parseInterval(o.interval as string) : DEFAULT_INTERVAL_MS,
+    metricsPort: o.metricsPort !== undefined ? parseMetricsPort(o.metricsPort as string) : null,
+    out: io.out,
+    err: io.err,
+  });
 }

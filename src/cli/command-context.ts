@@ -1,0 +1,36 @@
+// What every command is given: what was asked, where it writes, and the options every use case takes.
+
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import type { Invocation } from './program.ts';
+import type { CliOutput } from './output.ts';
+import type { BackendChoice } from '../kernel/select.ts';
+import { TerminalReporter } from './render.ts';
+
+export interface CommandContext {
+  inv: Invocation;
+  /** The command's options and the global ones. */
+  o: Record<string, unknown>;
+  program: Command;
+  io: CliOutput;
+  json: boolean;
+  stateDir: string;
+  backend: BackendChoice;
+  reporter: TerminalReporter;
+  /** The options every use case takes (src/app/options.ts). */
+  common: { stateDir: string; backend: BackendChoice; reporter: TerminalReporter };
+}
+
+export function contextOf(inv: Invocation, program: Command, io: CliOutput, stateDirOption: string): CommandContext {
+  const o = inv.opts;
+  const json = o.json === true;
+  const backend = (o.backend as BackendChoice | undefined) ?? 'auto';
+  const stateDir = resolve(stateDirOption);
+  const reporter = new TerminalReporter(io.err, json || o.quiet === true, { onRunStarted: (runId) => (io.runId = runId) });
+  return { inv, o, program, io, json, stateDir, backend, reporter, common: { stateDir, backend, reporter } };
+}
+
+/** A command: parses its options, calls its use case, renders the result; answers the exit code. */
+export interface CliCommand {
+  run(ctx: CommandContext): Promise<number>;
+}
