@@ -12,8 +12,7 @@ import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync, constant
 import { basename, dirname, join } from 'node:path';
 import { UserError, StateError } from '../errors/index.ts';
 import { Session, type SessionOptions } from '../engine/session.ts';
-import { executePlan } from '../engine/execute-plan.ts';
-import { newRunId } from '../engine/step-runner.ts';
+import { withRun } from '../engine/with-run.ts';
 import { filesAt } from '../kernel/kernel-port.ts';
 import { makeStep, type Step } from '../model/step-contract.ts';
 import { chainHex } from '../plan/layer-chain.ts';
@@ -101,25 +100,33 @@ export async function diffDevice(opts: DiffOptions): Promise<DiffResult> {
     if (!pool || !filesystem || !(await s.kernel.info(pool.dmName))?.liveTable) {
       throw new StateError(`the pool of ${s.stateDir.root} is not active: run \`thinlayer up\` first`, 'E_NO_POOL');
     }
-    const runId = newRunId();
-    let next = 0;
-    const run = async (steps: Step[]) => {
-      next += await executePlan(s, steps, pool.dmName, { runId, reporter: opts.reporter, firstIndex: next });
-    };
-    const undo: Step[] = [];
-    try {
-      const lower = await openForReading(s, layer, filesystem, run);
-      undo.unshift(...lower.undo);
-      const upper = await openForReading(s, device, filesystem, run);
-      undo.unshift(...upper.undo);
-      const changes = await diffTrees(lower.files, upper.files);
-      const result: DiffResult = { device: opts.device, layer: device.layer ?? layer.label ?? layer.name, changes: changes.map((c) => ({ kind: c.kind, path: `/${c.path}` })) };
-      if (opts.output) result.tar = { path: opts.output, ...writeTar(opts.output, changeTar(upper.files, changes)) };
-      return result;
-    } finally {
-      // Put back what was mounted or activated for the reading, whatever happened.
-      if (undo.length > 0) await run(undo);
-    }
+    // A run only when something is mounted or activated for the reading (lazy): a diff of mounted
+    // trees leaves no trace in the log.
+    return await withRun(
+      s,
+      'diff',
+      async (r) => {
+        const run = async (steps: Step[]) => {
+          await r.start(s);
+          await r.execute(s, steps, pool.dmName, { reporter: opts.reporter });
+        };
+        const undo: Step[] = [];
+        try {
+          const lower = await openForReading(s, layer, filesystem, run);
+          undo.unshift(...lower.undo);
+          const upper = await openForReading(s, device, filesystem, run);
+          undo.unshift(...upper.undo);
+          const changes = await diffTrees(lower.files, upper.files);
+          const result: DiffResult = { device: opts.device, layer: device.layer ?? layer.label ?? layer.name, changes: changes.map((c) => ({ kind: c.kind, path: `/${c.path}` })) };
+          if (opts.output) result.tar = { path: opts.output, ...writeTar(opts.output, changeTar(upper.files, changes)) };
+          return result;
+        } finally {
+          // Put back what was mounted or activated for the reading, whatever happened.
+          if (undo.length > 0) await run(undo);
+        }
+      },
+      { lazy: true },
+    );
   } finally {
     await s.close();
   }

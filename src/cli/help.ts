@@ -7,6 +7,7 @@ export const COMMAND_SUMMARY: Record<string, string> = {
   plan: 'show what apply (or, without -f, up) would do; changes nothing',
   status: 'the pool, layers and devices: observed state against desired',
   events: 'the event log (--json: NDJSON; --follow: keep printing)',
+  diff: 'what changed in a device against its layer (A, C, D), and -o: as a layer tar',
   up: 'converge to the recorded desired state (after a reboot or a crash)',
   down: 'unmount and deactivate everything, keeping all data',
   destroy: 'delete every device, the pool and its backing files',
@@ -66,6 +67,18 @@ steps, things to delete), 0 when all is as desired.`,
 --json prints one JSON event a line (NDJSON); --follow keeps printing new events until interrupted;
 --since SEQ starts after sequence number SEQ, --since TIME (ISO 8601, e.g. 2026-12-01T10:00:00Z)
 at that time.`,
+  diff: `Lists what changed in DEVICE against the layer it was made from, one path a line, as docker
+diff does: A added, C changed (content, type, mode, owner, times, link target or extended
+attributes), D deleted. -o FILE also writes the changes as an OCI layer tar (whiteouts for what was
+deleted, opaque directories, hard links, owners, modes, times, xattrs and file capabilities kept),
+the same bytes for the same state, and prints its digest (its diff id). Both trees are only read:
+a device that is mounted is read where it is; the layer, and a device that is not, are mounted
+read-only at a private mountpoint in the state dir for the reading and put back after (logged steps).
+--json prints {"device","layer","changes":[{"kind","path"}],"tar":{"path","diffId","bytes"}}.
+
+Examples:
+  thinlayer diff web1
+  thinlayer diff web1 -o web1-changes.tar`,
   up: `Brings everything back to the recorded desired state, with no manifest: after a reboot, a
 crash, or thinlayer down. Interrupted steps are completed first. With nothing recorded yet it
 says so and exits 0 (--json: {"outcome":"nothing-recorded"}), like gc and pool grow.`,

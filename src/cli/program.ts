@@ -35,6 +35,7 @@ const USAGE: Record<string, string> = {
   plan: '[-f FILE] [--detailed-exitcode]',
   status: '[--detailed-exitcode]',
   events: '[--follow] [--since SEQ|TIME]',
+  diff: 'DEVICE [-o FILE]',
   down: '[--force]',
   destroy: '[--yes] [--force]',
   gc: '[--yes] [--thin-id N] [--keep-foreign]',
@@ -91,6 +92,10 @@ export function buildProgram(io: ProgramOutput, onInvoke: (inv: Invocation) => v
     .option('--follow', 'keep printing new events until interrupted')
     .option('--since <seq|time>', 'only events after this sequence number, or at or after this time (ISO 8601)')
     .action(invoke('events'));
+  command(program, 'diff', COMMAND_HELP.diff)
+    .argument('<device>', 'the device, by its manifest name')
+    .option('-o, --output <file>', 'also write the changes as an OCI layer tar to FILE (replaced whole)')
+    .action(invoke('diff'));
   command(program, 'up', COMMAND_HELP.up).action(invoke('up'));
   const force = () => new Option('--force', 'ask a running snapshotter or watch on this state dir to stop, and wait until it has, instead of refusing');
   command(program, 'down', COMMAND_HELP.down).addOption(force()).action(invoke('down'));

@@ -17,6 +17,7 @@ const COMMANDS: Record<string, () => Promise<CliCommand>> = {
   plan: () => import('./commands/plan.ts'),
   status: () => import('./commands/status.ts'),
   events: () => import('./commands/events.ts'),
+  diff: () => import('./commands/diff.ts'),
   up: () => import('./commands/up.ts'),
   down: () => import('./commands/down.ts'),
   destroy: () => import('./commands/destroy.ts'),

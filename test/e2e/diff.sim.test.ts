@@ -17,6 +17,7 @@ import { diagnose } from '../../src/doctor/diagnose.ts';
 import { writeLayerScenario } from '../scenarios/layer-chain.ts';
 import { simMounted } from '../sim-mounts.ts';
 import { CollectingReporter, silentReporter } from '../../src/messages/message-port.ts';
+import { sandbox } from './cli-harness.ts';
 
 function box() {
   const root = mkdtempSync(join(tmpdir(), 'thinlayer-diff-'));
@@ -106,5 +107,38 @@ describe('diff of a device against its layer (simulated kernel)', () => {
     const file = writeLayerScenario(b.src, b.mnt);
     await api.apply(file, { stateDir: b.stateDir, backend: 'sim', yes: true });
     await expect(diffDevice({ session: { stateDir: b.stateDir, backend: 'sim' }, reporter: silentReporter, device: 'nope' })).rejects.toThrow(/no device named "nope"/);
+  });
+
+  it('from the command line, and killed at every boundary of its reading: the next up puts the layer back, doctor is clean, nothing is lost', async () => {
+    const box = sandbox();
+    onTestFinished(() => box.cleanup());
+    const file = writeLayerScenario(join(box.root, 'src'), box.mnt);
+    expect(box.run(['apply', '-f', file, '--yes']).code).toBe(0);
+    const img = (...p: string[]) => simMounted(box.stateDir, join(box.mnt, 'img'), ...p);
+    writeFileSync(img('bin/app'), 'v3');
+
+    const listed = box.run(['diff', 'img']);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stdout).toContain('C /bin/app\n');
+    const json = box.json<{ layer: string; changes: Array<{ kind: string; path: string }> }>(['diff', 'img']);
+    expect(json.layer).toBe('image');
+    expect(json.changes).toContainEqual({ kind: 'C', path: '/bin/app' });
+    expect(box.run(['diff', 'nope']).code).toBe(2);
+
+    // Killed at each boundary of the reading (the layer activated and mounted, then put back).
+    let k = 1;
+    for (; k < 40; k++) {
+      const r = box.run(['diff', 'img', '-o', join(box.root, 'out.tar')], { THINLAYER_CRASH_POINT: String(k) });
+      if (r.code === 0) break;
+      expect(r.signal, `crash point ${k}: ${r.stderr}`).toBe('SIGKILL');
+      const up = box.run(['up']);
+      expect(up.code, `up after crash point ${k}: ${up.stderr}`).toBe(0);
+      expect(await doctorProblems(box.stateDir), `crash point ${k}`).toEqual([]);
+      expect(readFileSync(img('bin/app'), 'utf8')).toBe('v3');
+      expect(box.json<{ steps: unknown[] }>(['plan', '-f', file]).steps, `crash point ${k}`).toEqual([]);
+    }
+    expect(k).toBeGreaterThan(4);
+    expect(k).toBeLessThan(40);
+    expect(existsSync(join(box.root, 'out.tar'))).toBe(true);
   });
 });
