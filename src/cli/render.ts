@@ -152,17 +152,23 @@ export class TerminalReporter implements Reporter {
         return;
       case 'backend.notice':
       case 'warning':
-        return say(`note: ${m.text}`);
+        say(`note: ${m.text}`);
+        return;
       case 'recovery.torn-tail':
-        return say(`recovery: the event log ended in a torn line (${formatBytes(m.bytes)}, from a crash); it was cut off and kept in ${m.keptAs}`);
+        say(`recovery: the event log ended in a torn line (${formatBytes(m.bytes)}, from a crash); it was cut off and kept in ${m.keptAs}`);
+        return;
       case 'state.snapshot-save-failed':
-        return say(`warning: the projection could not be saved to ${m.file} (${m.error}); the next run replays the log instead and saves again`);
+        say(`warning: the projection could not be saved to ${m.file} (${m.error}); the next run replays the log instead and saves again`);
+        return;
       case 'recovery.pending':
-        return say(`recovery: ${m.steps} step(s) were interrupted by a crash; completing them`);
+        say(`recovery: ${m.steps} step(s) were interrupted by a crash; completing them`);
+        return;
       case 'lock.took-over':
-        return say(`note: took over the lock left by pid ${m.pid} (${m.command}), which is no longer running`);
+        say(`note: took over the lock left by pid ${m.pid} (${m.command}), which is no longer running`);
+        return;
       case 'lock.waiting':
-        return say(`waiting for pid ${m.pid} (${m.command}, started ${m.since})`);
+        say(`waiting for pid ${m.pid} (${m.command}, started ${m.since})`);
+        return;
       case 'step.start':
         if (!this.quiet) say(`[${m.index + 1}/${m.total}] ${m.step.reason}`);
         return;
@@ -171,22 +177,33 @@ export class TerminalReporter implements Reporter {
         return;
       case 'progress':
         if (this.quiet) return;
-        if (this.bar) return this.bar.update(m.task, m.done, m.total, m.unit);
-        return say(`  ${m.task}: ${m.unit === 'bytes' ? `${formatBytes(m.done)} of ${formatBytes(m.total)}` : `${m.done}/${m.total} ${m.unit}`}`);
+        if (this.bar) {
+          this.bar.update(m.task, m.done, m.total, m.unit);
+          return;
+        }
+        say(`  ${m.task}: ${m.unit === 'bytes' ? `${formatBytes(m.done)} of ${formatBytes(m.total)}` : `${m.done}/${m.total} ${m.unit}`}`);
+        return;
       case 'snapshotter.ready':
-        return say(`snapshotter: serving pool ${m.pool} on ${m.socket} (${m.snapshots} snapshot(s))`);
+        say(`snapshotter: serving pool ${m.pool} on ${m.socket} (${m.snapshots} snapshot(s))`);
+        return;
       case 'snapshotter.recovered':
-        return say(`snapshotter: recovery deleted ${m.deleted} half-made or half-removed device(s), activated ${m.reactivated} snapshot(s) again, deactivated ${m.deactivated} committed one(s) a Usage left active, settled ${m.settled} interrupted step(s)`);
+        say(`snapshotter: recovery deleted ${m.deleted} half-made or half-removed device(s), activated ${m.reactivated} snapshot(s) again, deactivated ${m.deactivated} committed one(s) a Usage left active, settled ${m.settled} interrupted step(s)`);
+        return;
       case 'snapshotter.request-failed':
-        return say(`snapshotter: ${m.method} ${m.key}: ${m.error}`);
+        say(`snapshotter: ${m.method} ${m.key}: ${m.error}`);
+        return;
       case 'snapshotter.stopped':
-        return say('snapshotter: stopped');
+        say('snapshotter: stopped');
+        return;
       case 'holder.stop-requested':
-        return say(`${m.kind}: ${m.by} (pid ${m.pid}) asked it to stop; stopping`);
+        say(`${m.kind}: ${m.by} (pid ${m.pid}) asked it to stop; stopping`);
+        return;
       case 'holder.stopping':
-        return say(`asking the ${m.kind} (pid ${m.pid}) to stop, and waiting until it has`);
+        say(`asking the ${m.kind} (pid ${m.pid}) to stop, and waiting until it has`);
+        return;
       case 'holder.stopped':
-        return say(`the ${m.kind} (pid ${m.pid}) has stopped`);
+        say(`the ${m.kind} (pid ${m.pid}) has stopped`);
+        return;
       default:
         return;
     }

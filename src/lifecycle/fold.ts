@@ -68,11 +68,13 @@ export function foldInto(s: EngineState, event: ThinlayerEvent): void {
       return;
     case 'step.intent':
       s.pending[event.stepId] = event;
-      return foldIntent(s, event);
+      foldIntent(s, event);
+      return;
     case 'step.done':
       delete s.pending[event.stepId];
       if ('txid' in event.result && typeof event.result.txid === 'number' && s.pool) s.pool = { ...s.pool, txid: event.result.txid };
-      return foldDone(s, event);
+      foldDone(s, event);
+      return;
     case 'step.failed': {
       delete s.pending[event.stepId];
       const fold = OPS[event.op].failed;

@@ -84,7 +84,8 @@ export class StepWriter {
     const who = describeThing(t);
     switch (command) {
       case 'CREATE':
-        return this.create(t);
+        this.create(t);
+        return;
       case 'ACTIVATE':
         return void this.steps.push(activateStep(t, who));
       case 'MOUNT': {
@@ -94,7 +95,8 @@ export class StepWriter {
         return void this.steps.push(mountStep(t, who, { mountpoint, filesystem: this.fs, readOnly: t.kind !== 'device', ...(want?.mountOptions ? { mountOptions: want.mountOptions } : {}) }));
       }
       case 'UNMOUNT':
-        return this.unmount(t, mountedAt, `unmount ${who} from ${mountedAt ?? t.mountpoint}`);
+        this.unmount(t, mountedAt, `unmount ${who} from ${mountedAt ?? t.mountpoint}`);
+        return;
       case 'DEACTIVATE':
         return void this.steps.push(deactivateStep(t, who));
       case 'DELETE':
@@ -112,7 +114,10 @@ export class StepWriter {
     // resume: rolling forward a create whose intent is pending in this log, so EEXIST for this id is
     // this log's own create having landed; otherwise EEXIST is a collision (src/actions/action-table.ts).
     const common: StepArgs<'thin.create'> = { kind: t.kind, name: t.name, dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes, ...(resume ? { resume: true } : {}) };
-    if (t.kind === 'base') return this.add('thin.create', t.key, 'create', common, `create the base thin device (thin id ${t.thinId})`);
+    if (t.kind === 'base') {
+      this.add('thin.create', t.key, 'create', common, `create the base thin device (thin id ${t.thinId})`);
+      return;
+    }
     const origin = this.planned.get(t.origin!)!;
     const unit = this.units.get(t.key) ?? null;
     // An empty layer is complete once it exists; a layer with content once it is committed; a device

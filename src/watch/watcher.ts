@@ -97,7 +97,8 @@ export async function watch(opts: WatchOptions): Promise<LoopSummary> {
 
   let ownKernel: KernelPort | null = null;
   try {
-    const kernel = opts.kernel ?? (ownKernel = await openSessionKernel(opts.backend, stateDir, reporter));
+    if (!opts.kernel) ownKernel = await openSessionKernel(opts.backend, stateDir, reporter);
+    const kernel = opts.kernel ?? (ownKernel as KernelPort);
     await ensureRequestsDir(stateDir);
     // Every run's session closes its kernel; the watcher's one kernel lives as long as the watcher.
     const runs = new WatchRuns({ opts, reporter, follower, content, kernel: borrowed(kernel), lockWaitMs, first: first.manifest });
