@@ -34,7 +34,8 @@ export interface BenchRun {
 
 export async function runBench(opts: BenchOptions, say: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<BenchRun> {
   const known = new Set(SUITES.map((s) => s.name));
-  for (const name of opts.only ?? []) if (!known.has(name)) throw new UserError(`no bench suite named ${name} (there are: ${[...known].join(', ')})`, { path: '--only' });
+  for (const name of opts.only ?? [])
+    if (!known.has(name)) throw new UserError(`no bench suite named ${name} (there are: ${[...known].join(', ')})`, { path: '--only' });
   const chosen = SUITES.filter((s) => opts.only === null || opts.only.includes(s.name));
   const machine = describeMachine();
   const results: SuiteResult[] = [];
@@ -47,7 +48,16 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void =
       const kept = readResult(opts.resultsDir, suite.name);
       say(`[bench] ${suite.name}: NOT RUN (--no-vm)${kept ? `; docs keep its figures from ${kept.date}` : ''}`);
       if (kept) continue;
-      const skipped: SuiteResult = { ...stamp, status: 'skipped', reason: 'not run: --no-vm was given', durationMs: 0, metrics: {}, tables: [], targets: [], notes: [] };
+      const skipped: SuiteResult = {
+        ...stamp,
+        status: 'skipped',
+        reason: 'not run: --no-vm was given',
+        durationMs: 0,
+        metrics: {},
+        tables: [],
+        targets: [],
+        notes: [],
+      };
       results.push(skipped);
       resultFiles.push(writeResult(opts.resultsDir, skipped));
       continue;
@@ -66,7 +76,13 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void =
     const { failure, ...figures } = output;
     // A suite that failed half-way may have computed figures from missing phases: keep only real numbers.
     figures.metrics = Object.fromEntries(Object.entries(figures.metrics).filter(([, m]) => Number.isFinite(m.value)));
-    const result: SuiteResult = { ...stamp, status: failure ? 'failed' : 'ok', ...(failure ? { reason: failure } : {}), durationMs: Math.round(performance.now() - started), ...figures };
+    const result: SuiteResult = {
+      ...stamp,
+      status: failure ? 'failed' : 'ok',
+      ...(failure ? { reason: failure } : {}),
+      durationMs: Math.round(performance.now() - started),
+      ...figures,
+    };
     if (failure) say(`[bench] ${suite.name}: FAILED: ${failure}`);
     for (const t of result.targets) say(`[bench] ${suite.name}: target ${t.met ? 'met' : 'MISSED'}: ${t.target}: ${t.measured}`);
     say(`[bench] ${suite.name}: ${result.status} in ${(result.durationMs / 1000).toFixed(1)} s`);

@@ -21,9 +21,12 @@ export function renderDocument(template: string, suites: readonly Suite[], resul
 
 export function renderSuite(r: SuiteResult): string {
   const lines: string[] = [];
-  lines.push(`*Measured ${r.date.slice(0, 16).replace('T', ' ')} UTC on ${machineLine(r.machine)}. Reproduce with \`${r.command}\` (${(r.durationMs / 1000).toFixed(0)} s).*`);
+  lines.push(
+    `*Measured ${r.date.slice(0, 16).replace('T', ' ')} UTC on ${machineLine(r.machine)}. Reproduce with \`${r.command}\` (${(r.durationMs / 1000).toFixed(0)} s).*`,
+  );
   if (r.quick) lines.push('', '> **Quick sizes (`--quick`)**: these figures are from the small sizes, not the ones the targets name.');
-  if (r.status === 'failed') lines.push('', `> **FAILED: this suite did not finish, and the figures below (if any) are partial.**`, '', '```text', (r.reason ?? '').trim(), '```');
+  if (r.status === 'failed')
+    lines.push('', `> **FAILED: this suite did not finish, and the figures below (if any) are partial.**`, '', '```text', (r.reason ?? '').trim(), '```');
   if (r.status === 'skipped') lines.push('', `> **NOT MEASURED: ${r.reason}.**`);
   if (r.targets.length > 0) {
     lines.push('', '| target | measured | |', '| --- | --- | --- |');

@@ -56,7 +56,8 @@ export function wellFormedProblems(value: unknown): string[] {
   if (!STATUSES.has(r.status as string)) problems.push(`status: ${String(r.status)} is not ok, failed or skipped`);
   if (r.status !== 'ok' && (typeof r.reason !== 'string' || r.reason === '')) problems.push('reason: a result that is not ok must say why');
   const m = r.machine;
-  if (!m || typeof m.cpuModel !== 'string' || !(m.cores >= 1) || !(m.memoryBytes > 0) || typeof m.node !== 'string') problems.push('machine: cpuModel, cores, memoryBytes and node are required');
+  if (!m || typeof m.cpuModel !== 'string' || !(m.cores >= 1) || !(m.memoryBytes > 0) || typeof m.node !== 'string')
+    problems.push('machine: cpuModel, cores, memoryBytes and node are required');
   if (typeof r.date !== 'string' || Number.isNaN(Date.parse(r.date))) problems.push('date: not an ISO date');
   if (typeof r.command !== 'string' || !r.command.startsWith('npm run bench')) problems.push('command: must be the npm run bench command that reproduces it');
   if (typeof r.quick !== 'boolean') problems.push('quick: not a boolean');
@@ -64,7 +65,8 @@ export function wellFormedProblems(value: unknown): string[] {
   if (typeof r.metrics !== 'object' || r.metrics === null) problems.push('metrics: missing');
   else {
     for (const [name, metric] of Object.entries(r.metrics)) {
-      if (typeof metric?.value !== 'number' || !Number.isFinite(metric.value) || typeof metric.unit !== 'string') problems.push(`metrics.${name}: needs a finite value and a unit`);
+      if (typeof metric?.value !== 'number' || !Number.isFinite(metric.value) || typeof metric.unit !== 'string')
+        problems.push(`metrics.${name}: needs a finite value and a unit`);
     }
   }
   if (!Array.isArray(r.tables)) problems.push('tables: missing');
@@ -75,12 +77,15 @@ export function wellFormedProblems(value: unknown): string[] {
         return;
       }
       t.rows.forEach((row, j) => {
-        if (!Array.isArray(row) || row.length !== t.columns.length) problems.push(`tables[${i}].rows[${j}]: ${Array.isArray(row) ? row.length : 'no'} cells for ${t.columns.length} columns`);
-        else if (row.some((c) => c !== null && typeof c !== 'string' && !(typeof c === 'number' && Number.isFinite(c)))) problems.push(`tables[${i}].rows[${j}]: a cell is neither text, a finite number nor null`);
+        if (!Array.isArray(row) || row.length !== t.columns.length)
+          problems.push(`tables[${i}].rows[${j}]: ${Array.isArray(row) ? row.length : 'no'} cells for ${t.columns.length} columns`);
+        else if (row.some((c) => c !== null && typeof c !== 'string' && !(typeof c === 'number' && Number.isFinite(c))))
+          problems.push(`tables[${i}].rows[${j}]: a cell is neither text, a finite number nor null`);
       });
     });
   }
-  if (!Array.isArray(r.targets) || r.targets.some((t) => typeof t?.target !== 'string' || typeof t.measured !== 'string' || typeof t.met !== 'boolean')) problems.push('targets: each needs target, measured and met');
+  if (!Array.isArray(r.targets) || r.targets.some((t) => typeof t?.target !== 'string' || typeof t.measured !== 'string' || typeof t.met !== 'boolean'))
+    problems.push('targets: each needs target, measured and met');
   if (!Array.isArray(r.notes) || r.notes.some((n) => typeof n !== 'string')) problems.push('notes: must be strings');
   if (r.status === 'ok' && Array.isArray(r.tables) && r.tables.length === 0) problems.push('tables: an ok result must have figures');
   return problems;

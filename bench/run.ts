@@ -8,7 +8,10 @@ import { repoRoot, runBench } from './bench.ts';
 import { parseBenchArgs, USAGE } from './options.ts';
 
 async function main(): Promise<number> {
-  const opts = parseBenchArgs(process.argv.slice(2), { resultsDir: path.join(repoRoot, 'bench', 'results'), docFile: path.join(repoRoot, 'docs', 'benchmarks.md') });
+  const opts = parseBenchArgs(process.argv.slice(2), {
+    resultsDir: path.join(repoRoot, 'bench', 'results'),
+    docFile: path.join(repoRoot, 'docs', 'benchmarks.md'),
+  });
   if (opts.help) {
     process.stdout.write(`${USAGE}\n`);
     return 0;
@@ -25,7 +28,7 @@ main().then(
     process.exitCode = code;
   },
   (e) => {
-    process.stderr.write(`bench: ${e instanceof ThinlayerError ? e.message : (e as Error)?.stack ?? e}\n`);
+    process.stderr.write(`bench: ${e instanceof ThinlayerError ? e.message : ((e as Error)?.stack ?? e)}\n`);
     process.exitCode = e instanceof ThinlayerError ? e.exitCode : 1;
   },
 );

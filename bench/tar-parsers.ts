@@ -54,7 +54,11 @@ export const tarStreamReader: TarParser = {
       const h = entry.header;
       const pax = (h as { pax?: Record<string, string> }).pax ?? {};
       // tar-stream decodes PAX values as UTF-8 text: the bytes are what that text encodes to.
-      const xattrs = new Map(Object.entries(pax).filter(([k]) => k.startsWith('SCHILY.xattr.')).map(([k, v]) => [k.slice('SCHILY.xattr.'.length), Buffer.from(v, 'utf8')]));
+      const xattrs = new Map(
+        Object.entries(pax)
+          .filter(([k]) => k.startsWith('SCHILY.xattr.'))
+          .map(([k, v]) => [k.slice('SCHILY.xattr.'.length), Buffer.from(v, 'utf8')]),
+      );
       onEntry({ name: h.name, type: String(h.type), size: h.size ?? 0, uid: h.uid ?? 0, mtime: (h.mtime?.getTime() ?? 0) / 1000, xattrs, read });
     }
   },
@@ -76,7 +80,17 @@ export const nodeTarReader: TarParser = {
     parser.on('entry', (entry) => {
       let read = 0;
       entry.on('data', (chunk: Buffer) => (read += chunk.length));
-      entry.on('end', () => onEntry({ name: entry.path, type: entry.type, size: entry.size ?? 0, uid: entry.uid ?? 0, mtime: (entry.mtime?.getTime() ?? 0) / 1000, xattrs: null, read }));
+      entry.on('end', () =>
+        onEntry({
+          name: entry.path,
+          type: entry.type,
+          size: entry.size ?? 0,
+          uid: entry.uid ?? 0,
+          mtime: (entry.mtime?.getTime() ?? 0) / 1000,
+          xattrs: null,
+          read,
+        }),
+      );
     });
     for await (const chunk of source) {
       if (failure) break;
@@ -132,27 +146,73 @@ export const CORPUS: readonly CorpusCase[] = [
     expect: (es) => (es[0]?.uid === 100000000 && es[0]?.mtime === 1700000000.5 ? null : `uid ${es[0]?.uid}, mtime ${es[0]?.mtime}`),
     addable: 'with tar-stream',
   },
-  { name: 'base-256 numbers (GNU)', bytes: () => buildTar([{ name: 'f', content: 'abc', uid: 3_000_000, base256: true }]), expect: (es) => (es[0]?.uid === 3_000_000 && es[0]?.read === 3 ? null : `uid ${es[0]?.uid}`), addable: 'no' },
-  { name: 'truncated inside an entry\'s content', bytes: () => buildTar([file('a', 'x'.repeat(3000))]).subarray(0, 512 + 1000), expect: 'refuse', addable: 'no' },
+  {
+    name: 'base-256 numbers (GNU)',
+    bytes: () => buildTar([{ name: 'f', content: 'abc', uid: 3_000_000, base256: true }]),
+    expect: (es) => (es[0]?.uid === 3_000_000 && es[0]?.read === 3 ? null : `uid ${es[0]?.uid}`),
+    addable: 'no',
+  },
+  {
+    name: "truncated inside an entry's content",
+    bytes: () => buildTar([file('a', 'x'.repeat(3000))]).subarray(0, 512 + 1000),
+    expect: 'refuse',
+    addable: 'no',
+  },
   { name: 'truncated inside a header', bytes: () => buildTar([file('a'), file('b')]).subarray(0, 1024 + 300), expect: 'refuse', addable: 'no' },
   { name: 'no end-of-archive blocks (cut at an entry boundary)', bytes: () => noEnd([file('a'), file('b')]), expect: 'refuse', addable: 'no' },
   { name: 'one zero block, then the end', bytes: () => Buffer.concat([noEnd([file('a')]), Buffer.alloc(512)]), expect: 'refuse', addable: 'no' },
   { name: 'a bad header checksum', bytes: () => buildTar([file('a'), { ...file('b'), badChecksum: true }]), expect: 'refuse', addable: 'no' },
   { name: 'an unknown entry type', bytes: () => buildTar([{ name: 'odd', typeflag: 'Q' }]), expect: 'refuse', addable: 'yes' },
   { name: 'a GNU sparse file (type S)', bytes: () => buildTar([{ name: 'sparse', typeflag: 'S' }]), expect: 'refuse', addable: 'yes' },
-  { name: 'a PAX GNU.sparse record', bytes: () => buildTar([{ name: 'p', content: 'x', pax: { 'GNU.sparse.major': '1' } }]), expect: 'refuse', addable: 'with tar-stream' },
-  { name: 'an extended header with no entry after it', bytes: () => Buffer.concat([buildTar([{ name: 'p', pax: { path: 'q' } }]).subarray(0, 1024), Buffer.alloc(1024)]), expect: 'refuse', addable: 'no' },
-  { name: 'a PAX size that is not a number', bytes: () => buildTar([{ name: 'e', content: 'x', pax: { size: '1x' } }]), expect: 'refuse', addable: 'with tar-stream' },
-  { name: 'a PAX record whose length is wrong', bytes: () => Buffer.from(buildTar([{ name: 'e', content: 'x', pax: { path: 'abc' } }])).fill('9', 512, 513), expect: 'refuse', addable: 'no' },
-  { name: 'a name that is not UTF-8', bytes: () => withHeader(buildTar([file('name')]), 0, (b) => (b[1] = 0xff)), expect: 'refuse', addable: 'no' },
-  { name: 'a number field that is not octal', bytes: () => withHeader(buildTar([file('a')]), 0, (b) => b.write('00064x4\0', 100, 'latin1')), expect: 'refuse', addable: 'no' },
   {
-    name: `64 PAX headers of 256 KiB for one entry (16 MiB pending; cap ${MAX_PENDING_META_BYTES / 1024} KiB)`,
-    bytes: () => Buffer.concat([...Array.from({ length: 64 }, (_, i) => entryBytes({ name: 'PaxHeader', typeflag: 'x', pax: { [`SCHILY.xattr.user.k${i}`]: Buffer.alloc(256 * 1024, 1) } }).subarray(0, -512)), buildTar([file('victim')])]),
+    name: 'a PAX GNU.sparse record',
+    bytes: () => buildTar([{ name: 'p', content: 'x', pax: { 'GNU.sparse.major': '1' } }]),
+    expect: 'refuse',
+    addable: 'with tar-stream',
+  },
+  {
+    name: 'an extended header with no entry after it',
+    bytes: () => Buffer.concat([buildTar([{ name: 'p', pax: { path: 'q' } }]).subarray(0, 1024), Buffer.alloc(1024)]),
     expect: 'refuse',
     addable: 'no',
   },
-  { name: 'one PAX header of 8 MiB', bytes: () => buildTar([{ name: 'f', content: 'x', pax: { 'SCHILY.xattr.user.big': Buffer.alloc(8 << 20, 1) } }]), expect: 'refuse', addable: 'no' },
+  {
+    name: 'a PAX size that is not a number',
+    bytes: () => buildTar([{ name: 'e', content: 'x', pax: { size: '1x' } }]),
+    expect: 'refuse',
+    addable: 'with tar-stream',
+  },
+  {
+    name: 'a PAX record whose length is wrong',
+    bytes: () => Buffer.from(buildTar([{ name: 'e', content: 'x', pax: { path: 'abc' } }])).fill('9', 512, 513),
+    expect: 'refuse',
+    addable: 'no',
+  },
+  { name: 'a name that is not UTF-8', bytes: () => withHeader(buildTar([file('name')]), 0, (b) => (b[1] = 0xff)), expect: 'refuse', addable: 'no' },
+  {
+    name: 'a number field that is not octal',
+    bytes: () => withHeader(buildTar([file('a')]), 0, (b) => b.write('00064x4\0', 100, 'latin1')),
+    expect: 'refuse',
+    addable: 'no',
+  },
+  {
+    name: `64 PAX headers of 256 KiB for one entry (16 MiB pending; cap ${MAX_PENDING_META_BYTES / 1024} KiB)`,
+    bytes: () =>
+      Buffer.concat([
+        ...Array.from({ length: 64 }, (_, i) =>
+          entryBytes({ name: 'PaxHeader', typeflag: 'x', pax: { [`SCHILY.xattr.user.k${i}`]: Buffer.alloc(256 * 1024, 1) } }).subarray(0, -512),
+        ),
+        buildTar([file('victim')]),
+      ]),
+    expect: 'refuse',
+    addable: 'no',
+  },
+  {
+    name: 'one PAX header of 8 MiB',
+    bytes: () => buildTar([{ name: 'f', content: 'x', pax: { 'SCHILY.xattr.user.big': Buffer.alloc(8 << 20, 1) } }]),
+    expect: 'refuse',
+    addable: 'no',
+  },
 ];
 
 export type Verdict = 'refused' | 'read right' | 'accepted' | string;

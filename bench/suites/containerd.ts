@@ -71,9 +71,13 @@ export const containerdSuite: Suite = {
     const s = ctx.quick ? QUICK : FULL;
     const out: SuiteOutput = { metrics: {}, tables: [], targets: [], notes: [] };
     const vm = (await import(pathToFileURL(path.join(ctx.repoRoot, 'test', 'vm', 'vm.mjs')).href)) as VmModule;
-    const { buildGo } = (await import(pathToFileURL(path.join(ctx.repoRoot, 'test', 'containerd', 'build-go.mjs')).href)) as { buildGo(o: { dir: string; output: string }): string };
+    const { buildGo } = (await import(pathToFileURL(path.join(ctx.repoRoot, 'test', 'containerd', 'build-go.mjs')).href)) as {
+      buildGo(o: { dir: string; output: string }): string;
+    };
     const { writeOciArchive } = (await import(pathToFileURL(path.join(ctx.repoRoot, 'test', 'containerd', 'oci-image.mjs')).href)) as {
-      writeOciArchive(o: { out: string; name: string; layers: number; message: string; scratch: string; salt: string; fillFiles: number }): { layers: string[] };
+      writeOciArchive(o: { out: string; name: string; layers: number; message: string; scratch: string; salt: string; fillFiles: number }): {
+        layers: string[];
+      };
     };
     const work = path.join(vm.workDir, 'bench-containerd');
     fs.rmSync(work, { recursive: true, force: true });
@@ -84,12 +88,23 @@ export const containerdSuite: Suite = {
     fs.chmodSync(path.join(work, 'bench-roots'), 0o755);
     const salt = String(Date.now());
     const image = (file: string, name: string, layers = s.layers) =>
-      writeOciArchive({ out: path.join(work, file), name, layers, message: 'hello', scratch: path.join(ctx.scratch, 'image'), salt: `${file}-${salt}`, fillFiles: s.fillFiles });
+      writeOciArchive({
+        out: path.join(work, file),
+        name,
+        layers,
+        message: 'hello',
+        scratch: path.join(ctx.scratch, 'image'),
+        salt: `${file}-${salt}`,
+        fillFiles: s.fillFiles,
+      });
     for (const sn of SIDES) for (let r = 0; r < s.rounds; r++) image(`import-${sn}-${r}.tar`, `docker.io/library/bench-${sn}:${r}`);
-    for (const sn of ['thinlayer', 'devmapper']) for (let k = 0; k <= s.kills; k++) image(`kill-${sn}-${k}.tar`, `docker.io/library/kill-${sn}:${k}`, s.killLayers);
+    for (const sn of ['thinlayer', 'devmapper'])
+      for (let k = 0; k <= s.kills; k++) image(`kill-${sn}-${k}.tar`, `docker.io/library/kill-${sn}:${k}`, s.killLayers);
 
     const command = ['bash', path.join(ctx.repoRoot, 'bench', 'vm', 'containerd.sh'), work, s.roots, s.rounds, s.kills].join(' ');
-    ctx.log(`booting the VM (software emulation; budget ${s.timeoutMs / 60_000} min): ${s.roots} roots, ${s.rounds} imports and runs, ${s.kills} kills per side`);
+    ctx.log(
+      `booting the VM (software emulation; budget ${s.timeoutMs / 60_000} min): ${s.roots} roots, ${s.rounds} imports and runs, ${s.kills} kills per side`,
+    );
     const disk = path.join(vm.workDir, `bench-containerd-${process.pid}.img`);
     const busyBefore = await waitForOtherVms(ctx, ctx.quick ? 0 : 10 * 60_000);
     const load = () => fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
@@ -117,8 +132,14 @@ export const containerdSuite: Suite = {
     const output = run.output;
     const lines = parsePhaseLines(output);
     const problems: string[] = [];
-    const errors = output.split('\n').filter((l) => l.startsWith('TL-BENCH-ERR')).slice(0, 8).join(' / ');
-    for (const l of lines) if (l.status !== undefined && l.status !== '0' && l.phase !== 'kill') problems.push(`${l.phase}${l.sn ? ` (${l.sn})` : ''} exited with status ${l.status}${l.step ? ` at ${l.step}` : ''}`);
+    const errors = output
+      .split('\n')
+      .filter((l) => l.startsWith('TL-BENCH-ERR'))
+      .slice(0, 8)
+      .join(' / ');
+    for (const l of lines)
+      if (l.status !== undefined && l.status !== '0' && l.phase !== 'kill')
+        problems.push(`${l.phase}${l.sn ? ` (${l.sn})` : ''} exited with status ${l.status}${l.step ? ` at ${l.step}` : ''}`);
     if (!lines.some((l) => l.phase === 'done')) problems.push(`the guest did not reach the end (exit ${run.exitCode})`);
     if (problems.length > 0 && errors) problems.push(errors);
     const ready = lines.find((l) => l.phase === 'ready') ?? {};
@@ -139,14 +160,21 @@ export const containerdSuite: Suite = {
         title: `${s.roots} container roots per snapshotter: Prepare + Mounts + mount + umount + Remove (ms per root)`,
         columns: ['snapshotter', 'median', 'p95', 'Prepare (mean)', 'Mounts (mean)', 'mount (mean)', 'umount (mean)', 'Remove (mean)'],
         rows,
-        note: 'Each root is a writable snapshot of a committed parent (20 files of 4 KiB), mounted at a directory, checked for a file of the parent, unmounted and removed; one root per snapshotter in turn, the order rotating every round (bench/containerd/roots). thinlayer is reached as containerd reaches it, through containerd\'s proxy client over the unix socket (a gRPC round trip per call); devmapper and overlayfs are containerd\'s own snapshotter code linked into the program, called in process as containerd calls them, devmapper on a pool of its own made with dmsetup.',
+        note: "Each root is a writable snapshot of a committed parent (20 files of 4 KiB), mounted at a directory, checked for a file of the parent, unmounted and removed; one root per snapshotter in turn, the order rotating every round (bench/containerd/roots). thinlayer is reached as containerd reaches it, through containerd's proxy client over the unix socket (a gRPC round trip per call); devmapper and overlayfs are containerd's own snapshotter code linked into the program, called in process as containerd calls them, devmapper on a pool of its own made with dmsetup.",
       });
       const tl = roots.thinlayer;
       const dm = roots.devmapper;
       if (tl && dm) {
-        for (const [label, f] of [['median', median], ['p95', (x: number[]) => percentile(x, 95)]] as const) {
+        for (const [label, f] of [
+          ['median', median],
+          ['p95', (x: number[]) => percentile(x, 95)],
+        ] as const) {
           const ratio = f(tl.ms) / f(dm.ms);
-          out.targets.push({ target: `container root (Prepare + Mounts + mount + umount + Remove), ${label}: thinlayer at most 0.5× devmapper`, measured: `${round(f(tl.ms))} ms against ${round(f(dm.ms))} ms: × ${round(ratio)}`, met: ratio <= 0.5 });
+          out.targets.push({
+            target: `container root (Prepare + Mounts + mount + umount + Remove), ${label}: thinlayer at most 0.5× devmapper`,
+            measured: `${round(f(tl.ms))} ms against ${round(f(dm.ms))} ms: × ${round(ratio)}`,
+            met: ratio <= 0.5,
+          });
         }
       } else problems.push('the roots result lacks thinlayer or devmapper');
     } else problems.push(`no container-root result${errors ? `: ${errors}` : ''}`);
@@ -169,11 +197,19 @@ export const containerdSuite: Suite = {
     }
     if (imports.thinlayer.length && imports.devmapper.length) {
       const ratio = median(imports.thinlayer) / median(imports.devmapper);
-      out.targets.push({ target: `\`ctr images import\` of a ${s.layers}-layer image: thinlayer at most 0.5× devmapper`, measured: `${round(median(imports.thinlayer) / 1000)} s against ${round(median(imports.devmapper) / 1000)} s: × ${round(ratio)}`, met: ratio <= 0.5 });
+      out.targets.push({
+        target: `\`ctr images import\` of a ${s.layers}-layer image: thinlayer at most 0.5× devmapper`,
+        measured: `${round(median(imports.thinlayer) / 1000)} s against ${round(median(imports.devmapper) / 1000)} s: × ${round(ratio)}`,
+        met: ratio <= 0.5,
+      });
     } else problems.push('imports: no successful import on thinlayer or devmapper');
     if (runs.thinlayer.length && runs.devmapper.length) {
       const ratio = median(runs.thinlayer) / median(runs.devmapper);
-      out.targets.push({ target: '`ctr run --rm … echo` wall time: thinlayer at most devmapper\'s', measured: `${round(median(runs.thinlayer) / 1000)} s against ${round(median(runs.devmapper) / 1000)} s: × ${round(ratio)}`, met: ratio <= 1 });
+      out.targets.push({
+        target: "`ctr run --rm … echo` wall time: thinlayer at most devmapper's",
+        measured: `${round(median(runs.thinlayer) / 1000)} s against ${round(median(runs.devmapper) / 1000)} s: × ${round(ratio)}`,
+        met: ratio <= 1,
+      });
     } else problems.push('runs: no successful ctr run on thinlayer or devmapper');
 
     // --- SIGKILLs during an import ------------------------------------------------------------------
@@ -194,7 +230,13 @@ export const containerdSuite: Suite = {
       title: `${s.kills} SIGKILLs during an import of ${s.killLayers} layers: what was left`,
       columns: ['', 'killed', 'imports interrupted', 'thin ids left in the pool that no live snapshot owns', 'devices faulty'],
       rows: [
-        ['thinlayer', 'the snapshotter', `${interrupted('thinlayer')} of ${kills('thinlayer').length}`, doctor ? (doctor.orphans?.length ?? 0) + (doctor.missing?.length ?? 0) : null, Number.isFinite(tlFailed) ? tlFailed : null],
+        [
+          'thinlayer',
+          'the snapshotter',
+          `${interrupted('thinlayer')} of ${kills('thinlayer').length}`,
+          doctor ? (doctor.orphans?.length ?? 0) + (doctor.missing?.length ?? 0) : null,
+          Number.isFinite(tlFailed) ? tlFailed : null,
+        ],
         ['devmapper', 'containerd', `${interrupted('devmapper')} of ${kills('devmapper').length}`, poolIds ? dmLeaked.length : null, audit ? dmFaulty : null],
       ],
       note: `Each import was killed (SIGKILL) at a point spread over the first 90% of the import's measured median length (k − ½ of ${s.kills} parts), then the snapshotter (thinlayer) or containerd (devmapper) was started again and the next import began. thinlayer: \`thinlayer doctor --json\` (thin ids in the pool the log does not prove, and ids the log owns that are missing) and thin devices in a failed state in \`dmsetup status\`. devmapper: the device states in its pool database (ROOT/POOL.db) and the thin ids in its pool (\`thin_ls\` on a metadata snapshot); a Faulty device keeps its thin id in the pool. containerd's own metadata was not garbage-collected between the kills.`,
@@ -205,9 +247,15 @@ export const containerdSuite: Suite = {
     if (audit) out.metrics.kills_devmapper_faulty_devices = { value: dmFaulty, unit: 'devices' };
     if (doctor && Number.isFinite(tlFailed)) {
       const leaked = (doctor.orphans?.length ?? 0) + (doctor.missing?.length ?? 0);
-      out.targets.push({ target: `${s.kills} SIGKILLs of the snapshotter during an import: no thin id leaked, no device faulty`, measured: `thinlayer ${leaked} leaked, ${tlFailed} failed; devmapper (containerd killed) ${poolIds ? dmLeaked.length : '?'} leaked, ${audit ? dmFaulty : '?'} faulty`, met: leaked === 0 && tlFailed === 0 });
+      out.targets.push({
+        target: `${s.kills} SIGKILLs of the snapshotter during an import: no thin id leaked, no device faulty`,
+        measured: `thinlayer ${leaked} leaked, ${tlFailed} failed; devmapper (containerd killed) ${poolIds ? dmLeaked.length : '?'} leaked, ${audit ? dmFaulty : '?'} faulty`,
+        met: leaked === 0 && tlFailed === 0,
+      });
     }
-    out.notes.push(`The guest: Linux ${ready.kernel ?? '?'} under qemu with software emulation (TCG, 2 vCPUs, 2 GiB), every pool on loop devices over sparse files on a virtio disk; thinlayer's snapshotter took ${round(Number(ready['snapshotter-start-ms']) / 1000)} s to start. Whole boot ${round(run.tookMs / 1000)} s.`);
+    out.notes.push(
+      `The guest: Linux ${ready.kernel ?? '?'} under qemu with software emulation (TCG, 2 vCPUs, 2 GiB), every pool on loop devices over sparse files on a virtio disk; thinlayer's snapshotter took ${round(Number(ready['snapshotter-start-ms']) / 1000)} s to start. Whole boot ${round(run.tookMs / 1000)} s.`,
+    );
     if (problems.length > 0) return { ...out, failure: problems.join('\n') };
     return out;
   },

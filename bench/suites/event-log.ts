@@ -96,7 +96,10 @@ export const eventLogSuite: Suite = {
     };
     const store = await SnapshotStore.open<EngineState>(stateDir);
     // The digest of the line a snapshot ends at, as a session stores it (replay checks it).
-    const lineDigest = (end: number) => createHash('sha256').update(text.subarray(text.lastIndexOf(0x0a, end - 2) + 1, end)).digest('hex');
+    const lineDigest = (end: number) =>
+      createHash('sha256')
+        .update(text.subarray(text.lastIndexOf(0x0a, end - 2) + 1, end))
+        .digest('hex');
     const coldRows: (string | number)[][] = [];
     /** `snapshotAt`: the seq of the snapshot that `prepare` leaves, null for none. */
     const measureCold = async (label: string, prepare: () => Promise<void>, snapshotAt: number | null, runsWanted = coldRuns) => {
@@ -110,7 +113,13 @@ export const eventLogSuite: Suite = {
         const s = await SnapshotStore.open<EngineState>(stateDir);
         const t1 = performance.now();
         // As a session replays: in place, into a state of its own.
-        const r = await replay(l, s, (st, e) => (foldInto(st, e), st), () => ownCopy(initialState()), PROJECTION_SCHEMA);
+        const r = await replay(
+          l,
+          s,
+          (st, e) => (foldInto(st, e), st),
+          () => ownCopy(initialState()),
+          PROJECTION_SCHEMA,
+        );
         const t2 = performance.now();
         await l.close();
         runs.push(t2 - t0);
@@ -122,7 +131,11 @@ export const eventLogSuite: Suite = {
       coldRows.push([label, expectReplayed, round(m), round(runs[0]), round(parts.open), round(parts.snapshot), round(parts.read), round(parts.fold)]);
       return { ms: m, parts };
     };
-    const { ms: withTail, parts: tailParts } = await measureCold(`snapshot ${tail} events behind`, () => store.save(snapshotSeq, atSnapshot, PROJECTION_SCHEMA, offsetAfter(snapshotSeq), lineDigest(offsetAfter(snapshotSeq))), snapshotSeq);
+    const { ms: withTail, parts: tailParts } = await measureCold(
+      `snapshot ${tail} events behind`,
+      () => store.save(snapshotSeq, atSnapshot, PROJECTION_SCHEMA, offsetAfter(snapshotSeq), lineDigest(offsetAfter(snapshotSeq))),
+      snapshotSeq,
+    );
     await measureCold('snapshot at the end', () => store.save(all.length, state, PROJECTION_SCHEMA, text.length, lineDigest(text.length)), all.length);
     const snapshotBytes = fs.statSync(store.file).size;
     const { ms: full } = await measureCold('no snapshot (full replay)', async () => fs.rmSync(store.file), null, Math.min(coldRuns, 3));

@@ -29,11 +29,35 @@ interface Sizes {
   timeoutMs: number;
 }
 
-const FULL: Sizes = { devices: 100, chain: 10, depth: 100, pairs: 20, spaceDevices: 10, spaceFileMiB: 8, trim: { small: 2000, big: 4, bigMiB: 8, rounds: 10, roundFiles: 200, roundKiB: 16 }, timeoutMs: 25 * 60_000 };
-const QUICK: Sizes = { devices: 6, chain: 3, depth: 10, pairs: 3, spaceDevices: 2, spaceFileMiB: 2, trim: { small: 100, big: 1, bigMiB: 2, rounds: 3, roundFiles: 20, roundKiB: 16 }, timeoutMs: 12 * 60_000 };
+const FULL: Sizes = {
+  devices: 100,
+  chain: 10,
+  depth: 100,
+  pairs: 20,
+  spaceDevices: 10,
+  spaceFileMiB: 8,
+  trim: { small: 2000, big: 4, bigMiB: 8, rounds: 10, roundFiles: 200, roundKiB: 16 },
+  timeoutMs: 25 * 60_000,
+};
+const QUICK: Sizes = {
+  devices: 6,
+  chain: 3,
+  depth: 10,
+  pairs: 3,
+  spaceDevices: 2,
+  spaceFileMiB: 2,
+  trim: { small: 100, big: 1, bigMiB: 2, rounds: 3, roundFiles: 20, roundKiB: 16 },
+  timeoutMs: 12 * 60_000,
+};
 
 interface VmModule {
-  bootVm(o: { command: string; timeoutMs?: number; freshDisk?: boolean; disk?: string; echo?: boolean }): Promise<{ exitCode: number | null; output: string; readyAfterMs: number | null; tookMs: number }>;
+  bootVm(o: {
+    command: string;
+    timeoutMs?: number;
+    freshDisk?: boolean;
+    disk?: string;
+    echo?: boolean;
+  }): Promise<{ exitCode: number | null; output: string; readyAfterMs: number | null; tookMs: number }>;
   workDir: string;
 }
 
@@ -89,7 +113,8 @@ export function otherVms(): number[] {
 export async function waitForOtherVms(ctx: SuiteContext, maxMs: number): Promise<number[]> {
   const deadline = Date.now() + maxMs;
   let others = otherVms();
-  if (others.length > 0) ctx.log(`waiting for ${others.length} other VM(s) to finish (pids ${others.join(', ')}): they would share the cores and skew both sides`);
+  if (others.length > 0)
+    ctx.log(`waiting for ${others.length} other VM(s) to finish (pids ${others.join(', ')}): they would share the cores and skew both sides`);
   while (others.length > 0 && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 10_000));
     others = otherVms();
@@ -131,13 +156,39 @@ export const kernelSuite: Suite = {
     ctx.log('bundling the CLI and the probe for the guest');
     await bundle(path.join(ctx.repoRoot, 'src', 'cli', 'main.ts'), path.join(work, 'thinlayer.mjs'));
     await bundle(path.join(ctx.repoRoot, 'bench', 'vm', 'probe.ts'), path.join(work, 'probe.mjs'));
-    const devices = Array.from({ length: s.devices }, (_, i) => ({ name: deviceName('d', i, 3), layer: `L${s.chain}`, state: 'mounted' as const, mountpoint: `/run/bench/tl/${deviceName('d', i, 3)}` }));
+    const devices = Array.from({ length: s.devices }, (_, i) => ({
+      name: deviceName('d', i, 3),
+      layer: `L${s.chain}`,
+      state: 'mounted' as const,
+      mountpoint: `/run/bench/tl/${deviceName('d', i, 3)}`,
+    }));
     const chain = Array.from({ length: s.chain }, (_, i) => `L${i + 1}`);
-    fs.writeFileSync(path.join(work, 'converge.yaml'), manifestYaml({ pool: 'benchvm', dataSize: '8G', metadataSize: '256M', baseSize: '256M', minFree: '1%', chain, devices }));
+    fs.writeFileSync(
+      path.join(work, 'converge.yaml'),
+      manifestYaml({ pool: 'benchvm', dataSize: '8G', metadataSize: '256M', baseSize: '256M', minFree: '1%', chain, devices }),
+    );
 
     const guest = path.join(ctx.repoRoot, 'bench', 'vm', 'guest.sh');
-    const command = ['bash', guest, work, s.devices, s.chain, s.depth, s.pairs, s.spaceDevices, s.spaceFileMiB, s.trim.small, s.trim.big, s.trim.bigMiB, s.trim.rounds, s.trim.roundFiles, s.trim.roundKiB].join(' ');
-    ctx.log(`booting the VM (software emulation; budget ${s.timeoutMs / 60_000} min): ${s.devices} devices on a chain of ${s.chain}, depth probe to ${s.depth}`);
+    const command = [
+      'bash',
+      guest,
+      work,
+      s.devices,
+      s.chain,
+      s.depth,
+      s.pairs,
+      s.spaceDevices,
+      s.spaceFileMiB,
+      s.trim.small,
+      s.trim.big,
+      s.trim.bigMiB,
+      s.trim.rounds,
+      s.trim.roundFiles,
+      s.trim.roundKiB,
+    ].join(' ');
+    ctx.log(
+      `booting the VM (software emulation; budget ${s.timeoutMs / 60_000} min): ${s.devices} devices on a chain of ${s.chain}, depth probe to ${s.depth}`,
+    );
     let run: Awaited<ReturnType<typeof vm.bootVm>>;
     const disk = path.join(vm.workDir, `bench-disk-${process.pid}.img`);
     const busyBefore = await waitForOtherVms(ctx, ctx.quick ? 0 : 10 * 60_000);
@@ -168,7 +219,14 @@ export const kernelSuite: Suite = {
     const phase = (name: string) => {
       const p = phases.get(name);
       if (!p) problems.push(`the guest reported no ${name} phase`);
-      else if (p.status !== undefined && p.status !== '0') problems.push(`${name} exited with status ${p.status}: ${output.split('\n').filter((l) => l.startsWith('TL-BENCH-ERR')).slice(0, 5).join(' / ')}`);
+      else if (p.status !== undefined && p.status !== '0')
+        problems.push(
+          `${name} exited with status ${p.status}: ${output
+            .split('\n')
+            .filter((l) => l.startsWith('TL-BENCH-ERR'))
+            .slice(0, 5)
+            .join(' / ')}`,
+        );
       return p ?? {};
     };
     const ready = phase('ready');
@@ -185,7 +243,8 @@ export const kernelSuite: Suite = {
       ['thinlayer teardown', tlDown, 0, 0],
       ['script teardown', shDown, 0, 0],
     ] as const) {
-      if (p.dm !== undefined && (Number(p.dm) !== dm || Number(p.mounts) !== mounts)) problems.push(`${name} left ${p.dm} dm devices and ${p.mounts} mounts, expected ${dm} and ${mounts}`);
+      if (p.dm !== undefined && (Number(p.dm) !== dm || Number(p.mounts) !== mounts))
+        problems.push(`${name} left ${p.dm} dm devices and ${p.mounts} mounts, expected ${dm} and ${mounts}`);
     }
 
     const rows: Cell[][] = [];
@@ -208,8 +267,16 @@ export const kernelSuite: Suite = {
     out.metrics.script_converge_ms = { value: ms(shUp), unit: 'ms' };
     out.metrics.thinlayer_teardown_ms = { value: ms(tlDown), unit: 'ms' };
     out.metrics.script_teardown_ms = { value: ms(shDown), unit: 'ms' };
-    out.targets.push({ target: 'converge at least 3× faster than the dmsetup script', measured: `${round(ms(tlUp) / 1000)} s against ${round(ms(shUp) / 1000)} s: × ${round(upRatio)}`, met: upRatio >= 3 });
-    out.targets.push({ target: 'teardown at least 3× faster than the dmsetup script', measured: `${round(ms(tlDown) / 1000)} s against ${round(ms(shDown) / 1000)} s: × ${round(downRatio)}`, met: downRatio >= 3 });
+    out.targets.push({
+      target: 'converge at least 3× faster than the dmsetup script',
+      measured: `${round(ms(tlUp) / 1000)} s against ${round(ms(shUp) / 1000)} s: × ${round(upRatio)}`,
+      met: upRatio >= 3,
+    });
+    out.targets.push({
+      target: 'teardown at least 3× faster than the dmsetup script',
+      measured: `${round(ms(tlDown) / 1000)} s against ${round(ms(shDown) / 1000)} s: × ${round(downRatio)}`,
+      met: downRatio >= 3,
+    });
 
     // --- kernel calls ------------------------------------------------------------------------
     const probeLine = output.split('\n').find((l) => l.startsWith('TL-BENCH-PROBE '));
@@ -230,7 +297,14 @@ export const kernelSuite: Suite = {
         columns: ['', 'thinlayer', 'per writable device', 'minimum the steps need', 'minimum per device', 'script processes'],
         rows: [
           ['converge', upCalls.total, round(upCalls.total / s.devices), min.converge, round(min.converge / s.devices), Number(shUp.processes ?? NaN) || null],
-          ['teardown', downCalls.total, round(downCalls.total / s.devices), min.teardown, round(min.teardown / s.devices), Number(shDown.processes ?? NaN) || null],
+          [
+            'teardown',
+            downCalls.total,
+            round(downCalls.total / s.devices),
+            min.teardown,
+            round(min.teardown / s.devices),
+            Number(shDown.processes ?? NaN) || null,
+          ],
         ],
         note: `Counted from ${callsFrom}. The minimum counts one call per step of the script (a dm create with its table counts once, as the port's create does). A port call is one ioctl or syscall, except create (create, load, resume) and mkfs (a process). Converge: beyond the script's steps, thinlayer sends one set_transaction_id after each metadata message (the fence recovery reads) and observes the kernel at the start and the end of a run; no step looks a device up first. Teardown: thinlayer's destroy needs fewer calls than the script's steps, because it deletes the pool's files whole, thin ids and all, where the script discards and deletes each device's thin id first.`,
       });
@@ -270,7 +344,11 @@ export const kernelSuite: Suite = {
         note: `One apply made a chain of ${depth.chain} layers (${round(depth.chainConvergeMs / 1000)} s); a second added the devices (state created), alternating depth 1 and depth ${depth.chain}.`,
       });
       out.metrics.depth_ratio = { value: round(stepRatio), unit: 'ratio' };
-      out.targets.push({ target: `snapshot creation at depth ${depth.chain} within 1.2× of depth 1`, measured: `step × ${round(stepRatio)}, create_snap message × ${round(messageRatio)}`, met: stepRatio < 1.2 });
+      out.targets.push({
+        target: `snapshot creation at depth ${depth.chain} within 1.2× of depth 1`,
+        measured: `step × ${round(stepRatio)}, create_snap message × ${round(messageRatio)}`,
+        met: stepRatio < 1.2,
+      });
     } else problems.push(`depth probe: ${depth?.error ?? 'no result'}`);
 
     // --- space ---------------------------------------------------------------------------------
@@ -283,14 +361,23 @@ export const kernelSuite: Suite = {
         columns: ['moment', 'data file allocated (bytes)', 'pool data used (bytes)'],
         rows: [
           ['devices made, nothing written', space.before.file, space.before.pool],
-          [`after writing ${space.written} bytes (one ${s.spaceFileMiB} MiB file and 512 files of 4 KiB per device), sync`, space.afterWrite.file, space.afterWrite.pool],
+          [
+            `after writing ${space.written} bytes (one ${s.spaceFileMiB} MiB file and 512 files of 4 KiB per device), sync`,
+            space.afterWrite.file,
+            space.afterWrite.pool,
+          ],
           ['after apply deleted the devices (discard, then delete)', space.afterDelete.file, space.afterDelete.pool],
         ],
       });
       out.metrics.kernel_allocated_per_byte_written = { value: round(grew / space.written), unit: 'bytes/byte' };
       out.metrics.kernel_residual_after_delete_bytes = { value: left, unit: 'bytes' };
-      const after = left > 0 ? `kept ${left} bytes more than before the writes (${round(left / space.written)} of what was written)` : `was ${-left} bytes smaller than before the writes: the discards returned everything written, and the devices' own mount-time writes too`;
-      out.notes.push(`Space: the data file grew by ${round(grew / space.written)} bytes per byte written (ext4 metadata and journal included) and, once the devices were deleted, ${after}.`);
+      const after =
+        left > 0
+          ? `kept ${left} bytes more than before the writes (${round(left / space.written)} of what was written)`
+          : `was ${-left} bytes smaller than before the writes: the discards returned everything written, and the devices' own mount-time writes too`;
+      out.notes.push(
+        `Space: the data file grew by ${round(grew / space.written)} bytes per byte written (ext4 metadata and journal included) and, once the devices were deleted, ${after}.`,
+      );
     } else problems.push(`space probe: ${space?.error ?? 'no result'}`);
 
     // --- online discard against periodic trim ------------------------------------------------------
@@ -316,7 +403,22 @@ interface TrimProbe {
   fillMs: Record<TrimMode, number>;
   empty: { pool: number; file: number; mapped: Record<TrimMode, number> };
   filled: { pool: number; file: number; mapped: Record<TrimMode, number> };
-  delete: Record<TrimMode, { ms: number; settledMs: number; returnedPoolAtOnce: number; returnedPool: number; returnedFile: number; mapped: number; trimMs: number; trimSettledMs: number; trimReturnedPool: number; trimReturnedFile: number; mappedAfterTrim: number }>;
+  delete: Record<
+    TrimMode,
+    {
+      ms: number;
+      settledMs: number;
+      returnedPoolAtOnce: number;
+      returnedPool: number;
+      returnedFile: number;
+      mapped: number;
+      trimMs: number;
+      trimSettledMs: number;
+      trimReturnedPool: number;
+      trimReturnedFile: number;
+      mappedAfterTrim: number;
+    }
+  >;
   churn: {
     written: number;
     ms: Record<TrimMode, number>;
@@ -346,8 +448,12 @@ export function trimFigures(out: SuiteOutput, t: TrimProbe, problems: string[]):
     title: 'Online discard against periodic fstrim',
     columns: ['', 'online discard (`-o discard`, as thinlayer mounts)', 'periodic trim (no `discard`, then FITRIM)'],
     rows: [
-      [`write ${z.smallFiles} files of 4 KiB and ${z.bigFiles} of ${z.bigFileMiB} MiB (${mib(t.written)} MiB), syncfs (s)`, sec(t.fillMs.discard), sec(t.fillMs.fstrim)],
-      ['… pool space the files took (MiB, the device\'s mapped growth)', mib(took('discard')), mib(took('fstrim'))],
+      [
+        `write ${z.smallFiles} files of 4 KiB and ${z.bigFiles} of ${z.bigFileMiB} MiB (${mib(t.written)} MiB), syncfs (s)`,
+        sec(t.fillMs.discard),
+        sec(t.fillMs.fstrim),
+      ],
+      ["… pool space the files took (MiB, the device's mapped growth)", mib(took('discard')), mib(took('fstrim'))],
       ['delete them: rm and syncfs (s)', sec(d.discard.ms), sec(d.fstrim.ms)],
       ['… returned to the pool by the delete (MiB)', mib(d.discard.returnedPool), mib(d.fstrim.returnedPool)],
       ['… returned to the host by the delete (MiB of the data file)', mib(d.discard.returnedFile), mib(d.fstrim.returnedFile)],
@@ -356,7 +462,11 @@ export function trimFigures(out: SuiteOutput, t: TrimProbe, problems: string[]):
       ['… returned to the pool by the trim (MiB)', mib(d.discard.trimReturnedPool), mib(d.fstrim.trimReturnedPool)],
       ['… returned to the host by the trim (MiB)', mib(d.discard.trimReturnedFile), mib(d.fstrim.trimReturnedFile)],
       ['returned to the pool in all, of what the files took', pct(returned('discard'), took('discard')), pct(returned('fstrim'), took('fstrim'))],
-      [`churn: ${z.rounds} rounds of ${z.roundFiles} files of ${z.roundFileKiB} KiB (${mib(c.written)} MiB), each round's deleted in two halves a round apart, syncfs every round (s)`, sec(c.ms.discard), sec(c.ms.fstrim)],
+      [
+        `churn: ${z.rounds} rounds of ${z.roundFiles} files of ${z.roundFileKiB} KiB (${mib(c.written)} MiB), each round's deleted in two halves a round apart, syncfs every round (s)`,
+        sec(c.ms.discard),
+        sec(c.ms.fstrim),
+      ],
       ['… held in the pool after it, every file deleted (MiB)', mib(held('discard')), mib(held('fstrim'))],
       ['trim after the churn (ms)', round(c.trim.discard.ms), round(c.trim.fstrim.ms)],
       ['… held after that trim (MiB)', mib(heldAfterTrim('discard')), mib(heldAfterTrim('fstrim'))],

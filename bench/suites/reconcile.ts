@@ -57,8 +57,26 @@ export const reconcileSuite: Suite = {
 
     out.tables.push({
       title: 'No-op reconciles (median ms)',
-      columns: ['devices', 'load manifest', 'observe', 'plan (pure)', 'read → plan (`plan`)', 'no-op `apply`', 'no-op apply, manifest parsed', 'no-op apply per device (µs)'],
-      rows: figures.map((f) => [f.n, round(f.loadMs), round(f.observeMs), round(f.planMs), round(f.readPlanMs), round(f.noopApplyMs), round(f.noopApplyParsedMs), round((f.noopApplyMs / f.n) * 1000)]),
+      columns: [
+        'devices',
+        'load manifest',
+        'observe',
+        'plan (pure)',
+        'read → plan (`plan`)',
+        'no-op `apply`',
+        'no-op apply, manifest parsed',
+        'no-op apply per device (µs)',
+      ],
+      rows: figures.map((f) => [
+        f.n,
+        round(f.loadMs),
+        round(f.observeMs),
+        round(f.planMs),
+        round(f.readPlanMs),
+        round(f.noopApplyMs),
+        round(f.noopApplyParsedMs),
+        round((f.noopApplyMs / f.n) * 1000),
+      ]),
       note: 'observe and plan (pure) reuse one warm kernel instance and state. read → plan is `planFor` (the library call behind `thinlayer plan -f`) and no-op apply is `apply`, each opening the state dir and a fresh simulated kernel as the CLI does, given the manifest file; "manifest parsed" is the same apply given the Manifest already loaded, so without the YAML parse.',
     });
     out.tables.push({
@@ -119,7 +137,9 @@ async function measureSize(ctx: SuiteContext, n: number): Promise<SizeFigures> {
     chain: ['os', 'app'],
     devices: Array.from({ length: devices }, (_, i) => {
       const name = deviceName('d', i);
-      return i % 10 === 0 ? { name, layer: 'app', state: 'mounted' as const, mountpoint: path.join(dir, 'mnt', name) } : { name, layer: 'app', state: 'activated' as const };
+      return i % 10 === 0
+        ? { name, layer: 'app', state: 'mounted' as const, mountpoint: path.join(dir, 'mnt', name) }
+        : { name, layer: 'app', state: 'activated' as const };
     }),
   });
   const file = path.join(dir, 'manifest.yaml');
@@ -138,12 +158,15 @@ async function measureSize(ctx: SuiteContext, n: number): Promise<SizeFigures> {
   const events = await readAllEvents(stateDir);
   const sample = Math.min(300, Math.floor(events.length / 4));
   const folding = project(events.slice(0, events.length - sample));
-  const foldMs = (await timed(() => {
-    for (const e of events.slice(events.length - sample)) foldInto(folding, e);
-  })).ms;
+  const foldMs = (
+    await timed(() => {
+      for (const e of events.slice(events.length - sample)) foldInto(folding, e);
+    })
+  ).ms;
 
   const check = await planFor(file, { stateDir, backend: 'sim' });
-  if (check.steps.length !== 0) throw new Error(`with ${n} devices built, plan still has ${check.steps.length} steps (first: ${check.steps[0].op} ${check.steps[0].target})`);
+  if (check.steps.length !== 0)
+    throw new Error(`with ${n} devices built, plan still has ${check.steps.length} steps (first: ${check.steps[0].op} ${check.steps[0].target})`);
 
   const load: number[] = [];
   const observe: number[] = [];
@@ -203,7 +226,8 @@ async function timePlanningCreates(stateDir: string, file: string, repeats: numb
     const runs: number[] = [];
     for (let i = 0; i < repeats; i++) {
       const planned = await timed(() => makePlan({ desired, state: session.state, observed, mode: 'converge', content }));
-      if (planned.value.steps.length < desired.devices.length) throw new Error(`planning ${desired.devices.length} new devices gave only ${planned.value.steps.length} steps`);
+      if (planned.value.steps.length < desired.devices.length)
+        throw new Error(`planning ${desired.devices.length} new devices gave only ${planned.value.steps.length} steps`);
       runs.push(planned.ms);
     }
     return median(runs);

@@ -33,7 +33,12 @@ export const spaceSuite: Suite = {
       metadataSize: '256M',
       baseSize: '512M',
       chain: ['os'],
-      devices: Array.from({ length: n }, (_, i) => ({ name: deviceName('s', i, 3), layer: 'os', state: 'mounted' as const, mountpoint: path.join(mnt, deviceName('s', i, 3)) })),
+      devices: Array.from({ length: n }, (_, i) => ({
+        name: deviceName('s', i, 3),
+        layer: 'os',
+        state: 'mounted' as const,
+        mountpoint: path.join(mnt, deviceName('s', i, 3)),
+      })),
     });
     const full = path.join(ctx.scratch, 'full.yaml');
     const none = path.join(ctx.scratch, 'none.yaml');
@@ -80,7 +85,7 @@ export const spaceSuite: Suite = {
         title: `Pool data allocated per byte written (${devices} mounted devices, ${BLOCK / 1024} KiB pool blocks)`,
         columns: ['written', 'bytes written', 'bytes allocated', 'allocated per byte written'],
         rows: [...rows, ['total', written, allocated, round(allocated / written)]],
-        note: 'Allocated: the growth of the pool\'s used data blocks (status) times the block size, after the simulator wrote the files back (sync).',
+        note: "Allocated: the growth of the pool's used data blocks (status) times the block size, after the simulator wrote the files back (sync).",
       });
       out.tables.push({
         title: 'After deleting the devices',
@@ -98,7 +103,7 @@ export const spaceSuite: Suite = {
         residual > 0
           ? `After deleting the devices the pool holds ${residual} bytes more than before the writes (${round(residual / written)} of what was written).`
           : `Deleting the devices returned every block written into them (the pool holds ${-residual} bytes fewer than before the writes).`,
-        'The simulator allocates a file\'s 4 KiB blocks first-fit, so small files pack into shared pool blocks; on the real kernel the filesystem\'s own allocator decides (see the kernel suite).',
+        "The simulator allocates a file's 4 KiB blocks first-fit, so small files pack into shared pool blocks; on the real kernel the filesystem's own allocator decides (see the kernel suite).",
       );
     } finally {
       await kernel.close();

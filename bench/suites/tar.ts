@@ -27,7 +27,19 @@ export function writeBenchLayer(file: string, shape: { bigFiles: number; smallFi
     fs.writeSync(fd, b);
     written += b.length;
   };
-  const entry = (name: string, type: WritableEntry['type'], size: number): WritableEntry => ({ name, type, mode: type === 'dir' ? 0o755 : 0o644, uid: 0, gid: 0, size, mtime: 1_700_000_000, linkname: '', devmajor: 0, devminor: 0, xattrs: [] });
+  const entry = (name: string, type: WritableEntry['type'], size: number): WritableEntry => ({
+    name,
+    type,
+    mode: type === 'dir' ? 0o755 : 0o644,
+    uid: 0,
+    gid: 0,
+    size,
+    mtime: 1_700_000_000,
+    linkname: '',
+    devmajor: 0,
+    devminor: 0,
+    xattrs: [],
+  });
   try {
     put(entryHeader(entry('big/', 'dir', 0)));
     for (let i = 0; i < shape.bigFiles; i++) {
@@ -130,10 +142,19 @@ export const tarSuite: Suite = {
     fs.rmSync(root, { recursive: true, force: true });
     out.metrics.mb_per_s_apply = { value: round(size / 1e6 / applied.seconds), unit: 'MB/s' };
     out.metrics.mb_per_cpu_s_apply = { value: round(size / 1e6 / applied.cpu), unit: 'MB per CPU second' };
-    speedRows.push(['applyLayer (read with readTar, written to disk)', round(size / 1e6 / applied.seconds), round(size / 1e6 / applied.cpu), round(size / 1e6 / applied.cpu), applied.value.files, applied.value.bytes]);
+    speedRows.push([
+      'applyLayer (read with readTar, written to disk)',
+      round(size / 1e6 / applied.seconds),
+      round(size / 1e6 / applied.cpu),
+      round(size / 1e6 / applied.cpu),
+      applied.value.files,
+      applied.value.bytes,
+    ]);
     const readShare = Math.min(...cpu.get(PARSERS[0].name)!) / applied.cpu;
     out.metrics.read_share_of_apply_cpu = { value: round(readShare), unit: 'fraction' };
-    out.notes.push(`Reading the tar with thinlayer's reader (its best run) is ${round(100 * readShare)} % of the CPU time of applying the same layer to disk (${round(applied.cpu)} CPU s); the rest is the file-system calls and the digest.`);
+    out.notes.push(
+      `Reading the tar with thinlayer's reader (its best run) is ${round(100 * readShare)} % of the CPU time of applying the same layer to disk (${round(applied.cpu)} CPU s); the rest is the file-system calls and the digest.`,
+    );
     out.tables.push({
       title: `Reading one ${round(size / 1e6)} MB layer (${shape.bigFiles} files of 4 MiB, ${shape.smallFiles} of 4 KiB)`,
       columns: ['reader', 'MB/s (median, wall)', 'MB per CPU second (median)', 'MB per CPU second (best run)', 'entries', 'content bytes read'],
@@ -146,13 +167,24 @@ export const tarSuite: Suite = {
     for (const p of PARSERS.slice(1)) {
       const ratio = median(cpu.get(p.name)!.map((theirs, round) => theirs / ourCpu[round]));
       out.metrics[`speed_ratio_to_${slug(p.name)}`] = { value: round(ratio), unit: 'thinlayer MB per CPU second / theirs' };
-      out.targets.push({ target: `thinlayer's reader reads at least 0.8 × ${p.name}'s MB per CPU second (median of the per-round ratios)`, measured: `${round(ratio)} ×`, met: ratio >= 0.8 });
+      out.targets.push({
+        target: `thinlayer's reader reads at least 0.8 × ${p.name}'s MB per CPU second (median of the per-round ratios)`,
+        measured: `${round(ratio)} ×`,
+        met: ratio >= 0.8,
+      });
     }
-    out.targets.push({ target: 'reading the tar is at most a quarter of the CPU time of applying the layer', measured: `${round(100 * readShare)} %`, met: readShare <= 0.25 });
+    out.targets.push({
+      target: 'reading the tar is at most a quarter of the CPU time of applying the layer',
+      measured: `${round(100 * readShare)} %`,
+      met: readShare <= 0.25,
+    });
     return out;
   },
 };
 
 function slug(name: string): string {
-  return name.split(' ')[0].replace(/[^a-z0-9]+/gi, '_').toLowerCase();
+  return name
+    .split(' ')[0]
+    .replace(/[^a-z0-9]+/gi, '_')
+    .toLowerCase();
 }

@@ -164,7 +164,12 @@ async function spaceProbe(a: ProbeArgs) {
     metadataSize: '256M',
     baseSize: '256M',
     chain: ['os'],
-    devices: Array.from({ length: n }, (_, i) => ({ name: deviceName('s', i, 3), layer: 'os', state: 'mounted' as const, mountpoint: path.join(a.mounts, 'space', deviceName('s', i, 3)) })),
+    devices: Array.from({ length: n }, (_, i) => ({
+      name: deviceName('s', i, 3),
+      layer: 'os',
+      state: 'mounted' as const,
+      mountpoint: path.join(a.mounts, 'space', deviceName('s', i, 3)),
+    })),
   });
   const full = path.join(a.dir, 'space-full.yaml');
   const none = path.join(a.dir, 'space-none.yaml');
@@ -223,7 +228,17 @@ async function trimProbe(a: ProbeArgs) {
   type Figures = Record<Mode, number>;
   const mountpoint = (name: string) => path.join(a.mounts, 'trim', name);
   const manifest = path.join(a.dir, 'trim.yaml');
-  fs.writeFileSync(manifest, manifestYaml({ pool, dataSize: '8G', metadataSize: '256M', baseSize: '1G', chain: ['os'], devices: modes.map((m) => ({ name: m.name, layer: 'os', state: 'activated' as const })) }));
+  fs.writeFileSync(
+    manifest,
+    manifestYaml({
+      pool,
+      dataSize: '8G',
+      metadataSize: '256M',
+      baseSize: '1G',
+      chain: ['os'],
+      devices: modes.map((m) => ({ name: m.name, layer: 'os', state: 'activated' as const })),
+    }),
+  );
   await apply(manifest, { stateDir, kernel: kernelFor(null), yes: true });
 
   const kernel = new LinuxKernel();
@@ -240,7 +255,11 @@ async function trimProbe(a: ProbeArgs) {
   const read = async () => {
     const mapped: Partial<Figures> = {};
     for (const m of modes) mapped[m.mode] = parseThinStatus(await statusOf(dmIdentity(pool, 'device', m.name).dmName, 'thin')).mappedSectors * 512;
-    return { pool: parsePoolStatus(await statusOf(dmIdentity(pool, 'pool').dmName, 'thin-pool')).dataUsed * POOL_BLOCK_BYTES, file: fs.statSync(dataFile).blocks * 512, mapped: mapped as Figures };
+    return {
+      pool: parsePoolStatus(await statusOf(dmIdentity(pool, 'pool').dmName, 'thin-pool')).dataUsed * POOL_BLOCK_BYTES,
+      file: fs.statSync(dataFile).blocks * 512,
+      mapped: mapped as Figures,
+    };
   };
   type Reading = Awaited<ReturnType<typeof read>>;
   const same = (x: Reading, y: Reading) => x.pool === y.pool && x.file === y.file && modes.every((m) => x.mapped[m.mode] === y.mapped[m.mode]);
@@ -303,11 +322,32 @@ async function trimProbe(a: ProbeArgs) {
       fillMs[m.mode] = performance.now() - t0;
     }
     const filled = await read();
-    say(`trim: wrote ${written} bytes into each of ${modes.length} devices (${Object.entries(fillMs).map(([k, v]) => `${k} ${Math.round(v!)} ms`).join(', ')})`);
+    say(
+      `trim: wrote ${written} bytes into each of ${modes.length} devices (${Object.entries(fillMs)
+        .map(([k, v]) => `${k} ${Math.round(v!)} ms`)
+        .join(', ')})`,
+    );
 
     // Delete, one device at a time: rm and syncfs timed; then a trim, timed. On the discard
     // device the trim finds what online discard left behind.
-    const del: Partial<Record<Mode, { ms: number; settledMs: number; returnedPoolAtOnce: number; returnedPool: number; returnedFile: number; mapped: number; trimMs: number; trimSettledMs: number; trimReturnedPool: number; trimReturnedFile: number; mappedAfterTrim: number }>> = {};
+    const del: Partial<
+      Record<
+        Mode,
+        {
+          ms: number;
+          settledMs: number;
+          returnedPoolAtOnce: number;
+          returnedPool: number;
+          returnedFile: number;
+          mapped: number;
+          trimMs: number;
+          trimSettledMs: number;
+          trimReturnedPool: number;
+          trimReturnedFile: number;
+          mappedAfterTrim: number;
+        }
+      >
+    > = {};
     for (const m of modes) {
       const dir = mountpoint(m.name);
       const before = await read(); // settled: the last trim's reading was
@@ -334,7 +374,9 @@ async function trimProbe(a: ProbeArgs) {
         trimReturnedFile: after.file - trimmed.file,
         mappedAfterTrim: trimmed.mapped[m.mode],
       };
-      say(`trim: ${m.mode}: delete ${Math.round(ms)} ms returned ${before.pool - after.pool} bytes to the pool; trim ${Math.round(trimMs)} ms returned ${after.pool - trimmed.pool} more`);
+      say(
+        `trim: ${m.mode}: delete ${Math.round(ms)} ms returned ${before.pool - after.pool} bytes to the pool; trim ${Math.round(trimMs)} ms returned ${after.pool - trimmed.pool} more`,
+      );
     }
 
     // Churn, writes and deletes interleaved: round r writes a batch of roundFiles files, deletes
@@ -369,10 +411,22 @@ async function trimProbe(a: ProbeArgs) {
       const t1 = performance.now();
       const ms = timedTrim(mountpoint(m.name));
       const after = await used(t1);
-      churnTrim[m.mode] = { ms, settledMs: after.settledMs, returnedPool: before.pool - after.pool, returnedFile: before.file - after.file, mappedAfterTrim: after.mapped[m.mode] };
+      churnTrim[m.mode] = {
+        ms,
+        settledMs: after.settledMs,
+        returnedPool: before.pool - after.pool,
+        returnedFile: before.file - after.file,
+        mappedAfterTrim: after.mapped[m.mode],
+      };
       before = after;
     }
-    say(`trim: churn ${Object.entries(churnMs).map(([k, v]) => `${k} ${Math.round(v)} ms`).join(', ')}; trims returned ${Object.entries(churnTrim).map(([k, v]) => `${k} ${v!.returnedPool}`).join(', ')}`);
+    say(
+      `trim: churn ${Object.entries(churnMs)
+        .map(([k, v]) => `${k} ${Math.round(v)} ms`)
+        .join(', ')}; trims returned ${Object.entries(churnTrim)
+        .map(([k, v]) => `${k} ${v!.returnedPool}`)
+        .join(', ')}`,
+    );
     return {
       sizes: t,
       options,
@@ -397,7 +451,10 @@ async function trimProbe(a: ProbeArgs) {
   }
 }
 
-async function countProbe(a: ProbeArgs, manifest: string): Promise<{ converge: KernelCallTally; teardown: KernelCallTally; convergeMs: number; teardownMs: number }> {
+async function countProbe(
+  a: ProbeArgs,
+  manifest: string,
+): Promise<{ converge: KernelCallTally; teardown: KernelCallTally; convergeMs: number; teardownMs: number }> {
   const stateDir = path.join(a.dir, 'count');
   const counter = new KernelCallCounter();
   let t0 = performance.now();

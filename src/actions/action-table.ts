@@ -10,7 +10,18 @@ import type { DmInfo, DmTarget } from '../kernel/kernel-port.ts';
 import type { Backing } from '../model/manifest.ts';
 import { KernelError, isKernelError, StateError, InternalError } from '../errors/index.ts';
 import { splitDevT } from '../kernel/dev-t.ts';
-import { sendFenced, createThinMessage, createSnapMessage, deleteMessage, setTransactionIdMessage, transactionIdOf, newPoolTable, poolTarget, parsePoolTable, grownPoolTable } from '../kernel/thin-pool.ts';
+import {
+  sendFenced,
+  createThinMessage,
+  createSnapMessage,
+  deleteMessage,
+  setTransactionIdMessage,
+  transactionIdOf,
+  newPoolTable,
+  poolTarget,
+  parsePoolTable,
+  grownPoolTable,
+} from '../kernel/thin-pool.ts';
 import type { ThinArgs, CreateArgs, CreateResult, StepArgs as ActionArgs, StepResult as ActionResult } from '../model/step-contract.ts';
 import type { ActionContext, ActionTable } from './action-context.ts';
 import { commitLayer } from './layer-commit.ts';
@@ -70,7 +81,10 @@ function thinIdOf(ctx: ActionContext, dmName: string, planned: number): number {
 }
 
 function notOwned(dmName: string, uuid: string, ours: string): StateError {
-  return new StateError(`a device named ${dmName} exists with uuid "${uuid}", not this state directory's "${ours}": it belongs to ${describeOwner(uuid)}; thinlayer does not touch devices it does not own`, 'E_NOT_OWNED');
+  return new StateError(
+    `a device named ${dmName} exists with uuid "${uuid}", not this state directory's "${ours}": it belongs to ${describeOwner(uuid)}; thinlayer does not touch devices it does not own`,
+    'E_NOT_OWNED',
+  );
 }
 
 /**
@@ -90,7 +104,8 @@ async function createFenced(ctx: ActionContext, a: CreateArgs, message: (id: num
     } catch (e) {
       if (!isKernelError(e, 'EEXIST')) throw e;
       if (a.resume === true && id === a.thinId) break;
-      if (probes >= MAX_ID_PROBES) throw new StateError(`thin ids ${a.thinId} to ${id} are all taken in pool ${ctx.poolDmName}, and this log created none of them`, 'E_THIN_ID_COLLISION');
+      if (probes >= MAX_ID_PROBES)
+        throw new StateError(`thin ids ${a.thinId} to ${id} are all taken in pool ${ctx.poolDmName}, and this log created none of them`, 'E_THIN_ID_COLLISION');
       id += 1;
     }
   }
@@ -100,7 +115,10 @@ async function createFenced(ctx: ActionContext, a: CreateArgs, message: (id: num
     ctx.memo.reallocated ??= new Map();
     ctx.memo.reallocated.set(a.dmName, id);
   }
-  ctx.reporter?.notify({ code: 'warning', text: `thin id ${a.thinId} is already in pool ${ctx.poolDmName} and this log never created it (a collision): ${a.dmName} got thin id ${id} instead` });
+  ctx.reporter?.notify({
+    code: 'warning',
+    text: `thin id ${a.thinId} is already in pool ${ctx.poolDmName} and this log never created it (a collision): ${a.dmName} got thin id ${id} instead`,
+  });
   return { txid: ctx.txid + 1, thinId: id, collidedWith: a.thinId };
 }
 
@@ -135,7 +153,10 @@ export async function activateThin(ctx: ActionContext, a: ThinArgs): Promise<DmI
       const live = (await ctx.kernel.table(a.dmName)).filter((t) => t.type === 'thin');
       const target = live.length === 1 ? thinTableTarget(live[0].params) : null;
       if (!target || target.pool !== pool || target.thinId !== thinId) {
-        throw new StateError(`device ${a.dmName} has this state directory's uuid but maps ${target ? `thin id ${target.thinId} of ${target.pool}` : 'no single thin target'}, not thin id ${thinId} of the pool (${pool}): refusing to use it (thinlayer down, then up, reloads it)`, 'E_NOT_OWNED');
+        throw new StateError(
+          `device ${a.dmName} has this state directory's uuid but maps ${target ? `thin id ${target.thinId} of ${target.pool}` : 'no single thin target'}, not thin id ${thinId} of the pool (${pool}): refusing to use it (thinlayer down, then up, reloads it)`,
+          'E_NOT_OWNED',
+        );
       }
       return existing;
     }
@@ -216,7 +237,10 @@ export const ACTIONS = {
         const live = (await ctx.kernel.table(a.dmName)).find((t) => t.type === 'thin-pool');
         const devs = live ? poolTableDevices(live.params) : null;
         if (!devs || devs.metadata !== meta.majorMinor || devs.data !== data.majorMinor) {
-          throw new StateError(`pool ${a.dmName} has this state directory's uuid but its table names ${devs ? `${devs.metadata} and ${devs.data}` : 'no thin-pool'}, not our backing ${meta.majorMinor} and ${data.majorMinor}: refusing to use it`, 'E_NOT_OWNED');
+          throw new StateError(
+            `pool ${a.dmName} has this state directory's uuid but its table names ${devs ? `${devs.metadata} and ${devs.data}` : 'no thin-pool'}, not our backing ${meta.majorMinor} and ${data.majorMinor}: refusing to use it`,
+            'E_NOT_OWNED',
+          );
         }
       } else {
         await ctx.kernel.load(a.dmName, table);
@@ -272,7 +296,12 @@ export const ACTIONS = {
     if (suspend) await ctx.kernel.suspend(a.originDmName);
     try {
       const originId = thinIdOf(ctx, a.originDmName, a.originThinId);
-      return { ...(await createFenced(ctx, a, (id) => createSnapMessage(id, originId))), ready: a.ready === true, ...(a.digest ? { digest: a.digest } : {}), originThinId: originId };
+      return {
+        ...(await createFenced(ctx, a, (id) => createSnapMessage(id, originId))),
+        ready: a.ready === true,
+        ...(a.digest ? { digest: a.digest } : {}),
+        originThinId: originId,
+      };
     } finally {
       if (suspend) await ctx.kernel.resume(a.originDmName);
     }
@@ -315,7 +344,12 @@ export const ACTIONS = {
     // nosuid and nodev unless the manifest's mountOptions allow them (layers never do).
     const allowed: string[] = Array.isArray(a.mountOptions) ? a.mountOptions : [];
     try {
-      await ctx.kernel.mount(info.devPath, a.mountpoint, a.filesystem, { readOnly: a.readOnly, discard: true, suid: allowed.includes('suid'), dev: allowed.includes('dev') });
+      await ctx.kernel.mount(info.devPath, a.mountpoint, a.filesystem, {
+        readOnly: a.readOnly,
+        discard: true,
+        suid: allowed.includes('suid'),
+        dev: allowed.includes('dev'),
+      });
     } catch (e) {
       // Mounted by an earlier attempt: fine if it is this very device, on top. Anything else there is not ours.
       const mounted = (await ctx.kernel.mounts()).filter((m) => m.mountpoint === a.mountpoint).pop();

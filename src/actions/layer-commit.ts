@@ -14,7 +14,11 @@ import { chainHex } from '../plan/layer-chain.ts';
 import { forgetDevice } from '../engine/device-memo.ts';
 import { filesAt } from '../kernel/kernel-port.ts';
 
-export async function commitLayer(ctx: ActionContext, a: StepArgs<'layer.commit'>, activate: (ctx: ActionContext, a: ThinArgs) => Promise<{ devPath: string; major: number; minor: number }>): Promise<StepResult<'layer.commit'>> {
+export async function commitLayer(
+  ctx: ActionContext,
+  a: StepArgs<'layer.commit'>,
+  activate: (ctx: ActionContext, a: ThinArgs) => Promise<{ devPath: string; major: number; minor: number }>,
+): Promise<StepResult<'layer.commit'>> {
   const content = a.content;
   const mountRoot = ctx.stateDir.path('mnt');
   await mkdir(mountRoot, { recursive: true, mode: 0o700 });
@@ -36,8 +40,13 @@ export async function commitLayer(ctx: ActionContext, a: StepArgs<'layer.commit'
     return { digest: a.chainId, diffId: result.diffId, files: result.files, bytes: result.bytes };
   } finally {
     const device = { major: info.major, minor: info.minor };
-    if (mounted) await ctx.kernel.unmount(mountpoint, { device }).catch((e) => (isKernelError(e, 'EBUSY') ? ctx.kernel.unmount(mountpoint, { lazy: true, device }) : Promise.reject(e)));
+    if (mounted)
+      await ctx.kernel
+        .unmount(mountpoint, { device })
+        .catch((e) => (isKernelError(e, 'EBUSY') ? ctx.kernel.unmount(mountpoint, { lazy: true, device }) : Promise.reject(e)));
     forgetDevice(ctx, a.dmName, false);
-    await ctx.kernel.remove(a.dmName).catch((e) => (isKernelError(e, 'EBUSY') ? ctx.kernel.remove(a.dmName, { deferred: true }) : isKernelError(e, 'ENXIO') ? undefined : Promise.reject(e)));
+    await ctx.kernel
+      .remove(a.dmName)
+      .catch((e) => (isKernelError(e, 'EBUSY') ? ctx.kernel.remove(a.dmName, { deferred: true }) : isKernelError(e, 'ENXIO') ? undefined : Promise.reject(e)));
   }
 }

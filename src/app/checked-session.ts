@@ -35,10 +35,16 @@ export async function stateDirExists(dir: string): Promise<boolean> {
  * The desired state checked against a state dir with nothing recorded, or null when the state dir
  * has a log (the checks then need the session). Writes nothing anywhere.
  */
-export async function checkBeforeCreating(stateDir: string, input: ManifestInput, opts: DesiredOptions = {}): Promise<(DesiredState & { digests: ArchiveDigestFile }) | null> {
+export async function checkBeforeCreating(
+  stateDir: string,
+  input: ManifestInput,
+  opts: DesiredOptions = {},
+): Promise<(DesiredState & { digests: ArchiveDigestFile }) | null> {
   if (await stateDirHasLog(stateDir)) return null;
   // Opened read-only: a directory that holds files but no log is left to the session to judge.
-  const dir = await openStateDir(stateDir, { readOnly: true }).catch((e) => (e instanceof UserError && e.code === 'E_NOT_STATE_DIR' ? null : Promise.reject(e)));
+  const dir = await openStateDir(stateDir, { readOnly: true }).catch((e) =>
+    e instanceof UserError && e.code === 'E_NOT_STATE_DIR' ? null : Promise.reject(e),
+  );
   if (!dir) return null;
   const digests = await ArchiveDigestFile.open(dir);
   return { ...(await readDesired(input, initialState(), { digests, ...opts })), digests };
@@ -53,7 +59,12 @@ function nothingRecorded(s: Session): boolean {
  * Runs `work` in a mutating session on the desired state read from `input`, checked before anything
  * is created or recorded. The archive digests found are saved once the checks have passed.
  */
-export async function withCheckedSession<T>(opts: SessionOptions, input: ManifestInput, work: (s: Session, ready: DesiredState) => Promise<T>, desiredOpts: DesiredOptions = {}): Promise<T> {
+export async function withCheckedSession<T>(
+  opts: SessionOptions,
+  input: ManifestInput,
+  work: (s: Session, ready: DesiredState) => Promise<T>,
+  desiredOpts: DesiredOptions = {},
+): Promise<T> {
   const early = await checkBeforeCreating(opts.stateDir, input, desiredOpts);
   const session = await Session.open(opts);
   try {

@@ -65,7 +65,17 @@ export interface ConvergeOptions {
 /** Records `ready` as the desired state and converges to it: the pool grown first, then the reconcile. */
 export async function convergeTo(s: Session, ready: DesiredState, opts: ConvergeOptions): Promise<RunResult> {
   const confirm = await growFirst(s, ready, opts);
-  return reconcile(s, { desired: ready.desired, desiredDigest: ready.digest, content: ready.content, mode: 'converge', command: opts.command, reporter: opts.reporter, confirm, recordDesired: true, signal: opts.signal });
+  return reconcile(s, {
+    desired: ready.desired,
+    desiredDigest: ready.digest,
+    content: ready.content,
+    mode: 'converge',
+    command: opts.command,
+    reporter: opts.reporter,
+    confirm,
+    recordDesired: true,
+    signal: opts.signal,
+  });
 }
 
 /**
@@ -80,7 +90,12 @@ async function growFirst(s: Session, ready: DesiredState, opts: ConvergeOptions)
   const observed = await observeSystem(s.kernel, s.stateDir, ready.desired.pool, s.state);
   const rest = makePlan({ desired: ready.desired, state: s.state, observed, mode: 'converge', content: ready.content });
   if (rest.impact === 'destroy') {
-    if (!(await opts.confirm(withGrowth(rest, grow)))) throw new UserError('the plan deletes devices and was not confirmed: nothing was changed (re-run with --yes to confirm)', { path: '--yes' }, 'E_NOT_CONFIRMED');
+    if (!(await opts.confirm(withGrowth(rest, grow))))
+      throw new UserError(
+        'the plan deletes devices and was not confirmed: nothing was changed (re-run with --yes to confirm)',
+        { path: '--yes' },
+        'E_NOT_CONFIRMED',
+      );
     confirm = async () => true;
   }
   await runPoolGrow(s, grow.args, { reporter: opts.reporter, command: opts.command });

@@ -12,6 +12,14 @@ export async function destroy(opts: TakeDownOptions): Promise<RunResult | null> 
   await clearHolders('destroy', { stateDir: opts.stateDir, reporter: reporterOf(opts), force: opts.force === true, signal: opts.signal });
   return withSession(opts, true, 'destroy', async (s) => {
     await refuseHolders('destroy', s.stateDir);
-    return reconcile(s, { desired: null, mode: 'converge', command: 'destroy', reporter: reporterOf(opts), confirm: confirmer(opts), recordDesired: true, signal: opts.signal });
+    return reconcile(s, {
+      desired: null,
+      mode: 'converge',
+      command: 'destroy',
+      reporter: reporterOf(opts),
+      confirm: confirmer(opts),
+      recordDesired: true,
+      signal: opts.signal,
+    });
   });
 }

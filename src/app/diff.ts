@@ -59,7 +59,9 @@ async function openForReading(s: Session, t: ThingRecord, filesystem: 'ext4' | '
     undo.unshift(makeStep('thin.deactivate', t.key, 'update', { dmName: t.dmName }, `deactivate ${describeThing(t)} again`));
   }
   const mountpoint = s.stateDir.path(join('mnt', `diff-${t.kind === 'layer' ? chainHex(t.name) : `${t.kind}-${t.thinId}`}`));
-  steps.push(makeStep('fs.mount', t.key, 'update', { dmName: t.dmName, mountpoint, filesystem, readOnly: true }, `mount ${describeThing(t)} read-only to read it`));
+  steps.push(
+    makeStep('fs.mount', t.key, 'update', { dmName: t.dmName, mountpoint, filesystem, readOnly: true }, `mount ${describeThing(t)} read-only to read it`),
+  );
   undo.unshift(makeStep('fs.unmount', t.key, 'update', { dmName: t.dmName, mountpoint }, `unmount ${describeThing(t)} from ${mountpoint}`));
   await run(steps);
   return { files: filesAt(s.kernel, mountpoint), undo };
@@ -92,7 +94,12 @@ export async function diffDevice(opts: DiffOptions): Promise<DiffResult> {
   const s = await Session.open({ ...opts.session, reporter: opts.reporter, mutate: true, command: 'diff' });
   try {
     const device = s.state.things[thingKey('device', opts.device)];
-    if (!device) throw new UserError(`no device named "${opts.device}" is recorded in ${s.stateDir.root}`, { path: 'DEVICE', expected: 'the name of a device in the manifest' }, 'E_NO_SUCH_DEVICE');
+    if (!device)
+      throw new UserError(
+        `no device named "${opts.device}" is recorded in ${s.stateDir.root}`,
+        { path: 'DEVICE', expected: 'the name of a device in the manifest' },
+        'E_NO_SUCH_DEVICE',
+      );
     const layer = device.origin ? s.state.things[device.origin] : undefined;
     if (!layer) throw new StateError(`the layer device ${opts.device} was made from (${device.origin ?? 'none'}) is not recorded`);
     const pool = s.state.pool;
@@ -117,7 +124,11 @@ export async function diffDevice(opts: DiffOptions): Promise<DiffResult> {
           const upper = await openForReading(s, device, filesystem, run);
           undo.unshift(...upper.undo);
           const changes = await diffTrees(lower.files, upper.files);
-          const result: DiffResult = { device: opts.device, layer: device.layer ?? layer.label ?? layer.name, changes: changes.map((c) => ({ kind: c.kind, path: `/${c.path}` })) };
+          const result: DiffResult = {
+            device: opts.device,
+            layer: device.layer ?? layer.label ?? layer.name,
+            changes: changes.map((c) => ({ kind: c.kind, path: `/${c.path}` })),
+          };
           if (opts.output) result.tar = { path: opts.output, ...writeTar(opts.output, changeTar(upper.files, changes)) };
           return result;
         } finally {

@@ -13,6 +13,14 @@ export async function down(opts: TakeDownOptions): Promise<RunResult | null> {
   return withSession(opts, true, 'down', async (s) => {
     await refuseHolders('down', s.stateDir);
     if (!s.state.desired) return null;
-    return reconcile(s, { desired: s.state.desired, mode: 'down', command: 'down', reporter: reporterOf(opts), confirm: confirmer(opts), recordDesired: false, signal: opts.signal });
+    return reconcile(s, {
+      desired: s.state.desired,
+      mode: 'down',
+      command: 'down',
+      reporter: reporterOf(opts),
+      confirm: confirmer(opts),
+      recordDesired: false,
+      signal: opts.signal,
+    });
   });
 }

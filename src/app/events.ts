@@ -27,7 +27,12 @@ export async function* readEvents(opts: EventsOptions): AsyncGenerator<Thinlayer
   const dir = await openStateDir(opts.stateDir, { readOnly: true });
   const log = await EventLog.openForReading(dir);
   if (!log) {
-    if (opts.follow) throw new UserError(`${dir.root} has no event log yet: nothing to follow (run \`thinlayer apply -f MANIFEST\` first)`, { path: '--state-dir' }, 'E_NO_LOG');
+    if (opts.follow)
+      throw new UserError(
+        `${dir.root} has no event log yet: nothing to follow (run \`thinlayer apply -f MANIFEST\` first)`,
+        { path: '--state-dir' },
+        'E_NO_LOG',
+      );
     return;
   }
   try {

@@ -88,7 +88,8 @@ async function confirmNamed(session: Session, facts: DoctorFacts, opts: GcOption
 /** The pool's transaction id and the thin ids beyond the log, recorded as foreign. */
 async function keepForeign(session: Session, facts: DoctorFacts): Promise<GcOutcome> {
   const pool = facts.observed.pool;
-  if (!session.state.pool || !pool) return { kind: 'keep-foreign-refused', reason: "the pool is not active, or not this state directory's: run `thinlayer up` first" };
+  if (!session.state.pool || !pool)
+    return { kind: 'keep-foreign-refused', reason: "the pool is not active, or not this state directory's: run `thinlayer up` first" };
   if (!facts.thinIds) return { kind: 'keep-foreign-refused', reason: `the pool's thin ids could not be read: ${facts.thinIdsError}` };
   const thinIds = orphansOf(facts).map((o) => o.thinId);
   await session.append([{ type: 'pool.foreign-kept', txid: pool.status.transactionId, thinIds }]);

@@ -24,7 +24,13 @@ export async function clearHolders(command: 'destroy' | 'down', opts: HoldersChe
   const dir = await openStateDir(opts.stateDir);
   const live = await liveHolders(dir);
   if (live.length === 0) return;
-  if (!opts.force) throw await heldError(dir, live, command, `${live.length > 1 ? 'these run' : 'this runs'} on state dir ${dir.root}, and ${command} would take the pool from under ${live.length > 1 ? 'them' : 'it'}`);
+  if (!opts.force)
+    throw await heldError(
+      dir,
+      live,
+      command,
+      `${live.length > 1 ? 'these run' : 'this runs'} on state dir ${dir.root}, and ${command} would take the pool from under ${live.length > 1 ? 'them' : 'it'}`,
+    );
   for (const h of live) {
     await requestStop(dir, h, command);
     opts.reporter.notify({ code: 'holder.stopping', kind: h.kind, pid: h.pid });
@@ -38,5 +44,11 @@ export async function clearHolders(command: 'destroy' | 'down', opts: HoldersChe
 /** Inside the session (the lock held): a holder that runs now started after clearHolders looked. */
 export async function refuseHolders(command: 'destroy' | 'down', stateDir: StateDir): Promise<void> {
   const live = await liveHolders(stateDir);
-  if (live.length > 0) throw await heldError(stateDir, live, command, `${live.length > 1 ? 'these run' : 'this runs'} on state dir ${stateDir.root} (started again after it was asked to stop?), and ${command} would take the pool from under ${live.length > 1 ? 'them' : 'it'}`);
+  if (live.length > 0)
+    throw await heldError(
+      stateDir,
+      live,
+      command,
+      `${live.length > 1 ? 'these run' : 'this runs'} on state dir ${stateDir.root} (started again after it was asked to stop?), and ${command} would take the pool from under ${live.length > 1 ? 'them' : 'it'}`,
+    );
 }

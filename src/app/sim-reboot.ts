@@ -12,7 +12,12 @@ export interface SimRebootOptions {
 }
 
 export async function simReboot(opts: SimRebootOptions): Promise<{ rebooted: true }> {
-  if (opts.backend === 'kernel') throw new UserError('sim reboot reboots the simulated kernel only: it cannot be given --backend kernel', { path: '--backend', expected: 'sim or auto' }, 'E_USAGE');
+  if (opts.backend === 'kernel')
+    throw new UserError(
+      'sim reboot reboots the simulated kernel only: it cannot be given --backend kernel',
+      { path: '--backend', expected: 'sim or auto' },
+      'E_USAGE',
+    );
   const dir = await openStateDir(opts.stateDir);
   const lock = await acquireLock(dir, { command: 'sim reboot' }).catch(inFile(dir.path('lock')));
   try {

@@ -36,7 +36,18 @@ export interface StatusView {
     needsCheck: boolean;
   };
   /** `failed`: its content failed to apply and the half-made layer is still there (`error` says why); the next apply deletes it and builds it again. */
-  layers: Array<{ name: string; parent: string | null; chainId: string | null; state: StableState | 'failed'; error: string | null; mountpoint: string | null; thinId: number | null; ready: boolean; digest: string | null; usedBy: string[] }>;
+  layers: Array<{
+    name: string;
+    parent: string | null;
+    chainId: string | null;
+    state: StableState | 'failed';
+    error: string | null;
+    mountpoint: string | null;
+    thinId: number | null;
+    ready: boolean;
+    digest: string | null;
+    usedBy: string[];
+  }>;
   devices: Array<{
     name: string;
     /** The desired layer (the manifest's). */
@@ -63,7 +74,15 @@ export interface StatusView {
     mappedPercent: number | null;
   }>;
   /** containerd's snapshots (thinlayer snapshotter), which apply leaves alone. */
-  snapshots?: Array<{ namespace: string; key: string; kind: 'active' | 'view' | 'committed'; parent: string | null; thinId: number | null; dmName: string | null; active: boolean }>;
+  snapshots?: Array<{
+    namespace: string;
+    key: string;
+    kind: 'active' | 'view' | 'committed';
+    parent: string | null;
+    thinId: number | null;
+    dmName: string | null;
+    active: boolean;
+  }>;
   /** Things the log owns that the manifest no longer wants (deleted by the next apply). */
   unwanted: string[];
   pendingSteps: number;
@@ -117,33 +136,43 @@ export async function readStatus(session: Session, observed?: Observation): Prom
       usedBy: (desired?.devices ?? []).filter((d) => d.layer === l.name).map((d) => d.name),
     };
   });
-  const devices = await Promise.all((desired?.devices ?? []).map(async (d) => {
-    const key = thingKey('device', d.name);
-    const t = state.things[key];
-    const info = t ? obs.devices[t.dmName] : undefined;
-    const observedState = seen(key);
-    const drift = t ? layerDriftOf(t, layerKeyOf(d.layer), d.layer, state) : null;
-    const origin = t?.origin ? state.things[t.origin] : undefined;
-    const mountpoint = observedState === 'mounted' && info ? (mounts.get(`${info.major}:${info.minor}`) ?? d.mountpoint) : d.mountpoint;
-    return {
-      name: d.name,
-      layer: d.layer,
-      actualLayer: t ? (drift ? drift.from : t.origin === layerKeyOf(d.layer) ? d.layer : madeFromLayer(t, state)) : null,
-      actualChainId: origin?.kind === 'layer' ? (origin.digest ?? (t!.origin === layerKeyOf(d.layer) ? (content.top[d.layer] ?? null) : null)) : null,
-      layerDrift: drift !== null,
-      state: observedState,
-      desired: d.state,
-      mountpoint,
-      ...(observedState === 'mounted' && mountpoint && session.kernel.mountedAt ? { seenAt: session.kernel.mountedAt(mountpoint) } : {}),
-      thinId: t?.thinId ?? null,
-      dmName: t?.dmName ?? null,
-      devPath: info?.devPath ?? null,
-      ...(await mappedOf(session.kernel, info?.liveTable ? t!.dmName : null, t?.sizeBytes ?? null)),
-    };
-  }));
+  const devices = await Promise.all(
+    (desired?.devices ?? []).map(async (d) => {
+      const key = thingKey('device', d.name);
+      const t = state.things[key];
+      const info = t ? obs.devices[t.dmName] : undefined;
+      const observedState = seen(key);
+      const drift = t ? layerDriftOf(t, layerKeyOf(d.layer), d.layer, state) : null;
+      const origin = t?.origin ? state.things[t.origin] : undefined;
+      const mountpoint = observedState === 'mounted' && info ? (mounts.get(`${info.major}:${info.minor}`) ?? d.mountpoint) : d.mountpoint;
+      return {
+        name: d.name,
+        layer: d.layer,
+        actualLayer: t ? (drift ? drift.from : t.origin === layerKeyOf(d.layer) ? d.layer : madeFromLayer(t, state)) : null,
+        actualChainId: origin?.kind === 'layer' ? (origin.digest ?? (t!.origin === layerKeyOf(d.layer) ? (content.top[d.layer] ?? null) : null)) : null,
+        layerDrift: drift !== null,
+        state: observedState,
+        desired: d.state,
+        mountpoint,
+        ...(observedState === 'mounted' && mountpoint && session.kernel.mountedAt ? { seenAt: session.kernel.mountedAt(mountpoint) } : {}),
+        thinId: t?.thinId ?? null,
+        dmName: t?.dmName ?? null,
+        devPath: info?.devPath ?? null,
+        ...(await mappedOf(session.kernel, info?.liveTable ? t!.dmName : null, t?.sizeBytes ?? null)),
+      };
+    }),
+  );
   const snapshots = Object.values(state.snapshots ?? {}).map((r) => {
     const t = state.things[r.id];
-    return { namespace: r.namespace, key: r.key, kind: r.kind, parent: r.parent ? (state.snapshots[r.parent]?.key ?? null) : null, thinId: t?.thinId ?? null, dmName: t?.dmName ?? null, active: t ? obs.devices[t.dmName]?.liveTable === true : false };
+    return {
+      namespace: r.namespace,
+      key: r.key,
+      kind: r.kind,
+      parent: r.parent ? (state.snapshots[r.parent]?.key ?? null) : null,
+      thinId: t?.thinId ?? null,
+      dmName: t?.dmName ?? null,
+      active: t ? obs.devices[t.dmName]?.liveTable === true : false,
+    };
   });
   const wantedKeys = new Set(['base', ...content.units.map((u) => thingKey('layer', chainHex(u.chainId))), ...devices.map((d) => thingKey('device', d.name))]);
   return {
@@ -161,7 +190,11 @@ export async function readStatus(session: Session, observed?: Observation): Prom
 }
 
 /** What an active thin device maps in its pool, from its status line (`mapped_sectors highest_sector`). */
-async function mappedOf(kernel: KernelPort, dmName: string | null, sizeBytes: number | null): Promise<{ sizeBytes: number | null; mappedBytes: number | null; mappedPercent: number | null }> {
+async function mappedOf(
+  kernel: KernelPort,
+  dmName: string | null,
+  sizeBytes: number | null,
+): Promise<{ sizeBytes: number | null; mappedBytes: number | null; mappedPercent: number | null }> {
   if (dmName === null) return { sizeBytes, mappedBytes: null, mappedPercent: null };
   const line = (await kernel.status(dmName).catch(() => [])).find((l) => l.type === 'thin');
   const st = line ? parseThinStatus(line.params) : null;

@@ -10,6 +10,14 @@ export async function up(opts: MutateOptions): Promise<RunResult | null> {
   if (!(await stateDirExists(opts.stateDir))) return null;
   return withSession(opts, true, 'up', async (s) => {
     if (!s.state.desired && !s.state.poolSpec) return null;
-    return reconcile(s, { desired: s.state.desired, mode: 'converge', command: 'up', reporter: reporterOf(opts), confirm: confirmer(opts), recordDesired: false, signal: opts.signal });
+    return reconcile(s, {
+      desired: s.state.desired,
+      mode: 'converge',
+      command: 'up',
+      reporter: reporterOf(opts),
+      confirm: confirmer(opts),
+      recordDesired: false,
+      signal: opts.signal,
+    });
   });
 }

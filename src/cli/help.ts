@@ -17,8 +17,8 @@ export const COMMAND_SUMMARY: Record<string, string> = {
   snapshotter: "serve containerd's snapshotter API on the pool FILE names (docs/containerd.md)",
   pool: 'grow a file-backed pool (sparse files, loop devices, pool table)',
   grow: 'grow a file-backed pool (sparse files, loop devices, pool table)',
-  sim: '(development) drop the simulated kernel\'s volatile state',
-  reboot: '(development) drop the simulated kernel\'s volatile state',
+  sim: "(development) drop the simulated kernel's volatile state",
+  reboot: "(development) drop the simulated kernel's volatile state",
 };
 
 export const HELP_AFTER = `

@@ -25,7 +25,12 @@ export interface Invocation {
  * an option (`-f --state-dir X`) is refused by commander as a missing value.
  */
 function manifestFile(value: string): string {
-  if (value === '') throw new UserError('-f needs a manifest file, not an empty string (use -f - to read standard input)', { path: '--file', expected: 'a manifest file' }, 'E_USAGE');
+  if (value === '')
+    throw new UserError(
+      '-f needs a manifest file, not an empty string (use -f - to read standard input)',
+      { path: '--file', expected: 'a manifest file' },
+      'E_USAGE',
+    );
   return value;
 }
 
@@ -63,8 +68,18 @@ export function buildProgram(io: ProgramOutput, onInvoke: (inv: Invocation) => v
     .helpCommand(false)
     .version(VERSION, '--version', 'print the version and exit')
     .helpOption('-h, --help', 'help; `thinlayer help COMMAND` for one command')
-    .option('--state-dir <dir>', 'where the event log, snapshot, lock and pool files live (default: ./state in a checkout, /var/lib/thinlayer otherwise, or $THINLAYER_STATE_DIR)')
-    .addOption(new Option('--backend <backend>', 'the real kernel, the simulated one, or auto: the real one wherever device-mapper is (refused when not root), the simulated one elsewhere').choices(['auto', 'kernel', 'sim']).default('auto'))
+    .option(
+      '--state-dir <dir>',
+      'where the event log, snapshot, lock and pool files live (default: ./state in a checkout, /var/lib/thinlayer otherwise, or $THINLAYER_STATE_DIR)',
+    )
+    .addOption(
+      new Option(
+        '--backend <backend>',
+        'the real kernel, the simulated one, or auto: the real one wherever device-mapper is (refused when not root), the simulated one elsewhere',
+      )
+        .choices(['auto', 'kernel', 'sim'])
+        .default('auto'),
+    )
     .option('--json', 'machine-readable output on stdout (a failure is one JSON object too)')
     .option('-q, --quiet', 'no progress lines')
     .addHelpText('after', HELP_AFTER)
@@ -72,13 +87,20 @@ export function buildProgram(io: ProgramOutput, onInvoke: (inv: Invocation) => v
     .configureHelp({ subcommandTerm: (c) => `${c.name()}${USAGE[c.name()] ? ` ${USAGE[c.name()]}` : ''}` });
 
   const command = (parent: Command, name: string, help: string) => {
-    const c = parent.command(name).helpCommand(false).description(COMMAND_SUMMARY[name] ?? '').addHelpText('after', `\n${help}`);
+    const c = parent
+      .command(name)
+      .helpCommand(false)
+      .description(COMMAND_SUMMARY[name] ?? '')
+      .addHelpText('after', `\n${help}`);
     if (USAGE[name] !== undefined) c.usage(USAGE[name]);
     return c;
   };
   const invoke = (name: string, sub?: string) =>
     function (this: Command, ...params: unknown[]) {
-      const args = params.slice(0, -2).flat().filter((p): p is string => typeof p === 'string');
+      const args = params
+        .slice(0, -2)
+        .flat()
+        .filter((p): p is string => typeof p === 'string');
       onInvoke({ command: name, sub, opts: this.optsWithGlobals(), args });
     };
   const file = () => new Option('-f, --file <file>', 'the manifest (- reads standard input)').argParser(manifestFile);
@@ -104,7 +126,7 @@ export function buildProgram(io: ProgramOutput, onInvoke: (inv: Invocation) => v
   command(program, 'gc', COMMAND_HELP.gc)
     .addOption(yes())
     .option('--thin-id <n>', 'delete this one thin id, which this log did not create, after saying how much data it maps')
-    .option('--keep-foreign', "record what the pool holds beyond this log as foreign, so the log is no longer behind it")
+    .option('--keep-foreign', 'record what the pool holds beyond this log as foreign, so the log is no longer behind it')
     .action(invoke('gc'));
   command(program, 'watch', COMMAND_HELP.watch)
     .addOption(file())
@@ -117,8 +139,8 @@ export function buildProgram(io: ProgramOutput, onInvoke: (inv: Invocation) => v
     .action(invoke('snapshotter'));
   const pool = command(program, 'pool', COMMAND_HELP.pool);
   command(pool, 'grow', COMMAND_HELP.pool)
-    .option('--data <size>', 'the data file\'s new size, e.g. 200G')
-    .option('--metadata <size>', 'the metadata file\'s new size, e.g. 2G')
+    .option('--data <size>', "the data file's new size, e.g. 200G")
+    .option('--metadata <size>', "the metadata file's new size, e.g. 2G")
     .action(invoke('pool', 'grow'));
   const sim = command(program, 'sim', COMMAND_HELP.sim);
   command(sim, 'reboot', COMMAND_HELP.sim).action(invoke('sim', 'reboot'));

@@ -42,7 +42,11 @@ export function renderDeletes(plan: Plan): string {
 
 export function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const fmt = (r: string[]) => r.map((c, i) => (c ?? '').padEnd(widths[i])).join('  ').trimEnd();
+  const fmt = (r: string[]) =>
+    r
+      .map((c, i) => (c ?? '').padEnd(widths[i]))
+      .join('  ')
+      .trimEnd();
   return [fmt(headers), ...rows.map(fmt)].join('\n');
 }
 
@@ -50,12 +54,29 @@ export function renderStatus(s: StatusView): string {
   const out: string[] = [];
   if (!s.pool) return `No pool recorded in ${s.stateDir}: run \`thinlayer apply -f MANIFEST\`.`;
   const p = s.pool;
-  out.push(`Pool ${p.name} (${p.dmName}) on the ${s.backend === 'sim' ? 'simulated' : 'real'} kernel: ${p.active ? p.mode : 'inactive'}${p.needsCheck ? ', NEEDS CHECK' : ''}`);
+  out.push(
+    `Pool ${p.name} (${p.dmName}) on the ${s.backend === 'sim' ? 'simulated' : 'real'} kernel: ${p.active ? p.mode : 'inactive'}${p.needsCheck ? ', NEEDS CHECK' : ''}`,
+  );
   if (p.data && p.metadata) {
-    out.push(`  data ${formatBytes(p.data.usedBytes)} of ${formatBytes(p.data.totalBytes)} (${p.data.percent}%), metadata ${formatBytes(p.metadata.usedBytes)} of ${formatBytes(p.metadata.totalBytes)} (${p.metadata.percent}%), transaction ${p.transactionId}`);
+    out.push(
+      `  data ${formatBytes(p.data.usedBytes)} of ${formatBytes(p.data.totalBytes)} (${p.data.percent}%), metadata ${formatBytes(p.metadata.usedBytes)} of ${formatBytes(p.metadata.totalBytes)} (${p.metadata.percent}%), transaction ${p.transactionId}`,
+    );
   }
   if (s.layers.length > 0) {
-    out.push('', table(['LAYER', 'PARENT', 'STATE', 'THIN ID', 'CHAIN ID', 'USED BY'], s.layers.map((l) => [l.name, l.parent ?? '(base)', l.state, l.thinId === null ? '-' : String(l.thinId), l.chainId ? l.chainId.slice(0, 19) : '-', l.usedBy.join(',') || '-'])));
+    out.push(
+      '',
+      table(
+        ['LAYER', 'PARENT', 'STATE', 'THIN ID', 'CHAIN ID', 'USED BY'],
+        s.layers.map((l) => [
+          l.name,
+          l.parent ?? '(base)',
+          l.state,
+          l.thinId === null ? '-' : String(l.thinId),
+          l.chainId ? l.chainId.slice(0, 19) : '-',
+          l.usedBy.join(',') || '-',
+        ]),
+      ),
+    );
   }
   if (s.devices.length > 0) {
     out.push(
@@ -84,7 +105,13 @@ export function renderStatus(s: StatusView): string {
     out.push(`  LAYER (!): ${named.join('; ')}${more}: \`thinlayer apply\` replaces ${drifted.length === 1 ? 'it' : 'them'}`);
   }
   if (s.snapshots && s.snapshots.length > 0) {
-    out.push('', table(['SNAPSHOT (containerd)', 'KIND', 'PARENT', 'THIN ID', 'ACTIVE'], s.snapshots.map((x) => [`${x.namespace ? `${x.namespace}/` : ''}${x.key}`, x.kind, x.parent ?? '-', String(x.thinId ?? '-'), x.active ? 'yes' : 'no'])));
+    out.push(
+      '',
+      table(
+        ['SNAPSHOT (containerd)', 'KIND', 'PARENT', 'THIN ID', 'ACTIVE'],
+        s.snapshots.map((x) => [`${x.namespace ? `${x.namespace}/` : ''}${x.key}`, x.kind, x.parent ?? '-', String(x.thinId ?? '-'), x.active ? 'yes' : 'no']),
+      ),
+    );
   }
   if (s.unwanted.length > 0) out.push('', `Not in the manifest any more (the next apply deletes them): ${s.unwanted.join(', ')}`);
   if (s.pendingSteps > 0) out.push('', `${s.pendingSteps} step(s) were interrupted: the next apply or up completes them.`);
@@ -187,7 +214,9 @@ export class TerminalReporter implements Reporter {
         say(`snapshotter: serving pool ${m.pool} on ${m.socket} (${m.snapshots} snapshot(s))`);
         return;
       case 'snapshotter.recovered':
-        say(`snapshotter: recovery deleted ${m.deleted} half-made or half-removed device(s), activated ${m.reactivated} snapshot(s) again, deactivated ${m.deactivated} committed one(s) a Usage left active, settled ${m.settled} interrupted step(s)`);
+        say(
+          `snapshotter: recovery deleted ${m.deleted} half-made or half-removed device(s), activated ${m.reactivated} snapshot(s) again, deactivated ${m.deactivated} committed one(s) a Usage left active, settled ${m.settled} interrupted step(s)`,
+        );
         return;
       case 'snapshotter.request-failed':
         say(`snapshotter: ${m.method} ${m.key}: ${m.error}`);

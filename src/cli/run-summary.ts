@@ -10,5 +10,7 @@ export function printNothingRecorded(io: CliOutput, json: boolean, command: stri
 
 /** up, down and destroy: the outcome, the run and its steps. */
 export function printRunResult(io: CliOutput, json: boolean, command: string, result: RunResult): void {
-  io.print(json ? JSON.stringify({ outcome: result.outcome, runId: result.runId, steps: result.steps, planned: result.planned }) : summaryLine({ command, ...result }));
+  io.print(
+    json ? JSON.stringify({ outcome: result.outcome, runId: result.runId, steps: result.steps, planned: result.planned }) : summaryLine({ command, ...result }),
+  );
 }

@@ -42,5 +42,13 @@ export function interruptedRunFindings(facts: DoctorFacts): Finding[] {
   if (run.command === 'snapshotter' && run.outcome === 'running' && facts.liveHolders?.includes('snapshotter')) return [];
   const how = run.outcome === 'running' ? 'started and never finished: it was killed or crashed' : 'was interrupted (SIGINT or SIGTERM) before it finished';
   const again = run.command === 'apply' ? applyCommand(facts.state) : run.command === 'gc' ? 'thinlayer gc --yes' : `thinlayer ${run.command}`;
-  return [{ code: 'run.interrupted', severity: 'warning', subject: 'log', message: `thinlayer ${run.command} (run ${run.runId}) ${how}; its work may be half done`, repair: `${again} (the same command again finishes it)` }];
+  return [
+    {
+      code: 'run.interrupted',
+      severity: 'warning',
+      subject: 'log',
+      message: `thinlayer ${run.command} (run ${run.runId}) ${how}; its work may be half done`,
+      repair: `${again} (the same command again finishes it)`,
+    },
+  ];
 }

@@ -27,11 +27,23 @@ export function diagnose(facts: DoctorFacts, stateDir: string): DoctorReport {
   const { state, observed } = facts;
   const findings: Finding[] = [];
   if (!state.desired && !state.poolSpec && !state.pool) {
-    findings.push({ code: 'state.empty', severity: 'info', subject: 'log', message: `nothing is recorded in ${stateDir}`, repair: 'thinlayer apply -f MANIFEST' });
+    findings.push({
+      code: 'state.empty',
+      severity: 'info',
+      subject: 'log',
+      message: `nothing is recorded in ${stateDir}`,
+      repair: 'thinlayer apply -f MANIFEST',
+    });
   }
   const expectedActive = state.pool?.formatted === true && (state.desired !== null || Object.keys(state.things).length > 0);
   findings.push(
-    ...poolHealthFindings({ status: observed.pool?.status ?? null, poolDmName: facts.poolDmName, metadataPath: observed.metadata?.path ?? null, expectedActive, downOnPurpose: state.lastRun?.command === 'down' }),
+    ...poolHealthFindings({
+      status: observed.pool?.status ?? null,
+      poolDmName: facts.poolDmName,
+      metadataPath: observed.metadata?.path ?? null,
+      expectedActive,
+      downOnPurpose: state.lastRun?.command === 'down',
+    }),
     ...compareLogWithKernel(facts),
     ...driftFindings(facts),
     ...interruptedRunFindings(facts),

@@ -29,5 +29,8 @@ export function doctorExitCode(findings: readonly Finding[]): 0 | 1 {
 
 /** Errors first, then warnings, then notes; within a severity, by subject, so output is stable. */
 export function sortFindings(findings: readonly Finding[]): Finding[] {
-  return [...findings].sort((a, b) => SEVERITY_RANK[b.severity] - SEVERITY_RANK[a.severity] || a.subject.localeCompare(b.subject, 'en', { numeric: true }) || a.code.localeCompare(b.code));
+  return [...findings].sort(
+    (a, b) =>
+      SEVERITY_RANK[b.severity] - SEVERITY_RANK[a.severity] || a.subject.localeCompare(b.subject, 'en', { numeric: true }) || a.code.localeCompare(b.code),
+  );
 }

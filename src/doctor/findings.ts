@@ -85,7 +85,10 @@ export function orphansOf(facts: DoctorFacts): Orphan[] {
   if (!facts.thinIds) return [];
   const owned = ownedThinIds(facts.state);
   const users = usersOfPool(facts);
-  return [...facts.thinIds].sort((a, b) => a - b).filter((id) => !owned.has(id)).map((thinId) => ({ thinId, usedBy: users.get(thinId) ?? null }));
+  return [...facts.thinIds]
+    .sort((a, b) => a - b)
+    .filter((id) => !owned.has(id))
+    .map((thinId) => ({ thinId, usedBy: users.get(thinId) ?? null }));
 }
 
 export function missingOf(facts: DoctorFacts): MissingThing[] {
@@ -114,15 +117,25 @@ const STABLE: ReadonlySet<string> = new Set<StableState>(['absent', 'created', '
 function driftFinding(t: ThingRecord, logSays: StableState, seen: StableState, mountedAt: string | null): Finding | null {
   if (logSays === seen) {
     if (seen === 'mounted' && t.mountpoint && mountedAt && mountedAt !== t.mountpoint) {
-      return { code: 'device.mounted-elsewhere', severity: 'warning', subject: t.key, message: `${who(t)} is mounted at ${mountedAt}, but the log says ${t.mountpoint}`, repair: 'thinlayer up' };
+      return {
+        code: 'device.mounted-elsewhere',
+        severity: 'warning',
+        subject: t.key,
+        message: `${who(t)} is mounted at ${mountedAt}, but the log says ${t.mountpoint}`,
+        repair: 'thinlayer up',
+      };
     }
     return null;
   }
   const base = { severity: 'warning' as const, subject: t.key, repair: 'thinlayer up' };
-  if (logSays === 'mounted' && seen === 'activated') return { ...base, code: 'device.not-mounted', message: `${who(t)} should be mounted at ${t.mountpoint ?? '?'} by the log, but it is not mounted` };
-  if ((logSays === 'mounted' || logSays === 'activated') && seen === 'created') return { ...base, code: 'device.not-active', message: `${who(t)} is ${logSays} by the log, but it has no device-mapper device` };
-  if (seen === 'mounted') return { ...base, code: 'device.unexpectedly-mounted', message: `${who(t)} is mounted at ${mountedAt}, but the log says it is only ${logSays}` };
-  if (seen === 'activated') return { ...base, code: 'device.unexpectedly-active', message: `${who(t)} has a live device-mapper device, but the log says it is only ${logSays}` };
+  if (logSays === 'mounted' && seen === 'activated')
+    return { ...base, code: 'device.not-mounted', message: `${who(t)} should be mounted at ${t.mountpoint ?? '?'} by the log, but it is not mounted` };
+  if ((logSays === 'mounted' || logSays === 'activated') && seen === 'created')
+    return { ...base, code: 'device.not-active', message: `${who(t)} is ${logSays} by the log, but it has no device-mapper device` };
+  if (seen === 'mounted')
+    return { ...base, code: 'device.unexpectedly-mounted', message: `${who(t)} is mounted at ${mountedAt}, but the log says it is only ${logSays}` };
+  if (seen === 'activated')
+    return { ...base, code: 'device.unexpectedly-active', message: `${who(t)} has a live device-mapper device, but the log says it is only ${logSays}` };
   return null;
 }
 
@@ -144,7 +157,15 @@ function pendingFindings(facts: DoctorFacts): Finding[] {
   if (pending.length === 0) return [];
   if (facts.runInProgress) {
     const { pid, command } = facts.runInProgress;
-    return [{ code: 'run.in-progress', severity: 'info', subject: 'log', message: `thinlayer ${command} (pid ${pid}) is running: ${pending.length} step(s) under way; findings may change when it ends`, repair: null }];
+    return [
+      {
+        code: 'run.in-progress',
+        severity: 'info',
+        subject: 'log',
+        message: `thinlayer ${command} (pid ${pid}) is running: ${pending.length} step(s) under way; findings may change when it ends`,
+        repair: null,
+      },
+    ];
   }
   return pending.map((p) => ({
     code: 'step.interrupted',
@@ -159,12 +180,28 @@ function backingFindings(facts: DoctorFacts): Finding[] {
   const { state, observed } = facts;
   if (!state.pool?.formatted) return [];
   const findings: Finding[] = [];
-  for (const [role, b] of [['data', observed.data], ['metadata', observed.metadata]] as const) {
+  for (const [role, b] of [
+    ['data', observed.data],
+    ['metadata', observed.metadata],
+  ] as const) {
     // Missing is not lost: the pool and every device in it come back when the file or device does.
-    if (b && !b.exists) findings.push({ code: 'pool.backing-missing', severity: 'error', subject: 'pool', message: `the pool's ${role} ${b.kind === 'file' ? 'file' : 'device'} ${b.path} is missing; the log says the pool holds data there, so thinlayer changes nothing until it is back`, repair: `put ${b.path} back (${b.kind === 'file' ? 'move or restore the file there, or mount the disk it is on' : 'connect or assemble the device'}), then \`thinlayer up\`` });
+    if (b && !b.exists)
+      findings.push({
+        code: 'pool.backing-missing',
+        severity: 'error',
+        subject: 'pool',
+        message: `the pool's ${role} ${b.kind === 'file' ? 'file' : 'device'} ${b.path} is missing; the log says the pool holds data there, so thinlayer changes nothing until it is back`,
+        repair: `put ${b.path} back (${b.kind === 'file' ? 'move or restore the file there, or mount the disk it is on' : 'connect or assemble the device'}), then \`thinlayer up\``,
+      });
   }
   if (findings.length === 0 && !observed.pool && observed.metadataBlank) {
-    findings.push({ code: 'pool.metadata-lost', severity: 'error', subject: 'pool', message: `the pool's metadata ${observed.metadata?.path ?? ''} is blank, but the log says it was formatted: every thin device's mappings are gone; thinlayer refuses to format over it`, repair: 'restore the metadata from a backup, or start over with `thinlayer destroy --yes`' });
+    findings.push({
+      code: 'pool.metadata-lost',
+      severity: 'error',
+      subject: 'pool',
+      message: `the pool's metadata ${observed.metadata?.path ?? ''} is blank, but the log says it was formatted: every thin device's mappings are gone; thinlayer refuses to format over it`,
+      repair: 'restore the metadata from a backup, or start over with `thinlayer destroy --yes`',
+    });
   }
   return findings;
 }
@@ -175,13 +212,28 @@ function transactionFinding(facts: DoctorFacts): Finding | null {
   if (!status || status.mode === 'fail' || logged === undefined) return null;
   const behind = logBehindOf(facts.state, status);
   if (behind) {
-    return { code: 'pool.log-behind', severity: 'error', subject: 'pool', message: `${logBehindText(behind)}; until it is settled apply, up and gc delete nothing and format nothing in this pool`, repair: LOG_BEHIND_REPAIR };
+    return {
+      code: 'pool.log-behind',
+      severity: 'error',
+      subject: 'pool',
+      message: `${logBehindText(behind)}; until it is settled apply, up and gc delete nothing and format nothing in this pool`,
+      repair: LOG_BEHIND_REPAIR,
+    };
   }
   const fenced = Object.values(facts.state.pending).flatMap((p) => (p.txid !== undefined ? [p.txid, p.txid + 1] : []));
   const expected = new Set([logged, ...fenced]);
   if (expected.has(status.transactionId)) return null;
-  const why = status.transactionId > logged ? 'something other than thinlayer changed the pool\'s metadata' : 'the pool\'s metadata went back to an older transaction (restored, or repaired)';
-  return { code: 'pool.transaction-mismatch', severity: 'info', subject: 'pool', message: `the pool's transaction id is ${status.transactionId}, the log's is ${logged}: ${why}; the orphan and missing findings say what differs`, repair: null };
+  const why =
+    status.transactionId > logged
+      ? "something other than thinlayer changed the pool's metadata"
+      : "the pool's metadata went back to an older transaction (restored, or repaired)";
+  return {
+    code: 'pool.transaction-mismatch',
+    severity: 'info',
+    subject: 'pool',
+    message: `the pool's transaction id is ${status.transactionId}, the log's is ${logged}: ${why}; the orphan and missing findings say what differs`,
+    repair: null,
+  };
 }
 
 /** Layers whose content failed to apply and that are still in the pool, half made. */
@@ -189,7 +241,13 @@ function failedLayerFindings(facts: DoctorFacts): Finding[] {
   return Object.values(facts.state.things)
     .filter((t) => t.kind === 'layer' && !t.ready && t.failed !== undefined)
     .sort((a, b) => a.key.localeCompare(b.key))
-    .map((t) => ({ code: 'layer.failed', severity: 'warning' as const, subject: t.key, message: `${who(t)} failed: its content could not be applied (${t.failed}); it is half made and no device uses it`, repair: 'fix the layer source, then `thinlayer apply -f MANIFEST` (it deletes this layer and builds it again)' }));
+    .map((t) => ({
+      code: 'layer.failed',
+      severity: 'warning' as const,
+      subject: t.key,
+      message: `${who(t)} failed: its content could not be applied (${t.failed}); it is half made and no device uses it`,
+      repair: 'fix the layer source, then `thinlayer apply -f MANIFEST` (it deletes this layer and builds it again)',
+    }));
 }
 
 /** Every finding from comparing the log with the kernel (pool health is judged in pool-health.ts). */
@@ -202,7 +260,7 @@ function foreignPoolFinding(facts: DoctorFacts): Finding | null {
     severity: 'error',
     subject: 'pool',
     message: `device ${f.dmName} holds this state directory's pool name but belongs to ${f.owner}${where}: ${f.why}; thinlayer will not load, format, snapshot or mount it`,
-    repair: 'give this manifest\'s pool another name (pool.name), or use the state directory that owns it',
+    repair: "give this manifest's pool another name (pool.name), or use the state directory that owns it",
   };
 }
 
@@ -214,7 +272,13 @@ export function compareLogWithKernel(facts: DoctorFacts): Finding[] {
   if (tx) findings.push(tx);
 
   if (facts.observed.pool && facts.thinIdsError) {
-    findings.push({ code: 'thin.ids-unreadable', severity: 'warning', subject: 'pool', message: `the thin ids in the pool's metadata could not be read: ${facts.thinIdsError}`, repair: 'thinlayer doctor (again, once the pool is healthy)' });
+    findings.push({
+      code: 'thin.ids-unreadable',
+      severity: 'warning',
+      subject: 'pool',
+      message: `the thin ids in the pool's metadata could not be read: ${facts.thinIdsError}`,
+      repair: 'thinlayer doctor (again, once the pool is healthy)',
+    });
   }
   const created = new Set(facts.state.pool?.createdIds ?? []);
   const kept = new Set(facts.state.pool?.foreign?.thinIds ?? []);
@@ -222,7 +286,13 @@ export function compareLogWithKernel(facts: DoctorFacts): Finding[] {
     const foreign = o.usedBy && !o.usedBy.owned;
     const mapped = o.usedBy ? ` (device ${o.usedBy.name} maps it${foreign ? ', and thinlayer does not own that device' : ''})` : '';
     if (kept.has(o.thinId)) {
-      findings.push({ code: 'thin.foreign', severity: 'info', subject: `thin:${o.thinId}`, message: `thin id ${o.thinId} was kept as foreign: thinlayer never allocates or deletes it unless named${mapped}`, repair: null });
+      findings.push({
+        code: 'thin.foreign',
+        severity: 'info',
+        subject: `thin:${o.thinId}`,
+        message: `thin id ${o.thinId} was kept as foreign: thinlayer never allocates or deletes it unless named${mapped}`,
+        repair: null,
+      });
       continue;
     }
     const ours = created.has(o.thinId);
@@ -274,7 +344,13 @@ export function compareLogWithKernel(facts: DoctorFacts): Finding[] {
     const owned = ownedThinIds(facts.state);
     for (const d of facts.devices) {
       if (!d.owned && d.thin?.pool === pool && owned.has(d.thin.thinId)) {
-        findings.push({ code: 'dm.foreign-user', severity: 'error', subject: `dm:${d.name}`, message: `device ${d.name}, which thinlayer does not own, maps thin id ${d.thin.thinId}, a thinlayer device: two writers on one device corrupt it`, repair: `dmsetup remove ${d.name}` });
+        findings.push({
+          code: 'dm.foreign-user',
+          severity: 'error',
+          subject: `dm:${d.name}`,
+          message: `device ${d.name}, which thinlayer does not own, maps thin id ${d.thin.thinId}, a thinlayer device: two writers on one device corrupt it`,
+          repair: `dmsetup remove ${d.name}`,
+        });
       }
     }
   }

@@ -61,8 +61,10 @@ function blockersOf(facts: DoctorFacts): string[] {
   const { state, observed } = facts;
   const pool = observed.pool;
   if (!state.pool) return ['no pool is recorded in the log: there is nothing to collect'];
-  if (!pool) return [`pool ${facts.poolDmName ?? state.pool.dmName} is not active: run \`thinlayer up\` first (gc reads and deletes thin ids through the pool)`];
-  if (pool.info.uuid !== state.pool.uuid) return [`device ${pool.info.name} has uuid "${pool.info.uuid}", not the "${state.pool.uuid}" the log created: gc touches only the pool thinlayer owns`];
+  if (!pool)
+    return [`pool ${facts.poolDmName ?? state.pool.dmName} is not active: run \`thinlayer up\` first (gc reads and deletes thin ids through the pool)`];
+  if (pool.info.uuid !== state.pool.uuid)
+    return [`device ${pool.info.name} has uuid "${pool.info.uuid}", not the "${state.pool.uuid}" the log created: gc touches only the pool thinlayer owns`];
   const blockers: string[] = [];
   const mode = poolModeBlocker(pool.status, pool.info.name);
   if (mode) blockers.push(mode);
@@ -82,12 +84,27 @@ export function createdByLog(facts: DoctorFacts): Set<number> {
 /** `gc --thin-id N`: that one id, when the pool holds it and no record of the log does. */
 function planNamed(facts: DoctorFacts, thinId: number): GcPlan {
   const owner = Object.values(facts.state.things).find((t) => t.thinId === thinId);
-  if (owner) return { steps: [], settle: [], skipped: [], blockers: [`thin id ${thinId} is ${who(owner)} in the log: change the manifest (and apply) to delete it`] };
+  if (owner)
+    return { steps: [], settle: [], skipped: [], blockers: [`thin id ${thinId} is ${who(owner)} in the log: change the manifest (and apply) to delete it`] };
   if (!facts.thinIds!.includes(thinId)) return { steps: [], settle: [], skipped: [], blockers: [`the pool holds no thin id ${thinId}`] };
   const user = facts.devices.find((d) => d.thin?.pool === `${facts.observed.pool!.info.major}:${facts.observed.pool!.info.minor}` && d.thin.thinId === thinId);
-  if (user) return { steps: [], settle: [], skipped: [], blockers: [`thin id ${thinId} is mapped by device ${user.name}${user.owned ? '' : ', which thinlayer does not own'}: remove that device first`] };
+  if (user)
+    return {
+      steps: [],
+      settle: [],
+      skipped: [],
+      blockers: [`thin id ${thinId} is mapped by device ${user.name}${user.owned ? '' : ', which thinlayer does not own'}: remove that device first`],
+    };
   return {
-    steps: [makeStep(ORPHAN_DELETE, `thin:${thinId}`, 'destroy', { thinId, named: true }, `delete thin id ${thinId}, named on the command line (the log did not create it)`)],
+    steps: [
+      makeStep(
+        ORPHAN_DELETE,
+        `thin:${thinId}`,
+        'destroy',
+        { thinId, named: true },
+        `delete thin id ${thinId}, named on the command line (the log did not create it)`,
+      ),
+    ],
     settle: [],
     skipped: [],
     blockers: [],
@@ -115,13 +132,25 @@ export function planGc(facts: DoctorFacts, request: GcRequest = {}): GcPlan {
       continue;
     }
     removed.add(d.name);
-    steps.push(makeStep('thin.deactivate', `dm:${d.name}`, 'destroy', { dmName: d.name }, `remove device ${d.name}, which thinlayer's log never created (thin id ${d.thin!.thinId})`));
+    steps.push(
+      makeStep(
+        'thin.deactivate',
+        `dm:${d.name}`,
+        'destroy',
+        { dmName: d.name },
+        `remove device ${d.name}, which thinlayer's log never created (thin id ${d.thin!.thinId})`,
+      ),
+    );
   }
 
   // Layers the manifest no longer lists, children before parents.
   const missing = new Map(missingOf(facts).map((m) => [m.key, m]));
   const listed = listedLayerKeys(state);
-  if (!listed) skipped.push({ subject: 'layers', reason: 'the log records no resolved content for the manifest\'s layers, so which layers it lists is unknown: run `thinlayer apply` first' });
+  if (!listed)
+    skipped.push({
+      subject: 'layers',
+      reason: "the log records no resolved content for the manifest's layers, so which layers it lists is unknown: run `thinlayer apply` first",
+    });
   const depth = (t: ThingRecord): number => (t.origin && state.things[t.origin] ? 1 + depth(state.things[t.origin]) : 0);
   const mounts = mountIndex(observed);
   const unlisted = Object.values(state.things)
@@ -135,9 +164,19 @@ export function planGc(facts: DoctorFacts, request: GcRequest = {}): GcPlan {
     }
     const mountpoint = seen.mountedAt ?? t.mountpoint;
     for (const command of pathBetween(seen.state, 'absent')) {
-      if (command === 'UNMOUNT' && mountpoint) steps.push(makeStep('fs.unmount', t.key, 'update', { dmName: t.dmName, mountpoint }, `unmount ${who(t)} from ${mountpoint}`));
+      if (command === 'UNMOUNT' && mountpoint)
+        steps.push(makeStep('fs.unmount', t.key, 'update', { dmName: t.dmName, mountpoint }, `unmount ${who(t)} from ${mountpoint}`));
       if (command === 'DEACTIVATE') steps.push(makeStep('thin.deactivate', t.key, 'update', { dmName: t.dmName }, `deactivate ${who(t)}`));
-      if (command === 'DELETE') steps.push(makeStep('thin.delete', t.key, 'destroy', { dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes, discard: true }, `delete ${who(t)} (thin id ${t.thinId}): the manifest no longer lists it`));
+      if (command === 'DELETE')
+        steps.push(
+          makeStep(
+            'thin.delete',
+            t.key,
+            'destroy',
+            { dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes, discard: true },
+            `delete ${who(t)} (thin id ${t.thinId}): the manifest no longer lists it`,
+          ),
+        );
     }
   }
 
@@ -148,7 +187,15 @@ export function planGc(facts: DoctorFacts, request: GcRequest = {}): GcPlan {
       skipped.push({ subject: t.key, reason: `${who(t)}'s thin id ${t.thinId} is gone but its device ${t.dmName} is live: run \`thinlayer down\` first` });
       continue;
     }
-    steps.push(makeStep('thin.delete', t.key, 'destroy', { dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes, discard: false }, `forget ${who(t)}: its thin id ${t.thinId} is gone from the pool`));
+    steps.push(
+      makeStep(
+        'thin.delete',
+        t.key,
+        'destroy',
+        { dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes, discard: false },
+        `forget ${who(t)}: its thin id ${t.thinId} is gone from the pool`,
+      ),
+    );
   }
 
   // This log's own, and ids whose delete the user already chose (an orphan delete a crash interrupted).
@@ -157,15 +204,29 @@ export function planGc(facts: DoctorFacts, request: GcRequest = {}): GcPlan {
   for (const o of orphansOf(facts)) {
     if (!created.has(o.thinId)) {
       // Not this log's: someone's data, as far as this log can tell (a newer log's device, another tool's).
-      skipped.push({ subject: `thin:${o.thinId}`, reason: `thin id ${o.thinId} was ${foreign.has(o.thinId) ? 'kept as foreign' : 'not created by this log'}: gc deletes it only when named, \`thinlayer gc --thin-id ${o.thinId}\`` });
+      skipped.push({
+        subject: `thin:${o.thinId}`,
+        reason: `thin id ${o.thinId} was ${foreign.has(o.thinId) ? 'kept as foreign' : 'not created by this log'}: gc deletes it only when named, \`thinlayer gc --thin-id ${o.thinId}\``,
+      });
       continue;
     }
     const user = o.usedBy;
     if (user && !removed.has(user.name)) {
-      skipped.push({ subject: `thin:${o.thinId}`, reason: `orphan thin id ${o.thinId} is mapped by device ${user.name}${user.owned ? '' : ', which thinlayer does not own'}: remove that device first` });
+      skipped.push({
+        subject: `thin:${o.thinId}`,
+        reason: `orphan thin id ${o.thinId} is mapped by device ${user.name}${user.owned ? '' : ', which thinlayer does not own'}: remove that device first`,
+      });
       continue;
     }
-    steps.push(makeStep(ORPHAN_DELETE, `thin:${o.thinId}`, 'destroy', { thinId: o.thinId }, `delete orphan thin id ${o.thinId} (this log created it; no record of the log holds it now)`));
+    steps.push(
+      makeStep(
+        ORPHAN_DELETE,
+        `thin:${o.thinId}`,
+        'destroy',
+        { thinId: o.thinId },
+        `delete orphan thin id ${o.thinId} (this log created it; no record of the log holds it now)`,
+      ),
+    );
   }
   return { steps, settle, skipped, blockers: [] };
 }

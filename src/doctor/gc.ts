@@ -29,8 +29,19 @@ export async function runGc(session: Session, plan: GcPlan, poolDmName: string, 
         const txid = await readTransactionId(session.kernel, poolDmName);
         const landed = s.txid !== undefined && txid === s.txid + 1;
         await session.append([
-          { type: 'recovery.note', kind: 'intent-resolved', detail: { stepId: s.stepId, op: ORPHAN_DELETE, thinId: s.thinId, intentTxid: s.txid ?? null, poolTxid: txid, landed } },
-          { type: 'step.done', stepId: s.stepId, op: ORPHAN_DELETE, target: `thin:${s.thinId}`, result: landed ? { txid, thinId: s.thinId } : { thinId: s.thinId }, recovered: true },
+          {
+            type: 'recovery.note',
+            kind: 'intent-resolved',
+            detail: { stepId: s.stepId, op: ORPHAN_DELETE, thinId: s.thinId, intentTxid: s.txid ?? null, poolTxid: txid, landed },
+          },
+          {
+            type: 'step.done',
+            stepId: s.stepId,
+            op: ORPHAN_DELETE,
+            target: `thin:${s.thinId}`,
+            result: landed ? { txid, thinId: s.thinId } : { thinId: s.thinId },
+            recovered: true,
+          },
         ]);
       }
       // The reconciler's own executor: the same intents, fences and outcomes.

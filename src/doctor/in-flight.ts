@@ -44,7 +44,9 @@ export function subjectsInFlight(first: EngineState, second: EngineState, touche
   for (const key of touched) add(key);
   // A step that began or ended between the looks is under way; one without outcome in both looks
   // is only while a live process holds the lock (`busy`); otherwise a crash interrupted it.
-  const steps = [...Object.values(first.pending), ...Object.values(second.pending)].filter((p) => busy || !first.pending[p.stepId] !== !second.pending[p.stepId]);
+  const steps = [...Object.values(first.pending), ...Object.values(second.pending)].filter(
+    (p) => busy || !first.pending[p.stepId] !== !second.pending[p.stepId],
+  );
   for (const p of steps) {
     add(p.target);
     const thinId = (p.args as { thinId?: unknown } | undefined)?.thinId;
@@ -52,7 +54,11 @@ export function subjectsInFlight(first: EngineState, second: EngineState, touche
   }
   // A snapshot's record changed (made, committed, removed) between the looks: its device too.
   for (const id of new Set([...Object.keys(first.snapshots ?? {}), ...Object.keys(second.snapshots ?? {})])) {
-    if ((first.snapshots ?? {})[id] !== (second.snapshots ?? {})[id] && JSON.stringify((first.snapshots ?? {})[id]) !== JSON.stringify((second.snapshots ?? {})[id])) add(id);
+    if (
+      (first.snapshots ?? {})[id] !== (second.snapshots ?? {})[id] &&
+      JSON.stringify((first.snapshots ?? {})[id]) !== JSON.stringify((second.snapshots ?? {})[id])
+    )
+      add(id);
   }
   return subjects;
 }
@@ -115,7 +121,8 @@ export function snapshotFindings(facts: DoctorFacts, second: EngineState, subjec
       severity: 'error',
       subject: t.key,
       message: `snapshot device ${t.dmName} (thin id ${t.thinId}) has no containerd record and no call is making or removing it: a half-made or half-removed snapshot`,
-      repair: 'none by hand: the snapshotter deletes it when containerd\'s garbage collection calls Cleanup, or at its next start (systemctl restart thinlayer-snapshotter)',
+      repair:
+        "none by hand: the snapshotter deletes it when containerd's garbage collection calls Cleanup, or at its next start (systemctl restart thinlayer-snapshotter)",
     });
   }
   return findings;
@@ -143,12 +150,23 @@ export function settleInFlight(report: DoctorReport, facts: DoctorFacts, look: S
     // gc, down and up do not manage containerd's snapshots (gc would delete a recorded one's thin id):
     // a snapshot's device is the snapshotter's to activate again (it does on Mounts and at start).
     const recorded = snapshotRepair.has(f.subject);
-    if (recorded && f.repair && /thinlayer (gc|down|up)\b/.test(f.repair)) kept.push({ ...f, repair: 'restart the snapshotter (it activates active snapshots and views again at start); not gc, down or up, which do not manage containerd\'s snapshots' });
+    if (recorded && f.repair && /thinlayer (gc|down|up)\b/.test(f.repair))
+      kept.push({
+        ...f,
+        repair:
+          "restart the snapshotter (it activates active snapshots and views again at start); not gc, down or up, which do not manage containerd's snapshots",
+      });
     else kept.push(f);
   }
   kept.push(...snapshotIssues);
   if (left > 0) {
-    kept.push({ code: 'run.in-flight', severity: 'info', subject: 'log', message: `${left} difference(s) between the log and the kernel are work under way (the log moved on while doctor looked); run doctor again for them`, repair: null });
+    kept.push({
+      code: 'run.in-flight',
+      severity: 'info',
+      subject: 'log',
+      message: `${left} difference(s) between the log and the kernel are work under way (the log moved on while doctor looked); run doctor again for them`,
+      repair: null,
+    });
   }
   const findings = sortFindings(kept);
   const thinInFlight = (id: number) => subjects.has(`thin:${id}`);
@@ -173,7 +191,13 @@ function txidInFlight(first: EngineState, second: EngineState, txid: number | un
  * no more than the writer's steps under way), and the first look's pending steps split into those
  * still without outcome and those the second look shows settled (in flight, not interrupted).
  */
-export function settlePlanInFlight(plan: Plan, first: EngineState, look: SecondLook, txid: number | undefined, busy: boolean): { plan: Plan; stillPending: number } {
+export function settlePlanInFlight(
+  plan: Plan,
+  first: EngineState,
+  look: SecondLook,
+  txid: number | undefined,
+  busy: boolean,
+): { plan: Plan; stillPending: number } {
   const second = look.state;
   const subjects = subjectsInFlight(first, second, look.touched, busy);
   const behind = txidInFlight(first, second, txid) ? logBehindText({ poolTxid: txid!, logTxid: first.pool!.txid }) : null;

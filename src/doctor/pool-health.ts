@@ -98,25 +98,65 @@ export function poolHealthFindings(input: PoolHealthInput): Finding[] {
   if (!status) {
     if (!input.expectedActive) return [];
     return input.downOnPurpose
-      ? [{ code: 'pool.inactive', severity: 'info', subject: 'pool', message: `pool ${name} is down (\`thinlayer down\`): its thin ids and devices cannot be checked`, repair: 'thinlayer up' }]
-      : [{ code: 'pool.inactive', severity: 'warning', subject: 'pool', message: `pool ${name} is not active (after a reboot or a crash): its thin ids and devices cannot be checked`, repair: 'thinlayer up' }];
+      ? [
+          {
+            code: 'pool.inactive',
+            severity: 'info',
+            subject: 'pool',
+            message: `pool ${name} is down (\`thinlayer down\`): its thin ids and devices cannot be checked`,
+            repair: 'thinlayer up',
+          },
+        ]
+      : [
+          {
+            code: 'pool.inactive',
+            severity: 'warning',
+            subject: 'pool',
+            message: `pool ${name} is not active (after a reboot or a crash): its thin ids and devices cannot be checked`,
+            repair: 'thinlayer up',
+          },
+        ];
   }
   const findings: Finding[] = [];
   switch (status.mode) {
     case 'fail':
-      findings.push({ code: 'pool.failed', severity: 'error', subject: 'pool', message: `pool ${name} has failed (Fail): the kernel found its metadata unusable and stopped all I/O`, repair: repairCommand(metadataPath) });
+      findings.push({
+        code: 'pool.failed',
+        severity: 'error',
+        subject: 'pool',
+        message: `pool ${name} has failed (Fail): the kernel found its metadata unusable and stopped all I/O`,
+        repair: repairCommand(metadataPath),
+      });
       return findings; // a failed pool reports nothing else
     case 'ro':
-      findings.push({ code: 'pool.read-only', severity: 'error', subject: 'pool', message: `pool ${name} is read-only: the kernel met a metadata error or ran out of metadata space; no device can be written or created`, repair: checkCommand(metadataPath) });
+      findings.push({
+        code: 'pool.read-only',
+        severity: 'error',
+        subject: 'pool',
+        message: `pool ${name} is read-only: the kernel met a metadata error or ran out of metadata space; no device can be written or created`,
+        repair: checkCommand(metadataPath),
+      });
       break;
     case 'out_of_data_space':
-      findings.push({ code: 'pool.out-of-data-space', severity: 'error', subject: 'pool', message: `pool ${name} is out of data space: writes to every device are queued or failing`, repair: 'thinlayer gc --yes' });
+      findings.push({
+        code: 'pool.out-of-data-space',
+        severity: 'error',
+        subject: 'pool',
+        message: `pool ${name} is out of data space: writes to every device are queued or failing`,
+        repair: 'thinlayer gc --yes',
+      });
       break;
     case 'rw':
       break;
   }
   if (status.needsCheck) {
-    findings.push({ code: 'pool.needs-check', severity: 'error', subject: 'pool', message: `pool ${name} has its needs_check flag set: the kernel wants its metadata checked offline before it is written again`, repair: checkCommand(metadataPath) });
+    findings.push({
+      code: 'pool.needs-check',
+      severity: 'error',
+      subject: 'pool',
+      message: `pool ${name} has its needs_check flag set: the kernel wants its metadata checked offline before it is written again`,
+      repair: checkCommand(metadataPath),
+    });
   }
   const health = poolHealthOf(status, poolDmName);
   for (const f of [spaceFinding('data', health.data), spaceFinding('metadata', health.metadata)]) if (f) findings.push(f);

@@ -60,5 +60,7 @@ export function renderGcPlan(plan: GcPlan, confirmed: boolean): string {
 }
 
 export function renderGcResult(result: GcResult): string {
-  return result.steps === 0 && result.settled === 0 ? 'Nothing was changed.' : `gc: ${result.steps} step(s) done${result.settled ? `, ${result.settled} interrupted step(s) settled` : ''}.`;
+  return result.steps === 0 && result.settled === 0
+    ? 'Nothing was changed.'
+    : `gc: ${result.steps} step(s) done${result.settled ? `, ${result.settled} interrupted step(s) settled` : ''}.`;
 }

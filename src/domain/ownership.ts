@@ -50,5 +50,5 @@ export function describeOwner(uuid: string): string {
   const id = identityOfUuid(uuid);
   if (id) return `the thinlayer state directory with identity ${id}`;
   if (uuid.startsWith('thinlayer-')) return `a thinlayer state directory of a release before identities (uuid "${uuid}")`;
-  return uuid === '' ? 'a device with no uuid (not thinlayer\'s)' : `uuid "${uuid}" (not thinlayer's)`;
+  return uuid === '' ? "a device with no uuid (not thinlayer's)" : `uuid "${uuid}" (not thinlayer's)`;
 }

@@ -6,7 +6,22 @@
 
 import type { KernelPort } from '../kernel/kernel-port.ts';
 
-const MUTATIONS = ['create', 'load', 'suspend', 'resume', 'remove', 'message', 'loopAttach', 'loopDetach', 'loopSetCapacity', 'discard', 'mkfs', 'growfs', 'mount', 'unmount'] as const;
+const MUTATIONS = [
+  'create',
+  'load',
+  'suspend',
+  'resume',
+  'remove',
+  'message',
+  'loopAttach',
+  'loopDetach',
+  'loopSetCapacity',
+  'discard',
+  'mkfs',
+  'growfs',
+  'mount',
+  'unmount',
+] as const;
 
 export class CrashPoints {
   private count = 0;
@@ -35,7 +50,8 @@ export class CrashPoints {
     return new Proxy(kernel, {
       get(target, prop, receiver) {
         const value = Reflect.get(target, prop, receiver);
-        if (typeof value !== 'function' || !(MUTATIONS as readonly string[]).includes(prop as string)) return typeof value === 'function' ? value.bind(target) : value;
+        if (typeof value !== 'function' || !(MUTATIONS as readonly string[]).includes(prop as string))
+          return typeof value === 'function' ? value.bind(target) : value;
         return async (...args: unknown[]) => {
           points.boundary(`before ${String(prop)}`);
           const result = await value.apply(target, args);

@@ -15,7 +15,6 @@ export function backingPath(stateDir: StateDir, backing: Backing): string {
   return backing.kind === 'file' ? stateDir.path(backing.file) : backing.device;
 }
 
-
 async function observeBacking(kernel: KernelPort, stateDir: StateDir, backing: Backing): Promise<BackingObservation> {
   const path = backingPath(stateDir, backing);
   const st = await stat(path).catch(() => null);
@@ -93,8 +92,18 @@ export async function observeSystem(kernel: KernelPort, stateDir: StateDir, pool
     const ourTable = devs !== null && devs.metadata === metadata.majorMinor && devs.data === data.majorMinor;
     if (named.uuid !== identity.uuid || (named.liveTable && !ourTable)) {
       delete devices[dmName];
-      const why = named.uuid !== identity.uuid ? `its uuid is "${named.uuid}", not this state directory's "${identity.uuid}"` : `its table names devices ${devs ? `${devs.metadata} and ${devs.data}` : '(none)'}, not this state directory's backing ${metadata.majorMinor ?? '(not attached)'} and ${data.majorMinor ?? '(not attached)'}`;
-      foreignPool = { dmName, uuid: named.uuid, owner: describeOwner(named.uuid), identity: identityOfUuid(named.uuid), backingFiles: await foreignBackingFiles(kernel, line?.params ?? null), why };
+      const why =
+        named.uuid !== identity.uuid
+          ? `its uuid is "${named.uuid}", not this state directory's "${identity.uuid}"`
+          : `its table names devices ${devs ? `${devs.metadata} and ${devs.data}` : '(none)'}, not this state directory's backing ${metadata.majorMinor ?? '(not attached)'} and ${data.majorMinor ?? '(not attached)'}`;
+      foreignPool = {
+        dmName,
+        uuid: named.uuid,
+        owner: describeOwner(named.uuid),
+        identity: identityOfUuid(named.uuid),
+        backingFiles: await foreignBackingFiles(kernel, line?.params ?? null),
+        why,
+      };
     } else if (named.liveTable) {
       const lines = await kernel.status(dmName);
       const statusLine = lines.find((l) => l.type === 'thin-pool');

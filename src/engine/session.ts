@@ -64,7 +64,13 @@ async function resumeFrom(log: EventLog, r: ResumePoint): Promise<EngineState | 
 }
 
 /** The kernel a command runs on, chosen by the backend option; why the choice fell as it did goes to the reporter. */
-export async function openSessionKernel(backend: BackendChoice, stateDir: StateDir, reporter: Reporter, simDir?: () => Promise<string>, facts?: HostFacts): Promise<KernelPort> {
+export async function openSessionKernel(
+  backend: BackendChoice,
+  stateDir: StateDir,
+  reporter: Reporter,
+  simDir?: () => Promise<string>,
+  facts?: HostFacts,
+): Promise<KernelPort> {
   const chosen = await openKernel(backend, stateDir, simDir, facts);
   if (chosen.notice) reporter.notify({ code: 'backend.notice', backend: chosen.kernel.kind, text: chosen.notice });
   return chosen.kernel;
@@ -101,12 +107,18 @@ export class Session {
     const stateDir = await openStateDir(opts.stateDir, { readOnly: !opts.mutate });
     const crash = opts.crash ?? new CrashPoints();
     const onWait = (h: LockHolder) => opts.reporter.notify({ code: 'lock.waiting', pid: h.pid, command: h.command, since: h.since });
-    const lock = opts.mutate ? await acquireLock(stateDir, { command: opts.command, waitMs: opts.lockWaitMs, signal: opts.signal, onWait, yieldToWaiters: opts.yieldLock }).catch(inFile(stateDir.path('lock'))) : null;
+    const lock = opts.mutate
+      ? await acquireLock(stateDir, { command: opts.command, waitMs: opts.lockWaitMs, signal: opts.signal, onWait, yieldToWaiters: opts.yieldLock }).catch(
+          inFile(stateDir.path('lock')),
+        )
+      : null;
     let session: Session | null = null;
     try {
       if (lock?.tookOverFrom) opts.reporter.notify({ code: 'lock.took-over', pid: lock.tookOverFrom.pid, command: lock.tookOverFrom.command });
       const logFile = stateDir.path(EVENT_LOG_FILE);
-      const log = opts.mutate ? await EventLog.open(stateDir, { exclusive: lock !== null }).catch(inFile(logFile)) : await EventLog.openForReading(stateDir).catch(inFile(logFile));
+      const log = opts.mutate
+        ? await EventLog.open(stateDir, { exclusive: lock !== null }).catch(inFile(logFile))
+        : await EventLog.openForReading(stateDir).catch(inFile(logFile));
       const store = await SnapshotStore.open<EngineState>(stateDir);
       session = new Session(stateDir, log, store, lock, crash, initialState(), opts.reporter);
       if (opts.mutate) {
@@ -116,14 +128,22 @@ export class Session {
           // kernel step waits for its intent to be on disk first; its bytes are kept whole under
           // torn/ (doctor reports them until removed), and the log records where.
           opts.reporter.notify({ code: 'recovery.torn-tail', bytes: torn.bytes, keptAs: torn.keptAs });
-          await session.append([{ type: 'recovery.note', kind: 'torn-tail', detail: { offset: torn.offset, bytes: torn.bytes, keptAs: torn.keptAs } }], { fold: false });
+          await session.append([{ type: 'recovery.note', kind: 'torn-tail', detail: { offset: torn.offset, bytes: torn.bytes, keptAs: torn.keptAs } }], {
+            fold: false,
+          });
         }
       }
       // The session owns its state (a fresh copy of the snapshot's), so it folds in place.
       const resumed = log && opts.resume ? await resumeFrom(log, opts.resume) : null;
       if (resumed) session.state = resumed;
       else if (log) {
-        const replayed = await replay(log, store, (state, e) => (foldInto(state, e), state), () => ownCopy(initialState()), PROJECTION_SCHEMA);
+        const replayed = await replay(
+          log,
+          store,
+          (state, e) => (foldInto(state, e), state),
+          () => ownCopy(initialState()),
+          PROJECTION_SCHEMA,
+        );
         session.state = replayed.state;
         session.replayedSeq = replayed.fromSnapshot && replayed.replayed === 0 ? replayed.seq : -1;
       }
@@ -134,7 +154,8 @@ export class Session {
       refuseOtherBackend(session.state.backend, backend, stateDir.root);
       // A simulated kernel that was never started has nothing in it: read-only, it is made in a
       // throwaway directory rather than in the state dir.
-      const simDir = !opts.mutate && !existsSync(stateDir.path('sim')) ? async () => (session!.scratch = await mkdtemp(path.join(tmpdir(), 'thinlayer-sim-'))) : undefined;
+      const simDir =
+        !opts.mutate && !existsSync(stateDir.path('sim')) ? async () => (session!.scratch = await mkdtemp(path.join(tmpdir(), 'thinlayer-sim-'))) : undefined;
       const kernel = opts.kernel ?? (await openSessionKernel(opts.backend, stateDir, opts.reporter, simDir, facts));
       session.#kernel = crash.wrapKernel(countKernelCallsFromEnv(kernel));
       // The state dir's identity, given once, before anything it names is made (src/domain/names.ts),
@@ -217,7 +238,10 @@ export class Session {
       return log.readFrom(this.state.lastSeq, log.endOffset);
     });
     if (beyond.length === 0) return;
-    throw new StateError(`another process appended ${beyond.length} event(s) to the event log while this session held the state dir's lock: the lock is not respected (two snapshotters on one state dir?)`, 'E_LOG_FOREIGN');
+    throw new StateError(
+      `another process appended ${beyond.length} event(s) to the event log while this session held the state dir's lock: the lock is not respected (two snapshotters on one state dir?)`,
+      'E_LOG_FOREIGN',
+    );
   }
 
   /** Whether this session holds the state dir's lock (a mutating session). */
@@ -250,7 +274,11 @@ export class Session {
         if (lineDigest) {
           await this.store.save(this.state.lastSeq, this.state, PROJECTION_SCHEMA, offset, lineDigest).catch((e) => {
             this.saveFailed = true;
-            this.reporter.notify({ code: 'state.snapshot-save-failed', file: this.stateDir.path('snapshot.json'), error: e instanceof Error ? e.message : String(e) });
+            this.reporter.notify({
+              code: 'state.snapshot-save-failed',
+              file: this.stateDir.path('snapshot.json'),
+              error: e instanceof Error ? e.message : String(e),
+            });
           });
         }
       }

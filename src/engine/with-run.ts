@@ -46,7 +46,12 @@ export class Run {
   }
 
   /** Runs steps in this run (execute-plan.ts), numbered after every step it gave out; answers how many were done. */
-  async execute(session: Session, steps: Step[], poolDmName: string, opts: { reporter: Reporter; signal?: AbortSignal; observed?: Record<string, DmInfo> }): Promise<number> {
+  async execute(
+    session: Session,
+    steps: Step[],
+    poolDmName: string,
+    opts: { reporter: Reporter; signal?: AbortSignal; observed?: Record<string, DmInfo> },
+  ): Promise<number> {
     const firstIndex = this.#indexes;
     this.#indexes += steps.length;
     const done = await executePlan(session, steps, poolDmName, { runId: this.runId, firstIndex, ...opts });

@@ -170,11 +170,16 @@ export class InternalError extends ThinlayerError {
 
 /** What to do about a file the host refuses to write, by errno. */
 const HOST_FS_FIXES: Record<HostFsErrno, (where: string) => string> = {
-  EACCES: (where) => `permission denied: run thinlayer as the user that owns ${where} (root for the real kernel), and check its mode and attributes (\`lsattr\`: an immutable or append-only file refuses even root)`,
-  EPERM: (where) => `operation not permitted: check the attributes of ${where} (\`lsattr\`: an immutable or append-only file refuses even root) and that thinlayer runs as its owner`,
-  EROFS: (where) => `the filesystem holding ${where} is read-only: remount it read-write, or give --state-dir (or THINLAYER_STATE_DIR) a directory on a writable filesystem`,
-  ENOSPC: (where) => `no space left on the filesystem holding ${where}: free some space there (\`df\`) and run the command again; what was recorded before stays valid`,
-  EDQUOT: (where) => `the disk quota of the filesystem holding ${where} is used up: free some space under that quota (\`quota\`) and run the command again; what was recorded before stays valid`,
+  EACCES: (where) =>
+    `permission denied: run thinlayer as the user that owns ${where} (root for the real kernel), and check its mode and attributes (\`lsattr\`: an immutable or append-only file refuses even root)`,
+  EPERM: (where) =>
+    `operation not permitted: check the attributes of ${where} (\`lsattr\`: an immutable or append-only file refuses even root) and that thinlayer runs as its owner`,
+  EROFS: (where) =>
+    `the filesystem holding ${where} is read-only: remount it read-write, or give --state-dir (or THINLAYER_STATE_DIR) a directory on a writable filesystem`,
+  ENOSPC: (where) =>
+    `no space left on the filesystem holding ${where}: free some space there (\`df\`) and run the command again; what was recorded before stays valid`,
+  EDQUOT: (where) =>
+    `the disk quota of the filesystem holding ${where} is used up: free some space under that quota (\`quota\`) and run the command again; what was recorded before stays valid`,
 };
 
 /**

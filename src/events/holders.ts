@@ -208,7 +208,8 @@ export async function waitForExit(stateDir: StateDir, holder: HolderRecord, opts
         'E_HOLDER_RUNNING',
       );
     }
-    if (opts.signal?.aborted) throw new StateError(`${opts.command}: stopped while waiting for ${describeHolder(holder)} to stop; nothing was changed`, 'E_HOLDER_WAIT_STOPPED');
+    if (opts.signal?.aborted)
+      throw new StateError(`${opts.command}: stopped while waiting for ${describeHolder(holder)} to stop; nothing was changed`, 'E_HOLDER_WAIT_STOPPED');
     await sleep(50, undefined, { signal: opts.signal }).catch(() => undefined);
   }
 }
@@ -216,7 +217,11 @@ export async function waitForExit(stateDir: StateDir, holder: HolderRecord, opts
 /** The refusal of `command` (destroy, down) while holders run, naming each and how to stop it. */
 export async function heldError(stateDir: StateDir, holders: HolderRecord[], command: string, why: string): Promise<HolderRunningError> {
   const lines = await Promise.all(holders.map(async (h) => `  ${describeHolder(h)}: stop it with \`${await howToStop(h)}\``));
-  return new HolderRunningError(stateDir.root, holders, `${command}: ${why}:\n${lines.join('\n')}\nStop ${holders.length > 1 ? 'them' : 'it'} first, or run \`thinlayer ${command} --force\` to ask ${holders.length > 1 ? 'them' : 'it'} to stop and wait until ${holders.length > 1 ? 'they have' : 'it has'}.`);
+  return new HolderRunningError(
+    stateDir.root,
+    holders,
+    `${command}: ${why}:\n${lines.join('\n')}\nStop ${holders.length > 1 ? 'them' : 'it'} first, or run \`thinlayer ${command} --force\` to ask ${holders.length > 1 ? 'them' : 'it'} to stop and wait until ${holders.length > 1 ? 'they have' : 'it has'}.`,
+  );
 }
 
 /** The file parsed; null when it is missing, a symlink (never followed) or not what it should be. */
@@ -263,7 +268,11 @@ async function systemdUnitOf(pid: number): Promise<string | null> {
   try {
     const text = await readFile(`/proc/${pid}/cgroup`, 'utf8');
     for (const line of text.split('\n')) {
-      const unit = line.split(':').pop()?.split('/').find((part) => part.endsWith('.service'));
+      const unit = line
+        .split(':')
+        .pop()
+        ?.split('/')
+        .find((part) => part.endsWith('.service'));
       if (unit) return unit;
     }
   } catch {

@@ -81,10 +81,7 @@ export class StateDirLockedError extends StateError {
     readonly holder: LockHolder,
   ) {
     const command = holder.command.startsWith('thinlayer') ? holder.command : `thinlayer ${holder.command}`;
-    super(
-      `state dir ${stateDir} is locked by pid ${holder.pid} (${command}) since ${holder.since}; wait for it to finish or stop it`,
-      'E_LOCKED',
-    );
+    super(`state dir ${stateDir} is locked by pid ${holder.pid} (${command}) since ${holder.since}; wait for it to finish or stop it`, 'E_LOCKED');
     this.name = 'StateDirLockedError';
   }
   override toJSON() {

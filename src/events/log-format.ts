@@ -114,7 +114,8 @@ export function checkLine(buf: Buffer, start: number, end: number, afterSealed: 
   if (sealed) {
     // Compared as numbers (no strings made per line: a replay checks thousands of lines).
     const recorded = hexValue(buf, end - 10);
-    if (recorded < 0) return `its checksum ${JSON.stringify(buf.toString('latin1', end - 10, end - 2))} is not 8 hex digits: ${preview(buf.toString('utf8', start, end))}`;
+    if (recorded < 0)
+      return `its checksum ${JSON.stringify(buf.toString('latin1', end - 10, end - 2))} is not 8 hex digits: ${preview(buf.toString('utf8', start, end))}`;
     const computed = crc32(buf.subarray(start, contentEnd));
     if (computed !== recorded) {
       return `its checksum does not match its content (recorded ${buf.toString('latin1', end - 10, end - 2)}, computed ${checksumHex(buf.subarray(start, contentEnd))}): ${preview(buf.toString('utf8', start, end))}`;

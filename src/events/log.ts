@@ -18,7 +18,20 @@ import { createHash } from 'node:crypto';
 import { lstat, open, type FileHandle } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InternalError, StateError } from '../errors/index.ts';
-import { checkLine, damagedNewline, encodeEvents, endsSealed, LOG_START, scanLines, SEAL_PROBE_BYTES, stampEvent, type GoodLine, type ScanPosition, type ScanResult, type TornTail } from './log-format.ts';
+import {
+  checkLine,
+  damagedNewline,
+  encodeEvents,
+  endsSealed,
+  LOG_START,
+  scanLines,
+  SEAL_PROBE_BYTES,
+  stampEvent,
+  type GoodLine,
+  type ScanPosition,
+  type ScanResult,
+  type TornTail,
+} from './log-format.ts';
 import { syncDirectory, type StateDir } from './state-dir.ts';
 import { keepTornTail } from './torn-tail.ts';
 import type { ThinlayerEvent, ThinlayerEventBody } from '../model/events.ts';
@@ -85,7 +98,16 @@ export class EventLog {
   /** Set when a failed append may have left the file in a state this instance cannot vouch for. */
   #broken: Error | null = null;
 
-  private constructor(stateDir: StateDir, file: string, handle: FileHandle, end: ScanPosition, tail: TornTail | null, now: () => Date, exclusive: boolean, readOnly: boolean) {
+  private constructor(
+    stateDir: StateDir,
+    file: string,
+    handle: FileHandle,
+    end: ScanPosition,
+    tail: TornTail | null,
+    now: () => Date,
+    exclusive: boolean,
+    readOnly: boolean,
+  ) {
     this.#readOnly = readOnly;
     this.#stateDir = stateDir;
     this.file = file;
@@ -102,7 +124,9 @@ export class EventLog {
       () => true,
       () => false,
     );
-    const handle = opts.readOnly ? await open(file, fsc.O_RDONLY | fsc.O_NOFOLLOW) : await open(file, fsc.O_RDWR | fsc.O_APPEND | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o600);
+    const handle = opts.readOnly
+      ? await open(file, fsc.O_RDONLY | fsc.O_NOFOLLOW)
+      : await open(file, fsc.O_RDWR | fsc.O_APPEND | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o600);
     try {
       const st = await handle.stat();
       if (!st.isFile()) throw new StateError(`event log ${file} is not a regular file`, 'E_LOG_CORRUPT');

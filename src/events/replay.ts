@@ -25,7 +25,10 @@ export async function replay<S>(
   // It must also end at the very line it was made after: the digest of that line, checked, tells a
   // snapshot of this log from one of another (or of an older copy put back) with the same seq.
   const fits = snapshot !== null && snapshot.schema === schema && snapshot.seq <= log.lastSeq;
-  const usable = fits && (snapshot.seq === 0 || (snapshot.offset !== undefined && snapshot.lineDigest !== undefined && (await log.lineDigestEndingAt(snapshot.offset)) === snapshot.lineDigest));
+  const usable =
+    fits &&
+    (snapshot.seq === 0 ||
+      (snapshot.offset !== undefined && snapshot.lineDigest !== undefined && (await log.lineDigestEndingAt(snapshot.offset)) === snapshot.lineDigest));
   let state = usable ? snapshot.state : initial();
   let seq = usable ? snapshot.seq : 0;
   const events = await log.readFrom(seq, usable ? snapshot.offset : undefined);

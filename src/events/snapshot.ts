@@ -84,7 +84,14 @@ export class SnapshotStore<S> {
   }
 
   async save(seq: number, state: S, schema: number, offset?: number, lineDigest?: string | null): Promise<void> {
-    this.#db.data = { seq, schema, savedAt: new Date().toISOString(), ...(offset !== undefined ? { offset } : {}), ...(lineDigest ? { lineDigest } : {}), state };
+    this.#db.data = {
+      seq,
+      schema,
+      savedAt: new Date().toISOString(),
+      ...(offset !== undefined ? { offset } : {}),
+      ...(lineDigest ? { lineDigest } : {}),
+      state,
+    };
     await this.#db.write();
   }
 }

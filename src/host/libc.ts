@@ -90,19 +90,31 @@ function checked(result: number, site: CallSite, detail?: string): number {
 
 export function open(path: string, flags: number, site: CallSite): number {
   const { c } = native();
-  return checked(cleared(() => c.open(path, flags | O_CLOEXEC, 0)), site, `open ${path}`);
+  return checked(
+    cleared(() => c.open(path, flags | O_CLOEXEC, 0)),
+    site,
+    `open ${path}`,
+  );
 }
 
 /** openat(2): `name` is looked up in the directory `dirfd` refers to, not by a path from /. */
 export function openat(dirfd: number, name: string, flags: number, site: CallSite): number {
   const { c } = native();
-  return checked(cleared(() => c.openat(dirfd, name, flags | O_CLOEXEC, 0)), site, `open ${name}`);
+  return checked(
+    cleared(() => c.openat(dirfd, name, flags | O_CLOEXEC, 0)),
+    site,
+    `open ${name}`,
+  );
 }
 
 /** mkdirat(2): never follows a symlink at `name` (EEXIST instead). */
 export function mkdirat(dirfd: number, name: string, mode: number, site: CallSite): void {
   const { c } = native();
-  checked(cleared(() => c.mkdirat(dirfd, name, mode)), site, `mkdir ${name}`);
+  checked(
+    cleared(() => c.mkdirat(dirfd, name, mode)),
+    site,
+    `mkdir ${name}`,
+  );
 }
 
 export function close(fd: number): void {
@@ -123,28 +135,43 @@ export function withFd<T>(path: string, flags: number, site: CallSite, use: (fd:
 /** ioctl with a pointer argument: the kernel reads and writes `arg` in place. */
 export function ioctlBuffer(fd: number, request: number, arg: Buffer, site: CallSite): number {
   const { c } = native();
-  return checked(cleared(() => c.ioctlPtr(fd, request, arg)), site);
+  return checked(
+    cleared(() => c.ioctlPtr(fd, request, arg)),
+    site,
+  );
 }
 
 /** ioctl with an integer argument (or none: pass 0). */
 export function ioctlValue(fd: number, request: number, arg: number, site: CallSite): number {
   const { c } = native();
-  return checked(cleared(() => c.ioctlInt(fd, request, arg)), site);
+  return checked(
+    cleared(() => c.ioctlInt(fd, request, arg)),
+    site,
+  );
 }
 
 export function mount(source: string, target: string, fstype: string, flags: number, data: string, site: CallSite): void {
   const { c } = native();
-  checked(cleared(() => c.mount(source, target, fstype, flags, data)), site);
+  checked(
+    cleared(() => c.mount(source, target, fstype, flags, data)),
+    site,
+  );
 }
 
 export function umount2(target: string, flags: number, site: CallSite): void {
   const { c } = native();
-  checked(cleared(() => c.umount2(target, flags)), site);
+  checked(
+    cleared(() => c.umount2(target, flags)),
+    site,
+  );
 }
 
 export function syncfs(fd: number, site: CallSite): void {
   const { c } = native();
-  checked(cleared(() => c.syncfs(fd)), site);
+  checked(
+    cleared(() => c.syncfs(fd)),
+    site,
+  );
 }
 
 export function syncAll(): void {
@@ -153,7 +180,10 @@ export function syncAll(): void {
 
 export function lsetxattr(path: string, name: string, value: Buffer): void {
   const { c } = native();
-  checked(cleared(() => c.lsetxattr(path, name, value, value.length, 0)), { operation: 'lsetxattr', device: path });
+  checked(
+    cleared(() => c.lsetxattr(path, name, value, value.length, 0)),
+    { operation: 'lsetxattr', device: path },
+  );
 }
 
 /** The names of a file's extended attributes (empty where the file system has none). */
@@ -169,7 +199,10 @@ export function llistxattr(path: string): string[] {
       if (koffi.errno() === ERRNO.ERANGE) continue; // grew in between: ask again
       fail(site);
     }
-    return buffer.toString('utf8', 0, got).split('\0').filter((n) => n !== '');
+    return buffer
+      .toString('utf8', 0, got)
+      .split('\0')
+      .filter((n) => n !== '');
   }
 }
 
@@ -191,7 +224,10 @@ export function lgetxattr(path: string, name: string): Buffer {
 /** mknod(2): a device node (S_IFCHR, S_IFBLK, with its major and minor) or a fifo (S_IFIFO). */
 export function mknod(path: string, typeAndMode: number, major = 0, minor = 0): void {
   const { c } = native();
-  checked(cleared(() => c.mknod(path, typeAndMode, makeDevT(major, minor))), { operation: 'mknod', device: path });
+  checked(
+    cleared(() => c.mknod(path, typeAndMode, makeDevT(major, minor))),
+    { operation: 'mknod', device: path },
+  );
 }
 
 const AT_FDCWD = -100;
@@ -208,5 +244,8 @@ export function lutimesExact(path: string, atimeNs: bigint, mtimeNs: bigint): vo
   times.writeBigInt64LE(atimeNs % 1_000_000_000n, 8);
   times.writeBigInt64LE(mtimeNs / 1_000_000_000n, 16);
   times.writeBigInt64LE(mtimeNs % 1_000_000_000n, 24);
-  checked(cleared(() => c.utimensat(AT_FDCWD, path, times, AT_SYMLINK_NOFOLLOW)), { operation: 'utimensat', device: path });
+  checked(
+    cleared(() => c.utimensat(AT_FDCWD, path, times, AT_SYMLINK_NOFOLLOW)),
+    { operation: 'utimensat', device: path },
+  );
 }

@@ -35,7 +35,8 @@ export function wantedMountpoints(desired: Manifest | null, mode: 'converge' | '
   if (!desired || mode === 'down') return [];
   const out: Wanted[] = [];
   for (const layer of desired.layers) if (layer.mountpoint) out.push({ field: `layers.${layer.name}.mountpoint`, mountpoint: layer.mountpoint });
-  for (const device of desired.devices) if (device.state === 'mounted' && device.mountpoint) out.push({ field: `devices.${device.name}.mountpoint`, mountpoint: device.mountpoint });
+  for (const device of desired.devices)
+    if (device.state === 'mounted' && device.mountpoint) out.push({ field: `devices.${device.name}.mountpoint`, mountpoint: device.mountpoint });
   return out;
 }
 
@@ -51,11 +52,21 @@ export function checkMountpoints(input: MountpointCheckInput): void {
     const why = problemWith(w.mountpoint, input, top, judged, seen);
     if (why === null) continue;
     const file = input.desired?.file || 'manifest';
-    throw new UserError(`${file}: ${w.field}: refusing mountpoint ${w.mountpoint}: ${why}`, { file: input.desired?.file, path: w.field, expected: 'a directory reached without symlinks, below directories only root can change' }, 'E_MOUNTPOINT');
+    throw new UserError(
+      `${file}: ${w.field}: refusing mountpoint ${w.mountpoint}: ${why}`,
+      { file: input.desired?.file, path: w.field, expected: 'a directory reached without symlinks, below directories only root can change' },
+      'E_MOUNTPOINT',
+    );
   }
 }
 
-function problemWith(mountpoint: string, input: MountpointCheckInput, top: Map<string, MountEntry>, judged: Map<string, string | null>, seen: Map<string, Stats | null>): string | null {
+function problemWith(
+  mountpoint: string,
+  input: MountpointCheckInput,
+  top: Map<string, MountEntry>,
+  judged: Map<string, string | null>,
+  seen: Map<string, Stats | null>,
+): string | null {
   const lstatOnce = (path: string): Stats | null => {
     if (!seen.has(path)) seen.set(path, lstatOrNull(path));
     return seen.get(path)!;
@@ -84,7 +95,8 @@ function problemWith(mountpoint: string, input: MountpointCheckInput, top: Map<s
     // The simulated kernel's mounts are symlinks at the mountpoint: one of its own mounts is not refused.
     if (st.isSymbolicLink() && !ours) return `${reached} is a symlink`;
     if (!st.isSymbolicLink() && !st.isDirectory()) return `${reached} is not a directory`;
-    if (mounted && !ours) return `${mounted.source} (${mounted.major}:${mounted.minor}) is mounted there already, and thinlayer does not mount over what is not its own`;
+    if (mounted && !ours)
+      return `${mounted.source} (${mounted.major}:${mounted.minor}) is mounted there already, and thinlayer does not mount over what is not its own`;
   }
   return null;
 }
@@ -101,7 +113,13 @@ function lstatOrNull(path: string): Stats | null {
 }
 
 /** checkMountpoints with the kernel's mount table, read only when the manifest wants something mounted. */
-export async function checkMountpointsOnHost(kernel: KernelPort, stateDirRoot: string, desired: Manifest | null, mode: 'converge' | 'down', ownDevices: Record<string, DmInfo>): Promise<void> {
+export async function checkMountpointsOnHost(
+  kernel: KernelPort,
+  stateDirRoot: string,
+  desired: Manifest | null,
+  mode: 'converge' | 'down',
+  ownDevices: Record<string, DmInfo>,
+): Promise<void> {
   if (wantedMountpoints(desired, mode).length === 0) return;
   const owned = new Set(Object.values(ownDevices).map((d) => `${d.major}:${d.minor}`));
   checkMountpoints({ desired, mode, stateDirRoot, mounts: await kernel.mounts(), owned });

@@ -37,7 +37,12 @@ export function findProgram(name: string, dirs: readonly string[], operation: st
     }
     if (!st.isFile() || (st.mode & 0o111) === 0) continue;
     if (st.uid !== 0 || (st.mode & 0o022) !== 0) {
-      throw new KernelError(operation, path, ERRNO.EACCES, `${path} is not a root-owned program that only root can change (uid ${st.uid}, mode ${(st.mode & 0o7777).toString(8)}); thinlayer will not run it as root`);
+      throw new KernelError(
+        operation,
+        path,
+        ERRNO.EACCES,
+        `${path} is not a root-owned program that only root can change (uid ${st.uid}, mode ${(st.mode & 0o7777).toString(8)}); thinlayer will not run it as root`,
+      );
     }
     return path;
   }

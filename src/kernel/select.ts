@@ -37,13 +37,20 @@ export function chooseBackend(choice: BackendChoice, facts: HostFacts): Backend 
   if (choice === 'sim') return 'sim';
   if (choice === 'kernel') {
     if (!kernelBackendUsable(facts)) {
-      throw new UserError('--backend kernel needs device-mapper (/dev/mapper/control) and root; this host has ' + (facts.deviceMapper ? 'device-mapper but you are not root' : 'no device-mapper'), { path: '--backend' });
+      throw new UserError(
+        '--backend kernel needs device-mapper (/dev/mapper/control) and root; this host has ' +
+          (facts.deviceMapper ? 'device-mapper but you are not root' : 'no device-mapper'),
+        { path: '--backend' },
+      );
     }
     return 'kernel';
   }
   if (!facts.deviceMapper) return 'sim';
   if (!facts.root) {
-    throw new StateError('this host has device-mapper, but thinlayer is not running as root: run it as root to use the real kernel, or give --backend sim to use the simulated kernel (nothing it makes is real)', 'E_BACKEND');
+    throw new StateError(
+      'this host has device-mapper, but thinlayer is not running as root: run it as root to use the real kernel, or give --backend sim to use the simulated kernel (nothing it makes is real)',
+      'E_BACKEND',
+    );
   }
   return 'kernel';
 }
@@ -53,17 +60,26 @@ const BACKEND_NAME: Record<Backend, string> = { sim: 'the simulated kernel (--ba
 /** A state dir is used with the backend it recorded, or refused (exit 1) naming that backend. */
 export function refuseOtherBackend(recorded: Backend | null | undefined, chosen: Backend, root: string): void {
   if (!recorded || recorded === chosen) return;
-  throw new StateError(`the state dir ${root} was made with ${BACKEND_NAME[recorded]}, and this command would use ${BACKEND_NAME[chosen]}: give --backend ${recorded}, or another --state-dir for the other backend`, 'E_BACKEND_MISMATCH');
+  throw new StateError(
+    `the state dir ${root} was made with ${BACKEND_NAME[recorded]}, and this command would use ${BACKEND_NAME[chosen]}: give --backend ${recorded}, or another --state-dir for the other backend`,
+    'E_BACKEND_MISMATCH',
+  );
 }
 
 /** `simDir`: where the simulated kernel keeps its state, when not the state dir's `sim` (a read-only command's throwaway one). */
-export async function openKernel(choice: BackendChoice | Backend, stateDir: StateDir, simDir?: () => Promise<string>, facts?: HostFacts): Promise<{ kernel: KernelPort; notice: string | null }> {
+export async function openKernel(
+  choice: BackendChoice | Backend,
+  stateDir: StateDir,
+  simDir?: () => Promise<string>,
+  facts?: HostFacts,
+): Promise<{ kernel: KernelPort; notice: string | null }> {
   const backend = chooseBackend(choice, facts ?? hostFacts());
   if (backend === 'kernel') {
     const { LinuxKernel } = await import('./linux/index.ts');
     return { kernel: new LinuxKernel(), notice: null };
   }
   const { SimKernel } = await import('./sim/index.ts');
-  const notice = choice === 'auto' ? 'no device-mapper on this host: using the simulated kernel in ' + stateDir.path('sim') + ' (nothing it makes is real)' : null;
+  const notice =
+    choice === 'auto' ? 'no device-mapper on this host: using the simulated kernel in ' + stateDir.path('sim') + ' (nothing it makes is real)' : null;
   return { kernel: new SimKernel({ dir: simDir ? await simDir() : stateDir.path('sim') }), notice };
 }

@@ -36,7 +36,18 @@ function count(field: string | undefined): number | null {
 export function parsePoolStatus(params: string): PoolStatus {
   const f = params.trim().split(/\s+/);
   if (count(f[0]) === null) {
-    return { transactionId: -1, metadataUsed: 0, metadataTotal: 0, dataUsed: 0, dataTotal: 0, heldMetadataRoot: null, mode: 'fail', discardPassdown: false, errorIfNoSpace: false, needsCheck: true };
+    return {
+      transactionId: -1,
+      metadataUsed: 0,
+      metadataTotal: 0,
+      dataUsed: 0,
+      dataTotal: 0,
+      heldMetadataRoot: null,
+      mode: 'fail',
+      discardPassdown: false,
+      errorIfNoSpace: false,
+      needsCheck: true,
+    };
   }
   const [mu, mt] = (f[1] ?? '0/0').split('/').map((n) => count(n) ?? 0);
   const [du, dt] = (f[2] ?? '0/0').split('/').map((n) => count(n) ?? 0);
@@ -80,7 +91,8 @@ export async function readTransactionId(kernel: KernelPort, poolDmName: string):
   const lines = await kernel.status(poolDmName);
   if (!lines.some((l) => l.type === 'thin-pool')) return 0; // no pool: the step's message fails on its own
   const id = transactionIdOf(lines);
-  if (id === null) throw new StateError(`pool ${poolDmName} reports no transaction id (${lines[0]?.params.trim()}): it has failed; run \`thinlayer doctor\``, 'E_POOL');
+  if (id === null)
+    throw new StateError(`pool ${poolDmName} reports no transaction id (${lines[0]?.params.trim()}): it has failed; run \`thinlayer doctor\``, 'E_POOL');
   return id;
 }
 
@@ -127,7 +139,12 @@ export interface PoolTable {
 export const POOL_FEATURES = ['skip_block_zeroing'];
 
 export function poolTarget(t: PoolTable): DmTarget {
-  return { start: 0, length: t.length, type: 'thin-pool', params: `${t.metadataDev} ${t.dataDev} ${t.blockSectors} ${t.lowWater} ${t.features.length}${t.features.map((f) => ` ${f}`).join('')}` };
+  return {
+    start: 0,
+    length: t.length,
+    type: 'thin-pool',
+    params: `${t.metadataDev} ${t.dataDev} ${t.blockSectors} ${t.lowWater} ${t.features.length}${t.features.map((f) => ` ${f}`).join('')}`,
+  };
 }
 
 /** Reads a live thin-pool table line back (the kernel prints a trailing space after the feature count). */
@@ -136,7 +153,8 @@ export function parsePoolTable(target: DmTarget): PoolTable {
   const blockSectors = count(f[2]);
   const lowWater = count(f[3]);
   const featureCount = count(f[4] ?? '0');
-  if (target.type !== 'thin-pool' || f.length < 4 || blockSectors === null || lowWater === null || featureCount === null) throw new StateError(`not a thin-pool table: ${target.type} ${target.params}`, 'E_POOL');
+  if (target.type !== 'thin-pool' || f.length < 4 || blockSectors === null || lowWater === null || featureCount === null)
+    throw new StateError(`not a thin-pool table: ${target.type} ${target.params}`, 'E_POOL');
   return { length: target.length, metadataDev: f[0], dataDev: f[1], blockSectors, lowWater, features: f.slice(5, 5 + featureCount) };
 }
 

@@ -12,7 +12,21 @@
 // YIELD_EVERY_ENTRIES entries.
 
 import { createHash } from 'node:crypto';
-import { chmodSync, closeSync, constants, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lutimesSync, mkdirSync, openSync, symlinkSync, writeSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  fchmodSync,
+  fchownSync,
+  futimesSync,
+  lchownSync,
+  linkSync,
+  lutimesSync,
+  mkdirSync,
+  openSync,
+  symlinkSync,
+  writeSync,
+} from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { dirname } from 'node:path';
@@ -65,7 +79,16 @@ export async function applyLayer(layer: ResolvedLayer, root: string, opts: Apply
   const progress = progressMeter(layer.sizeBytes, opts.onProgress);
   const hash = createHash('sha256');
   const realRoot = await realpath(root).catch((e: unknown) => Promise.reject(asLayerError(e, label, null)));
-  const state: Extraction = { root: realRoot, allowDevices: opts.allowDevices === true, whiteouts: layer.kind === 'tar', known: new KnownDirectories(), written: new Set(), dirTimes: [], files: 0, bytes: 0 };
+  const state: Extraction = {
+    root: realRoot,
+    allowDevices: opts.allowDevices === true,
+    whiteouts: layer.kind === 'tar',
+    known: new KnownDirectories(),
+    written: new Set(),
+    dirTimes: [],
+    files: 0,
+    bytes: 0,
+  };
 
   let source: AsyncIterable<Buffer>;
   if (layer.kind === 'dir') {
@@ -76,7 +99,8 @@ export async function applyLayer(layer: ResolvedLayer, root: string, opts: Apply
     source = uncompressedChunks(layer.path, sniffed.format, (chunk) => progress.advance(chunk.length));
   }
   // The limit counts bytes as the tar is parsed, so the entry that crosses it is the one named.
-  const limit = opts.maxBytes === undefined ? undefined : { bytes: opts.maxBytes, message: `the layer is larger than the ${opts.maxBytes} bytes its device holds` };
+  const limit =
+    opts.maxBytes === undefined ? undefined : { bytes: opts.maxBytes, message: `the layer is larger than the ${opts.maxBytes} bytes its device holds` };
   const reader = new ByteReader(digested(source, hash), limit);
   let current: string | null = null;
   let entries = 0;
@@ -99,7 +123,12 @@ export async function applyLayer(layer: ResolvedLayer, root: string, opts: Apply
   }
   const diffId = `sha256:${hash.digest('hex')}`;
   if (expect !== null && diffId !== expect) {
-    throw new LayerContentError(`its content has diff id ${diffId}, expected ${expect}: the source changed or is not the layer it claims to be`, label, null, 'E_LAYER_DIGEST');
+    throw new LayerContentError(
+      `its content has diff id ${diffId}, expected ${expect}: the source changed or is not the layer it claims to be`,
+      label,
+      null,
+      'E_LAYER_DIGEST',
+    );
   }
   progress.finish();
   return { files: state.files, bytes: state.bytes, diffId };
@@ -187,7 +216,8 @@ async function applyEntry(x: Extraction, entry: TarEntry, signal?: AbortSignal):
     case 'char':
     case 'block':
     case 'fifo': {
-      if (!x.allowDevices) throw new PathRefusal(`${h.type === 'fifo' ? 'a fifo' : 'a device node'} is not allowed in this layer (device nodes and fifos need allowDevices)`);
+      if (!x.allowDevices)
+        throw new PathRefusal(`${h.type === 'fifo' ? 'a fifo' : 'a device node'} is not allowed in this layer (device nodes and fifos need allowDevices)`);
       const type = h.type === 'char' ? S_IFCHR : h.type === 'block' ? S_IFBLK : S_IFIFO;
       mknod(path, type | 0o600, h.devmajor, h.devminor);
       setOwnerAndMode(path, h);
@@ -237,7 +267,8 @@ function applyWhiteout(x: Extraction, components: string[], whiteout: NonNullabl
     x.known.forgetTree(dir);
     return;
   }
-  if (whiteout.name === '' || whiteout.name === '.' || whiteout.name === '..') throw new PathRefusal(`a whiteout of ${JSON.stringify(whiteout.name)} is not a name`);
+  if (whiteout.name === '' || whiteout.name === '.' || whiteout.name === '..')
+    throw new PathRefusal(`a whiteout of ${JSON.stringify(whiteout.name)} is not a name`);
   const target = resolveEntryPath(x.root, [...components.slice(0, -1), whiteout.name], { create: false, known: x.known });
   if (target !== null) {
     removeTree(target);

@@ -26,7 +26,8 @@ export async function openRegularFile(path: string): Promise<FileHandle> {
   const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const st = await handle.stat();
-    if (!st.isFile()) throw new LayerContentError(`it is ${kindOf(st)}, not a regular file: the source changed after it was checked`, path, null, 'E_LAYER_SOURCE');
+    if (!st.isFile())
+      throw new LayerContentError(`it is ${kindOf(st)}, not a regular file: the source changed after it was checked`, path, null, 'E_LAYER_SOURCE');
     return handle;
   } catch (e) {
     await handle.close();

@@ -44,7 +44,11 @@ export function tooLargeMessage(maxBytes: number): string {
  */
 export async function checkArchive(path: string, format: ArchiveFormat, label: string, rules: ContentRules = {}): Promise<CheckedArchive> {
   const stored = createHash('sha256');
-  const checked = await checkTarStream(uncompressedChunks(path, format, (c) => stored.update(c)), label, rules);
+  const checked = await checkTarStream(
+    uncompressedChunks(path, format, (c) => stored.update(c)),
+    label,
+    rules,
+  );
   return { ...checked, storedDigest: `sha256:${stored.digest('hex')}` };
 }
 
@@ -63,7 +67,8 @@ export async function checkTarStream(source: AsyncIterable<Buffer>, label: strin
       if (limit && entry.offset + h.size > limit.bytes) throw new TarFormatError(limit.message, h.name);
       if (h.type === 'char' || h.type === 'block' || h.type === 'fifo') {
         deviceNodes = true;
-        if (rules.allowDevices !== true) throw new PathRefusal(`${h.type === 'fifo' ? 'a fifo' : 'a device node'} is not allowed in this layer (device nodes and fifos need allowDevices)`);
+        if (rules.allowDevices !== true)
+          throw new PathRefusal(`${h.type === 'fifo' ? 'a fifo' : 'a device node'} is not allowed in this layer (device nodes and fifos need allowDevices)`);
       }
       tree.add(h.name, h.type, h.linkname);
       current = null;
@@ -104,7 +109,8 @@ class LayerTree {
     if (whiteout) {
       this.checkParents(components);
       if (whiteout.kind === 'remove') {
-        if (whiteout.name === '' || whiteout.name === '.' || whiteout.name === '..') throw new PathRefusal(`a whiteout of ${JSON.stringify(whiteout.name)} is not a name`);
+        if (whiteout.name === '' || whiteout.name === '.' || whiteout.name === '..')
+          throw new PathRefusal(`a whiteout of ${JSON.stringify(whiteout.name)} is not a name`);
         this.removeTree([...components.slice(0, -1), whiteout.name].join('/'));
       }
       return;

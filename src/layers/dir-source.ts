@@ -122,8 +122,15 @@ export function* fileContent(dir: string, path: string, relName: string, size: n
  * without allowDevices, a symlink whose target leaves the layer, more than the device holds, are
  * refused here, before any step, not in the middle of apply.
  */
-export async function measureDirectory(dir: string, rules: ContentRules = {}): Promise<{ diffId: string; sizeBytes: number; expandedBytes: number; deviceNodes: boolean }> {
+export async function measureDirectory(
+  dir: string,
+  rules: ContentRules = {},
+): Promise<{ diffId: string; sizeBytes: number; expandedBytes: number; deviceNodes: boolean }> {
   let sizeBytes = 0;
-  const checked = await checkTarStream(directoryTar(dir, (n) => (sizeBytes += n)), dir, rules);
+  const checked = await checkTarStream(
+    directoryTar(dir, (n) => (sizeBytes += n)),
+    dir,
+    rules,
+  );
   return { diffId: checked.diffId, sizeBytes, expandedBytes: checked.expandedBytes, deviceNodes: checked.deviceNodes };
 }

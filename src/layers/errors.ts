@@ -13,7 +13,11 @@ export class LayerContentError extends UserError {
     readonly entry: string | null,
     code: ErrorCode = 'E_LAYER_CONTENT',
   ) {
-    super(entry === null ? `layer ${layer}: ${reason}` : `layer ${layer}: entry ${JSON.stringify(entry)}: ${reason}`, { file: layer, ...(entry === null ? {} : { path: entry }) }, code);
+    super(
+      entry === null ? `layer ${layer}: ${reason}` : `layer ${layer}: entry ${JSON.stringify(entry)}: ${reason}`,
+      { file: layer, ...(entry === null ? {} : { path: entry }) },
+      code,
+    );
     this.name = 'LayerContentError';
   }
   override toJSON() {

@@ -116,7 +116,9 @@ export async function resolveOciImage(ref: OciReference, layoutDir: string, rule
   } catch (e) {
     throw refuse(`cannot read ${join(layoutDir, 'index.json')} (${(e as Error).message})`);
   }
-  const listed: Descriptor[] = (Array.isArray(index.manifests) ? index.manifests : []).map((d: unknown, i: number) => checkDescriptor(d, `index.json manifests[${i}]`));
+  const listed: Descriptor[] = (Array.isArray(index.manifests) ? index.manifests : []).map((d: unknown, i: number) =>
+    checkDescriptor(d, `index.json manifests[${i}]`),
+  );
 
   let chosen: Descriptor;
   if (ref.digest) {
@@ -125,8 +127,14 @@ export async function resolveOciImage(ref: OciReference, layoutDir: string, rule
   } else {
     const tags = listed.map((d) => d.annotations?.[REF_NAME]).filter((t): t is string => typeof t === 'string');
     const matching = ref.tag === null ? listed : listed.filter((d) => d.annotations?.[REF_NAME] === ref.tag);
-    if (ref.tag !== null && matching.length === 0) throw refuse(`no image tagged ${JSON.stringify(ref.tag)} in the layout (tags: ${tags.length ? tags.join(', ') : 'none'})`);
-    if (matching.length !== 1) throw refuse(ref.tag === null ? `the layout holds ${listed.length} images: name one as oci:PATH:TAG or oci:PATH@sha256:HEX (tags: ${tags.join(', ') || 'none'})` : `${matching.length} images are tagged ${JSON.stringify(ref.tag)}: name one by digest`);
+    if (ref.tag !== null && matching.length === 0)
+      throw refuse(`no image tagged ${JSON.stringify(ref.tag)} in the layout (tags: ${tags.length ? tags.join(', ') : 'none'})`);
+    if (matching.length !== 1)
+      throw refuse(
+        ref.tag === null
+          ? `the layout holds ${listed.length} images: name one as oci:PATH:TAG or oci:PATH@sha256:HEX (tags: ${tags.join(', ') || 'none'})`
+          : `${matching.length} images are tagged ${JSON.stringify(ref.tag)}: name one by digest`,
+      );
     chosen = matching[0];
   }
 
@@ -135,17 +143,22 @@ export async function resolveOciImage(ref: OciReference, layoutDir: string, rule
   for (let depth = 0; INDEX_TYPES.has(manifest.mediaType ?? chosen.mediaType) || (manifest.manifests && !manifest.layers); depth++) {
     if (depth > 2) throw refuse('image indexes nest too deeply');
     const arch = hostArchitecture();
-    const entries: Descriptor[] = (Array.isArray(manifest.manifests) ? manifest.manifests : []).map((d: unknown, i: number) => checkDescriptor(d, `index ${chosen.digest} manifests[${i}]`));
+    const entries: Descriptor[] = (Array.isArray(manifest.manifests) ? manifest.manifests : []).map((d: unknown, i: number) =>
+      checkDescriptor(d, `index ${chosen.digest} manifests[${i}]`),
+    );
     const forHost = entries.filter((d) => d.platform?.os === 'linux' && d.platform?.architecture === arch);
     if (forHost.length === 0) throw refuse(`the image index ${chosen.digest} has no manifest for linux/${arch}`);
     chosen = forHost[0];
     manifest = await readJsonBlob(chosen, 'manifest');
   }
   const mediaType = manifest.mediaType ?? chosen.mediaType;
-  if (mediaType !== undefined && !MANIFEST_TYPES.has(mediaType)) throw refuse(`the manifest ${chosen.digest} has media type ${mediaType}, not an image manifest`);
+  if (mediaType !== undefined && !MANIFEST_TYPES.has(mediaType))
+    throw refuse(`the manifest ${chosen.digest} has media type ${mediaType}, not an image manifest`);
   const config = await readJsonBlob(checkDescriptor(manifest.config, `manifest ${chosen.digest} config`), 'config');
   const diffIds: unknown = config.rootfs?.diff_ids;
-  const layers: Descriptor[] = (Array.isArray(manifest.layers) ? manifest.layers : []).map((d: unknown, i: number) => checkDescriptor(d, `manifest ${chosen.digest} layers[${i}]`));
+  const layers: Descriptor[] = (Array.isArray(manifest.layers) ? manifest.layers : []).map((d: unknown, i: number) =>
+    checkDescriptor(d, `manifest ${chosen.digest} layers[${i}]`),
+  );
   if (!Array.isArray(diffIds) || diffIds.length !== layers.length || !diffIds.every(isSha256Digest)) {
     throw refuse(`the config's rootfs.diff_ids does not list one sha256 digest for each of the manifest's ${layers.length} layers`);
   }
@@ -160,7 +173,14 @@ export async function resolveOciImage(ref: OciReference, layoutDir: string, rule
 }
 
 /** Reads a layer blob once, hashing it as stored and uncompressed, checking both digests and its content (content-check.ts). */
-async function checkLayerBlob(path: string, d: Descriptor, diffId: string, label: string, refuse: (reason: string) => Error, rules: ContentRules): Promise<ResolvedLayer> {
+async function checkLayerBlob(
+  path: string,
+  d: Descriptor,
+  diffId: string,
+  label: string,
+  refuse: (reason: string) => Error,
+  rules: ContentRules,
+): Promise<ResolvedLayer> {
   const st = await stat(path).catch(() => null);
   if (!st?.isFile()) throw refuse(`the layer blob ${d.digest} is missing from the layout`);
   if (st.size !== d.size) throw refuse(`the layer blob ${d.digest} is ${st.size} bytes, its descriptor says ${d.size}`);
@@ -169,5 +189,14 @@ async function checkLayerBlob(path: string, d: Descriptor, diffId: string, label
   const checked = await checkArchive(path, sniffed.format, label, rules);
   if (checked.storedDigest !== d.digest) throw refuse(`the layer blob ${d.digest} has digest ${checked.storedDigest}: it was changed or damaged`);
   if (checked.diffId !== diffId) throw refuse(`the layer blob ${d.digest} uncompresses to ${checked.diffId}, but the config's diff_id is ${diffId}`);
-  return { kind: 'tar', path, diffId, ...(sniffed.format === 'tar' ? {} : { compressedDigest: d.digest }), sizeBytes: st.size, label, expandedBytes: checked.expandedBytes, deviceNodes: checked.deviceNodes };
+  return {
+    kind: 'tar',
+    path,
+    diffId,
+    ...(sniffed.format === 'tar' ? {} : { compressedDigest: d.digest }),
+    sizeBytes: st.size,
+    label,
+    expandedBytes: checked.expandedBytes,
+    deviceNodes: checked.deviceNodes,
+  };
 }

@@ -17,7 +17,13 @@ export async function resolveContent(manifest: Manifest, digests?: ArchiveDigest
     // Checked as they are hashed, against the rules extraction applies: a layer larger than the base
     // device (every layer device has the base's size) or with device nodes it may not hold is refused here.
     const rules = { maxBytes: manifest.pool.baseSizeBytes, allowDevices: layer.allowDevices === true };
-    resolved[layer.name] = await resolveLayerSource(layer.source, dirname(manifest.file || '.'), { manifestFile: manifest.file || undefined, layer: layer.name }, digests, rules);
+    resolved[layer.name] = await resolveLayerSource(
+      layer.source,
+      dirname(manifest.file || '.'),
+      { manifestFile: manifest.file || undefined, layer: layer.name },
+      digests,
+      rules,
+    );
   }
   return chainLayers(manifest, resolved);
 }

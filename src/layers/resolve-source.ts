@@ -42,7 +42,13 @@ async function fileIdentity(path: string): Promise<string> {
  * The layers of a source, with their digests. Archives are checked as they are hashed against the
  * extractor's rules and `rules` (content-check.ts): a bad layer is refused here, before any step.
  */
-export async function resolveLayerSource(source: string, manifestDir: string, origin: SourceOrigin = {}, digests?: ArchiveDigests, rules: ContentRules = {}): Promise<ResolvedLayer[]> {
+export async function resolveLayerSource(
+  source: string,
+  manifestDir: string,
+  origin: SourceOrigin = {},
+  digests?: ArchiveDigests,
+  rules: ContentRules = {},
+): Promise<ResolvedLayer[]> {
   if (isOciSource(source)) {
     const ref = parseOciSource(source);
     if (!ref) throw sourceError(`${JSON.stringify(source)} is not an OCI source: write oci:PATH:TAG or oci:PATH@sha256:HEX`, origin);
@@ -58,7 +64,11 @@ export async function resolveLayerSource(source: string, manifestDir: string, or
     const { diffId, sizeBytes } = await measureDirectory(path, rules);
     return [{ kind: 'dir', path, diffId, sizeBytes, label: path }];
   }
-  if (!st.isFile()) throw sourceError(`the layer source ${path} is neither a regular file nor a directory (${st.isFIFO() ? 'a fifo' : st.isSocket() ? 'a socket' : 'a device node'})`, origin);
+  if (!st.isFile())
+    throw sourceError(
+      `the layer source ${path} is neither a regular file nor a directory (${st.isFIFO() ? 'a fifo' : st.isSocket() ? 'a socket' : 'a device node'})`,
+      origin,
+    );
   const identity = digests ? await fileIdentity(path) : '';
   const known = digests?.lookup(path, identity);
   // A digest remembered from an older release was taken without the checks: it is taken again.
@@ -88,5 +98,6 @@ export async function resolveLayerSource(source: string, manifestDir: string, or
 function judgeChecked(layer: ResolvedLayer, rules: ContentRules): void {
   const label = layer.label ?? layer.path;
   if (rules.maxBytes !== undefined && layer.expandedBytes! > rules.maxBytes) throw new LayerContentError(tooLargeMessage(rules.maxBytes), label, null);
-  if (layer.deviceNodes && rules.allowDevices !== true) throw new LayerContentError('it holds device nodes or fifos, which are not allowed in this layer (they need allowDevices)', label, null);
+  if (layer.deviceNodes && rules.allowDevices !== true)
+    throw new LayerContentError('it holds device nodes or fifos, which are not allowed in this layer (they need allowDevices)', label, null);
 }

@@ -127,7 +127,8 @@ export function checkSymlinkTargetIn(entryDir: readonly string[], target: string
       }
       const next = linkAt([...at, part]);
       if (next !== null) {
-        if (++hops > MAX_SYMLINK_HOPS) throw new PathRefusal(`the symlink target ${JSON.stringify(target)} goes through more than ${MAX_SYMLINK_HOPS} symlinks`);
+        if (++hops > MAX_SYMLINK_HOPS)
+          throw new PathRefusal(`the symlink target ${JSON.stringify(target)} goes through more than ${MAX_SYMLINK_HOPS} symlinks`);
         at.splice(0, at.length, ...walk(at, next));
       } else {
         at.push(part);
@@ -144,7 +145,8 @@ export function hardlinkTarget(root: string, linkname: string): { path: string; 
   if (components.length === 0) throw new PathRefusal('the hardlink target is the layer root');
   const path = resolveEntryPath(root, components, { create: false });
   const st = path === null ? null : lstatOrNull(path);
-  if (path === null || st === null) throw new PathRefusal(`the hardlink target ${JSON.stringify(linkname)} does not exist: it must be a regular file extracted before it`);
+  if (path === null || st === null)
+    throw new PathRefusal(`the hardlink target ${JSON.stringify(linkname)} does not exist: it must be a regular file extracted before it`);
   if (!st.isFile()) throw new PathRefusal(`the hardlink target ${JSON.stringify(linkname)} is not a regular file`);
   return { path, components };
 }

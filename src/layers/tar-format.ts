@@ -153,7 +153,10 @@ export function decodeHeader(block: Buffer): RawHeader {
   const stored = decodeNumber(block.subarray(148, 156), 'checksum');
   const rawName = block.subarray(0, 100);
   if (!checksumMatches(block, stored)) {
-    throw new TarFormatError(`bad header checksum (stored ${stored}, computed ${unsignedChecksum(block)}): the archive is corrupt or not a tar`, safeName(rawName));
+    throw new TarFormatError(
+      `bad header checksum (stored ${stored}, computed ${unsignedChecksum(block)}): the archive is corrupt or not a tar`,
+      safeName(rawName),
+    );
   }
   const name = decodeName(rawName, 'entry name');
   const typeflag = String.fromCharCode(block[156]);
@@ -217,7 +220,8 @@ export function parsePaxTime(value: string, what: string): number {
 }
 
 export function parsePaxInteger(value: string, what: string): number {
-  if (!/^[0-9]+$/.test(value) || Number(value) > Number.MAX_SAFE_INTEGER) throw new TarFormatError(`the PAX ${what} is not a whole number (${JSON.stringify(value)})`);
+  if (!/^[0-9]+$/.test(value) || Number(value) > Number.MAX_SAFE_INTEGER)
+    throw new TarFormatError(`the PAX ${what} is not a whole number (${JSON.stringify(value)})`);
   return Number(value);
 }
 

@@ -5,7 +5,18 @@
 // half-applied.
 
 import { TarFormatError } from './errors.ts';
-import { BLOCK, decodeHeader, hasContent, isZeroBlock, paddedSize, parsePaxInteger, parsePaxRecords, parsePaxTime, type RawHeader, type TarHeader } from './tar-format.ts';
+import {
+  BLOCK,
+  decodeHeader,
+  hasContent,
+  isZeroBlock,
+  paddedSize,
+  parsePaxInteger,
+  parsePaxRecords,
+  parsePaxTime,
+  type RawHeader,
+  type TarHeader,
+} from './tar-format.ts';
 
 /**
  * The most bytes of PAX extended headers and GNU long names that may describe one entry, all of
@@ -107,7 +118,8 @@ export class ByteReader {
 
   async skip(n: number, what: string): Promise<void> {
     for (let left = n; left > 0; ) {
-      if (this.buffered === 0 && (await this.fill(1)) === 0) throw new TarFormatError(`the archive is truncated: it ends inside ${what} (${n - left} of ${n} bytes)`);
+      if (this.buffered === 0 && (await this.fill(1)) === 0)
+        throw new TarFormatError(`the archive is truncated: it ends inside ${what} (${n - left} of ${n} bytes)`);
       left -= this.take(left).length;
     }
   }
@@ -164,7 +176,8 @@ export async function* readTar(input: AsyncIterable<Buffer> | ByteReader): Async
       const held = raw.kind === 'pax-global' ? bodySize : pending.bytes + bodySize;
       if (held > MAX_PENDING_META_BYTES) {
         const entry = pending.pax.get('path')?.toString('utf8') ?? pending.longName ?? raw.name;
-        const what = raw.kind === 'pax-global' ? `a global extended header of ${bodySize} bytes is` : `extended headers and long names of ${held} bytes for one entry are`;
+        const what =
+          raw.kind === 'pax-global' ? `a global extended header of ${bodySize} bytes is` : `extended headers and long names of ${held} bytes for one entry are`;
         throw new TarFormatError(`${what} more than thinlayer accepts (${MAX_PENDING_META_BYTES} bytes)`, entry);
       }
       if (raw.kind !== 'pax-global') pending.bytes = held;

@@ -51,7 +51,18 @@ export function entryHeader(e: WritableEntry): Buffer {
   });
   if (records.length === 0) return header;
   const pax = encodePaxRecords(records);
-  const paxHeader = encodeHeader({ kind: 'pax', name: 'PaxHeader', linkname: '', mode: 0o644, uid: 0, gid: 0, size: pax.length, mtime: 0, devmajor: 0, devminor: 0 });
+  const paxHeader = encodeHeader({
+    kind: 'pax',
+    name: 'PaxHeader',
+    linkname: '',
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    size: pax.length,
+    mtime: 0,
+    devmajor: 0,
+    devminor: 0,
+  });
   return Buffer.concat([paxHeader, pax, Buffer.alloc(paddedSize(pax.length) - pax.length), header]);
 }
 

@@ -132,7 +132,8 @@ export async function diffTrees(lower: string, upper: string): Promise<TreeChang
       if (kindOf(l) !== kind) {
         // Replaced by another kind: the new one is written whole (a directory with all it holds).
         changes.push({ kind: 'C', path: relName, stat: u });
-        if (kind === 'dir') for (const child of readdirSync(upperPath).sort(byBytes)) await added(join(upperPath, child), `${relName}/${child}`, lstat(join(upperPath, child)));
+        if (kind === 'dir')
+          for (const child of readdirSync(upperPath).sort(byBytes)) await added(join(upperPath, child), `${relName}/${child}`, lstat(join(upperPath, child)));
         continue;
       }
       if (kind !== 'dir') {

@@ -57,7 +57,12 @@ export function foldInto(s: EngineState, event: ThinlayerEvent): void {
     case 'pool.foreign-kept':
       if (s.pool) {
         const top = Math.max(s.pool.nextThinId, ...event.thinIds.map((id) => id + 1));
-        s.pool = { ...s.pool, txid: event.txid, nextThinId: top, foreign: { txid: event.txid, thinIds: [...new Set([...(s.pool.foreign?.thinIds ?? []), ...event.thinIds])].sort((a, b) => a - b) } };
+        s.pool = {
+          ...s.pool,
+          txid: event.txid,
+          nextThinId: top,
+          foreign: { txid: event.txid, thinIds: [...new Set([...(s.pool.foreign?.thinIds ?? []), ...event.thinIds])].sort((a, b) => a - b) },
+        };
       }
       return;
     case 'snapshot.set':

@@ -31,5 +31,17 @@ export function nextFreeThinId(state: Pick<EngineState, 'pool' | 'things'>): num
 }
 
 export function initialState(): EngineState {
-  return { identity: null, desired: null, desiredDigest: null, content: null, poolSpec: null, pool: null, things: {}, pending: {}, snapshots: {}, lastSeq: 0, lastRun: null };
+  return {
+    identity: null,
+    desired: null,
+    desiredDigest: null,
+    content: null,
+    poolSpec: null,
+    pool: null,
+    things: {},
+    pending: {},
+    snapshots: {},
+    lastSeq: 0,
+    lastRun: null,
+  };
 }

@@ -81,7 +81,11 @@ export async function readManifestSource(file: string): Promise<ManifestSource> 
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'EISDIR') {
-      throw new UserError(`${file} is a directory: -f takes a manifest file, such as ${file.replace(/\/+$/, '')}/thinlayer.yaml`, { file, path: '--file', expected: 'a manifest file' });
+      throw new UserError(`${file} is a directory: -f takes a manifest file, such as ${file.replace(/\/+$/, '')}/thinlayer.yaml`, {
+        file,
+        path: '--file',
+        expected: 'a manifest file',
+      });
     }
     const reason = code === 'ENOENT' ? 'no such file' : (e as Error).message;
     throw new UserError(`${file}: cannot read the manifest: ${reason}`, { file, expected: 'a readable manifest file' });

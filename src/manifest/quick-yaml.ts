@@ -72,7 +72,16 @@ const NON_STRING_START = new Set(['~', 'n', 'N', 't', 'T', 'f', 'F', '.', '+', '
 /** A mapping key the core schema reads as a null, a boolean or a number. */
 function isNonStringKey(key: string): boolean {
   if (key !== '' && !NON_STRING_START.has(key[0])) return false; // most keys: no pattern can match
-  return NULL.test(key) || BOOL.test(key) || INT_DEC.test(key) || INT_OCT.test(key) || INT_HEX.test(key) || FLOAT.test(key) || FLOAT_EXP.test(key) || FLOAT_SPECIAL.test(key);
+  return (
+    NULL.test(key) ||
+    BOOL.test(key) ||
+    INT_DEC.test(key) ||
+    INT_OCT.test(key) ||
+    INT_HEX.test(key) ||
+    FLOAT.test(key) ||
+    FLOAT_EXP.test(key) ||
+    FLOAT_SPECIAL.test(key)
+  );
 }
 
 function keysAreStrings(value: unknown): boolean {

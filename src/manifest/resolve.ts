@@ -86,9 +86,14 @@ export function resolveManifest(value: unknown, file: string): Resolution {
         );
 
   const rawBaseSize = field(rawPool, 'baseSize');
-  let baseSize = rawBaseSize === undefined ? MANIFEST_DEFAULTS.baseSizeBytes : sectorSize(['pool', 'baseSize'], rawBaseSize, limits.MIN_BASE_SIZE_BYTES, 'the base');
+  let baseSize =
+    rawBaseSize === undefined ? MANIFEST_DEFAULTS.baseSizeBytes : sectorSize(['pool', 'baseSize'], rawBaseSize, limits.MIN_BASE_SIZE_BYTES, 'the base');
   if (baseSize !== undefined && filesystem === 'xfs' && baseSize < limits.MIN_XFS_BASE_SIZE_BYTES) {
-    report(['pool', 'baseSize'], `at least ${formatSize(limits.MIN_XFS_BASE_SIZE_BYTES)} with filesystem xfs (mkfs.xfs refuses smaller)`, describeValue(rawBaseSize ?? formatSize(baseSize)));
+    report(
+      ['pool', 'baseSize'],
+      `at least ${formatSize(limits.MIN_XFS_BASE_SIZE_BYTES)} with filesystem xfs (mkfs.xfs refuses smaller)`,
+      describeValue(rawBaseSize ?? formatSize(baseSize)),
+    );
     baseSize = undefined;
   }
 
@@ -129,7 +134,11 @@ export function resolveManifest(value: unknown, file: string): Resolution {
   }
 
   const minData = (blockSize ?? limits.MIN_BLOCK_SIZE_BYTES) * limits.MIN_DATA_BLOCKS;
-  const data = backing('data', (b) => b >= minData, `at least ${limits.MIN_DATA_BLOCKS} blocks of ${formatSize(blockSize ?? limits.MIN_BLOCK_SIZE_BYTES)} (${formatSize(minData)})`);
+  const data = backing(
+    'data',
+    (b) => b >= minData,
+    `at least ${limits.MIN_DATA_BLOCKS} blocks of ${formatSize(blockSize ?? limits.MIN_BLOCK_SIZE_BYTES)} (${formatSize(minData)})`,
+  );
   const metadata = backing(
     'metadata',
     (b) => b >= limits.MIN_METADATA_BYTES && b <= limits.MAX_METADATA_BYTES,
@@ -208,8 +217,7 @@ export function resolveManifest(value: unknown, file: string): Resolution {
       if (reading.ok) mountpoint = reading.path;
       else report([...path, 'mountpoint'], reading.expected, describeValue(raw.mountpoint));
     }
-    const state: DesiredDeviceState =
-      DEVICE_STATES.find((s) => s === raw.state) ?? (raw.mountpoint === undefined ? 'activated' : 'mounted');
+    const state: DesiredDeviceState = DEVICE_STATES.find((s) => s === raw.state) ?? (raw.mountpoint === undefined ? 'activated' : 'mounted');
     if (raw.state === 'mounted' && raw.mountpoint === undefined) {
       report([...path, 'mountpoint'], 'a mountpoint, since the state is mounted', 'nothing');
     }
@@ -235,18 +243,39 @@ export function resolveManifest(value: unknown, file: string): Resolution {
   }
   if (typeof poolName === 'string' && validatePoolName(poolName) === null) checkDmNamesApart(poolName, layers, devices, report);
   checkMountpointsApart(
-    [...devices.map((d) => ({ section: 'devices' as const, name: d.name, mountpoint: d.mountpoint })), ...layers.map((l) => ({ section: 'layers' as const, name: l.name, mountpoint: l.mountpoint ?? null }))],
+    [
+      ...devices.map((d) => ({ section: 'devices' as const, name: d.name, mountpoint: d.mountpoint })),
+      ...layers.map((l) => ({ section: 'layers' as const, name: l.name, mountpoint: l.mountpoint ?? null })),
+    ],
     report,
   );
 
-  if (problems.length > 0 || typeof poolName !== 'string' || !data || !metadata || blockSize === undefined || baseSize === undefined || minFree === undefined || noSpaceTimeout === undefined) {
+  if (
+    problems.length > 0 ||
+    typeof poolName !== 'string' ||
+    !data ||
+    !metadata ||
+    blockSize === undefined ||
+    baseSize === undefined ||
+    minFree === undefined ||
+    noSpaceTimeout === undefined
+  ) {
     return { manifest: null, problems };
   }
   return {
     manifest: {
       file,
       version: 1,
-      pool: { name: poolName, data, metadata, blockSizeBytes: blockSize, baseSizeBytes: baseSize, filesystem, minFreeFraction: minFree, noSpaceTimeoutSeconds: noSpaceTimeout },
+      pool: {
+        name: poolName,
+        data,
+        metadata,
+        blockSizeBytes: blockSize,
+        baseSizeBytes: baseSize,
+        filesystem,
+        minFreeFraction: minFree,
+        noSpaceTimeoutSeconds: noSpaceTimeout,
+      },
       layers: parentsFirst(layers),
       devices,
     },
@@ -270,14 +299,21 @@ function checkDmNamesApart(pool: string, layers: LayerSpec[], devices: DeviceSpe
       const { dmName } = dmIdentity(pool, kind, name);
       const other = taken.get(dmName);
       if (other) {
-        report([section, name], 'a name whose device-mapper name no other entry has', `${describeValue(name)}, whose shortened device-mapper name ${dmName} is also that of ${formatPath([other.section, other.name])}`);
+        report(
+          [section, name],
+          'a name whose device-mapper name no other entry has',
+          `${describeValue(name)}, whose shortened device-mapper name ${dmName} is also that of ${formatPath([other.section, other.name])}`,
+        );
       } else taken.set(dmName, { section, name });
     }
   }
 }
 
 /** Two devices (or layers) cannot share a mountpoint, and one mounted inside another would hide or pin it. */
-function checkMountpointsApart(mounts: Array<{ section: 'devices' | 'layers'; name: string; mountpoint: string | null }>, report: (path: DocPath, expected: string, got?: string) => void): void {
+function checkMountpointsApart(
+  mounts: Array<{ section: 'devices' | 'layers'; name: string; mountpoint: string | null }>,
+  report: (path: DocPath, expected: string, got?: string) => void,
+): void {
   type Seen = { section: string; name: string; mountpoint: string };
   // Indexed by path, so that each mountpoint is checked against its own ancestors rather than
   // against every other one: a manifest of 10,000 mounted devices is checked in linear time.
@@ -290,8 +326,13 @@ function checkMountpointsApart(mounts: Array<{ section: 'devices' | 'layers'; na
     const other = at.get(mine) ?? above.map((a) => at.get(a)).find((s) => s !== undefined) ?? below.get(mine);
     if (other) {
       const whose = formatPath([other.section, other.name]);
-      const relation = mine === other.mountpoint ? 'also the mountpoint of' : isWithin(mine, other.mountpoint) ? 'inside the mountpoint of' : 'containing the mountpoint of';
-      report([entry.section, entry.name, 'mountpoint'], "a mountpoint apart from every other device's", `${describeValue(mine)}, ${relation} ${whose} (${other.mountpoint})`);
+      const relation =
+        mine === other.mountpoint ? 'also the mountpoint of' : isWithin(mine, other.mountpoint) ? 'inside the mountpoint of' : 'containing the mountpoint of';
+      report(
+        [entry.section, entry.name, 'mountpoint'],
+        "a mountpoint apart from every other device's",
+        `${describeValue(mine)}, ${relation} ${whose} (${other.mountpoint})`,
+      );
     }
     const seen = { section: entry.section, name: entry.name, mountpoint: mine };
     if (!at.has(mine)) at.set(mine, seen);

@@ -64,7 +64,16 @@ export interface StepContract {
   'pool.attach': { args: { role: PoolRole; file: string }; result: { loop: string; major: number; minor: number } };
   /** Load the thin-pool table (the kernel formats blank metadata). */
   'pool.activate': {
-    args: { pool: string; dmName: string; uuid: string; blockSizeBytes: number; noSpaceTimeoutSeconds: number; data: Backing; metadata: Backing; blank: boolean };
+    args: {
+      pool: string;
+      dmName: string;
+      uuid: string;
+      blockSizeBytes: number;
+      noSpaceTimeoutSeconds: number;
+      data: Backing;
+      metadata: Backing;
+      blank: boolean;
+    };
     /** `poolTxid` is the pool's; `txid` (the log's) only when the pool was just formatted. */
     result: { txid?: number; poolTxid: number; dataBlocks: number; lowWater: number };
   };
@@ -95,7 +104,10 @@ export interface StepContract {
     result: { digest: string; diffId: string; files: number; bytes: number };
   };
   /** Mounted nosuid,nodev unless mountOptions allow suid or dev (a device's manifest key). */
-  'fs.mount': { args: { dmName: string; mountpoint: string; filesystem: Filesystem; readOnly: boolean; mountOptions?: MountOption[] }; result: { mountpoint: string } };
+  'fs.mount': {
+    args: { dmName: string; mountpoint: string; filesystem: Filesystem; readOnly: boolean; mountOptions?: MountOption[] };
+    result: { mountpoint: string };
+  };
   /** Grow a device's filesystem to fill a device larger than its layer (mounted: where it is; active but not mounted: at a private mountpoint, src/actions/fs-grow.ts). */
   'fs.grow': { args: { dmName: string; mountpoint: string | null; filesystem: Filesystem }; result: {} };
   /** A device's raised size: its record, and its live table reloaded with the new length (src/actions/thin-resize.ts). */
@@ -106,7 +118,10 @@ export interface StepContract {
   /** Delete a thin id in the pool that the log does not own (thinlayer gc; `named`: given by `gc --thin-id N`). */
   'orphan.delete': { args: { thinId: number; named?: boolean }; result: { txid?: number; thinId: number } };
   /** Discard (when asked), then delete the thin id. */
-  'thin.delete': { args: ThinArgs & { discard: boolean; /** A device deleted to be made anew from this layer (its layer changed). */ replacedBy?: string }; result: { txid: number } };
+  'thin.delete': {
+    args: ThinArgs & { discard: boolean /** A device deleted to be made anew from this layer (its layer changed). */; replacedBy?: string };
+    result: { txid: number };
+  };
 }
 
 export type StepOp = keyof StepContract;

@@ -39,20 +39,40 @@ export function refuseChanges(state: EngineState, desired: Manifest): void {
   if (!recorded) return;
   const pool = desired.pool;
   if (pool.name !== recorded.name) {
-    throw refuse(desired, 'pool.name', `the pool in this state dir is named ${JSON.stringify(recorded.name)}; a pool cannot be renamed: ${RECREATE}`, JSON.stringify(recorded.name));
+    throw refuse(
+      desired,
+      'pool.name',
+      `the pool in this state dir is named ${JSON.stringify(recorded.name)}; a pool cannot be renamed: ${RECREATE}`,
+      JSON.stringify(recorded.name),
+    );
   }
   if (pool.blockSizeBytes !== recorded.blockSizeBytes) {
-    throw refuse(desired, 'pool.blockSize', `the pool was made with ${formatSize(recorded.blockSizeBytes)} blocks and cannot change them: ${RECREATE}`, formatSize(recorded.blockSizeBytes));
+    throw refuse(
+      desired,
+      'pool.blockSize',
+      `the pool was made with ${formatSize(recorded.blockSizeBytes)} blocks and cannot change them: ${RECREATE}`,
+      formatSize(recorded.blockSizeBytes),
+    );
   }
   if (pool.filesystem !== recorded.filesystem) {
-    throw refuse(desired, 'pool.filesystem', `the base and every layer and device hold ${recorded.filesystem}, made when the pool was: ${RECREATE}`, recorded.filesystem);
+    throw refuse(
+      desired,
+      'pool.filesystem',
+      `the base and every layer and device hold ${recorded.filesystem}, made when the pool was: ${RECREATE}`,
+      recorded.filesystem,
+    );
   }
   for (const role of ['data', 'metadata'] as const) {
     const was = recorded[role];
     const now = pool[role];
     const same = was.kind === now.kind && (was.kind === 'file' ? was.file === (now as typeof was).file : was.device === (now as typeof was).device);
     if (!same) {
-      throw refuse(desired, `pool.${role}`, `the pool's ${role} is ${describeBacking(was)}; it cannot move to ${describeBacking(now)}: ${RECREATE}`, describeBacking(was));
+      throw refuse(
+        desired,
+        `pool.${role}`,
+        `the pool's ${role} is ${describeBacking(was)}; it cannot move to ${describeBacking(now)}: ${RECREATE}`,
+        describeBacking(was),
+      );
     }
     if (was.kind === 'file' && now.kind === 'file' && now.sizeBytes < was.sizeBytes) {
       throw refuse(
@@ -102,20 +122,34 @@ export function poolGrowth(state: EngineState, desired: Manifest, fileBytes: Rec
 }
 
 /** The args of the pool.grow step for a growth: each file grown from its size now to the size asked for (rounded up to a sector). */
-export function poolGrowArgs(pool: { dmName: string; uuid: string }, spec: PoolSpec, growth: PoolGrowth, fileBytes: Record<PoolRole, number | null>): PoolGrowArgs {
+export function poolGrowArgs(
+  pool: { dmName: string; uuid: string },
+  spec: PoolSpec,
+  growth: PoolGrowth,
+  fileBytes: Record<PoolRole, number | null>,
+): PoolGrowArgs {
   const args: PoolGrowArgs = { dmName: pool.dmName, uuid: pool.uuid, data: spec.data, grow: [] };
   for (const role of ['data', 'metadata'] as const) {
     const wanted = role === 'data' ? growth.dataBytes : growth.metadataBytes;
     if (wanted === undefined) continue;
     const backing = spec[role];
     if (backing.kind !== 'file') {
-      throw new UserError(`the pool's ${role} is the block device ${backing.device}: grow that device itself; thinlayer grows only file-backed pools`, { path: `pool.${role}` }, 'E_POOL_GROW');
+      throw new UserError(
+        `the pool's ${role} is the block device ${backing.device}: grow that device itself; thinlayer grows only file-backed pools`,
+        { path: `pool.${role}` },
+        'E_POOL_GROW',
+      );
     }
     const fromBytes = fileBytes[role];
-    if (fromBytes === null) throw new UserError(`the pool's ${role} file ${backing.file} is missing: there is nothing to grow`, { path: `pool.${role}.file` }, 'E_POOL_GROW');
+    if (fromBytes === null)
+      throw new UserError(`the pool's ${role} file ${backing.file} is missing: there is nothing to grow`, { path: `pool.${role}.file` }, 'E_POOL_GROW');
     const toBytes = Math.ceil(wanted / SECTOR_BYTES) * SECTOR_BYTES;
     if (toBytes < fromBytes) {
-      throw new UserError(`the pool's ${role} file is ${fromBytes} bytes; it can grow but not shrink (asked for ${wanted})`, { path: `pool.${role}.size`, expected: `at least ${fromBytes} bytes` }, 'E_POOL_GROW');
+      throw new UserError(
+        `the pool's ${role} file is ${fromBytes} bytes; it can grow but not shrink (asked for ${wanted})`,
+        { path: `pool.${role}.size`, expected: `at least ${fromBytes} bytes` },
+        'E_POOL_GROW',
+      );
     }
     args.grow.push({ role, file: backing.file, fromBytes, toBytes });
   }

@@ -30,7 +30,14 @@ export interface Seen {
  * record: identity.ts), not by the manifest last recorded, so a change an interrupted run left half
  * done is planned again by the next one.
  */
-export function planDeviceChange(w: StepWriter, state: Pick<EngineState, 'things' | 'desired'>, desired: Manifest, t: ThingRecord, seen: Seen, want: Want): ThingRecord | null {
+export function planDeviceChange(
+  w: StepWriter,
+  state: Pick<EngineState, 'things' | 'desired'>,
+  desired: Manifest,
+  t: ThingRecord,
+  seen: Seen,
+  want: Want,
+): ThingRecord | null {
   if (t.kind !== 'device' || seen.uncertain) return t;
   const replaced = layerDriftOf(t, want.origin, want.layer, state);
   if (replaced) {

@@ -41,7 +41,10 @@ export function driftOf({ desired, state, observed, content, mode }: DriftInput)
     const spec = desired.pool[role];
     const seen = observed[role];
     if (spec.kind === 'file' && seen?.exists && seen.sizeBytes < spec.sizeBytes) {
-      out.push({ subject: 'pool', message: `the pool's ${role} file is ${formatSize(seen.sizeBytes)}, desired ${formatSize(spec.sizeBytes)} (a pool grow did not finish)` });
+      out.push({
+        subject: 'pool',
+        message: `the pool's ${role} file is ${formatSize(seen.sizeBytes)}, desired ${formatSize(spec.sizeBytes)} (a pool grow did not finish)`,
+      });
     }
   }
   // With the pool down every device looks inactive: pool health says why, not each device.
@@ -70,7 +73,11 @@ export function driftOf({ desired, state, observed, content, mode }: DriftInput)
     const layer = layerDriftOf(t, want.origin, want.layer, state);
     if (layer) out.push({ subject: want.key, message: `${who} is a snapshot of layer ${layer.from}, desired a snapshot of layer ${layer.to}` });
     const origin = want.origin ? state.things[want.origin] : undefined;
-    if (staleOrigin(t, origin)) out.push({ subject: want.key, message: `${who} is a snapshot of thin id ${t.originThinId}, desired a snapshot of its parent's thin id ${origin!.thinId}` });
+    if (staleOrigin(t, origin))
+      out.push({
+        subject: want.key,
+        message: `${who} is a snapshot of thin id ${t.originThinId}, desired a snapshot of its parent's thin id ${origin!.thinId}`,
+      });
     if (layer) continue; // replaced whole: its size and state are the new device's
     if (t.kind === 'device' && want.sizeBytes > t.sizeBytes) {
       out.push({ subject: want.key, message: `${who} is ${formatSize(t.sizeBytes)}, desired ${formatSize(want.sizeBytes)}` });
@@ -79,8 +86,10 @@ export function driftOf({ desired, state, observed, content, mode }: DriftInput)
     }
     const seen = observeThing(t, observed, mounts);
     if (t.lifecycle.state !== seen.state || seen.uncertain) continue;
-    if (seen.state !== want.state) out.push({ subject: want.key, message: `${who} is ${seen.state}, desired ${want.state}${want.state === 'mounted' ? ` at ${want.mountpoint}` : ''}` });
-    else if (seen.state === 'mounted' && want.mountpoint && seen.mountedAt !== want.mountpoint) out.push({ subject: want.key, message: `${who} is mounted at ${seen.mountedAt}, desired at ${want.mountpoint}` });
+    if (seen.state !== want.state)
+      out.push({ subject: want.key, message: `${who} is ${seen.state}, desired ${want.state}${want.state === 'mounted' ? ` at ${want.mountpoint}` : ''}` });
+    else if (seen.state === 'mounted' && want.mountpoint && seen.mountedAt !== want.mountpoint)
+      out.push({ subject: want.key, message: `${who} is mounted at ${seen.mountedAt}, desired at ${want.mountpoint}` });
   }
   for (const t of Object.values(state.things)) {
     if (wantedKeys.has(t.key) || t.kind === 'snapshot' || inDoubt.has(t.key)) continue;

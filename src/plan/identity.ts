@@ -26,7 +26,12 @@ export function madeFromLayer(t: ThingRecord, state: Pick<EngineState, 'things' 
  * new chain is a source edited in place, after which a device keeps its data (docs/manifest.md):
  * not a change of what it is. Null when it is what it must be.
  */
-export function layerDriftOf(t: ThingRecord, wantOrigin: string | null, wantLayer: string | undefined, state: Pick<EngineState, 'things' | 'desired'>): { from: string; to: string } | null {
+export function layerDriftOf(
+  t: ThingRecord,
+  wantOrigin: string | null,
+  wantLayer: string | undefined,
+  state: Pick<EngineState, 'things' | 'desired'>,
+): { from: string; to: string } | null {
   if (t.kind !== 'device' || wantLayer === undefined || t.origin === wantOrigin) return null;
   const from = madeFromLayer(t, state);
   if (from === wantLayer) return null;

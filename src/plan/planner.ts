@@ -64,7 +64,7 @@ export function plan(input: PlanInput): Plan {
   const { desired, state, observed, mode } = input;
   if (desired && !input.content && desired.layers.some((l) => l.source)) {
     // Taking layers with a source as empty would build empty layers and delete the real ones.
-    return { steps: [], impact: 'none', blockers: ['the layers\' content was not resolved for this manifest: run `thinlayer apply -f MANIFEST`'] };
+    return { steps: [], impact: 'none', blockers: ["the layers' content was not resolved for this manifest: run `thinlayer apply -f MANIFEST`"] };
   }
   const poolName = desired?.pool.name ?? state.poolSpec?.name ?? state.pool?.name ?? null;
   if (poolName === null) return { steps: [], impact: 'none', blockers: [] }; // nothing wanted, nothing recorded
@@ -86,7 +86,8 @@ export function plan(input: PlanInput): Plan {
     dropsPoolWhole: false,
     warnings: [],
   };
-  ctx.dropsPoolWhole = desired === null && mode === 'converge' && ctx.poolSpec !== null && ctx.poolSpec.data.kind === 'file' && ctx.poolSpec.metadata.kind === 'file';
+  ctx.dropsPoolWhole =
+    desired === null && mode === 'converge' && ctx.poolSpec !== null && ctx.poolSpec.data.kind === 'file' && ctx.poolSpec.metadata.kind === 'file';
 
   planPool(ctx);
   const converging = mode === 'converge' && ctx.blockers.length === 0;
@@ -107,7 +108,10 @@ export function plan(input: PlanInput): Plan {
       return { steps: [], impact: 'none', blockers: ctx.blockers, warnings: [] };
     }
   }
-  const warnings = [...ctx.warnings, ...(ctx.logBehind ? [`${logBehindText(ctx.logBehind)}: nothing is deleted or formatted in the pool until then; ${LOG_BEHIND_REPAIR}`] : [])];
+  const warnings = [
+    ...ctx.warnings,
+    ...(ctx.logBehind ? [`${logBehindText(ctx.logBehind)}: nothing is deleted or formatted in the pool until then; ${LOG_BEHIND_REPAIR}`] : []),
+  ];
   // Refuse to add snapshots to a nearly full pool: devices made there would fail on their first writes.
   const creates = steps.filter((s) => s.op === 'snap.create' || s.op === 'thin.create').length;
   const pressure = observed.pool && desired ? pressureBlocker(observed.pool.status, desired.pool.minFreeFraction, creates) : null;
@@ -126,7 +130,10 @@ function deletesOf(ctx: PlanContext, steps: Step[]): PlanDeletes {
   const poolGoes = steps.some((s) => s.op === 'pool.delete-files');
   if (ctx.dropsPoolWhole && poolGoes) for (const key of Object.keys(things)) gone.add(key);
   const named = (kind: 'device' | 'layer') =>
-    [...gone].filter((k) => things[k]?.kind === kind).map((k) => things[k].label ?? things[k].name).sort();
+    [...gone]
+      .filter((k) => things[k]?.kind === kind)
+      .map((k) => things[k].label ?? things[k].name)
+      .sort();
   return { devices: named('device'), layers: named('layer'), base: gone.has('base'), pool: poolGoes, files };
 }
 
@@ -139,7 +146,9 @@ function planPool(ctx: PlanContext): void {
   if (observed.foreignPool) {
     const f = observed.foreignPool;
     const where = f.backingFiles.length > 0 ? `; its backing files are ${f.backingFiles.join(' and ')}` : '';
-    blockers.push(`pool ${f.dmName} belongs to ${f.owner}${where}: ${f.why}. thinlayer never loads, formats, snapshots or mounts another owner's pool; give this manifest's pool another name, or use that state directory`);
+    blockers.push(
+      `pool ${f.dmName} belongs to ${f.owner}${where}: ${f.why}. thinlayer never loads, formats, snapshots or mounts another owner's pool; give this manifest's pool another name, or use that state directory`,
+    );
     return;
   }
   if (observed.pool) {
@@ -152,28 +161,51 @@ function planPool(ctx: PlanContext): void {
   if (missing) return void blockers.push(missing);
   const missingFiles = [observed.data, observed.metadata].filter((b) => b && b.kind === 'file' && !b.exists);
   if (missingFiles.length > 0) {
-    if (state.pool?.formatted) blockers.push(`the pool's backing file ${missingFiles.map((b) => b!.path).join(' and ')} is missing but the log says the pool holds data: restore it, or run \`thinlayer destroy\` to start over`);
-    else if (poolWanted) w.add('pool.files', 'pool', 'create', { data: backingArgs(poolSpec.data), metadata: backingArgs(poolSpec.metadata) }, 'create the sparse data and metadata files');
+    if (state.pool?.formatted)
+      blockers.push(
+        `the pool's backing file ${missingFiles.map((b) => b!.path).join(' and ')} is missing but the log says the pool holds data: restore it, or run \`thinlayer destroy\` to start over`,
+      );
+    else if (poolWanted)
+      w.add(
+        'pool.files',
+        'pool',
+        'create',
+        { data: backingArgs(poolSpec.data), metadata: backingArgs(poolSpec.metadata) },
+        'create the sparse data and metadata files',
+      );
   }
   for (const role of ['metadata', 'data'] as const) {
     const spec = poolSpec[role];
-    if (spec.kind === 'file' && !observed[role]?.loop) w.add('pool.attach', 'pool', 'update', { role, file: spec.file }, `attach the ${role} file to a loop device`);
+    if (spec.kind === 'file' && !observed[role]?.loop)
+      w.add('pool.attach', 'pool', 'update', { role, file: spec.file }, `attach the ${role} file to a loop device`);
   }
   if (!observed.pool) {
     const formatted = state.pool?.formatted ?? false;
     const blank = observed.metadataBlank || missingFiles.length > 0;
-    if (blank && formatted) blockers.push(`the pool's metadata is blank but the log says pool ${poolIdentity.dmName} was formatted: its metadata was lost; refusing to create an empty pool over it (run \`thinlayer destroy\` to start over)`);
-    else if (!blank && !state.pool) blockers.push(`the metadata ${observed.metadata?.path ?? ''} holds data thinlayer did not write: refusing to format it (clear its first 4 KiB yourself to reuse it)`);
+    if (blank && formatted)
+      blockers.push(
+        `the pool's metadata is blank but the log says pool ${poolIdentity.dmName} was formatted: its metadata was lost; refusing to create an empty pool over it (run \`thinlayer destroy\` to start over)`,
+      );
+    else if (!blank && !state.pool)
+      blockers.push(
+        `the metadata ${observed.metadata?.path ?? ''} holds data thinlayer did not write: refusing to format it (clear its first 4 KiB yourself to reuse it)`,
+      );
     else
-      w.add('pool.activate', 'pool', blank ? 'create' : 'update', {
-        pool: poolName,
-        ...poolIdentity,
-        blockSizeBytes: poolSpec.blockSizeBytes,
-        noSpaceTimeoutSeconds: poolSpec.noSpaceTimeoutSeconds,
-        data: backingArgs(poolSpec.data),
-        metadata: backingArgs(poolSpec.metadata),
-        blank,
-      }, blank ? 'format the pool metadata and load the thin-pool' : 'load the thin-pool from its metadata');
+      w.add(
+        'pool.activate',
+        'pool',
+        blank ? 'create' : 'update',
+        {
+          pool: poolName,
+          ...poolIdentity,
+          blockSizeBytes: poolSpec.blockSizeBytes,
+          noSpaceTimeoutSeconds: poolSpec.noSpaceTimeoutSeconds,
+          data: backingArgs(poolSpec.data),
+          metadata: backingArgs(poolSpec.metadata),
+          blank,
+        },
+        blank ? 'format the pool metadata and load the thin-pool' : 'load the thin-pool from its metadata',
+      );
   }
 }
 
@@ -320,8 +352,14 @@ function planTeardown(ctx: PlanContext): void {
     // it would fail (the snapshot holds it open) after its loop devices were already let go.
     const inUse = Object.values(state.things).filter((t) => leftAlone(t, desired) && RANK[observeThing(t, observed, ctx.mounts).state] > RANK.created);
     if (inUse.length > 0) {
-      const ids = inUse.slice(0, 3).map((t) => t.thinId).join(', ') + (inUse.length > 3 ? ', …' : '');
-      ctx.warnings.push(`the pool stays active: ${inUse.length} containerd snapshot(s) are active on it (thin id ${ids}), and down leaves containerd's snapshots alone, and the pool they live on with them (destroy takes both)`);
+      const ids =
+        inUse
+          .slice(0, 3)
+          .map((t) => t.thinId)
+          .join(', ') + (inUse.length > 3 ? ', …' : '');
+      ctx.warnings.push(
+        `the pool stays active: ${inUse.length} containerd snapshot(s) are active on it (thin id ${ids}), and down leaves containerd's snapshots alone, and the pool they live on with them (destroy takes both)`,
+      );
       return;
     }
   }

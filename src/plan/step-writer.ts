@@ -56,7 +56,19 @@ export function snapshotStep(
     'snap.create',
     t.key,
     'create',
-    { kind: t.kind, name: t.name, ...thinArgs(t), ...(resume ? { resume: true } : {}), ...(label !== undefined ? { label } : {}), ...(layer ? { layer } : {}), origin: origin.key, originThinId: origin.thinId, originDmName: origin.dmName, ready, ...(digest ? { digest } : {}) },
+    {
+      kind: t.kind,
+      name: t.name,
+      ...thinArgs(t),
+      ...(resume ? { resume: true } : {}),
+      ...(label !== undefined ? { label } : {}),
+      ...(layer ? { layer } : {}),
+      origin: origin.key,
+      originThinId: origin.thinId,
+      originDmName: origin.dmName,
+      ready,
+      ...(digest ? { digest } : {}),
+    },
     `snapshot ${originWho} as ${who} (thin id ${t.thinId})`,
   );
 }
@@ -92,7 +104,14 @@ export class StepWriter {
         // Devices are mounted read-write; layers only ever for inspection, read-only.
         const mountpoint = required(want?.mountpoint, `a mountpoint for ${who}`);
         // nosuid and nodev unless the device's mountOptions allow them.
-        return void this.steps.push(mountStep(t, who, { mountpoint, filesystem: this.fs, readOnly: t.kind !== 'device', ...(want?.mountOptions ? { mountOptions: want.mountOptions } : {}) }));
+        return void this.steps.push(
+          mountStep(t, who, {
+            mountpoint,
+            filesystem: this.fs,
+            readOnly: t.kind !== 'device',
+            ...(want?.mountOptions ? { mountOptions: want.mountOptions } : {}),
+          }),
+        );
       }
       case 'UNMOUNT':
         this.unmount(t, mountedAt, `unmount ${who} from ${mountedAt ?? t.mountpoint}`);
@@ -113,7 +132,15 @@ export class StepWriter {
   create(t: ThingRecord, resume = false): void {
     // resume: rolling forward a create whose intent is pending in this log, so EEXIST for this id is
     // this log's own create having landed; otherwise EEXIST is a collision (src/actions/action-table.ts).
-    const common: StepArgs<'thin.create'> = { kind: t.kind, name: t.name, dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes, ...(resume ? { resume: true } : {}) };
+    const common: StepArgs<'thin.create'> = {
+      kind: t.kind,
+      name: t.name,
+      dmName: t.dmName,
+      uuid: t.uuid,
+      thinId: t.thinId,
+      sizeBytes: t.sizeBytes,
+      ...(resume ? { resume: true } : {}),
+    };
     if (t.kind === 'base') {
       this.add('thin.create', t.key, 'create', common, `create the base thin device (thin id ${t.thinId})`);
       return;
@@ -142,7 +169,17 @@ export class StepWriter {
       'layer.commit',
       t.key,
       'create',
-      { dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes, filesystem: this.fs, content: required(unit.content, `content for layer ${unit.label}`), chainId: unit.chainId, allowDevices: unit.allowDevices, label: unit.label },
+      {
+        dmName: t.dmName,
+        uuid: t.uuid,
+        thinId: t.thinId,
+        sizeBytes: t.sizeBytes,
+        filesystem: this.fs,
+        content: required(unit.content, `content for layer ${unit.label}`),
+        chainId: unit.chainId,
+        allowDevices: unit.allowDevices,
+        label: unit.label,
+      },
       `apply the content of layer ${unit.label} (${unit.content!.label ?? unit.content!.path}) and commit it as ${chainHex(unit.chainId)}`,
     );
   }
@@ -154,7 +191,13 @@ export class StepWriter {
 
   /** Grow a device's filesystem to fill a device larger than its layer. */
   grow(t: ThingRecord, mountpoint: string | null): void {
-    this.add('fs.grow', t.key, 'update', { dmName: t.dmName, mountpoint, filesystem: this.fs }, `grow the filesystem of ${describeThing(t)} to fill its ${t.sizeBytes} bytes`);
+    this.add(
+      'fs.grow',
+      t.key,
+      'update',
+      { dmName: t.dmName, mountpoint, filesystem: this.fs },
+      `grow the filesystem of ${describeThing(t)} to fill its ${t.sizeBytes} bytes`,
+    );
   }
 }
 

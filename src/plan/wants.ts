@@ -38,10 +38,13 @@ export interface Want {
 export function wants(desired: Manifest, mode: PlanMode, content: LayerContent): Want[] {
   const base = desired.pool.baseSizeBytes;
   const layerKey = (id: string) => thingKey('layer', chainHex(id));
-  const out: Want[] = [{ key: 'base', kind: 'base', name: 'base', origin: null, state: 'created', sizeBytes: base, mountpoint: null, unit: null, label: 'base' }];
+  const out: Want[] = [
+    { key: 'base', kind: 'base', name: 'base', origin: null, state: 'created', sizeBytes: base, mountpoint: null, unit: null, label: 'base' },
+  ];
   // A layer mounted for inspection is the top of a manifest layer that names a mountpoint.
   const inspectAt = new Map<string, string>();
-  for (const layer of desired.layers) if (layer.mountpoint && content.top[layer.name] && !inspectAt.has(content.top[layer.name])) inspectAt.set(content.top[layer.name], layer.mountpoint);
+  for (const layer of desired.layers)
+    if (layer.mountpoint && content.top[layer.name] && !inspectAt.has(content.top[layer.name])) inspectAt.set(content.top[layer.name], layer.mountpoint);
   for (const unit of content.units) {
     const mountpoint = inspectAt.get(unit.chainId) ?? null;
     out.push({
@@ -75,4 +78,3 @@ export function wants(desired: Manifest, mode: PlanMode, content: LayerContent):
   }
   return out;
 }
-

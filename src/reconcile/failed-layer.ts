@@ -21,6 +21,8 @@ export async function failedLayerSteps(session: Session): Promise<Step[]> {
   }
   return w.steps.map((s) => {
     const t = session.state.things[s.target];
-    return s.op === 'thin.delete' && t ? { ...s, reason: `delete ${describeThing(t)}, whose content failed to apply (${t.failed}): nothing half-made is kept` } : s;
+    return s.op === 'thin.delete' && t
+      ? { ...s, reason: `delete ${describeThing(t)}, whose content failed to apply (${t.failed}): nothing half-made is kept` }
+      : s;
   });
 }

@@ -106,21 +106,41 @@ async function converge(session: Session, run: Run, opts: ReconcileOptions): Pro
       return { outcome: 'converged', runId: run.runId, steps: run.steps, planned: run.steps, passes: pass, plan: firstPlan };
     }
     if (plan.impact === 'destroy' && !confirmed) {
-      if (!(await opts.confirm(plan))) throw new UserError('the plan deletes devices and was not confirmed: nothing was changed (re-run with --yes to confirm)', { path: '--yes' }, 'E_NOT_CONFIRMED');
+      if (!(await opts.confirm(plan)))
+        throw new UserError(
+          'the plan deletes devices and was not confirmed: nothing was changed (re-run with --yes to confirm)',
+          { path: '--yes' },
+          'E_NOT_CONFIRMED',
+        );
       confirmed = true;
     }
     if (!run.started) {
       await run.start(session);
       reporter.notify({ code: 'run.started', runId: run.runId, command: opts.command });
     }
-    if (desiredChanged) await session.append([{ type: 'desired.set', manifest: opts.desired, content: content ?? null, source: opts.desired ? 'apply' : 'destroy', digest: opts.desiredDigest ?? null }], { durable: false });
+    if (desiredChanged)
+      await session.append(
+        [
+          {
+            type: 'desired.set',
+            manifest: opts.desired,
+            content: content ?? null,
+            source: opts.desired ? 'apply' : 'destroy',
+            digest: opts.desiredDigest ?? null,
+          },
+        ],
+        { durable: false },
+      );
     const before = run.steps;
     await run.execute(session, plan.steps, pool?.dmName ?? '', { reporter, signal: opts.signal, observed: observed.devices });
     if (opts.signal?.aborted) {
       return { outcome: 'interrupted', runId: run.runId, steps: run.steps, planned: before + plan.steps.length, passes: pass + 1, plan: firstPlan };
     }
   }
-  throw new StateError(`did not converge after ${maxPasses} passes: the kernel keeps disagreeing with the plan (run \`thinlayer plan\` to see what remains)`, 'E_NOT_CONVERGED');
+  throw new StateError(
+    `did not converge after ${maxPasses} passes: the kernel keeps disagreeing with the plan (run \`thinlayer plan\` to see what remains)`,
+    'E_NOT_CONVERGED',
+  );
 }
 
 /** The ops whose intents their own command settles: gc reads the pool for an orphan's delete, a pool grow is finished before any plan. */

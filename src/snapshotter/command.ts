@@ -58,7 +58,8 @@ function kept(kernel: KernelPort): KernelPort {
 async function freeSocketPath(socket: string): Promise<void> {
   const st = await lstat(socket).catch(() => null);
   if (!st) return;
-  if (!st.isSocket()) throw new UserError(`--socket ${socket}: a file that is not a socket is there; thinlayer does not replace it`, { path: '--socket' }, 'E_SOCKET');
+  if (!st.isSocket())
+    throw new UserError(`--socket ${socket}: a file that is not a socket is there; thinlayer does not replace it`, { path: '--socket' }, 'E_SOCKET');
   const alive = await new Promise<boolean>((done) => {
     const c = connect(socket);
     c.once('connect', () => (c.destroy(), done(true)));
@@ -90,7 +91,10 @@ export async function runSnapshotter(opts: SnapshotterOptions): Promise<{ snapsh
   if (chosen.notice) opts.reporter.notify({ code: 'backend.notice', backend: chosen.kernel.kind, text: chosen.notice });
   const kernel = kept(chosen.kernel);
   const poolDmName = dmIdentity(manifest.pool.name, 'pool').dmName;
-  const gate = new SessionGate({ stateDir: dir.root, kernel, crash: new CrashPoints(), reporter: opts.reporter, lockWaitMs: opts.lockWaitMs ?? 30_000, lingerMs: 200 }, initialState());
+  const gate = new SessionGate(
+    { stateDir: dir.root, kernel, crash: new CrashPoints(), reporter: opts.reporter, lockWaitMs: opts.lockWaitMs ?? 30_000, lingerMs: 200 },
+    initialState(),
+  );
   let claim: HolderClaim | null = null;
   // SIGTERM, SIGINT, or a stop request from destroy or down --force.
   const stopping = new AbortController();
@@ -113,7 +117,8 @@ export async function runSnapshotter(opts: SnapshotterOptions): Promise<{ snapsh
           await run.start(s);
           await ensurePoolAndBase(s, manifest.pool, manifest.file, runSteps);
           const recovered = await recoverSnapshots(s, kernel, runSteps);
-          if (recovered.deleted + recovered.reactivated + recovered.deactivated + recovered.settled > 0) opts.reporter.notify({ code: 'snapshotter.recovered', ...recovered });
+          if (recovered.deleted + recovered.reactivated + recovered.deactivated + recovered.settled > 0)
+            opts.reporter.notify({ code: 'snapshotter.recovered', ...recovered });
         });
         await gate.close();
         claim!.watchForStop((request) => {

@@ -30,7 +30,10 @@ function compilePattern(text: string, pattern: string): RE2JS {
   try {
     return RE2JS.compile(pattern);
   } catch (e) {
-    throw new SnapshotError('invalid-argument', `filter "${text}": the pattern ${JSON.stringify(pattern)} is not a regular expression: ${e instanceof Error ? e.message : String(e)}`);
+    throw new SnapshotError(
+      'invalid-argument',
+      `filter "${text}": the pattern ${JSON.stringify(pattern)} is not a regular expression: ${e instanceof Error ? e.message : String(e)}`,
+    );
   }
 }
 
@@ -111,7 +114,7 @@ function matches(s: SnapshotFields, sel: Compiled): boolean {
     case '==':
       return v === sel.value;
     case '!=':
-      return (v ?? "") !== sel.value;
+      return (v ?? '') !== sel.value;
     case '~=':
       return v !== undefined && sel.re!.matcher(v).find();
   }

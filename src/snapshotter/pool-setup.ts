@@ -14,7 +14,11 @@ import { refuseDesired } from '../app/desired.ts';
 export async function ensurePoolAndBase(session: Session, pool: PoolSpec, file: string, runSteps: RunSteps): Promise<void> {
   const recorded = session.state.desired?.pool ?? session.state.poolSpec ?? (session.state.pool ? { name: session.state.pool.name } : null);
   if (recorded && recorded.name !== pool.name) {
-    throw new UserError(`${file}: pool.name: the state dir holds pool "${recorded.name}", not "${pool.name}" (one state dir, one pool)`, { file, path: 'pool.name', expected: recorded.name }, 'E_POOL_NAME');
+    throw new UserError(
+      `${file}: pool.name: the state dir holds pool "${recorded.name}", not "${pool.name}" (one state dir, one pool)`,
+      { file, path: 'pool.name', expected: recorded.name },
+      'E_POOL_NAME',
+    );
   }
   const poolOnly: Manifest = { file, version: 1, pool, layers: [], devices: [] };
   // The pool checked as apply checks it (app/desired.ts): a lowered base size or a changed pool is refused.

@@ -88,7 +88,12 @@ export async function recoverSnapshots(session: Session, kernel: KernelPort, run
   const settled = stale.filter((p) => session.state.pending[p.stepId]);
   if (settled.length > 0) {
     const notes = [];
-    for (const p of settled) notes.push({ type: 'recovery.note' as const, kind: 'intent-resolved' as const, detail: { stepId: p.stepId, op: p.op, target: p.target, by: 'snapshotter', ...(await seenNow(session, kernel, p.target)) } });
+    for (const p of settled)
+      notes.push({
+        type: 'recovery.note' as const,
+        kind: 'intent-resolved' as const,
+        detail: { stepId: p.stepId, op: p.op, target: p.target, by: 'snapshotter', ...(await seenNow(session, kernel, p.target)) },
+      });
     await session.append(notes);
   }
   return { deleted, reactivated, deactivated, settled: settled.length };

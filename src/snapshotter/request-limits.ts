@@ -28,7 +28,10 @@ export function checkLabels(labels: Record<string, string>): void {
   for (const [k, v] of entries) {
     const n = bytes(k) + bytes(v);
     if (n > MAX_LABEL_BYTES) {
-      throw new SnapshotError('invalid-argument', `label ${JSON.stringify(k.length > 64 ? `${k.slice(0, 64)}…` : k)}: key and value are ${n} bytes together, at most ${MAX_LABEL_BYTES} are allowed`);
+      throw new SnapshotError(
+        'invalid-argument',
+        `label ${JSON.stringify(k.length > 64 ? `${k.slice(0, 64)}…` : k)}: key and value are ${n} bytes together, at most ${MAX_LABEL_BYTES} are allowed`,
+      );
     }
   }
 }

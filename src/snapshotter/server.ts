@@ -2,14 +2,35 @@
 // handler reads the request's `containerd-namespace` metadata (its own key space; none is the
 // empty namespace), calls the service and maps its errors to the codes containerd's errdefs reads.
 
-import { Server, ServerCredentials, status as GrpcStatus, type Metadata, type ServiceError, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
+import {
+  Server,
+  ServerCredentials,
+  status as GrpcStatus,
+  type Metadata,
+  type ServiceError,
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+} from '@grpc/grpc-js';
 import type { SnapshotService, Info } from './service.ts';
 import { SnapshotError, GRPC_CODE } from './errors.ts';
 import { toTimestamp } from './clock.ts';
 import { loadSnapshotsService } from './proto.ts';
 import type { Reporter } from '../messages/message-port.ts';
 import { hasCode, isKernelError } from '../errors/index.ts';
-import type { CommitRequest, Empty, InfoMessage, InfoResponse, KeyRequest, ListRequest, ListResponse, MountsResponse, PrepareRequest, UpdateRequest, UsageResponse } from './grpc-messages.ts';
+import type {
+  CommitRequest,
+  Empty,
+  InfoMessage,
+  InfoResponse,
+  KeyRequest,
+  ListRequest,
+  ListResponse,
+  MountsResponse,
+  PrepareRequest,
+  UpdateRequest,
+  UsageResponse,
+} from './grpc-messages.ts';
 
 export const NAMESPACE_HEADER = 'containerd-namespace';
 const LIST_BATCH = 100;
@@ -52,25 +73,64 @@ export function buildServer(service: SnapshotService, reporter: Reporter): Serve
           (res) => callback(null, res),
           (e) => {
             const st = toStatus(e);
-            if (!(e instanceof SnapshotError)) reporter.notify({ code: 'snapshotter.request-failed', method, key: keyOf(call.request), error: st.details ?? '' });
+            if (!(e instanceof SnapshotError))
+              reporter.notify({ code: 'snapshotter.request-failed', method, key: keyOf(call.request), error: st.details ?? '' });
             callback(st as ServiceError);
           },
         );
     };
   const server = new Server();
   server.addService(definition, {
-    Prepare: unary('Prepare', (r: PrepareRequest) => r.key, async (ns, r): Promise<MountsResponse> => ({ mounts: await service.prepare(ns, r.key, r.parent, r.labels ?? {}, 'active') })),
-    View: unary('View', (r: PrepareRequest) => r.key, async (ns, r): Promise<MountsResponse> => ({ mounts: await service.prepare(ns, r.key, r.parent, r.labels ?? {}, 'view') })),
-    Mounts: unary('Mounts', (r: KeyRequest) => r.key, async (ns, r): Promise<MountsResponse> => ({ mounts: await service.mounts(ns, r.key) })),
-    Commit: unary('Commit', (r: CommitRequest) => r.key, async (ns, r): Promise<Empty> => (await service.commit(ns, r.name, r.key, r.labels ?? {}), {})),
-    Remove: unary('Remove', (r: KeyRequest) => r.key, async (ns, r): Promise<Empty> => (await service.remove(ns, r.key), {})),
-    Stat: unary('Stat', (r: KeyRequest) => r.key, (ns, r): InfoResponse => ({ info: infoMessage(service.stat(ns, r.key)) })),
-    Update: unary('Update', (r: UpdateRequest) => r.info?.name ?? '', async (ns, r): Promise<InfoResponse> => ({ info: infoMessage(await service.update(ns, { name: r.info?.name ?? '', labels: r.info?.labels ?? {} }, r.update_mask?.paths ?? [])) })),
-    Usage: unary('Usage', (r: KeyRequest) => r.key, async (ns, r): Promise<UsageResponse> => {
-      const u = await service.usage(ns, r.key);
-      return { size: String(u.size), inodes: String(u.inodes) };
-    }),
-    Cleanup: unary('Cleanup', () => '', async (): Promise<Empty> => (await service.cleanup(), {})),
+    Prepare: unary(
+      'Prepare',
+      (r: PrepareRequest) => r.key,
+      async (ns, r): Promise<MountsResponse> => ({ mounts: await service.prepare(ns, r.key, r.parent, r.labels ?? {}, 'active') }),
+    ),
+    View: unary(
+      'View',
+      (r: PrepareRequest) => r.key,
+      async (ns, r): Promise<MountsResponse> => ({ mounts: await service.prepare(ns, r.key, r.parent, r.labels ?? {}, 'view') }),
+    ),
+    Mounts: unary(
+      'Mounts',
+      (r: KeyRequest) => r.key,
+      async (ns, r): Promise<MountsResponse> => ({ mounts: await service.mounts(ns, r.key) }),
+    ),
+    Commit: unary(
+      'Commit',
+      (r: CommitRequest) => r.key,
+      async (ns, r): Promise<Empty> => (await service.commit(ns, r.name, r.key, r.labels ?? {}), {}),
+    ),
+    Remove: unary(
+      'Remove',
+      (r: KeyRequest) => r.key,
+      async (ns, r): Promise<Empty> => (await service.remove(ns, r.key), {}),
+    ),
+    Stat: unary(
+      'Stat',
+      (r: KeyRequest) => r.key,
+      (ns, r): InfoResponse => ({ info: infoMessage(service.stat(ns, r.key)) }),
+    ),
+    Update: unary(
+      'Update',
+      (r: UpdateRequest) => r.info?.name ?? '',
+      async (ns, r): Promise<InfoResponse> => ({
+        info: infoMessage(await service.update(ns, { name: r.info?.name ?? '', labels: r.info?.labels ?? {} }, r.update_mask?.paths ?? [])),
+      }),
+    ),
+    Usage: unary(
+      'Usage',
+      (r: KeyRequest) => r.key,
+      async (ns, r): Promise<UsageResponse> => {
+        const u = await service.usage(ns, r.key);
+        return { size: String(u.size), inodes: String(u.inodes) };
+      },
+    ),
+    Cleanup: unary(
+      'Cleanup',
+      () => '',
+      async (): Promise<Empty> => (await service.cleanup(), {}),
+    ),
     List: (call: ServerWritableStream<ListRequest, ListResponse>) => {
       try {
         const infos = service.list(namespaceOf(call.metadata), call.request.filters ?? []);

@@ -148,11 +148,21 @@ export class SnapshotService {
           if (parentRecord.kind !== 'committed') throw new SnapshotError('invalid-argument', `parent ${parent} is not a committed snapshot`);
         }
         const origin = parentRecord ? s.state.things[parentRecord.id] : s.state.things.base;
-        if (!origin || !origin.ready) throw new SnapshotError('unavailable', parentRecord ? `the thin device of ${parent} is missing (run \`thinlayer doctor\`)` : 'the pool\'s base is not ready');
+        if (!origin || !origin.ready)
+          throw new SnapshotError(
+            'unavailable',
+            parentRecord ? `the thin device of ${parent} is missing (run \`thinlayer doctor\`)` : "the pool's base is not ready",
+          );
         const thin = await this.#metadata.run(async () => {
           const thinId = nextFreeThinId(s.state);
           const name = String(thinId);
-          const t = { key: thingKey('snapshot', name), name, ...dmIdentity(this.o.pool, 'snapshot', name, s.state.identity), thinId, sizeBytes: origin.sizeBytes };
+          const t = {
+            key: thingKey('snapshot', name),
+            name,
+            ...dmIdentity(this.o.pool, 'snapshot', name, s.state.identity),
+            thinId,
+            sizeBytes: origin.sizeBytes,
+          };
           // Reserved before the device exists, in the mutex Cleanup takes: it never sees it unreserved.
           this.#reserve(t.key);
           try {
@@ -176,7 +186,12 @@ export class SnapshotService {
             throw e;
           }
           const now = nowText();
-          await s.append([{ type: 'snapshot.set', snapshot: { id: thin.key, namespace, key, kind, parent: parentRecord?.id ?? null, labels: { ...labels }, created: now, updated: now } }]);
+          await s.append([
+            {
+              type: 'snapshot.set',
+              snapshot: { id: thin.key, namespace, key, kind, parent: parentRecord?.id ?? null, labels: { ...labels }, created: now, updated: now },
+            },
+          ]);
         } finally {
           this.#unreserve(thin.key);
         }
@@ -206,8 +221,8 @@ export class SnapshotService {
   }
 
   async commit(namespace: string, name: string, key: string, labels: Record<string, string>): Promise<void> {
-    if (!name) throw new SnapshotError('invalid-argument', 'a committed snapshot\'s name must not be empty');
-    checkKey('the committed snapshot\'s name', name);
+    if (!name) throw new SnapshotError('invalid-argument', "a committed snapshot's name must not be empty");
+    checkKey("the committed snapshot's name", name);
     checkLabels(labels);
     await this.#keys.run([scoped(namespace, key), scoped(namespace, name)], () =>
       this.o.gate.run(async (s) => {
@@ -242,7 +257,12 @@ export class SnapshotService {
             await forgetDeviceNode(t.dmName, this.o.stateDir);
           } catch (e) {
             // containerd no longer sees the snapshot; its device is deleted by Cleanup or the next start.
-            this.o.reporter.notify({ code: 'snapshotter.request-failed', method: 'Remove', key, error: `deleting the device failed, left for Cleanup: ${e instanceof Error ? e.message : String(e)}` });
+            this.o.reporter.notify({
+              code: 'snapshotter.request-failed',
+              method: 'Remove',
+              key,
+              error: `deleting the device failed, left for Cleanup: ${e instanceof Error ? e.message : String(e)}`,
+            });
           }
         } finally {
           this.#unreserve(r.id);
@@ -326,4 +346,3 @@ export class SnapshotService {
     });
   }
 }
-

@@ -129,7 +129,18 @@ export class SessionGate {
       this.#current = this.#closing.then(() => {
         const resume = this.#resume;
         this.#resume = null; // taken over (folded in place) by this session, or not usable
-        return Session.open({ stateDir, backend: kernel.kind, kernel, crash, reporter, mutate: true, command: 'snapshotter', lockWaitMs, resume, yieldLock: true });
+        return Session.open({
+          stateDir,
+          backend: kernel.kind,
+          kernel,
+          crash,
+          reporter,
+          mutate: true,
+          command: 'snapshotter',
+          lockWaitMs,
+          resume,
+          yieldLock: true,
+        });
       });
       this.#current.catch(() => (this.#current = null));
     }

@@ -62,7 +62,10 @@ export function decideGrowth(input: GrowthInput): GrowthDecision {
   if (by <= 0) {
     return {
       kind: 'blocked',
-      reason: byLimit <= 0 ? `it is at the kernel's limit of ${input.maxBytes} bytes` : `the host file system has ${Math.max(0, headroom)} bytes to spare beyond what the file may still claim`,
+      reason:
+        byLimit <= 0
+          ? `it is at the kernel's limit of ${input.maxBytes} bytes`
+          : `the host file system has ${Math.max(0, headroom)} bytes to spare beyond what the file may still claim`,
     };
   }
   return { kind: 'grow', toBytes: input.sizeBytes + by, byBytes: by, limitedByHost: by < wanted && byHost < byLimit };

@@ -36,7 +36,10 @@ export function describeMessage(m: Message): { level: Level; text: string } | nu
     case 'run.failed':
       return null; // said by watch.run-failed, with the retry delay
     case 'watch.started':
-      return { level: 'info', text: `watching ${m.file}, drift check every ${formatDuration(m.intervalMs)}${m.metricsUrl ? `, metrics at ${m.metricsUrl}` : ''}` };
+      return {
+        level: 'info',
+        text: `watching ${m.file}, drift check every ${formatDuration(m.intervalMs)}${m.metricsUrl ? `, metrics at ${m.metricsUrl}` : ''}`,
+      };
     case 'watch.run':
       return null;
     case 'watch.run-done':
@@ -44,9 +47,15 @@ export function describeMessage(m: Message): { level: Level; text: string } | nu
     case 'watch.run-failed':
       return { level: 'error', text: `run ${m.run} failed (${m.failures} in a row): ${m.error}; retrying in ${formatDuration(m.retryInMs)}` };
     case 'watch.manifest-invalid':
-      return { level: 'error', text: `${m.error}\n  (keeping ${m.keeping === 'last-valid' ? 'the last valid manifest' : m.keeping === 'recorded' ? 'the recorded desired state' : 'nothing: no valid manifest yet'})` };
+      return {
+        level: 'error',
+        text: `${m.error}\n  (keeping ${m.keeping === 'last-valid' ? 'the last valid manifest' : m.keeping === 'recorded' ? 'the recorded desired state' : 'nothing: no valid manifest yet'})`,
+      };
     case 'watch.needs-confirmation':
-      return { level: 'warn', text: `${m.file} deletes ${m.deletes.length} thin device(s); watch keeps the recorded desired state until \`thinlayer apply -f ${m.file} --yes\` confirms it` };
+      return {
+        level: 'warn',
+        text: `${m.file} deletes ${m.deletes.length} thin device(s); watch keeps the recorded desired state until \`thinlayer apply -f ${m.file} --yes\` confirms it`,
+      };
     case 'watch.untrusted-source':
       return { level: 'warn', text: `layer ${m.layer}'s source ${m.source} could be changed by someone but root (${m.why}); watch reads it as it is` };
     case 'watch.stopped':
@@ -81,7 +90,19 @@ export interface LiveModel {
 export const RECENT_LINES = 8;
 
 export function initialLiveModel(file: string, stateDir: string, intervalMs: number): LiveModel {
-  return { file, stateDir, intervalMs, metricsUrl: null, phase: 'starting', run: 0, runReasons: [], lastRunEnded: null, consecutiveFailures: 0, status: null, recent: [] };
+  return {
+    file,
+    stateDir,
+    intervalMs,
+    metricsUrl: null,
+    phase: 'starting',
+    run: 0,
+    runReasons: [],
+    lastRunEnded: null,
+    consecutiveFailures: 0,
+    status: null,
+    recent: [],
+  };
 }
 
 /** Pure: the model after one message. */
@@ -156,7 +177,10 @@ export function renderLiveView(model: LiveModel, opts: { now: Date; width: numbe
     lines.push(`Pool ${pool.name}: ${pool.active ? (pool.mode ?? 'active') : 'inactive'}${pool.needsCheck ? ', NEEDS CHECK' : ''}`);
     for (const role of ['data', 'metadata'] as const) {
       const use = pool[role];
-      if (use) lines.push(`  ${role.padEnd(8)} ${bar(use.percent, 20)} ${String(use.percent).padStart(5)}%  ${formatBytes(use.usedBytes)} of ${formatBytes(use.totalBytes)}`);
+      if (use)
+        lines.push(
+          `  ${role.padEnd(8)} ${bar(use.percent, 20)} ${String(use.percent).padStart(5)}%  ${formatBytes(use.usedBytes)} of ${formatBytes(use.totalBytes)}`,
+        );
     }
   }
   lines.push('');
@@ -167,7 +191,11 @@ export function renderLiveView(model: LiveModel, opts: { now: Date; width: numbe
     const rows = devices.map((d) => [d.name, d.state === d.desired ? d.state : `${d.state} → ${d.desired}`, d.mountpoint ?? '-', d.devPath ?? '-']);
     const headers = ['DEVICE', 'STATE', 'MOUNTPOINT', 'DEV'];
     const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-    const fmt = (r: string[]) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
+    const fmt = (r: string[]) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]))
+        .join('  ')
+        .trimEnd();
     lines.push(fmt(headers), ...rows.map(fmt));
   }
   lines.push('');

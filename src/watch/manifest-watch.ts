@@ -20,7 +20,9 @@ import type { Trigger } from './triggers.ts';
 /** The file's content digest, or 'absent' when it cannot be read (mid-rename, deleted). */
 async function digestOf(file: string): Promise<string> {
   try {
-    return createHash('sha256').update(await readFile(file)).digest('hex');
+    return createHash('sha256')
+      .update(await readFile(file))
+      .digest('hex');
   } catch {
     return 'absent';
   }
@@ -118,12 +120,22 @@ export class ManifestFollower {
       const read = await readTrustedManifest(absolute);
       if ('untrusted' in read) {
         const message = `${this.shownAs}: watch applies only a manifest that only root can change: ${read.untrusted}`;
-        return this.invalid(new UserError(message, { file: this.shownAs, expected: 'a file and directory owned by root, not writable by group or others' }, 'E_MANIFEST_UNTRUSTED'), `untrusted:${read.untrusted}`);
+        return this.invalid(
+          new UserError(
+            message,
+            { file: this.shownAs, expected: 'a file and directory owned by root, not writable by group or others' },
+            'E_MANIFEST_UNTRUSTED',
+          ),
+          `untrusted:${read.untrusted}`,
+        );
       }
       text = read.text;
     } catch (e) {
       const reason = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message;
-      return this.invalid(new UserError(`${this.shownAs}: cannot read the manifest: ${reason}`, { file: this.shownAs, expected: 'a readable manifest file' }), `unreadable:${reason}`);
+      return this.invalid(
+        new UserError(`${this.shownAs}: cannot read the manifest: ${reason}`, { file: this.shownAs, expected: 'a readable manifest file' }),
+        `unreadable:${reason}`,
+      );
     }
     if (text === this.lastValidText && this.lastValid) {
       this.lastReported = null;

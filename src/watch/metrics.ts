@@ -105,9 +105,21 @@ export function renderMetrics(s: MetricsSnapshot): string {
     for (const [suffix, l, v] of samples) out.push(`${name}${suffix}${labels(l)} ${num(v)}`);
   };
 
-  family('thinlayer_devices', 'gauge', 'Devices of the desired state by observed state.', DEVICE_STATES.map((state) => ['', { state }, s.devices.filter((d) => d.state === state).length]));
-  family('thinlayer_device_state', 'gauge', 'One series per device: 1 for its observed state.', s.devices.map((d) => ['', { device: d.name, state: d.state, desired: d.desired }, 1]));
-  family('thinlayer_devices_converged', 'gauge', 'Devices whose observed state is their desired state.', [['', {}, s.devices.filter((d) => d.state === d.desired).length]]);
+  family(
+    'thinlayer_devices',
+    'gauge',
+    'Devices of the desired state by observed state.',
+    DEVICE_STATES.map((state) => ['', { state }, s.devices.filter((d) => d.state === state).length]),
+  );
+  family(
+    'thinlayer_device_state',
+    'gauge',
+    'One series per device: 1 for its observed state.',
+    s.devices.map((d) => ['', { device: d.name, state: d.state, desired: d.desired }, 1]),
+  );
+  family('thinlayer_devices_converged', 'gauge', 'Devices whose observed state is their desired state.', [
+    ['', {}, s.devices.filter((d) => d.state === d.desired).length],
+  ]);
 
   const pool = s.pool;
   const poolLabel = { pool: pool?.name ?? '' };
@@ -116,7 +128,12 @@ export function renderMetrics(s: MetricsSnapshot): string {
     const use = pool?.[role] ?? null;
     family(`thinlayer_pool_${role}_used_bytes`, 'gauge', `Bytes of pool ${role} in use.`, use ? [['', poolLabel, use.usedBytes]] : []);
     family(`thinlayer_pool_${role}_size_bytes`, 'gauge', `Size of the pool's ${role} space in bytes.`, use ? [['', poolLabel, use.totalBytes]] : []);
-    family(`thinlayer_pool_${role}_used_ratio`, 'gauge', `Share of the pool's ${role} space in use (0 to 1).`, use ? [['', poolLabel, use.totalBytes > 0 ? use.usedBytes / use.totalBytes : 0]] : []);
+    family(
+      `thinlayer_pool_${role}_used_ratio`,
+      'gauge',
+      `Share of the pool's ${role} space in use (0 to 1).`,
+      use ? [['', poolLabel, use.totalBytes > 0 ? use.usedBytes / use.totalBytes : 0]] : [],
+    );
   }
   family('thinlayer_pool_grows_total', 'counter', 'Times the pool was grown by autoextend.', [['', {}, s.poolGrows]]);
 
@@ -129,7 +146,12 @@ export function renderMetrics(s: MetricsSnapshot): string {
     ['_sum', {}, s.durationSumSeconds],
     ['_count', {}, s.durationBuckets[DURATION_BUCKETS_SECONDS.length]],
   ]);
-  family('thinlayer_reconcile_last_success_timestamp_seconds', 'gauge', 'When a reconcile run last succeeded (Unix time).', s.lastSuccessUnixSeconds === null ? [] : [['', {}, s.lastSuccessUnixSeconds]]);
+  family(
+    'thinlayer_reconcile_last_success_timestamp_seconds',
+    'gauge',
+    'When a reconcile run last succeeded (Unix time).',
+    s.lastSuccessUnixSeconds === null ? [] : [['', {}, s.lastSuccessUnixSeconds]],
+  );
   return out.join('\n') + '\n';
 }
 
@@ -157,7 +179,11 @@ export async function serveMetrics(metrics: WatchMetrics, port: number): Promise
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) => {
       reject(
-        new UserError(`cannot serve metrics on 127.0.0.1:${port}: ${e.code === 'EADDRINUSE' ? 'the port is in use' : e.message}`, { path: '--metrics-port', expected: 'a free TCP port' }, 'E_USAGE'),
+        new UserError(
+          `cannot serve metrics on 127.0.0.1:${port}: ${e.code === 'EADDRINUSE' ? 'the port is in use' : e.message}`,
+          { path: '--metrics-port', expected: 'a free TCP port' },
+          'E_USAGE',
+        ),
       );
     });
     server.listen(port, '127.0.0.1', () => resolve());

@@ -25,7 +25,8 @@ export interface WatchManifestOptions {
 
 /** Watches until the signal is aborted; throws a UserError at once for a bad interval or manifest. */
 export async function watchManifest(opts: WatchManifestOptions): Promise<LoopSummary> {
-  if (!Number.isFinite(opts.intervalMs) || opts.intervalMs < 10) throw new UserError(`the drift check interval must be at least 10ms, not ${opts.intervalMs}`, { path: '--interval' }, 'E_USAGE');
+  if (!Number.isFinite(opts.intervalMs) || opts.intervalMs < 10)
+    throw new UserError(`the drift check interval must be at least 10ms, not ${opts.intervalMs}`, { path: '--interval' }, 'E_USAGE');
   const metrics = new WatchMetrics();
   let server: MetricsServer | null = null;
   try {

@@ -121,7 +121,12 @@ function countingGrows(reporter: Reporter, metrics: WatchMetrics | undefined): R
 
 /** Records this process as the state dir's watch, under the lock, so that a destroy or down looking for holders never misses it. */
 async function claimWatch(stateDir: StateDir, opts: WatchOptions, reporter: Reporter, lockWaitMs: number): Promise<HolderClaim> {
-  const lock = await acquireLock(stateDir, { command: 'watch', waitMs: lockWaitMs, signal: opts.signal, onWait: (h) => reporter.notify({ code: 'lock.waiting', pid: h.pid, command: h.command, since: h.since }) });
+  const lock = await acquireLock(stateDir, {
+    command: 'watch',
+    waitMs: lockWaitMs,
+    signal: opts.signal,
+    onWait: (h) => reporter.notify({ code: 'lock.waiting', pid: h.pid, command: h.command, since: h.since }),
+  });
   try {
     return await claimHolder(stateDir, 'watch', { manifest: resolvePath(opts.file) });
   } finally {
@@ -217,7 +222,8 @@ class WatchRuns {
     const reading = await follower.read();
     let desired: Manifest | null;
     if (reading.kind === 'invalid') {
-      if (reading.firstReport) reporter.notify({ code: 'watch.manifest-invalid', file: opts.file, error: reading.error.message, keeping: reading.kept ? 'last-valid' : 'recorded' });
+      if (reading.firstReport)
+        reporter.notify({ code: 'watch.manifest-invalid', file: opts.file, error: reading.error.message, keeping: reading.kept ? 'last-valid' : 'recorded' });
       desired = reading.kept;
     } else desired = reading.manifest;
     if (desired && desiredDigestOf(desired) !== this.lastRecorded) await content.of(desired);
@@ -258,7 +264,15 @@ class WatchRuns {
         this.declinedManifest = edit;
       }
       if (recorded && !signal.aborted) {
-        const result = await reconcile(session, { desired: recorded, mode: 'converge', command: 'watch', reporter, confirm: async () => true, recordDesired: false, signal });
+        const result = await reconcile(session, {
+          desired: recorded,
+          mode: 'converge',
+          command: 'watch',
+          reporter,
+          confirm: async () => true,
+          recordDesired: false,
+          signal,
+        });
         this.steps += result.steps;
       }
     }
@@ -287,11 +301,15 @@ async function loopUntilStopped(opts: WatchOptions, stateDir: StateDir, runs: Wa
     manifestChanges$(opts.file, { settleMs: opts.settleMs }),
     opts.hangups ?? processSignal$('SIGHUP'),
     requests$(stateDir, { scanMs: opts.intervalMs }),
-    poolEvents$(async () => {
-      // Read between runs only: a run in progress is followed by a look at the counter anyway.
-      if (loop?.busy || !runs.poolDmName) return null;
-      return (await runs.kernelInfo(runs.poolDmName))?.eventNr ?? null;
-    }, opts.poolPollMs ?? Math.min(opts.intervalMs, 5000), runs.poolCounter),
+    poolEvents$(
+      async () => {
+        // Read between runs only: a run in progress is followed by a look at the counter anyway.
+        if (loop?.busy || !runs.poolDmName) return null;
+        return (await runs.kernelInfo(runs.poolDmName))?.eventNr ?? null;
+      },
+      opts.poolPollMs ?? Math.min(opts.intervalMs, 5000),
+      runs.poolCounter,
+    ),
   );
   reporter.notify({ code: 'watch.started', file: opts.file, intervalMs: opts.intervalMs, metricsUrl: opts.metricsUrl ?? null });
   loop = startLoop({

@@ -36,7 +36,16 @@ async function watchOnce(file: string, stateDir: string): Promise<string> {
   const controller = new AbortController();
   const reporter = new CollectingReporter();
   let failed: string | null = null;
-  const sink = { notify: (m: any) => { reporter.notify(m); if (m.code === 'watch.run-failed') { failed = m.error; controller.abort(); } if (m.code === 'watch.run-done') controller.abort(); } };
+  const sink = {
+    notify: (m: any) => {
+      reporter.notify(m);
+      if (m.code === 'watch.run-failed') {
+        failed = m.error;
+        controller.abort();
+      }
+      if (m.code === 'watch.run-done') controller.abort();
+    },
+  };
   try {
     await watch({ file, stateDir, backend: 'sim', intervalMs: 60_000, reporter: sink, signal: controller.signal, settleMs: 10 });
   } catch (e) {
@@ -78,9 +87,17 @@ const FRESH: Array<{ name: string; make: (dir: string) => string; says: RegExp }
     },
     says: /entry "out"/,
   },
-  { name: 'two devices on one dm name', make: () => `${POOL_TEXT}layers: { l1: {} }\ndevices:\n  ${long}: { layer: l1 }\n  ${lookalike}: { layer: l1 }\n`, says: /shortened device-mapper name/ },
+  {
+    name: 'two devices on one dm name',
+    make: () => `${POOL_TEXT}layers: { l1: {} }\ndevices:\n  ${long}: { layer: l1 }\n  ${lookalike}: { layer: l1 }\n`,
+    says: /shortened device-mapper name/,
+  },
   { name: 'an invisible character in a name', make: () => `${POOL_TEXT}layers: { l1: {} }\ndevices:\n  "d\u200b1": { layer: l1 }\n`, says: /U\+200B/ },
-  { name: 'a layer named __proto__', make: () => `${POOL_TEXT}layers: { __proto__: {} }\ndevices:\n  d1: { layer: __proto__ }\n`, says: /JavaScript objects reserve/ },
+  {
+    name: 'a layer named __proto__',
+    make: () => `${POOL_TEXT}layers: { __proto__: {} }\ndevices:\n  d1: { layer: __proto__ }\n`,
+    says: /JavaScript objects reserve/,
+  },
 ];
 
 describe('a refused manifest on a state dir with nothing recorded leaves nothing behind', () => {
@@ -113,8 +130,18 @@ const APPLIED: ManifestDraft = { pool: POOL, layers: { l1: {} }, devices: { d1: 
 const CHANGES: Array<{ name: string; text: string; code: string; field: string }> = [
   { name: 'a lowered base size', text: manifestYaml(withPool(APPLIED, { baseSize: '16M' })), code: 'E_BASE_SIZE', field: 'pool.baseSize' },
   { name: 'another block size', text: manifestYaml(withPool(APPLIED, { blockSize: '128K' })), code: 'E_POOL_CHANGE', field: 'pool.blockSize' },
-  { name: 'a lowered device size', text: manifestYaml(withDevices(APPLIED, { d1: { layer: 'l1', state: 'activated', size: '24M' } })), code: 'E_DEVICE_SIZE', field: 'devices.d1.size' },
-  { name: 'a lowered data size', text: manifestYaml(withPool(APPLIED, { data: { file: 'data.img', size: '32M' } })), code: 'E_POOL_SIZE', field: 'pool.data.size' },
+  {
+    name: 'a lowered device size',
+    text: manifestYaml(withDevices(APPLIED, { d1: { layer: 'l1', state: 'activated', size: '24M' } })),
+    code: 'E_DEVICE_SIZE',
+    field: 'devices.d1.size',
+  },
+  {
+    name: 'a lowered data size',
+    text: manifestYaml(withPool(APPLIED, { data: { file: 'data.img', size: '32M' } })),
+    code: 'E_POOL_SIZE',
+    field: 'pool.data.size',
+  },
 ];
 
 describe('an edit that cannot be carried out is refused by every entry point, and nothing is recorded', () => {

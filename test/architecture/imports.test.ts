@@ -152,7 +152,11 @@ describe('imports', () => {
     core.forEach(walk);
     // node:module: its createRequire is how the libc binding (src/host/libc.ts) loads koffi, on first use.
     const io = /^(node:)?(fs|fs\/promises|child_process|net|http|https|dgram|worker_threads|module)$|koffi|lowdb/;
-    const offenders = [...reach].flatMap((f) => importsOf(f).filter((d) => !d.startsWith(SRC) && io.test(d)).map((d) => `${rel(f)} imports ${d}`));
+    const offenders = [...reach].flatMap((f) =>
+      importsOf(f)
+        .filter((d) => !d.startsWith(SRC) && io.test(d))
+        .map((d) => `${rel(f)} imports ${d}`),
+    );
     expect(offenders).toEqual([]);
   });
 });

@@ -51,7 +51,15 @@ export function simPool(name: string, over: Partial<PoolDraft> = {}): PoolDraft 
 /** The manifest of docs/manifest.md: pool demo, layers fedora and apache on it, web1 mounted and web2 activated. */
 export function exampleManifest(): ManifestDraft {
   return {
-    pool: { name: 'demo', data: { file: 'data.img', size: '20G' }, metadata: { file: 'metadata.img', size: '1G' }, blockSize: '64K', baseSize: '10G', filesystem: 'ext4', minFree: '10%' },
+    pool: {
+      name: 'demo',
+      data: { file: 'data.img', size: '20G' },
+      metadata: { file: 'metadata.img', size: '1G' },
+      blockSize: '64K',
+      baseSize: '10G',
+      filesystem: 'ext4',
+      minFree: '10%',
+    },
     layers: { fedora: {}, apache: { parent: 'fedora' } },
     devices: {
       web1: { layer: 'apache', state: 'mounted', mountpoint: '/run/thinlayer/web1' },

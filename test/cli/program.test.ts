@@ -72,7 +72,11 @@ describe('the command line', () => {
     expect(r.code).toBe(2);
     expect(r.err.match(/cannot read the manifest/g)).toHaveLength(1);
     const failure = JSON.parse(r.out);
-    expect(failure).toEqual({ error: expect.objectContaining({ code: 'E_USER', message: expect.stringMatching(/cannot read the manifest/), path: null }), outcome: 'failed', runId: null });
+    expect(failure).toEqual({
+      error: expect.objectContaining({ code: 'E_USER', message: expect.stringMatching(/cannot read the manifest/), path: null }),
+      outcome: 'failed',
+      runId: null,
+    });
     const usage = JSON.parse((await run(['status', '--json', '--frobnicate'])).out);
     expect(usage.error).toMatchObject({ code: 'E_USAGE', path: '--frobnicate' });
   });
@@ -101,9 +105,14 @@ describe('events --since', () => {
 
 describe('summary lines', () => {
   it('share one form across commands', () => {
-    expect(summaryLine({ command: 'apply', outcome: 'converged', steps: 12, passes: 2, runId: 'r1' })).toBe('apply: converged after 12 steps in 2 passes (run r1).');
+    expect(summaryLine({ command: 'apply', outcome: 'converged', steps: 12, passes: 2, runId: 'r1' })).toBe(
+      'apply: converged after 12 steps in 2 passes (run r1).',
+    );
     expect(summaryLine({ command: 'up', outcome: 'converged', steps: 1, passes: 1, runId: 'r2' })).toBe('up: converged after 1 step (run r2).');
     expect(summaryLine({ command: 'destroy', outcome: 'converged', steps: 0 })).toBe('destroy: nothing to do; everything is in its desired state.');
-    for (const command of ['up', 'gc', 'pool grow']) expect(summaryLine({ command, outcome: 'nothing-recorded', steps: 0 })).toBe(`${command}: nothing recorded yet: run \`thinlayer apply -f MANIFEST\` first.`);
+    for (const command of ['up', 'gc', 'pool grow'])
+      expect(summaryLine({ command, outcome: 'nothing-recorded', steps: 0 })).toBe(
+        `${command}: nothing recorded yet: run \`thinlayer apply -f MANIFEST\` first.`,
+      );
   });
 });

@@ -64,9 +64,18 @@ describe('the progress bar', () => {
 
 describe("destroy's prompt", () => {
   it('counts everything it deletes', () => {
-    const plan = { steps: [], impact: 'destroy' as const, blockers: [], deletes: { devices: ['web1', 'web2'], layers: ['fedora'], base: true, pool: true, files: ['/s/data.img', '/s/metadata.img'] } };
-    expect(renderDeletes(plan)).toBe('This deletes 2 devices (web1, web2), 1 layer (fedora), the base, the pool and 2 files (/s/data.img, /s/metadata.img), with all their data.');
-    expect(renderDeletes({ ...plan, deletes: { devices: ['web2'], layers: [], base: false, pool: false, files: [] } })).toBe('This deletes 1 device (web2), with all their data.');
+    const plan = {
+      steps: [],
+      impact: 'destroy' as const,
+      blockers: [],
+      deletes: { devices: ['web1', 'web2'], layers: ['fedora'], base: true, pool: true, files: ['/s/data.img', '/s/metadata.img'] },
+    };
+    expect(renderDeletes(plan)).toBe(
+      'This deletes 2 devices (web1, web2), 1 layer (fedora), the base, the pool and 2 files (/s/data.img, /s/metadata.img), with all their data.',
+    );
+    expect(renderDeletes({ ...plan, deletes: { devices: ['web2'], layers: [], base: false, pool: false, files: [] } })).toBe(
+      'This deletes 1 device (web2), with all their data.',
+    );
   });
 });
 

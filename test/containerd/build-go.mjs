@@ -58,7 +58,10 @@ function goEnv() {
 export function buildGo({ dir, output, test = false }) {
   requireToolchain();
   const src = path.resolve(here, dir); // relative to test/containerd, or absolute
-  const files = fs.readdirSync(src).filter((f) => f.endsWith('.go')).sort();
+  const files = fs
+    .readdirSync(src)
+    .filter((f) => f.endsWith('.go'))
+    .sort();
   const hash = crypto.createHash('sha256');
   hash.update(execFileSync('go', ['version'], { encoding: 'utf8' }));
   hash.update(packageVersion('golang-github-containerd-containerd-dev'));

@@ -52,7 +52,9 @@ test('each pass of the suite (sequential, four in parallel) has its own results,
 });
 
 test('benchmark phase lines repeat by round and keep their fields', () => {
-  const lines = parsePhaseLines('noise\nTL-BENCH phase=import sn=thinlayer round=0 status=0 ms=12\nTL-BENCH phase=import sn=devmapper round=0 status=1 ms=30\nTL-BENCH-ERR x=y');
+  const lines = parsePhaseLines(
+    'noise\nTL-BENCH phase=import sn=thinlayer round=0 status=0 ms=12\nTL-BENCH phase=import sn=devmapper round=0 status=1 ms=30\nTL-BENCH-ERR x=y',
+  );
   expect(lines).toEqual([
     { phase: 'import', sn: 'thinlayer', round: '0', status: '0', ms: '12' },
     { phase: 'import', sn: 'devmapper', round: '0', status: '1', ms: '30' },
@@ -76,6 +78,8 @@ test('the OCI archive has an index naming the image, and layers whose digests ar
   const first = execFileSync('tar', ['-tf', path.join(unpacked, 'blobs', 'sha256', image.layers[0].replace('sha256:', ''))], { encoding: 'utf8' });
   expect(first).toContain('./bin/busybox');
   expect(first).toContain('./etc/tl-salt-0');
-  const last = execFileSync('tar', ['-xOf', path.join(unpacked, 'blobs', 'sha256', image.layers[1].replace('sha256:', '')), './etc/tl-message'], { encoding: 'utf8' });
+  const last = execFileSync('tar', ['-xOf', path.join(unpacked, 'blobs', 'sha256', image.layers[1].replace('sha256:', '')), './etc/tl-message'], {
+    encoding: 'utf8',
+  });
   expect(last).toBe('hi\n');
 });

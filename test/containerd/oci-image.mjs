@@ -18,7 +18,20 @@ function sha256(buf) {
 }
 
 function tarDir(dir, out) {
-  execFileSync('tar', ['--sort=name', '--numeric-owner', '--owner=0', '--group=0', '--mtime=@1700000000', '--format=posix', '--pax-option=delete=atime,delete=ctime', '-C', dir, '-cf', out, '.']);
+  execFileSync('tar', [
+    '--sort=name',
+    '--numeric-owner',
+    '--owner=0',
+    '--group=0',
+    '--mtime=@1700000000',
+    '--format=posix',
+    '--pax-option=delete=atime,delete=ctime',
+    '-C',
+    dir,
+    '-cf',
+    out,
+    '.',
+  ]);
 }
 
 /**
@@ -63,30 +76,43 @@ export function writeOciArchive({ out, name, layers = 1, message, scratch, salt 
     tarDir(root, tar);
     layerDescs.push({ mediaType: LAYER_TYPE, ...blob(fs.readFileSync(tar)) });
   }
-  const config = blob(Buffer.from(JSON.stringify({
-    architecture: 'amd64',
-    os: 'linux',
-    config: { Env: ['PATH=/bin'], Cmd: ['/bin/cat', '/etc/tl-message'], WorkingDir: '/' },
-    rootfs: { type: 'layers', diff_ids: layerDescs.map((l) => l.digest) },
-  })));
-  const manifest = blob(Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-    layers: layerDescs,
-  })));
+  const config = blob(
+    Buffer.from(
+      JSON.stringify({
+        architecture: 'amd64',
+        os: 'linux',
+        config: { Env: ['PATH=/bin'], Cmd: ['/bin/cat', '/etc/tl-message'], WorkingDir: '/' },
+        rootfs: { type: 'layers', diff_ids: layerDescs.map((l) => l.digest) },
+      }),
+    ),
+  );
+  const manifest = blob(
+    Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+        layers: layerDescs,
+      }),
+    ),
+  );
   const tag = name.split(':').pop();
   fs.writeFileSync(path.join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  fs.writeFileSync(path.join(layout, 'index.json'), JSON.stringify({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.index.v1+json',
-    manifests: [{
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      ...manifest,
-      platform: { architecture: 'amd64', os: 'linux' },
-      annotations: { 'io.containerd.image.name': name, 'org.opencontainers.image.ref.name': tag },
-    }],
-  }));
+  fs.writeFileSync(
+    path.join(layout, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: [
+        {
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          ...manifest,
+          platform: { architecture: 'amd64', os: 'linux' },
+          annotations: { 'io.containerd.image.name': name, 'org.opencontainers.image.ref.name': tag },
+        },
+      ],
+    }),
+  );
   fs.mkdirSync(path.dirname(out), { recursive: true });
   tarDir(layout, out);
   return { out, name, layers: layerDescs.map((l) => l.digest) };

@@ -192,7 +192,15 @@ class Rig {
       if (!(await this.kernel.info(name))) continue;
       await this.kernel.resume(name).catch(() => undefined);
       await this.kernel.remove(name).catch(async () => {
-        await eventually(async () => (await this.kernel.info(name)) === null || (await this.kernel.remove(name).then(() => true, () => false)), `remove ${name}`);
+        await eventually(
+          async () =>
+            (await this.kernel.info(name)) === null ||
+            (await this.kernel.remove(name).then(
+              () => true,
+              () => false,
+            )),
+          `remove ${name}`,
+        );
       });
     }
     this.devices.length = 0;
@@ -300,7 +308,7 @@ export function describeKernelContract(name: string, makeFixture: () => Promise<
       await expectErrno(fx.kernel.message(pool.name, 'create_snap 2 1'), 'EEXIST');
     });
 
-    it('lists the thin ids in a pool\'s metadata, in use or not, and leaves no metadata snapshot held', async () => {
+    it("lists the thin ids in a pool's metadata, in use or not, and leaves no metadata snapshot held", async () => {
       const pool = await rig.pool();
       expect(await fx.kernel.listThinIds(pool.name, pool.metaLoop.path)).toEqual([]);
       await fx.kernel.message(pool.name, 'create_thin 5');
@@ -597,7 +605,11 @@ export function describeKernelContract(name: string, makeFixture: () => Promise<
       await eventually(async () => (await fx.kernel.info(thin.name)) === null, `${thin.name} removed after its unmount`);
       // The kernel drops the thin device's name before it lets go of the pool: the pool is free soon after, not at once.
       await eventually(
-        () => fx.kernel.remove(pool.name).then(() => true, (e) => (e?.errno === 16 ? false : Promise.reject(e))),
+        () =>
+          fx.kernel.remove(pool.name).then(
+            () => true,
+            (e) => (e?.errno === 16 ? false : Promise.reject(e)),
+          ),
         `${pool.name} removable once the deferred remove let go of it`,
       );
     });

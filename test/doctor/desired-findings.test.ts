@@ -17,7 +17,13 @@ describe('drift', () => {
     delete state.things['device:web'];
     const f = facts({ state, live: {}, thinIds: [0, 1] });
     expect(driftFindings(f)).toEqual([
-      { code: 'drift', severity: 'error', subject: 'device:web', message: 'device web is absent, desired activated: the desired state is not reached', repair: 'thinlayer apply -f MANIFEST' },
+      {
+        code: 'drift',
+        severity: 'error',
+        subject: 'device:web',
+        message: 'device web is absent, desired activated: the desired state is not reached',
+        repair: 'thinlayer apply -f MANIFEST',
+      },
     ]);
     expect(diagnose(f, '/state').exitCode).toBe(1);
   });
@@ -50,21 +56,36 @@ describe('run.interrupted', () => {
   it('warns of a run that never finished or was interrupted, naming the command to run again', () => {
     const killed = facts({ state: baseState({ lastRun: { runId: 'r1', command: 'apply', outcome: 'running' } }) });
     expect(interruptedRunFindings(killed)).toEqual([
-      { code: 'run.interrupted', severity: 'warning', subject: 'log', message: 'thinlayer apply (run r1) started and never finished: it was killed or crashed; its work may be half done', repair: 'thinlayer apply -f MANIFEST (the same command again finishes it)' },
+      {
+        code: 'run.interrupted',
+        severity: 'warning',
+        subject: 'log',
+        message: 'thinlayer apply (run r1) started and never finished: it was killed or crashed; its work may be half done',
+        repair: 'thinlayer apply -f MANIFEST (the same command again finishes it)',
+      },
     ]);
     const stopped = facts({ state: baseState({ lastRun: { runId: 'r2', command: 'destroy', outcome: 'interrupted' } }) });
-    expect(interruptedRunFindings(stopped)).toMatchObject([{ severity: 'warning', message: expect.stringMatching(/was interrupted/), repair: expect.stringMatching(/^thinlayer destroy /) }]);
+    expect(interruptedRunFindings(stopped)).toMatchObject([
+      { severity: 'warning', message: expect.stringMatching(/was interrupted/), repair: expect.stringMatching(/^thinlayer destroy /) },
+    ]);
   });
 
   it('says nothing of a run that ended, or of one under way', () => {
     expect(interruptedRunFindings(facts({ state: baseState({ lastRun: { runId: 'r', command: 'apply', outcome: 'converged' } }) }))).toEqual([]);
-    expect(interruptedRunFindings({ ...facts({ state: baseState({ lastRun: { runId: 'r', command: 'apply', outcome: 'running' } }) }), runInProgress: { pid: 1, command: 'apply' } })).toEqual([]);
+    expect(
+      interruptedRunFindings({
+        ...facts({ state: baseState({ lastRun: { runId: 'r', command: 'apply', outcome: 'running' } }) }),
+        runInProgress: { pid: 1, command: 'apply' },
+      }),
+    ).toEqual([]);
   });
 
   it('says nothing of the run of a snapshotter that serves, and warns of one whose snapshotter is gone', () => {
     const serving = baseState({ lastRun: { runId: 's1', command: 'snapshotter', outcome: 'running' } });
     expect(interruptedRunFindings({ ...facts({ state: serving }), liveHolders: ['snapshotter'] })).toEqual([]);
-    expect(interruptedRunFindings({ ...facts({ state: serving }), liveHolders: [] })).toMatchObject([{ code: 'run.interrupted', severity: 'warning', message: expect.stringMatching(/^thinlayer snapshotter \(run s1\) started and never finished/) }]);
+    expect(interruptedRunFindings({ ...facts({ state: serving }), liveHolders: [] })).toMatchObject([
+      { code: 'run.interrupted', severity: 'warning', message: expect.stringMatching(/^thinlayer snapshotter \(run s1\) started and never finished/) },
+    ]);
     // A live snapshotter says nothing of another command's run left unfinished.
     const killedApply = baseState({ lastRun: { runId: 'a1', command: 'apply', outcome: 'running' } });
     expect(interruptedRunFindings({ ...facts({ state: killedApply }), liveHolders: ['snapshotter'] })).toHaveLength(1);

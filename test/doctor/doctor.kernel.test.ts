@@ -20,10 +20,15 @@ const POOL = dmIdentity(POOL_NAME, 'pool').dmName;
 
 function collect(): { stream: Writable; text: () => string } {
   let text = '';
-  return { stream: new Writable({ write: (chunk, _enc, done) => {
+  return {
+    stream: new Writable({
+      write: (chunk, _enc, done) => {
         text += chunk.toString();
         done();
-      }, }), text: () => text };
+      },
+    }),
+    text: () => text,
+  };
 }
 
 beforeAll(() => {
@@ -32,7 +37,7 @@ beforeAll(() => {
 });
 
 describe('doctor and gc on the real kernel', () => {
-  it('finds an orphan with thin_ls on a metadata snapshot; gc --yes leaves it (not this log\'s), gc --thin-id deletes it', async () => {
+  it("finds an orphan with thin_ls on a metadata snapshot; gc --yes leaves it (not this log's), gc --thin-id deletes it", async () => {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tl-doctor-'));
     const stateDir = path.join(root, 'state');
     const manifest = path.join(root, 'm.yaml');

@@ -147,7 +147,9 @@ describe('doctor and gc on the simulated kernel', () => {
     await box.kernel.message(POOL, 'create_thin 99');
     const sick = await box.doctor();
     expect(sick.report.orphans).toEqual([99]);
-    expect(sick.report.findings).toEqual([expect.objectContaining({ code: 'thin.orphan', severity: 'warning', subject: 'thin:99', repair: 'thinlayer gc --thin-id 99' })]);
+    expect(sick.report.findings).toEqual([
+      expect.objectContaining({ code: 'thin.orphan', severity: 'warning', subject: 'thin:99', repair: 'thinlayer gc --thin-id 99' }),
+    ]);
     expect(sick.code).toBe(0);
 
     // Not this log's: gc does not touch it on its own.
@@ -265,7 +267,11 @@ describe('doctor and gc on the simulated kernel', () => {
     const sick = await box.doctor();
     expect(codes(sick.report)).toEqual(['warning:dm.unknown:dm:thinlayer-doc-dev-ghost', 'warning:thin.orphan:thin:77']);
     // The device carries this state dir's identity: gc removes it. Thin id 77 is not this log's: named only.
-    expect((await box.gc(true)).out).toMatchObject({ steps: [{ op: 'thin.deactivate', target: `dm:${ghost.dmName}` }], skipped: [{ subject: 'thin:77' }], done: 1 });
+    expect((await box.gc(true)).out).toMatchObject({
+      steps: [{ op: 'thin.deactivate', target: `dm:${ghost.dmName}` }],
+      skipped: [{ subject: 'thin:77' }],
+      done: 1,
+    });
     expect(await box.kernel.info(ghost.dmName)).toBeNull();
     expect((await box.gc(true, { thinId: 77 })).out).toMatchObject({ steps: [{ op: 'orphan.delete', target: 'thin:77' }], done: 1 });
     expect((await box.doctor()).report.findings).toEqual([]);
@@ -313,7 +319,10 @@ describe('doctor and gc on the simulated kernel', () => {
 describe('doctor and the integrity of the state dir', () => {
   /** Every file under the state dir with its size, to show that a command wrote nothing. */
   function listing(dir: string): string[] {
-    return fs.readdirSync(dir, { recursive: true, withFileTypes: true }).map((d) => `${path.relative(dir, path.join(d.parentPath, d.name))}:${d.isFile() ? fs.statSync(path.join(d.parentPath, d.name)).size : 'dir'}`).sort();
+    return fs
+      .readdirSync(dir, { recursive: true, withFileTypes: true })
+      .map((d) => `${path.relative(dir, path.join(d.parentPath, d.name))}:${d.isFile() ? fs.statSync(path.join(d.parentPath, d.name)).size : 'dir'}`)
+      .sort();
   }
 
   it('a thin id changed in snapshot.json: the snapshot is discarded, doctor finds nothing, gc and up delete nothing and keep the data', async () => {
@@ -384,7 +393,11 @@ describe('doctor and the integrity of the state dir', () => {
     damaged[whole.length - 30] ^= 0x04;
     fs.writeFileSync(logFile, damaged);
     const before = listing(box.stateDir);
-    await expect(box.doctor()).rejects.toMatchObject({ code: 'E_LOG_CORRUPT', exitCode: 1, message: expect.stringContaining(`event log ${logFile} is corrupt at line ${lines}`) });
+    await expect(box.doctor()).rejects.toMatchObject({
+      code: 'E_LOG_CORRUPT',
+      exitCode: 1,
+      message: expect.stringContaining(`event log ${logFile} is corrupt at line ${lines}`),
+    });
     await expect(api.up({ stateDir: box.stateDir, backend: 'sim', yes: true })).rejects.toMatchObject({ code: 'E_LOG_CORRUPT' });
     expect(listing(box.stateDir).filter((l) => !l.startsWith('lock'))).toEqual(before.filter((l) => !l.startsWith('lock')));
     expect(fs.readFileSync(logFile).equals(damaged)).toBe(true);

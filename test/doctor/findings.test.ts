@@ -22,7 +22,18 @@ function pending<O extends StepOp>(op: O, target: string, args: StepArgs<O>, txi
 /** The snapshot intent that made `t`, as the step writer writes it. */
 function snapOf(state: EngineState, t: ThingRecord): StepArgs<'snap.create'> {
   const origin = state.things[t.origin!];
-  return { kind: t.kind, name: t.name, dmName: t.dmName, uuid: t.uuid, thinId: t.thinId, sizeBytes: t.sizeBytes, origin: origin.key, originThinId: origin.thinId, originDmName: origin.dmName, ready: false };
+  return {
+    kind: t.kind,
+    name: t.name,
+    dmName: t.dmName,
+    uuid: t.uuid,
+    thinId: t.thinId,
+    sizeBytes: t.sizeBytes,
+    origin: origin.key,
+    originThinId: origin.thinId,
+    originDmName: origin.dmName,
+    ready: false,
+  };
 }
 
 /** A state with the new layer's snapshot interrupted: its intent logged at transaction id 5, no outcome. */
@@ -40,42 +51,85 @@ describe('the log against the kernel', () => {
     ['a thin id in the pool the log does not own', { thinIds: [0, 1, 2, 99] }, ['warning:thin.orphan:thin:99']],
     ['a thin id the log owns that the pool lacks', { thinIds: [0, 2] }, [`error:thin.missing:${OS}`]],
     ['a device the log says is active that has no dm device', { live: {} }, ['warning:device.not-active:device:web']],
-    ['a device the log says is mounted that is not', { state: withThing(baseState(), thing('device:web', 2, OS, 'mounted', { mountpoint: '/mnt/web' })) }, ['warning:device.not-mounted:device:web']],
-    ['a device mounted elsewhere than the log says', { state: withThing(baseState(), thing('device:web', 2, OS, 'mounted', { mountpoint: '/mnt/web' })), mounts: { '/mnt/other': WEB } }, ['warning:device.mounted-elsewhere:device:web']],
+    [
+      'a device the log says is mounted that is not',
+      { state: withThing(baseState(), thing('device:web', 2, OS, 'mounted', { mountpoint: '/mnt/web' })) },
+      ['warning:device.not-mounted:device:web'],
+    ],
+    [
+      'a device mounted elsewhere than the log says',
+      { state: withThing(baseState(), thing('device:web', 2, OS, 'mounted', { mountpoint: '/mnt/web' })), mounts: { '/mnt/other': WEB } },
+      ['warning:device.mounted-elsewhere:device:web'],
+    ],
     ['a device mounted that the log says is only activated', { mounts: { '/mnt/web': WEB } }, ['warning:device.unexpectedly-mounted:device:web']],
-    ['a layer active that the log says is only created', { live: { [WEB]: 2, [baseState().things[OS].dmName]: 1 } }, [`warning:device.unexpectedly-active:${OS}`]],
+    [
+      'a layer active that the log says is only created',
+      { live: { [WEB]: 2, [baseState().things[OS].dmName]: 1 } },
+      [`warning:device.unexpectedly-active:${OS}`],
+    ],
     ['a thin table naming another thin id', { live: { [WEB]: 1 } }, ['error:thin.table-mismatch:device:web']],
     ['a thin table naming another pool', { live: { [WEB]: '253:9/2' } }, ['error:thin.table-mismatch:device:web']],
-    ['an owned dm device on the pool the log never created', { extraOwned: [{ name: 'thinlayer-demo-dev-ghost', uuid: 'thinlayer-demo-dev-ghost', owned: true, liveTable: true, openCount: 0, thin: { pool: POOL_DEV, thinId: 1 } }] }, ['warning:dm.unknown:dm:thinlayer-demo-dev-ghost']],
-    ['a device of someone else mapping a thinlayer thin id', { foreign: [{ name: 'theirs', uuid: 'LVM-x', owned: false, liveTable: true, openCount: 1, thin: { pool: POOL_DEV, thinId: 2 } }] }, ['error:dm.foreign-user:dm:theirs']],
+    [
+      'an owned dm device on the pool the log never created',
+      {
+        extraOwned: [
+          {
+            name: 'thinlayer-demo-dev-ghost',
+            uuid: 'thinlayer-demo-dev-ghost',
+            owned: true,
+            liveTable: true,
+            openCount: 0,
+            thin: { pool: POOL_DEV, thinId: 1 },
+          },
+        ],
+      },
+      ['warning:dm.unknown:dm:thinlayer-demo-dev-ghost'],
+    ],
+    [
+      'a device of someone else mapping a thinlayer thin id',
+      { foreign: [{ name: 'theirs', uuid: 'LVM-x', owned: false, liveTable: true, openCount: 1, thin: { pool: POOL_DEV, thinId: 2 } }] },
+      ['error:dm.foreign-user:dm:theirs'],
+    ],
     ['a transaction id ahead of the log: the log is behind its pool', { status: poolStatus({ transactionId: 9 }) }, ['error:pool.log-behind:pool']],
     ['a transaction id behind the log', { status: poolStatus({ transactionId: 3 }) }, ['info:pool.transaction-mismatch:pool']],
   ])('%s', (_name, opts, expected) => {
     expect(summary(opts)).toEqual(expected);
   });
 
-  it('an owned device on another pool is not this pool\'s business', () => {
-    const other = { name: 'thinlayer-other-dev-x', uuid: 'thinlayer-other-dev-x', owned: true, liveTable: true, openCount: 0, thin: { pool: '253:7', thinId: 1 } };
+  it("an owned device on another pool is not this pool's business", () => {
+    const other = {
+      name: 'thinlayer-other-dev-x',
+      uuid: 'thinlayer-other-dev-x',
+      owned: true,
+      liveTable: true,
+      openCount: 0,
+      thin: { pool: '253:7', thinId: 1 },
+    };
     expect(unknownDevicesOf(facts({ extraOwned: [other] }))).toEqual([]);
     expect(summary({ extraOwned: [other] })).toEqual([]);
   });
 
   it('an orphan mapped by a device says so, and how to free it', () => {
-    const f = facts({ thinIds: [0, 1, 2, 7], foreign: [{ name: 'theirs', uuid: '', owned: false, liveTable: true, openCount: 0, thin: { pool: POOL_DEV, thinId: 7 } }] });
+    const f = facts({
+      thinIds: [0, 1, 2, 7],
+      foreign: [{ name: 'theirs', uuid: '', owned: false, liveTable: true, openCount: 0, thin: { pool: POOL_DEV, thinId: 7 } }],
+    });
     expect(orphansOf(f)).toEqual([{ thinId: 7, usedBy: expect.objectContaining({ name: 'theirs' }) }]);
     const [finding] = compareLogWithKernel(f);
     expect(finding.message).toContain('device theirs maps it');
     expect(finding.repair).toBe('dmsetup remove theirs && thinlayer gc --thin-id 7');
   });
 
-  it('an orphan this log created is gc\'s to delete; one it did not is named, or kept as foreign', () => {
+  it("an orphan this log created is gc's to delete; one it did not is named, or kept as foreign", () => {
     const created = { ...baseState(), pool: { ...baseState().pool!, createdIds: [0, 1, 2, 7] } };
     expect(compareLogWithKernel(facts({ state: created, thinIds: [0, 1, 2, 7] }))[0]).toMatchObject({ code: 'thin.orphan', repair: 'thinlayer gc --yes' });
     const notOurs = compareLogWithKernel(facts({ thinIds: [0, 1, 2, 7] }))[0];
     expect(notOurs).toMatchObject({ code: 'thin.orphan', repair: 'thinlayer gc --thin-id 7' });
     expect(notOurs.message).toContain('never created');
     const kept = { ...baseState(), pool: { ...baseState().pool!, foreign: { txid: 5, thinIds: [7] } } };
-    expect(compareLogWithKernel(facts({ state: kept, thinIds: [0, 1, 2, 7] }))).toEqual([expect.objectContaining({ code: 'thin.foreign', severity: 'info', repair: null })]);
+    expect(compareLogWithKernel(facts({ state: kept, thinIds: [0, 1, 2, 7] }))).toEqual([
+      expect.objectContaining({ code: 'thin.foreign', severity: 'info', repair: null }),
+    ]);
   });
 
   it('a create whose outcome was not logged is not called missing: up settles it', () => {
@@ -96,7 +150,10 @@ describe('the log against the kernel', () => {
 
   it('the fence: a pending metadata step allows its transaction id and the next', () => {
     const state = interruptedSnap();
-    for (const txid of [5, 6]) expect(summary({ state, status: poolStatus({ transactionId: txid }), thinIds: [0, 1, 2, 3] }), `txid ${txid}`).toEqual([`warning:step.interrupted:${NEW}`]);
+    for (const txid of [5, 6])
+      expect(summary({ state, status: poolStatus({ transactionId: txid }), thinIds: [0, 1, 2, 3] }), `txid ${txid}`).toEqual([
+        `warning:step.interrupted:${NEW}`,
+      ]);
     expect(summary({ state, status: poolStatus({ transactionId: 7 }), thinIds: [0, 1, 2, 3] })).toContain('error:pool.log-behind:pool');
   });
 
@@ -133,7 +190,9 @@ describe('the log against the kernel', () => {
 
   it('unreadable thin ids are a warning, not a list of every id missing', () => {
     const f = { ...facts({ thinIds: null }), thinIdsError: 'thin_ls: bad checksum' };
-    expect(compareLogWithKernel(f).map((x) => `${x.code}:${x.message}`)).toEqual(["thin.ids-unreadable:the thin ids in the pool's metadata could not be read: thin_ls: bad checksum"]);
+    expect(compareLogWithKernel(f).map((x) => `${x.code}:${x.message}`)).toEqual([
+      "thin.ids-unreadable:the thin ids in the pool's metadata could not be read: thin_ls: bad checksum",
+    ]);
   });
 });
 

@@ -16,17 +16,56 @@ export const POOL_DM = dmIdentity(POOL, 'pool');
 export const POOL_DEV = '253:0';
 
 export function poolStatus(over: Partial<PoolStatus> = {}): PoolStatus {
-  return { transactionId: 5, metadataUsed: 100, metadataTotal: 1000, dataUsed: 100, dataTotal: 1000, heldMetadataRoot: null, mode: 'rw', discardPassdown: true, errorIfNoSpace: false, needsCheck: false, ...over };
+  return {
+    transactionId: 5,
+    metadataUsed: 100,
+    metadataTotal: 1000,
+    dataUsed: 100,
+    dataTotal: 1000,
+    heldMetadataRoot: null,
+    mode: 'rw',
+    discardPassdown: true,
+    errorIfNoSpace: false,
+    needsCheck: false,
+    ...over,
+  };
 }
 
 export function dmInfo(name: string, uuid: string, minor: number, over: Partial<DmInfo> = {}): DmInfo {
-  return { name, uuid, major: 253, minor, openCount: 0, suspended: false, liveTable: true, inactiveTable: false, readOnly: false, eventNr: 0, targetCount: 1, devPath: `/dev/dm-${minor}`, ...over };
+  return {
+    name,
+    uuid,
+    major: 253,
+    minor,
+    openCount: 0,
+    suspended: false,
+    liveTable: true,
+    inactiveTable: false,
+    readOnly: false,
+    eventNr: 0,
+    targetCount: 1,
+    devPath: `/dev/dm-${minor}`,
+    ...over,
+  };
 }
 
 export function thing(key: string, thinId: number, origin: string | null, state: LifecycleState = 'created', over: Partial<ThingRecord> = {}): ThingRecord {
   const { kind, name } = parseThingKey(key);
   const from: StableState = state === 'absent' || state === 'created' || state === 'activated' || state === 'mounted' ? state : 'created';
-  return { key, kind, name, ...dmIdentity(POOL, kind, name), thinId, origin, sizeBytes: 1 << 30, lifecycle: { state, from, error: null }, ready: true, mountpoint: null, digest: null, ...over };
+  return {
+    key,
+    kind,
+    name,
+    ...dmIdentity(POOL, kind, name),
+    thinId,
+    origin,
+    sizeBytes: 1 << 30,
+    lifecycle: { state, from, error: null },
+    ready: true,
+    mountpoint: null,
+    digest: null,
+    ...over,
+  };
 }
 
 /** The key of the empty layer at the top of `stack` (bottom first, each the parent of the next), as the planner keys it. */
@@ -44,7 +83,16 @@ export function manifest(layers: string[], devices: Array<{ name: string; layer:
   return {
     file: '',
     version: 1,
-    pool: { name: POOL, data: { kind: 'file', file: 'data.img', sizeBytes: 1 << 30 }, metadata: { kind: 'file', file: 'metadata.img', sizeBytes: 1 << 26 }, blockSizeBytes: 65536, baseSizeBytes: 1 << 30, filesystem: 'ext4', minFreeFraction: 0.1, noSpaceTimeoutSeconds: 60 },
+    pool: {
+      name: POOL,
+      data: { kind: 'file', file: 'data.img', sizeBytes: 1 << 30 },
+      metadata: { kind: 'file', file: 'metadata.img', sizeBytes: 1 << 26 },
+      blockSizeBytes: 65536,
+      baseSizeBytes: 1 << 30,
+      filesystem: 'ext4',
+      minFreeFraction: 0.1,
+      noSpaceTimeoutSeconds: 60,
+    },
     layers: layers.map((name, i) => ({ name, parent: i === 0 ? null : layers[i - 1] })),
     devices: devices.map((d) => ({ name: d.name, layer: d.layer, state: 'activated', mountpoint: null, sizeBytes: null })),
   };

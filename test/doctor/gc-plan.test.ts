@@ -103,7 +103,14 @@ describe('what gc collects', () => {
   });
 
   it('removes an unknown owned device before deleting the orphan it maps; leaves open and foreign ones', () => {
-    const ghost = { name: 'thinlayer-demo-dev-ghost', uuid: 'thinlayer-demo-dev-ghost', owned: true, liveTable: true, openCount: 0, thin: { pool: POOL_DEV, thinId: 50 } };
+    const ghost = {
+      name: 'thinlayer-demo-dev-ghost',
+      uuid: 'thinlayer-demo-dev-ghost',
+      owned: true,
+      liveTable: true,
+      openCount: 0,
+      thin: { pool: POOL_DEV, thinId: 50 },
+    };
     const busy = { ...ghost, name: 'thinlayer-demo-dev-busy', uuid: 'thinlayer-demo-dev-busy', openCount: 1, thin: { pool: POOL_DEV, thinId: 51 } };
     const theirs = { name: 'theirs', uuid: '', owned: false, liveTable: true, openCount: 0, thin: { pool: POOL_DEV, thinId: 52 } };
     const plan = planGc(facts({ state: createdAlso(baseState(), 50, 51, 52), thinIds: [0, 1, 2, 50, 51, 52], extraOwned: [ghost, busy], foreign: [theirs] }));
@@ -123,7 +130,16 @@ describe('what gc collects', () => {
     ['the pool needs a check', { status: poolStatus({ needsCheck: true }) }, /needs_check/],
     ['the pool is read-only', { status: poolStatus({ mode: 'ro' }) }, /read-only/],
     ['the thin ids cannot be read', { thinIds: null }, /could not be read/],
-    ['another step was interrupted', { state: { ...baseState(), pending: { 'r:1': { ...intentEvent('thin.deactivate', 'r:1', 'device:web', { dmName: 'thinlayer-demo-device-web' }), seq: 41 } } } }, /run `thinlayer up` first/],
+    [
+      'another step was interrupted',
+      {
+        state: {
+          ...baseState(),
+          pending: { 'r:1': { ...intentEvent('thin.deactivate', 'r:1', 'device:web', { dmName: 'thinlayer-demo-device-web' }), seq: 41 } },
+        },
+      },
+      /run `thinlayer up` first/,
+    ],
     ['nothing is recorded', { state: { ...baseState(), pool: null } }, /no pool is recorded/],
   ])('refuses when %s', (_name, opts, message) => {
     const plan = planGc(facts({ thinIds: [0, 1, 2, 99], ...opts }));

@@ -16,9 +16,17 @@ describe('pool health from the status line', () => {
   it.each([
     ['a healthy pool', '0 1650/16384 78/16384 - rw discard_passdown queue_if_no_space - 1024', []],
     ['read-only', '3 1650/16384 78/16384 - ro discard_passdown queue_if_no_space - 1024', ['error:pool.read-only']],
-    ['out of data space', '3 1650/16384 16384/16384 - out_of_data_space discard_passdown queue_if_no_space - 1024', ['error:pool.out-of-data-space', 'warning:pool.data-space']],
+    [
+      'out of data space',
+      '3 1650/16384 16384/16384 - out_of_data_space discard_passdown queue_if_no_space - 1024',
+      ['error:pool.out-of-data-space', 'warning:pool.data-space'],
+    ],
     ['needs_check', '3 1650/16384 78/16384 - rw discard_passdown queue_if_no_space needs_check 1024', ['error:pool.needs-check']],
-    ['read-only and needs_check', '3 1650/16384 78/16384 - ro discard_passdown queue_if_no_space needs_check 1024', ['error:pool.read-only', 'error:pool.needs-check']],
+    [
+      'read-only and needs_check',
+      '3 1650/16384 78/16384 - ro discard_passdown queue_if_no_space needs_check 1024',
+      ['error:pool.read-only', 'error:pool.needs-check'],
+    ],
     ['failed (nothing else is said of a failed pool)', 'Fail', ['error:pool.failed']],
     ['data 80% used', '0 10/100 80/100 - rw discard_passdown queue_if_no_space - 1024', ['warning:pool.data-space']],
     ['data 79.9% used', '0 10/1000 799/1000 - rw discard_passdown queue_if_no_space - 1024', []],
@@ -29,7 +37,14 @@ describe('pool health from the status line', () => {
   });
 
   it('names the highest level crossed in the message', () => {
-    for (const [used, level] of [[80, 80], [89, 80], [90, 90], [94, 90], [95, 95], [100, 95]]) {
+    for (const [used, level] of [
+      [80, 80],
+      [89, 80],
+      [90, 90],
+      [94, 90],
+      [95, 95],
+      [100, 95],
+    ]) {
       const [f] = poolHealthFindings(input(`0 1/100 ${used}/100 - rw discard_passdown queue_if_no_space - 1024`));
       expect(f.message, `${used}%`).toContain(`over ${level}%`);
     }

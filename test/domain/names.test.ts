@@ -5,18 +5,20 @@ import { ownershipJudge, poolIdentityOf } from '../../src/domain/ownership.ts';
 const ID = 'a'.repeat(32);
 
 describe('dm names and uuids', () => {
-  it('pools of different names never share a dm name: pool a-dev\'s base is not pool a\'s device base', () => {
+  it("pools of different names never share a dm name: pool a-dev's base is not pool a's device base", () => {
     expect(dmIdentity('a-dev', 'base').dmName).not.toBe(dmIdentity('a', 'device', 'base').dmName);
     expect(dmIdentity('a-dev', 'base').dmName).toBe('thinlayer-a--dev-base');
     expect(dmIdentity('a', 'device', 'base').dmName).toBe('thinlayer-a-dev-base');
     // The releases before identities did give them one name.
     expect(legacyIdentity('a-dev', 'base').dmName).toBe(legacyIdentity('a', 'device', 'base').dmName);
     const names = new Set<string>();
-    for (const pool of ['a', 'a-', '-a', 'a-dev', 'a--dev', 'a-dev-x']) for (const [kind, name] of [['base'], ['pool'], ['device', 'x'], ['device', 'dev-x'], ['layer', 'x']] as const) names.add(dmIdentity(pool, kind, name).dmName);
+    for (const pool of ['a', 'a-', '-a', 'a-dev', 'a--dev', 'a-dev-x'])
+      for (const [kind, name] of [['base'], ['pool'], ['device', 'x'], ['device', 'dev-x'], ['layer', 'x']] as const)
+        names.add(dmIdentity(pool, kind, name).dmName);
     expect(names.size).toBe(6 * 5);
   });
 
-  it('every uuid carries the state dir\'s identity, and two identities never give one uuid', () => {
+  it("every uuid carries the state dir's identity, and two identities never give one uuid", () => {
     const other = 'b'.repeat(32);
     const mine = dmIdentity('demo', 'device', 'web', ID);
     expect(mine.uuid).toBe(`thinlayer-${ID}-demo-dev-web`);

@@ -20,7 +20,9 @@ function box() {
 /** A kernel that says it is the real one (the simulator underneath, in a directory of its own). */
 function claimsReal(dir: string): KernelPort {
   const sim = new SimKernel({ dir });
-  return new Proxy(sim, { get: (t, p, r) => (p === 'kind' ? 'kernel' : typeof Reflect.get(t, p, r) === 'function' ? Reflect.get(t, p, r).bind(t) : Reflect.get(t, p, r)) }) as KernelPort;
+  return new Proxy(sim, {
+    get: (t, p, r) => (p === 'kind' ? 'kernel' : typeof Reflect.get(t, p, r) === 'function' ? Reflect.get(t, p, r).bind(t) : Reflect.get(t, p, r)),
+  }) as KernelPort;
 }
 
 describe('the backend a state dir records', () => {
@@ -28,7 +30,10 @@ describe('the backend a state dir records', () => {
     const b = box();
     const file = b.writeManifest('web.yaml', webManifest(b.mnt));
     expect(b.run(['apply', '-f', file, '--yes']).code).toBe(0);
-    const events = readFileSync(join(b.stateDir, 'events.ndjson'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const events = readFileSync(join(b.stateDir, 'events.ndjson'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(events.slice(0, 2).map((e) => [e.seq, e.type, e.backend])).toEqual([
       [1, 'state.identity', undefined],
       [2, 'state.backend', 'sim'],

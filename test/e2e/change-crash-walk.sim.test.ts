@@ -58,7 +58,13 @@ interface Scenario {
 }
 
 const SCENARIOS: Scenario[] = [
-  { name: 'a layer change', after: { layer: 'b' }, ops: ['fs.unmount', 'thin.delete', 'snap.create', 'thin.activate', 'fs.mount'], sigint: [2, 6], keepsData: false },
+  {
+    name: 'a layer change',
+    after: { layer: 'b' },
+    ops: ['fs.unmount', 'thin.delete', 'snap.create', 'thin.activate', 'fs.mount'],
+    sigint: [2, 6],
+    keepsData: false,
+  },
   { name: "a device's raised size", after: { d1Size: '256M' }, ops: ['thin.resize', 'fs.grow'], sigint: [1], keepsData: true },
   { name: 'a pool grow', after: { dataSize: '2G' }, ops: ['pool.grow'], everyBoundaryOf: ['pool.grow'], sigint: [], keepsData: true },
   { name: "a device's removal", after: { withD2: false }, ops: ['fs.unmount', 'thin.delete'], sigint: [1], keepsData: true },
@@ -104,14 +110,19 @@ function sample(all: Boundary[], ops: string[], everyBoundaryOf: string[]): numb
 async function runCli(run: (out: Writable, err: Writable) => Promise<number>): Promise<{ code: number; out: string }> {
   let out = '';
   const sink = (into: (c: string) => void) => new Writable({ write: (c, _e, done) => (into(String(c)), done()) });
-  const code = await run(sink((c) => (out += c)), sink(() => undefined));
+  const code = await run(
+    sink((c) => (out += c)),
+    sink(() => undefined),
+  );
   return { code, out };
 }
 
 async function ownedThinIds(stateDir: string): Promise<number[]> {
   const s = await api.Session.open({ stateDir, backend: 'sim', reporter: { notify() {} }, mutate: false, command: 'check' });
   try {
-    return Object.values(s.state.things).map((t) => t.thinId).sort((a, b) => a - b);
+    return Object.values(s.state.things)
+      .map((t) => t.thinId)
+      .sort((a, b) => a - b);
   } finally {
     await s.close();
   }
@@ -144,14 +155,21 @@ function workspace(scenario: Scenario) {
     execFileSync('cp', ['-a', work, saved]);
   };
   const cli = (env: Record<string, string>) =>
-    spawnSync(process.execPath, [BIN, 'apply', '-f', after, '--yes', '-q', '--state-dir', stateDir, '--backend', 'sim'], { encoding: 'utf8', env: { ...process.env, ...env, THINLAYER_LOCK_WAIT_MS: '10000' }, timeout: 60_000 });
+    spawnSync(process.execPath, [BIN, 'apply', '-f', after, '--yes', '-q', '--state-dir', stateDir, '--backend', 'sim'], {
+      encoding: 'utf8',
+      env: { ...process.env, ...env, THINLAYER_LOCK_WAIT_MS: '10000' },
+      timeout: 60_000,
+    });
   return { work, stateDir, after, opts, restore, prepare, cli };
 }
 
 /** Runs the change and sends SIGINT once the progress shows step `n` under way. */
 function interruptAt(ws: ReturnType<typeof workspace>, n: number): Promise<{ code: number | null; stdout: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, 'apply', '-f', ws.after, '--yes', '--state-dir', ws.stateDir, '--backend', 'sim'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, THINLAYER_LOCK_WAIT_MS: '10000' } });
+    const child = spawn(process.execPath, [BIN, 'apply', '-f', ws.after, '--yes', '--state-dir', ws.stateDir, '--backend', 'sim'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, THINLAYER_LOCK_WAIT_MS: '10000' },
+    });
     let text = '';
     let sent = false;
     const check = (c: Buffer) => {
@@ -193,7 +211,10 @@ async function expectRecovered(ws: ReturnType<typeof workspace>, scenario: Scena
   expect(await poolThinIds(ws.stateDir), `thin ids in the pool after ${what}`).toEqual(await ownedThinIds(ws.stateDir));
   const doctor = await runCli((out, err) => doctorCommand({ stateDir: ws.stateDir, backend: 'sim', json: true, out, err }));
   const findings = (JSON.parse(doctor.out) as { findings: Array<{ severity: string }> }).findings;
-  expect(findings.filter((f) => f.severity !== 'info'), `doctor --json after ${what}`).toEqual([]);
+  expect(
+    findings.filter((f) => f.severity !== 'info'),
+    `doctor --json after ${what}`,
+  ).toEqual([]);
   expect(doctor.code).toBe(0);
 }
 

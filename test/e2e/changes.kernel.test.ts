@@ -54,7 +54,12 @@ describe('changes and repairs on the real kernel', () => {
 
     writeManifest(file, manifest('1G'));
     const plan = await api.planFor(file, opts);
-    expect(plan.steps.map((s) => `${s.op} ${s.target}`)).toEqual(['thin.resize device:app', 'fs.grow device:app', 'thin.resize device:side', 'fs.grow device:side']);
+    expect(plan.steps.map((s) => `${s.op} ${s.target}`)).toEqual([
+      'thin.resize device:app',
+      'fs.grow device:app',
+      'thin.resize device:side',
+      'fs.grow device:side',
+    ]);
     await api.apply(file, opts);
     const after = fsBytes();
     expect(after).toBeGreaterThan(768 * MiB);
@@ -93,7 +98,9 @@ describe('changes and repairs on the real kernel', () => {
     // The CLI, stopped with SIGINT once its third step (of five a device) is under way.
     writeManifest(file, manifest('b'));
     const stopped = await new Promise<{ code: number | null; text: string }>((resolve, reject) => {
-      const child = spawn(process.execPath, [BIN, 'apply', '-f', file, '--yes', '--state-dir', b.stateDir, '--backend', 'kernel'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [BIN, 'apply', '-f', file, '--yes', '--state-dir', b.stateDir, '--backend', 'kernel'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let text = '';
       let sent = false;
       const check = (c: Buffer) => {
@@ -116,10 +123,15 @@ describe('changes and repairs on the real kernel', () => {
     const onA = half.devices.filter((d) => d.actualLayer === 'a');
     expect(onA.length).toBeGreaterThan(0);
     for (const d of onA) expect(d.layerDrift, d.name).toBe(true);
-    const replaced = (await api.planFor(file, opts)).steps.filter((s) => s.op === 'thin.delete' && s.target.startsWith('device:')).map((s) => s.target.slice('device:'.length));
+    const replaced = (await api.planFor(file, opts)).steps
+      .filter((s) => s.op === 'thin.delete' && s.target.startsWith('device:'))
+      .map((s) => s.target.slice('device:'.length));
     expect(replaced.sort()).toEqual(onA.map((d) => d.name).sort());
 
-    const again = spawnSync(process.execPath, [BIN, 'apply', '-f', file, '--yes', '-q', '--state-dir', b.stateDir, '--backend', 'kernel'], { encoding: 'utf8', timeout: 300_000 });
+    const again = spawnSync(process.execPath, [BIN, 'apply', '-f', file, '--yes', '-q', '--state-dir', b.stateDir, '--backend', 'kernel'], {
+      encoding: 'utf8',
+      timeout: 300_000,
+    });
     expect(again.status, again.stderr).toBe(0);
     expect(again.stdout).toMatch(/^apply: converged after \d+ steps?/m);
     for (const d of names) {
@@ -127,7 +139,10 @@ describe('changes and repairs on the real kernel', () => {
       expect(existsSync(join(b.mnt, d, 'marker-a')), d).toBe(false);
     }
     expect((await api.planFor(file, opts)).steps).toEqual([]);
-    const doctor = spawnSync(process.execPath, [BIN, 'doctor', '--json', '--state-dir', b.stateDir, '--backend', 'kernel'], { encoding: 'utf8', timeout: 300_000 });
+    const doctor = spawnSync(process.execPath, [BIN, 'doctor', '--json', '--state-dir', b.stateDir, '--backend', 'kernel'], {
+      encoding: 'utf8',
+      timeout: 300_000,
+    });
     expect(doctor.status, doctor.stdout).toBe(0);
     expect(JSON.parse(doctor.stdout).findings.filter((f: { severity: string }) => f.severity !== 'info')).toEqual([]);
   });

@@ -22,7 +22,14 @@ function box() {
   const file = join(root, 'thinlayer.yaml');
   const opts = { stateDir: join(root, 'state'), backend: 'sim' as const };
   const write = (edit: (m: ManifestDraft) => ManifestDraft = (m) => m) => writeManifest(file, edit(manifest(root)));
-  return { root, file, opts, write, mnt: (name: string) => join(root, 'mnt', name), seen: (name: string) => simMounted(opts.stateDir, join(root, 'mnt', name)) };
+  return {
+    root,
+    file,
+    opts,
+    write,
+    mnt: (name: string) => join(root, 'mnt', name),
+    seen: (name: string) => simMounted(opts.stateDir, join(root, 'mnt', name)),
+  };
 }
 
 function manifest(root: string): ManifestDraft {
@@ -56,8 +63,16 @@ describe('changes to an existing pool', () => {
       ['pool.name', (m) => withPool(m, { name: 'other' }), /pool\.name: the pool in this state dir is named "chg".*thinlayer destroy/],
       ['pool.blockSize', (m) => withPool(m, { blockSize: '128K' }), /pool\.blockSize: the pool was made with 64 KiB blocks/],
       ['pool.filesystem', (m) => withPool(m, { baseSize: '512M', filesystem: 'xfs' }), /pool\.filesystem: the base and every layer and device hold ext4/],
-      ['pool.data', (m) => withPool(m, { data: { file: 'other.img', size: '1G' } }), /pool\.data: the pool's data is the file data\.img; it cannot move to the file other\.img/],
-      ['pool.data.size', (m) => withPool(m, { data: { file: 'data.img', size: '512M' } }), /pool\.data\.size: cannot be lowered from 1 GiB to 512 MiB.*pool grow/],
+      [
+        'pool.data',
+        (m) => withPool(m, { data: { file: 'other.img', size: '1G' } }),
+        /pool\.data: the pool's data is the file data\.img; it cannot move to the file other\.img/,
+      ],
+      [
+        'pool.data.size',
+        (m) => withPool(m, { data: { file: 'data.img', size: '512M' } }),
+        /pool\.data\.size: cannot be lowered from 1 GiB to 512 MiB.*pool grow/,
+      ],
       ['pool.metadata.size', (m) => withPool(m, { metadata: { file: 'metadata.img', size: '32M' } }), /pool\.metadata\.size: cannot be lowered/],
       ['devices.app.size', (m) => changeDevice(m, 'app', { size: '384M' }), /devices\.app\.size: cannot be lowered from 512 MiB to 384 MiB/],
     ];
@@ -87,7 +102,11 @@ describe('changes to an existing pool', () => {
     expect(plan.steps[0].reason).toMatch(/data file from 1 GiB to 3 GiB and the metadata file from 64 MiB to 128 MiB/);
     await api.apply(b.file, { ...b.opts, yes: true });
     // What plan showed is the step apply logged: the same op and the same args.
-    const intents = readFileSync(join(b.opts.stateDir, 'events.ndjson'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.type === 'step.intent' && e.op === 'pool.grow');
+    const intents = readFileSync(join(b.opts.stateDir, 'events.ndjson'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((e) => e.type === 'step.intent' && e.op === 'pool.grow');
     expect(intents.map((e) => e.args)).toEqual([plan.steps[0].args]);
     expect(statSync(join(b.opts.stateDir, 'data.img')).size).toBe(3 * 1024 * MiB);
     expect(statSync(join(b.opts.stateDir, 'metadata.img')).size).toBe(128 * MiB);
@@ -95,7 +114,9 @@ describe('changes to an existing pool', () => {
     expect((await api.planFor(b.file, b.opts)).steps).toEqual([]);
 
     // With a plan that also deletes, nothing grows until that plan is confirmed.
-    b.write((m) => changeDevice(withPool(m, { data: { file: 'data.img', size: '4G' }, metadata: { file: 'metadata.img', size: '128M' } }), 'app', { layer: 'b' }));
+    b.write((m) =>
+      changeDevice(withPool(m, { data: { file: 'data.img', size: '4G' }, metadata: { file: 'metadata.img', size: '128M' } }), 'app', { layer: 'b' }),
+    );
     const asked: string[][] = [];
     const declined = await failure(api.apply(b.file, { ...b.opts, confirm: async (p) => (asked.push(p.steps.map((s) => s.op)), false) }));
     expect(declined?.code).toBe('E_NOT_CONFIRMED');
@@ -166,7 +187,7 @@ describe('changes to an existing device', () => {
     expect((await api.planFor(b.file, b.opts)).steps).toEqual([]);
   });
 
-  it("replaces a device whose layer changed only with --yes, the plan naming the data lost", async () => {
+  it('replaces a device whose layer changed only with --yes, the plan naming the data lost', async () => {
     const b = box();
     b.write();
     await api.apply(b.file, { ...b.opts, yes: true });

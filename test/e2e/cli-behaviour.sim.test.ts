@@ -46,7 +46,7 @@ describe('the CLI for scripts and people', () => {
       expect(box.run(['down']).code).toBe(0);
       expect(box.run(['up']).code).toBe(0);
     }
-    expect(box.run(["events", "--json"]).stdout.length).toBeGreaterThan(96 * 1024); // the pipe holds 64 KiB
+    expect(box.run(['events', '--json']).stdout.length).toBeGreaterThan(96 * 1024); // the pipe holds 64 KiB
     // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell expansion, for the shell
     const r = shell(box, 'set -o pipefail; $TL events --json | head -1; echo "status ${PIPESTATUS[0]}" >&2');
     expect(JSON.parse(r.stdout.trim()).seq).toBe(1);
@@ -70,7 +70,9 @@ describe('the CLI for scripts and people', () => {
 
   it('says "nothing recorded" with one exit code from up, down, pool grow, gc, gc --yes and destroy', () => {
     const { box, file } = setup();
-    const answers = [['up'], ['down'], ['pool', 'grow', '--data', '4G'], ['gc'], ['gc', '--yes'], ['destroy', '--yes']].map((args) => box.run([...args, '--json']));
+    const answers = [['up'], ['down'], ['pool', 'grow', '--data', '4G'], ['gc'], ['gc', '--yes'], ['destroy', '--yes']].map((args) =>
+      box.run([...args, '--json']),
+    );
     for (const r of answers) {
       expect(r.code, r.stderr).toBe(0);
       expect(JSON.parse(r.stdout).outcome).toBe('nothing-recorded');
@@ -80,7 +82,7 @@ describe('the CLI for scripts and people', () => {
     expect(file).toBeTruthy();
   });
 
-  it('shows each device\'s size and the bytes it maps in the pool', () => {
+  it("shows each device's size and the bytes it maps in the pool", () => {
     const { box, file } = setup();
     expect(box.run(['apply', '-f', file, '--yes']).code).toBe(0);
     const status = box.json(['status']);
@@ -102,7 +104,9 @@ describe('the CLI for scripts and people', () => {
     expect(box.run(['apply', '-f', file, '--yes']).code).toBe(0);
     const refused = box.run(['destroy']);
     expect(refused.code).toBe(2);
-    expect(refused.stderr).toMatch(/This deletes 2 devices \(web1, web2\), 2 layers \(apache, fedora\), the base, the pool and 2 files \([^)]*data\.img, [^)]*metadata\.img\), with all their data\./);
+    expect(refused.stderr).toMatch(
+      /This deletes 2 devices \(web1, web2\), 2 layers \(apache, fedora\), the base, the pool and 2 files \([^)]*data\.img, [^)]*metadata\.img\), with all their data\./,
+    );
     expect(box.json(['status']).devices).toHaveLength(2);
   });
 });

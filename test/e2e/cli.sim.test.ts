@@ -79,7 +79,11 @@ describe('thinlayer CLI on the simulated kernel', () => {
     const status = box.json(['status']);
     expect(status.devices.map((d: any) => d.name)).toEqual(['web1']);
     expect(status.unwanted).toEqual([]);
-    const events = box.run(['events', '--json']).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const events = box
+      .run(['events', '--json'])
+      .stdout.trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(events.some((e: any) => e.type === 'step.done' && e.op === 'thin.delete' && e.target === 'device:web2')).toBe(true);
   });
 
@@ -160,7 +164,11 @@ describe('thinlayer pool grow on the simulated kernel', () => {
     const shrink = box.run(['pool', 'grow', '--data', '1G']);
     expect(shrink.code).toBe(2);
     expect(shrink.stderr).toMatch(/not shrink/);
-    const events = box.run(['events', '--json']).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const events = box
+      .run(['events', '--json'])
+      .stdout.trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(events.filter((e: any) => e.op === 'pool.grow').map((e: any) => e.type)).toEqual(['step.intent', 'step.done']);
   });
 });
@@ -174,11 +182,20 @@ describe('device sizes and the base size', () => {
     expect(applied.code, applied.stderr).toBe(0);
     expect(applied.stderr).toMatch(/grow the filesystem of device big/);
     expect(box.json(['plan', '-f', file]).steps).toEqual([]);
-    const events = box.run(['events', '--json']).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const events = box
+      .run(['events', '--json'])
+      .stdout.trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(events.some((e: any) => e.type === 'step.done' && e.op === 'fs.grow' && e.target === 'device:big')).toBe(true);
 
     // Raising the base size: new devices get it, existing layers stay as they are.
-    const raised = box.writeManifest('raised.yaml', withPool(webManifest(box.mnt, { big: { layer: 'apache', size: '512M', mountpoint: `${box.mnt}/big` }, web4: { layer: 'apache', state: 'activated' } }), { baseSize: '384M' }));
+    const raised = box.writeManifest(
+      'raised.yaml',
+      withPool(webManifest(box.mnt, { big: { layer: 'apache', size: '512M', mountpoint: `${box.mnt}/big` }, web4: { layer: 'apache', state: 'activated' } }), {
+        baseSize: '384M',
+      }),
+    );
     const r = box.run(['apply', '-f', raised, '--yes']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).not.toMatch(/snapshot the base as layer/);

@@ -25,7 +25,13 @@ import { simMounted } from '../sim-mounts.ts';
 
 /** Writes the large manifest and its layer archive into the box. */
 function writeLarge(box: ReturnType<typeof sandbox>): string {
-  writeFileSync(join(box.root, 'php.tar'), buildTar([{ name: 'srv/', type: 'dir' }, { name: 'srv/index.php', content: '<?php echo 1;\n' }]));
+  writeFileSync(
+    join(box.root, 'php.tar'),
+    buildTar([
+      { name: 'srv/', type: 'dir' },
+      { name: 'srv/index.php', content: '<?php echo 1;\n' },
+    ]),
+  );
   return box.writeManifest('big.yaml', largeManifest(box.mnt));
 }
 
@@ -35,7 +41,9 @@ const MAX_POINTS = 400;
 async function ownedThinIds(stateDir: string): Promise<number[]> {
   const s = await api.Session.open({ stateDir, backend: 'sim', reporter: { notify() {} }, mutate: false, command: 'check' });
   try {
-    return Object.values(s.state.things).map((t) => t.thinId).sort((a, b) => a - b);
+    return Object.values(s.state.things)
+      .map((t) => t.thinId)
+      .sort((a, b) => a - b);
   } finally {
     await s.close();
   }
@@ -65,17 +73,23 @@ async function checkConverged(box: ReturnType<typeof sandbox>, file: string, k: 
 /** Runs a CLI half in this process, with its output collected. */
 async function runCli(run: (out: Writable, err: Writable) => Promise<number>): Promise<{ code: number; out: string; err: string }> {
   const chunks = { out: '', err: '' };
-  const sink = (key: 'out' | 'err') => new Writable({ write: (c, _e, done) => {
+  const sink = (key: 'out' | 'err') =>
+    new Writable({
+      write: (c, _e, done) => {
         chunks[key] += String(c);
         done();
-      }, });
+      },
+    });
   const code = await run(sink('out'), sink('err'));
   return { code, ...chunks };
 }
 
 /** Dozens of mounted devices on a three-layer chain (its top layer with content), and a few only activated. */
 function largeManifest(mnt: string): ManifestDraft {
-  const devices = Array.from({ length: 24 }, (_, i): [string, DeviceDraft] => [`d${i + 1}`, { layer: i % 3 === 0 ? 'php' : 'apache', state: 'mounted', mountpoint: `${mnt}/d${i + 1}` }]);
+  const devices = Array.from({ length: 24 }, (_, i): [string, DeviceDraft] => [
+    `d${i + 1}`,
+    { layer: i % 3 === 0 ? 'php' : 'apache', state: 'mounted', mountpoint: `${mnt}/d${i + 1}` },
+  ]);
   const activated = Array.from({ length: 2 }, (_, i): [string, DeviceDraft] => [`a${i + 1}`, { layer: 'fedora', state: 'activated' }]);
   return {
     pool: simPool('big', { data: { file: 'data.img', size: '4G' }, baseSize: '128M' }),
@@ -125,7 +139,10 @@ function sampleBoundaries(all: Boundary[]): { sample: number[]; ops: Set<string>
     if (b.label.startsWith('before append step.intent')) list.push([]);
     list[list.length - 1].push(b);
   }
-  const inDoubt = (step: Boundary[]) => [step.find((b) => b.label.startsWith('after append step.intent'))!.k, step.find((b) => /^before append step\.(done|failed)/.test(b.label))!.k];
+  const inDoubt = (step: Boundary[]) => [
+    step.find((b) => b.label.startsWith('after append step.intent'))!.k,
+    step.find((b) => /^before append step\.(done|failed)/.test(b.label))!.k,
+  ];
   for (const list of steps.values()) for (const k of inDoubt(list[0])) chosen.add(k);
   const busiest = [...steps.values()].sort((a, b) => b.length - a.length)[0];
   for (const k of inDoubt(busiest[Math.floor(busiest.length / 2)])) chosen.add(k);
@@ -168,7 +185,18 @@ describe('crash walk', () => {
     }
     const { sample, ops } = sampleBoundaries(all);
     // Every op the apply runs is in the sample, each at every boundary of one of its steps.
-    for (const op of ['pool.files', 'pool.attach', 'pool.activate', 'thin.create', 'snap.create', 'thin.activate', 'thin.deactivate', 'fs.mkfs', 'fs.mount', 'layer.commit']) {
+    for (const op of [
+      'pool.files',
+      'pool.attach',
+      'pool.activate',
+      'thin.create',
+      'snap.create',
+      'thin.activate',
+      'thin.deactivate',
+      'fs.mkfs',
+      'fs.mount',
+      'layer.commit',
+    ]) {
       expect(ops, `the large apply runs ${op}`).toContain(op);
     }
     for (const op of ops) expect(sample.filter((k) => all[k - 1].op === op).length, `boundaries sampled in ${op}`).toBeGreaterThanOrEqual(2);

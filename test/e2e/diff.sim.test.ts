@@ -106,7 +106,9 @@ describe('diff of a device against its layer (simulated kernel)', () => {
     const b = box();
     const file = writeLayerScenario(b.src, b.mnt);
     await api.apply(file, { stateDir: b.stateDir, backend: 'sim', yes: true });
-    await expect(diffDevice({ session: { stateDir: b.stateDir, backend: 'sim' }, reporter: silentReporter, device: 'nope' })).rejects.toThrow(/no device named "nope"/);
+    await expect(diffDevice({ session: { stateDir: b.stateDir, backend: 'sim' }, reporter: silentReporter, device: 'nope' })).rejects.toThrow(
+      /no device named "nope"/,
+    );
   });
 
   it('from the command line, and killed at every boundary of its reading: the next up puts the layer back, doctor is clean, nothing is lost', async () => {

@@ -25,7 +25,10 @@ function box() {
   onTestFinished(() => rmSync(root, { recursive: true, force: true }));
   for (const n of ['a', 'b']) writeFileSync(join(root, `${n}.tar`), buildTar([{ name: `marker-${n}`, content: `layer ${n}\n` }]));
   const write = (layer: string) => {
-    const devices = Array.from({ length: DEVICES }, (_, i): [string, DeviceDraft] => [`d${i + 1}`, { layer, state: 'mounted', mountpoint: `${root}/mnt/d${i + 1}` }]);
+    const devices = Array.from({ length: DEVICES }, (_, i): [string, DeviceDraft] => [
+      `d${i + 1}`,
+      { layer, state: 'mounted', mountpoint: `${root}/mnt/d${i + 1}` },
+    ]);
     return writeManifest(join(root, `on-${layer}.yaml`), {
       pool: simPool('drift', { data: { file: 'data.img', size: '1G' }, baseSize: '128M' }),
       layers: { a: { source: 'a.tar' }, b: { source: 'b.tar' } },
@@ -35,7 +38,9 @@ function box() {
   return { root, stateDir: join(root, 'state'), write, mnt: (d: string) => simMounted(join(root, 'state'), join(root, 'mnt', d)) };
 }
 
-async function doctorJson(stateDir: string): Promise<{ code: number; findings: Array<{ code: string; severity: string; subject: string; message: string; repair: string | null }> }> {
+async function doctorJson(
+  stateDir: string,
+): Promise<{ code: number; findings: Array<{ code: string; severity: string; subject: string; message: string; repair: string | null }> }> {
   let out = '';
   const sink = (into: (c: string) => void) => new Writable({ write: (c, _e, done) => (into(String(c)), done()) });
   const code = await doctorCommand({ stateDir, backend: 'sim', json: true, out: sink((c) => (out += c)), err: sink(() => undefined) });
@@ -45,7 +50,9 @@ async function doctorJson(stateDir: string): Promise<{ code: number; findings: A
 async function ownedThinIds(stateDir: string): Promise<number[]> {
   const s = await api.Session.open({ stateDir, backend: 'sim', reporter: { notify() {} }, mutate: false, command: 'check' });
   try {
-    return Object.values(s.state.things).map((t) => t.thinId).sort((a, b) => a - b);
+    return Object.values(s.state.things)
+      .map((t) => t.thinId)
+      .sort((a, b) => a - b);
   } finally {
     await s.close();
   }
@@ -63,7 +70,9 @@ describe('drift: what a device is, against what is desired', () => {
     const first = await api.apply(onB, { ...opts, signal: stop.signal, reporter: { notify: (m) => m.code === 'step.done' && ++done === 7 && stop.abort() } });
     expect(first.outcome).toBe('interrupted');
 
-    const stale = Array.from({ length: DEVICES }, (_, i) => `d${i + 1}`).filter((d) => existsSync(join(b.mnt(d), 'marker-a')) || !existsSync(join(b.mnt(d), 'marker-b')));
+    const stale = Array.from({ length: DEVICES }, (_, i) => `d${i + 1}`).filter(
+      (d) => existsSync(join(b.mnt(d), 'marker-a')) || !existsSync(join(b.mnt(d), 'marker-b')),
+    );
     expect(stale.length).toBeGreaterThan(DEVICES / 2);
 
     // The manifest's digest is the recorded one: the plan still replaces every device that is not on b.
@@ -89,7 +98,9 @@ describe('drift: what a device is, against what is desired', () => {
     const drift = sick.findings.filter((f) => f.code === 'drift' && /layer a\b.*desired.*layer b/.test(f.message));
     expect(drift.map((f) => f.subject).sort()).toEqual(onA.map((d) => `device:${d}`).sort());
     for (const f of drift) expect(f).toMatchObject({ severity: 'error', repair: expect.stringContaining('thinlayer apply') });
-    expect(sick.findings.filter((f) => f.code === 'run.interrupted')).toEqual([expect.objectContaining({ severity: 'warning', repair: expect.stringContaining('thinlayer apply') })]);
+    expect(sick.findings.filter((f) => f.code === 'run.interrupted')).toEqual([
+      expect.objectContaining({ severity: 'warning', repair: expect.stringContaining('thinlayer apply') }),
+    ]);
 
     // The same command finishes it: every device holds b's files and only b's.
     const again = await api.apply(onB, opts);
@@ -109,7 +120,11 @@ describe('drift: what a device is, against what is desired', () => {
 
   it('doctor reports the devices a first apply killed with SIGKILL never made, and the run it left unfinished', { timeout: 60_000 }, async () => {
     const cli = (b: ReturnType<typeof box>, env: Record<string, string>) =>
-      spawnSync(process.execPath, [BIN, 'apply', '-f', b.write('a'), '--yes', '-q', '--state-dir', b.stateDir, '--backend', 'sim'], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 60_000 });
+      spawnSync(process.execPath, [BIN, 'apply', '-f', b.write('a'), '--yes', '-q', '--state-dir', b.stateDir, '--backend', 'sim'], {
+        encoding: 'utf8',
+        env: { ...process.env, ...env },
+        timeout: 60_000,
+      });
     // Killed between two steps, once the fourth device is mounted: the rest were never made.
     const traced = cli(box(), { THINLAYER_CRASH_TRACE: 'all' });
     const boundaries = [...traced.stderr.matchAll(/^boundary (\d+): after append step\.done fs\.mount/gm)].map((m) => Number(m[1]));

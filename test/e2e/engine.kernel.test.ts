@@ -85,7 +85,9 @@ describe('the engine on the real kernel', () => {
     const opts = { stateDir: b.stateDir, backend: 'kernel' as const, yes: true };
     await api.apply(file, opts);
     writeFileSync(join(b.mnt, 'web1', 'kept'), 'kept');
-    const watcher = spawn(process.execPath, [BIN, 'watch', '-f', file, '--interval', '1s', '--json', '--state-dir', b.stateDir, '--backend', 'kernel'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const watcher = spawn(process.execPath, [BIN, 'watch', '-f', file, '--interval', '1s', '--json', '--state-dir', b.stateDir, '--backend', 'kernel'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     watcher.stdout.on('data', (d) => (output += d));
     watcher.stderr.on('data', (d) => (output += d));
@@ -114,7 +116,10 @@ describe('the engine on the real kernel, block devices and sizes', () => {
     mkdirSync(b.src, { recursive: true });
     const loops: string[] = [];
     try {
-      for (const [name, size] of [['data.raw', '1G'], ['meta.raw', '64M']]) {
+      for (const [name, size] of [
+        ['data.raw', '1G'],
+        ['meta.raw', '64M'],
+      ]) {
         execFileSync('truncate', ['-s', size, join(b.src, name)]);
         loops.push(execFileSync('losetup', ['-f', '--show', join(b.src, name)], { encoding: 'utf8' }).trim());
       }
@@ -130,7 +135,9 @@ describe('the engine on the real kernel, block devices and sizes', () => {
       expect(status.pool?.active).toBe(true);
       expect(status.pool?.data?.totalBytes).toBe(1 << 30);
       expect(status.devices[0].state).toBe('mounted');
-      const df = execFileSync('df', ['-B1', '--output=size', join(b.mnt, 'big')], { encoding: 'utf8' }).trim().split('\n')[1];
+      const df = execFileSync('df', ['-B1', '--output=size', join(b.mnt, 'big')], { encoding: 'utf8' })
+        .trim()
+        .split('\n')[1];
       expect(Number(df)).toBeGreaterThan(400 << 20); // grown past the 256M base
       await api.destroy(opts);
       expect(statSync(join(b.src, 'data.raw')).size).toBe(1 << 30); // the user's device is left in place

@@ -21,7 +21,10 @@ function cli(stateDir: string, args: string[], env: Record<string, string> = {})
 /** As cli(), without blocking this process (a gRPC client in it must keep answering its server). */
 function cliAsync(stateDir: string, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((done) => {
-    const p = spawn(process.execPath, [BIN, ...args, '--state-dir', stateDir, '--backend', 'sim'], { env: { ...process.env, THINLAYER_LOCK_WAIT_MS: '20000' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [BIN, ...args, '--state-dir', stateDir, '--backend', 'sim'], {
+      env: { ...process.env, THINLAYER_LOCK_WAIT_MS: '20000' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     p.stdout!.on('data', (d) => (stdout += d));
@@ -40,7 +43,9 @@ async function until(what: string, check: () => boolean, ms = 60_000): Promise<v
 
 /** `thinlayer watch --json` as a child process, its messages parsed as they come. */
 function startWatchChild(stateDir: string, file: string, intervalMs: number) {
-  const proc = spawn(process.execPath, [BIN, 'watch', '-f', file, '--interval', `${intervalMs}ms`, '--json', '--state-dir', stateDir, '--backend', 'sim'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [BIN, 'watch', '-f', file, '--interval', `${intervalMs}ms`, '--json', '--state-dir', stateDir, '--backend', 'sim'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const messages: { code: string; [k: string]: any }[] = [];
   let pending = '';
   let stderr = '';
@@ -53,10 +58,12 @@ function startWatchChild(stateDir: string, file: string, intervalMs: number) {
   });
   proc.stderr!.on('data', (d) => (stderr += d));
   let exited = false;
-  const exit = new Promise<number | null>((done) => proc.on('exit', (code) => {
+  const exit = new Promise<number | null>((done) =>
+    proc.on('exit', (code) => {
       exited = true;
       done(code);
-    }));
+    }),
+  );
   onTestFinished(async () => {
     if (!exited) proc.kill('SIGKILL');
     await exit;
@@ -142,7 +149,10 @@ describe('holders of a state dir', () => {
 
     // A record naming a live pid (this test's) with another start time: a reused pid, not the holder.
     mkdirSync(join(b.stateDir, 'holders'), { recursive: true });
-    writeFileSync(join(b.stateDir, 'holders', 'watch.json'), JSON.stringify({ pid: process.pid, command: 'thinlayer watch', since: '2026-01-01T00:00:00.000Z', startTime: '1', kind: 'watch' }));
+    writeFileSync(
+      join(b.stateDir, 'holders', 'watch.json'),
+      JSON.stringify({ pid: process.pid, command: 'thinlayer watch', since: '2026-01-01T00:00:00.000Z', startTime: '1', kind: 'watch' }),
+    );
     const destroyed = cli(b.stateDir, ['destroy', '--yes']);
     expect(destroyed.status, destroyed.stderr).toBe(0);
   });
@@ -185,7 +195,10 @@ describe('holders of a state dir', () => {
 
     // Several intervals later, nothing was made again: destroy's run is the log's last.
     await new Promise((r) => setTimeout(r, 1200));
-    const events = cli(stateDir, ['events', '--json']).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const events = cli(stateDir, ['events', '--json'])
+      .stdout.trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const lastRun = events.filter((e) => e.type === 'run.started').at(-1);
     expect(lastRun.command).toBe('destroy');
     expect(events.at(-1)).toMatchObject({ type: 'run.finished', outcome: 'converged' });

@@ -28,7 +28,13 @@ describe('mountpoints on the simulated kernel', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`devices.web1.mountpoint: refusing mountpoint ${join(b.mnt, 'link', 'web1')}: ${join(b.mnt, 'link')} is a symlink`);
     // No run started, nothing recorded but the state directory's identity and backend.
-    expect(b.run(['events', '--json']).stdout.trim().split('\n').map((l) => JSON.parse(l).type)).toEqual(['state.identity', 'state.backend']);
+    expect(
+      b
+        .run(['events', '--json'])
+        .stdout.trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).type),
+    ).toEqual(['state.identity', 'state.backend']);
     const plan = b.run(['plan', '-f', file]);
     expect(plan.code).toBe(2);
   });
@@ -73,7 +79,9 @@ describe('mountpoints on the simulated kernel', () => {
     const web3 = status.devices.find((d) => d.name === 'web3')!;
     const stateDir = await openStateDir(b.stateDir);
     // An unmount of web3's device at web1's mountpoint: the mount there is web1's, left alone.
-    const error = await ACTIONS['fs.unmount']!({ kernel, stateDir, poolDmName: '' }, { dmName: web3.dmName!, mountpoint: `${b.mnt}/web1` }).catch((e: unknown) => e);
+    const error = await ACTIONS['fs.unmount']!({ kernel, stateDir, poolDmName: '' }, { dmName: web3.dmName!, mountpoint: `${b.mnt}/web1` }).catch(
+      (e: unknown) => e,
+    );
     expect(error).toMatchObject({ code: 'E_KERNEL', operation: 'umount' });
     expect((await kernel.mounts()).map((m) => m.mountpoint).sort()).toEqual([`${b.mnt}/web1`, `${b.mnt}/web3`]);
   });

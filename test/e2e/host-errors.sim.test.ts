@@ -119,7 +119,12 @@ describe('a state dir the host will not let thinlayer write', () => {
   }, 180_000);
 
   it('a quota used up (EDQUOT) is said the same way', () => {
-    const e = Object.assign(new Error('EDQUOT: disk quota exceeded, write'), { code: 'EDQUOT', errno: -122, syscall: 'write', path: '/var/lib/thinlayer/events.ndjson' });
+    const e = Object.assign(new Error('EDQUOT: disk quota exceeded, write'), {
+      code: 'EDQUOT',
+      errno: -122,
+      syscall: 'write',
+      path: '/var/lib/thinlayer/events.ndjson',
+    });
     const said = systemCallError(e)!;
     expect(said.exitCode).toBe(1);
     expect(said.message).toContain('/var/lib/thinlayer/events.ndjson');
@@ -138,7 +143,10 @@ describe('names no one can read', () => {
     const bad = join(dir, 'bad.yaml');
     // The hostile name goes in by hand: a builder's object would take __proto__ as its prototype.
     writeFileSync(bad, manifestYaml(MANIFEST).replace('d1:', `"${name}":`));
-    for (const args of [['apply', '-f', bad], ['plan', '-f', bad]]) {
+    for (const args of [
+      ['apply', '-f', bad],
+      ['plan', '-f', bad],
+    ]) {
       const r = run(args, join(dir, 'state'), files);
       noBug(r.stderr, args.join(' '));
       expect(r.code).toBe(2);

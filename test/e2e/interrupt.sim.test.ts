@@ -35,7 +35,10 @@ function box() {
 /** Runs the CLI and sends `signal` once its output matches `when` (progress lines name each step). */
 function runAndSignal(args: string[], stateDir: string, when: RegExp, signal: NodeJS.Signals): Promise<Exit & { signalled: boolean }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args, '--state-dir', stateDir, '--backend', 'sim'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, THINLAYER_LOCK_WAIT_MS: '10000' } });
+    const child = spawn(process.execPath, [BIN, ...args, '--state-dir', stateDir, '--backend', 'sim'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, THINLAYER_LOCK_WAIT_MS: '10000' },
+    });
     let stdout = '';
     let stderr = '';
     let signalled = false;
@@ -59,7 +62,10 @@ function runAndSignal(args: string[], stateDir: string, when: RegExp, signal: No
 }
 
 function manifest(mnt: string, devices: number, apacheSource?: string): ManifestDraft {
-  const mounted = Array.from({ length: devices }, (_, i): [string, DeviceDraft] => [`d${i + 1}`, { layer: 'apache', state: 'mounted', mountpoint: `${mnt}/d${i + 1}` }]);
+  const mounted = Array.from({ length: devices }, (_, i): [string, DeviceDraft] => [
+    `d${i + 1}`,
+    { layer: 'apache', state: 'mounted', mountpoint: `${mnt}/d${i + 1}` },
+  ]);
   return {
     pool: simPool('sig', { baseSize: '128M' }),
     layers: { fedora: {}, apache: { parent: 'fedora', source: apacheSource } },
@@ -68,7 +74,10 @@ function manifest(mnt: string, devices: number, apacheSource?: string): Manifest
 }
 
 function events(stateDir: string): any[] {
-  return readFileSync(join(stateDir, 'events.ndjson'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  return readFileSync(join(stateDir, 'events.ndjson'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
 }
 
 async function expectHealthy(stateDir: string, file: string | null) {
@@ -126,7 +135,11 @@ describe('interruptions', () => {
     expect(r.code, r.stderr).toBe(143);
     expect(r.stdout).toMatch(INTERRUPTED);
     expect(r.stderr).not.toMatch(/internal error|\n\s+at /);
-    expect(events(b.stateDir).filter((e) => e.type === 'run.finished').at(-1).outcome).toBe('interrupted');
+    expect(
+      events(b.stateDir)
+        .filter((e) => e.type === 'run.finished')
+        .at(-1).outcome,
+    ).toBe('interrupted');
     const again = await runAndSignal(['destroy', '--yes', '--json'], b.stateDir, NEVER, 'SIGTERM');
     expect(again.code, again.stderr).toBe(0);
     expect(JSON.parse(again.stdout).outcome).toBe('converged');
@@ -152,7 +165,10 @@ describe('interruptions', () => {
     const b = box();
     // Enough entries that the extraction is still under way when the signal lands (if it is not,
     // the step simply completes: the outcome checked below is the same either way).
-    const entries = [{ name: 'big/', type: 'dir' as const }, ...Array.from({ length: 24 }, (_, i) => ({ name: `big/f${i}`, content: `file ${i}\n`.padEnd(1 << 20, '.') }))];
+    const entries = [
+      { name: 'big/', type: 'dir' as const },
+      ...Array.from({ length: 24 }, (_, i) => ({ name: `big/f${i}`, content: `file ${i}\n`.padEnd(1 << 20, '.') })),
+    ];
     writeFileSync(join(b.root, 'apache.tar'), buildTar(entries));
     const file = join(b.root, 'm.yaml');
     writeManifest(file, manifest(b.mnt, 1, 'apache.tar'));
@@ -195,7 +211,11 @@ describe('interruptions', () => {
     expect(r.code, r.stderr).toBe(130);
     expect(r.stdout).toMatch(INTERRUPTED);
     expect(r.stderr).not.toMatch(/internal error|\n\s+at /);
-    expect(events(b.stateDir).filter((e) => e.type === 'run.finished').at(-1).outcome).toBe('interrupted');
+    expect(
+      events(b.stateDir)
+        .filter((e) => e.type === 'run.finished')
+        .at(-1).outcome,
+    ).toBe('interrupted');
     const again = await runAndSignal(['gc', '--yes'], b.stateDir, NEVER, 'SIGINT');
     expect(again.code, again.stderr).toBe(0);
     const doctor = await runAndSignal(['doctor', '--json'], b.stateDir, NEVER, 'SIGINT');

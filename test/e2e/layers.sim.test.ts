@@ -79,7 +79,13 @@ describe('layers with content on the simulated kernel', () => {
     const opts = { stateDir: b.stateDir, backend: 'sim' as const, yes: true };
     await api.apply(file, opts);
     const before = (await api.status(opts)).layers.find((l) => l.name === 'upper')!;
-    writeFileSync(join(b.src, 'upper.tar.zst'), buildTar([{ name: 'srv/', type: 'dir' }, { name: 'srv/v2', content: 'v2' }]));
+    writeFileSync(
+      join(b.src, 'upper.tar.zst'),
+      buildTar([
+        { name: 'srv/', type: 'dir' },
+        { name: 'srv/v2', content: 'v2' },
+      ]),
+    );
     const plan = await api.planFor(file, opts);
     expect(plan.steps.map((s) => s.op)).toContain('layer.commit');
     expect(plan.steps.filter((s) => s.op === 'thin.delete').map((s) => s.target)).toEqual([`layer:${before.chainId!.slice(7, 23)}`]);
@@ -94,14 +100,21 @@ describe('layers with content on the simulated kernel', () => {
   it('refuses hostile, truncated and oversized layers at plan time with exit 2, before anything is made', async () => {
     const b = box();
     const file = writeLayerScenario(b.src, b.mnt);
-    const good = buildTar([{ name: 'srv/', type: 'dir' }, { name: 'srv/a', content: 'x'.repeat(5000) }]);
+    const good = buildTar([
+      { name: 'srv/', type: 'dir' },
+      { name: 'srv/a', content: 'x'.repeat(5000) },
+    ]);
     const bad: Array<[string, Buffer, RegExp]> = [
       ['hostile', buildTar([{ name: '../escape', content: 'x' }]), /entry "\.\.\/escape".*"\.\."/],
       ['escaping link', buildTar([{ name: 'l', type: 'symlink', linkname: '../../etc' }]), /entry "l".*leads outside the layer root/],
       ['truncated', good.subarray(0, 512 + 1000), /truncated/],
       ['device node', buildTar([{ name: 'dev/sda', type: 'block', devmajor: 8, devminor: 0 }]), /device node is not allowed/],
       // 300 MiB of zeros in one entry: the layer devices hold the base's 256 MiB.
-      ['bomb', gzipSync(buildTar([{ name: 'zeros', content: Buffer.alloc(300 << 20) }]), { level: 1 }), /entry "zeros".*larger than the 268435456 bytes its device holds/],
+      [
+        'bomb',
+        gzipSync(buildTar([{ name: 'zeros', content: Buffer.alloc(300 << 20) }]), { level: 1 }),
+        /entry "zeros".*larger than the 268435456 bytes its device holds/,
+      ],
     ];
     const opts = { stateDir: b.stateDir, backend: 'sim' as const, yes: true };
     for (const [what, archive, pattern] of bad) {
@@ -137,7 +150,13 @@ describe('layers with content on the simulated kernel', () => {
     const b = box();
     mkdirSync(b.src, { recursive: true });
     // Each archive passes the checks on its own; together, the upper one writes through the lower one's symlink.
-    writeFileSync(join(b.src, 'lower.tar'), buildTar([{ name: 'usr/', type: 'dir' }, { name: 'etc', type: 'symlink', linkname: 'usr' }]));
+    writeFileSync(
+      join(b.src, 'lower.tar'),
+      buildTar([
+        { name: 'usr/', type: 'dir' },
+        { name: 'etc', type: 'symlink', linkname: 'usr' },
+      ]),
+    );
     writeFileSync(join(b.src, 'upper.tar'), buildTar([{ name: 'etc/passwd', content: 'x' }]));
     const file = join(b.src, 'm.yaml');
     writeManifest(file, {
@@ -156,13 +175,19 @@ describe('layers with content on the simulated kernel', () => {
     expect(String(error?.message)).toMatch(/entry "etc\/passwd": its parent etc is a symlink/);
     // The deletion is a step of the same run, reported like any other.
     const done = reporter.messages.filter((m) => m.code === 'step.done').map((m: any) => `${m.step.op} ${m.step.reason}`);
-    expect(done.some((d) => /^thin\.delete delete layer upper \([0-9a-f]+\), whose content failed to apply \(.*its parent etc is a symlink/.test(d))).toBe(true);
+    expect(done.some((d) => /^thin\.delete delete layer upper \([0-9a-f]+\), whose content failed to apply \(.*its parent etc is a symlink/.test(d))).toBe(
+      true,
+    );
     const status = await api.status(opts);
     expect(status.layers.find((l) => l.name === 'lower')).toMatchObject({ state: 'created', ready: true });
     expect(status.layers.find((l) => l.name === 'upper')).toMatchObject({ state: 'absent', thinId: null, error: null });
     const s = await api.Session.open({ stateDir: b.stateDir, backend: 'sim', reporter: { notify() {} }, mutate: false, command: 'check' });
     try {
-      expect(Object.values(s.state.things).filter((t) => t.kind === 'layer').map((t) => t.label)).toEqual(['lower']);
+      expect(
+        Object.values(s.state.things)
+          .filter((t) => t.kind === 'layer')
+          .map((t) => t.label),
+      ).toEqual(['lower']);
       expect(Object.keys(s.state.pending)).toEqual([]);
     } finally {
       await s.close();

@@ -17,7 +17,11 @@ function temp(): string {
 }
 
 function cli(args: string[], stateDir: string) {
-  const r = spawnSync(process.execPath, [BIN, ...args, '--state-dir', stateDir, '--backend', 'sim'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
+  const r = spawnSync(process.execPath, [BIN, ...args, '--state-dir', stateDir, '--backend', 'sim'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 60_000,
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -45,7 +49,17 @@ describe('read-only commands', () => {
     const manifest = join(root, 'web.yaml');
     writeManifest(manifest, webManifest(join(root, 'mnt')));
     const before = fingerprint(dir);
-    for (const args of [['status'], ['status', '--json'], ['plan'], ['plan', '-f', manifest], ['doctor'], ['doctor', '--json'], ['events'], ['events', '--json'], ['gc']]) {
+    for (const args of [
+      ['status'],
+      ['status', '--json'],
+      ['plan'],
+      ['plan', '-f', manifest],
+      ['doctor'],
+      ['doctor', '--json'],
+      ['events'],
+      ['events', '--json'],
+      ['gc'],
+    ]) {
       const r = cli(args, dir);
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);
       expect(r.stderr, args.join(' ')).toMatch(/is not a thinlayer state directory/);
@@ -86,7 +100,9 @@ describe('read-only commands', () => {
     writeManifest(manifest, webManifest(join(root, 'mnt')));
     expect(cli(['apply', '-f', manifest, '--yes', '-q'], stateDir).code).toBe(0);
     chmodSync(stateDir, 0o750);
-    const names = readdirSync(stateDir).filter((n) => n !== 'sim').sort();
+    const names = readdirSync(stateDir)
+      .filter((n) => n !== 'sim')
+      .sort();
     const before = Object.fromEntries(Object.entries(fingerprint(stateDir)).filter(([p]) => !p.startsWith(join(stateDir, 'sim'))));
     for (const args of [['status'], ['plan'], ['plan', '-f', manifest], ['doctor'], ['events'], ['gc']]) {
       const r = cli(args, stateDir);
@@ -94,7 +110,11 @@ describe('read-only commands', () => {
       const after = Object.fromEntries(Object.entries(fingerprint(stateDir)).filter(([p]) => !p.startsWith(join(stateDir, 'sim'))));
       expect(after, args.join(' ')).toEqual(before);
     }
-    expect(readdirSync(stateDir).filter((n) => n !== 'sim').sort()).toEqual(names);
+    expect(
+      readdirSync(stateDir)
+        .filter((n) => n !== 'sim')
+        .sort(),
+    ).toEqual(names);
     // A command that writes takes the directory back to private.
     expect(cli(['apply', '-f', manifest, '--yes', '-q'], stateDir).code).toBe(0);
     expect(statSync(stateDir).mode & 0o777).toBe(0o700);

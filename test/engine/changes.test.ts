@@ -13,7 +13,17 @@ function manifest(over: Partial<Manifest['pool']> = {}): Manifest {
   return {
     file: '/m/thinlayer.yaml',
     version: 1,
-    pool: { name: 'p', data: { kind: 'file', file: 'data.img', sizeBytes: 2 * G }, metadata: { kind: 'file', file: 'metadata.img', sizeBytes: 1 << 26 }, blockSizeBytes: 65536, baseSizeBytes: 1 << 28, filesystem: 'ext4', minFreeFraction: 0.1, noSpaceTimeoutSeconds: 60, ...over },
+    pool: {
+      name: 'p',
+      data: { kind: 'file', file: 'data.img', sizeBytes: 2 * G },
+      metadata: { kind: 'file', file: 'metadata.img', sizeBytes: 1 << 26 },
+      blockSizeBytes: 65536,
+      baseSizeBytes: 1 << 28,
+      filesystem: 'ext4',
+      minFreeFraction: 0.1,
+      noSpaceTimeoutSeconds: 60,
+      ...over,
+    },
     layers: [],
     devices: [],
   };

@@ -22,7 +22,20 @@ export function manifest(over: Partial<Pick<Manifest, 'layers' | 'devices'>> = {
 let minor = 0;
 export function dm(name: string, uuid = name, live = true): DmInfo {
   minor += 1;
-  return { name, uuid, major: 253, minor, openCount: 0, suspended: false, liveTable: live, inactiveTable: false, readOnly: false, eventNr: 0, targetCount: live ? 1 : 0, devPath: `/dev/dm-${minor}` };
+  return {
+    name,
+    uuid,
+    major: 253,
+    minor,
+    openCount: 0,
+    suspended: false,
+    liveTable: live,
+    inactiveTable: false,
+    readOnly: false,
+    eventNr: 0,
+    targetCount: live ? 1 : 0,
+    devPath: `/dev/dm-${minor}`,
+  };
 }
 
 /** A host with nothing on it yet. */
@@ -59,7 +72,13 @@ export function mountOf(info: DmInfo, mountpoint: string): MountEntry {
 }
 
 /** A step's intent and its outcome, as the runner logs them: args and result are checked against the op's contract. */
-export function stepEvents<O extends StepOp>(op: O, target: string, args: StepArgs<O>, result: StepResult<O>, opts: { id?: string; txid?: number } = {}): ThinlayerEventBody[] {
+export function stepEvents<O extends StepOp>(
+  op: O,
+  target: string,
+  args: StepArgs<O>,
+  result: StepResult<O>,
+  opts: { id?: string; txid?: number } = {},
+): ThinlayerEventBody[] {
   const id = opts.id ?? `r:${op}:${target}`;
   return [intentEvent(op, id, target, args, opts.txid), doneEvent(op, id, target, result)];
 }
@@ -70,8 +89,20 @@ export function createArgs(kind: ThingKind, name: string, thinId: number, sizeBy
 }
 
 /** What the planner writes into a snapshot of `origin`. */
-export function snapArgs(kind: ThingKind, name: string, thinId: number, origin: { key: string; thinId: number; dmName: string }, opts: { sizeBytes?: number; ready?: boolean } = {}): StepArgs<'snap.create'> {
-  return { ...createArgs(kind, name, thinId, opts.sizeBytes), origin: origin.key, originThinId: origin.thinId, originDmName: origin.dmName, ready: opts.ready ?? true };
+export function snapArgs(
+  kind: ThingKind,
+  name: string,
+  thinId: number,
+  origin: { key: string; thinId: number; dmName: string },
+  opts: { sizeBytes?: number; ready?: boolean } = {},
+): StepArgs<'snap.create'> {
+  return {
+    ...createArgs(kind, name, thinId, opts.sizeBytes),
+    origin: origin.key,
+    originThinId: origin.thinId,
+    originDmName: origin.dmName,
+    ready: opts.ready ?? true,
+  };
 }
 
 /** Stamp bodies into events with consecutive sequence numbers. */

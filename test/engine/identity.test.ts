@@ -33,14 +33,32 @@ function halfChanged(opts: { apacheOrigin?: number } = {}) {
   const web2 = createArgs('device', 'web2', 4);
   const live = (n: number) => ({ major: 253, minor: n, devPath: `/dev/dm-${n}` });
   const bodies: ThinlayerEventBody[] = [
-    ...stepEvents('pool.activate', 'pool', { pool: 'demo', ...dmIdentity('demo', 'pool'), blockSizeBytes: pool.blockSizeBytes, noSpaceTimeoutSeconds: pool.noSpaceTimeoutSeconds, data: pool.data, metadata: pool.metadata, blank: true }, { txid: 0, poolTxid: 0, dataBlocks: 327680, lowWater: 16384 }),
+    ...stepEvents(
+      'pool.activate',
+      'pool',
+      {
+        pool: 'demo',
+        ...dmIdentity('demo', 'pool'),
+        blockSizeBytes: pool.blockSizeBytes,
+        noSpaceTimeoutSeconds: pool.noSpaceTimeoutSeconds,
+        data: pool.data,
+        metadata: pool.metadata,
+        blank: true,
+      },
+      { txid: 0, poolTxid: 0, dataBlocks: 327680, lowWater: 16384 },
+    ),
     ...stepEvents('thin.create', 'base', createArgs('base', 'base', 0), { txid: 1 }),
     ...stepEvents('fs.mkfs', 'base', { dmName: base.dmName, filesystem: 'ext4' }, {}),
     ...stepEvents('snap.create', FEDORA, snapArgs('layer', fedora.name, 1, base), { txid: 2, ready: true, originThinId: 0 }),
     ...stepEvents('snap.create', APACHE, snapArgs('layer', apache.name, 2, fedora), { txid: 3, ready: true, originThinId: opts.apacheOrigin ?? 1 }),
     ...stepEvents('snap.create', 'device:web1', { ...snapArgs('device', 'web1', 3, apache), layer: 'apache' }, { txid: 4, ready: true, originThinId: 2 }),
     ...stepEvents('thin.activate', 'device:web1', web1, live(3)),
-    ...stepEvents('fs.mount', 'device:web1', { dmName: web1.dmName, mountpoint: '/run/thinlayer/web1', filesystem: 'ext4', readOnly: false }, { mountpoint: '/run/thinlayer/web1' }),
+    ...stepEvents(
+      'fs.mount',
+      'device:web1',
+      { dmName: web1.dmName, mountpoint: '/run/thinlayer/web1', filesystem: 'ext4', readOnly: false },
+      { mountpoint: '/run/thinlayer/web1' },
+    ),
     ...stepEvents('snap.create', 'device:web2', { ...snapArgs('device', 'web2', 4, apache), layer: 'apache' }, { txid: 5, ready: true, originThinId: 2 }),
     ...stepEvents('thin.activate', 'device:web2', web2, live(4)),
     // The new manifest recorded (as a run does before its first step), and the run killed there.
@@ -66,11 +84,19 @@ describe('identity: what a device is decides the plan', () => {
     const { desired, state, observed } = halfChanged();
     expect(state.desired).toBe(desired);
     const p = plan({ desired, state, observed, mode: 'converge', content: CONTENT });
-    expect(ops(p)).toEqual(['fs.unmount device:web1', 'thin.delete device:web1', 'snap.create device:web1', 'thin.activate device:web1', 'fs.mount device:web1']);
+    expect(ops(p)).toEqual([
+      'fs.unmount device:web1',
+      'thin.delete device:web1',
+      'snap.create device:web1',
+      'thin.activate device:web1',
+      'fs.mount device:web1',
+    ]);
     expect(p.steps[1].reason).toMatch(/layer changed from apache to fedora/);
     expect(p.steps[2].args).toMatchObject({ origin: FEDORA, originThinId: 1, layer: 'fedora' });
     expect(p.impact).toBe('destroy');
-    expect(driftOf({ desired, state, observed, content: CONTENT, mode: 'converge' })).toEqual([{ subject: 'device:web1', message: 'device web1 is a snapshot of layer apache, desired a snapshot of layer fedora' }]);
+    expect(driftOf({ desired, state, observed, content: CONTENT, mode: 'converge' })).toEqual([
+      { subject: 'device:web1', message: 'device web1 is a snapshot of layer apache, desired a snapshot of layer fedora' },
+    ]);
   });
 
   it('builds again a layer that is a snapshot of another thin id than its parent, and nothing for one that is not', () => {

@@ -36,9 +36,10 @@ describe('lifecycle machine', () => {
     expect(failed).toEqual({ state: 'failed', from: 'activated', error: 'EBUSY' });
   });
 
-  it('leaves a failed record where it is: only the planner\'s observation says where the device went', () => {
+  it("leaves a failed record where it is: only the planner's observation says where the device went", () => {
     const failed = { state: 'failed', from: 'created', error: 'boom' } as const;
-    for (const command of ['CREATE', 'ACTIVATE', 'MOUNT', 'UNMOUNT', 'DEACTIVATE', 'DELETE', 'DONE'] as const) expect(step(failed, { type: command })).toEqual(failed);
+    for (const command of ['CREATE', 'ACTIVATE', 'MOUNT', 'UNMOUNT', 'DEACTIVATE', 'DELETE', 'DONE'] as const)
+      expect(step(failed, { type: command })).toEqual(failed);
   });
 
   it('refuses commands that make no sense in a state', () => {

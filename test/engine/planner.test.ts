@@ -31,14 +31,32 @@ function appliedState(): EngineState {
   const live = (n: number) => ({ major: 253, minor: n, devPath: `/dev/dm-${n}` });
   const bodies: ThinlayerEventBody[] = [
     { type: 'desired.set', manifest: m, source: 'apply' },
-    ...stepEvents('pool.activate', 'pool', { pool: 'demo', ...dmIdentity('demo', 'pool'), blockSizeBytes: pool.blockSizeBytes, noSpaceTimeoutSeconds: pool.noSpaceTimeoutSeconds, data: pool.data, metadata: pool.metadata, blank: true }, { txid: 0, poolTxid: 0, dataBlocks: 327680, lowWater: 16384 }),
+    ...stepEvents(
+      'pool.activate',
+      'pool',
+      {
+        pool: 'demo',
+        ...dmIdentity('demo', 'pool'),
+        blockSizeBytes: pool.blockSizeBytes,
+        noSpaceTimeoutSeconds: pool.noSpaceTimeoutSeconds,
+        data: pool.data,
+        metadata: pool.metadata,
+        blank: true,
+      },
+      { txid: 0, poolTxid: 0, dataBlocks: 327680, lowWater: 16384 },
+    ),
     ...stepEvents('thin.create', 'base', createArgs('base', 'base', 0), { txid: 1 }),
     ...stepEvents('fs.mkfs', 'base', { dmName: base.dmName, filesystem: 'ext4' }, {}),
     ...stepEvents('snap.create', FEDORA, snapArgs('layer', fedora.name, 1, base), { txid: 2, ready: true }),
     ...stepEvents('snap.create', APACHE, snapArgs('layer', apache.name, 2, fedora), { txid: 3, ready: true }),
     ...stepEvents('snap.create', 'device:web1', snapArgs('device', 'web1', 3, apache), { txid: 4, ready: true }),
     ...stepEvents('thin.activate', 'device:web1', web1, live(3)),
-    ...stepEvents('fs.mount', 'device:web1', { dmName: web1.dmName, mountpoint: '/run/thinlayer/web1', filesystem: 'ext4', readOnly: false }, { mountpoint: '/run/thinlayer/web1' }),
+    ...stepEvents(
+      'fs.mount',
+      'device:web1',
+      { dmName: web1.dmName, mountpoint: '/run/thinlayer/web1', filesystem: 'ext4', readOnly: false },
+      { mountpoint: '/run/thinlayer/web1' },
+    ),
     ...stepEvents('snap.create', 'device:web2', snapArgs('device', 'web2', 4, apache), { txid: 5, ready: true }),
     ...stepEvents('thin.activate', 'device:web2', web2, live(4)),
   ];
@@ -98,7 +116,14 @@ describe('planner', () => {
     obs.metadata!.exists = true;
     obs.metadataBlank = false;
     const p = plan({ desired: manifest(), state: appliedState(), observed: obs, mode: 'converge' });
-    expect(ops(p)).toEqual(['pool.attach pool', 'pool.attach pool', 'pool.activate pool', 'thin.activate device:web1', 'fs.mount device:web1', 'thin.activate device:web2']);
+    expect(ops(p)).toEqual([
+      'pool.attach pool',
+      'pool.attach pool',
+      'pool.activate pool',
+      'thin.activate device:web1',
+      'fs.mount device:web1',
+      'thin.activate device:web2',
+    ]);
     expect(stepAs(p.steps.find((s) => s.op === 'pool.activate')!, 'pool.activate').args.blank).toBe(false);
   });
 
@@ -134,7 +159,14 @@ describe('planner', () => {
   it('down unmounts and deactivates everything and the pool, deleting nothing', () => {
     const { obs } = liveObservation();
     const p = plan({ desired: manifest(), state: appliedState(), observed: obs, mode: 'down' });
-    expect(ops(p)).toEqual(['fs.unmount device:web1', 'thin.deactivate device:web1', 'thin.deactivate device:web2', 'pool.deactivate pool', 'pool.detach pool', 'pool.detach pool']);
+    expect(ops(p)).toEqual([
+      'fs.unmount device:web1',
+      'thin.deactivate device:web1',
+      'thin.deactivate device:web2',
+      'pool.deactivate pool',
+      'pool.detach pool',
+      'pool.detach pool',
+    ]);
     expect(p.impact).toBe('update');
   });
 
@@ -153,10 +185,16 @@ describe('planner', () => {
     ]);
     // Once the files are gone, the log holds no thin device and no pool.
     const after = project(
-      stamp(p.steps.flatMap((step, i) => [
-        { type: 'step.intent', stepId: `d:${i}`, op: step.op, target: step.target, args: step.args },
-        { type: 'step.done', stepId: `d:${i}`, op: step.op, target: step.target, result: {} },
-      ] as ThinlayerEventBody[]), appliedState().lastSeq + 1),
+      stamp(
+        p.steps.flatMap(
+          (step, i) =>
+            [
+              { type: 'step.intent', stepId: `d:${i}`, op: step.op, target: step.target, args: step.args },
+              { type: 'step.done', stepId: `d:${i}`, op: step.op, target: step.target, result: {} },
+            ] as ThinlayerEventBody[],
+        ),
+        appliedState().lastSeq + 1,
+      ),
       appliedState(),
     );
     expect(after.things).toEqual({});
@@ -212,7 +250,13 @@ describe('planner', () => {
   it('never reuses a thin id, even after the device holding it was deleted', () => {
     const { obs } = liveObservation();
     const state = appliedState();
-    const afterDelete = project(stamp(stepEvents('thin.delete', 'device:web2', { ...createArgs('device', 'web2', 4), discard: true }, { txid: 6 }, { id: 'd:1', txid: 5 }), state.lastSeq + 1), state);
+    const afterDelete = project(
+      stamp(
+        stepEvents('thin.delete', 'device:web2', { ...createArgs('device', 'web2', 4), discard: true }, { txid: 6 }, { id: 'd:1', txid: 5 }),
+        state.lastSeq + 1,
+      ),
+      state,
+    );
     const p = plan({ desired: manifest(), state: afterDelete, observed: obs, mode: 'converge' });
     expect(stepAs(p.steps[0], 'snap.create').args.thinId).toBe(5);
   });
@@ -269,10 +313,20 @@ describe('planner', () => {
 
   it('makes a new layer device when a parent changes, keeps the devices, and deletes the old layer', () => {
     const { obs } = liveObservation();
-    const m = manifest({ layers: [{ name: 'fedora', parent: null }, { name: 'apache', parent: null }] });
+    const m = manifest({
+      layers: [
+        { name: 'fedora', parent: null },
+        { name: 'apache', parent: null },
+      ],
+    });
     const moved = thingKey('layer', chainHex(chainLayers(m).top.apache));
     expect(moved).toBe(FEDORA); // an empty layer on the base: the same content as fedora, so the same device
-    const withSource = manifest({ layers: [{ name: 'fedora', parent: null }, { name: 'apache', parent: 'fedora', source: '/src/apache.tar' }] });
+    const withSource = manifest({
+      layers: [
+        { name: 'fedora', parent: null },
+        { name: 'apache', parent: 'fedora', source: '/src/apache.tar' },
+      ],
+    });
     const content = chainLayers(withSource, { apache: [{ kind: 'tar', path: '/src/apache.tar', diffId: 'sha256:' + 'a'.repeat(64), sizeBytes: 10 }] });
     const fresh = thingKey('layer', chainHex(content.top.apache));
     const p = plan({ desired: withSource, state: appliedState(), observed: obs, mode: 'converge', content });
@@ -283,7 +337,17 @@ describe('planner', () => {
 
 describe('planner: ownership and a log behind its pool', () => {
   it('a pool name held by another owner blocks everything, naming the owner', () => {
-    const observed = { ...emptyObservation(), foreignPool: { dmName: 'thinlayer-demo-pool', uuid: `thinlayer-${'c'.repeat(32)}-demo-pool`, owner: `the thinlayer state directory with identity ${'c'.repeat(32)}`, identity: 'c'.repeat(32), backingFiles: ['/other/data.img'], why: 'its uuid differs' } };
+    const observed = {
+      ...emptyObservation(),
+      foreignPool: {
+        dmName: 'thinlayer-demo-pool',
+        uuid: `thinlayer-${'c'.repeat(32)}-demo-pool`,
+        owner: `the thinlayer state directory with identity ${'c'.repeat(32)}`,
+        identity: 'c'.repeat(32),
+        backingFiles: ['/other/data.img'],
+        why: 'its uuid differs',
+      },
+    };
     for (const mode of ['converge', 'down'] as const) {
       const p = plan({ desired: manifest(), state: appliedState(), observed, mode });
       expect(p.steps).toEqual([]);

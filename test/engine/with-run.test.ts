@@ -30,10 +30,15 @@ const kinds = (events: ThinlayerEventBody[]) => events.map((e) => (e.type === 'r
 describe('withRun', () => {
   it('writes run.started before the body and run.finished with its outcome after', async () => {
     const { session, events, state } = logOnly();
-    const answer = await withRun(session, 'gc', async (run) => {
-      expect(run.started).toBe(true);
-      return 'interrupted' as const;
-    }, { outcome: (v) => v });
+    const answer = await withRun(
+      session,
+      'gc',
+      async (run) => {
+        expect(run.started).toBe(true);
+        return 'interrupted' as const;
+      },
+      { outcome: (v) => v },
+    );
     expect(answer).toBe('interrupted');
     expect(kinds(events)).toEqual(['run.started', 'run.finished interrupted']);
     expect(events[0]).toMatchObject({ command: 'gc', pid: process.pid });
@@ -43,9 +48,16 @@ describe('withRun', () => {
   it('ends a run whose body throws as failed, after its failure hook, and rethrows', async () => {
     const { session, events } = logOnly();
     const seen: string[] = [];
-    await expect(withRun(session, 'apply', async () => {
-      throw new Error('boom');
-    }, { onFailure: async () => void seen.push('cleanup') })).rejects.toThrow('boom');
+    await expect(
+      withRun(
+        session,
+        'apply',
+        async () => {
+          throw new Error('boom');
+        },
+        { onFailure: async () => void seen.push('cleanup') },
+      ),
+    ).rejects.toThrow('boom');
     expect(seen).toEqual(['cleanup']);
     expect(kinds(events)).toEqual(['run.started', 'run.finished failed']);
   });

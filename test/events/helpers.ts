@@ -76,9 +76,7 @@ export function spawnSnippet(code: string): Child {
       if (seen !== undefined) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
         waiters.push({ prefix, resolve });
-        void exited.then(({ code, signal, stderr }) =>
-          reject(new Error(`child exited (code ${code}, signal ${signal}) before printing ${prefix}: ${stderr}`)),
-        );
+        void exited.then(({ code, signal, stderr }) => reject(new Error(`child exited (code ${code}, signal ${signal}) before printing ${prefix}: ${stderr}`)));
       });
     },
   };

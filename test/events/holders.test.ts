@@ -42,7 +42,13 @@ describe('holder records', () => {
     expect((await liveHolder(dir, 'watch'))?.pid).toBe(process.pid);
 
     // A live holder in another process (its description as it would write it): refused.
-    const other = { ...(await describeThisProcess('thinlayer snapshotter')), kind: 'snapshotter', socket: '/run/a.sock', pid: process.ppid, startTime: undefined };
+    const other = {
+      ...(await describeThisProcess('thinlayer snapshotter')),
+      kind: 'snapshotter',
+      socket: '/run/a.sock',
+      pid: process.ppid,
+      startTime: undefined,
+    };
     writeFileSync(dir.path('holders/snapshotter.json'), JSON.stringify(other));
     const refused = await claimHolder(dir, 'snapshotter').then(
       () => null,

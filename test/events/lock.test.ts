@@ -143,9 +143,7 @@ describe('acquireLock', () => {
     for (let round = 0; round < 20; round++) {
       const stale = { pid: NEVER_A_PID, command: 'apply', since: `round ${round}` };
       writeHolder(stateDir, JSON.stringify(stale), `${round}0`);
-      const results = await Promise.allSettled(
-        Array.from({ length: 8 }, (_, i) => acquireLock(stateDir, { command: `racer-${i}`, waitMs: 0 })),
-      );
+      const results = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => acquireLock(stateDir, { command: `racer-${i}`, waitMs: 0 })));
       const winners = results.filter((r): r is PromiseFulfilledResult<Lock> => r.status === 'fulfilled');
       const losers = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
       expect(winners).toHaveLength(1);

@@ -13,7 +13,8 @@ import type { ThinlayerEventBody } from '../../src/model/events.ts';
 import { tempStateDir } from './helpers.ts';
 
 const note = (i: number): ThinlayerEventBody => ({ type: 'recovery.note', kind: 'drift', detail: { i, text: 'ünïcødé ✓' } });
-const committed = (key: string): ThinlayerEventBody => ({ type: 'snapshot.set', key, record: { kind: 'committed', id: 'snapshot:1', parent: '', labels: {} } } as unknown as ThinlayerEventBody);
+const committed = (key: string): ThinlayerEventBody =>
+  ({ type: 'snapshot.set', key, record: { kind: 'committed', id: 'snapshot:1', parent: '', labels: {} } }) as unknown as ThinlayerEventBody;
 
 async function openLog(stateDir: StateDir): Promise<EventLog> {
   const log = await EventLog.open(stateDir);
@@ -80,7 +81,10 @@ describe('sealed lines', () => {
         fs.writeFileSync(logFile(stateDir), damaged);
         const refused = EventLog.open(stateDir);
         await expect(refused, `byte ${at} bit ${bit}`).rejects.toBeInstanceOf(StateError);
-        await expect(refused).rejects.toMatchObject({ code: 'E_LOG_CORRUPT', message: expect.stringContaining(`event log ${logFile(stateDir)} is corrupt at line 3`) });
+        await expect(refused).rejects.toMatchObject({
+          code: 'E_LOG_CORRUPT',
+          message: expect.stringContaining(`event log ${logFile(stateDir)} is corrupt at line 3`),
+        });
         // A reader refuses it the same way, and nothing was cut off or kept.
         await expect(EventLog.openForReading(stateDir)).rejects.toMatchObject({ code: 'E_LOG_CORRUPT' });
         expect(fs.readFileSync(logFile(stateDir)).equals(damaged)).toBe(true);
@@ -93,7 +97,9 @@ describe('sealed lines', () => {
     const stateDir = await tempStateDir();
     const whole = await sealedLog(stateDir, [note(1), committed('c1')]);
     fs.writeFileSync(logFile(stateDir), flipBit(whole, whole.length - 20));
-    await expect(EventLog.open(stateDir)).rejects.toThrow(/line 2 .*checksum does not match.*ends in a newline, so it was written whole: this is damage, not a torn write/);
+    await expect(EventLog.open(stateDir)).rejects.toThrow(
+      /line 2 .*checksum does not match.*ends in a newline, so it was written whole: this is damage, not a torn write/,
+    );
   });
 
   it('refuses a flipped bit in a line in the middle when the log is read', async () => {
@@ -169,7 +175,9 @@ describe('a torn tail', () => {
   it('is kept whole in torn/ (0600, in a 0700 directory) before the log is cut back, however long', async () => {
     const stateDir = await tempStateDir();
     const whole = await sealedLog(stateDir, [note(1), note(2)]);
-    const longLine = (await sealedLog(await tempStateDir(), [{ type: 'recovery.note', kind: 'drift', detail: { blob: 'y'.repeat(5000) } } as ThinlayerEventBody])).toString('utf8');
+    const longLine = (
+      await sealedLog(await tempStateDir(), [{ type: 'recovery.note', kind: 'drift', detail: { blob: 'y'.repeat(5000) } } as ThinlayerEventBody])
+    ).toString('utf8');
     const torn = '{"seq":3' + longLine.slice('{"seq":1'.length, 4000);
     fs.appendFileSync(logFile(stateDir), torn);
 

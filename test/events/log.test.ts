@@ -74,7 +74,12 @@ describe('EventLog append and read', () => {
     const stateDir = await tempStateDir();
     const log = await openLog(stateDir);
     const batches = await Promise.all(Array.from({ length: 10 }, (_, i) => log.append([note(i), note(i)])));
-    expect(batches.flat().map((e) => e.seq).sort((x, y) => x - y)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    expect(
+      batches
+        .flat()
+        .map((e) => e.seq)
+        .sort((x, y) => x - y),
+    ).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
     const { events } = await log.readAll();
     expect(events.map((e) => e.seq)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
   });
@@ -107,7 +112,7 @@ describe('EventLog append and read', () => {
   });
 });
 
-describe('EventLog read from a snapshot\'s offset', () => {
+describe("EventLog read from a snapshot's offset", () => {
   it('starts where event seq ends, and reads the whole log when the offset is not there', async () => {
     const stateDir = await tempStateDir();
     const log = await openLog(stateDir);
@@ -118,7 +123,13 @@ describe('EventLog read from a snapshot\'s offset', () => {
     expect((await log.readFrom(2, atTwo)).map((e) => e.seq)).toEqual([3, 4]);
     expect(await log.readFrom(4, log.endOffset)).toEqual([]);
     // Wrong hints: mid-line, the start of another event, beyond the end, a seq that does not end there.
-    for (const [seq, offset] of [[2, atTwo - 3], [2, 0], [2, log.endOffset + 10], [1, atTwo], [3, log.endOffset]]) {
+    for (const [seq, offset] of [
+      [2, atTwo - 3],
+      [2, 0],
+      [2, log.endOffset + 10],
+      [1, atTwo],
+      [3, log.endOffset],
+    ]) {
       expect((await log.readFrom(seq, offset)).map((e) => e.seq)).toEqual([1, 2, 3, 4].filter((s) => s > seq));
     }
   });
@@ -300,4 +311,3 @@ describe('EventLog.follow', () => {
     expect(await next).toEqual({ done: true, value: undefined });
   });
 });
-

@@ -28,7 +28,13 @@ function wanting(mountpoint: string, layerMountpoint?: string): Manifest {
 
 function check(desired: Manifest, opts: { stateDirRoot?: string; mounts?: MountEntry[]; owned?: string[]; mode?: 'converge' | 'down' } = {}): UserError | null {
   try {
-    checkMountpoints({ desired, mode: opts.mode ?? 'converge', stateDirRoot: opts.stateDirRoot ?? '/nonexistent/state', mounts: opts.mounts ?? [], owned: new Set(opts.owned ?? []) });
+    checkMountpoints({
+      desired,
+      mode: opts.mode ?? 'converge',
+      stateDirRoot: opts.stateDirRoot ?? '/nonexistent/state',
+      mounts: opts.mounts ?? [],
+      owned: new Set(opts.owned ?? []),
+    });
     return null;
   } catch (e) {
     expect(e).toBeInstanceOf(UserError);

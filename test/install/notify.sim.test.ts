@@ -56,10 +56,14 @@ describe('the snapshotter under systemd', () => {
     const heard = lines(receiver);
     expect((await heard.next()).value).toBe('listening');
 
-    const snapshotter = spawn(process.execPath, [BIN, 'snapshotter', '-f', join(root, 'pool.yaml'), '--socket', socket, '--state-dir', join(root, 'state'), '--backend', 'sim', '--json'], {
-      env: { ...process.env, NOTIFY_SOCKET: notify },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const snapshotter = spawn(
+      process.execPath,
+      [BIN, 'snapshotter', '-f', join(root, 'pool.yaml'), '--socket', socket, '--state-dir', join(root, 'state'), '--backend', 'sim', '--json'],
+      {
+        env: { ...process.env, NOTIFY_SOCKET: notify },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let stderr = '';
     snapshotter.stderr!.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((done) => snapshotter.once('exit', (code) => done(code)));

@@ -52,13 +52,24 @@ describe('the standalone program', () => {
     expect(apply.status).toBe(0);
 
     const socket = join(work, 'snapshotter.sock');
-    const snapshotter = spawn(command, ['snapshotter', '-f', 'web.yaml', '--socket', socket, '--backend', 'sim', '--state-dir', join(work, 'state')], { cwd: work, stdio: ['ignore', 'pipe', 'pipe'] });
+    const snapshotter = spawn(command, ['snapshotter', '-f', 'web.yaml', '--socket', socket, '--backend', 'sim', '--state-dir', join(work, 'state')], {
+      cwd: work,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     onTestFinished(() => void snapshotter.kill('SIGKILL'));
     let stderr = '';
     snapshotter.stderr!.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((done) => snapshotter.once('exit', (code) => done(code)));
     // Ready when its socket answers (it is renamed into place only once the server listens).
-    const answers = () => new Promise<boolean>((done) => connect(socket).once('connect', function (this: Socket) { this.destroy(); done(true); }).once('error', () => done(false)));
+    const answers = () =>
+      new Promise<boolean>((done) =>
+        connect(socket)
+          .once('connect', function (this: Socket) {
+            this.destroy();
+            done(true);
+          })
+          .once('error', () => done(false)),
+      );
     const ready = (async () => {
       while (snapshotter.exitCode === null) {
         if (await answers()) return true;

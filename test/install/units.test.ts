@@ -26,7 +26,9 @@ function settings(text: string): [string, string][] {
 describe('the systemd units', () => {
   it('are the two the docs show, each shown exactly as the file in systemd/ holds it', () => {
     expect(units.sort()).toEqual(['thinlayer-snapshotter.service', 'thinlayer.service']);
-    const shown = docs.flatMap(({ path, text }) => [...text.matchAll(/```ini\n(# \/etc\/systemd\/system\/(\S+)[\s\S]*?)```/g)].map((m) => ({ path, name: m[2], text: m[1] })));
+    const shown = docs.flatMap(({ path, text }) =>
+      [...text.matchAll(/```ini\n(# \/etc\/systemd\/system\/(\S+)[\s\S]*?)```/g)].map((m) => ({ path, name: m[2], text: m[1] })),
+    );
     expect(shown.map((s) => s.name).sort()).toEqual(units.sort());
     for (const s of shown) expect(s.text, `${s.path}'s ${s.name}`).toBe(unitText(s.name));
   });
@@ -55,7 +57,10 @@ describe('the systemd units', () => {
   it('name the command by one path in every doc', () => {
     for (const { path, text } of docs) {
       const paths = [...text.matchAll(/(\/[\w./-]*\/bin\/thinlayer)\b/g)].map((m) => m[1]);
-      expect(paths.filter((p) => p !== COMMAND), path).toEqual([]);
+      expect(
+        paths.filter((p) => p !== COMMAND),
+        path,
+      ).toEqual([]);
     }
   });
 });

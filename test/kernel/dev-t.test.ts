@@ -8,7 +8,14 @@ import { mknod, S_IFCHR } from '../../src/host/libc.ts';
 
 describe('dev_t', () => {
   it('splits and makes device numbers as glibc does, minors above 255 and majors above 4095 included', () => {
-    for (const [major, minor] of [[7, 0], [253, 3], [253, 300], [259, 1048575], [4096, 256], [1, 1 << 19]]) {
+    for (const [major, minor] of [
+      [7, 0],
+      [253, 3],
+      [253, 300],
+      [259, 1048575],
+      [4096, 256],
+      [1, 1 << 19],
+    ]) {
       const dev = makeDevT(major, minor);
       expect(splitDevT(dev)).toEqual({ major, minor });
       expect(splitDevT(Number(dev))).toEqual({ major, minor });

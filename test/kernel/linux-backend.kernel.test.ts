@@ -111,13 +111,25 @@ describe('LinuxKernel on the real kernel', () => {
   test('a pool comes up from zeroed metadata, with the table as loaded and a fresh status', async () => {
     const f = fixture();
     const pool = await makePool(f);
-    expect(pool.info).toMatchObject({ name: `${f.prefix}-pool`, uuid: `${f.prefix}-uuid-pool`, liveTable: true, suspended: false, targetCount: 1, readOnly: false });
+    expect(pool.info).toMatchObject({
+      name: `${f.prefix}-pool`,
+      uuid: `${f.prefix}-uuid-pool`,
+      liveTable: true,
+      suspended: false,
+      targetCount: 1,
+      readOnly: false,
+    });
     expect(pool.info.devPath).toMatch(/^\/dev\/(mapper\/|dm-)/);
     expect(fs.statSync(pool.info.devPath).isBlockDevice()).toBe(true);
     const table = await f.kernel.table(pool.info.name);
     // The kernel prints the feature count with a trailing space, and `params` is kept exactly as printed.
     expect(table).toEqual([
-      { start: 0, length: pool.dataSectors, type: 'thin-pool', params: `${pool.metadata.major}:${pool.metadata.minor} ${pool.data.major}:${pool.data.minor} ${BLOCK_SECTORS} 0 0 ` },
+      {
+        start: 0,
+        length: pool.dataSectors,
+        type: 'thin-pool',
+        params: `${pool.metadata.major}:${pool.metadata.minor} ${pool.data.major}:${pool.data.minor} ${BLOCK_SECTORS} 0 0 `,
+      },
     ]);
     const [status] = await f.kernel.status(pool.info.name);
     console.log(`pool status: ${status.params}`);
@@ -262,7 +274,9 @@ describe('LinuxKernel on the real kernel', () => {
     const f = fixture();
     const pool = await makePool(f);
     await f.kernel.message(pool.info.name, 'create_thin 1');
-    const ro = await f.kernel.create(`${f.prefix}-ro`, '', [{ start: 0, length: 2048, type: 'thin', params: `${pool.info.major}:${pool.info.minor} 1` }], { readOnly: true });
+    const ro = await f.kernel.create(`${f.prefix}-ro`, '', [{ start: 0, length: 2048, type: 'thin', params: `${pool.info.major}:${pool.info.minor} 1` }], {
+      readOnly: true,
+    });
     expect(ro.readOnly).toBe(true);
     // The kernel lets root open it for writing; the writes themselves are refused.
     const fd = fs.openSync(ro.devPath, 'r+');

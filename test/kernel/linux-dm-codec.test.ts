@@ -41,7 +41,11 @@ describe('dm ioctl codec', () => {
 
   test('a reused buffer carries the same request as a fresh one: the last command leaves nothing in the header', () => {
     const buf = Buffer.alloc(2048, 0xa5); // as a previous reply might leave it
-    encodeRequestInto(buf, { name: 'a-much-longer-previous-name', uuid: 'thinlayer-previous-uuid', flags: DmFlag.SUSPEND, targetCount: 3, payload: Buffer.from('old payload\0') }, 2048);
+    encodeRequestInto(
+      buf,
+      { name: 'a-much-longer-previous-name', uuid: 'thinlayer-previous-uuid', flags: DmFlag.SUSPEND, targetCount: 3, payload: Buffer.from('old payload\0') },
+      2048,
+    );
     buf.writeBigUInt64LE(0xffffffffn, 40); // dev, as a reply sets it
     const req = { name: 'pool', flags: DmFlag.NOFLUSH, payload: Buffer.from('abc\0') };
     encodeRequestInto(buf, req, 1024);

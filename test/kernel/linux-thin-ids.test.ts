@@ -81,7 +81,13 @@ describe('thin tables', () => {
     [[{ start: 0, length: 8, type: 'thin', params: '253:0 7 7:3' }], { pool: '253:0', thinId: 7 }],
     [[{ start: 0, length: 8, type: 'linear', params: '7:0 0' }], null],
     [[], null],
-    [[{ start: 0, length: 8, type: 'thin', params: '253:0 7' }, { start: 8, length: 8, type: 'thin', params: '253:0 8' }], null],
+    [
+      [
+        { start: 0, length: 8, type: 'thin', params: '253:0 7' },
+        { start: 8, length: 8, type: 'thin', params: '253:0 8' },
+      ],
+      null,
+    ],
   ])('%j -> %j', (table, expected) => {
     expect(thinTargetOf(table)).toEqual(expected);
   });

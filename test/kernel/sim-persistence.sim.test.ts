@@ -10,7 +10,6 @@ import { Journal } from '../../src/kernel/sim/journal.ts';
 import { errnoOf, SimRig } from './sim-rig.ts';
 import { filesAt } from '../../src/kernel/kernel-port.ts';
 
-
 describe('simulated kernel: persistence', () => {
   it('an instance sees what another instance on the same directory did, both ways', async () => {
     const rig = new SimRig();

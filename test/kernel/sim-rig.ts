@@ -65,7 +65,9 @@ export class SimRig {
   async thin(pool: SimPool, id: number, opts: { createId?: boolean; sectors?: number; name?: string; kernel?: SimKernel } = {}): Promise<DmInfo> {
     const kernel = opts.kernel ?? this.kernel;
     if (opts.createId ?? true) await kernel.message(pool.name, `create_thin ${id}`);
-    return kernel.create(opts.name ?? `thin${id}`, `uuid-thin${id}-${pool.name}`, [{ start: 0, length: opts.sectors ?? 204800, type: 'thin', params: `253:${pool.info.minor} ${id}` }]);
+    return kernel.create(opts.name ?? `thin${id}`, `uuid-thin${id}-${pool.name}`, [
+      { start: 0, length: opts.sectors ?? 204800, type: 'thin', params: `253:${pool.info.minor} ${id}` },
+    ]);
   }
 
   async usedData(pool: SimPool, kernel: SimKernel = this.kernel): Promise<number> {

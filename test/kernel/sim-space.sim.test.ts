@@ -14,7 +14,6 @@ function sizedFile(file: string, bytes: number): void {
   fs.truncateSync(file, bytes);
 }
 
-
 describe('simulated kernel: space', () => {
   it('a snapshot shares its origin; a rewrite in the snapshot allocates; deleting the origin frees only what it alone held', async () => {
     const rig = new SimRig();
@@ -47,7 +46,10 @@ describe('simulated kernel: space', () => {
     const rig = new SimRig();
     const k = rig.kernel;
     const pool = await rig.pool();
-    for (const [id, discard] of [[1, true], [2, false]] as const) {
+    for (const [id, discard] of [
+      [1, true],
+      [2, false],
+    ] as const) {
       const thin = await rig.thin(pool, id);
       await k.mkfs(thin.devPath, 'ext4');
       const m = rig.mountpoint(`m${id}`);
@@ -144,7 +146,13 @@ describe('simulated kernel: space', () => {
     const metaFile = rig.sparseFile('m', 4 * MiB);
     const d = await k.loopAttach(dataFile);
     const mm = await k.loopAttach(metaFile);
-    const pool = { name: 'pool', info: await k.create('pool', '', [{ start: 0, length: (16 * MiB) / 512, type: 'thin-pool', params: `7:${mm.minor} 7:${d.minor} 128 200` }]), dataFile, metaFile, table: [] };
+    const pool = {
+      name: 'pool',
+      info: await k.create('pool', '', [{ start: 0, length: (16 * MiB) / 512, type: 'thin-pool', params: `7:${mm.minor} 7:${d.minor} 128 200` }]),
+      dataFile,
+      metaFile,
+      table: [],
+    };
     const thin = await rig.thin(pool, 1);
     expect((await k.info('pool'))!.eventNr).toBe(0);
     await k.mkfs(thin.devPath, 'ext4'); // 81 of 256 blocks: 175 free, under the mark of 200

@@ -34,10 +34,23 @@ describe('status and table texts', () => {
   });
 
   it('prints the held root, the mode words and the discard words the kernel chooses', () => {
-    const base = { transactionId: 18446744073709551615n, usedMetadataBlocks: 1, totalMetadataBlocks: 2, usedDataBlocks: 3, totalDataBlocks: 4, needsCheck: false, metadataLowWatermark: 0 };
-    expect(poolStatusParams({ ...base, heldRoot: 17, mode: 'out_of_metadata_space', features: { ...DEFAULT_POOL_FEATURES, discardEnabled: false, errorIfNoSpace: true } })).toBe(
-      '18446744073709551615 1/2 3/4 17 ro ignore_discard error_if_no_space - 0 ',
-    );
+    const base = {
+      transactionId: 18446744073709551615n,
+      usedMetadataBlocks: 1,
+      totalMetadataBlocks: 2,
+      usedDataBlocks: 3,
+      totalDataBlocks: 4,
+      needsCheck: false,
+      metadataLowWatermark: 0,
+    };
+    expect(
+      poolStatusParams({
+        ...base,
+        heldRoot: 17,
+        mode: 'out_of_metadata_space',
+        features: { ...DEFAULT_POOL_FEATURES, discardEnabled: false, errorIfNoSpace: true },
+      }),
+    ).toBe('18446744073709551615 1/2 3/4 17 ro ignore_discard error_if_no_space - 0 ');
     expect(poolStatusParams({ ...base, heldRoot: null, mode: 'out_of_data_space', features: { ...DEFAULT_POOL_FEATURES, discardPassdown: false } })).toContain(
       ' - out_of_data_space no_discard_passdown queue_if_no_space - ',
     );
@@ -74,7 +87,10 @@ describe('table parsing', () => {
 
   it('rejects bad pool arguments with EINVAL: same device twice, unknown feature, too many or too few feature args', () => {
     for (const params of ['7:1 7:1 128 0', '7:1 7:0 128 0 1 turbo', '7:1 7:0 128 0 5 a b c d e', '7:1 7:0 128 0 2 read_only', '7:1 7:0 128']) {
-      expect(errnoOf(() => parseTable(pool(params))), params).toBe('EINVAL');
+      expect(
+        errnoOf(() => parseTable(pool(params))),
+        params,
+      ).toBe('EINVAL');
     }
   });
 
@@ -107,8 +123,22 @@ describe('pool messages', () => {
   });
 
   it('fails with EINVAL on wrong argument counts, bad numbers, ids over 24 bits and unknown commands', () => {
-    for (const text of ['', 'create_thin', 'create_thin 1 2', 'create_thin -1', 'create_thin 16777216', 'create_snap 1', 'set_transaction_id 0 18446744073709551616', 'set_transaction_id a 1', 'reserve_metadata_snap now', 'grow 1']) {
-      expect(errnoOf(() => parsePoolMessage(text)), text).toBe('EINVAL');
+    for (const text of [
+      '',
+      'create_thin',
+      'create_thin 1 2',
+      'create_thin -1',
+      'create_thin 16777216',
+      'create_snap 1',
+      'set_transaction_id 0 18446744073709551616',
+      'set_transaction_id a 1',
+      'reserve_metadata_snap now',
+      'grow 1',
+    ]) {
+      expect(
+        errnoOf(() => parsePoolMessage(text)),
+        text,
+      ).toBe('EINVAL');
     }
   });
 });

@@ -1,5 +1,16 @@
 import { describe, it, expect } from 'vitest';
-import { parsePoolStatus, parseThinStatus, transactionIdOf, readTransactionId, sendFenced, poolTarget, parsePoolTable, newPoolTable, grownPoolTable, lowWaterMark } from '../../src/kernel/thin-pool.ts';
+import {
+  parsePoolStatus,
+  parseThinStatus,
+  transactionIdOf,
+  readTransactionId,
+  sendFenced,
+  poolTarget,
+  parsePoolTable,
+  newPoolTable,
+  grownPoolTable,
+  lowWaterMark,
+} from '../../src/kernel/thin-pool.ts';
 import type { DmTarget, KernelPort } from '../../src/kernel/kernel-port.ts';
 import { KernelError, StateError, InternalError } from '../../src/errors/index.ts';
 
@@ -22,7 +33,13 @@ function messenger(status: DmTarget[], failing: Record<string, string> = {}) {
 
 describe('the dm-thin pool protocol', () => {
   it('reads a status line, and a Fail or Error line as a failed pool without NaN', () => {
-    expect(parsePoolStatus('7 100/16384 10/327680 - rw discard_passdown queue_if_no_space - 1024')).toMatchObject({ transactionId: 7, metadataUsed: 100, dataTotal: 327680, mode: 'rw', needsCheck: false });
+    expect(parsePoolStatus('7 100/16384 10/327680 - rw discard_passdown queue_if_no_space - 1024')).toMatchObject({
+      transactionId: 7,
+      metadataUsed: 100,
+      dataTotal: 327680,
+      mode: 'rw',
+      needsCheck: false,
+    });
     for (const text of ['Fail', 'Error', '']) {
       const s = parsePoolStatus(text);
       expect(s.mode).toBe('fail');
@@ -54,19 +71,26 @@ describe('the dm-thin pool protocol', () => {
     await expect(sendFenced(ok.kernel, 'pool', undefined, 'delete 1')).rejects.toThrow(InternalError);
   });
 
-  it('builds a pool table and reads it back, the kernel\'s trailing space included', () => {
+  it("builds a pool table and reads it back, the kernel's trailing space included", () => {
     const t = newPoolTable('7:1', '7:0', 65536, 20 * 65536 + 100);
     expect(t).toMatchObject({ dataBlocks: 20, length: 20 * 128, lowWater: 1 });
     const target = poolTarget(t);
     expect(target.params).toBe('7:1 7:0 128 1 1 skip_block_zeroing');
-    expect(parsePoolTable(target)).toEqual({ length: 2560, metadataDev: '7:1', dataDev: '7:0', blockSectors: 128, lowWater: 1, features: ['skip_block_zeroing'] });
+    expect(parsePoolTable(target)).toEqual({
+      length: 2560,
+      metadataDev: '7:1',
+      dataDev: '7:0',
+      blockSectors: 128,
+      lowWater: 1,
+      features: ['skip_block_zeroing'],
+    });
     expect(parsePoolTable({ ...target, params: '7:1 7:0 128 0 0 ' }).features).toEqual([]);
     expect(() => parsePoolTable({ ...target, type: 'thin' })).toThrow(StateError);
     expect(lowWaterMark(1000)).toBe(50);
     expect(lowWaterMark(10)).toBe(1);
   });
 
-  it('grows a pool table without shrinking it, keeping the low-water mark\'s share', () => {
+  it("grows a pool table without shrinking it, keeping the low-water mark's share", () => {
     const live = parsePoolTable({ start: 0, length: 1000 * 128, type: 'thin-pool', params: '7:1 7:0 128 50 1 skip_block_zeroing' });
     const grown = grownPoolTable(live, 2000 * 65536);
     expect(grown).toMatchObject({ length: 2000 * 128, lowWater: 100, features: ['skip_block_zeroing'] });

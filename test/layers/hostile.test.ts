@@ -27,7 +27,15 @@ function expectRefusal(error: unknown, entry: string | null, pattern: RegExp, pa
  * (the check made when the source is hashed, before any step), and from the extractor given the same
  * archive unchecked (what a lower layer or a source changed after hashing can still bring).
  */
-async function expectRefused(ws: Workspace, archive: Buffer, entry: string | null, pattern: RegExp, opts: ApplyOptions = {}, swapTo?: Buffer, stage: Stage = 'hash-and-apply'): Promise<LayerContentError> {
+async function expectRefused(
+  ws: Workspace,
+  archive: Buffer,
+  entry: string | null,
+  pattern: RegExp,
+  opts: ApplyOptions = {},
+  swapTo?: Buffer,
+  stage: Stage = 'hash-and-apply',
+): Promise<LayerContentError> {
   const name = `hostile-${Math.random().toString(36).slice(2)}.tar`;
   let layer: ResolvedLayer;
   if (swapTo) {
@@ -77,9 +85,26 @@ describe('applyLayer refuses hostile content', () => {
     await expectRefused(ws, buildTar([{ name: 'a/b/link', type: 'symlink', linkname: '../../../sentinel/keep' }]), 'a/b/link', /leads outside/);
     await expectRefused(ws, buildTar([{ name: 'link', type: 'symlink', linkname: '/../../sentinel' }]), 'link', /leads outside/);
     // `d/up` stays inside (it is the root), but going up from it leaves.
-    await expectRefused(ws, buildTar([{ name: 'd/up', type: 'symlink', linkname: '..' }, { name: 'x', type: 'symlink', linkname: 'd/up/../sentinel' }]), 'x', /leads outside/);
+    await expectRefused(
+      ws,
+      buildTar([
+        { name: 'd/up', type: 'symlink', linkname: '..' },
+        { name: 'x', type: 'symlink', linkname: 'd/up/../sentinel' },
+      ]),
+      'x',
+      /leads outside/,
+    );
     // Loops are refused rather than followed forever.
-    await expectRefused(ws, buildTar([{ name: 'l1', type: 'symlink', linkname: 'l2/x' }, { name: 'l2', type: 'symlink', linkname: 'l1/x' }, { name: 'l3', type: 'symlink', linkname: 'l1' }]), 'l3', /more than 40 symlinks/);
+    await expectRefused(
+      ws,
+      buildTar([
+        { name: 'l1', type: 'symlink', linkname: 'l2/x' },
+        { name: 'l2', type: 'symlink', linkname: 'l1/x' },
+        { name: 'l3', type: 'symlink', linkname: 'l1' },
+      ]),
+      'l3',
+      /more than 40 symlinks/,
+    );
   });
 
   it('never writes through a symlink, whether this layer or a lower one made it', async () => {
@@ -92,7 +117,16 @@ describe('applyLayer refuses hostile content', () => {
     await expectRefused(ws, buildTar([{ name: 'etc/.wh..wh..opq' }]), 'etc/.wh..wh..opq', /symlink/, {}, undefined, 'apply');
     await expectRefused(ws, buildTar([{ name: 'etc/sub/', type: 'dir' }]), 'etc/sub/', /symlink/, {}, undefined, 'apply');
     // Replacing the symlink itself is fine: it is removed, not followed.
-    await applyLayer(await ws.layer('replace.tar', buildTar([{ name: 'etc', type: 'dir' }, { name: 'etc/passwd', content: 'ok' }])), ws.root);
+    await applyLayer(
+      await ws.layer(
+        'replace.tar',
+        buildTar([
+          { name: 'etc', type: 'dir' },
+          { name: 'etc/passwd', content: 'ok' },
+        ]),
+      ),
+      ws.root,
+    );
     expect(readFileSync(join(ws.root, 'etc/passwd'), 'utf8')).toBe('ok');
     expect(ws.sentinelContents()).toEqual(['keep']);
   });
@@ -103,9 +137,36 @@ describe('applyLayer refuses hostile content', () => {
     await expectRefused(ws, buildTar([{ name: 'h', type: 'hardlink', linkname: join(ws.sentinel, 'keep') }]), 'h', /hardlink target is absolute/);
     await expectRefused(ws, buildTar([toSentinel(ws), { name: 'h', type: 'hardlink', linkname: 'link/keep' }]), 'h', /parent link is a symlink/);
     await expectRefused(ws, buildTar([toSentinel(ws), { name: 'h', type: 'hardlink', linkname: 'link' }]), 'h', /not a regular file/);
-    await expectRefused(ws, buildTar([{ name: 'dir/', type: 'dir' }, { name: 'h', type: 'hardlink', linkname: 'dir' }]), 'h', /not a regular file/);
-    await expectRefused(ws, buildTar([{ name: 'h', type: 'hardlink', linkname: 'later' }, { name: 'later', content: 'x' }]), 'h', /does not exist/, {}, undefined, 'apply');
-    await expectRefused(ws, buildTar([{ name: 'same', content: 'x' }, { name: 'same', type: 'hardlink', linkname: 'same' }]), 'same', /itself/);
+    await expectRefused(
+      ws,
+      buildTar([
+        { name: 'dir/', type: 'dir' },
+        { name: 'h', type: 'hardlink', linkname: 'dir' },
+      ]),
+      'h',
+      /not a regular file/,
+    );
+    await expectRefused(
+      ws,
+      buildTar([
+        { name: 'h', type: 'hardlink', linkname: 'later' },
+        { name: 'later', content: 'x' },
+      ]),
+      'h',
+      /does not exist/,
+      {},
+      undefined,
+      'apply',
+    );
+    await expectRefused(
+      ws,
+      buildTar([
+        { name: 'same', content: 'x' },
+        { name: 'same', type: 'hardlink', linkname: 'same' },
+      ]),
+      'same',
+      /itself/,
+    );
   });
 
   it('refuses device nodes and fifos unless allowed', async () => {
@@ -129,7 +190,10 @@ describe('applyLayer refuses hostile content', () => {
 
   it('refuses content larger than the device', async () => {
     const ws = workspace();
-    const archive = buildTar([{ name: 'small', content: 'x' }, { name: 'big', content: Buffer.alloc(100_000, 1) }]);
+    const archive = buildTar([
+      { name: 'small', content: 'x' },
+      { name: 'big', content: Buffer.alloc(100_000, 1) },
+    ]);
     await expectRefused(ws, archive, 'big', /larger than the 65536 bytes/, { maxBytes: 65536 });
     expect(existsSync(join(ws.root, 'big'))).toBe(false); // refused before a byte of it was written
     // Header-only bloat (millions of empty entries) is bounded too, by the stream itself.
@@ -140,7 +204,15 @@ describe('applyLayer refuses hostile content', () => {
   it('refuses content that is not what its diff id says', async () => {
     const ws = workspace();
     const archive = buildTar([{ name: 'a', content: 'a' }]);
-    await expectRefused(ws, archive, null, /has diff id sha256:[0-9a-f]{64}, expected sha256:0{64}/, { expectDiffId: `sha256:${'0'.repeat(64)}` }, undefined, 'apply');
+    await expectRefused(
+      ws,
+      archive,
+      null,
+      /has diff id sha256:[0-9a-f]{64}, expected sha256:0{64}/,
+      { expectDiffId: `sha256:${'0'.repeat(64)}` },
+      undefined,
+      'apply',
+    );
     // A source replaced after it was resolved.
     const layer = await ws.layer('swapped.tar', archive);
     writeFileSync(layer.path, buildTar([{ name: 'a', content: 'b' }]));
@@ -149,12 +221,23 @@ describe('applyLayer refuses hostile content', () => {
 
   it('refuses truncated and corrupt archives', async () => {
     const ws = workspace();
-    const good = buildTar([{ name: 'a', content: 'x'.repeat(3000) }, { name: 'b', content: 'y' }]);
+    const good = buildTar([
+      { name: 'a', content: 'x'.repeat(3000) },
+      { name: 'b', content: 'y' },
+    ]);
     await expectRefused(ws, good.subarray(0, 512 + 1000), 'a', /truncated: it ends inside the content of "a"/);
     await expectRefused(ws, buildTar([{ name: 'a', content: 'x' }], { end: false }), null, /without its end-of-archive blocks/);
     await expectRefused(ws, Buffer.concat([buildTar([{ name: 'a', content: 'x' }], { end: false }), Buffer.alloc(512)]), null, /zero block is not followed/);
     await expectRefused(ws, good.subarray(0, 700), 'a', /truncated/);
-    await expectRefused(ws, buildTar([{ name: 'a', content: 'x' }, { name: 'b', content: 'y', badChecksum: true }]), 'b', /bad header checksum/);
+    await expectRefused(
+      ws,
+      buildTar([
+        { name: 'a', content: 'x' },
+        { name: 'b', content: 'y', badChecksum: true },
+      ]),
+      'b',
+      /bad header checksum/,
+    );
     await expectRefused(ws, buildTar([{ name: 'sparse', typeflag: 'S' }]), 'sparse', /unsupported entry type "S" \(a GNU sparse file\)/);
     await expectRefused(ws, buildTar([{ name: 'p', content: 'x', pax: { 'GNU.sparse.major': '1' } }]), 'p', /sparse files are not supported/);
     const gz = gzip(good);
@@ -176,7 +259,9 @@ describe('applyLayer refuses hostile content', () => {
   it('refuses more PAX and long-name metadata for one entry than its cap', async () => {
     const ws = workspace();
     // 64 PAX headers of 256 KiB (16 MiB held by a reader without a cap), a gzip of a few dozen KiB.
-    const headers = Array.from({ length: 64 }, (_, i) => entryBytes({ name: 'PaxHeader', typeflag: 'x', pax: { path: 'victim', [`SCHILY.xattr.user.k${i}`]: Buffer.alloc(256 * 1024, 1) } }).subarray(0, -512));
+    const headers = Array.from({ length: 64 }, (_, i) =>
+      entryBytes({ name: 'PaxHeader', typeflag: 'x', pax: { path: 'victim', [`SCHILY.xattr.user.k${i}`]: Buffer.alloc(256 * 1024, 1) } }).subarray(0, -512),
+    );
     const bomb = gzip(Buffer.concat([...headers, buildTar([{ name: 'victim', content: 'x' }])]));
     expect(bomb.length).toBeLessThan(256 * 1024);
     await expectRefused(ws, bomb, 'victim', /extended headers and long names of \d+ bytes for one entry are more than thinlayer accepts \(1048576 bytes\)/);
@@ -195,7 +280,9 @@ describe('applyLayer after a refusal', () => {
   it('leaves no decompressor running', async () => {
     const ws = workspace();
     // The refusal comes first; megabytes of content follow that zstd would still be decompressing.
-    const archive = zstd(buildTar([{ name: '/abs', content: 'x' }, ...Array.from({ length: 8 }, (_, i) => ({ name: `f${i}`, content: Buffer.alloc(1 << 20, i) }))]));
+    const archive = zstd(
+      buildTar([{ name: '/abs', content: 'x' }, ...Array.from({ length: 8 }, (_, i) => ({ name: `f${i}`, content: Buffer.alloc(1 << 20, i) }))]),
+    );
     await expectRefused(ws, archive, '/abs', /absolute/);
     const children = readdirSync('/proc')
       .filter((pid) => /^\d+$/.test(pid))
@@ -212,9 +299,17 @@ describe('applyLayer after a refusal', () => {
 });
 
 describe('applyLayer with an abort signal', () => {
-  it('stops inside a large file with the signal\'s reason', async () => {
+  it("stops inside a large file with the signal's reason", async () => {
     const ws = workspace();
-    const layer = await ws.layer('big.tar.gz', gzip(buildTar([{ name: 'big', content: Buffer.alloc(4 << 20, 3) }, { name: 'after', content: 'x' }])));
+    const layer = await ws.layer(
+      'big.tar.gz',
+      gzip(
+        buildTar([
+          { name: 'big', content: Buffer.alloc(4 << 20, 3) },
+          { name: 'after', content: 'x' },
+        ]),
+      ),
+    );
     const controller = new AbortController();
     const seen: number[] = [];
     const error = await applyLayer(layer, ws.root, {
@@ -235,8 +330,18 @@ describe('applyLayer within one layer', () => {
     const ws = workspace();
     // `a` is checked as a directory for `a/x`, then replaced by a symlink: `a/y` must not go through it.
     await expectRefused(ws, buildTar([{ name: 'a/x', content: 'x' }, toSentinel(ws, 'a'), { name: 'a/y', content: 'y' }]), 'a/y', /parent a is a symlink/);
-    await expectRefused(ws, buildTar([{ name: 'd/sub/f', content: 'x' }, { name: 'd/.wh.sub' }, toSentinel(ws, 'd/sub'), { name: 'd/sub/pwned', content: 'y' }]), 'd/sub/pwned', /parent d\/sub is a symlink/);
-    await expectRefused(ws, buildTar([{ name: 'o/sub/f', content: 'x' }, { name: 'o/.wh..wh..opq' }, toSentinel(ws, 'o/sub'), { name: 'o/sub/pwned', content: 'y' }]), 'o/sub/pwned', /parent o\/sub is a symlink/);
+    await expectRefused(
+      ws,
+      buildTar([{ name: 'd/sub/f', content: 'x' }, { name: 'd/.wh.sub' }, toSentinel(ws, 'd/sub'), { name: 'd/sub/pwned', content: 'y' }]),
+      'd/sub/pwned',
+      /parent d\/sub is a symlink/,
+    );
+    await expectRefused(
+      ws,
+      buildTar([{ name: 'o/sub/f', content: 'x' }, { name: 'o/.wh..wh..opq' }, toSentinel(ws, 'o/sub'), { name: 'o/sub/pwned', content: 'y' }]),
+      'o/sub/pwned',
+      /parent o\/sub is a symlink/,
+    );
   });
 
   it('sets no directory time outside the root when a later entry replaces a parent with a symlink', async () => {
@@ -260,15 +365,37 @@ describe('applyLayer within one layer', () => {
     expect(lstatSync(join(ws.root, 'kept')).mtimeMs).toBe(2_000_000);
     expect(lstatSync(join(ws.root, 'kept/deep')).mtimeMs).toBe(3_000_000);
     // A directory replaced by a file, or under a parent replaced by one, is skipped: the file keeps its own time.
-    await applyLayer(await ws.layer('to-file.tar', buildTar([{ name: 'd/', type: 'dir', mtime: 1_000 }, { name: 'd/sub/', type: 'dir', mtime: 1_000 }, { name: 'd', content: 'f', mtime: 5_000 }])), ws.root);
+    await applyLayer(
+      await ws.layer(
+        'to-file.tar',
+        buildTar([
+          { name: 'd/', type: 'dir', mtime: 1_000 },
+          { name: 'd/sub/', type: 'dir', mtime: 1_000 },
+          { name: 'd', content: 'f', mtime: 5_000 },
+        ]),
+      ),
+      ws.root,
+    );
     expect(lstatSync(join(ws.root, 'd')).isFile()).toBe(true);
     expect(lstatSync(join(ws.root, 'd')).mtimeMs).toBe(5_000_000);
   });
 
   it('keeps entries under directories the layer only implies when their parent turns opaque', async () => {
     const ws = workspace();
-    await applyLayer(await ws.layer('lower.tar', buildTar([{ name: 'o/sub/lower', content: 'l' }, { name: 'o/gone', content: 'g' }])), ws.root);
-    await applyLayer(await ws.layer('upper.tar', buildTar([{ name: 'o/sub/upper', content: 'u' }, { name: 'o/new/deep/f', content: 'n' }, { name: 'o/.wh..wh..opq' }])), ws.root);
+    await applyLayer(
+      await ws.layer(
+        'lower.tar',
+        buildTar([
+          { name: 'o/sub/lower', content: 'l' },
+          { name: 'o/gone', content: 'g' },
+        ]),
+      ),
+      ws.root,
+    );
+    await applyLayer(
+      await ws.layer('upper.tar', buildTar([{ name: 'o/sub/upper', content: 'u' }, { name: 'o/new/deep/f', content: 'n' }, { name: 'o/.wh..wh..opq' }])),
+      ws.root,
+    );
     expect(readdirSync(join(ws.root, 'o')).sort()).toEqual(['new', 'sub']);
     expect(readdirSync(join(ws.root, 'o/sub'))).toEqual(['upper']);
     expect(readFileSync(join(ws.root, 'o/new/deep/f'), 'utf8')).toBe('n');
@@ -305,7 +432,10 @@ describe('resolveLayerSource checks content as it hashes it', () => {
 
   it('counts what it checked, and judges a remembered digest against the current rules', async () => {
     const ws = workspace();
-    const devices = buildTar([{ name: 'dev/null', type: 'char', devmajor: 1, devminor: 3 }, { name: 'f', content: Buffer.alloc(10_000, 1) }]);
+    const devices = buildTar([
+      { name: 'dev/null', type: 'char', devmajor: 1, devminor: 3 },
+      { name: 'f', content: Buffer.alloc(10_000, 1) },
+    ]);
     const layer = await ws.layer('devices.tar', devices, { allowDevices: true, maxBytes: 1 << 20 });
     expect(layer).toMatchObject({ deviceNodes: true, expandedBytes: devices.length });
     const remembered = new Map<string, ResolvedLayer>();
@@ -314,7 +444,9 @@ describe('resolveLayerSource checks content as it hashes it', () => {
     expect(remembered.size).toBe(1);
     // The file is not read again, but the rules are applied again to what was counted.
     await expect(resolveLayerSource('devices.tar', ws.sources, {}, digests, { allowDevices: false })).rejects.toThrow(/device nodes or fifos/);
-    await expect(resolveLayerSource('devices.tar', ws.sources, {}, digests, { allowDevices: true, maxBytes: 8192 })).rejects.toThrow(/larger than the 8192 bytes/);
+    await expect(resolveLayerSource('devices.tar', ws.sources, {}, digests, { allowDevices: true, maxBytes: 8192 })).rejects.toThrow(
+      /larger than the 8192 bytes/,
+    );
     // A digest remembered without the counts (an older release's, taken without the checks) is taken again.
     const { expandedBytes: _e, deviceNodes: _d, ...unchecked } = remembered.get(layer.path)!;
     remembered.set(layer.path, unchecked);

@@ -26,14 +26,24 @@ function writeBlob(dir: string, data: Buffer | string): { digest: string; size: 
 }
 
 /** An OCI image layout with one image of three layers (gzip, zstd, plain), tagged `tag`. */
-function buildLayout(base: string, opts: { tag?: string; diffIdOverride?: (ids: string[]) => string[]; multiPlatform?: boolean; hostile?: boolean } = {}): Layout {
+function buildLayout(
+  base: string,
+  opts: { tag?: string; diffIdOverride?: (ids: string[]) => string[]; multiPlatform?: boolean; hostile?: boolean } = {},
+): Layout {
   const dir = join(base, 'image');
   mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
   writeFileSync(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   const tars = [
-    buildTar([{ name: 'etc/', type: 'dir' }, { name: 'etc/os-release', content: 'ID=test\n' }, { name: 'bin/app', content: 'v1', mode: 0o755 }]),
+    buildTar([
+      { name: 'etc/', type: 'dir' },
+      { name: 'etc/os-release', content: 'ID=test\n' },
+      { name: 'bin/app', content: 'v1', mode: 0o755 },
+    ]),
     buildTar([{ name: 'bin/app', content: 'v2', mode: 0o755 }, { name: 'etc/.wh.os-release' }]),
-    buildTar([{ name: 'srv/index.html', content: '<h1>hi</h1>' }, ...(opts.hostile ? [{ name: 'srv/up', type: 'symlink' as const, linkname: '../../..' }] : [])]),
+    buildTar([
+      { name: 'srv/index.html', content: '<h1>hi</h1>' },
+      ...(opts.hostile ? [{ name: 'srv/up', type: 'symlink' as const, linkname: '../../..' }] : []),
+    ]),
   ];
   const stored = [gzip(tars[0]), zstd(tars[1]), tars[2]];
   const mediaTypes = ['application/vnd.oci.image.layer.v1.tar+gzip', 'application/vnd.oci.image.layer.v1.tar+zstd', 'application/vnd.oci.image.layer.v1.tar'];
@@ -41,29 +51,59 @@ function buildLayout(base: string, opts: { tag?: string; diffIdOverride?: (ids: 
   const realDiffIds = tars.map((t) => sha256(t));
   const diffIds = opts.diffIdOverride ? opts.diffIdOverride(realDiffIds) : realDiffIds;
   const config = writeBlob(dir, JSON.stringify({ architecture: HOST_ARCH, os: 'linux', rootfs: { type: 'layers', diff_ids: diffIds } }));
-  const manifest = writeBlob(dir, JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config }, layers }));
+  const manifest = writeBlob(
+    dir,
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+      layers,
+    }),
+  );
   let top = { mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest };
   if (opts.multiPlatform) {
     // Another platform's manifest first: the host's must be picked, not the first.
-    const other = writeBlob(dir, JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config }, layers: [] }));
-    const index = writeBlob(dir, JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.index.v1+json',
-      manifests: [
-        { mediaType: 'application/vnd.oci.image.manifest.v1+json', ...other, platform: { os: 'linux', architecture: 's390x' } },
-        { mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, platform: { os: 'linux', architecture: HOST_ARCH } },
-      ],
-    }));
+    const other = writeBlob(
+      dir,
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+        layers: [],
+      }),
+    );
+    const index = writeBlob(
+      dir,
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.index.v1+json',
+        manifests: [
+          { mediaType: 'application/vnd.oci.image.manifest.v1+json', ...other, platform: { os: 'linux', architecture: 's390x' } },
+          { mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, platform: { os: 'linux', architecture: HOST_ARCH } },
+        ],
+      }),
+    );
     top = { mediaType: 'application/vnd.oci.image.index.v1+json', ...index };
   }
-  const other = writeBlob(dir, JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config }, layers: [] }));
-  writeFileSync(join(dir, 'index.json'), JSON.stringify({
-    schemaVersion: 2,
-    manifests: [
-      { ...top, annotations: { 'org.opencontainers.image.ref.name': opts.tag ?? 'v1' } },
-      { mediaType: 'application/vnd.oci.image.manifest.v1+json', ...other, annotations: { 'org.opencontainers.image.ref.name': 'empty' } },
-    ],
-  }));
+  const other = writeBlob(
+    dir,
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+      layers: [],
+    }),
+  );
+  writeFileSync(
+    join(dir, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        { ...top, annotations: { 'org.opencontainers.image.ref.name': opts.tag ?? 'v1' } },
+        { mediaType: 'application/vnd.oci.image.manifest.v1+json', ...other, annotations: { 'org.opencontainers.image.ref.name': 'empty' } },
+      ],
+    }),
+  );
   return { dir, manifestDigest: top.digest, layerDigests: layers.map((l) => l.digest), diffIds: realDiffIds, configDigest: config.digest };
 }
 
@@ -127,7 +167,7 @@ describe('OCI image layouts as layer sources', () => {
     expect((error as LayerContentError).code).toBe('E_OCI_LAYOUT');
   });
 
-  it('checks each layer blob\'s content as it verifies it: a hostile layer with good digests is refused', async () => {
+  it("checks each layer blob's content as it verifies it: a hostile layer with good digests is refused", async () => {
     const base = workspace().base;
     const layout = buildLayout(base, { hostile: true });
     const error = await resolveLayerSource(`oci:${layout.dir}:v1`, base, {}, undefined, { maxBytes: 1 << 20 }).catch((e: unknown) => e);
@@ -141,7 +181,9 @@ describe('OCI image layouts as layer sources', () => {
     const ws = workspace();
     const wrong = sha256('something else');
     const layout = buildLayout(ws.base, { diffIdOverride: (ids) => [ids[0], wrong, ids[2]] });
-    await expect(resolveLayerSource(`oci:${layout.dir}:v1`, '/')).rejects.toThrow(`the layer blob ${layout.layerDigests[1]} uncompresses to ${layout.diffIds[1]}, but the config's diff_id is ${wrong}`);
+    await expect(resolveLayerSource(`oci:${layout.dir}:v1`, '/')).rejects.toThrow(
+      `the layer blob ${layout.layerDigests[1]} uncompresses to ${layout.diffIds[1]}, but the config's diff_id is ${wrong}`,
+    );
   });
 
   it('refuses unknown tags, hostile digests and what is not a layout', async () => {

@@ -37,7 +37,21 @@ function octal(value: number, width: number): string {
   return value.toString(8).padStart(width - 1, '0') + '\0';
 }
 
-function header(fields: { name: string; mode: number; uid: number; gid: number; size: number; mtime: number; typeflag: string; linkname: string; devmajor: number; devminor: number; gnu?: boolean; badChecksum?: boolean; base256?: boolean }): Buffer {
+function header(fields: {
+  name: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  typeflag: string;
+  linkname: string;
+  devmajor: number;
+  devminor: number;
+  gnu?: boolean;
+  badChecksum?: boolean;
+  base256?: boolean;
+}): Buffer {
   const b = Buffer.alloc(512);
   b.write(fields.name, 0, 100, 'utf8');
   b.write(octal(fields.mode, 8), 100, 'latin1');

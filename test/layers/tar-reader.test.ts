@@ -46,7 +46,14 @@ describe('readTar', () => {
 
   it('skips content the consumer does not read', async () => {
     const names = [];
-    for await (const entry of readTar(chunked(buildTar([{ name: 'a', content: 'a'.repeat(3000) }, { name: 'b', content: 'b' }])))) {
+    for await (const entry of readTar(
+      chunked(
+        buildTar([
+          { name: 'a', content: 'a'.repeat(3000) },
+          { name: 'b', content: 'b' },
+        ]),
+      ),
+    )) {
       names.push(entry.header.name);
       if (entry.header.name === 'a') {
         for await (const part of entry.content()) {
@@ -62,7 +69,19 @@ describe('readTar', () => {
     const longName = `${'long-directory-name/'.repeat(8)}file`;
     const got = await readAll(
       buildTar([
-        { name: 'short', content: 'abc', pax: { path: longName, uid: '3000000', gid: '4000000', mtime: '1700000000.5', atime: '1600000000.25', 'SCHILY.xattr.user.bin': Buffer.from([0, 0x0a, 0xff, 0x3d]), 'SCHILY.xattr.security.capability': 'cap' } },
+        {
+          name: 'short',
+          content: 'abc',
+          pax: {
+            path: longName,
+            uid: '3000000',
+            gid: '4000000',
+            mtime: '1700000000.5',
+            atime: '1600000000.25',
+            'SCHILY.xattr.user.bin': Buffer.from([0, 0x0a, 0xff, 0x3d]),
+            'SCHILY.xattr.security.capability': 'cap',
+          },
+        },
         { name: longName, content: 'gnu', gnuLongName: true },
         { name: 'ünïcode/名前', content: 'u', pax: { path: 'ünïcode/名前' } },
         { name: 'big-ids', content: '', uid: 2_000_000_000, gid: 3_000_000_000, base256: true },
@@ -78,20 +97,46 @@ describe('readTar', () => {
   });
 
   it('reads back what thinlayer writes for directory sources', async () => {
-    const base: WritableEntry = { name: '', type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 1_700_000_000, linkname: '', devmajor: 0, devminor: 0, xattrs: [] };
+    const base: WritableEntry = {
+      name: '',
+      type: 'file',
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+      size: 0,
+      mtime: 1_700_000_000,
+      linkname: '',
+      devmajor: 0,
+      devminor: 0,
+      xattrs: [],
+    };
     const longName = `${'sub/'.repeat(40)}file-with-a-name-well-over-a-hundred-bytes`;
     const written: WritableEntry[] = [
       { ...base, name: 'dir/', type: 'dir', mode: 0o2775 },
-      { ...base, name: longName, size: 5, uid: 10_000_000, xattrs: [['user.a', Buffer.from('1')], ['user.b', Buffer.alloc(300, 7)]] },
+      {
+        ...base,
+        name: longName,
+        size: 5,
+        uid: 10_000_000,
+        xattrs: [
+          ['user.a', Buffer.from('1')],
+          ['user.b', Buffer.alloc(300, 7)],
+        ],
+      },
       { ...base, name: 'link', type: 'symlink', linkname: longName },
       { ...base, name: 'dev/null', type: 'char', devmajor: 1, devminor: 3 },
     ];
-    const bytes = Buffer.concat(written.flatMap((e) => (e.type === 'file' ? [entryHeader(e), Buffer.from('hello'), contentPadding(5)] : [entryHeader(e)])).concat([END_OF_ARCHIVE]));
+    const bytes = Buffer.concat(
+      written.flatMap((e) => (e.type === 'file' ? [entryHeader(e), Buffer.from('hello'), contentPadding(5)] : [entryHeader(e)])).concat([END_OF_ARCHIVE]),
+    );
     const got = await readAll(bytes);
     expect(got.map((e) => e.header.name)).toEqual(['dir/', longName, 'link', 'dev/null']);
     expect(got[0].header.mode).toBe(0o2775);
     expect(got[1]).toMatchObject({ header: { uid: 10_000_000, size: 5 }, content: 'hello' });
-    expect([...got[1].header.xattrs]).toEqual([['user.a', Buffer.from('1')], ['user.b', Buffer.alloc(300, 7)]]);
+    expect([...got[1].header.xattrs]).toEqual([
+      ['user.a', Buffer.from('1')],
+      ['user.b', Buffer.alloc(300, 7)],
+    ]);
     expect(got[2].header.linkname).toBe(longName);
     expect(got[3].header).toMatchObject({ type: 'char', devmajor: 1, devminor: 3 });
   });
@@ -106,12 +151,25 @@ describe('readTar', () => {
       }
       throw new Error('expected a refusal');
     };
-    expect(await refusal(buildTar([{ name: 'a', content: 'x', badChecksum: true }]))).toMatchObject({ entry: 'a', message: expect.stringMatching(/bad header checksum/) });
-    expect(await refusal(buildTar([{ name: 'a', content: 'x'.repeat(600) }]).subarray(0, 1024))).toMatchObject({ entry: 'a', message: expect.stringMatching(/ends inside the content of "a" \(512 of 600 bytes\)/) });
-    expect(await refusal(buildTar([{ name: 'a', content: 'x' }]).subarray(0, 300))).toMatchObject({ entry: null, message: expect.stringMatching(/ends inside a header \(300 of 512 bytes\)/) });
-    expect(await refusal(buildTar([{ name: 'x', content: 'x', pax: { path: 'y' } }]).subarray(0, 1024 + 1024))).toMatchObject({ message: expect.stringMatching(/ends inside|end-of-archive/) });
-    expect((await refusal(Buffer.concat([buildTar([{ name: 'p', pax: { path: 'q' } }]).subarray(0, 1024), Buffer.alloc(1024)]))).message).toMatch(/ends after an extended header/);
-    expect((await refusal(buildTar([{ name: 'e', content: 'x', pax: { 'size': 'twelve' } }]))).message).toMatch(/PAX size is not a whole number/);
+    expect(await refusal(buildTar([{ name: 'a', content: 'x', badChecksum: true }]))).toMatchObject({
+      entry: 'a',
+      message: expect.stringMatching(/bad header checksum/),
+    });
+    expect(await refusal(buildTar([{ name: 'a', content: 'x'.repeat(600) }]).subarray(0, 1024))).toMatchObject({
+      entry: 'a',
+      message: expect.stringMatching(/ends inside the content of "a" \(512 of 600 bytes\)/),
+    });
+    expect(await refusal(buildTar([{ name: 'a', content: 'x' }]).subarray(0, 300))).toMatchObject({
+      entry: null,
+      message: expect.stringMatching(/ends inside a header \(300 of 512 bytes\)/),
+    });
+    expect(await refusal(buildTar([{ name: 'x', content: 'x', pax: { path: 'y' } }]).subarray(0, 1024 + 1024))).toMatchObject({
+      message: expect.stringMatching(/ends inside|end-of-archive/),
+    });
+    expect((await refusal(Buffer.concat([buildTar([{ name: 'p', pax: { path: 'q' } }]).subarray(0, 1024), Buffer.alloc(1024)]))).message).toMatch(
+      /ends after an extended header/,
+    );
+    expect((await refusal(buildTar([{ name: 'e', content: 'x', pax: { size: 'twelve' } }]))).message).toMatch(/PAX size is not a whole number/);
     expect((await refusal(buildTar([{ name: 'odd', typeflag: 'Q' }]))).message).toMatch(/unsupported entry type "Q"/);
   });
 });
@@ -132,7 +190,9 @@ describe('readTar bounds the metadata it holds for one entry', () => {
       for await (const _ of readTar(endless())) void _;
     })().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TarFormatError);
-    expect((error as TarFormatError).message).toMatch(/extended headers and long names of \d+ bytes for one entry are more than thinlayer accepts \(1048576 bytes\)/);
+    expect((error as TarFormatError).message).toMatch(
+      /extended headers and long names of \d+ bytes for one entry are more than thinlayer accepts \(1048576 bytes\)/,
+    );
     expect((error as TarFormatError).entry).toBe('PaxHeader');
     expect(produced).toBeLessThan(MAX_PENDING_META_BYTES + 2 * 256 * 1024);
   });
@@ -149,7 +209,10 @@ describe('readTar bounds the metadata it holds for one entry', () => {
     // Just under the cap, and the same again for the next entry: each entry has a cap of its own.
     const under = (name: string) => entryBytes({ name, content: 'c', pax: { 'SCHILY.xattr.user.a': Buffer.alloc(MAX_PENDING_META_BYTES - 1024, 1) } });
     const got = await readAll(Buffer.concat([under('one'), under('two'), Buffer.alloc(1024)]), 65536);
-    expect(got.map((e) => [e.header.name, e.header.xattrs.get('user.a')?.length])).toEqual([['one', MAX_PENDING_META_BYTES - 1024], ['two', MAX_PENDING_META_BYTES - 1024]]);
+    expect(got.map((e) => [e.header.name, e.header.xattrs.get('user.a')?.length])).toEqual([
+      ['one', MAX_PENDING_META_BYTES - 1024],
+      ['two', MAX_PENDING_META_BYTES - 1024],
+    ]);
   });
 });
 
@@ -166,7 +229,11 @@ describe('progressMeter', () => {
   it('reports at most every 100 ms of its clock, and once at the end', () => {
     let clock = 0;
     const calls: [number, number][] = [];
-    const meter = progressMeter(1000, (done, total) => calls.push([done, total]), () => clock);
+    const meter = progressMeter(
+      1000,
+      (done, total) => calls.push([done, total]),
+      () => clock,
+    );
     meter.advance(100); // first report at once
     clock = 50;
     meter.advance(100); // too soon
@@ -174,6 +241,10 @@ describe('progressMeter', () => {
     meter.advance(100);
     meter.advance(100); // too soon
     meter.finish();
-    expect(calls).toEqual([[100, 1000], [300, 1000], [1000, 1000]]);
+    expect(calls).toEqual([
+      [100, 1000],
+      [300, 1000],
+      [1000, 1000],
+    ]);
   });
 });

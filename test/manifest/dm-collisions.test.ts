@@ -32,7 +32,7 @@ describe('device-mapper names apart', () => {
     expect(e.message).toContain(shortened);
   });
 
-  it('refuses a layer whose dm name is another layer\'s', () => {
+  it("refuses a layer whose dm name is another layer's", () => {
     const layerLong = 'b'.repeat(125);
     const layerShort = dmIdentity('demo', 'layer', layerLong).dmName.slice('thinlayer-demo-layer-'.length);
     const e = refusal(`pool: { name: demo }\nlayers:\n  ${layerLong}: {}\n  ${layerShort}: {}\n`);
@@ -40,7 +40,10 @@ describe('device-mapper names apart', () => {
   });
 
   it('accepts long names that stay apart', () => {
-    const m = parseManifest(`pool: { name: demo }\nlayers: { l: {} }\ndevices:\n  ${'a'.repeat(120)}: { layer: l }\n  ${'a'.repeat(121)}: { layer: l }\n`, 'm.yaml');
+    const m = parseManifest(
+      `pool: { name: demo }\nlayers: { l: {} }\ndevices:\n  ${'a'.repeat(120)}: { layer: l }\n  ${'a'.repeat(121)}: { layer: l }\n`,
+      'm.yaml',
+    );
     expect(m.devices).toHaveLength(2);
   });
 });

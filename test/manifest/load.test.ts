@@ -93,7 +93,10 @@ describe('defaults', () => {
   });
 
   it("takes a device's mountOptions once each, in order, and leaves them out when none are given", () => {
-    const m = parseManifest('pool: { name: p }\nlayers: { l: }\ndevices:\n  a: { layer: l, mountpoint: /mnt/a, mountOptions: [suid, dev, suid] }\n  b: { layer: l, mountOptions: [] }\n', 'm.yaml');
+    const m = parseManifest(
+      'pool: { name: p }\nlayers: { l: }\ndevices:\n  a: { layer: l, mountpoint: /mnt/a, mountOptions: [suid, dev, suid] }\n  b: { layer: l, mountOptions: [] }\n',
+      'm.yaml',
+    );
     expect(m.devices.map((d) => d.mountOptions)).toEqual([['dev', 'suid'], undefined]);
   });
 
@@ -150,9 +153,24 @@ const BAD: [string, string, string, string][] = [
   ['an unknown pool key', 'pool: { name: p, size: 1G }\n', 'pool.size', 'one of the keys name, data, metadata'],
   ['an unknown backing key', 'pool: { name: p, data: { path: x } }\n', 'pool.data.path', 'one of the keys file, size, device'],
   ['an unknown layer key', POOL + 'layers: { os: { from: x } }\n', 'layers.os.from', 'one of the keys parent, source'],
-  ['an unknown device key', POOL + LAYERS + 'devices: { d: { layer: os, fs: xfs } }\n', 'devices.d.fs', 'one of the keys layer, state, mountpoint, mountOptions, size'],
-  ['a mount option other than suid and dev', POOL + LAYERS + 'devices: { d: { layer: os, mountOptions: [suid, exec] } }\n', 'devices.d.mountOptions[1]', 'expected suid or dev, got "exec"'],
-  ['mount options that are not a list', POOL + LAYERS + 'devices: { d: { layer: os, mountOptions: suid } }\n', 'devices.d.mountOptions', 'expected a list of suid, dev'],
+  [
+    'an unknown device key',
+    POOL + LAYERS + 'devices: { d: { layer: os, fs: xfs } }\n',
+    'devices.d.fs',
+    'one of the keys layer, state, mountpoint, mountOptions, size',
+  ],
+  [
+    'a mount option other than suid and dev',
+    POOL + LAYERS + 'devices: { d: { layer: os, mountOptions: [suid, exec] } }\n',
+    'devices.d.mountOptions[1]',
+    'expected suid or dev, got "exec"',
+  ],
+  [
+    'mount options that are not a list',
+    POOL + LAYERS + 'devices: { d: { layer: os, mountOptions: suid } }\n',
+    'devices.d.mountOptions',
+    'expected a list of suid, dev',
+  ],
   ['a duplicate key', POOL + 'layers:\n  os: {}\n  os: {}\n', 'layers.os', '"os" again (first on line 3)'],
   ['a duplicate top-level key', POOL + POOL, 'pool', '"pool" again (first on line 1)'],
   ['a pool name with a slash', 'pool: { name: a/b }\n', 'pool.name', "cannot contain '/'"],
@@ -171,15 +189,45 @@ const BAD: [string, string, string, string][] = [
   ['a device with no layer', POOL + LAYERS + 'devices: { d: { state: created } }\n', 'devices.d.layer', 'got nothing'],
   ['a device with no layers at all', POOL + 'devices: { d: { layer: os } }\n', 'devices.d.layer', 'the manifest has none'],
   ['a device that is not a mapping', POOL + LAYERS + 'devices: { d: os }\n', 'devices.d', 'expected a mapping with at least the layer, got "os"'],
-  ['an unknown state', POOL + LAYERS + 'devices:\n  web1: { layer: os, state: running }\n', 'devices.web1.state', 'm.yaml:4: devices.web1.state: expected one of created, activated, mounted, got "running"'],
+  [
+    'an unknown state',
+    POOL + LAYERS + 'devices:\n  web1: { layer: os, state: running }\n',
+    'devices.web1.state',
+    'm.yaml:4: devices.web1.state: expected one of created, activated, mounted, got "running"',
+  ],
   ['mounted with no mountpoint', POOL + LAYERS + 'devices: { d: { layer: os, state: mounted } }\n', 'devices.d.mountpoint', 'the state is mounted'],
-  ['a relative mountpoint', POOL + LAYERS + 'devices: { d: { layer: os, mountpoint: mnt/d } }\n', 'devices.d.mountpoint', 'expected an absolute path, got "mnt/d"'],
+  [
+    'a relative mountpoint',
+    POOL + LAYERS + 'devices: { d: { layer: os, mountpoint: mnt/d } }\n',
+    'devices.d.mountpoint',
+    'expected an absolute path, got "mnt/d"',
+  ],
   ['a mountpoint with ..', POOL + LAYERS + 'devices: { d: { layer: os, mountpoint: /mnt/../etc } }\n', 'devices.d.mountpoint', '".." segments'],
   ['the root as mountpoint', POOL + LAYERS + 'devices: { d: { layer: os, mountpoint: // } }\n', 'devices.d.mountpoint', 'other than / itself'],
-  ['a shared mountpoint', POOL + LAYERS + 'devices:\n  a: { layer: os, mountpoint: /mnt/x }\n  b: { layer: os, mountpoint: /mnt/x/ }\n', 'devices.b.mountpoint', 'also the mountpoint of devices.a'],
-  ['a mountpoint inside another', POOL + LAYERS + 'devices:\n  a: { layer: os, mountpoint: /mnt/x }\n  b: { layer: os, mountpoint: /mnt/x/y }\n', 'devices.b.mountpoint', 'inside the mountpoint of devices.a (/mnt/x)'],
-  ['a mountpoint around another', POOL + LAYERS + 'devices:\n  a: { layer: os, mountpoint: /mnt/x/y }\n  b: { layer: os, mountpoint: /mnt }\n', 'devices.b.mountpoint', 'containing the mountpoint of devices.a'],
-  ['a device smaller than the base', POOL + LAYERS + 'devices: { d: { layer: os, size: 5G } }\n', 'devices.d.size', 'a device cannot be smaller than the base it snapshots'],
+  [
+    'a shared mountpoint',
+    POOL + LAYERS + 'devices:\n  a: { layer: os, mountpoint: /mnt/x }\n  b: { layer: os, mountpoint: /mnt/x/ }\n',
+    'devices.b.mountpoint',
+    'also the mountpoint of devices.a',
+  ],
+  [
+    'a mountpoint inside another',
+    POOL + LAYERS + 'devices:\n  a: { layer: os, mountpoint: /mnt/x }\n  b: { layer: os, mountpoint: /mnt/x/y }\n',
+    'devices.b.mountpoint',
+    'inside the mountpoint of devices.a (/mnt/x)',
+  ],
+  [
+    'a mountpoint around another',
+    POOL + LAYERS + 'devices:\n  a: { layer: os, mountpoint: /mnt/x/y }\n  b: { layer: os, mountpoint: /mnt }\n',
+    'devices.b.mountpoint',
+    'containing the mountpoint of devices.a',
+  ],
+  [
+    'a device smaller than the base',
+    POOL + LAYERS + 'devices: { d: { layer: os, size: 5G } }\n',
+    'devices.d.size',
+    'a device cannot be smaller than the base it snapshots',
+  ],
   ['a device size not in sectors', POOL + LAYERS + 'devices: { d: { layer: os, size: 10737418241 } }\n', 'devices.d.size', '512-byte sectors'],
   ['an unparsable size', 'pool: { name: p, baseSize: big }\n', 'pool.baseSize', 'expected a size such as 10G, 512M, 64K, 1.5G or a byte count, got "big"'],
   ['a decimal unit', 'pool: { name: p, baseSize: 10GB }\n', 'pool.baseSize', 'could be decimal or binary'],
@@ -205,8 +253,18 @@ const BAD: [string, string, string, string][] = [
   ['a backing device climbing out of /dev', 'pool: { name: p, data: { device: /dev/../etc/x } }\n', 'pool.data.device', 'under /dev'],
   ['a backing with file and device', 'pool: { name: p, data: { file: d.img, device: /dev/sdb } }\n', 'pool.data.device', 'either file or device, not both'],
   ['a device backing with a size', 'pool: { name: p, data: { device: /dev/sdb, size: 1T } }\n', 'pool.data.size', 'a device has its own size'],
-  ['data and metadata in one file', 'pool: { name: p, data: { file: x.img }, metadata: { file: x.img } }\n', 'pool.metadata.file', 'a file other than the data file'],
-  ['data and metadata on one device', 'pool: { name: p, data: { device: /dev/sdb }, metadata: { device: /dev//sdb } }\n', 'pool.metadata.device', 'a device other than the data device'],
+  [
+    'data and metadata in one file',
+    'pool: { name: p, data: { file: x.img }, metadata: { file: x.img } }\n',
+    'pool.metadata.file',
+    'a file other than the data file',
+  ],
+  [
+    'data and metadata on one device',
+    'pool: { name: p, data: { device: /dev/sdb }, metadata: { device: /dev//sdb } }\n',
+    'pool.metadata.device',
+    'a device other than the data device',
+  ],
   ['an unknown tag', 'pool: { name: !secret p }\n', '', 'm.yaml:1: expected valid YAML, got an unsupported construct (Unresolved tag: !secret)'],
 ];
 

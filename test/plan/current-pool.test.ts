@@ -15,9 +15,16 @@ describe('which pool is current', () => {
     expect(currentPool({ desired: null, poolSpec: null, identity: null, pool: null })).toBeNull();
     expect(currentPool({ desired: m, poolSpec: null, identity: null, pool: null })).toEqual({ spec: m.pool, ...dmIdentity('demo', 'pool') });
     // With this state dir's identity in its uuid; once recorded, as the log recorded it.
-    expect(currentPool({ desired: m, poolSpec: null, identity: 'abc123', pool: null })).toEqual({ spec: m.pool, ...dmIdentity('demo', 'pool', undefined, 'abc123') });
+    expect(currentPool({ desired: m, poolSpec: null, identity: 'abc123', pool: null })).toEqual({
+      spec: m.pool,
+      ...dmIdentity('demo', 'pool', undefined, 'abc123'),
+    });
     const recorded = { name: 'demo', dmName: 'thinlayer-demo-pool', uuid: 'thinlayer-recorded-uuid' };
-    expect(currentPool({ desired: m, poolSpec: null, identity: 'abc123', pool: recorded })).toEqual({ spec: m.pool, dmName: recorded.dmName, uuid: recorded.uuid });
+    expect(currentPool({ desired: m, poolSpec: null, identity: 'abc123', pool: recorded })).toEqual({
+      spec: m.pool,
+      dmName: recorded.dmName,
+      uuid: recorded.uuid,
+    });
   });
 });
 

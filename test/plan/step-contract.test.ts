@@ -16,8 +16,14 @@ const thin = { dmName: 'thinlayer-demo-device-web', uuid: 'thinlayer-demo-device
 describe('the typed step contract', () => {
   it('refuses a misspelled or missing argument, in a step, an intent and the step writer', () => {
     const ok: Step = { op: 'thin.activate', target: 'device:web', impact: 'update', args: thin, reason: 'activate' };
-    // @ts-expect-error dmNam is not an argument of thin.activate
-    const misspelled: Step = { op: 'thin.activate', target: 'device:web', impact: 'update', args: { dmNam: thin.dmName, uuid: thin.uuid, thinId: thin.thinId, sizeBytes: thin.sizeBytes }, reason: 'activate' };
+    const misspelled: Step = {
+      op: 'thin.activate',
+      target: 'device:web',
+      impact: 'update',
+      // @ts-expect-error dmNam is not an argument of thin.activate
+      args: { dmNam: thin.dmName, uuid: thin.uuid, thinId: thin.thinId, sizeBytes: thin.sizeBytes },
+      reason: 'activate',
+    };
     // @ts-expect-error thin.delete needs discard
     makeStep('thin.delete', 'device:web', 'destroy', thin, 'delete');
     // @ts-expect-error an intent's args are its op's
@@ -31,7 +37,7 @@ describe('the typed step contract', () => {
     expect([ok.op, misspelled.op]).toEqual(['thin.activate', 'thin.activate']);
   });
 
-  it('refuses an action table that lacks an op, or an action whose types are not its op\'s', () => {
+  it("refuses an action table that lacks an op, or an action whose types are not its op's", () => {
     const { 'fs.mkfs': _mkfs, ...withoutMkfs } = ACTIONS;
     // @ts-expect-error fs.mkfs has no action
     const incomplete: ActionTable = withoutMkfs;
@@ -74,9 +80,25 @@ describe('the typed step contract', () => {
   it('gives every op its entry at run time, with the lifecycle commands and metadata fences the log has always had', () => {
     const table: Record<keyof StepContract, unknown> = OPS;
     expect(Object.keys(table).sort()).toEqual(Object.keys(ACTIONS).sort());
-    const commands = Object.fromEntries(Object.entries(OPS).filter(([, o]) => o.command !== null).map(([op, o]) => [op, o.command]));
-    expect(commands).toEqual({ 'thin.create': 'CREATE', 'snap.create': 'CREATE', 'thin.activate': 'ACTIVATE', 'fs.mount': 'MOUNT', 'fs.unmount': 'UNMOUNT', 'thin.deactivate': 'DEACTIVATE', 'thin.delete': 'DELETE' });
-    expect(Object.keys(OPS).filter((op) => OPS[op as keyof typeof OPS].metadata).sort()).toEqual(['orphan.delete', 'snap.create', 'thin.create', 'thin.delete']);
+    const commands = Object.fromEntries(
+      Object.entries(OPS)
+        .filter(([, o]) => o.command !== null)
+        .map(([op, o]) => [op, o.command]),
+    );
+    expect(commands).toEqual({
+      'thin.create': 'CREATE',
+      'snap.create': 'CREATE',
+      'thin.activate': 'ACTIVATE',
+      'fs.mount': 'MOUNT',
+      'fs.unmount': 'UNMOUNT',
+      'thin.deactivate': 'DEACTIVATE',
+      'thin.delete': 'DELETE',
+    });
+    expect(
+      Object.keys(OPS)
+        .filter((op) => OPS[op as keyof typeof OPS].metadata)
+        .sort(),
+    ).toEqual(['orphan.delete', 'snap.create', 'thin.create', 'thin.delete']);
     // An op with a lifecycle command moves its device's lifecycle at its intent, outcome and failure.
     for (const o of Object.values(OPS) as OpTable[keyof OpTable][]) if (o.command !== null) expect([o.intent, o.done, o.failed]).not.toContain(NO_FOLD);
   });
@@ -92,8 +114,26 @@ describe('the typed step contract', () => {
   it('has an action for every op at run time as well', () => {
     const table: Record<keyof StepContract, unknown> = ACTIONS;
     for (const action of Object.values(table)) expect(typeof action).toBe('function');
-    expect(Object.keys(ACTIONS).sort()).toEqual(
-      ['fs.grow', 'fs.mkfs', 'fs.mount', 'fs.unmount', 'layer.commit', 'orphan.delete', 'pool.activate', 'pool.attach', 'pool.deactivate', 'pool.delete-files', 'pool.detach', 'pool.files', 'pool.grow', 'snap.create', 'thin.activate', 'thin.create', 'thin.deactivate', 'thin.delete', 'thin.resize'],
-    );
+    expect(Object.keys(ACTIONS).sort()).toEqual([
+      'fs.grow',
+      'fs.mkfs',
+      'fs.mount',
+      'fs.unmount',
+      'layer.commit',
+      'orphan.delete',
+      'pool.activate',
+      'pool.attach',
+      'pool.deactivate',
+      'pool.delete-files',
+      'pool.detach',
+      'pool.files',
+      'pool.grow',
+      'snap.create',
+      'thin.activate',
+      'thin.create',
+      'thin.deactivate',
+      'thin.delete',
+      'thin.resize',
+    ]);
   });
 });

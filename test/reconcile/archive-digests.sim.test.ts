@@ -16,7 +16,11 @@ function setup() {
   const tar = path.join(root, 'app.tar');
   fs.writeFileSync(tar, buildTar([{ name: 'etc/app.conf', content: 'one\n' }]));
   const file = path.join(root, 'm.yaml');
-  writeManifest(file, { pool: simPool('arc', { data: { file: 'data.img', size: '1G' }, metadata: { file: 'meta.img', size: '64M' }, baseSize: '32M' }), layers: { app: { source: 'app.tar' } }, devices: {} });
+  writeManifest(file, {
+    pool: simPool('arc', { data: { file: 'data.img', size: '1G' }, metadata: { file: 'meta.img', size: '64M' }, baseSize: '32M' }),
+    layers: { app: { source: 'app.tar' } },
+    devices: {},
+  });
   return { stateDir: path.join(root, 'state'), file, tar };
 }
 

@@ -31,10 +31,15 @@ function manifest(mnt: string, devices: string[]): ManifestDraft {
 
 function sink(): { stream: Writable; text: () => string } {
   let text = '';
-  return { stream: new Writable({ write: (c, _e, done) => {
+  return {
+    stream: new Writable({
+      write: (c, _e, done) => {
         text += c.toString();
         done();
-      }, }), text: () => text };
+      },
+    }),
+    text: () => text,
+  };
 }
 
 /** Two state dirs (or one) on one simulated kernel, kept in `simDir`. */
@@ -199,7 +204,12 @@ describe('a log behind its pool', () => {
 
     const reporter = new CollectingReporter();
     expect((await a.up(reporter))?.outcome).toBe('converged');
-    expect(reporter.messages.filter((m) => m.code === 'warning').map((m) => (m as { text: string }).text).join()).toMatch(/transaction id .* ahead|this log recorded/);
+    expect(
+      reporter.messages
+        .filter((m) => m.code === 'warning')
+        .map((m) => (m as { text: string }).text)
+        .join(),
+    ).toMatch(/transaction id .* ahead|this log recorded/);
     const doc = await a.doctor();
     expect(doc.code).toBe(1);
     const behind = doc.report.findings.find((f) => f.code === 'pool.log-behind')!;
@@ -305,11 +315,17 @@ describe('thin ids proven before trusted', () => {
     expect(db.thinId).toBeGreaterThan(taken);
     expect(reporter.messages.some((m) => m.code === 'warning' && /collision/.test((m as { text: string }).text))).toBe(true);
     const text = fs.readFileSync(path.join(a.stateDir, 'events.ndjson'), 'utf8');
-    const done = text.trim().split('\n').map((l) => JSON.parse(l)).find((e) => e.type === 'step.done' && e.target === 'device:db' && e.op === 'snap.create');
+    const done = text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .find((e) => e.type === 'step.done' && e.target === 'device:db' && e.op === 'snap.create');
     expect(done.result).toMatchObject({ thinId: db.thinId, collidedWith: taken });
     // The device maps its own id, and the taken id is left alone as an orphan this log did not create.
     const doc = await a.doctor();
-    expect(doc.report.findings).toEqual([expect.objectContaining({ code: 'thin.orphan', subject: `thin:${taken}`, repair: `thinlayer gc --thin-id ${taken}` })]);
+    expect(doc.report.findings).toEqual([
+      expect.objectContaining({ code: 'thin.orphan', subject: `thin:${taken}`, repair: `thinlayer gc --thin-id ${taken}` }),
+    ]);
   });
 });
 
@@ -338,7 +354,12 @@ describe('a state dir of the release before identities', () => {
     // (older still) no checksum on its lines.
     const id = (await a.state()).identity!;
     const log = path.join(a.stateDir, 'events.ndjson');
-    const lines = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).map(({ crc: _crc, ...e }) => e);
+    const lines = fs
+      .readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .map(({ crc: _crc, ...e }) => e);
     const legacy = lines.map((e) => (e.type === 'state.identity' ? { seq: e.seq, at: e.at, type: 'recovery.note', kind: 'drift', detail: {} } : e));
     fs.writeFileSync(log, legacy.map((e) => JSON.stringify(e).replaceAll(`thinlayer-${id}-`, 'thinlayer-')).join('\n') + '\n');
     fs.rmSync(path.join(a.stateDir, 'snapshot.json'), { force: true });

@@ -47,16 +47,34 @@ function buildOciLayout(dir: string): void {
   mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
   writeFileSync(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   const tars = [
-    buildTar([{ name: 'etc/', type: 'dir' }, { name: 'etc/os-release', content: 'ID=thinlayer-test\n' }, { name: 'bin/app', content: 'v1', mode: 0o755 }]),
-    buildTar([{ name: 'bin/app', content: 'v2', mode: 0o755 }, { name: 'srv/index.html', content: '<h1>hi</h1>' }]),
+    buildTar([
+      { name: 'etc/', type: 'dir' },
+      { name: 'etc/os-release', content: 'ID=thinlayer-test\n' },
+      { name: 'bin/app', content: 'v1', mode: 0o755 },
+    ]),
+    buildTar([
+      { name: 'bin/app', content: 'v2', mode: 0o755 },
+      { name: 'srv/index.html', content: '<h1>hi</h1>' },
+    ]),
   ];
   const layers = tars.map((t) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...writeBlob(dir, gzip(t)) }));
   const arch = process.arch === 'x64' ? 'amd64' : process.arch;
   const config = writeBlob(dir, JSON.stringify({ architecture: arch, os: 'linux', rootfs: { type: 'layers', diff_ids: tars.map((t) => sha256(t)) } }));
-  const manifest = writeBlob(dir, JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config }, layers }));
+  const manifest = writeBlob(
+    dir,
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+      layers,
+    }),
+  );
   writeFileSync(
     join(dir, 'index.json'),
-    JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: { 'org.opencontainers.image.ref.name': 'v1' } }] }),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: { 'org.opencontainers.image.ref.name': 'v1' } }],
+    }),
   );
 }
 

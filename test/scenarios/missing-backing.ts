@@ -9,7 +9,10 @@ import { expect } from 'vitest';
 import { webManifest, type CliResult } from '../e2e/cli-harness.ts';
 import { writeManifest } from '../builders/manifest.ts';
 
-export function missingDataFileComesBack(run: (args: string[]) => CliResult, box: { root: string; stateDir: string; mnt: string; filesOf?: (mountpoint: string) => string }): void {
+export function missingDataFileComesBack(
+  run: (args: string[]) => CliResult,
+  box: { root: string; stateDir: string; mnt: string; filesOf?: (mountpoint: string) => string },
+): void {
   const filesOf = box.filesOf ?? ((mountpoint: string) => mountpoint);
   const file = join(box.root, 'web.yaml');
   writeManifest(file, webManifest(box.mnt));

@@ -61,12 +61,23 @@ describe('snapshotter concurrency', () => {
     const sim = new SimKernel({ dir: join(stateDir, 'sim') });
     onTestFinished(() => sim.close());
     const k = holdingKernel(sim);
-    const gate = new SessionGate({ stateDir, kernel: k.kernel, crash: new CrashPoints(null), reporter: silentReporter, lockWaitMs: 5000, lingerMs: 50 }, initialState());
+    const gate = new SessionGate(
+      { stateDir, kernel: k.kernel, crash: new CrashPoints(null), reporter: silentReporter, lockWaitMs: 5000, lingerMs: 50 },
+      initialState(),
+    );
     onTestFinished(() => gate.close());
     const manifest = loadedManifest(poolManifest(), join(root, 'pool.yaml'));
     const runSteps = stepsOf(new Run('snapshotter'), 'thinlayer-ctr-pool', silentReporter);
     await gate.run((s) => ensurePoolAndBase(s, manifest.pool, manifest.file, runSteps));
-    const service = new SnapshotService({ gate, kernel: k.kernel, runSteps, pool: 'ctr', filesystem: 'ext4', stateDir: await openStateDir(stateDir), reporter: silentReporter });
+    const service = new SnapshotService({
+      gate,
+      kernel: k.kernel,
+      runSteps,
+      pool: 'ctr',
+      filesystem: 'ext4',
+      stateDir: await openStateDir(stateDir),
+      reporter: silentReporter,
+    });
     const [first] = await service.prepare('', 'first', '', {}, 'active');
     // A snapshot of the base has an empty root: no lost+found from the base's mkfs.
     const look = join(root, 'look');
@@ -94,7 +105,12 @@ describe('snapshotter concurrency', () => {
     expect(k.heldSnaps).toHaveLength(1);
     // Reads are answered meanwhile.
     expect(service.stat('', 'a').kind).toBe('active');
-    expect(service.list('', []).map((i) => i.name).sort()).toEqual(['a', 'layer', 'running']);
+    expect(
+      service
+        .list('', [])
+        .map((i) => i.name)
+        .sort(),
+    ).toEqual(['a', 'layer', 'running']);
     expect((await service.mounts('', 'running'))[0].type).toBe('ext4');
     // The other create_snap has not started: never two metadata messages at once.
     expect(k.heldSnaps).toHaveLength(1);

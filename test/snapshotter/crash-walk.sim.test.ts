@@ -98,7 +98,6 @@ describe('snapshotter crash walk', () => {
     for (; k <= MAX_POINTS; k++) {
       copyDir(template, b.root);
       {
-
         const child = await startChild(b, { THINLAYER_CRASH_POINT: String(k) });
         let failedAt: string | null = null;
         let failure: unknown = null;

@@ -46,7 +46,12 @@ function shared(sim: SimKernel, slow = false): KernelPort {
 
 function sink(): Writable & { text: () => string } {
   let text = '';
-  const w = new Writable({ write(chunk, _enc, done) { text += chunk; done(); } }) as Writable & { text: () => string };
+  const w = new Writable({
+    write(chunk, _enc, done) {
+      text += chunk;
+      done();
+    },
+  }) as Writable & { text: () => string };
   w.text = () => text;
   return w;
 }
@@ -59,12 +64,23 @@ describe('doctor beside a busy snapshotter', () => {
     const sim = new SimKernel({ dir: join(stateDir, 'sim') });
     onTestFinished(() => sim.close());
     const kernel = shared(sim);
-    const gate = new SessionGate({ stateDir, kernel, crash: new CrashPoints(null), reporter: silentReporter, lockWaitMs: 30_000, lingerMs: 20 }, initialState());
+    const gate = new SessionGate(
+      { stateDir, kernel, crash: new CrashPoints(null), reporter: silentReporter, lockWaitMs: 30_000, lingerMs: 20 },
+      initialState(),
+    );
     onTestFinished(() => gate.close());
     const runSteps = stepsOf(new Run('snapshotter'), 'thinlayer-ctr-pool', silentReporter);
     const manifest = loadedManifest(poolManifest(), join(root, 'pool.yaml'));
     await gate.run((s) => ensurePoolAndBase(s, manifest.pool, manifest.file, runSteps));
-    const service = new SnapshotService({ gate, kernel, runSteps, pool: 'ctr', filesystem: 'ext4', stateDir: await openStateDir(stateDir), reporter: silentReporter });
+    const service = new SnapshotService({
+      gate,
+      kernel,
+      runSteps,
+      pool: 'ctr',
+      filesystem: 'ext4',
+      stateDir: await openStateDir(stateDir),
+      reporter: silentReporter,
+    });
     await service.prepare('', 'layer-src', '', {}, 'active');
     await service.commit('', 'layer', 'layer-src', {});
 
@@ -93,13 +109,17 @@ describe('doctor beside a busy snapshotter', () => {
         const report = JSON.parse(out.text()) as DoctorReport;
         for (const f of report.findings) {
           codes.set(f.code, (codes.get(f.code) ?? 0) + 1);
-          if (f.severity === 'error' || (f.repair && /thinlayer (gc|down|up)\b/.test(f.repair))) bad.push(`run ${run}: ${f.code} ${f.subject}: ${f.message} [${f.repair}]`);
+          if (f.severity === 'error' || (f.repair && /thinlayer (gc|down|up)\b/.test(f.repair)))
+            bad.push(`run ${run}: ${f.code} ${f.subject}: ${f.message} [${f.repair}]`);
         }
         if (exit !== 0) bad.push(`run ${run}: exit ${exit}`);
         // status --detailed-exitcode's reading: nothing to change, nothing interrupted, nothing blocked.
         if (run % 5 === 0) {
           const { view, plan } = await statusWithPlan({ stateDir, backend: 'sim', reporter: silentReporter, kernel: shared(sim, true) });
-          if (plan.blockers.length > 0 || plan.steps.length > 0 || view.pendingSteps > 0) bad.push(`status ${run}: ${JSON.stringify({ blockers: plan.blockers, steps: plan.steps.map((x) => `${x.op} ${x.target}`), pending: view.pendingSteps })}`);
+          if (plan.blockers.length > 0 || plan.steps.length > 0 || view.pendingSteps > 0)
+            bad.push(
+              `status ${run}: ${JSON.stringify({ blockers: plan.blockers, steps: plan.steps.map((x) => `${x.op} ${x.target}`), pending: view.pendingSteps })}`,
+            );
         }
       }
     } finally {
@@ -118,12 +138,23 @@ describe('doctor beside a busy snapshotter', () => {
     const sim = new SimKernel({ dir: join(stateDir, 'sim') });
     onTestFinished(() => sim.close());
     const kernel = shared(sim);
-    const gate = new SessionGate({ stateDir, kernel, crash: new CrashPoints(null), reporter: silentReporter, lockWaitMs: 30_000, lingerMs: 20 }, initialState());
+    const gate = new SessionGate(
+      { stateDir, kernel, crash: new CrashPoints(null), reporter: silentReporter, lockWaitMs: 30_000, lingerMs: 20 },
+      initialState(),
+    );
     onTestFinished(() => gate.close());
     const runSteps = stepsOf(new Run('snapshotter'), 'thinlayer-ctr-pool', silentReporter);
     const manifest = loadedManifest(poolManifest(), join(root, 'pool.yaml'));
     await gate.run((s) => ensurePoolAndBase(s, manifest.pool, manifest.file, runSteps));
-    const service = new SnapshotService({ gate, kernel, runSteps, pool: 'ctr', filesystem: 'ext4', stateDir: await openStateDir(stateDir), reporter: silentReporter });
+    const service = new SnapshotService({
+      gate,
+      kernel,
+      runSteps,
+      pool: 'ctr',
+      filesystem: 'ext4',
+      stateDir: await openStateDir(stateDir),
+      reporter: silentReporter,
+    });
     await service.prepare('ns1', 'src', '', {}, 'active');
     await service.commit('ns1', 'layer', 'src', {});
     await service.prepare('', 'orphaned', '', {}, 'active');

@@ -36,7 +36,15 @@ export function box(draft = poolManifest()): Box {
 
 type Call = (req: object, md?: Metadata) => Promise<any>;
 export interface Client {
-  Prepare: Call; View: Call; Mounts: Call; Commit: Call; Remove: Call; Stat: Call; Update: Call; Usage: Call; Cleanup: Call;
+  Prepare: Call;
+  View: Call;
+  Mounts: Call;
+  Commit: Call;
+  Remove: Call;
+  Stat: Call;
+  Update: Call;
+  Usage: Call;
+  Cleanup: Call;
   List(req: object, md?: Metadata): Promise<any[]>;
   close(): void;
 }
@@ -51,11 +59,20 @@ export function client(socket: string): Client {
   const { pkg } = loadSnapshotsService();
   const Ctor = pkg.containerd.services.snapshots.v1.Snapshots;
   const c = new Ctor(`unix://${socket}`, credentials.createInsecure());
-  const unary = (name: string): Call => (req, md = new Metadata()) =>
-    new Promise((res, rej) => c[name](req, md, { deadline: Date.now() + 60_000 }, (err: ServiceError | null, out: any) => (err ? rej(err) : res(out))));
+  const unary =
+    (name: string): Call =>
+    (req, md = new Metadata()) =>
+      new Promise((res, rej) => c[name](req, md, { deadline: Date.now() + 60_000 }, (err: ServiceError | null, out: any) => (err ? rej(err) : res(out))));
   return {
-    Prepare: unary('Prepare'), View: unary('View'), Mounts: unary('Mounts'), Commit: unary('Commit'), Remove: unary('Remove'),
-    Stat: unary('Stat'), Update: unary('Update'), Usage: unary('Usage'), Cleanup: unary('Cleanup'),
+    Prepare: unary('Prepare'),
+    View: unary('View'),
+    Mounts: unary('Mounts'),
+    Commit: unary('Commit'),
+    Remove: unary('Remove'),
+    Stat: unary('Stat'),
+    Update: unary('Update'),
+    Usage: unary('Usage'),
+    Cleanup: unary('Cleanup'),
     List: (req, md = new Metadata()) =>
       new Promise((res, rej) => {
         const infos: any[] = [];
@@ -96,7 +113,11 @@ export interface Running {
 }
 
 /** The CLI as a child process; resolves once the socket is there (or rejects if it exits first). */
-export async function startChild(b: Box, env: Record<string, string> = {}, backend: 'sim' | 'kernel' = 'sim'): Promise<Running & { proc: ChildProcess; exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> }> {
+export async function startChild(
+  b: Box,
+  env: Record<string, string> = {},
+  backend: 'sim' | 'kernel' = 'sim',
+): Promise<Running & { proc: ChildProcess; exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> }> {
   const ready = freshSocket(b.socket);
   const proc = spawn(process.execPath, [BIN, 'snapshotter', '-f', b.manifest, '--socket', b.socket, '--state-dir', b.stateDir, '--backend', backend, '-q'], {
     env: { ...process.env, ...env },
@@ -105,7 +126,8 @@ export async function startChild(b: Box, env: Record<string, string> = {}, backe
   let stderr = '';
   proc.stderr!.on('data', (d) => (stderr += d));
   let exited = false;
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((res) => proc.on('exit', (code, signal) => {
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((res) =>
+    proc.on('exit', (code, signal) => {
       exited = true;
       res({ code, signal, stderr });
     }),

@@ -39,7 +39,10 @@ function steadyLoad(c: Client, keys: string[]) {
 
 function cliAsync(stateDir: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((done) => {
-    const p = spawn(process.execPath, [BIN, ...args, '--state-dir', stateDir, '--backend', 'sim'], { env: { ...process.env, THINLAYER_LOCK_WAIT_MS: String(LOCK_WAIT_MS) }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [BIN, ...args, '--state-dir', stateDir, '--backend', 'sim'], {
+      env: { ...process.env, THINLAYER_LOCK_WAIT_MS: String(LOCK_WAIT_MS) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d) => (stdout += d));

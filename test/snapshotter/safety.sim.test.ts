@@ -55,9 +55,20 @@ async function rig(root: string, kernel?: (sim: SimKernel) => KernelPort) {
   const k = kernel ? kernel(sim) : (sim as KernelPort);
   const runSteps = stepsOf(new Run('snapshotter'), 'thinlayer-ctr-pool', silentReporter);
   const open = async () => {
-    const gate = new SessionGate({ stateDir, kernel: k, crash: new CrashPoints(null), reporter: silentReporter, lockWaitMs: 10_000, lingerMs: 20 }, initialState());
+    const gate = new SessionGate(
+      { stateDir, kernel: k, crash: new CrashPoints(null), reporter: silentReporter, lockWaitMs: 10_000, lingerMs: 20 },
+      initialState(),
+    );
     onTestFinished(() => gate.close());
-    const service = new SnapshotService({ gate, kernel: k, runSteps, pool: 'ctr', filesystem: 'ext4', stateDir: await openStateDir(stateDir), reporter: silentReporter });
+    const service = new SnapshotService({
+      gate,
+      kernel: k,
+      runSteps,
+      pool: 'ctr',
+      filesystem: 'ext4',
+      stateDir: await openStateDir(stateDir),
+      reporter: silentReporter,
+    });
     return { gate, service };
   };
   const first = await open();
@@ -72,7 +83,11 @@ function tempRoot(): string {
   return root;
 }
 
-const kindOf = async (p: Promise<unknown>) => p.then(() => 'ok', (e) => (e instanceof SnapshotError ? e.kind : String(e)));
+const kindOf = async (p: Promise<unknown>) =>
+  p.then(
+    () => 'ok',
+    (e) => (e instanceof SnapshotError ? e.kind : String(e)),
+  );
 
 describe('snapshotter safety', () => {
   it('Cleanup leaves a Prepare between its create_snap and its record alone', async () => {
@@ -128,7 +143,7 @@ describe('snapshotter safety', () => {
     expect(things.every((t) => r.gate.state.snapshots[t.key])).toBe(true);
   }, 240_000);
 
-  it('makes every check on the log as it stands: a second service with an old view sees the first one\'s records', async () => {
+  it("makes every check on the log as it stands: a second service with an old view sees the first one's records", async () => {
     const root = tempRoot();
     const r = await rig(root);
     await r.gate.close();
@@ -147,11 +162,13 @@ describe('snapshotter safety', () => {
     await r.service.remove('', 'child');
     expect(await kindOf(r.service.prepare('', 'second', '', {}, 'active'))).toBe('already-exists');
     await r.gate.close();
-    const names = Object.values(r.gate.state.snapshots).map((s) => s.key).sort();
+    const names = Object.values(r.gate.state.snapshots)
+      .map((s) => s.key)
+      .sort();
     expect(names).toEqual(['layer', 'second']);
   });
 
-  it('a session that finds another process\'s events in the log under its lock refuses to go on', async () => {
+  it("a session that finds another process's events in the log under its lock refuses to go on", async () => {
     const root = tempRoot();
     const r = await rig(root);
     await r.gate.close();
@@ -168,7 +185,11 @@ describe('snapshotter safety', () => {
 });
 
 describe('snapshotter bounds', () => {
-  const code = (p: Promise<unknown>) => p.then(() => Code.OK, (e) => e.code);
+  const code = (p: Promise<unknown>) =>
+    p.then(
+      () => Code.OK,
+      (e) => e.code,
+    );
 
   it('accepts requests at the bounds and refuses beyond them with InvalidArgument; filters cannot stall the service', async () => {
     const b = box();

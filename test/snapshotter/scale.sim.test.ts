@@ -39,13 +39,24 @@ describe('snapshotter at scale', () => {
     const stateDir = join(root, 'state');
     const sim = new SimKernel({ dir: join(stateDir, 'sim') });
     onTestFinished(() => sim.close());
-    const gate = new SessionGate({ stateDir, kernel: sim, crash: new CrashPoints(null), reporter: silentReporter, lockWaitMs: 30_000, lingerMs: LINGER_MS }, initialState());
+    const gate = new SessionGate(
+      { stateDir, kernel: sim, crash: new CrashPoints(null), reporter: silentReporter, lockWaitMs: 30_000, lingerMs: LINGER_MS },
+      initialState(),
+    );
     onTestFinished(() => gate.close());
     const runSteps = stepsOf(new Run('snapshotter'), 'thinlayer-ctr-pool', silentReporter);
     const manifest = loadedManifest(poolManifest(), join(root, 'pool.yaml'));
     await gate.run((s) => ensurePoolAndBase(s, manifest.pool, manifest.file, runSteps));
     await gate.close();
-    const service = new SnapshotService({ gate, kernel: sim, runSteps, pool: 'ctr', filesystem: 'ext4', stateDir: await openStateDir(stateDir), reporter: silentReporter });
+    const service = new SnapshotService({
+      gate,
+      kernel: sim,
+      runSteps,
+      pool: 'ctr',
+      filesystem: 'ext4',
+      stateDir: await openStateDir(stateDir),
+      reporter: silentReporter,
+    });
     await service.prepare('', 'layer-src', '', {}, 'active');
     await service.commit('', 'layer', 'layer-src', {});
 
@@ -67,22 +78,28 @@ describe('snapshotter at scale', () => {
 
     const big = (i: number) => {
       const key = `${String(i).padStart(6, '0')}/`.padEnd(MAX_KEY_BYTES, 'k');
-      const labels = Object.fromEntries(Array.from({ length: LABELS }, (_, j) => {
-        const k = `containerd.io/label-${j}`;
-        return [k, String(i % 10).repeat(MAX_LABEL_BYTES - k.length)];
-      }));
+      const labels = Object.fromEntries(
+        Array.from({ length: LABELS }, (_, j) => {
+          const k = `containerd.io/label-${j}`;
+          return [k, String(i % 10).repeat(MAX_LABEL_BYTES - k.length)];
+        }),
+      );
       return { key, labels };
     };
     for (let i = 0; i < COUNT; i += 20) {
-      await Promise.all(Array.from({ length: Math.min(20, COUNT - i) }, (_, j) => {
-        const { key, labels } = big(i + j);
-        return service.prepare('', key, 'layer', labels, 'active');
-      }));
+      await Promise.all(
+        Array.from({ length: Math.min(20, COUNT - i) }, (_, j) => {
+          const { key, labels } = big(i + j);
+          return service.prepare('', key, 'layer', labels, 'active');
+        }),
+      );
     }
     expect(service.list('', ['labels."containerd.io/label-0"']).length).toBe(COUNT);
     const full = await measure('full');
     // A measurement, printed for the record; the bound is a complexity check, not a speed target.
-    console.log(`snapshotter scale: median small Prepare ${empty.toFixed(1)} ms on an empty state, ${full.toFixed(1)} ms after ${COUNT} requests of ${LABELS} × ${MAX_LABEL_BYTES}-byte labels and ${MAX_KEY_BYTES}-byte keys (×${(full / empty).toFixed(2)})`);
+    console.log(
+      `snapshotter scale: median small Prepare ${empty.toFixed(1)} ms on an empty state, ${full.toFixed(1)} ms after ${COUNT} requests of ${LABELS} × ${MAX_LABEL_BYTES}-byte labels and ${MAX_KEY_BYTES}-byte keys (×${(full / empty).toFixed(2)})`,
+    );
     expect(full).toBeLessThan(2 * empty);
   }, 600_000);
 });

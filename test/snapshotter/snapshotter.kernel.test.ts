@@ -51,7 +51,11 @@ describe('thinlayer snapshotter (real kernel)', () => {
     await c.Remove({ key: 'default/2/v' });
     await c.Remove({ key: 'layer-1' });
     await run.stop();
-    const doctor = spawnSync(process.execPath, [join(import.meta.dirname, '../../bin/thinlayer.js'), 'doctor', '--json', '--state-dir', b.stateDir, '--backend', 'kernel'], { encoding: 'utf8' });
+    const doctor = spawnSync(
+      process.execPath,
+      [join(import.meta.dirname, '../../bin/thinlayer.js'), 'doctor', '--json', '--state-dir', b.stateDir, '--backend', 'kernel'],
+      { encoding: 'utf8' },
+    );
     const report = JSON.parse(doctor.stdout);
     expect(report.orphans ?? [], doctor.stdout).toEqual([]);
     const status = await api.status({ stateDir: b.stateDir, backend: 'kernel' });

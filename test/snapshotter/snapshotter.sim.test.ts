@@ -13,24 +13,33 @@ import { EventLog } from '../../src/events/log.ts';
 import { openStateDir } from '../../src/events/state-dir.ts';
 import { join } from 'node:path';
 
-const code = (p: Promise<unknown>) => p.then(() => 'ok', (e) => e.code as number);
+const code = (p: Promise<unknown>) =>
+  p.then(
+    () => 'ok',
+    (e) => e.code as number,
+  );
 const tsNs = (t: { seconds: string; nanos: number }) => BigInt(t.seconds) * 1_000_000_000n + BigInt(t.nanos);
 
 async function ownedThinIds(stateDir: string): Promise<number[]> {
   const s = await api.Session.open({ stateDir, backend: 'sim', reporter: { notify() {} }, mutate: false, command: 'check' });
   try {
-    return Object.values(s.state.things).map((t) => t.thinId).sort((a, b) => a - b);
+    return Object.values(s.state.things)
+      .map((t) => t.thinId)
+      .sort((a, b) => a - b);
   } finally {
     await s.close();
   }
 }
 
 function cli(b: ReturnType<typeof box>, args: string[]) {
-  return spawnSync(process.execPath, [BIN, ...args, '--state-dir', b.stateDir, '--backend', 'sim'], { encoding: 'utf8', env: { ...process.env, THINLAYER_LOCK_WAIT_MS: '20000' } });
+  return spawnSync(process.execPath, [BIN, ...args, '--state-dir', b.stateDir, '--backend', 'sim'], {
+    encoding: 'utf8',
+    env: { ...process.env, THINLAYER_LOCK_WAIT_MS: '20000' },
+  });
 }
 
 describe('thinlayer snapshotter (simulated kernel)', () => {
-  it('serves every call with containerd\'s semantics and error codes', async () => {
+  it("serves every call with containerd's semantics and error codes", async () => {
     const b = box();
     onTestFinished(() => b.cleanup());
     const run = await startChild(b);
@@ -130,13 +139,19 @@ describe('thinlayer snapshotter (simulated kernel)', () => {
     onTestFinished(() => run.stop());
     const other = box();
     onTestFinished(() => other.cleanup());
-    const second = spawnSync(process.execPath, [BIN, 'snapshotter', '-f', other.manifest, '--socket', b.socket, '--state-dir', other.stateDir, '--backend', 'sim'], { encoding: 'utf8' });
+    const second = spawnSync(
+      process.execPath,
+      [BIN, 'snapshotter', '-f', other.manifest, '--socket', b.socket, '--state-dir', other.stateDir, '--backend', 'sim'],
+      { encoding: 'utf8' },
+    );
     expect(second.status).toBe(2);
     expect(second.stderr).toContain('another process serves this socket');
     expect((await run.client.List({})).length).toBe(0); // the first one still serves
     const file = `${other.root}/not-a-socket`;
     writeFileSync(file, 'keep me');
-    const third = spawnSync(process.execPath, [BIN, 'snapshotter', '-f', other.manifest, '--socket', file, '--state-dir', other.stateDir, '--backend', 'sim'], { encoding: 'utf8' });
+    const third = spawnSync(process.execPath, [BIN, 'snapshotter', '-f', other.manifest, '--socket', file, '--state-dir', other.stateDir, '--backend', 'sim'], {
+      encoding: 'utf8',
+    });
     expect(third.status).toBe(2);
     expect(readFileSync(file, 'utf8')).toBe('keep me');
   });
@@ -256,7 +271,7 @@ describe('thinlayer snapshotter (simulated kernel)', () => {
     expect(JSON.parse(doctor.stdout).orphans ?? []).toEqual([]);
   });
 
-  it('a flipped byte in a record\'s key in snapshot.json: recovery replays the log and deletes no committed snapshot', async () => {
+  it("a flipped byte in a record's key in snapshot.json: recovery replays the log and deletes no committed snapshot", async () => {
     const b = box();
     onTestFinished(() => b.cleanup());
     let run = await startHere(b);
@@ -286,7 +301,7 @@ describe('thinlayer snapshotter (simulated kernel)', () => {
     expect((await run.client.Stat({ key: 'live' })).info.parent).toBe('c');
   });
 
-  it('a flipped bit in the log\'s last line (a Commit\'s record): the snapshotter refuses to start and deletes nothing', async () => {
+  it("a flipped bit in the log's last line (a Commit's record): the snapshotter refuses to start and deletes nothing", async () => {
     const b = box();
     onTestFinished(() => b.cleanup());
     const run = await startHere(b);
@@ -297,7 +312,9 @@ describe('thinlayer snapshotter (simulated kernel)', () => {
     const logFile = join(b.stateDir, 'events.ndjson');
     const whole = readFileSync(logFile);
     const lines = whole.toString('utf8').split('\n');
-    const commitLine = lines.map((l, i) => (l.includes('"type":"snapshot.set"') && l.includes('"kind":"committed"') ? i : -1)).reduce((a, i) => Math.max(a, i), -1);
+    const commitLine = lines
+      .map((l, i) => (l.includes('"type":"snapshot.set"') && l.includes('"kind":"committed"') ? i : -1))
+      .reduce((a, i) => Math.max(a, i), -1);
     expect(commitLine).toBeGreaterThan(-1);
     // Make the commit's record the last, complete line, then damage one bit of it.
     const kept = Buffer.from(lines.slice(0, commitLine + 1).join('\n') + '\n');

@@ -127,7 +127,18 @@ export async function runSoak(o: SoakOptions): Promise<Record<string, number>> {
     const inDoubt = new Set<string>();
     const busy = new Set<string>();
     let serial = 0;
-    const figures = { calls: 0, acknowledged: 0, kills: 0, checkedAfterRestart: 0, lost: 0, leaked: 0, doctorRuns: 0, doctorErrors: 0, applies: 0, maxApplyWaitMs: 0 };
+    const figures = {
+      calls: 0,
+      acknowledged: 0,
+      kills: 0,
+      checkedAfterRestart: 0,
+      lost: 0,
+      leaked: 0,
+      doctorRuns: 0,
+      doctorErrors: 0,
+      applies: 0,
+      maxApplyWaitMs: 0,
+    };
     const problems: string[] = [];
 
     async function writeMarker(source: string, key: string): Promise<void> {
@@ -303,7 +314,9 @@ export async function runSoak(o: SoakOptions): Promise<Record<string, number>> {
         const info = listed.get(key);
         if (!info || info.kind !== k.kind || info.parent !== k.parent) {
           figures.lost++;
-          problems.push(`epoch ${epoch}: ${key} (${k.kind}, parent "${k.parent}") was acknowledged; the snapshotter shows ${info ? `${info.kind}, parent "${info.parent}"` : 'nothing'}`);
+          problems.push(
+            `epoch ${epoch}: ${key} (${k.kind}, parent "${k.parent}") was acknowledged; the snapshotter shows ${info ? `${info.kind}, parent "${info.parent}"` : 'nothing'}`,
+          );
           continue;
         }
         if (k.marker === null) continue;
@@ -370,11 +383,7 @@ export async function runSoak(o: SoakOptions): Promise<Record<string, number>> {
       }
       let killed = false;
       const until = () => killed;
-      const load = [
-        ...Array.from({ length: WORKERS }, () => worker(run.client, until)),
-        reader(until),
-        applier(epoch, until),
-      ];
+      const load = [...Array.from({ length: WORKERS }, () => worker(run.client, until)), reader(until), applier(epoch, until)];
       await new Promise((r) => setTimeout(r, EPOCH_MS));
       killed = true;
       run.proc.kill('SIGKILL');

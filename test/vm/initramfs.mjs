@@ -27,7 +27,10 @@ export class VmSetupError extends Error {
 export function locateGuestKernel() {
   const wanted = process.env.TL_VM_KERNEL_VERSION;
   const versions = fs.existsSync('/boot')
-    ? fs.readdirSync('/boot').filter((f) => f.startsWith('vmlinuz-')).map((f) => f.slice('vmlinuz-'.length))
+    ? fs
+        .readdirSync('/boot')
+        .filter((f) => f.startsWith('vmlinuz-'))
+        .map((f) => f.slice('vmlinuz-'.length))
     : [];
   const usable = versions
     .filter((v) => !wanted || v === wanted)
@@ -81,7 +84,13 @@ function moduleLoadOrder(version) {
 /** The module's bytes, decompressed: busybox insmod wants a plain .ko. */
 function moduleBytes(file) {
   if (file.endsWith('.ko')) return fs.readFileSync(file);
-  const tool = file.endsWith('.xz') ? ['xz', ['-dc', file]] : file.endsWith('.zst') ? ['zstd', ['-dcq', file]] : file.endsWith('.gz') ? ['gzip', ['-dc', file]] : null;
+  const tool = file.endsWith('.xz')
+    ? ['xz', ['-dc', file]]
+    : file.endsWith('.zst')
+      ? ['zstd', ['-dcq', file]]
+      : file.endsWith('.gz')
+        ? ['gzip', ['-dc', file]]
+        : null;
   if (!tool) throw new VmSetupError(`unknown module compression: ${file}`);
   return execFileSync(tool[0], tool[1], { maxBuffer: 256 << 20 });
 }

@@ -43,8 +43,25 @@ const seconds = (ms) => `${(ms / 1000).toFixed(1)} s`;
  * cache in node_modules/.vite, and TMPDIR (a tmpfs) takes everything else, the JSON report too.
  */
 async function runVitest(extraArgs) {
-  const vitest = ['node', 'node_modules/vitest/vitest.mjs', 'run', '--project', 'kernel', '--configLoader', 'runner', '--no-cache',
-    '--reporter', 'default', '--reporter', 'json', '--outputFile.json', '/tmp/tl-vitest.json', ...extraArgs].map(shellQuote).join(' ');
+  const vitest = [
+    'node',
+    'node_modules/vitest/vitest.mjs',
+    'run',
+    '--project',
+    'kernel',
+    '--configLoader',
+    'runner',
+    '--no-cache',
+    '--reporter',
+    'default',
+    '--reporter',
+    'json',
+    '--outputFile.json',
+    '/tmp/tl-vitest.json',
+    ...extraArgs,
+  ]
+    .map(shellQuote)
+    .join(' ');
   const command = [
     'echo "TL-TIER: vitest starting at $(cut -d" " -f1 /proc/uptime)s"',
     'export TL_VITEST_LAUNCHED_MS=$(date +%s%3N)',
@@ -64,9 +81,14 @@ async function runVitest(extraArgs) {
   } finally {
     fs.rmSync(scratch, { force: true });
   }
-  const line = run.output.split('\n').map((l) => RESULT_LINE.exec(l)).find(Boolean);
+  const line = run.output
+    .split('\n')
+    .map((l) => RESULT_LINE.exec(l))
+    .find(Boolean);
   const result = line ? JSON.parse(line[1]) : null;
-  say(`boot 1 (vitest): guest ready after ${seconds(run.readyAfterMs ?? NaN)}, vitest started its run ${seconds(result?.startupMs ?? NaN)} after launch, whole boot ${seconds(run.tookMs)}, vitest exit status ${run.exitCode}`);
+  say(
+    `boot 1 (vitest): guest ready after ${seconds(run.readyAfterMs ?? NaN)}, vitest started its run ${seconds(result?.startupMs ?? NaN)} after launch, whole boot ${seconds(run.tookMs)}, vitest exit status ${run.exitCode}`,
+  );
   let passed = result?.passed ?? 0;
   let failed = result?.failed ?? 0;
   // A run that failed without a failing test (a startup error, an unhandled error, no files) counts once.
@@ -80,7 +102,12 @@ async function runVitest(extraArgs) {
 
 async function loadScenarios(only) {
   const dir = path.join(repoRoot, 'test', 'vm', 'scenarios');
-  const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.mjs')).sort() : [];
+  const files = fs.existsSync(dir)
+    ? fs
+        .readdirSync(dir)
+        .filter((f) => f.endsWith('.mjs'))
+        .sort()
+    : [];
   const scenarios = [];
   for (const file of files) {
     const mod = await import(pathToFileURL(path.join(dir, file)).href);

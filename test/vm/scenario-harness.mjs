@@ -44,7 +44,10 @@ export async function bootExpecting(bootVm, options, ending) {
 
 /** The first line of a boot's output matching `pattern` (its match), or an error naming `what`. */
 export function matchLine(output, pattern, what) {
-  const match = output.split('\n').map((l) => pattern.exec(l)).find(Boolean);
+  const match = output
+    .split('\n')
+    .map((l) => pattern.exec(l))
+    .find(Boolean);
   if (!match) throw new Error(`boot output lacks ${what} (${pattern})`);
   return match;
 }

@@ -67,13 +67,28 @@ export async function bootVm({ command, timeoutMs = 15 * 60_000, freshDisk = fal
   const killPattern = typeof killWhenOutputMatches === 'string' ? new RegExp(escapeRegExp(killWhenOutputMatches)) : killWhenOutputMatches;
 
   const args = [
-    '-accel', 'tcg', '-cpu', 'max', '-m', '2048', '-smp', '2',
-    '-nographic', '-no-reboot', '-nic', 'none',
-    '-kernel', kernel.image,
-    '-initrd', initramfs.path,
-    '-append', `console=ttyS0 quiet panic=-1 tl.cmd=${commandFile} tl.cwd=${repoRoot}`,
-    '-virtfs', 'local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap',
-    '-drive', `file=${disk},format=raw,if=virtio,cache=writeback`,
+    '-accel',
+    'tcg',
+    '-cpu',
+    'max',
+    '-m',
+    '2048',
+    '-smp',
+    '2',
+    '-nographic',
+    '-no-reboot',
+    '-nic',
+    'none',
+    '-kernel',
+    kernel.image,
+    '-initrd',
+    initramfs.path,
+    '-append',
+    `console=ttyS0 quiet panic=-1 tl.cmd=${commandFile} tl.cwd=${repoRoot}`,
+    '-virtfs',
+    'local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap',
+    '-drive',
+    `file=${disk},format=raw,if=virtio,cache=writeback`,
   ];
   const started = Date.now();
   const qemu = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -69,7 +69,16 @@ describe('pool autoextend', () => {
     const reporter = new CollectingReporter();
     const controller = new AbortController();
     // No drift check during the test: a run after the first can only come from the pool's event.
-    const done = watch({ file: b.file, stateDir: b.stateDir, backend: 'sim', intervalMs: 3_600_000, poolPollMs: 10, reporter, signal: controller.signal, hangups: NEVER });
+    const done = watch({
+      file: b.file,
+      stateDir: b.stateDir,
+      backend: 'sim',
+      intervalMs: 3_600_000,
+      poolPollMs: 10,
+      reporter,
+      signal: controller.signal,
+      hangups: NEVER,
+    });
     onTestFinished(async () => {
       controller.abort();
       await done;
@@ -101,7 +110,19 @@ describe('pool autoextend', () => {
 
     // A crash after the intent was logged: only the intent is in the log.
     await mutating(b.stateDir, (s) =>
-      s.append([{ type: 'step.intent', stepId: 'crashed:pool.grow', op: POOL_GROW_OP, target: 'pool', args: { dmName: 'thinlayer-w-pool', data: { kind: 'file', file: 'data.img', sizeBytes: 8 * MiB }, grow: [{ role: 'data', file: 'data.img', fromBytes: 12 * MiB, toBytes: 16 * MiB }] } }]),
+      s.append([
+        {
+          type: 'step.intent',
+          stepId: 'crashed:pool.grow',
+          op: POOL_GROW_OP,
+          target: 'pool',
+          args: {
+            dmName: 'thinlayer-w-pool',
+            data: { kind: 'file', file: 'data.img', sizeBytes: 8 * MiB },
+            grow: [{ role: 'data', file: 'data.img', fromBytes: 12 * MiB, toBytes: 16 * MiB }],
+          },
+        },
+      ]),
     );
     expect((await b.status()).pendingSteps).toBe(1);
     const w = startWatch(b);

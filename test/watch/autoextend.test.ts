@@ -30,9 +30,23 @@ describe('autoextend decisions', () => {
   });
 
   it('never takes metadata past the kernel limit', () => {
-    const d = decideGrowth({ ...base, sizeBytes: METADATA_MAX_BYTES - 4096, allocatedBytes: METADATA_MAX_BYTES, unitBytes: 4096, maxBytes: METADATA_MAX_BYTES, usePercent: 99 });
+    const d = decideGrowth({
+      ...base,
+      sizeBytes: METADATA_MAX_BYTES - 4096,
+      allocatedBytes: METADATA_MAX_BYTES,
+      unitBytes: 4096,
+      maxBytes: METADATA_MAX_BYTES,
+      usePercent: 99,
+    });
     expect(d).toEqual({ kind: 'grow', toBytes: METADATA_MAX_BYTES, byBytes: 4096, limitedByHost: false });
-    const at = decideGrowth({ ...base, sizeBytes: METADATA_MAX_BYTES, allocatedBytes: METADATA_MAX_BYTES, unitBytes: 4096, maxBytes: METADATA_MAX_BYTES, usePercent: 99 });
+    const at = decideGrowth({
+      ...base,
+      sizeBytes: METADATA_MAX_BYTES,
+      allocatedBytes: METADATA_MAX_BYTES,
+      unitBytes: 4096,
+      maxBytes: METADATA_MAX_BYTES,
+      usePercent: 99,
+    });
     expect(at.kind === 'blocked' && at.reason).toMatch(/limit/);
   });
 

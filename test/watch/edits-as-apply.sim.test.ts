@@ -30,7 +30,10 @@ describe('watch converges to an edit as apply does', () => {
     const failed = await waitFor('the lowered base size refused', () => w.messages.filter((m) => m.code === 'watch.run-failed')[failedBefore]);
     expect(failed.error).toMatch(/pool\.baseSize: cannot be lowered from 32 MiB to 16 MiB/);
     expect(await desiredSets()).toHaveLength(recorded);
-    expect(await deviceStates(b)).toEqual([['d1', 'activated'], ['d2', 'activated']]);
+    expect(await deviceStates(b)).toEqual([
+      ['d1', 'activated'],
+      ['d2', 'activated'],
+    ]);
     expect(await w.stop()).toBe(0);
   });
 

@@ -10,11 +10,50 @@ function status(): StatusView {
   return {
     backend: 'sim',
     stateDir: '/var/lib/thinlayer',
-    pool: { name: 'demo', dmName: 'thinlayer-demo-pool', active: true, mode: 'rw', transactionId: 4, data: { used: 81, total: 100, usedBytes: 81 * 65536, totalBytes: 100 * 65536, percent: 81 }, metadata: { used: 1, total: 100, usedBytes: 4096, totalBytes: 409600, percent: 1 }, needsCheck: false },
+    pool: {
+      name: 'demo',
+      dmName: 'thinlayer-demo-pool',
+      active: true,
+      mode: 'rw',
+      transactionId: 4,
+      data: { used: 81, total: 100, usedBytes: 81 * 65536, totalBytes: 100 * 65536, percent: 81 },
+      metadata: { used: 1, total: 100, usedBytes: 4096, totalBytes: 409600, percent: 1 },
+      needsCheck: false,
+    },
     layers: [],
     devices: [
-      { name: 'web1', layer: 'apache', actualLayer: 'apache', actualChainId: null, layerDrift: false, state: 'mounted', desired: 'mounted', mountpoint: '/run/thinlayer/web1', thinId: 3, dmName: 'a', devPath: '/dev/dm-3', sizeBytes: 1 << 30, mappedBytes: 1 << 20, mappedPercent: 0.1 },
-      { name: 'web2', layer: 'apache', actualLayer: 'apache', actualChainId: null, layerDrift: false, state: 'created', desired: 'activated', mountpoint: null, thinId: 4, dmName: 'b', devPath: null, sizeBytes: 1 << 30, mappedBytes: null, mappedPercent: null },
+      {
+        name: 'web1',
+        layer: 'apache',
+        actualLayer: 'apache',
+        actualChainId: null,
+        layerDrift: false,
+        state: 'mounted',
+        desired: 'mounted',
+        mountpoint: '/run/thinlayer/web1',
+        thinId: 3,
+        dmName: 'a',
+        devPath: '/dev/dm-3',
+        sizeBytes: 1 << 30,
+        mappedBytes: 1 << 20,
+        mappedPercent: 0.1,
+      },
+      {
+        name: 'web2',
+        layer: 'apache',
+        actualLayer: 'apache',
+        actualChainId: null,
+        layerDrift: false,
+        state: 'created',
+        desired: 'activated',
+        mountpoint: null,
+        thinId: 4,
+        dmName: 'b',
+        devPath: null,
+        sizeBytes: 1 << 30,
+        mappedBytes: null,
+        mappedPercent: null,
+      },
     ],
     unwanted: [],
     pendingSteps: 0,
@@ -77,7 +116,10 @@ describe('watch output', () => {
     output.notify({ code: 'watch.run', run: 1, reasons: ['start'] });
     output.notify({ code: 'pool.grown', role: 'data', fromBytes: 1, toBytes: 2 });
     output.close();
-    const lines = text().trim().split('\n').map((l) => JSON.parse(l));
+    const lines = text()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines).toEqual([
       { at: at.toISOString(), code: 'watch.run', run: 1, reasons: ['start'] },
       { at: at.toISOString(), code: 'pool.grown', role: 'data', fromBytes: 1, toBytes: 2 },

@@ -7,7 +7,11 @@ import { tempDir, waitFor } from './helpers.ts';
 import { manifestYaml, simPool, type DeviceDraft } from '../builders/manifest.ts';
 
 const manifest = (devices: Record<string, DeviceDraft>) =>
-  manifestYaml({ pool: simPool('demo', { data: { file: 'data.img', size: '1G' }, metadata: { file: 'metadata.img', size: '16M' }, baseSize: '64M' }), layers: { base1: {} }, devices });
+  manifestYaml({
+    pool: simPool('demo', { data: { file: 'data.img', size: '1G' }, metadata: { file: 'metadata.img', size: '16M' }, baseSize: '64M' }),
+    layers: { base1: {} },
+    devices,
+  });
 
 /** Writes a new file beside it and renames it over the old one, as editors and atomic saves do. */
 function atomicSave(file: string, text: string): void {

@@ -7,11 +7,50 @@ function statusView(): StatusView {
   return {
     backend: 'sim',
     stateDir: '/tmp/x',
-    pool: { name: 'demo', dmName: 'thinlayer-demo-pool', active: true, mode: 'rw', transactionId: 4, data: { used: 10, total: 100, usedBytes: 655360, totalBytes: 6553600, percent: 10 }, metadata: { used: 5, total: 50, usedBytes: 20480, totalBytes: 204800, percent: 10 }, needsCheck: false },
+    pool: {
+      name: 'demo',
+      dmName: 'thinlayer-demo-pool',
+      active: true,
+      mode: 'rw',
+      transactionId: 4,
+      data: { used: 10, total: 100, usedBytes: 655360, totalBytes: 6553600, percent: 10 },
+      metadata: { used: 5, total: 50, usedBytes: 20480, totalBytes: 204800, percent: 10 },
+      needsCheck: false,
+    },
     layers: [],
     devices: [
-      { name: 'web1', layer: 'apache', actualLayer: 'apache', actualChainId: null, layerDrift: false, state: 'mounted', desired: 'mounted', mountpoint: '/run/web1', thinId: 3, dmName: 'x', devPath: '/dev/dm-3', sizeBytes: 1 << 30, mappedBytes: 1 << 20, mappedPercent: 0.1 },
-      { name: 'web"2', layer: 'apache', actualLayer: 'apache', actualChainId: null, layerDrift: false, state: 'created', desired: 'activated', mountpoint: null, thinId: 4, dmName: 'y', devPath: null, sizeBytes: 1 << 30, mappedBytes: null, mappedPercent: null },
+      {
+        name: 'web1',
+        layer: 'apache',
+        actualLayer: 'apache',
+        actualChainId: null,
+        layerDrift: false,
+        state: 'mounted',
+        desired: 'mounted',
+        mountpoint: '/run/web1',
+        thinId: 3,
+        dmName: 'x',
+        devPath: '/dev/dm-3',
+        sizeBytes: 1 << 30,
+        mappedBytes: 1 << 20,
+        mappedPercent: 0.1,
+      },
+      {
+        name: 'web"2',
+        layer: 'apache',
+        actualLayer: 'apache',
+        actualChainId: null,
+        layerDrift: false,
+        state: 'created',
+        desired: 'activated',
+        mountpoint: null,
+        thinId: 4,
+        dmName: 'y',
+        devPath: null,
+        sizeBytes: 1 << 30,
+        mappedBytes: null,
+        mappedPercent: null,
+      },
     ],
     unwanted: [],
     pendingSteps: 0,
@@ -79,6 +118,10 @@ describe('metrics', () => {
   it('says which port is taken as a usage error', async () => {
     const first = await serveMetrics(new WatchMetrics(), 0);
     onTestFinished(() => first.close());
-    await expect(serveMetrics(new WatchMetrics(), first.port)).rejects.toMatchObject({ code: 'E_USAGE', exitCode: 2, message: expect.stringContaining('in use') });
+    await expect(serveMetrics(new WatchMetrics(), first.port)).rejects.toMatchObject({
+      code: 'E_USAGE',
+      exitCode: 2,
+      message: expect.stringContaining('in use'),
+    });
   });
 });

@@ -87,7 +87,10 @@ export interface RunningWatch {
 }
 
 /** Starts `thinlayer watch --json` in this process; it is stopped when the test ends. */
-export function startWatch(b: Box, opts: { intervalMs?: number; metricsPort?: number | null; onMessage?: (m: WatchMessage, stop: () => void) => void } = {}): RunningWatch {
+export function startWatch(
+  b: Box,
+  opts: { intervalMs?: number; metricsPort?: number | null; onMessage?: (m: WatchMessage, stop: () => void) => void } = {},
+): RunningWatch {
   const messages: WatchMessage[] = [];
   const controller = new AbortController();
   let pending = '';
@@ -111,7 +114,17 @@ export function startWatch(b: Box, opts: { intervalMs?: number; metricsPort?: nu
     },
   });
   // Errors go to the entry point's one mapping to exit codes, as `thinlayer watch --json` has them.
-  const exit = watchCommand({ file: b.file, stateDir: b.stateDir, backend: 'sim', json: true, intervalMs: opts.intervalMs ?? 50, metricsPort: opts.metricsPort ?? null, out, err, signal: controller.signal }).catch((e) => new CliOutput(out, err).failure(e, true));
+  const exit = watchCommand({
+    file: b.file,
+    stateDir: b.stateDir,
+    backend: 'sim',
+    json: true,
+    intervalMs: opts.intervalMs ?? 50,
+    metricsPort: opts.metricsPort ?? null,
+    out,
+    err,
+    signal: controller.signal,
+  }).catch((e) => new CliOutput(out, err).failure(e, true));
   onTestFinished(async () => {
     controller.abort();
     await exit;

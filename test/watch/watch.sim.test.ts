@@ -22,7 +22,12 @@ describe('thinlayer watch on the simulated kernel', () => {
     await waitFor('d1 activated', async () => same([['d1', 'activated']])(await deviceStates(b)));
 
     b.write({ d1: { layer: 'l1', state: 'activated' }, d2: { layer: 'l1', state: 'mounted', mountpoint: `${b.mnt}/d2` } });
-    await waitFor('d2 mounted after the edit', async () => same([['d1', 'activated'], ['d2', 'mounted']])(await deviceStates(b)));
+    await waitFor('d2 mounted after the edit', async () =>
+      same([
+        ['d1', 'activated'],
+        ['d2', 'mounted'],
+      ])(await deviceStates(b)),
+    );
     expect((await b.events()).filter((e) => e.type === 'desired.set')).toHaveLength(2);
 
     // An invalid edit: reported with the manifest's own message, the last valid state kept.
@@ -33,7 +38,12 @@ describe('thinlayer watch on the simulated kernel', () => {
     expect(invalid.keeping).toBe('last-valid');
     // Drift repair goes on with the last valid manifest.
     await b.sim.unmount(`${b.mnt}/d2`);
-    await waitFor('d2 mounted again', async () => same([['d1', 'activated'], ['d2', 'mounted']])(await deviceStates(b)));
+    await waitFor('d2 mounted again', async () =>
+      same([
+        ['d1', 'activated'],
+        ['d2', 'mounted'],
+      ])(await deviceStates(b)),
+    );
     expect(w.messages.filter((m) => m.code === 'watch.manifest-invalid')).toHaveLength(1); // said once, not at every run
     expect((await b.events()).filter((e) => e.type === 'desired.set')).toHaveLength(2);
 
@@ -42,7 +52,10 @@ describe('thinlayer watch on the simulated kernel', () => {
     const held = await waitFor('the deletion held back', () => w.messages.find((m) => m.code === 'watch.needs-confirmation'));
     expect(held.deletes).toEqual(['device:d2']);
     await w.moreRuns(2);
-    expect(await deviceStates(b)).toEqual([['d1', 'activated'], ['d2', 'mounted']]);
+    expect(await deviceStates(b)).toEqual([
+      ['d1', 'activated'],
+      ['d2', 'mounted'],
+    ]);
     expect(fs.existsSync(simMounted(b.stateDir, path.join(b.mnt, 'd2')))).toBe(true);
 
     // `apply --yes` confirms it; the watcher carries on with the confirmed state.
@@ -58,17 +71,38 @@ describe('thinlayer watch on the simulated kernel', () => {
   it('restores a device removed or unmounted behind its back, and never touches a device it does not own', async () => {
     const b = box((mnt) => ({ d1: { layer: 'l1', state: 'mounted', mountpoint: `${mnt}/d1` }, d2: { layer: 'l1', state: 'activated' } }));
     const w = startWatch(b);
-    await waitFor('converged', async () => same([['d1', 'mounted'], ['d2', 'activated']])(await deviceStates(b)));
+    await waitFor('converged', async () =>
+      same([
+        ['d1', 'mounted'],
+        ['d2', 'activated'],
+      ])(await deviceStates(b)),
+    );
     fs.writeFileSync(simMounted(b.stateDir, path.join(b.mnt, 'd1'), 'kept.txt'), 'data\n');
 
     await b.sim.create('someone-else', 'other-owner-1');
     await b.sim.remove('thinlayer-w-dev-d2');
-    expect(await deviceStates(b)).toEqual([['d1', 'mounted'], ['d2', 'created']]);
-    await waitFor('d2 activated again', async () => same([['d1', 'mounted'], ['d2', 'activated']])(await deviceStates(b)));
+    expect(await deviceStates(b)).toEqual([
+      ['d1', 'mounted'],
+      ['d2', 'created'],
+    ]);
+    await waitFor('d2 activated again', async () =>
+      same([
+        ['d1', 'mounted'],
+        ['d2', 'activated'],
+      ])(await deviceStates(b)),
+    );
 
     await b.sim.unmount(path.join(b.mnt, 'd1'));
-    expect(await deviceStates(b)).toEqual([['d1', 'activated'], ['d2', 'activated']]);
-    await waitFor('d1 mounted again', async () => same([['d1', 'mounted'], ['d2', 'activated']])(await deviceStates(b)));
+    expect(await deviceStates(b)).toEqual([
+      ['d1', 'activated'],
+      ['d2', 'activated'],
+    ]);
+    await waitFor('d1 mounted again', async () =>
+      same([
+        ['d1', 'mounted'],
+        ['d2', 'activated'],
+      ])(await deviceStates(b)),
+    );
     expect(fs.readFileSync(simMounted(b.stateDir, path.join(b.mnt, 'd1'), 'kept.txt'), 'utf8')).toBe('data\n');
 
     await w.moreRuns(2);
@@ -142,7 +176,12 @@ describe('thinlayer watch on the simulated kernel', () => {
 
     // A new watcher carries on from there.
     const again = startWatch(b);
-    await waitFor('converged by the next watcher', async () => same([['d1', 'mounted'], ['d2', 'activated']])(await deviceStates(b)));
+    await waitFor('converged by the next watcher', async () =>
+      same([
+        ['d1', 'mounted'],
+        ['d2', 'activated'],
+      ])(await deviceStates(b)),
+    );
     expect(await again.stop()).toBe(0);
   });
 

@@ -11,7 +11,10 @@ export async function run(ctx: CommandContext): Promise<number> {
   const { apply } = await import('../../app/apply.ts');
   const confirm = planConfirmer(io, json);
   const { result, signal } = await withSignals((signal) => manifestArg(ctx).then((m) => apply(m, { ...common, yes: o.yes === true, confirm, signal })));
-  if (json) io.print(JSON.stringify({ outcome: result.outcome, runId: result.runId, steps: result.steps, planned: result.planned, passes: result.passes, plan: result.plan }));
+  if (json)
+    io.print(
+      JSON.stringify({ outcome: result.outcome, runId: result.runId, steps: result.steps, planned: result.planned, passes: result.passes, plan: result.plan }),
+    );
   else io.print(summaryLine({ command: 'apply', ...result }));
   return exitCodeOf(result.outcome, signal);
 }

@@ -6,7 +6,8 @@ import { UserError } from '../../errors/index.ts';
 
 export async function run({ io, json, o, inv, common }: CommandContext): Promise<number> {
   const device = inv.args[0];
-  if (!device) throw new UserError('diff needs a device: thinlayer diff DEVICE', { path: 'DEVICE', expected: 'the name of a device in the manifest' }, 'E_USAGE');
+  if (!device)
+    throw new UserError('diff needs a device: thinlayer diff DEVICE', { path: 'DEVICE', expected: 'the name of a device in the manifest' }, 'E_USAGE');
   const output = typeof o.output === 'string' ? resolve(o.output) : undefined;
   const { diffDevice } = await import('../../app/diff.ts');
   const result = await diffDevice({ session: { stateDir: common.stateDir, backend: common.backend }, reporter: common.reporter, device, output });
@@ -15,6 +16,7 @@ export async function run({ io, json, o, inv, common }: CommandContext): Promise
     return 0;
   }
   for (const c of result.changes) io.print(`${c.kind} ${c.path}`);
-  if (result.tar) io.note(`diff: ${result.changes.length} change(s) of ${device} against layer ${result.layer} written to ${result.tar.path} (${result.tar.diffId})`);
+  if (result.tar)
+    io.note(`diff: ${result.changes.length} change(s) of ${device} against layer ${result.layer} written to ${result.tar.path} (${result.tar.diffId})`);
   return 0;
 }

@@ -14,7 +14,11 @@ export function parseSince(text: string | undefined): Since {
   // A time must look like one (ISO 8601: a date, optionally a time): Date.parse alone takes "1" or "May".
   const time = /^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(text) ? Date.parse(text) : NaN;
   if (Number.isNaN(time)) {
-    throw new UserError(`--since ${JSON.stringify(text)} is neither a sequence number nor a time`, { path: '--since', expected: 'a sequence number such as 120, or a time such as 2026-12-01T10:00:00Z' }, 'E_USAGE');
+    throw new UserError(
+      `--since ${JSON.stringify(text)} is neither a sequence number nor a time`,
+      { path: '--since', expected: 'a sequence number such as 120, or a time such as 2026-12-01T10:00:00Z' },
+      'E_USAGE',
+    );
   }
   return { time };
 }

@@ -31,8 +31,15 @@ export async function gcCommand(opts: GcCommandOptions): Promise<number> {
   const print = printer(opts.out);
   const { json } = opts;
   const outcome = await gc({
-    stateDir: opts.stateDir, backend: opts.backend, kernel: opts.kernel, reporter, signal: opts.signal,
-    yes: opts.yes, thinId: opts.thinId, keepForeign: opts.keepForeign, confirm: opts.confirm,
+    stateDir: opts.stateDir,
+    backend: opts.backend,
+    kernel: opts.kernel,
+    reporter,
+    signal: opts.signal,
+    yes: opts.yes,
+    thinId: opts.thinId,
+    keepForeign: opts.keepForeign,
+    confirm: opts.confirm,
     onRun: (plan) => (json ? undefined : print(renderGcPlan(plan, true))),
   });
   return renderGc(outcome, print, opts);
@@ -49,7 +56,11 @@ function renderGc(outcome: GcOutcome, print: (text: string) => void, opts: GcCom
       print(json ? JSON.stringify({ blockers: [outcome.reason] }) : `gc --keep-foreign: ${outcome.reason}`);
       return 1;
     case 'kept-foreign':
-      print(json ? JSON.stringify({ keptForeign: outcome.thinIds, txid: outcome.txid }) : `Kept as foreign: thin id(s) ${outcome.thinIds.join(', ') || 'none'}; the log now accepts the pool's transaction id ${outcome.txid}.`);
+      print(
+        json
+          ? JSON.stringify({ keptForeign: outcome.thinIds, txid: outcome.txid })
+          : `Kept as foreign: thin id(s) ${outcome.thinIds.join(', ') || 'none'}; the log now accepts the pool's transaction id ${outcome.txid}.`,
+      );
       return 0;
     case 'shown':
       print(json ? JSON.stringify(outcome.summary) : renderGcPlan(outcome.plan, false));
@@ -59,7 +70,16 @@ function renderGc(outcome: GcOutcome, print: (text: string) => void, opts: GcCom
       throw new UserError(`thin id ${opts.thinId} was not deleted: it was not confirmed (re-run with --yes to confirm)`, { path: '--yes' }, 'E_NOT_CONFIRMED');
     case 'ran': {
       const { result, plan, summary } = outcome;
-      if (json) print(JSON.stringify({ ...summary, runId: result.runId, done: result.steps, settled: result.settled, outcome: result.interrupted ? 'interrupted' : 'converged' }));
+      if (json)
+        print(
+          JSON.stringify({
+            ...summary,
+            runId: result.runId,
+            done: result.steps,
+            settled: result.settled,
+            outcome: result.interrupted ? 'interrupted' : 'converged',
+          }),
+        );
       else if (result.interrupted) print(renderInterrupted(result.steps, plan.steps.length));
       else if (result.steps > 0 || result.settled > 0) print(renderGcResult(result));
       return result.interrupted ? interruptedExitCode(opts.signal) : 0;
@@ -69,9 +89,25 @@ function renderGc(outcome: GcOutcome, print: (text: string) => void, opts: GcCom
 
 export async function run({ io, json, o, stateDir, backend }: CommandContext): Promise<number> {
   const thinId = o.thinId as string | undefined;
-  if (thinId !== undefined && !/^\d+$/.test(thinId)) throw new UserError(`--thin-id takes a thin id (a whole number), not ${JSON.stringify(thinId)}`, { path: '--thin-id', expected: 'a whole number' }, 'E_USAGE');
+  if (thinId !== undefined && !/^\d+$/.test(thinId))
+    throw new UserError(
+      `--thin-id takes a thin id (a whole number), not ${JSON.stringify(thinId)}`,
+      { path: '--thin-id', expected: 'a whole number' },
+      'E_USAGE',
+    );
   const confirm = (question: string) => askYesNo(question, json);
   const run = (signal: AbortSignal) =>
-    gcCommand({ stateDir, backend, json, yes: o.yes === true, thinId: thinId !== undefined ? Number(thinId) : undefined, keepForeign: o.keepForeign === true, confirm, out: io.out, err: io.err, signal });
+    gcCommand({
+      stateDir,
+      backend,
+      json,
+      yes: o.yes === true,
+      thinId: thinId !== undefined ? Number(thinId) : undefined,
+      keepForeign: o.keepForeign === true,
+      confirm,
+      out: io.out,
+      err: io.err,
+      signal,
+    });
   return (await withSignals(run)).result;
 }

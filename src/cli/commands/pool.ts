@@ -17,7 +17,8 @@ function parseSize(text: string, flag: string): number {
 export async function run({ io, json, o, common }: CommandContext): Promise<number> {
   const size = (flag: 'data' | 'metadata') => (o[flag] === undefined ? undefined : parseSize(o[flag] as string, `--${flag}`));
   const request = { dataBytes: size('data'), metadataBytes: size('metadata') };
-  if (request.dataBytes === undefined && request.metadataBytes === undefined) throw new UserError('pool grow needs a new size: --data SIZE and/or --metadata SIZE', { path: '--data', expected: 'a size such as 200G' }, 'E_USAGE');
+  if (request.dataBytes === undefined && request.metadataBytes === undefined)
+    throw new UserError('pool grow needs a new size: --data SIZE and/or --metadata SIZE', { path: '--data', expected: 'a size such as 200G' }, 'E_USAGE');
   const { growPoolTo } = await import('../../app/pool-grow.ts');
   // One step: a signal waits for it (the files, the loop devices and the table grow together).
   const { result } = await withSignals((signal) => growPoolTo(request, { ...common, signal }));
@@ -26,6 +27,9 @@ export async function run({ io, json, o, common }: CommandContext): Promise<numb
     return 0;
   }
   if (json) io.print(JSON.stringify({ outcome: 'done', ...result }));
-  else io.print(`pool grow: done; ${result.reloaded ? `the pool now has ${result.dataBlocks} data blocks` : 'the pool takes the new size when it is next activated'}.`);
+  else
+    io.print(
+      `pool grow: done; ${result.reloaded ? `the pool now has ${result.dataBlocks} data blocks` : 'the pool takes the new size when it is next activated'}.`,
+    );
   return 0;
 }

@@ -31,7 +31,11 @@ export function parseInterval(text: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
   const ms = m ? Math.round(Number(m[1]) * UNITS[m[2] ?? 's']) : NaN;
   if (!Number.isFinite(ms) || ms < 10) {
-    throw new UserError(`--interval ${JSON.stringify(text)} is not a duration of at least 10ms`, { path: '--interval', expected: 'a duration such as 30s, 2m, 1h or 500ms' }, 'E_USAGE');
+    throw new UserError(
+      `--interval ${JSON.stringify(text)} is not a duration of at least 10ms`,
+      { path: '--interval', expected: 'a duration such as 30s, 2m, 1h or 500ms' },
+      'E_USAGE',
+    );
   }
   return ms;
 }
@@ -40,7 +44,11 @@ export function parseInterval(text: string): number {
 export function parseMetricsPort(text: string): number {
   const port = Number(text);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new UserError(`--metrics-port ${JSON.stringify(text)} is not a TCP port`, { path: '--metrics-port', expected: 'a port number from 0 to 65535' }, 'E_USAGE');
+    throw new UserError(
+      `--metrics-port ${JSON.stringify(text)} is not a TCP port`,
+      { path: '--metrics-port', expected: 'a port number from 0 to 65535' },
+      'E_USAGE',
+    );
   }
   return port;
 }
@@ -55,7 +63,16 @@ export async function watchCommand(opts: WatchCommandOptions): Promise<number> {
   const stateDir = resolve(opts.stateDir);
   const output = new WatchOutput(opts.out, outputModeFor(opts.out, opts.json), initialLiveModel(opts.file, stateDir, opts.intervalMs));
   try {
-    await watchManifest({ file: opts.file, stateDir, backend: opts.backend, intervalMs: opts.intervalMs, metricsPort: opts.metricsPort, reporter: output, onStatus: (view) => output.showStatus(view), signal: controller.signal });
+    await watchManifest({
+      file: opts.file,
+      stateDir,
+      backend: opts.backend,
+      intervalMs: opts.intervalMs,
+      metricsPort: opts.metricsPort,
+      reporter: output,
+      onStatus: (view) => output.showStatus(view),
+      signal: controller.signal,
+    });
     return 0;
   } finally {
     output.close();
@@ -68,7 +85,12 @@ export async function watchCommand(opts: WatchCommandOptions): Promise<number> {
 export async function run({ io, json, o, stateDir, backend }: CommandContext): Promise<number> {
   const file = o.file as string | undefined;
   if (file === undefined) throw new UserError('watch needs a manifest: -f FILE', { path: '--file', expected: 'a manifest file' }, 'E_USAGE');
-  if (file === '-') throw new UserError('watch follows a manifest file as it changes: standard input cannot be watched', { path: '--file', expected: 'a manifest file' }, 'E_USAGE');
+  if (file === '-')
+    throw new UserError(
+      'watch follows a manifest file as it changes: standard input cannot be watched',
+      { path: '--file', expected: 'a manifest file' },
+      'E_USAGE',
+    );
   return watchCommand({
     file,
     stateDir,

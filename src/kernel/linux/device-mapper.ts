@@ -193,4 +193,3 @@ function devicePath(name: string, major: number, minor: number): string {
   }
   return `/dev/dm-${minor}`;
 }
-

@@ -91,7 +91,8 @@ export function encodeRequest(req: DmRequest, bufferSize: number): Buffer {
  */
 export function encodeRequestInto(buf: Buffer, req: DmRequest, dataSize: number): void {
   const payloadLength = req.payload?.length ?? 0;
-  if (dataSize < DM_HEADER_SIZE + payloadLength || buf.length < dataSize) throw new RangeError(`a ${buf.length}-byte buffer cannot hold a ${dataSize}-byte request with a ${payloadLength}-byte payload`);
+  if (dataSize < DM_HEADER_SIZE + payloadLength || buf.length < dataSize)
+    throw new RangeError(`a ${buf.length}-byte buffer cannot hold a ${dataSize}-byte request with a ${payloadLength}-byte payload`);
   buf.fill(0, 0, DM_HEADER_SIZE);
   buf.writeUInt32LE(4, 0); // interface version 4.0.0: any 4.x kernel accepts it
   buf.writeUInt32LE(dataSize, 12); // data_size: how much the kernel may read and fill

@@ -8,7 +8,22 @@ import path from 'node:path';
 import { ERRNO, KernelError } from '../../errors/index.ts';
 import type { MountEntry, MountOptions, UnmountOptions } from '../kernel-port.ts';
 import type { Filesystem } from '../../model/manifest.ts';
-import { MNT_DETACH, MS_NODEV, MS_NOSUID, MS_RDONLY, O_DIRECTORY, O_RDONLY, UMOUNT_NOFOLLOW, close, ioctlBuffer, mount as mountSyscall, syncAll, syncfs, umount2, withFd } from '../../host/libc.ts';
+import {
+  MNT_DETACH,
+  MS_NODEV,
+  MS_NOSUID,
+  MS_RDONLY,
+  O_DIRECTORY,
+  O_RDONLY,
+  UMOUNT_NOFOLLOW,
+  close,
+  ioctlBuffer,
+  mount as mountSyscall,
+  syncAll,
+  syncfs,
+  umount2,
+  withFd,
+} from '../../host/libc.ts';
 import { openMountpoint } from './mountpoint.ts';
 import { parseMountinfo } from './mountinfo.ts';
 import { systemTool, type SystemTool } from '../../host/system-tools.ts';
@@ -99,7 +114,12 @@ export function unmount(mountpoint: string, opts: UnmountOptions = {}): void {
   const there = topMountAt(mountpoint);
   if (!there) throw new KernelError('unmount', mountpoint, ERRNO.EINVAL, 'not a mountpoint');
   if (opts.device && (there.major !== opts.device.major || there.minor !== opts.device.minor)) {
-    throw new KernelError('unmount', mountpoint, ERRNO.EPERM, `the mount there is ${there.source} (${there.major}:${there.minor}), not ${opts.device.major}:${opts.device.minor}'s; left alone`);
+    throw new KernelError(
+      'unmount',
+      mountpoint,
+      ERRNO.EPERM,
+      `the mount there is ${there.source} (${there.major}:${there.minor}), not ${opts.device.major}:${opts.device.minor}'s; left alone`,
+    );
   }
   umount2(mountpoint, UMOUNT_NOFOLLOW | (opts.lazy ? MNT_DETACH : 0), site);
 }

@@ -99,4 +99,3 @@ export async function readIds(metadataDevPath: string, snapshot: boolean): Promi
     }
   }
 }
-

@@ -81,12 +81,23 @@ function parsePoolFeatures(args: string[]): PoolFeatures {
   if (count > args.length - 1) fail('EINVAL', 'Insufficient feature arguments');
   for (const word of args.slice(1, 1 + count)) {
     switch (word.toLowerCase()) {
-      case 'skip_block_zeroing': features.zeroNewBlocks = false; break;
-      case 'ignore_discard': features.discardEnabled = false; break;
-      case 'no_discard_passdown': features.discardPassdown = false; break;
-      case 'read_only': features.readOnly = true; break;
-      case 'error_if_no_space': features.errorIfNoSpace = true; break;
-      default: fail('EINVAL', `Unrecognised pool feature requested: ${word}`);
+      case 'skip_block_zeroing':
+        features.zeroNewBlocks = false;
+        break;
+      case 'ignore_discard':
+        features.discardEnabled = false;
+        break;
+      case 'no_discard_passdown':
+        features.discardPassdown = false;
+        break;
+      case 'read_only':
+        features.readOnly = true;
+        break;
+      case 'error_if_no_space':
+        features.errorIfNoSpace = true;
+        break;
+      default:
+        fail('EINVAL', `Unrecognised pool feature requested: ${word}`);
     }
   }
   return features;

@@ -34,7 +34,17 @@ import {
 } from './sim-fs.ts';
 import { formatDevT, linearTableParams, poolStatusParams, poolTableParams, thinStatusParams, thinTableParams, type DevT } from './status-format.ts';
 import { MAX_METADATA_BLOCKS, METADATA_BLOCK_BYTES, PoolMetadata, parsePoolMessage, type PoolOp } from './sim-pool-metadata.ts';
-import { dmDevT, loopDevT, VolatileStore, type DmDeviceRecord, type LoadedTable, type LoopRecord, type MountRecord, type VolatileOp, type VolatileState } from './volatile-store.ts';
+import {
+  dmDevT,
+  loopDevT,
+  VolatileStore,
+  type DmDeviceRecord,
+  type LoadedTable,
+  type LoopRecord,
+  type MountRecord,
+  type VolatileOp,
+  type VolatileState,
+} from './volatile-store.ts';
 
 export interface SimKernelOptions {
   /** The simulator's own directory: persistent/ (pool metadata, device contents) and volatile/. */
@@ -181,9 +191,7 @@ export class SimKernel implements KernelPort {
   // --- device-mapper -----------------------------------------------------------------------------
 
   async listDevices(): Promise<DmInfo[]> {
-    return this.read('dm.list', '', () =>
-      [...this.state.devices.values()].sort((a, b) => a.name.localeCompare(b.name)).map((rec) => this.info0(rec)),
-    );
+    return this.read('dm.list', '', () => [...this.state.devices.values()].sort((a, b) => a.name.localeCompare(b.name)).map((rec) => this.info0(rec)));
   }
 
   async info(name: string): Promise<DmInfo | null> {
@@ -813,7 +821,9 @@ export class SimKernel implements KernelPort {
   }
 
   async thinMappedBytes(_poolDmName: string, metadataDevPath: string, thinId: number): Promise<number> {
-    return this.read('thin_ls', metadataDevPath, () => simMappedBytes(this.persistent, [...this.state.loops.values()].map(loopDevice), metadataDevPath, thinId));
+    return this.read('thin_ls', metadataDevPath, () =>
+      simMappedBytes(this.persistent, [...this.state.loops.values()].map(loopDevice), metadataDevPath, thinId),
+    );
   }
 
   async close(): Promise<void> {
@@ -838,7 +848,13 @@ export class SimKernel implements KernelPort {
 function tableParams(t: ParsedTarget): string {
   switch (t.type) {
     case 'thin-pool':
-      return poolTableParams({ metadataDev: t.metadataDev, dataDev: t.dataDev, blockSectors: t.blockSectors, lowWaterBlocks: t.lowWaterBlocks, features: t.features });
+      return poolTableParams({
+        metadataDev: t.metadataDev,
+        dataDev: t.dataDev,
+        blockSectors: t.blockSectors,
+        lowWaterBlocks: t.lowWaterBlocks,
+        features: t.features,
+      });
     case 'thin':
       return thinTableParams(t.poolDev, t.thinId);
     case 'linear':
@@ -849,7 +865,14 @@ function tableParams(t: ParsedTarget): string {
 }
 
 function loopDevice(loop: LoopRecord): LoopDevice {
-  return { path: `/dev/loop${loop.minor}`, major: LOOP_MAJOR, minor: loop.minor, backingFile: loop.backingFile, sizeBytes: loop.sizeBytes, readOnly: loop.readOnly };
+  return {
+    path: `/dev/loop${loop.minor}`,
+    major: LOOP_MAJOR,
+    minor: loop.minor,
+    backingFile: loop.backingFile,
+    sizeBytes: loop.sizeBytes,
+    readOnly: loop.readOnly,
+  };
 }
 
 function heldDevTs(rec: DmDeviceRecord): string[] {
@@ -909,4 +932,3 @@ function checkMountpoint(where: string): void {
   if (!st.isDirectory()) fail('ENOTDIR', `${where} is not a directory`);
   if (fs.readdirSync(where).length > 0) fail('EBUSY', `${where} is not empty (the simulated kernel cannot hide a directory's files)`);
 }
-

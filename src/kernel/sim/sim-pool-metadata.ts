@@ -252,7 +252,8 @@ export class PoolMetadata {
       if (this.needsNewBlock(id, v)) wanted.push(v);
     }
     if (wanted.length === 0) return { pairs: [], newBlocks: 0 };
-    if (wanted.length > this.freeDataBlocks) fail('ENOSPC', `pool ${this.poolId} has ${this.freeDataBlocks} free data blocks, the write needs ${wanted.length}`);
+    if (wanted.length > this.freeDataBlocks)
+      fail('ENOSPC', `pool ${this.poolId} has ${this.freeDataBlocks} free data blocks, the write needs ${wanted.length}`);
     const extraLeaves = Math.ceil((table.map.size + wanted.length) / MAPPINGS_PER_LEAF) - table.leaves + (table.owners > 1 ? table.leaves : 0);
     this.checkMetadataSpace(Math.max(0, extraLeaves));
     const pairs: number[] = [];
@@ -432,4 +433,3 @@ export class PoolMetadata {
     return pool;
   }
 }
-

@@ -30,10 +30,22 @@ function failures(output) {
 }
 
 export async function run({ bootVm, log }) {
-  const image = writeOciArchive({ out: path.join(workDir, 'containerd', 'tlbox.tar'), name: IMAGE, layers: 3, message: MESSAGE, scratch: path.join(workDir, 'containerd', 'tlbox') });
+  const image = writeOciArchive({
+    out: path.join(workDir, 'containerd', 'tlbox.tar'),
+    name: IMAGE,
+    layers: 3,
+    message: MESSAGE,
+    scratch: path.join(workDir, 'containerd', 'tlbox'),
+  });
   const disk = path.join(workDir, `containerd-ctr-${process.pid}.img`);
   try {
-    const first = await bootVm({ command: `bash test/containerd/guest-ctr.sh first ${image.out} ${IMAGE}`, freshDisk: true, disk, killWhenOutputMatches: /^TL-CTD power-cut-now$/, timeoutMs: 15 * 60_000 });
+    const first = await bootVm({
+      command: `bash test/containerd/guest-ctr.sh first ${image.out} ${IMAGE}`,
+      freshDisk: true,
+      disk,
+      killWhenOutputMatches: /^TL-CTD power-cut-now$/,
+      timeoutMs: 15 * 60_000,
+    });
     let problems = [];
     if (!first.killed) problems.push(`boot 1 ended (exit ${first.exitCode}) before the power cut:\n${failures(first.output).join('\n')}`);
     expectValue(first.output, 'images', IMAGE, problems);
@@ -43,7 +55,9 @@ export async function run({ bootVm, log }) {
     expectValue(first.output, 'after-kill', MESSAGE, problems);
     expectValue(first.output, 'kept-1', 'first-run', problems);
     if (problems.length > 0) throw new Error(`boot 1:\n  ${problems.join('\n  ')}`);
-    log(`boot 1: imported ${image.layers.length} layers in ${reportedValue(first.output, 'import-ms')} ms, ctr run ${reportedValue(first.output, 'run-1-ms')} ms; after a SIGKILL and restart containerd reached the snapshotter in ${reportedValue(first.output, 'proxy-back-ms')} ms and ran again; power cut with a kept container`);
+    log(
+      `boot 1: imported ${image.layers.length} layers in ${reportedValue(first.output, 'import-ms')} ms, ctr run ${reportedValue(first.output, 'run-1-ms')} ms; after a SIGKILL and restart containerd reached the snapshotter in ${reportedValue(first.output, 'proxy-back-ms')} ms and ran again; power cut with a kept container`,
+    );
 
     const second = await bootVm({ command: `bash test/containerd/guest-ctr.sh second ${IMAGE}`, disk, timeoutMs: 15 * 60_000 });
     problems = [];
@@ -61,9 +75,12 @@ export async function run({ bootVm, log }) {
     }
     problems.push(...thinIdProblems(doctor));
     // The garbage collector's Removes reached the snapshotter: the pool keeps only the shared base.
-    if (doctor && doctor.thinIds?.length !== 1) problems.push(`the pool holds thin ids ${JSON.stringify(doctor.thinIds)} after every snapshot was removed; expected the base alone`);
+    if (doctor && doctor.thinIds?.length !== 1)
+      problems.push(`the pool holds thin ids ${JSON.stringify(doctor.thinIds)} after every snapshot was removed; expected the base alone`);
     if (problems.length > 0) throw new Error(`boot 2 (after the power cut):\n  ${problems.join('\n  ')}`);
-    log(`boot 2: after the power cut, ctr run ${reportedValue(second.output, 'after-boot-ms')} ms, the kept container found its write, everything removed through the proxy, doctor clean`);
+    log(
+      `boot 2: after the power cut, ctr run ${reportedValue(second.output, 'after-boot-ms')} ms, the kept container found its write, everything removed through the proxy, doctor clean`,
+    );
   } finally {
     fs.rmSync(disk, { force: true });
   }

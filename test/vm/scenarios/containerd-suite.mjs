@@ -67,11 +67,19 @@ export async function run({ bootVm, log }) {
     }
     const passed = expected.filter((n) => results.get(n)?.status === 'PASS');
     const ms = Number(reportedValue(result.output, `suite-status-${pass.tag}`)?.split('ms=')[1]);
-    log(`pass ${pass.tag} (-test.parallel ${pass.parallel}): ${passed.length} of ${expected.length} cases passed (${[...results].filter(([, r]) => r.status === 'SKIP').map(([n]) => n).join(', ') || 'none'} skipped by the suite); ran ${(ms / 1000).toFixed(1)} s`);
+    log(
+      `pass ${pass.tag} (-test.parallel ${pass.parallel}): ${passed.length} of ${expected.length} cases passed (${
+        [...results]
+          .filter(([, r]) => r.status === 'SKIP')
+          .map(([n]) => n)
+          .join(', ') || 'none'
+      } skipped by the suite); ran ${(ms / 1000).toFixed(1)} s`,
+    );
     const slowest = [...results].sort((a, b) => b[1].seconds - a[1].seconds).slice(0, 3);
     log(`pass ${pass.tag} slowest cases: ${slowest.map(([n, r]) => `${n} ${r.seconds} s`).join(', ')}`);
   }
-  if (reportedValue(result.output, 'snapshotter-exit') !== '0') problems.push(`the snapshotter ended with status ${reportedValue(result.output, 'snapshotter-exit')} after SIGTERM`);
+  if (reportedValue(result.output, 'snapshotter-exit') !== '0')
+    problems.push(`the snapshotter ended with status ${reportedValue(result.output, 'snapshotter-exit')} after SIGTERM`);
   const doctorText = reportedValue(result.output, 'doctor');
   let doctor = null;
   try {

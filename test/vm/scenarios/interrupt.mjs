@@ -60,7 +60,11 @@ export async function run({ bootVm, log }) {
   const result = await bootExpecting(bootVm, { command: boot, freshDisk: true, timeoutMs: 15 * 60_000 }, { ends: 'exit 0', what: 'the boot' });
   const code = Number(matchLine(result.output, /^TL-INT: exit (\d+)$/, "the interrupted apply's exit status")[1]);
   if (code !== 130) throw new Error(`apply interrupted by SIGINT exited ${code}, not 130`);
-  const said = matchLine(result.output, /^TL-INT: said Interrupted after (\d+) of (\d+) steps; run the same command again to finish$/, 'the interruption message');
+  const said = matchLine(
+    result.output,
+    /^TL-INT: said Interrupted after (\d+) of (\d+) steps; run the same command again to finish$/,
+    'the interruption message',
+  );
   const [done, planned] = [Number(said[1]), Number(said[2])];
   if (!(done >= 4 && done < planned)) throw new Error(`the interruption message says ${done} of ${planned} steps`);
   if (result.output.includes('TL-INT: internal error')) throw new Error('the interrupted apply printed an internal error');

@@ -60,7 +60,8 @@ export async function run({ bootVm, log }) {
   if (JSON.parse(gc[2]).done) throw new Error(`gc --yes deleted something: ${gc[2]}`);
   const doc = matchLine(out, /^TL-OLD: doctor exit (\d+) (.*)$/, "doctor's report");
   const report = JSON.parse(doc[2]);
-  if (doc[1] !== '1' || !report.findings.some((f) => f.code === 'pool.log-behind')) throw new Error(`doctor does not report the log behind its pool: ${doc[2]}`);
+  if (doc[1] !== '1' || !report.findings.some((f) => f.code === 'pool.log-behind'))
+    throw new Error(`doctor does not report the log behind its pool: ${doc[2]}`);
   if (!report.thinIds?.includes(newerId)) throw new Error(`thin id ${newerId} of the newer device is gone from the pool: ${JSON.stringify(report.thinIds)}`);
   matchLine(out, /^TL-OLD: newer reads: made after the backup$/, "the newer device's file");
   log(`up exit 0 with a warning, gc --yes refused, doctor reports pool.log-behind, thin id ${newerId} and its file intact`);

@@ -73,7 +73,9 @@ export async function run({ bootVm, log }) {
     const k = i + 1;
     const cut = i < CUT_AT.length;
     const command = `set -e\n${pending ? verify(pending.k) : ''}${cut ? setUpAndCut(k) : ''}`;
-    log(cut ? `boot ${k}: ${pending ? `check cut ${pending.k}, then ` : ''}cut the power at step ${CUT_AT[i]} of an apply` : `boot ${k}: check cut ${pending.k}`);
+    log(
+      cut ? `boot ${k}: ${pending ? `check cut ${pending.k}, then ` : ''}cut the power at step ${CUT_AT[i]} of an apply` : `boot ${k}: check cut ${pending.k}`,
+    );
     const result = await bootVm({
       command,
       freshDisk: i === 0,

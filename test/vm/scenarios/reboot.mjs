@@ -73,7 +73,11 @@ export async function run({ bootVm, log }) {
   requireCli('apply, up, status and down');
 
   log('boot 1: apply, write, fsync, power cut');
-  const first = await bootExpecting(bootVm, { command: bootOne, freshDisk: true, killWhenOutputMatches: POWER_CUT, timeoutMs: 10 * 60_000 }, { ends: 'power cut', what: 'boot 1' });
+  const first = await bootExpecting(
+    bootVm,
+    { command: bootOne, freshDisk: true, killWhenOutputMatches: POWER_CUT, timeoutMs: 10 * 60_000 },
+    { ends: 'power cut', what: 'boot 1' },
+  );
   const digest = matchLine(first.output, /^TL-REBOOT: blob sha256 ([0-9a-f]{64})$/, 'the digest of the written file')[1];
 
   log('boot 2: up, read back, status, e2fsck, down, thin_check');
@@ -86,7 +90,9 @@ export async function run({ bootVm, log }) {
   if (!status.pool?.active) throw new Error('status reports the pool inactive after up');
   const off = status.devices.filter((d) => d.state !== d.desired);
   if (status.devices.length !== 2 || off.length > 0) {
-    throw new Error(`devices not in their desired state after up: ${JSON.stringify(status.devices.map((d) => ({ name: d.name, state: d.state, desired: d.desired })))}`);
+    throw new Error(
+      `devices not in their desired state after up: ${JSON.stringify(status.devices.map((d) => ({ name: d.name, state: d.state, desired: d.desired })))}`,
+    );
   }
   matchLine(second.output, /^TL-REBOOT: e2fsck clean$/, 'a clean e2fsck');
   matchLine(second.output, /^TL-REBOOT: thin_check clean$/, 'a clean thin_check');

@@ -54,7 +54,8 @@ export async function run({ bootVm, log }) {
   const out = boot.output;
   const bExit = Number(matchLine(out, /^TL-TWO: b apply exit (\d+)$/, "b's apply exit status")[1]);
   if (bExit !== 1) throw new Error(`b's apply exited ${bExit}, not 1`);
-  if (!/TL-TWO-B: .*belongs to the thinlayer state directory with identity [0-9a-f]{32}/.test(out)) throw new Error("b's refusal does not name the owner (an identity)");
+  if (!/TL-TWO-B: .*belongs to the thinlayer state directory with identity [0-9a-f]{32}/.test(out))
+    throw new Error("b's refusal does not name the owner (an identity)");
   if (!out.includes(`TL-TWO-B: `) || !out.includes(`${A}/data.img`)) throw new Error("b's refusal does not name a's backing file");
   if (out.includes('TL-TWO: LEAK')) throw new Error("b's mountpoint shows a's file");
   if (matchLine(out, /^TL-TWO: b mounts: (\d+)$/, "b's mounts")[1] !== '0') throw new Error('b mounted something');
