@@ -60,7 +60,7 @@ export function parseFilter(text: string): Selector[] {
     for (;;) {
       if (text[i] === '"') path.push(quoted());
       else {
-        const m = /^[A-Za-z0-9_/\-]+/.exec(text.slice(i));
+        const m = /^[A-Za-z0-9_/-]+/.exec(text.slice(i));
         if (!m) fail('expected a field name');
         path.push(m![0]);
         i += m![0].length;

@@ -33,7 +33,7 @@ import { nextFreeThinId } from '../lifecycle/projection.ts';
 import type { EngineState, ThingRecord } from '../model/engine-state.ts';
 import { dmIdentity, thingKey } from '../domain/names.ts';
 import { parseThinStatus } from '../kernel/thin-pool.ts';
-import { SessionGate } from './session-gate.ts';
+import type { SessionGate } from './session-gate.ts';
 import { KeyedLocks, Mutex } from './serial.ts';
 import { RecordIndex, scoped, parentName, fieldsOf } from './records.ts';
 import { compileFilters } from './filters.ts';

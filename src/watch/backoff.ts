@@ -29,7 +29,7 @@ export function backoffForInterval(intervalMs: number): BackoffPolicy {
 export function backoffDelay(failures: number, policy: BackoffPolicy, random = 0.5): number {
   if (failures <= 0) return 0;
   // Exponent capped so that a watcher that has failed for days does not overflow to Infinity.
-  const raw = policy.baseMs * Math.pow(policy.factor, Math.min(failures - 1, 64));
+  const raw = policy.baseMs * policy.factor ** Math.min(failures - 1, 64);
   const capped = Math.min(policy.maxMs, raw);
   const spread = capped * policy.jitter * (random - 0.5);
   return Math.max(0, Math.round(Math.min(policy.maxMs, capped + spread)));

@@ -90,7 +90,7 @@ describe('drift: what a device is, against what is desired', () => {
       expect(d.layerDrift, d.name).toBe(d.actualLayer !== null && d.actualLayer !== 'b');
     }
     const text = renderStatus(status);
-    expect(text).toMatch(new RegExp(`^d\\S*\\s.*\\ba \\(!\\)`, 'm'));
+    expect(text).toMatch(/^d\S*\s.*\ba \(!\)/m);
 
     // doctor: the drift (an error, exit 1) for each device still on a, and the interrupted run.
     const sick = await doctorJson(b.stateDir);

@@ -172,7 +172,7 @@ describe('interruptions', () => {
     writeFileSync(join(b.root, 'apache.tar'), buildTar(entries));
     const file = join(b.root, 'm.yaml');
     writeManifest(file, manifest(b.mnt, 1, 'apache.tar'));
-    const r = await runAndSignal(['apply', '-f', file, '--yes'], b.stateDir, /^  layer apache: .* of /m, 'SIGINT');
+    const r = await runAndSignal(['apply', '-f', file, '--yes'], b.stateDir, /^ {2}layer apache: .* of /m, 'SIGINT');
     expect(r.signalled, r.stderr).toBe(true);
     expect(r.code, r.stderr).toBe(130);
     expect(r.stdout).toMatch(INTERRUPTED);

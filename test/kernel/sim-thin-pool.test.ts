@@ -2,7 +2,7 @@
 // what the status reports.
 
 import { describe, expect, it } from 'vitest';
-import { SimErrno } from '../../src/kernel/sim/sim-errno.ts';
+import type { SimErrno } from '../../src/kernel/sim/sim-errno.ts';
 import { PoolMetadata, type PoolOp } from '../../src/kernel/sim/sim-pool-metadata.ts';
 
 function write(pool: PoolMetadata, id: number, vblocks: number[]): number {

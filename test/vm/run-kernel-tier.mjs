@@ -89,7 +89,7 @@ async function runVitest(extraArgs) {
   say(
     `boot 1 (vitest): guest ready after ${seconds(run.readyAfterMs ?? NaN)}, vitest started its run ${seconds(result?.startupMs ?? NaN)} after launch, whole boot ${seconds(run.tookMs)}, vitest exit status ${run.exitCode}`,
   );
-  let passed = result?.passed ?? 0;
+  const passed = result?.passed ?? 0;
   let failed = result?.failed ?? 0;
   // A run that failed without a failing test (a startup error, an unhandled error, no files) counts once.
   if (run.exitCode !== 0 && failed === 0) {
