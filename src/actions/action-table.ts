@@ -292,7 +292,7 @@ export const ACTIONS = {
     // dm-thin requires an active origin to be suspended while it is snapshotted, so that the
     // snapshot sees a consistent origin with no I/O in flight.
     const origin = await deviceInfo(ctx, a.originDmName);
-    const suspend = origin !== null && origin.liveTable && !origin.suspended;
+    const suspend = origin?.liveTable && !origin.suspended;
     if (suspend) await ctx.kernel.suspend(a.originDmName);
     try {
       const originId = thinIdOf(ctx, a.originDmName, a.originThinId);
@@ -429,7 +429,7 @@ async function growPoolFiles(ctx: ActionContext, args: ActionArgs<'pool.grow'>):
   }
 
   const info = await kernel.info(args.dmName);
-  if (!info || !info.liveTable) return { dataBlocks: null, lowWater: null, reloaded: false };
+  if (!info?.liveTable) return { dataBlocks: null, lowWater: null, reloaded: false };
   const live = (await kernel.table(args.dmName)).find((t) => t.type === 'thin-pool');
   if (!live) throw new StateError(`${args.dmName} has no thin-pool table`, 'E_POOL');
   if (args.uuid !== undefined && info.uuid !== args.uuid) throw notOwned(args.dmName, info.uuid, args.uuid);

@@ -55,7 +55,7 @@ export class CliOutput {
 
   /** A result line on stdout. */
   print(text: string): void {
-    this.raw(text.endsWith('\n') ? text : text + '\n');
+    this.raw(text.endsWith('\n') ? text : `${text}\n`);
   }
 
   raw(text: string): void {
@@ -68,7 +68,7 @@ export class CliOutput {
 
   /** A line for people on stderr (prompts, plans shown before a confirmation, notes). */
   note(text: string): void {
-    this.rawErr(text.endsWith('\n') ? text : text + '\n');
+    this.rawErr(text.endsWith('\n') ? text : `${text}\n`);
   }
 
   /**

@@ -171,7 +171,7 @@ export class TerminalReporter implements Reporter {
   notify(m: Message): void {
     const say = (text: string): void => {
       this.bar?.clear();
-      this.out.write(text + '\n');
+      this.out.write(`${text}\n`);
     };
     switch (m.code) {
       case 'run.started':

@@ -140,7 +140,7 @@ function driftFinding(t: ThingRecord, logSays: StableState, seen: StableState, m
 }
 
 function tableFinding(t: ThingRecord, dm: DmFact | undefined, pool: string): Finding | null {
-  if (!dm || !dm.liveTable) return null;
+  if (!dm?.liveTable) return null;
   if (dm.thin && dm.thin.pool === pool && dm.thin.thinId === t.thinId) return null;
   const shows = dm.thin ? `thin id ${dm.thin.thinId} of ${dm.thin.pool === pool ? 'the pool' : `device ${dm.thin.pool}`}` : 'no thin target';
   return {

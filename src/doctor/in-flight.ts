@@ -54,11 +54,7 @@ export function subjectsInFlight(first: EngineState, second: EngineState, touche
   }
   // A snapshot's record changed (made, committed, removed) between the looks: its device too.
   for (const id of new Set([...Object.keys(first.snapshots ?? {}), ...Object.keys(second.snapshots ?? {})])) {
-    if (
-      (first.snapshots ?? {})[id] !== (second.snapshots ?? {})[id] &&
-      JSON.stringify((first.snapshots ?? {})[id]) !== JSON.stringify((second.snapshots ?? {})[id])
-    )
-      add(id);
+    if (first.snapshots?.[id] !== second.snapshots?.[id] && JSON.stringify(first.snapshots?.[id]) !== JSON.stringify(second.snapshots?.[id])) add(id);
   }
   return subjects;
 }
@@ -115,7 +111,7 @@ export function snapshotFindings(facts: DoctorFacts, second: EngineState, subjec
   // While a live process holds the lock, a snapshot device without a record may be a call's under
   // way (the snapshotter holds its session through each call): only an idle state dir proves it left.
   for (const t of facts.runInProgress ? [] : Object.values(second.things)) {
-    if (t.kind !== 'snapshot' || (second.snapshots ?? {})[t.key] || subjects.has(t.key)) continue;
+    if (t.kind !== 'snapshot' || second.snapshots?.[t.key] || subjects.has(t.key)) continue;
     findings.push({
       code: 'snapshot.record-missing',
       severity: 'error',

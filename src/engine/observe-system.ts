@@ -22,7 +22,7 @@ async function observeBacking(kernel: KernelPort, stateDir: StateDir, backing: B
     const loop = st ? await kernel.loopFind(path) : null;
     return { path, kind: 'file', exists: st !== null, sizeBytes: st?.size ?? 0, loop, majorMinor: loop ? `${loop.major}:${loop.minor}` : null };
   }
-  const dev = st && st.isBlockDevice() ? splitDevT(st.rdev) : null;
+  const dev = st?.isBlockDevice() ? splitDevT(st.rdev) : null;
   return {
     path,
     kind: 'device',

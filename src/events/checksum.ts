@@ -64,5 +64,5 @@ export function unsealDocument(text: string): string | null {
   const recorded = seal.slice(DOCUMENT_SEAL.length, -2);
   const content = text.slice(0, -DOCUMENT_SEAL_LENGTH);
   if (!CHECKSUM_HEX.test(recorded) || checksumHex(content) !== recorded) return null;
-  return content + '}';
+  return `${content}}`;
 }

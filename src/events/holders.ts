@@ -125,7 +125,7 @@ export async function claimHolder(stateDir: StateDir, kind: HolderKind, extra: {
   });
   // A stop request for an earlier holder of this kind is moot now.
   await unlink(stateDir.path(stopName(kind))).catch(() => undefined);
-  await writeFileWhole(stateDir, recordName(kind), JSON.stringify(record) + '\n', { sync: true });
+  await writeFileWhole(stateDir, recordName(kind), `${JSON.stringify(record)}\n`, { sync: true });
   return new Claim(stateDir, record);
 }
 
@@ -183,7 +183,7 @@ function isFor(request: StopRequest, holder: HolderRecord): boolean {
 export async function requestStop(stateDir: StateDir, holder: HolderRecord, by: string): Promise<void> {
   const request: StopRequest = { pid: holder.pid, by, byPid: process.pid, at: new Date().toISOString() };
   if (holder.startTime !== undefined) request.startTime = holder.startTime;
-  await writeFileWhole(stateDir, stopName(holder.kind), JSON.stringify(request) + '\n', { sync: true });
+  await writeFileWhole(stateDir, stopName(holder.kind), `${JSON.stringify(request)}\n`, { sync: true });
 }
 
 /**

@@ -170,7 +170,7 @@ async function announceWaiter(stateDir: StateDir, holder: LockHolder): Promise<s
   await mkdir(stateDir.path(WAITERS_DIR), { mode: 0o700 }).catch(ignoreCode('EEXIST'));
   const token = randomBytes(12).toString('hex');
   const rel = `${WAITERS_DIR}/waiter-${token}.json`;
-  await writeFileWhole(stateDir, rel, JSON.stringify(holder) + '\n');
+  await writeFileWhole(stateDir, rel, `${JSON.stringify(holder)}\n`);
   return stateDir.path(rel);
 }
 
@@ -287,7 +287,7 @@ async function writeDraft(draft: string, holderFile: string, holder: LockHolder)
   await mkdir(draft, { mode: 0o700 });
   const handle = await open(path.join(draft, holderFile), fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
   try {
-    await handle.writeFile(JSON.stringify(holder) + '\n', 'utf8');
+    await handle.writeFile(`${JSON.stringify(holder)}\n`, 'utf8');
     await handle.datasync();
   } finally {
     await handle.close();

@@ -128,7 +128,7 @@ export function checkLine(buf: Buffer, start: number, end: number, afterSealed: 
     // A sealed line's checksum vouches for its JSON (its writer made it); an old one must at least close.
     if (head && Number(head[1]) <= skipThroughSeq && (sealed || buf[end - 1] === CLOSE_BRACE)) return { seq: Number(head[1]), sealed, event: null };
   }
-  const text = sealed ? buf.toString('utf8', start, contentEnd) + '}' : buf.toString('utf8', start, end);
+  const text = sealed ? `${buf.toString('utf8', start, contentEnd)}}` : buf.toString('utf8', start, end);
   const event = parseEventLine(text);
   if (event === null) return `not an event: ${preview(text)}`;
   return { seq: event.seq, sealed, event };
@@ -218,5 +218,5 @@ export function scanLines(buf: Buffer, from: ScanPosition, file: string, skipThr
 }
 
 export function preview(text: string): string {
-  return JSON.stringify(text.length > 80 ? text.slice(0, 80) + '…' : text);
+  return JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text);
 }

@@ -79,7 +79,6 @@ export async function openKernel(
     return { kernel: new LinuxKernel(), notice: null };
   }
   const { SimKernel } = await import('./sim/index.ts');
-  const notice =
-    choice === 'auto' ? 'no device-mapper on this host: using the simulated kernel in ' + stateDir.path('sim') + ' (nothing it makes is real)' : null;
+  const notice = choice === 'auto' ? `no device-mapper on this host: using the simulated kernel in ${stateDir.path('sim')} (nothing it makes is real)` : null;
   return { kernel: new SimKernel({ dir: simDir ? await simDir() : stateDir.path('sim') }), notice };
 }

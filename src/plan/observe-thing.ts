@@ -16,7 +16,7 @@ export interface SeenState {
 export function observeThing(t: ThingRecord | undefined, obs: Observation, mountsByDevice: Map<string, string>): SeenState {
   if (!t) return { state: 'absent', uncertain: false, mountedAt: null };
   const info = obs.devices[t.dmName];
-  if (info && info.liveTable) {
+  if (info?.liveTable) {
     const mountedAt = mountsByDevice.get(`${info.major}:${info.minor}`) ?? null;
     return { state: mountedAt ? 'mounted' : 'activated', uncertain: false, mountedAt };
   }

@@ -16,7 +16,7 @@ function sameDevice(rdev: number, info: DmInfo): boolean {
 
 async function isNodeOf(path: string, info: DmInfo): Promise<boolean> {
   const st = await stat(path).catch(() => null);
-  return st !== null && st.isBlockDevice() && sameDevice(st.rdev, info);
+  return st?.isBlockDevice() === true && sameDevice(st.rdev, info);
 }
 
 /** An absolute path of a block device node for `info`, made in the state dir's `dev/` when none exists. */

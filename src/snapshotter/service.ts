@@ -148,7 +148,7 @@ export class SnapshotService {
           if (parentRecord.kind !== 'committed') throw new SnapshotError('invalid-argument', `parent ${parent} is not a committed snapshot`);
         }
         const origin = parentRecord ? s.state.things[parentRecord.id] : s.state.things.base;
-        if (!origin || !origin.ready)
+        if (!origin?.ready)
           throw new SnapshotError(
             'unavailable',
             parentRecord ? `the thin device of ${parent} is missing (run \`thinlayer doctor\`)` : "the pool's base is not ready",

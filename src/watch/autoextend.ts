@@ -122,7 +122,7 @@ export class Autoextender {
     const { dmName, uuid, spec } = pool;
     const info = await session.kernel.info(dmName);
     // Another owner's pool of the same name is none of ours to watch or grow.
-    if (!info || !info.liveTable || info.uuid !== uuid) return null;
+    if (!info?.liveTable || info.uuid !== uuid) return null;
     const line = (await session.kernel.status(dmName)).find((l) => l.type === 'thin-pool');
     if (!line) return null;
     const st = parsePoolStatus(line.params);

@@ -143,11 +143,11 @@ export function formatDuration(ms: number): string {
 
 function bar(percent: number, width: number): string {
   const filled = Math.max(0, Math.min(width, Math.round((percent / 100) * width)));
-  return '[' + '#'.repeat(filled) + '.'.repeat(width - filled) + ']';
+  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`;
 }
 
 function clip(text: string, width: number): string {
-  return text.length <= width ? text : text.slice(0, Math.max(0, width - 1)) + '…';
+  return text.length <= width ? text : `${text.slice(0, Math.max(0, width - 1))}…`;
 }
 
 function time(d: Date): string {
@@ -164,7 +164,7 @@ export function renderLiveView(model: LiveModel, opts: { now: Date; width: numbe
       : model.phase === 'retrying'
         ? `retrying after ${model.consecutiveFailures} failed run(s)`
         : model.phase === 'idle'
-          ? `converged ${model.lastRunEnded ? formatDuration(opts.now.getTime() - model.lastRunEnded.getTime()) + ' ago' : ''}`.trim()
+          ? `converged ${model.lastRunEnded ? `${formatDuration(opts.now.getTime() - model.lastRunEnded.getTime())} ago` : ''}`.trim()
           : model.phase;
   lines.push(`thinlayer watch ${model.file}  ·  ${phase}`);
   lines.push(`state ${model.stateDir}  ·  drift check every ${formatDuration(model.intervalMs)}${model.metricsUrl ? `  ·  ${model.metricsUrl}` : ''}`);

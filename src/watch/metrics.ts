@@ -152,7 +152,7 @@ export function renderMetrics(s: MetricsSnapshot): string {
     'When a reconcile run last succeeded (Unix time).',
     s.lastSuccessUnixSeconds === null ? [] : [['', {}, s.lastSuccessUnixSeconds]],
   );
-  return out.join('\n') + '\n';
+  return `${out.join('\n')}\n`;
 }
 
 export interface MetricsServer {

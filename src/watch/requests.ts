@@ -34,7 +34,7 @@ export async function requestReconcile(stateDir: StateDir, from: string): Promis
   await ensureRequestsDir(stateDir);
   const name = `${Date.now()}-${process.pid}-${randomBytes(4).toString('hex')}.json`;
   const body: ReconcileRequest = { from, at: new Date().toISOString(), pid: process.pid };
-  await writeFileWhole(stateDir, `${REQUESTS_DIR}/${name}`, JSON.stringify(body) + '\n');
+  await writeFileWhole(stateDir, `${REQUESTS_DIR}/${name}`, `${JSON.stringify(body)}\n`);
   return stateDir.path(`${REQUESTS_DIR}/${name}`);
 }
 

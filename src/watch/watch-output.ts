@@ -45,7 +45,7 @@ export class WatchOutput implements Reporter {
       // Every quiet drift check would say these; watch.run and watch.run-done already mark each run.
       if (m.code === 'plan.ready' && m.plan.steps.length === 0 && m.plan.blockers.length === 0) return;
       if (m.code === 'run.converged' && m.steps === 0) return;
-      this.out.write(JSON.stringify({ at: at.toISOString(), ...m }) + '\n');
+      this.out.write(`${JSON.stringify({ at: at.toISOString(), ...m })}\n`);
     } else if (this.mode === 'lines') {
       const line = describeMessage(m);
       if (line) this.out.write(`${at.toISOString()} ${line.level === 'info' ? '' : `${line.level}: `}${line.text}\n`);
@@ -79,6 +79,6 @@ export class WatchOutput implements Reporter {
 
   private paint(): void {
     const width = (this.out as NodeJS.WriteStream).columns ?? 100;
-    this.out.write(CLEAR_SCREEN + renderLiveView(this.model, { now: this.now(), width }) + '\n');
+    this.out.write(`${CLEAR_SCREEN + renderLiveView(this.model, { now: this.now(), width })}\n`);
   }
 }

@@ -336,7 +336,7 @@ describe('doctor and the integrity of the state dir', () => {
     expect(at).toBeGreaterThan(-1);
     const idAt = text.indexOf(`"thinId":${webId}`, at);
     const other = webId + 2;
-    fs.writeFileSync(file, text.slice(0, idAt) + `"thinId":${other}` + text.slice(idAt + `"thinId":${webId}`.length));
+    fs.writeFileSync(file, `${text.slice(0, idAt)}"thinId":${other}${text.slice(idAt + `"thinId":${webId}`.length)}`);
 
     expect(await box.thingThinId(web)).toBe(webId); // the projection is the log's
     const report = await box.doctor();
@@ -358,7 +358,7 @@ describe('doctor and the integrity of the state dir', () => {
   it('a torn last line: doctor reports it and writes nothing; up keeps it whole in torn/ and doctor names that file until it is removed', async () => {
     const box = await applied();
     const logFile = path.join(box.stateDir, 'events.ndjson');
-    const torn = '{"seq":999,"at":"2026-01-01T00:00:00.000Z","type":"step.intent","op":"thin.create","target":"device:x","args":{"pad":"' + 'z'.repeat(400);
+    const torn = `{"seq":999,"at":"2026-01-01T00:00:00.000Z","type":"step.intent","op":"thin.create","target":"device:x","args":{"pad":"${'z'.repeat(400)}`;
     fs.appendFileSync(logFile, torn);
     const before = listing(box.stateDir);
 

@@ -86,7 +86,7 @@ describe('diff of a device against its layer (simulated kernel)', () => {
 
     // The tar, applied onto a copy of the device's files as they were made (a fresh device of the
     // image layer), gives img's tree: nothing differs after.
-    const more = readFileSync(file, 'utf8') + `  img2: { layer: image, mountpoint: ${b.mnt}/img2 }\n`;
+    const more = `${readFileSync(file, 'utf8')}  img2: { layer: image, mountpoint: ${b.mnt}/img2 }\n`;
     writeFileSync(file, more);
     expect((await api.apply(file, opts)).outcome).toBe('converged');
     const copy = join(b.root, 'img2-copy');

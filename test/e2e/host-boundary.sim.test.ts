@@ -62,7 +62,7 @@ describe('mountpoints on the simulated kernel', () => {
     expect(b.run(['apply', '-f', inspected, '--yes']).code).toBe(0);
     expect(await options(`${b.mnt}/apache`)).toEqual(expect.arrayContaining(['ro', 'nosuid', 'nodev']));
     // exec is no mount option: that device is written by hand, past the builder's types.
-    const bad = b.writeManifest('bad.yaml', manifestYaml(webManifest(b.mnt)) + `  web4: { layer: apache, mountpoint: ${b.mnt}/web4, mountOptions: [exec] }\n`);
+    const bad = b.writeManifest('bad.yaml', `${manifestYaml(webManifest(b.mnt))}  web4: { layer: apache, mountpoint: ${b.mnt}/web4, mountOptions: [exec] }\n`);
     const r = b.run(['apply', '-f', bad, '--yes']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('devices.web4.mountOptions');

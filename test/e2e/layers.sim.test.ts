@@ -50,7 +50,7 @@ describe('layers with content on the simulated kernel', () => {
     writeFileSync(simMounted(b.stateDir, join(b.mnt, 'app1'), 'etc/passwd'), 'changed in app1\n');
     writeFileSync(simMounted(b.stateDir, join(b.mnt, 'app1'), 'only-app1'), 'x');
     expect(existsSync(simMounted(b.stateDir, join(b.mnt, 'app2'), 'only-app1'))).toBe(false);
-    const more = readFileSync(file, 'utf8') + `  app3: { layer: upper, mountpoint: ${b.mnt}/app3 }\n`;
+    const more = `${readFileSync(file, 'utf8')}  app3: { layer: upper, mountpoint: ${b.mnt}/app3 }\n`;
     writeFileSync(file, more);
     expect((await api.apply(file, opts)).outcome).toBe('converged');
     expectUpperChain(simMounted(b.stateDir, join(b.mnt, 'app3')));

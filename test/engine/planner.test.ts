@@ -327,7 +327,7 @@ describe('planner', () => {
         { name: 'apache', parent: 'fedora', source: '/src/apache.tar' },
       ],
     });
-    const content = chainLayers(withSource, { apache: [{ kind: 'tar', path: '/src/apache.tar', diffId: 'sha256:' + 'a'.repeat(64), sizeBytes: 10 }] });
+    const content = chainLayers(withSource, { apache: [{ kind: 'tar', path: '/src/apache.tar', diffId: `sha256:${'a'.repeat(64)}`, sizeBytes: 10 }] });
     const fresh = thingKey('layer', chainHex(content.top.apache));
     const p = plan({ desired: withSource, state: appliedState(), observed: obs, mode: 'converge', content });
     expect(ops(p)).toEqual([`snap.create ${fresh}`, `layer.commit ${fresh}`, `thin.delete ${APACHE}`]);

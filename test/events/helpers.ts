@@ -70,7 +70,7 @@ export function spawnSnippet(code: string): Child {
     process: child,
     pid: child.pid!,
     exited,
-    send: (l) => child.stdin.write(l + '\n'),
+    send: (l) => child.stdin.write(`${l}\n`),
     line: (prefix) => {
       const seen = lines.find((l) => l.startsWith(prefix));
       if (seen !== undefined) return Promise.resolve(seen);

@@ -26,7 +26,7 @@ const logFile = (stateDir: StateDir) => stateDir.path('events.ndjson');
 
 /** A line as thinlayer wrote it before lines had checksums. */
 function legacyLine(seq: number, body: ThinlayerEventBody = note(seq)): string {
-  return JSON.stringify({ seq, at: '2026-01-01T00:00:00.000Z', ...body }) + '\n';
+  return `${JSON.stringify({ seq, at: '2026-01-01T00:00:00.000Z', ...body })}\n`;
 }
 
 /** A log of `count` sealed events written by thinlayer, closed; returns the file's bytes. */
@@ -178,7 +178,7 @@ describe('a torn tail', () => {
     const longLine = (
       await sealedLog(await tempStateDir(), [{ type: 'recovery.note', kind: 'drift', detail: { blob: 'y'.repeat(5000) } } as ThinlayerEventBody])
     ).toString('utf8');
-    const torn = '{"seq":3' + longLine.slice('{"seq":1'.length, 4000);
+    const torn = `{"seq":3${longLine.slice('{"seq":1'.length, 4000)}`;
     fs.appendFileSync(logFile(stateDir), torn);
 
     const log = await openLog(stateDir);
@@ -218,7 +218,7 @@ describe('a torn tail', () => {
     fs.symlinkSync(outside, stateDir.path('torn'));
     const log = await openLog(stateDir);
     await expect(log.repairTornTail()).rejects.toMatchObject({ code: 'E_STATE_PATH' });
-    expect(fs.readFileSync(logFile(stateDir), 'utf8')).toBe(whole.toString('utf8') + '{"seq":2');
+    expect(fs.readFileSync(logFile(stateDir), 'utf8')).toBe(`${whole.toString('utf8')}{"seq":2`);
     expect(fs.readdirSync(outside)).toEqual([]);
   });
 

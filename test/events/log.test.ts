@@ -21,7 +21,7 @@ function logFile(stateDir: StateDir): string {
 
 /** An event line as the log writes it, for building files by hand. */
 function line(seq: number, body: ThinlayerEventBody = note(seq)): string {
-  return JSON.stringify({ seq, at: '2026-01-01T00:00:00.000Z', ...body }) + '\n';
+  return `${JSON.stringify({ seq, at: '2026-01-01T00:00:00.000Z', ...body })}\n`;
 }
 
 describe('EventLog append and read', () => {
@@ -180,7 +180,7 @@ describe('EventLog torn tail', () => {
 
   it('refuses a last line that ends in a newline but is not an event: written whole, so damaged, not torn', async () => {
     const stateDir = await tempStateDir();
-    const content = line(1) + line(2) + '\0\0\0garbage\n';
+    const content = `${line(1) + line(2)}\0\0\0garbage\n`;
     fs.writeFileSync(logFile(stateDir), content);
     const refused = EventLog.open(stateDir);
     await expect(refused).rejects.toMatchObject({ code: 'E_LOG_CORRUPT' });
@@ -202,7 +202,7 @@ describe('EventLog torn tail', () => {
   it('finds the last event behind a line longer than the window it reads back from the end', async () => {
     const stateDir = await tempStateDir();
     const big = { type: 'recovery.note', kind: 'drift', detail: { blob: 'x'.repeat(300_000) } } as ThinlayerEventBody;
-    fs.writeFileSync(logFile(stateDir), line(1) + line(2, big) + line(3, big) + '{"seq":4,"at":"2026-01-01T00:00:00.000Z","type":"recovery.no');
+    fs.writeFileSync(logFile(stateDir), `${line(1) + line(2, big) + line(3, big)}{"seq":4,"at":"2026-01-01T00:00:00.000Z","type":"recovery.no`);
     const log = await openLog(stateDir);
     expect(log.lastSeq).toBe(3);
     expect((await log.readAll()).tornTail?.offset).toBe((line(1) + line(2, big) + line(3, big)).length);
@@ -212,7 +212,7 @@ describe('EventLog torn tail', () => {
 describe('EventLog corruption', () => {
   it('refuses a corrupt line in the middle, naming the file and the line', async () => {
     const stateDir = await tempStateDir();
-    fs.writeFileSync(logFile(stateDir), line(1) + '{"seq":2,"at":"x",oops}\n' + line(3) + line(4) + line(5));
+    fs.writeFileSync(logFile(stateDir), `${line(1)}{"seq":2,"at":"x",oops}\n${line(3)}${line(4)}${line(5)}`);
     const log = await openLog(stateDir); // the end of the file is sound, so open succeeds
     expect(log.lastSeq).toBe(5);
     const failure = log.readAll();
@@ -223,7 +223,7 @@ describe('EventLog corruption', () => {
 
   it('refuses at open when the line before a torn tail is corrupt', async () => {
     const stateDir = await tempStateDir();
-    fs.writeFileSync(logFile(stateDir), line(1) + line(2) + 'not json\n' + '{"seq":4');
+    fs.writeFileSync(logFile(stateDir), `${line(1) + line(2)}not json\n{"seq":4`);
     await expect(EventLog.open(stateDir)).rejects.toThrow(/corrupt at line 3/);
   });
 
@@ -246,7 +246,7 @@ describe('EventLog corruption', () => {
     const stateDir = await tempStateDir();
     fs.writeFileSync(logFile(stateDir), line(1) + line(2));
     const log = await openLog(stateDir);
-    fs.appendFileSync(logFile(stateDir), 'junk\n' + line(3));
+    fs.appendFileSync(logFile(stateDir), `junk\n${line(3)}`);
     await expect(log.append([note(3)])).rejects.toThrow(/corrupt at line 3/);
   });
 
@@ -284,7 +284,7 @@ describe('EventLog.follow', () => {
 
   it('waits at a torn tail and goes on once it is repaired and appended after', async () => {
     const stateDir = await tempStateDir();
-    fs.writeFileSync(logFile(stateDir), line(1) + '{"seq":2,"at');
+    fs.writeFileSync(logFile(stateDir), `${line(1)}{"seq":2,"at`);
     const reader = await openLog(stateDir);
     const controller = new AbortController();
     onTestFinished(() => controller.abort());

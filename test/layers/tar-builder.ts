@@ -34,7 +34,7 @@ export interface Entry {
 const FLAGS: Record<BuilderType, string> = { file: '0', hardlink: '1', symlink: '2', char: '3', block: '4', dir: '5', fifo: '6' };
 
 function octal(value: number, width: number): string {
-  return value.toString(8).padStart(width - 1, '0') + '\0';
+  return `${value.toString(8).padStart(width - 1, '0')}\0`;
 }
 
 function header(fields: {
@@ -83,7 +83,7 @@ function header(fields: {
   let sum = 0;
   for (const byte of b) sum += byte;
   if (fields.badChecksum) sum += 1;
-  b.write(octal(sum, 7) + ' ', 148, 'latin1');
+  b.write(`${octal(sum, 7)} `, 148, 'latin1');
   return b;
 }
 

@@ -172,7 +172,7 @@ describe('a dm name taken by a foreign uuid', () => {
     await a.apply(['web']);
     // Someone else holds the name a new device of a's would get.
     const k = h.kernel();
-    const stranger = 'thinlayer-' + 'c'.repeat(32) + '-shared-dev-db';
+    const stranger = `thinlayer-${'c'.repeat(32)}-shared-dev-db`;
     await k.create('thinlayer-shared-dev-db', stranger, [{ start: 0, length: 2048, type: 'zero', params: '' }]);
     await k.close();
     const err = await a.apply(['web', 'db']).then(
@@ -361,7 +361,7 @@ describe('a state dir of the release before identities', () => {
       .map((l) => JSON.parse(l))
       .map(({ crc: _crc, ...e }) => e);
     const legacy = lines.map((e) => (e.type === 'state.identity' ? { seq: e.seq, at: e.at, type: 'recovery.note', kind: 'drift', detail: {} } : e));
-    fs.writeFileSync(log, legacy.map((e) => JSON.stringify(e).replaceAll(`thinlayer-${id}-`, 'thinlayer-')).join('\n') + '\n');
+    fs.writeFileSync(log, `${legacy.map((e) => JSON.stringify(e).replaceAll(`thinlayer-${id}-`, 'thinlayer-')).join('\n')}\n`);
     fs.rmSync(path.join(a.stateDir, 'snapshot.json'), { force: true });
 
     expect((await a.up())?.outcome).toBe('converged');

@@ -317,7 +317,7 @@ describe('thinlayer snapshotter (simulated kernel)', () => {
       .reduce((a, i) => Math.max(a, i), -1);
     expect(commitLine).toBeGreaterThan(-1);
     // Make the commit's record the last, complete line, then damage one bit of it.
-    const kept = Buffer.from(lines.slice(0, commitLine + 1).join('\n') + '\n');
+    const kept = Buffer.from(`${lines.slice(0, commitLine + 1).join('\n')}\n`);
     const at = kept.length - 40;
     kept[at] ^= 0x01;
     writeFileSync(logFile, kept);

@@ -25,7 +25,7 @@ function pad4(length) {
 
 function record(ino, mode, data, name, rdevMajor = 0, rdevMinor = 0) {
   const nameBytes = Buffer.from(`${name}\0`);
-  const header = Buffer.from('070701' + [ino, mode, 0, 0, 1, 0, data.length, 0, 0, rdevMajor, rdevMinor, nameBytes.length, 0].map(hex8).join(''));
+  const header = Buffer.from(`070701${[ino, mode, 0, 0, 1, 0, data.length, 0, 0, rdevMajor, rdevMinor, nameBytes.length, 0].map(hex8).join('')}`);
   const headerAndName = Buffer.concat([header, nameBytes]);
   return [headerAndName, pad4(headerAndName.length), data, pad4(data.length)];
 }

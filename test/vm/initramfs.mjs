@@ -137,7 +137,7 @@ export function ensureInitramfs(workDir, version) {
     { type: 'dir', path: 'modules' },
     { type: 'file', path: 'bin/busybox', data: fs.readFileSync(busybox), mode: 0o755 },
     { type: 'file', path: 'init', data: initScript, mode: 0o755 },
-    { type: 'file', path: 'modules/order', data: Buffer.from(names.join('\n') + '\n') },
+    { type: 'file', path: 'modules/order', data: Buffer.from(`${names.join('\n')}\n`) },
     ...modules.map((m, i) => ({ type: 'file', path: `modules/${names[i]}`, data: moduleBytes(m.file) })),
   ];
   fs.mkdirSync(workDir, { recursive: true });

@@ -19,7 +19,7 @@ export interface DoctorCommandOptions {
 }
 
 export function printer(out: NodeJS.WritableStream): (text: string) => void {
-  return (text) => void out.write(text.endsWith('\n') ? text : text + '\n');
+  return (text) => void out.write(text.endsWith('\n') ? text : `${text}\n`);
 }
 
 export async function doctorCommand(opts: DoctorCommandOptions): Promise<number> {

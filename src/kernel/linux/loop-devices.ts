@@ -157,7 +157,7 @@ function configure(loopFd: number, backingFd: number, backingPath: string, flags
     ioctlBuffer(loopFd, LOOP_CONFIGURE, loopConfig(backingFd, backingPath, flags), site);
   } catch (e) {
     // Kernels before 5.8 have no LOOP_CONFIGURE: the two-step attach does the same.
-    if (!(e instanceof KernelError && (e.is('EINVAL') || e.errno === 25) /* ENOTTY */)) throw e;
+    if (!((e instanceof KernelError && (e.is('EINVAL') || e.errno === 25)) /* ENOTTY */)) throw e;
     ioctlValue(loopFd, LOOP_SET_FD, backingFd, site);
     try {
       ioctlBuffer(loopFd, LOOP_SET_STATUS64, loopInfo64(backingPath, flags), site);

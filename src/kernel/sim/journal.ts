@@ -157,7 +157,7 @@ export class Journal<S, Op> {
     const file = this.journalPath();
     const st = statOrNull(file);
     if (st && st.size > this.offset) fs.truncateSync(file, this.offset);
-    const line = Buffer.from(JSON.stringify(ops) + '\n', 'utf8');
+    const line = Buffer.from(`${JSON.stringify(ops)}\n`, 'utf8');
     const fd = fs.openSync(file, 'a');
     try {
       let written = 0;

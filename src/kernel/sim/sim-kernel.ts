@@ -152,13 +152,13 @@ export class SimKernel implements KernelPort {
       if (major === DM_MAJOR) {
         const name = this.state.byMinor.get(minor);
         const rec = name === undefined ? undefined : this.state.devices.get(name);
-        if (rec && rec.deferredRemove && this.state.openCount(rec) === 0) {
+        if (rec?.deferredRemove && this.state.openCount(rec) === 0) {
           this.commitVolatile([{ t: 'dev', name: rec.name, v: null }]);
           queue.push(...heldDevTs(rec));
         }
       } else if (major === LOOP_MAJOR) {
         const loop = this.state.loops.get(minor);
-        if (loop && loop.detachPending && !this.state.loopInUse(minor)) this.commitVolatile([{ t: 'loop', minor, v: null }]);
+        if (loop?.detachPending && !this.state.loopInUse(minor)) this.commitVolatile([{ t: 'loop', minor, v: null }]);
       }
     }
   }
@@ -304,7 +304,7 @@ export class SimKernel implements KernelPort {
         return '';
       }
       const target = rec.live?.parsed[0];
-      if (!rec.live || rec.live.parsed.length !== 1 || target?.type !== 'thin-pool' || !rec.pool) {
+      if (rec.live?.parsed.length !== 1 || target?.type !== 'thin-pool' || !rec.pool) {
         fail('EINVAL', `${name} has no target that takes messages`);
       }
       if (rec.pool.mode === 'out_of_metadata_space' || rec.pool.mode === 'ro') {
@@ -393,7 +393,7 @@ export class SimKernel implements KernelPort {
   private constructThin(poolDev: DevT, thinId: number): string {
     const poolName = poolDev.major === DM_MAJOR ? this.state.byMinor.get(poolDev.minor) : undefined;
     const poolRec = poolName === undefined ? undefined : this.state.devices.get(poolName);
-    if (!poolRec || !poolRec.pool) fail('EINVAL', `Couldn't find pool object for ${formatDevT(poolDev)}`);
+    if (!poolRec?.pool) fail('EINVAL', `Couldn't find pool object for ${formatDevT(poolDev)}`);
     if (poolRec.suspended) fail('EINVAL', 'Unable to activate thin device while pool is suspended');
     const model = this.poolModel(poolRec.pool.poolId);
     if (!model.hasThin(thinId)) fail('ENODATA', `Couldn't open thin internal device ${thinId}`);
@@ -586,7 +586,7 @@ export class SimKernel implements KernelPort {
     if (!('dm' in found)) fail('EOPNOTSUPP', `${devPath}: the simulated kernel keeps data only on thin devices`);
     const rec = found.dm;
     const t = rec.live?.parsed;
-    if (!t || t.length !== 1 || t[0].type !== 'thin' || !rec.live!.thinPoolId) {
+    if (t?.length !== 1 || t[0].type !== 'thin' || !rec.live!.thinPoolId) {
       fail('EOPNOTSUPP', `${devPath}: the simulated kernel keeps data only on thin devices`);
     }
     const poolRec = this.state.devices.get(this.state.byMinor.get(t[0].poolDev.minor)!)!;

@@ -36,11 +36,11 @@ export function formatPoolFeatures(f: PoolFeatures): string {
   if (!f.discardPassdown) words.push('no_discard_passdown');
   if (f.readOnly) words.push('read_only');
   if (f.errorIfNoSpace) words.push('error_if_no_space');
-  return `${words.length} ` + words.map((w) => `${w} `).join('');
+  return `${words.length} ${words.map((w) => `${w} `).join('')}`;
 }
 
 export function poolTableParams(p: { metadataDev: DevT; dataDev: DevT; blockSectors: number; lowWaterBlocks: number; features: PoolFeatures }): string {
-  return `${formatDevT(p.metadataDev)} ${formatDevT(p.dataDev)} ${p.blockSectors} ${p.lowWaterBlocks} ` + formatPoolFeatures(p.features);
+  return `${formatDevT(p.metadataDev)} ${formatDevT(p.dataDev)} ${p.blockSectors} ${p.lowWaterBlocks} ${formatPoolFeatures(p.features)}`;
 }
 
 /** What the pool is doing, as the status line's mode word shows it. */
