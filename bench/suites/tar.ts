@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { applyLayer } from '../../src/layers/apply.ts';
+import { applyLayer } from '../../src/layers/apply-layer.ts';
 import { uncompressedChunks } from '../../src/layers/compression.ts';
 import type { ResolvedLayer } from '../../src/model/layer-content.ts';
 import { END_OF_ARCHIVE, contentPadding, entryHeader, type WritableEntry } from '../../src/layers/tar-writer.ts';

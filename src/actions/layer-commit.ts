@@ -8,7 +8,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ActionContext } from './action-context.ts';
 import type { StepArgs, StepResult, ThinArgs } from '../model/step-contract.ts';
-import { applyLayer } from '../layers/apply.ts';
+import { applyLayer } from '../layers/apply-layer.ts';
 import { isKernelError } from '../errors/index.ts';
 import { chainHex } from '../plan/layer-chain.ts';
 import { forgetDevice } from '../engine/device-memo.ts';

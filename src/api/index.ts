@@ -9,7 +9,7 @@ import type { BackendChoice } from '../kernel/select.ts';
 import type { Plan } from '../model/step-contract.ts';
 import type { RunResult } from '../reconcile/reconcile.ts';
 import type { StatusView } from '../app/status-view.ts';
-import type { GrowRequest, GrowResult } from '../actions/pool-grow.ts';
+import type { GrowRequest, GrowResult } from '../actions/grow-pool.ts';
 import { planFor } from '../app/plan.ts';
 
 export type { CommonOptions, MutateOptions, TakeDownOptions } from '../app/options.ts';

@@ -12,7 +12,7 @@ import type { LayerContent } from '../model/layer-content.ts';
 import type { Session } from '../engine/session.ts';
 import { observeSystem } from '../engine/observe-system.ts';
 import { reconcile, type RunResult } from '../reconcile/reconcile.ts';
-import { runPoolGrow } from '../actions/pool-grow.ts';
+import { runPoolGrow } from '../actions/grow-pool.ts';
 import { currentPoolSpec, poolIdentity } from '../lifecycle/current-pool.ts';
 import { checkMountpointsOnHost } from '../host/mountpoint-check.ts';
 import { poolGrowth, poolGrowArgs, poolGrowStep } from '../plan/changes.ts';

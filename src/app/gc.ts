@@ -5,7 +5,7 @@
 import type { Session } from '../engine/session.ts';
 import { inspect } from '../doctor/inspect.ts';
 import { planGc, type GcPlan } from '../doctor/gc-plan.ts';
-import { runGc, type GcResult } from '../doctor/gc.ts';
+import { runGc, type GcResult } from '../doctor/gc-run.ts';
 import { orphansOf, type DoctorFacts } from '../doctor/findings.ts';
 import { stateDirExists } from './checked-session.ts';
 import { reporterOf, withSession, type CommonOptions } from './options.ts';

@@ -1,6 +1,6 @@
 // `pool grow`: grow a file-backed pool: extend its sparse files, resize the loop devices, reload the pool table.
 
-import { growPool, type GrowRequest, type GrowResult } from '../actions/pool-grow.ts';
+import { growPool, type GrowRequest, type GrowResult } from '../actions/grow-pool.ts';
 import { stateDirExists } from './checked-session.ts';
 import { withSession, type CommonOptions } from './options.ts';
 

@@ -12,21 +12,21 @@ import { UserError } from '../errors/index.ts';
 import { contextOf, type CliCommand } from './command-context.ts';
 
 const COMMANDS: Record<string, () => Promise<CliCommand>> = {
-  help: () => import('./commands/help.ts'),
-  apply: () => import('./commands/apply.ts'),
-  plan: () => import('./commands/plan.ts'),
-  status: () => import('./commands/status.ts'),
-  events: () => import('./commands/events.ts'),
-  diff: () => import('./commands/diff.ts'),
-  up: () => import('./commands/up.ts'),
-  down: () => import('./commands/down.ts'),
-  destroy: () => import('./commands/destroy.ts'),
-  doctor: () => import('./commands/doctor.ts'),
-  gc: () => import('./commands/gc.ts'),
-  watch: () => import('./commands/watch.ts'),
-  snapshotter: () => import('./commands/snapshotter.ts'),
-  pool: () => import('./commands/pool.ts'),
-  sim: () => import('./commands/sim.ts'),
+  help: () => import('./commands/help-command.ts'),
+  apply: () => import('./commands/apply-command.ts'),
+  plan: () => import('./commands/plan-command.ts'),
+  status: () => import('./commands/status-command.ts'),
+  events: () => import('./commands/events-command.ts'),
+  diff: () => import('./commands/diff-command.ts'),
+  up: () => import('./commands/up-command.ts'),
+  down: () => import('./commands/down-command.ts'),
+  destroy: () => import('./commands/destroy-command.ts'),
+  doctor: () => import('./commands/doctor-command.ts'),
+  gc: () => import('./commands/gc-command.ts'),
+  watch: () => import('./commands/watch-command.ts'),
+  snapshotter: () => import('./commands/snapshotter-command.ts'),
+  pool: () => import('./commands/pool-command.ts'),
+  sim: () => import('./commands/sim-command.ts'),
 };
 
 export async function runCommand(inv: Invocation, program: Command, io: CliOutput, stateDirOption: string): Promise<number> {

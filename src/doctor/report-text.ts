@@ -3,7 +3,7 @@
 import type { DoctorReport } from './diagnose.ts';
 import type { Finding } from './finding.ts';
 import type { GcPlan } from './gc-plan.ts';
-import type { GcResult } from './gc.ts';
+import type { GcResult } from './gc-run.ts';
 import type { SpaceUse } from './pool-health.ts';
 
 function space(what: string, s: SpaceUse | null): string | null {

@@ -4,7 +4,7 @@
 export type { ApplyOptions, ApplyResult } from './types.ts';
 export type { ResolvedLayer } from '../model/layer-content.ts';
 export { resolveLayerSource, type SourceOrigin } from './resolve-source.ts';
-export { applyLayer, layerLabel } from './apply.ts';
+export { applyLayer, layerLabel } from './apply-layer.ts';
 export { chainId, isSha256Digest } from './digest.ts';
 export { LayerContentError } from './errors.ts';
 export { PROGRESS_INTERVAL_MS } from './progress.ts';

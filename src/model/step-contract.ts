@@ -83,7 +83,7 @@ export interface StepContract {
   'pool.detach': { args: { role: PoolRole; loop: string }; result: {} };
   /** Remove the backing files (destroy). */
   'pool.delete-files': { args: { files: string[] }; result: {} };
-  /** Extend a file-backed pool: file, loop capacity, table reload (src/actions/pool-grow.ts). */
+  /** Extend a file-backed pool: file, loop capacity, table reload (src/actions/grow-pool.ts). */
   'pool.grow': { args: PoolGrowArgs; result: PoolGrowResult };
   /** create_thin (the base). */
   'thin.create': { args: CreateArgs; result: CreateResult };

@@ -19,7 +19,7 @@ import type { Observation } from '../plan/observation.ts';
 import { failedLayerSteps } from './failed-layer.ts';
 import { checkMountpointsOnHost } from '../host/mountpoint-check.ts';
 import { withRun, type Run } from '../engine/with-run.ts';
-import { completePendingGrows } from '../actions/pool-grow.ts';
+import { completePendingGrows } from '../actions/grow-pool.ts';
 import type { Session } from '../engine/session.ts';
 import type { Reporter } from '../messages/message-port.ts';
 

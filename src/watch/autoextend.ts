@@ -4,13 +4,13 @@
 // crosses 80, 90 and 95%.
 //
 // The decisions are pure (decideGrowth, useWarnings); autoextendPool reads the pool and the host
-// file system and calls growPool (src/actions/pool-grow.ts) to do the growing.
+// file system and calls growPool (src/actions/grow-pool.ts) to do the growing.
 
 import { currentPool } from '../lifecycle/current-pool.ts';
 import { stat, statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Session } from '../engine/session.ts';
-import { growPool, type PoolRole } from '../actions/pool-grow.ts';
+import { growPool, type PoolRole } from '../actions/grow-pool.ts';
 import { parsePoolStatus } from '../kernel/thin-pool.ts';
 import type { Reporter } from '../messages/message-port.ts';
 import { SECTOR_BYTES } from '../model/units.ts';

@@ -29,7 +29,7 @@ import { readDesired, type DesiredState } from '../app/desired.ts';
 import { convergeTo } from '../app/converge.ts';
 import { checkBeforeCreating } from '../app/checked-session.ts';
 import type { LayerContent } from '../model/layer-content.ts';
-import { completePendingGrows } from '../actions/pool-grow.ts';
+import { completePendingGrows } from '../actions/grow-pool.ts';
 import { readStatus, type StatusView } from '../app/status-view.ts';
 import { dmIdentity } from '../domain/names.ts';
 import { poolIdentity } from '../lifecycle/current-pool.ts';

@@ -159,4 +159,15 @@ describe('imports', () => {
     );
     expect(offenders).toEqual([]);
   });
+
+  it("give no two files under src the same name (a folder's index.ts, types.ts and errors.ts aside)", () => {
+    const byName = new Map<string, string[]>();
+    for (const f of files.filter((f) => fs.existsSync(f))) {
+      const name = path.basename(f);
+      if (['index.ts', 'types.ts', 'errors.ts'].includes(name)) continue;
+      byName.set(name, [...(byName.get(name) ?? []), rel(f)]);
+    }
+    const repeated = [...byName].filter(([, where]) => where.length > 1).map(([name, where]) => `${name}: ${where.join(', ')}`);
+    expect(repeated).toEqual([]);
+  });
 });

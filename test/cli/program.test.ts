@@ -3,7 +3,7 @@
 import { describe, it, expect } from 'vitest';
 import { PassThrough } from 'node:stream';
 import { main } from '../../src/cli/main.ts';
-import { parseSince } from '../../src/cli/commands/events.ts';
+import { parseSince } from '../../src/cli/commands/events-command.ts';
 import { summaryLine } from '../../src/cli/output.ts';
 import { VERSION } from '../../src/cli/program.ts';
 import packageJson from '../../package.json' with { type: 'json' };

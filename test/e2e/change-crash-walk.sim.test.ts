@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { BIN } from './cli-harness.ts';
 import * as api from '../../src/api/index.ts';
-import { doctorCommand } from '../../src/cli/commands/doctor.ts';
+import { doctorCommand } from '../../src/cli/commands/doctor-command.ts';
 import { poolThinIds } from './pool-thin-ids.ts';
 import { buildTar } from '../layers/tar-builder.ts';
 

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as api from '../../src/api/index.ts';
 import { diffDevice } from '../../src/app/diff.ts';
-import { applyLayer } from '../../src/layers/apply.ts';
+import { applyLayer } from '../../src/layers/apply-layer.ts';
 import { diffTrees } from '../../src/layers/tree-diff.ts';
 import { inspect } from '../../src/doctor/inspect.ts';
 import { diagnose } from '../../src/doctor/diagnose.ts';

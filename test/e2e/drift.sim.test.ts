@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import * as api from '../../src/api/index.ts';
-import { doctorCommand } from '../../src/cli/commands/doctor.ts';
+import { doctorCommand } from '../../src/cli/commands/doctor-command.ts';
 import { renderStatus } from '../../src/cli/render.ts';
 import { buildTar } from '../layers/tar-builder.ts';
 import { poolThinIds } from './pool-thin-ids.ts';

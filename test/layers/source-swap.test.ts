@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { resolveLayerSource } from '../../src/layers/resolve-source.ts';
-import { applyLayer } from '../../src/layers/apply.ts';
+import { applyLayer } from '../../src/layers/apply-layer.ts';
 import { buildTar } from './tar-builder.ts';
 
 function dir(): string {

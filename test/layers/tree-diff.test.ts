@@ -27,7 +27,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { diffTrees } from '../../src/layers/tree-diff.ts';
 import { changeTar } from '../../src/layers/change-tar.ts';
-import { applyLayer } from '../../src/layers/apply.ts';
+import { applyLayer } from '../../src/layers/apply-layer.ts';
 import { xattrsOf } from '../../src/layers/dir-source.ts';
 import { lsetxattr, mknod, S_IFCHR } from '../../src/host/libc.ts';
 

@@ -20,7 +20,7 @@ import { CrashPoints } from '../../src/engine/crash-points.ts';
 import { initialState } from '../../src/lifecycle/projection.ts';
 import { silentReporter } from '../../src/messages/message-port.ts';
 import { loadedManifest } from '../builders/manifest.ts';
-import { doctorCommand } from '../../src/cli/commands/doctor.ts';
+import { doctorCommand } from '../../src/cli/commands/doctor-command.ts';
 import type { DoctorReport } from '../../src/doctor/diagnose.ts';
 import { statusWithPlan } from '../../src/api/index.ts';
 import { poolManifest } from './harness.ts';

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as api from '../../src/api/index.ts';
 import { Session } from '../../src/engine/session.ts';
-import { growPool, POOL_GROW_OP } from '../../src/actions/pool-grow.ts';
+import { growPool, POOL_GROW_OP } from '../../src/actions/grow-pool.ts';
 import { silentReporter } from '../../src/messages/message-port.ts';
 import { UserError } from '../../src/errors/index.ts';
 import type { PoolDraft } from '../builders/manifest.ts';

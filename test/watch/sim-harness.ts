@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { onTestFinished } from 'vitest';
 import { SimKernel } from '../../src/kernel/sim/index.ts';
-import { watchCommand } from '../../src/cli/commands/watch.ts';
+import { watchCommand } from '../../src/cli/commands/watch-command.ts';
 import { CliOutput } from '../../src/cli/output.ts';
 import * as api from '../../src/api/index.ts';
 import { EventLog } from '../../src/events/log.ts';

@@ -3,7 +3,7 @@
 import type { CommandContext } from '../command-context.ts';
 import { UserError } from '../../errors/index.ts';
 import { renderEvent } from '../render.ts';
-import type { Since } from '../../app/events.ts';
+import type { Since } from '../../app/read-events.ts';
 
 export type { Since };
 
@@ -25,7 +25,7 @@ export function parseSince(text: string | undefined): Since {
 
 export async function run({ io, json, o, stateDir }: CommandContext): Promise<number> {
   const since = parseSince(o.since as string | undefined);
-  const { readEvents } = await import('../../app/events.ts');
+  const { readEvents } = await import('../../app/read-events.ts');
   // Following ends with SIGINT, SIGTERM or a reader that went away; listened for only once following starts.
   const controller = new AbortController();
   const stop = () => controller.abort();

@@ -6,7 +6,7 @@
 import { resolve } from 'node:path';
 import type { CommandContext } from '../command-context.ts';
 import { UserError } from '../../errors/index.ts';
-import { watchManifest } from '../../watch/watch-command.ts';
+import { watchManifest } from '../../watch/watch-start.ts';
 import { WatchOutput, outputModeFor } from '../../watch/watch-output.ts';
 import { initialLiveModel } from '../../watch/live-view.ts';
 

@@ -11,7 +11,7 @@ import { interruptedExitCode } from '../exit-codes.ts';
 import { summaryLine } from '../output.ts';
 import { askYesNo } from '../prompt.ts';
 import { withSignals } from '../signals.ts';
-import { printer, type DoctorCommandOptions } from './doctor.ts';
+import { printer, type DoctorCommandOptions } from './doctor-command.ts';
 
 export interface GcCommandOptions extends DoctorCommandOptions {
   /** Delete; without it gc only shows what it would delete. */
