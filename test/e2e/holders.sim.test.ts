@@ -29,7 +29,8 @@ function cliAsync(stateDir: string, args: string[]): Promise<{ status: number | 
     let stderr = '';
     p.stdout!.on('data', (d) => (stdout += d));
     p.stderr!.on('data', (d) => (stderr += d));
-    p.on('exit', (status) => done({ status, stdout, stderr }));
+    // 'close', not 'exit': at 'exit' the child's output may still be in the pipes.
+    p.on('close', (status) => done({ status, stdout, stderr }));
   });
 }
 

@@ -47,7 +47,8 @@ function cliAsync(stateDir: string, args: string[]): Promise<{ code: number | nu
     let stderr = '';
     p.stdout.on('data', (d) => (stdout += d));
     p.stderr.on('data', (d) => (stderr += d));
-    p.on('exit', (code) => done({ code, stdout, stderr }));
+    // 'close', not 'exit': at 'exit' the child's output may still be in the pipes.
+    p.on('close', (code) => done({ code, stdout, stderr }));
   });
 }
 

@@ -65,7 +65,8 @@ function cli(args: string[], stateDir: string, backend: string): Promise<CliRun>
     let stderr = '';
     p.stdout.on('data', (d) => (stdout += d));
     p.stderr.on('data', (d) => (stderr += d));
-    p.on('exit', (code) => resolve({ code, stdout, stderr }));
+    // 'close', not 'exit': at 'exit' the child's output may still be in the pipes (a slow VM shows it).
+    p.on('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
 
