@@ -9,6 +9,7 @@
 
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync, constants } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { UserError, StateError } from '../errors/index.ts';
 import { Session, type SessionOptions } from '../engine/session.ts';
@@ -58,6 +59,8 @@ async function openForReading(s: Session, t: ThingRecord, filesystem: 'ext4' | '
     steps.push(makeStep('thin.activate', t.key, 'update', thin, `activate ${describeThing(t)} to read it`));
     undo.unshift(makeStep('thin.deactivate', t.key, 'update', { dmName: t.dmName }, `deactivate ${describeThing(t)} again`));
   }
+  // The private mountpoints live in the state dir's mnt/, made 0700 as layer commits make it.
+  await mkdir(s.stateDir.path('mnt'), { recursive: true, mode: 0o700 });
   const mountpoint = s.stateDir.path(join('mnt', `diff-${t.kind === 'layer' ? chainHex(t.name) : `${t.kind}-${t.thinId}`}`));
   steps.push(
     makeStep('fs.mount', t.key, 'update', { dmName: t.dmName, mountpoint, filesystem, readOnly: true }, `mount ${describeThing(t)} read-only to read it`),

@@ -80,6 +80,9 @@ function sameContent(a: string, b: string, size: bigint): boolean {
 
 /** Whether the device's entry differs from the layer's (both of one kind). */
 function differs(lowerPath: string, l: BigIntStats, upperPath: string, u: BigIntStats, kind: Kind): boolean {
+  // The same inode with the same ctime is the snapshot's untouched copy of it: any write, chmod,
+  // chown or xattr change moves ctime, and only the kernel sets it. Nothing more need be read.
+  if (l.ino === u.ino && l.ctimeNs === u.ctimeNs) return false;
   if ((l.mode & 0o7777n) !== (u.mode & 0o7777n) || l.uid !== u.uid || l.gid !== u.gid) return true;
   if (kind !== 'symlink' && l.mtimeNs !== u.mtimeNs) return true;
   if (kind === 'symlink' && readlinkSync(lowerPath) !== readlinkSync(upperPath)) return true;

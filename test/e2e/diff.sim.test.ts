@@ -12,28 +12,16 @@ import * as api from '../../src/api/index.ts';
 import { diffDevice } from '../../src/app/diff.ts';
 import { applyLayer } from '../../src/layers/apply-layer.ts';
 import { diffTrees } from '../../src/layers/tree-diff.ts';
-import { inspect } from '../../src/doctor/inspect.ts';
-import { diagnose } from '../../src/doctor/diagnose.ts';
 import { writeLayerScenario } from '../scenarios/layer-chain.ts';
 import { simMounted } from '../sim-mounts.ts';
 import { CollectingReporter, silentReporter } from '../../src/messages/message-port.ts';
 import { sandbox } from './cli-harness.ts';
+import { doctorProblems } from '../doctor-problems.ts';
 
 function box() {
   const root = mkdtempSync(join(tmpdir(), 'thinlayer-diff-'));
   onTestFinished(() => rmSync(root, { recursive: true, force: true }));
   return { root, stateDir: join(root, 'state'), mnt: join(root, 'mnt'), src: join(root, 'src') };
-}
-
-async function doctorProblems(stateDir: string): Promise<string[]> {
-  const s = await api.Session.open({ stateDir, backend: 'sim', reporter: silentReporter, mutate: false, command: 'doctor' });
-  try {
-    return diagnose(await inspect(s), stateDir)
-      .findings.filter((f) => f.severity === 'error' || f.severity === 'warning')
-      .map((f) => `${f.code}: ${f.message}`);
-  } finally {
-    await s.close();
-  }
 }
 
 describe('diff of a device against its layer (simulated kernel)', () => {

@@ -11,6 +11,7 @@ import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
+import { manifestYaml, simPool } from '../builders/manifest.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const VERSION = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')).version as string;
@@ -52,19 +53,13 @@ function docExample(): string {
   return block[1];
 }
 
+/** A one-device manifest whose layer is a directory (reading it loads koffi). */
 function manifest(mnt: string): string {
-  return `version: 1
-pool:
-  name: packed
-  data: { file: data.img, size: 1G }
-  metadata: { file: metadata.img, size: 64M }
-  baseSize: 256M
-  filesystem: ext4
-layers:
-  site: { source: site }
-devices:
-  web: { layer: site, state: mounted, mountpoint: ${mnt}/web }
-`;
+  return manifestYaml({
+    pool: simPool('packed', { data: { file: 'data.img', size: '1G' }, filesystem: 'ext4' }),
+    layers: { site: { source: 'site' } },
+    devices: { web: { layer: 'site', state: 'mounted', mountpoint: `${mnt}/web` } },
+  });
 }
 
 describe('the package npm pack makes', () => {

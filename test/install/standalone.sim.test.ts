@@ -11,22 +11,17 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { connect, type Socket } from 'node:net';
 import { buildStandalone } from '../../scripts/build.mjs';
+import { manifestYaml, simPool } from '../builders/manifest.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const VERSION = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')).version as string;
 
-const MANIFEST = (mnt: string) => `version: 1
-pool:
-  name: host
-  data: { file: data.img, size: 1G }
-  metadata: { file: metadata.img, size: 64M }
-  baseSize: 256M
-  filesystem: ext4
-layers:
-  site: { source: site }
-devices:
-  web: { layer: site, state: mounted, mountpoint: ${mnt}/web }
-`;
+const MANIFEST = (mnt: string) =>
+  manifestYaml({
+    pool: simPool('host', { data: { file: 'data.img', size: '1G' }, filesystem: 'ext4' }),
+    layers: { site: { source: 'site' } },
+    devices: { web: { layer: 'site', state: 'mounted', mountpoint: `${mnt}/web` } },
+  });
 
 describe('the standalone program', () => {
   it('runs from PREFIX/bin/thinlayer with only Node.js: --version, apply, snapshotter', async () => {

@@ -14,8 +14,7 @@ import { rmSync } from 'node:fs';
 import { box, startChild, startHere, type Client } from './harness.ts';
 import * as api from '../../src/api/index.ts';
 import { poolThinIds } from '../e2e/pool-thin-ids.ts';
-import { inspect } from '../../src/doctor/inspect.ts';
-import { diagnose } from '../../src/doctor/diagnose.ts';
+import { doctorProblems } from '../doctor-problems.ts';
 
 const MAX_POINTS = 300;
 
@@ -54,17 +53,6 @@ async function logFacts(stateDir: string) {
       recordless: things.filter((t) => t.kind === 'snapshot' && !s.state.snapshots[t.key]).map((t) => t.key),
       pending: Object.values(s.state.pending).map((p) => `${p.op} ${p.target}`),
     };
-  } finally {
-    await s.close();
-  }
-}
-
-/** What doctor would report beyond notes, read while the restarted snapshotter serves. */
-async function doctorProblems(stateDir: string): Promise<string[]> {
-  const s = await api.Session.open({ stateDir, backend: 'sim', reporter: { notify() {} }, mutate: false, command: 'doctor' });
-  try {
-    const report = diagnose(await inspect(s), stateDir);
-    return report.findings.filter((f) => f.severity === 'error' || f.severity === 'warning').map((f) => `${f.code}: ${f.message}`);
   } finally {
     await s.close();
   }
