@@ -393,11 +393,18 @@ export async function runSoak(o: SoakOptions): Promise<Record<string, number>> {
       // load has had MIN_ACKNOWLEDGED_PER_EPOCH calls acknowledged, so the kill always falls on work
       // in progress whatever the host's speed; a snapshotter that makes no progress at all fails the
       // test after STALL_MS instead.
+      // The same holds for the reader: the epoch waits for one doctor run beside the load, which
+      // under emulation takes longer than five calls.
       const acknowledgedBefore = figures.acknowledged;
+      const doctorRunsBefore = figures.doctorRuns;
       const epochStart = Date.now();
+      const epochDone = () => figures.acknowledged - acknowledgedBefore >= MIN_ACKNOWLEDGED_PER_EPOCH && figures.doctorRuns > doctorRunsBefore;
       await new Promise((r) => setTimeout(r, EPOCH_MS));
-      while (figures.acknowledged - acknowledgedBefore < MIN_ACKNOWLEDGED_PER_EPOCH && Date.now() - epochStart < STALL_MS)
-        await new Promise((r) => setTimeout(r, 200));
+      while (!epochDone() && Date.now() - epochStart < STALL_MS) await new Promise((r) => setTimeout(r, 200));
+      if (!epochDone())
+        problems.push(
+          `epoch ${epoch}: after ${STALL_MS / 1000} s, ${figures.acknowledged - acknowledgedBefore} calls acknowledged and ${figures.doctorRuns - doctorRunsBefore} doctor runs`,
+        );
       killed = true;
       run.proc.kill('SIGKILL');
       figures.kills++;
