@@ -322,6 +322,15 @@ export const ACTIONS = {
     return commitLayer(ctx, a, activateThin);
   },
 
+  async 'layer.adopt'(ctx, a) {
+    // Only the record changes: the dm name and uuid are given at the next activation, so the device
+    // must not be active under its old name now.
+    const info = await deviceInfo(ctx, a.dmName);
+    if (info) throw new StateError(`the committed snapshot ${a.dmName} is still active; it must be inactive to become layer ${a.label}`);
+    const { dmName: _, ...adoption } = a;
+    return adoption;
+  },
+
   async 'pool.grow'(ctx, a) {
     return growPoolFiles(ctx, a);
   },
