@@ -66,6 +66,6 @@ export async function growRoot(session: Session, runSteps: RunSteps, t: Thin, fi
     ]);
   } finally {
     await runSteps(session, [unmount(t, where)]);
+    await rmdir(where).catch(() => undefined);
   }
-  await rmdir(where).catch(() => undefined);
 }

@@ -12,6 +12,21 @@ import { poolThinIds } from '../e2e/pool-thin-ids.ts';
 import { simPool, type ManifestDraft } from '../builders/manifest.ts';
 import { SIZE_LABEL } from '../../src/snapshotter/root-size.ts';
 import { doctorProblems } from '../doctor-problems.ts';
+import { mkdtempSync, rmSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SimKernel } from '../../src/kernel/sim/index.ts';
+import { openStateDir } from '../../src/events/state-dir.ts';
+import type { KernelPort } from '../../src/kernel/kernel-port.ts';
+import { SessionGate } from '../../src/snapshotter/session-gate.ts';
+import { SnapshotService } from '../../src/snapshotter/service.ts';
+import { stepsOf } from '../../src/snapshotter/snapshot-steps.ts';
+import { Run } from '../../src/engine/with-run.ts';
+import { ensurePoolAndBase } from '../../src/snapshotter/pool-setup.ts';
+import { CrashPoints } from '../../src/engine/crash-points.ts';
+import { initialState } from '../../src/lifecycle/projection.ts';
+import { silentReporter } from '../../src/messages/message-port.ts';
+import { loadedManifest } from '../builders/manifest.ts';
 
 const MiB = 1024 * 1024;
 const sized = (size: string) => ({ [SIZE_LABEL]: size });
@@ -121,5 +136,46 @@ describe('a root size per container', () => {
     await c.View({ key: 'view', parent: '' });
     expect(await simRoot(stateDir, 'view', 'ext4')).toMatchObject({ deviceBytes: 256 * MiB, filesystemBytes: 256 * MiB });
     expect(await doctorProblems(stateDir)).toEqual([]);
+  });
+
+  it('deletes a root whose filesystem could not be grown, before containerd sees it', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'thinlayer-rootsize-'));
+    onTestFinished(() => rmSync(root, { recursive: true, force: true }));
+    const stateDir = join(root, 'state');
+    const sim = new SimKernel({ dir: join(stateDir, 'sim') });
+    onTestFinished(() => sim.close());
+    // resize2fs fails (say, a filesystem it finds damaged); everything else is the simulated kernel.
+    const kernel = new Proxy(sim, {
+      get(target, prop, receiver) {
+        if (prop === 'close') return async () => undefined;
+        if (prop === 'growfs') return async () => Promise.reject(new Error('resize2fs: Bad magic number in super-block'));
+        const value = Reflect.get(target, prop, receiver);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    }) as KernelPort;
+    const gate = new SessionGate({ stateDir, kernel, crash: new CrashPoints(null), reporter: silentReporter, lockWaitMs: 5000, lingerMs: 50 }, initialState());
+    onTestFinished(() => gate.close());
+    const manifest = loadedManifest(poolManifest(), join(root, 'pool.yaml'));
+    const runSteps = stepsOf(new Run('snapshotter'), 'thinlayer-ctr-pool', silentReporter);
+    await gate.run((s) => ensurePoolAndBase(s, manifest.pool, manifest.file, runSteps));
+    const service = new SnapshotService({
+      gate,
+      kernel,
+      runSteps,
+      pool: 'ctr',
+      filesystem: 'ext4',
+      stateDir: await openStateDir(stateDir),
+      reporter: silentReporter,
+    });
+    await service.prepare('', 'extract', '', {}, 'active');
+    await service.commit('', 'layer', 'extract', {});
+    const before = await poolThinIds(stateDir);
+
+    await expect(service.prepare('', 'big', 'layer', sized('640M'), 'active')).rejects.toThrow(/Bad magic number/);
+    expect(service.list('', []).map((i) => i.name)).toEqual(['layer']);
+    expect(await poolThinIds(stateDir)).toEqual(before);
+    expect((await sim.listDevices()).map((d) => d.name).filter((n) => n.includes('-snap-'))).toEqual([]);
+    expect((await sim.mounts()).filter((m) => m.mountpoint.startsWith(stateDir))).toEqual([]);
+    expect(readdirSync(join(stateDir, 'mnt'))).toEqual([]);
   });
 });
