@@ -65,6 +65,10 @@ describe('a root size per container', () => {
     expect(big).toMatchObject({ recordedBytes: 640 * MiB, deviceBytes: 640 * MiB, filesystemBytes: 640 * MiB, text: 'from the layer' });
     // The label is kept like any other, and a plain Prepare beside it keeps the parent's size.
     expect((await c.Stat({ key: 'big' })).info.labels).toEqual(sized('640M'));
+    // Changed later by Update, the label is only a label: the root keeps the size it was made with.
+    await c.Update({ info: { name: 'big', labels: sized('1G') }, update_mask: { paths: [`labels.${SIZE_LABEL}`] } });
+    expect((await c.Stat({ key: 'big' })).info.labels).toEqual(sized('1G'));
+    expect(await simRoot(stateDir, 'big', 'ext4')).toMatchObject({ deviceBytes: 640 * MiB, filesystemBytes: 640 * MiB });
     await c.Prepare({ key: 'plain', parent: 'layer' });
     expect(await simRoot(stateDir, 'plain', 'ext4')).toMatchObject({ deviceBytes: 256 * MiB, filesystemBytes: 256 * MiB });
 
