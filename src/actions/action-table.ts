@@ -314,7 +314,8 @@ export const ACTIONS = {
 
   async 'fs.mkfs'(ctx, a) {
     const info = await requireInfo(ctx, a.dmName, 'mkfs');
-    await ctx.kernel.mkfs(info.devPath, a.filesystem, { label: 'thinlayer-base' });
+    // Short enough for both: mkfs.xfs refuses a label over 12 characters.
+    await ctx.kernel.mkfs(info.devPath, a.filesystem, { label: 'thinlayer' });
     return {};
   },
 
