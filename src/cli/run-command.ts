@@ -19,6 +19,7 @@ const COMMANDS: Record<string, () => Promise<CliCommand>> = {
   events: () => import('./commands/events-command.ts'),
   diff: () => import('./commands/diff-command.ts'),
   commit: () => import('./commands/commit-command.ts'),
+  export: () => import('./commands/export-command.ts'),
   up: () => import('./commands/up-command.ts'),
   down: () => import('./commands/down-command.ts'),
   destroy: () => import('./commands/destroy-command.ts'),

@@ -6,6 +6,7 @@
 
 import { createHash } from 'node:crypto';
 import { closeSync, constants, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync, existsSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { processExists } from '../host/process-exists.ts';
 
@@ -70,4 +71,34 @@ export function storeBlob(store: string, chunks: Iterable<Buffer>): WrittenFile 
   if (existsSync(path)) rmSync(incoming.path);
   else renameSync(incoming.path, path);
   return { ...incoming, path };
+}
+
+/** `storeBlob` for content that arrives as a stream (a layer read from its source, compressed on the way). */
+export async function storeBlobStream(store: string, chunks: AsyncIterable<Buffer>): Promise<WrittenFile> {
+  const dir = join(store, 'sha256');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  removeDeadTemps(dir);
+  const temp = join(dir, `.incoming.${process.pid}.tmp`);
+  const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
+  const hash = createHash('sha256');
+  let bytes = 0;
+  try {
+    for await (const chunk of chunks) {
+      hash.update(chunk);
+      await handle.write(chunk);
+      bytes += chunk.length;
+    }
+    await handle.sync();
+  } catch (e) {
+    await handle.close();
+    rmSync(temp, { force: true });
+    throw e;
+  } finally {
+    await handle.close().catch(() => undefined);
+  }
+  const digest = `sha256:${hash.digest('hex')}`;
+  const path = blobPath(store, digest);
+  if (existsSync(path)) rmSync(temp);
+  else renameSync(temp, path);
+  return { path, digest, bytes };
 }
