@@ -45,6 +45,7 @@ import { snapCreate, activate, deactivate, remove, type RunSteps } from './snaps
 import { deleteOrphans } from './recovery.ts';
 import { emptyRoot, releaseLeftMount } from './empty-root.ts';
 import { SECTOR_BYTES } from '../model/units.ts';
+import { refuseBelowFloor, type PoolFloor } from './pool-floor.ts';
 
 export type Kind = 'active' | 'view' | 'committed';
 
@@ -74,6 +75,8 @@ export interface ServiceOptions {
   filesystem: Filesystem;
   stateDir: StateDir;
   reporter: Reporter;
+  /** pool.minFree: Prepare and View refused below it (none: no floor). */
+  floor?: PoolFloor;
 }
 
 export class SnapshotService {
@@ -154,6 +157,8 @@ export class SnapshotService {
             parentRecord ? `the thin device of ${parent} is missing (run \`thinlayer doctor\`)` : "the pool's base is not ready",
           );
         const thin = await this.#metadata.run(async () => {
+          // Checked in the metadata turn, so that Prepares in parallel each see the space the last one left.
+          if (this.o.floor) await refuseBelowFloor(this.o.kernel, this.o.floor);
           const thinId = nextFreeThinId(s.state);
           const name = String(thinId);
           const t = {
