@@ -60,7 +60,12 @@ async function fillTo(b: Box, sim: SimKernel, c: Client, key: string, freeFracti
 
 async function doctorExit(stateDir: string): Promise<{ exit: number; report: string }> {
   let text = '';
-  const out = new Writable({ write: (chunk, _e, done) => ((text += chunk), done()) });
+  const out = new Writable({
+    write(chunk, _e, done) {
+      text += chunk;
+      done();
+    },
+  });
   const err = new Writable({ write: (_c, _e, done) => done() });
   const exit = await doctorCommand({ stateDir, backend: 'sim', json: true, out, err });
   return { exit, report: text };
@@ -86,7 +91,9 @@ describe('pool.minFree in the snapshotter', () => {
     for (const call of [() => c.Prepare({ key: 'next', parent: '' }), () => c.View({ key: 'look', parent: '' })]) {
       const e = await call().catch((x) => x);
       expect(e.code).toBe(Code.RESOURCE_EXHAUSTED);
-      expect(e.details).toMatch(/^the pool has data \d+(\.\d)?% free \(\d+ of \d+ blocks\), below pool\.minFree 10%: refusing to create 1 new snapshot\. Remove containers/);
+      expect(e.details).toMatch(
+        /^the pool has data \d+(\.\d)?% free \(\d+ of \d+ blocks\), below pool\.minFree 10%: refusing to create 1 new snapshot\. Remove containers/,
+      );
       expect(e.details).not.toMatch(/metadata \d/);
     }
     // Nothing made, nothing logged, nothing listed.
