@@ -101,12 +101,19 @@ describe('pool.minFree in the snapshotter', () => {
     expect(await poolThinIds(b.stateDir)).toEqual(thinIdsBefore);
     expect((await c.List({})).map((i: { name: string }) => i.name).sort()).toEqual(['hog', 'keep']);
 
+    // Calls on existing snapshots are served below the floor: they are how space comes back.
+    expect((await c.Mounts({ key: 'keep' })).mounts).toHaveLength(1);
+    expect(Number((await c.Usage({ key: 'keep' })).size)).toBeGreaterThan(0);
+    await c.Commit({ name: 'keep-layer', key: 'keep' });
+    expect((await c.Stat({ key: 'keep-layer' })).info.kind).toBe('COMMITTED');
+
     // containerd removes the container that filled it: the next Prepare is served, and the other snapshot's data is intact.
     await c.Remove({ key: 'hog' });
     await c.Prepare({ key: 'next', parent: '' });
+    const view = await c.View({ key: 'look', parent: 'keep-layer' });
     const at = join(b.root, 'check');
     mkdirSync(at);
-    await sim.mount(`/dev/mapper/${(await c.Mounts({ key: 'keep' })).mounts[0].source.split('/').pop()}`, at, 'ext4', { readOnly: true });
+    await sim.mount(`/dev/mapper/${view.mounts[0].source.split('/').pop()}`, at, 'ext4', { readOnly: true });
     expect(readFileSync(join(filesAt(sim, at), 'big.bin')).equals(Buffer.alloc(1024 * 1024, 7))).toBe(true);
     await sim.unmount(at);
     await s.stop();
