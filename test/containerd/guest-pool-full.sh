@@ -10,7 +10,9 @@
 # While the pool is full, a Prepare through containerd and a `ctr run` are refused by pool.minFree
 # with its message. Then `filler` is removed (containerd's garbage collector removes its snapshot
 # through the proxy), the pool has room again and is writable, a new container runs and writes,
-# `keeper` finds its file, everything is removed, and doctor finds nothing leaked or lost.
+# `keeper` finds its file. Then `thinlayer watch` runs beside the snapshotter: a container takes the
+# pool past 80%, watch grows it, a container still runs. Everything is removed, and doctor finds
+# nothing leaked or lost.
 # Results are `TL-CTD KEY=VALUE` lines for the host; a failed step prints TL-CTD-FAIL.
 set -u
 cd "$(dirname "$0")/../.."
@@ -83,6 +85,30 @@ ctr run --rm "${SNAP[@]}" "$IMAGE" after sh -c 'echo after-write > /etc/tl-after
 ctd_say "after=$(tr '\n' ' ' </tmp/after.out | sed 's/ *$//')"
 ctr task start keeper >/tmp/keeper-2.out 2>&1 || { cat /tmp/keeper-2.out; ctd_fail "ctr task start keeper"; exit 1; }
 ctd_say "keeper-2=$(tr '\n' ' ' </tmp/keeper-2.out | sed 's/ *$//')"
+
+# watch beside the snapshotter, on the same state dir and manifest: a container's writes take the
+# pool past 80%, and watch grows the data file while the snapshotter serves.
+$TL_CLI watch -f "$DIR/snapshotter.yaml" --state-dir "$STATE" --backend kernel --interval 2s --json >/tmp/watch.log 2>&1 &
+WATCH_PID=$!
+for i in $(seq 1 300); do
+  grep -q '"watch.run-done"' /tmp/watch.log && break
+  sleep 0.3
+done
+ctr run "${SNAP[@]}" "$IMAGE" grower sh -c '/bin/busybox dd if=/dev/zero of=/grow bs=1M count=76 oflag=direct 2>&1; echo "dd-exit=$?"' >/tmp/grower.out 2>&1
+ctd_say "grower=$(grep -o 'dd-exit=[0-9]*' /tmp/grower.out)"
+for i in $(seq 1 300); do
+  [ "$(pool_data | cut -d/ -f2)" -gt 1536 ] && break
+  sleep 0.3
+done
+ctd_say "after-grow=$(pool_data) free $(free_pct)% mode $(pool_mode) file $(stat -c %s "$STATE/data.img")"
+ctr run --rm "${SNAP[@]}" "$IMAGE" beside-watch sh -c 'echo beside > /etc/tl-beside && cat /etc/tl-beside' >/tmp/beside.out 2>&1 || { cat /tmp/beside.out; ctd_fail "ctr run beside-watch"; }
+ctd_say "beside-watch=$(tr '\n' ' ' </tmp/beside.out | sed 's/ *$//')"
+kill -TERM "$WATCH_PID"
+wait "$WATCH_PID"
+ctd_say "watch-exit=$?"
+ctd_say "watch-grown=$(grep -c '"pool.grown"' /tmp/watch.log)"
+grep -q '"pool.grown"' /tmp/watch.log || tail -20 /tmp/watch.log | sed 's/^/TL-CTD-WATCHLOG /'
+ctr containers rm grower
 
 ctr containers rm keeper
 ctr images rm --sync "$IMAGE" >/dev/null

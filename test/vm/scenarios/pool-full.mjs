@@ -3,8 +3,10 @@
 // (test/containerd/guest-pool-full.sh). A container writes until the pool is full: its writes end
 // with ENOSPC rather than hang; while the pool is full, a Prepare and a `ctr run` are refused by
 // pool.minFree (ResourceExhausted, naming data and the percentages); once the filling container is
-// removed the pool is writable again, a new container runs, another container's file is intact,
-// and after everything is removed doctor finds no thin id leaked or lost and no error.
+// removed the pool is writable again, a new container runs, another container's file is intact.
+// Then `thinlayer watch` runs beside the snapshotter on the same state dir: a container takes the
+// pool past 80% and watch grows it while containers run. After everything is removed doctor finds
+// no thin id leaked or lost and no error.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -53,6 +55,10 @@ export async function run({ bootVm, log }) {
     expect('after-remove', (v) => v !== null && / mode rw$/.test(v), 'the pool writable again (mode rw)');
     expect('after', (v) => v === `after-write ${MESSAGE}`, `"after-write ${MESSAGE}"`);
     expect('keeper-2', (v) => v === 'kept-write', '"kept-write" (the other container\'s file intact)');
+    expect('grower', (v) => v === 'dd-exit=0', 'dd-exit=0 (the pool past 80%, below the floor of 90%)');
+    expect('after-grow', (v) => v !== null && Number(/^\d+\/(\d+)/.exec(v)?.[1]) > 1536, 'more than 1536 data blocks (watch grew the pool)');
+    expect('beside-watch', (v) => v === 'beside', '"beside"');
+    expect('watch-exit', (v) => v === '0', '0');
     expect('snapshots-left', (v) => v === '0', '0');
     expect('snapshotter-exit', (v) => v === '0', '0');
     let doctor = null;
@@ -69,7 +75,8 @@ export async function run({ bootVm, log }) {
     if (problems.length > 0) throw new Error(`pool-full:\n  ${problems.join('\n  ')}\n  output of the fill: ${value('fill-output')}`);
     log(
       `pool ${value('before-fill')} before the fill; the container's dd ended with ENOSPC after ${value('fill-ms')} ms (${value('after-fill')}); ` +
-        `Prepare and ctr run refused by pool.minFree; after the filler's removal ${value('after-remove')}; keeper's file intact; doctor clean`,
+        `Prepare and ctr run refused by pool.minFree; after the filler's removal ${value('after-remove')}; keeper's file intact; ` +
+        `watch beside the snapshotter grew the pool (${value('after-grow')}); doctor clean`,
     );
   } finally {
     fs.rmSync(disk, { force: true });
