@@ -8,6 +8,7 @@ export const COMMAND_SUMMARY: Record<string, string> = {
   status: 'the pool, layers and devices: observed state against desired',
   events: 'the event log (--json: NDJSON; --follow: keep printing)',
   diff: 'what changed in a device against its layer (A, C, D), and -o: as a layer tar',
+  commit: "make a device's current state a layer, in O(1): a snapshot, and its diff stored by digest",
   up: 'converge to the recorded desired state (after a reboot or a crash)',
   down: 'unmount and deactivate everything, keeping all data',
   destroy: 'delete every device, the pool and its backing files',
@@ -79,6 +80,20 @@ read-only at a private mountpoint in the state dir for the reading and put back 
 Examples:
   thinlayer diff web1
   thinlayer diff web1 -o web1-changes.tar`,
+  commit: `Makes DEVICE's current state a layer named LAYER, in O(1) of the device's size: the device is
+snapshotted (suspended for that instant, which flushes and freezes its filesystem), the snapshot's
+difference from the device's layer is stored as an OCI layer tar under its digest in the state
+dir's blobs/, and the snapshot becomes the layer of that content. Nothing is copied or extracted.
+It prints the manifest lines that declare the layer: an apply of a manifest with them finds the
+layer made (no extraction) and makes its devices snapshots of it. Until a manifest declares it, the
+layer is one no manifest lists: the next apply deletes it (its tar stays in blobs/). -o FILE also
+writes the tar there. Killed in the middle, the next commit (or apply) deletes the unfinished
+snapshot. --json prints {"device","layer","parent","chainId","diffId","blob","bytes","changes",
+"thinId","created","manifest"}.
+
+Examples:
+  thinlayer commit web1 web-v2
+  thinlayer commit web1 web-v2 -o web-v2.tar --json`,
   up: `Brings everything back to the recorded desired state, with no manifest: after a reboot, a
 crash, or thinlayer down. Interrupted steps are completed first. With nothing recorded yet it
 says so and exits 0 (--json: {"outcome":"nothing-recorded"}), like gc and pool grow.`,

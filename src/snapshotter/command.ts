@@ -136,6 +136,7 @@ export async function runSnapshotter(opts: SnapshotterOptions): Promise<{ snapsh
           stateDir: dir,
           reporter: opts.reporter,
           floor: { poolDmName, minFreeFraction: manifest.pool.minFreeFraction },
+          writableSizeBytes: manifest.snapshotter?.writableSizeBytes ?? null,
         });
         const server = buildServer(service, opts.reporter);
         // The socket is made 0600 as it is created (no moment where another user could connect), and

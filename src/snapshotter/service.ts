@@ -44,6 +44,7 @@ import { ensureDeviceNode, forgetDeviceNode } from './device-node.ts';
 import { snapCreate, activate, deactivate, remove, type RunSteps } from './snapshot-steps.ts';
 import { deleteOrphans } from './recovery.ts';
 import { emptyRoot, releaseLeftMount } from './empty-root.ts';
+import { growRoot, snapshotSize } from './root-size.ts';
 import { SECTOR_BYTES } from '../model/units.ts';
 import { refuseBelowFloor, type PoolFloor } from './pool-floor.ts';
 import { applyDeviceAccess, deviceAccessOf } from './device-access.ts';
@@ -78,6 +79,8 @@ export interface ServiceOptions {
   reporter: Reporter;
   /** pool.minFree: Prepare and View refused below it (none: no floor). */
   floor?: PoolFloor;
+  /** The manifest's `snapshotter.writableSize`: the least size of an active snapshot (root-size.ts). */
+  writableSizeBytes?: number | null;
 }
 
 export class SnapshotService {
@@ -158,6 +161,7 @@ export class SnapshotService {
             'unavailable',
             parentRecord ? `the thin device of ${parent} is missing (run \`thinlayer doctor\`)` : "the pool's base is not ready",
           );
+        const sizeBytes = snapshotSize({ labels, kind, parentBytes: origin.sizeBytes, writableBytes: this.o.writableSizeBytes ?? null });
         const thin = await this.#metadata.run(async () => {
           // Checked in the metadata turn, so that Prepares in parallel each see the space the last one left.
           if (this.o.floor) await refuseBelowFloor(this.o.kernel, this.o.floor);
@@ -168,7 +172,7 @@ export class SnapshotService {
             name,
             ...dmIdentity(this.o.pool, 'snapshot', name, s.state.identity),
             thinId,
-            sizeBytes: origin.sizeBytes,
+            sizeBytes,
           };
           // Reserved before the device exists, in the mutex Cleanup takes: it never sees it unreserved.
           this.#reserve(t.key);
@@ -186,6 +190,7 @@ export class SnapshotService {
           try {
             await this.o.runSteps(s, [activate(thin)]);
             if (!parentRecord) await emptyRoot(s, this.o.runSteps, thin, this.o.filesystem);
+            if (sizeBytes > origin.sizeBytes) await growRoot(s, this.o.runSteps, thin, this.o.filesystem);
           } catch (e) {
             // No record was made: the device is deleted now (or by Cleanup or the next start).
             await releaseLeftMount(s, this.o.runSteps, thin).catch(() => undefined);
