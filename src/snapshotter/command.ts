@@ -135,6 +135,7 @@ export async function runSnapshotter(opts: SnapshotterOptions): Promise<{ snapsh
           filesystem: fs,
           stateDir: dir,
           reporter: opts.reporter,
+          floor: { poolDmName, minFreeFraction: manifest.pool.minFreeFraction },
           writableSizeBytes: manifest.snapshotter?.writableSizeBytes ?? null,
         });
         const server = buildServer(service, opts.reporter);

@@ -46,6 +46,8 @@ import { deleteOrphans } from './recovery.ts';
 import { emptyRoot, releaseLeftMount } from './empty-root.ts';
 import { growRoot, snapshotSize } from './root-size.ts';
 import { SECTOR_BYTES } from '../model/units.ts';
+import { refuseBelowFloor, type PoolFloor } from './pool-floor.ts';
+import { applyDeviceAccess, deviceAccessOf } from './device-access.ts';
 
 export type Kind = 'active' | 'view' | 'committed';
 
@@ -75,6 +77,8 @@ export interface ServiceOptions {
   filesystem: Filesystem;
   stateDir: StateDir;
   reporter: Reporter;
+  /** pool.minFree: Prepare and View refused below it (none: no floor). */
+  floor?: PoolFloor;
   /** The manifest's `snapshotter.writableSize`: the least size of an active snapshot (root-size.ts). */
   writableSizeBytes?: number | null;
 }
@@ -139,6 +143,7 @@ export class SnapshotService {
     checkKey('the snapshot key', key);
     if (parent) checkKey('the parent key', parent);
     checkLabels(labels);
+    deviceAccessOf(labels, kind);
     const locked = parent ? [scoped(namespace, key), scoped(namespace, parent)] : [scoped(namespace, key)];
     return this.#keys.run(locked, () =>
       this.o.gate.run(async (s) => {
@@ -158,6 +163,8 @@ export class SnapshotService {
           );
         const sizeBytes = snapshotSize({ labels, kind, parentBytes: origin.sizeBytes, writableBytes: this.o.writableSizeBytes ?? null });
         const thin = await this.#metadata.run(async () => {
+          // Checked in the metadata turn, so that Prepares in parallel each see the space the last one left.
+          if (this.o.floor) await refuseBelowFloor(this.o.kernel, this.o.floor);
           const thinId = nextFreeThinId(s.state);
           const name = String(thinId);
           const t = {
@@ -200,7 +207,7 @@ export class SnapshotService {
         } finally {
           this.#unreserve(thin.key);
         }
-        return this.#mountsOf(thin, kind);
+        return this.#mountsOf(thin, kind, labels);
       }),
     );
   }
@@ -210,10 +217,10 @@ export class SnapshotService {
     if (r.kind === 'committed') throw new SnapshotError('failed-precondition', `snapshot ${key} is committed: only active snapshots and views have mounts`);
     const t = this.#state.things[r.id];
     if (!t) throw notFound(`the thin device of snapshot ${key}`);
-    return this.#mountsOf(t, r.kind);
+    return this.#mountsOf(t, r.kind, r.labels);
   }
 
-  async #mountsOf(t: Pick<ThingRecord, 'key' | 'dmName' | 'uuid' | 'thinId' | 'sizeBytes'>, kind: Kind): Promise<Mount[]> {
+  async #mountsOf(t: Pick<ThingRecord, 'key' | 'dmName' | 'uuid' | 'thinId' | 'sizeBytes'>, kind: Kind, labels: Record<string, string>): Promise<Mount[]> {
     let info = await this.o.kernel.info(t.dmName);
     if (!info?.liveTable) {
       // Not active (deactivated behind our back): activate it again, through the log.
@@ -222,6 +229,7 @@ export class SnapshotService {
       if (!info) throw new SnapshotError('unavailable', `the device of ${t.key} could not be activated`);
     }
     const source = await ensureDeviceNode(info, this.o.stateDir);
+    await applyDeviceAccess(source, deviceAccessOf(labels, kind));
     return [{ type: this.o.filesystem, source, target: '', options: kind === 'view' ? ['ro'] : [] }];
   }
 
@@ -298,6 +306,7 @@ export class SnapshotService {
         for (const [k, v] of Object.entries(labels)) if (v === '') delete labels[k];
         // One label at a time can still add up past the bounds: the result is what is kept.
         checkLabels(labels);
+        deviceAccessOf(labels, r.kind);
         const next = { ...r, labels, updated: nowText() };
         await s.append([{ type: 'snapshot.set', snapshot: next }]);
         return this.info(next, s.state);
