@@ -2,7 +2,8 @@
 // listed against its layer (the untouched files of a thin snapshot share the layer's inodes and
 // ctimes, so only what was written is read), then committed while mounted (the device suspended
 // for the create_snap, so its ext4 is frozen and flushed), declared and applied: the new layer is
-// not extracted, and a device of it holds the committed state, not what was written after.
+// not extracted, and a device of it holds the committed state, not what was written after. Exported
+// as an OCI image layout, it reads back as an oci: source with the same chain ids.
 
 import { describe, it, expect, beforeAll } from 'vitest';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,6 +11,7 @@ import { join } from 'node:path';
 import * as api from '../../src/api/index.ts';
 import { diffDevice } from '../../src/app/diff.ts';
 import { commitDevice } from '../../src/app/commit.ts';
+import { exportImage } from '../../src/app/export.ts';
 import { doctor } from '../../src/app/doctor.ts';
 import { silentReporter } from '../../src/messages/message-port.ts';
 import { requireKernel, kernelBox } from './kernel-harness.ts';
@@ -77,6 +79,18 @@ describe('diff and commit on the real kernel', () => {
     expect(existsSync(web2('bin/old'))).toBe(false);
     expect(existsSync(web2('after'))).toBe(false);
     expect(readFileSync(web('after'), 'utf8')).toBe('written after the commit\n');
+
+    // Exported as an OCI image and read back as a source: the same chain ids, so nothing is extracted.
+    const out = join(b.root, 'web-v2-image');
+    const exported = await exportImage({ session, reporter: silentReporter, name: 'web-v2', dir: out, tag: 'web:v2' });
+    expect(exported.layers.map((l) => l.diffId)).toEqual([expect.stringMatching(/^sha256:/), c.diffId]);
+    const back = writeManifest(join(b.src, 'back.yaml'), {
+      ...base,
+      layers: { ...base.layers, 'web-v2': { source: `oci:${out}:v2` } },
+      devices: { ...base.devices, web2: { layer: 'web-v2', mountpoint: `${b.mnt}/web2` } },
+    });
+    expect((await api.planFor(back, opts)).steps).toEqual([]);
+
     const report = await doctor({ ...opts, reporter: silentReporter });
     expect(report.findings.filter((f) => f.severity !== 'info').map((f) => `${f.code}: ${f.message}`)).toEqual([]);
   });
