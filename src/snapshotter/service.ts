@@ -40,7 +40,7 @@ import { compileFilters } from './filters.ts';
 import { SnapshotError, notFound, alreadyExists } from './errors.ts';
 import { nowText } from './clock.ts';
 import { checkKey, checkLabels } from './request-limits.ts';
-import { ensureDeviceNode, forgetDeviceNode } from './device-node.ts';
+import { DeviceNodes } from './device-node.ts';
 import { snapCreate, activate, deactivate, remove, type RunSteps } from './snapshot-steps.ts';
 import { deleteOrphans } from './recovery.ts';
 import { emptyRoot, releaseLeftMount } from './empty-root.ts';
@@ -90,6 +90,8 @@ export class SnapshotService {
   readonly #metadata = new Mutex();
   /** Thin device keys (`snapshot:N`) that a call is making or removing: Cleanup leaves them alone. */
   readonly #inFlight = new Map<string, number>();
+  /** The device path Mounts answers with, found once per device (a read makes no file checks after). */
+  readonly #nodes = new DeviceNodes();
 
   constructor(private readonly o: ServiceOptions) {}
 
@@ -223,12 +225,17 @@ export class SnapshotService {
   async #mountsOf(t: Pick<ThingRecord, 'key' | 'dmName' | 'uuid' | 'thinId' | 'sizeBytes'>, kind: Kind, labels: Record<string, string>): Promise<Mount[]> {
     let info = await this.o.kernel.info(t.dmName);
     if (!info?.liveTable) {
-      // Not active (deactivated behind our back): activate it again, through the log.
-      await this.o.gate.run((s) => this.o.runSteps(s, [activate(t)]));
+      // Not active (deactivated behind our back): activate it again, through the log, if its record
+      // is still there (a Remove beside this call may have taken it: then the snapshot is gone).
+      await this.o.gate.run(async (s) => {
+        await s.refresh();
+        if (!s.state.snapshots[t.key]) throw notFound(`snapshot of ${t.key}`);
+        await this.o.runSteps(s, [activate(t)]);
+      });
       info = await this.o.kernel.info(t.dmName);
       if (!info) throw new SnapshotError('unavailable', `the device of ${t.key} could not be activated`);
     }
-    const source = await ensureDeviceNode(info, this.o.stateDir);
+    const source = await this.#nodes.pathOf(info, this.o.stateDir);
     await applyDeviceAccess(source, deviceAccessOf(labels, kind));
     return [{ type: this.o.filesystem, source, target: '', options: kind === 'view' ? ['ro'] : [] }];
   }
@@ -267,7 +274,7 @@ export class SnapshotService {
           if (!t) return;
           try {
             await this.#metadata.run(() => this.o.runSteps(s, [remove(t)]));
-            await forgetDeviceNode(t.dmName, this.o.stateDir);
+            await this.#nodes.forget(t.dmName, this.o.stateDir);
           } catch (e) {
             // containerd no longer sees the snapshot; its device is deleted by Cleanup or the next start.
             this.o.reporter.notify({
