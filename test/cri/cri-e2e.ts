@@ -69,13 +69,18 @@ async function basic(ctdSocket: string, snapSocket: string, image: string, sandb
     // ImageFsInfo: the CRI plugin sums the Usage of every snapshot its snapshotter holds in k8s.io
     // (refreshed every stats_collect_period); the kubelet reads capacity and free space with statfs
     // on the mountpoint, which must therefore exist.
-    const figures = await snapshotterUsage(snapSocket, NAMESPACE);
-    const thinlayerSum = figures.reduce((s, f) => s + f.usedBytes, 0);
-    const fs = await waitFor('ImageFsInfo to report the snapshots thinlayer holds', async () => {
+    let seen = '';
+    const { fs, figures } = await waitFor('ImageFsInfo to report the snapshots thinlayer holds', async () => {
+      const figures = await snapshotterUsage(snapSocket, NAMESPACE);
       const r = await cri.imageFsInfo({});
       const used = r.imageFilesystems[0]?.usedBytes?.value ?? 0;
-      return used === thinlayerSum ? r.imageFilesystems[0] : undefined;
+      const sum = figures.reduce((s, f) => s + f.usedBytes, 0);
+      seen = `ImageFsInfo ${used} bytes, thinlayer's Usage ${sum} bytes over ${figures.map((f) => `${f.key} ${f.kind} ${f.usedBytes}`).join(', ')}`;
+      return used === sum ? { fs: r.imageFilesystems[0], figures } : undefined;
+    }).catch((e) => {
+      throw new CheckFailed(`${e.message}; last seen: ${seen}`);
     });
+    const thinlayerSum = figures.reduce((s, f) => s + f.usedBytes, 0);
     say('imagefs-mountpoint', fs.fsId?.mountpoint ?? '');
     say('imagefs-used-bytes', String(fs.usedBytes?.value));
     say('thinlayer-usage-bytes', String(thinlayerSum));

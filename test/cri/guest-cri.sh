@@ -25,7 +25,11 @@ SNAP=(-n k8s.io snapshots --snapshotter thinlayer)
 # drive STEP ARGS...: one step of the CRI driver; its TL-CRI lines go to the host.
 drive() {
   local t0=$(now_ms)
-  $DRIVE "$@" || { ctd_fail "CRI step $1"; exit 1; }
+  $DRIVE "$@" || {
+    grep -i 'error' /tmp/containerd.log | grep -v 'failed to load cni' | tail -8 | sed 's/^/TL-CTD-CTDLOG /'
+    ctd_fail "CRI step $1"
+    exit 1
+  }
   ctd_say "$1-took-ms=$(($(now_ms) - t0))"
 }
 
