@@ -159,7 +159,7 @@ export function connectCri(socket: string, { deadlineMs = 240_000 }: { deadlineM
 export function hostNetworkPod(name: string, labels: Record<string, string> = {}): PodSandboxConfig {
   return {
     metadata: { name, uid: `uid-${name}`, namespace: 'default', attempt: 0 },
-    hostname: name,
+    // No hostname: a host-network pod shares the node's UTS namespace, and runc refuses to set one there.
     labels: { 'io.kubernetes.pod.name': name, ...labels },
     linux: { securityContext: { namespaceOptions: { network: 'NODE', pid: 'CONTAINER', ipc: 'POD' } } },
   };
