@@ -43,8 +43,16 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms 
   }
 }
 
+// The test VM's guest runs chrooted from its initramfs (test/vm/init.sh), and the initramfs root
+// cannot be pivoted away: runc moves a container's root over the chroot's own mount instead, and a
+// process that ExecSync starts joins the container's mount namespace at that namespace's root, the
+// initramfs. TL_CRI_EXEC_ROOT (the chroot's path, /mnt) makes ExecSync enter the container's root
+// with the initramfs's static busybox first. On a node (no chroot) it is unset.
+const EXEC_ROOT = process.env.TL_CRI_EXEC_ROOT ?? '';
+const inRoot = (cmd: string[]) => (EXEC_ROOT ? ['/bin/busybox', 'chroot', EXEC_ROOT, ...cmd] : cmd);
+
 async function exec(cri: CriClient, containerId: string, cmd: string[]): Promise<string> {
-  const r = await cri.execSync({ containerId, cmd, timeout: 120 });
+  const r = await cri.execSync({ containerId, cmd: inRoot(cmd), timeout: 120 });
   check(r.exitCode === 0, `ExecSync ${JSON.stringify(cmd)} exited ${r.exitCode}: ${r.stderr.toString()}`);
   return r.stdout.toString().trim();
 }

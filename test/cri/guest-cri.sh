@@ -20,6 +20,8 @@ ROOT=$DIR/containerd
 STATE=$ROOT/io.containerd.snapshotter.v1.thinlayer
 MANIFEST=$DIR/snapshotter.yaml
 DRIVE="node test/vm/.work/cri-e2e.mjs"
+# /init ran this guest chrooted in /mnt of its initramfs: ExecSync enters the container's root from there (cri-e2e.ts).
+export TL_CRI_EXEC_ROOT=/mnt
 SNAP=(-n k8s.io snapshots --snapshotter thinlayer)
 
 # drive STEP ARGS...: one step of the CRI driver; its TL-CRI lines go to the host.
@@ -27,6 +29,9 @@ drive() {
   local t0=$(now_ms)
   $DRIVE "$@" || {
     grep -i 'error' /tmp/containerd.log | grep -v 'failed to load cni' | tail -8 | sed 's/^/TL-CTD-CTDLOG /'
+    ctr -n k8s.io snapshots --snapshotter thinlayer ls | sed 's/^/TL-CTD-SNAPS /'
+    ctr -n k8s.io run --rm --snapshotter thinlayer "$IMAGE" diagnose /bin/ls /etc 2>&1 | tr '\n' ' ' | sed 's/^/TL-CTD-CTR-ETC /'
+    echo
     ctd_fail "CRI step $1"
     exit 1
   }
