@@ -81,7 +81,7 @@ export async function run({ bootVm, log }) {
       command: `bash test/cri/guest-cri.sh ${image.out} ${IMAGE} ${sandbox.out} ${SANDBOX_IMAGE} '${MESSAGE}' ${PODS}`,
       freshDisk: true,
       disk,
-      timeoutMs: 20 * 60_000,
+      timeoutMs: 30 * 60_000,
     });
     const out = boot.output;
     const problems = [];
