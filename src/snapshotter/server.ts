@@ -48,6 +48,20 @@ export function namespaceOf(metadata: Metadata): string {
   return String(v).split(',')[0].trim();
 }
 
+/**
+ * The key space a call works in. containerd's metadata store names a snapshot on its snapshotter
+ * `NS/SEQ/NAME` and normally sends no header, but a call from a client inside containerd's own
+ * process (its CRI plugin: Usage for ImageFsInfo, Prepare for CreateContainer) carries the
+ * client's `containerd-namespace` header through to the proxy. Such a key is containerd's own,
+ * already namespaced: it is served in the empty namespace, where the same snapshot's header-less
+ * calls (ctr, the garbage collector's Remove) find it. Other keys stay in the header's namespace.
+ */
+export function keySpaceOf(metadata: Metadata, key: string): string {
+  const ns = namespaceOf(metadata);
+  if (ns === '') return ns;
+  return key.startsWith(`${ns}/`) && /^\d+\//.test(key.slice(ns.length + 1)) ? '' : ns;
+}
+
 const KIND = { active: 'ACTIVE', view: 'VIEW', committed: 'COMMITTED' } as const;
 
 function infoMessage(i: Info): InfoMessage {
@@ -68,7 +82,7 @@ export function buildServer(service: SnapshotService, reporter: Reporter): Serve
     <Req, Res>(method: string, keyOf: (r: Req) => string, work: (ns: string, r: Req) => Promise<Res> | Res) =>
     (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
       Promise.resolve()
-        .then(() => work(namespaceOf(call.metadata), call.request))
+        .then(() => work(keySpaceOf(call.metadata, keyOf(call.request)), call.request))
         .then(
           (res) => callback(null, res),
           (e) => {

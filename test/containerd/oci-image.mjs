@@ -35,15 +35,16 @@ function tarDir(dir, out) {
 }
 
 /**
- * @param {{ out: string, name: string, layers?: number, message: string, scratch: string, salt?: string, fillFiles?: number }} o
+ * @param {{ out: string, name: string, layers?: number, message: string, scratch: string, salt?: string, fillFiles?: number, cmd?: string[] }} o
  *   name: the image reference (`docker.io/library/NAME:TAG`); layers: 1 (the rootfs) or more;
  *   message: the content of /etc/tl-message, for a container to print; scratch: a directory of
  *   the caller's, emptied and used here; salt: written into every layer, so that images with
  *   different salts share no layer; fillFiles: files of 16 KiB of random bytes added to every
- *   layer under /data/N (a layer with content to unpack, not only a name)
+ *   layer under /data/N (a layer with content to unpack, not only a name); cmd: the image's
+ *   command (default: print /etc/tl-message), e.g. a long sleep for a pod's sandbox image
  * @returns {{ out: string, name: string, layers: string[] }} the layers' digests
  */
-export function writeOciArchive({ out, name, layers = 1, message, scratch, salt = '', fillFiles = 0 }) {
+export function writeOciArchive({ out, name, layers = 1, message, scratch, salt = '', fillFiles = 0, cmd = ['/bin/cat', '/etc/tl-message'] }) {
   if (!fs.existsSync(BUSYBOX)) throw new Error(`${BUSYBOX} not found: install the Debian package busybox-static`);
   fs.rmSync(scratch, { recursive: true, force: true });
   const layout = path.join(scratch, 'layout');
@@ -81,7 +82,7 @@ export function writeOciArchive({ out, name, layers = 1, message, scratch, salt 
       JSON.stringify({
         architecture: 'amd64',
         os: 'linux',
-        config: { Env: ['PATH=/bin'], Cmd: ['/bin/cat', '/etc/tl-message'], WorkingDir: '/' },
+        config: { Env: ['PATH=/bin'], Cmd: cmd, WorkingDir: '/' },
         rootfs: { type: 'layers', diff_ids: layerDescs.map((l) => l.digest) },
       }),
     ),
