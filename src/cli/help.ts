@@ -22,10 +22,12 @@ export const COMMAND_SUMMARY: Record<string, string> = {
 };
 
 export const HELP_AFTER = `
-Exit codes: 0 done (converged), 1 failed, 2 bad input (the message names the file and field, or
-the directory that is not a state directory); 130 and 143 when SIGINT or SIGTERM stopped a run
-after its current step (run the same command again to finish). With --json a failure
-is also one JSON object on stdout: {"error": {"code", "message", "path"}, "outcome", "runId"}.
+Exit codes: 0 done (converged), 1 failed (a kernel or state error, a blocked plan, a prompt answered
+no: "cancelled"), 2 bad input (the message names the file and field, or the directory that is not a
+state directory); 130 and 143 when SIGINT or SIGTERM stopped a run after its current step (run the
+same command again to finish). With --detailed-exitcode (plan, status) 2 means only "changes" and
+every error is 1. Each command's help lists its own. With --json a failure is also one JSON object
+on stdout: {"error": {"code", "message", "path"}, "outcome", "runId"}.
 
 Examples:
   thinlayer apply -f examples/web.yaml --yes
@@ -45,7 +47,7 @@ twice changes nothing.
 
 Steps that delete data (devices dropped from the manifest) are shown first and need
 confirmation: a prompt on a terminal, or --yes. Without either, nothing is changed and the exit
-code is 2.
+code is 2; a prompt answered no says "cancelled" and exits 1.
 
 --json prints {"outcome","runId","steps","passes","plan"} when done.
 
@@ -55,7 +57,7 @@ Example:
 + create, ~ update or - destroy. Changes nothing and takes no lock.
 --json prints {"steps": [...], "impact": "...", "blockers": [...]}; steps is empty when
 everything is in its desired state. --detailed-exitcode exits 2 when there are steps to take
-(scripts: "is anything to do?"), 0 when there are none, 1 when something blocks the plan.`,
+(scripts: "is anything to do?"), 0 when there are none, 1 on any error.`,
   status: `The pool (mode, data and metadata use, transaction id), each layer (parent, thin id, devices
 using it) and each device (observed state, desired state, mountpoint, size and the bytes it maps
 in the pool, like lvs' Data%).
@@ -94,7 +96,6 @@ compares the log with the kernel: thin ids in the pool the log does not own (orp
 the log owns that the pool lacks, devices not active or mounted as the log says, thin tables that
 name another thin id. Each finding has a code, a severity and the command that repairs it;
 docs/recovery.md explains them all. Changes nothing and takes no lock.
-Exit codes: 0 healthy (warnings allowed), 1 when any finding is an error.
 --json prints {"pool", "orphans", "missing", "thinIds", "findings": [{code, severity, subject, message, repair}], ...}.`,
   gc: `Deletes orphan thin ids that this log created (in the pool, no longer in the log), layers the
 manifest no longer lists, records of thin ids the pool lost (so that up builds them again), and
@@ -134,3 +135,114 @@ Development aid for the simulated kernel: drops its volatile state (device-mappe
 devices, mounts) as a reboot would, keeping pool metadata and device contents. It refuses
 --backend kernel: only a real reboot reboots the real kernel.`,
 };
+
+const SIGNALLED: ExitCode[] = [
+  [130, 'SIGINT stopped the run after its current step (run the same command again to finish)'],
+  [143, 'SIGTERM stopped the run after its current step (run the same command again to finish)'],
+];
+const BAD_INPUT = 'bad input: a flag, or a state dir that is not one';
+const FAILED = 'failed: a kernel or state error (the message says which)';
+
+/** An exit code and what it means for one command. */
+export type ExitCode = [code: number, meaning: string];
+
+/**
+ * Each command's exit codes, listed in its help. test/cli/exit-codes.sim.test.ts provokes every
+ * one of them: a code added here without a way to reach it fails that test.
+ */
+export const EXIT_CODES: Record<string, ExitCode[]> = {
+  apply: [
+    [0, 'converged'],
+    [1, `${FAILED}, a blocked plan, or "cancelled": the prompt was answered no`],
+    [2, 'bad input: the manifest (the message names the file and field), a flag; or steps that delete data, with no --yes and no terminal to ask'],
+    ...SIGNALLED,
+  ],
+  plan: [
+    [0, 'the plan was shown; with --detailed-exitcode: there is nothing to do'],
+    [1, `${FAILED}, or a blocked plan; with --detailed-exitcode: any error, bad input included`],
+    [2, 'with --detailed-exitcode: there are steps to take; without it: bad input (the manifest, a flag)'],
+  ],
+  status: [
+    [0, 'the status was shown; with --detailed-exitcode: everything is as desired'],
+    [1, `${FAILED}; with --detailed-exitcode: any error, bad input included`],
+    [2, 'with --detailed-exitcode: something differs from the desired state; without it: bad input (a flag, a NAME not recorded)'],
+  ],
+  events: [
+    [0, 'the events were printed (with --follow: until interrupted)'],
+    [1, 'failed: the log cannot be read'],
+    [2, `${BAD_INPUT}, or a --since that is neither a number nor a time`],
+  ],
+  diff: [
+    [0, 'the changes were listed (and written with -o)'],
+    [1, FAILED],
+    [2, `${BAD_INPUT}, or a DEVICE the manifest does not name`],
+  ],
+  up: [[0, 'converged, or nothing recorded yet'], [1, FAILED], [2, BAD_INPUT], ...SIGNALLED],
+  down: [
+    [0, 'everything is down, or nothing recorded yet'],
+    [1, `${FAILED}, or refused while a snapshotter or watch runs (see --force)`],
+    [2, BAD_INPUT],
+    ...SIGNALLED,
+  ],
+  destroy: [
+    [0, 'everything is deleted, or nothing recorded yet'],
+    [1, `${FAILED}, refused while a snapshotter or watch runs (see --force), or "cancelled": the prompt was answered no`],
+    [2, `${BAD_INPUT}; or no --yes and no terminal to ask`],
+    ...SIGNALLED,
+  ],
+  doctor: [
+    [0, 'healthy (warnings allowed)'],
+    [1, `any finding is an error, or ${FAILED}`],
+    [2, BAD_INPUT],
+  ],
+  gc: [
+    [0, 'done, or (without --yes) shown'],
+    [1, `${FAILED}, or gc cannot run (the reason is printed)`],
+    [2, `${BAD_INPUT}, or --thin-id that is not a number`],
+    ...SIGNALLED,
+  ],
+  watch: [
+    [0, 'stopped by SIGINT or SIGTERM after the step under way'],
+    [1, 'failed to start: another watch serves the state dir, or a kernel or state error'],
+    [2, `${BAD_INPUT}, no -f FILE, -f - (standard input cannot be watched), a bad --interval, or a --metrics-port taken`],
+  ],
+  snapshotter: [
+    [0, 'stopped by SIGINT or SIGTERM once the calls under way finished'],
+    [1, FAILED],
+    [2, `${BAD_INPUT}, no --socket, or no -f FILE`],
+  ],
+  'pool grow': [
+    [0, 'grown, or nothing recorded yet'],
+    [1, FAILED],
+    [2, `${BAD_INPUT}, no size, or a size that is not one`],
+  ],
+  'sim reboot': [
+    [0, 'the simulated kernel rebooted'],
+    [2, `${BAD_INPUT}, or --backend kernel`],
+  ],
+  help: [
+    [0, 'the help was printed'],
+    [2, 'no such command'],
+  ],
+};
+
+/** `text` in lines of at most `width` columns, the first starting with `first` and the rest with `rest`. */
+export function wrapText(text: string, width: number, first: string, rest: string): string[] {
+  const lines: string[] = [];
+  let line = first;
+  for (const word of text.split(' ')) {
+    const prefix = line === first || line === rest;
+    if (!prefix && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = rest + word;
+    } else line = prefix ? line + word : `${line} ${word}`;
+  }
+  lines.push(line);
+  return lines;
+}
+
+/** The exit codes of one command, as its help lists them (80 columns). */
+export function exitCodesHelp(command: string): string {
+  const codes = EXIT_CODES[command] ?? [];
+  return ['Exit codes:', ...codes.flatMap(([code, meaning]) => wrapText(meaning, 80, `  ${String(code).padEnd(3)}  `, ' '.repeat(7)))].join('\n');
+}

@@ -5,7 +5,7 @@
 
 import { Command, Option } from 'commander';
 import { UserError } from '../errors/index.ts';
-import { HELP_AFTER, COMMAND_HELP, COMMAND_SUMMARY } from './help.ts';
+import { HELP_AFTER, COMMAND_HELP, COMMAND_SUMMARY, exitCodesHelp } from './help.ts';
 import packageJson from '../../package.json' with { type: 'json' };
 
 export const VERSION: string = packageJson.version;
@@ -86,12 +86,13 @@ export function buildProgram(io: ProgramOutput, onInvoke: (inv: Invocation) => v
     // The command list shows each command's usage (`apply -f FILE [--yes]`), not `apply [options]`.
     .configureHelp({ subcommandTerm: (c) => `${c.name()}${USAGE[c.name()] ? ` ${USAGE[c.name()]}` : ''}` });
 
-  const command = (parent: Command, name: string, help: string) => {
+  /** `key`: the command as its help and EXIT_CODES name it (`pool grow`). */
+  const command = (parent: Command, name: string, help: string, key = name) => {
     const c = parent
       .command(name)
       .helpCommand(false)
       .description(COMMAND_SUMMARY[name] ?? '')
-      .addHelpText('after', `\n${help}`);
+      .addHelpText('after', `\n${help}\n\n${exitCodesHelp(key)}`);
     if (USAGE[name] !== undefined) c.usage(USAGE[name]);
     return c;
   };
@@ -137,17 +138,18 @@ export function buildProgram(io: ProgramOutput, onInvoke: (inv: Invocation) => v
     .addOption(file())
     .option('--socket <path>', 'the unix socket to serve on (containerd dials unix://PATH)')
     .action(invoke('snapshotter'));
-  const pool = command(program, 'pool', COMMAND_HELP.pool);
-  command(pool, 'grow', COMMAND_HELP.pool)
+  const pool = command(program, 'pool', COMMAND_HELP.pool, 'pool grow');
+  command(pool, 'grow', COMMAND_HELP.pool, 'pool grow')
     .option('--data <size>', "the data file's new size, e.g. 200G")
     .option('--metadata <size>', "the metadata file's new size, e.g. 2G")
     .action(invoke('pool', 'grow'));
-  const sim = command(program, 'sim', COMMAND_HELP.sim);
-  command(sim, 'reboot', COMMAND_HELP.sim).action(invoke('sim', 'reboot'));
+  const sim = command(program, 'sim', COMMAND_HELP.sim, 'sim reboot');
+  command(sim, 'reboot', COMMAND_HELP.sim, 'sim reboot').action(invoke('sim', 'reboot'));
   program
     .command('help')
     .helpCommand(false)
     .description('help for thinlayer or one command')
+    .addHelpText('after', `\n${exitCodesHelp('help')}`)
     .argument('[command...]', 'the command to explain, e.g. apply or pool grow')
     .action(invoke('help'));
   return program;
