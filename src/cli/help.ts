@@ -21,6 +21,13 @@ export const COMMAND_SUMMARY: Record<string, string> = {
   reboot: "(development) drop the simulated kernel's volatile state",
 };
 
+/** What `help` itself says after its options. */
+export const HELP_HELP = `Prints what a command does, its options (the global ones included), its exit codes and an example:
+the same as COMMAND --help.
+
+Example:
+  thinlayer help pool grow`;
+
 export const HELP_AFTER = `
 Exit codes: 0 done (converged), 1 failed (a kernel or state error, a blocked plan, a prompt answered
 no: "cancelled"), 2 bad input (the message names the file and field, or the directory that is not a
@@ -57,18 +64,27 @@ Example:
 + create, ~ update or - destroy. Changes nothing and takes no lock.
 --json prints {"steps": [...], "impact": "...", "blockers": [...]}; steps is empty when
 everything is in its desired state. --detailed-exitcode exits 2 when there are steps to take
-(scripts: "is anything to do?"), 0 when there are none, 1 on any error.`,
+(scripts: "is anything to do?"), 0 when there are none, 1 on any error.
+
+Example:
+  thinlayer plan -f examples/web.yaml --detailed-exitcode`,
   status: `The pool (mode, data and metadata use, transaction id), each layer (parent, thin id, devices
 using it) and each device (observed state, desired state, mountpoint, size and the bytes it maps
 in the pool, like lvs' Data%).
 --json prints {"pool", "layers", "devices", ...}; each device has name, state, desired, mountpoint,
 sizeBytes, mappedBytes and mappedPercent (null while the device is not active).
 --detailed-exitcode exits 2 when anything differs from the desired state (drift, interrupted
-steps, things to delete), 0 when all is as desired.`,
+steps, things to delete), 0 when all is as desired.
+
+Example:
+  thinlayer status`,
   events: `The event log: every desired state recorded and every step's intent and outcome.
 --json prints one JSON event a line (NDJSON); --follow keeps printing new events until interrupted;
 --since SEQ starts after sequence number SEQ, --since TIME (ISO 8601, e.g. 2026-12-01T10:00:00Z)
-at that time.`,
+at that time.
+
+Example:
+  thinlayer events --since 2026-12-01T10:00:00Z`,
   diff: `Lists what changed in DEVICE against the layer it was made from, one path a line, as docker
 diff does: A added, C changed (content, type, mode, owner, times, link target or extended
 attributes), D deleted. -o FILE also writes the changes as an OCI layer tar (whiteouts for what was
@@ -83,20 +99,32 @@ Examples:
   thinlayer diff web1 -o web1-changes.tar`,
   up: `Brings everything back to the recorded desired state, with no manifest: after a reboot, a
 crash, or thinlayer down. Interrupted steps are completed first. With nothing recorded yet it
-says so and exits 0 (--json: {"outcome":"nothing-recorded"}), like gc and pool grow.`,
+says so and exits 0 (--json: {"outcome":"nothing-recorded"}), like gc and pool grow.
+
+Example:
+  thinlayer sim reboot && thinlayer up`,
   down: `Unmounts and deactivates every device and the pool, and detaches the loop devices. All data
 stays; thinlayer up brings it back. Refused (exit 1) while a snapshotter or watch runs on the state
-dir, naming it and how to stop it; --force asks it to stop and waits until it has.`,
+dir, naming it and how to stop it; --force asks it to stop and waits until it has.
+
+Example:
+  thinlayer down --force`,
   destroy: `Deletes every device and layer, the base, the pool and its backing files. The prompt (on a
 terminal) counts everything it deletes; --yes confirms without asking. Refused (exit 1) while a
 snapshotter or watch runs on the state dir, naming it and how to stop it; --force asks it to stop
-and waits until it has.`,
+and waits until it has.
+
+Example:
+  thinlayer destroy --yes`,
   doctor: `Checks the pool's health (mode, needs_check, data and metadata use, warning at 80/90/95%) and
 compares the log with the kernel: thin ids in the pool the log does not own (orphans), thin ids
 the log owns that the pool lacks, devices not active or mounted as the log says, thin tables that
 name another thin id. Each finding has a code, a severity and the command that repairs it;
 docs/recovery.md explains them all. Changes nothing and takes no lock.
---json prints {"pool", "orphans", "missing", "thinIds", "findings": [{code, severity, subject, message, repair}], ...}.`,
+--json prints {"pool", "orphans", "missing", "thinIds", "findings": [{code, severity, subject, message, repair}], ...}.
+
+Example:
+  thinlayer doctor --json`,
   gc: `Deletes orphan thin ids that this log created (in the pool, no longer in the log), layers the
 manifest no longer lists, records of thin ids the pool lost (so that up builds them again), and
 devices carrying this state directory's identity that the log never recorded. Without --yes, shows
@@ -105,13 +133,19 @@ A thin id this log did not create is deleted only when named: --thin-id N asks f
 much data it maps (--yes skips the question). While the pool's transaction id is ahead of the log
 (an older log put back), gc deletes nothing; --keep-foreign records what the pool holds beyond the
 log as foreign, which ends that.
---json prints {"dryRun", "blockers", "steps", "skipped", ...}; with --yes also "done".`,
+--json prints {"dryRun", "blockers", "steps", "skipped", ...}; with --yes also "done".
+
+Example:
+  thinlayer gc --yes`,
   watch: `Runs a reconcile at start, when FILE changes, every --interval (default 30s), on SIGHUP, on pool
 events and on requests (files dropped in STATE_DIR/requests/). Invalid edits are reported and the
 last valid manifest kept; edits that delete devices wait for \`apply -f FILE --yes\`. File-backed
 pools grow by 20% at 80% use. The lock is held only during runs; SIGINT/SIGTERM finish the current
 step and stop. Terminal: a live view; --json: NDJSON events; --metrics-port: Prometheus metrics on
-127.0.0.1. See docs/operations.md.`,
+127.0.0.1. See docs/operations.md.
+
+Example:
+  thinlayer watch -f /etc/thinlayer/host.yaml --interval 1m --metrics-port 9464`,
   snapshotter: `Serves containerd.services.snapshots.v1.Snapshots on the unix socket PATH (mode 0600), for
 containerd's proxy plugin ([proxy_plugins.thinlayer] type = "snapshot", address = "PATH"). The
 pool is the one FILE's \`pool:\` names (FILE may hold only that); it and its base are made when
@@ -123,17 +157,19 @@ way finish, the socket is removed, exit 0. See docs/containerd.md.
 
 Example:
   thinlayer snapshotter -f /etc/thinlayer/pool.yaml --socket /run/thinlayer/snapshotter.sock`,
-  pool: `thinlayer pool grow --data SIZE [--metadata SIZE]
-
-Grows a file-backed pool: extends the sparse data (and metadata) file, makes the loop device take
+  pool: `Grows a file-backed pool: extends the sparse data (and metadata) file, makes the loop device take
 the new size, and reloads the live thin-pool table. Sizes only grow. For a pool on block devices,
 grow the devices yourself; the next activation takes their size. Logged as a pool.grow step, and
-finished by the next command if a crash interrupts it.`,
-  sim: `thinlayer sim reboot
+finished by the next command if a crash interrupts it.
 
-Development aid for the simulated kernel: drops its volatile state (device-mapper devices, loop
+Example:
+  thinlayer pool grow --data 200G --metadata 2G`,
+  sim: `Development aid for the simulated kernel: drops its volatile state (device-mapper devices, loop
 devices, mounts) as a reboot would, keeping pool metadata and device contents. It refuses
---backend kernel: only a real reboot reboots the real kernel.`,
+--backend kernel: only a real reboot reboots the real kernel.
+
+Example:
+  thinlayer sim reboot`,
 };
 
 const SIGNALLED: ExitCode[] = [

@@ -5,7 +5,7 @@
 
 import { Command, Option } from 'commander';
 import { UserError } from '../errors/index.ts';
-import { HELP_AFTER, COMMAND_HELP, COMMAND_SUMMARY, exitCodesHelp } from './help.ts';
+import { HELP_AFTER, HELP_HELP, COMMAND_HELP, COMMAND_SUMMARY, exitCodesHelp } from './help.ts';
 import packageJson from '../../package.json' with { type: 'json' };
 
 export const VERSION: string = packageJson.version;
@@ -84,7 +84,8 @@ export function buildProgram(io: ProgramOutput, onInvoke: (inv: Invocation) => v
     .option('-q, --quiet', 'no progress lines')
     .addHelpText('after', HELP_AFTER)
     // The command list shows each command's usage (`apply -f FILE [--yes]`), not `apply [options]`.
-    .configureHelp({ subcommandTerm: (c) => `${c.name()}${USAGE[c.name()] ? ` ${USAGE[c.name()]}` : ''}` });
+    // Each command's help lists the global options too: all of them apply to every command.
+    .configureHelp({ showGlobalOptions: true, subcommandTerm: (c) => `${c.name()}${USAGE[c.name()] ? ` ${USAGE[c.name()]}` : ''}` });
 
   /** `key`: the command as its help and EXIT_CODES name it (`pool grow`). */
   const command = (parent: Command, name: string, help: string, key = name) => {
@@ -105,6 +106,8 @@ export function buildProgram(io: ProgramOutput, onInvoke: (inv: Invocation) => v
       onInvoke({ command: name, sub, opts: this.optsWithGlobals(), args });
     };
   const file = () => new Option('-f, --file <file>', 'the manifest (- reads standard input)').argParser(manifestFile);
+  // watch follows the file as it changes, and the snapshotter reads it at start and on SIGHUP: a file, never standard input.
+  const fileOnly = (what: string) => new Option('-f, --file <file>', `the manifest ${what} (a file: standard input is refused)`).argParser(manifestFile);
   const yes = () => new Option('-y, --yes', 'confirm steps that delete data without asking');
   const detailed = () => new Option('--detailed-exitcode', 'exit 0 when converged, 2 when there are changes or drift, 1 on error');
 
@@ -130,12 +133,12 @@ export function buildProgram(io: ProgramOutput, onInvoke: (inv: Invocation) => v
     .option('--keep-foreign', 'record what the pool holds beyond this log as foreign, so the log is no longer behind it')
     .action(invoke('gc'));
   command(program, 'watch', COMMAND_HELP.watch)
-    .addOption(file())
+    .addOption(fileOnly('to follow as it changes'))
     .option('--interval <duration>', 'drift check interval (30s, 2m, 1h, 500ms)')
     .option('--metrics-port <port>', 'serve Prometheus metrics on 127.0.0.1:PORT (0: any free port)')
     .action(invoke('watch'));
   command(program, 'snapshotter', COMMAND_HELP.snapshotter)
-    .addOption(file())
+    .addOption(fileOnly('naming the pool to serve'))
     .option('--socket <path>', 'the unix socket to serve on (containerd dials unix://PATH)')
     .action(invoke('snapshotter'));
   const pool = command(program, 'pool', COMMAND_HELP.pool, 'pool grow');
@@ -149,7 +152,7 @@ export function buildProgram(io: ProgramOutput, onInvoke: (inv: Invocation) => v
     .command('help')
     .helpCommand(false)
     .description('help for thinlayer or one command')
-    .addHelpText('after', `\n${exitCodesHelp('help')}`)
+    .addHelpText('after', `\n${HELP_HELP}\n\n${exitCodesHelp('help')}`)
     .argument('[command...]', 'the command to explain, e.g. apply or pool grow')
     .action(invoke('help'));
   return program;

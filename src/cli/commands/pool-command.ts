@@ -15,8 +15,8 @@ function parseSize(text: string, flag: string): number {
 }
 
 export async function run({ io, json, o, common }: CommandContext): Promise<number> {
-  const size = (flag: 'data' | 'metadata') => (o[flag] === undefined ? undefined : parseSize(o[flag] as string, `--${flag}`));
-  const request = { dataBytes: size('data'), metadataBytes: size('metadata') };
+  const size = (value: unknown, flag: string) => (value === undefined ? undefined : parseSize(value as string, flag));
+  const request = { dataBytes: size(o.data, '--data'), metadataBytes: size(o.metadata, '--metadata') };
   if (request.dataBytes === undefined && request.metadataBytes === undefined)
     throw new UserError('pool grow needs a new size: --data SIZE and/or --metadata SIZE', { path: '--data', expected: 'a size such as 200G' }, 'E_USAGE');
   const { growPoolTo } = await import('../../app/pool-grow.ts');
