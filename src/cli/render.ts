@@ -5,7 +5,8 @@ import type { Message, Reporter } from '../messages/message-port.ts';
 import type { Plan, Step, PlanDeletes } from '../model/step-contract.ts';
 import type { StatusView } from '../app/status-view.ts';
 import type { ThinlayerEvent } from '../model/events.ts';
-import { formatBytes } from '../messages/format.ts';
+import { formatBytes, listOf, naturalCompare, plural } from '../messages/format.ts';
+import { describePlanThings } from './plan-things.ts';
 import { ProgressBar } from './progress-bar.ts';
 
 const SYMBOL: Record<Step['impact'], string> = { none: ' ', update: '~', create: '+', destroy: '-' };
@@ -15,29 +16,29 @@ export function renderPlan(plan: Plan): string {
   const notes = (plan.warnings ?? []).map((w) => `Note: ${w}`);
   if (plan.steps.length === 0) return [...notes, 'No changes: everything is in its desired state.'].join('\n');
   const lines = plan.steps.map((s, i) => `  ${SYMBOL[s.impact]} ${String(i + 1).padStart(3)}. ${s.reason}`);
-  const counts = (['create', 'update', 'destroy'] as const).map((k) => `${plan.steps.filter((s) => s.impact === k).length} to ${k}`);
-  return [...notes, `Plan: ${plan.steps.length} steps (${counts.join(', ')})`, ...lines].join('\n');
+  return [...notes, `Plan: ${describePlanThings(plan) || 'no change to any thing'} (${plural(plan.steps.length, 'step')})`, ...lines].join('\n');
 }
 
 /** The last line of a run that SIGINT or SIGTERM stopped between steps. */
 export function renderInterrupted(steps: number, planned: number): string {
-  return `Interrupted after ${steps} of ${planned} steps; run the same command again to finish`;
+  return `Interrupted after ${steps} of ${plural(planned, 'step')}; run the same command again to finish`;
 }
 
-const count = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
+const count = (n: number, one: string, many: string) => plural(n, one, many);
+const natural = (names: string[]) => [...names].sort(naturalCompare).join(', ');
 
 /** One sentence that counts everything a plan deletes: devices, layers, the base, the pool, files. */
 export function renderDeletes(plan: Plan): string {
   const d: PlanDeletes = plan.deletes ?? { devices: [], layers: [], base: false, pool: false, files: [] };
   const parts: string[] = [];
-  if (d.devices.length) parts.push(`${count(d.devices.length, 'device', 'devices')} (${d.devices.join(', ')})`);
-  if (d.layers.length) parts.push(`${count(d.layers.length, 'layer', 'layers')} (${d.layers.join(', ')})`);
+  if (d.devices.length) parts.push(`${count(d.devices.length, 'device', 'devices')} (${natural(d.devices)})`);
+  if (d.layers.length) parts.push(`${count(d.layers.length, 'layer', 'layers')} (${natural(d.layers)})`);
   if (d.base) parts.push('the base');
   if (d.pool) parts.push('the pool');
   if (d.files.length) parts.push(`${count(d.files.length, 'file', 'files')} (${d.files.join(', ')})`);
   if (parts.length === 0) return 'This deletes nothing.';
-  const list = parts.length === 1 ? parts[0] : `${parts.slice(0, -1).join(', ')} and ${parts[parts.length - 1]}`;
-  return `This deletes ${list}, with all their data.`;
+  const alone = parts.length === 1 && (d.devices.length + d.layers.length + d.files.length === 1 || d.base !== d.pool);
+  return `This deletes ${listOf(parts)}, with ${alone ? 'all its data' : 'all their data'}.`;
 }
 
 export function table(headers: string[], rows: string[][]): string {

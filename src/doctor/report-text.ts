@@ -4,10 +4,10 @@ import type { DoctorReport } from './diagnose.ts';
 import type { Finding } from './finding.ts';
 import type { GcPlan } from './gc-plan.ts';
 import type { GcResult } from './gc-run.ts';
-import type { SpaceUse } from './pool-health.ts';
+import { describeSpace, type SpaceUse } from './pool-health.ts';
 
 function space(what: string, s: SpaceUse | null): string | null {
-  return s ? `${what} ${s.percent}% used (${s.used}/${s.total} blocks)` : null;
+  return s ? `${what} ${describeSpace(s)} used (${s.percent}%)` : null;
 }
 
 function renderFinding(f: Finding): string[] {

@@ -74,7 +74,11 @@ describe("destroy's prompt", () => {
       'This deletes 2 devices (web1, web2), 1 layer (fedora), the base, the pool and 2 files (/s/data.img, /s/metadata.img), with all their data.',
     );
     expect(renderDeletes({ ...plan, deletes: { devices: ['web2'], layers: [], base: false, pool: false, files: [] } })).toBe(
-      'This deletes 1 device (web2), with all their data.',
+      'This deletes 1 device (web2), with all its data.',
+    );
+    // Named in natural order, as people count: d2 before d10.
+    expect(renderDeletes({ ...plan, deletes: { devices: ['d10', 'd1', 'd2'], layers: [], base: false, pool: false, files: [] } })).toBe(
+      'This deletes 3 devices (d1, d2, d10), with all their data.',
     );
   });
 });
