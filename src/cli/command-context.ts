@@ -23,7 +23,8 @@ export interface CommandContext {
 
 export function contextOf(inv: Invocation, program: Command, io: CliOutput, stateDirOption: string): CommandContext {
   const o = inv.opts;
-  const json = o.json === true;
+  // `-o json` (status) is --json, as kubectl's.
+  const json = o.json === true || o.output === 'json';
   const backend = (o.backend as BackendChoice | undefined) ?? 'auto';
   const stateDir = resolve(stateDirOption);
   const reporter = new TerminalReporter(io.err, json || o.quiet === true, { onRunStarted: (runId) => (io.runId = runId) });

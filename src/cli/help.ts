@@ -69,15 +69,20 @@ everything is in its desired state. --detailed-exitcode exits 2 when there are s
 Example:
   thinlayer plan -f examples/web.yaml --detailed-exitcode`,
   status: `The pool (mode, data and metadata use, transaction id), each layer (parent, thin id, devices
-using it) and each device (observed state, desired state, mountpoint, size and the bytes it maps
-in the pool, like lvs' Data%).
+using it) and each device (observed state, size, the bytes it maps in the pool with their share of
+its size like lvs' Data%, mountpoint, and its stable /dev/mapper path). NAME... shows only those
+devices, layers or the pool. -o wide adds the desired state, thin id, where the simulated kernel
+keeps a mount, and the kernel's /dev/dm-N; -o custom-columns=name,state,dev (or --columns) prints
+only the devices, with the columns name, layer, state, desired, size, used, thin-id, mountpoint,
+seen-at, dev and kernel-dev. -o json is --json.
 --json prints {"pool", "layers", "devices", ...}; each device has name, state, desired, mountpoint,
 sizeBytes, mappedBytes and mappedPercent (null while the device is not active).
 --detailed-exitcode exits 2 when anything differs from the desired state (drift, interrupted
 steps, things to delete), 0 when all is as desired.
 
-Example:
-  thinlayer status`,
+Examples:
+  thinlayer status web1 web2 -o wide
+  thinlayer status --columns name,state,dev`,
   events: `The event log: every desired state recorded and every step's intent and outcome.
 --json prints one JSON event a line (NDJSON); --follow keeps printing new events until interrupted;
 --since SEQ starts after sequence number SEQ, --since TIME (ISO 8601, e.g. 2026-12-01T10:00:00Z)

@@ -38,7 +38,7 @@ function manifestFile(value: string): string {
 const USAGE: Record<string, string> = {
   apply: '-f FILE [--yes]',
   plan: '[-f FILE] [--detailed-exitcode]',
-  status: '[--detailed-exitcode]',
+  status: '[NAME...] [-o wide|json|custom-columns=…] [--detailed-exitcode]',
   events: '[--follow] [--since SEQ|TIME]',
   diff: 'DEVICE [-o FILE]',
   down: '[--force]',
@@ -113,7 +113,12 @@ export function buildProgram(io: ProgramOutput, onInvoke: (inv: Invocation) => v
 
   command(program, 'apply', COMMAND_HELP.apply).addOption(file()).addOption(yes()).action(invoke('apply'));
   command(program, 'plan', COMMAND_HELP.plan).addOption(file()).addOption(detailed()).action(invoke('plan'));
-  command(program, 'status', COMMAND_HELP.status).addOption(detailed()).action(invoke('status'));
+  command(program, 'status', COMMAND_HELP.status)
+    .argument('[name...]', 'only these devices, layers or the pool, by their manifest names')
+    .addOption(detailed())
+    .option('-o, --output <format>', 'wide (every column), json (as --json), or custom-columns=COLUMN,… (the device columns: see below)')
+    .option('--columns <list>', 'the device columns to print, e.g. name,state,dev (as -o custom-columns=)')
+    .action(invoke('status'));
   command(program, 'events', COMMAND_HELP.events)
     .option('--follow', 'keep printing new events until interrupted')
     .option('--since <seq|time>', 'only events after this sequence number, or at or after this time (ISO 8601)')

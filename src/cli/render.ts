@@ -1,9 +1,7 @@
 // Terminal renderings of plans, status and messages. --json output bypasses all of this.
 
-import { describeHolder } from '../events/holders.ts';
 import type { Message, Reporter } from '../messages/message-port.ts';
 import type { Plan, Step, PlanDeletes } from '../model/step-contract.ts';
-import type { StatusView } from '../app/status-view.ts';
 import type { ThinlayerEvent } from '../model/events.ts';
 import { formatBytes, listOf, naturalCompare, plural } from '../messages/format.ts';
 import { describePlanThings } from './plan-things.ts';
@@ -41,85 +39,7 @@ export function renderDeletes(plan: Plan): string {
   return `This deletes ${listOf(parts)}, with ${alone ? 'all its data' : 'all their data'}.`;
 }
 
-export function table(headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const fmt = (r: string[]) =>
-    r
-      .map((c, i) => (c ?? '').padEnd(widths[i]))
-      .join('  ')
-      .trimEnd();
-  return [fmt(headers), ...rows.map(fmt)].join('\n');
-}
-
-export function renderStatus(s: StatusView): string {
-  const out: string[] = [];
-  if (!s.pool) return `No pool recorded in ${s.stateDir}: run \`thinlayer apply -f MANIFEST\`.`;
-  const p = s.pool;
-  out.push(
-    `Pool ${p.name} (${p.dmName}) on the ${s.backend === 'sim' ? 'simulated' : 'real'} kernel: ${p.active ? p.mode : 'inactive'}${p.needsCheck ? ', NEEDS CHECK' : ''}`,
-  );
-  if (p.data && p.metadata) {
-    out.push(
-      `  data ${formatBytes(p.data.usedBytes)} of ${formatBytes(p.data.totalBytes)} (${p.data.percent}%), metadata ${formatBytes(p.metadata.usedBytes)} of ${formatBytes(p.metadata.totalBytes)} (${p.metadata.percent}%), transaction ${p.transactionId}`,
-    );
-  }
-  if (s.layers.length > 0) {
-    out.push(
-      '',
-      table(
-        ['LAYER', 'PARENT', 'STATE', 'THIN ID', 'CHAIN ID', 'USED BY'],
-        s.layers.map((l) => [
-          l.name,
-          l.parent ?? '(base)',
-          l.state,
-          l.thinId === null ? '-' : String(l.thinId),
-          l.chainId ? l.chainId.slice(0, 19) : '-',
-          l.usedBy.join(',') || '-',
-        ]),
-      ),
-    );
-  }
-  if (s.devices.length > 0) {
-    out.push(
-      '',
-      table(
-        ['DEVICE', 'LAYER', 'STATE', 'DESIRED', 'SIZE', 'MAPPED', 'DATA%', 'MOUNTPOINT', 'DEV'],
-        s.devices.map((d) => [
-          d.name,
-          d.layerDrift ? `${d.actualLayer ?? '?'} (!)` : d.layer,
-          d.state === d.desired ? d.state : `${d.state} (!)`,
-          d.desired,
-          d.sizeBytes === null ? '-' : formatBytes(d.sizeBytes),
-          d.mappedBytes === null ? '-' : formatBytes(d.mappedBytes),
-          d.mappedPercent === null ? '-' : d.mappedPercent.toFixed(2),
-          d.seenAt ? `${d.mountpoint} (seen at ${d.seenAt})` : (d.mountpoint ?? '-'),
-          d.devPath ?? '-',
-        ]),
-      ),
-    );
-  }
-  const drifted = s.devices.filter((d) => d.layerDrift);
-  if (drifted.length > 0) {
-    // A few named, the rest counted: after an interrupted change it can be most of the devices.
-    const named = drifted.slice(0, 5).map((d) => `${d.name} is a snapshot of ${d.actualLayer ?? '?'}, desired ${d.layer}`);
-    const more = drifted.length > named.length ? `; and ${drifted.length - named.length} more` : '';
-    out.push(`  LAYER (!): ${named.join('; ')}${more}: \`thinlayer apply\` replaces ${drifted.length === 1 ? 'it' : 'them'}`);
-  }
-  if (s.snapshots && s.snapshots.length > 0) {
-    out.push(
-      '',
-      table(
-        ['SNAPSHOT (containerd)', 'KIND', 'PARENT', 'THIN ID', 'ACTIVE'],
-        s.snapshots.map((x) => [`${x.namespace ? `${x.namespace}/` : ''}${x.key}`, x.kind, x.parent ?? '-', String(x.thinId ?? '-'), x.active ? 'yes' : 'no']),
-      ),
-    );
-  }
-  if (s.unwanted.length > 0) out.push('', `Not in the manifest any more (the next apply deletes them): ${s.unwanted.join(', ')}`);
-  if (s.pendingSteps > 0) out.push('', `${s.pendingSteps} step(s) were interrupted: the next apply or up completes them.`);
-  for (const h of s.holders ?? []) out.push('', `Running: ${describeHolder(h)} (destroy and down refuse while it runs)`);
-  if ((s.inFlightSteps ?? 0) > 0) out.push('', `${s.inFlightSteps} step(s) in flight: another thinlayer process (the snapshotter) is carrying them out.`);
-  return out.join('\n');
-}
+export { renderStatus, table } from './status-table.ts';
 
 export function renderEvent(e: ThinlayerEvent): string {
   const head = `${String(e.seq).padStart(6)} ${e.at} ${e.type}`;

@@ -178,6 +178,7 @@ const PROVOKE: Record<string, Record<number, Provoke>> = {
         () => converged(b),
         () => b.run(['status', '--detailed-exitcode']),
       ),
+      b.run(['status', 'd1', 'apache', '-o', 'wide']),
     ],
     1: (b) => [
       badFlag(b, ['status', '--detailed-exitcode']),
@@ -189,7 +190,7 @@ const PROVOKE: Record<string, Record<number, Provoke>> = {
     2: (b) => {
       converged(b);
       expect(b.run(['sim', 'reboot']).code).toBe(0);
-      return [b.run(['status', '--detailed-exitcode']), badFlag(b, ['status'])];
+      return [b.run(['status', '--detailed-exitcode']), badFlag(b, ['status']), b.run(['status', 'nosuch']), b.run(['status', '-o', 'yaml'])];
     },
   },
   events: {

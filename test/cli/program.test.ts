@@ -52,9 +52,9 @@ describe('the command line', () => {
   });
 
   it('refuses extra positionals and unknown options, naming them', async () => {
-    const extra = await run(['status', 'web1']);
+    const extra = await run(['doctor', 'web1']);
     expect(extra.code).toBe(2);
-    expect(extra.err).toMatch(/too many arguments for 'status'/);
+    expect(extra.err).toMatch(/too many arguments for 'doctor'/);
     const unknown = await run(['status', '--frobnicate']);
     expect(unknown.code).toBe(2);
     expect(unknown.err).toMatch(/--frobnicate/);
