@@ -82,6 +82,7 @@ export function buildProgram(io: ProgramOutput, onInvoke: (inv: Invocation) => v
     )
     .option('--json', 'machine-readable output on stdout (a failure is one JSON object too)')
     .option('-q, --quiet', 'no progress lines')
+    .option('-v, --verbose', "also say which kernel --backend auto chose (said anyway on a state dir's first run)")
     .addHelpText('after', HELP_AFTER)
     // The command list shows each command's usage (`apply -f FILE [--yes]`), not `apply [options]`.
     // Each command's help lists the global options too: all of them apply to every command.

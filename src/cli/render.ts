@@ -76,6 +76,8 @@ export interface TerminalReporterOptions {
   onRunStarted?: (runId: string) => void;
   /** Draw progress as a bar redrawn in place (a terminal); otherwise a line now and then. */
   tty?: boolean;
+  /** Say which kernel `auto` chose (the CLI: on a state dir's first run, or with -v); said unless false. */
+  backendNotes?: boolean;
 }
 
 /** Prints progress to stderr, so stdout stays for results. A failure is not printed here: main.ts prints it once. */
@@ -99,6 +101,8 @@ export class TerminalReporter implements Reporter {
         this.opts.onRunStarted?.(m.runId);
         return;
       case 'backend.notice':
+        if (this.opts.backendNotes !== false && !this.quiet) say(`note: ${m.text}`);
+        return;
       case 'warning':
         say(`note: ${m.text}`);
         return;
