@@ -229,12 +229,15 @@ export function renderLiveView(model: LiveModel, opts: { now: Date; width: numbe
       ]);
     const headers = ['DEVICE', 'STATE', 'MOUNTPOINT', 'DEV'];
     const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-    const fmt = (r: string[]) =>
+    const fmt = (r: string[], n = r.length) =>
       r
+        .slice(0, n)
         .map((c, i) => c.padEnd(widths[i]))
         .join('  ')
         .trimEnd();
-    lines.push(fmt(headers), ...rows.map(fmt));
+    if (fmt(headers).length + widths[3] - 3 <= w) lines.push(fmt(headers), ...rows.map((r) => fmt(r)));
+    // Too wide for the screen: each device's path on a line of its own under it, whole.
+    else lines.push(fmt(headers, 3), ...rows.flatMap((r) => [fmt(r, 3), ...(r[3] === '-' ? [] : [`        ${r[3]}`])]));
   }
   lines.push('');
 
