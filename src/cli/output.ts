@@ -5,7 +5,7 @@
 import { systemCallError, ThinlayerError, UserError } from '../errors/index.ts';
 import type { Plan } from '../model/step-contract.ts';
 import { plural as count } from '../messages/format.ts';
-import { describePlanThings } from './plan-things.ts';
+import { describePlanThings } from '../messages/plan-things.ts';
 
 export interface RunSummary {
   /** The command as typed: apply, up, down, destroy, gc, pool grow. */

@@ -4,7 +4,7 @@ import type { Message, Reporter } from '../messages/message-port.ts';
 import type { Plan, Step, PlanDeletes } from '../model/step-contract.ts';
 import type { ThinlayerEvent } from '../model/events.ts';
 import { formatBytes, listOf, naturalCompare, plural } from '../messages/format.ts';
-import { describePlanThings } from './plan-things.ts';
+import { describePlanThings } from '../messages/plan-things.ts';
 import { ProgressBar } from './progress-bar.ts';
 
 const SYMBOL: Record<Step['impact'], string> = { none: ' ', update: '~', create: '+', destroy: '-' };
@@ -113,7 +113,7 @@ export class TerminalReporter implements Reporter {
         say(`warning: the projection could not be saved to ${m.file} (${m.error}); the next run replays the log instead and saves again`);
         return;
       case 'recovery.pending':
-        say(`recovery: ${m.steps} step(s) were interrupted by a crash; completing them`);
+        say(`recovery: ${plural(m.steps, 'step was', 'steps were')} interrupted by a crash; completing ${m.steps === 1 ? 'it' : 'them'}`);
         return;
       case 'lock.took-over':
         say(`note: took over the lock left by pid ${m.pid} (${m.command}), which is no longer running`);
@@ -136,11 +136,11 @@ export class TerminalReporter implements Reporter {
         say(`  ${m.task}: ${m.unit === 'bytes' ? `${formatBytes(m.done)} of ${formatBytes(m.total)}` : `${m.done}/${m.total} ${m.unit}`}`);
         return;
       case 'snapshotter.ready':
-        say(`snapshotter: serving pool ${m.pool} on ${m.socket} (${m.snapshots} snapshot(s))`);
+        say(`snapshotter: serving pool ${m.pool} on ${m.socket} (${plural(m.snapshots, 'snapshot')})`);
         return;
       case 'snapshotter.recovered':
         say(
-          `snapshotter: recovery deleted ${m.deleted} half-made or half-removed device(s), activated ${m.reactivated} snapshot(s) again, deactivated ${m.deactivated} committed one(s) a Usage left active, settled ${m.settled} interrupted step(s)`,
+          `snapshotter: recovery deleted ${plural(m.deleted, 'half-made or half-removed device')}, activated ${plural(m.reactivated, 'snapshot')} again, deactivated ${plural(m.deactivated, 'committed snapshot')} a Usage left active, settled ${plural(m.settled, 'interrupted step')}`,
         );
         return;
       case 'snapshotter.request-failed':

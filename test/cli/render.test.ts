@@ -95,6 +95,6 @@ describe("doctor's totals", () => {
       findings: [{ code: 'state.empty', severity: 'info', subject: 'log', message: 'nothing is recorded', repair: 'thinlayer apply -f MANIFEST' }],
       exitCode: 0,
     } as unknown as DoctorReport;
-    expect(renderDoctor(report)).toMatch(/0 error\(s\), 0 warning\(s\), 1 info\./);
+    expect(renderDoctor(report)).toMatch(/0 errors, 0 warnings, 1 info\./);
   });
 });

@@ -62,7 +62,7 @@ function renderGc(outcome: GcOutcome, print: (text: string) => void, opts: GcCom
       print(
         json
           ? JSON.stringify({ keptForeign: outcome.thinIds, txid: outcome.txid })
-          : `Kept as foreign: thin id(s) ${outcome.thinIds.join(', ') || 'none'}; the log now accepts the pool's transaction id ${outcome.txid}.`,
+          : `Kept as foreign: ${outcome.thinIds.length === 0 ? 'no thin id' : `${outcome.thinIds.length === 1 ? 'thin id' : 'thin ids'} ${outcome.thinIds.join(', ')}`}; the log now accepts the pool's transaction id ${outcome.txid}.`,
       );
       return 0;
     case 'shown':
@@ -85,7 +85,7 @@ function renderGc(outcome: GcOutcome, print: (text: string) => void, opts: GcCom
           }),
         );
       else if (result.interrupted) print(renderInterrupted(result.steps, plan.steps.length));
-      else if (result.steps > 0 || result.settled > 0) print(renderGcResult(result));
+      else if (result.steps > 0 || result.settled > 0) print(renderGcResult(result, plan));
       return result.interrupted ? interruptedExitCode(opts.signal) : 0;
     }
   }

@@ -5,7 +5,7 @@
 
 import type { Impact, Plan } from '../model/step-contract.ts';
 import { IMPACT_ORDER } from '../model/step-contract.ts';
-import { listOf, plural } from '../messages/format.ts';
+import { listOf, plural } from './format.ts';
 
 type Verb = 'create' | 'update' | 'destroy';
 const VERBS: Verb[] = ['create', 'update', 'destroy'];
@@ -22,7 +22,7 @@ const KINDS: Array<{ prefix: string; one: string; many: string }> = [
 ];
 
 /** Each thing a plan touches (by its target key: `device:web1`, `pool`) and the impact it has. */
-export function thingImpacts(plan: Plan): Map<string, Impact> {
+export function thingImpacts(plan: Pick<Plan, 'steps' | 'deletes'>): Map<string, Impact> {
   const out = new Map<string, Impact>();
   for (const s of plan.steps) {
     const was = out.get(s.target) ?? 'none';
@@ -58,7 +58,7 @@ function describe(keys: string[]): string {
 }
 
 /** `create 3 devices, 2 layers, the base and the pool; delete 1 device` (past: `created …`); '' for nothing. */
-export function describePlanThings(plan: Plan, tense: 'present' | 'past' = 'present'): string {
+export function describePlanThings(plan: Pick<Plan, 'steps' | 'deletes'>, tense: 'present' | 'past' = 'present'): string {
   const impacts = thingImpacts(plan);
   const words = tense === 'present' ? PRESENT : PAST;
   return VERBS.map((verb) => {
