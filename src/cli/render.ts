@@ -41,21 +41,46 @@ export function renderDeletes(plan: Plan): string {
 
 export { renderStatus, table } from './status-table.ts';
 
-export function renderEvent(e: ThinlayerEvent): string {
+/**
+ * Layer names by step target (`layer:5f70bf18a0860070` → fedora), learnt from the intents read so
+ * far: a layer's steps are keyed by its digest, and people know it by the manifest's name.
+ */
+export class TargetNames {
+  private readonly names = new Map<string, string>();
+  learn(e: ThinlayerEvent): void {
+    if (e.type !== 'step.intent' || !e.target.startsWith('layer:')) return;
+    const label = (e.args as { label?: unknown }).label;
+    if (typeof label === 'string') this.names.set(e.target, label);
+  }
+  /** `layer fedora (5f70bf18a0860070)` for a layer whose name is known; the target as logged otherwise. */
+  describe(target: string): string {
+    const name = this.names.get(target);
+    return name ? `layer ${name} (${target.slice('layer:'.length)})` : target.replace(/^(device|layer):/, '$1 ');
+  }
+}
+
+/** Where a recorded manifest came from: its file, standard input (`-f -`), or the library's memory. */
+function manifestSource(file: string | undefined): string {
+  if (!file) return '(in memory)';
+  return file === '-' || file.endsWith('/-') ? '(standard input)' : file;
+}
+
+export function renderEvent(e: ThinlayerEvent, names: TargetNames = new TargetNames()): string {
   const head = `${String(e.seq).padStart(6)} ${e.at} ${e.type}`;
+  names.learn(e);
   switch (e.type) {
     case 'step.intent':
-      return `${head} ${e.op} ${e.target}${e.txid !== undefined ? ` (txid ${e.txid})` : ''}`;
+      return `${head} ${e.op} ${names.describe(e.target)}${e.txid !== undefined ? ` (txid ${e.txid})` : ''}`;
     case 'step.done':
-      return `${head} ${e.op} ${e.target}${e.recovered ? ' (recovered)' : ''}`;
+      return `${head} ${e.op} ${names.describe(e.target)}${e.recovered ? ' (recovered)' : ''}`;
     case 'step.failed':
-      return `${head} ${e.op} ${e.target}: ${e.error.message}`;
+      return `${head} ${e.op} ${names.describe(e.target)}: ${e.error.message}`;
     case 'desired.set':
-      return `${head} ${e.manifest ? `${e.manifest.file || '(in memory)'}: ${e.manifest.layers.length} layers, ${e.manifest.devices.length} devices` : 'nothing (destroy)'}`;
+      return `${head} ${e.manifest ? `${manifestSource(e.manifest.file)}: ${plural(e.manifest.layers.length, 'layer')}, ${plural(e.manifest.devices.length, 'device')}` : 'nothing (destroy)'}`;
     case 'run.started':
       return `${head} ${e.command} (pid ${e.pid})`;
     case 'run.finished':
-      return `${head} ${e.outcome}, ${e.steps} steps`;
+      return `${head} ${e.outcome}, ${plural(e.steps, 'step')}`;
     case 'recovery.note':
       return `${head} ${e.kind} ${JSON.stringify(e.detail)}`;
     case 'state.identity':

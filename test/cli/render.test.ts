@@ -4,7 +4,8 @@ import { describe, it, expect } from 'vitest';
 import { PassThrough } from 'node:stream';
 import { formatBytes, formatDuration } from '../../src/messages/format.ts';
 import { progressLine, ProgressBar } from '../../src/cli/progress-bar.ts';
-import { renderDeletes, TerminalReporter } from '../../src/cli/render.ts';
+import { renderDeletes, renderEvent, TargetNames, TerminalReporter } from '../../src/cli/render.ts';
+import type { ThinlayerEvent } from '../../src/model/events.ts';
 import { renderDoctor } from '../../src/doctor/report-text.ts';
 import type { DoctorReport } from '../../src/doctor/diagnose.ts';
 
@@ -96,5 +97,28 @@ describe("doctor's totals", () => {
       exitCode: 0,
     } as unknown as DoctorReport;
     expect(renderDoctor(report)).toMatch(/0 errors, 0 warnings, 1 info\./);
+  });
+});
+
+describe('the event log for people', () => {
+  it('names a layer as the manifest does, with its digest beside, and says standard input for -f -', () => {
+    const names = new TargetNames();
+    const intent = {
+      seq: 21,
+      at: '2026-12-08T02:59:33.449Z',
+      type: 'step.intent',
+      stepId: 'r:8',
+      op: 'snap.create',
+      target: 'layer:5f70bf18a0860070',
+      args: { label: 'fedora' },
+      txid: 1,
+    } as unknown as ThinlayerEvent;
+    expect(renderEvent(intent, names)).toMatch(/snap\.create layer fedora \(5f70bf18a0860070\) \(txid 1\)$/);
+    const done = { seq: 22, at: '2026-12-08T02:59:33.516Z', type: 'step.done', stepId: 'r:8', op: 'snap.create', target: 'layer:5f70bf18a0860070', result: {} };
+    expect(renderEvent(done as unknown as ThinlayerEvent, names)).toMatch(/snap\.create layer fedora \(5f70bf18a0860070\)$/);
+    const device = { ...done, target: 'device:web1' };
+    expect(renderEvent(device as unknown as ThinlayerEvent, names)).toMatch(/snap\.create device web1$/);
+    const stdin = { seq: 1, at: '2026-12-08T02:59:33.000Z', type: 'desired.set', manifest: { file: '/home/me/-', layers: [{}], devices: [{}, {}] } };
+    expect(renderEvent(stdin as unknown as ThinlayerEvent)).toMatch(/desired\.set \(standard input\): 1 layer, 2 devices$/);
   });
 });
