@@ -15,7 +15,7 @@ interface Column {
   value: (d: Device) => string;
 }
 
-const mapperPath = (d: Device) => (d.dmName && d.devPath ? `/dev/mapper/${d.dmName}` : '-');
+const mapperPath = (d: Device) => d.stablePath ?? '-';
 
 /** Every device column, by the name -o custom-columns and --columns take. */
 export const DEVICE_COLUMNS: Record<string, Column> = {

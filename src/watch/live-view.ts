@@ -221,12 +221,7 @@ export function renderLiveView(model: LiveModel, opts: { now: Date; width: numbe
   else {
     const rows = [...devices]
       .sort((a, b) => naturalCompare(a.name, b.name))
-      .map((d) => [
-        d.name,
-        d.state === d.desired ? d.state : `${d.state} → ${d.desired}`,
-        d.mountpoint ?? '-',
-        d.dmName && d.devPath ? `/dev/mapper/${d.dmName}` : '-',
-      ]);
+      .map((d) => [d.name, d.state === d.desired ? d.state : `${d.state} → ${d.desired}`, d.mountpoint ?? '-', d.stablePath ?? d.devPath ?? '-']);
     const headers = ['DEVICE', 'STATE', 'MOUNTPOINT', 'DEV'];
     const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
     const fmt = (r: string[], n = r.length) =>

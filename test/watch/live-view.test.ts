@@ -34,6 +34,7 @@ function status(): StatusView {
         thinId: 3,
         dmName: 'a',
         devPath: '/dev/dm-3',
+        stablePath: '/dev/mapper/a',
         sizeBytes: 1 << 30,
         mappedBytes: 1 << 20,
         mappedPercent: 0.1,
