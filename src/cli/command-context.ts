@@ -25,7 +25,7 @@ export interface CommandContext {
 export function contextOf(inv: Invocation, program: Command, io: CliOutput, stateDirOption: string): CommandContext {
   const o = inv.opts;
   // `-o json` (status) is --json, as kubectl's.
-  const json = o.json === true || o.output === 'json';
+  const json = o.json === true || (inv.command === 'status' && o.output === 'json');
   const backend = (o.backend as BackendChoice | undefined) ?? 'auto';
   const stateDir = resolve(stateDirOption);
   // Which kernel `auto` chose is said once: on the first run of a state dir (no log yet), or with -v.

@@ -35,7 +35,7 @@ function usageError(e: CommanderError, argv: string[]): UserError {
 export async function main(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
   const io = new CliOutput(out, err);
   // Known before parsing, so that a parse error is JSON too: --json, or status's `-o json`.
-  let json = argv.includes('--json') || /(^| )(-o|--output)[ =]?json( |$)/.test(argv.join(' '));
+  let json = argv.includes('--json') || (argv.includes('status') && /(^| )(-o|--output)[ =]?json( |$)/.test(argv.join(' ')));
   const detailed = argv.includes('--detailed-exitcode');
   try {
     let invocation: Invocation | null = null;
@@ -50,7 +50,7 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
     }
     const inv = invocation as Invocation | null;
     if (!inv) return 2;
-    json = inv.opts.json === true || inv.opts.output === 'json';
+    json = inv.opts.json === true || (inv.command === 'status' && inv.opts.output === 'json');
     const { runCommand } = await import('./run-command.ts');
     return await runCommand(inv, program, io, (inv.opts.stateDir as string | undefined) ?? defaultStateDir());
   } catch (e) {

@@ -116,3 +116,15 @@ describe('summary lines', () => {
       );
   });
 });
+
+describe('-o json', () => {
+  it('is --json for status only: diff -o json writes a tar named json', async () => {
+    const { contextOf } = await import('../../src/cli/command-context.ts');
+    const { CliOutput } = await import('../../src/cli/output.ts');
+    const { Command } = await import('commander');
+    const io = new CliOutput(new PassThrough(), new PassThrough());
+    const ctx = (command: string) => contextOf({ command, opts: { output: 'json' }, args: [] }, new Command(), io, '/nonexistent-thinlayer-test');
+    expect(ctx('status').json).toBe(true);
+    expect(ctx('diff').json).toBe(false);
+  });
+});
