@@ -18,9 +18,10 @@ import { spaceSuite } from './suites/space.ts';
 import { kernelSuite } from './suites/kernel.ts';
 import { tarSuite } from './suites/tar.ts';
 import { containerdSuite } from './suites/containerd.ts';
+import { snapshotterSuite } from './suites/snapshotter.ts';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-export const SUITES: readonly Suite[] = [eventLogSuite, reconcileSuite, spaceSuite, tarSuite, kernelSuite, containerdSuite];
+export const SUITES: readonly Suite[] = [eventLogSuite, reconcileSuite, spaceSuite, tarSuite, snapshotterSuite, kernelSuite, containerdSuite];
 
 export function reproduceCommand(suite: string, quick: boolean): string {
   return `npm run bench -- --only ${suite}${quick ? ' --quick' : ''}`;

@@ -17,7 +17,7 @@ export interface BenchOptions {
 export const USAGE = `npm run bench -- [--quick] [--only NAME]... [--no-vm] [--results-dir DIR] [--doc FILE]
 
   --quick            small sizes (seconds): for the smoke test and a quick look
-  --only NAME        run one suite (repeatable): event-log, reconcile, space, tar, kernel, containerd
+  --only NAME        run one suite (repeatable): event-log, reconcile, space, tar, snapshotter, kernel, containerd
   --no-vm            skip the kernel and containerd suites (each boots a VM under software emulation: minutes)
   --results-dir DIR  where the suites' JSON goes (default bench/results)
   --doc FILE         the document written from bench/template.md (default docs/benchmarks.md)`;

@@ -314,12 +314,22 @@ export const ACTIONS = {
 
   async 'fs.mkfs'(ctx, a) {
     const info = await requireInfo(ctx, a.dmName, 'mkfs');
-    await ctx.kernel.mkfs(info.devPath, a.filesystem, { label: 'thinlayer-base' });
+    // Short enough for both: mkfs.xfs refuses a label over 12 characters.
+    await ctx.kernel.mkfs(info.devPath, a.filesystem, { label: 'thinlayer' });
     return {};
   },
 
   async 'layer.commit'(ctx, a) {
     return commitLayer(ctx, a, activateThin);
+  },
+
+  async 'layer.adopt'(ctx, a) {
+    // Only the record changes: the dm name and uuid are given at the next activation, so the device
+    // must not be active under its old name now.
+    const info = await deviceInfo(ctx, a.dmName);
+    if (info) throw new StateError(`the committed snapshot ${a.dmName} is still active; it must be inactive to become layer ${a.label}`);
+    const { dmName: _, ...adoption } = a;
+    return adoption;
   },
 
   async 'pool.grow'(ctx, a) {

@@ -8,6 +8,8 @@ export const COMMAND_SUMMARY: Record<string, string> = {
   status: 'the pool, layers and devices: observed state against desired',
   events: 'the event log (--json: NDJSON; --follow: keep printing)',
   diff: 'what changed in a device against its layer (A, C, D), and -o: as a layer tar',
+  export: 'a layer or device and its chain as an OCI image layout (ctr images import, oci: sources)',
+  commit: "make a device's current state a layer, in O(1): a snapshot, and its diff stored by digest",
   up: 'converge to the recorded desired state (after a reboot or a crash)',
   down: 'unmount and deactivate everything, keeping all data',
   destroy: 'delete every device, the pool and its backing files',
@@ -102,6 +104,33 @@ read-only at a private mountpoint in the state dir for the reading and put back 
 Examples:
   thinlayer diff web1
   thinlayer diff web1 -o web1-changes.tar`,
+  commit: `Makes DEVICE's current state a layer named LAYER, in O(1) of the device's size: the device is
+snapshotted (suspended for that instant, which flushes and freezes its filesystem), the snapshot's
+difference from the device's layer is stored as an OCI layer tar under its digest in the state
+dir's blobs/, and the snapshot becomes the layer of that content. Nothing is copied or extracted.
+It prints the manifest lines that declare the layer: an apply of a manifest with them finds the
+layer made (no extraction) and makes its devices snapshots of it. Until a manifest declares it, the
+layer is one no manifest lists: the next apply deletes it (its tar stays in blobs/). -o FILE also
+writes the tar there. Killed in the middle, the next commit (or apply) deletes the unfinished
+snapshot. --json prints {"device","layer","parent","chainId","diffId","blob","bytes","changes",
+"thinId","created","manifest"}.
+
+Examples:
+  thinlayer commit web1 web-v2
+  thinlayer commit web1 web-v2 -o web-v2.tar --json`,
+  export: `Writes LAYER's chain of layers, or DEVICE's (its layer's chain and its own changes on top, read as
+diff reads them), as an OCI image layout in DIR: oci-layout, index.json naming the image (the
+org.opencontainers.image.ref.name annotation is the tag; io.containerd.image.name the whole
+name), and blobs for each layer (gzip-compressed unless --compress none), the config (its
+rootfs.diff_ids) and the manifest. DIR must be empty, absent, or a layout already (its other
+images are kept). Each layer is read from the source it was applied from and checked against its
+diff id: a source changed since is refused. Tarred, DIR is what ctr images import takes; as a
+source, oci:DIR:TAG gives the same chain ids, so an apply finds the layers already made.
+--json prints {"name","kind","dir","tag","manifestDigest","configDigest","layers":[...]}.
+
+Examples:
+  thinlayer export web --oci ./web-image --tag example.com/web:v2
+  tar -C ./web-image -cf web.tar . && ctr images import web.tar`,
   up: `Brings everything back to the recorded desired state, with no manifest: after a reboot, a
 crash, or thinlayer down. Interrupted steps are completed first. With nothing recorded yet it
 says so and exits 0 (--json: {"outcome":"nothing-recorded"}), like gc and pool grow.

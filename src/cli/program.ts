@@ -41,6 +41,8 @@ const USAGE: Record<string, string> = {
   status: '[NAME...] [-o wide|json|custom-columns=…] [--detailed-exitcode]',
   events: '[--follow] [--since SEQ|TIME]',
   diff: 'DEVICE [-o FILE]',
+  commit: 'DEVICE LAYER [-o FILE]',
+  export: 'LAYER|DEVICE --oci DIR [--tag NAME:TAG] [--compress gzip|none]',
   down: '[--force]',
   destroy: '[--yes] [--force]',
   gc: '[--yes] [--thin-id N] [--keep-foreign]',
@@ -128,6 +130,17 @@ export function buildProgram(io: ProgramOutput, onInvoke: (inv: Invocation) => v
     .argument('<device>', 'the device, by its manifest name')
     .option('-o, --output <file>', 'also write the changes as an OCI layer tar to FILE (replaced whole)')
     .action(invoke('diff'));
+  command(program, 'commit', COMMAND_HELP.commit)
+    .argument('<device>', 'the device, by its manifest name')
+    .argument('<layer>', "the new layer's name, as a manifest will declare it")
+    .option('-o, --output <file>', 'also write the layer tar to FILE (replaced whole)')
+    .action(invoke('commit'));
+  command(program, 'export', COMMAND_HELP.export)
+    .argument('<name>', 'a layer or a device, by its manifest name')
+    .requiredOption('--oci <dir>', 'the OCI image layout to write (an empty directory, or a layout to add the image to)')
+    .option('--tag <name:tag>', 'the image name and tag (default thinlayer/NAME:latest)')
+    .option('--compress <how>', 'gzip (default) or none')
+    .action(invoke('export'));
   command(program, 'up', COMMAND_HELP.up).action(invoke('up'));
   const force = () => new Option('--force', 'ask a running snapshotter or watch on this state dir to stop, and wait until it has, instead of refusing');
   command(program, 'down', COMMAND_HELP.down).addOption(force()).action(invoke('down'));

@@ -18,6 +18,8 @@ const COMMANDS: Record<string, () => Promise<CliCommand>> = {
   status: () => import('./commands/status-command.ts'),
   events: () => import('./commands/events-command.ts'),
   diff: () => import('./commands/diff-command.ts'),
+  commit: () => import('./commands/commit-command.ts'),
+  export: () => import('./commands/export-command.ts'),
   up: () => import('./commands/up-command.ts'),
   down: () => import('./commands/down-command.ts'),
   destroy: () => import('./commands/destroy-command.ts'),

@@ -24,13 +24,24 @@ export function driftFindings(facts: DoctorFacts): Finding[] {
   if (!content) return [];
   // After `down`, devices are meant to be inactive until `up`.
   const mode = state.lastRun?.command === 'down' ? 'down' : 'converge';
-  return driftOf({ desired: state.desired, state, observed, content, mode }).map((d) => ({
-    code: 'drift',
-    severity: 'error' as const,
-    subject: d.subject,
-    message: `${d.message}: the desired state is not reached`,
-    repair: mode === 'down' ? 'thinlayer down' : applyCommand(state),
-  }));
+  return driftOf({ desired: state.desired, state, observed, content, mode }).map((d) =>
+    d.undeclaredCommit
+      ? {
+          // Right after `thinlayer commit`, until a manifest declares the layer: the user's next move, not damage.
+          code: 'layer.undeclared',
+          severity: 'info' as const,
+          subject: d.subject,
+          message: `${d.message}: the next apply deletes it unless its manifest declares it`,
+          repair: 'declare it in the manifest (thinlayer commit printed the lines), then thinlayer apply',
+        }
+      : {
+          code: 'drift',
+          severity: 'error' as const,
+          subject: d.subject,
+          message: `${d.message}: the desired state is not reached`,
+          repair: mode === 'down' ? 'thinlayer down' : applyCommand(state),
+        },
+  );
 }
 
 /** The last run started and never finished (killed, crashed), or was interrupted (SIGINT, SIGTERM). */

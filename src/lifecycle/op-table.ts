@@ -84,6 +84,8 @@ function createIntent(s: EngineState, e: StepIntentOf<'thin.create'> | StepInten
     digest: null,
     ...(snap?.label ? { label: snap.label } : {}),
     ...(snap?.layer ? { layer: snap.layer } : {}),
+    // A commit's snapshot derives from the layer its device is a snapshot of: that is its lineage.
+    ...(snap?.committedFrom ? { committedFrom: snap.committedFrom.device, originThinId: snap.committedFrom.lineageThinId } : {}),
   };
   s.things[e.target] = lifecycle(thing, { type: 'CREATE' });
   if (s.pool) s.pool = { ...s.pool, nextThinId: Math.max(s.pool.nextThinId, a.thinId + 1), createdIds: addId(s.pool.createdIds, a.thinId) };
@@ -102,7 +104,7 @@ function createDone(s: EngineState, e: StepDoneOf<'thin.create'> | StepDoneOf<'s
   updateThing(s, e.target, (t) => ({
     ...lifecycle(t, { type: 'DONE' }),
     ...(typeof r.thinId === 'number' ? { thinId: r.thinId } : {}),
-    ...('originThinId' in r && typeof r.originThinId === 'number' ? { originThinId: r.originThinId } : {}),
+    ...('originThinId' in r && typeof r.originThinId === 'number' && t.committedFrom === undefined ? { originThinId: r.originThinId } : {}),
     ready: t.kind === 'base' ? t.ready : made?.ready === true || t.ready,
     digest: made?.ready === true && typeof made.digest === 'string' ? made.digest : t.digest,
   }));
@@ -159,6 +161,20 @@ export const OPS = {
     },
     // Until it is committed or deleted, status and doctor show the layer as failed.
     failed: (s, e) => updateThing(s, e.target, (t) => ({ ...t, failed: e.error.message })),
+  },
+  'layer.adopt': {
+    command: null,
+    metadata: false,
+    intent: NO_FOLD,
+    // The record moves to the layer's own key, with the name and dm identity of a layer of that chain id.
+    done: (s, e) => {
+      const t = s.things[e.target];
+      if (!t) return;
+      const a = e.result;
+      delete s.things[e.target];
+      s.things[a.key] = { ...t, key: a.key, name: a.name, dmName: a.newDmName, uuid: a.newUuid, ready: true, digest: a.chainId, label: a.label };
+    },
+    failed: NO_FOLD,
   },
   'fs.mount': {
     command: 'MOUNT',

@@ -5,7 +5,7 @@
 // the wrong type is skipped quietly, so that each mistake is reported once.
 
 import { dirname, isAbsolute, join } from 'node:path';
-import type { Filesystem, Backing, DesiredDeviceState, DeviceSpec, LayerSpec, Manifest, MountOption } from '../model/manifest.ts';
+import type { Filesystem, Backing, DesiredDeviceState, DeviceSpec, LayerSpec, Manifest, MountOption, SnapshotterSpec } from '../model/manifest.ts';
 import { validateDmName, validatePoolName } from './dm-names.ts';
 import { dmIdentity } from '../domain/names.ts';
 import { MANIFEST_DEFAULTS } from './defaults.ts';
@@ -168,6 +168,22 @@ export function resolveManifest(value: unknown, file: string): Resolution {
     if (noSpaceTimeout === undefined) report(['pool', 'noSpaceTimeout'], 'a duration from 1s to 60m, such as 60s', describeValue(rawTimeout));
   }
 
+  // --- snapshotter ---------------------------------------------------------------------------
+  const rawSnapshotter = field(value, 'snapshotter');
+  const rawWritable = field(rawSnapshotter, 'writableSize');
+  let snapshotter: SnapshotterSpec | undefined;
+  if (rawWritable !== undefined) {
+    const bytes = sectorSize(['snapshotter', 'writableSize'], rawWritable, limits.MIN_BASE_SIZE_BYTES, 'a writable snapshot');
+    // Below the base it would never apply: every snapshot is at least the base's size.
+    if (bytes !== undefined && baseSize !== undefined && bytes < baseSize)
+      report(
+        ['snapshotter', 'writableSize'],
+        `at least the base size, ${formatSize(baseSize)}: a snapshot cannot be smaller than the base it snapshots`,
+        describeValue(rawWritable),
+      );
+    else if (bytes !== undefined) snapshotter = { writableSizeBytes: bytes };
+  } else if (isMapping(rawSnapshotter)) snapshotter = { writableSizeBytes: null };
+
   // --- layers --------------------------------------------------------------------------------
   const layers: LayerSpec[] = [];
   for (const [name, raw] of entries(field(value, 'layers'))) {
@@ -276,6 +292,7 @@ export function resolveManifest(value: unknown, file: string): Resolution {
         minFreeFraction: minFree,
         noSpaceTimeoutSeconds: noSpaceTimeout,
       },
+      ...(snapshotter ? { snapshotter } : {}),
       layers: parentsFirst(layers),
       devices,
     },

@@ -60,6 +60,14 @@ const device = mapping(
   'a mapping with at least the layer',
 );
 
+/** Settings of `thinlayer snapshotter` (containerd's snapshots), which apply does not read. */
+const snapshotter = mapping(
+  {
+    writableSize: size.optional(),
+  },
+  'a mapping (writableSize)',
+);
+
 /** The whole document. */
 export const manifestDocument = mapping(
   {
@@ -67,6 +75,7 @@ export const manifestDocument = mapping(
     pool,
     layers: z.record(z.string(), layer.nullable(), { error: 'a mapping of layer names to layers' }).nullable().optional(),
     devices: z.record(z.string(), device, { error: 'a mapping of device names to devices' }).nullable().optional(),
+    snapshotter: snapshotter.nullable().optional(),
   },
   'a mapping with at least a pool',
 );

@@ -34,6 +34,8 @@ export interface ThingRecord {
   digest: string | null;
   /** For people: the manifest's name for a layer. */
   label?: string;
+  /** Layer made by `thinlayer commit`: the device it is a snapshot of (its record's key). */
+  committedFrom?: string;
   /** Layer: why applying its content failed, until it is committed or deleted (status and doctor show it as failed). */
   failed?: string;
 }

@@ -50,11 +50,19 @@ export interface DeviceSpec {
 
 export type MountOption = 'suid' | 'dev';
 
+/** What `thinlayer snapshotter` reads besides the pool (src/snapshotter/root-size.ts). */
+export interface SnapshotterSpec {
+  /** The least size of an active (writable) snapshot; a parent already as large keeps its size. */
+  writableSizeBytes: number | null;
+}
+
 export interface Manifest {
   /** Absolute path of the file it came from ('' when built in memory). */
   file: string;
   version: 1;
   pool: PoolSpec;
+  /** Absent when the manifest has no `snapshotter` key (apply does not read it). */
+  snapshotter?: SnapshotterSpec;
   /** Topologically ordered: every parent before its children. */
   layers: LayerSpec[];
   devices: DeviceSpec[];

@@ -32,6 +32,17 @@ export interface CreateArgs extends ThinArgs {
   resume?: boolean;
 }
 
+/** What a committed snapshot becomes: the layer of its chain id, under that layer's key, name and dm identity. */
+export interface LayerAdoption {
+  key: string;
+  name: string;
+  newDmName: string;
+  newUuid: string;
+  chainId: string;
+  diffId: string;
+  label: string;
+}
+
 /** A create's outcome: the new transaction id, and the id the thing got when its planned one was taken by something this log never created. */
 export interface CreateResult {
   txid: number;
@@ -90,7 +101,20 @@ export interface StepContract {
   /** create_snap (layers and devices). */
   'snap.create': {
     /** `layer`: a device's manifest layer, recorded so that what it is a snapshot of is known whatever the manifest says later. */
-    args: CreateArgs & { label?: string; layer?: string; origin: string; originThinId: number; originDmName: string; ready: boolean; digest?: string };
+    args: CreateArgs & {
+      label?: string;
+      layer?: string;
+      origin: string;
+      originThinId: number;
+      originDmName: string;
+      ready: boolean;
+      digest?: string;
+      /**
+       * `thinlayer commit`: the device (its key) the snapshot is taken of, while `origin` and
+       * `lineageThinId` name the layer that device is a snapshot of: what the committed layer derives from.
+       */
+      committedFrom?: { device: string; lineageThinId: number };
+    };
     /** `originThinId`: the thin id it was made a snapshot of (the origin's, after any collision moved it). */
     result: CreateResult & { ready: boolean; digest?: string; originThinId?: number };
   };
@@ -102,6 +126,15 @@ export interface StepContract {
   'layer.commit': {
     args: ThinArgs & { filesystem: Filesystem; content: ResolvedLayer; chainId: string; allowDevices: boolean; label: string };
     result: { digest: string; diffId: string; files: number; bytes: number };
+  };
+  /**
+   * `thinlayer commit`: a device's snapshot, whose diff against its layer has been stored, becomes the
+   * layer of that content, named by its chain id. It is inactive, so only its record changes.
+   */
+  'layer.adopt': {
+    args: LayerAdoption & { dmName: string };
+    /** The adoption, as the projection folds it (an outcome carries no args). */
+    result: LayerAdoption;
   };
   /** Mounted nosuid,nodev unless mountOptions allow suid or dev (a device's manifest key). */
   'fs.mount': {

@@ -19,6 +19,8 @@ export interface Drift {
   subject: string;
   /** What it is, against what is desired, for people. */
   message: string;
+  /** A layer `thinlayer commit` made that no manifest declares yet: expected right after a commit, not damage. */
+  undeclaredCommit?: true;
 }
 
 export interface DriftInput {
@@ -93,7 +95,13 @@ export function driftOf({ desired, state, observed, content, mode }: DriftInput)
   }
   for (const t of Object.values(state.things)) {
     if (wantedKeys.has(t.key) || t.kind === 'snapshot' || inDoubt.has(t.key)) continue;
-    out.push({ subject: t.key, message: `${describeThing(t)} (thin id ${t.thinId}) is no longer in the manifest, desired deleted` });
+    if (t.kind === 'layer' && t.committedFrom !== undefined && t.ready)
+      out.push({
+        subject: t.key,
+        message: `${describeThing(t)} (thin id ${t.thinId}) was committed from ${t.committedFrom.replace(':', ' ')} and no manifest declares it yet, desired deleted`,
+        undeclaredCommit: true,
+      });
+    else out.push({ subject: t.key, message: `${describeThing(t)} (thin id ${t.thinId}) is no longer in the manifest, desired deleted` });
   }
   return out.sort((a, b) => a.subject.localeCompare(b.subject, 'en', { numeric: true }));
 }

@@ -6,6 +6,9 @@ import type { PoolStatus } from '../kernel/thin-pool.ts';
 /** Default for pool.minFree: keep a tenth of the pool's data and metadata free. */
 export const DEFAULT_MIN_FREE_FRACTION = 0.1;
 
+/** What an apply's user can do about it (the snapshotter says what a node's operator can). */
+const APPLY_ADVICE = 'Free space with `thinlayer gc --yes` or by removing devices, give the pool more space, or lower pool.minFree';
+
 function percent(fraction: number): string {
   return `${Math.round(fraction * 1000) / 10}%`;
 }
@@ -18,7 +21,7 @@ function freeFraction(used: number, total: number): number | null {
  * A message saying why `creates` new snapshots may not be made, when free data or metadata space
  * is below `minFreeFraction` (pool.minFree); null when there is room, or when nothing is created.
  */
-export function pressureBlocker(status: PoolStatus, minFreeFraction: number, creates: number): string | null {
+export function pressureBlocker(status: PoolStatus, minFreeFraction: number, creates: number, advice: string = APPLY_ADVICE): string | null {
   if (creates <= 0 || status.mode === 'fail') return null;
   const short: string[] = [];
   for (const [what, used, total] of [
@@ -32,7 +35,7 @@ export function pressureBlocker(status: PoolStatus, minFreeFraction: number, cre
   return (
     `the pool has ${short.join(' and ')}, below pool.minFree ${percent(minFreeFraction)}: ` +
     `refusing to create ${creates} new snapshot${creates === 1 ? '' : 's'}. ` +
-    'Free space with `thinlayer gc --yes` or by removing devices, give the pool more space, or lower pool.minFree'
+    advice
   );
 }
 

@@ -50,9 +50,19 @@ export function unmountStep(t: ThinStepTarget, mountpoint: string, reason: strin
 export function snapshotStep(
   t: ThinStepTarget & { kind: ThingKind; name: string },
   origin: ThinStepTarget,
-  opts: { who: string; originWho: string; ready: boolean; resume?: boolean; label?: string; layer?: string; digest?: string },
+  opts: {
+    who: string;
+    originWho: string;
+    ready: boolean;
+    resume?: boolean;
+    label?: string;
+    layer?: string;
+    digest?: string;
+    /** `thinlayer commit`: `origin` is a device, and the layer it is a snapshot of is the new one's lineage. */
+    lineage?: Pick<ThinStepTarget, 'key' | 'thinId'>;
+  },
 ): Step {
-  const { who, originWho, ready, resume, label, layer, digest } = opts;
+  const { who, originWho, ready, resume, label, layer, digest, lineage } = opts;
   return makeStep(
     'snap.create',
     t.key,
@@ -64,11 +74,12 @@ export function snapshotStep(
       ...(resume ? { resume: true } : {}),
       ...(label !== undefined ? { label } : {}),
       ...(layer ? { layer } : {}),
-      origin: origin.key,
+      origin: lineage ? lineage.key : origin.key,
       originThinId: origin.thinId,
       originDmName: origin.dmName,
       ready,
       ...(digest ? { digest } : {}),
+      ...(lineage ? { committedFrom: { device: origin.key, lineageThinId: lineage.thinId } } : {}),
     },
     `snapshot ${originWho} as ${who} (thin id ${t.thinId})`,
   );

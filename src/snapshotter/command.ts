@@ -127,7 +127,17 @@ export async function runSnapshotter(opts: SnapshotterOptions): Promise<{ snapsh
         });
         if (stopping.signal.aborted) return false;
         const fs = gate.state.desired?.pool.filesystem ?? manifest.pool.filesystem;
-        const service = new SnapshotService({ gate, kernel, runSteps, pool: manifest.pool.name, filesystem: fs, stateDir: dir, reporter: opts.reporter });
+        const service = new SnapshotService({
+          gate,
+          kernel,
+          runSteps,
+          pool: manifest.pool.name,
+          filesystem: fs,
+          stateDir: dir,
+          reporter: opts.reporter,
+          floor: { poolDmName, minFreeFraction: manifest.pool.minFreeFraction },
+          writableSizeBytes: manifest.snapshotter?.writableSizeBytes ?? null,
+        });
         const server = buildServer(service, opts.reporter);
         // The socket is made 0600 as it is created (no moment where another user could connect), and
         // under a name of its own: bind(2) makes the file before listen(2) accepts on it, so it is

@@ -42,3 +42,26 @@ export async function ensureDeviceNode(info: DmInfo, stateDir: StateDir): Promis
 export async function forgetDeviceNode(dmName: string, stateDir: StateDir): Promise<void> {
   await unlink(stateDir.path(`dev/${dmName}`)).catch(() => undefined);
 }
+
+/**
+ * The node each device was last answered with, so that Mounts (a read, called for every container
+ * start) does not look at up to four paths again each time. An entry holds only for the device
+ * numbers it was found for: a device activated again under other numbers is looked up anew, and a
+ * removed device's entry goes with its node.
+ */
+export class DeviceNodes {
+  readonly #known = new Map<string, { major: number; minor: number; path: string }>();
+
+  async pathOf(info: DmInfo, stateDir: StateDir): Promise<string> {
+    const known = this.#known.get(info.name);
+    if (known && known.major === info.major && known.minor === info.minor) return known.path;
+    const path = await ensureDeviceNode(info, stateDir);
+    this.#known.set(info.name, { major: info.major, minor: info.minor, path });
+    return path;
+  }
+
+  async forget(dmName: string, stateDir: StateDir): Promise<void> {
+    this.#known.delete(dmName);
+    await forgetDeviceNode(dmName, stateDir);
+  }
+}

@@ -13,17 +13,21 @@ import type { ThingRecord } from '../model/engine-state.ts';
 import type { Filesystem } from '../model/manifest.ts';
 import { mount, unmount, type RunSteps } from './snapshot-steps.ts';
 
-type Thin = Pick<ThingRecord, 'key' | 'dmName' | 'uuid' | 'thinId' | 'sizeBytes'>;
+export type Thin = Pick<ThingRecord, 'key' | 'dmName' | 'uuid' | 'thinId' | 'sizeBytes'>;
 
-/** `mnt/` is resolved inside the state dir; the mountpoint itself is left as it is (a mount is on it). */
-function mountpointOf(session: Session, t: Thin): string {
+/**
+ * Where a snapshot's device is mounted before its record exists (here, and to grow it: root-size.ts),
+ * so that one release undoes either after a crash. `mnt/` is resolved inside the state dir; the
+ * mountpoint itself is left as it is (a mount is on it).
+ */
+export function privateMountpoint(session: Session, t: Thin): string {
   return join(session.stateDir.path('mnt'), t.dmName);
 }
 
 export async function emptyRoot(session: Session, runSteps: RunSteps, t: Thin, filesystem: Filesystem): Promise<void> {
   if (filesystem !== 'ext4') return;
   await mkdir(session.stateDir.path('mnt'), { recursive: true, mode: 0o700 });
-  const where = mountpointOf(session, t);
+  const where = privateMountpoint(session, t);
   await runSteps(session, [mount(t, where, filesystem)]);
   try {
     await rmdir(join(filesAt(session.kernel, where), 'lost+found')).catch((e) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)));
@@ -33,9 +37,9 @@ export async function emptyRoot(session: Session, runSteps: RunSteps, t: Thin, f
   await rmdir(where).catch(() => undefined);
 }
 
-/** Lets go of a mount a crash left in the middle of emptyRoot, before the device is deleted. */
+/** Lets go of a mount a crash left in the middle of emptyRoot or growRoot, before the device is deleted. */
 export async function releaseLeftMount(session: Session, runSteps: RunSteps, t: Thin): Promise<void> {
-  const where = mountpointOf(session, t);
+  const where = privateMountpoint(session, t);
   if (!(await lstat(filesAt(session.kernel, where)).catch(() => null))) return;
   await runSteps(session, [unmount(t, where)]);
   await rmdir(where).catch(() => undefined);

@@ -1,11 +1,11 @@
 // The errors of containerd's snapshot API, as gRPC status codes that containerd's errdefs
 // (FromGRPC) turns back into ErrNotFound, ErrAlreadyExists, ErrFailedPrecondition and
-// ErrInvalidArgument. Thrown by the service; the server maps each to its code, and any other error
+// ErrInvalidArgument (ResourceExhausted, a pool below pool.minFree, reaches containerd with its message). Thrown by the service; the server maps each to its code, and any other error
 // (a kernel error, a bug) to Unknown/Internal with its message.
 
 import { status as GrpcStatus } from '@grpc/grpc-js';
 
-export type SnapshotErrorKind = 'not-found' | 'already-exists' | 'failed-precondition' | 'invalid-argument' | 'unavailable';
+export type SnapshotErrorKind = 'not-found' | 'already-exists' | 'failed-precondition' | 'invalid-argument' | 'unavailable' | 'resource-exhausted';
 
 export const GRPC_CODE: Record<SnapshotErrorKind, GrpcStatus> = {
   'not-found': GrpcStatus.NOT_FOUND,
@@ -13,6 +13,7 @@ export const GRPC_CODE: Record<SnapshotErrorKind, GrpcStatus> = {
   'failed-precondition': GrpcStatus.FAILED_PRECONDITION,
   'invalid-argument': GrpcStatus.INVALID_ARGUMENT,
   unavailable: GrpcStatus.UNAVAILABLE,
+  'resource-exhausted': GrpcStatus.RESOURCE_EXHAUSTED,
 };
 
 export class SnapshotError extends Error {

@@ -65,10 +65,14 @@ export async function recoverSnapshots(session: Session, kernel: KernelPort, run
   const deleted = await deleteOrphans(session, runSteps);
   let reactivated = 0;
   let deactivated = 0;
+  // The kernel's devices read once, after the orphans went: with a thousand snapshots, one list is
+  // what a start can afford, not a call per snapshot. Nothing else changes devices meanwhile (this
+  // session holds the lock; each step below changes only its own snapshot's device).
+  const devices = new Map((await kernel.listDevices()).map((d) => [d.name, d]));
   for (const r of Object.values(session.state.snapshots)) {
     const t = session.state.things[r.id];
     if (!t) continue;
-    const info = await kernel.info(t.dmName);
+    const info = devices.get(t.dmName) ?? null;
     if (r.kind === 'committed') {
       // A committed snapshot's device is active only for the length of a Usage call: live now, a
       // crash cut that call short, and it is deactivated as the call would have done.

@@ -40,11 +40,14 @@ import { compileFilters } from './filters.ts';
 import { SnapshotError, notFound, alreadyExists } from './errors.ts';
 import { nowText } from './clock.ts';
 import { checkKey, checkLabels } from './request-limits.ts';
-import { ensureDeviceNode, forgetDeviceNode } from './device-node.ts';
+import { DeviceNodes } from './device-node.ts';
 import { snapCreate, activate, deactivate, remove, type RunSteps } from './snapshot-steps.ts';
 import { deleteOrphans } from './recovery.ts';
 import { emptyRoot, releaseLeftMount } from './empty-root.ts';
+import { growRoot, snapshotSize } from './root-size.ts';
 import { SECTOR_BYTES } from '../model/units.ts';
+import { refuseBelowFloor, type PoolFloor } from './pool-floor.ts';
+import { applyDeviceAccess, deviceAccessOf } from './device-access.ts';
 
 export type Kind = 'active' | 'view' | 'committed';
 
@@ -74,6 +77,10 @@ export interface ServiceOptions {
   filesystem: Filesystem;
   stateDir: StateDir;
   reporter: Reporter;
+  /** pool.minFree: Prepare and View refused below it (none: no floor). */
+  floor?: PoolFloor;
+  /** The manifest's `snapshotter.writableSize`: the least size of an active snapshot (root-size.ts). */
+  writableSizeBytes?: number | null;
 }
 
 export class SnapshotService {
@@ -83,6 +90,8 @@ export class SnapshotService {
   readonly #metadata = new Mutex();
   /** Thin device keys (`snapshot:N`) that a call is making or removing: Cleanup leaves them alone. */
   readonly #inFlight = new Map<string, number>();
+  /** The device path Mounts answers with, found once per device (a read makes no file checks after). */
+  readonly #nodes = new DeviceNodes();
 
   constructor(private readonly o: ServiceOptions) {}
 
@@ -136,6 +145,7 @@ export class SnapshotService {
     checkKey('the snapshot key', key);
     if (parent) checkKey('the parent key', parent);
     checkLabels(labels);
+    deviceAccessOf(labels, kind);
     const locked = parent ? [scoped(namespace, key), scoped(namespace, parent)] : [scoped(namespace, key)];
     return this.#keys.run(locked, () =>
       this.o.gate.run(async (s) => {
@@ -153,7 +163,10 @@ export class SnapshotService {
             'unavailable',
             parentRecord ? `the thin device of ${parent} is missing (run \`thinlayer doctor\`)` : "the pool's base is not ready",
           );
+        const sizeBytes = snapshotSize({ labels, kind, parentBytes: origin.sizeBytes, writableBytes: this.o.writableSizeBytes ?? null });
         const thin = await this.#metadata.run(async () => {
+          // Checked in the metadata turn, so that Prepares in parallel each see the space the last one left.
+          if (this.o.floor) await refuseBelowFloor(this.o.kernel, this.o.floor);
           const thinId = nextFreeThinId(s.state);
           const name = String(thinId);
           const t = {
@@ -161,7 +174,7 @@ export class SnapshotService {
             name,
             ...dmIdentity(this.o.pool, 'snapshot', name, s.state.identity),
             thinId,
-            sizeBytes: origin.sizeBytes,
+            sizeBytes,
           };
           // Reserved before the device exists, in the mutex Cleanup takes: it never sees it unreserved.
           this.#reserve(t.key);
@@ -179,6 +192,7 @@ export class SnapshotService {
           try {
             await this.o.runSteps(s, [activate(thin)]);
             if (!parentRecord) await emptyRoot(s, this.o.runSteps, thin, this.o.filesystem);
+            if (sizeBytes > origin.sizeBytes) await growRoot(s, this.o.runSteps, thin, this.o.filesystem);
           } catch (e) {
             // No record was made: the device is deleted now (or by Cleanup or the next start).
             await releaseLeftMount(s, this.o.runSteps, thin).catch(() => undefined);
@@ -195,7 +209,7 @@ export class SnapshotService {
         } finally {
           this.#unreserve(thin.key);
         }
-        return this.#mountsOf(thin, kind);
+        return this.#mountsOf(thin, kind, labels);
       }),
     );
   }
@@ -205,18 +219,24 @@ export class SnapshotService {
     if (r.kind === 'committed') throw new SnapshotError('failed-precondition', `snapshot ${key} is committed: only active snapshots and views have mounts`);
     const t = this.#state.things[r.id];
     if (!t) throw notFound(`the thin device of snapshot ${key}`);
-    return this.#mountsOf(t, r.kind);
+    return this.#mountsOf(t, r.kind, r.labels);
   }
 
-  async #mountsOf(t: Pick<ThingRecord, 'key' | 'dmName' | 'uuid' | 'thinId' | 'sizeBytes'>, kind: Kind): Promise<Mount[]> {
+  async #mountsOf(t: Pick<ThingRecord, 'key' | 'dmName' | 'uuid' | 'thinId' | 'sizeBytes'>, kind: Kind, labels: Record<string, string>): Promise<Mount[]> {
     let info = await this.o.kernel.info(t.dmName);
     if (!info?.liveTable) {
-      // Not active (deactivated behind our back): activate it again, through the log.
-      await this.o.gate.run((s) => this.o.runSteps(s, [activate(t)]));
+      // Not active (deactivated behind our back): activate it again, through the log, if its record
+      // is still there (a Remove beside this call may have taken it: then the snapshot is gone).
+      await this.o.gate.run(async (s) => {
+        await s.refresh();
+        if (!s.state.snapshots[t.key]) throw notFound(`snapshot of ${t.key}`);
+        await this.o.runSteps(s, [activate(t)]);
+      });
       info = await this.o.kernel.info(t.dmName);
       if (!info) throw new SnapshotError('unavailable', `the device of ${t.key} could not be activated`);
     }
-    const source = await ensureDeviceNode(info, this.o.stateDir);
+    const source = await this.#nodes.pathOf(info, this.o.stateDir);
+    await applyDeviceAccess(source, deviceAccessOf(labels, kind));
     return [{ type: this.o.filesystem, source, target: '', options: kind === 'view' ? ['ro'] : [] }];
   }
 
@@ -254,7 +274,7 @@ export class SnapshotService {
           if (!t) return;
           try {
             await this.#metadata.run(() => this.o.runSteps(s, [remove(t)]));
-            await forgetDeviceNode(t.dmName, this.o.stateDir);
+            await this.#nodes.forget(t.dmName, this.o.stateDir);
           } catch (e) {
             // containerd no longer sees the snapshot; its device is deleted by Cleanup or the next start.
             this.o.reporter.notify({
@@ -293,6 +313,7 @@ export class SnapshotService {
         for (const [k, v] of Object.entries(labels)) if (v === '') delete labels[k];
         // One label at a time can still add up past the bounds: the result is what is kept.
         checkLabels(labels);
+        deviceAccessOf(labels, r.kind);
         const next = { ...r, labels, updated: nowText() };
         await s.append([{ type: 'snapshot.set', snapshot: next }]);
         return this.info(next, s.state);

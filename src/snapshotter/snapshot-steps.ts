@@ -18,8 +18,9 @@ import { activateStep, deactivateStep, deleteStep, mountStep, snapshotStep, unmo
 
 type Thin = ThinStepTarget;
 
+/** Not ready when made larger than its origin, until its filesystem is grown (root-size.ts). */
 export function snapCreate(t: Thin & { name: string }, origin: Thin): Step {
-  return snapshotStep({ ...t, kind: 'snapshot' }, origin, { who: t.key, originWho: origin.key, ready: true });
+  return snapshotStep({ ...t, kind: 'snapshot' }, origin, { who: t.key, originWho: origin.key, ready: t.sizeBytes <= origin.sizeBytes });
 }
 
 export function activate(t: Thin): Step {

@@ -38,6 +38,8 @@ export interface DeviceDraft {
 
 export interface ManifestDraft {
   pool: PoolDraft;
+  /** `thinlayer snapshotter`'s settings; absent: no `snapshotter` key. */
+  snapshotter?: { writableSize?: Size };
   /** Absent: the manifest has no `layers` key; {}: an empty mapping. */
   layers?: Record<string, LayerDraft>;
   devices?: Record<string, DeviceDraft>;
@@ -99,6 +101,7 @@ export function withPool(m: ManifestDraft, over: Partial<PoolDraft>): ManifestDr
 export function manifestYaml(m: ManifestDraft): string {
   const lines = ['version: 1', 'pool:'];
   for (const [key, value] of Object.entries(m.pool)) if (value !== undefined) lines.push(`  ${key}: ${yamlValue(value)}`);
+  if (m.snapshotter !== undefined) lines.push(`snapshotter: ${yamlValue(m.snapshotter)}`);
   for (const part of ['layers', 'devices'] as const) {
     const entries = m[part];
     if (entries === undefined) continue;

@@ -149,7 +149,7 @@ const BAD: [string, string, string, string][] = [
   ['another version', `version: 2\n${POOL}`, 'version', 'expected 1 (the only manifest version), got 2'],
   ['no pool', 'layers: {}\n', 'pool', 'got nothing'],
   ['no pool name', 'pool: { baseSize: 10G }\n', 'pool.name', 'expected a pool name, got nothing'],
-  ['an unknown top-level key', `${POOL}volumes: {}\n`, 'volumes', 'expected one of the keys version, pool, layers, devices, got "volumes"'],
+  ['an unknown top-level key', `${POOL}volumes: {}\n`, 'volumes', 'expected one of the keys version, pool, layers, devices, snapshotter, got "volumes"'],
   ['an unknown pool key', 'pool: { name: p, size: 1G }\n', 'pool.size', 'one of the keys name, data, metadata'],
   ['an unknown backing key', 'pool: { name: p, data: { path: x } }\n', 'pool.data.path', 'one of the keys file, size, device'],
   ['an unknown layer key', `${POOL}layers: { os: { from: x } }\n`, 'layers.os.from', 'one of the keys parent, source'],

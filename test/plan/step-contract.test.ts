@@ -119,6 +119,7 @@ describe('the typed step contract', () => {
       'fs.mkfs',
       'fs.mount',
       'fs.unmount',
+      'layer.adopt',
       'layer.commit',
       'orphan.delete',
       'pool.activate',

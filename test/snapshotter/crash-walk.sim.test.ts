@@ -1,6 +1,7 @@
 // The snapshotter's crash walk: the snapshotter is killed with SIGKILL at every boundary (just
 // before or after a kernel mutation or an event append, THINLAYER_CRASH_POINT=k) of a Prepare from a
-// committed parent, a Commit, a Prepare from the base (with its lost+found taken out: a mount and
+// committed parent, a Prepare from it of a larger root (its size label: made at 640M, its filesystem
+// grown in a private mount; once it exists, its root is read back: the size, and the parent's file), a Commit, a Prepare from the base (with its lost+found taken out: a mount and
 // an unmount), and the Remove of a committed and of two active snapshots, after a committed
 // snapshot's Usage (its device activated for the reading, then deactivated). After each
 // crash a restarted snapshotter must show containerd the state before or after each call (never a
@@ -15,6 +16,8 @@ import { box, startChild, startHere, type Client } from './harness.ts';
 import * as api from '../../src/api/index.ts';
 import { poolThinIds } from '../e2e/pool-thin-ids.ts';
 import { doctorProblems } from '../doctor-problems.ts';
+import { simRoot, writeInRoot } from './sim-root.ts';
+import { SIZE_LABEL } from '../../src/snapshotter/root-size.ts';
 
 const MAX_POINTS = 300;
 
@@ -23,6 +26,7 @@ const OPS: Array<[string, Op]> = [
   // A committed snapshot's Usage activates its device for the reading and deactivates it after.
   ['Usage of c1', (c) => c.Usage({ key: 'c1' })],
   ['Prepare x from c1', (c) => c.Prepare({ key: 'x', parent: 'c1' })],
+  ['Prepare z from c1 at 640M', (c) => c.Prepare({ key: 'z', parent: 'c1', labels: { [SIZE_LABEL]: '640M' } })],
   ['Commit x as c2', (c) => c.Commit({ name: 'c2', key: 'x' })],
   ['Prepare y from the base', (c) => c.Prepare({ key: 'y', parent: '' })],
   ['Remove c2', (c) => c.Remove({ key: 'c2' })],
@@ -34,11 +38,12 @@ const STATES = [
   ['c1:COMMITTED:', 'live:ACTIVE:c1'],
   ['c1:COMMITTED:', 'live:ACTIVE:c1'],
   ['c1:COMMITTED:', 'live:ACTIVE:c1', 'x:ACTIVE:c1'],
-  ['c1:COMMITTED:', 'c2:COMMITTED:c1', 'live:ACTIVE:c1'],
-  ['c1:COMMITTED:', 'c2:COMMITTED:c1', 'live:ACTIVE:c1', 'y:ACTIVE:'],
-  ['c1:COMMITTED:', 'live:ACTIVE:c1', 'y:ACTIVE:'],
-  ['c1:COMMITTED:', 'y:ACTIVE:'],
-  ['c1:COMMITTED:'],
+  ['c1:COMMITTED:', 'live:ACTIVE:c1', 'x:ACTIVE:c1', 'z:ACTIVE:c1'],
+  ['c1:COMMITTED:', 'c2:COMMITTED:c1', 'live:ACTIVE:c1', 'z:ACTIVE:c1'],
+  ['c1:COMMITTED:', 'c2:COMMITTED:c1', 'live:ACTIVE:c1', 'y:ACTIVE:', 'z:ACTIVE:c1'],
+  ['c1:COMMITTED:', 'live:ACTIVE:c1', 'y:ACTIVE:', 'z:ACTIVE:c1'],
+  ['c1:COMMITTED:', 'y:ACTIVE:', 'z:ACTIVE:c1'],
+  ['c1:COMMITTED:', 'z:ACTIVE:c1'],
 ];
 
 const seen = async (c: Client) => (await c.List({})).map((i) => `${i.name}:${i.kind}:${i.parent}`).sort();
@@ -76,7 +81,8 @@ describe('snapshotter crash walk', () => {
       rmSync(template, { recursive: true, force: true });
     });
     const setup = await startHere(b);
-    await setup.client.Prepare({ key: 'a', parent: '' });
+    const [a] = (await setup.client.Prepare({ key: 'a', parent: '' })).mounts;
+    await writeInRoot(b.stateDir, a.source, 'ext4', 'marker', 'written in c1');
     await setup.client.Commit({ name: 'c1', key: 'a' });
     await setup.client.Prepare({ key: 'live', parent: 'c1' });
     await setup.stop();
@@ -133,6 +139,13 @@ describe('snapshotter crash walk', () => {
           for (const s of status.snapshots ?? []) expect(s.active, `crash point ${k}: ${s.key} active`).toBe(s.kind !== 'committed');
           // The log agrees with the kernel: doctor has nothing to report (a device the log calls active is).
           expect(await doctorProblems(b.stateDir), `crash point ${k} (${failedAt}): doctor`).toEqual([]);
+          // The larger root, once containerd sees it, is whole: its size, and what its parent holds.
+          if (state.includes('z:ACTIVE:c1'))
+            expect(await simRoot(b.stateDir, 'z', 'ext4', 'marker'), `crash point ${k} (${failedAt}): z`).toMatchObject({
+              deviceBytes: 640 * 2 ** 20,
+              filesystemBytes: 640 * 2 ** 20,
+              text: 'written in c1',
+            });
           // containerd carries on from there.
           for (const [, op] of OPS.slice(at)) await op(after.client);
           expect(await seen(after.client)).toEqual(STATES[STATES.length - 1]);

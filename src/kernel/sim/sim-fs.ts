@@ -110,7 +110,12 @@ function complement(used: Extent[], from: number, to: number): Extent[] {
   return free;
 }
 
+/** The longest label each mkfs takes (mkfs.xfs: "maximum 12 characters"; an ext4 label is 16 bytes). */
+export const MAX_LABEL_BYTES: Record<Filesystem, number> = { ext4: 16, xfs: 12 };
+
 export function mkfsLayout(type: Filesystem, sizeBytes: number, label: string): { state: FsState; written: Extent[] } {
+  if (Buffer.byteLength(label) > MAX_LABEL_BYTES[type])
+    fail('EINVAL', `mkfs.${type}: the label ${JSON.stringify(label)} is longer than ${MAX_LABEL_BYTES[type]} bytes`);
   const fsBlocks = Math.floor(sizeBytes / FS_BLOCK_BYTES);
   const written = mkfsMetadataExtents(type, sizeBytes);
   return { state: { type, label, sizeBytes, fsBlocks, free: complement(written, 0, fsBlocks), files: {} }, written };
