@@ -247,6 +247,16 @@ export const EXIT_CODES: Record<string, ExitCode[]> = {
     [1, FAILED],
     [2, `${BAD_INPUT}, or a DEVICE the manifest does not name`],
   ],
+  commit: [
+    [0, 'the layer was made (and written with -o)'],
+    [1, FAILED],
+    [2, `${BAD_INPUT}, a DEVICE the manifest does not name, or a LAYER name already taken`],
+  ],
+  export: [
+    [0, 'the image layout was written'],
+    [1, `${FAILED}, or a layer's source changed since it was applied`],
+    [2, `${BAD_INPUT}, a NAME the manifest does not name, or a DIR that is neither empty nor a layout`],
+  ],
   up: [[0, 'converged, or nothing recorded yet'], [1, FAILED], [2, BAD_INPUT], ...SIGNALLED],
   down: [
     [0, 'everything is down, or nothing recorded yet'],

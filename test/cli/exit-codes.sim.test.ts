@@ -228,6 +228,48 @@ const PROVOKE: Record<string, Record<number, Provoke>> = {
       ),
     ],
   },
+  commit: {
+    0: (b) => [
+      after(
+        () => converged(b),
+        () => b.run(['commit', 'd1', 'web-v2']),
+      ),
+    ],
+    1: (b) => [
+      after(
+        () => broken(b),
+        () => b.run(['commit', 'd1', 'web-v2']),
+      ),
+    ],
+    2: (b) => [
+      after(
+        () => converged(b),
+        () => b.run(['commit', 'nosuch', 'web-v2']),
+      ),
+      b.run(['commit', 'd1', 'apache']),
+    ],
+  },
+  export: {
+    0: (b) => [
+      after(
+        () => converged(b),
+        () => b.run(['export', 'apache', '--oci', join(b.root, 'image')]),
+      ),
+    ],
+    1: (b) => [
+      after(
+        () => broken(b),
+        () => b.run(['export', 'apache', '--oci', join(b.root, 'image')]),
+      ),
+    ],
+    2: (b) => {
+      converged(b);
+      const notLayout = join(b.root, 'not-a-layout');
+      mkdirSync(notLayout);
+      writeFileSync(join(notLayout, 'junk'), 'x');
+      return [b.run(['export', 'nosuch', '--oci', join(b.root, 'image')]), b.run(['export', 'apache', '--oci', notLayout])];
+    },
+  },
   up: {
     0: (b) => [
       b.run(['up']),

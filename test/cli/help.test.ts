@@ -46,7 +46,25 @@ function reads(file: string): Set<string> {
 describe("each command's help", () => {
   it('names every command a user runs', () => {
     expect(LEAVES.map(([words]) => words.join(' ')).sort()).toEqual(
-      ['apply', 'destroy', 'diff', 'doctor', 'down', 'events', 'gc', 'help', 'plan', 'pool grow', 'sim reboot', 'snapshotter', 'status', 'up', 'watch'].sort(),
+      [
+        'apply',
+        'commit',
+        'destroy',
+        'diff',
+        'doctor',
+        'down',
+        'events',
+        'export',
+        'gc',
+        'help',
+        'plan',
+        'pool grow',
+        'sim reboot',
+        'snapshotter',
+        'status',
+        'up',
+        'watch',
+      ].sort(),
     );
   });
 
