@@ -66,6 +66,12 @@ export interface StatusView {
     thinId: number | null;
     dmName: string | null;
     devPath: string | null;
+    /**
+     * The device's name-stable node, /dev/mapper/NAME (a /dev/dm-N changes across reboots): devPath on
+     * the real kernel when udev made that node, /dev/dm-N there without udev; on the simulated kernel,
+     * which stands for a host with udev, /dev/mapper/NAME. Null while the device is not active.
+     */
+    stablePath?: string | null;
     /** The device's virtual size (null before it is made). */
     sizeBytes: number | null;
     /** Bytes the device maps in the pool, like lvs' Data% (null while it is not active: only an active thin device reports it). */
@@ -158,6 +164,7 @@ export async function readStatus(session: Session, observed?: Observation): Prom
         thinId: t?.thinId ?? null,
         dmName: t?.dmName ?? null,
         devPath: info?.devPath ?? null,
+        stablePath: info?.devPath ? (obs.backend === 'sim' && t ? `/dev/mapper/${t.dmName}` : info.devPath) : null,
         ...(await mappedOf(session.kernel, info?.liveTable ? t!.dmName : null, t?.sizeBytes ?? null)),
       };
     }),

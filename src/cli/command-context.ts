@@ -1,6 +1,7 @@
 // What every command is given: what was asked, where it writes, and the options every use case takes.
 
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { Invocation } from './program.ts';
 import type { CliOutput } from './output.ts';
@@ -23,10 +24,13 @@ export interface CommandContext {
 
 export function contextOf(inv: Invocation, program: Command, io: CliOutput, stateDirOption: string): CommandContext {
   const o = inv.opts;
-  const json = o.json === true;
+  // `-o json` (status) is --json, as kubectl's.
+  const json = o.json === true || (inv.command === 'status' && o.output === 'json');
   const backend = (o.backend as BackendChoice | undefined) ?? 'auto';
   const stateDir = resolve(stateDirOption);
-  const reporter = new TerminalReporter(io.err, json || o.quiet === true, { onRunStarted: (runId) => (io.runId = runId) });
+  // Which kernel `auto` chose is said once: on the first run of a state dir (no log yet), or with -v.
+  const backendNotes = o.verbose === true || !existsSync(join(stateDir, 'events.ndjson'));
+  const reporter = new TerminalReporter(io.err, json || o.quiet === true, { onRunStarted: (runId) => (io.runId = runId), backendNotes });
   return { inv, o, program, io, json, stateDir, backend, reporter, common: { stateDir, backend, reporter } };
 }
 

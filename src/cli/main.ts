@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { buildProgram, type Invocation } from './program.ts';
 import { ThinlayerError, UserError } from '../errors/index.ts';
 import { CliOutput } from './output.ts';
+import { DETAILED } from './detailed-exit.ts';
 
 /** ./state in a checkout, /var/lib/thinlayer when installed; THINLAYER_STATE_DIR overrides both. */
 export function defaultStateDir(): string {
@@ -33,7 +34,9 @@ function usageError(e: CommanderError, argv: string[]): UserError {
 
 export async function main(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
   const io = new CliOutput(out, err);
-  let json = argv.includes('--json');
+  // Known before parsing, so that a parse error is JSON too: --json, or status's `-o json`.
+  let json = argv.includes('--json') || (argv.includes('status') && /(^| )(-o|--output)[ =]?json( |$)/.test(argv.join(' ')));
+  const detailed = argv.includes('--detailed-exitcode');
   try {
     let invocation: Invocation | null = null;
     const program = buildProgram({ out: (t) => io.raw(t), err: (t) => io.rawErr(t) }, (inv) => (invocation = inv));
@@ -47,11 +50,13 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
     }
     const inv = invocation as Invocation | null;
     if (!inv) return 2;
-    json = inv.opts.json === true;
+    json = inv.opts.json === true || (inv.command === 'status' && inv.opts.output === 'json');
     const { runCommand } = await import('./run-command.ts');
     return await runCommand(inv, program, io, (inv.opts.stateDir as string | undefined) ?? defaultStateDir());
   } catch (e) {
-    return io.failure(e, json);
+    const code = io.failure(e, json);
+    // --detailed-exitcode keeps 2 for "changes": every failure, bad input included, is 1 (terraform's convention).
+    return detailed && code === 2 ? DETAILED.failed : code;
   }
 }
 

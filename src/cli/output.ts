@@ -3,6 +3,9 @@
 // events | head -1`) ends the command quietly instead of with an EPIPE stack trace.
 
 import { systemCallError, ThinlayerError, UserError } from '../errors/index.ts';
+import type { Plan } from '../model/step-contract.ts';
+import { plural as count } from '../messages/format.ts';
+import { describePlanThings } from '../messages/plan-things.ts';
 
 export interface RunSummary {
   /** The command as typed: apply, up, down, destroy, gc, pool grow. */
@@ -13,18 +16,24 @@ export interface RunSummary {
   planned?: number;
   passes?: number;
   runId?: string | null;
+  /** The run's first plan: the summary says what it did to which things. */
+  plan?: Plan;
 }
 
-const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : word.endsWith('s') ? 'es' : 's'}`;
+const plural = (n: number, word: string) => count(n, word, word.endsWith('s') ? `${word}es` : `${word}s`);
 
-/** The one form of a command's last line: `apply: converged after 12 steps in 2 passes (run …).` */
+/**
+ * The one form of a command's last line, counting the things changed:
+ * `apply: converged after 17 steps in 2 passes (run …): created 3 devices, 2 layers, the base and the pool.`
+ */
 export function summaryLine(s: RunSummary): string {
-  if (s.outcome === 'interrupted') return `Interrupted after ${s.steps} of ${s.planned ?? s.steps} steps; run the same command again to finish`;
+  if (s.outcome === 'interrupted') return `Interrupted after ${s.steps} of ${plural(s.planned ?? s.steps, 'step')}; run the same command again to finish`;
   if (s.outcome === 'nothing-recorded') return `${s.command}: nothing recorded yet: run \`thinlayer apply -f MANIFEST\` first.`;
   if (s.steps === 0 && (s.outcome === 'converged' || s.outcome === 'done')) return `${s.command}: nothing to do; everything is in its desired state.`;
   const passes = s.passes && s.passes > 1 ? ` in ${plural(s.passes, 'pass')}` : '';
   const run = s.runId ? ` (run ${s.runId})` : '';
-  return `${s.command}: ${s.outcome} after ${plural(s.steps, 'step')}${passes}${run}.`;
+  const things = s.plan ? describePlanThings(s.plan, 'past') : '';
+  return `${s.command}: ${s.outcome} after ${plural(s.steps, 'step')}${passes}${run}${things ? `: ${things}` : ''}.`;
 }
 
 function isBrokenPipe(e: unknown): boolean {

@@ -5,7 +5,7 @@
 
 import { Command, Option } from 'commander';
 import { UserError } from '../errors/index.ts';
-import { HELP_AFTER, COMMAND_HELP, COMMAND_SUMMARY } from './help.ts';
+import { HELP_AFTER, HELP_HELP, COMMAND_HELP, COMMAND_SUMMARY, exitCodesHelp } from './help.ts';
 import packageJson from '../../package.json' with { type: 'json' };
 
 export const VERSION: string = packageJson.version;
@@ -38,7 +38,7 @@ function manifestFile(value: string): string {
 const USAGE: Record<string, string> = {
   apply: '-f FILE [--yes]',
   plan: '[-f FILE] [--detailed-exitcode]',
-  status: '[--detailed-exitcode]',
+  status: '[NAME...] [-o wide|json|custom-columns=…] [--detailed-exitcode]',
   events: '[--follow] [--since SEQ|TIME]',
   diff: 'DEVICE [-o FILE]',
   commit: 'DEVICE LAYER [-o FILE]',
@@ -84,16 +84,19 @@ export function buildProgram(io: ProgramOutput, onInvoke: (inv: Invocation) => v
     )
     .option('--json', 'machine-readable output on stdout (a failure is one JSON object too)')
     .option('-q, --quiet', 'no progress lines')
+    .option('-v, --verbose', "also say which kernel --backend auto chose (said anyway on a state dir's first run)")
     .addHelpText('after', HELP_AFTER)
     // The command list shows each command's usage (`apply -f FILE [--yes]`), not `apply [options]`.
-    .configureHelp({ subcommandTerm: (c) => `${c.name()}${USAGE[c.name()] ? ` ${USAGE[c.name()]}` : ''}` });
+    // Each command's help lists the global options too: all of them apply to every command.
+    .configureHelp({ showGlobalOptions: true, subcommandTerm: (c) => `${c.name()}${USAGE[c.name()] ? ` ${USAGE[c.name()]}` : ''}` });
 
-  const command = (parent: Command, name: string, help: string) => {
+  /** `key`: the command as its help and EXIT_CODES name it (`pool grow`). */
+  const command = (parent: Command, name: string, help: string, key = name) => {
     const c = parent
       .command(name)
       .helpCommand(false)
       .description(COMMAND_SUMMARY[name] ?? '')
-      .addHelpText('after', `\n${help}`);
+      .addHelpText('after', `\n${help}\n\n${exitCodesHelp(key)}`);
     if (USAGE[name] !== undefined) c.usage(USAGE[name]);
     return c;
   };
@@ -106,12 +109,19 @@ export function buildProgram(io: ProgramOutput, onInvoke: (inv: Invocation) => v
       onInvoke({ command: name, sub, opts: this.optsWithGlobals(), args });
     };
   const file = () => new Option('-f, --file <file>', 'the manifest (- reads standard input)').argParser(manifestFile);
+  // watch follows the file as it changes, and the snapshotter reads it at start and on SIGHUP: a file, never standard input.
+  const fileOnly = (what: string) => new Option('-f, --file <file>', `the manifest ${what} (a file: standard input is refused)`).argParser(manifestFile);
   const yes = () => new Option('-y, --yes', 'confirm steps that delete data without asking');
   const detailed = () => new Option('--detailed-exitcode', 'exit 0 when converged, 2 when there are changes or drift, 1 on error');
 
   command(program, 'apply', COMMAND_HELP.apply).addOption(file()).addOption(yes()).action(invoke('apply'));
   command(program, 'plan', COMMAND_HELP.plan).addOption(file()).addOption(detailed()).action(invoke('plan'));
-  command(program, 'status', COMMAND_HELP.status).addOption(detailed()).action(invoke('status'));
+  command(program, 'status', COMMAND_HELP.status)
+    .argument('[name...]', 'only these devices, layers or the pool, by their manifest names')
+    .addOption(detailed())
+    .option('-o, --output <format>', 'wide (every column), json (as --json), or custom-columns=COLUMN,… (the device columns: see below)')
+    .option('--columns <list>', 'the device columns to print, e.g. name,state,dev (as -o custom-columns=)')
+    .action(invoke('status'));
   command(program, 'events', COMMAND_HELP.events)
     .option('--follow', 'keep printing new events until interrupted')
     .option('--since <seq|time>', 'only events after this sequence number, or at or after this time (ISO 8601)')
@@ -142,25 +152,26 @@ export function buildProgram(io: ProgramOutput, onInvoke: (inv: Invocation) => v
     .option('--keep-foreign', 'record what the pool holds beyond this log as foreign, so the log is no longer behind it')
     .action(invoke('gc'));
   command(program, 'watch', COMMAND_HELP.watch)
-    .addOption(file())
+    .addOption(fileOnly('to follow as it changes'))
     .option('--interval <duration>', 'drift check interval (30s, 2m, 1h, 500ms)')
     .option('--metrics-port <port>', 'serve Prometheus metrics on 127.0.0.1:PORT (0: any free port)')
     .action(invoke('watch'));
   command(program, 'snapshotter', COMMAND_HELP.snapshotter)
-    .addOption(file())
+    .addOption(fileOnly('naming the pool to serve'))
     .option('--socket <path>', 'the unix socket to serve on (containerd dials unix://PATH)')
     .action(invoke('snapshotter'));
-  const pool = command(program, 'pool', COMMAND_HELP.pool);
-  command(pool, 'grow', COMMAND_HELP.pool)
+  const pool = command(program, 'pool', COMMAND_HELP.pool, 'pool grow');
+  command(pool, 'grow', COMMAND_HELP.pool, 'pool grow')
     .option('--data <size>', "the data file's new size, e.g. 200G")
     .option('--metadata <size>', "the metadata file's new size, e.g. 2G")
     .action(invoke('pool', 'grow'));
-  const sim = command(program, 'sim', COMMAND_HELP.sim);
-  command(sim, 'reboot', COMMAND_HELP.sim).action(invoke('sim', 'reboot'));
+  const sim = command(program, 'sim', COMMAND_HELP.sim, 'sim reboot');
+  command(sim, 'reboot', COMMAND_HELP.sim, 'sim reboot').action(invoke('sim', 'reboot'));
   program
     .command('help')
     .helpCommand(false)
     .description('help for thinlayer or one command')
+    .addHelpText('after', `\n${HELP_HELP}\n\n${exitCodesHelp('help')}`)
     .argument('[command...]', 'the command to explain, e.g. apply or pool grow')
     .action(invoke('help'));
   return program;

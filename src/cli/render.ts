@@ -1,11 +1,10 @@
 // Terminal renderings of plans, status and messages. --json output bypasses all of this.
 
-import { describeHolder } from '../events/holders.ts';
 import type { Message, Reporter } from '../messages/message-port.ts';
 import type { Plan, Step, PlanDeletes } from '../model/step-contract.ts';
-import type { StatusView } from '../app/status-view.ts';
 import type { ThinlayerEvent } from '../model/events.ts';
-import { formatBytes } from '../messages/format.ts';
+import { formatBytes, listOf, naturalCompare, plural } from '../messages/format.ts';
+import { describePlanThings } from '../messages/plan-things.ts';
 import { ProgressBar } from './progress-bar.ts';
 
 const SYMBOL: Record<Step['impact'], string> = { none: ' ', update: '~', create: '+', destroy: '-' };
@@ -15,126 +14,73 @@ export function renderPlan(plan: Plan): string {
   const notes = (plan.warnings ?? []).map((w) => `Note: ${w}`);
   if (plan.steps.length === 0) return [...notes, 'No changes: everything is in its desired state.'].join('\n');
   const lines = plan.steps.map((s, i) => `  ${SYMBOL[s.impact]} ${String(i + 1).padStart(3)}. ${s.reason}`);
-  const counts = (['create', 'update', 'destroy'] as const).map((k) => `${plan.steps.filter((s) => s.impact === k).length} to ${k}`);
-  return [...notes, `Plan: ${plan.steps.length} steps (${counts.join(', ')})`, ...lines].join('\n');
+  return [...notes, `Plan: ${describePlanThings(plan) || 'no change to any thing'} (${plural(plan.steps.length, 'step')})`, ...lines].join('\n');
 }
 
 /** The last line of a run that SIGINT or SIGTERM stopped between steps. */
 export function renderInterrupted(steps: number, planned: number): string {
-  return `Interrupted after ${steps} of ${planned} steps; run the same command again to finish`;
+  return `Interrupted after ${steps} of ${plural(planned, 'step')}; run the same command again to finish`;
 }
 
-const count = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
+const count = (n: number, one: string, many: string) => plural(n, one, many);
+const natural = (names: string[]) => [...names].sort(naturalCompare).join(', ');
 
 /** One sentence that counts everything a plan deletes: devices, layers, the base, the pool, files. */
 export function renderDeletes(plan: Plan): string {
   const d: PlanDeletes = plan.deletes ?? { devices: [], layers: [], base: false, pool: false, files: [] };
   const parts: string[] = [];
-  if (d.devices.length) parts.push(`${count(d.devices.length, 'device', 'devices')} (${d.devices.join(', ')})`);
-  if (d.layers.length) parts.push(`${count(d.layers.length, 'layer', 'layers')} (${d.layers.join(', ')})`);
+  if (d.devices.length) parts.push(`${count(d.devices.length, 'device', 'devices')} (${natural(d.devices)})`);
+  if (d.layers.length) parts.push(`${count(d.layers.length, 'layer', 'layers')} (${natural(d.layers)})`);
   if (d.base) parts.push('the base');
   if (d.pool) parts.push('the pool');
   if (d.files.length) parts.push(`${count(d.files.length, 'file', 'files')} (${d.files.join(', ')})`);
   if (parts.length === 0) return 'This deletes nothing.';
-  const list = parts.length === 1 ? parts[0] : `${parts.slice(0, -1).join(', ')} and ${parts[parts.length - 1]}`;
-  return `This deletes ${list}, with all their data.`;
+  const alone = parts.length === 1 && (d.devices.length + d.layers.length + d.files.length === 1 || d.base !== d.pool);
+  return `This deletes ${listOf(parts)}, with ${alone ? 'all its data' : 'all their data'}.`;
 }
 
-export function table(headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const fmt = (r: string[]) =>
-    r
-      .map((c, i) => (c ?? '').padEnd(widths[i]))
-      .join('  ')
-      .trimEnd();
-  return [fmt(headers), ...rows.map(fmt)].join('\n');
+export { renderStatus, table } from './status-table.ts';
+
+/**
+ * Layer names by step target (`layer:5f70bf18a0860070` → fedora), learnt from the intents read so
+ * far: a layer's steps are keyed by its digest, and people know it by the manifest's name.
+ */
+export class TargetNames {
+  private readonly names = new Map<string, string>();
+  learn(e: ThinlayerEvent): void {
+    if (e.type !== 'step.intent' || !e.target.startsWith('layer:')) return;
+    const label = (e.args as { label?: unknown }).label;
+    if (typeof label === 'string') this.names.set(e.target, label);
+  }
+  /** `layer fedora (5f70bf18a0860070)` for a layer whose name is known; the target as logged otherwise. */
+  describe(target: string): string {
+    const name = this.names.get(target);
+    return name ? `layer ${name} (${target.slice('layer:'.length)})` : target.replace(/^(device|layer):/, '$1 ');
+  }
 }
 
-export function renderStatus(s: StatusView): string {
-  const out: string[] = [];
-  if (!s.pool) return `No pool recorded in ${s.stateDir}: run \`thinlayer apply -f MANIFEST\`.`;
-  const p = s.pool;
-  out.push(
-    `Pool ${p.name} (${p.dmName}) on the ${s.backend === 'sim' ? 'simulated' : 'real'} kernel: ${p.active ? p.mode : 'inactive'}${p.needsCheck ? ', NEEDS CHECK' : ''}`,
-  );
-  if (p.data && p.metadata) {
-    out.push(
-      `  data ${formatBytes(p.data.usedBytes)} of ${formatBytes(p.data.totalBytes)} (${p.data.percent}%), metadata ${formatBytes(p.metadata.usedBytes)} of ${formatBytes(p.metadata.totalBytes)} (${p.metadata.percent}%), transaction ${p.transactionId}`,
-    );
-  }
-  if (s.layers.length > 0) {
-    out.push(
-      '',
-      table(
-        ['LAYER', 'PARENT', 'STATE', 'THIN ID', 'CHAIN ID', 'USED BY'],
-        s.layers.map((l) => [
-          l.name,
-          l.parent ?? '(base)',
-          l.state,
-          l.thinId === null ? '-' : String(l.thinId),
-          l.chainId ? l.chainId.slice(0, 19) : '-',
-          l.usedBy.join(',') || '-',
-        ]),
-      ),
-    );
-  }
-  if (s.devices.length > 0) {
-    out.push(
-      '',
-      table(
-        ['DEVICE', 'LAYER', 'STATE', 'DESIRED', 'SIZE', 'MAPPED', 'DATA%', 'MOUNTPOINT', 'DEV'],
-        s.devices.map((d) => [
-          d.name,
-          d.layerDrift ? `${d.actualLayer ?? '?'} (!)` : d.layer,
-          d.state === d.desired ? d.state : `${d.state} (!)`,
-          d.desired,
-          d.sizeBytes === null ? '-' : formatBytes(d.sizeBytes),
-          d.mappedBytes === null ? '-' : formatBytes(d.mappedBytes),
-          d.mappedPercent === null ? '-' : d.mappedPercent.toFixed(2),
-          d.seenAt ? `${d.mountpoint} (seen at ${d.seenAt})` : (d.mountpoint ?? '-'),
-          d.devPath ?? '-',
-        ]),
-      ),
-    );
-  }
-  const drifted = s.devices.filter((d) => d.layerDrift);
-  if (drifted.length > 0) {
-    // A few named, the rest counted: after an interrupted change it can be most of the devices.
-    const named = drifted.slice(0, 5).map((d) => `${d.name} is a snapshot of ${d.actualLayer ?? '?'}, desired ${d.layer}`);
-    const more = drifted.length > named.length ? `; and ${drifted.length - named.length} more` : '';
-    out.push(`  LAYER (!): ${named.join('; ')}${more}: \`thinlayer apply\` replaces ${drifted.length === 1 ? 'it' : 'them'}`);
-  }
-  if (s.snapshots && s.snapshots.length > 0) {
-    out.push(
-      '',
-      table(
-        ['SNAPSHOT (containerd)', 'KIND', 'PARENT', 'THIN ID', 'ACTIVE'],
-        s.snapshots.map((x) => [`${x.namespace ? `${x.namespace}/` : ''}${x.key}`, x.kind, x.parent ?? '-', String(x.thinId ?? '-'), x.active ? 'yes' : 'no']),
-      ),
-    );
-  }
-  if (s.unwanted.length > 0) out.push('', `Not in the manifest any more (the next apply deletes them): ${s.unwanted.join(', ')}`);
-  if (s.pendingSteps > 0) out.push('', `${s.pendingSteps} step(s) were interrupted: the next apply or up completes them.`);
-  for (const h of s.holders ?? []) out.push('', `Running: ${describeHolder(h)} (destroy and down refuse while it runs)`);
-  if ((s.inFlightSteps ?? 0) > 0) out.push('', `${s.inFlightSteps} step(s) in flight: another thinlayer process (the snapshotter) is carrying them out.`);
-  return out.join('\n');
+/** Where a recorded manifest came from: its file, standard input (`-f -`), or the library's memory. */
+function manifestSource(file: string | undefined): string {
+  if (!file) return '(in memory)';
+  return file === '-' || file.endsWith('/-') ? '(standard input)' : file;
 }
 
-export function renderEvent(e: ThinlayerEvent): string {
+export function renderEvent(e: ThinlayerEvent, names: TargetNames = new TargetNames()): string {
   const head = `${String(e.seq).padStart(6)} ${e.at} ${e.type}`;
+  names.learn(e);
   switch (e.type) {
     case 'step.intent':
-      return `${head} ${e.op} ${e.target}${e.txid !== undefined ? ` (txid ${e.txid})` : ''}`;
+      return `${head} ${e.op} ${names.describe(e.target)}${e.txid !== undefined ? ` (txid ${e.txid})` : ''}`;
     case 'step.done':
-      return `${head} ${e.op} ${e.target}${e.recovered ? ' (recovered)' : ''}`;
+      return `${head} ${e.op} ${names.describe(e.target)}${e.recovered ? ' (recovered)' : ''}`;
     case 'step.failed':
-      return `${head} ${e.op} ${e.target}: ${e.error.message}`;
+      return `${head} ${e.op} ${names.describe(e.target)}: ${e.error.message}`;
     case 'desired.set':
-      return `${head} ${e.manifest ? `${e.manifest.file || '(in memory)'}: ${e.manifest.layers.length} layers, ${e.manifest.devices.length} devices` : 'nothing (destroy)'}`;
+      return `${head} ${e.manifest ? `${manifestSource(e.manifest.file)}: ${plural(e.manifest.layers.length, 'layer')}, ${plural(e.manifest.devices.length, 'device')}` : 'nothing (destroy)'}`;
     case 'run.started':
       return `${head} ${e.command} (pid ${e.pid})`;
     case 'run.finished':
-      return `${head} ${e.outcome}, ${e.steps} steps`;
+      return `${head} ${e.outcome}, ${plural(e.steps, 'step')}`;
     case 'recovery.note':
       return `${head} ${e.kind} ${JSON.stringify(e.detail)}`;
     case 'state.identity':
@@ -155,6 +101,8 @@ export interface TerminalReporterOptions {
   onRunStarted?: (runId: string) => void;
   /** Draw progress as a bar redrawn in place (a terminal); otherwise a line now and then. */
   tty?: boolean;
+  /** Say which kernel `auto` chose (the CLI: on a state dir's first run, or with -v); said unless false. */
+  backendNotes?: boolean;
 }
 
 /** Prints progress to stderr, so stdout stays for results. A failure is not printed here: main.ts prints it once. */
@@ -178,6 +126,8 @@ export class TerminalReporter implements Reporter {
         this.opts.onRunStarted?.(m.runId);
         return;
       case 'backend.notice':
+        if (this.opts.backendNotes !== false && !this.quiet) say(`note: ${m.text}`);
+        return;
       case 'warning':
         say(`note: ${m.text}`);
         return;
@@ -188,7 +138,7 @@ export class TerminalReporter implements Reporter {
         say(`warning: the projection could not be saved to ${m.file} (${m.error}); the next run replays the log instead and saves again`);
         return;
       case 'recovery.pending':
-        say(`recovery: ${m.steps} step(s) were interrupted by a crash; completing them`);
+        say(`recovery: ${plural(m.steps, 'step was', 'steps were')} interrupted by a crash; completing ${m.steps === 1 ? 'it' : 'them'}`);
         return;
       case 'lock.took-over':
         say(`note: took over the lock left by pid ${m.pid} (${m.command}), which is no longer running`);
@@ -211,11 +161,11 @@ export class TerminalReporter implements Reporter {
         say(`  ${m.task}: ${m.unit === 'bytes' ? `${formatBytes(m.done)} of ${formatBytes(m.total)}` : `${m.done}/${m.total} ${m.unit}`}`);
         return;
       case 'snapshotter.ready':
-        say(`snapshotter: serving pool ${m.pool} on ${m.socket} (${m.snapshots} snapshot(s))`);
+        say(`snapshotter: serving pool ${m.pool} on ${m.socket} (${plural(m.snapshots, 'snapshot')})`);
         return;
       case 'snapshotter.recovered':
         say(
-          `snapshotter: recovery deleted ${m.deleted} half-made or half-removed device(s), activated ${m.reactivated} snapshot(s) again, deactivated ${m.deactivated} committed one(s) a Usage left active, settled ${m.settled} interrupted step(s)`,
+          `snapshotter: recovery deleted ${plural(m.deleted, 'half-made or half-removed device')}, activated ${plural(m.reactivated, 'snapshot')} again, deactivated ${plural(m.deactivated, 'committed snapshot')} a Usage left active, settled ${plural(m.settled, 'interrupted step')}`,
         );
         return;
       case 'snapshotter.request-failed':

@@ -7,6 +7,7 @@ import { poolHealthOf, poolHealthFindings, type PoolHealth } from './pool-health
 import { compareLogWithKernel, orphansOf, missingOf, type DoctorFacts } from './findings.ts';
 import { driftFindings, interruptedRunFindings } from './desired-findings.ts';
 import { logFindings } from './log-findings.ts';
+import { currentPoolSpec } from '../lifecycle/current-pool.ts';
 
 export interface DoctorReport {
   backend: 'sim' | 'kernel';
@@ -35,6 +36,7 @@ export function diagnose(facts: DoctorFacts, stateDir: string): DoctorReport {
       repair: 'thinlayer apply -f MANIFEST',
     });
   }
+  const dataBlockBytes = currentPoolSpec(state)?.blockSizeBytes ?? null;
   const expectedActive = state.pool?.formatted === true && (state.desired !== null || Object.keys(state.things).length > 0);
   findings.push(
     ...poolHealthFindings({
@@ -43,6 +45,7 @@ export function diagnose(facts: DoctorFacts, stateDir: string): DoctorReport {
       metadataPath: observed.metadata?.path ?? null,
       expectedActive,
       downOnPurpose: state.lastRun?.command === 'down',
+      dataBlockBytes,
     }),
     ...compareLogWithKernel(facts),
     ...driftFindings(facts),
@@ -53,7 +56,7 @@ export function diagnose(facts: DoctorFacts, stateDir: string): DoctorReport {
   return {
     backend: observed.backend,
     stateDir,
-    pool: poolHealthOf(observed.pool?.status ?? null, facts.poolDmName),
+    pool: poolHealthOf(observed.pool?.status ?? null, facts.poolDmName, dataBlockBytes),
     orphans: orphansOf(facts).map((o) => o.thinId),
     missing: missingOf(facts).map(({ key, thinId }) => ({ key, thinId })),
     thinIds: facts.thinIds,

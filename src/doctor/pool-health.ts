@@ -3,12 +3,24 @@
 
 import type { PoolStatus } from '../kernel/thin-pool.ts';
 import type { Finding } from './finding.ts';
+import { formatBytes } from '../messages/format.ts';
 
 export interface SpaceUse {
   used: number; // blocks
   total: number;
   /** Rounded to one decimal. */
   percent: number;
+  /** The size of one block in bytes; null when the log records no pool spec to say it. */
+  blockBytes: number | null;
+}
+
+/** dm-thin's metadata block: always 4 KiB. */
+const METADATA_BLOCK_BYTES = 4096;
+
+/** `35 MiB of 20 GiB`, or in blocks when their size is not known. */
+export function describeSpace(s: SpaceUse): string {
+  if (s.blockBytes === null) return `${s.used} of ${s.total} blocks`;
+  return `${formatBytes(s.used * s.blockBytes)} of ${formatBytes(s.total * s.blockBytes)}`;
 }
 
 export interface PoolHealth {
@@ -32,6 +44,8 @@ export interface PoolHealthInput {
   expectedActive: boolean;
   /** The last run was `thinlayer down`: an inactive pool is what was asked for. */
   downOnPurpose?: boolean;
+  /** The pool's data block size in bytes, to say sizes rather than blocks. */
+  dataBlockBytes?: number | null;
 }
 
 /**
@@ -40,11 +54,11 @@ export interface PoolHealthInput {
  */
 export const SPACE_LEVELS = [95, 90, 80] as const;
 
-function use(used: number, total: number): SpaceUse {
-  return { used, total, percent: total > 0 ? Math.round((used / total) * 1000) / 10 : 0 };
+function use(used: number, total: number, blockBytes: number | null): SpaceUse {
+  return { used, total, percent: total > 0 ? Math.round((used / total) * 1000) / 10 : 0, blockBytes };
 }
 
-export function poolHealthOf(status: PoolStatus | null, poolDmName: string | null): PoolHealth {
+export function poolHealthOf(status: PoolStatus | null, poolDmName: string | null, dataBlockBytes: number | null = null): PoolHealth {
   if (!status) return { dmName: poolDmName, active: false, mode: null, needsCheck: false, transactionId: null, data: null, metadata: null };
   const failed = status.mode === 'fail';
   return {
@@ -53,8 +67,8 @@ export function poolHealthOf(status: PoolStatus | null, poolDmName: string | nul
     mode: status.mode,
     needsCheck: status.needsCheck,
     transactionId: failed ? null : status.transactionId,
-    data: failed ? null : use(status.dataUsed, status.dataTotal),
-    metadata: failed ? null : use(status.metadataUsed, status.metadataTotal),
+    data: failed ? null : use(status.dataUsed, status.dataTotal, dataBlockBytes),
+    metadata: failed ? null : use(status.metadataUsed, status.metadataTotal, METADATA_BLOCK_BYTES),
   };
 }
 
@@ -87,7 +101,7 @@ function spaceFinding(what: 'data' | 'metadata', space: SpaceUse | null): Findin
     code: `pool.${what}-space`,
     severity: 'warning',
     subject: 'pool',
-    message: `pool ${what} space is ${space.percent}% used (${space.used} of ${space.total} blocks, over ${level}%): ${consequence}; free space by deleting orphans and unused layers, or devices you no longer need`,
+    message: `pool ${what} space is ${space.percent}% used (${describeSpace(space)}, over ${level}%): ${consequence}; free space by deleting orphans and unused layers, or devices you no longer need`,
     repair: 'thinlayer gc --yes',
   };
 }
@@ -158,7 +172,7 @@ export function poolHealthFindings(input: PoolHealthInput): Finding[] {
       repair: checkCommand(metadataPath),
     });
   }
-  const health = poolHealthOf(status, poolDmName);
+  const health = poolHealthOf(status, poolDmName, input.dataBlockBytes ?? null);
   for (const f of [spaceFinding('data', health.data), spaceFinding('metadata', health.metadata)]) if (f) findings.push(f);
   return findings;
 }

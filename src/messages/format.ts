@@ -27,3 +27,20 @@ export function formatDuration(ms: number): string {
   if (s < 3600) return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s`;
   return `${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
+
+/** `1 device`, `2 devices`; `many` for a plural that is not `one` + s (`2 passes`). */
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+const NATURAL = new Intl.Collator('en', { numeric: true });
+
+/** Natural order, as people count: d2 before d10. */
+export function naturalCompare(a: string, b: string): number {
+  return NATURAL.compare(a, b);
+}
+
+/** `a`, `a and b`, `a, b and c`. */
+export function listOf(parts: string[]): string {
+  return parts.length <= 1 ? (parts[0] ?? '') : `${parts.slice(0, -1).join(', ')} and ${parts[parts.length - 1]}`;
+}

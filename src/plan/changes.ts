@@ -15,6 +15,7 @@ import { formatSize } from '../manifest/sizes.ts';
 import { thingKey } from '../domain/names.ts';
 import { UserError, type ErrorCode } from '../errors/index.ts';
 import { SECTOR_BYTES } from '../model/units.ts';
+import { formatBytes } from '../messages/format.ts';
 
 const RECREATE = 'run `thinlayer destroy` and apply again to re-create the pool (this deletes every device in it), or put the recorded value back';
 
@@ -146,8 +147,8 @@ export function poolGrowArgs(
     const toBytes = Math.ceil(wanted / SECTOR_BYTES) * SECTOR_BYTES;
     if (toBytes < fromBytes) {
       throw new UserError(
-        `the pool's ${role} file is ${fromBytes} bytes; it can grow but not shrink (asked for ${wanted})`,
-        { path: `pool.${role}.size`, expected: `at least ${fromBytes} bytes` },
+        `the pool's ${role} file is ${formatBytes(fromBytes)}; it can grow but not shrink (asked for ${formatBytes(wanted)})`,
+        { path: `pool.${role}.size`, expected: `at least ${formatSize(fromBytes)}` },
         'E_POOL_GROW',
       );
     }

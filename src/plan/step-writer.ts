@@ -10,6 +10,7 @@ import type { Filesystem } from '../model/manifest.ts';
 import { makeStep, type Step, type StepOp, type StepArgs, type Impact, type ThinArgs } from '../model/step-contract.ts';
 import type { ThingKind } from '../model/thing-kind.ts';
 import { InternalError } from '../errors/index.ts';
+import { formatBytes } from '../messages/format.ts';
 import { chainHex } from './layer-chain.ts';
 import type { LayerUnit } from '../model/layer-content.ts';
 import type { Want } from './wants.ts';
@@ -207,7 +208,7 @@ export class StepWriter {
       t.key,
       'update',
       { dmName: t.dmName, mountpoint, filesystem: this.fs },
-      `grow the filesystem of ${describeThing(t)} to fill its ${t.sizeBytes} bytes`,
+      `grow the filesystem of ${describeThing(t)} to fill its ${formatBytes(t.sizeBytes)}`,
     );
   }
 }

@@ -3,7 +3,7 @@
 // LiveModel.apply folds the watcher's messages into the model, and describeMessage gives the one-line
 // text that both this view and the plain line output use.
 
-import { formatBytes } from '../messages/format.ts';
+import { formatBytes, naturalCompare, plural } from '../messages/format.ts';
 import type { Message } from '../messages/message-port.ts';
 import type { StatusView } from '../app/status-view.ts';
 
@@ -22,9 +22,9 @@ export function describeMessage(m: Message): { level: Level; text: string } | nu
     case 'warning':
       return { level: 'warn', text: m.text };
     case 'recovery.torn-tail':
-      return { level: 'warn', text: `recovery: the event log ended in a torn line (${m.bytes} bytes); kept in ${m.keptAs}` };
+      return { level: 'warn', text: `recovery: the event log ended in a torn line (${formatBytes(m.bytes)}); kept in ${m.keptAs}` };
     case 'recovery.pending':
-      return { level: 'warn', text: `recovery: completing ${m.steps} interrupted step(s)` };
+      return { level: 'warn', text: `recovery: completing ${plural(m.steps, 'interrupted step')}` };
     case 'lock.took-over':
       return { level: 'warn', text: `took over the lock of pid ${m.pid} (${m.command}), no longer running` };
     case 'step.done':
@@ -32,7 +32,7 @@ export function describeMessage(m: Message): { level: Level; text: string } | nu
     case 'step.failed':
       return { level: 'error', text: `${m.step.reason}: ${m.error}` };
     case 'run.converged':
-      return m.steps > 0 ? { level: 'info', text: `converged: ${m.steps} step(s)` } : null;
+      return m.steps > 0 ? { level: 'info', text: `converged: ${plural(m.steps, 'step')}` } : null;
     case 'run.failed':
       return null; // said by watch.run-failed, with the retry delay
     case 'watch.started':
@@ -43,7 +43,7 @@ export function describeMessage(m: Message): { level: Level; text: string } | nu
     case 'watch.run':
       return null;
     case 'watch.run-done':
-      return m.steps > 0 ? { level: 'info', text: `run ${m.run}: ${m.steps} step(s) in ${formatDuration(m.durationMs)}` } : null;
+      return m.steps > 0 ? { level: 'info', text: `run ${m.run}: ${plural(m.steps, 'step')} in ${formatDuration(m.durationMs)}` } : null;
     case 'watch.run-failed':
       return { level: 'error', text: `run ${m.run} failed (${m.failures} in a row): ${m.error}; retrying in ${formatDuration(m.retryInMs)}` };
     case 'watch.manifest-invalid':
@@ -54,16 +54,18 @@ export function describeMessage(m: Message): { level: Level; text: string } | nu
     case 'watch.needs-confirmation':
       return {
         level: 'warn',
-        text: `${m.file} deletes ${m.deletes.length} thin device(s); watch keeps the recorded desired state until \`thinlayer apply -f ${m.file} --yes\` confirms it`,
+        // The command on a line of its own: it is what the reader copies.
+        text: `${m.file} deletes ${plural(m.deletes.length, 'thin device')}; watch keeps the recorded desired state until this confirms it:\n  thinlayer apply -f ${m.file} --yes`,
       };
     case 'watch.untrusted-source':
       return { level: 'warn', text: `layer ${m.layer}'s source ${m.source} could be changed by someone but root (${m.why}); watch reads it as it is` };
     case 'watch.stopped':
-      return { level: 'info', text: `stopped after ${m.runs} run(s)` };
+      return { level: 'info', text: `stopped after ${plural(m.runs, 'run')}` };
     case 'holder.stop-requested':
       return { level: 'warn', text: `${m.by} (pid ${m.pid}) asked watch to stop; stopping after the step under way` };
     case 'pool.use-warning':
-      return { level: m.level >= 90 ? 'error' : 'warn', text: `pool ${m.role} is ${m.percent}% full (past ${m.level}%)` };
+      // A warning however full: nothing failed yet (autoextend-blocked is the error).
+      return { level: 'warn', text: `pool ${m.role} is ${m.percent}% full (past ${m.level}%)` };
     case 'pool.grown':
       return { level: 'info', text: `pool ${m.role} grown from ${formatBytes(m.fromBytes)} to ${formatBytes(m.toBytes)}` };
     case 'pool.autoextend-blocked':
@@ -146,15 +148,42 @@ function bar(percent: number, width: number): string {
   return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`;
 }
 
-function clip(text: string, width: number): string {
-  return text.length <= width ? text : `${text.slice(0, Math.max(0, width - 1))}…`;
+/**
+ * `text` in lines of at most `width` columns, the first after `first` and the rest after `rest`:
+ * wrapped at spaces, and a word longer than a whole line split across lines, never cut off (an
+ * address or a command is read, and copied, whole).
+ */
+export function wrap(text: string, width: number, first = '', rest = ' '.repeat(first.length)): string[] {
+  const lines: string[] = [];
+  let line = first;
+  let empty = true;
+  for (let word of text.split(' ')) {
+    if (!empty && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = rest;
+      empty = true;
+    }
+    // A word longer than a whole line: as much as fits, and the rest on the next lines.
+    while (empty && line.length + word.length > width && width > line.length) {
+      const room = width - line.length;
+      lines.push(line + word.slice(0, room));
+      word = word.slice(room);
+      line = rest;
+    }
+    line = empty ? line + word : `${line} ${word}`;
+    empty = false;
+  }
+  lines.push(line);
+  return lines.map((l) => l.trimEnd());
 }
 
 function time(d: Date): string {
   return d.toTimeString().slice(0, 8);
 }
 
-/** The whole screen as text, each line at most `width` columns. */
+const isCommand = (line: string) => /^ {2}thinlayer /.test(line);
+
+/** The whole screen as text, each line at most `width` columns but a command longer than that (said whole, never cut). */
 export function renderLiveView(model: LiveModel, opts: { now: Date; width: number }): string {
   const w = Math.max(40, opts.width);
   const lines: string[] = [];
@@ -162,12 +191,14 @@ export function renderLiveView(model: LiveModel, opts: { now: Date; width: numbe
     model.phase === 'running'
       ? `reconciling (run ${model.run}: ${model.runReasons.join(', ') || 'start'})`
       : model.phase === 'retrying'
-        ? `retrying after ${model.consecutiveFailures} failed run(s)`
+        ? `retrying after ${plural(model.consecutiveFailures, 'failed run')}`
         : model.phase === 'idle'
           ? `converged ${model.lastRunEnded ? `${formatDuration(opts.now.getTime() - model.lastRunEnded.getTime())} ago` : ''}`.trim()
           : model.phase;
-  lines.push(`thinlayer watch ${model.file}  ·  ${phase}`);
-  lines.push(`state ${model.stateDir}  ·  drift check every ${formatDuration(model.intervalMs)}${model.metricsUrl ? `  ·  ${model.metricsUrl}` : ''}`);
+  lines.push(...wrap(`thinlayer watch ${model.file}  ·  ${phase}`, w));
+  lines.push(...wrap(`state ${model.stateDir}  ·  drift check every ${formatDuration(model.intervalMs)}`, w));
+  // The metrics address on a line of its own: with --metrics-port 0 its port is only known here.
+  if (model.metricsUrl) lines.push(...wrap(`metrics ${model.metricsUrl}`, w));
   lines.push('');
 
   const s = model.status;
@@ -188,25 +219,36 @@ export function renderLiveView(model: LiveModel, opts: { now: Date; width: numbe
   const devices = s?.devices ?? [];
   if (devices.length === 0) lines.push('Devices: none');
   else {
-    const rows = devices.map((d) => [d.name, d.state === d.desired ? d.state : `${d.state} → ${d.desired}`, d.mountpoint ?? '-', d.devPath ?? '-']);
+    const rows = [...devices]
+      .sort((a, b) => naturalCompare(a.name, b.name))
+      .map((d) => [d.name, d.state === d.desired ? d.state : `${d.state} → ${d.desired}`, d.mountpoint ?? '-', d.stablePath ?? d.devPath ?? '-']);
     const headers = ['DEVICE', 'STATE', 'MOUNTPOINT', 'DEV'];
     const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-    const fmt = (r: string[]) =>
+    const fmt = (r: string[], n = r.length) =>
       r
+        .slice(0, n)
         .map((c, i) => c.padEnd(widths[i]))
         .join('  ')
         .trimEnd();
-    lines.push(fmt(headers), ...rows.map(fmt));
+    if (fmt(headers).length + widths[3] - 3 <= w) lines.push(fmt(headers), ...rows.map((r) => fmt(r)));
+    // Too wide for the screen: each device's path on a line of its own under it, whole.
+    else lines.push(fmt(headers, 3), ...rows.flatMap((r) => [fmt(r, 3), ...(r[3] === '-' ? [] : [`        ${r[3]}`])]));
   }
   lines.push('');
 
   lines.push('Recent:');
   if (model.recent.length === 0) lines.push('  (nothing yet)');
+  // Each level marked, and said in words for a warning or an error: the glyph alone is easy to misread.
   const mark: Record<Level, string> = { info: ' ', warn: '!', error: '✗' };
+  const word: Record<Level, string> = { info: '', warn: 'warning: ', error: 'error: ' };
   for (const r of model.recent) {
     const [first, ...more] = r.text.split('\n');
-    lines.push(`${mark[r.level]} ${time(r.at)} ${first}`);
-    for (const m of more) lines.push(`           ${m}`);
+    const head = `${mark[r.level]} ${time(r.at)} `;
+    const indent = ' '.repeat(head.length);
+    lines.push(...wrap(`${word[r.level]}${first}`, w, head, indent));
+    // An indented line is a command to run: on a line of its own from the second column, whole, so that it is copied whole.
+    for (const m of more) lines.push(...(m.startsWith('  ') ? [`  ${m.trim()}`] : wrap(m.trim(), w, indent)));
   }
-  return lines.map((l) => clip(l, w)).join('\n');
+  // Tables are wrapped too: a long mountpoint or device path goes on, never cut off.
+  return lines.flatMap((l) => (l.length <= w || isCommand(l) ? [l] : wrap(l, w, '', '    '))).join('\n');
 }

@@ -52,9 +52,9 @@ describe('the command line', () => {
   });
 
   it('refuses extra positionals and unknown options, naming them', async () => {
-    const extra = await run(['status', 'web1']);
+    const extra = await run(['doctor', 'web1']);
     expect(extra.code).toBe(2);
-    expect(extra.err).toMatch(/too many arguments for 'status'/);
+    expect(extra.err).toMatch(/too many arguments for 'doctor'/);
     const unknown = await run(['status', '--frobnicate']);
     expect(unknown.code).toBe(2);
     expect(unknown.err).toMatch(/--frobnicate/);
@@ -114,5 +114,17 @@ describe('summary lines', () => {
       expect(summaryLine({ command, outcome: 'nothing-recorded', steps: 0 })).toBe(
         `${command}: nothing recorded yet: run \`thinlayer apply -f MANIFEST\` first.`,
       );
+  });
+});
+
+describe('-o json', () => {
+  it('is --json for status only: diff -o json writes a tar named json', async () => {
+    const { contextOf } = await import('../../src/cli/command-context.ts');
+    const { CliOutput } = await import('../../src/cli/output.ts');
+    const { Command } = await import('commander');
+    const io = new CliOutput(new PassThrough(), new PassThrough());
+    const ctx = (command: string) => contextOf({ command, opts: { output: 'json' }, args: [] }, new Command(), io, '/nonexistent-thinlayer-test');
+    expect(ctx('status').json).toBe(true);
+    expect(ctx('diff').json).toBe(false);
   });
 });

@@ -4,7 +4,8 @@ import { describe, it, expect } from 'vitest';
 import { PassThrough } from 'node:stream';
 import { formatBytes, formatDuration } from '../../src/messages/format.ts';
 import { progressLine, ProgressBar } from '../../src/cli/progress-bar.ts';
-import { renderDeletes, TerminalReporter } from '../../src/cli/render.ts';
+import { renderDeletes, renderEvent, TargetNames, TerminalReporter } from '../../src/cli/render.ts';
+import type { ThinlayerEvent } from '../../src/model/events.ts';
 import { renderDoctor } from '../../src/doctor/report-text.ts';
 import type { DoctorReport } from '../../src/doctor/diagnose.ts';
 
@@ -74,7 +75,11 @@ describe("destroy's prompt", () => {
       'This deletes 2 devices (web1, web2), 1 layer (fedora), the base, the pool and 2 files (/s/data.img, /s/metadata.img), with all their data.',
     );
     expect(renderDeletes({ ...plan, deletes: { devices: ['web2'], layers: [], base: false, pool: false, files: [] } })).toBe(
-      'This deletes 1 device (web2), with all their data.',
+      'This deletes 1 device (web2), with all its data.',
+    );
+    // Named in natural order, as people count: d2 before d10.
+    expect(renderDeletes({ ...plan, deletes: { devices: ['d10', 'd1', 'd2'], layers: [], base: false, pool: false, files: [] } })).toBe(
+      'This deletes 3 devices (d1, d2, d10), with all their data.',
     );
   });
 });
@@ -91,6 +96,29 @@ describe("doctor's totals", () => {
       findings: [{ code: 'state.empty', severity: 'info', subject: 'log', message: 'nothing is recorded', repair: 'thinlayer apply -f MANIFEST' }],
       exitCode: 0,
     } as unknown as DoctorReport;
-    expect(renderDoctor(report)).toMatch(/0 error\(s\), 0 warning\(s\), 1 info\./);
+    expect(renderDoctor(report)).toMatch(/0 errors, 0 warnings, 1 info\./);
+  });
+});
+
+describe('the event log for people', () => {
+  it('names a layer as the manifest does, with its digest beside, and says standard input for -f -', () => {
+    const names = new TargetNames();
+    const intent = {
+      seq: 21,
+      at: '2026-12-08T02:59:33.449Z',
+      type: 'step.intent',
+      stepId: 'r:8',
+      op: 'snap.create',
+      target: 'layer:5f70bf18a0860070',
+      args: { label: 'fedora' },
+      txid: 1,
+    } as unknown as ThinlayerEvent;
+    expect(renderEvent(intent, names)).toMatch(/snap\.create layer fedora \(5f70bf18a0860070\) \(txid 1\)$/);
+    const done = { seq: 22, at: '2026-12-08T02:59:33.516Z', type: 'step.done', stepId: 'r:8', op: 'snap.create', target: 'layer:5f70bf18a0860070', result: {} };
+    expect(renderEvent(done as unknown as ThinlayerEvent, names)).toMatch(/snap\.create layer fedora \(5f70bf18a0860070\)$/);
+    const device = { ...done, target: 'device:web1' };
+    expect(renderEvent(device as unknown as ThinlayerEvent, names)).toMatch(/snap\.create device web1$/);
+    const stdin = { seq: 1, at: '2026-12-08T02:59:33.000Z', type: 'desired.set', manifest: { file: '/home/me/-', layers: [{}], devices: [{}, {}] } };
+    expect(renderEvent(stdin as unknown as ThinlayerEvent)).toMatch(/desired\.set \(standard input\): 1 layer, 2 devices$/);
   });
 });

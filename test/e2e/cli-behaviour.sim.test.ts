@@ -93,8 +93,11 @@ describe('the CLI for scripts and people', () => {
       expect(d.mappedPercent).toBeCloseTo((d.mappedBytes / d.sizeBytes) * 100, 1);
     }
     const text = box.run(['status']).stdout;
-    expect(text).toMatch(/SIZE\s+MAPPED\s+DATA%/);
-    expect(text).toMatch(/web1\s+apache\s+mounted\s+mounted\s+256 MiB\s+\d+(\.\d)? [KMG]iB/);
+    expect(text).toMatch(/SIZE\s+USED\s+MOUNTPOINT\s+DEV/);
+    // The mapped bytes with their share of the size beside them, and the stable /dev/mapper name.
+    expect(text).toMatch(/web1\s+apache\s+mounted\s+256 MiB\s+\d+(\.\d)? [KMG]iB \(\d+\.\d%\)\s+\S+\s+\/dev\/mapper\/\S+web1$/m);
+    expect(text).not.toMatch(/\/dev\/dm-\d/);
+    expect(box.run(['status', '-o', 'wide']).stdout).toMatch(/\/dev\/dm-\d/);
     expect(box.run(['down']).code).toBe(0);
     expect(box.json(['status']).devices.map((d: any) => d.mappedBytes)).toEqual([null, null]);
   });

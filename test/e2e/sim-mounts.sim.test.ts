@@ -25,7 +25,8 @@ describe("the simulated kernel's mounts", () => {
     expect(existsSync(join(seen, 'lost+found'))).toBe(true);
     const status = b.json(['status']);
     expect(status.devices.find((d: any) => d.name === 'web1')).toMatchObject({ mountpoint: join(base, 'web1'), seenAt: seen });
-    expect(b.run(['status']).stdout).toContain(`(seen at ${seen})`);
+    expect(b.run(['status']).stdout).toContain(`mounts are seen under ${join(b.stateDir, 'sim', 'mnt')}`);
+    expect(b.run(['status', '-o', 'wide']).stdout).toMatch(new RegExp(`${join(base, 'web1')}\\s+${seen}`));
     expect(b.run(['destroy', '--yes']).code).toBe(0);
     expect(existsSync(join(b.root, 'run'))).toBe(false);
   });

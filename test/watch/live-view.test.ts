@@ -34,6 +34,7 @@ function status(): StatusView {
         thinId: 3,
         dmName: 'a',
         devPath: '/dev/dm-3',
+        stablePath: '/dev/mapper/a',
         sizeBytes: 1 << 30,
         mappedBytes: 1 << 20,
         mappedPercent: 0.1,
@@ -74,8 +75,8 @@ describe('the live view', () => {
     expect(screen).toMatch(/data +\[#{16}\.{4}\] +81%/);
     expect(screen).toMatch(/web1 +mounted +\/run\/thinlayer\/web1/);
     expect(screen).toMatch(/web2 +created → activated/);
-    expect(screen).toMatch(/^! \d\d:\d\d:\d\d pool data is 81% full \(past 80%\)$/m); // a warning is marked
-    expect(screen).toContain('run 3: 2 step(s) in 1.2s');
+    expect(screen).toMatch(/^! \d\d:\d\d:\d\d warning: pool data is 81% full \(past 80%\)$/m); // a warning is marked, in words too
+    expect(screen).toContain('run 3: 2 steps in 1.2s');
   });
 
   it('keeps the last lines only, and fits the width', () => {
@@ -91,8 +92,28 @@ describe('the live view', () => {
     let model = initialLiveModel('web.yaml', '/s', 1000);
     model = applyMessage(model, { code: 'watch.run-failed', run: 1, error: 'dm.create x: EIO', failures: 2, retryInMs: 4000 }, at);
     const screen = renderLiveView(model, { now: at, width: 100 });
-    expect(screen).toContain('retrying after 2 failed run(s)');
-    expect(screen).toContain('run 1 failed (2 in a row): dm.create x: EIO; retrying in 4s');
+    expect(screen).toContain('retrying after 2 failed runs');
+    expect(screen).toContain('error: run 1 failed (2 in a row): dm.create x: EIO; retrying in 4s');
+  });
+
+  it('at 80 columns, wraps rather than cuts an address or a command, and marks a warning as one', () => {
+    let model = initialLiveModel('/etc/thinlayer/a-rather-long-directory/host.yaml', '/var/lib/thinlayer', 30_000);
+    model = applyMessage(model, { code: 'watch.started', file: model.file, intervalMs: 30_000, metricsUrl: 'http://127.0.0.1:45321/metrics' }, at);
+    model = applyMessage(model, { code: 'pool.use-warning', role: 'data', percent: 91.9, level: 90 }, at);
+    model = applyMessage(model, { code: 'watch.needs-confirmation', file: model.file, deletes: ['device:web1', 'device:web2'] }, at);
+    model = withStatus(model, status());
+    const screen = renderLiveView(model, { now: at, width: 80 });
+    const lines = screen.split('\n');
+    for (const line of lines) expect(line.length, line).toBeLessThanOrEqual(80);
+    expect(screen).not.toContain('…');
+    expect(lines).toContain('metrics http://127.0.0.1:45321/metrics');
+    expect(lines).toContain('  thinlayer apply -f /etc/thinlayer/a-rather-long-directory/host.yaml --yes');
+    // A command longer than the screen is still said whole, on its line.
+    const long = applyMessage(model, { code: 'watch.needs-confirmation', file: `/srv/${'x'.repeat(80)}.yaml`, deletes: ['device:web1'] }, at);
+    expect(renderLiveView(long, { now: at, width: 80 }).split('\n')).toContain(`  thinlayer apply -f /srv/${'x'.repeat(80)}.yaml --yes`);
+    expect(screen).toMatch(/^! \d\d:\d\d:\d\d warning: pool data is 91\.9% full \(past 90%\)$/m);
+    expect(screen).not.toMatch(/✗.*pool data/);
+    expect(screen).toMatch(/^web1 .*\/dev\/mapper\/a$/m);
   });
 
   it('leaves plans and step starts out of the lines', () => {

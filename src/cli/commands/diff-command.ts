@@ -3,6 +3,7 @@
 import { resolve } from 'node:path';
 import type { CommandContext } from '../command-context.ts';
 import { UserError } from '../../errors/index.ts';
+import { plural } from '../../messages/format.ts';
 
 export async function run({ io, json, o, inv, common }: CommandContext): Promise<number> {
   const device = inv.args[0];
@@ -17,6 +18,6 @@ export async function run({ io, json, o, inv, common }: CommandContext): Promise
   }
   for (const c of result.changes) io.print(`${c.kind} ${c.path}`);
   if (result.tar)
-    io.note(`diff: ${result.changes.length} change(s) of ${device} against layer ${result.layer} written to ${result.tar.path} (${result.tar.diffId})`);
+    io.note(`diff: ${plural(result.changes.length, 'change')} of ${device} against layer ${result.layer} written to ${result.tar.path} (${result.tar.diffId})`);
   return 0;
 }

@@ -2,7 +2,7 @@
 
 import type { CommandContext } from '../command-context.ts';
 import { UserError } from '../../errors/index.ts';
-import { renderEvent } from '../render.ts';
+import { renderEvent, TargetNames } from '../render.ts';
 import type { Since } from '../../app/read-events.ts';
 
 export type { Since };
@@ -36,10 +36,11 @@ export async function run({ io, json, o, stateDir }: CommandContext): Promise<nu
     io.readerGone.signal.addEventListener('abort', stop, { once: true });
     return controller.signal;
   };
+  const names = new TargetNames();
   try {
     for await (const e of readEvents({ stateDir, since, follow: o.follow === true ? follow : undefined })) {
       if (io.readerGone.signal.aborted) return 0;
-      io.print(json ? JSON.stringify(e) : renderEvent(e));
+      io.print(json ? JSON.stringify(e) : renderEvent(e, names));
     }
     return 0;
   } finally {

@@ -2,6 +2,7 @@
 
 import { resolve } from 'node:path';
 import type { CommandContext } from '../command-context.ts';
+import { plural } from '../../messages/format.ts';
 import { UserError } from '../../errors/index.ts';
 
 export async function run({ io, json, o, inv, common }: CommandContext): Promise<number> {
@@ -26,6 +27,6 @@ export async function run({ io, json, o, inv, common }: CommandContext): Promise
     io.print(JSON.stringify(result));
     return 0;
   }
-  io.note(`export: ${result.kind} ${name} as ${result.layers.length} layer(s) in ${result.dir}, tag ${result.tag}, manifest ${result.manifestDigest}`);
+  io.note(`export: ${result.kind} ${name} as ${plural(result.layers.length, 'layer')} in ${result.dir}, tag ${result.tag}, manifest ${result.manifestDigest}`);
   return 0;
 }

@@ -9,7 +9,8 @@ import { UserError } from '../../errors/index.ts';
 import { TerminalReporter, renderInterrupted } from '../render.ts';
 import { interruptedExitCode } from '../exit-codes.ts';
 import { summaryLine } from '../output.ts';
-import { askYesNo } from '../prompt.ts';
+import { askYesNo, canAsk } from '../prompt.ts';
+import { CancelledError } from '../cancelled.ts';
 import { withSignals } from '../signals.ts';
 import { printer, type DoctorCommandOptions } from './doctor-command.ts';
 
@@ -24,6 +25,8 @@ export interface GcCommandOptions extends DoctorCommandOptions {
   keepForeign?: boolean;
   /** Asks the user; answers true to go ahead (the CLI asks on a terminal). Without it, only --yes confirms. */
   confirm?: (question: string) => Promise<boolean>;
+  /** Whether `confirm` asked someone (a terminal): a no is then a cancellation, not a missing --yes. */
+  asked?: () => boolean;
 }
 
 export async function gcCommand(opts: GcCommandOptions): Promise<number> {
@@ -59,7 +62,7 @@ function renderGc(outcome: GcOutcome, print: (text: string) => void, opts: GcCom
       print(
         json
           ? JSON.stringify({ keptForeign: outcome.thinIds, txid: outcome.txid })
-          : `Kept as foreign: thin id(s) ${outcome.thinIds.join(', ') || 'none'}; the log now accepts the pool's transaction id ${outcome.txid}.`,
+          : `Kept as foreign: ${outcome.thinIds.length === 0 ? 'no thin id' : `${outcome.thinIds.length === 1 ? 'thin id' : 'thin ids'} ${outcome.thinIds.join(', ')}`}; the log now accepts the pool's transaction id ${outcome.txid}.`,
       );
       return 0;
     case 'shown':
@@ -67,6 +70,7 @@ function renderGc(outcome: GcOutcome, print: (text: string) => void, opts: GcCom
       return outcome.plan.blockers.length > 0 ? 1 : 0;
     case 'declined':
       print(json ? JSON.stringify(outcome.summary) : outcome.question);
+      if (opts.asked?.()) throw new CancelledError(`deleting thin id ${opts.thinId}`);
       throw new UserError(`thin id ${opts.thinId} was not deleted: it was not confirmed (re-run with --yes to confirm)`, { path: '--yes' }, 'E_NOT_CONFIRMED');
     case 'ran': {
       const { result, plan, summary } = outcome;
@@ -81,7 +85,7 @@ function renderGc(outcome: GcOutcome, print: (text: string) => void, opts: GcCom
           }),
         );
       else if (result.interrupted) print(renderInterrupted(result.steps, plan.steps.length));
-      else if (result.steps > 0 || result.settled > 0) print(renderGcResult(result));
+      else if (result.steps > 0 || result.settled > 0) print(renderGcResult(result, plan));
       return result.interrupted ? interruptedExitCode(opts.signal) : 0;
     }
   }
@@ -95,7 +99,11 @@ export async function run({ io, json, o, stateDir, backend }: CommandContext): P
       { path: '--thin-id', expected: 'a whole number' },
       'E_USAGE',
     );
-  const confirm = (question: string) => askYesNo(question, json);
+  let asked = false;
+  const confirm = (question: string) => {
+    asked = canAsk(json);
+    return askYesNo(question, json);
+  };
   const run = (signal: AbortSignal) =>
     gcCommand({
       stateDir,
@@ -105,6 +113,7 @@ export async function run({ io, json, o, stateDir, backend }: CommandContext): P
       thinId: thinId !== undefined ? Number(thinId) : undefined,
       keepForeign: o.keepForeign === true,
       confirm,
+      asked: () => asked,
       out: io.out,
       err: io.err,
       signal,
