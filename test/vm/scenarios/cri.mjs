@@ -21,8 +21,7 @@ export const name = 'cri';
 const IMAGE = 'docker.io/library/tlcri:1';
 const SANDBOX_IMAGE = 'registry.local/tl-pause:1';
 const MESSAGE = 'hello from a pod on thinlayer';
-// 20 passed once (215 s to start, 191 s to remove, host load 10); 10 keep the tier inside CI's time.
-const PODS = 10;
+const PODS = 20;
 
 /** Every value of `TL-CRI KEY=…` lines, in order. */
 function criValues(output, key) {
