@@ -5,7 +5,7 @@
 // is removed by the next writer.
 
 import { createHash } from 'node:crypto';
-import { closeSync, constants, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync, existsSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { processExists } from '../host/process-exists.ts';
@@ -33,8 +33,8 @@ function removeDeadTemps(dir: string): void {
   }
 }
 
-/** Writes `chunks` to `path` whole: a private temporary file beside it (0600), synced, renamed over it. */
-export function writeWhole(path: string, chunks: Iterable<Buffer>): WrittenFile {
+/** Writes `chunks` to a private temporary file of this process (0600) beside `path`, synced: renamed by the caller. */
+function writeTemp(path: string, chunks: Iterable<Buffer>): { temp: string; digest: string; bytes: number } {
   removeDeadTemps(dirname(path));
   const temp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
   const fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
@@ -53,8 +53,14 @@ export function writeWhole(path: string, chunks: Iterable<Buffer>): WrittenFile 
     throw e;
   }
   closeSync(fd);
+  return { temp, digest: `sha256:${hash.digest('hex')}`, bytes };
+}
+
+/** Writes `chunks` to `path` whole: a private temporary file beside it (0600), synced, renamed over it. */
+export function writeWhole(path: string, chunks: Iterable<Buffer>): WrittenFile {
+  const { temp, digest, bytes } = writeTemp(path, chunks);
   renameSync(temp, path);
-  return { path, digest: `sha256:${hash.digest('hex')}`, bytes };
+  return { path, digest, bytes };
 }
 
 /** Where the store keeps the blob of that digest. */
@@ -62,15 +68,23 @@ export function blobPath(store: string, digest: string): string {
   return join(store, 'sha256', digest.replace(/^sha256:/, ''));
 }
 
+/**
+ * Names a written temporary file by its digest. Each writer renames its own temporary file (its pid
+ * in the name), never a shared one, so two writers of one store (two exports into one layout, which
+ * hold no lock) cannot name each other's bytes; the same digest is the same bytes, so a rename over
+ * a blob already there changes nothing.
+ */
+function nameByDigest(store: string, written: { temp: string; digest: string; bytes: number }): WrittenFile {
+  const path = blobPath(store, written.digest);
+  renameSync(written.temp, path);
+  return { path, digest: written.digest, bytes: written.bytes };
+}
+
 /** Stores `chunks` under their digest in `store` (made 0700): written whole, then named by what it holds. */
 export function storeBlob(store: string, chunks: Iterable<Buffer>): WrittenFile {
   const dir = join(store, 'sha256');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const incoming = writeWhole(join(dir, 'incoming'), chunks);
-  const path = blobPath(store, incoming.digest);
-  if (existsSync(path)) rmSync(incoming.path);
-  else renameSync(incoming.path, path);
-  return { ...incoming, path };
+  return nameByDigest(store, writeTemp(join(dir, 'incoming'), chunks));
 }
 
 /** `storeBlob` for content that arrives as a stream (a layer read from its source, compressed on the way). */
@@ -96,9 +110,5 @@ export async function storeBlobStream(store: string, chunks: AsyncIterable<Buffe
   } finally {
     await handle.close().catch(() => undefined);
   }
-  const digest = `sha256:${hash.digest('hex')}`;
-  const path = blobPath(store, digest);
-  if (existsSync(path)) rmSync(temp);
-  else renameSync(temp, path);
-  return { path, digest, bytes };
+  return nameByDigest(store, { temp, digest: `sha256:${hash.digest('hex')}`, bytes });
 }
