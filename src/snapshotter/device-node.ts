@@ -46,15 +46,18 @@ export async function forgetDeviceNode(dmName: string, stateDir: StateDir): Prom
 /**
  * The node each device was last answered with, so that Mounts (a read, called for every container
  * start) does not look at up to four paths again each time. An entry holds only for the device
- * numbers it was found for: a device activated again under other numbers is looked up anew, and a
- * removed device's entry goes with its node.
+ * numbers it was found for, and while its node is still that device: a device activated again under
+ * other numbers, or a node removed behind thinlayer's back, is looked up anew, and a removed
+ * device's entry goes with its node.
  */
 export class DeviceNodes {
   readonly #known = new Map<string, { major: number; minor: number; path: string }>();
 
   async pathOf(info: DmInfo, stateDir: StateDir): Promise<string> {
     const known = this.#known.get(info.name);
-    if (known && known.major === info.major && known.minor === info.minor) return known.path;
+    // One stat, not up to four: the node answered last time must still be this device (a node
+    // removed or replaced behind thinlayer's back is looked up anew, not handed to containerd).
+    if (known && known.major === info.major && known.minor === info.minor && (await isNodeOf(known.path, info))) return known.path;
     const path = await ensureDeviceNode(info, stateDir);
     this.#known.set(info.name, { major: info.major, minor: info.minor, path });
     return path;
