@@ -147,7 +147,12 @@ export function buildServer(service: SnapshotService, reporter: Reporter): Serve
     ),
     List: (call: ServerWritableStream<ListRequest, ListResponse>) => {
       try {
-        const infos = service.list(namespaceOf(call.metadata), call.request.filters ?? []);
+        const ns = namespaceOf(call.metadata);
+        const filters = call.request.filters ?? [];
+        // What Stat, Mounts and Usage serve under this header (keySpaceOf), List lists too: with a
+        // header, containerd's own NS/SEQ/NAME keys of that namespace live in the empty one.
+        const own = ns === '' ? [] : service.list('', filters).filter((i) => keySpaceOf(call.metadata, i.name) === '');
+        const infos = [...service.list(ns, filters), ...own];
         for (let i = 0; i < infos.length; i += LIST_BATCH) call.write({ info: infos.slice(i, i + LIST_BATCH).map(infoMessage) });
         call.end();
       } catch (e) {

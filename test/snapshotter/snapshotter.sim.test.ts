@@ -156,6 +156,23 @@ describe('thinlayer snapshotter (simulated kernel)', () => {
     expect(readFileSync(file, 'utf8')).toBe('keep me');
   });
 
+  it("lists containerd's own NS/SEQ/NAME keys under that namespace's header as Stat finds them there, whichever way they were made", async () => {
+    const b = box();
+    onTestFinished(() => b.cleanup());
+    const run = await startHere(b);
+    onTestFinished(() => run.stop());
+    const c = run.client;
+    await c.Prepare({ key: 'k8s.io/1/by-ctr', parent: '' }); // ctr and the garbage collector: no header
+    await c.Prepare({ key: 'k8s.io/2/by-cri', parent: '' }, ns('k8s.io')); // the CRI plugin, in process: a header
+    await c.Prepare({ key: 'plain', parent: '' }, ns('k8s.io'));
+    const listed = (await c.List({}, ns('k8s.io'))).map((i) => i.name).sort();
+    expect(listed).toEqual(['k8s.io/1/by-ctr', 'k8s.io/2/by-cri', 'plain']);
+    for (const key of listed) expect((await c.Stat({ key }, ns('k8s.io'))).info.name).toBe(key);
+    // Without the header, only the empty namespace's keys: containerd's own, not the header's others.
+    expect((await c.List({})).map((i) => i.name).sort()).toEqual(['k8s.io/1/by-ctr', 'k8s.io/2/by-cri']);
+    expect((await c.List({}, ns('other'))).map((i) => i.name)).toEqual([]);
+  });
+
   it('keeps each containerd namespace a key space of its own', async () => {
     const b = box();
     onTestFinished(() => b.cleanup());
